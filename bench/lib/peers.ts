@@ -1,0 +1,254 @@
+/**
+ * The peers teleport is measured against: rsync as a daemon (plaintext), and scp / rsync over a
+ * private sshd. Each runs on a free loopback port with its config, keys and logs in a temp dir,
+ * and is stopped with its process group on `stop()` or at exit.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { findFreePort, makeTempDir, type ServerProcess, startServer, waitForPort } from "./processes.js";
+
+/** Debian packages the peers and the measurements need. */
+export const PEER_PACKAGES = ["rsync", "openssh-server", "openssh-client", "time"] as const;
+
+/** Package name -> why it cannot be used; a package not listed is installed. */
+export type UnavailablePackages = ReadonlyMap<string, string>;
+
+let aptListsUpdated = false;
+
+/**
+ * Installs whichever of `packages` are missing. Never throws: a package that cannot be
+ * installed is reported, so the benchmark skips the peers that need it and measures the rest.
+ */
+export function ensureDebianPackages(packages: readonly string[]): UnavailablePackages {
+  const unavailable = new Map<string, string>();
+  const missing = packages.filter((name) => !isPackageInstalled(name));
+  if (missing.length === 0) return unavailable;
+
+  if (process.getuid?.() !== 0) {
+    for (const name of missing) unavailable.set(name, "not installed, and not root to apt-get install it");
+    return unavailable;
+  }
+  console.error(`bench: installing ${missing.join(" ")} with apt-get`);
+  updateAptListsOnce();
+  // One transaction first; if it fails, retry one by one so a single broken package (say an
+  // openssh-server postinst that cannot start a service) does not cost us rsync as well.
+  const batch = aptGet(["install", "-y", "--no-install-recommends", ...missing]);
+  for (const name of missing) {
+    if (isPackageInstalled(name)) continue;
+    const single = batch.ok ? batch : aptGet(["install", "-y", "--no-install-recommends", name]);
+    if (!isPackageInstalled(name)) unavailable.set(name, `apt-get install failed: ${single.outputTail}`);
+  }
+  return unavailable;
+}
+
+/** Why a peer needing `required` cannot run, or null when it can. */
+export function whyUnavailable(unavailable: UnavailablePackages, required: readonly string[]): string | null {
+  const reasons = required.flatMap((name) => {
+    const reason = unavailable.get(name);
+    return reason === undefined ? [] : [`${name}: ${reason}`];
+  });
+  return reasons.length === 0 ? null : reasons.join("; ");
+}
+
+function isPackageInstalled(name: string): boolean {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${Status} is dpkg-query's format syntax.
+  const query = spawnSync("dpkg-query", ["-W", "-f=${Status}", name], { encoding: "utf8" });
+  return query.status === 0 && query.stdout.trim() === "install ok installed";
+}
+
+function updateAptListsOnce(): void {
+  if (aptListsUpdated) return;
+  aptListsUpdated = true;
+  const update = aptGet(["update"]);
+  // Stale lists may still be enough to install from, so go on and let install decide.
+  if (!update.ok) console.error(`bench: apt-get update failed, trying install anyway: ${update.outputTail}`);
+}
+
+function aptGet(args: readonly string[]): { ok: boolean; outputTail: string } {
+  const result = runTool("apt-get", args, { DEBIAN_FRONTEND: "noninteractive" }, 15 * 60_000);
+  return { ok: result.ok, outputTail: result.output.trimEnd().split("\n").slice(-3).join(" | ") };
+}
+
+function runTool(
+  command: string,
+  args: readonly string[],
+  extraEnv: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+): { ok: boolean; output: string } {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    env: { ...process.env, ...extraEnv },
+    timeout: timeoutMs,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output = `${result.stdout ?? ""}${result.stderr ?? ""}${result.error ? String(result.error) : ""}`;
+  return { ok: result.status === 0, output };
+}
+
+function firstLine(text: string): string {
+  return text.trim().split("\n")[0] ?? "";
+}
+
+export interface RsyncDaemon {
+  /** `rsync://127.0.0.1:PORT/bench`, the read-only module serving the directory. */
+  readonly moduleUrl: string;
+  readonly server: ServerProcess;
+  readonly version: string;
+  stop(): Promise<void>;
+}
+
+/** An rsync daemon serving `moduleDir` read-only as module `bench` on a free loopback port. */
+export async function startRsyncDaemon(moduleDir: string): Promise<RsyncDaemon> {
+  const temp = makeTempDir("rsyncd");
+  const configPath = join(temp.path, "rsyncd.conf");
+  // uid/gid root: as root the daemon would otherwise drop to nobody, and then fail on any
+  // benchmark directory that nobody cannot read.
+  writeFileSync(
+    configPath,
+    [
+      "use chroot = no",
+      "uid = root",
+      "gid = root",
+      `log file = ${join(temp.path, "rsyncd.log")}`,
+      "[bench]",
+      `  path = ${moduleDir}`,
+      "  read only = yes",
+      "",
+    ].join("\n"),
+  );
+  try {
+    const port = await findFreePort();
+    const server = await startServer(
+      "rsync daemon",
+      "rsync",
+      ["--daemon", "--no-detach", `--config=${configPath}`, `--port=${port}`, "--address=127.0.0.1"],
+      { logPath: join(temp.path, "rsyncd.stdout.log") },
+    );
+    await waitForPort(port, { timeoutMs: 10_000, server });
+    return {
+      moduleUrl: `rsync://127.0.0.1:${port}/bench`,
+      server,
+      version: firstLine(runTool("rsync", ["--version"]).output),
+      stop: async () => {
+        await server.stop();
+        temp.remove();
+      },
+    };
+  } catch (error) {
+    temp.remove();
+    throw error;
+  }
+}
+
+export interface SshServer {
+  readonly server: ServerProcess;
+  /** Options for `scp`, to go before the source and destination. */
+  readonly scpArgs: readonly string[];
+  /** The value for `rsync -e`: ssh with the port, key and options of this server. */
+  readonly rsyncRemoteShell: string;
+  /** The cipher ssh negotiated with this server, as `ssh -v` reports it. */
+  readonly negotiatedCipher: string | null;
+  readonly version: string;
+  /** `host:path` naming `path` on this server, for scp and rsync. */
+  remotePath(path: string): string;
+  stop(): Promise<void>;
+}
+
+const SSHD = "/usr/sbin/sshd";
+
+/**
+ * A private sshd on a free loopback port: its own host key, one client key authorised for
+ * root, the default cipher. Login is checked before returning, so a broken setup surfaces here
+ * and not as a failed transfer.
+ */
+export async function startSshServer(): Promise<SshServer> {
+  const temp = makeTempDir("sshd");
+  try {
+    const hostKey = generateKey(join(temp.path, "host_ed25519"));
+    const clientKey = generateKey(join(temp.path, "client_ed25519"));
+    writeFileSync(join(temp.path, "authorized_keys"), clientKey.publicKey);
+    const port = await findFreePort();
+    const configPath = join(temp.path, "sshd_config");
+    writeFileSync(configPath, sshdConfig(port, hostKey.path, temp.path));
+    // sshd refuses to start without its privilege separation directory, which only the
+    // package's service unit creates.
+    mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+
+    const server = await startServer("sshd", SSHD, ["-D", "-e", "-f", configPath], {
+      logPath: join(temp.path, "sshd.log"),
+    });
+    await waitForPort(port, { timeoutMs: 10_000, server });
+
+    const identity = [
+      "-F",
+      "/dev/null",
+      "-i",
+      clientKey.path,
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      "BatchMode=yes",
+    ];
+    const trustAnyHost = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
+    const negotiatedCipher = probeLogin(port, [...identity, ...trustAnyHost], server);
+    // Quiet, so the "Permanently added" warning does not land in every run's output.
+    const clientOptions = [...identity, ...trustAnyHost, "-o", "LogLevel=ERROR"];
+    return {
+      server,
+      scpArgs: ["-P", String(port), ...clientOptions],
+      rsyncRemoteShell: ["ssh", "-p", String(port), ...clientOptions].join(" "),
+      negotiatedCipher,
+      version: firstLine(runTool("ssh", ["-V"]).output),
+      remotePath: (path) => `127.0.0.1:${path}`,
+      stop: async () => {
+        await server.stop();
+        temp.remove();
+      },
+    };
+  } catch (error) {
+    temp.remove();
+    throw error;
+  }
+}
+
+function generateKey(path: string): { path: string; publicKey: string } {
+  const keygen = runTool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "teleport-bench", "-f", path]);
+  if (!keygen.ok) throw new Error(`ssh-keygen failed: ${keygen.output}`);
+  return { path, publicKey: readFileSync(`${path}.pub`, "utf8") };
+}
+
+function sshdConfig(port: number, hostKeyPath: string, dir: string): string {
+  // Debian's sshd uses the external sftp-server, which modern scp speaks; internal-sftp is
+  // the fallback when openssh-sftp-server is not installed.
+  const sftpServer = existsSync("/usr/lib/openssh/sftp-server")
+    ? "/usr/lib/openssh/sftp-server"
+    : "internal-sftp";
+  return [
+    `Port ${port}`,
+    "ListenAddress 127.0.0.1",
+    `HostKey ${hostKeyPath}`,
+    `PidFile ${join(dir, "sshd.pid")}`,
+    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+    "PermitRootLogin prohibit-password",
+    "PubkeyAuthentication yes",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "UsePAM no",
+    // The keys live under /tmp, which is world-writable; strict modes would reject them.
+    "StrictModes no",
+    `Subsystem sftp ${sftpServer}`,
+    "",
+  ].join("\n");
+}
+
+/** Logs in once with `ssh -v true`; returns the negotiated cipher, throws if login fails. */
+function probeLogin(port: number, options: readonly string[], server: ServerProcess): string | null {
+  const probe = runTool("ssh", ["-v", "-p", String(port), ...options, "127.0.0.1", "true"], {}, 30_000);
+  if (!probe.ok) {
+    const clientLog = probe.output.trimEnd().split("\n").slice(-5).join("\n");
+    throw new Error(`ssh login to the private sshd failed:\n${clientLog}\nsshd log:\n${server.logTail()}`);
+  }
+  const match = /kex: server->client cipher: (\S+)/.exec(probe.output);
+  return match?.[1] ?? null;
+}

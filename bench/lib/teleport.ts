@@ -1,0 +1,100 @@
+/**
+ * Drives the built teleport CLI the way a user does: one `teleport host` kept running, and a
+ * `teleport pull --json` per measured run.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { CommandSpec } from "./measure.js";
+import { type ExitState, makeTempDir, type ServerProcess, startServer, waitUntil } from "./processes.js";
+
+/** The compiled CLI entry point, or null when the project has not been built. */
+export function findTeleportCli(repoRoot: string): string | null {
+  const mainPath = join(repoRoot, "dist", "src", "cli", "main.js");
+  return existsSync(mainPath) ? mainPath : null;
+}
+
+export interface TeleportHost {
+  readonly link: string;
+  readonly server: ServerProcess;
+  /** From spawn to the link file being written: startup plus indexing the share. */
+  readonly readySeconds: number;
+  /** SIGTERM; the contract is a clean exit with code 0. */
+  stop(): Promise<ExitState>;
+}
+
+export async function startTeleportHost(cliPath: string, shareDir: string): Promise<TeleportHost> {
+  const temp = makeTempDir("teleport-host");
+  const home = join(temp.path, "home");
+  const linkFile = join(temp.path, "link");
+  mkdirSync(home);
+  try {
+    const started = process.hrtime.bigint();
+    const server = await startServer(
+      "teleport host",
+      process.execPath,
+      [cliPath, "host", shareDir, "--port", "0", "--link-file", linkFile],
+      { logPath: join(temp.path, "host.log"), env: { ...process.env, TELEPORT_HOME: home } },
+    );
+    // Wait for content, not just existence, in case the file is created before it is written.
+    await waitUntil("the share link", async () => readLink(linkFile) !== "", { timeoutMs: 120_000, server });
+    const readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return {
+      link: readLink(linkFile),
+      server,
+      readySeconds,
+      stop: async () => {
+        const exit = await server.stop();
+        temp.remove();
+        return exit;
+      },
+    };
+  } catch (error) {
+    temp.remove();
+    throw error;
+  }
+}
+
+function readLink(linkFile: string): string {
+  return existsSync(linkFile) ? (readFileSync(linkFile, "utf8").split("\n")[0] ?? "").trim() : "";
+}
+
+/**
+ * A cold pull: `clientHome` must be a fresh TELEPORT_HOME, so no chunk store from an earlier
+ * run can make it a re-pull.
+ */
+export function teleportPullCommand(
+  cliPath: string,
+  link: string,
+  destDir: string,
+  clientHome: string,
+): CommandSpec {
+  return {
+    command: process.execPath,
+    args: [cliPath, "pull", link, destDir, "--json"],
+    env: { ...process.env, TELEPORT_HOME: clientHome },
+  };
+}
+
+/** The one JSON line `teleport pull --json` prints. */
+export interface PullReport {
+  files: number;
+  bytes: number;
+  bytesFromNetwork: number;
+  bytesReused: number;
+  seconds: number;
+}
+
+export function parsePullReport(stdout: string): PullReport {
+  const line = stdout.trim().split("\n").at(-1) ?? "";
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    throw new Error(`teleport pull --json printed no JSON line: ${JSON.stringify(stdout.slice(-300))}`);
+  }
+  const fields = ["files", "bytes", "bytesFromNetwork", "bytesReused", "seconds"] as const;
+  const record = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
+  const missing = fields.filter((field) => typeof record[field] !== "number");
+  if (missing.length > 0) throw new Error(`teleport pull report lacks ${missing.join(", ")}: ${line}`);
+  return record as unknown as PullReport;
+}

@@ -1,0 +1,69 @@
+/**
+ * Cuts a file into chunks and hashes them, streaming: chunk references are yielded in batches as
+ * they are hashed, so a receiver can start fetching the start of a 100 GB file while the rest is
+ * still being read. Memory is one read buffer, whatever the file size.
+ */
+import type { FileHandle } from "node:fs/promises";
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { ChunkRef } from "../wire/messages.js";
+import type { Chunker } from "./chunker.js";
+import { hashBytes, StreamingHash } from "./hash.js";
+
+export interface FileDigest {
+  size: number;
+  chunkCount: number;
+  /** BLAKE3 of the whole file (the same value `b3sum` prints). */
+  fileHash: Buffer;
+}
+
+/** Reads are this many chunks at a time: fewer syscalls, and room for a content-defined cut. */
+const CHUNKS_PER_READ = 4;
+
+/**
+ * Yields the chunks of the first `size` bytes of `handle` in order, then returns the file digest.
+ * Throws FILE_CHANGED if the file ends before `size` bytes (it was truncated while being read).
+ */
+export async function* chunkFile(
+  handle: FileHandle,
+  size: number,
+  chunker: Chunker,
+  signal?: AbortSignal,
+): AsyncGenerator<ChunkRef[], FileDigest> {
+  const buffer = Buffer.allocUnsafe(chunker.maxChunkSize * CHUNKS_PER_READ);
+  const fileHash = new StreamingHash();
+  let filled = 0; // bytes in buffer not yet assigned to a chunk
+  let readOffset = 0;
+  let chunkOffset = 0;
+  let chunkCount = 0;
+
+  while (chunkOffset < size) {
+    signal?.throwIfAborted();
+    const want = Math.min(buffer.length - filled, size - readOffset);
+    if (want > 0) {
+      const { bytesRead } = await handle.read(buffer, filled, want, readOffset);
+      if (bytesRead === 0) {
+        throw new TeleportError(ErrorCode.FILE_CHANGED, `file shrank while it was being read (expected ${size} bytes)`);
+      }
+      filled += bytesRead;
+      readOffset += bytesRead;
+    }
+    const eof = readOffset === size;
+    const batch: ChunkRef[] = [];
+    let start = 0;
+    for (;;) {
+      const length = chunker.nextChunkLength(buffer.subarray(start, filled), eof);
+      if (length === 0) break;
+      const data = buffer.subarray(start, start + length);
+      fileHash.update(data);
+      batch.push({ offset: chunkOffset, size: length, hash: hashBytes(data) });
+      chunkOffset += length;
+      start += length;
+      chunkCount++;
+      if (start === filled) break;
+    }
+    if (start > 0 && start < filled) buffer.copy(buffer, 0, start, filled);
+    filled -= start;
+    if (batch.length > 0) yield batch;
+  }
+  return { size, chunkCount, fileHash: fileHash.digest() };
+}

@@ -1,0 +1,188 @@
+/**
+ * The CLI's commands: thin wrappers that turn flags into library calls and results into output.
+ */
+import { once } from "node:events";
+import { open, rename, stat, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { FixedChunker } from "../chunking/chunker.js";
+import { toHex } from "../chunking/hash.js";
+import { chunkFile } from "../chunking/manifest.js";
+import { TeleportClient } from "../client/client.js";
+import { pull } from "../client/pull.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { Host } from "../host/host.js";
+import { type Entry, EntryKind } from "../wire/messages.js";
+import { normalizeUserPath } from "../wire/path.js";
+import { teleportHome } from "./home.js";
+import { createProgressDisplay, formatBytes } from "./progress.js";
+
+export interface HostFlags {
+  port?: number;
+  bind?: string;
+  advertise?: string;
+  linkFile?: string;
+}
+
+export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
+  const host = await Host.start({
+    root: dir,
+    home: teleportHome(),
+    ...(flags.port === undefined ? {} : { port: flags.port }),
+    ...(flags.bind === undefined ? {} : { bind: flags.bind }),
+    ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
+  });
+  process.stdout.write(`${host.url}\n`);
+  if (flags.linkFile !== undefined) await writeFileAtomically(flags.linkFile, `${host.url}\n`);
+  process.stderr.write(`teleport: sharing ${host.share.root} on port ${host.port}; Ctrl-C to stop\n`);
+  await new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) {
+        host.destroy();
+        return;
+      }
+      stopping = true;
+      host.close().then(resolveStop, resolveStop);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}
+
+export interface PullFlags {
+  path?: string;
+  json?: boolean;
+  progress?: boolean;
+}
+
+export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
+  const controller = new AbortController();
+  const cancel = () => controller.abort();
+  process.once("SIGINT", cancel);
+  process.once("SIGTERM", cancel);
+  const client = await TeleportClient.connect(link, { signal: controller.signal });
+  const display = createProgressDisplay(flags.progress !== false && flags.json !== true);
+  try {
+    const summary = await pull(client, {
+      remotePath: flags.path ?? "",
+      dest: resolve(dest),
+      signal: controller.signal,
+      onProgress: (progress) => display.update(progress),
+    });
+    display.stop();
+    const usage = process.resourceUsage();
+    if (flags.json) {
+      const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
+      process.stdout.write(
+        `${JSON.stringify({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024, bytesOnWire: client.bytesReceived })}\n`,
+      );
+    } else {
+      const rate = summary.bytes / Math.max(summary.seconds, 1e-6);
+      process.stdout.write(
+        `pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlinks: ` +
+          `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
+          `${formatBytes(summary.bytesFromNetwork)} from the network\n`,
+      );
+    }
+  } finally {
+    display.stop();
+    await client.close();
+  }
+}
+
+export async function lsCommand(link: string, path: string | undefined, flags: { json?: boolean; recursive?: boolean }) {
+  const client = await TeleportClient.connect(link);
+  try {
+    for await (const entry of client.list(normalizeUserPath(path ?? ""), { recursive: flags.recursive === true })) {
+      await writeOut(flags.json ? `${JSON.stringify(entryToJson(entry))}\n` : `${formatEntry(entry)}\n`);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+export async function catCommand(link: string, path: string, flags: { offset?: number; length?: number }) {
+  const client = await TeleportClient.connect(link);
+  try {
+    const remote = normalizeUserPath(path);
+    const offset = flags.offset ?? 0;
+    let length = flags.length;
+    if (length === undefined) {
+      const entry = await client.stat(remote);
+      if (entry.kind !== EntryKind.FILE) throw new TeleportError(ErrorCode.NOT_A_FILE, `"${remote}" is not a file`);
+      if (offset > entry.size) throw new TeleportError(ErrorCode.RANGE, `offset ${offset} is past the end (${entry.size} bytes)`);
+      length = entry.size - offset;
+    }
+    for await (const piece of client.readRange(remote, offset, length)) await writeOut(piece);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Prints a local file's manifest, streaming, so it can be checked with b3sum on each range. */
+export async function manifestCommand(file: string, flags: { json?: boolean }) {
+  const handle = await open(file, "r").catch((err: unknown) => {
+    throw toTeleportError(err, file);
+  });
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new TeleportError(ErrorCode.NOT_A_FILE, `${file} is not a regular file`);
+    const chunker = new FixedChunker();
+    const chunks = chunkFile(handle, stats.size, chunker);
+    if (flags.json) {
+      const head = { path: file, size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs };
+      await writeOut(`${JSON.stringify(head).slice(0, -1)},"chunks":[`);
+    }
+    let first = true;
+    let step = await chunks.next();
+    while (!step.done) {
+      for (const chunk of step.value) {
+        const row = { offset: chunk.offset, size: chunk.size, hash: toHex(chunk.hash) };
+        await writeOut(flags.json ? `${first ? "" : ","}\n${JSON.stringify(row)}` : `${row.offset}\t${row.size}\t${row.hash}\n`);
+        first = false;
+      }
+      step = await chunks.next();
+    }
+    const fileHash = toHex(step.value.fileHash);
+    await writeOut(flags.json ? `\n],"hash":"${fileHash}"}\n` : `file\t${stats.size}\t${fileHash}\n`);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeOut(data: string | Buffer): Promise<void> {
+  if (!process.stdout.write(data)) await once(process.stdout, "drain");
+}
+
+async function writeFileAtomically(path: string, contents: string): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}`;
+  await writeFile(temp, contents);
+  await rename(temp, path);
+}
+
+function entryToJson(entry: Entry) {
+  const kind = entry.kind === EntryKind.FILE ? "file" : entry.kind === EntryKind.DIRECTORY ? "dir" : "symlink";
+  return {
+    path: entry.path,
+    kind,
+    size: entry.size,
+    mode: entry.mode,
+    mtimeMs: entry.mtimeMs,
+    ...(entry.kind === EntryKind.SYMLINK ? { target: entry.linkTarget } : {}),
+  };
+}
+
+function formatEntry(entry: Entry): string {
+  const type = entry.kind === EntryKind.DIRECTORY ? "d" : entry.kind === EntryKind.SYMLINK ? "l" : "-";
+  const bits = "rwxrwxrwx".split("").map((letter, i) => ((entry.mode >> (8 - i)) & 1 ? letter : "-"));
+  const when = new Date(entry.mtimeMs).toISOString().slice(0, 19).replace("T", " ");
+  const name = entry.kind === EntryKind.SYMLINK ? `${entry.path} -> ${entry.linkTarget}` : entry.path || ".";
+  return `${type}${bits.join("")} ${String(entry.size).padStart(12)} ${when} ${name}`;
+}
+
+export async function ensureDirectoryArgument(path: string): Promise<void> {
+  const stats = await stat(path).catch((err: unknown) => {
+    throw toTeleportError(err, path);
+  });
+  if (!stats.isDirectory()) throw new TeleportError(ErrorCode.USAGE, `${path} is not a folder`);
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * The teleport command line. Errors print as one line with their stable code (and a hint when
+ * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
+ */
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { ErrorCode, toTeleportError } from "../errors.js";
+import { catCommand, ensureDirectoryArgument, hostCommand, lsCommand, manifestCommand, pullCommand } from "./commands.js";
+import { demoCommand } from "./demo.js";
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function nonNegativeInteger(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed)) throw new InvalidArgumentError("expected a whole number");
+  return parsed;
+}
+
+function port(value: string): number {
+  const parsed = nonNegativeInteger(value);
+  if (parsed > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
+  return parsed;
+}
+
+function buildProgram(): Command {
+  const program = new Command("teleport")
+    .description("Fast, encrypted, verified file transfer: host a folder, pull it anywhere.")
+    .version("0.1.0")
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`teleport: ${text.replace(/^error: /, "")}`) });
+
+  program
+    .command("host")
+    .description("share a folder; prints the share link as the first line of stdout")
+    .argument("<dir>", "folder to share (read-only)")
+    .option("--port <n>", "TCP port to listen on (0 picks a free one)", port, 0)
+    .option("--bind <addr>", "address to listen on", "0.0.0.0")
+    .option("--advertise <addr>", "address to put in the link (default: the bind address or this machine's IPv4)")
+    .option("--link-file <path>", "also write the link to this file once listening")
+    .action(async (dir: string, flags) => {
+      await ensureDirectoryArgument(dir);
+      await hostCommand(dir, flags);
+    });
+
+  program
+    .command("pull")
+    .description("pull the whole share, or one file or folder of it, into <dest>")
+    .argument("<link>", "share link printed by `teleport host`")
+    .argument("<dest>", "local folder to pull into (created if missing)")
+    .option("--path <remote>", "file or folder inside the share to pull")
+    .option("--json", "print a one-line JSON summary instead of text")
+    .option("--no-progress", "no progress bar")
+    .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
+
+  program
+    .command("ls")
+    .description("list a folder of the share")
+    .argument("<link>", "share link")
+    .argument("[path]", "folder or file inside the share", "")
+    .option("-r, --recursive", "list everything beneath")
+    .option("--json", "one JSON object per line")
+    .action((link: string, path: string, flags) => lsCommand(link, path, flags));
+
+  program
+    .command("cat")
+    .description("write a file's bytes (or a range of them) to stdout, verified")
+    .argument("<link>", "share link")
+    .argument("<path>", "file inside the share")
+    .option("--offset <n>", "first byte", nonNegativeInteger)
+    .option("--length <n>", "number of bytes", nonNegativeInteger)
+    .action((link: string, path: string, flags) => catCommand(link, path, flags));
+
+  program
+    .command("manifest")
+    .description("print a local file's chunk list with BLAKE3 hashes (check with b3sum)")
+    .argument("<file>", "local file")
+    .option("--json", "JSON output")
+    .action((file: string, flags) => manifestCommand(file, flags));
+
+  program
+    .command("demo")
+    .description("host a generated folder on loopback, pull it, and report what moved and how fast")
+    .option("--size-mb <n>", "size of the large file in MiB", nonNegativeInteger, 256)
+    .option("--keep", "keep the generated folders")
+    .action((flags) => demoCommand(flags));
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    const error = toTeleportError(err);
+    process.stderr.write(`teleport: ${error.message}\n`);
+    if (error.hint !== undefined) process.stderr.write(`  hint: ${error.hint}\n`);
+    if (process.env.TELEPORT_DEBUG === "1") process.stderr.write(`${(err as Error).stack}\n`);
+    return error.code === ErrorCode.USAGE ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}
+
+process.exitCode = await main(process.argv);
+// Output is flushed; nothing left to wait for (pings and sockets are closed or unref'd).
+if (process.exitCode !== 0) process.exit();

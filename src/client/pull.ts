@@ -1,0 +1,425 @@
+/**
+ * Pulling a file or a tree. The manifest streams in from the host; as chunk references arrive
+ * they are batched into GET_CHUNKS requests, kept within a window of bytes in flight, verified
+ * against their BLAKE3 hash on arrival and written at their offset into a temporary file. A file
+ * is renamed to its final name only when every chunk is written; a folder gets its mode and mtime
+ * once everything inside it is done. Memory is bounded by the window, not by file or tree size.
+ */
+import type { FileHandle } from "node:fs/promises";
+import { chmod, mkdir, utimes } from "node:fs/promises";
+import { join } from "node:path";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { type ChunkRef, type ChunkRequest, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
+import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
+import type { TeleportClient } from "./client.js";
+import { commitPath, createSymlink, createTempFile, ensureRealDirectory, removeQuietly } from "./destination.js";
+
+export interface PullOptions {
+  /** File or folder inside the share; the whole share when empty. */
+  remotePath?: string;
+  /** Local folder the file or folder is pulled into. */
+  dest: string;
+  signal?: AbortSignal;
+  onProgress?: (progress: PullProgress) => void;
+  /** Chunk bytes requested but not yet written; bounds the pull's memory. */
+  windowBytes?: number;
+}
+
+export interface PullProgress {
+  files: number;
+  bytesDone: number;
+  /** Bytes of all files the manifest has announced so far. */
+  bytesKnown: number;
+  manifestComplete: boolean;
+}
+
+export interface PullSummary {
+  files: number;
+  directories: number;
+  symlinks: number;
+  bytes: number;
+  bytesFromNetwork: number;
+  bytesReused: number;
+  seconds: number;
+}
+
+const DEFAULT_WINDOW_BYTES = 64 * 1024 * 1024;
+const BATCH_BYTES = 8 * 1024 * 1024;
+const BATCH_CHUNKS = 1024;
+const MAX_OPEN_FILES = 128;
+
+interface DirState {
+  wirePath: string;
+  localPath: string;
+  entry: Entry | undefined; // undefined for the destination root, which keeps its own metadata
+  parent: DirState | undefined;
+  /** Files and folders inside not yet finished. */
+  pending: number;
+  /** True once the manifest has moved past this folder's subtree. */
+  listed: boolean;
+}
+
+interface FileJob {
+  entry: Entry;
+  wirePath: string;
+  finalPath: string;
+  tempPath: string;
+  handle: FileHandle;
+  parent: DirState;
+  /** Next offset the manifest must describe: chunks arrive in order and tile the file. */
+  described: number;
+  chunkCount: number;
+  written: number;
+  digest: FileEnd | undefined;
+  committing: boolean;
+}
+
+interface Fetch {
+  request: ChunkRequest;
+  job: FileJob;
+}
+
+export function pull(client: TeleportClient, options: PullOptions): Promise<PullSummary> {
+  return new Puller(client, options).run();
+}
+
+class Puller {
+  readonly #client: TeleportClient;
+  readonly #options: PullOptions;
+  readonly #remote: string;
+  readonly #windowBytes: number;
+  readonly #abort = new AbortController();
+  readonly #started = performance.now();
+  #failure: TeleportError | undefined;
+
+  readonly #dirStack: DirState[] = [];
+  readonly #openFiles = new Set<FileJob>();
+  #current: FileJob | undefined;
+
+  #batch: Fetch[] = [];
+  #batchBytes = 0;
+  #flushScheduled = false;
+  /** Bytes requested or batched and not yet written. */
+  #inFlightBytes = 0;
+  readonly #work = new Set<Promise<void>>();
+  #wakeUp: (() => void) | undefined;
+
+  readonly #summary: PullSummary = {
+    files: 0,
+    directories: 0,
+    symlinks: 0,
+    bytes: 0,
+    bytesFromNetwork: 0,
+    bytesReused: 0,
+    seconds: 0,
+  };
+  #bytesKnown = 0;
+  #manifestComplete = false;
+
+  constructor(client: TeleportClient, options: PullOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.#remote = normalizeUserPath(options.remotePath ?? "");
+    this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
+    options.signal?.addEventListener("abort", () => this.#fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled")), {
+      once: true,
+    });
+  }
+
+  async run(): Promise<PullSummary> {
+    const root: DirState = {
+      wirePath: parentWirePath(this.#remote),
+      localPath: this.#options.dest,
+      entry: undefined,
+      parent: undefined,
+      pending: 0,
+      listed: false,
+    };
+    try {
+      await mkdir(this.#options.dest, { recursive: true });
+      this.#dirStack.push(root);
+      for await (const event of this.#client.manifest(this.#remote, this.#abort.signal)) {
+        this.#throwIfFailed();
+        switch (event.kind) {
+          case "entries":
+            for (const entry of event.entries) await this.#onEntry(entry);
+            break;
+          case "file-begin":
+            await this.#onFileBegin(event.entry);
+            break;
+          case "chunks":
+            await this.#onChunks(event.chunks);
+            break;
+          case "file-end":
+            this.#onFileEnd(event.digest);
+            break;
+        }
+      }
+      if (this.#current !== undefined) throw protocolError("manifest ended inside a file");
+      this.#manifestComplete = true;
+      this.#flush();
+      while (this.#work.size > 0) await Promise.race(this.#work);
+      this.#throwIfFailed();
+      for (const dir of this.#dirStack.splice(0).reverse()) await this.#leaveDirectory(dir);
+      this.#throwIfFailed();
+    } catch (err) {
+      this.#fail(toTeleportError(err));
+      await this.#cleanUp();
+      throw this.#failure;
+    }
+    this.#summary.seconds = (performance.now() - this.#started) / 1000;
+    return this.#summary;
+  }
+
+  #fail(error: TeleportError): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    this.#abort.abort(error);
+    this.#wakeUp?.();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** Waits for in-flight work to finish, then removes every temporary file. Never throws. */
+  async #cleanUp(): Promise<void> {
+    while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    for (const job of this.#openFiles) {
+      await job.handle.close().catch(() => {});
+      await removeQuietly(job.tempPath);
+    }
+    this.#openFiles.clear();
+  }
+
+  /** Maps a wire path inside the pulled subtree to its path under the destination. */
+  #localPath(wirePath: string): string {
+    if (!isWithin(wirePath, this.#remote)) throw protocolError(`host sent "${wirePath}", outside "${this.#remote}"`);
+    const skip = splitWirePath(parentWirePath(this.#remote)).length;
+    return join(this.#options.dest, ...splitWirePath(wirePath).slice(skip));
+  }
+
+  /** The folder an entry lives in; closes every folder the walk has left behind. */
+  async #enter(wirePath: string): Promise<DirState> {
+    if (wirePath === this.#remote && this.#summary.files + this.#summary.directories + this.#summary.symlinks > 0) {
+      throw protocolError(`host sent "${wirePath}" twice`);
+    }
+    const parent = parentWirePath(wirePath);
+    for (;;) {
+      const top = this.#dirStack.at(-1);
+      if (top === undefined) throw protocolError(`"${wirePath}" is not inside a folder the host announced`);
+      if (top.wirePath === parent && (top.entry !== undefined || wirePath === this.#remote)) return top;
+      if (top.entry === undefined) throw protocolError(`"${wirePath}" is not inside a folder the host announced`);
+      this.#dirStack.pop();
+      await this.#leaveDirectory(top);
+    }
+  }
+
+  async #onEntry(entry: Entry): Promise<void> {
+    const parent = await this.#enter(entry.path);
+    const localPath = this.#localPath(entry.path);
+    if (entry.kind === EntryKind.DIRECTORY) {
+      if (entry.path === "") {
+        // The share root lands on the destination folder itself.
+        const dir: DirState = { wirePath: "", localPath, entry, parent: undefined, pending: 0, listed: false };
+        this.#dirStack.push(dir);
+      } else {
+        await ensureRealDirectory(localPath);
+        parent.pending++;
+        this.#dirStack.push({ wirePath: entry.path, localPath, entry, parent, pending: 0, listed: false });
+      }
+      this.#summary.directories++;
+    } else if (entry.kind === EntryKind.SYMLINK) {
+      const relativeToDest = splitWirePath(entry.path).slice(splitWirePath(parentWirePath(this.#remote)).length);
+      checkLinkTarget(relativeToDest.join("/"), entry.linkTarget);
+      await createSymlink(entry.linkTarget, localPath);
+      this.#summary.symlinks++;
+    } else {
+      throw protocolError(`file "${entry.path}" announced without its chunks`);
+    }
+  }
+
+  async #onFileBegin(entry: Entry): Promise<void> {
+    if (entry.kind !== EntryKind.FILE) throw protocolError(`"${entry.path}" is not a file`);
+    if (this.#current !== undefined) throw protocolError("file begins inside another file");
+    while (this.#openFiles.size >= MAX_OPEN_FILES) await this.#waitForProgress();
+    const parent = await this.#enter(entry.path);
+    const finalPath = this.#localPath(entry.path);
+    const { path: tempPath, handle } = await createTempFile(finalPath);
+    const job: FileJob = {
+      entry,
+      wirePath: entry.path,
+      finalPath,
+      tempPath,
+      handle,
+      parent,
+      described: 0,
+      chunkCount: 0,
+      written: 0,
+      digest: undefined,
+      committing: false,
+    };
+    parent.pending++;
+    this.#openFiles.add(job);
+    this.#current = job;
+    this.#bytesKnown += entry.size;
+  }
+
+  async #onChunks(chunks: ChunkRef[]): Promise<void> {
+    const job = this.#current;
+    if (job === undefined) throw protocolError("chunks outside a file");
+    for (const chunk of chunks) {
+      if (chunk.offset !== job.described || chunk.size === 0 || chunk.size > MAX_CHUNK_SIZE) {
+        throw protocolError(`chunk at ${chunk.offset} of "${job.wirePath}" does not follow the previous one`);
+      }
+      if (chunk.offset + chunk.size > job.entry.size) throw protocolError(`chunks of "${job.wirePath}" run past its size`);
+      job.described += chunk.size;
+      job.chunkCount++;
+      while (this.#inFlightBytes + chunk.size > this.#windowBytes) await this.#waitForProgress();
+      this.#enqueue({ request: { hash: chunk.hash, size: chunk.size, path: job.wirePath, offset: chunk.offset }, job });
+    }
+  }
+
+  #onFileEnd(digest: FileEnd): void {
+    const job = this.#current;
+    if (job === undefined) throw protocolError("file end outside a file");
+    if (digest.size !== job.entry.size || job.described !== job.entry.size || digest.chunkCount !== job.chunkCount) {
+      throw protocolError(`chunks of "${job.wirePath}" do not cover the file`);
+    }
+    job.digest = digest;
+    this.#current = undefined;
+    this.#maybeCommit(job);
+  }
+
+  #enqueue(fetch: Fetch): void {
+    this.#batch.push(fetch);
+    this.#batchBytes += fetch.request.size;
+    this.#inFlightBytes += fetch.request.size;
+    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= BATCH_CHUNKS) {
+      this.#flush();
+    } else if (!this.#flushScheduled) {
+      // Whatever else has already arrived is processed before this runs, so small files batch up.
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flush();
+      });
+    }
+  }
+
+  #flush(): void {
+    if (this.#batch.length === 0 || this.#failure !== undefined) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    const jobs = new Map<ChunkRequest, FileJob>(batch.map((fetch) => [fetch.request, fetch.job]));
+    const fetching = this.#client.fetchChunks(
+      batch.map((fetch) => fetch.request),
+      (request, data) => this.#write(jobs.get(request) as FileJob, request, data),
+      this.#abort.signal,
+    );
+    this.#track(fetching);
+  }
+
+  #write(job: FileJob, request: ChunkRequest, data: Buffer): void {
+    const writing = job.handle.write(data, 0, data.length, request.offset).then(
+      () => {
+        this.#client.pool.release(data);
+        this.#inFlightBytes -= data.length;
+        job.written += data.length;
+        this.#summary.bytes += data.length;
+        this.#summary.bytesFromNetwork += data.length;
+        this.#reportProgress();
+        this.#maybeCommit(job);
+      },
+      (err: unknown) => {
+        this.#client.pool.release(data);
+        throw toTeleportError(err, `writing ${job.finalPath}`);
+      },
+    );
+    this.#track(writing);
+  }
+
+  #track(work: Promise<void>): void {
+    const tracked = work.then(
+      () => {
+        this.#work.delete(tracked);
+        this.#wakeUp?.();
+      },
+      (err: unknown) => {
+        this.#work.delete(tracked);
+        this.#fail(toTeleportError(err));
+      },
+    );
+    this.#work.add(tracked);
+  }
+
+  #waitForProgress(): Promise<void> {
+    this.#throwIfFailed();
+    this.#flush();
+    return new Promise<void>((resolve) => {
+      this.#wakeUp = () => {
+        this.#wakeUp = undefined;
+        resolve();
+      };
+    }).then(() => this.#throwIfFailed());
+  }
+
+  #maybeCommit(job: FileJob): void {
+    if (job.committing || job.digest === undefined || job.written !== job.entry.size) return;
+    job.committing = true;
+    this.#track(this.#commit(job));
+  }
+
+  /** Metadata, close, rename: the file appears under its name only now, complete and verified. */
+  async #commit(job: FileJob): Promise<void> {
+    const { handle, entry } = job;
+    await handle.chmod(entry.mode & 0o777);
+    await handle.utimes(entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+    await handle.close();
+    this.#throwIfFailed();
+    await commitPath(job.tempPath, job.finalPath);
+    this.#openFiles.delete(job);
+    this.#summary.files++;
+    this.#reportProgress();
+    await this.#childDone(job.parent);
+  }
+
+  async #leaveDirectory(dir: DirState): Promise<void> {
+    dir.listed = true;
+    await this.#finishDirectoryIfDone(dir);
+  }
+
+  async #childDone(dir: DirState): Promise<void> {
+    dir.pending--;
+    await this.#finishDirectoryIfDone(dir);
+  }
+
+  /** A folder gets its mode and mtime last, since creating entries inside it changes its mtime. */
+  async #finishDirectoryIfDone(dir: DirState): Promise<void> {
+    if (!dir.listed || dir.pending > 0 || dir.entry === undefined) return;
+    const { entry } = dir;
+    dir.entry = undefined; // finish once
+    await chmod(dir.localPath, (entry.mode & 0o777) | 0o700);
+    await utimes(dir.localPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+    if (dir.parent !== undefined) await this.#childDone(dir.parent);
+  }
+
+  #reportProgress(): void {
+    this.#options.onProgress?.({
+      files: this.#summary.files,
+      bytesDone: this.#summary.bytes,
+      bytesKnown: this.#bytesKnown,
+      manifestComplete: this.#manifestComplete,
+    });
+  }
+}
+
+function parentWirePath(wirePath: string): string {
+  const slash = wirePath.lastIndexOf("/");
+  return slash < 0 ? "" : wirePath.slice(0, slash);
+}
+
+function protocolError(message: string): TeleportError {
+  return new TeleportError(ErrorCode.PROTOCOL, message);
+}

@@ -1,0 +1,55 @@
+/**
+ * Reusable buffers for bulk data, in power-of-two size classes from 64 KiB to 8 MiB. Each pooled
+ * buffer owns its ArrayBuffer, so a view of it is enough to give it back. The pool keeps at most
+ * `maxRetainedBytes`; what is in use is bounded by the callers (credit and in-flight windows).
+ */
+
+const MIN_CLASS_BITS = 16;
+const MAX_CLASS_BITS = 23;
+
+export class BufferPool {
+  readonly #free: Buffer[][] = [];
+  readonly #maxRetainedBytes: number;
+  #retainedBytes = 0;
+  #inUseBytes = 0;
+  #peakInUseBytes = 0;
+
+  constructor(maxRetainedBytes = 64 * 1024 * 1024) {
+    this.#maxRetainedBytes = maxRetainedBytes;
+    for (let bits = MIN_CLASS_BITS; bits <= MAX_CLASS_BITS; bits++) this.#free.push([]);
+  }
+
+  /** A buffer of exactly `size` bytes, a view of a pooled buffer of the next class up. */
+  acquire(size: number): Buffer {
+    const bits = Math.max(MIN_CLASS_BITS, Math.ceil(Math.log2(Math.max(size, 1))));
+    if (bits > MAX_CLASS_BITS) throw new RangeError(`buffer of ${size} bytes is larger than the pool serves`);
+    const free = this.#free[bits - MIN_CLASS_BITS] as Buffer[];
+    let buffer = free.pop();
+    if (buffer === undefined) {
+      buffer = Buffer.allocUnsafeSlow(2 ** bits);
+    } else {
+      this.#retainedBytes -= buffer.length;
+    }
+    this.#inUseBytes += buffer.length;
+    if (this.#inUseBytes > this.#peakInUseBytes) this.#peakInUseBytes = this.#inUseBytes;
+    return buffer.subarray(0, size);
+  }
+
+  /** Returns a buffer obtained from `acquire` (any view of it). */
+  release(view: Buffer): void {
+    const capacity = view.buffer.byteLength;
+    this.#inUseBytes -= capacity;
+    if (this.#retainedBytes + capacity > this.#maxRetainedBytes) return;
+    const bits = Math.log2(capacity);
+    this.#free[bits - MIN_CLASS_BITS]?.push(Buffer.from(view.buffer, 0, capacity));
+    this.#retainedBytes += capacity;
+  }
+
+  get inUseBytes(): number {
+    return this.#inUseBytes;
+  }
+
+  get peakInUseBytes(): number {
+    return this.#peakInUseBytes;
+  }
+}

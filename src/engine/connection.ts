@@ -1,0 +1,169 @@
+/**
+ * One framed, authenticated byte stream (a TLS socket today; a QUIC stream later) with
+ * backpressure, an idle timeout and an idempotent close/destroy lifecycle. It knows frames, not
+ * requests: the host session and the client build request handling on top of it.
+ */
+import type { Socket } from "node:net";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { type Codec, encodeWithHeadroom } from "../wire/codec.js";
+import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../wire/frame.js";
+import { type ErrorMessage, errorCodec, MAX_FRAME_BODY, MessageType } from "../wire/messages.js";
+
+export interface ConnectionHandler {
+  /** Buffer for a large incoming frame body; throw a TeleportError to refuse the frame. */
+  allocateBody(type: number, requestId: number, bodyLength: number): Buffer;
+  onFrame(type: number, requestId: number, body: Buffer, owned: boolean): void;
+  onClose(error: TeleportError | undefined): void;
+}
+
+export interface ConnectionOptions {
+  idleTimeoutMs?: number;
+  /** Queued outgoing bytes above which senders wait for 'drain'. */
+  writeBufferBytes?: number;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+
+export class Connection {
+  readonly socket: Socket;
+  readonly #handler: ConnectionHandler;
+  readonly #decoder: FrameDecoder;
+  readonly #writeBufferBytes: number;
+  #error: TeleportError | undefined;
+  #destroyed = false;
+  #closing: Promise<void> | undefined;
+  readonly #closed: Promise<void>;
+  bytesReceived = 0;
+  bytesSent = 0;
+
+  constructor(socket: Socket, handler: ConnectionHandler, options: ConnectionOptions = {}) {
+    this.socket = socket;
+    this.#handler = handler;
+    this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
+    this.#decoder = new FrameDecoder(handler, MAX_FRAME_BODY);
+    this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
+
+    socket.setNoDelay(true);
+    socket.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
+      this.destroy(new TeleportError(ErrorCode.TIMEOUT, "peer sent nothing within the idle timeout"));
+    });
+    socket.on("data", (data: Buffer) => this.#onData(data));
+    socket.on("error", (err) => this.destroy(toTeleportError(err, "connection")));
+    socket.on("end", () => {
+      if (!this.#decoder.idle) {
+        this.destroy(new TeleportError(ErrorCode.CONNECTION, "peer closed the connection mid-frame"));
+      }
+    });
+    socket.once("close", () => {
+      this.#destroyed = true;
+      this.#handler.onClose(this.#error);
+    });
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed || this.socket.destroyed;
+  }
+
+  get error(): TeleportError | undefined {
+    return this.#error;
+  }
+
+  #onData(data: Buffer): void {
+    this.bytesReceived += data.length;
+    try {
+      this.#decoder.push(data);
+    } catch (err) {
+      const error = toTeleportError(err);
+      this.sendError(0, { code: error.code, message: error.detail });
+      this.destroy(error);
+    }
+  }
+
+  /** Encodes and queues one small message. */
+  send<T>(type: number, requestId: number, codec: Codec<T>, value: T): void {
+    this.sendFrame(encodeFrame(type, requestId, codec, value));
+  }
+
+  /** Queues a frame made by `encodeFrame`. */
+  sendFrame(frame: Buffer): void {
+    if (this.destroyed) return;
+    this.bytesSent += frame.length;
+    this.socket.write(frame);
+  }
+
+  sendError(requestId: number, error: ErrorMessage): void {
+    this.send(MessageType.ERROR, requestId, errorCodec, error);
+  }
+
+  /**
+   * Queues a bulk frame: `header` (already encoded message fields) followed by `payload`, written
+   * without copying the payload. `onWritten` runs once the payload buffer may be reused.
+   */
+  sendBulk(type: number, requestId: number, header: Buffer, payload: Buffer, onWritten: () => void): void {
+    if (this.destroyed) {
+      onWritten();
+      return;
+    }
+    const prefix = Buffer.allocUnsafe(FRAME_HEADER_SIZE + header.length);
+    writeFrameHeader(prefix, 0, type, requestId, header.length + payload.length);
+    header.copy(prefix, FRAME_HEADER_SIZE);
+    this.bytesSent += prefix.length + payload.length;
+    this.socket.cork();
+    this.socket.write(prefix);
+    this.socket.write(payload, () => onWritten());
+    this.socket.uncork();
+  }
+
+  /** Resolves when the outgoing queue is short enough to add more; rejects once the connection is gone. */
+  whenWritable(): Promise<void> {
+    if (this.destroyed) return Promise.reject(this.#error ?? closedError());
+    if (this.socket.writableLength < this.#writeBufferBytes) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        this.socket.off("close", onClose);
+        resolve();
+      };
+      const onClose = () => {
+        this.socket.off("drain", onDrain);
+        reject(this.#error ?? closedError());
+      };
+      this.socket.once("drain", onDrain);
+      this.socket.once("close", onClose);
+    });
+  }
+
+  /** Abrupt end: fails everything in flight with `error`. Idempotent. */
+  destroy(error?: TeleportError): void {
+    if (this.#error === undefined && error !== undefined) this.#error = error;
+    this.socket.destroy();
+  }
+
+  /** Graceful end: flushes what is queued, then closes. Repeat calls return the same promise. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (!this.destroyed) {
+        this.socket.end();
+        const timer = setTimeout(() => this.destroy(), 5_000);
+        await this.#closed;
+        clearTimeout(timer);
+      }
+    })();
+    return this.#closing;
+  }
+
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+}
+
+/** A whole frame, header included, for one message. */
+export function encodeFrame<T>(type: number, requestId: number, codec: Codec<T>, value: T): Buffer {
+  const frame = encodeWithHeadroom(codec, value, FRAME_HEADER_SIZE);
+  writeFrameHeader(frame, 0, type, requestId, frame.length - FRAME_HEADER_SIZE);
+  return frame;
+}
+
+function closedError(): TeleportError {
+  return new TeleportError(ErrorCode.CONNECTION, "connection closed");
+}

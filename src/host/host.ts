@@ -1,0 +1,105 @@
+/**
+ * `teleport host`: shares one folder over TLS until closed. Each connection gets a HostSession;
+ * the share link carries the address, the certificate fingerprint and the folder's secret.
+ */
+import { networkInterfaces } from "node:os";
+import type { TLSSocket } from "node:tls";
+import { type Chunker, FixedChunker } from "../chunking/chunker.js";
+import { BufferPool } from "../engine/buffer-pool.js";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
+import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
+import { formatLink, type ShareLink } from "../transport/link.js";
+import { listenTls, type TlsListener } from "../transport/tls.js";
+import { type HostFaults, HostSession } from "./session.js";
+import { Share } from "./share.js";
+
+export interface HostOptions {
+  /** The folder to share. */
+  root: string;
+  /** State folder holding the host identity (TELEPORT_HOME). */
+  home: string;
+  port?: number;
+  /** Address to listen on; default all IPv4 interfaces. */
+  bind?: string;
+  /** Address written into the link; default the bind address, or this machine's first external IPv4. */
+  advertise?: string;
+  idleTimeoutMs?: number;
+  chunker?: Chunker;
+  faults?: HostFaults;
+}
+
+export class Host {
+  readonly link: ShareLink;
+  readonly share: Share;
+  readonly #listener: TlsListener;
+  readonly #sessions: Set<HostSession>;
+  #closing: Promise<void> | undefined;
+
+  private constructor(share: Share, listener: TlsListener, link: ShareLink, sessions: Set<HostSession>) {
+    this.share = share;
+    this.#listener = listener;
+    this.link = link;
+    this.#sessions = sessions;
+  }
+
+  static async start(options: HostOptions): Promise<Host> {
+    const share = await Share.open(options.root);
+    const identity = await loadOrCreateIdentity(options.home);
+    const secret = shareSecret(identity, share.root);
+    const context = {
+      share,
+      secret,
+      chunker: options.chunker ?? new FixedChunker(),
+      pool: new BufferPool(),
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      faults: options.faults,
+    };
+    const bind = options.bind ?? "0.0.0.0";
+    const sessions = new Set<HostSession>();
+    const listener = await listenTls(identity, { host: bind, port: options.port ?? 0 }, (socket: TLSSocket) => {
+      const session = new HostSession(socket, context);
+      sessions.add(session);
+      session.closed.then(() => sessions.delete(session));
+    });
+    const advertised = options.advertise ?? advertisedAddress(listener.host);
+    const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
+    return new Host(share, listener, link, sessions);
+  }
+
+  get url(): string {
+    return formatLink(this.link);
+  }
+
+  get port(): number {
+    return this.#listener.port;
+  }
+
+  get connectionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stops accepting, lets open connections finish their queued writes, then closes them. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.#listener.server.close(() => resolve()));
+      await Promise.all([...this.#sessions].map((session) => session.close()));
+      await stopped;
+    })();
+    return this.#closing;
+  }
+
+  destroy(): void {
+    for (const session of this.#sessions) session.destroy();
+    this.#listener.server.close();
+  }
+}
+
+function advertisedAddress(bound: string): string {
+  if (bound !== "0.0.0.0" && bound !== "::") return bound;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === "IPv4" && !address.internal) return address.address;
+    }
+  }
+  return "127.0.0.1";
+}

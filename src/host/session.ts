@@ -1,0 +1,385 @@
+/**
+ * One client connection on the host: authenticates the client, then serves its requests
+ * concurrently, each under its own credit window and AbortSignal. Everything read from the
+ * client is decoded with bounded codecs and every path goes through the Share.
+ */
+import type { TLSSocket } from "node:tls";
+import type { Chunker } from "../chunking/chunker.js";
+import { DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
+import { hashBytes } from "../chunking/hash.js";
+import { chunkFile } from "../chunking/manifest.js";
+import { Connection, encodeFrame } from "../engine/connection.js";
+import type { BufferPool } from "../engine/buffer-pool.js";
+import { CreditGate } from "../engine/credit.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { type Codec, decodeMessage, encodeWithHeadroom } from "../wire/codec.js";
+import {
+  type ChunkRequest,
+  chunkDataHeaderCodec,
+  chunksCodec,
+  creditCodec,
+  type Entry,
+  EntryKind,
+  entriesCodec,
+  emptyCodec,
+  entryCodec,
+  fileEndCodec,
+  getChunksRequestCodec,
+  helloCodec,
+  listRequestCodec,
+  MAX_CHUNK_SIZE,
+  MAX_ENTRIES_PER_FRAME,
+  MessageType,
+  manifestRequestCodec,
+  MIN_PROTOCOL_VERSION,
+  PROTOCOL_MAGIC,
+  PROTOCOL_VERSION,
+  pingCodec,
+  RANGE_DATA_HEADER_SIZE,
+  rangeDataHeaderCodec,
+  readRangeRequestCodec,
+  statRequestCodec,
+  welcomeCodec,
+} from "../wire/messages.js";
+import { verifyAuthProof } from "../transport/tls.js";
+import { FRAME_HEADER_SIZE } from "../wire/frame.js";
+import { OpenFiles } from "./open-files.js";
+import type { Share } from "./share.js";
+
+/** Fault injection for tests of the client's defences; never set by the CLI. */
+export interface HostFaults {
+  /** Called with each chunk about to be sent; may change its bytes in place. */
+  corruptChunk?: (request: ChunkRequest, data: Buffer) => void;
+}
+
+export interface SessionContext {
+  share: Share;
+  secret: Buffer;
+  chunker: Chunker;
+  pool: BufferPool;
+  idleTimeoutMs: number;
+  faults: HostFaults | undefined;
+}
+
+/** Requests one connection may have open at once; more is a protocol error. */
+const MAX_OPEN_REQUESTS = 256;
+/** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
+const MAX_REQUEST_BODY = 1024 * 1024;
+/** Chunk references per CHUNKS frame (~45 KB), well inside any credit window. */
+const CHUNK_REFS_PER_FRAME = 1024;
+/** Bytes of entries per ENTRIES frame. */
+const RESPONSE_FRAME_TARGET = 48 * 1024;
+
+interface OpenRequest {
+  abort: AbortController;
+  credit: CreditGate;
+}
+
+export class HostSession {
+  readonly #context: SessionContext;
+  readonly #connection: Connection;
+  readonly #requests = new Map<number, OpenRequest>();
+  readonly #openFiles = new OpenFiles();
+  readonly #socket: TLSSocket;
+  #authenticated = false;
+  readonly #authTimer: NodeJS.Timeout;
+
+  constructor(socket: TLSSocket, context: SessionContext) {
+    this.#socket = socket;
+    this.#context = context;
+    this.#connection = new Connection(
+      socket,
+      {
+        allocateBody: (_type, _id, length) => {
+          if (length > MAX_REQUEST_BODY) {
+            throw new TeleportError(ErrorCode.FRAME_TOO_LARGE, `request of ${length} bytes is over the limit`);
+          }
+          return Buffer.allocUnsafe(length);
+        },
+        onFrame: (type, requestId, body) => this.#onFrame(type, requestId, body),
+        onClose: () => this.#onClose(),
+      },
+      { idleTimeoutMs: context.idleTimeoutMs },
+    );
+    this.#authTimer = setTimeout(
+      () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "no HELLO in time")),
+      10_000,
+    );
+  }
+
+  get closed(): Promise<void> {
+    return this.#connection.closed;
+  }
+
+  close(): Promise<void> {
+    return this.#connection.close();
+  }
+
+  destroy(): void {
+    this.#connection.destroy();
+  }
+
+  #onClose(): void {
+    clearTimeout(this.#authTimer);
+    for (const request of this.#requests.values()) request.abort.abort();
+    this.#requests.clear();
+    this.#openFiles.closeAll();
+  }
+
+  #onFrame(type: number, requestId: number, body: Buffer): void {
+    try {
+      if (!this.#authenticated) {
+        if (type !== MessageType.HELLO) throw new TeleportError(ErrorCode.PROTOCOL, "expected HELLO");
+        this.#onHello(body);
+        return;
+      }
+      this.#dispatch(type, requestId, body);
+    } catch (err) {
+      const error = toTeleportError(err);
+      this.#connection.sendError(0, { code: error.code, message: error.detail });
+      this.#connection.close();
+    }
+  }
+
+  #onHello(body: Buffer): void {
+    const hello = decodeMessage(helloCodec, body);
+    if (hello.magic !== PROTOCOL_MAGIC) throw new TeleportError(ErrorCode.PROTOCOL, "not a teleport client");
+    if (hello.maxVersion < MIN_PROTOCOL_VERSION || hello.minVersion > PROTOCOL_VERSION) {
+      throw new TeleportError(
+        ErrorCode.VERSION,
+        `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
+      );
+    }
+    if (!verifyAuthProof(this.#socket, this.#context.secret, hello.authProof)) {
+      throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
+    }
+    clearTimeout(this.#authTimer);
+    this.#authenticated = true;
+    this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
+      version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
+      features: 0,
+      shareName: this.#context.share.name,
+      maxChunkSize: MAX_CHUNK_SIZE,
+    });
+  }
+
+  #dispatch(type: number, requestId: number, body: Buffer): void {
+    switch (type) {
+      case MessageType.PING:
+        this.#connection.send(MessageType.PONG, requestId, pingCodec, decodeMessage(pingCodec, body));
+        return;
+      case MessageType.CANCEL:
+        this.#requests.get(requestId)?.abort.abort();
+        return;
+      case MessageType.CREDIT:
+        this.#requests.get(requestId)?.credit.grant(decodeMessage(creditCodec, body).bytes);
+        return;
+      case MessageType.LIST: {
+        const request = decodeMessage(listRequestCodec, body);
+        this.#serve(requestId, request.credit, (open) => this.#list(requestId, request.path, request.recursive !== 0, open));
+        return;
+      }
+      case MessageType.STAT: {
+        const request = decodeMessage(statRequestCodec, body);
+        this.#serve(requestId, Number.MAX_SAFE_INTEGER, () => this.#stat(requestId, request.path));
+        return;
+      }
+      case MessageType.MANIFEST: {
+        const request = decodeMessage(manifestRequestCodec, body);
+        this.#serve(requestId, request.credit, (open) => this.#manifest(requestId, request.path, open));
+        return;
+      }
+      case MessageType.GET_CHUNKS: {
+        const { chunks } = decodeMessage(getChunksRequestCodec, body);
+        this.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) => this.#getChunks(requestId, chunks, open));
+        return;
+      }
+      case MessageType.READ_RANGE: {
+        const request = decodeMessage(readRangeRequestCodec, body);
+        this.#serve(requestId, request.credit, (open) =>
+          this.#readRange(requestId, request.path, request.offset, request.length, open),
+        );
+        return;
+      }
+      default:
+        // Unknown message types from a newer client are refused per request, not fatally.
+        this.#connection.sendError(requestId, {
+          code: ErrorCode.PROTOCOL,
+          message: `unknown message type ${type}`,
+        });
+    }
+  }
+
+  /** Runs one request to completion: END on success, ERROR on failure, nothing if cancelled. */
+  #serve(requestId: number, credit: number, run: (open: OpenRequest) => Promise<void>): void {
+    if (requestId === 0 || this.#requests.has(requestId)) {
+      throw new TeleportError(ErrorCode.PROTOCOL, `request id ${requestId} is invalid or already in use`);
+    }
+    if (this.#requests.size >= MAX_OPEN_REQUESTS) {
+      throw new TeleportError(ErrorCode.PROTOCOL, `more than ${MAX_OPEN_REQUESTS} requests open at once`);
+    }
+    const open: OpenRequest = { abort: new AbortController(), credit: new CreditGate(credit) };
+    this.#requests.set(requestId, open);
+    run(open)
+      .then(() => {
+        if (!open.abort.signal.aborted) this.#connection.send(MessageType.END, requestId, emptyCodec, {});
+      })
+      .catch((err: unknown) => {
+        if (open.abort.signal.aborted) return;
+        const error = toTeleportError(err);
+        this.#connection.sendError(requestId, { code: error.code, message: error.detail });
+      })
+      .finally(() => this.#requests.delete(requestId));
+  }
+
+  /** Sends a small response frame once the request has credit for it. */
+  async #sendCredited<T>(requestId: number, open: OpenRequest, type: number, codec: Codec<T>, value: T): Promise<void> {
+    const frame = encodeFrame(type, requestId, codec, value);
+    await open.credit.take(frame.length - FRAME_HEADER_SIZE, open.abort.signal);
+    this.#connection.sendFrame(frame);
+    await this.#connection.whenWritable();
+  }
+
+  async #stat(requestId: number, path: string): Promise<void> {
+    const { entry } = await this.#context.share.stat(path);
+    this.#connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: [entry] });
+  }
+
+  async #list(requestId: number, path: string, recursive: boolean, open: OpenRequest): Promise<void> {
+    const share = this.#context.share;
+    const items = recursive ? share.walk(path, open.abort.signal) : share.list(path, open.abort.signal);
+    const batch = new EntryBatch((entries) =>
+      this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
+    );
+    for await (const { entry } of items) await batch.add(entry);
+    await batch.flush();
+  }
+
+  async #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
+    const signal = open.abort.signal;
+    const batch = new EntryBatch((entries) =>
+      this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
+    );
+    for await (const { entry, absolutePath } of this.#context.share.walk(path, signal)) {
+      if (entry.kind !== EntryKind.FILE) {
+        await batch.add(entry);
+        continue;
+      }
+      await batch.flush();
+      await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
+      await this.#openFiles.with(absolutePath, async (handle) => {
+        const chunks = chunkFile(handle, entry.size, this.#context.chunker, signal);
+        let step = await chunks.next();
+        while (!step.done) {
+          for (let i = 0; i < step.value.length; i += CHUNK_REFS_PER_FRAME) {
+            const slice = step.value.slice(i, i + CHUNK_REFS_PER_FRAME);
+            await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks: slice });
+          }
+          step = await chunks.next();
+        }
+        await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, step.value);
+      });
+    }
+    await batch.flush();
+  }
+
+  async #getChunks(requestId: number, requests: ChunkRequest[], open: OpenRequest): Promise<void> {
+    for (const request of requests) {
+      if (request.size === 0 || request.size > MAX_CHUNK_SIZE) {
+        throw new TeleportError(ErrorCode.PROTOCOL, `chunk size ${request.size} is out of range`);
+      }
+    }
+    // One read ahead: the next chunk is read from disk while this one is encrypted and sent.
+    let next: Promise<Buffer> | undefined = requests[0] && this.#readChunk(requests[0]);
+    try {
+      for (let i = 0; i < requests.length; i++) {
+        const request = requests[i] as ChunkRequest;
+        const data = await (next as Promise<Buffer>);
+        next = undefined;
+        open.abort.signal.throwIfAborted();
+        const following = requests[i + 1];
+        if (following !== undefined) next = this.#readChunk(following);
+        this.#context.faults?.corruptChunk?.(request, data);
+        const header = encodeWithHeadroom(chunkDataHeaderCodec, { hash: request.hash }, 0);
+        this.#connection.sendBulk(MessageType.CHUNK_DATA, requestId, header, data, () => this.#context.pool.release(data));
+        await this.#connection.whenWritable();
+      }
+    } finally {
+      if (next !== undefined) next.then((data) => this.#context.pool.release(data), () => {});
+    }
+  }
+
+  async #readChunk(request: ChunkRequest): Promise<Buffer> {
+    const { absolutePath } = await this.#context.share.resolveFile(request.path);
+    const data = this.#context.pool.acquire(request.size);
+    try {
+      const { bytesRead } = await this.#openFiles.with(absolutePath, (handle) =>
+        handle.read(data, 0, request.size, request.offset),
+      );
+      if (bytesRead !== request.size) {
+        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${request.path}" is shorter than the chunk requested`);
+      }
+      return data;
+    } catch (err) {
+      this.#context.pool.release(data);
+      throw err;
+    }
+  }
+
+  async #readRange(requestId: number, path: string, offset: number, length: number, open: OpenRequest): Promise<void> {
+    const { absolutePath, stats } = await this.#context.share.resolveFile(path);
+    if (offset + length > stats.size) {
+      throw new TeleportError(ErrorCode.RANGE, `range ${offset}+${length} is past the end of "${path}" (${stats.size} bytes)`);
+    }
+    const pool = this.#context.pool;
+    let position = offset;
+    const end = offset + length;
+    while (position < end) {
+      // Pieces follow the chunk grid so that a range read hashes the same bytes a manifest does.
+      const pieceEnd = Math.min(end, (Math.floor(position / DEFAULT_CHUNK_SIZE) + 1) * DEFAULT_CHUNK_SIZE);
+      const size = pieceEnd - position;
+      await open.credit.take(RANGE_DATA_HEADER_SIZE + size, open.abort.signal);
+      const data = pool.acquire(size);
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.#openFiles.with(absolutePath, (handle) => handle.read(data, 0, size, position)));
+      } catch (err) {
+        pool.release(data);
+        throw err;
+      }
+      if (bytesRead !== size) {
+        pool.release(data);
+        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" shrank while it was being read`);
+      }
+      const header = encodeWithHeadroom(rangeDataHeaderCodec, { offset: position, hash: hashBytes(data) }, 0);
+      this.#connection.sendBulk(MessageType.RANGE_DATA, requestId, header, data, () => pool.release(data));
+      position = pieceEnd;
+      await this.#connection.whenWritable();
+    }
+  }
+}
+
+/** Collects entries into frames of a bounded size. */
+class EntryBatch {
+  readonly #send: (entries: Entry[]) => Promise<void>;
+  #entries: Entry[] = [];
+  #bytes = 0;
+
+  constructor(send: (entries: Entry[]) => Promise<void>) {
+    this.#send = send;
+  }
+
+  async add(entry: Entry): Promise<void> {
+    this.#entries.push(entry);
+    this.#bytes += 40 + Buffer.byteLength(entry.path) + Buffer.byteLength(entry.linkTarget);
+    if (this.#bytes >= RESPONSE_FRAME_TARGET || this.#entries.length >= MAX_ENTRIES_PER_FRAME) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.#entries.length === 0) return;
+    const entries = this.#entries;
+    this.#entries = [];
+    this.#bytes = 0;
+    await this.#send(entries);
+  }
+}

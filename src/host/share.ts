@@ -1,0 +1,153 @@
+/**
+ * The shared folder, read-only. Every path from the network goes through `resolve`, which refuses
+ * anything that leads outside the root, through `..`, an absolute path or a symlink. Walks stream
+ * depth-first with one open directory handle per level, so a 1M-file tree never sits in memory.
+ */
+import type { Dir, Stats } from "node:fs";
+import { lstat, opendir, readlink, realpath, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { type Entry, EntryKind } from "../wire/messages.js";
+import { checkLinkTarget, joinWirePath, splitWirePath } from "../wire/path.js";
+
+export interface ShareEntry {
+  entry: Entry;
+  /** Absolute path on the host (inside the share). */
+  absolutePath: string;
+}
+
+export class Share {
+  readonly root: string;
+  readonly name: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.name = basename(root);
+  }
+
+  static async open(path: string): Promise<Share> {
+    let root: string;
+    try {
+      root = await realpath(path);
+    } catch (err) {
+      throw toTeleportError(err, `shared folder ${path}`);
+    }
+    if (!(await stat(root)).isDirectory()) throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
+    return new Share(root);
+  }
+
+  /** Absolute host path for a wire path, following symlinks only while they stay inside the share. */
+  async resolve(wirePath: string): Promise<string> {
+    const joined = join(this.root, ...splitWirePath(wirePath));
+    let real: string;
+    try {
+      real = await realpath(joined);
+    } catch (err) {
+      throw toTeleportError(err, `"${wirePath}"`);
+    }
+    if (!this.#contains(real)) throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
+    return real;
+  }
+
+  /** Resolves a wire path to a regular file, refusing folders, devices, FIFOs and sockets. */
+  async resolveFile(wirePath: string): Promise<{ absolutePath: string; stats: Stats }> {
+    const absolutePath = await this.resolve(wirePath);
+    const stats = await stat(absolutePath);
+    if (!stats.isFile()) throw new TeleportError(ErrorCode.NOT_A_FILE, `"${wirePath}" is not a regular file`);
+    return { absolutePath, stats };
+  }
+
+  async stat(wirePath: string): Promise<ShareEntry> {
+    const absolutePath = await this.resolve(wirePath);
+    const found = await this.#describe(wirePath, absolutePath, await lstat(absolutePath));
+    if (found === null) throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
+    return found;
+  }
+
+  /** The entries directly inside a folder (or the entry itself for a file). */
+  async *list(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+    const top = await this.stat(wirePath);
+    if (top.entry.kind !== EntryKind.DIRECTORY) {
+      yield top;
+      return;
+    }
+    yield* this.#children(top, signal);
+  }
+
+  /** The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows it. */
+  async *walk(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+    const top = await this.stat(wirePath);
+    yield top;
+    if (top.entry.kind === EntryKind.DIRECTORY) yield* this.#walkChildren(top, signal);
+  }
+
+  async *#walkChildren(folder: ShareEntry, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+    for await (const child of this.#children(folder, signal)) {
+      yield child;
+      if (child.entry.kind === EntryKind.DIRECTORY) yield* this.#walkChildren(child, signal);
+    }
+  }
+
+  async *#children(folder: ShareEntry, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+    let dir: Dir;
+    try {
+      dir = await opendir(folder.absolutePath, { bufferSize: 64 });
+    } catch (err) {
+      throw toTeleportError(err, `listing "${folder.entry.path}"`);
+    }
+    try {
+      for await (const dirent of dir) {
+        signal?.throwIfAborted();
+        const absolutePath = join(folder.absolutePath, dirent.name);
+        const wirePath = joinWirePath(folder.entry.path, dirent.name);
+        let stats: Stats;
+        try {
+          stats = await lstat(absolutePath);
+        } catch {
+          continue; // removed while we were listing
+        }
+        const found = await this.#describe(wirePath, absolutePath, stats);
+        if (found !== null) yield found;
+      }
+    } finally {
+      await dir.close().catch(() => {});
+    }
+  }
+
+  /** An Entry for a file, folder or inside-pointing symlink; null for anything not served. */
+  async #describe(wirePath: string, absolutePath: string, stats: Stats): Promise<ShareEntry | null> {
+    const base = { path: wirePath, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, linkTarget: "" };
+    if (stats.isFile()) return { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
+    if (stats.isDirectory()) return { absolutePath, entry: { ...base, kind: EntryKind.DIRECTORY, size: 0 } };
+    if (stats.isSymbolicLink()) {
+      const target = await this.#insideLinkTarget(wirePath, absolutePath);
+      if (target === null) return null;
+      return { absolutePath, entry: { ...base, kind: EntryKind.SYMLINK, size: 0, linkTarget: target } };
+    }
+    return null; // devices, FIFOs, sockets are never served
+  }
+
+  /** The symlink's target as a relative path if it stays inside the share, else null. */
+  async #insideLinkTarget(wirePath: string, absolutePath: string): Promise<string | null> {
+    let target = await readlink(absolutePath);
+    if (isAbsolute(target)) {
+      if (!this.#contains(target)) return null;
+      target = relative(dirname(absolutePath), target) || ".";
+    }
+    try {
+      checkLinkTarget(wirePath, target);
+    } catch {
+      return null;
+    }
+    try {
+      if (!this.#contains(await realpath(absolutePath))) return null;
+    } catch {
+      // Dangling but lexically inside: kept, as rsync -l would.
+    }
+    return target.split(sep).join("/");
+  }
+
+  #contains(absolutePath: string): boolean {
+    return absolutePath === this.root || absolutePath.startsWith(this.root + sep);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Share links: `teleport://HOST:PORT/?fp=FINGERPRINT&key=SECRET`, with the certificate's SHA-256
+ * fingerprint and the access secret in base64url. The link is all a client needs: where to
+ * connect, which host to trust, and how to prove it was invited.
+ */
+import { ErrorCode, TeleportError } from "../errors.js";
+
+export interface ShareLink {
+  host: string;
+  port: number;
+  fingerprint: Buffer;
+  secret: Buffer;
+}
+
+const SCHEME = "teleport:";
+const FINGERPRINT_BYTES = 32;
+const MIN_SECRET_BYTES = 16;
+
+export function formatLink(link: ShareLink): string {
+  const host = link.host.includes(":") ? `[${link.host}]` : link.host;
+  return `teleport://${host}:${link.port}/?fp=${link.fingerprint.toString("base64url")}&key=${link.secret.toString("base64url")}`;
+}
+
+export function parseLink(text: string): ShareLink {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new TeleportError(ErrorCode.BAD_LINK, "not a teleport link (expected teleport://HOST:PORT/?fp=...&key=...)");
+  }
+  if (url.protocol !== SCHEME) throw new TeleportError(ErrorCode.BAD_LINK, `link scheme must be teleport://, not ${url.protocol}//`);
+  const port = Number(url.port);
+  if (url.hostname === "" || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new TeleportError(ErrorCode.BAD_LINK, "link has no valid host and port");
+  }
+  const fingerprint = decodeParam(url, "fp");
+  const secret = decodeParam(url, "key");
+  if (fingerprint.length !== FINGERPRINT_BYTES) {
+    throw new TeleportError(ErrorCode.BAD_LINK, "link fingerprint is not a SHA-256 digest");
+  }
+  if (secret.length < MIN_SECRET_BYTES) throw new TeleportError(ErrorCode.BAD_LINK, "link secret is too short");
+  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  return { host, port, fingerprint, secret };
+}
+
+function decodeParam(url: URL, name: string): Buffer {
+  const value = url.searchParams.get(name);
+  if (value === null || !/^[A-Za-z0-9_-]+$/.test(value)) {
+    throw new TeleportError(ErrorCode.BAD_LINK, `link is missing its "${name}" parameter`);
+  }
+  return Buffer.from(value, "base64url");
+}

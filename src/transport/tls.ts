@@ -1,0 +1,111 @@
+/**
+ * TLS 1.3 over TCP. The host presents its self-signed certificate; the client accepts it only if
+ * its SHA-256 fingerprint matches the share link. TLS 1.3's CertificateVerify makes the host prove
+ * it holds the certificate's private key, so a copied certificate is useless to an impostor.
+ * The client then proves it holds the link's secret with an HMAC over a TLS exporter value, which
+ * binds the proof to this one session (it cannot be replayed on another connection).
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import * as tls from "node:tls";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import type { HostIdentity } from "./identity.js";
+import type { ShareLink } from "./link.js";
+
+const ALPN = "teleport/1";
+const EXPORTER_LABEL = "EXPORTER-teleport-auth";
+const EXPORTER_CONTEXT = Buffer.from(ALPN);
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export interface TlsListener {
+  server: tls.Server;
+  host: string;
+  port: number;
+}
+
+export function listenTls(
+  identity: HostIdentity,
+  bind: { host: string; port: number },
+  onSocket: (socket: tls.TLSSocket) => void,
+): Promise<TlsListener> {
+  const server = tls.createServer(
+    {
+      key: identity.keyPem,
+      cert: identity.certPem,
+      minVersion: "TLSv1.3",
+      ALPNProtocols: [ALPN],
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    },
+    onSocket,
+  );
+  // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
+  server.on("tlsClientError", (_err, socket) => socket.destroy());
+  return new Promise((resolve, reject) => {
+    server.once("error", (err) => reject(toTeleportError(err, `listening on ${bind.host}:${bind.port}`)));
+    server.listen(bind.port, bind.host, () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") {
+        reject(new TeleportError(ErrorCode.INTERNAL, "listener has no TCP address"));
+        return;
+      }
+      resolve({ server, host: address.address, port: address.port });
+    });
+  });
+}
+
+/** Connects and verifies the host's certificate against the link's pinned fingerprint. */
+export function connectTls(link: ShareLink, signal?: AbortSignal): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: link.host,
+      port: link.port,
+      minVersion: "TLSv1.3",
+      ALPNProtocols: [ALPN],
+      // Trust comes from the fingerprint check below, not from a CA chain.
+      rejectUnauthorized: false,
+      ...(isIpAddress(link.host) ? {} : { servername: link.host }),
+    });
+    const fail = (error: TeleportError) => {
+      cleanup();
+      socket.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(
+      () => fail(new TeleportError(ErrorCode.TIMEOUT, `no TLS handshake with ${link.host}:${link.port} within ${HANDSHAKE_TIMEOUT_MS} ms`)),
+      HANDSHAKE_TIMEOUT_MS,
+    );
+    const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
+    const onError = (err: Error) => fail(toTeleportError(err, `connecting to ${link.host}:${link.port}`));
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      socket.off("error", onError);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", onError);
+    socket.once("secureConnect", () => {
+      const cert = socket.getPeerX509Certificate();
+      const actual = cert === undefined ? Buffer.alloc(0) : createHash("sha256").update(cert.raw).digest();
+      if (actual.length !== link.fingerprint.length || !timingSafeEqual(actual, link.fingerprint)) {
+        fail(new TeleportError(ErrorCode.FINGERPRINT, `host ${link.host}:${link.port} presented a certificate that does not match the link`));
+        return;
+      }
+      cleanup();
+      resolve(socket);
+    });
+  });
+}
+
+/** HMAC of the session's exporter value under the share secret. */
+export function authProof(socket: tls.TLSSocket, secret: Buffer): Buffer {
+  const binding = socket.exportKeyingMaterial(32, EXPORTER_LABEL, EXPORTER_CONTEXT);
+  return createHmac("sha256", secret).update(binding).digest();
+}
+
+export function verifyAuthProof(socket: tls.TLSSocket, secret: Buffer, proof: Buffer): boolean {
+  const expected = authProof(socket, secret);
+  return proof.length === expected.length && timingSafeEqual(proof, expected);
+}
+
+function isIpAddress(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(":");
+}

@@ -1,0 +1,229 @@
+/**
+ * The teleport wire protocol, version 1. Message bodies are encoded with the codecs in codec.ts.
+ * Evolution is additive: new message types get new numbers, new fields go at the end of a body
+ * (decoders ignore trailing bytes), and features are negotiated as bits in the handshake.
+ */
+import {
+  array,
+  type Codec,
+  fixedBytes,
+  float64,
+  struct,
+  uint8,
+  uint16,
+  uint32,
+  uint64,
+  utf8,
+} from "./codec.js";
+
+export const PROTOCOL_MAGIC = 0x54504c54; // "TLPT"
+export const PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 1;
+
+export const HASH_SIZE = 32;
+export const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
+/** Largest frame body either side accepts: one chunk plus its small header. */
+export const MAX_FRAME_BODY = MAX_CHUNK_SIZE + 1024;
+export const MAX_PATH_BYTES = 4096;
+export const MAX_NAME_BYTES = 255;
+export const MAX_ENTRIES_PER_FRAME = 1024;
+export const MAX_CHUNKS_PER_FRAME = 4096;
+export const MAX_CHUNKS_PER_REQUEST = 1024;
+
+export const MessageType = {
+  // Connection control (requestId 0 unless stated).
+  HELLO: 1,
+  WELCOME: 2,
+  ERROR: 3, // requestId of the failed request, or 0 for the connection
+  PING: 4,
+  PONG: 5,
+  CANCEL: 6, // requestId of the request to cancel
+  CREDIT: 7, // requestId of the response stream that may send more bytes
+  END: 8, // requestId of the response stream that is complete
+
+  // Requests, client -> host. The requestId is chosen by the client and unique while open.
+  LIST: 16,
+  STAT: 17,
+  MANIFEST: 18,
+  GET_CHUNKS: 19,
+  READ_RANGE: 20,
+
+  // Response frames, host -> client, carrying the requestId of their request.
+  ENTRIES: 32,
+  FILE_BEGIN: 33,
+  CHUNKS: 34,
+  FILE_END: 35,
+  CHUNK_DATA: 36,
+  RANGE_DATA: 37,
+} as const;
+
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** Feature bits offered in HELLO and accepted in WELCOME. None yet; compression etc. will add some. */
+export const Feature = {} as const;
+
+export const EntryKind = {
+  FILE: 1,
+  DIRECTORY: 2,
+  SYMLINK: 3,
+} as const;
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+const path = utf8(MAX_PATH_BYTES);
+const hash = fixedBytes(HASH_SIZE);
+
+export interface Hello {
+  magic: number;
+  minVersion: number;
+  maxVersion: number;
+  features: number;
+  /** HMAC-SHA256(secret, TLS exporter): proves the client holds the link's secret, bound to this TLS session. */
+  authProof: Buffer;
+  clientName: string;
+}
+export const helloCodec: Codec<Hello> = struct<Hello>({
+  magic: uint32,
+  minVersion: uint16,
+  maxVersion: uint16,
+  features: uint32,
+  authProof: fixedBytes(32),
+  clientName: utf8(256),
+});
+
+export interface Welcome {
+  version: number;
+  features: number;
+  shareName: string;
+  maxChunkSize: number;
+}
+export const welcomeCodec: Codec<Welcome> = struct<Welcome>({
+  version: uint16,
+  features: uint32,
+  shareName: utf8(MAX_NAME_BYTES * 4),
+  maxChunkSize: uint32,
+});
+
+export interface ErrorMessage {
+  code: string;
+  message: string;
+}
+export const errorCodec: Codec<ErrorMessage> = struct<ErrorMessage>({ code: utf8(64), message: utf8(2048) });
+
+export interface Credit {
+  bytes: number;
+}
+export const creditCodec: Codec<Credit> = struct<Credit>({ bytes: uint32 });
+
+export interface Ping {
+  sentAt: number;
+}
+export const pingCodec: Codec<Ping> = struct<Ping>({ sentAt: float64 });
+
+export interface Empty {}
+export const emptyCodec: Codec<Empty> = struct<Empty>({});
+
+/** A file, folder or symlink, with its path relative to the share root ("" is the root). */
+export interface Entry {
+  kind: EntryKind;
+  path: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  /** For symlinks: a relative target that stays inside the share; "" otherwise. */
+  linkTarget: string;
+}
+export const entryCodec: Codec<Entry> = struct<Entry>({
+  kind: uint8 as Codec<EntryKind>,
+  path,
+  size: uint64,
+  mode: uint32,
+  mtimeMs: float64,
+  linkTarget: path,
+});
+
+export interface ListRequest {
+  credit: number;
+  path: string;
+  recursive: number;
+}
+export const listRequestCodec: Codec<ListRequest> = struct<ListRequest>({ credit: uint32, path, recursive: uint8 });
+
+export interface StatRequest {
+  path: string;
+}
+export const statRequestCodec: Codec<StatRequest> = struct<StatRequest>({ path });
+
+export interface ManifestRequest {
+  credit: number;
+  path: string;
+}
+export const manifestRequestCodec: Codec<ManifestRequest> = struct<ManifestRequest>({ credit: uint32, path });
+
+/** A chunk wanted by hash; path and offset tell the host where it last saw those bytes. */
+export interface ChunkRequest {
+  hash: Buffer;
+  size: number;
+  path: string;
+  offset: number;
+}
+export const chunkRequestCodec: Codec<ChunkRequest> = struct<ChunkRequest>({ hash, size: uint32, path, offset: uint64 });
+
+export interface GetChunksRequest {
+  chunks: ChunkRequest[];
+}
+export const getChunksRequestCodec: Codec<GetChunksRequest> = struct<GetChunksRequest>({
+  chunks: array(chunkRequestCodec, MAX_CHUNKS_PER_REQUEST),
+});
+
+export interface ReadRangeRequest {
+  credit: number;
+  path: string;
+  offset: number;
+  length: number;
+}
+export const readRangeRequestCodec: Codec<ReadRangeRequest> = struct<ReadRangeRequest>({
+  credit: uint32,
+  path,
+  offset: uint64,
+  length: uint64,
+});
+
+export interface Entries {
+  entries: Entry[];
+}
+export const entriesCodec: Codec<Entries> = struct<Entries>({ entries: array(entryCodec, MAX_ENTRIES_PER_FRAME) });
+
+export interface ChunkRef {
+  offset: number;
+  size: number;
+  hash: Buffer;
+}
+export const chunkRefCodec: Codec<ChunkRef> = struct<ChunkRef>({ offset: uint64, size: uint32, hash });
+
+export interface Chunks {
+  chunks: ChunkRef[];
+}
+export const chunksCodec: Codec<Chunks> = struct<Chunks>({ chunks: array(chunkRefCodec, MAX_CHUNKS_PER_FRAME) });
+
+export interface FileEnd {
+  size: number;
+  chunkCount: number;
+  /** BLAKE3 of the whole file, as `b3sum` prints it. */
+  fileHash: Buffer;
+}
+export const fileEndCodec: Codec<FileEnd> = struct<FileEnd>({ size: uint64, chunkCount: uint32, fileHash: hash });
+
+/** Header of a CHUNK_DATA frame; the chunk's bytes follow it to the end of the frame. */
+export interface ChunkDataHeader {
+  hash: Buffer;
+}
+export const chunkDataHeaderCodec: Codec<ChunkDataHeader> = struct<ChunkDataHeader>({ hash });
+export const CHUNK_DATA_HEADER_SIZE = HASH_SIZE;
+
+/** Header of a RANGE_DATA frame: a piece of the range, its offset in the file and its hash. */
+export interface RangeDataHeader {
+  offset: number;
+  hash: Buffer;
+}
+export const rangeDataHeaderCodec: Codec<RangeDataHeader> = struct<RangeDataHeader>({ offset: uint64, hash });
+export const RANGE_DATA_HEADER_SIZE = 8 + HASH_SIZE;
