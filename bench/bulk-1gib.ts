@@ -10,7 +10,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -33,7 +33,7 @@ import {
   type UnavailablePackages,
   whyUnavailable,
 } from "./lib/peers.js";
-import { makeTempDir } from "./lib/processes.js";
+import { makeTempDir, registerCleanup } from "./lib/processes.js";
 import { findTeleportCli, parsePullReport, startTeleportHost, teleportPullCommand } from "./lib/teleport.js";
 
 const PAYLOAD_BYTES = 1 << 30;
@@ -368,6 +368,8 @@ function machineInfo(): Record<string, unknown> {
     kernel: release(),
     nodeVersion: process.version,
     totalMemoryBytes: totalmem(),
+    // Other work on a shared 2-core machine skews every figure; a high value flags such a run.
+    loadAverage1m: loadavg()[0],
   };
 }
 
@@ -436,6 +438,8 @@ async function main(): Promise<void> {
   const payload = await ensureRandomFile(join(options.benchDir, "share1g", "file.bin"), PAYLOAD_BYTES);
   const context: BenchContext = { payload, unavailable, repoRoot: options.repoRoot };
   const destRoot = join(options.benchDir, "dst");
+  // Copies are a gigabyte each: removed even when the run is interrupted.
+  const removeCopies = registerCleanup(() => rmSync(destRoot, { recursive: true, force: true }));
 
   const results: ToolResult[] = [];
   for (const tool of TOOLS) {
@@ -444,7 +448,7 @@ async function main(): Promise<void> {
     if (result.status !== "ok") progress(`${tool.name}: ${result.status}: ${result.reason ?? ""}`);
     results.push(result);
   }
-  rmSync(destRoot, { recursive: true, force: true });
+  await removeCopies.run();
 
   const teleport = results.find((result) => result.role === "subject" && result.status === "ok");
   const teleportMedian = teleport === undefined ? null : median(teleport.runs.map((run) => run.wallSeconds));

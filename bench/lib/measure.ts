@@ -3,13 +3,14 @@
  * client command (through GNU time, which sees every process the command waited for) and for
  * a long-lived server (through /proc, since it never exits between runs).
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { processTree, readPeakRssBytes, ticksPerSecond } from "./proc.js";
+import { makeTempDir, registerCleanup, signalProcessTree } from "./processes.js";
 
 export interface CommandSpec {
   command: string;
@@ -31,27 +32,44 @@ export interface CommandUsage {
 }
 
 const GNU_TIME = "/usr/bin/time";
+let usageDir: string | undefined;
 let usageFileCounter = 0;
 
-/** Runs a command to completion and measures it. Never throws for a non-zero exit. */
+/**
+ * Runs a command to completion and measures it. Never throws for a non-zero exit. The command
+ * gets its own process group, so an interrupted benchmark can end it and whatever it spawned
+ * (scp's ssh, rsync's receiver) instead of leaving a transfer running.
+ */
 export async function measureCommand(spec: CommandSpec): Promise<CommandUsage> {
-  const usageFile = join(tmpdir(), `teleport-bench-usage-${process.pid}-${++usageFileCounter}`);
+  usageDir ??= makeTempDir("usage").path;
+  const usageFile = join(usageDir, `run-${++usageFileCounter}`);
   const withTime = existsSync(GNU_TIME);
   const command = withTime ? GNU_TIME : spec.command;
   const args = withTime ? ["-f", "%U %S %M", "-o", usageFile, spec.command, ...spec.args] : spec.args;
 
   const started = process.hrtime.bigint();
   let exitedAt: bigint | undefined;
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: spec.env, cwd: spec.cwd });
+  const child = spawn(command, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: spec.env,
+    cwd: spec.cwd,
+    detached: true,
+  });
   child.once("exit", () => {
     exitedAt = process.hrtime.bigint();
   });
   const stdout = collectText(child.stdout);
   const stderr = collectText(child.stderr);
-  const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, closeSignal) => resolve([code, closeSignal]));
   });
+  const pid = child.pid;
+  const interrupt = registerCleanup(async () => {
+    if (pid !== undefined) signalProcessTree(pid, "SIGTERM");
+    await closed;
+  });
+  const [exitCode, signal] = await closed.finally(() => interrupt.forget());
   // Wall time ends at exit, not when the pipes have drained.
   const wallSeconds = Number((exitedAt ?? process.hrtime.bigint()) - started) / 1e9;
   const usage = withTime ? readGnuTimeUsage(usageFile) : null;
@@ -88,60 +106,6 @@ function readGnuTimeUsage(path: string): { cpuSeconds: number; peakRssBytes: num
   return { cpuSeconds: user + system, peakRssBytes: maxRssKb * 1024 };
 }
 
-interface ProcessTimes {
-  pid: number;
-  parentPid: number;
-  /** utime + stime + cutime + cstime: its own CPU plus that of children it has reaped. */
-  ticks: number;
-}
-
-let clockTicksPerSecond: number | undefined;
-
-function ticksPerSecond(): number {
-  if (clockTicksPerSecond === undefined) {
-    const reported = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    clockTicksPerSecond = Number.isFinite(reported) && reported > 0 ? reported : 100;
-  }
-  return clockTicksPerSecond;
-}
-
-function readProcessTimes(pid: number): ProcessTimes | null {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return null; // exited between listing and reading
-  }
-  // The command name may contain spaces and parentheses; fields resume after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const field = (number: number) => Number(fields[number - 3] ?? Number.NaN);
-  return { pid, parentPid: field(4), ticks: field(14) + field(15) + field(16) + field(17) };
-}
-
-function readPeakRssBytes(pid: number): number | null {
-  try {
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match?.[1] === undefined ? null : Number(match[1]) * 1024;
-  } catch {
-    return null;
-  }
-}
-
-/** The process and every live descendant (sshd and rsync fork one per connection). */
-function processTree(rootPid: number): ProcessTimes[] {
-  const root = readProcessTimes(rootPid);
-  if (root === null) return [];
-  const all = readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .flatMap((name) => readProcessTimes(Number(name)) ?? []);
-  const tree = [root];
-  for (let i = 0; i < tree.length; i++) {
-    const parent = tree[i];
-    if (parent !== undefined) tree.push(...all.filter((candidate) => candidate.parentPid === parent.pid));
-  }
-  return tree;
-}
-
 export interface ServerUsage {
   /** Cumulative user + sys of the server, its reaped children and its live descendants. */
   cpuSeconds: number;
@@ -153,7 +117,7 @@ export interface ServerUsage {
 /** CPU and peak RSS of a long-lived server process tree, from /proc. */
 export function serverUsage(pid: number): ServerUsage {
   const tree = processTree(pid);
-  const ticks = tree.reduce((sum, member) => sum + member.ticks, 0);
+  const ticks = tree.reduce((sum, member) => sum + member.cpuTicks, 0);
   const peaks = tree.flatMap((member) => readPeakRssBytes(member.pid) ?? []);
   return {
     cpuSeconds: ticks / ticksPerSecond(),

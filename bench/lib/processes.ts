@@ -10,47 +10,67 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { processTree, readProcessEntry } from "./proc.js";
 
-type Cleanup = () => void;
+type Cleanup = () => void | Promise<void>;
 
-const cleanups: Cleanup[] = [];
-let exitHooksInstalled = false;
-
-/** Runs `cleanup` at exit unless the returned function is called first (it then runs it once). */
-export function registerCleanup(cleanup: Cleanup): () => void {
-  installExitHooks();
-  let done = false;
-  const runOnce: Cleanup = () => {
-    if (done) return;
-    done = true;
-    const index = cleanups.indexOf(runOnce);
-    if (index >= 0) cleanups.splice(index, 1);
-    cleanup();
-  };
-  cleanups.push(runOnce);
-  return runOnce;
+export interface CleanupHandle {
+  /** Runs the cleanup now (once; later calls return the same promise) and unregisters it. */
+  run(): Promise<void>;
+  /** Unregisters without running: the resource ended by itself. */
+  forget(): void;
 }
 
-function runAllCleanups(): void {
-  // Newest first: a server is stopped before the temp dir holding its config is removed.
-  for (const cleanup of [...cleanups].reverse()) {
-    try {
-      cleanup();
-    } catch {
-      // Best effort: one failing cleanup must not keep the others from running.
-    }
+const pending: CleanupHandle[] = [];
+let exitHooksInstalled = false;
+
+/**
+ * Registers `cleanup` to run on exit, on SIGINT/SIGTERM/SIGHUP, or through the handle. Its
+ * synchronous part must do the essential work (send the signal, remove the dir): on 'exit'
+ * nothing asynchronous runs any more.
+ */
+export function registerCleanup(cleanup: Cleanup): CleanupHandle {
+  installExitHooks();
+  let result: Promise<void> | undefined;
+  const handle: CleanupHandle = {
+    run: () => {
+      handle.forget();
+      result ??= runSafely(cleanup);
+      return result;
+    },
+    forget: () => {
+      const index = pending.indexOf(handle);
+      if (index >= 0) pending.splice(index, 1);
+    },
+  };
+  pending.push(handle);
+  return handle;
+}
+
+function runSafely(cleanup: Cleanup): Promise<void> {
+  try {
+    return Promise.resolve(cleanup()).catch(() => undefined);
+  } catch {
+    // Best effort: one failing cleanup must not keep the others from running.
+    return Promise.resolve();
   }
 }
 
 function installExitHooks(): void {
   if (exitHooksInstalled) return;
   exitHooksInstalled = true;
-  // 'exit' also fires after an uncaught exception, so this covers crashes too.
-  process.once("exit", runAllCleanups);
+  // 'exit' also fires after an uncaught exception; only the synchronous part of each cleanup
+  // runs there, which is why cleanups signal and delete before they await anything.
+  process.once("exit", () => {
+    for (const handle of [...pending].reverse()) void handle.run();
+  });
   const signals = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
   for (const [signal, number] of Object.entries(signals)) {
-    process.once(signal, () => {
-      runAllCleanups();
+    process.once(signal, async () => {
+      // Newest first, awaited: a server is stopped (and reaped, leaving no zombie) before the
+      // temp dir holding its config is removed.
+      const deadline = sleep(10_000, undefined, { ref: false });
+      for (const handle of [...pending].reverse()) await Promise.race([handle.run(), deadline]);
       process.exit(128 + number);
     });
   }
@@ -59,8 +79,8 @@ function installExitHooks(): void {
 /** A fresh directory under the OS temp dir, removed at exit or by `remove()`. */
 export function makeTempDir(prefix: string): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), `teleport-bench-${prefix}-`));
-  const remove = registerCleanup(() => rmSync(path, { recursive: true, force: true }));
-  return { path, remove };
+  const cleanup = registerCleanup(() => rmSync(path, { recursive: true, force: true }));
+  return { path, remove: () => void cleanup.run() };
 }
 
 export interface ExitState {
@@ -75,7 +95,7 @@ export interface ServerProcess {
   exitState(): ExitState | null;
   /** The last lines the server wrote to its log (stdout and stderr). */
   logTail(lines?: number): string;
-  /** SIGTERM to the server's process group, SIGKILL after a grace period. */
+  /** SIGTERM to the server and everything it started, SIGKILL after a grace period. */
   stop(): Promise<ExitState>;
 }
 
@@ -86,9 +106,8 @@ export interface ServerOptions {
 }
 
 /**
- * Starts a server in its own process group, so that stopping it also ends the per-connection
- * processes it forked (sshd, rsync --daemon), and output goes to a log file rather than a pipe
- * nobody drains.
+ * Starts a server in its own process group, with its output going to a log file rather than a
+ * pipe nobody drains.
  */
 export async function startServer(
   name: string,
@@ -115,7 +134,7 @@ export async function startServer(
       resolve(exitState);
     });
   });
-  const unregister = registerCleanup(() => killGroupSync(pid));
+  const stopper = registerCleanup(() => stopProcessTree(pid, exited));
 
   return {
     name,
@@ -123,49 +142,46 @@ export async function startServer(
     exitState: () => exitState,
     logTail: (lines = 20) => readTail(options.logPath, lines),
     stop: async () => {
-      unregister();
-      return exitState ?? (await stopGroup(pid, exited));
+      await stopper.run();
+      return exited;
     },
   };
 }
 
-async function stopGroup(pid: number, exited: Promise<ExitState>): Promise<ExitState> {
-  signalGroup(pid, "SIGTERM");
+async function stopProcessTree(pid: number, exited: Promise<ExitState>): Promise<void> {
+  // Listed before the leader dies: its orphans are re-parented and could no longer be found.
+  const members = processTree(pid).map((entry) => entry.pid);
+  signalProcessTree(pid, "SIGTERM");
   const graceMs = 5000;
-  const result = await Promise.race([exited, sleep(graceMs).then(() => null)]);
-  if (result !== null) {
-    // The leader is gone; end any per-connection process that outlived it.
-    signalGroup(pid, "SIGKILL");
-    return result;
+  const stopped = await Promise.race([exited.then(() => true), sleep(graceMs, false, { ref: false })]);
+  if (!stopped) signalPid(pid, "SIGKILL");
+  // Per-connection processes that outlived the leader (or ignored SIGTERM) end here.
+  for (const member of members) {
+    if (member !== pid && readProcessEntry(member) !== null) signalPid(member, "SIGKILL");
   }
   signalGroup(pid, "SIGKILL");
-  return exited;
+  await exited;
 }
 
-/** Synchronous variant for the 'exit' hook, where no promise will ever resolve. */
-function killGroupSync(pid: number): void {
-  signalGroup(pid, "SIGTERM");
-  const deadline = Date.now() + 1000;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (groupAlive(pid) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 20);
-  signalGroup(pid, "SIGKILL");
+/**
+ * Signals a process, its live descendants and its process group. sshd puts each session in a
+ * new session (setsid), so the group alone would miss the process doing the transfer.
+ */
+export function signalProcessTree(pid: number, signal: NodeJS.Signals): void {
+  for (const entry of processTree(pid)) signalPid(entry.pid, signal);
+  signalGroup(pid, signal);
+}
+
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // ESRCH: already gone.
+  }
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  signalPid(-pid, signal);
 }
 
 function readTail(path: string, lines: number): string {

@@ -32,7 +32,9 @@ export async function startTeleportHost(cliPath: string, shareDir: string): Prom
     const server = await startServer(
       "teleport host",
       process.execPath,
-      [cliPath, "host", shareDir, "--port", "0", "--link-file", linkFile],
+      // --bind: the default 0.0.0.0 would advertise this machine's external address in the
+      // link; the benchmark is defined on loopback.
+      [cliPath, "host", shareDir, "--port", "0", "--bind", "127.0.0.1", "--link-file", linkFile],
       { logPath: join(temp.path, "host.log"), env: { ...process.env, TELEPORT_HOME: home } },
     );
     // Wait for content, not just existence, in case the file is created before it is written.

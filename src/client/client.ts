@@ -223,7 +223,18 @@ export class TeleportClient {
       this.#connection.send(MessageType.CANCEL, requestId, emptyCodec, {});
       pending.onError(new TeleportError(ErrorCode.CANCELLED, "request cancelled"));
     };
-    signal?.addEventListener("abort", cancel, { once: true });
+    if (signal !== undefined) {
+      signal.addEventListener("abort", cancel, { once: true });
+      const { onEnd, onError } = pending;
+      pending.onEnd = () => {
+        signal.removeEventListener("abort", cancel);
+        onEnd();
+      };
+      pending.onError = (error) => {
+        signal.removeEventListener("abort", cancel);
+        onError(error);
+      };
+    }
     return { requestId, cancel };
   }
 

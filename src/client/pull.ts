@@ -5,6 +5,7 @@
  * is renamed to its final name only when every chunk is written; a folder gets its mode and mtime
  * once everything inside it is done. Memory is bounded by the window, not by file or tree size.
  */
+import { setMaxListeners } from "node:events";
 import type { FileHandle } from "node:fs/promises";
 import { chmod, mkdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
@@ -121,6 +122,8 @@ class Puller {
     this.#options = options;
     this.#remote = normalizeUserPath(options.remotePath ?? "");
     this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
+    // Every request in flight listens on this signal; a window's worth is expected, not a leak.
+    setMaxListeners(1024, this.#abort.signal);
     options.signal?.addEventListener("abort", () => this.#fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled")), {
       once: true,
     });

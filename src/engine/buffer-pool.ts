@@ -1,11 +1,13 @@
 /**
- * Reusable buffers for bulk data, in power-of-two size classes from 64 KiB to 8 MiB. Each pooled
- * buffer owns its ArrayBuffer, so a view of it is enough to give it back. The pool keeps at most
- * `maxRetainedBytes`; what is in use is bounded by the callers (credit and in-flight windows).
+ * Reusable buffers for bulk data, in power-of-two size classes from 64 KiB to 8 MiB, each with
+ * `HEADROOM` spare bytes so that a 1 MiB chunk plus its frame header fits the 1 MiB class. Each
+ * pooled buffer owns its ArrayBuffer, so a view of it is enough to give it back. The pool keeps
+ * at most `maxRetainedBytes`; what is in use is bounded by the callers (credit and windows).
  */
 
 const MIN_CLASS_BITS = 16;
 const MAX_CLASS_BITS = 23;
+const HEADROOM = 4096;
 
 export class BufferPool {
   readonly #free: Buffer[][] = [];
@@ -21,12 +23,12 @@ export class BufferPool {
 
   /** A buffer of exactly `size` bytes, a view of a pooled buffer of the next class up. */
   acquire(size: number): Buffer {
-    const bits = Math.max(MIN_CLASS_BITS, Math.ceil(Math.log2(Math.max(size, 1))));
+    const bits = Math.max(MIN_CLASS_BITS, Math.ceil(Math.log2(Math.max(size - HEADROOM, 1))));
     if (bits > MAX_CLASS_BITS) throw new RangeError(`buffer of ${size} bytes is larger than the pool serves`);
     const free = this.#free[bits - MIN_CLASS_BITS] as Buffer[];
     let buffer = free.pop();
     if (buffer === undefined) {
-      buffer = Buffer.allocUnsafeSlow(2 ** bits);
+      buffer = Buffer.allocUnsafeSlow(2 ** bits + HEADROOM);
     } else {
       this.#retainedBytes -= buffer.length;
     }
@@ -40,7 +42,7 @@ export class BufferPool {
     const capacity = view.buffer.byteLength;
     this.#inUseBytes -= capacity;
     if (this.#retainedBytes + capacity > this.#maxRetainedBytes) return;
-    const bits = Math.log2(capacity);
+    const bits = Math.log2(capacity - HEADROOM);
     this.#free[bits - MIN_CLASS_BITS]?.push(Buffer.from(view.buffer, 0, capacity));
     this.#retainedBytes += capacity;
   }

@@ -97,22 +97,16 @@ export class Connection {
   }
 
   /**
-   * Queues a bulk frame: `header` (already encoded message fields) followed by `payload`, written
-   * without copying the payload. `onWritten` runs once the payload buffer may be reused.
+   * Queues a frame the caller built in place (header written with `writeFrameHeader`), so bulk
+   * data goes to the socket in one write without a copy. `onWritten` runs once `frame` may be reused.
    */
-  sendBulk(type: number, requestId: number, header: Buffer, payload: Buffer, onWritten: () => void): void {
+  sendOwnedFrame(frame: Buffer, onWritten: () => void): void {
     if (this.destroyed) {
       onWritten();
       return;
     }
-    const prefix = Buffer.allocUnsafe(FRAME_HEADER_SIZE + header.length);
-    writeFrameHeader(prefix, 0, type, requestId, header.length + payload.length);
-    header.copy(prefix, FRAME_HEADER_SIZE);
-    this.bytesSent += prefix.length + payload.length;
-    this.socket.cork();
-    this.socket.write(prefix);
-    this.socket.write(payload, () => onWritten());
-    this.socket.uncork();
+    this.bytesSent += frame.length;
+    this.socket.write(frame, () => onWritten());
   }
 
   /** Resolves when the outgoing queue is short enough to add more; rejects once the connection is gone. */

@@ -1,7 +1,7 @@
 /**
- * Open file handles shared by the requests of one connection, so that serving a 1 GiB file in
- * 1 MiB chunks opens it once, not 1024 times. Least recently used handles are closed beyond
- * `capacity`, but never while a read is using them.
+ * Open file handles shared by the requests of one connection, keyed by wire path, so that serving
+ * a 1 GiB file in 1 MiB chunks resolves and opens it once, not 1024 times. Least recently used
+ * handles are closed beyond `capacity`, but never while a read is using them.
  */
 import { type FileHandle, open } from "node:fs/promises";
 
@@ -13,24 +13,27 @@ interface Slot {
 
 export class OpenFiles {
   readonly #slots = new Map<string, Slot>();
+  readonly #resolve: (wirePath: string) => Promise<string>;
   readonly #capacity: number;
 
-  constructor(capacity = 32) {
+  /** `resolve` maps a wire path to the absolute path of a regular file inside the share, or throws. */
+  constructor(resolve: (wirePath: string) => Promise<string>, capacity = 32) {
+    this.#resolve = resolve;
     this.#capacity = capacity;
   }
 
-  /** Runs `use` with an open handle for `absolutePath`. */
-  async with<T>(absolutePath: string, use: (handle: FileHandle) => Promise<T>): Promise<T> {
-    let slot = this.#slots.get(absolutePath);
+  /** Runs `use` with an open handle for the file at `wirePath`. */
+  async with<T>(wirePath: string, use: (handle: FileHandle) => Promise<T>): Promise<T> {
+    let slot = this.#slots.get(wirePath);
     if (slot === undefined) {
-      slot = { handle: open(absolutePath, "r"), users: 0, evicted: false };
-      this.#slots.set(absolutePath, slot);
-      slot.handle.catch(() => this.#slots.delete(absolutePath));
+      slot = { handle: this.#resolve(wirePath).then((path) => open(path, "r")), users: 0, evicted: false };
+      this.#slots.set(wirePath, slot);
+      slot.handle.catch(() => this.#slots.delete(wirePath));
       this.#evictBeyondCapacity();
     } else {
       // Re-insert to mark it most recently used.
-      this.#slots.delete(absolutePath);
-      this.#slots.set(absolutePath, slot);
+      this.#slots.delete(wirePath);
+      this.#slots.set(wirePath, slot);
     }
     slot.users++;
     try {

@@ -12,10 +12,10 @@ import { Connection, encodeFrame } from "../engine/connection.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { type Codec, decodeMessage, encodeWithHeadroom } from "../wire/codec.js";
+import { type Codec, decodeMessage } from "../wire/codec.js";
 import {
+  CHUNK_DATA_HEADER_SIZE,
   type ChunkRequest,
-  chunkDataHeaderCodec,
   chunksCodec,
   creditCodec,
   type Entry,
@@ -42,7 +42,7 @@ import {
   welcomeCodec,
 } from "../wire/messages.js";
 import { verifyAuthProof } from "../transport/tls.js";
-import { FRAME_HEADER_SIZE } from "../wire/frame.js";
+import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import { OpenFiles } from "./open-files.js";
 import type { Share } from "./share.js";
 
@@ -61,6 +61,8 @@ export interface SessionContext {
   faults: HostFaults | undefined;
 }
 
+const CHUNK_FRAME_PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
+const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
 /** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
@@ -79,7 +81,7 @@ export class HostSession {
   readonly #context: SessionContext;
   readonly #connection: Connection;
   readonly #requests = new Map<number, OpenRequest>();
-  readonly #openFiles = new OpenFiles();
+  readonly #openFiles: OpenFiles;
   readonly #socket: TLSSocket;
   #authenticated = false;
   readonly #authTimer: NodeJS.Timeout;
@@ -87,6 +89,7 @@ export class HostSession {
   constructor(socket: TLSSocket, context: SessionContext) {
     this.#socket = socket;
     this.#context = context;
+    this.#openFiles = new OpenFiles(async (wirePath) => (await context.share.resolveFile(wirePath)).absolutePath);
     this.#connection = new Connection(
       socket,
       {
@@ -260,14 +263,14 @@ export class HostSession {
     const batch = new EntryBatch((entries) =>
       this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
     );
-    for await (const { entry, absolutePath } of this.#context.share.walk(path, signal)) {
+    for await (const { entry } of this.#context.share.walk(path, signal)) {
       if (entry.kind !== EntryKind.FILE) {
         await batch.add(entry);
         continue;
       }
       await batch.flush();
       await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
-      await this.#openFiles.with(absolutePath, async (handle) => {
+      await this.#openFiles.with(entry.path, async (handle) => {
         const chunks = chunkFile(handle, entry.size, this.#context.chunker, signal);
         let step = await chunks.next();
         while (!step.done) {
@@ -289,45 +292,51 @@ export class HostSession {
         throw new TeleportError(ErrorCode.PROTOCOL, `chunk size ${request.size} is out of range`);
       }
     }
+    const pool = this.#context.pool;
     // One read ahead: the next chunk is read from disk while this one is encrypted and sent.
-    let next: Promise<Buffer> | undefined = requests[0] && this.#readChunk(requests[0]);
+    let next: Promise<Buffer> | undefined = requests[0] && this.#readChunkFrame(requestId, requests[0]);
     try {
       for (let i = 0; i < requests.length; i++) {
-        const request = requests[i] as ChunkRequest;
-        const data = await (next as Promise<Buffer>);
+        const frame = await (next as Promise<Buffer>);
         next = undefined;
-        open.abort.signal.throwIfAborted();
+        if (open.abort.signal.aborted) {
+          pool.release(frame);
+          return;
+        }
         const following = requests[i + 1];
-        if (following !== undefined) next = this.#readChunk(following);
-        this.#context.faults?.corruptChunk?.(request, data);
-        const header = encodeWithHeadroom(chunkDataHeaderCodec, { hash: request.hash }, 0);
-        this.#connection.sendBulk(MessageType.CHUNK_DATA, requestId, header, data, () => this.#context.pool.release(data));
+        if (following !== undefined) next = this.#readChunkFrame(requestId, following);
+        this.#context.faults?.corruptChunk?.(requests[i] as ChunkRequest, frame.subarray(CHUNK_FRAME_PREFIX));
+        this.#connection.sendOwnedFrame(frame, () => pool.release(frame));
         await this.#connection.whenWritable();
       }
     } finally {
-      if (next !== undefined) next.then((data) => this.#context.pool.release(data), () => {});
+      if (next !== undefined) next.then((frame) => pool.release(frame), () => {});
     }
   }
 
-  async #readChunk(request: ChunkRequest): Promise<Buffer> {
-    const { absolutePath } = await this.#context.share.resolveFile(request.path);
-    const data = this.#context.pool.acquire(request.size);
+  /** Reads a chunk into a pooled buffer laid out as a complete CHUNK_DATA frame. */
+  async #readChunkFrame(requestId: number, request: ChunkRequest): Promise<Buffer> {
+    const frame = this.#context.pool.acquire(CHUNK_FRAME_PREFIX + request.size);
     try {
-      const { bytesRead } = await this.#openFiles.with(absolutePath, (handle) =>
-        handle.read(data, 0, request.size, request.offset),
-      );
-      if (bytesRead !== request.size) {
-        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${request.path}" is shorter than the chunk requested`);
-      }
-      return data;
+      await this.#readExactly(request.path, frame, CHUNK_FRAME_PREFIX, request.size, request.offset);
     } catch (err) {
-      this.#context.pool.release(data);
+      this.#context.pool.release(frame);
       throw err;
+    }
+    writeFrameHeader(frame, 0, MessageType.CHUNK_DATA, requestId, CHUNK_DATA_HEADER_SIZE + request.size);
+    request.hash.copy(frame, FRAME_HEADER_SIZE);
+    return frame;
+  }
+
+  async #readExactly(path: string, target: Buffer, at: number, size: number, position: number): Promise<void> {
+    const { bytesRead } = await this.#openFiles.with(path, (handle) => handle.read(target, at, size, position));
+    if (bytesRead !== size) {
+      throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" is shorter than it was when listed`);
     }
   }
 
   async #readRange(requestId: number, path: string, offset: number, length: number, open: OpenRequest): Promise<void> {
-    const { absolutePath, stats } = await this.#context.share.resolveFile(path);
+    const { stats } = await this.#context.share.resolveFile(path);
     if (offset + length > stats.size) {
       throw new TeleportError(ErrorCode.RANGE, `range ${offset}+${length} is past the end of "${path}" (${stats.size} bytes)`);
     }
@@ -339,20 +348,18 @@ export class HostSession {
       const pieceEnd = Math.min(end, (Math.floor(position / DEFAULT_CHUNK_SIZE) + 1) * DEFAULT_CHUNK_SIZE);
       const size = pieceEnd - position;
       await open.credit.take(RANGE_DATA_HEADER_SIZE + size, open.abort.signal);
-      const data = pool.acquire(size);
-      let bytesRead: number;
+      const frame = pool.acquire(RANGE_FRAME_PREFIX + size);
       try {
-        ({ bytesRead } = await this.#openFiles.with(absolutePath, (handle) => handle.read(data, 0, size, position)));
+        await this.#readExactly(path, frame, RANGE_FRAME_PREFIX, size, position);
       } catch (err) {
-        pool.release(data);
+        pool.release(frame);
         throw err;
       }
-      if (bytesRead !== size) {
-        pool.release(data);
-        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" shrank while it was being read`);
-      }
-      const header = encodeWithHeadroom(rangeDataHeaderCodec, { offset: position, hash: hashBytes(data) }, 0);
-      this.#connection.sendBulk(MessageType.RANGE_DATA, requestId, header, data, () => pool.release(data));
+      const data = frame.subarray(RANGE_FRAME_PREFIX);
+      writeFrameHeader(frame, 0, MessageType.RANGE_DATA, requestId, RANGE_DATA_HEADER_SIZE + size);
+      const header = { offset: position, hash: hashBytes(data) };
+      rangeDataHeaderCodec.encode({ start: FRAME_HEADER_SIZE, end: RANGE_FRAME_PREFIX, buffer: frame }, header);
+      this.#connection.sendOwnedFrame(frame, () => pool.release(frame));
       position = pieceEnd;
       await this.#connection.whenWritable();
     }

@@ -208,7 +208,7 @@ export const chunksCodec: Codec<Chunks> = struct<Chunks>({ chunks: array(chunkRe
 export interface FileEnd {
   size: number;
   chunkCount: number;
-  /** BLAKE3 of the whole file, as `b3sum` prints it. */
+  /** BLAKE3 over the file's chunk hashes, in order (see chunking/manifest.ts). */
   fileHash: Buffer;
 }
 export const fileEndCodec: Codec<FileEnd> = struct<FileEnd>({ size: uint64, chunkCount: uint32, fileHash: hash });
