@@ -33,7 +33,7 @@ import {
   type UnavailablePackages,
   whyUnavailable,
 } from "./lib/peers.js";
-import { makeTempDir, registerCleanup } from "./lib/processes.js";
+import { makeTempDir, registerCleanup, type ServerProcess } from "./lib/processes.js";
 import { findTeleportCli, parsePullReport, startTeleportHost, teleportPullCommand } from "./lib/teleport.js";
 
 const PAYLOAD_BYTES = 1 << 30;
@@ -46,7 +46,8 @@ interface BenchContext {
 
 /** A tool whose server, if it has one, is running and ready for transfers. */
 interface ReadyTool {
-  serverPid: number | null;
+  /** The tool's server, measured through /proc and quoted when a transfer fails. */
+  server: ServerProcess | null;
   details: Record<string, unknown>;
   /** The client command that copies the payload into `destDir`. */
   transferCommand(destDir: string): CommandSpec;
@@ -78,7 +79,7 @@ const TOOLS: readonly ToolDefinition[] = [
       const clientHomes = makeTempDir("teleport-client");
       return {
         ready: {
-          serverPid: host.server.pid,
+          server: host.server,
           details: { hostReadySeconds: host.readySeconds },
           transferCommand: (destDir) =>
             teleportPullCommand(cli, host.link, destDir, mkdtempSync(join(clientHomes.path, "run-"))),
@@ -103,7 +104,7 @@ const TOOLS: readonly ToolDefinition[] = [
       const daemon = await startRsyncDaemon(dirname(payload.path));
       return {
         ready: {
-          serverPid: daemon.server.pid,
+          server: daemon.server,
           details: { version: daemon.version },
           transferCommand: (destDir) => ({
             command: "rsync",
@@ -126,7 +127,7 @@ const TOOLS: readonly ToolDefinition[] = [
       const ssh = await startSshServer();
       return {
         ready: {
-          serverPid: ssh.server.pid,
+          server: ssh.server,
           details: { version: ssh.version, cipher: ssh.negotiatedCipher },
           transferCommand: (destDir) => ({
             command: "scp",
@@ -149,7 +150,7 @@ const TOOLS: readonly ToolDefinition[] = [
       const ssh = await startSshServer();
       return {
         ready: {
-          serverPid: ssh.server.pid,
+          server: ssh.server,
           details: { cipher: ssh.negotiatedCipher },
           transferCommand: (destDir) => ({
             command: "rsync",
@@ -169,7 +170,7 @@ const TOOLS: readonly ToolDefinition[] = [
     role: "limit",
     prepare: async ({ payload }) => ({
       ready: {
-        serverPid: null,
+        server: null,
         details: {},
         transferCommand: (destDir) => ({
           command: "dd",
@@ -267,13 +268,14 @@ async function timedTransfer(tool: ReadyTool, payload: Payload, destDir: string)
   await warmPageCache(payload.path);
   flushDirtyPages();
 
-  const server = tool.serverPid === null ? null : await startServerMeasurement(tool.serverPid);
+  const measurement = tool.server === null ? null : await startServerMeasurement(tool.server.pid);
   const client = await measureCommand(tool.transferCommand(destDir));
-  const serverCost = server === null ? null : await server.finish();
+  const serverCost = measurement === null ? null : await measurement.finish();
 
   if (client.exitCode !== 0) {
     const status = client.signal ?? `code ${client.exitCode}`;
-    throw new Error(`transfer exited with ${status}: ${client.stderr.trim().slice(-500)}`);
+    const serverLog = tool.server === null ? "" : `\n  ${tool.server.name} log:\n${tool.server.logTail(10)}`;
+    throw new Error(`transfer exited with ${status}: ${client.stderr.trim().slice(-500)}${serverLog}`);
   }
   const report = tool.readReport?.(client.stdout);
   await assertIdenticalCopy(join(destDir, basename(payload.path)), payload);
@@ -432,6 +434,7 @@ function errorMessage(error: unknown): string {
 async function main(): Promise<void> {
   const options = parseOptions();
   const startedAt = new Date().toISOString();
+  const machine = machineInfo(); // before the run, so the load average is other work's
   const unavailable = ensureDebianPackages(PEER_PACKAGES);
   // The share must hold the payload alone: teleport pulls the whole directory.
   progress(`preparing the 1 GiB payload in ${options.benchDir}`);
@@ -461,7 +464,7 @@ async function main(): Promise<void> {
     benchmark: "bulk_1gib",
     startedAt,
     revision: repoRevision(options.repoRoot),
-    machine: machineInfo(),
+    machine,
     payload: { bytes: payload.bytes, sha256: payload.sha256 },
     runsPerTool: options.runs,
     tools: results,

@@ -46,7 +46,10 @@ export async function* chunkFile(
     if (want > 0) {
       const { bytesRead } = await handle.read(buffer, filled, want, readOffset);
       if (bytesRead === 0) {
-        throw new TeleportError(ErrorCode.FILE_CHANGED, `file shrank while it was being read (expected ${size} bytes)`);
+        throw new TeleportError(
+          ErrorCode.FILE_CHANGED,
+          `file shrank while it was being read (expected ${size} bytes)`,
+        );
       }
       filled += bytesRead;
       readOffset += bytesRead;

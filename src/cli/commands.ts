@@ -90,10 +90,16 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
   }
 }
 
-export async function lsCommand(link: string, path: string | undefined, flags: { json?: boolean; recursive?: boolean }) {
+export async function lsCommand(
+  link: string,
+  path: string | undefined,
+  flags: { json?: boolean; recursive?: boolean },
+) {
   const client = await TeleportClient.connect(link);
   try {
-    for await (const entry of client.list(normalizeUserPath(path ?? ""), { recursive: flags.recursive === true })) {
+    for await (const entry of client.list(normalizeUserPath(path ?? ""), {
+      recursive: flags.recursive === true,
+    })) {
       await writeOut(flags.json ? `${JSON.stringify(entryToJson(entry))}\n` : `${formatEntry(entry)}\n`);
     }
   } finally {
@@ -109,8 +115,10 @@ export async function catCommand(link: string, path: string, flags: { offset?: n
     let length = flags.length;
     if (length === undefined) {
       const entry = await client.stat(remote);
-      if (entry.kind !== EntryKind.FILE) throw new TeleportError(ErrorCode.NOT_A_FILE, `"${remote}" is not a file`);
-      if (offset > entry.size) throw new TeleportError(ErrorCode.RANGE, `offset ${offset} is past the end (${entry.size} bytes)`);
+      if (entry.kind !== EntryKind.FILE)
+        throw new TeleportError(ErrorCode.NOT_A_FILE, `"${remote}" is not a file`);
+      if (offset > entry.size)
+        throw new TeleportError(ErrorCode.RANGE, `offset ${offset} is past the end (${entry.size} bytes)`);
       length = entry.size - offset;
     }
     for await (const piece of client.readRange(remote, offset, length)) await writeOut(piece);
@@ -138,7 +146,11 @@ export async function manifestCommand(file: string, flags: { json?: boolean }) {
     while (!step.done) {
       for (const chunk of step.value) {
         const row = { offset: chunk.offset, size: chunk.size, hash: toHex(chunk.hash) };
-        await writeOut(flags.json ? `${first ? "" : ","}\n${JSON.stringify(row)}` : `${row.offset}\t${row.size}\t${row.hash}\n`);
+        await writeOut(
+          flags.json
+            ? `${first ? "" : ","}\n${JSON.stringify(row)}`
+            : `${row.offset}\t${row.size}\t${row.hash}\n`,
+        );
         first = false;
       }
       step = await chunks.next();
@@ -161,7 +173,8 @@ async function writeFileAtomically(path: string, contents: string): Promise<void
 }
 
 function entryToJson(entry: Entry) {
-  const kind = entry.kind === EntryKind.FILE ? "file" : entry.kind === EntryKind.DIRECTORY ? "dir" : "symlink";
+  const kind =
+    entry.kind === EntryKind.FILE ? "file" : entry.kind === EntryKind.DIRECTORY ? "dir" : "symlink";
   return {
     path: entry.path,
     kind,

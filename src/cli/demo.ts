@@ -5,10 +5,10 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createInterface } from "node:readline";
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, open } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { hashBytes, toHex } from "../chunking/hash.js";
 import { TeleportClient } from "../client/client.js";
@@ -23,18 +23,28 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
   const bigFileBytes = (flags.sizeMb ?? 256) * 1024 * 1024;
   const host = spawn(
     process.execPath,
-    [fileURLToPath(new URL("./main.js", import.meta.url)), "host", share, "--port", "0", "--bind", "127.0.0.1"],
+    [
+      fileURLToPath(new URL("./main.js", import.meta.url)),
+      "host",
+      share,
+      "--port",
+      "0",
+      "--bind",
+      "127.0.0.1",
+    ],
     { env: { ...process.env, TELEPORT_HOME: join(work, "home") }, stdio: ["ignore", "pipe", "inherit"] },
   );
   try {
     const files = await generateShare(share, bigFileBytes);
-    process.stdout.write(`demo: generated ${files.size} files (${formatBytes(bigFileBytes)} + small files) in ${share}\n`);
+    process.stdout.write(
+      `demo: generated ${files.size} files (${formatBytes(bigFileBytes)} + small files) in ${share}\n`,
+    );
     const link = await firstLine(host);
     process.stdout.write(`demo: host is sharing it at\n  ${link}\n`);
     const client = await TeleportClient.connect(link);
     const display = createProgressDisplay(true);
-    const summary = await pull(client, { dest, onProgress: (progress) => display.update(progress) }).finally(() =>
-      display.stop(),
+    const summary = await pull(client, { dest, onProgress: (progress) => display.update(progress) }).finally(
+      () => display.stop(),
     );
     await client.close();
     for (const [path, hash] of files) {
@@ -86,6 +96,8 @@ function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.once("line", (line) => resolve(line.trim()));
-    child.once("exit", (code) => reject(new TeleportError(ErrorCode.CONNECTION, `demo host exited (${code})`)));
+    child.once("exit", (code) =>
+      reject(new TeleportError(ErrorCode.CONNECTION, `demo host exited (${code})`)),
+    );
   });
 }

@@ -5,7 +5,14 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { ErrorCode, toTeleportError } from "../errors.js";
-import { catCommand, ensureDirectoryArgument, hostCommand, lsCommand, manifestCommand, pullCommand } from "./commands.js";
+import {
+  catCommand,
+  ensureDirectoryArgument,
+  hostCommand,
+  lsCommand,
+  manifestCommand,
+  pullCommand,
+} from "./commands.js";
 import { demoCommand } from "./demo.js";
 
 const EXIT_FAILURE = 1;
@@ -13,7 +20,8 @@ const EXIT_USAGE = 2;
 
 function nonNegativeInteger(value: string): number {
   const parsed = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed)) throw new InvalidArgumentError("expected a whole number");
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed))
+    throw new InvalidArgumentError("expected a whole number");
   return parsed;
 }
 
@@ -36,7 +44,10 @@ function buildProgram(): Command {
     .argument("<dir>", "folder to share (read-only)")
     .option("--port <n>", "TCP port to listen on (0 picks a free one)", port, 0)
     .option("--bind <addr>", "address to listen on", "0.0.0.0")
-    .option("--advertise <addr>", "address to put in the link (default: the bind address or this machine's IPv4)")
+    .option(
+      "--advertise <addr>",
+      "address to put in the link (default: the bind address or this machine's IPv4)",
+    )
     .option("--link-file <path>", "also write the link to this file once listening")
     .action(async (dir: string, flags) => {
       await ensureDirectoryArgument(dir);

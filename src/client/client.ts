@@ -29,8 +29,8 @@ import {
   helloCodec,
   listRequestCodec,
   MessageType,
-  manifestRequestCodec,
   MIN_PROTOCOL_VERSION,
+  manifestRequestCodec,
   PROTOCOL_MAGIC,
   PROTOCOL_VERSION,
   pingCodec,
@@ -112,7 +112,8 @@ export class TeleportClient {
       this.#onWelcome = (error) => (error === undefined ? resolve() : reject(error));
     });
     const timer = setTimeout(
-      () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "host did not answer HELLO in time")),
+      () =>
+        this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "host did not answer HELLO in time")),
       HANDSHAKE_TIMEOUT_MS,
     );
     this.#connection.send(MessageType.HELLO, 0, helloCodec, {
@@ -136,7 +137,10 @@ export class TeleportClient {
   #allocateBody(type: number, requestId: number, length: number): Buffer {
     const pending = this.#requests.get(requestId);
     if (pending === undefined || length > pending.credit) {
-      throw new TeleportError(ErrorCode.PROTOCOL, `host sent ${length} bytes that request ${requestId} did not ask for`);
+      throw new TeleportError(
+        ErrorCode.PROTOCOL,
+        `host sent ${length} bytes that request ${requestId} did not ask for`,
+      );
     }
     if (type !== MessageType.CHUNK_DATA && type !== MessageType.RANGE_DATA && type !== MessageType.CHUNKS) {
       throw new TeleportError(ErrorCode.PROTOCOL, `unexpected ${length}-byte frame of type ${type}`);
@@ -166,7 +170,8 @@ export class TeleportClient {
         pending.onError(remoteError(body));
       } else {
         pending.credit -= body.length;
-        if (pending.credit < 0) throw new TeleportError(ErrorCode.PROTOCOL, `host overran the credit of request ${requestId}`);
+        if (pending.credit < 0)
+          throw new TeleportError(ErrorCode.PROTOCOL, `host overran the credit of request ${requestId}`);
         kept = pending.onFrame(type, owned ? body : Buffer.from(body)) === true;
       }
     } catch (err) {
@@ -212,7 +217,8 @@ export class TeleportClient {
     pending: PendingRequest,
     signal?: AbortSignal,
   ): { requestId: number; cancel: () => void } {
-    if (this.#connection.destroyed) throw this.#connection.error ?? new TeleportError(ErrorCode.CONNECTION, "connection closed");
+    if (this.#connection.destroyed)
+      throw this.#connection.error ?? new TeleportError(ErrorCode.CONNECTION, "connection closed");
     signal?.throwIfAborted();
     const requestId = this.#nextRequestId++;
     if (this.#nextRequestId > 0xffff_ffff) this.#nextRequestId = 1;
@@ -305,7 +311,10 @@ export class TeleportClient {
     if (body.length >= LARGE_BODY_THRESHOLD) this.pool.release(body);
   }
 
-  async *list(path: string, options: { recursive?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<Entry> {
+  async *list(
+    path: string,
+    options: { recursive?: boolean; signal?: AbortSignal } = {},
+  ): AsyncGenerator<Entry> {
     const request = { credit: STREAM_WINDOW_BYTES, path, recursive: options.recursive ? 1 : 0 };
     for await (const frame of this.#stream(MessageType.LIST, listRequestCodec, request, options.signal)) {
       if (frame.type !== MessageType.ENTRIES) throw unexpected(frame.type, "LIST");
@@ -372,7 +381,10 @@ export class TeleportClient {
           onChunk(request, data);
           return true;
         },
-        onEnd: () => (next === chunks.length ? resolve() : reject(new TeleportError(ErrorCode.PROTOCOL, "host skipped chunks"))),
+        onEnd: () =>
+          next === chunks.length
+            ? resolve()
+            : reject(new TeleportError(ErrorCode.PROTOCOL, "host skipped chunks")),
         onError: reject,
       };
       try {
@@ -387,7 +399,12 @@ export class TeleportClient {
    * Reads a byte range. Each piece arrives with the BLAKE3 hash the host computed when it read
    * the bytes and is checked before it is yielded; pieces must be contiguous and cover the range.
    */
-  async *readRange(path: string, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  async *readRange(
+    path: string,
+    offset: number,
+    length: number,
+    signal?: AbortSignal,
+  ): AsyncGenerator<Buffer> {
     const request = { credit: STREAM_WINDOW_BYTES * 4, path, offset, length };
     let position = offset;
     for await (const frame of this.#stream(MessageType.READ_RANGE, readRangeRequestCodec, request, signal)) {
@@ -398,7 +415,10 @@ export class TeleportClient {
         throw new TeleportError(ErrorCode.PROTOCOL, "range pieces out of order");
       }
       if (!hashEquals(hashBytes(data), header.hash)) {
-        throw new TeleportError(ErrorCode.CHUNK_CORRUPT, `bytes at offset ${position} of "${path}" do not match their hash`);
+        throw new TeleportError(
+          ErrorCode.CHUNK_CORRUPT,
+          `bytes at offset ${position} of "${path}" do not match their hash`,
+        );
       }
       position += data.length;
       yield data;

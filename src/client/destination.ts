@@ -22,12 +22,18 @@ export async function ensureRealDirectory(path: string): Promise<void> {
   }
   const stats = await lstat(path);
   if (!stats.isDirectory()) {
-    throw new TeleportError(ErrorCode.UNSAFE_NAME, `${path} exists and is not a folder; not writing through it`);
+    throw new TeleportError(
+      ErrorCode.UNSAFE_NAME,
+      `${path} exists and is not a folder; not writing through it`,
+    );
   }
 }
 
 export function tempPathFor(finalPath: string): string {
-  return join(dirname(finalPath), `.${basename(finalPath).slice(0, 180)}.${randomBytes(6).toString("hex")}${TEMP_SUFFIX}`);
+  return join(
+    dirname(finalPath),
+    `.${basename(finalPath).slice(0, 180)}.${randomBytes(6).toString("hex")}${TEMP_SUFFIX}`,
+  );
 }
 
 /** Creates a new temporary file next to `finalPath`; O_EXCL|O_NOFOLLOW so no existing file or link is reused. */

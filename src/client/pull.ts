@@ -10,10 +10,23 @@ import type { FileHandle } from "node:fs/promises";
 import { chmod, mkdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { type ChunkRef, type ChunkRequest, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
+import {
+  type ChunkRef,
+  type ChunkRequest,
+  type Entry,
+  EntryKind,
+  type FileEnd,
+  MAX_CHUNK_SIZE,
+} from "../wire/messages.js";
 import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import type { TeleportClient } from "./client.js";
-import { commitPath, createSymlink, createTempFile, ensureRealDirectory, removeQuietly } from "./destination.js";
+import {
+  commitPath,
+  createSymlink,
+  createTempFile,
+  ensureRealDirectory,
+  removeQuietly,
+} from "./destination.js";
 
 export interface PullOptions {
   /** File or folder inside the share; the whole share when empty. */
@@ -124,9 +137,13 @@ class Puller {
     this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
     // Every request in flight listens on this signal; a window's worth is expected, not a leak.
     setMaxListeners(1024, this.#abort.signal);
-    options.signal?.addEventListener("abort", () => this.#fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled")), {
-      once: true,
-    });
+    options.signal?.addEventListener(
+      "abort",
+      () => this.#fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled")),
+      {
+        once: true,
+      },
+    );
   }
 
   async run(): Promise<PullSummary> {
@@ -197,14 +214,18 @@ class Puller {
 
   /** Maps a wire path inside the pulled subtree to its path under the destination. */
   #localPath(wirePath: string): string {
-    if (!isWithin(wirePath, this.#remote)) throw protocolError(`host sent "${wirePath}", outside "${this.#remote}"`);
+    if (!isWithin(wirePath, this.#remote))
+      throw protocolError(`host sent "${wirePath}", outside "${this.#remote}"`);
     const skip = splitWirePath(parentWirePath(this.#remote)).length;
     return join(this.#options.dest, ...splitWirePath(wirePath).slice(skip));
   }
 
   /** The folder an entry lives in; closes every folder the walk has left behind. */
   async #enter(wirePath: string): Promise<DirState> {
-    if (wirePath === this.#remote && this.#summary.files + this.#summary.directories + this.#summary.symlinks > 0) {
+    if (
+      wirePath === this.#remote &&
+      this.#summary.files + this.#summary.directories + this.#summary.symlinks > 0
+    ) {
       throw protocolError(`host sent "${wirePath}" twice`);
     }
     const parent = parentWirePath(wirePath);
@@ -212,7 +233,8 @@ class Puller {
       const top = this.#dirStack.at(-1);
       if (top === undefined) throw protocolError(`"${wirePath}" is not inside a folder the host announced`);
       if (top.wirePath === parent && (top.entry !== undefined || wirePath === this.#remote)) return top;
-      if (top.entry === undefined) throw protocolError(`"${wirePath}" is not inside a folder the host announced`);
+      if (top.entry === undefined)
+        throw protocolError(`"${wirePath}" is not inside a folder the host announced`);
       this.#dirStack.pop();
       await this.#leaveDirectory(top);
     }
@@ -224,7 +246,14 @@ class Puller {
     if (entry.kind === EntryKind.DIRECTORY) {
       if (entry.path === "") {
         // The share root lands on the destination folder itself.
-        const dir: DirState = { wirePath: "", localPath, entry, parent: undefined, pending: 0, listed: false };
+        const dir: DirState = {
+          wirePath: "",
+          localPath,
+          entry,
+          parent: undefined,
+          pending: 0,
+          listed: false,
+        };
         this.#dirStack.push(dir);
       } else {
         await ensureRealDirectory(localPath);
@@ -233,7 +262,9 @@ class Puller {
       }
       this.#summary.directories++;
     } else if (entry.kind === EntryKind.SYMLINK) {
-      const relativeToDest = splitWirePath(entry.path).slice(splitWirePath(parentWirePath(this.#remote)).length);
+      const relativeToDest = splitWirePath(entry.path).slice(
+        splitWirePath(parentWirePath(this.#remote)).length,
+      );
       checkLinkTarget(relativeToDest.join("/"), entry.linkTarget);
       await createSymlink(entry.linkTarget, localPath);
       this.#summary.symlinks++;
@@ -275,18 +306,26 @@ class Puller {
       if (chunk.offset !== job.described || chunk.size === 0 || chunk.size > MAX_CHUNK_SIZE) {
         throw protocolError(`chunk at ${chunk.offset} of "${job.wirePath}" does not follow the previous one`);
       }
-      if (chunk.offset + chunk.size > job.entry.size) throw protocolError(`chunks of "${job.wirePath}" run past its size`);
+      if (chunk.offset + chunk.size > job.entry.size)
+        throw protocolError(`chunks of "${job.wirePath}" run past its size`);
       job.described += chunk.size;
       job.chunkCount++;
       while (this.#inFlightBytes + chunk.size > this.#windowBytes) await this.#waitForProgress();
-      this.#enqueue({ request: { hash: chunk.hash, size: chunk.size, path: job.wirePath, offset: chunk.offset }, job });
+      this.#enqueue({
+        request: { hash: chunk.hash, size: chunk.size, path: job.wirePath, offset: chunk.offset },
+        job,
+      });
     }
   }
 
   #onFileEnd(digest: FileEnd): void {
     const job = this.#current;
     if (job === undefined) throw protocolError("file end outside a file");
-    if (digest.size !== job.entry.size || job.described !== job.entry.size || digest.chunkCount !== job.chunkCount) {
+    if (
+      digest.size !== job.entry.size ||
+      job.described !== job.entry.size ||
+      digest.chunkCount !== job.chunkCount
+    ) {
       throw protocolError(`chunks of "${job.wirePath}" do not cover the file`);
     }
     job.digest = digest;

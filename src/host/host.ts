@@ -56,11 +56,15 @@ export class Host {
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
-    const listener = await listenTls(identity, { host: bind, port: options.port ?? 0 }, (socket: TLSSocket) => {
-      const session = new HostSession(socket, context);
-      sessions.add(session);
-      session.closed.then(() => sessions.delete(session));
-    });
+    const listener = await listenTls(
+      identity,
+      { host: bind, port: options.port ?? 0 },
+      (socket: TLSSocket) => {
+        const session = new HostSession(socket, context);
+        sessions.add(session);
+        session.closed.then(() => sessions.delete(session));
+      },
+    );
     const advertised = options.advertise ?? advertisedAddress(listener.host);
     const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
     return new Host(share, listener, link, sessions);

@@ -8,11 +8,13 @@ import type { Chunker } from "../chunking/chunker.js";
 import { DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
-import { Connection, encodeFrame } from "../engine/connection.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
+import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { verifyAuthProof } from "../transport/tls.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
+import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
   type ChunkRequest,
@@ -20,8 +22,8 @@ import {
   creditCodec,
   type Entry,
   EntryKind,
-  entriesCodec,
   emptyCodec,
+  entriesCodec,
   entryCodec,
   fileEndCodec,
   getChunksRequestCodec,
@@ -30,8 +32,8 @@ import {
   MAX_CHUNK_SIZE,
   MAX_ENTRIES_PER_FRAME,
   MessageType,
-  manifestRequestCodec,
   MIN_PROTOCOL_VERSION,
+  manifestRequestCodec,
   PROTOCOL_MAGIC,
   PROTOCOL_VERSION,
   pingCodec,
@@ -41,8 +43,6 @@ import {
   statRequestCodec,
   welcomeCodec,
 } from "../wire/messages.js";
-import { verifyAuthProof } from "../transport/tls.js";
-import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import { OpenFiles } from "./open-files.js";
 import type { Share } from "./share.js";
 
@@ -89,13 +89,18 @@ export class HostSession {
   constructor(socket: TLSSocket, context: SessionContext) {
     this.#socket = socket;
     this.#context = context;
-    this.#openFiles = new OpenFiles(async (wirePath) => (await context.share.resolveFile(wirePath)).absolutePath);
+    this.#openFiles = new OpenFiles(
+      async (wirePath) => (await context.share.resolveFile(wirePath)).absolutePath,
+    );
     this.#connection = new Connection(
       socket,
       {
         allocateBody: (_type, _id, length) => {
           if (length > MAX_REQUEST_BODY) {
-            throw new TeleportError(ErrorCode.FRAME_TOO_LARGE, `request of ${length} bytes is over the limit`);
+            throw new TeleportError(
+              ErrorCode.FRAME_TOO_LARGE,
+              `request of ${length} bytes is over the limit`,
+            );
           }
           return Buffer.allocUnsafe(length);
         },
@@ -179,7 +184,9 @@ export class HostSession {
         return;
       case MessageType.LIST: {
         const request = decodeMessage(listRequestCodec, body);
-        this.#serve(requestId, request.credit, (open) => this.#list(requestId, request.path, request.recursive !== 0, open));
+        this.#serve(requestId, request.credit, (open) =>
+          this.#list(requestId, request.path, request.recursive !== 0, open),
+        );
         return;
       }
       case MessageType.STAT: {
@@ -236,7 +243,13 @@ export class HostSession {
   }
 
   /** Sends a small response frame once the request has credit for it. */
-  async #sendCredited<T>(requestId: number, open: OpenRequest, type: number, codec: Codec<T>, value: T): Promise<void> {
+  async #sendCredited<T>(
+    requestId: number,
+    open: OpenRequest,
+    type: number,
+    codec: Codec<T>,
+    value: T,
+  ): Promise<void> {
     const frame = encodeFrame(type, requestId, codec, value);
     await open.credit.take(frame.length - FRAME_HEADER_SIZE, open.abort.signal);
     this.#connection.sendFrame(frame);
@@ -310,7 +323,11 @@ export class HostSession {
         await this.#connection.whenWritable();
       }
     } finally {
-      if (next !== undefined) next.then((frame) => pool.release(frame), () => {});
+      if (next !== undefined)
+        next.then(
+          (frame) => pool.release(frame),
+          () => {},
+        );
     }
   }
 
@@ -328,17 +345,34 @@ export class HostSession {
     return frame;
   }
 
-  async #readExactly(path: string, target: Buffer, at: number, size: number, position: number): Promise<void> {
-    const { bytesRead } = await this.#openFiles.with(path, (handle) => handle.read(target, at, size, position));
+  async #readExactly(
+    path: string,
+    target: Buffer,
+    at: number,
+    size: number,
+    position: number,
+  ): Promise<void> {
+    const { bytesRead } = await this.#openFiles.with(path, (handle) =>
+      handle.read(target, at, size, position),
+    );
     if (bytesRead !== size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" is shorter than it was when listed`);
     }
   }
 
-  async #readRange(requestId: number, path: string, offset: number, length: number, open: OpenRequest): Promise<void> {
+  async #readRange(
+    requestId: number,
+    path: string,
+    offset: number,
+    length: number,
+    open: OpenRequest,
+  ): Promise<void> {
     const { stats } = await this.#context.share.resolveFile(path);
     if (offset + length > stats.size) {
-      throw new TeleportError(ErrorCode.RANGE, `range ${offset}+${length} is past the end of "${path}" (${stats.size} bytes)`);
+      throw new TeleportError(
+        ErrorCode.RANGE,
+        `range ${offset}+${length} is past the end of "${path}" (${stats.size} bytes)`,
+      );
     }
     const pool = this.#context.pool;
     let position = offset;
@@ -358,7 +392,10 @@ export class HostSession {
       const data = frame.subarray(RANGE_FRAME_PREFIX);
       writeFrameHeader(frame, 0, MessageType.RANGE_DATA, requestId, RANGE_DATA_HEADER_SIZE + size);
       const header = { offset: position, hash: hashBytes(data) };
-      rangeDataHeaderCodec.encode({ start: FRAME_HEADER_SIZE, end: RANGE_FRAME_PREFIX, buffer: frame }, header);
+      rangeDataHeaderCodec.encode(
+        { start: FRAME_HEADER_SIZE, end: RANGE_FRAME_PREFIX, buffer: frame },
+        header,
+      );
       this.#connection.sendOwnedFrame(frame, () => pool.release(frame));
       position = pieceEnd;
       await this.#connection.whenWritable();
@@ -379,7 +416,8 @@ class EntryBatch {
   async add(entry: Entry): Promise<void> {
     this.#entries.push(entry);
     this.#bytes += 40 + Buffer.byteLength(entry.path) + Buffer.byteLength(entry.linkTarget);
-    if (this.#bytes >= RESPONSE_FRAME_TARGET || this.#entries.length >= MAX_ENTRIES_PER_FRAME) await this.flush();
+    if (this.#bytes >= RESPONSE_FRAME_TARGET || this.#entries.length >= MAX_ENTRIES_PER_FRAME)
+      await this.flush();
   }
 
   async flush(): Promise<void> {

@@ -32,7 +32,8 @@ export class Share {
     } catch (err) {
       throw toTeleportError(err, `shared folder ${path}`);
     }
-    if (!(await stat(root)).isDirectory()) throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
+    if (!(await stat(root)).isDirectory())
+      throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
     return new Share(root);
   }
 
@@ -45,7 +46,8 @@ export class Share {
     } catch (err) {
       throw toTeleportError(err, `"${wirePath}"`);
     }
-    if (!this.#contains(real)) throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
+    if (!this.#contains(real))
+      throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
     return real;
   }
 
@@ -60,7 +62,8 @@ export class Share {
   async stat(wirePath: string): Promise<ShareEntry> {
     const absolutePath = await this.resolve(wirePath);
     const found = await this.#describe(wirePath, absolutePath, await lstat(absolutePath));
-    if (found === null) throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
+    if (found === null)
+      throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
     return found;
   }
 

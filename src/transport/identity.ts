@@ -26,16 +26,26 @@ const SHARE_SECRET_BYTES = 16;
 
 export async function loadOrCreateIdentity(home: string): Promise<HostIdentity> {
   const dir = join(home, "identity");
-  const paths = { key: join(dir, "host-key.pem"), cert: join(dir, "host-cert.pem"), secret: join(dir, "master-secret") };
+  const paths = {
+    key: join(dir, "host-key.pem"),
+    cert: join(dir, "host-cert.pem"),
+    secret: join(dir, "master-secret"),
+  };
   try {
     const [keyPem, certPem, secretHex] = await Promise.all([
       readFile(paths.key, "utf8"),
       readFile(paths.cert, "utf8"),
       readFile(paths.secret, "utf8"),
     ]);
-    return { keyPem, certPem, fingerprint: certificateFingerprint(certPem), masterSecret: Buffer.from(secretHex.trim(), "hex") };
+    return {
+      keyPem,
+      certPem,
+      fingerprint: certificateFingerprint(certPem),
+      masterSecret: Buffer.from(secretHex.trim(), "hex"),
+    };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw toTeleportError(err, `reading identity in ${dir}`);
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      throw toTeleportError(err, `reading identity in ${dir}`);
   }
   const identity = await createIdentity();
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -77,5 +87,8 @@ export function certificateFingerprint(certPemOrDer: string | Buffer): Buffer {
 
 /** The access secret for one shared folder: stable across restarts, different for every folder. */
 export function shareSecret(identity: HostIdentity, shareRealPath: string): Buffer {
-  return createHmac("sha256", identity.masterSecret).update(`share:${shareRealPath}`).digest().subarray(0, SHARE_SECRET_BYTES);
+  return createHmac("sha256", identity.masterSecret)
+    .update(`share:${shareRealPath}`)
+    .digest()
+    .subarray(0, SHARE_SECRET_BYTES);
 }

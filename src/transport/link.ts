@@ -26,9 +26,13 @@ export function parseLink(text: string): ShareLink {
   try {
     url = new URL(text.trim());
   } catch {
-    throw new TeleportError(ErrorCode.BAD_LINK, "not a teleport link (expected teleport://HOST:PORT/?fp=...&key=...)");
+    throw new TeleportError(
+      ErrorCode.BAD_LINK,
+      "not a teleport link (expected teleport://HOST:PORT/?fp=...&key=...)",
+    );
   }
-  if (url.protocol !== SCHEME) throw new TeleportError(ErrorCode.BAD_LINK, `link scheme must be teleport://, not ${url.protocol}//`);
+  if (url.protocol !== SCHEME)
+    throw new TeleportError(ErrorCode.BAD_LINK, `link scheme must be teleport://, not ${url.protocol}//`);
   const port = Number(url.port);
   if (url.hostname === "" || !Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new TeleportError(ErrorCode.BAD_LINK, "link has no valid host and port");
@@ -38,7 +42,8 @@ export function parseLink(text: string): ShareLink {
   if (fingerprint.length !== FINGERPRINT_BYTES) {
     throw new TeleportError(ErrorCode.BAD_LINK, "link fingerprint is not a SHA-256 digest");
   }
-  if (secret.length < MIN_SECRET_BYTES) throw new TeleportError(ErrorCode.BAD_LINK, "link secret is too short");
+  if (secret.length < MIN_SECRET_BYTES)
+    throw new TeleportError(ErrorCode.BAD_LINK, "link secret is too short");
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   return { host, port, fingerprint, secret };
 }

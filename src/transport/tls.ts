@@ -15,6 +15,11 @@ const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
 const EXPORTER_CONTEXT = Buffer.from(ALPN);
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * AES-128-GCM first: Node's TLS moved 1 GiB at ~850 MB/s with it against ~700 MB/s with
+ * AES-256-GCM on loopback here (bench/micro/tls-ciphers), and 128-bit keys are TLS 1.3's default.
+ */
+const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 export interface TlsListener {
   server: tls.Server;
@@ -32,6 +37,8 @@ export function listenTls(
       key: identity.keyPem,
       cert: identity.certPem,
       minVersion: "TLSv1.3",
+      ciphers: CIPHER_SUITES,
+      honorCipherOrder: true,
       ALPNProtocols: [ALPN],
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     },
@@ -59,6 +66,7 @@ export function connectTls(link: ShareLink, signal?: AbortSignal): Promise<tls.T
       host: link.host,
       port: link.port,
       minVersion: "TLSv1.3",
+      ciphers: CIPHER_SUITES,
       ALPNProtocols: [ALPN],
       // Trust comes from the fingerprint check below, not from a CA chain.
       rejectUnauthorized: false,
@@ -70,7 +78,13 @@ export function connectTls(link: ShareLink, signal?: AbortSignal): Promise<tls.T
       reject(error);
     };
     const timer = setTimeout(
-      () => fail(new TeleportError(ErrorCode.TIMEOUT, `no TLS handshake with ${link.host}:${link.port} within ${HANDSHAKE_TIMEOUT_MS} ms`)),
+      () =>
+        fail(
+          new TeleportError(
+            ErrorCode.TIMEOUT,
+            `no TLS handshake with ${link.host}:${link.port} within ${HANDSHAKE_TIMEOUT_MS} ms`,
+          ),
+        ),
       HANDSHAKE_TIMEOUT_MS,
     );
     const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
@@ -86,7 +100,12 @@ export function connectTls(link: ShareLink, signal?: AbortSignal): Promise<tls.T
       const cert = socket.getPeerX509Certificate();
       const actual = cert === undefined ? Buffer.alloc(0) : createHash("sha256").update(cert.raw).digest();
       if (actual.length !== link.fingerprint.length || !timingSafeEqual(actual, link.fingerprint)) {
-        fail(new TeleportError(ErrorCode.FINGERPRINT, `host ${link.host}:${link.port} presented a certificate that does not match the link`));
+        fail(
+          new TeleportError(
+            ErrorCode.FINGERPRINT,
+            `host ${link.host}:${link.port} presented a certificate that does not match the link`,
+          ),
+        );
         return;
       }
       cleanup();

@@ -145,7 +145,8 @@ export function bytes(maxLength: number): Codec<Buffer> {
     },
     decode(state) {
       const length = uint32.decode(state);
-      if (length > maxLength) throw new TeleportError(ErrorCode.PROTOCOL, `byte string over ${maxLength} bytes`);
+      if (length > maxLength)
+        throw new TeleportError(ErrorCode.PROTOCOL, `byte string over ${maxLength} bytes`);
       need(state, length);
       const value = state.buffer.subarray(state.start, state.start + length);
       state.start += length;

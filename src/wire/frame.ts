@@ -22,7 +22,13 @@ export interface FrameSink {
   onFrame(type: number, requestId: number, body: Buffer, owned: boolean): void;
 }
 
-export function writeFrameHeader(target: Buffer, offset: number, type: number, requestId: number, bodyLength: number): void {
+export function writeFrameHeader(
+  target: Buffer,
+  offset: number,
+  type: number,
+  requestId: number,
+  bodyLength: number,
+): void {
   target.writeUInt32LE(FRAME_HEADER_SIZE - LENGTH_FIELD_SIZE + bodyLength, offset);
   target[offset + 4] = type;
   target.writeUInt32LE(requestId, offset + 5);
@@ -93,7 +99,12 @@ export class FrameDecoder {
   #startBody(data: Buffer, offset: number): number {
     const available = data.length - offset;
     if (this.#bodyLength < LARGE_BODY_THRESHOLD && available >= this.#bodyLength) {
-      this.#sink.onFrame(this.#type, this.#requestId, data.subarray(offset, offset + this.#bodyLength), false);
+      this.#sink.onFrame(
+        this.#type,
+        this.#requestId,
+        data.subarray(offset, offset + this.#bodyLength),
+        false,
+      );
       return offset + this.#bodyLength;
     }
     this.#body =

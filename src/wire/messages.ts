@@ -119,7 +119,7 @@ export interface Ping {
 }
 export const pingCodec: Codec<Ping> = struct<Ping>({ sentAt: float64 });
 
-export interface Empty {}
+export type Empty = {};
 export const emptyCodec: Codec<Empty> = struct<Empty>({});
 
 /** A file, folder or symlink, with its path relative to the share root ("" is the root). */
@@ -146,7 +146,11 @@ export interface ListRequest {
   path: string;
   recursive: number;
 }
-export const listRequestCodec: Codec<ListRequest> = struct<ListRequest>({ credit: uint32, path, recursive: uint8 });
+export const listRequestCodec: Codec<ListRequest> = struct<ListRequest>({
+  credit: uint32,
+  path,
+  recursive: uint8,
+});
 
 export interface StatRequest {
   path: string;
@@ -166,7 +170,12 @@ export interface ChunkRequest {
   path: string;
   offset: number;
 }
-export const chunkRequestCodec: Codec<ChunkRequest> = struct<ChunkRequest>({ hash, size: uint32, path, offset: uint64 });
+export const chunkRequestCodec: Codec<ChunkRequest> = struct<ChunkRequest>({
+  hash,
+  size: uint32,
+  path,
+  offset: uint64,
+});
 
 export interface GetChunksRequest {
   chunks: ChunkRequest[];
@@ -191,7 +200,9 @@ export const readRangeRequestCodec: Codec<ReadRangeRequest> = struct<ReadRangeRe
 export interface Entries {
   entries: Entry[];
 }
-export const entriesCodec: Codec<Entries> = struct<Entries>({ entries: array(entryCodec, MAX_ENTRIES_PER_FRAME) });
+export const entriesCodec: Codec<Entries> = struct<Entries>({
+  entries: array(entryCodec, MAX_ENTRIES_PER_FRAME),
+});
 
 export interface ChunkRef {
   offset: number;
@@ -203,7 +214,9 @@ export const chunkRefCodec: Codec<ChunkRef> = struct<ChunkRef>({ offset: uint64,
 export interface Chunks {
   chunks: ChunkRef[];
 }
-export const chunksCodec: Codec<Chunks> = struct<Chunks>({ chunks: array(chunkRefCodec, MAX_CHUNKS_PER_FRAME) });
+export const chunksCodec: Codec<Chunks> = struct<Chunks>({
+  chunks: array(chunkRefCodec, MAX_CHUNKS_PER_FRAME),
+});
 
 export interface FileEnd {
   size: number;
@@ -211,7 +224,11 @@ export interface FileEnd {
   /** BLAKE3 over the file's chunk hashes, in order (see chunking/manifest.ts). */
   fileHash: Buffer;
 }
-export const fileEndCodec: Codec<FileEnd> = struct<FileEnd>({ size: uint64, chunkCount: uint32, fileHash: hash });
+export const fileEndCodec: Codec<FileEnd> = struct<FileEnd>({
+  size: uint64,
+  chunkCount: uint32,
+  fileHash: hash,
+});
 
 /** Header of a CHUNK_DATA frame; the chunk's bytes follow it to the end of the frame. */
 export interface ChunkDataHeader {

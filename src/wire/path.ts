@@ -24,7 +24,10 @@ export function splitWirePath(path: string): string[] {
       throw new TeleportError(ErrorCode.UNSAFE_NAME, `path "${path}" has an empty or "." component`);
     }
     if (Buffer.byteLength(part) > MAX_NAME_BYTES) {
-      throw new TeleportError(ErrorCode.UNSAFE_NAME, `a name in "${path}" is longer than ${MAX_NAME_BYTES} bytes`);
+      throw new TeleportError(
+        ErrorCode.UNSAFE_NAME,
+        `a name in "${path}" is longer than ${MAX_NAME_BYTES} bytes`,
+      );
     }
   }
   return parts;
