@@ -19,17 +19,20 @@ if (process.argv[2] === "--serve") {
   const [, , , home, suite, total] = process.argv;
   const identity = await loadOrCreateIdentity(home as string);
   const block = Buffer.alloc(1024 * 1024, 7);
-  const server = tls.createServer({ key: identity.keyPem, cert: identity.certPem, ciphers: suite }, (socket) => {
-    let sent = 0;
-    const pump = () => {
-      while (sent < Number(total)) {
-        sent++;
-        if (!socket.write(block)) return void socket.once("drain", pump);
-      }
-      socket.end();
-    };
-    pump();
-  });
+  const server = tls.createServer(
+    { key: identity.keyPem, cert: identity.certPem, ciphers: suite },
+    (socket) => {
+      let sent = 0;
+      const pump = () => {
+        while (sent < Number(total)) {
+          sent++;
+          if (!socket.write(block)) return void socket.once("drain", pump);
+        }
+        socket.end();
+      };
+      pump();
+    },
+  );
   server.listen(0, "127.0.0.1", () => process.send?.((server.address() as { port: number }).port));
   process.on("disconnect", () => process.exit(0));
 } else {
@@ -39,7 +42,9 @@ if (process.argv[2] === "--serve") {
     const rates: number[] = [];
     for (let run = 0; run <= runs; run++) {
       const server = fork(process.argv[1] as string, ["--serve", home, suite, String(mib)]);
-      const port = await new Promise<number>((resolve) => server.once("message", (m) => resolve(m as number)));
+      const port = await new Promise<number>((resolve) =>
+        server.once("message", (m) => resolve(m as number)),
+      );
       const started = performance.now();
       const received = await new Promise<number>((resolve, reject) => {
         let bytes = 0;
@@ -56,7 +61,14 @@ if (process.argv[2] === "--serve") {
     }
     rates.sort((a, b) => a - b);
     const median = rates[Math.floor(rates.length / 2)] ?? 0;
-    console.log(JSON.stringify({ suite, medianMBps: Math.round(median), minMBps: Math.round(rates[0] ?? 0), maxMBps: Math.round(rates.at(-1) ?? 0) }));
+    console.log(
+      JSON.stringify({
+        suite,
+        medianMBps: Math.round(median),
+        minMBps: Math.round(rates[0] ?? 0),
+        maxMBps: Math.round(rates.at(-1) ?? 0),
+      }),
+    );
   }
   await rm(home, { recursive: true, force: true });
 }

@@ -30,6 +30,7 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     ...(flags.port === undefined ? {} : { port: flags.port }),
     ...(flags.bind === undefined ? {} : { bind: flags.bind }),
     ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
+    onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
   });
   process.stdout.write(`${host.url}\n`);
   if (flags.linkFile !== undefined) await writeFileAtomically(flags.linkFile, `${host.url}\n`);
@@ -61,7 +62,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
   process.once("SIGINT", cancel);
   process.once("SIGTERM", cancel);
   const client = await TeleportClient.connect(link, { signal: controller.signal });
-  const display = createProgressDisplay(flags.progress !== false && flags.json !== true);
+  const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
   try {
     const summary = await pull(client, {
       remotePath: flags.path ?? "",

@@ -42,7 +42,7 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
     const link = await firstLine(host);
     process.stdout.write(`demo: host is sharing it at\n  ${link}\n`);
     const client = await TeleportClient.connect(link);
-    const display = createProgressDisplay(true);
+    const display = await createProgressDisplay(true);
     const summary = await pull(client, { dest, onProgress: (progress) => display.update(progress) }).finally(
       () => display.stop(),
     );

@@ -2,7 +2,6 @@
  * The pull progress bar (cli-progress), drawn on stderr only when it is a terminal, so that
  * stdout stays clean for --json and for pipes.
  */
-import cliProgress from "cli-progress";
 import type { PullProgress } from "../client/pull.js";
 
 export interface ProgressDisplay {
@@ -12,8 +11,10 @@ export interface ProgressDisplay {
 
 const NO_DISPLAY: ProgressDisplay = { update() {}, stop() {} };
 
-export function createProgressDisplay(enabled: boolean): ProgressDisplay {
+/** Loads cli-progress only when a bar will be drawn: pipes and --json runs start faster. */
+export async function createProgressDisplay(enabled: boolean): Promise<ProgressDisplay> {
   if (!enabled || !process.stderr.isTTY) return NO_DISPLAY;
+  const { default: cliProgress } = await import("cli-progress");
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

@@ -57,10 +57,11 @@ export interface PullSummary {
   seconds: number;
 }
 
-const DEFAULT_WINDOW_BYTES = 64 * 1024 * 1024;
-const BATCH_BYTES = 8 * 1024 * 1024;
+const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
+const BATCH_BYTES = 2 * 1024 * 1024;
 const BATCH_CHUNKS = 1024;
 const MAX_OPEN_FILES = 128;
+const MAX_WRITEV_BUFFERS = 64;
 
 interface DirState {
   wirePath: string;
@@ -86,6 +87,14 @@ interface FileJob {
   written: number;
   digest: FileEnd | undefined;
   committing: boolean;
+  /** Verified chunks waiting for the file's writer. */
+  unwritten: QueuedChunk[];
+  writing: boolean;
+}
+
+interface QueuedChunk {
+  offset: number;
+  data: Buffer;
 }
 
 interface Fetch {
@@ -292,6 +301,8 @@ class Puller {
       written: 0,
       digest: undefined,
       committing: false,
+      unwritten: [],
+      writing: false,
     };
     parent.pending++;
     this.#openFiles.add(job);
@@ -363,23 +374,57 @@ class Puller {
     this.#track(fetching);
   }
 
+  /** Queues a verified chunk for writing; each file has at most one write in flight. */
   #write(job: FileJob, request: ChunkRequest, data: Buffer): void {
-    const writing = job.handle.write(data, 0, data.length, request.offset).then(
-      () => {
-        this.#client.pool.release(data);
-        this.#inFlightBytes -= data.length;
-        job.written += data.length;
-        this.#summary.bytes += data.length;
-        this.#summary.bytesFromNetwork += data.length;
+    job.unwritten.push({ offset: request.offset, data });
+    if (!job.writing) {
+      job.writing = true;
+      this.#track(this.#writeQueued(job));
+    }
+  }
+
+  /**
+   * Writes a file's queued chunks, merging runs of adjacent chunks into one writev. One writer
+   * per file: concurrent pwrites to one file only contend for its inode lock (measured: 4
+   * threadpool writers spent more CPU than one, for the same bytes).
+   */
+  async #writeQueued(job: FileJob): Promise<void> {
+    try {
+      while (job.unwritten.length > 0) {
+        const pieces = job.unwritten.splice(0).sort((a, b) => a.offset - b.offset);
+        for (let start = 0; start < pieces.length; ) {
+          let end = start + 1;
+          let bytes = (pieces[start] as QueuedChunk).data.length;
+          while (end < pieces.length && end - start < MAX_WRITEV_BUFFERS) {
+            const previous = pieces[end - 1] as QueuedChunk;
+            const next = pieces[end] as QueuedChunk;
+            if (next.offset !== previous.offset + previous.data.length) break;
+            bytes += next.data.length;
+            end++;
+          }
+          const run = pieces.slice(start, end);
+          try {
+            await job.handle.writev(
+              run.map((piece) => piece.data),
+              (run[0] as QueuedChunk).offset,
+            );
+          } catch (err) {
+            throw toTeleportError(err, `writing ${job.finalPath}`);
+          } finally {
+            for (const piece of run) this.#client.pool.release(piece.data);
+          }
+          this.#inFlightBytes -= bytes;
+          job.written += bytes;
+          this.#summary.bytes += bytes;
+          this.#summary.bytesFromNetwork += bytes;
+          start = end;
+        }
         this.#reportProgress();
-        this.#maybeCommit(job);
-      },
-      (err: unknown) => {
-        this.#client.pool.release(data);
-        throw toTeleportError(err, `writing ${job.finalPath}`);
-      },
-    );
-    this.#track(writing);
+      }
+    } finally {
+      job.writing = false;
+    }
+    this.#maybeCommit(job);
   }
 
   #track(work: Promise<void>): void {
@@ -408,7 +453,7 @@ class Puller {
   }
 
   #maybeCommit(job: FileJob): void {
-    if (job.committing || job.digest === undefined || job.written !== job.entry.size) return;
+    if (job.committing || job.writing || job.digest === undefined || job.written !== job.entry.size) return;
     job.committing = true;
     this.#track(this.#commit(job));
   }

@@ -16,7 +16,7 @@ export class BufferPool {
   #inUseBytes = 0;
   #peakInUseBytes = 0;
 
-  constructor(maxRetainedBytes = 64 * 1024 * 1024) {
+  constructor(maxRetainedBytes = 16 * 1024 * 1024) {
     this.#maxRetainedBytes = maxRetainedBytes;
     for (let bits = MIN_CLASS_BITS; bits <= MAX_CLASS_BITS; bits++) this.#free.push([]);
   }

@@ -23,7 +23,7 @@ export interface ConnectionOptions {
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-const DEFAULT_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+const DEFAULT_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export class Connection {
   readonly socket: Socket;
@@ -34,6 +34,8 @@ export class Connection {
   #destroyed = false;
   #closing: Promise<void> | undefined;
   readonly #closed: Promise<void>;
+  /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
+  readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
   bytesReceived = 0;
   bytesSent = 0;
 
@@ -55,8 +57,10 @@ export class Connection {
         this.destroy(new TeleportError(ErrorCode.CONNECTION, "peer closed the connection mid-frame"));
       }
     });
+    socket.on("drain", () => this.#wakeWritableWaiters());
     socket.once("close", () => {
       this.#destroyed = true;
+      this.#wakeWritableWaiters(this.#error ?? closedError());
       this.#handler.onClose(this.#error);
     });
   }
@@ -113,18 +117,15 @@ export class Connection {
   whenWritable(): Promise<void> {
     if (this.destroyed) return Promise.reject(this.#error ?? closedError());
     if (this.socket.writableLength < this.#writeBufferBytes) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        this.socket.off("close", onClose);
-        resolve();
-      };
-      const onClose = () => {
-        this.socket.off("drain", onDrain);
-        reject(this.#error ?? closedError());
-      };
-      this.socket.once("drain", onDrain);
-      this.socket.once("close", onClose);
-    });
+    return new Promise((resolve, reject) => this.#writableWaiters.push({ resolve, reject }));
+  }
+
+  #wakeWritableWaiters(error?: TeleportError): void {
+    const waiters = this.#writableWaiters.splice(0);
+    for (const waiter of waiters) {
+      if (error === undefined) waiter.resolve();
+      else waiter.reject(error);
+    }
   }
 
   /** Abrupt end: fails everything in flight with `error`. Idempotent. */
@@ -133,12 +134,16 @@ export class Connection {
     this.socket.destroy();
   }
 
-  /** Graceful end: flushes what is queued, then closes. Repeat calls return the same promise. */
-  close(): Promise<void> {
+  /**
+   * Graceful end: flushes what is queued, then closes. `reason`, if given, is what the close
+   * is reported with. Repeat calls return the same promise.
+   */
+  close(reason?: TeleportError): Promise<void> {
+    if (this.#error === undefined && reason !== undefined) this.#error = reason;
     this.#closing ??= (async () => {
       if (!this.destroyed) {
         this.socket.end();
-        const timer = setTimeout(() => this.destroy(), 5_000);
+        const timer = setTimeout(() => this.destroy(), 5_000).unref();
         await this.#closed;
         clearTimeout(timer);
       }

@@ -7,6 +7,7 @@ import type { TLSSocket } from "node:tls";
 import { type Chunker, FixedChunker } from "../chunking/chunker.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
+import type { TeleportError } from "../errors.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { listenTls, type TlsListener } from "../transport/tls.js";
@@ -26,6 +27,8 @@ export interface HostOptions {
   idleTimeoutMs?: number;
   chunker?: Chunker;
   faults?: HostFaults;
+  /** Told when a client connection ends with an error. */
+  onSessionError?: (remote: string, error: TeleportError) => void;
 }
 
 export class Host {
@@ -53,6 +56,7 @@ export class Host {
       pool: new BufferPool(),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: options.faults,
+      onSessionError: options.onSessionError,
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();

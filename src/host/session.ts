@@ -59,6 +59,8 @@ export interface SessionContext {
   pool: BufferPool;
   idleTimeoutMs: number;
   faults: HostFaults | undefined;
+  /** Told when a connection ends with an error (the CLI logs it). */
+  onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
 }
 
 const CHUNK_FRAME_PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
@@ -105,7 +107,7 @@ export class HostSession {
           return Buffer.allocUnsafe(length);
         },
         onFrame: (type, requestId, body) => this.#onFrame(type, requestId, body),
-        onClose: () => this.#onClose(),
+        onClose: (error) => this.#onClose(error),
       },
       { idleTimeoutMs: context.idleTimeoutMs },
     );
@@ -127,8 +129,10 @@ export class HostSession {
     this.#connection.destroy();
   }
 
-  #onClose(): void {
+  #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
+    if (error !== undefined)
+      this.#context.onSessionError?.(`${this.#socket.remoteAddress}:${this.#socket.remotePort}`, error);
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#openFiles.closeAll();
@@ -145,7 +149,7 @@ export class HostSession {
     } catch (err) {
       const error = toTeleportError(err);
       this.#connection.sendError(0, { code: error.code, message: error.detail });
-      this.#connection.close();
+      this.#connection.close(error);
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import type { Dir, Stats } from "node:fs";
 import { lstat, opendir, readlink, realpath, stat } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { checkLinkTarget, joinWirePath, splitWirePath } from "../wire/path.js";
@@ -39,16 +39,34 @@ export class Share {
 
   /** Absolute host path for a wire path, following symlinks only while they stay inside the share. */
   async resolve(wirePath: string): Promise<string> {
-    const joined = join(this.root, ...splitWirePath(wirePath));
+    const parts = splitWirePath(wirePath);
     let real: string;
     try {
-      real = await realpath(joined);
+      real = await realpath(join(this.root, ...parts));
     } catch (err) {
+      // A missing path reached through a symlink that leaves the share is an escape, not
+      // "not found": otherwise a client could probe which files exist outside.
+      await this.#refuseEscapingAncestor(parts, wirePath);
       throw toTeleportError(err, `"${wirePath}"`);
     }
     if (!this.#contains(real))
       throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
     return real;
+  }
+
+  async #refuseEscapingAncestor(parts: string[], wirePath: string): Promise<void> {
+    const escapeError = new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
+    const danglingTarget = await readlink(join(this.root, ...parts)).catch(() => undefined);
+    if (danglingTarget !== undefined) {
+      const parent = await realpath(join(this.root, ...parts.slice(0, -1))).catch(() => this.root);
+      if (!this.#contains(resolve(parent, danglingTarget))) throw escapeError;
+    }
+    for (let length = parts.length - 1; length > 0; length--) {
+      const ancestor = await realpath(join(this.root, ...parts.slice(0, length))).catch(() => undefined);
+      if (ancestor === undefined) continue;
+      if (!this.#contains(ancestor)) throw escapeError;
+      return;
+    }
   }
 
   /** Resolves a wire path to a regular file, refusing folders, devices, FIFOs and sockets. */

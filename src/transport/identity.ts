@@ -7,7 +7,6 @@
 import { createHash, createHmac, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import * as x509 from "@peculiar/x509";
 import { toTeleportError } from "../errors.js";
 
 export interface HostIdentity {
@@ -18,7 +17,8 @@ export interface HostIdentity {
   masterSecret: Buffer;
 }
 
-type SelfSignedParams = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0];
+type X509 = typeof import("@peculiar/x509");
+type SelfSignedParams = Parameters<X509["X509CertificateGenerator"]["createSelfSigned"]>[0];
 
 const SIGNING = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const CERT_YEARS = 20;
@@ -57,7 +57,9 @@ export async function loadOrCreateIdentity(home: string): Promise<HostIdentity> 
 }
 
 async function createIdentity(): Promise<HostIdentity> {
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  // Loaded only here: it is a large module tree (~120 ms to load) needed once per machine.
+  const x509: X509 = await import("@peculiar/x509");
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<X509["cryptoProvider"]["set"]>[0]);
   const keys = await webcrypto.subtle.generateKey(SIGNING, true, ["sign", "verify"]);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({

@@ -119,7 +119,7 @@ export interface Ping {
 }
 export const pingCodec: Codec<Ping> = struct<Ping>({ sentAt: float64 });
 
-export type Empty = {};
+export type Empty = Record<string, never>;
 export const emptyCodec: Codec<Empty> = struct<Empty>({});
 
 /** A file, folder or symlink, with its path relative to the share root ("" is the root). */

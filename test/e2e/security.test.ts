@@ -325,3 +325,21 @@ test("the host itself refuses escaping paths sent by a client that skips its own
   assert.equal(entry.path, "a.txt");
   assert.equal(entry.size, "inside the share\n".length);
 });
+
+test("missing files behind an escaping symlink answer PATH_ESCAPE, not NOT_FOUND (no probing outside the share)", async (t) => {
+  const { share, host } = await hostFixture(t);
+  await symlink("/nonexistent-teleport-target/file", join(share, "dangling-out"));
+  await symlink("missing-inside", join(share, "dangling-in"));
+  const client = await TeleportClient.connect(host.link);
+  onCleanup(t, () => client.close());
+  const failsWith = (code: string) => (err: unknown) => err instanceof TeleportError && err.code === code;
+
+  // Existing and missing targets outside look the same from the client's side.
+  await assert.rejects(client.stat("out/hostname"), failsWith(ErrorCode.PATH_ESCAPE));
+  await assert.rejects(client.stat("out/no-such-file-here"), failsWith(ErrorCode.PATH_ESCAPE));
+  await assert.rejects(client.stat("secret-dir/missing/deeper"), failsWith(ErrorCode.PATH_ESCAPE));
+  await assert.rejects(client.stat("dangling-out"), failsWith(ErrorCode.PATH_ESCAPE));
+  // Inside the share, missing is still plainly missing.
+  await assert.rejects(client.stat("sub/missing.txt"), failsWith(ErrorCode.NOT_FOUND));
+  await assert.rejects(client.stat("dangling-in"), failsWith(ErrorCode.NOT_FOUND));
+});
