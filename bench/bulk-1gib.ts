@@ -68,6 +68,36 @@ interface ToolDefinition {
 
 const SSH_PACKAGES = ["openssh-server", "openssh-client"];
 
+/** scp from a private sshd on loopback, with extra client options (a cipher, say). */
+function scpTool(name: string, extraArgs: readonly string[]): ToolDefinition {
+  return {
+    name,
+    role: "peer",
+    prepare: async ({ unavailable, payload }) => {
+      const reason = whyUnavailable(unavailable, SSH_PACKAGES);
+      if (reason !== null) return { skipped: reason };
+      const ssh = await startSshServer();
+      return {
+        ready: {
+          server: ssh.server,
+          details: {
+            version: ssh.version,
+            cipher: extraArgs.length > 0 ? extraArgs.join(" ") : ssh.negotiatedCipher,
+          },
+          transferCommand: (destDir) => ({
+            command: "scp",
+            args: [...ssh.scpArgs, ...extraArgs, ssh.remotePath(payload.path), `${destDir}/`],
+          }),
+          stop: async () => {
+            await ssh.stop();
+            return null;
+          },
+        },
+      };
+    },
+  };
+}
+
 const TOOLS: readonly ToolDefinition[] = [
   {
     name: "teleport",
@@ -118,29 +148,10 @@ const TOOLS: readonly ToolDefinition[] = [
       };
     },
   },
-  {
-    name: "scp",
-    role: "peer",
-    prepare: async ({ unavailable, payload }) => {
-      const reason = whyUnavailable(unavailable, SSH_PACKAGES);
-      if (reason !== null) return { skipped: reason };
-      const ssh = await startSshServer();
-      return {
-        ready: {
-          server: ssh.server,
-          details: { version: ssh.version, cipher: ssh.negotiatedCipher },
-          transferCommand: (destDir) => ({
-            command: "scp",
-            args: [...ssh.scpArgs, ssh.remotePath(payload.path), `${destDir}/`],
-          }),
-          stop: async () => {
-            await ssh.stop();
-            return null;
-          },
-        },
-      };
-    },
-  },
+  // scp as installed (Debian negotiates chacha20-poly1305), and with the AES-128-GCM cipher
+  // targets.md's reference figure uses.
+  scpTool("scp", []),
+  scpTool("scp-aes128gcm", ["-c", "aes128-gcm@openssh.com"]),
   {
     name: "rsync-ssh",
     role: "peer",
@@ -217,12 +228,18 @@ interface ToolResult {
 }
 
 /** Warm-up then `runs` timed transfers; a failed or wrong copy ends the tool as "failed". */
-async function benchmarkTool(
+interface Contender {
+  result: ToolResult;
+  ready: ReadyTool;
+  destDir: string;
+}
+
+/** Starts a tool's server (if any); a tool that cannot run is returned as skipped or failed. */
+async function prepareTool(
   tool: ToolDefinition,
   context: BenchContext,
-  runs: number,
   destRoot: string,
-): Promise<ToolResult> {
+): Promise<ToolResult | Contender> {
   const result: ToolResult = {
     name: tool.name,
     role: tool.role,
@@ -238,30 +255,45 @@ async function benchmarkTool(
     return { ...result, status: "failed", reason: `setup: ${errorMessage(error)}` };
   }
   if ("skipped" in preparation) return { ...result, status: "skipped", reason: preparation.skipped };
-
-  const ready = preparation.ready;
-  const destDir = join(destRoot, tool.name);
-  result.details = ready.details;
-  try {
-    progress(`${tool.name}: warm-up`);
-    result.warmup = await timedTransfer(ready, context.payload, destDir);
-    for (let run = 1; run <= runs; run++) {
-      const record = await timedTransfer(ready, context.payload, destDir);
-      progress(`${tool.name}: run ${run}/${runs}: ${record.wallSeconds.toFixed(3)} s`);
-      result.runs.push(record);
-    }
-  } catch (error) {
-    result.status = "failed";
-    result.reason = errorMessage(error);
-  } finally {
-    const warning = await ready.stop().catch((error: unknown) => `stop failed: ${errorMessage(error)}`);
-    if (warning !== null) result.warnings.push(warning);
-    rmSync(destDir, { recursive: true, force: true });
-  }
-  return result;
+  result.details = preparation.ready.details;
+  return { result, ready: preparation.ready, destDir: join(destRoot, tool.name) };
 }
 
-/** One transfer into an emptied destination, from a warm source, verified after timing. */
+/**
+ * Runs every tool once per round, a warm-up round first, rotating the order each round: this
+ * VM's memory and page cache drift over a run, and interleaving spreads the drift over all tools
+ * instead of charging it to whichever ran last.
+ */
+async function runRounds(contenders: Contender[], payload: Payload, runs: number): Promise<void> {
+  for (let round = 0; round <= runs; round++) {
+    const shift = round % Math.max(contenders.length, 1);
+    const order = [...contenders.slice(shift), ...contenders.slice(0, shift)];
+    for (const { result, ready, destDir } of order) {
+      if (result.status !== "ok") continue;
+      try {
+        const record = await timedTransfer(ready, payload, destDir);
+        if (round === 0) {
+          result.warmup = record;
+          progress(`${result.name}: warm-up: ${record.wallSeconds.toFixed(3)} s`);
+        } else {
+          result.runs.push(record);
+          progress(`${result.name}: run ${round}/${runs}: ${record.wallSeconds.toFixed(3)} s`);
+        }
+      } catch (error) {
+        result.status = "failed";
+        result.reason = errorMessage(error);
+        progress(`${result.name}: failed: ${result.reason}`);
+      }
+    }
+  }
+}
+
+async function stopTool({ result, ready, destDir }: Contender): Promise<void> {
+  const warning = await ready.stop().catch((error: unknown) => `stop failed: ${errorMessage(error)}`);
+  if (warning !== null) result.warnings.push(warning);
+  rmSync(destDir, { recursive: true, force: true });
+}
+
 async function timedTransfer(tool: ReadyTool, payload: Payload, destDir: string): Promise<RunRecord> {
   rmSync(destDir, { recursive: true, force: true });
   mkdirSync(destDir, { recursive: true });
@@ -445,13 +477,24 @@ async function main(): Promise<void> {
   const removeCopies = registerCleanup(() => rmSync(destRoot, { recursive: true, force: true }));
 
   const results: ToolResult[] = [];
+  const contenders: Contender[] = [];
   for (const tool of TOOLS) {
     if (options.only !== null && !options.only.includes(tool.name)) continue;
-    const result = await benchmarkTool(tool, context, options.runs, destRoot);
-    if (result.status !== "ok") progress(`${tool.name}: ${result.status}: ${result.reason ?? ""}`);
-    results.push(result);
+    const prepared = await prepareTool(tool, context, destRoot);
+    if ("ready" in prepared) {
+      contenders.push(prepared);
+      results.push(prepared.result);
+    } else {
+      progress(`${tool.name}: ${prepared.status}: ${prepared.reason ?? ""}`);
+      results.push(prepared);
+    }
   }
-  await removeCopies.run();
+  try {
+    await runRounds(contenders, payload, options.runs);
+  } finally {
+    for (const contender of contenders) await stopTool(contender);
+    await removeCopies.run();
+  }
 
   const teleport = results.find((result) => result.role === "subject" && result.status === "ok");
   const teleportMedian = teleport === undefined ? null : median(teleport.runs.map((run) => run.wallSeconds));

@@ -75,7 +75,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     if (flags.json) {
       const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
       process.stdout.write(
-        `${JSON.stringify({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024, bytesOnWire: client.bytesReceived })}\n`,
+        `${JSON.stringify({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 })}\n`,
       );
     } else {
       const rate = summary.bytes / Math.max(summary.seconds, 1e-6);

@@ -118,6 +118,8 @@ class Puller {
   readonly #dirStack: DirState[] = [];
   readonly #openFiles = new Set<FileJob>();
   #current: FileJob | undefined;
+  /** Whether the requested file or folder itself has been announced (it must come first, once). */
+  #topSeen = false;
 
   #batch: Fetch[] = [];
   #batchBytes = 0;
@@ -231,11 +233,9 @@ class Puller {
 
   /** The folder an entry lives in; closes every folder the walk has left behind. */
   async #enter(wirePath: string): Promise<DirState> {
-    if (
-      wirePath === this.#remote &&
-      this.#summary.files + this.#summary.directories + this.#summary.symlinks > 0
-    ) {
-      throw protocolError(`host sent "${wirePath}" twice`);
+    if (wirePath === this.#remote) {
+      if (this.#topSeen) throw protocolError(`host sent "${wirePath}" twice`);
+      this.#topSeen = true;
     }
     const parent = parentWirePath(wirePath);
     for (;;) {

@@ -8,6 +8,7 @@ import { type Chunker, FixedChunker } from "../chunking/chunker.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import type { TeleportError } from "../errors.js";
+import { ManifestCache } from "../store/manifest-cache.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { listenTls, type TlsListener } from "../transport/tls.js";
@@ -57,6 +58,7 @@ export class Host {
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: options.faults,
       onSessionError: options.onSessionError,
+      manifests: new ManifestCache(),
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();

@@ -3,6 +3,7 @@
  * concurrently, each under its own credit window and AbortSignal. Everything read from the
  * client is decoded with bounded codecs and every path goes through the Share.
  */
+import type { FileHandle } from "node:fs/promises";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
@@ -17,6 +18,7 @@ import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
+  type ChunkRef,
   type ChunkRequest,
   chunksCodec,
   creditCodec,
@@ -43,6 +45,7 @@ import {
   statRequestCodec,
   welcomeCodec,
 } from "../wire/messages.js";
+import { fileIdentityKey, ManifestCache, unpackChunks } from "../store/manifest-cache.js";
 import { OpenFiles } from "./open-files.js";
 import type { Share } from "./share.js";
 
@@ -59,6 +62,8 @@ export interface SessionContext {
   pool: BufferPool;
   idleTimeoutMs: number;
   faults: HostFaults | undefined;
+  /** Chunk lists of files already hashed, shared by all connections. */
+  manifests: ManifestCache;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
 }
@@ -287,20 +292,40 @@ export class HostSession {
       }
       await batch.flush();
       await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
-      await this.#openFiles.with(entry.path, async (handle) => {
-        const chunks = chunkFile(handle, entry.size, this.#context.chunker, signal);
-        let step = await chunks.next();
-        while (!step.done) {
-          for (let i = 0; i < step.value.length; i += CHUNK_REFS_PER_FRAME) {
-            const slice = step.value.slice(i, i + CHUNK_REFS_PER_FRAME);
-            await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks: slice });
-          }
-          step = await chunks.next();
-        }
-        await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, step.value);
-      });
+      await this.#openFiles.with(entry.path, (handle) => this.#sendFileChunks(requestId, open, entry, handle));
     }
     await batch.flush();
+  }
+
+  /** CHUNKS frames and FILE_END for one file, from the manifest cache or by hashing it now. */
+  async #sendFileChunks(requestId: number, open: OpenRequest, entry: Entry, handle: FileHandle): Promise<void> {
+    const send = (chunks: ChunkRef[]) =>
+      this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
+    const stats = await handle.stat({ bigint: true });
+    const key = stats.size === BigInt(entry.size) ? fileIdentityKey(stats) : undefined;
+    const cached = key === undefined ? undefined : this.#context.manifests.get(key);
+    if (cached !== undefined) {
+      for (const batch of unpackChunks(cached.packed, CHUNK_REFS_PER_FRAME)) await send(batch);
+      await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, cached.digest);
+      return;
+    }
+    let keep = key !== undefined;
+    const all: ChunkRef[] = [];
+    const chunks = chunkFile(handle, entry.size, this.#context.chunker, open.abort.signal);
+    let step = await chunks.next();
+    while (!step.done) {
+      for (let i = 0; i < step.value.length; i += CHUNK_REFS_PER_FRAME) {
+        await send(step.value.slice(i, i + CHUNK_REFS_PER_FRAME));
+      }
+      if (keep) {
+        all.push(...step.value);
+        keep = this.#context.manifests.accepts(all.length);
+        if (!keep) all.length = 0;
+      }
+      step = await chunks.next();
+    }
+    if (keep && key !== undefined) this.#context.manifests.set(key, all, step.value);
+    await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, step.value);
   }
 
   async #getChunks(requestId: number, requests: ChunkRequest[], open: OpenRequest): Promise<void> {

@@ -1,0 +1,48 @@
+/**
+ * Manifests stream: a client fetches and verifies the first chunks of a large file while the
+ * host is still hashing the rest. A 4 GiB sparse file takes the host most of a second to hash;
+ * the first chunk must arrive long before its FILE_END.
+ */
+import assert from "node:assert/strict";
+import { mkdir, open } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { TeleportClient } from "../../src/client/client.js";
+import { Host } from "../../src/host/host.js";
+import { onCleanup, tempDir } from "../helpers/context.js";
+
+test("the first chunk of a large file arrives before the host has finished hashing it", async (t) => {
+  const base = await tempDir(t, "streaming");
+  const share = join(base, "share");
+  await mkdir(share);
+  const file = await open(join(share, "huge.img"), "w");
+  await file.truncate(4 * 1024 ** 3);
+  await file.write(Buffer.from("first bytes"), 0, 11, 0);
+  await file.close();
+
+  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  const client = await TeleportClient.connect(host.url);
+  onCleanup(t, () => client.close());
+
+  const timeline: string[] = [];
+  let firstFetch: Promise<void> | undefined;
+  for await (const event of client.manifest("huge.img")) {
+    if (event.kind === "chunks" && firstFetch === undefined) {
+      const [first] = event.chunks;
+      assert.ok(first !== undefined);
+      firstFetch = client.fetchChunks([{ ...first, path: "huge.img" }], (_request, data) => {
+        assert.equal(data.subarray(0, 11).toString(), "first bytes");
+        client.pool.release(data);
+        timeline.push("first chunk verified");
+      });
+    }
+    if (event.kind === "file-end") {
+      timeline.push("file end");
+      assert.equal(event.digest.size, 4 * 1024 ** 3);
+      assert.equal(event.digest.chunkCount, 4096);
+    }
+  }
+  await firstFetch;
+  assert.deepEqual(timeline, ["first chunk verified", "file end"]);
+});
