@@ -72,6 +72,8 @@ interface DirState {
   pending: number;
   /** True once the manifest has moved past this folder's subtree. */
   listed: boolean;
+  /** True once its mode and mtime are set. */
+  finished: boolean;
 }
 
 interface FileJob {
@@ -165,6 +167,7 @@ class Puller {
       parent: undefined,
       pending: 0,
       listed: false,
+      finished: false,
     };
     try {
       await mkdir(this.#options.dest, { recursive: true });
@@ -227,12 +230,15 @@ class Puller {
   #localPath(wirePath: string): string {
     if (!isWithin(wirePath, this.#remote))
       throw protocolError(`host sent "${wirePath}", outside "${this.#remote}"`);
+    // Only a folder may land on the destination itself (the share root when pulling everything).
+    if (wirePath === "") throw protocolError("the share root must be a folder");
     const skip = splitWirePath(parentWirePath(this.#remote)).length;
     return join(this.#options.dest, ...splitWirePath(wirePath).slice(skip));
   }
 
   /** The folder an entry lives in; closes every folder the walk has left behind. */
   async #enter(wirePath: string): Promise<DirState> {
+    splitWirePath(wirePath); // refuses unsafe names with their own error codes first
     if (wirePath === this.#remote) {
       if (this.#topSeen) throw protocolError(`host sent "${wirePath}" twice`);
       this.#topSeen = true;
@@ -251,31 +257,30 @@ class Puller {
 
   async #onEntry(entry: Entry): Promise<void> {
     const parent = await this.#enter(entry.path);
-    const localPath = this.#localPath(entry.path);
     if (entry.kind === EntryKind.DIRECTORY) {
-      if (entry.path === "") {
-        // The share root lands on the destination folder itself.
-        const dir: DirState = {
-          wirePath: "",
-          localPath,
-          entry,
-          parent: undefined,
-          pending: 0,
-          listed: false,
-        };
-        this.#dirStack.push(dir);
-      } else {
+      // The share root lands on the destination folder itself; other folders are created in it.
+      const isShareRoot = entry.path === "";
+      const localPath = isShareRoot ? this.#options.dest : this.#localPath(entry.path);
+      if (!isShareRoot) {
         await ensureRealDirectory(localPath);
         parent.pending++;
-        this.#dirStack.push({ wirePath: entry.path, localPath, entry, parent, pending: 0, listed: false });
       }
+      this.#dirStack.push({
+        wirePath: entry.path,
+        localPath,
+        entry,
+        parent: isShareRoot ? undefined : parent,
+        pending: 0,
+        listed: false,
+        finished: false,
+      });
       this.#summary.directories++;
     } else if (entry.kind === EntryKind.SYMLINK) {
       const relativeToDest = splitWirePath(entry.path).slice(
         splitWirePath(parentWirePath(this.#remote)).length,
       );
       checkLinkTarget(relativeToDest.join("/"), entry.linkTarget);
-      await createSymlink(entry.linkTarget, localPath);
+      await createSymlink(entry.linkTarget, this.#localPath(entry.path));
       this.#summary.symlinks++;
     } else {
       throw protocolError(`file "${entry.path}" announced without its chunks`);
@@ -484,10 +489,10 @@ class Puller {
 
   /** A folder gets its mode and mtime last, since creating entries inside it changes its mtime. */
   async #finishDirectoryIfDone(dir: DirState): Promise<void> {
-    if (!dir.listed || dir.pending > 0 || dir.entry === undefined) return;
     const { entry } = dir;
-    dir.entry = undefined; // finish once
-    await chmod(dir.localPath, (entry.mode & 0o777) | 0o700);
+    if (!dir.listed || dir.pending > 0 || entry === undefined || dir.finished) return;
+    dir.finished = true;
+    await chmod(dir.localPath, entry.mode & 0o777);
     await utimes(dir.localPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
     if (dir.parent !== undefined) await this.#childDone(dir.parent);
   }

@@ -13,6 +13,7 @@ import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { fileIdentityKey, type ManifestCache, unpackChunks } from "../store/manifest-cache.js";
 import { verifyAuthProof } from "../transport/tls.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
@@ -45,7 +46,6 @@ import {
   statRequestCodec,
   welcomeCodec,
 } from "../wire/messages.js";
-import { fileIdentityKey, ManifestCache, unpackChunks } from "../store/manifest-cache.js";
 import { OpenFiles } from "./open-files.js";
 import type { Share } from "./share.js";
 
@@ -292,13 +292,20 @@ export class HostSession {
       }
       await batch.flush();
       await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
-      await this.#openFiles.with(entry.path, (handle) => this.#sendFileChunks(requestId, open, entry, handle));
+      await this.#openFiles.with(entry.path, (handle) =>
+        this.#sendFileChunks(requestId, open, entry, handle),
+      );
     }
     await batch.flush();
   }
 
   /** CHUNKS frames and FILE_END for one file, from the manifest cache or by hashing it now. */
-  async #sendFileChunks(requestId: number, open: OpenRequest, entry: Entry, handle: FileHandle): Promise<void> {
+  async #sendFileChunks(
+    requestId: number,
+    open: OpenRequest,
+    entry: Entry,
+    handle: FileHandle,
+  ): Promise<void> {
     const send = (chunks: ChunkRef[]) =>
       this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
     const stats = await handle.stat({ bigint: true });

@@ -7,7 +7,7 @@
  */
 import type { BigIntStats } from "node:fs";
 import type { FileDigest } from "../chunking/manifest.js";
-import { HASH_SIZE, type ChunkRef } from "../wire/messages.js";
+import { type ChunkRef, HASH_SIZE } from "../wire/messages.js";
 
 const PACKED_REF_BYTES = 8 + 4 + HASH_SIZE;
 

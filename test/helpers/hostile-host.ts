@@ -1,0 +1,165 @@
+/**
+ * A hostile host for testing the client's defences: a real TLS listener with a real identity
+ * (so the client connects and authenticates as usual) that answers every MANIFEST request with
+ * a scripted list of frames, valid or not, and serves chunk requests from a fixed byte source.
+ */
+import { randomBytes } from "node:crypto";
+import type { TLSSocket } from "node:tls";
+import { hashBytes } from "../../src/chunking/hash.js";
+import { Connection, encodeFrame } from "../../src/engine/connection.js";
+import { loadOrCreateIdentity } from "../../src/transport/identity.js";
+import { formatLink } from "../../src/transport/link.js";
+import { listenTls } from "../../src/transport/tls.js";
+import type { Codec } from "../../src/wire/codec.js";
+import { decodeMessage } from "../../src/wire/codec.js";
+import { FRAME_HEADER_SIZE, writeFrameHeader } from "../../src/wire/frame.js";
+import {
+  CHUNK_DATA_HEADER_SIZE,
+  type ChunkRef,
+  chunksCodec,
+  type Entry,
+  EntryKind,
+  emptyCodec,
+  entriesCodec,
+  entryCodec,
+  fileEndCodec,
+  getChunksRequestCodec,
+  MAX_CHUNK_SIZE,
+  MessageType,
+  welcomeCodec,
+} from "../../src/wire/messages.js";
+
+export type ScriptedFrame = Buffer;
+
+export function frameOf<T>(type: number, codec: Codec<T>, value: T): (requestId: number) => Buffer {
+  return (requestId) => encodeFrame(type, requestId, codec, value);
+}
+
+export const hostile = {
+  entries: (entries: Entry[]) => frameOf(MessageType.ENTRIES, entriesCodec, { entries }),
+  fileBegin: (entry: Entry) => frameOf(MessageType.FILE_BEGIN, entryCodec, entry),
+  chunks: (chunks: ChunkRef[]) => frameOf(MessageType.CHUNKS, chunksCodec, { chunks }),
+  fileEnd: (size: number, chunkCount: number) =>
+    frameOf(MessageType.FILE_END, fileEndCodec, { size, chunkCount, fileHash: Buffer.alloc(32) }),
+};
+
+export function dirEntry(path: string): Entry {
+  return {
+    kind: EntryKind.DIRECTORY,
+    path,
+    size: 0,
+    mode: 0o755,
+    mtimeMs: 1_700_000_000_000,
+    linkTarget: "",
+  };
+}
+
+export function fileEntry(path: string, size: number): Entry {
+  return { kind: EntryKind.FILE, path, size, mode: 0o644, mtimeMs: 1_700_000_000_000, linkTarget: "" };
+}
+
+export function symlinkEntry(path: string, target: string): Entry {
+  return {
+    kind: EntryKind.SYMLINK,
+    path,
+    size: 0,
+    mode: 0o777,
+    mtimeMs: 1_700_000_000_000,
+    linkTarget: target,
+  };
+}
+
+/** The frames a well-behaved host sends for one file whose bytes are `data`. */
+export function fileFrames(path: string, data: Buffer): ((requestId: number) => Buffer)[] {
+  const chunks: ChunkRef[] = [];
+  for (let offset = 0; offset < data.length; offset += MAX_CHUNK_SIZE) {
+    const piece = data.subarray(offset, offset + MAX_CHUNK_SIZE);
+    chunks.push({ offset, size: piece.length, hash: hashBytes(piece) });
+  }
+  return [
+    hostile.fileBegin(fileEntry(path, data.length)),
+    ...(chunks.length > 0 ? [hostile.chunks(chunks)] : []),
+    hostile.fileEnd(data.length, chunks.length),
+  ];
+}
+
+export interface HostileHost {
+  link: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the hostile host. `script` is what every MANIFEST gets; chunk requests are answered
+ * with bytes from `content(path)` at the requested offset (zeros if unknown).
+ */
+export async function startHostileHost(
+  home: string,
+  script: ((requestId: number) => Buffer)[],
+  content: (path: string) => Buffer = () => Buffer.alloc(0),
+): Promise<HostileHost> {
+  const identity = await loadOrCreateIdentity(home);
+  const connections = new Set<Connection>();
+  const listener = await listenTls(identity, { host: "127.0.0.1", port: 0 }, (socket: TLSSocket) => {
+    const connection: Connection = new Connection(socket, {
+      allocateBody: (_type, _id, length) => Buffer.allocUnsafe(length),
+      onFrame: (type, requestId, body) => answer(connection, type, requestId, body, script, content),
+      onClose: () => connections.delete(connection),
+    });
+    connections.add(connection);
+  });
+  const link = formatLink({
+    host: "127.0.0.1",
+    port: listener.port,
+    fingerprint: identity.fingerprint,
+    secret: randomBytes(16),
+  });
+  return {
+    link,
+    close: async () => {
+      for (const connection of connections) connection.destroy();
+      await new Promise<void>((resolve) => listener.server.close(() => resolve()));
+    },
+  };
+}
+
+function answer(
+  connection: Connection,
+  type: number,
+  requestId: number,
+  body: Buffer,
+  script: ((requestId: number) => Buffer)[],
+  content: (path: string) => Buffer,
+): void {
+  switch (type) {
+    case MessageType.HELLO:
+      connection.send(MessageType.WELCOME, 0, welcomeCodec, {
+        version: 1,
+        features: 0,
+        shareName: "hostile",
+        maxChunkSize: MAX_CHUNK_SIZE,
+      });
+      return;
+    case MessageType.MANIFEST:
+      for (const frame of script) connection.sendFrame(frame(requestId));
+      connection.send(MessageType.END, requestId, emptyCodec, {});
+      return;
+    case MessageType.GET_CHUNKS: {
+      for (const chunk of decodeMessage(getChunksRequestCodec, body).chunks) {
+        const frame = Buffer.alloc(FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE + chunk.size);
+        writeFrameHeader(frame, 0, MessageType.CHUNK_DATA, requestId, CHUNK_DATA_HEADER_SIZE + chunk.size);
+        chunk.hash.copy(frame, FRAME_HEADER_SIZE);
+        content(chunk.path).copy(
+          frame,
+          FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE,
+          chunk.offset,
+          chunk.offset + chunk.size,
+        );
+        connection.sendFrame(frame);
+      }
+      connection.send(MessageType.END, requestId, emptyCodec, {});
+      return;
+    }
+    default:
+      return; // PING, CREDIT, CANCEL: nothing to say
+  }
+}
