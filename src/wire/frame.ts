@@ -18,7 +18,10 @@ export interface FrameSink {
    * assemble it into (at least `bodyLength` bytes). Throws to refuse the frame.
    */
   allocateBody(type: number, requestId: number, bodyLength: number): Buffer;
-  /** A complete frame. `body` is only valid during the call unless `owned` is true. */
+  /**
+   * A complete frame. `body` is only valid during the call unless `owned` is true (it was
+   * assembled for this frame, or cut from data pushed as owned).
+   */
   onFrame(type: number, requestId: number, body: Buffer, owned: boolean): void;
 }
 
@@ -44,6 +47,7 @@ export class FrameDecoder {
   #bodyLength = 0;
   #type = 0;
   #requestId = 0;
+  #owned = false;
 
   constructor(sink: FrameSink, maxBodySize: number) {
     this.#sink = sink;
@@ -55,7 +59,12 @@ export class FrameDecoder {
     return this.#headerFilled === 0 && this.#body === null;
   }
 
-  push(data: Buffer): void {
+  /**
+   * Feeds received bytes. `owned` says `data` will not be reused by the caller (a freshly
+   * decrypted record): whole frames inside it are then passed on as views, never copied.
+   */
+  push(data: Buffer, owned = false): void {
+    this.#owned = owned;
     let offset = 0;
     while (offset < data.length) {
       if (this.#body !== null) {
