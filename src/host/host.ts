@@ -2,9 +2,8 @@
  * `teleport host`: shares one folder over TLS until closed. Each connection gets a HostSession;
  * the share link carries the address, the certificate fingerprint and the folder's secret.
  */
-
-import type { Socket } from "node:net";
 import { networkInterfaces } from "node:os";
+import type { Socket } from "node:net";
 import { type Chunker, FixedChunker } from "../chunking/chunker.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
@@ -12,16 +11,17 @@ import type { TeleportError } from "../errors.js";
 import { ManifestCache } from "../store/manifest-cache.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
+import { listenTls, type TlsListener } from "../transport/tls.js";
 import {
   channelKeys,
   DATA_CHANNEL_MAGIC,
   DATA_CHANNEL_OPENING_BYTES,
-  MAX_SEALED_PLAINTEXT,
   newChannelNonce,
   SESSION_TOKEN_BYTES,
   SealedRecords,
 } from "../transport/sealed.js";
-import { listenTls, type TlsListener } from "../transport/tls.js";
+import { FRAME_HEADER_SIZE } from "../wire/frame.js";
+import { MAX_FRAME_BODY } from "../wire/messages.js";
 import { type HostFaults, HostSession, type SessionContext } from "./session.js";
 import { Share } from "./share.js";
 
@@ -156,7 +156,7 @@ function acceptDataChannel(
   const hostNonce = newChannelNonce();
   const keys = channelKeys(secrets.secret, clientNonce, hostNonce);
   socket.write(hostNonce);
-  const records = new SealedRecords(keys.hostToClient, keys.clientToHost, MAX_SEALED_PLAINTEXT);
+  const records = new SealedRecords(keys.hostToClient, keys.clientToHost, MAX_FRAME_BODY + FRAME_HEADER_SIZE);
   const session = new HostSession({ kind: "data", socket, records, control }, context);
   socket.resume();
   return session;

@@ -165,8 +165,7 @@ export class HostSession {
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
     const { socket } = this.#origin;
-    if (error !== undefined)
-      this.#context.onSessionError?.(`${socket.remoteAddress}:${socket.remotePort}`, error);
+    if (error !== undefined) this.#context.onSessionError?.(`${socket.remoteAddress}:${socket.remotePort}`, error);
     if (this.#origin.kind === "data") this.#origin.control.#dataChannels.delete(this);
     for (const channel of this.#dataChannels) channel.destroy();
     for (const request of this.#requests.values()) request.abort.abort();
@@ -198,8 +197,7 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
-    if (this.#origin.kind !== "control")
-      throw new TeleportError(ErrorCode.PROTOCOL, "HELLO on a data channel");
+    if (this.#origin.kind !== "control") throw new TeleportError(ErrorCode.PROTOCOL, "HELLO on a data channel");
     if (!verifyAuthProof(this.#origin.socket, this.#context.secret, hello.authProof)) {
       throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
     }

@@ -16,22 +16,15 @@
  * proves it holds the session's keys; the host serves nothing before it.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
-import { connect, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { FRAME_HEADER_SIZE } from "../wire/frame.js";
-import { MAX_FRAME_BODY } from "../wire/messages.js";
+import { ErrorCode, TeleportError } from "../errors.js";
 
 export const DATA_CHANNEL_MAGIC = Buffer.from("TPDC1\n");
 export const SESSION_TOKEN_BYTES = 16;
 export const CHANNEL_NONCE_BYTES = 16;
 /** What a client sends to open a data channel: magic, token, nonce. */
-export const DATA_CHANNEL_OPENING_BYTES =
-  DATA_CHANNEL_MAGIC.length + SESSION_TOKEN_BYTES + CHANNEL_NONCE_BYTES;
+export const DATA_CHANNEL_OPENING_BYTES = DATA_CHANNEL_MAGIC.length + SESSION_TOKEN_BYTES + CHANNEL_NONCE_BYTES;
 
-/** A record holds exactly one frame. */
-export const MAX_SEALED_PLAINTEXT = FRAME_HEADER_SIZE + MAX_FRAME_BODY;
-const OPEN_TIMEOUT_MS = 10_000;
 const CIPHER = "aes-128-gcm";
 const TAG_BYTES = 16;
 const RECORD_HEADER_BYTES = 4;
@@ -45,10 +38,7 @@ export interface SessionSecrets {
 
 export function sessionSecrets(socket: TLSSocket): SessionSecrets {
   const secret = socket.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.from("teleport/1"));
-  const token = createHmac("sha256", secret)
-    .update("session token")
-    .digest()
-    .subarray(0, SESSION_TOKEN_BYTES);
+  const token = createHmac("sha256", secret).update("session token").digest().subarray(0, SESSION_TOKEN_BYTES);
   return { token, secret };
 }
 
@@ -59,8 +49,7 @@ export interface ChannelKeys {
 
 export function channelKeys(secret: Buffer, clientNonce: Buffer, hostNonce: Buffer): ChannelKeys {
   const connectionKey = createHmac("sha256", secret).update(clientNonce).update(hostNonce).digest();
-  const derive = (label: string) =>
-    createHmac("sha256", connectionKey).update(label).digest().subarray(0, 16);
+  const derive = (label: string) => createHmac("sha256", connectionKey).update(label).digest().subarray(0, 16);
   return { clientToHost: derive("client to host"), hostToClient: derive("host to client") };
 }
 
@@ -86,9 +75,7 @@ export class RecordSealer {
 
   /** The buffers to write for one record; `plaintext` may be reused once this returns. */
   seal(plaintext: Buffer): Buffer[] {
-    const cipher = createCipheriv(CIPHER, this.#key, recordNonce(this.#counter++), {
-      authTagLength: TAG_BYTES,
-    });
+    const cipher = createCipheriv(CIPHER, this.#key, recordNonce(this.#counter++), { authTagLength: TAG_BYTES });
     const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
     header.writeUInt32LE(plaintext.length + TAG_BYTES, 0);
     const ciphertext = cipher.update(plaintext);
@@ -149,9 +136,7 @@ export class RecordOpener {
   }
 
   #open(record: Buffer): Buffer {
-    const decipher = createDecipheriv(CIPHER, this.#key, recordNonce(this.#counter++), {
-      authTagLength: TAG_BYTES,
-    });
+    const decipher = createDecipheriv(CIPHER, this.#key, recordNonce(this.#counter++), { authTagLength: TAG_BYTES });
     decipher.setAuthTag(record.subarray(record.length - TAG_BYTES));
     const plaintext = decipher.update(record.subarray(0, record.length - TAG_BYTES));
     try {
@@ -183,55 +168,5 @@ export class SealedRecords {
 
   get idle(): boolean {
     return this.#opener.idle;
-  }
-}
-
-/**
- * Client side of a data channel: connects to the host's port, names the session, exchanges
- * nonces and returns the socket (paused) with its record layer.
- */
-export async function openDataChannel(
-  link: { host: string; port: number },
-  secrets: SessionSecrets,
-  signal?: AbortSignal,
-): Promise<{ socket: Socket; records: SealedRecords }> {
-  const socket = connect({ host: link.host, port: link.port });
-  const clientNonce = newChannelNonce();
-  try {
-    const hostNonce = await new Promise<Buffer>((resolve, reject) => {
-      let received = Buffer.alloc(0);
-      const fail = (error: TeleportError) => {
-        cleanup();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => fail(new TeleportError(ErrorCode.TIMEOUT, "host did not open the data channel in time")),
-        OPEN_TIMEOUT_MS,
-      );
-      const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
-      const onError = (err: Error) => fail(toTeleportError(err, "opening a data channel"));
-      const onClose = () => fail(new TeleportError(ErrorCode.CONNECTION, "host refused the data channel"));
-      const onData = (data: Buffer) => {
-        received = Buffer.concat([received, data]);
-        if (received.length < CHANNEL_NONCE_BYTES) return;
-        cleanup();
-        socket.pause();
-        if (received.length > CHANNEL_NONCE_BYTES) socket.unshift(received.subarray(CHANNEL_NONCE_BYTES));
-        resolve(received.subarray(0, CHANNEL_NONCE_BYTES));
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        socket.off("error", onError).off("close", onClose).off("data", onData);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      socket.on("error", onError).on("close", onClose).on("data", onData);
-      socket.write(Buffer.concat([DATA_CHANNEL_MAGIC, secrets.token, clientNonce]));
-    });
-    const keys = channelKeys(secrets.secret, clientNonce, hostNonce);
-    return { socket, records: new SealedRecords(keys.clientToHost, keys.hostToClient, MAX_SEALED_PLAINTEXT) };
-  } catch (err) {
-    socket.destroy();
-    throw err;
   }
 }

@@ -68,9 +68,7 @@ export function listenTls(
         socket.pause();
         socket.unshift(opening);
         acceptTls(socket, secureContext, timer, handlers.onTls);
-      } else if (
-        !DATA_CHANNEL_MAGIC.subarray(0, opening.length).equals(opening.subarray(0, DATA_CHANNEL_MAGIC.length))
-      ) {
+      } else if (!DATA_CHANNEL_MAGIC.subarray(0, opening.length).equals(opening.subarray(0, DATA_CHANNEL_MAGIC.length))) {
         socket.destroy(); // neither TLS nor a data channel
       } else if (opening.length >= DATA_CHANNEL_OPENING_BYTES) {
         socket.off("data", onData);

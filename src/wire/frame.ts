@@ -47,7 +47,6 @@ export class FrameDecoder {
   #bodyLength = 0;
   #type = 0;
   #requestId = 0;
-  /** Whether the data being pushed now may be kept (see `push`). */
   #owned = false;
 
   constructor(sink: FrameSink, maxBodySize: number) {
