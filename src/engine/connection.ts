@@ -16,22 +16,8 @@ export interface ConnectionHandler {
   onClose(error: TeleportError | undefined): void;
 }
 
-/**
- * What lies between frames and the socket. TLS sockets need none (TLS protects the bytes); a
- * sealed data channel encrypts and authenticates each frame as one record.
- */
-export interface RecordLayer {
-  /** The buffers to write for one frame; the frame may be reused once this returns. */
-  seal(frame: Buffer): Buffer[];
-  /** Unwraps received bytes, handing over each record's plaintext (owned by the receiver). */
-  open(data: Buffer, deliver: (plaintext: Buffer) => void): void;
-  /** True when no partial record is buffered. */
-  readonly idle: boolean;
-}
-
 export interface ConnectionOptions {
   idleTimeoutMs?: number;
-  records?: RecordLayer;
   /** Queued outgoing bytes above which senders wait for 'drain'. */
   writeBufferBytes?: number;
 }
@@ -44,7 +30,6 @@ export class Connection {
   readonly #handler: ConnectionHandler;
   readonly #decoder: FrameDecoder;
   readonly #writeBufferBytes: number;
-  readonly #records: RecordLayer | undefined;
   #error: TeleportError | undefined;
   #destroyed = false;
   #closing: Promise<void> | undefined;
@@ -58,7 +43,6 @@ export class Connection {
     this.socket = socket;
     this.#handler = handler;
     this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
-    this.#records = options.records;
     this.#decoder = new FrameDecoder(handler, MAX_FRAME_BODY);
     this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
 
@@ -69,7 +53,7 @@ export class Connection {
     socket.on("data", (data: Buffer) => this.#onData(data));
     socket.on("error", (err) => this.destroy(toTeleportError(err, "connection")));
     socket.on("end", () => {
-      if (!this.#decoder.idle || this.#records?.idle === false) {
+      if (!this.#decoder.idle) {
         this.destroy(new TeleportError(ErrorCode.CONNECTION, "peer closed the connection mid-frame"));
       }
     });
@@ -92,8 +76,7 @@ export class Connection {
   #onData(data: Buffer): void {
     this.bytesReceived += data.length;
     try {
-      if (this.#records === undefined) this.#decoder.push(data);
-      else this.#records.open(data, (plaintext) => this.#decoder.push(plaintext, true));
+      this.#decoder.push(data);
     } catch (err) {
       const error = toTeleportError(err);
       this.sendError(0, { code: error.code, message: error.detail });
@@ -109,23 +92,8 @@ export class Connection {
   /** Queues a frame made by `encodeFrame`. */
   sendFrame(frame: Buffer): void {
     if (this.destroyed) return;
-    this.#write(frame);
-  }
-
-  #write(frame: Buffer, onWritten?: () => void): void {
-    if (this.#records === undefined) {
-      this.bytesSent += frame.length;
-      this.socket.write(frame, onWritten && (() => onWritten()));
-      return;
-    }
-    const pieces = this.#records.seal(frame);
-    onWritten?.(); // sealing copied the frame
-    this.socket.cork();
-    for (const piece of pieces) {
-      this.bytesSent += piece.length;
-      this.socket.write(piece);
-    }
-    this.socket.uncork();
+    this.bytesSent += frame.length;
+    this.socket.write(frame);
   }
 
   sendError(requestId: number, error: ErrorMessage): void {
@@ -141,7 +109,8 @@ export class Connection {
       onWritten();
       return;
     }
-    this.#write(frame, onWritten);
+    this.bytesSent += frame.length;
+    this.socket.write(frame, () => onWritten());
   }
 
   /** Resolves when the outgoing queue is short enough to add more; rejects once the connection is gone. */

@@ -3,7 +3,7 @@
  * the share link carries the address, the certificate fingerprint and the folder's secret.
  */
 import { networkInterfaces } from "node:os";
-import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { type Chunker, FixedChunker } from "../chunking/chunker.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
@@ -12,17 +12,7 @@ import { ManifestCache } from "../store/manifest-cache.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { listenTls, type TlsListener } from "../transport/tls.js";
-import {
-  channelKeys,
-  DATA_CHANNEL_MAGIC,
-  DATA_CHANNEL_OPENING_BYTES,
-  newChannelNonce,
-  SESSION_TOKEN_BYTES,
-  SealedRecords,
-} from "../transport/sealed.js";
-import { FRAME_HEADER_SIZE } from "../wire/frame.js";
-import { MAX_FRAME_BODY } from "../wire/messages.js";
-import { type HostFaults, HostSession, type SessionContext } from "./session.js";
+import { type HostFaults, HostSession } from "./session.js";
 import { Share } from "./share.js";
 
 export interface HostOptions {
@@ -72,19 +62,13 @@ export class Host {
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
-    const track = (session: HostSession) => {
-      sessions.add(session);
-      session.closed.then(() => sessions.delete(session));
-    };
     const listener = await listenTls(
       identity,
       { host: bind, port: options.port ?? 0 },
-      {
-        onTls: (socket) => track(new HostSession({ kind: "control", socket }, context)),
-        onDataChannel: (socket, opening) => {
-          const session = acceptDataChannel(socket, opening, sessions, context);
-          if (session !== undefined) track(session);
-        },
+      (socket: TLSSocket) => {
+        const session = new HostSession(socket, context);
+        sessions.add(session);
+        session.closed.then(() => sessions.delete(session));
       },
     );
     const advertised = options.advertise ?? advertisedAddress(listener.host);
@@ -128,36 +112,4 @@ function advertisedAddress(bound: string): string {
     }
   }
   return "127.0.0.1";
-}
-
-/**
- * Opens a sealed data channel for the control session named by the opening's token: answers
- * with the host's nonce and hands the socket, sealed, to a data session. Unknown or
- * unauthenticated tokens get the connection closed, nothing else.
- */
-function acceptDataChannel(
-  socket: Socket,
-  opening: Buffer,
-  sessions: Set<HostSession>,
-  context: SessionContext,
-): HostSession | undefined {
-  const tokenStart = DATA_CHANNEL_MAGIC.length;
-  const token = opening.subarray(tokenStart, tokenStart + SESSION_TOKEN_BYTES);
-  const clientNonce = opening.subarray(tokenStart + SESSION_TOKEN_BYTES, DATA_CHANNEL_OPENING_BYTES);
-  let control: HostSession | undefined;
-  for (const session of sessions) {
-    if (session.secrets?.token.equals(token)) control = session;
-  }
-  const secrets = control?.secrets;
-  if (control === undefined || secrets === undefined || opening.length !== DATA_CHANNEL_OPENING_BYTES) {
-    socket.destroy();
-    return undefined;
-  }
-  const hostNonce = newChannelNonce();
-  const keys = channelKeys(secrets.secret, clientNonce, hostNonce);
-  socket.write(hostNonce);
-  const records = new SealedRecords(keys.hostToClient, keys.clientToHost, MAX_FRAME_BODY + FRAME_HEADER_SIZE);
-  const session = new HostSession({ kind: "data", socket, records, control }, context);
-  socket.resume();
-  return session;
 }

@@ -4,18 +4,16 @@
  * client is decoded with bounded codecs and every path goes through the Share.
  */
 import type { FileHandle } from "node:fs/promises";
-import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
-import { Connection, encodeFrame, type RecordLayer } from "../engine/connection.js";
+import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { fileIdentityKey, type ManifestCache, unpackChunks } from "../store/manifest-cache.js";
-import { type SessionSecrets, sessionSecrets } from "../transport/sealed.js";
 import { verifyAuthProof } from "../transport/tls.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
@@ -30,7 +28,6 @@ import {
   emptyCodec,
   entriesCodec,
   entryCodec,
-  Feature,
   fileEndCodec,
   getChunksRequestCodec,
   helloCodec,
@@ -73,8 +70,6 @@ export interface SessionContext {
 
 const CHUNK_FRAME_PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
 const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
-/** Features this host offers; WELCOME accepts those the client also offered. */
-const HOST_FEATURES = Feature.SEALED_DATA_CHANNELS;
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
 /** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
@@ -89,34 +84,23 @@ interface OpenRequest {
   credit: CreditGate;
 }
 
-/**
- * How a session came to be: a TLS control connection, which must authenticate with HELLO, or a
- * sealed data channel of an authenticated control session (its keys are its authentication).
- */
-export type SessionOrigin =
-  | { kind: "control"; socket: TLSSocket }
-  | { kind: "data"; socket: Socket; records: RecordLayer; control: HostSession };
-
 export class HostSession {
   readonly #context: SessionContext;
   readonly #connection: Connection;
   readonly #requests = new Map<number, OpenRequest>();
   readonly #openFiles: OpenFiles;
-  readonly #origin: SessionOrigin;
-  #authenticated: boolean;
-  #secrets: SessionSecrets | undefined;
-  readonly #authTimer: NodeJS.Timeout | undefined;
-  readonly #dataChannels = new Set<HostSession>();
+  readonly #socket: TLSSocket;
+  #authenticated = false;
+  readonly #authTimer: NodeJS.Timeout;
 
-  constructor(origin: SessionOrigin, context: SessionContext) {
-    this.#origin = origin;
+  constructor(socket: TLSSocket, context: SessionContext) {
+    this.#socket = socket;
     this.#context = context;
-    this.#authenticated = origin.kind === "data";
     this.#openFiles = new OpenFiles(
       async (wirePath) => (await context.share.resolveFile(wirePath)).absolutePath,
     );
     this.#connection = new Connection(
-      origin.socket,
+      socket,
       {
         allocateBody: (_type, _id, length) => {
           if (length > MAX_REQUEST_BODY) {
@@ -130,24 +114,12 @@ export class HostSession {
         onFrame: (type, requestId, body) => this.#onFrame(type, requestId, body),
         onClose: (error) => this.#onClose(error),
       },
-      {
-        idleTimeoutMs: context.idleTimeoutMs,
-        ...(origin.kind === "data" ? { records: origin.records } : {}),
-      },
+      { idleTimeoutMs: context.idleTimeoutMs },
     );
-    if (origin.kind === "data") {
-      origin.control.#dataChannels.add(this);
-    } else {
-      this.#authTimer = setTimeout(
-        () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "no HELLO in time")),
-        10_000,
-      );
-    }
-  }
-
-  /** The exporter secrets of an authenticated control session, for opening its data channels. */
-  get secrets(): SessionSecrets | undefined {
-    return this.#authenticated ? this.#secrets : undefined;
+    this.#authTimer = setTimeout(
+      () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "no HELLO in time")),
+      10_000,
+    );
   }
 
   get closed(): Promise<void> {
@@ -164,10 +136,8 @@ export class HostSession {
 
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
-    const { socket } = this.#origin;
-    if (error !== undefined) this.#context.onSessionError?.(`${socket.remoteAddress}:${socket.remotePort}`, error);
-    if (this.#origin.kind === "data") this.#origin.control.#dataChannels.delete(this);
-    for (const channel of this.#dataChannels) channel.destroy();
+    if (error !== undefined)
+      this.#context.onSessionError?.(`${this.#socket.remoteAddress}:${this.#socket.remotePort}`, error);
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#openFiles.closeAll();
@@ -197,16 +167,14 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
-    if (this.#origin.kind !== "control") throw new TeleportError(ErrorCode.PROTOCOL, "HELLO on a data channel");
-    if (!verifyAuthProof(this.#origin.socket, this.#context.secret, hello.authProof)) {
+    if (!verifyAuthProof(this.#socket, this.#context.secret, hello.authProof)) {
       throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
     }
     clearTimeout(this.#authTimer);
-    this.#secrets = sessionSecrets(this.#origin.socket);
     this.#authenticated = true;
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
-      features: hello.features & HOST_FEATURES,
+      features: 0,
       shareName: this.#context.share.name,
       maxChunkSize: MAX_CHUNK_SIZE,
     });

@@ -6,12 +6,10 @@
  * binds the proof to this one session (it cannot be replayed on another connection).
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import * as net from "node:net";
 import * as tls from "node:tls";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
-import { DATA_CHANNEL_MAGIC, DATA_CHANNEL_OPENING_BYTES } from "./sealed.js";
 
 const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
@@ -24,62 +22,30 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 export interface TlsListener {
-  server: net.Server;
+  server: tls.Server;
   host: string;
   port: number;
 }
 
-export interface ListenHandlers {
-  /** A client finished the TLS handshake. */
-  onTls(socket: tls.TLSSocket): void;
-  /** A connection opened as a sealed data channel; `opening` holds its first bytes. */
-  onDataChannel?(socket: net.Socket, opening: Buffer): void;
-}
-
-/** A TLS record starts with content type 22 (handshake); a data channel with its magic. */
-const TLS_HANDSHAKE_RECORD = 0x16;
-
-/**
- * Listens on one TCP port for both kinds of connection: TLS control connections and sealed data
- * channels, told apart by their first byte. Connections that do neither within the handshake
- * timeout (scanners, slow-loris) are dropped.
- */
 export function listenTls(
   identity: HostIdentity,
   bind: { host: string; port: number },
-  handlers: ListenHandlers,
+  onSocket: (socket: tls.TLSSocket) => void,
 ): Promise<TlsListener> {
-  const secureContext = tls.createSecureContext({
-    key: identity.keyPem,
-    cert: identity.certPem,
-    minVersion: "TLSv1.3",
-    ciphers: CIPHER_SUITES,
-    honorCipherOrder: true,
-  });
-  const server = net.createServer((socket) => {
-    const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
-    socket.on("error", () => socket.destroy());
-    socket.once("close", () => clearTimeout(timer));
-    let opening = Buffer.alloc(0);
-    const onData = (data: Buffer) => {
-      opening = Buffer.concat([opening, data]);
-      if (opening[0] === TLS_HANDSHAKE_RECORD) {
-        socket.off("data", onData);
-        socket.pause();
-        socket.unshift(opening);
-        acceptTls(socket, secureContext, timer, handlers.onTls);
-      } else if (!DATA_CHANNEL_MAGIC.subarray(0, opening.length).equals(opening.subarray(0, DATA_CHANNEL_MAGIC.length))) {
-        socket.destroy(); // neither TLS nor a data channel
-      } else if (opening.length >= DATA_CHANNEL_OPENING_BYTES) {
-        socket.off("data", onData);
-        socket.pause();
-        clearTimeout(timer);
-        if (handlers.onDataChannel === undefined) socket.destroy();
-        else handlers.onDataChannel(socket, opening);
-      }
-    };
-    socket.on("data", onData);
-  });
+  const server = tls.createServer(
+    {
+      key: identity.keyPem,
+      cert: identity.certPem,
+      minVersion: "TLSv1.3",
+      ciphers: CIPHER_SUITES,
+      honorCipherOrder: true,
+      ALPNProtocols: [ALPN],
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    },
+    onSocket,
+  );
+  // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
+  server.on("tlsClientError", (_err, socket) => socket.destroy());
   return new Promise((resolve, reject) => {
     server.once("error", (err) => reject(toTeleportError(err, `listening on ${bind.host}:${bind.port}`)));
     server.listen(bind.port, bind.host, () => {
@@ -90,22 +56,6 @@ export function listenTls(
       }
       resolve({ server, host: address.address, port: address.port });
     });
-  });
-}
-
-function acceptTls(
-  socket: net.Socket,
-  secureContext: tls.SecureContext,
-  timer: NodeJS.Timeout,
-  onTls: (socket: tls.TLSSocket) => void,
-): void {
-  const secure = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: [ALPN] });
-  // Failed handshakes (wrong protocol, bad client) are the client's problem: drop them quietly.
-  secure.on("error", () => secure.destroy());
-  secure.once("secure", () => {
-    clearTimeout(timer);
-    secure.removeAllListeners("error");
-    onTls(secure);
   });
 }
 

@@ -18,10 +18,7 @@ export interface FrameSink {
    * assemble it into (at least `bodyLength` bytes). Throws to refuse the frame.
    */
   allocateBody(type: number, requestId: number, bodyLength: number): Buffer;
-  /**
-   * A complete frame. `body` is only valid during the call unless `owned` is true (it was
-   * assembled for this frame, or cut from data pushed as owned).
-   */
+  /** A complete frame. `body` is only valid during the call unless `owned` is true. */
   onFrame(type: number, requestId: number, body: Buffer, owned: boolean): void;
 }
 
@@ -47,7 +44,6 @@ export class FrameDecoder {
   #bodyLength = 0;
   #type = 0;
   #requestId = 0;
-  #owned = false;
 
   constructor(sink: FrameSink, maxBodySize: number) {
     this.#sink = sink;
@@ -59,12 +55,7 @@ export class FrameDecoder {
     return this.#headerFilled === 0 && this.#body === null;
   }
 
-  /**
-   * Feeds received bytes. `owned` says `data` will not be reused by the caller (a freshly
-   * decrypted record): whole frames inside it are then passed on as views, never copied.
-   */
-  push(data: Buffer, owned = false): void {
-    this.#owned = owned;
+  push(data: Buffer): void {
     let offset = 0;
     while (offset < data.length) {
       if (this.#body !== null) {

@@ -59,11 +59,8 @@ export const MessageType = {
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
-/** Feature bits offered in HELLO and accepted in WELCOME. */
-export const Feature = {
-  /** Bulk requests may also run on sealed data channels (transport/sealed.ts). */
-  SEALED_DATA_CHANNELS: 1,
-} as const;
+/** Feature bits offered in HELLO and accepted in WELCOME. None yet; compression etc. will add some. */
+export const Feature = {} as const;
 
 export const EntryKind = {
   FILE: 1,

@@ -99,14 +99,14 @@ export async function startHostileHost(
 ): Promise<HostileHost> {
   const identity = await loadOrCreateIdentity(home);
   const connections = new Set<Connection>();
-  const listener = await listenTls(identity, { host: "127.0.0.1", port: 0 }, { onTls: (socket: TLSSocket) => {
+  const listener = await listenTls(identity, { host: "127.0.0.1", port: 0 }, (socket: TLSSocket) => {
     const connection: Connection = new Connection(socket, {
       allocateBody: (_type, _id, length) => Buffer.allocUnsafe(length),
       onFrame: (type, requestId, body) => answer(connection, type, requestId, body, script, content),
       onClose: () => connections.delete(connection),
     });
     connections.add(connection);
-  } });
+  });
   const link = formatLink({
     host: "127.0.0.1",
     port: listener.port,
