@@ -62,6 +62,8 @@ const BATCH_BYTES = 2 * 1024 * 1024;
 const BATCH_CHUNKS = 1024;
 const MAX_OPEN_FILES = 128;
 const MAX_WRITEV_BUFFERS = 64;
+/** Well under the host's cap of 256 open requests per connection. */
+const MAX_OPEN_REQUESTS = 32;
 
 interface DirState {
   wirePath: string;
@@ -128,6 +130,8 @@ class Puller {
   #flushScheduled = false;
   /** Bytes requested or batched and not yet written. */
   #inFlightBytes = 0;
+  /** GET_CHUNKS requests sent and not yet answered in full. */
+  #requestsOpen = 0;
   readonly #work = new Set<Promise<void>>();
   #wakeUp: (() => void) | undefined;
 
@@ -326,7 +330,9 @@ class Puller {
         throw protocolError(`chunks of "${job.wirePath}" run past its size`);
       job.described += chunk.size;
       job.chunkCount++;
-      while (this.#inFlightBytes + chunk.size > this.#windowBytes) await this.#waitForProgress();
+      while (this.#inFlightBytes + chunk.size > this.#windowBytes || this.#batch.length >= BATCH_CHUNKS) {
+        await this.#waitForProgress();
+      }
       this.#enqueue({
         request: { hash: chunk.hash, size: chunk.size, path: job.wirePath, offset: chunk.offset },
         job,
@@ -365,17 +371,25 @@ class Puller {
     }
   }
 
+  /** Sends the batch as one GET_CHUNKS request, unless too many are open already (then later). */
   #flush(): void {
     if (this.#batch.length === 0 || this.#failure !== undefined) return;
+    if (this.#requestsOpen >= MAX_OPEN_REQUESTS) return;
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
     const jobs = new Map<ChunkRequest, FileJob>(batch.map((fetch) => [fetch.request, fetch.job]));
-    const fetching = this.#client.fetchChunks(
-      batch.map((fetch) => fetch.request),
-      (request, data) => this.#write(jobs.get(request) as FileJob, request, data),
-      this.#abort.signal,
-    );
+    this.#requestsOpen++;
+    const fetching = this.#client
+      .fetchChunks(
+        batch.map((fetch) => fetch.request),
+        (request, data) => this.#write(jobs.get(request) as FileJob, request, data),
+        this.#abort.signal,
+      )
+      .finally(() => {
+        this.#requestsOpen--;
+        this.#flush();
+      });
     this.#track(fetching);
   }
 

@@ -93,7 +93,7 @@ export class Connection {
   sendFrame(frame: Buffer): void {
     if (this.destroyed) return;
     this.bytesSent += frame.length;
-    this.socket.write(frame);
+    this.socket.write(frame, this.#afterWrite);
   }
 
   sendError(requestId: number, error: ErrorMessage): void {
@@ -110,8 +110,22 @@ export class Connection {
       return;
     }
     this.bytesSent += frame.length;
-    this.socket.write(frame, () => onWritten());
+    this.socket.write(frame, () => {
+      onWritten();
+      this.#afterWrite();
+    });
   }
+
+  /**
+   * Wakes senders as soon as the queue is below the limit again. Node's 'drain' waits for the
+   * queue to empty completely, which never happens while several requests keep adding to it:
+   * they all waited, and kept their requests open, until the host hit its open-request cap.
+   */
+  readonly #afterWrite = (): void => {
+    if (this.#writableWaiters.length > 0 && this.socket.writableLength < this.#writeBufferBytes) {
+      this.#wakeWritableWaiters();
+    }
+  };
 
   /** Resolves when the outgoing queue is short enough to add more; rejects once the connection is gone. */
   whenWritable(): Promise<void> {

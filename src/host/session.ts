@@ -343,20 +343,27 @@ export class HostSession {
     }
     const pool = this.#context.pool;
     // One read ahead: the next chunk is read from disk while this one is encrypted and sent.
+    // The wait for queue space comes before each send, so the request ends (and END goes out)
+    // as soon as its last chunk is queued.
     let next: Promise<Buffer> | undefined = requests[0] && this.#readChunkFrame(requestId, requests[0]);
     try {
       for (let i = 0; i < requests.length; i++) {
         const frame = await (next as Promise<Buffer>);
         next = undefined;
+        const following = requests[i + 1];
+        if (following !== undefined) next = this.#readChunkFrame(requestId, following);
+        try {
+          await this.#connection.whenWritable();
+        } catch (err) {
+          pool.release(frame);
+          throw err;
+        }
         if (open.abort.signal.aborted) {
           pool.release(frame);
           return;
         }
-        const following = requests[i + 1];
-        if (following !== undefined) next = this.#readChunkFrame(requestId, following);
         this.#context.faults?.corruptChunk?.(requests[i] as ChunkRequest, frame.subarray(CHUNK_FRAME_PREFIX));
         this.#connection.sendOwnedFrame(frame, () => pool.release(frame));
-        await this.#connection.whenWritable();
       }
     } finally {
       if (next !== undefined)
