@@ -1,0 +1,65 @@
+/**
+ * Regression: the host used to wait for Node's 'drain' (an empty send queue) after each chunk.
+ * With a fast client keeping many requests in flight the queue never emptied, finished requests
+ * stayed open, and the host closed the connection for having more than 256 open.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { hashBytes } from "../../src/chunking/hash.js";
+import { TeleportClient } from "../../src/client/client.js";
+import { Host } from "../../src/host/host.js";
+import { onCleanup, tempDir } from "../helpers/context.js";
+
+test("a client keeping 64 chunk requests in flight is served without hitting the open-request cap", async (t) => {
+  const base = await tempDir(t, "pipelining");
+  const share = join(base, "share");
+  await mkdir(share);
+  const chunkSize = 1024 * 1024;
+  const data = randomBytes(16 * chunkSize);
+  await writeFile(join(share, "data.bin"), data);
+  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  const client = await TeleportClient.connect(host.url);
+  onCleanup(t, () => client.close());
+
+  const chunks = Array.from({ length: 16 }, (_, i) => {
+    const offset = i * chunkSize;
+    return {
+      path: "data.bin",
+      offset,
+      size: chunkSize,
+      hash: hashBytes(data.subarray(offset, offset + chunkSize)),
+    };
+  });
+  // Like the pull engine, issue the next request as soon as a chunk's bytes are in, without
+  // waiting for its request's END.
+  let received = 0;
+  let awaitingData = 0;
+  let wake: (() => void) | undefined;
+  const requests: Promise<void>[] = [];
+  for (let request = 0; request < 1000; request++) {
+    while (awaitingData >= 64) await new Promise<void>((resolve) => (wake = resolve));
+    const chunk = chunks[request % chunks.length];
+    assert.ok(chunk !== undefined);
+    awaitingData++;
+    let arrived = false;
+    const dataIn = () => {
+      if (arrived) return;
+      arrived = true;
+      awaitingData--;
+      wake?.();
+    };
+    const fetching = client.fetchChunks([chunk], (_request, body) => {
+      received += body.length;
+      client.pool.release(body);
+      dataIn();
+    });
+    fetching.catch(dataIn);
+    requests.push(fetching);
+  }
+  await Promise.all(requests);
+  assert.equal(received, 1000 * chunkSize);
+});
