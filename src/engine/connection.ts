@@ -91,7 +91,7 @@ export class Connection {
 
   /** Queues a frame made by `encodeFrame`. */
   sendFrame(frame: Buffer): void {
-    if (this.destroyed) return;
+    if (this.destroyed || this.#closing !== undefined) return;
     this.bytesSent += frame.length;
     this.socket.write(frame, this.#afterWrite);
   }
@@ -105,7 +105,7 @@ export class Connection {
    * data goes to the socket in one write without a copy. `onWritten` runs once `frame` may be reused.
    */
   sendOwnedFrame(frame: Buffer, onWritten: () => void): void {
-    if (this.destroyed) {
+    if (this.destroyed || this.#closing !== undefined) {
       onWritten();
       return;
     }
@@ -149,7 +149,8 @@ export class Connection {
   }
 
   /**
-   * Graceful end: flushes what is queued, then closes. `reason`, if given, is what the close
+   * Graceful end: flushes what is queued, sends nothing more (later sends are dropped, so that
+   * no write after end turns the close into a reset that loses the last frames), then closes. `reason`, if given, is what the close
    * is reported with. Repeat calls return the same promise.
    */
   close(reason?: TeleportError): Promise<void> {

@@ -153,6 +153,7 @@ export class HostSession {
       this.#dispatch(type, requestId, body);
     } catch (err) {
       const error = toTeleportError(err);
+      for (const request of this.#requests.values()) request.abort.abort();
       this.#connection.sendError(0, { code: error.code, message: error.detail });
       this.#connection.close(error);
     }

@@ -63,3 +63,28 @@ test("a client keeping 64 chunk requests in flight is served without hitting the
   await Promise.all(requests);
   assert.equal(received, 1000 * chunkSize);
 });
+
+test("a client opening more than 256 requests at once gets the host's PROTOCOL error, not a reset", async (t) => {
+  const base = await tempDir(t, "request-cap");
+  const share = join(base, "share");
+  await mkdir(share);
+  const data = randomBytes(64 * 1024);
+  await writeFile(join(share, "small.bin"), data);
+  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  const client = await TeleportClient.connect(host.url);
+  onCleanup(t, () => client.close());
+
+  const chunk = { path: "small.bin", offset: 0, size: data.length, hash: hashBytes(data) };
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: 400 }, () =>
+      client.fetchChunks([chunk], (_request, body) => client.pool.release(body)),
+    ),
+  );
+  const failures = outcomes.filter((outcome) => outcome.status === "rejected");
+  assert.ok(failures.length > 0, "the host must refuse a flood of open requests");
+  for (const failure of failures) {
+    const reason = (failure as PromiseRejectedResult).reason as Error;
+    assert.match(reason.message, /TELEPORT_ERR_PROTOCOL: host: more than 256 requests open at once/);
+  }
+});

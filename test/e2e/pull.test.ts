@@ -469,3 +469,18 @@ test("manifest --json: chunks tile each file and hash to BLAKE3 of their byte ra
     },
   );
 });
+
+test("the host serves several clients at once and exits 0 on SIGTERM", async (t) => {
+  const { share, info, host, work, env } = await hostFixture(t);
+  const pulls = await Promise.all(
+    [1, 2, 3, 4].map((i) => runCli(["pull", host.link, join(work, `dest-${i}`), "--json"], env)),
+  );
+  for (const [i, result] of pulls.entries()) {
+    assertSucceeded(result, `concurrent pull ${i + 1}`);
+    await compareTrees(share, join(work, `dest-${i + 1}`), { ignore: info.outsideLinks });
+  }
+  await host.stop();
+  const exit = await host.exited;
+  assert.equal(exit.code, 0, `host exit: ${exit.stderr}`);
+  assert.equal(exit.signal, null);
+});
