@@ -33,7 +33,8 @@ export async function* chunkFile(
   chunker: Chunker,
   signal?: AbortSignal,
 ): AsyncGenerator<ChunkRef[], FileDigest> {
-  const buffer = Buffer.allocUnsafe(chunker.maxChunkSize * CHUNKS_PER_READ);
+  // Sized to the file when it is small: a 10 KB file must not cost a 4 MiB allocation.
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size)));
   const fileHash = new StreamingHash();
   let filled = 0; // bytes in buffer not yet assigned to a chunk
   let readOffset = 0;

@@ -8,7 +8,7 @@ import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
-import { chunkFile } from "../chunking/manifest.js";
+import { chunkFile, type FileDigest } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
@@ -70,6 +70,15 @@ export interface SessionContext {
 
 const CHUNK_FRAME_PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
 const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
+/** Files at most this large are hashed ahead of their turn in a manifest (see #manifest). */
+const SMALL_FILE_BYTES = 4 * 1024 * 1024;
+const PREFETCHED_FILES = 16;
+
+interface FileManifest {
+  chunks: ChunkRef[];
+  digest: FileDigest;
+}
+
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
 /** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
@@ -281,23 +290,82 @@ export class HostSession {
     await batch.flush();
   }
 
+  /**
+   * Streams the walk of `path`. Small files are hashed up to PREFETCHED_FILES ahead of the one
+   * being sent, concurrently, so a tree of many small files is not one open-read-hash-close round
+   * trip after another; large files stream chunk by chunk in walk order.
+   */
   async #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
     const signal = open.abort.signal;
     const batch = new EntryBatch((entries) =>
       this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
     );
-    for await (const { entry } of this.#context.share.walk(path, signal)) {
-      if (entry.kind !== EntryKind.FILE) {
-        await batch.add(entry);
-        continue;
+    const walk = this.#context.share.walk(path, signal);
+    const ahead: { entry: Entry; manifest: Promise<FileManifest> | undefined }[] = [];
+    let walked = false;
+    try {
+      for (;;) {
+        while (!walked && ahead.length < PREFETCHED_FILES) {
+          const step = await walk.next();
+          if (step.done) {
+            walked = true;
+            break;
+          }
+          const { entry } = step.value;
+          const small = entry.kind === EntryKind.FILE && entry.size <= SMALL_FILE_BYTES;
+          const manifest = small ? this.#wholeFileManifest(entry, signal) : undefined;
+          manifest?.catch(() => {}); // awaited in order below; never an unhandled rejection
+          ahead.push({ entry, manifest });
+        }
+        const next = ahead.shift();
+        if (next === undefined) break;
+        const { entry, manifest } = next;
+        if (entry.kind !== EntryKind.FILE) {
+          await batch.add(entry);
+          continue;
+        }
+        await batch.flush();
+        await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
+        if (manifest === undefined) {
+          await this.#openFiles.with(entry.path, (handle) =>
+            this.#sendFileChunks(requestId, open, entry, handle),
+          );
+          continue;
+        }
+        const { chunks, digest } = await manifest;
+        if (chunks.length > 0) {
+          await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
+        }
+        await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, digest);
       }
-      await batch.flush();
-      await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
-      await this.#openFiles.with(entry.path, (handle) =>
-        this.#sendFileChunks(requestId, open, entry, handle),
-      );
+    } finally {
+      await walk.return(undefined); // closes the walk's open folders when it stops early
     }
     await batch.flush();
+  }
+
+  /** The complete chunk list of a small file, from the manifest cache or by hashing it. */
+  async #wholeFileManifest(entry: Entry, signal: AbortSignal): Promise<FileManifest> {
+    return this.#openFiles.with(entry.path, async (handle) => {
+      const stats = await handle.stat({ bigint: true });
+      const key = stats.size === BigInt(entry.size) ? fileIdentityKey(stats) : undefined;
+      const cached = key === undefined ? undefined : this.#context.manifests.get(key);
+      if (cached !== undefined) {
+        return {
+          chunks: [...unpackChunks(cached.packed, CHUNK_REFS_PER_FRAME)].flat(),
+          digest: cached.digest,
+        };
+      }
+      const chunks: ChunkRef[] = [];
+      const hashing = chunkFile(handle, entry.size, this.#context.chunker, signal);
+      let step = await hashing.next();
+      while (!step.done) {
+        chunks.push(...step.value);
+        step = await hashing.next();
+      }
+      if (key !== undefined) this.#context.manifests.set(key, chunks, step.value);
+      return { chunks, digest: step.value };
+    });
   }
 
   /** CHUNKS frames and FILE_END for one file, from the manifest cache or by hashing it now. */
