@@ -11,6 +11,8 @@ const HEADROOM = 4096;
 
 export class BufferPool {
   readonly #free: Buffer[][] = [];
+  /** The pool's own buffers: `release` ignores anything else, so callers need not track origins. */
+  readonly #mine = new WeakSet<ArrayBufferLike>();
   readonly #maxRetainedBytes: number;
   #retainedBytes = 0;
   #inUseBytes = 0;
@@ -29,6 +31,7 @@ export class BufferPool {
     let buffer = free.pop();
     if (buffer === undefined) {
       buffer = Buffer.allocUnsafeSlow(2 ** bits + HEADROOM);
+      this.#mine.add(buffer.buffer);
     } else {
       this.#retainedBytes -= buffer.length;
     }
@@ -37,8 +40,9 @@ export class BufferPool {
     return buffer.subarray(0, size);
   }
 
-  /** Returns a buffer obtained from `acquire` (any view of it). */
+  /** Returns a buffer obtained from `acquire` (any view of it); other buffers are ignored. */
   release(view: Buffer): void {
+    if (!this.#mine.has(view.buffer)) return;
     const capacity = view.buffer.byteLength;
     this.#inUseBytes -= capacity;
     if (this.#retainedBytes + capacity > this.#maxRetainedBytes) return;
