@@ -1,10 +1,9 @@
 /**
- * BLAKE3, behind one small module so the implementation can change. The native binding runs at
- * ~6 GB/s per core here (pure JS ~0.04 GB/s); see bench/micro for the measurement.
+ * BLAKE3, behind one small module so the implementation can change. The native binding hashes
+ * 5.3-6.2 GB/s (medians) on one core here for 64 KiB-4 MiB buffers (`node dist/bench/micro/hash.js`);
+ * targets.md puts pure-JS BLAKE3 at ~0.04 GB/s.
  */
 import { Blake3Hasher, blake3 } from "@napi-rs/blake-hash";
-
-export const HASH_BYTES = 32;
 
 export function hashBytes(data: Uint8Array): Buffer {
   return blake3(data as Buffer);

@@ -5,12 +5,13 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, open, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, open, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { hashBytes, toHex } from "../chunking/hash.js";
+import { hashBytes, StreamingHash, toHex } from "../chunking/hash.js";
 import { TeleportClient } from "../client/client.js";
 import { pull } from "../client/pull.js";
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -48,7 +49,7 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
     );
     await client.close();
     for (const [path, hash] of files) {
-      if (toHex(hashBytes(await readFile(join(dest, path)))) !== hash) {
+      if ((await hashFile(join(dest, path))) !== hash) {
         throw new TeleportError(ErrorCode.CHUNK_CORRUPT, `demo: ${path} differs after the pull`);
       }
     }
@@ -65,6 +66,17 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
   }
 }
 
+const GENERATE_BLOCK_BYTES = 16 * 1024 * 1024;
+
+/** BLAKE3 of a file's bytes, read in blocks: the demo checks a large file without loading it. */
+async function hashFile(path: string): Promise<string> {
+  const hash = new StreamingHash();
+  for await (const block of createReadStream(path, { highWaterMark: GENERATE_BLOCK_BYTES })) {
+    hash.update(block as Buffer);
+  }
+  return toHex(hash.digest());
+}
+
 /** A small tree: one large random file, nested folders of small files, an empty file and folder, a symlink. */
 async function generateShare(root: string, bigFileBytes: number): Promise<Map<string, string>> {
   const hashes = new Map<string, string>();
@@ -75,15 +87,14 @@ async function generateShare(root: string, bigFileBytes: number): Promise<Map<st
   await mkdir(join(root, "docs", "notes"), { recursive: true });
   await mkdir(join(root, "empty-folder"));
   const big = await open(join(root, "big.bin"), "w");
-  const block = Buffer.allocUnsafe(16 * 1024 * 1024);
-  const wholeHash: Buffer[] = [];
-  for (let written = 0; written < bigFileBytes; written += block.length) {
-    const piece = randomBytes(Math.min(block.length, bigFileBytes - written));
-    wholeHash.push(piece);
+  const bigHash = new StreamingHash();
+  for (let written = 0; written < bigFileBytes; written += GENERATE_BLOCK_BYTES) {
+    const piece = randomBytes(Math.min(GENERATE_BLOCK_BYTES, bigFileBytes - written));
+    bigHash.update(piece);
     await big.write(piece);
   }
   await big.close();
-  hashes.set("big.bin", toHex(hashBytes(Buffer.concat(wholeHash))));
+  hashes.set("big.bin", toHex(bigHash.digest()));
   for (let i = 0; i < 200; i++) {
     await put(join("docs", i % 2 ? "notes" : "", `note ${i}.txt`), Buffer.from(`note ${i}\n`.repeat(50 + i)));
   }

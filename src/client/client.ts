@@ -77,10 +77,6 @@ export class TeleportClient {
     return this.#welcome?.shareName ?? "";
   }
 
-  get bytesReceived(): number {
-    return this.#control.connection.bytesReceived;
-  }
-
   async #start(socket: TLSSocket, options: ConnectOptions): Promise<void> {
     this.#control = new RequestChannel(
       socket,

@@ -161,16 +161,19 @@ class Puller {
     this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
     // Every request in flight listens on this signal; a window's worth is expected, not a leak.
     setMaxListeners(1024, this.#abort.signal);
-    options.signal?.addEventListener(
-      "abort",
-      () => this.#fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled")),
-      {
-        once: true,
-      },
-    );
   }
 
   async run(): Promise<PullSummary> {
+    const cancel = () => this.#fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled"));
+    this.#options.signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      return await this.#run();
+    } finally {
+      this.#options.signal?.removeEventListener("abort", cancel);
+    }
+  }
+
+  async #run(): Promise<PullSummary> {
     const root: DirState = {
       wirePath: parentWirePath(this.#remote),
       localPath: this.#options.dest,

@@ -36,8 +36,6 @@ export class Connection {
   readonly #closed: Promise<void>;
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
   readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
-  bytesReceived = 0;
-  bytesSent = 0;
 
   constructor(socket: Socket, handler: ConnectionHandler, options: ConnectionOptions = {}) {
     this.socket = socket;
@@ -74,7 +72,6 @@ export class Connection {
   }
 
   #onData(data: Buffer): void {
-    this.bytesReceived += data.length;
     try {
       this.#decoder.push(data);
     } catch (err) {
@@ -92,7 +89,6 @@ export class Connection {
   /** Queues a frame made by `encodeFrame`. */
   sendFrame(frame: Buffer): void {
     if (this.destroyed || this.#closing !== undefined) return;
-    this.bytesSent += frame.length;
     this.socket.write(frame, this.#afterWrite);
   }
 
@@ -109,7 +105,6 @@ export class Connection {
       onWritten();
       return;
     }
-    this.bytesSent += frame.length;
     this.socket.write(frame, () => {
       onWritten();
       this.#afterWrite();

@@ -59,9 +59,6 @@ export const MessageType = {
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
-/** Feature bits offered in HELLO and accepted in WELCOME. None yet; compression etc. will add some. */
-export const Feature = {} as const;
-
 export const EntryKind = {
   FILE: 1,
   DIRECTORY: 2,
@@ -230,11 +227,7 @@ export const fileEndCodec: Codec<FileEnd> = struct<FileEnd>({
   fileHash: hash,
 });
 
-/** Header of a CHUNK_DATA frame; the chunk's bytes follow it to the end of the frame. */
-export interface ChunkDataHeader {
-  hash: Buffer;
-}
-export const chunkDataHeaderCodec: Codec<ChunkDataHeader> = struct<ChunkDataHeader>({ hash });
+/** A CHUNK_DATA frame is the chunk's 32-byte hash followed by its bytes, to the end of the frame. */
 export const CHUNK_DATA_HEADER_SIZE = HASH_SIZE;
 
 /** Header of a RANGE_DATA frame: a piece of the range, its offset in the file and its hash. */

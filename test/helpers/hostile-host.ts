@@ -10,8 +10,7 @@ import { Connection, encodeFrame } from "../../src/engine/connection.js";
 import { loadOrCreateIdentity } from "../../src/transport/identity.js";
 import { formatLink } from "../../src/transport/link.js";
 import { listenTls } from "../../src/transport/tls.js";
-import type { Codec } from "../../src/wire/codec.js";
-import { decodeMessage } from "../../src/wire/codec.js";
+import { type Codec, decodeMessage } from "../../src/wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../../src/wire/frame.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
@@ -28,8 +27,6 @@ import {
   MessageType,
   welcomeCodec,
 } from "../../src/wire/messages.js";
-
-export type ScriptedFrame = Buffer;
 
 export function frameOf<T>(type: number, codec: Codec<T>, value: T): (requestId: number) => Buffer {
   return (requestId) => encodeFrame(type, requestId, codec, value);

@@ -1,0 +1,10 @@
+/**
+ * teleport as a library: host a folder, connect to a share link, pull, list and read ranges.
+ * The CLI (src/cli) is a thin layer over exactly these.
+ */
+export { type ConnectOptions, type ManifestEvent, TeleportClient } from "./client/client.js";
+export { type PullOptions, type PullProgress, type PullSummary, pull } from "./client/pull.js";
+export { ErrorCode, isTeleportError, TeleportError } from "./errors.js";
+export { Host, type HostOptions } from "./host/host.js";
+export { formatLink, parseLink, type ShareLink } from "./transport/link.js";
+export { type Entry, EntryKind } from "./wire/messages.js";

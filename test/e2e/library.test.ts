@@ -1,0 +1,21 @@
+/** The package entry point (package.json "main") is enough to host and pull, as README promises. */
+import assert from "node:assert/strict";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Host, parseLink, pull, TeleportClient } from "../../src/index.js";
+import { onCleanup, tempDir } from "../helpers/context.js";
+
+test("the library entry point hosts a folder and pulls it", async (t) => {
+  const base = await tempDir(t, "library");
+  await mkdir(join(base, "share"));
+  await writeFile(join(base, "share", "hello.txt"), "hello from the library\n");
+  const host = await Host.start({ root: join(base, "share"), home: join(base, "home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  assert.equal(parseLink(host.url).port, host.port);
+  const client = await TeleportClient.connect(host.url);
+  onCleanup(t, () => client.close());
+  const summary = await pull(client, { dest: join(base, "dest") });
+  assert.equal(summary.files, 1);
+  assert.equal(await readFile(join(base, "dest", "hello.txt"), "utf8"), "hello from the library\n");
+});
