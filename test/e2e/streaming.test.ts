@@ -4,10 +4,12 @@
  * the first chunk must arrive long before its FILE_END.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
+import { pull } from "../../src/client/pull.js";
 import { Host } from "../../src/host/host.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 
@@ -45,4 +47,28 @@ test("the first chunk of a large file arrives before the host has finished hashi
   }
   await firstFetch;
   assert.deepEqual(timeline, ["first chunk verified", "file end"]);
+});
+
+test("a pull holds no more chunk buffers than its window, whatever the file size", async (t) => {
+  const base = await tempDir(t, "window");
+  const share = join(base, "share");
+  await mkdir(share);
+  const file = await open(join(share, "big.bin"), "w");
+  for (let i = 0; i < 48; i++) await file.write(randomBytes(1024 * 1024));
+  await file.close();
+  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  const client = await TeleportClient.connect(host.url);
+  onCleanup(t, () => client.close());
+
+  const windowBytes = 8 * 1024 * 1024;
+  const summary = await pull(client, { dest: join(base, "dest"), windowBytes });
+  assert.equal(summary.bytes, 48 * 1024 * 1024);
+  // Each 1 MiB chunk sits in a 1 MiB + 4 KiB pooled buffer; nothing else is pooled.
+  assert.ok(client.pool.peakInUseBytes > 0);
+  assert.ok(
+    client.pool.peakInUseBytes <= windowBytes + 8 * 4096,
+    `peak ${client.pool.peakInUseBytes} bytes of chunk buffers for an ${windowBytes}-byte window`,
+  );
+  assert.equal(client.pool.inUseBytes, 0, "every buffer went back to the pool");
 });
