@@ -54,6 +54,7 @@ export interface PullFlags {
   path?: string;
   json?: boolean;
   progress?: boolean;
+  streams?: number;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -69,6 +70,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       dest: resolve(dest),
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
+      ...(flags.streams === undefined ? {} : { streams: flags.streams }),
     });
     display.stop();
     const usage = process.resourceUsage();

@@ -25,6 +25,12 @@ function nonNegativeInteger(value: string): number {
   return parsed;
 }
 
+function positiveInteger(value: string): number {
+  const parsed = nonNegativeInteger(value);
+  if (parsed === 0) throw new InvalidArgumentError("expected a whole number above 0");
+  return parsed;
+}
+
 function port(value: string): number {
   const parsed = nonNegativeInteger(value);
   if (parsed > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
@@ -62,6 +68,11 @@ function buildProgram(): Command {
     .option("--path <remote>", "file or folder inside the share to pull")
     .option("--json", "print a one-line JSON summary instead of text")
     .option("--no-progress", "no progress bar")
+    .option(
+      "--streams <n>",
+      "data connections, each decrypting and verifying on its own core",
+      positiveInteger,
+    )
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
 
   program

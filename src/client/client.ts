@@ -94,6 +94,8 @@ export class TeleportClient {
       () => this.#control.destroy(new TeleportError(ErrorCode.TIMEOUT, "host did not answer HELLO in time")),
       HANDSHAKE_TIMEOUT_MS,
     );
+    const cancel = () => this.#control.destroy(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
+    options.signal?.addEventListener("abort", cancel, { once: true });
     this.#control.connection.send(MessageType.HELLO, 0, helloCodec, {
       magic: PROTOCOL_MAGIC,
       minVersion: MIN_PROTOCOL_VERSION,
@@ -106,6 +108,7 @@ export class TeleportClient {
       await welcomed;
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener("abort", cancel);
     }
     this.#pingTimer = setInterval(() => {
       this.#control.connection.send(MessageType.PING, 0, pingCodec, { sentAt: Date.now() });

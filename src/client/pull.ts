@@ -10,14 +10,8 @@ import type { FileHandle } from "node:fs/promises";
 import { chmod, mkdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import {
-  type ChunkRef,
-  type ChunkRequest,
-  type Entry,
-  EntryKind,
-  type FileEnd,
-  MAX_CHUNK_SIZE,
-} from "../wire/messages.js";
+import { formatLink } from "../transport/link.js";
+import { type ChunkRef, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
 import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import type { TeleportClient } from "./client.js";
 import {
@@ -27,6 +21,7 @@ import {
   ensureRealDirectory,
   removeQuietly,
 } from "./destination.js";
+import { type ChunkWrite, defaultStreamCount, StreamPool, type StreamStats } from "./streams.js";
 
 export interface PullOptions {
   /** File or folder inside the share; the whole share when empty. */
@@ -37,6 +32,8 @@ export interface PullOptions {
   onProgress?: (progress: PullProgress) => void;
   /** Chunk bytes requested but not yet written; bounds the pull's memory. */
   windowBytes?: number;
+  /** Data streams (connections, each with its own thread); `defaultStreamCount()` when unset. */
+  streams?: number;
 }
 
 export interface PullProgress {
@@ -55,22 +52,16 @@ export interface PullSummary {
   bytesFromNetwork: number;
   bytesReused: number;
   seconds: number;
+  /** What each data stream carried. */
+  streams: StreamStats[];
 }
 
 const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
 const BATCH_BYTES = 2 * 1024 * 1024;
 const BATCH_CHUNKS = 1024;
 const MAX_OPEN_FILES = 128;
-/**
- * Page-cache writes are issued at most 256 KiB at a time. On these VMs larger writes cost more
- * system time per byte (the kernel takes larger folios, from memory the hypervisor reclaimed):
- * `dd` of 1 GiB after `sync` took 0.33-0.37 s of system time with bs=256K, 0.72-0.88 s with
- * bs=1M and 0.9-1.0 s with bs=64M (3 runs each). One writer per file: concurrent writes to one
- * file only queue on its inode lock.
- */
-const WRITE_SLICE_BYTES = 256 * 1024;
-/** Well under the host's cap of 256 open requests per connection. */
-const MAX_OPEN_REQUESTS = 32;
+/** Per stream; well under the host's cap of 256 open requests per connection. */
+const MAX_OPEN_REQUESTS_PER_STREAM = 16;
 
 interface DirState {
   wirePath: string;
@@ -98,18 +89,10 @@ interface FileJob {
   written: number;
   digest: FileEnd | undefined;
   committing: boolean;
-  /** Verified chunks waiting for the file's writer. */
-  unwritten: QueuedChunk[];
-  writing: boolean;
-}
-
-interface QueuedChunk {
-  offset: number;
-  data: Buffer;
 }
 
 interface Fetch {
-  request: ChunkRequest;
+  chunk: ChunkWrite;
   job: FileJob;
 }
 
@@ -123,6 +106,7 @@ class Puller {
   readonly #remote: string;
   readonly #windowBytes: number;
   readonly #abort = new AbortController();
+  readonly #streams: StreamPool;
   readonly #started = performance.now();
   #failure: TeleportError | undefined;
 
@@ -150,6 +134,7 @@ class Puller {
     bytesFromNetwork: 0,
     bytesReused: 0,
     seconds: 0,
+    streams: [],
   };
   #bytesKnown = 0;
   #manifestComplete = false;
@@ -161,6 +146,8 @@ class Puller {
     this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
     // Every request in flight listens on this signal; a window's worth is expected, not a leak.
     setMaxListeners(1024, this.#abort.signal);
+    // The streams connect while the manifest starts to arrive.
+    this.#streams = new StreamPool(formatLink(client.link), options.streams ?? defaultStreamCount());
   }
 
   async run(): Promise<PullSummary> {
@@ -210,6 +197,7 @@ class Puller {
       this.#throwIfFailed();
       for (const dir of this.#dirStack.splice(0).reverse()) await this.#leaveDirectory(dir);
       this.#throwIfFailed();
+      this.#summary.streams = await this.#streams.close();
     } catch (err) {
       this.#fail(toTeleportError(err));
       await this.#cleanUp();
@@ -230,8 +218,9 @@ class Puller {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
-  /** Waits for in-flight work to finish, then removes every temporary file. Never throws. */
+  /** Stops the streams and waits for in-flight work, then removes every temporary file. Never throws. */
   async #cleanUp(): Promise<void> {
+    await this.#streams.close({ abort: true });
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
     for (const job of this.#openFiles) {
       await job.handle.close().catch(() => {});
@@ -320,8 +309,6 @@ class Puller {
       written: 0,
       digest: undefined,
       committing: false,
-      unwritten: [],
-      writing: false,
     };
     parent.pending++;
     this.#openFiles.add(job);
@@ -344,7 +331,13 @@ class Puller {
         await this.#waitForProgress();
       }
       this.#enqueue({
-        request: { hash: chunk.hash, size: chunk.size, path: job.wirePath, offset: chunk.offset },
+        chunk: {
+          hash: chunk.hash,
+          size: chunk.size,
+          path: job.wirePath,
+          offset: chunk.offset,
+          fd: job.handle.fd,
+        },
         job,
       });
     }
@@ -367,8 +360,8 @@ class Puller {
 
   #enqueue(fetch: Fetch): void {
     this.#batch.push(fetch);
-    this.#batchBytes += fetch.request.size;
-    this.#inFlightBytes += fetch.request.size;
+    this.#batchBytes += fetch.chunk.size;
+    this.#inFlightBytes += fetch.chunk.size;
     if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= BATCH_CHUNKS) {
       this.#flush();
     } else if (!this.#flushScheduled) {
@@ -381,21 +374,17 @@ class Puller {
     }
   }
 
-  /** Sends the batch as one GET_CHUNKS request, unless too many are open already (then later). */
+  /** Hands the batch to a stream as one GET_CHUNKS request, unless enough are open already. */
   #flush(): void {
     if (this.#batch.length === 0 || this.#failure !== undefined) return;
-    if (this.#requestsOpen >= MAX_OPEN_REQUESTS) return;
+    if (this.#requestsOpen >= MAX_OPEN_REQUESTS_PER_STREAM * this.#streams.size) return;
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    const jobs = new Map<ChunkRequest, FileJob>(batch.map((fetch) => [fetch.request, fetch.job]));
     this.#requestsOpen++;
-    const fetching = this.#client
-      .fetchChunks(
-        batch.map((fetch) => fetch.request),
-        (request, data) => this.#write(jobs.get(request) as FileJob, request, data),
-        this.#abort.signal,
-      )
+    const fetching = this.#streams
+      .fetch(batch.map((fetch) => fetch.chunk))
+      .then(() => this.#written(batch))
       .finally(() => {
         this.#requestsOpen--;
         this.#flush();
@@ -403,43 +392,16 @@ class Puller {
     this.#track(fetching);
   }
 
-  /** Queues a verified chunk for writing; each file has at most one write in flight. */
-  #write(job: FileJob, request: ChunkRequest, data: Buffer): void {
-    job.unwritten.push({ offset: request.offset, data });
-    if (!job.writing) {
-      job.writing = true;
-      this.#track(this.#writeQueued(job));
+  /** Accounts a batch the streams have verified and written. */
+  #written(batch: Fetch[]): void {
+    for (const { chunk, job } of batch) {
+      this.#inFlightBytes -= chunk.size;
+      job.written += chunk.size;
+      this.#summary.bytes += chunk.size;
+      this.#summary.bytesFromNetwork += chunk.size;
+      this.#maybeCommit(job);
     }
-  }
-
-  /** Writes a file's queued chunks in offset order; one writer per file (see WRITE_SLICE_BYTES). */
-  async #writeQueued(job: FileJob): Promise<void> {
-    try {
-      while (job.unwritten.length > 0) {
-        const pieces = job.unwritten.splice(0).sort((a, b) => a.offset - b.offset);
-        for (const [i, piece] of pieces.entries()) {
-          try {
-            for (let at = 0; at < piece.data.length; at += WRITE_SLICE_BYTES) {
-              const length = Math.min(WRITE_SLICE_BYTES, piece.data.length - at);
-              await job.handle.write(piece.data, at, length, piece.offset + at);
-            }
-          } catch (err) {
-            for (const unwritten of pieces.slice(i)) this.#client.pool.release(unwritten.data);
-            throw toTeleportError(err, `writing ${job.finalPath}`);
-          }
-          this.#client.pool.release(piece.data);
-          const bytes = piece.data.length;
-          this.#inFlightBytes -= bytes;
-          job.written += bytes;
-          this.#summary.bytes += bytes;
-          this.#summary.bytesFromNetwork += bytes;
-        }
-        this.#reportProgress();
-      }
-    } finally {
-      job.writing = false;
-    }
-    this.#maybeCommit(job);
+    this.#reportProgress();
   }
 
   #track(work: Promise<void>): void {
@@ -468,7 +430,7 @@ class Puller {
   }
 
   #maybeCommit(job: FileJob): void {
-    if (job.committing || job.writing || job.digest === undefined || job.written !== job.entry.size) return;
+    if (job.committing || job.digest === undefined || job.written !== job.entry.size) return;
     job.committing = true;
     this.#track(this.#commit(job));
   }

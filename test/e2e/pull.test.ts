@@ -126,6 +126,27 @@ test("pull --path of a 0750 folder keeps its mode", async (t) => {
   await compareTrees(join(share, FIXTURE.restricted), join(dest, FIXTURE.restricted));
 });
 
+test("pull --streams N spreads the chunks over N connections and reproduces the tree", async (t) => {
+  const { share, info, host, work, env } = await hostFixture(t);
+  for (const streams of [1, 3]) {
+    const dest = join(work, `dest-${streams}`);
+
+    const result = await runCli(["pull", host.link, dest, "--json", "--streams", String(streams)], env);
+
+    assertSucceeded(result, `pull --streams ${streams}`);
+    const summary = JSON.parse(result.stdout) as { bytes: number; streams: { bytes: number }[] };
+    assert.equal(summary.streams.length, streams);
+    assert.equal(
+      summary.streams.reduce((sum, stream) => sum + stream.bytes, 0),
+      info.totalBytes,
+      "every chunk byte went over exactly one stream",
+    );
+    await compareTrees(share, dest, { ignore: info.outsideLinks });
+  }
+  const refused = await runCli(["pull", host.link, join(work, "none"), "--streams", "0"], env);
+  assert.equal(refused.code, 2, refused.stderr);
+});
+
 test("pull --json prints one summary line with numeric counts that match the share", async (t) => {
   const { info, host, work, env } = await hostFixture(t);
   const dest = join(work, "dest");

@@ -62,13 +62,19 @@ test("a pull holds no more chunk buffers than its window, whatever the file size
   onCleanup(t, () => client.close());
 
   const windowBytes = 8 * 1024 * 1024;
-  const summary = await pull(client, { dest: join(base, "dest"), windowBytes });
+  const summary = await pull(client, { dest: join(base, "dest"), windowBytes, streams: 2 });
   assert.equal(summary.bytes, 48 * 1024 * 1024);
-  // Each 1 MiB chunk sits in a 1 MiB + 4 KiB pooled buffer; nothing else is pooled.
-  assert.ok(client.pool.peakInUseBytes > 0);
-  assert.ok(
-    client.pool.peakInUseBytes <= windowBytes + 8 * 4096,
-    `peak ${client.pool.peakInUseBytes} bytes of chunk buffers for an ${windowBytes}-byte window`,
+  assert.equal(summary.streams.length, 2);
+  for (const stream of summary.streams) {
+    // Each 1 MiB chunk sits in a 1 MiB + 4 KiB pooled buffer; nothing else is pooled.
+    assert.ok(stream.bytes > 0, "both streams carried chunks");
+    assert.ok(
+      stream.peakBufferBytes > 0 && stream.peakBufferBytes <= windowBytes + 8 * 4096,
+      `peak ${stream.peakBufferBytes} bytes of chunk buffers for an ${windowBytes}-byte window`,
+    );
+  }
+  assert.equal(
+    summary.streams.reduce((sum, stream) => sum + stream.bytes, 0),
+    summary.bytes,
   );
-  assert.equal(client.pool.inUseBytes, 0, "every buffer went back to the pool");
 });
