@@ -205,22 +205,3 @@ export async function warmPageCache(path: string): Promise<void> {
 export function flushDirtyPages(): void {
   spawnSync("sync");
 }
-
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  const upper = sorted[middle];
-  if (upper === undefined) throw new Error("median of no values");
-  const lower = sorted[middle - 1];
-  return sorted.length % 2 === 1 || lower === undefined ? upper : (lower + upper) / 2;
-}
-
-export function minimum(values: readonly number[]): number {
-  if (values.length === 0) throw new Error("minimum of no values");
-  return Math.min(...values);
-}
-
-export function maximum(values: readonly number[]): number {
-  if (values.length === 0) throw new Error("maximum of no values");
-  return Math.max(...values);
-}

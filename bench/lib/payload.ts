@@ -1,16 +1,38 @@
 /**
- * The data a benchmark moves: random (incompressible, so no tool wins by compressing) files,
- * created once and reused across invocations, and the check that a copy is byte-identical.
+ * The data a benchmark moves: random (incompressible, so no tool wins by compressing) files and
+ * trees, created once and reused across invocations, and the check that a copy is identical.
  */
 import { createHash, randomFillSync } from "node:crypto";
-import { mkdirSync, renameSync, statSync } from "node:fs";
-import { open } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { open, readdir } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 
 export interface Payload {
+  /** The folder every tool's server shares. */
+  root: string;
+  /** The file or folder inside `root` that is copied; a copy lands as `<dest>/<name>`. */
+  name: string;
+  /** `root/name`. */
   path: string;
   bytes: number;
-  sha256: string;
+  files: number;
+  /** SHA-256 over every file's relative path and SHA-256, in path order. */
+  digest: string;
+}
+
+/** Files of one size in a tree payload. */
+export interface FileGroup {
+  count: number;
+  bytes: number;
 }
 
 /**
@@ -25,7 +47,40 @@ export async function ensureRandomFile(path: string, bytes: number): Promise<Pay
     await writeRandomFile(partial, bytes);
     renameSync(partial, path);
   }
-  return { path, bytes, sha256: await sha256OfFile(path) };
+  return { root: dirname(path), name: basename(path), path, bytes, files: 1, digest: await treeDigest(path) };
+}
+
+/**
+ * Returns `root/name` as a tree of random files laid out by `groups`, at most `perFolder` files
+ * to a folder, nested two levels deep. A marker records the layout it was made with; a tree with
+ * another layout, or an interrupted one, is made again.
+ */
+export async function ensureRandomTree(
+  root: string,
+  name: string,
+  groups: readonly FileGroup[],
+  perFolder = 100,
+): Promise<Payload> {
+  const layout = JSON.stringify({ groups, perFolder, version: 1 });
+  const marker = join(root, `.${name}.layout`);
+  const tree = join(root, name);
+  if (!existsSync(marker) || readFileSync(marker, "utf8") !== layout) {
+    rmSync(marker, { force: true });
+    rmSync(tree, { recursive: true, force: true });
+    let index = 0;
+    for (const group of groups) {
+      for (let i = 0; i < group.count; i++, index++) {
+        const folder = Math.floor(index / perFolder);
+        const dir = join(tree, `d${Math.floor(folder / perFolder)}`, `d${folder % perFolder}`);
+        mkdirSync(dir, { recursive: true });
+        await writeRandomFile(join(dir, `f${index}-${group.bytes}.bin`), group.bytes);
+      }
+    }
+    writeFileSync(marker, layout);
+  }
+  const files = groups.reduce((sum, group) => sum + group.count, 0);
+  const bytes = groups.reduce((sum, group) => sum + group.count * group.bytes, 0);
+  return { root, name, path: tree, bytes, files, digest: await treeDigest(tree) };
 }
 
 function fileSize(path: string): number | null {
@@ -37,7 +92,7 @@ function fileSize(path: string): number | null {
 }
 
 async function writeRandomFile(path: string, bytes: number): Promise<void> {
-  const block = Buffer.allocUnsafe(16 << 20);
+  const block = Buffer.allocUnsafe(Math.min(bytes, 16 << 20));
   const file = await open(path, "w");
   try {
     for (let written = 0; written < bytes; ) {
@@ -50,7 +105,7 @@ async function writeRandomFile(path: string, bytes: number): Promise<void> {
   }
 }
 
-export async function sha256OfFile(path: string): Promise<string> {
+async function sha256OfFile(path: string): Promise<string> {
   const hash = createHash("sha256");
   const block = Buffer.allocUnsafe(4 << 20);
   const file = await open(path, "r");
@@ -66,15 +121,26 @@ export async function sha256OfFile(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Throws unless `copyPath` has the payload's size and SHA-256. */
-export async function assertIdenticalCopy(copyPath: string, payload: Payload): Promise<void> {
-  const size = fileSize(copyPath);
-  if (size === null) throw new Error(`copy missing: ${copyPath}`);
-  if (size !== payload.bytes) {
-    throw new Error(`copy has ${size} bytes, source ${payload.bytes}: ${copyPath}`);
+/** The digest of a file, or of every file under a folder (symlinks and empty folders aside). */
+export async function treeDigest(path: string): Promise<string> {
+  const digest = createHash("sha256");
+  if (statSync(path).isFile()) {
+    digest.update(`.\0${await sha256OfFile(path)}\n`);
+    return digest.digest("hex");
   }
-  const digest = await sha256OfFile(copyPath);
-  if (digest !== payload.sha256) {
-    throw new Error(`copy differs from source (sha256 ${digest} != ${payload.sha256}): ${copyPath}`);
+  const names = (await readdir(path, { recursive: true })).sort();
+  for (const name of names) {
+    const file = join(path, name);
+    if (lstatSync(file).isFile()) digest.update(`${name}\0${await sha256OfFile(file)}\n`);
+  }
+  return digest.digest("hex");
+}
+
+/** Throws unless the copy at `copyPath` holds exactly the payload's files and bytes. */
+export async function assertIdenticalCopy(copyPath: string, payload: Payload): Promise<void> {
+  if (!existsSync(copyPath)) throw new Error(`copy missing: ${copyPath}`);
+  const digest = await treeDigest(copyPath);
+  if (digest !== payload.digest) {
+    throw new Error(`copy differs from source (digest ${digest} != ${payload.digest}): ${copyPath}`);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * BLAKE3, behind one small module so the implementation can change. The native binding hashes
- * 5.3-6.2 GB/s (medians) on one core here for 64 KiB-4 MiB buffers (`node dist/bench/micro/hash.js`);
+ * 5.3-6.2 GB/s (medians) on one core here for 64 KiB-4 MiB buffers (`node dist/bench/micro/run.js`);
  * targets.md puts pure-JS BLAKE3 at ~0.04 GB/s.
  */
 import { Blake3Hasher, blake3 } from "@napi-rs/blake-hash";

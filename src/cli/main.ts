@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { ErrorCode, toTeleportError } from "../errors.js";
+import { benchCommand } from "./bench.js";
 import {
   catCommand,
   ensureDirectoryArgument,
@@ -29,6 +30,10 @@ function positiveInteger(value: string): number {
   const parsed = nonNegativeInteger(value);
   if (parsed === 0) throw new InvalidArgumentError("expected a whole number above 0");
   return parsed;
+}
+
+function streamCounts(value: string): number[] {
+  return value.split(",").map((part) => positiveInteger(part.trim()));
 }
 
 function port(value: string): number {
@@ -99,6 +104,16 @@ function buildProgram(): Command {
     .argument("<file>", "local file")
     .option("--json", "JSON output")
     .action((file: string, flags) => manifestCommand(file, flags));
+
+  program
+    .command("bench")
+    .description("measure a link: connect, ping, first byte, random 4 KiB reads, pull speed per stream count")
+    .argument("<link>", "share link")
+    .option("--path <remote>", "file to measure with (default: the largest file listed)")
+    .option("--streams <list>", "stream counts to pull with, comma-separated", streamCounts, [1, 2, 4, 8])
+    .option("--reads <n>", "random 4 KiB reads to time", nonNegativeInteger, 200)
+    .option("--json", "one JSON line")
+    .action((link: string, flags) => benchCommand(link, flags));
 
   program
     .command("demo")

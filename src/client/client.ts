@@ -60,6 +60,8 @@ export class TeleportClient {
   #welcome: Welcome | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
+  /** Pings waiting for their PONG, by the send time they carry. */
+  readonly #pings = new Map<number, { resolve(ms: number): void; reject(error: TeleportError): void }>();
 
   private constructor(link: ShareLink) {
     this.link = link;
@@ -126,8 +128,13 @@ export class TeleportClient {
       case MessageType.ERROR:
         this.#control.destroy(remoteError(body));
         return;
-      case MessageType.PONG:
+      case MessageType.PONG: {
+        const { sentAt } = decodeMessage(pingCodec, body);
+        const ping = this.#pings.get(sentAt);
+        this.#pings.delete(sentAt);
+        ping?.resolve(performance.now() - sentAt);
         return;
+      }
       default:
         throw new TeleportError(ErrorCode.PROTOCOL, `unexpected connection frame of type ${type}`);
     }
@@ -136,6 +143,22 @@ export class TeleportClient {
   #onClose(error: TeleportError): void {
     clearInterval(this.#pingTimer);
     this.#onWelcome?.(error);
+    for (const ping of this.#pings.values()) ping.reject(error);
+    this.#pings.clear();
+  }
+
+  /** Round-trip time to the host in milliseconds, over the connection's own queue. */
+  ping(): Promise<number> {
+    if (this.#control.connection.destroyed)
+      return Promise.reject(
+        this.#control.connection.error ?? new TeleportError(ErrorCode.CONNECTION, "connection closed"),
+      );
+    let sentAt = performance.now();
+    while (this.#pings.has(sentAt)) sentAt += 1e-6;
+    return new Promise<number>((resolve, reject) => {
+      this.#pings.set(sentAt, { resolve, reject });
+      this.#control.connection.send(MessageType.PING, 0, pingCodec, { sentAt });
+    });
   }
 
   async *list(

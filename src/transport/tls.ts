@@ -18,7 +18,7 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * AES-128-GCM first, as TLS 1.3's mandatory suite. The order does not buy speed here: 1 GiB over
  * loopback ran at 894 / 883 / 907 MB/s (AES-128-GCM / AES-256-GCM / ChaCha20-Poly1305, medians
- * of 5, `node dist/bench/micro/tls-ciphers.js --runs 5`), within the run-to-run noise.
+ * of 5), within the run-to-run noise; the TLS tasks of `node dist/bench/micro/run.js` measure it.
  */
 const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 

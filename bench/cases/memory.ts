@@ -1,0 +1,69 @@
+/**
+ * Memory stays bounded whatever the size: peak RSS of the host and the client process while
+ * pulling a 10 GiB file and a 200,000-file tree (quick: 128 MiB and 2,000 files).
+ */
+import { join } from "node:path";
+import { ensureRandomFile, ensureRandomTree, type Payload } from "../lib/payload.js";
+import { compareTransfers, teleportTool } from "../lib/transfer.js";
+import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
+
+const MiB = 1024 * 1024;
+const LIMIT_BYTES = 150e6;
+
+async function payloads(context: BenchContext): Promise<Payload[]> {
+  if (context.quick) {
+    return [
+      await ensureRandomFile(join(context.workDir, "file-128m", "file.bin"), 128 * MiB),
+      await ensureRandomTree(
+        join(context.workDir, "trees"),
+        "small-2000",
+        [{ count: 2000, bytes: 10_000 }],
+        1000,
+      ),
+    ];
+  }
+  return [
+    await ensureRandomFile(join(context.workDir, "file-10240m", "file.bin"), 10240 * MiB),
+    await ensureRandomTree(
+      join(context.workDir, "trees"),
+      "tiny-200000",
+      [{ count: 200_000, bytes: 1000 }],
+      1000,
+    ),
+  ];
+}
+
+export const memory: Benchmark = {
+  name: "memory",
+  title:
+    "peak RSS of host and client pulling a 10 GiB file and a 200,000-file tree (quick: 128 MiB, 2,000 files)",
+  target: "< 150 MB either side",
+  quick: true,
+  run: async (context): Promise<BenchOutcome> => {
+    const figures: Figure[] = [];
+    const ratios: Ratio[] = [];
+    const checks: Check[] = [];
+    const notes: string[] = [];
+    // Peak RSS is a maximum over the run, not a timing: one timed run after the warm-up does.
+    const once = { ...context, runs: 1 };
+    for (const payload of await payloads(context)) {
+      const label =
+        payload.files === 1 ? `${(payload.bytes / 2 ** 30).toFixed(2)} GiB file` : `${payload.files} files`;
+      const comparison = await compareTransfers(once, payload, [teleportTool({ name: `teleport ${label}` })]);
+      notes.push(...comparison.notes);
+      const [result] = comparison.figures;
+      if (result === undefined) return { status: "failed", reason: comparison.notes.join("; ") };
+      figures.push(result);
+      const peak = Math.max(result.clientPeakRssBytes ?? Number.NaN, result.serverPeakRssBytes ?? Number.NaN);
+      ratios.push({
+        name: `150 MB vs peak RSS, ${payload.files === 1 ? "file" : "tree"}`,
+        value: LIMIT_BYTES / peak,
+      });
+      checks.push({
+        description: `${label}: peak RSS ${(peak / 1e6).toFixed(0)} MB < 150 MB`,
+        met: peak < LIMIT_BYTES,
+      });
+    }
+    return { status: "ok", figures, ratios, checks, notes };
+  },
+};
