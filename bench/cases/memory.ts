@@ -1,6 +1,6 @@
 /**
  * Memory stays bounded whatever the size: peak RSS of the host and the client process while
- * pulling a 10 GiB file and a 200,000-file tree (quick: 128 MiB and 2,000 files).
+ * pulling a 10 GiB file and a 200,000-file tree (quick: 128 MiB and 1,000 files).
  */
 import { join } from "node:path";
 import { ensureRandomFile, ensureRandomTree, type Payload } from "../lib/payload.js";
@@ -16,8 +16,8 @@ async function payloads(context: BenchContext): Promise<Payload[]> {
       await ensureRandomFile(join(context.workDir, "file-128m", "file.bin"), 128 * MiB),
       await ensureRandomTree(
         join(context.workDir, "trees"),
-        "small-2000",
-        [{ count: 2000, bytes: 10_000 }],
+        "small-1000",
+        [{ count: 1000, bytes: 10_000 }],
         1000,
       ),
     ];
@@ -36,7 +36,7 @@ async function payloads(context: BenchContext): Promise<Payload[]> {
 export const memory: Benchmark = {
   name: "memory",
   title:
-    "peak RSS of host and client pulling a 10 GiB file and a 200,000-file tree (quick: 128 MiB, 2,000 files)",
+    "peak RSS of host and client pulling a 10 GiB file and a 200,000-file tree (quick: 128 MiB, 1,000 files)",
   target: "< 150 MB either side",
   quick: true,
   run: async (context): Promise<BenchOutcome> => {

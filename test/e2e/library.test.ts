@@ -19,3 +19,17 @@ test("the library entry point hosts a folder and pulls it", async (t) => {
   assert.equal(summary.files, 1);
   assert.equal(await readFile(join(base, "dest", "hello.txt"), "utf8"), "hello from the library\n");
 });
+
+test("ping measures a round trip to the host, and fails once the connection is closed", async (t) => {
+  const base = await tempDir(t, "ping");
+  await mkdir(join(base, "share"));
+  const host = await Host.start({ root: join(base, "share"), home: join(base, "home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  const client = await TeleportClient.connect(host.url);
+
+  const [first, second] = await Promise.all([client.ping(), client.ping()]);
+
+  for (const rtt of [first, second]) assert.ok(rtt > 0 && rtt < 5000, `round trip of ${rtt} ms`);
+  await client.close();
+  await assert.rejects(client.ping(), { code: "TELEPORT_ERR_CONNECTION" });
+});

@@ -147,6 +147,33 @@ test("pull --streams N spreads the chunks over N connections and reproduces the 
   assert.equal(refused.code, 2, refused.stderr);
 });
 
+test("bench --json measures the link with the share's largest file", async (t) => {
+  const { info, host, env } = await hostFixture(t);
+
+  const result = await runCli(["bench", host.link, "--json", "--streams", "1,2", "--reads", "20"], env);
+
+  assertSucceeded(result, "bench --json");
+  const report = JSON.parse(result.stdout) as {
+    file: string;
+    bytes: number;
+    connectMs: number;
+    pingMs: { p50: number; p99: number };
+    firstByteMs: number;
+    random4kMs: { p50: number; p99: number };
+    pulls: { streams: number; seconds: number; bytesPerSecond: number }[];
+  };
+  const largest = Math.max(...info.files.values());
+  assert.equal(report.bytes, largest);
+  for (const value of [report.connectMs, report.pingMs.p50, report.firstByteMs, report.random4kMs.p50]) {
+    assert.ok(value > 0 && value < 10_000, `implausible latency ${value} ms in ${result.stdout}`);
+  }
+  assert.deepEqual(
+    report.pulls.map((run) => run.streams),
+    [1, 2],
+  );
+  for (const run of report.pulls) assert.ok(run.bytesPerSecond > 0 && run.seconds > 0);
+});
+
 test("pull --json prints one summary line with numeric counts that match the share", async (t) => {
   const { info, host, work, env } = await hostFixture(t);
   const dest = join(work, "dest");
