@@ -20,6 +20,7 @@ import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
 import { pendingBenchmarks } from "./cases/pending.js";
 import { transferBenchmarks } from "./cases/transfers.js";
+import { wanBenchmarks } from "./cases/wan.js";
 import { type BaselineComparison, compareWithBaseline, loadBaseline } from "./lib/baseline.js";
 import { ensureDebianPackages } from "./lib/peers.js";
 import { writeReport } from "./lib/report.js";
@@ -34,6 +35,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   ...latencyBenchmarks,
   memory,
   ...pendingBenchmarks.slice(4),
+  ...wanBenchmarks,
   microBenchmark,
 ];
 
