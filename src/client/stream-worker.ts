@@ -68,9 +68,12 @@ async function fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
  */
 function writeAt(fd: number, data: Buffer, position: number, wirePath: string): void {
   try {
-    for (let at = 0; at < data.length; at += WRITE_SLICE_BYTES) {
+    for (let at = 0; at < data.length; ) {
       const length = Math.min(WRITE_SLICE_BYTES, data.length - at);
-      writeSync(fd, data, at, length, position + at);
+      // A short write (a disk filling up) is continued, never taken for the whole slice.
+      const written = writeSync(fd, data, at, length, position + at);
+      if (written <= 0) throw new TeleportError(ErrorCode.IO, `wrote nothing at offset ${position + at}`);
+      at += written;
     }
     bytesWritten += data.length;
   } catch (err) {
