@@ -139,7 +139,10 @@ function baselineSection(baseline: BaselineComparison): string[] {
 }
 
 function formatFigure(entry: Figure): string {
-  const rate = entry.megabytesPerSecond === undefined ? "" : ` (${entry.megabytesPerSecond.toFixed(0)} MB/s)`;
+  const rate =
+    entry.megabytesPerSecond === undefined || entry.metric === "MB/s"
+      ? ""
+      : ` (${entry.megabytesPerSecond.toFixed(0)} MB/s)`;
   return `${round(entry.median)} ${entry.metric}${rate}${entry.noisy ? ", noisy" : ""}`;
 }
 
