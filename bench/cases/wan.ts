@@ -33,7 +33,7 @@ import {
 import { assertIdenticalCopy, ensureRandomFile, type Payload } from "../lib/payload.js";
 import { whyUnavailable } from "../lib/peers.js";
 import { makeTempDir, type ServerProcess, waitUntil } from "../lib/processes.js";
-import { figure, maximumOfKnown, medianOfKnown } from "../lib/stats.js";
+import { costOfRuns, figure } from "../lib/stats.js";
 import { parsePullReport } from "../lib/teleport.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio, Series } from "../lib/types.js";
 
@@ -524,10 +524,7 @@ function toFigure({ contender, warmUps, samples }: Measured): Figure | null {
       role: contender.role,
       metric: "Mbit/s",
       better: "higher",
-      clientCpuSeconds: medianOfKnown(samples.map((sample) => sample.clientCpuSeconds)),
-      clientPeakRssBytes: maximumOfKnown(samples.map((sample) => sample.clientPeakRssBytes)),
-      serverCpuSeconds: medianOfKnown(samples.map((sample) => sample.serverCpuSeconds)),
-      serverPeakRssBytes: maximumOfKnown(samples.map((sample) => sample.serverPeakRssBytes)),
+      ...costOfRuns(samples),
       details: {
         ...contender.details(),
         wallSeconds: samples.map((sample) => sample.wallSeconds),

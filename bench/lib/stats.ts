@@ -46,6 +46,24 @@ export function maximumOfKnown(values: readonly (number | null | undefined)[]): 
   return known.length === 0 ? null : maximum(known);
 }
 
+/** What runs cost: CPU seconds and peak RSS of client and server, null where not measured. */
+export interface RunCost {
+  clientCpuSeconds: number | null;
+  clientPeakRssBytes: number | null;
+  serverCpuSeconds: number | null;
+  serverPeakRssBytes: number | null;
+}
+
+/** The cost over several runs: the median CPU seconds and the largest peak RSS. */
+export function costOfRuns(runs: readonly Partial<RunCost>[]): RunCost {
+  return {
+    clientCpuSeconds: medianOfKnown(runs.map((run) => run.clientCpuSeconds)),
+    clientPeakRssBytes: maximumOfKnown(runs.map((run) => run.clientPeakRssBytes)),
+    serverCpuSeconds: medianOfKnown(runs.map((run) => run.serverCpuSeconds)),
+    serverPeakRssBytes: maximumOfKnown(runs.map((run) => run.serverPeakRssBytes)),
+  };
+}
+
 /** A figure from its samples: median, min, max and the noisy flag. */
 export function figure(
   fields: Omit<Figure, "median" | "min" | "max" | "noisy" | "samples">,

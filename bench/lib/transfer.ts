@@ -15,7 +15,7 @@ import {
 import { assertIdenticalCopy, type Payload } from "./payload.js";
 import { startRsyncDaemon, startSshServer, whyUnavailable } from "./peers.js";
 import { makeTempDir, type ServerProcess } from "./processes.js";
-import { figure, maximumOfKnown, medianOfKnown } from "./stats.js";
+import { costOfRuns, figure } from "./stats.js";
 import { parsePullReport, startTeleportHost, teleportPullCommand } from "./teleport.js";
 import type { BenchContext, Figure, Ratio } from "./types.js";
 
@@ -297,10 +297,7 @@ function summarize(payload: Payload, contenders: readonly Contender[], notes: st
         role: tool.role,
         metric: "seconds",
         better: "lower",
-        clientCpuSeconds: medianOfKnown(runs.map((run) => run.clientCpuSeconds)),
-        clientPeakRssBytes: maximumOfKnown(runs.map((run) => run.clientPeakRssBytes)),
-        serverCpuSeconds: medianOfKnown(runs.map((run) => run.serverCpuSeconds)),
-        serverPeakRssBytes: maximumOfKnown(runs.map((run) => run.serverPeakRssBytes)),
+        ...costOfRuns(runs),
       },
       seconds,
     );
