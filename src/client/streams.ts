@@ -64,7 +64,6 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2 };
 const WORKER_URL = new URL("./stream-worker.js", import.meta.url);
 
 interface OpenFetch {
-  bytes: number;
   resolve(): void;
   reject(error: TeleportError): void;
 }
@@ -119,10 +118,6 @@ class Stream {
     });
   }
 
-  get openFetches(): number {
-    return this.#open.size;
-  }
-
   async fetch(chunks: ChunkWrite[], bytes: number): Promise<void> {
     this.outstandingBytes += bytes;
     try {
@@ -130,7 +125,7 @@ class Stream {
       if (this.broken !== undefined) throw this.broken;
       const id = this.#nextId++;
       await new Promise<void>((resolve, reject) => {
-        this.#open.set(id, { bytes, resolve, reject });
+        this.#open.set(id, { resolve, reject });
         this.#post({ op: "fetch", id, chunks });
       });
     } finally {
