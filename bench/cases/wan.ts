@@ -11,7 +11,7 @@
  * bits over the pull command's wall time, so it includes what a user waits for: process start
  * (and netsim's, ~0.1 s), handshakes and TCP slow start. teleport's own timing is in the details.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
   type CommandSpec,
@@ -31,10 +31,10 @@ import {
   whyNoNetsim,
 } from "../lib/netsim.js";
 import { assertIdenticalCopy, ensureRandomFile, type Payload } from "../lib/payload.js";
-import { whyUnavailable } from "../lib/peers.js";
+import { whyUnavailable, writeRsyncdConfig } from "../lib/peers.js";
 import { makeTempDir, type ServerProcess, waitUntil } from "../lib/processes.js";
 import { costOfRuns, figure } from "../lib/stats.js";
-import { parsePullReport } from "../lib/teleport.js";
+import { parsePullReport, readLinkFile } from "../lib/teleport.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio, Series } from "../lib/types.js";
 
 const MiB = 1024 * 1024;
@@ -387,26 +387,16 @@ async function startTeleportHost(link: NetsimLink, cli: string, shareDir: string
     [cli, "host", shareDir, "--port", "0", "--bind", link.addresses.b, "--link-file", linkFile],
     { logPath: join(dir, "teleport-host.log"), env: { ...process.env, TELEPORT_HOME: home } },
   );
-  const readLink = () => {
-    try {
-      return (readFileSync(linkFile, "utf8").split("\n")[0] ?? "").trim();
-    } catch {
-      return "";
-    }
-  };
-  await waitUntil("the share link", async () => readLink() !== "", { timeoutMs: 120_000, server });
-  return { server, link: readLink() };
+  await waitUntil("the share link", async () => readLinkFile(linkFile) !== "", {
+    timeoutMs: 120_000,
+    server,
+  });
+  return { server, link: readLinkFile(linkFile) };
 }
 
 /** peers.ts's daemon listens on loopback only; this one listens on host b's link address. */
 async function startRsyncDaemonIn(link: NetsimLink, shareDir: string, dir: string) {
-  const configPath = join(dir, "rsyncd.conf");
-  // uid/gid root: as root the daemon would otherwise drop to nobody, who may not read the payload.
-  const config = ["use chroot = no", "uid = root", "gid = root", `log file = ${join(dir, "rsyncd.log")}`];
-  writeFileSync(
-    configPath,
-    [...config, "[bench]", `  path = ${shareDir}`, "  read only = yes", ""].join("\n"),
-  );
+  const configPath = writeRsyncdConfig(dir, shareDir);
   const server = await link.startServer(
     "b",
     "rsync daemon",

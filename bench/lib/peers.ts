@@ -98,25 +98,25 @@ export interface RsyncDaemon {
   stop(): Promise<void>;
 }
 
+/**
+ * Writes `dir/rsyncd.conf`, serving `moduleDir` read-only as module `bench` and logging into
+ * `dir`; returns its path. uid/gid root: as root the daemon would otherwise drop to nobody, and
+ * then fail on any benchmark directory that nobody cannot read.
+ */
+export function writeRsyncdConfig(dir: string, moduleDir: string): string {
+  const configPath = join(dir, "rsyncd.conf");
+  const lines = ["use chroot = no", "uid = root", "gid = root", `log file = ${join(dir, "rsyncd.log")}`];
+  writeFileSync(
+    configPath,
+    [...lines, "[bench]", `  path = ${moduleDir}`, "  read only = yes", ""].join("\n"),
+  );
+  return configPath;
+}
+
 /** An rsync daemon serving `moduleDir` read-only as module `bench` on a free loopback port. */
 export async function startRsyncDaemon(moduleDir: string): Promise<RsyncDaemon> {
   const temp = makeTempDir("rsyncd");
-  const configPath = join(temp.path, "rsyncd.conf");
-  // uid/gid root: as root the daemon would otherwise drop to nobody, and then fail on any
-  // benchmark directory that nobody cannot read.
-  writeFileSync(
-    configPath,
-    [
-      "use chroot = no",
-      "uid = root",
-      "gid = root",
-      `log file = ${join(temp.path, "rsyncd.log")}`,
-      "[bench]",
-      `  path = ${moduleDir}`,
-      "  read only = yes",
-      "",
-    ].join("\n"),
-  );
+  const configPath = writeRsyncdConfig(temp.path, moduleDir);
   try {
     const port = await findFreePort();
     const server = await startServer(

@@ -38,10 +38,13 @@ export async function startTeleportHost(cliPath: string, shareDir: string): Prom
       { logPath: join(temp.path, "host.log"), env: { ...process.env, TELEPORT_HOME: home } },
     );
     // Wait for content, not just existence, in case the file is created before it is written.
-    await waitUntil("the share link", async () => readLink(linkFile) !== "", { timeoutMs: 120_000, server });
+    await waitUntil("the share link", async () => readLinkFile(linkFile) !== "", {
+      timeoutMs: 120_000,
+      server,
+    });
     const readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
-      link: readLink(linkFile),
+      link: readLinkFile(linkFile),
       server,
       readySeconds,
       stop: async () => {
@@ -56,7 +59,8 @@ export async function startTeleportHost(cliPath: string, shareDir: string): Prom
   }
 }
 
-function readLink(linkFile: string): string {
+/** The share link a host wrote to `linkFile`; "" until it has. */
+export function readLinkFile(linkFile: string): string {
   return existsSync(linkFile) ? (readFileSync(linkFile, "utf8").split("\n")[0] ?? "").trim() : "";
 }
 

@@ -5,7 +5,6 @@
  * is renamed to its final name only when every chunk is written; a folder gets its mode and mtime
  * once everything inside it is done. Memory is bounded by the window, not by file or tree size.
  */
-import { setMaxListeners } from "node:events";
 import type { FileHandle } from "node:fs/promises";
 import { chmod, mkdir, utimes } from "node:fs/promises";
 import { join } from "node:path";
@@ -144,8 +143,6 @@ class Puller {
     this.#options = options;
     this.#remote = normalizeUserPath(options.remotePath ?? "");
     this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
-    // Every request in flight listens on this signal; a window's worth is expected, not a leak.
-    setMaxListeners(1024, this.#abort.signal);
     // The streams connect while the manifest starts to arrive.
     this.#streams = new StreamPool(formatLink(client.link), options.streams ?? defaultStreamCount());
   }
