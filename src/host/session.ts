@@ -6,7 +6,6 @@
 import type { FileHandle } from "node:fs/promises";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
-import { DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import { chunkFile, type FileDigest } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
@@ -71,6 +70,8 @@ export interface SessionContext {
 const CHUNK_FRAME_PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
 const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
 /** Files at most this large are hashed ahead of their turn in a manifest (see #manifest). */
+/** A range read is sent as hashed pieces of at most this size. */
+const RANGE_PIECE_BYTES = 1024 * 1024;
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 const PREFETCHED_FILES = 16;
 
@@ -490,8 +491,8 @@ export class HostSession {
     let position = offset;
     const end = offset + length;
     while (position < end) {
-      // Pieces follow the chunk grid so that a range read hashes the same bytes a manifest does.
-      const pieceEnd = Math.min(end, (Math.floor(position / DEFAULT_CHUNK_SIZE) + 1) * DEFAULT_CHUNK_SIZE);
+      // Pieces are aligned to RANGE_PIECE_BYTES, so the same range is always hashed the same way.
+      const pieceEnd = Math.min(end, (Math.floor(position / RANGE_PIECE_BYTES) + 1) * RANGE_PIECE_BYTES);
       const size = pieceEnd - position;
       await open.credit.take(RANGE_DATA_HEADER_SIZE + size, open.abort.signal);
       const frame = pool.acquire(RANGE_FRAME_PREFIX + size);
