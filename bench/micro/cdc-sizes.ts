@@ -9,7 +9,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { type CdcSizes, type Chunker, ContentDefinedChunker, FixedChunker } from "../../src/chunking/chunker.js";
+import {
+  type CdcSizes,
+  type Chunker,
+  ContentDefinedChunker,
+  FixedChunker,
+} from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { median } from "../lib/stats.js";
 
@@ -26,7 +31,10 @@ const runs = Number(values.runs);
 const candidates: Array<{ name: string; chunker: Chunker }> = [
   ...[8, 16, 32, 64, 128, 256].map((avgKib) => {
     const sizes: CdcSizes = { min: (avgKib * KIB) / 4, avg: avgKib * KIB, max: avgKib * KIB * 4 };
-    return { name: `cdc ${avgKib / 4}/${avgKib}/${avgKib * 4} KiB`, chunker: new ContentDefinedChunker(sizes) };
+    return {
+      name: `cdc ${avgKib / 4}/${avgKib}/${avgKib * 4} KiB`,
+      chunker: new ContentDefinedChunker(sizes),
+    };
   }),
   { name: "fixed 64 KiB", chunker: new FixedChunker(64 * KIB) },
   { name: "fixed 1 MiB", chunker: new FixedChunker(MIB) },
@@ -107,7 +115,8 @@ for (const { name, chunker } of candidates) {
       percent(fetchedShare(chunker, original, inserted)),
       percent(fetchedShare(chunker, original, patchedLarge)),
       percent(fetchedShare(chunker, original, patchedSmall)),
-    ].join(" | ")
+    ]
+      .join(" | ")
       .replace(/^/, "| ")
       .concat(" |"),
   );

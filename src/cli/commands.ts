@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import { open, rename, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { FixedChunker } from "../chunking/chunker.js";
+import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
@@ -138,8 +138,7 @@ export async function manifestCommand(file: string, flags: { json?: boolean }) {
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new TeleportError(ErrorCode.NOT_A_FILE, `${file} is not a regular file`);
-    const chunker = new FixedChunker();
-    const chunks = chunkFile(handle, stats.size, chunker);
+    const chunks = chunkFile(handle, stats.size, defaultChunker());
     if (flags.json) {
       const head = { path: file, size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs };
       await writeOut(`${JSON.stringify(head).slice(0, -1)},"chunks":[`);

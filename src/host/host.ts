@@ -4,11 +4,11 @@
  */
 import { networkInterfaces } from "node:os";
 import type { TLSSocket } from "node:tls";
-import { type Chunker, FixedChunker } from "../chunking/chunker.js";
+import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import type { TeleportError } from "../errors.js";
-import { ManifestCache } from "../store/manifest-cache.js";
+import { ChunkIndex } from "../store/chunk-index.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { listenTls, type TlsListener } from "../transport/tls.js";
@@ -18,7 +18,7 @@ import { Share } from "./share.js";
 export interface HostOptions {
   /** The folder to share. */
   root: string;
-  /** State folder holding the host identity (TELEPORT_HOME). */
+  /** State folder holding the host identity and the chunk index (TELEPORT_HOME). */
   home: string;
   port?: number;
   /** Address to listen on; default all IPv4 interfaces. */
@@ -37,10 +37,18 @@ export class Host {
   readonly share: Share;
   readonly #listener: TlsListener;
   readonly #sessions: Set<HostSession>;
+  readonly #index: ChunkIndex;
   #closing: Promise<void> | undefined;
 
-  private constructor(share: Share, listener: TlsListener, link: ShareLink, sessions: Set<HostSession>) {
+  private constructor(
+    share: Share,
+    listener: TlsListener,
+    link: ShareLink,
+    sessions: Set<HostSession>,
+    index: ChunkIndex,
+  ) {
     this.share = share;
+    this.#index = index;
     this.#listener = listener;
     this.link = link;
     this.#sessions = sessions;
@@ -50,15 +58,16 @@ export class Host {
     const share = await Share.open(options.root);
     const identity = await loadOrCreateIdentity(options.home);
     const secret = shareSecret(identity, share.root);
+    const index = ChunkIndex.open(options.home);
     const context = {
       share,
       secret,
-      chunker: options.chunker ?? new FixedChunker(),
+      chunker: options.chunker ?? defaultChunker(),
       pool: new BufferPool(),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: options.faults,
       onSessionError: options.onSessionError,
-      manifests: new ManifestCache(),
+      index,
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
@@ -70,10 +79,13 @@ export class Host {
         sessions.add(session);
         session.closed.then(() => sessions.delete(session));
       },
-    );
+    ).catch((err: unknown) => {
+      index.close();
+      throw err;
+    });
     const advertised = options.advertise ?? advertisedAddress(listener.host);
     const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
-    return new Host(share, listener, link, sessions);
+    return new Host(share, listener, link, sessions, index);
   }
 
   get url(): string {
@@ -94,6 +106,7 @@ export class Host {
       const stopped = new Promise<void>((resolve) => this.#listener.server.close(() => resolve()));
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
+      this.#index.close();
     })();
     return this.#closing;
   }
@@ -101,6 +114,7 @@ export class Host {
   destroy(): void {
     for (const session of this.#sessions) session.destroy();
     this.#listener.server.close();
+    this.#index.close();
   }
 }
 

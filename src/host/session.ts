@@ -12,7 +12,8 @@ import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { fileIdentityKey, type ManifestCache, unpackChunks } from "../store/manifest-cache.js";
+import type { ChunkIndex } from "../store/chunk-index.js";
+import { fileChunks } from "../store/file-chunks.js";
 import { verifyAuthProof } from "../transport/tls.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
@@ -61,8 +62,8 @@ export interface SessionContext {
   pool: BufferPool;
   idleTimeoutMs: number;
   faults: HostFaults | undefined;
-  /** Chunk lists of files already hashed, shared by all connections. */
-  manifests: ManifestCache;
+  /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
+  index: ChunkIndex | undefined;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
 }
@@ -345,64 +346,42 @@ export class HostSession {
     await batch.flush();
   }
 
-  /** The complete chunk list of a small file, from the manifest cache or by hashing it. */
+  /** The complete chunk list of a small file, from the index or by hashing it. */
   async #wholeFileManifest(entry: Entry, signal: AbortSignal): Promise<FileManifest> {
     return this.#openFiles.with(entry.path, async (handle) => {
-      const stats = await handle.stat({ bigint: true });
-      const key = stats.size === BigInt(entry.size) ? fileIdentityKey(stats) : undefined;
-      const cached = key === undefined ? undefined : this.#context.manifests.get(key);
-      if (cached !== undefined) {
-        return {
-          chunks: [...unpackChunks(cached.packed, CHUNK_REFS_PER_FRAME)].flat(),
-          digest: cached.digest,
-        };
-      }
       const chunks: ChunkRef[] = [];
-      const hashing = chunkFile(handle, entry.size, this.#context.chunker, signal);
-      let step = await hashing.next();
+      const listing = this.#fileChunks(entry, handle, signal);
+      let step = await listing.next();
       while (!step.done) {
         chunks.push(...step.value);
-        step = await hashing.next();
+        step = await listing.next();
       }
-      if (key !== undefined) this.#context.manifests.set(key, chunks, step.value);
       return { chunks, digest: step.value };
     });
   }
 
-  /** CHUNKS frames and FILE_END for one file, from the manifest cache or by hashing it now. */
+  /** CHUNKS frames and FILE_END for one file, from the index or by hashing it now. */
   async #sendFileChunks(
     requestId: number,
     open: OpenRequest,
     entry: Entry,
     handle: FileHandle,
   ): Promise<void> {
-    const send = (chunks: ChunkRef[]) =>
-      this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
-    const stats = await handle.stat({ bigint: true });
-    const key = stats.size === BigInt(entry.size) ? fileIdentityKey(stats) : undefined;
-    const cached = key === undefined ? undefined : this.#context.manifests.get(key);
-    if (cached !== undefined) {
-      for (const batch of unpackChunks(cached.packed, CHUNK_REFS_PER_FRAME)) await send(batch);
-      await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, cached.digest);
-      return;
-    }
-    let keep = key !== undefined;
-    const all: ChunkRef[] = [];
-    const chunks = chunkFile(handle, entry.size, this.#context.chunker, open.abort.signal);
-    let step = await chunks.next();
+    const listing = this.#fileChunks(entry, handle, open.abort.signal);
+    let step = await listing.next();
     while (!step.done) {
       for (let i = 0; i < step.value.length; i += CHUNK_REFS_PER_FRAME) {
-        await send(step.value.slice(i, i + CHUNK_REFS_PER_FRAME));
+        const chunks = step.value.slice(i, i + CHUNK_REFS_PER_FRAME);
+        await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
       }
-      if (keep) {
-        all.push(...step.value);
-        keep = this.#context.manifests.accepts(all.length);
-        if (!keep) all.length = 0;
-      }
-      step = await chunks.next();
+      step = await listing.next();
     }
-    if (keep && key !== undefined) this.#context.manifests.set(key, all, step.value);
     await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, step.value);
+  }
+
+  #fileChunks(entry: Entry, handle: FileHandle, signal: AbortSignal): AsyncGenerator<ChunkRef[], FileDigest> {
+    const { share, chunker, index } = this.#context;
+    return fileChunks(handle, share.localPath(entry.path), entry.size, chunker, index, signal);
   }
 
   async #getChunks(requestId: number, requests: ChunkRequest[], open: OpenRequest): Promise<void> {

@@ -37,6 +37,11 @@ export class Share {
     return new Share(root);
   }
 
+  /** Where a wire path lies under the share root, without resolving symlinks (a name, not an access check). */
+  localPath(wirePath: string): string {
+    return join(this.root, ...splitWirePath(wirePath));
+  }
+
   /** Absolute host path for a wire path, following symlinks only while they stay inside the share. */
   async resolve(wirePath: string): Promise<string> {
     const parts = splitWirePath(wirePath);

@@ -17,18 +17,20 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { DEFAULT_CDC_SIZES } from "../../src/chunking/chunker.js";
 import { type CliEnv, type HostProcess, runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import {
   BLAKE3_VECTORS,
-  CHUNK_SIZE,
   compareTrees,
   FIXTURE,
   type FixtureInfo,
   findPartFiles,
   isAbsent,
   MANY_CHUNKS_SIZE,
+  MiB,
   makeTree,
+  RANGE_PIECE,
   snapshotTree,
 } from "../helpers/tree.js";
 
@@ -202,7 +204,7 @@ test("pulling again into the same dest overwrites changed files, modes and symli
   const tampered = join(dest, FIXTURE.manyChunks);
   const before = await stat(tampered);
   const bytes = await readFile(tampered);
-  bytes[CHUNK_SIZE + 5] = (bytes[CHUNK_SIZE + 5] as number) ^ 0xff;
+  bytes[RANGE_PIECE + 5] = (bytes[RANGE_PIECE + 5] as number) ^ 0xff;
   await writeFile(tampered, bytes);
   await utimes(tampered, before.atime, before.mtime);
   await chmod(join(dest, FIXTURE.private), 0o600);
@@ -368,21 +370,21 @@ test("cat writes whole files and byte ranges exactly as they are in the share", 
   const requests: { path: string; offset?: number; length?: number; expected?: Buffer }[] = [
     { path: FIXTURE.empty, expected: Buffer.alloc(0) },
     { path: FIXTURE.oneByte, expected: await readFile(join(share, FIXTURE.oneByte)) },
-    { path: FIXTURE.oneChunk, expected: await readFile(join(share, FIXTURE.oneChunk)) },
+    { path: FIXTURE.oneMiB, expected: await readFile(join(share, FIXTURE.oneMiB)) },
     { path: FIXTURE.manyChunks, expected: many },
     { path: FIXTURE.unicode, expected: await readFile(join(share, FIXTURE.unicode)) },
     { path: FIXTURE.nestedSpaces, expected: await readFile(join(share, FIXTURE.nestedSpaces)) },
     { path: FIXTURE.manyChunks, offset: 0, length: 1 },
     // Two bytes either side of the first chunk boundary.
-    { path: FIXTURE.manyChunks, offset: CHUNK_SIZE - 2, length: 4 },
+    { path: FIXTURE.manyChunks, offset: RANGE_PIECE - 2, length: 4 },
     // Starts mid-chunk and crosses two boundaries.
-    { path: FIXTURE.manyChunks, offset: CHUNK_SIZE - 1000, length: 2 * CHUNK_SIZE + 2000 },
+    { path: FIXTURE.manyChunks, offset: RANGE_PIECE - 1000, length: 2 * RANGE_PIECE + 2000 },
     // The short last chunk, to the last byte.
-    { path: FIXTURE.manyChunks, offset: 3 * CHUNK_SIZE + 1, length: MANY_CHUNKS_SIZE - 3 * CHUNK_SIZE - 1 },
+    { path: FIXTURE.manyChunks, offset: 3 * RANGE_PIECE + 1, length: MANY_CHUNKS_SIZE - 3 * RANGE_PIECE - 1 },
     { path: FIXTURE.manyChunks, offset: MANY_CHUNKS_SIZE - 7, length: 7 },
     { path: FIXTURE.manyChunks, offset: 12345, length: 0 },
     // --offset alone runs to the end of the file.
-    { path: FIXTURE.manyChunks, offset: 2 * CHUNK_SIZE + 17 },
+    { path: FIXTURE.manyChunks, offset: 2 * RANGE_PIECE + 17 },
   ];
   const cases = requests.map((c) => ({
     ...c,
@@ -445,12 +447,16 @@ function assertChunksTile(manifest: ManifestJson, size: number, what: string): v
   let offset = 0;
   for (const chunk of manifest.chunks) {
     assert.equal(chunk.offset, offset, `${what}: chunk at ${chunk.offset} should start at ${offset}`);
-    assert.ok(chunk.size > 0 && chunk.size <= CHUNK_SIZE, `${what}: chunk size ${chunk.size}`);
+    const last = chunk.offset + chunk.size === size;
+    const { min, max } = DEFAULT_CDC_SIZES;
+    assert.ok(
+      chunk.size <= max && (last ? chunk.size > 0 : chunk.size > min),
+      `${what}: chunk size ${chunk.size}`,
+    );
     assert.match(chunk.hash, /^[0-9a-f]{64}$/, `${what}: chunk hash`);
     offset += chunk.size;
   }
   assert.equal(offset, size, `${what}: chunks cover ${offset} of ${size} bytes`);
-  assert.equal(manifest.chunks.length, Math.ceil(size / CHUNK_SIZE), `${what}: chunk count`);
 }
 
 function b3sumAvailable(): Promise<boolean> {
@@ -482,8 +488,8 @@ test("manifest --json: chunks tile each file and hash to BLAKE3 of their byte ra
   const sizes: [string, number][] = [
     [FIXTURE.empty, 0],
     [FIXTURE.oneByte, 1],
-    [FIXTURE.vector, 102400],
-    [FIXTURE.oneChunk, CHUNK_SIZE],
+    [FIXTURE.vector, 8192],
+    [FIXTURE.oneMiB, MiB],
     [FIXTURE.manyChunks, MANY_CHUNKS_SIZE],
   ];
   const manifests = new Map<string, ManifestJson>();
@@ -495,7 +501,7 @@ test("manifest --json: chunks tile each file and hash to BLAKE3 of their byte ra
 
   await t.test("single-chunk files hash to the official BLAKE3 test vectors", () => {
     assert.equal(manifests.get(FIXTURE.oneByte)?.chunks[0]?.hash, BLAKE3_VECTORS[1]);
-    assert.equal(manifests.get(FIXTURE.vector)?.chunks[0]?.hash, BLAKE3_VECTORS[102400]);
+    assert.equal(manifests.get(FIXTURE.vector)?.chunks[0]?.hash, BLAKE3_VECTORS[8192]);
   });
 
   const haveB3sum = await b3sumAvailable();
@@ -507,7 +513,7 @@ test("manifest --json: chunks tile each file and hash to BLAKE3 of their byte ra
         : "b3sum is not installed; chunk hashes not checked against an independent BLAKE3",
     },
     async () => {
-      for (const path of [FIXTURE.oneChunk, FIXTURE.manyChunks]) {
+      for (const path of [FIXTURE.oneMiB, FIXTURE.manyChunks]) {
         const data = await readFile(join(share, path));
         for (const chunk of manifests.get(path)?.chunks ?? []) {
           const expected = await b3sum(data.subarray(chunk.offset, chunk.offset + chunk.size));

@@ -9,8 +9,8 @@ import { chmod, lstat, mkdir, readdir, readlink, symlink, utimes, writeFile } fr
 import { join } from "node:path";
 
 export const MiB = 1024 * 1024;
-/** The host's fixed chunk size. */
-export const CHUNK_SIZE = MiB;
+/** Range reads come in pieces aligned to this size. */
+export const RANGE_PIECE = MiB;
 
 /**
  * Deterministic pseudo-random bytes (AES-CTR keystream of a seed): incompressible, different
@@ -35,16 +35,16 @@ export function blake3VectorInput(size: number): Buffer {
  */
 export const BLAKE3_VECTORS: Record<number, string> = {
   1: "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213",
-  102400: "bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085",
+  8192: "aae792484c8efe4f19e2ca7d371d8c467ffb10748d8a5a1ae579948f718a2a63",
 };
 
 /** Names used by the tests; the unicode one mixes accents, CJK and an astral-plane emoji. */
 export const FIXTURE = {
   empty: "empty.bin",
   oneByte: "one.bin",
-  oneChunk: "one-chunk.bin",
+  oneMiB: "one-mib.bin",
   manyChunks: "many-chunks.bin",
-  vector: "blake3-vector-102400.bin",
+  vector: "blake3-vector-8192.bin",
   spaces: "name with spaces.txt",
   unicode: "ünïcødé 文件 🚀.txt",
   private: "private.txt",
@@ -95,9 +95,9 @@ export async function makeTree(root: string): Promise<FixtureInfo> {
   const files: FileSpec[] = [
     { path: FIXTURE.empty, content: Buffer.alloc(0), mode: 0o644 },
     { path: FIXTURE.oneByte, content: blake3VectorInput(1), mode: 0o644 },
-    { path: FIXTURE.oneChunk, content: pseudoRandomBytes(CHUNK_SIZE, "one-chunk"), mode: 0o644 },
+    { path: FIXTURE.oneMiB, content: pseudoRandomBytes(MiB, "one-mib"), mode: 0o644 },
     { path: FIXTURE.manyChunks, content: pseudoRandomBytes(MANY_CHUNKS_SIZE, "many-chunks"), mode: 0o644 },
-    { path: FIXTURE.vector, content: blake3VectorInput(102400), mode: 0o644 },
+    { path: FIXTURE.vector, content: blake3VectorInput(8192), mode: 0o644 },
     { path: FIXTURE.spaces, content: Buffer.from("a name with spaces\n"), mode: 0o644 },
     { path: FIXTURE.unicode, content: Buffer.from("ünïcødé contents ✓\n"), mode: 0o644 },
     { path: FIXTURE.private, content: Buffer.from("only the owner and group may read this\n"), mode: 0o640 },

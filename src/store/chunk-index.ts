@@ -1,0 +1,384 @@
+/**
+ * The persistent chunk index: for every file this machine has hashed — files a host serves, files
+ * pulled, folders indexed as seeds, downloads still in progress — its identity when hashed and
+ * its chunk list. It answers two questions:
+ * - "is this file unchanged since it was hashed, and what are its chunks?" (the file-state cache:
+ *   a host answers manifests without re-reading files, a client knows what its old copy holds);
+ * - "where on this machine are the bytes of the chunk with this hash?" (dedup).
+ *
+ * SQLite through better-sqlite3, in WAL mode: every change is a transaction, so a process killed
+ * at any moment leaves the index as it was before or after a change, never between; host and
+ * client processes can share it. Chosen over LMDB by measurement (README, "Dedup index").
+ *
+ * Identity is (device, inode, size, mtime, ctime) in nanoseconds: any write to a file changes its
+ * mtime or ctime, so a complete file whose identity still matches holds exactly the indexed
+ * chunks. A download in progress is our own temporary file and changes as we write it; it is
+ * trusted by device and inode, and only for the chunks its journal recorded after writing them.
+ */
+import type { BigIntStats } from "node:fs";
+import { mkdirSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type { FileDigest } from "../chunking/manifest.js";
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { ChunkRef } from "../wire/messages.js";
+
+const SCHEMA_VERSION = 1;
+const INDEX_FILE = "index.db";
+/** How many places a chunk lookup returns: enough to skip a few stale ones. */
+const MAX_SOURCES = 8;
+
+export interface IndexedFile {
+  id: number;
+  path: string;
+  chunker: string;
+  size: number;
+  /** BLAKE3 over the chunk hashes (chunking/manifest.ts); null while a download is in progress. */
+  fileHash: Buffer | null;
+  chunkCount: number;
+}
+
+/** A download in progress: a temporary file, its journaled chunks, and the file it will become. */
+export interface PartialFile extends IndexedFile {
+  inode: string;
+}
+
+/** A place on this machine holding a chunk's bytes. */
+export interface ChunkSource {
+  fileId: number;
+  path: string;
+  offset: number;
+  size: number;
+  /** Identity when indexed, to compare with the file's identity now. */
+  identity: string;
+  /** True for a download in progress, trusted by `inode` only. */
+  partial: boolean;
+  inode: string;
+}
+
+export interface IndexStats {
+  files: number;
+  partialFiles: number;
+  chunks: number;
+  /** Bytes of indexed files (each file counted once). */
+  bytes: number;
+  /** Bytes of distinct chunk contents. */
+  uniqueBytes: number;
+  databaseBytes: number;
+}
+
+export function identityOf(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
+}
+
+export function inodeOf(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
+interface FileRow {
+  id: number;
+  path: string;
+  chunker: string;
+  size: number;
+  identity: string;
+  inode: string;
+  file_hash: Buffer | null;
+  chunk_count: number;
+  target: string | null;
+}
+
+export class ChunkIndex {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #statements: ReturnType<typeof prepareStatements>;
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.#db = db;
+    this.#statements = prepareStatements(db);
+  }
+
+  /** Opens (creating if needed) the index in a TELEPORT_HOME folder. */
+  static open(home: string): ChunkIndex {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    return ChunkIndex.openFile(join(home, INDEX_FILE));
+  }
+
+  static openFile(path: string): ChunkIndex {
+    try {
+      return new ChunkIndex(path, openDatabase(path));
+    } catch (err) {
+      // The index is a cache of what the files say: a damaged one is set aside and rebuilt.
+      if (!isCorruption(err)) throw indexError(err, path);
+      renameSync(path, `${path}.corrupt-${Date.now()}`);
+      return new ChunkIndex(path, openDatabase(path));
+    }
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  /** The file at `path` if it is indexed, complete, cut by `chunker` and unchanged since. */
+  lookupFile(path: string, stats: BigIntStats, chunker: string): IndexedFile | undefined {
+    const row = this.#statements.fileByPath.get(path) as FileRow | undefined;
+    if (row === undefined || row.file_hash === null) return undefined;
+    if (row.chunker !== chunker || row.identity !== identityOf(stats)) return undefined;
+    return toIndexedFile(row);
+  }
+
+  /** The chunks of an indexed file in order, `batchSize` at a time. */
+  *chunksOf(fileId: number, batchSize: number): Generator<ChunkRef[]> {
+    let batch: ChunkRef[] = [];
+    for (const row of this.#statements.chunksOfFile.iterate(fileId) as Iterable<ChunkRef>) {
+      batch.push(row);
+      if (batch.length === batchSize) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /** Whether the indexed file holds the chunk with `hash` at `offset`. */
+  hasChunkAt(fileId: number, offset: number, hash: Buffer): boolean {
+    const row = this.#statements.chunkAt.get(fileId, offset) as { hash: Buffer } | undefined;
+    return row !== undefined && row.hash.equals(hash);
+  }
+
+  /** Places that held the chunk's bytes when indexed; the caller checks and verifies them. */
+  locate(hash: Buffer): ChunkSource[] {
+    return (this.#statements.locate.all(hash, MAX_SOURCES) as Array<FileRow & ChunkRef>).map((row) => ({
+      fileId: row.id,
+      path: row.path,
+      offset: row.offset,
+      size: row.size,
+      identity: row.identity,
+      inode: row.inode,
+      partial: row.file_hash === null,
+    }));
+  }
+
+  /**
+   * Starts indexing the file at `path` (replacing what was known of it). With `target`, the file
+   * is a download in progress that will become `target`.
+   */
+  startFile(path: string, stats: BigIntStats, chunker: string, target?: string): number {
+    return this.#db.transaction(() => {
+      this.#forgetPath(path);
+      const result = this.#statements.insertFile.run({
+        path,
+        chunker,
+        size: Number(stats.size),
+        identity: identityOf(stats),
+        inode: inodeOf(stats),
+        target: target ?? null,
+        indexedAt: Date.now(),
+      });
+      return Number(result.lastInsertRowid);
+    })();
+  }
+
+  /** Records chunks of a file being indexed or written, in one transaction. */
+  addChunks(fileId: number, chunks: readonly ChunkRef[]): void {
+    this.#db.transaction(() => {
+      for (const chunk of chunks) {
+        this.#statements.insertChunk.run({
+          fileId,
+          offset: chunk.offset,
+          size: chunk.size,
+          hash: chunk.hash,
+        });
+      }
+    })();
+  }
+
+  /**
+   * Marks a file complete: it now lives at `path` (a finished download, renamed) with identity
+   * `stats` and content `fileHash`. Whatever was indexed at `path` before is forgotten.
+   */
+  finishFile(fileId: number, path: string, stats: BigIntStats, digest: FileDigest): void {
+    this.#db.transaction(() => {
+      const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
+      if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
+      this.#statements.finishFile.run({
+        id: fileId,
+        path,
+        size: Number(stats.size),
+        identity: identityOf(stats),
+        inode: inodeOf(stats),
+        fileHash: digest.fileHash,
+        chunkCount: digest.chunkCount,
+      });
+    })();
+  }
+
+  /** The latest download in progress that will become `target`, if one was recorded. */
+  findPartial(target: string): PartialFile | undefined {
+    const row = this.#statements.partialByTarget.get(target) as FileRow | undefined;
+    return row === undefined ? undefined : { ...toIndexedFile(row), inode: row.inode };
+  }
+
+  forget(fileId: number): void {
+    this.#db.transaction(() => this.#forget(fileId))();
+  }
+
+  forgetPath(path: string): void {
+    this.#db.transaction(() => this.#forgetPath(path))();
+  }
+
+  stats(): IndexStats {
+    const files = this.#statements.fileStats.get() as {
+      files: number;
+      partial: number;
+      bytes: number | null;
+    };
+    const chunks = this.#statements.chunkStats.get() as { chunks: number };
+    const unique = this.#statements.uniqueStats.get() as { bytes: number | null };
+    const pages = this.#db.pragma("page_count", { simple: true }) as number;
+    const pageSize = this.#db.pragma("page_size", { simple: true }) as number;
+    return {
+      files: files.files - files.partial,
+      partialFiles: files.partial,
+      chunks: chunks.chunks,
+      bytes: files.bytes ?? 0,
+      uniqueBytes: unique.bytes ?? 0,
+      databaseBytes: pages * pageSize,
+    };
+  }
+
+  /**
+   * Forgets every file whose identity `current` no longer matches (changed, moved or gone), then
+   * gives the freed pages back to the file system. `current` returns a path's identity and inode
+   * now, or undefined if there is nothing there.
+   */
+  gc(current: (path: string) => { identity: string; inode: string } | undefined): {
+    files: number;
+    chunks: number;
+  } {
+    const stale: Array<{ id: number; chunks: number }> = [];
+    for (const row of this.#statements.allFiles.iterate() as Iterable<FileRow & { chunks: number }>) {
+      const now = current(row.path);
+      const valid =
+        now !== undefined &&
+        (row.file_hash === null ? now.inode === row.inode : now.identity === row.identity);
+      if (!valid) stale.push({ id: row.id, chunks: row.chunks });
+    }
+    this.#db.transaction(() => {
+      for (const { id } of stale) this.#forget(id);
+    })();
+    this.#db.exec("VACUUM");
+    return { files: stale.length, chunks: stale.reduce((sum, file) => sum + file.chunks, 0) };
+  }
+
+  #forget(fileId: number): void {
+    this.#statements.deleteChunks.run(fileId);
+    this.#statements.deleteFile.run(fileId);
+  }
+
+  #forgetPath(path: string): void {
+    const row = this.#statements.fileByPath.get(path) as FileRow | undefined;
+    if (row !== undefined) this.#forget(row.id);
+  }
+}
+
+function openDatabase(path: string): Database.Database {
+  const db = new Database(path, { timeout: 10_000 });
+  try {
+    db.pragma("journal_mode = WAL");
+    // WAL with synchronous=NORMAL: a commit survives a killed process (it is in the OS), and a
+    // power cut loses at most the last commits, never the database. The index is a cache.
+    db.pragma("synchronous = NORMAL");
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version !== SCHEMA_VERSION) {
+      db.exec(`
+        DROP TABLE IF EXISTS chunks;
+        DROP TABLE IF EXISTS files;
+        CREATE TABLE files (
+          id INTEGER PRIMARY KEY,
+          path TEXT NOT NULL UNIQUE,
+          chunker TEXT NOT NULL,
+          size INTEGER NOT NULL,
+          identity TEXT NOT NULL,
+          inode TEXT NOT NULL,
+          file_hash BLOB,
+          chunk_count INTEGER NOT NULL DEFAULT 0,
+          target TEXT,
+          indexed_at INTEGER NOT NULL
+        );
+        CREATE INDEX files_by_target ON files (target) WHERE target IS NOT NULL;
+        CREATE TABLE chunks (
+          file_id INTEGER NOT NULL,
+          offset INTEGER NOT NULL,
+          size INTEGER NOT NULL,
+          hash BLOB NOT NULL,
+          PRIMARY KEY (file_id, offset)
+        ) WITHOUT ROWID;
+        CREATE INDEX chunks_by_hash ON chunks (hash);
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    fileByPath: db.prepare("SELECT * FROM files WHERE path = ?"),
+    partialByTarget: db.prepare(
+      "SELECT * FROM files WHERE target = ? AND file_hash IS NULL ORDER BY indexed_at DESC LIMIT 1",
+    ),
+    chunksOfFile: db.prepare("SELECT offset, size, hash FROM chunks WHERE file_id = ? ORDER BY offset"),
+    chunkAt: db.prepare("SELECT hash FROM chunks WHERE file_id = ? AND offset = ?"),
+    locate: db.prepare(`
+      SELECT files.id, files.path, files.identity, files.inode, files.file_hash, chunks.offset, chunks.size
+      FROM chunks JOIN files ON files.id = chunks.file_id
+      WHERE chunks.hash = ? LIMIT ?`),
+    insertFile: db.prepare(`
+      INSERT INTO files (path, chunker, size, identity, inode, target, indexed_at)
+      VALUES (@path, @chunker, @size, @identity, @inode, @target, @indexedAt)`),
+    // A file forgotten meanwhile (another process re-indexed it) gets no orphan chunks.
+    insertChunk: db.prepare(`
+      INSERT OR REPLACE INTO chunks (file_id, offset, size, hash)
+      SELECT @fileId, @offset, @size, @hash WHERE EXISTS (SELECT 1 FROM files WHERE id = @fileId)`),
+    finishFile: db.prepare(`
+      UPDATE files SET path = @path, size = @size, identity = @identity, inode = @inode,
+        file_hash = @fileHash, chunk_count = @chunkCount, target = NULL
+      WHERE id = @id`),
+    deleteChunks: db.prepare("DELETE FROM chunks WHERE file_id = ?"),
+    deleteFile: db.prepare("DELETE FROM files WHERE id = ?"),
+    allFiles: db.prepare(
+      "SELECT files.*, (SELECT count(*) FROM chunks WHERE file_id = files.id) AS chunks FROM files",
+    ),
+    fileStats: db.prepare(
+      "SELECT count(*) AS files, count(*) - count(file_hash) AS partial, sum(size) AS bytes FROM files",
+    ),
+    chunkStats: db.prepare("SELECT count(*) AS chunks FROM chunks"),
+    uniqueStats: db.prepare(
+      "SELECT sum(size) AS bytes FROM (SELECT max(size) AS size FROM chunks GROUP BY hash)",
+    ),
+  };
+}
+
+function toIndexedFile(row: FileRow): IndexedFile {
+  return {
+    id: row.id,
+    path: row.path,
+    chunker: row.chunker,
+    size: row.size,
+    fileHash: row.file_hash,
+    chunkCount: row.chunk_count,
+  };
+}
+
+function isCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB";
+}
+
+function indexError(err: unknown, path: string): TeleportError {
+  return new TeleportError(ErrorCode.IO, `cannot open the chunk index ${path}: ${(err as Error).message}`);
+}

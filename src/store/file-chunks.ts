@@ -1,0 +1,56 @@
+/**
+ * The chunk list of a file, through the index: read from it when the file is unchanged since it
+ * was indexed, else computed by reading and hashing the file and recorded on the way, so the next
+ * caller — the next client of a host, the next pull into the same folder — does not re-read it.
+ */
+import type { FileHandle } from "node:fs/promises";
+import type { Chunker } from "../chunking/chunker.js";
+import { chunkFile, type FileDigest } from "../chunking/manifest.js";
+import type { ChunkRef } from "../wire/messages.js";
+import { type ChunkIndex, identityOf } from "./chunk-index.js";
+
+/** Chunk references per batch when read back from the index. */
+const INDEX_BATCH = 1024;
+
+/**
+ * Yields the chunks of the first `size` bytes of the file open as `handle` at `path`, then
+ * returns its digest. The result is indexed only if the file is `size` bytes long and its identity
+ * did not change while it was read.
+ */
+export async function* fileChunks(
+  handle: FileHandle,
+  path: string,
+  size: number,
+  chunker: Chunker,
+  index: ChunkIndex | undefined,
+  signal?: AbortSignal,
+): AsyncGenerator<ChunkRef[], FileDigest> {
+  const stats = await handle.stat({ bigint: true });
+  const indexable = index !== undefined && stats.size === BigInt(size);
+  const known = indexable ? index.lookupFile(path, stats, chunker.id) : undefined;
+  if (index !== undefined && known?.fileHash) {
+    yield* index.chunksOf(known.id, INDEX_BATCH);
+    return { size: known.size, chunkCount: known.chunkCount, fileHash: known.fileHash };
+  }
+  const fileId = indexable ? index.startFile(path, stats, chunker.id) : undefined;
+  let indexed = false;
+  try {
+    const chunks = chunkFile(handle, size, chunker, signal);
+    let step = await chunks.next();
+    while (!step.done) {
+      if (fileId !== undefined) index?.addChunks(fileId, step.value);
+      yield step.value;
+      step = await chunks.next();
+    }
+    if (fileId !== undefined && index !== undefined) {
+      const after = await handle.stat({ bigint: true });
+      if (identityOf(after) === identityOf(stats)) {
+        index.finishFile(fileId, path, stats, step.value);
+        indexed = true;
+      }
+    }
+    return step.value;
+  } finally {
+    if (fileId !== undefined && !indexed) index?.forget(fileId);
+  }
+}
