@@ -11,6 +11,7 @@ import { TeleportClient } from "../client/client.js";
 import { pull } from "../client/pull.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { Host } from "../host/host.js";
+import { ChunkIndex } from "../store/chunk-index.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { teleportHome } from "./home.js";
@@ -64,12 +65,14 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
   process.once("SIGTERM", cancel);
   const client = await TeleportClient.connect(link, { signal: controller.signal });
   const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
+  const index = ChunkIndex.open(teleportHome());
   try {
     const summary = await pull(client, {
       remotePath: flags.path ?? "",
       dest: resolve(dest),
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
+      index,
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
     });
     display.stop();
@@ -84,12 +87,13 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       process.stdout.write(
         `pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlinks: ` +
           `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
-          `${formatBytes(summary.bytesFromNetwork)} from the network\n`,
+          `${formatBytes(summary.bytesFromNetwork)} from the network, ${formatBytes(summary.bytesReused)} reused\n`,
       );
     }
   } finally {
     display.stop();
     await client.close();
+    index.close();
   }
 }
 

@@ -1,14 +1,25 @@
 /**
- * Pulling a file or a tree. The manifest streams in from the host; as chunk references arrive
- * they are batched into GET_CHUNKS requests, kept within a window of bytes in flight, verified
- * against their BLAKE3 hash on arrival and written at their offset into a temporary file. A file
- * is renamed to its final name only when every chunk is written; a folder gets its mode and mtime
- * once everything inside it is done. Memory is bounded by the window, not by file or tree size.
+ * Pulling a file or a tree. The manifest streams in from the host; each chunk reference is placed
+ * as it arrives, cheapest first:
+ * 1. already in this file's interrupted download (resume): nothing to do;
+ * 2. in the old copy at the destination, or anywhere else the chunk index knows on this machine:
+ *    copied locally, in runs of consecutive chunks, each verified against its hash;
+ * 3. otherwise fetched: batched into GET_CHUNKS requests over the data streams, kept within a
+ *    window of bytes in flight, verified on arrival and written at their offset.
+ * A file whose every chunk is in its old copy at the same offset is left as it is. Otherwise it is
+ * written into a temporary file, journaled in the index chunk by chunk (so a killed pull resumes),
+ * and renamed to its final name only when every chunk is written and verified; a folder gets its
+ * mode and mtime once everything inside it is done. Memory is bounded by the window and the copy
+ * queue, not by file or tree size.
  */
+import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { chmod, mkdir, utimes } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, lstat, mkdir, open, utimes } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { type ChunkIndex, inodeOf } from "../store/chunk-index.js";
+import { fileChunks } from "../store/file-chunks.js";
 import { formatLink } from "../transport/link.js";
 import { type ChunkRef, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
 import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
@@ -20,6 +31,7 @@ import {
   ensureRealDirectory,
   removeQuietly,
 } from "./destination.js";
+import { COPY_RUN_BYTES, CopyRun, copyRun, LocalChunks, type SourcePlace } from "./reuse.js";
 import { type ChunkWrite, defaultStreamCount, StreamPool, type StreamStats } from "./streams.js";
 
 export interface PullOptions {
@@ -33,6 +45,11 @@ export interface PullOptions {
   windowBytes?: number;
   /** Data streams (connections, each with its own thread); `defaultStreamCount()` when unset. */
   streams?: number;
+  /**
+   * The chunk index (TELEPORT_HOME): with it, chunks this machine already holds are copied
+   * locally instead of fetched, and an interrupted pull resumes. Without it every byte is fetched.
+   */
+  index?: ChunkIndex;
 }
 
 export interface PullProgress {
@@ -43,6 +60,15 @@ export interface PullProgress {
   manifestComplete: boolean;
 }
 
+export interface ReusedBytes {
+  /** In the old copy at the destination. */
+  existing: number;
+  /** In an interrupted earlier pull's temporary file. */
+  resumed: number;
+  /** In other files the index knows. */
+  index: number;
+}
+
 export interface PullSummary {
   files: number;
   directories: number;
@@ -50,6 +76,8 @@ export interface PullSummary {
   bytes: number;
   bytesFromNetwork: number;
   bytesReused: number;
+  /** Where the reused bytes were. */
+  reused: ReusedBytes;
   seconds: number;
   /** What each data stream carried. */
   streams: StreamStats[];
@@ -61,6 +89,10 @@ const BATCH_CHUNKS = 1024;
 const MAX_OPEN_FILES = 128;
 /** Per stream; well under the host's cap of 256 open requests per connection. */
 const MAX_OPEN_REQUESTS_PER_STREAM = 16;
+/** Local copies run at once, each with a COPY_RUN_BYTES buffer. */
+const MAX_RUNNING_COPIES = 2;
+/** Copy runs waiting; the manifest waits when more are queued. */
+const MAX_QUEUED_COPIES = 4;
 
 interface DirState {
   wirePath: string;
@@ -79,13 +111,28 @@ interface FileJob {
   entry: Entry;
   wirePath: string;
   finalPath: string;
-  tempPath: string;
-  handle: FileHandle;
   parent: DirState;
+  /** The file being written, opened when the first byte has to be written. */
+  temp: { path: string; handle: FileHandle } | undefined;
+  /** Its journal in the index, when there is an index. */
+  partialId: number | undefined;
+  /** True when `temp` is an interrupted pull's download of this same version, resumed. */
+  resumed: boolean;
+  /** An interrupted pull's download of another version: a source of chunks, removed on commit. */
+  stalePartial: { id: number; path: string } | undefined;
+  /** The old copy at the final path, as indexed. */
+  base: { id: number; size: number } | undefined;
+  /** While true, every chunk so far is in the old copy at the same offset, up to `baseMatched`. */
+  sameAsBase: boolean;
+  baseMatched: number;
+  /** Consecutive local chunks not yet queued for copying. */
+  copyRun: CopyRun | undefined;
   /** Next offset the manifest must describe: chunks arrive in order and tile the file. */
   described: number;
   chunkCount: number;
   written: number;
+  /** Chunks recorded in the journal: a failed pull keeps its temporary file only if some are. */
+  journaled: number;
   digest: FileEnd | undefined;
   committing: boolean;
 }
@@ -105,7 +152,13 @@ class Puller {
   readonly #remote: string;
   readonly #windowBytes: number;
   readonly #abort = new AbortController();
-  readonly #streams: StreamPool;
+  readonly #streamCount: number;
+  /** Started when the first chunk has to be fetched: a pull with nothing to fetch starts none. */
+  #streams: StreamPool | undefined;
+  readonly #index: ChunkIndex | undefined;
+  readonly #local: LocalChunks | undefined;
+  readonly #chunker: Chunker = defaultChunker();
+  readonly #dest: string;
   readonly #started = performance.now();
   #failure: TeleportError | undefined;
 
@@ -122,6 +175,9 @@ class Puller {
   #inFlightBytes = 0;
   /** GET_CHUNKS requests sent and not yet answered in full. */
   #requestsOpen = 0;
+  readonly #copies: Array<{ run: CopyRun; job: FileJob }> = [];
+  readonly #copyBuffers: Buffer[] = [];
+  #copiesRunning = 0;
   readonly #work = new Set<Promise<void>>();
   #wakeUp: (() => void) | undefined;
 
@@ -132,6 +188,7 @@ class Puller {
     bytes: 0,
     bytesFromNetwork: 0,
     bytesReused: 0,
+    reused: { existing: 0, resumed: 0, index: 0 },
     seconds: 0,
     streams: [],
   };
@@ -143,8 +200,10 @@ class Puller {
     this.#options = options;
     this.#remote = normalizeUserPath(options.remotePath ?? "");
     this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
-    // The streams connect while the manifest starts to arrive.
-    this.#streams = new StreamPool(formatLink(client.link), options.streams ?? defaultStreamCount());
+    this.#streamCount = options.streams ?? defaultStreamCount();
+    this.#index = options.index;
+    this.#local = options.index && new LocalChunks(options.index);
+    this.#dest = resolve(options.dest);
   }
 
   async run(): Promise<PullSummary> {
@@ -160,7 +219,7 @@ class Puller {
   async #run(): Promise<PullSummary> {
     const root: DirState = {
       wirePath: parentWirePath(this.#remote),
-      localPath: this.#options.dest,
+      localPath: this.#dest,
       entry: undefined,
       parent: undefined,
       pending: 0,
@@ -168,7 +227,7 @@ class Puller {
       finished: false,
     };
     try {
-      await mkdir(this.#options.dest, { recursive: true });
+      await mkdir(this.#dest, { recursive: true });
       this.#dirStack.push(root);
       for await (const event of this.#client.manifest(this.#remote, this.#abort.signal)) {
         this.#throwIfFailed();
@@ -183,7 +242,7 @@ class Puller {
             await this.#onChunks(event.chunks);
             break;
           case "file-end":
-            this.#onFileEnd(event.digest);
+            await this.#onFileEnd(event.digest);
             break;
         }
       }
@@ -194,7 +253,7 @@ class Puller {
       this.#throwIfFailed();
       for (const dir of this.#dirStack.splice(0).reverse()) await this.#leaveDirectory(dir);
       this.#throwIfFailed();
-      this.#summary.streams = await this.#streams.close();
+      this.#summary.streams = (await this.#streams?.close()) ?? [];
     } catch (err) {
       this.#fail(toTeleportError(err));
       await this.#cleanUp();
@@ -215,15 +274,29 @@ class Puller {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
-  /** Stops the streams and waits for in-flight work, then removes every temporary file. Never throws. */
+  /**
+   * Stops the streams and waits for in-flight work. A temporary file whose journal holds chunks
+   * stays for the next pull to resume; the others are removed. Never throws.
+   */
   async #cleanUp(): Promise<void> {
-    await this.#streams.close({ abort: true });
+    await this.#streams?.close({ abort: true });
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
     for (const job of this.#openFiles) {
-      await job.handle.close().catch(() => {});
-      await removeQuietly(job.tempPath);
+      if (job.temp === undefined) continue;
+      await job.temp.handle.close().catch(() => {});
+      if (job.journaled > 0) continue;
+      await removeQuietly(job.temp.path);
+      if (job.partialId !== undefined) this.#forgetQuietly(job.partialId);
     }
     this.#openFiles.clear();
+  }
+
+  #forgetQuietly(fileId: number): void {
+    try {
+      this.#index?.forget(fileId);
+    } catch {
+      // the index is a cache: a row it keeps is checked before use
+    }
   }
 
   /** Maps a wire path inside the pulled subtree to its path under the destination. */
@@ -233,7 +306,7 @@ class Puller {
     // Only a folder may land on the destination itself (the share root when pulling everything).
     if (wirePath === "") throw protocolError("the share root must be a folder");
     const skip = splitWirePath(parentWirePath(this.#remote)).length;
-    return join(this.#options.dest, ...splitWirePath(wirePath).slice(skip));
+    return join(this.#dest, ...splitWirePath(wirePath).slice(skip));
   }
 
   /** The folder an entry lives in; closes every folder the walk has left behind. */
@@ -260,7 +333,7 @@ class Puller {
     if (entry.kind === EntryKind.DIRECTORY) {
       // The share root lands on the destination folder itself; other folders are created in it.
       const isShareRoot = entry.path === "";
-      const localPath = isShareRoot ? this.#options.dest : this.#localPath(entry.path);
+      const localPath = isShareRoot ? this.#dest : this.#localPath(entry.path);
       if (!isShareRoot) {
         await ensureRealDirectory(localPath);
         parent.pending++;
@@ -293,17 +366,23 @@ class Puller {
     while (this.#openFiles.size >= MAX_OPEN_FILES) await this.#waitForProgress();
     const parent = await this.#enter(entry.path);
     const finalPath = this.#localPath(entry.path);
-    const { path: tempPath, handle } = await createTempFile(finalPath);
     const job: FileJob = {
       entry,
       wirePath: entry.path,
       finalPath,
-      tempPath,
-      handle,
       parent,
+      temp: undefined,
+      partialId: undefined,
+      resumed: false,
+      stalePartial: undefined,
+      base: undefined,
+      sameAsBase: false,
+      baseMatched: 0,
+      copyRun: undefined,
       described: 0,
       chunkCount: 0,
       written: 0,
+      journaled: 0,
       digest: undefined,
       committing: false,
     };
@@ -311,6 +390,69 @@ class Puller {
     this.#openFiles.add(job);
     this.#current = job;
     this.#bytesKnown += entry.size;
+    if (this.#index !== undefined) {
+      await this.#findPartial(job, this.#index);
+      job.base = await this.#indexExisting(finalPath, this.#index);
+      job.sameAsBase = job.base !== undefined && job.base.size === entry.size && job.temp === undefined;
+    }
+    if (!job.sameAsBase) await this.#openTemp(job);
+  }
+
+  /** Resumes an interrupted download of this version of the file, or keeps one of another as a source. */
+  async #findPartial(job: FileJob, index: ChunkIndex): Promise<void> {
+    const partial = index.findPartial(job.finalPath);
+    if (partial === undefined) return;
+    const stats = await lstat(partial.path, { bigint: true }).catch(() => undefined);
+    if (stats === undefined || !stats.isFile() || inodeOf(stats) !== partial.inode) {
+      index.forget(partial.id);
+      return;
+    }
+    if (partial.version !== versionOf(job.entry)) {
+      job.stalePartial = { id: partial.id, path: partial.path };
+      return;
+    }
+    const flags = constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
+    const handle = await open(partial.path, flags).catch(() => undefined);
+    if (handle === undefined) return;
+    job.temp = { path: partial.path, handle };
+    job.partialId = partial.id;
+    job.resumed = true;
+  }
+
+  /** The old copy at `path`, indexed now if it was not (read and hashed once). */
+  async #indexExisting(path: string, index: ChunkIndex): Promise<{ id: number; size: number } | undefined> {
+    const stats = await lstat(path, { bigint: true }).catch(() => undefined);
+    if (stats === undefined || !stats.isFile()) return undefined;
+    let known = index.lookupFile(path, stats, this.#chunker.id);
+    if (known === undefined) {
+      const handle = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0)).catch(
+        () => undefined,
+      );
+      if (handle === undefined) return undefined;
+      try {
+        const size = Number(stats.size);
+        const listing = fileChunks(handle, path, size, this.#chunker, index, this.#abort.signal);
+        while (!(await listing.next()).done) {}
+      } catch {
+        return undefined; // unreadable or changing: not a source
+      } finally {
+        await handle.close();
+      }
+      known = index.lookupFile(path, stats, this.#chunker.id);
+    }
+    return known && { id: known.id, size: known.size };
+  }
+
+  /** The file the job writes into: a new temporary file, journaled when there is an index. */
+  async #openTemp(job: FileJob): Promise<FileHandle> {
+    if (job.temp !== undefined) return job.temp.handle;
+    job.temp = await createTempFile(job.finalPath);
+    if (this.#index !== undefined) {
+      const stats = await job.temp.handle.stat({ bigint: true });
+      const download = { target: job.finalPath, version: versionOf(job.entry) };
+      job.partialId = this.#index.startFile(job.temp.path, stats, this.#chunker.id, download);
+    }
+    return job.temp.handle;
   }
 
   async #onChunks(chunks: ChunkRef[]): Promise<void> {
@@ -324,23 +466,139 @@ class Puller {
         throw protocolError(`chunks of "${job.wirePath}" run past its size`);
       job.described += chunk.size;
       job.chunkCount++;
-      while (this.#inFlightBytes + chunk.size > this.#windowBytes || this.#batch.length >= BATCH_CHUNKS) {
-        await this.#waitForProgress();
-      }
-      this.#enqueue({
-        chunk: {
-          hash: chunk.hash,
-          size: chunk.size,
-          path: job.wirePath,
-          offset: chunk.offset,
-          fd: job.handle.fd,
-        },
-        job,
-      });
+      await this.#place(job, chunk);
     }
   }
 
-  #onFileEnd(digest: FileEnd): void {
+  /** Decides where a chunk's bytes come from: see the top of this file. */
+  async #place(job: FileJob, chunk: ChunkRef): Promise<void> {
+    const index = this.#index;
+    if (index !== undefined) {
+      if (job.resumed && index.hasChunkAt(job.partialId as number, chunk.offset, chunk.hash)) {
+        job.journaled++;
+        this.#reused(job, chunk.size, "resumed");
+        return;
+      }
+      if (job.sameAsBase) {
+        const base = job.base as { id: number };
+        if (index.hasChunkAt(base.id, chunk.offset, chunk.hash)) {
+          job.baseMatched += chunk.size;
+          return;
+        }
+        await this.#leaveBase(job, index);
+      }
+      if (await this.#copyLocally(job, chunk, index)) return;
+    }
+    while (this.#inFlightBytes + chunk.size > this.#windowBytes || this.#batch.length >= BATCH_CHUNKS) {
+      await this.#waitForProgress();
+    }
+    const fd = (await this.#openTemp(job)).fd;
+    this.#enqueue({ chunk: { ...chunk, path: job.wirePath, fd }, job });
+  }
+
+  /** The file differs from its old copy after all: copies the part that matched so far. */
+  async #leaveBase(job: FileJob, index: ChunkIndex): Promise<void> {
+    job.sameAsBase = false;
+    await this.#openTemp(job);
+    const base = job.base as { id: number };
+    for (const chunks of index.chunksOf(base.id, 256, 0, job.baseMatched)) {
+      for (const chunk of chunks) {
+        await this.#addToRun(job, { fileId: base.id, path: job.finalPath, offset: chunk.offset }, chunk);
+      }
+    }
+  }
+
+  /** Adds the chunk to a local copy run if this machine has its bytes; false if it must be fetched. */
+  async #copyLocally(job: FileJob, chunk: ChunkRef, index: ChunkIndex): Promise<boolean> {
+    const run = job.copyRun;
+    if (run?.fits(chunk) && index.hasChunkAt(run.sourceFileId, run.nextSourceOffset, chunk.hash)) {
+      run.push(chunk);
+      return true;
+    }
+    let source: SourcePlace | undefined;
+    if (job.base !== undefined && index.hasChunkAt(job.base.id, chunk.offset, chunk.hash)) {
+      source = { fileId: job.base.id, path: job.finalPath, offset: chunk.offset };
+    } else {
+      source = this.#local?.find(chunk.hash, job.partialId);
+    }
+    if (source === undefined) return false;
+    await this.#addToRun(job, source, chunk);
+    return true;
+  }
+
+  async #addToRun(job: FileJob, source: SourcePlace, chunk: ChunkRef): Promise<void> {
+    const run = job.copyRun;
+    if (run?.fits(chunk) && run.sourceFileId === source.fileId && run.nextSourceOffset === source.offset) {
+      run.push(chunk);
+      return;
+    }
+    await this.#queueRun(job);
+    job.copyRun = new CopyRun(source, chunk);
+  }
+
+  /** Queues the job's open copy run, waiting while the queue is full. */
+  async #queueRun(job: FileJob): Promise<void> {
+    const run = job.copyRun;
+    if (run === undefined) return;
+    job.copyRun = undefined;
+    while (this.#copies.length >= MAX_QUEUED_COPIES) await this.#waitForProgress();
+    this.#copies.push({ run, job });
+    this.#startCopies();
+  }
+
+  #startCopies(): void {
+    while (this.#copiesRunning < MAX_RUNNING_COPIES && this.#failure === undefined) {
+      const next = this.#copies.shift();
+      if (next === undefined) return;
+      this.#copiesRunning++;
+      const buffer = this.#copyBuffers.pop() ?? Buffer.allocUnsafe(COPY_RUN_BYTES);
+      this.#track(
+        this.#copy(next.run, next.job, buffer).finally(() => {
+          this.#copyBuffers.push(buffer);
+          this.#copiesRunning--;
+          this.#startCopies();
+        }),
+      );
+    }
+  }
+
+  async #copy(run: CopyRun, job: FileJob, buffer: Buffer): Promise<void> {
+    const handle = await this.#openTemp(job);
+    const { copied, mismatched } = await copyRun(run, handle, buffer);
+    this.#throwIfFailed();
+    const index = this.#index as ChunkIndex;
+    if (job.partialId !== undefined && copied.length > 0) {
+      const partialId = job.partialId;
+      index.addChunks(copied.map((chunk) => [partialId, chunk] as const));
+      job.journaled += copied.length;
+    }
+    const kind =
+      run.sourceFileId === job.base?.id
+        ? "existing"
+        : run.sourceFileId === job.stalePartial?.id
+          ? "resumed"
+          : "index";
+    for (const chunk of copied) this.#reused(job, chunk.size, kind);
+    if (mismatched.length > 0) {
+      // The source changed or its index rows were wrong: fetch those chunks, forget the source.
+      this.#forgetQuietly(run.sourceFileId);
+      this.#local?.changed(run.sourcePath);
+      for (const chunk of mismatched)
+        this.#enqueue({ chunk: { ...chunk, path: job.wirePath, fd: handle.fd }, job });
+      this.#flush();
+    }
+  }
+
+  #reused(job: FileJob, bytes: number, kind: keyof ReusedBytes): void {
+    job.written += bytes;
+    this.#summary.bytes += bytes;
+    this.#summary.bytesReused += bytes;
+    this.#summary.reused[kind] += bytes;
+    this.#maybeCommit(job);
+    this.#reportProgress();
+  }
+
+  async #onFileEnd(digest: FileEnd): Promise<void> {
     const job = this.#current;
     if (job === undefined) throw protocolError("file end outside a file");
     if (
@@ -352,6 +610,12 @@ class Puller {
     }
     job.digest = digest;
     this.#current = undefined;
+    if (job.sameAsBase) {
+      // Every chunk is in the old copy, where it belongs: nothing to write.
+      this.#reused(job, job.baseMatched, "existing");
+      return;
+    }
+    await this.#queueRun(job);
     this.#maybeCommit(job);
   }
 
@@ -374,11 +638,12 @@ class Puller {
   /** Hands the batch to a stream as one GET_CHUNKS request, unless enough are open already. */
   #flush(): void {
     if (this.#batch.length === 0 || this.#failure !== undefined) return;
-    if (this.#requestsOpen >= MAX_OPEN_REQUESTS_PER_STREAM * this.#streams.size) return;
+    if (this.#requestsOpen >= MAX_OPEN_REQUESTS_PER_STREAM * this.#streamCount) return;
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
     this.#requestsOpen++;
+    this.#streams ??= new StreamPool(formatLink(this.#client.link), this.#streamCount);
     const fetching = this.#streams
       .fetch(batch.map((fetch) => fetch.chunk))
       .then(() => this.#written(batch))
@@ -389,8 +654,16 @@ class Puller {
     this.#track(fetching);
   }
 
-  /** Accounts a batch the streams have verified and written. */
+  /** Journals and accounts a batch the streams have verified and written. */
   #written(batch: Fetch[]): void {
+    const journal: Array<readonly [number, ChunkRef]> = [];
+    for (const { chunk, job } of batch) {
+      if (job.partialId !== undefined) {
+        journal.push([job.partialId, chunk]);
+        job.journaled++;
+      }
+    }
+    if (journal.length > 0) this.#index?.addChunks(journal);
     for (const { chunk, job } of batch) {
       this.#inFlightBytes -= chunk.size;
       job.written += chunk.size;
@@ -429,17 +702,64 @@ class Puller {
   #maybeCommit(job: FileJob): void {
     if (job.committing || job.digest === undefined || job.written !== job.entry.size) return;
     job.committing = true;
-    this.#track(this.#commit(job));
+    this.#track(job.temp === undefined ? this.#keepExisting(job) : this.#commit(job));
   }
 
   /** Metadata, close, rename: the file appears under its name only now, complete and verified. */
   async #commit(job: FileJob): Promise<void> {
-    const { handle, entry } = job;
+    const { entry } = job;
+    const { handle, path } = job.temp as { path: string; handle: FileHandle };
+    // A resumed download may be longer than this version of the file.
+    if (job.resumed) await handle.truncate(entry.size);
     await handle.chmod(entry.mode & 0o777);
     await handle.utimes(entry.mtimeMs / 1000, entry.mtimeMs / 1000);
     await handle.close();
     this.#throwIfFailed();
-    await commitPath(job.tempPath, job.finalPath);
+    await commitPath(path, job.finalPath);
+    await this.#indexCommitted(job);
+    if (job.stalePartial !== undefined) {
+      await removeQuietly(job.stalePartial.path);
+      this.#forgetQuietly(job.stalePartial.id);
+    }
+    await this.#finished(job);
+  }
+
+  /** The file now at its final path is what the index says it is: next time it is a known copy. */
+  async #indexCommitted(job: FileJob): Promise<void> {
+    const index = this.#index;
+    if (index === undefined || job.partialId === undefined) return;
+    this.#local?.changed(job.finalPath);
+    // A journal with more rows than chunks holds a resumed version's leftovers: not vouched for.
+    if (job.resumed && index.chunkCount(job.partialId) !== job.chunkCount) {
+      index.forget(job.partialId);
+      return;
+    }
+    const stats = await lstat(job.finalPath, { bigint: true });
+    index.finishFile(job.partialId, job.finalPath, stats, job.digest as FileEnd);
+  }
+
+  /** The old copy already holds every chunk: only its mode and mtime may need setting. */
+  async #keepExisting(job: FileJob): Promise<void> {
+    const { entry, finalPath } = job;
+    const index = this.#index as ChunkIndex;
+    const stats = await lstat(finalPath, { bigint: true });
+    const sameMode = (Number(stats.mode) & 0o777) === (entry.mode & 0o777);
+    const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
+    if (!sameMode || !sameTime) {
+      await chmod(finalPath, entry.mode & 0o777);
+      await utimes(finalPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+      const now = await lstat(finalPath, { bigint: true });
+      index.finishFile((job.base as { id: number }).id, finalPath, now, job.digest as FileEnd);
+      this.#local?.changed(finalPath);
+    }
+    if (job.stalePartial !== undefined) {
+      await removeQuietly(job.stalePartial.path);
+      this.#forgetQuietly(job.stalePartial.id);
+    }
+    await this.#finished(job);
+  }
+
+  async #finished(job: FileJob): Promise<void> {
     this.#openFiles.delete(job);
     this.#summary.files++;
     this.#reportProgress();
@@ -474,6 +794,11 @@ class Puller {
       manifestComplete: this.#manifestComplete,
     });
   }
+}
+
+/** What a download in progress is a download of: a changed remote file starts a new one. */
+function versionOf(entry: Entry): string {
+  return `${entry.size}:${entry.mtimeMs}`;
 }
 
 function parentWirePath(wirePath: string): string {

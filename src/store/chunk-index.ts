@@ -41,6 +41,8 @@ export interface IndexedFile {
 /** A download in progress: a temporary file, its journaled chunks, and the file it will become. */
 export interface PartialFile extends IndexedFile {
   inode: string;
+  /** The remote file's version it was a download of. */
+  version: string;
 }
 
 /** A place on this machine holding a chunk's bytes. */
@@ -85,6 +87,7 @@ interface FileRow {
   file_hash: Buffer | null;
   chunk_count: number;
   target: string | null;
+  version: string | null;
 }
 
 export class ChunkIndex {
@@ -127,17 +130,24 @@ export class ChunkIndex {
     return toIndexedFile(row);
   }
 
-  /** The chunks of an indexed file in order, `batchSize` at a time. */
-  *chunksOf(fileId: number, batchSize: number): Generator<ChunkRef[]> {
-    let batch: ChunkRef[] = [];
-    for (const row of this.#statements.chunksOfFile.iterate(fileId) as Iterable<ChunkRef>) {
-      batch.push(row);
-      if (batch.length === batchSize) {
-        yield batch;
-        batch = [];
-      }
+  /**
+   * The chunks of an indexed file in order, `batchSize` at a time. Each batch is its own query,
+   * so callers may await between batches while other queries run.
+   */
+  *chunksOf(
+    fileId: number,
+    batchSize: number,
+    from = 0,
+    to = Number.MAX_SAFE_INTEGER,
+  ): Generator<ChunkRef[]> {
+    let next = from;
+    for (;;) {
+      const batch = this.#statements.chunksOfFile.all(fileId, next, to, batchSize) as ChunkRef[];
+      if (batch.length > 0) yield batch;
+      if (batch.length < batchSize) return;
+      const last = batch[batch.length - 1] as ChunkRef;
+      next = last.offset + 1;
     }
-    if (batch.length > 0) yield batch;
   }
 
   /** Whether the indexed file holds the chunk with `hash` at `offset`. */
@@ -160,11 +170,17 @@ export class ChunkIndex {
   }
 
   /**
-   * Starts indexing the file at `path` (replacing what was known of it). With `target`, the file
-   * is a download in progress that will become `target`.
+   * Starts indexing the file at `path` (replacing what was known of it). With `download`, the file
+   * is a download in progress that will become `download.target` once complete, of the remote
+   * file's version `download.version`.
    */
-  startFile(path: string, stats: BigIntStats, chunker: string, target?: string): number {
-    return this.#db.transaction(() => {
+  startFile(
+    path: string,
+    stats: BigIntStats,
+    chunker: string,
+    download?: { target: string; version: string },
+  ): number {
+    return this.#write(() => {
       this.#forgetPath(path);
       const result = this.#statements.insertFile.run({
         path,
@@ -172,17 +188,18 @@ export class ChunkIndex {
         size: Number(stats.size),
         identity: identityOf(stats),
         inode: inodeOf(stats),
-        target: target ?? null,
+        target: download?.target ?? null,
+        version: download?.version ?? null,
         indexedAt: Date.now(),
       });
       return Number(result.lastInsertRowid);
-    })();
+    });
   }
 
-  /** Records chunks of a file being indexed or written, in one transaction. */
-  addChunks(fileId: number, chunks: readonly ChunkRef[]): void {
-    this.#db.transaction(() => {
-      for (const chunk of chunks) {
+  /** Records chunks of files being indexed or written, in one transaction. */
+  addChunks(entries: Iterable<readonly [fileId: number, chunk: ChunkRef]>): void {
+    this.#write(() => {
+      for (const [fileId, chunk] of entries) {
         this.#statements.insertChunk.run({
           fileId,
           offset: chunk.offset,
@@ -190,7 +207,12 @@ export class ChunkIndex {
           hash: chunk.hash,
         });
       }
-    })();
+    });
+  }
+
+  /** How many chunks are recorded for a file. */
+  chunkCount(fileId: number): number {
+    return (this.#statements.countChunks.get(fileId) as { count: number }).count;
   }
 
   /**
@@ -198,7 +220,7 @@ export class ChunkIndex {
    * `stats` and content `fileHash`. Whatever was indexed at `path` before is forgotten.
    */
   finishFile(fileId: number, path: string, stats: BigIntStats, digest: FileDigest): void {
-    this.#db.transaction(() => {
+    this.#write(() => {
       const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
       if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
       this.#statements.finishFile.run({
@@ -210,21 +232,23 @@ export class ChunkIndex {
         fileHash: digest.fileHash,
         chunkCount: digest.chunkCount,
       });
-    })();
+    });
   }
 
   /** The latest download in progress that will become `target`, if one was recorded. */
   findPartial(target: string): PartialFile | undefined {
     const row = this.#statements.partialByTarget.get(target) as FileRow | undefined;
-    return row === undefined ? undefined : { ...toIndexedFile(row), inode: row.inode };
+    return row === undefined
+      ? undefined
+      : { ...toIndexedFile(row), inode: row.inode, version: row.version ?? "" };
   }
 
   forget(fileId: number): void {
-    this.#db.transaction(() => this.#forget(fileId))();
+    this.#write(() => this.#forget(fileId));
   }
 
   forgetPath(path: string): void {
-    this.#db.transaction(() => this.#forgetPath(path))();
+    this.#write(() => this.#forgetPath(path));
   }
 
   stats(): IndexStats {
@@ -264,11 +288,20 @@ export class ChunkIndex {
         (row.file_hash === null ? now.inode === row.inode : now.identity === row.identity);
       if (!valid) stale.push({ id: row.id, chunks: row.chunks });
     }
-    this.#db.transaction(() => {
+    this.#write(() => {
       for (const { id } of stale) this.#forget(id);
-    })();
+    });
     this.#db.exec("VACUUM");
     return { files: stale.length, chunks: stale.reduce((sum, file) => sum + file.chunks, 0) };
+  }
+
+  /**
+   * Runs `change` in a write transaction taken at once (BEGIN IMMEDIATE): a transaction that
+   * reads first and writes later could find another process's write in between and fail with
+   * SQLITE_BUSY at once, where this one waits for the lock.
+   */
+  #write<T>(change: () => T): T {
+    return this.#db.transaction(change).immediate();
   }
 
   #forget(fileId: number): void {
@@ -289,9 +322,19 @@ function openDatabase(path: string): Database.Database {
     // WAL with synchronous=NORMAL: a commit survives a killed process (it is in the OS), and a
     // power cut loses at most the last commits, never the database. The index is a cache.
     db.pragma("synchronous = NORMAL");
-    const version = db.pragma("user_version", { simple: true }) as number;
-    if (version !== SCHEMA_VERSION) {
-      db.exec(`
+    db.transaction(() => createSchema(db)).immediate();
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/** Creates the tables, or recreates them when they are from another version (the index is a cache). */
+function createSchema(db: Database.Database): void {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  if (version !== SCHEMA_VERSION) {
+    db.exec(`
         DROP TABLE IF EXISTS chunks;
         DROP TABLE IF EXISTS files;
         CREATE TABLE files (
@@ -304,6 +347,7 @@ function openDatabase(path: string): Database.Database {
           file_hash BLOB,
           chunk_count INTEGER NOT NULL DEFAULT 0,
           target TEXT,
+          version TEXT,
           indexed_at INTEGER NOT NULL
         );
         CREATE INDEX files_by_target ON files (target) WHERE target IS NOT NULL;
@@ -317,11 +361,6 @@ function openDatabase(path: string): Database.Database {
         CREATE INDEX chunks_by_hash ON chunks (hash);
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
-    }
-    return db;
-  } catch (err) {
-    db.close();
-    throw err;
   }
 }
 
@@ -331,22 +370,24 @@ function prepareStatements(db: Database.Database) {
     partialByTarget: db.prepare(
       "SELECT * FROM files WHERE target = ? AND file_hash IS NULL ORDER BY indexed_at DESC LIMIT 1",
     ),
-    chunksOfFile: db.prepare("SELECT offset, size, hash FROM chunks WHERE file_id = ? ORDER BY offset"),
+    chunksOfFile: db.prepare(
+      "SELECT offset, size, hash FROM chunks WHERE file_id = ? AND offset >= ? AND offset < ? ORDER BY offset LIMIT ?",
+    ),
     chunkAt: db.prepare("SELECT hash FROM chunks WHERE file_id = ? AND offset = ?"),
     locate: db.prepare(`
       SELECT files.id, files.path, files.identity, files.inode, files.file_hash, chunks.offset, chunks.size
       FROM chunks JOIN files ON files.id = chunks.file_id
       WHERE chunks.hash = ? LIMIT ?`),
     insertFile: db.prepare(`
-      INSERT INTO files (path, chunker, size, identity, inode, target, indexed_at)
-      VALUES (@path, @chunker, @size, @identity, @inode, @target, @indexedAt)`),
+      INSERT INTO files (path, chunker, size, identity, inode, target, version, indexed_at)
+      VALUES (@path, @chunker, @size, @identity, @inode, @target, @version, @indexedAt)`),
     // A file forgotten meanwhile (another process re-indexed it) gets no orphan chunks.
     insertChunk: db.prepare(`
       INSERT OR REPLACE INTO chunks (file_id, offset, size, hash)
       SELECT @fileId, @offset, @size, @hash WHERE EXISTS (SELECT 1 FROM files WHERE id = @fileId)`),
     finishFile: db.prepare(`
       UPDATE files SET path = @path, size = @size, identity = @identity, inode = @inode,
-        file_hash = @fileHash, chunk_count = @chunkCount, target = NULL
+        file_hash = @fileHash, chunk_count = @chunkCount, target = NULL, version = NULL
       WHERE id = @id`),
     deleteChunks: db.prepare("DELETE FROM chunks WHERE file_id = ?"),
     deleteFile: db.prepare("DELETE FROM files WHERE id = ?"),
@@ -357,6 +398,7 @@ function prepareStatements(db: Database.Database) {
       "SELECT count(*) AS files, count(*) - count(file_hash) AS partial, sum(size) AS bytes FROM files",
     ),
     chunkStats: db.prepare("SELECT count(*) AS chunks FROM chunks"),
+    countChunks: db.prepare("SELECT count(*) AS count FROM chunks WHERE file_id = ?"),
     uniqueStats: db.prepare(
       "SELECT sum(size) AS bytes FROM (SELECT max(size) AS size FROM chunks GROUP BY hash)",
     ),

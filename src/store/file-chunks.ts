@@ -38,7 +38,7 @@ export async function* fileChunks(
     const chunks = chunkFile(handle, size, chunker, signal);
     let step = await chunks.next();
     while (!step.done) {
-      if (fileId !== undefined) index?.addChunks(fileId, step.value);
+      if (fileId !== undefined) index?.addChunks(step.value.map((chunk) => [fileId, chunk] as const));
       yield step.value;
       step = await chunks.next();
     }

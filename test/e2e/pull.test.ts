@@ -132,8 +132,10 @@ test("pull --streams N spreads the chunks over N connections and reproduces the 
   const { share, info, host, work, env } = await hostFixture(t);
   for (const streams of [1, 3]) {
     const dest = join(work, `dest-${streams}`);
+    // A home of its own: with the first pull's files in the index, nothing would cross the network.
+    const home = { TELEPORT_HOME: join(work, `home-${streams}`) };
 
-    const result = await runCli(["pull", host.link, dest, "--json", "--streams", String(streams)], env);
+    const result = await runCli(["pull", host.link, dest, "--json", "--streams", String(streams)], home);
 
     assertSucceeded(result, `pull --streams ${streams}`);
     const summary = JSON.parse(result.stdout) as { bytes: number; streams: { bytes: number }[] };
