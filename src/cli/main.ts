@@ -15,6 +15,7 @@ import {
   pullCommand,
 } from "./commands.js";
 import { demoCommand } from "./demo.js";
+import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -104,6 +105,25 @@ function buildProgram(): Command {
     .argument("<file>", "local file")
     .option("--json", "JSON output")
     .action((file: string, flags) => manifestCommand(file, flags));
+
+  program
+    .command("index")
+    .description("add a folder's files to the chunk index: pulls copy their chunks locally instead of fetching them")
+    .argument("<dir>", "folder (or file) to index; symlinks are not followed")
+    .option("--json", "one JSON line")
+    .action((dir: string, flags) => indexCommand(dir, flags));
+
+  const store = program.command("store").description("the chunk index in TELEPORT_HOME");
+  store
+    .command("stats")
+    .description("files, chunks and bytes the index knows")
+    .option("--json", "one JSON line")
+    .action((flags) => storeStatsCommand(flags));
+  store
+    .command("gc")
+    .description("forget files changed, moved or deleted since they were indexed, and compact the index")
+    .option("--json", "one JSON line")
+    .action((flags) => storeGcCommand(flags));
 
   program
     .command("bench")

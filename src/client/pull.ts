@@ -401,7 +401,8 @@ class Puller {
   /** Resumes an interrupted download of this version of the file, or keeps one of another as a source. */
   async #findPartial(job: FileJob, index: ChunkIndex): Promise<void> {
     const partial = index.findPartial(job.finalPath);
-    if (partial === undefined) return;
+    // Another pull into the same place, still running, keeps its download.
+    if (partial === undefined || (partial.owner !== process.pid && isRunning(partial.owner))) return;
     const stats = await lstat(partial.path, { bigint: true }).catch(() => undefined);
     if (stats === undefined || !stats.isFile() || inodeOf(stats) !== partial.inode) {
       index.forget(partial.id);
@@ -414,6 +415,7 @@ class Puller {
     const flags = constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
     const handle = await open(partial.path, flags).catch(() => undefined);
     if (handle === undefined) return;
+    index.claim(partial.id);
     job.temp = { path: partial.path, handle };
     job.partialId = partial.id;
     job.resumed = true;
@@ -793,6 +795,16 @@ class Puller {
       bytesKnown: this.#bytesKnown,
       manifestComplete: this.#manifestComplete,
     });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -53,6 +53,8 @@ import type { Share } from "./share.js";
 export interface HostFaults {
   /** Called with each chunk about to be sent; may change its bytes in place. */
   corruptChunk?: (request: ChunkRequest, data: Buffer) => void;
+  /** Awaited before each chunk is sent (to slow a transfer down, or act in the middle of it). */
+  beforeChunk?: (request: ChunkRequest) => Promise<void>;
 }
 
 export interface SessionContext {
@@ -402,6 +404,7 @@ export class HostSession {
         const following = requests[i + 1];
         if (following !== undefined) next = this.#readChunkFrame(requestId, following);
         try {
+          await this.#context.faults?.beforeChunk?.(requests[i] as ChunkRequest);
           await this.#connection.whenWritable();
         } catch (err) {
           pool.release(frame);

@@ -23,7 +23,7 @@ import type { FileDigest } from "../chunking/manifest.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 const INDEX_FILE = "index.db";
 /** How many places a chunk lookup returns: enough to skip a few stale ones. */
 const MAX_SOURCES = 8;
@@ -43,6 +43,8 @@ export interface PartialFile extends IndexedFile {
   inode: string;
   /** The remote file's version it was a download of. */
   version: string;
+  /** Process id of the pull writing it; it may have ended. */
+  owner: number;
 }
 
 /** A place on this machine holding a chunk's bytes. */
@@ -88,6 +90,7 @@ interface FileRow {
   chunk_count: number;
   target: string | null;
   version: string | null;
+  owner: number | null;
 }
 
 export class ChunkIndex {
@@ -190,6 +193,7 @@ export class ChunkIndex {
         inode: inodeOf(stats),
         target: download?.target ?? null,
         version: download?.version ?? null,
+        owner: download === undefined ? null : process.pid,
         indexedAt: Date.now(),
       });
       return Number(result.lastInsertRowid);
@@ -240,7 +244,12 @@ export class ChunkIndex {
     const row = this.#statements.partialByTarget.get(target) as FileRow | undefined;
     return row === undefined
       ? undefined
-      : { ...toIndexedFile(row), inode: row.inode, version: row.version ?? "" };
+      : { ...toIndexedFile(row), inode: row.inode, version: row.version ?? "", owner: row.owner ?? 0 };
+  }
+
+  /** Takes over a download in progress for this process. */
+  claim(fileId: number): void {
+    this.#write(() => this.#statements.claim.run(process.pid, fileId));
   }
 
   forget(fileId: number): void {
@@ -348,6 +357,7 @@ function createSchema(db: Database.Database): void {
           chunk_count INTEGER NOT NULL DEFAULT 0,
           target TEXT,
           version TEXT,
+          owner INTEGER,
           indexed_at INTEGER NOT NULL
         );
         CREATE INDEX files_by_target ON files (target) WHERE target IS NOT NULL;
@@ -379,8 +389,8 @@ function prepareStatements(db: Database.Database) {
       FROM chunks JOIN files ON files.id = chunks.file_id
       WHERE chunks.hash = ? LIMIT ?`),
     insertFile: db.prepare(`
-      INSERT INTO files (path, chunker, size, identity, inode, target, version, indexed_at)
-      VALUES (@path, @chunker, @size, @identity, @inode, @target, @version, @indexedAt)`),
+      INSERT INTO files (path, chunker, size, identity, inode, target, version, owner, indexed_at)
+      VALUES (@path, @chunker, @size, @identity, @inode, @target, @version, @owner, @indexedAt)`),
     // A file forgotten meanwhile (another process re-indexed it) gets no orphan chunks.
     insertChunk: db.prepare(`
       INSERT OR REPLACE INTO chunks (file_id, offset, size, hash)
@@ -389,6 +399,7 @@ function prepareStatements(db: Database.Database) {
       UPDATE files SET path = @path, size = @size, identity = @identity, inode = @inode,
         file_hash = @fileHash, chunk_count = @chunkCount, target = NULL, version = NULL
       WHERE id = @id`),
+    claim: db.prepare("UPDATE files SET owner = ? WHERE id = ?"),
     deleteChunks: db.prepare("DELETE FROM chunks WHERE file_id = ?"),
     deleteFile: db.prepare("DELETE FROM files WHERE id = ?"),
     allFiles: db.prepare(

@@ -4,11 +4,12 @@ import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FixedChunker } from "../../src/chunking/chunker.js";
+import { ContentDefinedChunker, DEFAULT_CDC_SIZES, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes, StreamingHash, toHex } from "../../src/chunking/hash.js";
 import { chunkFile } from "../../src/chunking/manifest.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
+import { pseudoRandomBytes } from "../helpers/tree.js";
 
 describe("BLAKE3", () => {
   it("matches the reference test vectors", () => {
@@ -93,5 +94,68 @@ describe("chunkFile", () => {
     } finally {
       await handle.close();
     }
+  });
+});
+
+describe("ContentDefinedChunker", () => {
+  const chunker = new ContentDefinedChunker();
+  const { min, max } = DEFAULT_CDC_SIZES;
+
+  function cut(data: Buffer): Array<{ offset: number; hash: string }> {
+    const chunks: Array<{ offset: number; hash: string }> = [];
+    for (let offset = 0; offset < data.length; ) {
+      const length = chunker.nextChunkLength(data.subarray(offset), true);
+      assert.ok(length > 0);
+      chunks.push({ offset, hash: toHex(hashBytes(data.subarray(offset, offset + length))) });
+      offset += length;
+    }
+    return chunks;
+  }
+
+  it("keeps every chunk between min and max, except the last", () => {
+    const data = randomBytes(8 * 1024 * 1024);
+    const chunks = cut(data);
+    chunks.forEach((chunk, i) => {
+      const end = chunks[i + 1]?.offset ?? data.length;
+      const size = end - chunk.offset;
+      assert.ok(size <= max, `chunk ${i} is ${size} bytes`);
+      if (i < chunks.length - 1) assert.ok(size > min, `chunk ${i} is ${size} bytes`);
+    });
+  });
+
+  it("asks for more bytes until it can decide, and always cuts at end of file", () => {
+    const data = randomBytes(max);
+    const whole = chunker.nextChunkLength(data, false);
+    assert.ok(whole > min && whole <= max);
+    assert.equal(chunker.nextChunkLength(data.subarray(0, min), false), 0);
+    assert.equal(chunker.nextChunkLength(data.subarray(0, 100), true), 100);
+    // Cutting a prefix that contains the boundary finds the same boundary.
+    assert.equal(chunker.nextChunkLength(data.subarray(0, whole), false), whole);
+  });
+
+  it("moves only the boundaries near an insertion", () => {
+    const original = randomBytes(8 * 1024 * 1024);
+    const edited = Buffer.concat([
+      original.subarray(0, 3_000_000),
+      Buffer.from("inserted"),
+      original.subarray(3_000_000),
+    ]);
+    const before = new Set(cut(original).map((chunk) => chunk.hash));
+    const after = cut(edited);
+    const changed = after.filter((chunk) => !before.has(chunk.hash));
+    assert.ok(changed.length >= 1 && changed.length <= 2, `${changed.length} chunks changed`);
+  });
+
+  it("cuts the same content the same way every time (a fixed gear table)", () => {
+    const data = pseudoRandomBytes(1024 * 1024, "cdc-pinned");
+    assert.deepEqual(cut(data), cut(Buffer.from(data)));
+    // Pinned: a peer with another table or mask would find no chunk in common with us.
+    const boundaries = [
+      0, 79320, 145690, 214520, 306200, 378073, 454288, 532306, 681641, 754996, 830458, 887079, 995177,
+    ];
+    assert.deepEqual(
+      cut(data).map((chunk) => chunk.offset),
+      boundaries,
+    );
   });
 });

@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { ChunkIndex } from "../../src/store/chunk-index.js";
+import type { ChunkRef } from "../../src/wire/messages.js";
+
+const INDEX_MODULE = fileURLToPath(new URL("../../src/store/chunk-index.js", import.meta.url));
+
+function chunks(count: number, size = 1000): ChunkRef[] {
+  return Array.from({ length: count }, (_, i) => ({ offset: i * size, size, hash: randomBytes(32) }));
+}
+
+describe("ChunkIndex", () => {
+  let dir = "";
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "teleport-index-"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("finds a file only while its identity and chunker are unchanged", async () => {
+    const index = ChunkIndex.open(join(dir, "lookup"));
+    const path = join(dir, "lookup.bin");
+    await writeFile(path, "some bytes");
+    const stats = await stat(path, { bigint: true });
+    const id = index.startFile(path, stats, "cdc-a");
+    const refs = chunks(3);
+    index.addChunks(refs.map((chunk) => [id, chunk] as const));
+    assert.equal(index.lookupFile(path, stats, "cdc-a"), undefined, "not complete yet");
+    index.finishFile(id, path, stats, { size: 10, chunkCount: 3, fileHash: Buffer.alloc(32, 1) });
+
+    assert.equal(index.lookupFile(path, stats, "cdc-a")?.chunkCount, 3);
+    assert.equal(index.lookupFile(path, stats, "cdc-b"), undefined, "another chunker's list");
+    await writeFile(path, "other byte");
+    assert.equal(index.lookupFile(path, await stat(path, { bigint: true }), "cdc-a"), undefined);
+    assert.ok(index.hasChunkAt(id, 1000, refs[1]?.hash as Buffer));
+    assert.ok(!index.hasChunkAt(id, 2000, refs[1]?.hash as Buffer));
+    assert.equal(index.locate(refs[2]?.hash as Buffer)[0]?.offset, 2000);
+    index.close();
+  });
+
+  it("pages a long chunk list in order, one query per batch", async () => {
+    const index = ChunkIndex.open(join(dir, "paging"));
+    const path = join(dir, "paging.bin");
+    await writeFile(path, "");
+    const id = index.startFile(path, await stat(path, { bigint: true }), "cdc");
+    const refs = chunks(2500);
+    index.addChunks(refs.map((chunk) => [id, chunk] as const));
+    const batches = [...index.chunksOf(id, 1000)];
+    assert.deepEqual(
+      batches.map((batch) => batch.length),
+      [1000, 1000, 500],
+    );
+    assert.deepEqual(
+      batches.flat().map((chunk) => chunk.offset),
+      refs.map((chunk) => chunk.offset),
+    );
+    assert.equal([...index.chunksOf(id, 1000, 5000, 10_000)].flat().length, 5);
+    index.close();
+  });
+
+  it("survives a process killed in the middle of writing: each transaction is all or nothing", async () => {
+    const home = join(dir, "crash");
+    ChunkIndex.open(home).close();
+    // A writer adding 5,000 rows per transaction, as fast as it can, until killed.
+    const writer = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { ChunkIndex } from ${JSON.stringify(INDEX_MODULE)};
+         import { randomBytes } from "node:crypto";
+         import { statSync } from "node:fs";
+         const index = ChunkIndex.open(process.argv[1]);
+         const stats = statSync(process.argv[1], { bigint: true });
+         const id = index.startFile(process.argv[1], stats, "cdc");
+         for (let round = 0; ; round++) {
+           const rows = [];
+           for (let i = 0; i < 5000; i++) rows.push([id, { offset: (round * 5000 + i) * 10, size: 10, hash: randomBytes(32) }]);
+           index.addChunks(rows);
+           if (round === 2) process.stdout.write("writing\\n");
+         }`,
+        home,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((resolve) => writer.stdout.once("data", () => resolve()));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    writer.kill("SIGKILL");
+    await new Promise((resolve) => writer.once("close", resolve));
+
+    const db = new Database(join(home, "index.db"));
+    assert.equal(db.pragma("integrity_check", { simple: true }), "ok");
+    const rows = (db.prepare("SELECT count(*) AS n FROM chunks").get() as { n: number }).n;
+    db.close();
+    assert.ok(rows >= 15_000, `${rows} rows`);
+    assert.equal(rows % 5000, 0, "no transaction was half applied");
+    const index = ChunkIndex.open(home);
+    assert.equal(index.stats().chunks, rows);
+    index.close();
+  });
+
+  it("sets a damaged database aside and starts a new one", async () => {
+    const home = join(dir, "damaged");
+    ChunkIndex.open(home).close();
+    await writeFile(join(home, "index.db"), randomBytes(64 * 1024));
+    const index = ChunkIndex.open(home);
+    assert.equal(index.stats().files, 0);
+    index.close();
+    assert.ok((await readdir(home)).some((name) => name.startsWith("index.db.corrupt-")));
+  });
+});
