@@ -89,11 +89,11 @@ export class ContentDefinedChunker implements Chunker {
     let hash = 0;
     let i = this.#min;
     for (; i < normal; i++) {
-      hash = ((hash << 1) + GEAR[data[i] as number]!) | 0;
+      hash = ((hash << 1) + (GEAR[data[i] as number] as number)) | 0;
       if ((hash & maskHard) === 0) return i + 1;
     }
     for (; i < end; i++) {
-      hash = ((hash << 1) + GEAR[data[i] as number]!) | 0;
+      hash = ((hash << 1) + (GEAR[data[i] as number] as number)) | 0;
       if ((hash & maskEasy) === 0) return i + 1;
     }
     if (end === this.maxChunkSize || eof) return end;

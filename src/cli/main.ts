@@ -108,7 +108,9 @@ function buildProgram(): Command {
 
   program
     .command("index")
-    .description("add a folder's files to the chunk index: pulls copy their chunks locally instead of fetching them")
+    .description(
+      "add a folder's files to the chunk index: pulls copy their chunks locally instead of fetching them",
+    )
     .argument("<dir>", "folder (or file) to index; symlinks are not followed")
     .option("--json", "one JSON line")
     .action((dir: string, flags) => indexCommand(dir, flags));

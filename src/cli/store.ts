@@ -35,7 +35,14 @@ export async function indexCommand(dir: string, flags: { json?: boolean }): Prom
   const index = ChunkIndex.open(teleportHome());
   const chunker = defaultChunker();
   const started = performance.now();
-  const summary: IndexSummary = { files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, failedFiles: 0, seconds: 0 };
+  const summary: IndexSummary = {
+    files: 0,
+    bytes: 0,
+    hashedFiles: 0,
+    hashedBytes: 0,
+    failedFiles: 0,
+    seconds: 0,
+  };
   try {
     for await (const path of regularFiles(root)) {
       try {

@@ -7,7 +7,7 @@ import type { FileHandle } from "node:fs/promises";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
-import { chunkFile, type FileDigest } from "../chunking/manifest.js";
+import type { FileDigest } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";

@@ -156,7 +156,7 @@ export class ChunkIndex {
   /** Whether the indexed file holds the chunk with `hash` at `offset`. */
   hasChunkAt(fileId: number, offset: number, hash: Buffer): boolean {
     const row = this.#statements.chunkAt.get(fileId, offset) as { hash: Buffer } | undefined;
-    return row !== undefined && row.hash.equals(hash);
+    return row?.hash.equals(hash) === true;
   }
 
   /** Places that held the chunk's bytes when indexed; the caller checks and verifies them. */
