@@ -15,6 +15,7 @@ import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { dedupBenchmarks } from "./cases/dedup.js";
 import { latencyBenchmarks } from "./cases/latency.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
@@ -31,10 +32,10 @@ import type { BenchContext, Benchmark, BenchOutcome, BenchRecord, SuiteResult } 
 /** In the order targets.md lists them. */
 const BENCHMARKS: readonly Benchmark[] = [
   ...transferBenchmarks,
-  ...pendingBenchmarks.slice(0, 4),
+  ...dedupBenchmarks,
   ...latencyBenchmarks,
   memory,
-  ...pendingBenchmarks.slice(4),
+  ...pendingBenchmarks,
   ...wanBenchmarks,
   microBenchmark,
 ];

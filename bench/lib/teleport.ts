@@ -22,11 +22,19 @@ export interface TeleportHost {
   stop(): Promise<ExitState>;
 }
 
-export async function startTeleportHost(cliPath: string, shareDir: string): Promise<TeleportHost> {
+/**
+ * Starts `teleport host` on `shareDir`. Its TELEPORT_HOME is fresh unless `home` is given: a home
+ * kept between runs keeps the host's chunk index, so an unchanged share is not hashed again.
+ */
+export async function startTeleportHost(
+  cliPath: string,
+  shareDir: string,
+  home?: string,
+): Promise<TeleportHost> {
   const temp = makeTempDir("teleport-host");
-  const home = join(temp.path, "home");
   const linkFile = join(temp.path, "link");
-  mkdirSync(home);
+  home ??= join(temp.path, "home");
+  mkdirSync(home, { recursive: true });
   try {
     const started = process.hrtime.bigint();
     const server = await startServer(

@@ -36,6 +36,15 @@ const candidates: Array<{ name: string; chunker: Chunker }> = [
       chunker: new ContentDefinedChunker(sizes),
     };
   }),
+  ...[
+    { min: 32, avg: 64, max: 256, normalization: 2 },
+    { min: 16, avg: 64, max: 256, normalization: 3 },
+    { min: 32, avg: 64, max: 192, normalization: 3 },
+    { min: 48, avg: 64, max: 128, normalization: 3 },
+  ].map(({ min, avg, max, normalization }) => ({
+    name: `cdc ${min}/${avg}/${max} KiB, NC${normalization}`,
+    chunker: new ContentDefinedChunker({ min: min * KIB, avg: avg * KIB, max: max * KIB, normalization }),
+  })),
   { name: "fixed 64 KiB", chunker: new FixedChunker(64 * KIB) },
   { name: "fixed 1 MiB", chunker: new FixedChunker(MIB) },
 ];

@@ -39,16 +39,18 @@ export interface CdcSizes {
   /** A power of two: the cut condition is a test on log2(avg) bits. */
   avg: number;
   max: number;
+  /** Normalization: mask bits added before `avg` and removed after (FastCDC's NC level). */
+  normalization?: number;
 }
 
 /**
- * 16 KiB / 64 KiB / 256 KiB. Chosen by measurement (`node dist/bench/micro/cdc-sizes.js`, figures
- * in the README): on a 1 GiB file, 64 KiB average chunks keep a 1-byte insert to 0.01% of the
- * file and a 10% rewrite in 1 MiB patches to ~10.7% on the wire, with a manifest of ~0.7 MB
- * (16,400 chunks); halving the average gains under half a point of dedup for twice the manifest
- * and per-chunk overhead, doubling it costs a point of dedup on scattered edits.
+ * 8 KiB / 32 KiB / 128 KiB (mean chunk ~37 KiB). Chosen by measurement (`node
+ * dist/bench/micro/cdc-sizes.js`, figures in the README): on a 1 GiB file, 10% rewritten in 1 MiB
+ * patches costs ~10.7-11.1% on the wire with these sizes, ~11.6-11.9% with 16/64/256 KiB (too
+ * close to the 12% target) and ~12.8% with 32/128/512 KiB; a 1-byte insert costs 0.01%. The price
+ * is the manifest: 28,900 chunks (1.3 MB) per GiB. Cutting speed does not depend on the sizes.
  */
-export const DEFAULT_CDC_SIZES: CdcSizes = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
+export const DEFAULT_CDC_SIZES: CdcSizes = { min: 8 * 1024, avg: 32 * 1024, max: 128 * 1024 };
 
 /**
  * FastCDC (Xia et al., USENIX ATC 2016): a gear rolling hash — one shift, one add and one table
@@ -74,9 +76,10 @@ export class ContentDefinedChunker implements Chunker {
     this.#min = min;
     this.#avg = avg;
     this.maxChunkSize = max;
-    this.#maskHard = topBits(bits + 2);
-    this.#maskEasy = topBits(bits - 2);
-    this.id = `fastcdc-${min}-${avg}-${max}`;
+    const level = sizes.normalization ?? 2;
+    this.#maskHard = topBits(bits + level);
+    this.#maskEasy = topBits(bits - level);
+    this.id = `fastcdc-${min}-${avg}-${max}${level === 2 ? "" : `-nc${level}`}`;
   }
 
   nextChunkLength(data: Uint8Array, eof: boolean): number {

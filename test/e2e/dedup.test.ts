@@ -64,6 +64,7 @@ test("an identical re-pull fetches nothing and leaves the file untouched", async
   assert.equal(again.bytesReused, SIZE, "every byte accounted for");
   assert.equal(again.reused.existing, SIZE);
   assert.deepEqual(again.streams, [], "no data stream was opened");
+  assert.equal(again.bytesReadLocally, 0, "nothing was read to know it");
   const after = await stat(join(dest, "data.bin"), { bigint: true });
   assert.equal(after.ino, before.ino, "not rewritten");
   assert.equal(after.mtimeNs, before.mtimeNs);
@@ -203,6 +204,7 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
   await assertSameFile(join(share, "data.bin"), join(dest, "data.bin"));
   assert.deepEqual(await findPartFiles(dest), []);
   assert.ok(summary.reused.resumed > 0, "the first run's chunks were kept");
+  assert.equal(summary.bytesReadLocally, 0, "and not read again");
   assert.equal(summary.bytesFromNetwork, served);
   assert.equal(summary.bytesFromNetwork + summary.reused.resumed, content.length);
   // Chunks in flight when the first run died are fetched twice, nothing else.

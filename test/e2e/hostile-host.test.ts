@@ -134,6 +134,15 @@ test("the share root announced as a file or symlink is refused", async (t) => {
   assertRefused(asLink.error, [ErrorCode.PROTOCOL]);
 });
 
+test("a file hash that does not match the chunk list is refused, and nothing is written", async (t) => {
+  const data = randomBytes(100_000);
+  const frames = fileFrames("f.bin", data);
+  frames[frames.length - 1] = hostile.fileEnd(data.length, 1, Buffer.alloc(32, 7));
+  const { error, dest } = await pullFrom(t, [hostile.entries([dirEntry("")]), ...frames], { content: data });
+  assertRefused(error, [ErrorCode.PROTOCOL]);
+  assert.deepEqual(await readdir(dest), []);
+});
+
 test("sizes that lie are refused: chunks past the end, gaps, a short file end", async (t) => {
   const hash = Buffer.alloc(32);
   const scripts: Script[] = [

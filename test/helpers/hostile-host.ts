@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { hashBytes } from "../../src/chunking/hash.js";
+import { ChunkListHash } from "../../src/chunking/manifest.js";
 import { Connection, encodeFrame } from "../../src/engine/connection.js";
 import { loadOrCreateIdentity } from "../../src/transport/identity.js";
 import { formatLink } from "../../src/transport/link.js";
@@ -36,8 +37,8 @@ export const hostile = {
   entries: (entries: Entry[]) => frameOf(MessageType.ENTRIES, entriesCodec, { entries }),
   fileBegin: (entry: Entry) => frameOf(MessageType.FILE_BEGIN, entryCodec, entry),
   chunks: (chunks: ChunkRef[]) => frameOf(MessageType.CHUNKS, chunksCodec, { chunks }),
-  fileEnd: (size: number, chunkCount: number) =>
-    frameOf(MessageType.FILE_END, fileEndCodec, { size, chunkCount, fileHash: Buffer.alloc(32) }),
+  fileEnd: (size: number, chunkCount: number, fileHash: Buffer = Buffer.alloc(32)) =>
+    frameOf(MessageType.FILE_END, fileEndCodec, { size, chunkCount, fileHash }),
 };
 
 export function dirEntry(path: string): Entry {
@@ -69,14 +70,16 @@ export function symlinkEntry(path: string, target: string): Entry {
 /** The frames a well-behaved host sends for one file whose bytes are `data`. */
 export function fileFrames(path: string, data: Buffer): ((requestId: number) => Buffer)[] {
   const chunks: ChunkRef[] = [];
+  const fileHash = new ChunkListHash();
   for (let offset = 0; offset < data.length; offset += MAX_CHUNK_SIZE) {
     const piece = data.subarray(offset, offset + MAX_CHUNK_SIZE);
     chunks.push({ offset, size: piece.length, hash: hashBytes(piece) });
+    fileHash.add(chunks.at(-1)?.hash as Buffer);
   }
   return [
     hostile.fileBegin(fileEntry(path, data.length)),
     ...(chunks.length > 0 ? [hostile.chunks(chunks)] : []),
-    hostile.fileEnd(data.length, chunks.length),
+    hostile.fileEnd(data.length, chunks.length, fileHash.digest()),
   ];
 }
 
