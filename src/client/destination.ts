@@ -4,7 +4,7 @@
  * are verified to be real folders, files are created under fresh temporary names with O_EXCL and
  * renamed into place only when complete and verified.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { type FileHandle, lstat, mkdir, open, rename, symlink, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
@@ -29,16 +29,33 @@ export async function ensureRealDirectory(path: string): Promise<void> {
   }
 }
 
-export function tempPathFor(finalPath: string): string {
-  return join(
-    dirname(finalPath),
-    `.${basename(finalPath).slice(0, 180)}.${randomBytes(6).toString("hex")}${TEMP_SUFFIX}`,
-  );
+/**
+ * A temporary name next to `finalPath`: random, or with `stable` always the same one, so that a
+ * file a killed pull left under it (one with no journal to resume from) is found and replaced by
+ * the next pull of the same file instead of left behind for good.
+ */
+export function tempPathFor(finalPath: string, stable = false): string {
+  const unique = stable ? "" : `.${randomBytes(6).toString("hex")}`;
+  return join(dirname(finalPath), `.${shortened(basename(finalPath))}${unique}${TEMP_SUFFIX}`);
 }
 
-/** Creates a new temporary file next to `finalPath`; O_EXCL|O_NOFOLLOW so no existing file or link is reused. */
-export async function createTempFile(finalPath: string): Promise<{ path: string; handle: FileHandle }> {
-  const path = tempPathFor(finalPath);
+/** `name` if short, else a prefix and a hash of the whole: within NAME_MAX, and distinct. */
+function shortened(name: string): string {
+  if (Buffer.byteLength(name) <= 180) return name;
+  const prefix = Buffer.from(name).subarray(0, 150).toString();
+  return `${prefix}~${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
+}
+
+/**
+ * Creates a new temporary file next to `finalPath`; O_EXCL|O_NOFOLLOW so no existing file or
+ * link is reused. With `stable`, under the stable temporary name, removing what is there first.
+ */
+export async function createTempFile(
+  finalPath: string,
+  stable = false,
+): Promise<{ path: string; handle: FileHandle }> {
+  const path = tempPathFor(finalPath, stable);
+  if (stable) await removeQuietly(path);
   try {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
     return { path, handle: await open(path, flags, 0o600) };

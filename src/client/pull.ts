@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { ChunkListHash } from "../chunking/manifest.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { type ChunkIndex, type IndexedFile, inodeOf } from "../store/chunk-index.js";
+import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { formatLink } from "../transport/link.js";
 import { type ChunkRef, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
@@ -95,6 +95,15 @@ const BATCH_CHUNKS = 1024;
 const MAX_OPEN_FILES = 128;
 /** Per stream; well under the host's cap of 256 open requests per connection. */
 const MAX_OPEN_REQUESTS_PER_STREAM = 16;
+/**
+ * Files smaller than this are not journaled while written (a crash costs little to redo); they
+ * are indexed once complete, many in one transaction, instead of in two or more per file.
+ */
+const JOURNAL_MIN_BYTES = 1024 * 1024;
+/** Complete small files indexed per transaction. */
+const RECORD_BATCH = 256;
+const JOURNAL_BATCH = 1024;
+const JOURNAL_DELAY_MS = 200;
 /** Local copies run at once, each with a COPY_RUN_BYTES buffer. */
 const MAX_RUNNING_COPIES = 2;
 /** Copy runs waiting; the manifest waits when more are queued. */
@@ -135,6 +144,8 @@ interface FileJob {
   maybeUnchanged: boolean;
   /** Hash of the chunk hashes received, checked against the host's file hash at the end. */
   listHash: ChunkListHash;
+  /** A small file's chunks, indexed when it is complete (it has no journal). */
+  smallChunks: ChunkRef[] | undefined;
   /** Consecutive local chunks not yet queued for copying. */
   copyRun: CopyRun | undefined;
   /** Next offset the manifest must describe: chunks arrive in order and tile the file. */
@@ -186,6 +197,11 @@ class Puller {
   /** GET_CHUNKS requests sent and not yet answered in full. */
   #requestsOpen = 0;
   readonly #copies: Array<{ run: CopyRun; job: FileJob }> = [];
+  /** Complete small files waiting to be indexed. */
+  #records: RecordedFile[] = [];
+  /** Written chunks not yet journaled (see #journal). */
+  #unjournaled: Array<readonly [number, ChunkRef]> = [];
+  #journalTimer: NodeJS.Timeout | undefined;
   readonly #copyBuffers: Buffer[] = [];
   #copiesRunning = 0;
   readonly #work = new Set<Promise<void>>();
@@ -265,6 +281,8 @@ class Puller {
       for (const dir of this.#dirStack.splice(0).reverse()) await this.#leaveDirectory(dir);
       this.#throwIfFailed();
       this.#summary.streams = (await this.#streams?.close()) ?? [];
+      this.#flushJournal();
+      this.#flushRecords();
     } catch (err) {
       this.#fail(toTeleportError(err));
       await this.#cleanUp();
@@ -292,6 +310,11 @@ class Puller {
   async #cleanUp(): Promise<void> {
     await this.#streams?.close({ abort: true });
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    try {
+      this.#flushJournal(); // what was written stays resumable
+    } catch {
+      clearTimeout(this.#journalTimer);
+    }
     for (const job of this.#openFiles) {
       if (job.temp === undefined) continue;
       await job.temp.handle.close().catch(() => {});
@@ -300,6 +323,39 @@ class Puller {
       if (job.partialId !== undefined) this.#forgetQuietly(job.partialId);
     }
     this.#openFiles.clear();
+    try {
+      this.#flushRecords(); // the files committed before the failure are complete
+    } catch {
+      // not indexed: a later pull reads them again
+    }
+  }
+
+  /**
+   * Journals written chunks: kept a moment and written 1,024 at a time or every JOURNAL_DELAY_MS,
+   * since a transaction costs as much as ~100 rows. A crash loses at most that moment's journal:
+   * those chunks are fetched again.
+   */
+  #journal(entries: ReadonlyArray<readonly [number, ChunkRef]>): void {
+    if (entries.length === 0) return;
+    this.#unjournaled.push(...entries);
+    if (this.#unjournaled.length >= JOURNAL_BATCH) this.#flushJournal();
+    else this.#journalTimer ??= setTimeout(() => this.#flushJournal(), JOURNAL_DELAY_MS);
+  }
+
+  #flushJournal(): void {
+    clearTimeout(this.#journalTimer);
+    this.#journalTimer = undefined;
+    if (this.#unjournaled.length === 0) return;
+    const entries = this.#unjournaled;
+    this.#unjournaled = [];
+    this.#index?.addChunks(entries);
+  }
+
+  #flushRecords(): void {
+    if (this.#records.length === 0) return;
+    const records = this.#records;
+    this.#records = [];
+    this.#index?.recordFiles(records);
   }
 
   #forgetQuietly(fileId: number): void {
@@ -389,6 +445,7 @@ class Puller {
       base: undefined,
       maybeUnchanged: false,
       listHash: new ChunkListHash(),
+      smallChunks: entry.size < JOURNAL_MIN_BYTES && this.#index !== undefined ? [] : undefined,
       copyRun: undefined,
       described: 0,
       chunkCount: 0,
@@ -460,8 +517,9 @@ class Puller {
   /** The file the job writes into: a new temporary file, journaled when there is an index. */
   async #openTemp(job: FileJob): Promise<FileHandle> {
     if (job.temp !== undefined) return job.temp.handle;
-    job.temp = await createTempFile(job.finalPath);
-    if (this.#index !== undefined) {
+    // A small file has no journal: a stable name, so a killed pull's leftover is replaced next time.
+    job.temp = await createTempFile(job.finalPath, job.smallChunks !== undefined);
+    if (this.#index !== undefined && job.smallChunks === undefined) {
       const stats = await job.temp.handle.stat({ bigint: true });
       const download = { target: job.finalPath, version: versionOf(job.entry) };
       job.partialId = this.#index.startFile(job.temp.path, stats, this.#chunker.id, download);
@@ -481,6 +539,7 @@ class Puller {
       job.described += chunk.size;
       job.chunkCount++;
       job.listHash.add(chunk.hash);
+      job.smallChunks?.push(chunk);
       if (!job.maybeUnchanged) await this.#place(job, chunk);
     }
   }
@@ -597,7 +656,7 @@ class Puller {
     const index = this.#index as ChunkIndex;
     if (job.partialId !== undefined && copied.length > 0) {
       const partialId = job.partialId;
-      index.addChunks(copied.map((chunk) => [partialId, chunk] as const));
+      this.#journal(copied.map((chunk) => [partialId, chunk] as const));
       job.journaled += copied.length;
     }
     const kind =
@@ -697,7 +756,7 @@ class Puller {
         job.journaled++;
       }
     }
-    if (journal.length > 0) this.#index?.addChunks(journal);
+    this.#journal(journal);
     for (const { chunk, job } of batch) {
       this.#inFlightBytes -= chunk.size;
       job.written += chunk.size;
@@ -761,8 +820,23 @@ class Puller {
   /** The file now at its final path is what the index says it is: next time it is a known copy. */
   async #indexCommitted(job: FileJob): Promise<void> {
     const index = this.#index;
-    if (index === undefined || job.partialId === undefined) return;
+    if (index === undefined) return;
     this.#local?.changed(job.finalPath);
+    if (job.smallChunks !== undefined) {
+      const stats = await lstat(job.finalPath, { bigint: true });
+      const digest = job.digest as FileEnd;
+      this.#records.push({
+        path: job.finalPath,
+        stats,
+        chunker: this.#chunker.id,
+        digest,
+        chunks: job.smallChunks,
+      });
+      if (this.#records.length >= RECORD_BATCH) this.#flushRecords();
+      return;
+    }
+    if (job.partialId === undefined) return;
+    this.#flushJournal();
     // A journal with more rows than chunks holds a resumed version's leftovers: not vouched for.
     if (job.resumed && index.chunkCount(job.partialId) !== job.chunkCount) {
       index.forget(job.partialId);

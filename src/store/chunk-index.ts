@@ -38,6 +38,15 @@ export interface IndexedFile {
   chunkCount: number;
 }
 
+/** A complete file and its chunks, recorded at once (see `recordFiles`). */
+export interface RecordedFile {
+  path: string;
+  stats: BigIntStats;
+  chunker: string;
+  digest: FileDigest;
+  chunks: readonly ChunkRef[];
+}
+
 /** A download in progress: a temporary file, its journaled chunks, and the file it will become. */
 export interface PartialFile extends IndexedFile {
   inode: string;
@@ -165,7 +174,7 @@ export class ChunkIndex {
 
   /** Places that held the chunk's bytes when indexed; the caller checks and verifies them. */
   locate(hash: Buffer): ChunkSource[] {
-    return (this.#statements.locate.all(hash, MAX_SOURCES) as Array<FileRow & ChunkRef>).map((row) => ({
+    return (this.#statements.locate.all(hash) as Array<FileRow & ChunkRef>).map((row) => ({
       fileId: row.id,
       path: row.path,
       offset: row.offset,
@@ -240,6 +249,45 @@ export class ChunkIndex {
         fileHash: digest.fileHash,
         chunkCount: digest.chunkCount,
       });
+    });
+  }
+
+  /** Records complete files with their chunk lists, all in one transaction. */
+  recordFiles(files: readonly RecordedFile[]): void {
+    this.#write(() => {
+      for (const { path, stats, chunker, digest, chunks } of files) {
+        this.#forgetPath(path);
+        const id = Number(
+          this.#statements.insertFile.run({
+            path,
+            chunker,
+            size: Number(stats.size),
+            identity: identityOf(stats),
+            inode: inodeOf(stats),
+            target: null,
+            version: null,
+            owner: null,
+            indexedAt: Date.now(),
+          }).lastInsertRowid,
+        );
+        this.#statements.finishFile.run({
+          id,
+          path,
+          size: Number(stats.size),
+          identity: identityOf(stats),
+          inode: inodeOf(stats),
+          fileHash: digest.fileHash,
+          chunkCount: digest.chunkCount,
+        });
+        for (const chunk of chunks) {
+          this.#statements.insertChunk.run({
+            fileId: id,
+            offset: chunk.offset,
+            size: chunk.size,
+            hash: chunk.hash,
+          });
+        }
+      }
     });
   }
 
@@ -390,10 +438,11 @@ function prepareStatements(db: Database.Database) {
       )
       .raw(),
     chunkAt: db.prepare("SELECT hash FROM chunks WHERE file_id = ? AND offset = ?"),
+    // CROSS JOIN keeps this order: with few files the planner would scan a file's chunks instead.
     locate: db.prepare(`
       SELECT files.id, files.path, files.identity, files.inode, files.file_hash, chunks.offset, chunks.size
-      FROM chunks JOIN files ON files.id = chunks.file_id
-      WHERE chunks.hash = ? LIMIT ?`),
+      FROM chunks CROSS JOIN files ON files.id = chunks.file_id
+      WHERE chunks.hash = ? LIMIT ${MAX_SOURCES}`),
     insertFile: db.prepare(`
       INSERT INTO files (path, chunker, size, identity, inode, target, version, owner, indexed_at)
       VALUES (@path, @chunker, @size, @identity, @inode, @target, @version, @owner, @indexedAt)`),

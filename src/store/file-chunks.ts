@@ -11,6 +11,7 @@ import { type ChunkIndex, identityOf } from "./chunk-index.js";
 
 /** Chunk references per batch when read back from the index. */
 const INDEX_BATCH = 1024;
+const RECORD_BATCH = 1024;
 
 /**
  * Yields the chunks of the first `size` bytes of the file open as `handle` at `path`, then
@@ -36,13 +37,23 @@ export async function* fileChunks(
   let indexed = false;
   try {
     const chunks = chunkFile(handle, size, chunker, signal);
+    // Recorded 1,024 at a time: a transaction costs as much as ~100 rows.
+    let unrecorded: Array<readonly [number, ChunkRef]> = [];
+    const record = () => {
+      index?.addChunks(unrecorded);
+      unrecorded = [];
+    };
     let step = await chunks.next();
     while (!step.done) {
-      if (fileId !== undefined) index?.addChunks(step.value.map((chunk) => [fileId, chunk] as const));
+      if (fileId !== undefined) {
+        for (const chunk of step.value) unrecorded.push([fileId, chunk]);
+        if (unrecorded.length >= RECORD_BATCH) record();
+      }
       yield step.value;
       step = await chunks.next();
     }
     if (fileId !== undefined && index !== undefined) {
+      record();
       const after = await handle.stat({ bigint: true });
       if (identityOf(after) === identityOf(stats)) {
         index.finishFile(fileId, path, stats, step.value);
