@@ -12,11 +12,14 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 
 const TEMP_SUFFIX = ".teleport-part";
 
-/** Creates `path` as a folder if missing; refuses if something else (a symlink, a file) is there. */
-export async function ensureRealDirectory(path: string): Promise<void> {
+/**
+ * Creates `path` as a folder if missing (and says so); refuses if something else (a symlink, a
+ * file) is there.
+ */
+export async function ensureRealDirectory(path: string): Promise<"created" | "existed"> {
   try {
     await mkdir(path, { mode: 0o700 });
-    return;
+    return "created";
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw toTeleportError(err, `creating ${path}`);
   }
@@ -27,6 +30,7 @@ export async function ensureRealDirectory(path: string): Promise<void> {
       `${path} exists and is not a folder; not writing through it`,
     );
   }
+  return "existed";
 }
 
 /**
@@ -55,9 +59,16 @@ export async function createTempFile(
   stable = false,
 ): Promise<{ path: string; handle: FileHandle }> {
   const path = tempPathFor(finalPath, stable);
-  if (stable) await removeQuietly(path);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   try {
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+    return { path, handle: await open(path, flags, 0o600) };
+  } catch (err) {
+    if (!stable || (err as NodeJS.ErrnoException).code !== "EEXIST")
+      throw toTeleportError(err, `creating ${path}`);
+  }
+  // A killed pull's leftover under the stable name: replaced, still never opened or followed.
+  await removeQuietly(path);
+  try {
     return { path, handle: await open(path, flags, 0o600) };
   } catch (err) {
     throw toTeleportError(err, `creating ${path}`);

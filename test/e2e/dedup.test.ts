@@ -183,7 +183,7 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
       beforeChunk: async (request) => {
         served += request.size;
         if (served >= killAt) kill?.();
-        await new Promise((resolve) => setTimeout(resolve, 1));
+        await new Promise((resolve) => setTimeout(resolve, 2));
       },
     },
   });
@@ -207,6 +207,8 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
   assert.equal(summary.bytesReadLocally, 0, "and not read again");
   assert.equal(summary.bytesFromNetwork, served);
   assert.equal(summary.bytesFromNetwork + summary.reused.resumed, content.length);
-  // Chunks in flight when the first run died are fetched twice, nothing else.
-  assert.ok(firstRun + served <= content.length * 1.25, `${firstRun} + ${served} bytes served`);
+  // Fetched twice: only what was in flight when the first run died (at most the 16 MiB window)
+  // and what it wrote in its last moments without journaling yet (tens of milliseconds).
+  const inFlight = 16 * MiB;
+  assert.ok(firstRun + served <= content.length + 2 * inFlight, `${firstRun} + ${served} bytes served`);
 });
