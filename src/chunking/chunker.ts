@@ -44,13 +44,14 @@ export interface CdcSizes {
 }
 
 /**
- * 8 KiB / 32 KiB / 128 KiB (mean chunk ~37 KiB). Chosen by measurement (`node
- * dist/bench/micro/cdc-sizes.js`, figures in the README): on a 1 GiB file, 10% rewritten in 1 MiB
- * patches costs ~10.7-11.1% on the wire with these sizes, ~11.6-11.9% with 16/64/256 KiB (too
- * close to the 12% target) and ~12.8% with 32/128/512 KiB; a 1-byte insert costs 0.01%. The price
- * is the manifest: 28,900 chunks (1.3 MB) per GiB. Cutting speed does not depend on the sizes.
+ * 16 KiB / 64 KiB / 256 KiB (mean chunk ~74 KiB, 14,400 chunks and a 0.64 MB manifest per GiB).
+ * Chosen by measurement (`node dist/bench/micro/cdc-sizes.js`, and pulls of 1 GiB; README): a
+ * 1-byte insert costs 0.03% of the file, 10% rewritten in 1 MiB patches ~11.6% (32 KiB chunks:
+ * ~10.7%, 128 KiB: ~12.8%). Halving the size doubles the per-chunk work of every pull: with 32
+ * KiB chunks a cold 1 GiB pull took 2.8-3.4 s and 180-194 MB of client memory, with these
+ * 2.4-2.7 s and 152-158 MB (3 interleaved runs each). Cutting speed does not depend on sizes.
  */
-export const DEFAULT_CDC_SIZES: CdcSizes = { min: 8 * 1024, avg: 32 * 1024, max: 128 * 1024 };
+export const DEFAULT_CDC_SIZES: CdcSizes = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
 
 /**
  * FastCDC (Xia et al., USENIX ATC 2016): a gear rolling hash — one shift, one add and one table

@@ -671,7 +671,6 @@ class Puller {
     const { copied, mismatched } = await copyRun(run, handle, buffer);
     this.#throwIfFailed();
     this.#summary.bytesReadLocally += run.bytes;
-    const index = this.#index as ChunkIndex;
     if (job.partialId !== undefined && copied.length > 0) {
       const partialId = job.partialId;
       this.#journal(copied.map((chunk) => [partialId, chunk] as const));

@@ -398,52 +398,64 @@ export class HostSession {
     const runs = contiguousRuns(requests);
     // One run read ahead: the next run is read from disk while this one is encrypted and sent.
     // The wait for queue space comes before each send, so the request ends (and END goes out)
-    // as soon as its last chunk is queued.
-    let next: Promise<Buffer[]> | undefined = runs[0] && this.#readRunFrames(requestId, runs[0]);
-    let frames: Buffer[] = [];
+    // as soon as its last run is queued.
+    let next: Promise<Buffer> | undefined = runs[0] && this.#readRunFrames(requestId, runs[0]);
+    let frames: Buffer | undefined;
     try {
       for (let r = 0; r < runs.length; r++) {
-        frames = await (next as Promise<Buffer[]>);
+        frames = await (next as Promise<Buffer>);
         next = undefined;
         const following = runs[r + 1];
         if (following !== undefined) next = this.#readRunFrames(requestId, following);
         const run = runs[r] as ChunkRequest[];
-        while (frames.length > 0) {
-          const frame = frames[0] as Buffer;
-          const request = run[run.length - frames.length] as ChunkRequest;
-          await this.#context.faults?.beforeChunk?.(request);
-          await this.#connection.whenWritable();
-          if (open.abort.signal.aborted) return;
-          this.#context.faults?.corruptChunk?.(request, frame.subarray(CHUNK_FRAME_PREFIX));
-          frames.shift();
-          this.#connection.sendOwnedFrame(frame, () => pool.release(frame));
+        const faults = this.#context.faults;
+        for (const request of run) await faults?.beforeChunk?.(request);
+        await this.#connection.whenWritable();
+        if (open.abort.signal.aborted) return;
+        if (faults?.corruptChunk !== undefined) {
+          let at = 0;
+          for (const request of run) {
+            at += CHUNK_FRAME_PREFIX;
+            faults.corruptChunk(request, frames.subarray(at, at + request.size));
+            at += request.size;
+          }
         }
+        const sending = frames;
+        frames = undefined;
+        this.#connection.sendOwnedFrame(sending, () => pool.release(sending));
       }
     } finally {
-      for (const frame of frames) pool.release(frame);
+      if (frames !== undefined) pool.release(frames);
       next?.then(
-        (unsent) => {
-          for (const frame of unsent) pool.release(frame);
-        },
+        (unsent) => pool.release(unsent),
         () => {},
       );
     }
   }
 
   /**
-   * Reads a run of back-to-back chunks with one readv, straight into pooled buffers laid out as
-   * complete CHUNK_DATA frames: one system call and one thread-pool trip for the run, not one per
-   * (32 KiB) chunk.
+   * Reads a run of back-to-back chunks with one readv into one pooled buffer laid out as their
+   * CHUNK_DATA frames back to back: one system call and one thread-pool trip per run, and one
+   * TLS write of up to 2 MiB. Written frame by frame, Node's TLS socket gathers queued frames into
+   * a writev that copies them all once more (measured: 1.45 s of host CPU per GiB of 64 KiB
+   * frames, against ~1 s for 1 MiB ones).
    */
-  async #readRunFrames(requestId: number, run: ChunkRequest[]): Promise<Buffer[]> {
+  async #readRunFrames(requestId: number, run: ChunkRequest[]): Promise<Buffer> {
     const pool = this.#context.pool;
-    const frames = run.map((request) => pool.acquire(CHUNK_FRAME_PREFIX + request.size));
+    const total = run.reduce((sum, request) => sum + CHUNK_FRAME_PREFIX + request.size, 0);
+    const frames = pool.acquire(total);
+    const targets: Buffer[] = [];
+    let at = 0;
+    for (const request of run) {
+      writeFrameHeader(frames, at, MessageType.CHUNK_DATA, requestId, CHUNK_DATA_HEADER_SIZE + request.size);
+      request.hash.copy(frames, at + FRAME_HEADER_SIZE);
+      at += CHUNK_FRAME_PREFIX;
+      targets.push(frames.subarray(at, at + request.size));
+      at += request.size;
+    }
     try {
       const first = run[0] as ChunkRequest;
-      const targets = frames.map((frame, i) =>
-        frame.subarray(CHUNK_FRAME_PREFIX, CHUNK_FRAME_PREFIX + (run[i] as ChunkRequest).size),
-      );
-      const wanted = targets.reduce((sum, target) => sum + target.length, 0);
+      const wanted = total - run.length * CHUNK_FRAME_PREFIX;
       const { bytesRead } = await this.#openFiles.with(first.path, (handle) =>
         handle.readv(targets, first.offset),
       );
@@ -451,14 +463,9 @@ export class HostSession {
         throw new TeleportError(ErrorCode.FILE_CHANGED, `"${first.path}" is shorter than it was when listed`);
       }
     } catch (err) {
-      for (const frame of frames) pool.release(frame);
+      pool.release(frames);
       throw err;
     }
-    frames.forEach((frame, i) => {
-      const request = run[i] as ChunkRequest;
-      writeFrameHeader(frame, 0, MessageType.CHUNK_DATA, requestId, CHUNK_DATA_HEADER_SIZE + request.size);
-      request.hash.copy(frame, FRAME_HEADER_SIZE);
-    });
     return frames;
   }
 

@@ -198,32 +198,14 @@ export class ChunkIndex {
   ): number {
     return this.#write(() => {
       this.#forgetPath(path);
-      const result = this.#statements.insertFile.run({
-        path,
-        chunker,
-        size: Number(stats.size),
-        identity: identityOf(stats),
-        inode: inodeOf(stats),
-        target: download?.target ?? null,
-        version: download?.version ?? null,
-        owner: download === undefined ? null : process.pid,
-        indexedAt: Date.now(),
-      });
-      return Number(result.lastInsertRowid);
+      return this.#insertFile(path, stats, chunker, download);
     });
   }
 
   /** Records chunks of files being indexed or written, in one transaction. */
   addChunks(entries: Iterable<readonly [fileId: number, chunk: ChunkRef]>): void {
     this.#write(() => {
-      for (const [fileId, chunk] of entries) {
-        this.#statements.insertChunk.run({
-          fileId,
-          offset: chunk.offset,
-          size: chunk.size,
-          hash: chunk.hash,
-        });
-      }
+      for (const [fileId, chunk] of entries) this.#insertChunk(fileId, chunk);
     });
   }
 
@@ -240,15 +222,7 @@ export class ChunkIndex {
     this.#write(() => {
       const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
       if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
-      this.#statements.finishFile.run({
-        id: fileId,
-        path,
-        size: Number(stats.size),
-        identity: identityOf(stats),
-        inode: inodeOf(stats),
-        fileHash: digest.fileHash,
-        chunkCount: digest.chunkCount,
-      });
+      this.#complete(fileId, path, stats, digest);
     });
   }
 
@@ -257,38 +231,47 @@ export class ChunkIndex {
     this.#write(() => {
       for (const { path, stats, chunker, digest, chunks } of files) {
         this.#forgetPath(path);
-        const id = Number(
-          this.#statements.insertFile.run({
-            path,
-            chunker,
-            size: Number(stats.size),
-            identity: identityOf(stats),
-            inode: inodeOf(stats),
-            target: null,
-            version: null,
-            owner: null,
-            indexedAt: Date.now(),
-          }).lastInsertRowid,
-        );
-        this.#statements.finishFile.run({
-          id,
-          path,
-          size: Number(stats.size),
-          identity: identityOf(stats),
-          inode: inodeOf(stats),
-          fileHash: digest.fileHash,
-          chunkCount: digest.chunkCount,
-        });
-        for (const chunk of chunks) {
-          this.#statements.insertChunk.run({
-            fileId: id,
-            offset: chunk.offset,
-            size: chunk.size,
-            hash: chunk.hash,
-          });
-        }
+        const id = this.#insertFile(path, stats, chunker);
+        this.#complete(id, path, stats, digest);
+        for (const chunk of chunks) this.#insertChunk(id, chunk);
       }
     });
+  }
+
+  #insertFile(
+    path: string,
+    stats: BigIntStats,
+    chunker: string,
+    download?: { target: string; version: string },
+  ) {
+    const result = this.#statements.insertFile.run({
+      path,
+      chunker,
+      size: Number(stats.size),
+      identity: identityOf(stats),
+      inode: inodeOf(stats),
+      target: download?.target ?? null,
+      version: download?.version ?? null,
+      owner: download === undefined ? null : process.pid,
+      indexedAt: Date.now(),
+    });
+    return Number(result.lastInsertRowid);
+  }
+
+  #complete(fileId: number, path: string, stats: BigIntStats, digest: FileDigest): void {
+    this.#statements.finishFile.run({
+      id: fileId,
+      path,
+      size: Number(stats.size),
+      identity: identityOf(stats),
+      inode: inodeOf(stats),
+      fileHash: digest.fileHash,
+      chunkCount: digest.chunkCount,
+    });
+  }
+
+  #insertChunk(fileId: number, chunk: ChunkRef): void {
+    this.#statements.insertChunk.run({ fileId, offset: chunk.offset, size: chunk.size, hash: chunk.hash });
   }
 
   /** The latest download in progress that will become `target`, if one was recorded. */

@@ -12,7 +12,7 @@ import { DEFAULT_CDC_SIZES } from "../../src/chunking/chunker.js";
 import type { PullSummary } from "../../src/client/pull.js";
 import { Host } from "../../src/host/host.js";
 import { type CliEnv, runCli, spawnCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { findPartFiles, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 const SIZE = 16 * MiB;
@@ -196,6 +196,16 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
   assert.equal(killed.signal, "SIGKILL");
   const firstRun = served;
   assert.equal((await findPartFiles(dest)).length, 1, "the download in progress is kept");
+  // The host stops serving the dead client (a run already under way finishes) before the rerun.
+  let last = -1;
+  await waitFor(
+    () => {
+      const settled = served === last && host.connectionCount === 0;
+      last = served;
+      return settled;
+    },
+    { what: "the host to stop serving the killed pull", intervalMs: 200 },
+  );
 
   killAt = Number.POSITIVE_INFINITY;
   served = 0;
