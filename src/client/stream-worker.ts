@@ -9,7 +9,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { TeleportClient } from "./client.js";
 import type { ChunkWrite, FromStream, StreamWorkerData, ToStream } from "./streams.js";
-import { serializeError } from "./streams.js";
+import { serializeError, unpackBatch } from "./streams.js";
 
 /**
  * Page-cache writes are issued 256 KiB at a time: chunks that arrive back to back are gathered
@@ -35,7 +35,7 @@ const connecting = new AbortController();
 let bytesWritten = 0;
 
 port.on("message", (message: ToStream) => {
-  if (message.op === "fetch") void fetch(message.id, message.chunks);
+  if (message.op === "fetch") void fetch(message.id, unpackBatch(message.batch));
   else void close(message.abort);
 });
 
@@ -50,9 +50,6 @@ async function fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
   try {
     if (client === undefined) throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
     const pool = client.pool;
-    // Buffers cross threads as plain Uint8Arrays.
-    for (const chunk of chunks)
-      chunk.hash = Buffer.from(chunk.hash.buffer, chunk.hash.byteOffset, chunk.hash.length);
     await client.fetchChunks(chunks, (request, data) => {
       gather(request as ChunkWrite, data, pool);
     });

@@ -8,7 +8,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
-import type { ChunkRequest } from "../wire/messages.js";
+import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
 
 /** A chunk to fetch and where its bytes go: `fd` is a file the caller keeps open until done. */
 export interface ChunkWrite extends ChunkRequest {
@@ -26,7 +26,58 @@ export interface StreamWorkerData {
   link: string;
 }
 
-export type ToStream = { op: "fetch"; id: number; chunks: ChunkWrite[] } | { op: "close"; abort: boolean };
+export type ToStream = { op: "fetch"; id: number; batch: PackedBatch } | { op: "close"; abort: boolean };
+
+/**
+ * A batch of chunk writes as a handful of typed arrays: structured cloning copies each Buffer
+ * separately, so 32 chunk objects with their hashes cost far more to post than one array of
+ * 32 hashes (the batch is rebuilt in the worker, hashes as views into one buffer).
+ */
+export interface PackedBatch {
+  hashes: Uint8Array;
+  offsets: Float64Array;
+  sizes: Uint32Array;
+  fds: Int32Array;
+  /** Index into `paths` per chunk. */
+  pathIndexes: Uint32Array;
+  paths: string[];
+}
+
+export function packBatch(chunks: readonly ChunkWrite[]): PackedBatch {
+  const count = chunks.length;
+  const batch: PackedBatch = {
+    hashes: new Uint8Array(count * HASH_SIZE),
+    offsets: new Float64Array(count),
+    sizes: new Uint32Array(count),
+    fds: new Int32Array(count),
+    pathIndexes: new Uint32Array(count),
+    paths: [],
+  };
+  let lastPath: string | undefined;
+  chunks.forEach((chunk, i) => {
+    batch.hashes.set(chunk.hash, i * HASH_SIZE);
+    batch.offsets[i] = chunk.offset;
+    batch.sizes[i] = chunk.size;
+    batch.fds[i] = chunk.fd;
+    if (chunk.path !== lastPath) {
+      batch.paths.push(chunk.path);
+      lastPath = chunk.path;
+    }
+    batch.pathIndexes[i] = batch.paths.length - 1;
+  });
+  return batch;
+}
+
+export function unpackBatch(batch: PackedBatch): ChunkWrite[] {
+  const hashes = Buffer.from(batch.hashes.buffer, batch.hashes.byteOffset, batch.hashes.byteLength);
+  return Array.from(batch.sizes, (size, i) => ({
+    hash: hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE),
+    size,
+    offset: batch.offsets[i] as number,
+    fd: batch.fds[i] as number,
+    path: batch.paths[batch.pathIndexes[i] as number] as string,
+  }));
+}
 
 export type FromStream =
   | { op: "ready" }
@@ -126,7 +177,7 @@ class Stream {
       const id = this.#nextId++;
       await new Promise<void>((resolve, reject) => {
         this.#open.set(id, { resolve, reject });
-        this.#post({ op: "fetch", id, chunks });
+        this.#post({ op: "fetch", id, batch: packBatch(chunks) });
       });
     } finally {
       this.outstandingBytes -= bytes;
