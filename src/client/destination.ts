@@ -11,6 +11,11 @@ import { basename, dirname, join } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 
 const TEMP_SUFFIX = ".teleport-part";
+/**
+ * A stable-named temporary file whose ctime is this old is a killed pull's leftover (ctime, not
+ * mtime: a pull sets the mtime to the remote file's just before renaming, but cannot set ctime).
+ */
+const STALE_TEMP_MS = 10 * 60 * 1000;
 
 /**
  * Creates `path` as a folder if missing (and says so); refuses if something else (a symlink, a
@@ -52,25 +57,39 @@ function shortened(name: string): string {
 
 /**
  * Creates a new temporary file next to `finalPath`; O_EXCL|O_NOFOLLOW so no existing file or
- * link is reused. With `stable`, under the stable temporary name, removing what is there first.
+ * link is reused. With `stable`, under the stable temporary name if it is free or holds a
+ * leftover older than STALE_TEMP_MS (a killed pull's: a small file is written in far less), else
+ * under a random name: another pull may be writing the same file right now, and replacing its
+ * temporary file would let it rename ours into place half-written.
  */
 export async function createTempFile(
   finalPath: string,
   stable = false,
 ): Promise<{ path: string; handle: FileHandle }> {
-  const path = tempPathFor(finalPath, stable);
+  if (stable) {
+    const path = tempPathFor(finalPath, true);
+    const created = await createExclusive(path);
+    if (created !== undefined) return { path, handle: created };
+    const leftover = await lstat(path).catch(() => undefined);
+    if (leftover?.isFile() && Date.now() - leftover.ctimeMs > STALE_TEMP_MS) {
+      await removeQuietly(path);
+      const replaced = await createExclusive(path);
+      if (replaced !== undefined) return { path, handle: replaced };
+    }
+  }
+  const path = tempPathFor(finalPath);
+  const handle = await createExclusive(path);
+  if (handle === undefined) throw new TeleportError(ErrorCode.IO, `creating ${path}: it already exists`);
+  return { path, handle };
+}
+
+/** Opens a new file at `path`, or undefined if something is already there. */
+async function createExclusive(path: string): Promise<FileHandle | undefined> {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   try {
-    return { path, handle: await open(path, flags, 0o600) };
+    return await open(path, flags, 0o600);
   } catch (err) {
-    if (!stable || (err as NodeJS.ErrnoException).code !== "EEXIST")
-      throw toTeleportError(err, `creating ${path}`);
-  }
-  // A killed pull's leftover under the stable name: replaced, still never opened or followed.
-  await removeQuietly(path);
-  try {
-    return { path, handle: await open(path, flags, 0o600) };
-  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw toTeleportError(err, `creating ${path}`);
   }
 }

@@ -222,3 +222,18 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
   const inFlight = 16 * MiB;
   assert.ok(firstRun + served <= content.length + 2 * inFlight, `${firstRun} + ${served} bytes served`);
 });
+
+test("a small file's temporary file that another pull may be writing is left alone", async (t) => {
+  const content = pseudoRandomBytes(10_000, "small");
+  const { share, dest, env, link } = await setup(t, "busy-temp", content);
+  await mkdir(dest);
+  // What another pull of the same file would be writing right now, under the stable name.
+  const busy = join(dest, ".data.bin.teleport-part");
+  await writeFile(busy, "another pull's bytes");
+
+  const summary = await pullJson(link, dest, env);
+
+  assert.equal(summary.files, 1);
+  await assertSameFile(join(share, "data.bin"), join(dest, "data.bin"));
+  assert.equal(await readFile(busy, "utf8"), "another pull's bytes", "not replaced, not renamed into place");
+});
