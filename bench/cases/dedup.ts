@@ -30,7 +30,7 @@ import { type CommandSpec, type CommandUsage, measureCommand } from "../lib/meas
 import { assertIdenticalCopy, ensureRandomFile, type Payload, treeDigest } from "../lib/payload.js";
 import { type RsyncDaemon, startRsyncDaemon, whyUnavailable } from "../lib/peers.js";
 import { makeTempDir } from "../lib/processes.js";
-import { figure } from "../lib/stats.js";
+import { figure, median } from "../lib/stats.js";
 import { parsePullReport, startTeleportHost, type TeleportHost } from "../lib/teleport.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
 
@@ -224,11 +224,6 @@ function toFigure(tool: string, role: Figure["role"], runs: Run[], bytes: number
   );
 }
 
-function medianOf(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
 interface Servers {
   versions: Versions;
   host: TeleportHost;
@@ -317,7 +312,7 @@ async function repull(
     notes.push(`rsync skipped: ${rsyncWhyNot}`);
   }
   const subject = figures[0] as Figure;
-  const share = medianOf((subject.details?.networkShare as number[]) ?? []);
+  const share = median(subject.details?.networkShare as number[]);
   const ratios: Ratio[] = figures.slice(1).map((peer) => ({
     name: `${peer.tool} seconds / teleport seconds`,
     value: peer.median / subject.median,
@@ -365,7 +360,7 @@ async function seeded(context: BenchContext, { versions, host }: Servers): Promi
     await runScenario(context, coldPull(context, host), old, "cold"),
     old.bytes,
   );
-  const share = medianOf(subject.details?.networkShare as number[]);
+  const share = median(subject.details?.networkShare as number[]);
   return {
     status: "ok",
     figures: [subject, cold],
@@ -425,7 +420,7 @@ async function resumed(context: BenchContext, { versions, host }: Servers): Prom
     old.bytes,
   );
   const totals = runs.map((run, i) => ((killedAfter[i] ?? Number.NaN) + run.networkBytes) / old.bytes);
-  const total = medianOf(totals);
+  const total = median(totals);
   const readLocally = Math.max(...runs.map((run) => Number(run.details.bytesReadLocally)));
   subject.details = { ...subject.details, killedAfterBytesRead: killedAfter, totalNetworkShare: totals };
   return {

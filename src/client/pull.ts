@@ -101,9 +101,10 @@ const MAX_OPEN_REQUESTS_PER_STREAM = 16;
  */
 const JOURNAL_MIN_BYTES = 1024 * 1024;
 /** Complete small files indexed per transaction. */
-const RECORD_BATCH = 256;
+const SMALL_FILES_PER_TRANSACTION = 256;
 /** A destination folder with more names than this is not listed up front (see DirState.names). */
 const MAX_LISTED_NAMES = 100_000;
+/** Journal rows per transaction, and the longest a written chunk waits for its row (see #journal). */
 const JOURNAL_BATCH = 256;
 const JOURNAL_DELAY_MS = 50;
 /** Local copies run at once, each with a COPY_RUN_BYTES buffer. */
@@ -849,7 +850,7 @@ class Puller {
         digest,
         chunks: job.smallChunks,
       });
-      if (this.#records.length >= RECORD_BATCH) this.#flushRecords();
+      if (this.#records.length >= SMALL_FILES_PER_TRANSACTION) this.#flushRecords();
       return;
     }
     if (job.partialId === undefined) return;

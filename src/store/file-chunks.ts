@@ -11,7 +11,8 @@ import { type ChunkIndex, identityOf } from "./chunk-index.js";
 
 /** Chunk references per batch when read back from the index. */
 const INDEX_BATCH = 1024;
-const RECORD_BATCH = 1024;
+/** Chunk rows per transaction while a file is hashed: a transaction costs as much as ~100 rows. */
+const ROWS_PER_TRANSACTION = 1024;
 
 /**
  * Yields the chunks of the first `size` bytes of the file open as `handle` at `path`, then
@@ -37,7 +38,6 @@ export async function* fileChunks(
   let indexed = false;
   try {
     const chunks = chunkFile(handle, size, chunker, signal);
-    // Recorded 1,024 at a time: a transaction costs as much as ~100 rows.
     let unrecorded: Array<readonly [number, ChunkRef]> = [];
     const record = () => {
       index?.addChunks(unrecorded);
@@ -47,7 +47,7 @@ export async function* fileChunks(
     while (!step.done) {
       if (fileId !== undefined) {
         for (const chunk of step.value) unrecorded.push([fileId, chunk]);
-        if (unrecorded.length >= RECORD_BATCH) record();
+        if (unrecorded.length >= ROWS_PER_TRANSACTION) record();
       }
       yield step.value;
       step = await chunks.next();
