@@ -25,6 +25,8 @@ import type { ChunkRef } from "../wire/messages.js";
 
 const SCHEMA_VERSION = 2;
 const INDEX_FILE = "index.db";
+/** How long a process waits for another one's write before it reports the index locked. */
+const LOCK_TIMEOUT_MS = 10_000;
 /** How many places a chunk lookup returns: enough to skip a few stale ones. */
 const MAX_SOURCES = 8;
 
@@ -360,9 +362,9 @@ export class ChunkIndex {
 }
 
 function openDatabase(path: string): Database.Database {
-  const db = new Database(path, { timeout: 10_000 });
+  const db = new Database(path, { timeout: LOCK_TIMEOUT_MS });
   try {
-    db.pragma("journal_mode = WAL");
+    useWriteAheadLog(db);
     // WAL with synchronous=NORMAL: a commit survives a killed process (it is in the OS), and a
     // power cut loses at most the last commits, never the database. The index is a cache.
     db.pragma("synchronous = NORMAL");
@@ -372,6 +374,32 @@ function openDatabase(path: string): Database.Database {
     db.close();
     throw err;
   }
+}
+
+/**
+ * Switches the database to WAL. The switch reads the file, then asks for the write lock, and
+ * SQLite does not wait for a lock it would have to upgrade to (it could deadlock), so two
+ * processes creating the index at once saw "database is locked" at once. It is retried here
+ * within the same budget. WAL is a property of the file: after the first open there is nothing
+ * to switch and no lock to take.
+ */
+function useWriteAheadLog(db: Database.Database): void {
+  const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      if (db.pragma("journal_mode", { simple: true }) === "wal") return;
+      if (db.pragma("journal_mode = WAL", { simple: true }) === "wal") return;
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+    }
+    if (Date.now() >= deadline) throw new Error("database is locked (switching it to WAL)");
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }
 
 /** Creates the tables, or recreates them when they are from another version (the index is a cache). */

@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { ChunkIndex } from "../../src/store/chunk-index.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 
+const require = createRequire(import.meta.url);
 const INDEX_MODULE = fileURLToPath(new URL("../../src/store/chunk-index.js", import.meta.url));
 
 function chunks(count: number, size = 1000): ChunkRef[] {
@@ -103,6 +105,34 @@ describe("ChunkIndex", () => {
     const index = ChunkIndex.open(home);
     assert.equal(index.stats().chunks, rows);
     index.close();
+  });
+
+  it("waits for another process that holds the database while it is being created", async () => {
+    const home = join(dir, "contended");
+    await mkdir(home);
+    const path = join(home, "index.db");
+    // Another process has just created the file and is writing to it: the switch to WAL cannot
+    // happen until it commits, and SQLite does not wait for that by itself.
+    const holder = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const Database = require(${JSON.stringify(require.resolve("better-sqlite3"))});
+         const db = new Database(process.argv[1]);
+         db.exec("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)");
+         process.stdout.write("holding\\n");
+         setTimeout(() => { db.exec("COMMIT"); db.close(); }, 400);`,
+        path,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
+    const started = performance.now();
+    const index = ChunkIndex.open(home);
+    assert.ok(performance.now() - started >= 100, "it waited for the other process");
+    assert.equal(index.stats().files, 0);
+    index.close();
+    await new Promise((resolve) => holder.once("close", resolve));
   });
 
   it("sets a damaged database aside and starts a new one", async () => {
