@@ -42,6 +42,10 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   clientName?: string;
   idleTimeoutMs?: number;
+  /** Where received chunk buffers come from; a pool of its own when unset. */
+  pool?: BufferPool;
+  /** Told once when the connection ends, whatever ended it. */
+  onClose?: (error: TeleportError) => void;
 }
 
 /** One event of a streamed manifest, in the order the host walks the tree. */
@@ -55,21 +59,24 @@ const PING_INTERVAL_MS = 10_000;
 
 export class TeleportClient {
   readonly link: ShareLink;
-  readonly pool = new BufferPool();
+  readonly pool: BufferPool;
   #control!: RequestChannel;
+  #onCloseHook: ((error: TeleportError) => void) | undefined;
   #welcome: Welcome | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
   /** Pings waiting for their PONG, by the send time they carry. */
   readonly #pings = new Map<number, { resolve(ms: number): void; reject(error: TeleportError): void }>();
 
-  private constructor(link: ShareLink) {
+  private constructor(link: ShareLink, options: ConnectOptions) {
     this.link = link;
+    this.pool = options.pool ?? new BufferPool();
+    this.#onCloseHook = options.onClose;
   }
 
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
-    const client = new TeleportClient(parsed);
+    const client = new TeleportClient(parsed, options);
     const socket = await connectTls(parsed, options.signal);
     await client.#start(socket, options);
     return client;
@@ -145,6 +152,7 @@ export class TeleportClient {
     this.#onWelcome?.(error);
     for (const ping of this.#pings.values()) ping.reject(error);
     this.#pings.clear();
+    this.#onCloseHook?.(error);
   }
 
   /** Round-trip time to the host in milliseconds, over the connection's own queue. */

@@ -33,7 +33,7 @@ import {
   removeQuietly,
 } from "./destination.js";
 import { COPY_RUN_BYTES, CopyRun, copyRun, LocalChunks, type SourcePlace } from "./reuse.js";
-import { type ChunkWrite, defaultStreamCount, StreamPool, type StreamStats } from "./streams.js";
+import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool, type StreamStats } from "./streams.js";
 
 export interface PullOptions {
   /** File or folder inside the share; the whole share when empty. */
@@ -42,9 +42,9 @@ export interface PullOptions {
   dest: string;
   signal?: AbortSignal;
   onProgress?: (progress: PullProgress) => void;
-  /** Chunk bytes requested but not yet written; bounds the pull's memory. */
+  /** Chunk bytes requested and not yet written, at least (the pool grows it to the path). */
   windowBytes?: number;
-  /** Data streams (connections, each with its own thread); `defaultStreamCount()` when unset. */
+  /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
   streams?: number;
   /**
    * The chunk index (TELEPORT_HOME): with it, chunks this machine already holds are copied
@@ -87,14 +87,12 @@ export interface PullSummary {
   seconds: number;
   /** What each data stream carried. */
   streams: StreamStats[];
+  /** How the stream pool ran (null when nothing crossed the network). */
+  streamPool: Omit<PoolReport, "streams"> | null;
 }
 
-const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
-const BATCH_BYTES = 2 * 1024 * 1024;
 const BATCH_CHUNKS = 1024;
 const MAX_OPEN_FILES = 128;
-/** Per stream; well under the host's cap of 256 open requests per connection. */
-const MAX_OPEN_REQUESTS_PER_STREAM = 16;
 /**
  * Files smaller than this are not journaled while written (a crash costs little to redo); they
  * are indexed once complete, many in one transaction, instead of in two or more per file.
@@ -179,9 +177,9 @@ class Puller {
   readonly #client: TeleportClient;
   readonly #options: PullOptions;
   readonly #remote: string;
-  readonly #windowBytes: number;
+  /** Bytes in flight until the stream pool starts and sizes them. */
+  readonly #minWindowBytes: number;
   readonly #abort = new AbortController();
-  readonly #streamCount: number;
   /** Started when the first chunk has to be fetched: a pull with nothing to fetch starts none. */
   #streams: StreamPool | undefined;
   readonly #index: ChunkIndex | undefined;
@@ -202,8 +200,6 @@ class Puller {
   #flushScheduled = false;
   /** Bytes requested or batched and not yet written. */
   #inFlightBytes = 0;
-  /** GET_CHUNKS requests sent and not yet answered in full. */
-  #requestsOpen = 0;
   readonly #copies: Array<{ run: CopyRun; job: FileJob }> = [];
   /** Complete small files waiting to be indexed. */
   #records: RecordedFile[] = [];
@@ -226,6 +222,7 @@ class Puller {
     bytesReadLocally: 0,
     seconds: 0,
     streams: [],
+    streamPool: null,
   };
   #bytesKnown = 0;
   #manifestComplete = false;
@@ -234,8 +231,7 @@ class Puller {
     this.#client = client;
     this.#options = options;
     this.#remote = normalizeUserPath(options.remotePath ?? "");
-    this.#windowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
-    this.#streamCount = options.streams ?? defaultStreamCount();
+    this.#minWindowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
     this.#index = options.index;
     this.#local = options.index && new LocalChunks(options.index);
     this.#dest = resolve(options.dest);
@@ -289,7 +285,12 @@ class Puller {
       this.#throwIfFailed();
       for (const dir of this.#dirStack.splice(0).reverse()) await this.#leaveDirectory(dir);
       this.#throwIfFailed();
-      this.#summary.streams = (await this.#streams?.close()) ?? [];
+      const report = await this.#streams?.close();
+      if (report !== undefined) {
+        const { streams, ...pool } = report;
+        this.#summary.streams = streams;
+        this.#summary.streamPool = pool;
+      }
       this.#flushJournal();
       this.#flushRecords();
     } catch (err) {
@@ -574,7 +575,7 @@ class Puller {
       }
       if (await this.#copyLocally(job, chunk, index)) return;
     }
-    while (this.#inFlightBytes + chunk.size > this.#windowBytes || this.#batch.length >= BATCH_CHUNKS) {
+    while (this.#inFlightBytes + chunk.size > this.#windowBytes() || this.#batch.length >= BATCH_CHUNKS) {
       await this.#waitForProgress();
     }
     const fd = (await this.#openTemp(job)).fd;
@@ -734,7 +735,7 @@ class Puller {
     this.#batch.push(fetch);
     this.#batchBytes += fetch.chunk.size;
     this.#inFlightBytes += fetch.chunk.size;
-    if (this.#batchBytes >= BATCH_BYTES || this.#batch.length >= BATCH_CHUNKS) {
+    if (this.#batchBytes >= this.#pool().batchBytes || this.#batch.length >= BATCH_CHUNKS) {
       this.#flush();
     } else if (!this.#flushScheduled) {
       // Whatever else has already arrived is processed before this runs, so small files batch up.
@@ -746,23 +747,32 @@ class Puller {
     }
   }
 
-  /** Hands the batch to a stream as one GET_CHUNKS request, unless enough are open already. */
+  /** Hands the batch to the stream pool, which sends it as one GET_CHUNKS request. */
   #flush(): void {
     if (this.#batch.length === 0 || this.#failure !== undefined) return;
-    if (this.#requestsOpen >= MAX_OPEN_REQUESTS_PER_STREAM * this.#streamCount) return;
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    this.#requestsOpen++;
-    this.#streams ??= new StreamPool(formatLink(this.#client.link), this.#streamCount);
-    const fetching = this.#streams
+    const fetching = this.#pool()
       .fetch(batch.map((fetch) => fetch.chunk))
-      .then(() => this.#written(batch))
-      .finally(() => {
-        this.#requestsOpen--;
-        this.#flush();
-      });
+      .then(() => this.#written(batch));
     this.#track(fetching);
+  }
+
+  /** The stream pool, started with the first chunk that has to cross the network. */
+  #pool(): StreamPool {
+    this.#streams ??= new StreamPool({
+      link: formatLink(this.#client.link),
+      windowBytes: this.#minWindowBytes,
+      ping: () => this.#client.ping(),
+      ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
+    });
+    return this.#streams;
+  }
+
+  /** Bytes the pull may have requested and not yet written: the pool sizes it to the path. */
+  #windowBytes(): number {
+    return this.#streams?.windowBytes ?? this.#minWindowBytes;
   }
 
   /** Journals and accounts a batch the streams have verified and written. */

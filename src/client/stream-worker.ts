@@ -1,98 +1,182 @@
 /**
- * One data stream, in its own thread: a connection to the host that fetches the chunk batches
- * the main thread sends, checks each chunk's hash (TeleportClient.fetchChunks does), and writes
- * it at its offset into the file descriptor the batch names. A batch is reported done only once
- * all its bytes are written.
+ * A thread of data streams: it runs the connections the pool places on it, each fetching the
+ * chunk batches the main thread sends, checking every chunk's hash (TeleportClient.fetchChunks
+ * does) and writing it at its offset into the file descriptor the batch names. A batch is
+ * reported done only once all its bytes are written. See streams.ts for the pool's side.
  */
 import { writeSync, writevSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
+import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { TeleportClient } from "./client.js";
-import type { ChunkWrite, FromStream, StreamWorkerData, ToStream } from "./streams.js";
-import { serializeError, unpackBatch } from "./streams.js";
-
-/**
- * Page-cache writes are issued 256 KiB at a time: chunks that arrive back to back are gathered
- * into one writev up to that size, larger ones are split. On these VMs larger writes cost more
- * system time per byte (the kernel takes larger folios, from memory the hypervisor reclaimed):
- * `dd` of 1 GiB after `sync` took 0.33-0.37 s of system time with bs=256K, 0.72-0.88 s with
- * bs=1M and 0.9-1.0 s with bs=64M (3 runs each); and smaller ones cost more per call: one write
- * per 32 KiB chunk took 3x the write time of 256 KiB writes (0.77 vs 0.25 s per 512 MiB).
- */
-const WRITE_SLICE_BYTES = 256 * 1024;
+import type { ChunkWrite, FromThread, StreamStats, StreamThreadData, ToThread } from "./streams.js";
+import { serializeError, unpackBatch, WRITE_SLICE_BYTES } from "./streams.js";
 
 if (parentPort === null) throw new Error("stream-worker runs as a worker thread");
 const port = parentPort;
 let portClosed = false;
-const post = (message: FromStream) => {
+const post = (message: FromThread) => {
   if (!portClosed) port.postMessage(message);
 };
 
-const { link } = workerData as StreamWorkerData;
-let client: TeleportClient | undefined;
-/** Closing while still connecting cancels the connect. */
-const connecting = new AbortController();
-let bytesWritten = 0;
-
-port.on("message", (message: ToStream) => {
-  if (message.op === "fetch") void fetch(message.id, unpackBatch(message.batch));
-  else void close(message.abort);
-});
-
-try {
-  client = await TeleportClient.connect(link, { clientName: "teleport-stream", signal: connecting.signal });
-  post({ op: "ready" });
-} catch (err) {
-  post({ op: "broken", error: serializeError(toTeleportError(err)) });
-}
-
-async function fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
-  try {
-    if (client === undefined) throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
-    const pool = client.pool;
-    await client.fetchChunks(chunks, (request, data) => {
-      gather(request as ChunkWrite, data, pool);
-    });
-    flush(pool); // the batch is done only once its bytes are written
-    post({ op: "done", id });
-  } catch (err) {
-    post({ op: "failed", id, error: serializeError(toTeleportError(err)) });
-  }
-}
+const { link, delivered } = workerData as StreamThreadData;
+/** Shared by this thread's connections: its peak is the thread's chunk memory. */
+const pool = new BufferPool();
+const streams = new Map<number, Stream>();
 
 /** Verified chunks that lie back to back in one file, not yet written (see WRITE_SLICE_BYTES). */
-const gathered: { fd: number; position: number; bytes: number; buffers: Buffer[]; path: string } = {
-  fd: -1,
-  position: 0,
-  bytes: 0,
-  buffers: [],
-  path: "",
-};
+class Gathered {
+  fd = -1;
+  position = 0;
+  bytes = 0;
+  buffers: Buffer[] = [];
+  path = "";
+  /** Bytes written so far. */
+  written = 0;
 
-function gather(request: ChunkWrite, data: Buffer, pool: { release(buffer: Buffer): void }): void {
-  const follows = request.fd === gathered.fd && request.offset === gathered.position + gathered.bytes;
-  if (!follows || gathered.bytes + data.length > WRITE_SLICE_BYTES) flush(pool);
-  if (gathered.buffers.length === 0) {
-    gathered.fd = request.fd;
-    gathered.position = request.offset;
-    gathered.path = request.path;
+  add(request: ChunkWrite, data: Buffer): void {
+    const follows = request.fd === this.fd && request.offset === this.position + this.bytes;
+    if (!follows || this.bytes + data.length > WRITE_SLICE_BYTES) this.flush();
+    if (this.buffers.length === 0) {
+      this.fd = request.fd;
+      this.position = request.offset;
+      this.path = request.path;
+    }
+    this.buffers.push(data);
+    this.bytes += data.length;
   }
-  gathered.buffers.push(data);
-  gathered.bytes += data.length;
+
+  /** Writes what is gathered and gives its buffers back, even if the write fails. */
+  flush(): void {
+    const { fd, position, buffers, path } = this;
+    const bytes = this.bytes;
+    this.buffers = [];
+    this.bytes = 0;
+    this.fd = -1;
+    try {
+      if (buffers.length === 1) writeAt(fd, buffers[0] as Buffer, position, path);
+      else if (buffers.length > 1) writeGathered(fd, buffers, position, path);
+      this.written += bytes;
+    } finally {
+      for (const buffer of buffers) pool.release(buffer);
+    }
+  }
+
+  /** Drops what is gathered: its batch failed, so its bytes do not count. */
+  discard(): void {
+    for (const buffer of this.buffers.splice(0)) pool.release(buffer);
+    this.bytes = 0;
+    this.fd = -1;
+  }
 }
 
-/** Writes what is gathered and gives its buffers back, even if the write fails. */
-function flush(pool: { release(buffer: Buffer): void }): void {
-  const { fd, position, buffers, path } = gathered;
-  gathered.buffers = [];
-  gathered.bytes = 0;
-  gathered.fd = -1;
-  try {
-    if (buffers.length === 1) writeAt(fd, buffers[0] as Buffer, position, path);
-    else if (buffers.length > 1) writeGathered(fd, buffers, position, path);
-  } finally {
-    for (const buffer of buffers) pool.release(buffer);
+/** One connection to the host and the batches it is fetching. */
+class Stream {
+  readonly id: number;
+  client: TeleportClient | undefined;
+  /** Closing while still connecting cancels the connect. */
+  readonly connecting = new AbortController();
+  readonly gathered = new Gathered();
+  openBatches = 0;
+  dropping = false;
+  closed: Promise<void> | undefined;
+  #lostPosted = false;
+
+  constructor(id: number) {
+    this.id = id;
   }
+
+  async connect(): Promise<void> {
+    try {
+      this.client = await TeleportClient.connect(link, {
+        clientName: "teleport-stream",
+        signal: this.connecting.signal,
+        pool,
+        onClose: (error) => this.#lost(error),
+      });
+      post({ op: "ready", stream: this.id });
+    } catch (err) {
+      this.#lost(toTeleportError(err));
+    }
+  }
+
+  #lost(error: TeleportError): void {
+    if (this.closed !== undefined || this.#lostPosted) return;
+    this.#lostPosted = true;
+    post({ op: "lost", stream: this.id, error: serializeError(error) });
+  }
+
+  async fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
+    this.openBatches++;
+    try {
+      if (this.client === undefined) throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
+      await this.client.fetchChunks(chunks, (request, data) => {
+        this.gathered.add(request as ChunkWrite, data);
+        Atomics.add(delivered, 0, data.length);
+      });
+      this.gathered.flush(); // the batch is done only once its bytes are written
+      post({ op: "done", id });
+    } catch (err) {
+      this.gathered.discard();
+      post({ op: "failed", id, error: serializeError(toTeleportError(err)) });
+    } finally {
+      this.openBatches--;
+      if (this.dropping && this.openBatches === 0) void this.close(false);
+    }
+  }
+
+  /** Ends the connection: gracefully once its batches are done, or at once with `abort`. */
+  close(abort: boolean): Promise<void> {
+    this.closed ??= (async () => {
+      this.connecting.abort();
+      this.gathered.discard();
+      if (abort) this.client?.destroy();
+      else await this.client?.close().catch(() => {});
+    })();
+    return this.closed;
+  }
+
+  stats(): StreamStats {
+    return { bytes: this.gathered.written };
+  }
+}
+
+port.on("message", (message: ToThread) => {
+  switch (message.op) {
+    case "open": {
+      const stream = new Stream(message.stream);
+      streams.set(stream.id, stream);
+      void stream.connect();
+      break;
+    }
+    case "fetch": {
+      const stream = streams.get(message.stream);
+      if (stream === undefined) throw new Error(`no stream ${message.stream} on this thread`);
+      void stream.fetch(message.id, unpackBatch(message.batch));
+      break;
+    }
+    case "drop": {
+      const stream = streams.get(message.stream);
+      if (stream === undefined) break;
+      stream.dropping = true;
+      if (stream.openBatches === 0) void stream.close(false);
+      break;
+    }
+    case "close":
+      void closeAll(message.abort);
+      break;
+  }
+});
+
+async function closeAll(abort: boolean): Promise<void> {
+  await Promise.all([...streams.values()].map((stream) => stream.close(abort)));
+  post({
+    op: "closed",
+    streams: [...streams.values()].map((stream) => ({ stream: stream.id, stats: stream.stats() })),
+    peakBufferBytes: pool.peakInUseBytes,
+  });
+  portClosed = true;
+  port.close();
 }
 
 function writeGathered(fd: number, buffers: Buffer[], position: number, wirePath: string): void {
@@ -106,7 +190,6 @@ function writeGathered(fd: number, buffers: Buffer[], position: number, wirePath
   let at = position;
   for (const buffer of buffers) {
     const done = Math.min(buffer.length, Math.max(0, written - (at - position)));
-    bytesWritten += done;
     if (done < buffer.length) writeAt(fd, buffer.subarray(done), at + done, wirePath);
     at += buffer.length;
   }
@@ -126,22 +209,7 @@ function writeAt(fd: number, data: Buffer, position: number, wirePath: string): 
       if (written <= 0) throw new TeleportError(ErrorCode.IO, `wrote nothing at offset ${position + at}`);
       at += written;
     }
-    bytesWritten += data.length;
   } catch (err) {
     throw toTeleportError(err, `writing "${wirePath}"`);
   }
-}
-
-async function close(abort: boolean): Promise<void> {
-  connecting.abort();
-  // Left only by a failed batch: the pull is failing, its bytes do not count.
-  if (client !== undefined) for (const buffer of gathered.buffers.splice(0)) client.pool.release(buffer);
-  if (abort) client?.destroy();
-  else await client?.close().catch(() => {});
-  post({
-    op: "closed",
-    stats: { bytes: bytesWritten, peakBufferBytes: client?.pool.peakInUseBytes ?? 0 },
-  });
-  portClosed = true;
-  port.close();
 }

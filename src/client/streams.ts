@@ -1,14 +1,26 @@
 /**
- * Data streams: the connections that carry a pull's chunks, each in its own worker thread. A
- * stream connects and authenticates like any client, then takes batches of chunk requests; its
- * worker decrypts, verifies every chunk against its BLAKE3 hash and writes it at its offset into
- * a file the main thread opened, so the bulk work of a pull runs on as many cores as there are
- * streams while the main thread only plans. See stream-worker.ts for the worker's side.
+ * The stream pool: the connections that carry a pull's chunks, spread over a few worker threads
+ * (one per core) so that decryption, verification and writes run on every core while the main
+ * thread plans.
+ *
+ * - Batches wait in one queue; a stream takes the next one whenever it has room (its share of
+ *   the bytes in flight). A slow stream takes less, a fast one more: the work goes where it
+ *   moves, without per-stream queues to rebalance.
+ * - A stream that dies (its connection cut, its host gone away) hands its open batches back to
+ *   the front of the queue, where the other streams take them, and is replaced. Chunks it had
+ *   already written are written again, with the same verified bytes. A batch is given up only
+ *   after MAX_ATTEMPTS streams failed it, and the pull only when no stream can connect.
+ * - The number of streams and the bytes in flight are tuned to the path (stream-tuner.ts) unless
+ *   pinned with `--streams N`.
+ * - Memory stays bounded: a stream holds at most a write slice and the frame it is reading, and
+ *   each thread counts the chunk memory it holds at its peak (`memoryBoundBytes` is the bound).
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
+import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
+import { StreamTuner, type TuningStep } from "./stream-tuner.js";
 
 /** A chunk to fetch and where its bytes go: `fd` is a file the caller keeps open until done. */
 export interface ChunkWrite extends ChunkRequest {
@@ -18,15 +30,71 @@ export interface ChunkWrite extends ChunkRequest {
 export interface StreamStats {
   /** Chunk bytes this stream fetched, verified and wrote. */
   bytes: number;
-  /** Most bytes of chunk buffers it held at once. */
-  peakBufferBytes: number;
 }
 
-export interface StreamWorkerData {
+export interface PoolOptions {
+  /** The share link the streams connect to. */
   link: string;
+  /** `--streams N`: this many streams throughout; tuned to the path when unset. */
+  streams?: number;
+  /** Bytes in flight to start with, and the least the tuner will use. */
+  windowBytes?: number;
+  /** Measures a round trip to the host (a ping on the control connection), for the tuner. */
+  ping?: () => Promise<number>;
 }
 
-export type ToStream = { op: "fetch"; id: number; batch: PackedBatch } | { op: "close"; abort: boolean };
+/** What the pool did, for the pull's summary. */
+export interface PoolReport {
+  /** Every stream that carried data, in the order they were opened. */
+  streams: StreamStats[];
+  /** Most streams open at once. */
+  peakStreams: number;
+  /** Streams whose connection failed during the pull (each was replaced). */
+  streamsLost: number;
+  /** Batches handed to another stream after theirs failed. */
+  batchesReissued: number;
+  /** Most chunk-buffer bytes held at once, summed over the threads, and the bound it stays under. */
+  peakBufferBytes: number;
+  memoryBoundBytes: number;
+  /** The last window of bytes in flight. */
+  windowBytes: number;
+  /** How the stream count changed: when, to what, on what measurement. */
+  tuning: TuningStep[];
+}
+
+export interface StreamThreadData {
+  link: string;
+  /** Bytes of verified chunks this thread has received, for the tuner (wraps at 2^32). */
+  delivered: Int32Array;
+}
+
+export type ToThread =
+  | { op: "open"; stream: number }
+  | { op: "fetch"; stream: number; id: number; batch: PackedBatch }
+  /** Closes one stream once its open batches are done (the tuner wants fewer). */
+  | { op: "drop"; stream: number }
+  | { op: "close"; abort: boolean };
+
+export type FromThread =
+  | { op: "ready"; stream: number }
+  | { op: "done"; id: number }
+  | { op: "failed"; id: number; error: SerializedError }
+  /** The stream's connection failed or could not be made. */
+  | { op: "lost"; stream: number; error: SerializedError }
+  | { op: "closed"; streams: { stream: number; stats: StreamStats }[]; peakBufferBytes: number };
+
+export interface SerializedError {
+  code: string;
+  message: string;
+}
+
+export function serializeError(error: TeleportError): SerializedError {
+  return { code: error.code, message: error.message };
+}
+
+function deserializeError({ code, message }: SerializedError): TeleportError {
+  return new TeleportError(isErrorCode(code) ? code : ErrorCode.INTERNAL, message);
+}
 
 /**
  * A batch of chunk writes as a handful of typed arrays: structured cloning copies each Buffer
@@ -79,189 +147,393 @@ export function unpackBatch(batch: PackedBatch): ChunkWrite[] {
   }));
 }
 
-export type FromStream =
-  | { op: "ready" }
-  | { op: "done"; id: number }
-  | { op: "failed"; id: number; error: SerializedError }
-  /** The stream could not connect: every batch sent to it fails with this. */
-  | { op: "broken"; error: SerializedError }
-  | { op: "closed"; stats: StreamStats };
-
-export interface SerializedError {
-  code: string;
-  message: string;
-}
-
-export function serializeError(error: TeleportError): SerializedError {
-  return { code: error.code, message: error.message };
-}
-
-function deserializeError({ code, message }: SerializedError): TeleportError {
-  return new TeleportError(isErrorCode(code) ? code : ErrorCode.INTERNAL, message);
-}
-
-/** Streams by default: one per core, since each keeps a core busy at loopback speed. */
-export function defaultStreamCount(): number {
-  return Math.max(2, Math.min(4, availableParallelism()));
-}
-
+/**
+ * Page-cache writes are issued 256 KiB at a time: chunks that arrive back to back are gathered
+ * into one writev up to that size, larger ones are split. On these VMs larger writes cost more
+ * system time per byte (the kernel takes larger folios, from memory the hypervisor reclaimed):
+ * `dd` of 1 GiB after `sync` took 0.33-0.37 s of system time with bs=256K, 0.72-0.88 s with
+ * bs=1M and 0.9-1.0 s with bs=64M (3 runs each); and smaller ones cost more per call: one write
+ * per 32 KiB chunk took 3x the write time of 256 KiB writes (0.77 vs 0.25 s per 512 MiB).
+ */
+export const WRITE_SLICE_BYTES = 256 * 1024;
+/** Streams a tuned pull starts with: two per thread, so that each core has work while one waits. */
+const STREAMS_PER_THREAD = 2;
+/**
+ * The most streams a tuned pull opens. On a 1 Gbit/s, 50 ms path with 0.1% loss each reno stream
+ * carries ~9 Mbit/s (Mathis: MSS / RTT x 1.22 / sqrt(loss)), so half the link takes ~56.
+ */
+const MAX_TUNED_STREAMS = 64;
+/** The most `--streams` accepts. */
+export const MAX_STREAMS = 256;
+export const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
+/** A 10 Gbit/s path with 100 ms RTT holds 125 MB. */
+const MAX_WINDOW_BYTES = 256 * 1024 * 1024;
+/** Batches are sized so that each stream has two in flight: one arriving while the next is asked for. */
+const BATCHES_PER_STREAM = 2;
+const MIN_BATCH_BYTES = 128 * 1024;
+const MAX_BATCH_BYTES = 2 * 1024 * 1024;
+/** Streams that fail a batch before it fails the pull. */
+const MAX_ATTEMPTS = 3;
+/** Replacement connections a pull may open beyond its streams, before a lost stream stays lost. */
+const SPARE_CONNECTIONS = 8;
+const TICK_MS = 50;
+const PING_EVERY_MS = 250;
 const CLOSE_TIMEOUT_MS = 5000;
 /**
- * A stream allocates fast (a frame object and a TLS read buffer per 16 KiB record), and garbage
+ * A thread allocates fast (a frame object and a TLS read buffer per 16 KiB record), and garbage
  * in a large young generation holds its ArrayBuffers until a scavenge. With the default limit a
  * 1 GiB pull over 2 streams peaked at 170 MB RSS; with 2 MiB at 141-144 MB, same speed (3 runs).
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2 };
 const WORKER_URL = new URL("./stream-worker.js", import.meta.url);
+/**
+ * Chunk memory one stream can hold, given the largest chunk it is asked for: a write slice
+ * gathered (see stream-worker.ts) and the frame arriving, each in pooled buffers of up to twice
+ * their size plus headroom (pool classes are powers of two).
+ */
+function streamMemoryBound(largestChunk: number): number {
+  return 2 * (WRITE_SLICE_BYTES + largestChunk) + 2 * POOL_HEADROOM_BYTES;
+}
 
-interface OpenFetch {
+/** Threads for data streams: one per core, at least two so a stream never waits on another. */
+export function defaultThreadCount(): number {
+  return Math.max(2, Math.min(4, availableParallelism()));
+}
+
+interface Batch {
+  id: number;
+  chunks: ChunkWrite[];
+  bytes: number;
+  attempts: number;
+  stream: Stream | undefined;
   resolve(): void;
   reject(error: TeleportError): void;
 }
 
-class Stream {
-  readonly worker: Worker;
-  readonly ready: Promise<void>;
-  readonly exited: Promise<void>;
-  readonly #open = new Map<number, OpenFetch>();
-  #nextId = 1;
-  outstandingBytes = 0;
-  broken: TeleportError | undefined;
-  stats: StreamStats = { bytes: 0, peakBufferBytes: 0 };
+interface Stream {
+  id: number;
+  thread: Thread;
+  state: "connecting" | "ready" | "dropping" | "lost";
+  inFlightBytes: number;
+  batches: Set<Batch>;
+}
 
-  constructor(link: string) {
-    const data: StreamWorkerData = { link };
+class Thread {
+  readonly worker: Worker;
+  readonly delivered = new Int32Array(new SharedArrayBuffer(4));
+  readonly exited: Promise<void>;
+  #lastDelivered = 0;
+  streams = 0;
+  report: Extract<FromThread, { op: "closed" }> | undefined;
+
+  constructor(link: string, onMessage: (message: FromThread) => void, onExit: (error: TeleportError) => void) {
+    const data: StreamThreadData = { link, delivered: this.delivered };
     this.worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
-    let onReady!: () => void;
-    let onBroken!: (error: TeleportError) => void;
-    this.ready = new Promise<void>((resolve, reject) => {
-      onReady = resolve;
-      onBroken = reject;
+    this.worker.on("message", (message: FromThread) => {
+      if (message.op === "closed") this.report = message;
+      onMessage(message);
     });
-    this.ready.catch(() => {}); // awaited by fetches; a stream nobody used may fail unobserved
-    this.worker.on("message", (message: FromStream) => {
-      switch (message.op) {
-        case "ready":
-          onReady();
-          break;
-        case "done":
-          this.#settle(message.id)?.resolve();
-          break;
-        case "failed":
-          this.#settle(message.id)?.reject(deserializeError(message.error));
-          break;
-        case "broken":
-          this.#break(deserializeError(message.error), onBroken);
-          break;
-        case "closed":
-          this.stats = message.stats;
-          break;
-      }
-    });
-    this.worker.on("error", (err) => {
-      this.#break(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`), onBroken);
-    });
+    this.worker.on("error", (err) => onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)));
     this.exited = new Promise<void>((resolve) => {
       this.worker.once("exit", () => {
-        this.#break(new TeleportError(ErrorCode.CONNECTION, "data stream closed"), onBroken);
+        onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended"));
         resolve();
       });
     });
   }
 
-  async fetch(chunks: ChunkWrite[], bytes: number): Promise<void> {
-    this.outstandingBytes += bytes;
-    try {
-      await this.ready;
-      if (this.broken !== undefined) throw this.broken;
-      const id = this.#nextId++;
-      await new Promise<void>((resolve, reject) => {
-        this.#open.set(id, { resolve, reject });
-        this.#post({ op: "fetch", id, batch: packBatch(chunks) });
-      });
-    } finally {
-      this.outstandingBytes -= bytes;
-    }
+  /** Bytes received since the last call (the shared counter wraps at 2^32). */
+  takeDelivered(): number {
+    const now = Atomics.load(this.delivered, 0);
+    const bytes = (now - this.#lastDelivered) >>> 0;
+    this.#lastDelivered = now;
+    return bytes;
   }
 
-  close(abort: boolean): void {
-    this.#post({ op: "close", abort });
-  }
-
-  #post(message: ToStream): void {
+  post(message: ToThread): void {
     this.worker.postMessage(message);
-  }
-
-  #settle(id: number): OpenFetch | undefined {
-    const open = this.#open.get(id);
-    this.#open.delete(id);
-    return open;
-  }
-
-  #break(error: TeleportError, rejectReady: (error: TeleportError) => void): void {
-    if (this.broken !== undefined) return;
-    this.broken = error;
-    rejectReady(error);
-    for (const open of this.#open.values()) open.reject(error);
-    this.#open.clear();
   }
 }
 
-/**
- * A pull's data streams. Each batch goes to the stream with the fewest bytes outstanding, so a
- * slow stream gets less work. A stream that breaks fails its open batches.
- */
 export class StreamPool {
-  readonly #streams: Stream[];
-  #closing: Promise<StreamStats[]> | undefined;
+  readonly #link: string;
+  readonly #threads: Thread[];
+  readonly #streams = new Map<number, Stream>();
+  readonly #batches = new Map<number, Batch>();
+  readonly #queue: Batch[] = [];
+  readonly #tuner: StreamTuner;
+  readonly #ping: (() => Promise<number>) | undefined;
+  readonly #ticker: NodeJS.Timeout;
+  readonly #order: number[] = [];
+  #nextStreamId = 1;
+  #nextBatchId = 1;
+  #delivered = 0;
+  #pinging = false;
+  #lastPingAt = 0;
+  #spares = SPARE_CONNECTIONS;
+  #peakStreams = 0;
+  #largestChunk = 0;
+  #streamsLost = 0;
+  #batchesReissued = 0;
+  #lastLoss: TeleportError | undefined;
+  #broken: TeleportError | undefined;
+  #closing: Promise<PoolReport> | undefined;
 
-  /** Starts `count` streams to the host at `link`; they connect while the caller plans. */
-  constructor(link: string, count: number) {
-    if (!Number.isInteger(count) || count < 1)
-      throw new RangeError(`stream count must be >= 1, got ${count}`);
-    this.#streams = Array.from({ length: count }, () => new Stream(link));
+  constructor(options: PoolOptions) {
+    const pinned = options.streams;
+    if (pinned !== undefined && (!Number.isInteger(pinned) || pinned < 1 || pinned > MAX_STREAMS))
+      throw new RangeError(`stream count must be 1 to ${MAX_STREAMS}, got ${pinned}`);
+    this.#link = options.link;
+    this.#ping = options.ping;
+    const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
+    const initial = pinned ?? threadCount * STREAMS_PER_THREAD;
+    const minWindow = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
+    this.#tuner = new StreamTuner(
+      {
+        initialStreams: initial,
+        maxStreams: pinned ?? Math.max(initial, MAX_TUNED_STREAMS),
+        pinned: pinned !== undefined,
+        minWindowBytes: minWindow,
+        maxWindowBytes: Math.max(minWindow, MAX_WINDOW_BYTES),
+      },
+      performance.now(),
+    );
+    this.#threads = Array.from(
+      { length: threadCount },
+      () =>
+        new Thread(
+          this.#link,
+          (message) => this.#onMessage(message),
+          (error) => this.#onThreadExit(error),
+        ),
+    );
+    for (let i = 0; i < initial; i++) this.#open();
+    this.#ticker = setInterval(() => this.#tick(), TICK_MS);
   }
 
-  get size(): number {
-    return this.#streams.length;
+  /** Bytes the caller may have requested and not yet written. */
+  get windowBytes(): number {
+    return this.#tuner.windowBytes;
+  }
+
+  /** The batch size that gives each stream BATCHES_PER_STREAM batches of the window. */
+  get batchBytes(): number {
+    const share = this.#tuner.windowBytes / (this.#tuner.streams * BATCHES_PER_STREAM);
+    return Math.max(MIN_BATCH_BYTES, Math.min(MAX_BATCH_BYTES, share));
   }
 
   /** Fetches, verifies and writes a batch of chunks; resolves once every byte is written. */
   fetch(chunks: ChunkWrite[]): Promise<void> {
     if (this.#closing !== undefined)
       return Promise.reject(new TeleportError(ErrorCode.CANCELLED, "streams closed"));
-    let bytes = 0;
-    for (const chunk of chunks) bytes += chunk.size;
-    return this.#pick().fetch(chunks, bytes);
+    if (this.#broken !== undefined) return Promise.reject(this.#broken);
+    return new Promise<void>((resolve, reject) => {
+      let bytes = 0;
+      for (const chunk of chunks) {
+        bytes += chunk.size;
+        if (chunk.size > this.#largestChunk) this.#largestChunk = chunk.size;
+      }
+      const batch: Batch = { id: this.#nextBatchId++, chunks, bytes, attempts: 0, stream: undefined, resolve, reject };
+      this.#batches.set(batch.id, batch);
+      this.#queue.push(batch);
+      this.#dispatch();
+    });
   }
 
-  #pick(): Stream {
-    let best: Stream | undefined;
-    for (const stream of this.#streams) {
-      if (stream.broken !== undefined) continue;
-      if (best === undefined || stream.outstandingBytes < best.outstandingBytes) best = stream;
+  /** Hands queued batches to streams with room, the least loaded first. */
+  #dispatch(): void {
+    const perStream = Math.max(this.#tuner.windowBytes / this.#tuner.streams, BATCHES_PER_STREAM * this.batchBytes);
+    while (this.#queue.length > 0) {
+      let best: Stream | undefined;
+      for (const stream of this.#streams.values()) {
+        if (stream.state !== "ready" || stream.inFlightBytes >= perStream) continue;
+        if (best === undefined || stream.inFlightBytes < best.inFlightBytes) best = stream;
+      }
+      if (best === undefined) return;
+      const batch = this.#queue.shift() as Batch;
+      batch.stream = best;
+      batch.attempts++;
+      best.batches.add(batch);
+      best.inFlightBytes += batch.bytes;
+      best.thread.post({ op: "fetch", stream: best.id, id: batch.id, batch: packBatch(batch.chunks) });
     }
-    // With every stream broken, the first one reports why.
-    return best ?? (this.#streams[0] as Stream);
+  }
+
+  #onMessage(message: FromThread): void {
+    switch (message.op) {
+      case "ready": {
+        const stream = this.#streams.get(message.stream);
+        if (stream?.state === "connecting") stream.state = "ready";
+        this.#dispatch();
+        break;
+      }
+      case "done": {
+        const batch = this.#settle(message.id);
+        batch?.resolve();
+        this.#dispatch();
+        break;
+      }
+      case "failed": {
+        const batch = this.#settle(message.id);
+        if (batch === undefined) break;
+        const error = deserializeError(message.error);
+        if (isTransportFailure(error) && batch.attempts < MAX_ATTEMPTS && this.#closing === undefined) {
+          this.#batchesReissued++;
+          this.#batches.set(batch.id, batch);
+          this.#queue.unshift(batch);
+          this.#dispatch();
+        } else {
+          batch.reject(error);
+        }
+        break;
+      }
+      case "lost":
+        this.#onLost(message.stream, deserializeError(message.error));
+        break;
+      case "closed":
+        break;
+    }
+  }
+
+  /** Takes a batch off its stream; the caller resolves, rejects or requeues it. */
+  #settle(id: number): Batch | undefined {
+    const batch = this.#batches.get(id);
+    if (batch === undefined) return undefined;
+    this.#batches.delete(id);
+    const stream = batch.stream;
+    if (stream !== undefined) {
+      stream.batches.delete(batch);
+      stream.inFlightBytes -= batch.bytes;
+    }
+    batch.stream = undefined;
+    return batch;
+  }
+
+  #onLost(id: number, error: TeleportError): void {
+    const stream = this.#streams.get(id);
+    if (stream === undefined || stream.state === "lost") return;
+    const wasDropping = stream.state === "dropping";
+    stream.state = "lost";
+    this.#streams.delete(id);
+    stream.thread.streams--;
+    if (this.#closing !== undefined || wasDropping) return;
+    this.#streamsLost++;
+    this.#lastLoss = error;
+    // Its open batches come back as "failed" and are requeued; it is replaced while spares last.
+    if (this.#spares > 0) {
+      this.#spares--;
+      this.#open();
+    } else if (this.#streams.size === 0) {
+      this.#breakWith(error);
+    }
+  }
+
+  #onThreadExit(error: TeleportError): void {
+    if (this.#closing !== undefined) return;
+    this.#breakWith(error);
+  }
+
+  /** No stream is left to carry anything: every batch waiting or open fails with `error`. */
+  #breakWith(error: TeleportError): void {
+    this.#broken ??= error;
+    for (const batch of this.#batches.values()) batch.reject(this.#broken);
+    this.#batches.clear();
+    this.#queue.length = 0;
+  }
+
+  /** Opens a stream on the thread with the fewest. */
+  #open(): void {
+    const thread = this.#threads.reduce((a, b) => (b.streams < a.streams ? b : a));
+    const stream: Stream = { id: this.#nextStreamId++, thread, state: "connecting", inFlightBytes: 0, batches: new Set() };
+    thread.streams++;
+    this.#streams.set(stream.id, stream);
+    this.#order.push(stream.id);
+    this.#peakStreams = Math.max(this.#peakStreams, this.#streams.size);
+    thread.post({ op: "open", stream: stream.id });
+  }
+
+  /** Closes the most recently opened streams once their batches are done. */
+  #drop(count: number): void {
+    const newest = [...this.#streams.values()].filter((s) => s.state !== "dropping").reverse();
+    for (const stream of newest.slice(0, count)) {
+      stream.state = "dropping";
+      stream.thread.post({ op: "drop", stream: stream.id });
+    }
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    for (const thread of this.#threads) this.#delivered += thread.takeDelivered();
+    if (this.#ping !== undefined && !this.#pinging && now - this.#lastPingAt >= PING_EVERY_MS) {
+      this.#pinging = true;
+      this.#lastPingAt = now;
+      this.#ping()
+        .then((ms) => this.#tuner.rtt(ms))
+        .catch(() => {})
+        .finally(() => {
+          this.#pinging = false;
+        });
+    }
+    // Measure only while there is work: a pull waiting on its manifest is not a slow path.
+    if (this.#batches.size === 0) return;
+    if (!this.#tuner.observe(now, this.#delivered)) return;
+    const active = [...this.#streams.values()].filter((s) => s.state !== "dropping").length;
+    for (let i = active; i < this.#tuner.streams; i++) this.#open();
+    if (active > this.#tuner.streams) this.#drop(active - this.#tuner.streams);
+    this.#dispatch();
   }
 
   /**
-   * Closes every stream and waits for its worker to exit. With `abort`, requests still open are
-   * cancelled; either way every write a worker started has finished when this resolves, so the
+   * Closes every stream and waits for its thread to exit. With `abort`, requests still open are
+   * cancelled; either way every write a thread started has finished when this resolves, so the
    * caller may then close the files it handed out.
    */
-  close(options: { abort?: boolean } = {}): Promise<StreamStats[]> {
+  close(options: { abort?: boolean } = {}): Promise<PoolReport> {
     this.#closing ??= (async () => {
-      for (const stream of this.#streams) stream.close(options.abort === true);
-      // A worker that does not exit in time is stopped: it has no write left by then (a graceful
+      clearInterval(this.#ticker);
+      for (const thread of this.#threads) thread.post({ op: "close", abort: options.abort === true });
+      // A thread that does not exit in time is stopped: it has no write left by then (a graceful
       // close follows the last batch; an abort waits for the writes before it answers).
       const timer = setTimeout(() => {
-        for (const stream of this.#streams) void stream.worker.terminate();
+        for (const thread of this.#threads) void thread.worker.terminate();
       }, CLOSE_TIMEOUT_MS);
-      await Promise.all(this.#streams.map((stream) => stream.exited));
+      await Promise.all(this.#threads.map((thread) => thread.exited));
       clearTimeout(timer);
-      return this.#streams.map((stream) => stream.stats);
+      this.#breakWith(new TeleportError(ErrorCode.CANCELLED, "streams closed"));
+      return this.#report();
     })();
     return this.#closing;
   }
+
+  #report(): PoolReport {
+    const stats = new Map<number, StreamStats>();
+    let peakBufferBytes = 0;
+    for (const thread of this.#threads) {
+      for (const { stream, stats: s } of thread.report?.streams ?? []) stats.set(stream, s);
+      peakBufferBytes += thread.report?.peakBufferBytes ?? 0;
+    }
+    return {
+      streams: this.#order.flatMap((id) => {
+        const s = stats.get(id);
+        return s !== undefined && s.bytes > 0 ? [s] : [];
+      }),
+      peakStreams: this.#peakStreams,
+      streamsLost: this.#streamsLost,
+      batchesReissued: this.#batchesReissued,
+      peakBufferBytes,
+      memoryBoundBytes: this.#peakStreams * streamMemoryBound(this.#largestChunk),
+      windowBytes: this.#tuner.windowBytes,
+      tuning: this.#tuner.steps,
+    };
+  }
+
+  /** Why the last stream was lost, if one was. */
+  get lastLoss(): TeleportError | undefined {
+    return this.#lastLoss;
+  }
+}
+
+/** A failure of the connection, not of the request: another stream may well succeed. */
+function isTransportFailure(error: TeleportError): boolean {
+  return error.code === ErrorCode.CONNECTION || error.code === ErrorCode.TIMEOUT;
 }

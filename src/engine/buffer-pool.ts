@@ -7,7 +7,7 @@
 
 const MIN_CLASS_BITS = 16;
 const MAX_CLASS_BITS = 23;
-const HEADROOM = 4096;
+export const HEADROOM = 4096;
 
 export class BufferPool {
   readonly #free: Buffer[][] = [];

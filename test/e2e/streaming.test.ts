@@ -51,7 +51,7 @@ test("the first chunk of a large file arrives before the host has finished hashi
   assert.deepEqual(timeline, ["first chunk verified", "file end"]);
 });
 
-test("a pull holds no more chunk buffers than its window, whatever the file size", async (t) => {
+test("a pull's streams hold no more chunk memory than the pool's bound, whatever the file size", async (t) => {
   const base = await tempDir(t, "window");
   const share = join(base, "share");
   await mkdir(share);
@@ -63,18 +63,17 @@ test("a pull holds no more chunk buffers than its window, whatever the file size
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
 
-  const windowBytes = 8 * 1024 * 1024;
-  const summary = await pull(client, { dest: join(base, "dest"), windowBytes, streams: 2 });
+  const summary = await pull(client, { dest: join(base, "dest"), streams: 4 });
   assert.equal(summary.bytes, 48 * 1024 * 1024);
-  assert.equal(summary.streams.length, 2);
-  for (const stream of summary.streams) {
-    // Each 1 MiB chunk sits in a 1 MiB + 4 KiB pooled buffer; nothing else is pooled.
-    assert.ok(stream.bytes > 0, "both streams carried chunks");
-    assert.ok(
-      stream.peakBufferBytes > 0 && stream.peakBufferBytes <= windowBytes + 8 * 4096,
-      `peak ${stream.peakBufferBytes} bytes of chunk buffers for an ${windowBytes}-byte window`,
-    );
-  }
+  const pool = summary.streamPool;
+  assert.ok(pool !== null);
+  assert.equal(pool.peakStreams, 4);
+  // A stream holds one write slice and the frame arriving, never the window (16 MiB here).
+  assert.ok(pool.memoryBoundBytes <= 4 * 1024 * 1024, `bound ${pool.memoryBoundBytes}`);
+  assert.ok(
+    pool.peakBufferBytes > 0 && pool.peakBufferBytes <= pool.memoryBoundBytes,
+    `peak ${pool.peakBufferBytes} bytes of chunk buffers, bound ${pool.memoryBoundBytes}`,
+  );
   assert.equal(
     summary.streams.reduce((sum, stream) => sum + stream.bytes, 0),
     summary.bytes,
