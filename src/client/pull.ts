@@ -33,7 +33,13 @@ import {
   removeQuietly,
 } from "./destination.js";
 import { COPY_RUN_BYTES, CopyRun, copyRun, LocalChunks, type SourcePlace } from "./reuse.js";
-import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool, type StreamStats } from "./streams.js";
+import {
+  type ChunkWrite,
+  DEFAULT_WINDOW_BYTES,
+  type PoolReport,
+  StreamPool,
+  type StreamStats,
+} from "./streams.js";
 
 export interface PullOptions {
   /** File or folder inside the share; the whole share when empty. */

@@ -109,7 +109,8 @@ class Stream {
   async fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
     this.openBatches++;
     try {
-      if (this.client === undefined) throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
+      if (this.client === undefined)
+        throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
       await this.client.fetchChunks(chunks, (request, data) => {
         this.gathered.add(request as ChunkWrite, data);
         Atomics.add(delivered, 0, data.length);

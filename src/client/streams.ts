@@ -17,8 +17,8 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
+import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
 import { StreamTuner, type TuningStep } from "./stream-tuner.js";
 
@@ -226,14 +226,20 @@ class Thread {
   streams = 0;
   report: Extract<FromThread, { op: "closed" }> | undefined;
 
-  constructor(link: string, onMessage: (message: FromThread) => void, onExit: (error: TeleportError) => void) {
+  constructor(
+    link: string,
+    onMessage: (message: FromThread) => void,
+    onExit: (error: TeleportError) => void,
+  ) {
     const data: StreamThreadData = { link, delivered: this.delivered };
     this.worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
     this.worker.on("message", (message: FromThread) => {
       if (message.op === "closed") this.report = message;
       onMessage(message);
     });
-    this.worker.on("error", (err) => onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)));
+    this.worker.on("error", (err) =>
+      onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)),
+    );
     this.exited = new Promise<void>((resolve) => {
       this.worker.once("exit", () => {
         onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended"));
@@ -333,7 +339,15 @@ export class StreamPool {
         bytes += chunk.size;
         if (chunk.size > this.#largestChunk) this.#largestChunk = chunk.size;
       }
-      const batch: Batch = { id: this.#nextBatchId++, chunks, bytes, attempts: 0, stream: undefined, resolve, reject };
+      const batch: Batch = {
+        id: this.#nextBatchId++,
+        chunks,
+        bytes,
+        attempts: 0,
+        stream: undefined,
+        resolve,
+        reject,
+      };
       this.#batches.set(batch.id, batch);
       this.#queue.push(batch);
       this.#dispatch();
@@ -342,7 +356,10 @@ export class StreamPool {
 
   /** Hands queued batches to streams with room, the least loaded first. */
   #dispatch(): void {
-    const perStream = Math.max(this.#tuner.windowBytes / this.#tuner.streams, BATCHES_PER_STREAM * this.batchBytes);
+    const perStream = Math.max(
+      this.#tuner.windowBytes / this.#tuner.streams,
+      BATCHES_PER_STREAM * this.batchBytes,
+    );
     while (this.#queue.length > 0) {
       let best: Stream | undefined;
       for (const stream of this.#streams.values()) {
@@ -444,7 +461,13 @@ export class StreamPool {
   /** Opens a stream on the thread with the fewest. */
   #open(): void {
     const thread = this.#threads.reduce((a, b) => (b.streams < a.streams ? b : a));
-    const stream: Stream = { id: this.#nextStreamId++, thread, state: "connecting", inFlightBytes: 0, batches: new Set() };
+    const stream: Stream = {
+      id: this.#nextStreamId++,
+      thread,
+      state: "connecting",
+      inFlightBytes: 0,
+      batches: new Set(),
+    };
     thread.streams++;
     this.#streams.set(stream.id, stream);
     this.#order.push(stream.id);

@@ -53,8 +53,11 @@ import type { Share } from "./share.js";
 export interface HostFaults {
   /** Called with each chunk about to be sent; may change its bytes in place. */
   corruptChunk?: (request: ChunkRequest, data: Buffer) => void;
-  /** Awaited before each chunk is sent (to slow a transfer down, or act in the middle of it). */
-  beforeChunk?: (request: ChunkRequest) => Promise<void>;
+  /**
+   * Awaited before each chunk is sent (to slow a transfer down, or act in the middle of it, such
+   * as cutting the connection that carries it).
+   */
+  beforeChunk?: (request: ChunkRequest, connection: { destroy(): void }) => Promise<void>;
 }
 
 export interface SessionContext {
@@ -409,7 +412,7 @@ export class HostSession {
         if (following !== undefined) next = this.#readRunFrames(requestId, following);
         const run = runs[r] as ChunkRequest[];
         const faults = this.#context.faults;
-        for (const request of run) await faults?.beforeChunk?.(request);
+        for (const request of run) await faults?.beforeChunk?.(request, this);
         await this.#connection.whenWritable();
         if (open.abort.signal.aborted) return;
         if (faults?.corruptChunk !== undefined) {

@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { StreamTuner, type TunerOptions } from "../../src/client/stream-tuner.js";
+
+const MiB = 1024 * 1024;
+const OPTIONS: TunerOptions = {
+  initialStreams: 4,
+  maxStreams: 64,
+  pinned: false,
+  minWindowBytes: 16 * MiB,
+  maxWindowBytes: 256 * MiB,
+};
+
+interface Path {
+  rttMs: number;
+  /** Bytes per second the path gives this many streams, before the window limits them. */
+  rate(streams: number): number;
+  /** RTT under load, when it differs from the idle one (a queue filling up). */
+  loadedRttMs?: (streams: number) => number;
+}
+
+/** Runs a tuner against a model path for `seconds`, as the pool would: a tick every 50 ms. */
+function simulate(path: Path, seconds: number, options: TunerOptions = OPTIONS) {
+  const tuner = new StreamTuner(options, 0);
+  let delivered = 0;
+  for (let now = 50; now <= seconds * 1000; now += 50) {
+    tuner.rtt(path.loadedRttMs?.(tuner.streams) ?? path.rttMs);
+    const rate = Math.min(path.rate(tuner.streams), tuner.windowBytes / (path.rttMs / 1000));
+    delivered += rate * 0.05;
+    tuner.observe(now, delivered);
+  }
+  return tuner;
+}
+
+describe("StreamTuner", () => {
+  it("grows to many streams where each is held back by loss", () => {
+    // reno at 0.1% loss, 50 ms RTT: ~9 Mbit/s per stream, up to a 1 Gbit/s link.
+    const lossy: Path = { rttMs: 50, rate: (n) => Math.min(n * 1.1e6, 120e6) };
+    const tuner = simulate(lossy, 4);
+    assert.equal(tuner.streams, 64, JSON.stringify(tuner.steps));
+    const reached = tuner.steps.find((step) => step.streams === 64);
+    assert.ok(reached !== undefined && reached.atMs <= 2000, `64 streams after ${reached?.atMs} ms`);
+  });
+
+  it("stops where more streams stop paying, and goes back to the best count", () => {
+    // Streams scale to 16, then the link is full.
+    const path: Path = { rttMs: 50, rate: (n) => Math.min(n * 6e6, 100e6) };
+    const tuner = simulate(path, 10);
+    assert.ok(tuner.streams >= 16 && tuner.streams <= 32, JSON.stringify(tuner.steps));
+    assert.ok(tuner.steps.some((step) => step.reason === "settled" || step.reason === "reverted"));
+    const last = tuner.steps.at(-1);
+    assert.ok(last !== undefined && last.atMs < 4000, "it settles within a few seconds");
+  });
+
+  it("keeps the count where one more doubling gains nothing", () => {
+    const full: Path = { rttMs: 50, rate: () => 110e6 };
+    const tuner = simulate(full, 5);
+    assert.equal(tuner.streams, 4, JSON.stringify(tuner.steps));
+    assert.deepEqual(
+      tuner.steps.map((step) => step.streams),
+      [4, 8, 4],
+    );
+  });
+
+  it("never probes a path with a sub-millisecond RTT, where streams only share the CPU", () => {
+    const loopback: Path = { rttMs: 0.1, rate: (n) => n * 100e6 };
+    const tuner = simulate(loopback, 5);
+    assert.equal(tuner.streams, 4);
+  });
+
+  it("stops growing when the round trip inflates: the queue is filling, not the pipe", () => {
+    const bloated: Path = {
+      rttMs: 20,
+      rate: (n) => Math.min(n * 3e6, 60e6),
+      loadedRttMs: (n) => (n >= 8 ? 80 : 20),
+    };
+    const tuner = simulate(bloated, 5);
+    assert.ok(tuner.streams <= 8, JSON.stringify(tuner.steps));
+  });
+
+  it("sizes the window to twice the bandwidth-delay product, within its bounds", () => {
+    // 1 Gbit/s at 100 ms RTT: a BDP of 12.5 MB, so 25 MB in flight.
+    const fat: Path = { rttMs: 100, rate: () => 125e6 };
+    const tuner = simulate(fat, 5, { ...OPTIONS, pinned: true });
+    assert.ok(tuner.windowBytes >= 24e6 && tuner.windowBytes <= 26e6, `${tuner.windowBytes}`);
+    // Far more than the bound allows.
+    const huge = simulate({ rttMs: 400, rate: () => 2e9 }, 5, { ...OPTIONS, pinned: true });
+    assert.equal(huge.windowBytes, 256 * MiB);
+  });
+
+  it("changes only the window when the count is pinned", () => {
+    const lossy: Path = { rttMs: 50, rate: (n) => n * 1.1e6 };
+    const tuner = simulate(lossy, 5, { ...OPTIONS, initialStreams: 3, pinned: true });
+    assert.equal(tuner.streams, 3);
+    assert.equal(tuner.steps.length, 1);
+  });
+});
