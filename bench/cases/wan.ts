@@ -237,6 +237,7 @@ function teleportContender(session: WanSession, streams: number | "auto"): Conte
           const report = parsePullReport(usage.stdout);
           sample.details.reportedMbit = (report.bytes * 8) / report.seconds / 1e6;
           sample.details.streamsUsed = streamCount(usage.stdout);
+          sample.details.tuning = tuningPath(usage.stdout);
           return sample;
         } finally {
           rmSync(home, { recursive: true, force: true });
@@ -247,10 +248,21 @@ function teleportContender(session: WanSession, streams: number | "auto"): Conte
   );
 }
 
-/** The `streams` array of teleport's JSON report: how many data streams the pull used. */
+/** From teleport's JSON report: the most data streams the pull had open at once. */
 function streamCount(stdout: string): number | null {
-  const report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as { streams?: unknown };
-  return Array.isArray(report.streams) ? report.streams.length : null;
+  const report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as {
+    streamPool?: { peakStreams?: unknown } | null;
+  };
+  const peak = report.streamPool?.peakStreams;
+  return typeof peak === "number" ? peak : null;
+}
+
+/** From teleport's JSON report: the stream counts the tuner went through, in order. */
+function tuningPath(stdout: string): number[] {
+  const report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as {
+    streamPool?: { tuning?: { streams: number }[] } | null;
+  };
+  return report.streamPool?.tuning?.map((step) => step.streams) ?? [];
 }
 
 function rsyncContender(session: WanSession, daemon: { server: ServerProcess; version: string }): Contender {

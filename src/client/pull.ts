@@ -188,6 +188,8 @@ class Puller {
   readonly #abort = new AbortController();
   /** Started when the first chunk has to be fetched: a pull with nothing to fetch starts none. */
   #streams: StreamPool | undefined;
+  /** Round trip to the host measured as the pull starts. */
+  #rttMs: number | undefined;
   readonly #index: ChunkIndex | undefined;
   readonly #local: LocalChunks | undefined;
   readonly #chunker: Chunker = defaultChunker();
@@ -237,7 +239,7 @@ class Puller {
     this.#client = client;
     this.#options = options;
     this.#remote = normalizeUserPath(options.remotePath ?? "");
-    this.#minWindowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, 2 * MAX_CHUNK_SIZE);
+    this.#minWindowBytes = Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, MAX_CHUNK_SIZE);
     this.#index = options.index;
     this.#local = options.index && new LocalChunks(options.index);
     this.#dest = resolve(options.dest);
@@ -265,6 +267,14 @@ class Puller {
       names: undefined,
     };
     try {
+      // Sent ahead of the manifest request, so answered before its first chunk list: the path's
+      // round trip picks how many streams the pool starts with.
+      this.#client
+        .ping()
+        .then((ms) => {
+          this.#rttMs = ms;
+        })
+        .catch(() => {});
       await mkdir(this.#dest, { recursive: true });
       this.#dirStack.push(root);
       for await (const event of this.#client.manifest(this.#remote, this.#abort.signal)) {
@@ -581,7 +591,10 @@ class Puller {
       }
       if (await this.#copyLocally(job, chunk, index)) return;
     }
-    while (this.#inFlightBytes + chunk.size > this.#windowBytes() || this.#batch.length >= BATCH_CHUNKS) {
+    while (
+      (this.#inFlightBytes > 0 && this.#inFlightBytes + chunk.size > this.#windowBytes()) ||
+      this.#batch.length >= BATCH_CHUNKS
+    ) {
       await this.#waitForProgress();
     }
     const fd = (await this.#openTemp(job)).fd;
@@ -771,6 +784,7 @@ class Puller {
       link: formatLink(this.#client.link),
       windowBytes: this.#minWindowBytes,
       ping: () => this.#client.ping(),
+      ...(this.#rttMs === undefined ? {} : { rttMs: this.#rttMs }),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
     });
     return this.#streams;

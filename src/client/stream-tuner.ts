@@ -45,7 +45,7 @@ const GROWTH_GAIN = 1.3;
  * at ~200 Mbit/s, and what limits a LAN or loopback transfer is CPU, which more streams only
  * share out more thinly (loopback 1 GiB: 4 streams as fast as 2; 16 slower).
  */
-const MIN_PROBE_RTT_MS = 2;
+export const MIN_PROBE_RTT_MS = 2;
 /** A doubling that gained this much: the streams are each held back, so multiply by four. */
 const LINEAR_GAIN = 1.6;
 /** The RTT has inflated (queues filling) when it exceeds the lowest seen by this factor... */
@@ -53,16 +53,24 @@ const RTT_INFLATION = 2;
 /** ...plus this, which keeps loopback's jitter of a millisecond or two from counting. */
 const RTT_SLACK_MS = 10;
 /** Time the new streams get to leave slow start before the rate counts: the larger of these. */
-const SETTLE_MS = 150;
-const SETTLE_RTTS = 3;
+const SETTLE_MS = 100;
+const SETTLE_RTTS = 2;
 /** The rate is measured over the larger of these. */
-const MEASURE_MS = 400;
-const MEASURE_RTTS = 8;
+const MEASURE_MS = 250;
+const MEASURE_RTTS = 5;
+/**
+ * A count's rate is taken once it stops climbing: when an interval delivers less than this many
+ * times the one before, or after MAX_INTERVALS. Each count is measured at least twice.
+ */
+const STILL_RAMPING = 1.2;
+const MAX_INTERVALS = 4;
+/** A count within this share of the best rate is as good as the best. */
+const NEARLY_BEST = 0.95;
 /** The window is resized from the rate over the larger of these. */
 const WINDOW_MEASURE_MS = 200;
 const WINDOW_MEASURE_RTTS = 2;
 /** Bytes in flight per byte of bandwidth-delay product. */
-const WINDOW_BDP_FACTOR = 2;
+const WINDOW_BDP_FACTOR = 4;
 
 export class StreamTuner {
   readonly #options: TunerOptions;
@@ -76,8 +84,13 @@ export class StreamTuner {
   #bestBytesPerSecond = 0;
   /** The count measured before the current one, and what it delivered. */
   #previous: { streams: number; bytesPerSecond: number } | undefined;
-  /** The count that delivered the most so far. */
-  #best: { streams: number; bytesPerSecond: number } | undefined;
+  /** What each count measured delivered. */
+  readonly #measured = new Map<number, number>();
+  /** The current count's last measured rate, and how many intervals it has been measured. */
+  #lastRate: number | undefined;
+  #intervals = 0;
+  /** When the window last grew: a rate measured meanwhile was bound by it, not by the streams. */
+  #windowGrewAtMs = Number.NEGATIVE_INFINITY;
   /** Where the window's current measurement started. */
   #windowFrom: { atMs: number; bytes: number } | undefined;
   /** When the current count's measurement starts, and the bytes delivered by then. */
@@ -118,6 +131,7 @@ export class StreamTuner {
     const windowElapsedMs = nowMs - this.#windowFrom.atMs;
     if (windowElapsedMs >= Math.max(WINDOW_MEASURE_MS, WINDOW_MEASURE_RTTS * rtt)) {
       changed = this.#sizeWindow(((deliveredBytes - this.#windowFrom.bytes) * 1000) / windowElapsedMs);
+      if (changed) this.#windowGrewAtMs = nowMs;
       this.#windowFrom = { atMs: nowMs, bytes: deliveredBytes };
     }
     if (this.#settled) return changed;
@@ -130,6 +144,17 @@ export class StreamTuner {
     if (elapsedMs < Math.max(MEASURE_MS, MEASURE_RTTS * rtt)) return changed;
     const rate = ((deliveredBytes - this.#measureFrom.bytes) * 1000) / elapsedMs;
     this.#measureFrom = { atMs: nowMs, bytes: deliveredBytes };
+    // A count that already beats the one before is grown from at once. Otherwise its rate is
+    // taken once it stops climbing: a rate still climbing is slow start (or the window
+    // growing), not what the count is worth.
+    const last = this.#lastRate;
+    this.#lastRate = rate;
+    this.#intervals++;
+    const windowBound = this.#windowGrewAtMs > nowMs - elapsedMs;
+    const pays =
+      !windowBound && this.#previous !== undefined && rate >= GROWTH_GAIN * this.#previous.bytesPerSecond;
+    const climbing = windowBound || last === undefined || rate >= STILL_RAMPING * last;
+    if (!pays && climbing && this.#intervals < MAX_INTERVALS) return changed;
     return this.#decide(nowMs, rate) || changed;
   }
 
@@ -147,8 +172,7 @@ export class StreamTuner {
   #decide(nowMs: number, rate: number): boolean {
     const rtt = this.minRttMs;
     if (rtt === undefined) return false; // no ping answered yet: too early to tell
-    if (this.#best === undefined || rate > this.#best.bytesPerSecond)
-      this.#best = { streams: this.streams, bytesPerSecond: rate };
+    this.#measured.set(this.streams, rate);
     const previous = this.#previous;
     const gain =
       previous === undefined || previous.bytesPerSecond === 0 ? Infinity : rate / previous.bytesPerSecond;
@@ -158,7 +182,9 @@ export class StreamTuner {
       this.#smoothedRttMs > RTT_INFLATION * this.minRttMs + RTT_SLACK_MS;
     const probing = rtt >= MIN_PROBE_RTT_MS && !inflated && this.streams < this.#options.maxStreams;
     if (probing && gain >= GROWTH_GAIN) {
-      const factor = previous !== undefined && gain >= LINEAR_GAIN ? 4 : 2;
+      // The first probe is bold: a path that needs many streams reaches them in a few steps,
+      // and one that does not goes back to the initial count after one measurement.
+      const factor = previous === undefined || gain >= LINEAR_GAIN ? 4 : 2;
       this.#previous = { streams: this.streams, bytesPerSecond: rate };
       this.#change(
         nowMs,
@@ -169,9 +195,9 @@ export class StreamTuner {
       return true;
     }
     this.#settled = true;
-    const best = this.#best;
-    if (best.streams !== this.streams) {
-      this.#change(nowMs, best.streams, rate, "reverted");
+    const best = this.#fewestForBestRate();
+    if (best !== this.streams) {
+      this.#change(nowMs, best, rate, "reverted");
       return true;
     }
     this.steps.push({
@@ -183,10 +209,19 @@ export class StreamTuner {
     return false;
   }
 
+  /** The fewest streams that delivered nearly the best rate measured: more only cost memory. */
+  #fewestForBestRate(): number {
+    const top = Math.max(...this.#measured.values());
+    const good = [...this.#measured].filter(([, rate]) => rate >= NEARLY_BEST * top);
+    return Math.min(...good.map(([streams]) => streams));
+  }
+
   #change(nowMs: number, streams: number, rate: number, reason: TuningStep["reason"]): void {
     this.streams = streams;
     this.#changedAtMs = nowMs;
     this.#measureFrom = undefined;
+    this.#lastRate = undefined;
+    this.#intervals = 0;
     this.steps.push({ atMs: nowMs - this.#startedAt, streams, measuredBytesPerSecond: rate, reason });
   }
 }
