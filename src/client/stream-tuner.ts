@@ -41,11 +41,12 @@ export interface TuningStep {
  */
 const GROWTH_GAIN = 1.3;
 /**
- * Paths shorter than this are not probed: at 2 ms a single reno stream recovers from 0.1% loss
- * at ~200 Mbit/s, and what limits a LAN or loopback transfer is CPU, which more streams only
- * share out more thinly (loopback 1 GiB: 4 streams as fast as 2; 16 slower).
+ * Paths shorter than this are not probed: at 5 ms a single reno stream recovers from 0.1% loss
+ * at ~90 Mbit/s, and what limits a LAN or loopback transfer is CPU, which more streams only
+ * share out more thinly (loopback 1 GiB: 4 streams as fast as 2, 64 took 1.5x the time). Pings
+ * on loopback measure 0.3-0.9 ms, and a few ms when either event loop is busy.
  */
-export const MIN_PROBE_RTT_MS = 2;
+export const MIN_PROBE_RTT_MS = 5;
 /** A doubling that gained this much: the streams are each held back, so multiply by four. */
 const LINEAR_GAIN = 1.6;
 /** The RTT has inflated (queues filling) when it exceeds the lowest seen by this factor... */

@@ -60,6 +60,8 @@ export interface PoolReport {
   memoryBoundBytes: number;
   /** The last window of bytes in flight. */
   windowBytes: number;
+  /** The lowest round trip measured to the host, in milliseconds (null if none was). */
+  minRttMs: number | null;
   /** How the stream count changed: when, to what, on what measurement. */
   tuning: TuningStep[];
 }
@@ -158,8 +160,8 @@ export function unpackBatch(batch: PackedBatch): ChunkWrite[] {
  * per 32 KiB chunk took 3x the write time of 256 KiB writes (0.77 vs 0.25 s per 512 MiB).
  */
 export const WRITE_SLICE_BYTES = 256 * 1024;
-/** Streams a tuned pull starts with: two per thread, so that each core has work while one waits. */
-const STREAMS_PER_THREAD = 2;
+/** Streams a tuned pull starts with on a short path: one per thread (loopback 1 GiB: 2 streams took 2.8-3.1 CPU s, 4 took 3.1-3.3 and no less time). */
+const STREAMS_PER_THREAD = 1;
 /**
  * Streams a tuned pull starts with on a path long enough to probe (see stream-tuner.ts): TCP
  * ramps up one round trip at a time, so on a long path more streams ramp up sooner, and they
@@ -564,6 +566,7 @@ export class StreamPool {
       peakBufferBytes,
       memoryBoundBytes: this.#peakStreams * streamMemoryBound(this.#largestChunk),
       windowBytes: this.#tuner.windowBytes,
+      minRttMs: this.#tuner.minRttMs ?? null,
       tuning: this.#tuner.steps,
     };
   }
