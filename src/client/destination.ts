@@ -3,10 +3,14 @@
  * `splitWirePath`; here we also make sure we never write through a symlink: folders we write into
  * are verified to be real folders, files are created under fresh temporary names with O_EXCL and
  * renamed into place only when complete and verified.
+ *
+ * These calls are synchronous, like every per-file call of a pull: each takes a few microseconds
+ * in the kernel, and handing it to libuv's thread pool costs far more on these VMs (a thread
+ * wake-up each way). Creating 20,000 files of 10 KB (open, write, chmod, utimes, close, rename)
+ * took 1.8 s with sync calls and 11-17 s with fs/promises, 13-19 s of it system time.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { type FileHandle, lstat, mkdir, open, rename, symlink, unlink } from "node:fs/promises";
+import { constants, lstatSync, mkdirSync, openSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 
@@ -21,14 +25,14 @@ const STALE_TEMP_MS = 10 * 60 * 1000;
  * Creates `path` as a folder if missing (and says so); refuses if something else (a symlink, a
  * file) is there.
  */
-export async function ensureRealDirectory(path: string): Promise<"created" | "existed"> {
+export function ensureRealDirectory(path: string): "created" | "existed" {
   try {
-    await mkdir(path, { mode: 0o700 });
+    mkdirSync(path, { mode: 0o700 });
     return "created";
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw toTeleportError(err, `creating ${path}`);
   }
-  const stats = await lstat(path);
+  const stats = lstatSync(path);
   if (!stats.isDirectory()) {
     throw new TeleportError(
       ErrorCode.UNSAFE_NAME,
@@ -62,57 +66,66 @@ function shortened(name: string): string {
  * under a random name: another pull may be writing the same file right now, and replacing its
  * temporary file would let it rename ours into place half-written.
  */
-export async function createTempFile(
-  finalPath: string,
-  stable = false,
-): Promise<{ path: string; handle: FileHandle }> {
+export function createTempFile(finalPath: string, stable = false): { path: string; fd: number } {
   if (stable) {
     const path = tempPathFor(finalPath, true);
-    const created = await createExclusive(path);
-    if (created !== undefined) return { path, handle: created };
-    const leftover = await lstat(path).catch(() => undefined);
+    const created = createExclusive(path);
+    if (created !== undefined) return { path, fd: created };
+    const leftover = lstatQuietly(path);
     if (leftover?.isFile() && Date.now() - leftover.ctimeMs > STALE_TEMP_MS) {
-      await removeQuietly(path);
-      const replaced = await createExclusive(path);
-      if (replaced !== undefined) return { path, handle: replaced };
+      removeQuietly(path);
+      const replaced = createExclusive(path);
+      if (replaced !== undefined) return { path, fd: replaced };
     }
   }
   const path = tempPathFor(finalPath);
-  const handle = await createExclusive(path);
-  if (handle === undefined) throw new TeleportError(ErrorCode.IO, `creating ${path}: it already exists`);
-  return { path, handle };
+  const fd = createExclusive(path);
+  if (fd === undefined) throw new TeleportError(ErrorCode.IO, `creating ${path}: it already exists`);
+  return { path, fd };
 }
 
 /** Opens a new file at `path`, or undefined if something is already there. */
-async function createExclusive(path: string): Promise<FileHandle | undefined> {
+function createExclusive(path: string): number | undefined {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   try {
-    return await open(path, flags, 0o600);
+    return openSync(path, flags, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw toTeleportError(err, `creating ${path}`);
   }
 }
 
-/** Atomically puts a finished file or symlink at its final path (replacing an older copy). */
-export async function commitPath(tempPath: string, finalPath: string): Promise<void> {
+function lstatQuietly(path: string) {
   try {
-    await rename(tempPath, finalPath);
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Atomically puts a finished file or symlink at its final path (replacing an older copy). */
+export function commitPath(tempPath: string, finalPath: string): void {
+  try {
+    renameSync(tempPath, finalPath);
   } catch (err) {
     throw toTeleportError(err, `renaming into ${finalPath}`);
   }
 }
 
-export async function createSymlink(target: string, finalPath: string): Promise<void> {
+export function createSymlink(target: string, finalPath: string): void {
   const temp = tempPathFor(finalPath);
   try {
-    await symlink(target, temp);
+    symlinkSync(target, temp);
   } catch (err) {
     throw toTeleportError(err, `creating symlink ${finalPath}`);
   }
-  await commitPath(temp, finalPath);
+  commitPath(temp, finalPath);
 }
 
-export async function removeQuietly(path: string): Promise<void> {
-  await unlink(path).catch(() => {});
+export function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone, or never there
+  }
 }

@@ -12,9 +12,21 @@
  * mode and mtime once everything inside it is done. Memory is bounded by the window and the copy
  * queue, not by file or tree size.
  */
-import { constants } from "node:fs";
-import type { FileHandle } from "node:fs/promises";
-import { chmod, lstat, mkdir, open, readdir, utimes } from "node:fs/promises";
+import {
+  type BigIntStats,
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  ftruncateSync,
+  futimesSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  utimesSync,
+} from "node:fs";
+import { mkdir, open } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { ChunkListHash } from "../chunking/manifest.js";
@@ -140,7 +152,7 @@ interface FileJob {
   finalPath: string;
   parent: DirState;
   /** The file being written, opened when the first byte has to be written. */
-  temp: { path: string; handle: FileHandle } | undefined;
+  temp: { path: string; fd: number } | undefined;
   /** Its journal in the index, when there is an index. */
   partialId: number | undefined;
   /** True when `temp` is an interrupted pull's download of this same version, resumed. */
@@ -343,9 +355,9 @@ class Puller {
     }
     for (const job of this.#openFiles) {
       if (job.temp === undefined) continue;
-      await job.temp.handle.close().catch(() => {});
+      closeQuietly(job.temp.fd);
       if (job.journaled > 0) continue;
-      await removeQuietly(job.temp.path);
+      removeQuietly(job.temp.path);
       if (job.partialId !== undefined) this.#forgetQuietly(job.partialId);
     }
     this.#openFiles.clear();
@@ -427,7 +439,7 @@ class Puller {
       // The share root lands on the destination folder itself; other folders are created in it.
       const isShareRoot = entry.path === "";
       const localPath = isShareRoot ? this.#dest : this.#localPath(entry.path);
-      const created = !isShareRoot && (await ensureRealDirectory(localPath)) === "created";
+      const created = !isShareRoot && ensureRealDirectory(localPath) === "created";
       if (!isShareRoot) parent.pending++;
       this.#dirStack.push({
         wirePath: entry.path,
@@ -445,7 +457,7 @@ class Puller {
         splitWirePath(parentWirePath(this.#remote)).length,
       );
       checkLinkTarget(relativeToDest.join("/"), entry.linkTarget);
-      await createSymlink(entry.linkTarget, this.#localPath(entry.path));
+      createSymlink(entry.linkTarget, this.#localPath(entry.path));
       this.#summary.symlinks++;
     } else {
       throw protocolError(`file "${entry.path}" announced without its chunks`);
@@ -486,11 +498,10 @@ class Puller {
     if (this.#index !== undefined) {
       // Only files with a journal leave a download to resume.
       if (job.smallChunks === undefined) await this.#findPartial(job, this.#index);
-      if (await this.#mayExist(parent, finalPath))
-        job.base = await this.#indexExisting(finalPath, this.#index);
+      if (this.#mayExist(parent, finalPath)) job.base = await this.#indexExisting(finalPath, this.#index);
       job.maybeUnchanged = job.base !== undefined && job.base.size === entry.size && job.temp === undefined;
     }
-    if (!job.maybeUnchanged) await this.#openTemp(job);
+    if (!job.maybeUnchanged) this.#openTemp(job);
   }
 
   /** Resumes an interrupted download of this version of the file, or keeps one of another as a source. */
@@ -498,7 +509,7 @@ class Puller {
     const partial = index.findPartial(job.finalPath);
     // Another pull into the same place, still running, keeps its download.
     if (partial === undefined || (partial.owner !== process.pid && isRunning(partial.owner))) return;
-    const stats = await lstat(partial.path, { bigint: true }).catch(() => undefined);
+    const stats = lstatQuietly(partial.path);
     if (stats === undefined || !stats.isFile() || inodeOf(stats) !== partial.inode) {
       index.forget(partial.id);
       return;
@@ -508,18 +519,27 @@ class Puller {
       return;
     }
     const flags = constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
-    const handle = await open(partial.path, flags).catch(() => undefined);
-    if (handle === undefined) return;
+    let fd: number;
+    try {
+      fd = openSync(partial.path, flags);
+    } catch {
+      return;
+    }
     index.claim(partial.id);
-    job.temp = { path: partial.path, handle };
+    job.temp = { path: partial.path, fd };
     job.partialId = partial.id;
     job.resumed = true;
   }
 
   /** Whether `path` in `dir` may be an old copy: false only if the folder's listing says no. */
-  async #mayExist(dir: DirState, path: string): Promise<boolean> {
+  #mayExist(dir: DirState, path: string): boolean {
     if (dir.names === undefined) {
-      const names = await readdir(dir.localPath).catch(() => null);
+      let names: string[] | null;
+      try {
+        names = readdirSync(dir.localPath);
+      } catch {
+        names = null;
+      }
       dir.names = names !== null && names.length <= MAX_LISTED_NAMES ? new Set(names) : null;
     }
     return dir.names === null || dir.names.has(basename(path));
@@ -527,7 +547,7 @@ class Puller {
 
   /** The old copy at `path`, indexed now if it was not (read and hashed once). */
   async #indexExisting(path: string, index: ChunkIndex): Promise<IndexedFile | undefined> {
-    const stats = await lstat(path, { bigint: true }).catch(() => undefined);
+    const stats = lstatQuietly(path);
     if (stats === undefined || !stats.isFile()) return undefined;
     let known = index.lookupFile(path, stats, this.#chunker.id);
     if (known === undefined) {
@@ -551,16 +571,16 @@ class Puller {
   }
 
   /** The file the job writes into: a new temporary file, journaled when there is an index. */
-  async #openTemp(job: FileJob): Promise<FileHandle> {
-    if (job.temp !== undefined) return job.temp.handle;
+  #openTemp(job: FileJob): number {
+    if (job.temp !== undefined) return job.temp.fd;
     // A small file has no journal: a stable name, so a killed pull's leftover is replaced next time.
-    job.temp = await createTempFile(job.finalPath, job.smallChunks !== undefined);
+    job.temp = createTempFile(job.finalPath, job.smallChunks !== undefined);
     if (this.#index !== undefined && job.smallChunks === undefined) {
-      const stats = await job.temp.handle.stat({ bigint: true });
+      const stats = fstatSync(job.temp.fd, { bigint: true });
       const download = { target: job.finalPath, version: versionOf(job.entry) };
       job.partialId = this.#index.startFile(job.temp.path, stats, this.#chunker.id, download);
     }
-    return job.temp.handle;
+    return job.temp.fd;
   }
 
   async #onChunks(chunks: ChunkRef[]): Promise<void> {
@@ -597,7 +617,7 @@ class Puller {
     ) {
       await this.#waitForProgress();
     }
-    const fd = (await this.#openTemp(job)).fd;
+    const fd = this.#openTemp(job);
     this.#enqueue({ chunk: { ...chunk, path: job.wirePath, fd }, job });
   }
 
@@ -607,7 +627,7 @@ class Puller {
    */
   async #replay(job: FileJob, digest: FileEnd): Promise<void> {
     job.maybeUnchanged = false;
-    await this.#openTemp(job);
+    this.#openTemp(job);
     const changed = () =>
       new TeleportError(ErrorCode.FILE_CHANGED, `"${job.wirePath}" changed on the host during the pull`);
     let described = 0;
@@ -688,8 +708,8 @@ class Puller {
   }
 
   async #copy(run: CopyRun, job: FileJob, buffer: Buffer): Promise<void> {
-    const handle = await this.#openTemp(job);
-    const { copied, mismatched } = await copyRun(run, handle, buffer);
+    const fd = this.#openTemp(job);
+    const { copied, mismatched } = await copyRun(run, fd, buffer);
     this.#throwIfFailed();
     this.#summary.bytesReadLocally += run.bytes;
     if (job.partialId !== undefined && copied.length > 0) {
@@ -708,8 +728,7 @@ class Puller {
       // The source changed or its index rows were wrong: fetch those chunks, forget the source.
       this.#forgetQuietly(run.sourceFileId);
       this.#local?.changed(run.sourcePath);
-      for (const chunk of mismatched)
-        this.#enqueue({ chunk: { ...chunk, path: job.wirePath, fd: handle.fd }, job });
+      for (const chunk of mismatched) this.#enqueue({ chunk: { ...chunk, path: job.wirePath, fd }, job });
       this.#flush();
     }
   }
@@ -849,17 +868,21 @@ class Puller {
   /** Metadata, close, rename: the file appears under its name only now, complete and verified. */
   async #commit(job: FileJob): Promise<void> {
     const { entry } = job;
-    const { handle, path } = job.temp as { path: string; handle: FileHandle };
-    // A resumed download may be longer than this version of the file.
-    if (job.resumed) await handle.truncate(entry.size);
-    await handle.chmod(entry.mode & 0o777);
-    await handle.utimes(entry.mtimeMs / 1000, entry.mtimeMs / 1000);
-    await handle.close();
+    const { fd, path } = job.temp as { path: string; fd: number };
+    job.temp = { path, fd: -1 }; // closed below, never again: the number may be reused at once
+    try {
+      // A resumed download may be longer than this version of the file.
+      if (job.resumed) ftruncateSync(fd, entry.size);
+      fchmodSync(fd, entry.mode & 0o777);
+      futimesSync(fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+    } finally {
+      closeSync(fd);
+    }
     this.#throwIfFailed();
-    await commitPath(path, job.finalPath);
+    commitPath(path, job.finalPath);
     await this.#indexCommitted(job);
     if (job.stalePartial !== undefined) {
-      await removeQuietly(job.stalePartial.path);
+      removeQuietly(job.stalePartial.path);
       this.#forgetQuietly(job.stalePartial.id);
     }
     await this.#finished(job);
@@ -871,7 +894,7 @@ class Puller {
     if (index === undefined) return;
     this.#local?.changed(job.finalPath);
     if (job.smallChunks !== undefined) {
-      const stats = await lstat(job.finalPath, { bigint: true });
+      const stats = lstatSync(job.finalPath, { bigint: true });
       const digest = job.digest as FileEnd;
       this.#records.push({
         path: job.finalPath,
@@ -890,7 +913,7 @@ class Puller {
       index.forget(job.partialId);
       return;
     }
-    const stats = await lstat(job.finalPath, { bigint: true });
+    const stats = lstatSync(job.finalPath, { bigint: true });
     index.finishFile(job.partialId, job.finalPath, stats, job.digest as FileEnd);
   }
 
@@ -898,18 +921,18 @@ class Puller {
   async #keepExisting(job: FileJob): Promise<void> {
     const { entry, finalPath } = job;
     const index = this.#index as ChunkIndex;
-    const stats = await lstat(finalPath, { bigint: true });
+    const stats = lstatSync(finalPath, { bigint: true });
     const sameMode = (Number(stats.mode) & 0o777) === (entry.mode & 0o777);
     const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
     if (!sameMode || !sameTime) {
-      await chmod(finalPath, entry.mode & 0o777);
-      await utimes(finalPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
-      const now = await lstat(finalPath, { bigint: true });
+      chmodSync(finalPath, entry.mode & 0o777);
+      utimesSync(finalPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+      const now = lstatSync(finalPath, { bigint: true });
       index.finishFile((job.base as { id: number }).id, finalPath, now, job.digest as FileEnd);
       this.#local?.changed(finalPath);
     }
     if (job.stalePartial !== undefined) {
-      await removeQuietly(job.stalePartial.path);
+      removeQuietly(job.stalePartial.path);
       this.#forgetQuietly(job.stalePartial.id);
     }
     await this.#finished(job);
@@ -937,8 +960,8 @@ class Puller {
     const { entry } = dir;
     if (!dir.listed || dir.pending > 0 || entry === undefined || dir.finished) return;
     dir.finished = true;
-    await chmod(dir.localPath, entry.mode & 0o777);
-    await utimes(dir.localPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+    chmodSync(dir.localPath, entry.mode & 0o777);
+    utimesSync(dir.localPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
     if (dir.parent !== undefined) await this.#childDone(dir.parent);
   }
 
@@ -974,4 +997,21 @@ function parentWirePath(wirePath: string): string {
 
 function protocolError(message: string): TeleportError {
   return new TeleportError(ErrorCode.PROTOCOL, message);
+}
+
+function lstatQuietly(path: string): BigIntStats | undefined {
+  try {
+    return lstatSync(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  if (fd < 0) return;
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
 }

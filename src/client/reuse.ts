@@ -6,8 +6,9 @@
  * copies one, verifying every chunk's hash on the way: an index row that lies, or a file changed
  * in a way its identity does not show, costs a network fetch, never wrong output.
  */
-import { lstatSync } from "node:fs";
+import { lstatSync, write } from "node:fs";
 import { constants, type FileHandle, open } from "node:fs/promises";
+import { promisify } from "node:util";
 import { hashBytes } from "../chunking/hash.js";
 import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../store/chunk-index.js";
 import type { ChunkRef } from "../wire/messages.js";
@@ -16,7 +17,7 @@ import type { ChunkRef } from "../wire/messages.js";
 export const COPY_RUN_BYTES = 8 * 1024 * 1024;
 /**
  * Reads and writes go 256 KiB at a time: on these VMs one 8 MiB write costs several times the
- * system time of 32 writes of 256 KiB (see WRITE_SLICE_BYTES in stream-worker.ts).
+ * system time of 32 writes of 256 KiB (see WRITE_SLICE_BYTES in streams.ts).
  */
 const IO_SLICE_BYTES = 256 * 1024;
 /** Files whose identity is remembered during a pull (each an lstat). */
@@ -126,7 +127,7 @@ export interface CopyResult {
 }
 
 /** Copies a run into `target`, verifying each chunk; `buffer` must hold COPY_RUN_BYTES. */
-export async function copyRun(run: CopyRun, target: FileHandle, buffer: Buffer): Promise<CopyResult> {
+export async function copyRun(run: CopyRun, target: number, buffer: Buffer): Promise<CopyResult> {
   let filled = 0;
   let source: FileHandle | undefined;
   try {
@@ -163,11 +164,13 @@ export async function copyRun(run: CopyRun, target: FileHandle, buffer: Buffer):
   return result;
 }
 
-async function writeFully(target: FileHandle, buffer: Buffer, start: number, end: number, position: number) {
+const writeAt = promisify(write);
+
+async function writeFully(target: number, buffer: Buffer, start: number, end: number, position: number) {
   let done = start;
   while (done < end) {
     const length = Math.min(IO_SLICE_BYTES, end - done);
-    const { bytesWritten } = await target.write(buffer, done, length, position + done - start);
+    const { bytesWritten } = await writeAt(target, buffer, done, length, position + done - start);
     done += bytesWritten;
   }
 }
