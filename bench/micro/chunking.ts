@@ -27,7 +27,7 @@ export async function prepareChunkingTasks(scratchDir: string): Promise<TaskGrou
 
   const chunkWholeFile = async (): Promise<number> => {
     let chunks = 0;
-    for await (const batch of chunkFile(handle, FILE_BYTES, chunker)) chunks += batch.length;
+    for await (const batch of chunkFile(handle.fd, FILE_BYTES, chunker)) chunks += batch.length;
     return chunks;
   };
   const chunks = await chunkWholeFile();

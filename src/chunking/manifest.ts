@@ -3,7 +3,7 @@
  * they are hashed, so a receiver can start fetching the start of a 100 GB file while the rest is
  * still being read. Memory is one read buffer, whatever the file size.
  */
-import type { FileHandle } from "node:fs/promises";
+import { readAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { type ChunkRef, HASH_SIZE } from "../wire/messages.js";
 import type { Chunker } from "./chunker.js";
@@ -50,11 +50,11 @@ export class ChunkListHash {
 const CHUNKS_PER_READ = 4;
 
 /**
- * Yields the chunks of the first `size` bytes of `handle` in order, then returns the file digest.
- * Throws FILE_CHANGED if the file ends before `size` bytes (it was truncated while being read).
+ * Yields the chunks of the first `size` bytes of the file open as `fd` in order, then returns the
+ * file digest. Throws FILE_CHANGED if the file ends before `size` bytes (truncated while read).
  */
 export async function* chunkFile(
-  handle: FileHandle,
+  fd: number,
   size: number,
   chunker: Chunker,
   signal?: AbortSignal,
@@ -71,7 +71,7 @@ export async function* chunkFile(
     signal?.throwIfAborted();
     const want = Math.min(buffer.length - filled, size - readOffset);
     if (want > 0) {
-      const { bytesRead } = await handle.read(buffer, filled, want, readOffset);
+      const bytesRead = await readAt(fd, buffer, filled, want, readOffset);
       if (bytesRead === 0) {
         throw new TeleportError(
           ErrorCode.FILE_CHANGED,

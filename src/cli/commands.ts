@@ -142,7 +142,7 @@ export async function manifestCommand(file: string, flags: { json?: boolean }) {
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new TeleportError(ErrorCode.NOT_A_FILE, `${file} is not a regular file`);
-    const chunks = chunkFile(handle, stats.size, defaultChunker());
+    const chunks = chunkFile(handle.fd, stats.size, defaultChunker());
     if (flags.json) {
       const head = { path: file, size: stats.size, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs };
       await writeOut(`${JSON.stringify(head).slice(0, -1)},"chunks":[`);

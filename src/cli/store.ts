@@ -52,7 +52,7 @@ export async function indexCommand(dir: string, flags: { json?: boolean }): Prom
         if (!known) {
           const handle = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
           try {
-            const listing = fileChunks(handle, path, size, chunker, index);
+            const listing = fileChunks(handle.fd, path, size, chunker, index);
             while (!(await listing.next()).done) {}
           } finally {
             await handle.close();

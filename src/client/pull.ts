@@ -557,7 +557,7 @@ class Puller {
       if (handle === undefined) return undefined;
       try {
         const size = Number(stats.size);
-        const listing = fileChunks(handle, path, size, this.#chunker, index, this.#abort.signal);
+        const listing = fileChunks(handle.fd, path, size, this.#chunker, index, this.#abort.signal);
         while (!(await listing.next()).done) {}
         this.#summary.bytesReadLocally += size;
       } catch {

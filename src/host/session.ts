@@ -3,7 +3,6 @@
  * concurrently, each under its own credit window and AbortSignal. Everything read from the
  * client is decoded with bounded codecs and every path goes through the Share.
  */
-import type { FileHandle } from "node:fs/promises";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
@@ -11,6 +10,7 @@ import type { FileDigest } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
+import { readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
@@ -114,9 +114,7 @@ export class HostSession {
   constructor(socket: TLSSocket, context: SessionContext) {
     this.#socket = socket;
     this.#context = context;
-    this.#openFiles = new OpenFiles(
-      async (wirePath) => (await context.share.resolveFile(wirePath)).absolutePath,
-    );
+    this.#openFiles = new OpenFiles((wirePath) => context.share.resolveFile(wirePath).absolutePath);
     this.#connection = new Connection(
       socket,
       {
@@ -285,7 +283,7 @@ export class HostSession {
   }
 
   async #stat(requestId: number, path: string): Promise<void> {
-    const { entry } = await this.#context.share.stat(path);
+    const { entry } = this.#context.share.stat(path);
     this.#connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: [entry] });
   }
 
@@ -336,9 +334,7 @@ export class HostSession {
         await batch.flush();
         await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
         if (manifest === undefined) {
-          await this.#openFiles.with(entry.path, (handle) =>
-            this.#sendFileChunks(requestId, open, entry, handle),
-          );
+          await this.#openFiles.with(entry.path, (fd) => this.#sendFileChunks(requestId, open, entry, fd));
           continue;
         }
         const { chunks, digest } = await manifest;
@@ -355,9 +351,9 @@ export class HostSession {
 
   /** The complete chunk list of a small file, from the index or by hashing it. */
   async #wholeFileManifest(entry: Entry, signal: AbortSignal): Promise<FileManifest> {
-    return this.#openFiles.with(entry.path, async (handle) => {
+    return this.#openFiles.with(entry.path, async (fd) => {
       const chunks: ChunkRef[] = [];
-      const listing = this.#fileChunks(entry, handle, signal);
+      const listing = this.#fileChunks(entry, fd, signal);
       let step = await listing.next();
       while (!step.done) {
         chunks.push(...step.value);
@@ -368,13 +364,8 @@ export class HostSession {
   }
 
   /** CHUNKS frames and FILE_END for one file, from the index or by hashing it now. */
-  async #sendFileChunks(
-    requestId: number,
-    open: OpenRequest,
-    entry: Entry,
-    handle: FileHandle,
-  ): Promise<void> {
-    const listing = this.#fileChunks(entry, handle, open.abort.signal);
+  async #sendFileChunks(requestId: number, open: OpenRequest, entry: Entry, fd: number): Promise<void> {
+    const listing = this.#fileChunks(entry, fd, open.abort.signal);
     let step = await listing.next();
     while (!step.done) {
       for (let i = 0; i < step.value.length; i += CHUNK_REFS_PER_FRAME) {
@@ -386,9 +377,9 @@ export class HostSession {
     await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, step.value);
   }
 
-  #fileChunks(entry: Entry, handle: FileHandle, signal: AbortSignal): AsyncGenerator<ChunkRef[], FileDigest> {
+  #fileChunks(entry: Entry, fd: number, signal: AbortSignal): AsyncGenerator<ChunkRef[], FileDigest> {
     const { share, chunker, index } = this.#context;
-    return fileChunks(handle, share.localPath(entry.path), entry.size, chunker, index, signal);
+    return fileChunks(fd, share.localPath(entry.path), entry.size, chunker, index, signal);
   }
 
   async #getChunks(requestId: number, requests: ChunkRequest[], open: OpenRequest): Promise<void> {
@@ -459,9 +450,7 @@ export class HostSession {
     try {
       const first = run[0] as ChunkRequest;
       const wanted = total - run.length * CHUNK_FRAME_PREFIX;
-      const { bytesRead } = await this.#openFiles.with(first.path, (handle) =>
-        handle.readv(targets, first.offset),
-      );
+      const bytesRead = await this.#openFiles.with(first.path, (fd) => readvAt(fd, targets, first.offset));
       if (bytesRead !== wanted) {
         throw new TeleportError(ErrorCode.FILE_CHANGED, `"${first.path}" is shorter than it was when listed`);
       }
@@ -479,9 +468,7 @@ export class HostSession {
     size: number,
     position: number,
   ): Promise<void> {
-    const { bytesRead } = await this.#openFiles.with(path, (handle) =>
-      handle.read(target, at, size, position),
-    );
+    const bytesRead = await this.#openFiles.with(path, (fd) => readAt(fd, target, at, size, position));
     if (bytesRead !== size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" is shorter than it was when listed`);
     }
@@ -494,7 +481,7 @@ export class HostSession {
     length: number,
     open: OpenRequest,
   ): Promise<void> {
-    const { stats } = await this.#context.share.resolveFile(path);
+    const { stats } = this.#context.share.resolveFile(path);
     if (offset + length > stats.size) {
       throw new TeleportError(
         ErrorCode.RANGE,

@@ -2,9 +2,10 @@
  * The shared folder, read-only. Every path from the network goes through `resolve`, which refuses
  * anything that leads outside the root, through `..`, an absolute path or a symlink. Walks stream
  * depth-first with one open directory handle per level, so a 1M-file tree never sits in memory.
+ * Per-entry calls (lstat, realpath, readlink) are synchronous: see engine/file-io.ts.
  */
-import type { Dir, Stats } from "node:fs";
-import { lstat, opendir, readlink, realpath, stat } from "node:fs/promises";
+import { type Dir, lstatSync, readlinkSync, realpathSync, type Stats, statSync } from "node:fs";
+import { opendir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
@@ -43,15 +44,15 @@ export class Share {
   }
 
   /** Absolute host path for a wire path, following symlinks only while they stay inside the share. */
-  async resolve(wirePath: string): Promise<string> {
+  resolve(wirePath: string): string {
     const parts = splitWirePath(wirePath);
     let real: string;
     try {
-      real = await realpath(join(this.root, ...parts));
+      real = realpathSync.native(join(this.root, ...parts));
     } catch (err) {
       // A missing path reached through a symlink that leaves the share is an escape, not
       // "not found": otherwise a client could probe which files exist outside.
-      await this.#refuseEscapingAncestor(parts, wirePath);
+      this.#refuseEscapingAncestor(parts, wirePath);
       throw toTeleportError(err, `"${wirePath}"`);
     }
     if (!this.#contains(real))
@@ -59,15 +60,15 @@ export class Share {
     return real;
   }
 
-  async #refuseEscapingAncestor(parts: string[], wirePath: string): Promise<void> {
+  #refuseEscapingAncestor(parts: string[], wirePath: string): void {
     const escapeError = new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
-    const danglingTarget = await readlink(join(this.root, ...parts)).catch(() => undefined);
+    const danglingTarget = quietly(() => readlinkSync(join(this.root, ...parts)));
     if (danglingTarget !== undefined) {
-      const parent = await realpath(join(this.root, ...parts.slice(0, -1))).catch(() => this.root);
+      const parent = quietly(() => realpathSync.native(join(this.root, ...parts.slice(0, -1)))) ?? this.root;
       if (!this.#contains(resolve(parent, danglingTarget))) throw escapeError;
     }
     for (let length = parts.length - 1; length > 0; length--) {
-      const ancestor = await realpath(join(this.root, ...parts.slice(0, length))).catch(() => undefined);
+      const ancestor = quietly(() => realpathSync.native(join(this.root, ...parts.slice(0, length))));
       if (ancestor === undefined) continue;
       if (!this.#contains(ancestor)) throw escapeError;
       return;
@@ -75,16 +76,16 @@ export class Share {
   }
 
   /** Resolves a wire path to a regular file, refusing folders, devices, FIFOs and sockets. */
-  async resolveFile(wirePath: string): Promise<{ absolutePath: string; stats: Stats }> {
-    const absolutePath = await this.resolve(wirePath);
-    const stats = await stat(absolutePath);
+  resolveFile(wirePath: string): { absolutePath: string; stats: Stats } {
+    const absolutePath = this.resolve(wirePath);
+    const stats = statSync(absolutePath);
     if (!stats.isFile()) throw new TeleportError(ErrorCode.NOT_A_FILE, `"${wirePath}" is not a regular file`);
     return { absolutePath, stats };
   }
 
-  async stat(wirePath: string): Promise<ShareEntry> {
-    const absolutePath = await this.resolve(wirePath);
-    const found = await this.#describe(wirePath, absolutePath, await lstat(absolutePath));
+  stat(wirePath: string): ShareEntry {
+    const absolutePath = this.resolve(wirePath);
+    const found = this.#describe(wirePath, absolutePath, lstatSync(absolutePath));
     if (found === null)
       throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
     return found;
@@ -92,7 +93,7 @@ export class Share {
 
   /** The entries directly inside a folder (or the entry itself for a file). */
   async *list(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
-    const top = await this.stat(wirePath);
+    const top = this.stat(wirePath);
     if (top.entry.kind !== EntryKind.DIRECTORY) {
       yield top;
       return;
@@ -102,7 +103,7 @@ export class Share {
 
   /** The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows it. */
   async *walk(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
-    const top = await this.stat(wirePath);
+    const top = this.stat(wirePath);
     yield top;
     if (top.entry.kind === EntryKind.DIRECTORY) yield* this.#walkChildren(top, signal);
   }
@@ -126,13 +127,9 @@ export class Share {
         signal?.throwIfAborted();
         const absolutePath = join(folder.absolutePath, dirent.name);
         const wirePath = joinWirePath(folder.entry.path, dirent.name);
-        let stats: Stats;
-        try {
-          stats = await lstat(absolutePath);
-        } catch {
-          continue; // removed while we were listing
-        }
-        const found = await this.#describe(wirePath, absolutePath, stats);
+        const stats = quietly(() => lstatSync(absolutePath));
+        if (stats === undefined) continue; // removed while we were listing
+        const found = this.#describe(wirePath, absolutePath, stats);
         if (found !== null) yield found;
       }
     } finally {
@@ -141,12 +138,12 @@ export class Share {
   }
 
   /** An Entry for a file, folder or inside-pointing symlink; null for anything not served. */
-  async #describe(wirePath: string, absolutePath: string, stats: Stats): Promise<ShareEntry | null> {
+  #describe(wirePath: string, absolutePath: string, stats: Stats): ShareEntry | null {
     const base = { path: wirePath, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, linkTarget: "" };
     if (stats.isFile()) return { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
     if (stats.isDirectory()) return { absolutePath, entry: { ...base, kind: EntryKind.DIRECTORY, size: 0 } };
     if (stats.isSymbolicLink()) {
-      const target = await this.#insideLinkTarget(wirePath, absolutePath);
+      const target = this.#insideLinkTarget(wirePath, absolutePath);
       if (target === null) return null;
       return { absolutePath, entry: { ...base, kind: EntryKind.SYMLINK, size: 0, linkTarget: target } };
     }
@@ -154,8 +151,8 @@ export class Share {
   }
 
   /** The symlink's target as a relative path if it stays inside the share, else null. */
-  async #insideLinkTarget(wirePath: string, absolutePath: string): Promise<string | null> {
-    let target = await readlink(absolutePath);
+  #insideLinkTarget(wirePath: string, absolutePath: string): string | null {
+    let target = readlinkSync(absolutePath);
     if (isAbsolute(target)) {
       if (!this.#contains(target)) return null;
       target = relative(dirname(absolutePath), target) || ".";
@@ -166,7 +163,7 @@ export class Share {
       return null;
     }
     try {
-      if (!this.#contains(await realpath(absolutePath))) return null;
+      if (!this.#contains(realpathSync.native(absolutePath))) return null;
     } catch {
       // Dangling but lexically inside: kept, as rsync -l would.
     }
@@ -175,5 +172,14 @@ export class Share {
 
   #contains(absolutePath: string): boolean {
     return absolutePath === this.root || absolutePath.startsWith(this.root + sep);
+  }
+}
+
+/** What `read` returns, or undefined if it throws. */
+function quietly<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
   }
 }

@@ -3,7 +3,7 @@
  * was indexed, else computed by reading and hashing the file and recorded on the way, so the next
  * caller — the next client of a host, the next pull into the same folder — does not re-read it.
  */
-import type { FileHandle } from "node:fs/promises";
+import { fstatSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
 import { chunkFile, type FileDigest } from "../chunking/manifest.js";
 import type { ChunkRef } from "../wire/messages.js";
@@ -15,19 +15,19 @@ const INDEX_BATCH = 1024;
 const ROWS_PER_TRANSACTION = 1024;
 
 /**
- * Yields the chunks of the first `size` bytes of the file open as `handle` at `path`, then
- * returns its digest. The result is indexed only if the file is `size` bytes long and its identity
+ * Yields the chunks of the first `size` bytes of the file open as `fd` at `path`, then returns
+ * its digest. The result is indexed only if the file is `size` bytes long and its identity
  * did not change while it was read.
  */
 export async function* fileChunks(
-  handle: FileHandle,
+  fd: number,
   path: string,
   size: number,
   chunker: Chunker,
   index: ChunkIndex | undefined,
   signal?: AbortSignal,
 ): AsyncGenerator<ChunkRef[], FileDigest> {
-  const stats = await handle.stat({ bigint: true });
+  const stats = fstatSync(fd, { bigint: true });
   const indexable = index !== undefined && stats.size === BigInt(size);
   const known = indexable ? index.lookupFile(path, stats, chunker.id) : undefined;
   if (index !== undefined && known?.fileHash) {
@@ -37,7 +37,7 @@ export async function* fileChunks(
   const fileId = indexable ? index.startFile(path, stats, chunker.id) : undefined;
   let indexed = false;
   try {
-    const chunks = chunkFile(handle, size, chunker, signal);
+    const chunks = chunkFile(fd, size, chunker, signal);
     let unrecorded: Array<readonly [number, ChunkRef]> = [];
     const record = () => {
       index?.addChunks(unrecorded);
@@ -54,7 +54,7 @@ export async function* fileChunks(
     }
     if (fileId !== undefined && index !== undefined) {
       record();
-      const after = await handle.stat({ bigint: true });
+      const after = fstatSync(fd, { bigint: true });
       if (identityOf(after) === identityOf(stats)) {
         index.finishFile(fileId, path, stats, step.value);
         indexed = true;

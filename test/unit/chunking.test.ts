@@ -45,7 +45,7 @@ describe("chunkFile", () => {
     const handle = await open(path, "r");
     try {
       const refs: ChunkRef[] = [];
-      const chunks = chunkFile(handle, data.length, new FixedChunker(chunkSize));
+      const chunks = chunkFile(handle.fd, data.length, new FixedChunker(chunkSize));
       let step = await chunks.next();
       while (!step.done) {
         refs.push(...step.value);
@@ -89,7 +89,7 @@ describe("chunkFile", () => {
     await writeFile(path, randomBytes(1000));
     const handle = await open(path, "r");
     try {
-      const chunks = chunkFile(handle, 5000, new FixedChunker(64 * 1024));
+      const chunks = chunkFile(handle.fd, 5000, new FixedChunker(64 * 1024));
       await assert.rejects(chunks.next(), (err) => isTeleportError(err, ErrorCode.FILE_CHANGED));
     } finally {
       await handle.close();

@@ -1,0 +1,48 @@
+/**
+ * Positional reads that skip libuv's thread pool when they are small. On these VMs a trip
+ * through the pool costs a thread wake-up each way, several times the cost of a small read from
+ * the page cache: creating 20,000 files of 10 KB took 1.8 s with synchronous calls and 11-17 s
+ * (13-19 s of it system time) through fs/promises. A small read blocks the event loop for a few
+ * microseconds; a large one goes through the pool, where the copy is the cost and a cold disk
+ * read does not stall other work.
+ */
+import { read, readSync, readv, readvSync } from "node:fs";
+
+/** Reads of at most this many bytes are synchronous. */
+export const SYNC_READ_BYTES = 256 * 1024;
+
+/** Reads up to `length` bytes at `position` into `buffer` at `offset`; resolves to bytes read. */
+export function readAt(
+  fd: number,
+  buffer: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  if (length <= SYNC_READ_BYTES) {
+    try {
+      return Promise.resolve(readSync(fd, buffer, offset, length, position));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+  });
+}
+
+/** Reads into `buffers` back to back from `position`; resolves to bytes read. */
+export function readvAt(fd: number, buffers: Buffer[], position: number): Promise<number> {
+  let total = 0;
+  for (const buffer of buffers) total += buffer.length;
+  if (total <= SYNC_READ_BYTES) {
+    try {
+      return Promise.resolve(readvSync(fd, buffers, position));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    readv(fd, buffers, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+  });
+}
