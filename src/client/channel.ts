@@ -153,7 +153,10 @@ export class RequestChannel {
     value: T & { credit?: number },
     signal?: AbortSignal,
   ): AsyncGenerator<{ type: number; body: Buffer }> {
-    const queue: { type: number; body: Buffer }[] = [];
+    // Frames in arrival order from `head` on: Array.shift on a queue of thousands of small frames
+    // (a manifest of small files runs a megabyte ahead) cost a second per 20,000 files.
+    let queue: { type: number; body: Buffer }[] = [];
+    let head = 0;
     let done = false;
     let failure: TeleportError | undefined;
     let wake: (() => void) | undefined;
@@ -178,8 +181,16 @@ export class RequestChannel {
     let unacknowledged = 0;
     try {
       for (;;) {
-        const frame = queue.shift();
+        const frame = queue[head];
         if (frame !== undefined) {
+          queue[head++] = undefined as never;
+          if (head === queue.length) {
+            queue = [];
+            head = 0;
+          } else if (head >= 1024 && head * 2 >= queue.length) {
+            queue = queue.slice(head);
+            head = 0;
+          }
           unacknowledged += frame.body.length;
           if (unacknowledged >= window / 2 && !done) {
             pending.credit += unacknowledged;
@@ -202,7 +213,7 @@ export class RequestChannel {
       }
     } finally {
       if (!done && failure === undefined) cancel();
-      for (const frame of queue) this.#pool.release(frame.body);
+      for (const frame of queue.slice(head)) this.#pool.release(frame.body);
     }
   }
 
