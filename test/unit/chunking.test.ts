@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ContentDefinedChunker, DEFAULT_CDC_SIZES, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes, StreamingHash, toHex } from "../../src/chunking/hash.js";
-import { chunkFile } from "../../src/chunking/manifest.js";
+import { ChunkListHash, chunkFile } from "../../src/chunking/manifest.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
@@ -29,6 +29,17 @@ describe("BLAKE3", () => {
     const streaming = new StreamingHash();
     for (let at = 0; at < data.length; at += 100_003) streaming.update(data.subarray(at, at + 100_003));
     assert.deepEqual(streaming.digest(), hashBytes(data));
+  });
+});
+
+describe("ChunkListHash", () => {
+  it("is BLAKE3 of the chunk hashes back to back, for one hash and for thousands", () => {
+    for (const count of [0, 1, 8, 9, 1024, 1025, 2048, 5000]) {
+      const hashes = Array.from({ length: count }, () => randomBytes(32));
+      const list = new ChunkListHash();
+      for (const hash of hashes) list.add(hash);
+      assert.ok(list.digest().equals(hashBytes(Buffer.concat(hashes))), `${count} hashes`);
+    }
   });
 });
 
