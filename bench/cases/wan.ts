@@ -754,7 +754,7 @@ function wanOutcome(spec: WanTarget, { figures, byTool, measured }: LinkRun): Be
   };
 }
 
-const STREAM_COUNTS = [1, 2, 4, 8, 16, 32, 64] as const;
+const STREAM_COUNTS = [1, 2, 4, 8, 16, 32, 64, 128] as const;
 
 const parallelStreams: Benchmark = {
   name: "parallel_streams",

@@ -237,3 +237,24 @@ test("a small file's temporary file that another pull may be writing is left alo
   await assertSameFile(join(share, "data.bin"), join(dest, "data.bin"));
   assert.equal(await readFile(busy, "utf8"), "another pull's bytes", "not replaced, not renamed into place");
 });
+
+test("tiny files: unchanged ones are kept, edited ones fetched, with modes and mtimes set", async (t) => {
+  const { share, dest, env, link } = await setup(t, "tiny", pseudoRandomBytes(MiB, "tiny-big"));
+  const tiny = (i: number, seed: string) => pseudoRandomBytes(1000 + i * 500, `${seed}-${i}`);
+  for (let i = 0; i < 20; i++) await writeFile(join(share, `t${i}.txt`), tiny(i, "v1"));
+  const first = await pullJson(link, dest, env);
+  assert.equal(first.files, 21);
+
+  // Same size, new bytes; a new size; a new mode only; the rest untouched.
+  await writeFile(join(share, "t3.txt"), tiny(3, "v2"));
+  await writeFile(join(share, "t4.txt"), pseudoRandomBytes(777, "shorter"));
+  await utimes(join(share, "t5.txt"), new Date(), new Date(2001, 0, 1));
+  const second = await pullJson(link, dest, env);
+
+  for (let i = 0; i < 20; i++) await assertSameFile(join(share, `t${i}.txt`), join(dest, `t${i}.txt`));
+  const changedBytes = tiny(3, "v2").length + 777;
+  assert.equal(second.bytesFromNetwork, changedBytes, "only the two edited files crossed");
+  assert.equal(second.bytesReused, first.bytes - tiny(3, "v1").length - tiny(4, "v1").length);
+  assert.equal((await stat(join(dest, "t5.txt"))).mtime.getFullYear(), 2001);
+  assert.deepEqual(await findPartFiles(dest), []);
+});

@@ -91,3 +91,29 @@ test("a pull whose host goes away fails with a connection error instead of hangi
   });
   assert.ok(performance.now() - started < 30_000, "no hang");
 });
+
+test("two clients pulling from one host at once both finish, neither starved", async (t) => {
+  const base = await tempDir(t, "two-clients");
+  const share = join(base, "share");
+  await mkdir(share);
+  const content = pseudoRandomBytes(32 * MiB, "two-clients");
+  await writeFile(join(share, "data.bin"), content);
+  const host = await Host.start({ root: share, home: join(base, "host-home"), bind: "127.0.0.1" });
+  onCleanup(t, () => host.close());
+  const clients = await Promise.all([TeleportClient.connect(host.url), TeleportClient.connect(host.url)]);
+  for (const client of clients) onCleanup(t, () => client.close());
+
+  const started = performance.now();
+  const seconds = await Promise.all(
+    clients.map(async (client, i) => {
+      const dest = join(base, `dest-${i}`);
+      await pull(client, { dest, streams: 2 });
+      assert.ok((await readFile(join(dest, "data.bin"))).equals(content));
+      return (performance.now() - started) / 1000;
+    }),
+  );
+  const [first, second] = seconds.sort((a, b) => a - b) as [number, number];
+  // Served side by side, they finish close together; one served after the other would take
+  // twice as long as the first.
+  assert.ok(second < 1.6 * first, `finished after ${first.toFixed(2)} s and ${second.toFixed(2)} s`);
+});
