@@ -4,6 +4,7 @@
  * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { MAX_STREAMS } from "../client/streams.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { benchCommand } from "./bench.js";
 import {
@@ -33,8 +34,14 @@ function positiveInteger(value: string): number {
   return parsed;
 }
 
+function streamCount(value: string): number {
+  const parsed = positiveInteger(value);
+  if (parsed > MAX_STREAMS) throw new InvalidArgumentError(`expected at most ${MAX_STREAMS} streams`);
+  return parsed;
+}
+
 function streamCounts(value: string): number[] {
-  return value.split(",").map((part) => positiveInteger(part.trim()));
+  return value.split(",").map((part) => streamCount(part.trim()));
 }
 
 function port(value: string): number {
@@ -76,8 +83,8 @@ function buildProgram(): Command {
     .option("--no-progress", "no progress bar")
     .option(
       "--streams <n>",
-      "data connections, each decrypting and verifying on its own core",
-      positiveInteger,
+      "data connections (default: tuned to the path from its RTT and measured throughput)",
+      streamCount,
     )
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
 

@@ -299,7 +299,6 @@ export class StreamPool {
   #largestChunk = 0;
   #streamsLost = 0;
   #batchesReissued = 0;
-  #lastLoss: TeleportError | undefined;
   #broken: TeleportError | undefined;
   #closing: Promise<PoolReport> | undefined;
 
@@ -455,7 +454,6 @@ export class StreamPool {
     stream.thread.streams--;
     if (this.#closing !== undefined || wasDropping) return;
     this.#streamsLost++;
-    this.#lastLoss = error;
     // Its open batches come back as "failed" and are requeued; it is replaced while spares last.
     if (this.#spares > 0) {
       this.#spares--;
@@ -519,11 +517,22 @@ export class StreamPool {
     }
     // Measure only while there is work: a pull waiting on its manifest is not a slow path.
     if (this.#batches.size === 0) return;
-    if (!this.#tuner.observe(now, this.#delivered)) return;
+    if (!this.#tuner.observe(now, this.#delivered, this.#saturated())) return;
     const active = [...this.#streams.values()].filter((s) => s.state !== "dropping").length;
     for (let i = active; i < this.#tuner.streams; i++) this.#open();
     if (active > this.#tuner.streams) this.#drop(active - this.#tuner.streams);
     this.#dispatch();
+  }
+
+  /**
+   * Whether the streams have the work they can take: batches waiting, or at least half the window
+   * in flight. Otherwise the caller is short of work, and the rate measures that, not the path.
+   */
+  #saturated(): boolean {
+    if (this.#queue.length > 0) return true;
+    let inFlight = 0;
+    for (const stream of this.#streams.values()) inFlight += stream.inFlightBytes;
+    return inFlight >= this.#tuner.windowBytes / 2;
   }
 
   /**
@@ -569,11 +578,6 @@ export class StreamPool {
       minRttMs: this.#tuner.minRttMs ?? null,
       tuning: this.#tuner.steps,
     };
-  }
-
-  /** Why the last stream was lost, if one was. */
-  get lastLoss(): TeleportError | undefined {
-    return this.#lastLoss;
   }
 }
 

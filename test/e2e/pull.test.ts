@@ -157,8 +157,10 @@ test("pull --streams N pins the pull to N connections and reproduces the tree", 
     );
     await compareTrees(share, dest, { ignore: info.outsideLinks });
   }
-  const refused = await runCli(["pull", host.link, join(work, "none"), "--streams", "0"], env);
-  assert.equal(refused.code, 2, refused.stderr);
+  for (const count of ["0", "257"]) {
+    const refused = await runCli(["pull", host.link, join(work, "none"), "--streams", count], env);
+    assert.equal(refused.code, 2, refused.stderr);
+  }
 });
 
 test("bench --json measures the link with the share's largest file", async (t) => {

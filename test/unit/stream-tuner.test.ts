@@ -99,6 +99,20 @@ describe("StreamTuner", () => {
     assert.equal(huge.windowBytes, 256 * MiB);
   });
 
+  it("ignores intervals when the streams ran short of work, such as a transfer's tail", () => {
+    const tuner = new StreamTuner(OPTIONS, 0);
+    tuner.rtt(50);
+    let delivered = 0;
+    // Loss-bound streams, fed until 1 s, then starved: the tail must not read as a slow count.
+    for (let now = 50; now <= 3000; now += 50) {
+      const fed = now <= 1000;
+      delivered += (fed ? tuner.streams * 1.1e6 : 1e5) * 0.05;
+      tuner.observe(now, delivered, fed);
+    }
+    assert.ok(tuner.streams >= 16, JSON.stringify(tuner.steps));
+    assert.ok(!tuner.steps.some((step) => step.reason === "reverted"), JSON.stringify(tuner.steps));
+  });
+
   it("changes only the window when the count is pinned", () => {
     const lossy: Path = { rttMs: 50, rate: (n) => n * 1.1e6 };
     const tuner = simulate(lossy, 5, { ...OPTIONS, initialStreams: 3, pinned: true });
