@@ -33,6 +33,11 @@ class Gathered {
   path = "";
   /** Bytes written so far. */
   written = 0;
+  /**
+   * The first write that failed. Chunks gathered may belong to any batch open on the connection,
+   * so after a failed write none of them can be reported done.
+   */
+  error: TeleportError | undefined;
 
   add(request: ChunkWrite, data: Buffer): void {
     const follows = request.fd === this.fd && request.offset === this.position + this.bytes;
@@ -57,6 +62,9 @@ class Gathered {
       if (buffers.length === 1) writeAt(fd, buffers[0] as Buffer, position, path);
       else if (buffers.length > 1) writeGathered(fd, buffers, position, path);
       this.written += bytes;
+    } catch (err) {
+      this.error ??= toTeleportError(err);
+      throw this.error;
     } finally {
       for (const buffer of buffers) pool.release(buffer);
     }
@@ -116,9 +124,15 @@ class Stream {
         Atomics.add(delivered, 0, data.length);
       });
       this.gathered.flush(); // the batch is done only once its bytes are written
+      if (this.gathered.error !== undefined) throw this.gathered.error;
       post({ op: "done", id });
     } catch (err) {
-      this.gathered.discard();
+      // What is gathered may be another open batch's: verified bytes, written, never dropped.
+      try {
+        this.gathered.flush();
+      } catch {
+        // kept in gathered.error: the other batches fail too
+      }
       post({ op: "failed", id, error: serializeError(toTeleportError(err)) });
     } finally {
       this.openBatches--;
