@@ -32,6 +32,7 @@ import { basename, join, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import { ChunkListHash } from "../chunking/manifest.js";
+import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
@@ -1062,14 +1063,5 @@ function lstatQuietly(path: string): BigIntStats | undefined {
     return lstatSync(path, { bigint: true });
   } catch {
     return undefined;
-  }
-}
-
-function closeQuietly(fd: number): void {
-  if (fd < 0) return;
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
   }
 }

@@ -4,7 +4,8 @@
  * files are closed beyond `capacity`, but never while a read is using them. Opening and closing
  * are synchronous (see engine/file-io.ts: a thread-pool trip costs more than the call).
  */
-import { closeSync, constants, openSync } from "node:fs";
+import { constants, openSync } from "node:fs";
+import { closeQuietly } from "../engine/file-io.js";
 import { toTeleportError } from "../errors.js";
 
 interface Slot {
@@ -70,13 +71,5 @@ export class OpenFiles {
       if (slot.users === 0) closeQuietly(slot.fd);
     }
     this.#slots.clear();
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
   }
 }

@@ -6,42 +6,54 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
+import type { HostFaults } from "../../src/host/session.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { findPartFiles, pseudoRandomBytes } from "../helpers/tree.js";
 
 const MiB = 1024 * 1024;
 
-test("a data stream cut mid-transfer is healed by the others, with every byte intact", async (t) => {
-  const base = await tempDir(t, "stream-cut");
+/** A share holding one file `data.bin` of `content`, served by an in-process host with `faults`. */
+async function serveFile(t: TestContext, label: string, content: Buffer, faults?: HostFaults) {
+  const base = await tempDir(t, label);
   const share = join(base, "share");
   await mkdir(share);
-  const content = pseudoRandomBytes(24 * MiB, "stream-cut");
   await writeFile(join(share, "data.bin"), content);
-  let served = 0;
-  let cuts = 0;
   const host = await Host.start({
     root: share,
     home: join(base, "host-home"),
     bind: "127.0.0.1",
-    faults: {
-      beforeChunk: async (request, connection) => {
-        served += request.size;
-        // Twice, a third and two thirds of the way in: the connection serving the chunk dies.
-        if (served >= ((cuts + 1) * content.length) / 3 && cuts < 2) {
-          cuts++;
-          connection.destroy();
-        }
-      },
-    },
+    ...(faults === undefined ? {} : { faults }),
   });
   onCleanup(t, () => host.close());
-  const client = await TeleportClient.connect(host.url);
-  onCleanup(t, () => client.close());
+  return { base, host };
+}
+
+async function connect(t: TestContext, url: string): Promise<TeleportClient> {
+  const client = await TeleportClient.connect(url);
+  onCleanup(t, () => client.destroy());
+  return client;
+}
+
+test("a data stream cut mid-transfer is healed by the others, with every byte intact", async (t) => {
+  const content = pseudoRandomBytes(24 * MiB, "stream-cut");
+  let served = 0;
+  let cuts = 0;
+  const { base, host } = await serveFile(t, "stream-cut", content, {
+    beforeChunk: async (request, connection) => {
+      served += request.size;
+      // Twice, a third and two thirds of the way in: the connection serving the chunk dies.
+      if (served >= ((cuts + 1) * content.length) / 3 && cuts < 2) {
+        cuts++;
+        connection.destroy();
+      }
+    },
+  });
+  const client = await connect(t, host.url);
 
   const dest = join(base, "dest");
   const summary = await pull(client, { dest, streams: 3 });
@@ -60,28 +72,18 @@ test("a data stream cut mid-transfer is healed by the others, with every byte in
 });
 
 test("a pull whose host goes away fails with a connection error instead of hanging", async (t) => {
-  const base = await tempDir(t, "stream-gone");
-  const share = join(base, "share");
-  await mkdir(share);
   const content = pseudoRandomBytes(16 * MiB, "stream-gone");
-  await writeFile(join(share, "data.bin"), content);
   let served = 0;
-  let host: Host | undefined;
-  host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    faults: {
-      beforeChunk: async (request) => {
-        served += request.size;
-        if (served >= content.length / 2) host?.destroy();
-        await new Promise((resolve) => setImmediate(resolve));
-      },
+  let destroyHost: (() => void) | undefined;
+  const { base, host } = await serveFile(t, "stream-gone", content, {
+    beforeChunk: async (request) => {
+      served += request.size;
+      if (served >= content.length / 2) destroyHost?.();
+      await new Promise((resolve) => setImmediate(resolve));
     },
   });
-  onCleanup(t, () => host?.close());
-  const client = await TeleportClient.connect(host.url);
-  onCleanup(t, () => client.destroy());
+  destroyHost = () => host.destroy();
+  const client = await connect(t, host.url);
 
   const started = performance.now();
   await assert.rejects(pull(client, { dest: join(base, "dest"), streams: 2 }), (err: unknown) => {
@@ -93,15 +95,9 @@ test("a pull whose host goes away fails with a connection error instead of hangi
 });
 
 test("two clients pulling from one host at once both finish, neither starved", async (t) => {
-  const base = await tempDir(t, "two-clients");
-  const share = join(base, "share");
-  await mkdir(share);
   const content = pseudoRandomBytes(32 * MiB, "two-clients");
-  await writeFile(join(share, "data.bin"), content);
-  const host = await Host.start({ root: share, home: join(base, "host-home"), bind: "127.0.0.1" });
-  onCleanup(t, () => host.close());
-  const clients = await Promise.all([TeleportClient.connect(host.url), TeleportClient.connect(host.url)]);
-  for (const client of clients) onCleanup(t, () => client.close());
+  const { base, host } = await serveFile(t, "two-clients", content);
+  const clients = await Promise.all([connect(t, host.url), connect(t, host.url)]);
 
   const started = performance.now();
   const seconds = await Promise.all(
