@@ -160,7 +160,10 @@ export function unpackBatch(batch: PackedBatch): ChunkWrite[] {
  * per 32 KiB chunk took 3x the write time of 256 KiB writes (0.77 vs 0.25 s per 512 MiB).
  */
 export const WRITE_SLICE_BYTES = 256 * 1024;
-/** Streams a tuned pull starts with on a short path: one per thread (loopback 1 GiB: 2 streams took 2.8-3.1 CPU s, 4 took 3.1-3.3 and no less time). */
+/**
+ * Streams a tuned pull starts with on a short path: one per thread (loopback 1 GiB, 4 runs each:
+ * 2 streams took 2.8-3.1 CPU-s, 4 streams 3.1-3.3 and no less time).
+ */
 const STREAMS_PER_THREAD = 1;
 /**
  * Streams a tuned pull starts with on a path long enough to probe (see stream-tuner.ts): TCP
@@ -213,8 +216,8 @@ function streamMemoryBound(largestChunk: number): number {
   return 2 * (WRITE_SLICE_BYTES + largestChunk) + 2 * POOL_HEADROOM_BYTES;
 }
 
-/** Threads for data streams: one per core, at least two so a stream never waits on another. */
-export function defaultThreadCount(): number {
+/** Threads for data streams: one per core (up to 4), at least two so a stream never waits on another. */
+function defaultThreadCount(): number {
   return Math.max(2, Math.min(4, availableParallelism()));
 }
 
