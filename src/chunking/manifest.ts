@@ -59,6 +59,21 @@ export class ChunkListHash {
 
 const MAX_PENDING_HASHES = 1024;
 
+/** The chunks and digest of bytes already in memory (a small file read whole). */
+export function chunkBytes(data: Buffer, chunker: Chunker): { chunks: ChunkRef[]; digest: FileDigest } {
+  const chunks: ChunkRef[] = [];
+  const fileHash = new ChunkListHash();
+  let offset = 0;
+  while (offset < data.length) {
+    const size = chunker.nextChunkLength(data.subarray(offset), true);
+    const hash = hashBytes(data.subarray(offset, offset + size));
+    fileHash.add(hash);
+    chunks.push({ offset, size, hash });
+    offset += size;
+  }
+  return { chunks, digest: { size: data.length, chunkCount: chunks.length, fileHash: fileHash.digest() } };
+}
+
 /** Reads are this many chunks at a time: fewer syscalls, and room for a content-defined cut. */
 const CHUNKS_PER_READ = 4;
 

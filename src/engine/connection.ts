@@ -33,6 +33,7 @@ export class Connection {
   #error: TeleportError | undefined;
   #destroyed = false;
   #closing: Promise<void> | undefined;
+  #corked = false;
   readonly #closed: Promise<void>;
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
   readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
@@ -89,8 +90,26 @@ export class Connection {
   /** Queues a frame made by `encodeFrame`. */
   sendFrame(frame: Buffer): void {
     if (this.destroyed || this.#closing !== undefined) return;
+    this.#cork();
     this.socket.write(frame, this.#afterWrite);
   }
+
+  /**
+   * Holds small frames queued in the same tick and sends them together: one TLS record and one
+   * system call for a manifest's many small frames instead of one each.
+   */
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.socket.cork();
+    process.nextTick(this.#uncork);
+  }
+
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  };
 
   sendError(requestId: number, error: ErrorMessage): void {
     this.send(MessageType.ERROR, requestId, errorCodec, error);
@@ -105,6 +124,7 @@ export class Connection {
       onWritten();
       return;
     }
+    this.#uncork(); // bulk frames go out on their own: gathered with others, TLS would copy them
     this.socket.write(frame, () => {
       onWritten();
       this.#afterWrite();

@@ -12,8 +12,16 @@ import { ChunkIndex } from "../store/chunk-index.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { listenTls, type TlsListener } from "../transport/tls.js";
+import { RecentChunks } from "./recent-chunks.js";
 import { type HostFaults, HostSession } from "./session.js";
 import { Share } from "./share.js";
+
+/**
+ * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for
+ * a file's chunks within a window of bytes of seeing its manifest entry (DEFAULT_WINDOW_BYTES
+ * on a short path), so a few such windows cover it.
+ */
+const RECENT_CHUNK_BYTES = 32 * 1024 * 1024;
 
 export interface HostOptions {
   /** The folder to share. */
@@ -68,6 +76,7 @@ export class Host {
       faults: options.faults,
       onSessionError: options.onSessionError,
       index,
+      recent: new RecentChunks(RECENT_CHUNK_BYTES),
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();

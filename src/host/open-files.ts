@@ -47,13 +47,7 @@ export class OpenFiles {
   }
 
   #open(wirePath: string): number {
-    const path = this.#resolve(wirePath);
-    try {
-      // The path is resolved: a symlink in its place now was put there since, and is refused.
-      return openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
-    } catch (err) {
-      throw toTeleportError(err, `"${wirePath}"`);
-    }
+    return openFileAt(this.#resolve(wirePath), wirePath);
   }
 
   #evictBeyondCapacity(): void {
@@ -71,5 +65,17 @@ export class OpenFiles {
       if (slot.users === 0) closeQuietly(slot.fd);
     }
     this.#slots.clear();
+  }
+}
+
+/**
+ * Opens the file at `absolutePath`, a path already resolved inside the share, for reading: a
+ * symlink in its place now was put there since, and is refused. Errors name `wirePath`.
+ */
+export function openFileAt(absolutePath: string, wirePath: string): number {
+  try {
+    return openSync(absolutePath, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+  } catch (err) {
+    throw toTeleportError(err, `"${wirePath}"`);
   }
 }

@@ -3,14 +3,15 @@
  * concurrently, each under its own credit window and AbortSignal. Everything read from the
  * client is decoded with bounded codecs and every path goes through the Share.
  */
+import { readSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
-import type { FileDigest } from "../chunking/manifest.js";
+import { chunkBytes, type FileDigest } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
-import { readAt, readvAt } from "../engine/file-io.js";
+import { closeQuietly, readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
@@ -46,7 +47,8 @@ import {
   statRequestCodec,
   welcomeCodec,
 } from "../wire/messages.js";
-import { OpenFiles } from "./open-files.js";
+import { OpenFiles, openFileAt } from "./open-files.js";
+import type { RecentChunks } from "./recent-chunks.js";
 import type { Share } from "./share.js";
 
 /** Fault injection for tests of the client's defences; never set by the CLI. */
@@ -67,6 +69,8 @@ export interface SessionContext {
   pool: BufferPool;
   idleTimeoutMs: number;
   faults: HostFaults | undefined;
+  /** Bytes of small files just read for a manifest, shared by all connections. */
+  recent: RecentChunks;
   /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
   index: ChunkIndex | undefined;
   /** Told when a connection ends with an error (the CLI logs it). */
@@ -325,9 +329,9 @@ export class HostSession {
             walked = true;
             break;
           }
-          const { entry } = step.value;
+          const { entry, absolutePath } = step.value;
           const small = entry.kind === EntryKind.FILE && entry.size <= SMALL_FILE_BYTES;
-          const manifest = small ? this.#wholeFileManifest(entry, signal) : undefined;
+          const manifest = small ? this.#wholeFileManifest(entry, absolutePath, signal) : undefined;
           manifest?.catch(() => {}); // awaited in order below; never an unhandled rejection
           ahead.push({ entry, manifest });
         }
@@ -356,9 +360,16 @@ export class HostSession {
     await batch.flush();
   }
 
-  /** The complete chunk list of a small file, from the index or by hashing it. */
-  async #wholeFileManifest(entry: Entry, signal: AbortSignal): Promise<FileManifest> {
-    return this.#openFiles.with(entry.path, async (fd) => {
+  /**
+   * The complete chunk list of a small file, from the index or by hashing it. It is opened at
+   * the path the walk found it (walks descend only into real folders, so no symlink needs
+   * resolving); a file up to UNINDEXED_FILE_BYTES is read whole, and its bytes are kept for the
+   * GET_CHUNKS that will likely follow (see RecentChunks).
+   */
+  async #wholeFileManifest(entry: Entry, absolutePath: string, signal: AbortSignal): Promise<FileManifest> {
+    const fd = openFileAt(absolutePath, entry.path);
+    try {
+      if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd);
       const chunks: ChunkRef[] = [];
       const listing = this.#fileChunks(entry, fd, signal);
       let step = await listing.next();
@@ -367,7 +378,21 @@ export class HostSession {
         step = await listing.next();
       }
       return { chunks, digest: step.value };
-    });
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
+  #readTinyFile(entry: Entry, fd: number): FileManifest {
+    const data = Buffer.allocUnsafe(entry.size);
+    if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
+      throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);
+    }
+    const manifest = chunkBytes(data, this.#context.chunker);
+    for (const chunk of manifest.chunks) {
+      this.#context.recent.add(chunk.hash, data.subarray(chunk.offset, chunk.offset + chunk.size));
+    }
+    return manifest;
   }
 
   /** CHUNKS frames and FILE_END for one file, from the index or by hashing it now. */
@@ -398,31 +423,22 @@ export class HostSession {
       }
     }
     const pool = this.#context.pool;
-    const runs = contiguousRuns(requests);
-    // One run read ahead: the next run is read from disk while this one is encrypted and sent.
-    // The wait for queue space comes before each send, so the request ends (and END goes out)
-    // as soon as its last run is queued.
-    let next: Promise<Buffer> | undefined = runs[0] && this.#readRunFrames(requestId, runs[0]);
+    const groups = writeGroups(contiguousRuns(requests));
+    // One group read ahead: the next group is read while this one is encrypted and sent. The
+    // wait for queue space comes before each send, so the request ends (and END goes out) as
+    // soon as its last group is queued.
+    let next: Promise<Buffer> | undefined = groups[0] && this.#readGroupFrames(requestId, groups[0]);
     let frames: Buffer | undefined;
     try {
-      for (let r = 0; r < runs.length; r++) {
+      for (let g = 0; g < groups.length; g++) {
         frames = await (next as Promise<Buffer>);
         next = undefined;
-        const following = runs[r + 1];
-        if (following !== undefined) next = this.#readRunFrames(requestId, following);
-        const run = runs[r] as ChunkRequest[];
+        const following = groups[g + 1];
+        if (following !== undefined) next = this.#readGroupFrames(requestId, following);
         const faults = this.#context.faults;
-        for (const request of run) await faults?.beforeChunk?.(request, this);
+        if (faults !== undefined) await this.#injectFaults(faults, groups[g] as ChunkRequest[][], frames);
         await this.#connection.whenWritable();
         if (open.abort.signal.aborted) return;
-        if (faults?.corruptChunk !== undefined) {
-          let at = 0;
-          for (const request of run) {
-            at += CHUNK_FRAME_PREFIX;
-            faults.corruptChunk(request, frames.subarray(at, at + request.size));
-            at += request.size;
-          }
-        }
         const sending = frames;
         frames = undefined;
         this.#connection.sendOwnedFrame(sending, () => pool.release(sending));
@@ -436,38 +452,77 @@ export class HostSession {
     }
   }
 
-  /**
-   * Reads a run of back-to-back chunks with one readv into one pooled buffer laid out as their
-   * CHUNK_DATA frames back to back: one system call and one thread-pool trip per run, and one
-   * TLS write of up to 2 MiB. Written frame by frame, Node's TLS socket gathers queued frames into
-   * a writev that copies them all once more (measured: 1.45 s of host CPU per GiB of 64 KiB
-   * frames, against ~1 s for 1 MiB ones).
-   */
-  async #readRunFrames(requestId: number, run: ChunkRequest[]): Promise<Buffer> {
-    const pool = this.#context.pool;
-    const total = run.reduce((sum, request) => sum + CHUNK_FRAME_PREFIX + request.size, 0);
-    const frames = pool.acquire(total);
-    const targets: Buffer[] = [];
+  async #injectFaults(faults: HostFaults, runs: ChunkRequest[][], frames: Buffer): Promise<void> {
     let at = 0;
-    for (const request of run) {
-      writeFrameHeader(frames, at, MessageType.CHUNK_DATA, requestId, CHUNK_DATA_HEADER_SIZE + request.size);
-      request.hash.copy(frames, at + FRAME_HEADER_SIZE);
-      at += CHUNK_FRAME_PREFIX;
-      targets.push(frames.subarray(at, at + request.size));
-      at += request.size;
+    for (const run of runs) {
+      for (const request of run) {
+        await faults.beforeChunk?.(request, this);
+        at += CHUNK_FRAME_PREFIX;
+        faults.corruptChunk?.(request, frames.subarray(at, at + request.size));
+        at += request.size;
+      }
     }
+  }
+
+  /**
+   * Lays a group of runs out as their CHUNK_DATA frames back to back in one pooled buffer, sent
+   * with one TLS write of up to 2 MiB: each run of back-to-back chunks of one file is read with
+   * one readv, or copied from the chunks the manifest just read (see RecentChunks). Written frame
+   * by frame, Node's TLS socket gathers queued frames into a writev that copies them all once
+   * more (measured: 1.45 s of host CPU per GiB of 64 KiB frames, against ~1 s for 1 MiB ones),
+   * and a write per 10 KB file cost a TLS record and a system call each.
+   */
+  async #readGroupFrames(requestId: number, runs: ChunkRequest[][]): Promise<Buffer> {
+    const pool = this.#context.pool;
+    let total = 0;
+    for (const run of runs) for (const request of run) total += CHUNK_FRAME_PREFIX + request.size;
+    const frames = pool.acquire(total);
     try {
-      const first = run[0] as ChunkRequest;
-      const wanted = total - run.length * CHUNK_FRAME_PREFIX;
-      const bytesRead = await this.#openFiles.with(first.path, (fd) => readvAt(fd, targets, first.offset));
-      if (bytesRead !== wanted) {
-        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${first.path}" is shorter than it was when listed`);
+      let at = 0;
+      for (const run of runs) {
+        const targets: Buffer[] = [];
+        for (const request of run) {
+          writeFrameHeader(
+            frames,
+            at,
+            MessageType.CHUNK_DATA,
+            requestId,
+            CHUNK_DATA_HEADER_SIZE + request.size,
+          );
+          request.hash.copy(frames, at + FRAME_HEADER_SIZE);
+          at += CHUNK_FRAME_PREFIX;
+          targets.push(frames.subarray(at, at + request.size));
+          at += request.size;
+        }
+        if (!this.#copyRecent(run, targets)) await this.#readRun(run, targets);
       }
     } catch (err) {
       pool.release(frames);
       throw err;
     }
     return frames;
+  }
+
+  /** Fills `targets` from the recent-chunk cache if it holds every chunk of the run. */
+  #copyRecent(run: ChunkRequest[], targets: Buffer[]): boolean {
+    const recent = this.#context.recent;
+    const found: Buffer[] = [];
+    for (const request of run) {
+      const data = recent.get(request.hash);
+      if (data === undefined || data.length !== request.size) return false;
+      found.push(data);
+    }
+    for (const [i, data] of found.entries()) data.copy(targets[i] as Buffer);
+    return true;
+  }
+
+  async #readRun(run: ChunkRequest[], targets: Buffer[]): Promise<void> {
+    const first = run[0] as ChunkRequest;
+    const wanted = targets.reduce((sum, target) => sum + target.length, 0);
+    const bytesRead = await this.#openFiles.with(first.path, (fd) => readvAt(fd, targets, first.offset));
+    if (bytesRead !== wanted) {
+      throw new TeleportError(ErrorCode.FILE_CHANGED, `"${first.path}" is shorter than it was when listed`);
+    }
   }
 
   async #readExactly(
@@ -572,4 +627,23 @@ function contiguousRuns(requests: readonly ChunkRequest[]): ChunkRequest[][] {
   }
   if (run.length > 0) runs.push(run);
   return runs;
+}
+
+/** Gathers runs into groups of at most READ_RUN_BYTES (a larger run is a group of its own). */
+function writeGroups(runs: readonly ChunkRequest[][]): ChunkRequest[][][] {
+  const groups: ChunkRequest[][][] = [];
+  let group: ChunkRequest[][] = [];
+  let bytes = 0;
+  for (const run of runs) {
+    const runBytes = run.reduce((sum, request) => sum + CHUNK_FRAME_PREFIX + request.size, 0);
+    if (group.length > 0 && bytes + runBytes > READ_RUN_BYTES) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(run);
+    bytes += runBytes;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }
