@@ -30,9 +30,9 @@ import {
   tcpGoodputMbit,
   whyNoNetsim,
 } from "../lib/netsim.js";
-import { assertIdenticalCopy, ensureRandomFile, type Payload } from "../lib/payload.js";
+import { assertIdenticalCopy, ensureRandomFile, ensureRandomTree, type Payload } from "../lib/payload.js";
 import { whyUnavailable, writeRsyncdConfig } from "../lib/peers.js";
-import { makeTempDir, type ServerProcess, waitUntil } from "../lib/processes.js";
+import { makeTempDir, type ServerProcess, treeScratchParent, waitUntil } from "../lib/processes.js";
 import { costOfRuns, figure } from "../lib/stats.js";
 import { parsePullReport, readLinkFile } from "../lib/teleport.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio, Series } from "../lib/types.js";
@@ -215,37 +215,44 @@ interface WanSession {
 }
 
 function teleportContender(session: WanSession, streams: number | "auto"): Contender {
-  const { context, link, ladder } = session;
   const streamArgs = streams === "auto" ? [] : ["--streams", String(streams)];
   return sizedTransfer(
     {
       tool: streams === "auto" ? "teleport" : `teleport --streams ${streams}`,
       role: "subject",
-      expectedMbit: singleStreamMbit(link.settings),
+      expectedMbit: singleStreamMbit(session.link.settings),
       details: { streams },
-      run: async (file) => {
-        const destDir = freshDir(session, "dest");
-        // A fresh TELEPORT_HOME per run: a cold pull, never a re-pull.
-        const home = freshDir(session, "home");
-        const pullArgs = [context.cli, "pull", session.teleportLink, destDir, "--json", "--path", file.name];
-        const command = cappedCommand(link, process.execPath, [...pullArgs, ...streamArgs], {
-          ...process.env,
-          TELEPORT_HOME: home,
-        });
-        try {
-          const { sample, usage } = await timedCopy(command, session.teleportHost, file, destDir);
-          const report = parsePullReport(usage.stdout);
-          sample.details.reportedMbit = (report.bytes * 8) / report.seconds / 1e6;
-          sample.details.streamsUsed = streamCount(usage.stdout);
-          sample.details.tuning = tuningPath(usage.stdout);
-          return sample;
-        } finally {
-          rmSync(home, { recursive: true, force: true });
-        }
-      },
+      run: (file) => pullWithTeleport(session, file, streamArgs),
     },
-    ladder,
+    session.ladder,
   );
+}
+
+/** One cold pull of `file` (a file or folder in the shared folder) in host a. */
+async function pullWithTeleport(
+  session: WanSession,
+  file: LadderFile,
+  extraArgs: readonly string[] = [],
+): Promise<Sample> {
+  const { context, link } = session;
+  const destDir = destinationFor(session, file);
+  // A fresh TELEPORT_HOME per run: a cold pull, never a re-pull.
+  const home = freshDir(session, "home");
+  const pullArgs = [context.cli, "pull", session.teleportLink, destDir, "--json", "--path", file.name];
+  const command = cappedCommand(link, process.execPath, [...pullArgs, ...extraArgs], {
+    ...process.env,
+    TELEPORT_HOME: home,
+  });
+  try {
+    const { sample, usage } = await timedCopy(command, session.teleportHost, file, destDir);
+    const report = parsePullReport(usage.stdout);
+    sample.details.reportedMbit = (report.bytes * 8) / report.seconds / 1e6;
+    sample.details.streamsUsed = streamCount(usage.stdout);
+    sample.details.tuning = tuningPath(usage.stdout);
+    return sample;
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 }
 
 /** From teleport's JSON report: the most data streams the pull had open at once. */
@@ -266,22 +273,24 @@ function tuningPath(stdout: string): number[] {
 }
 
 function rsyncContender(session: WanSession, daemon: { server: ServerProcess; version: string }): Contender {
-  const { link } = session;
   return sizedTransfer(
     {
       tool: "rsync-daemon",
       role: "peer",
-      expectedMbit: singleStreamMbit(link.settings),
+      expectedMbit: singleStreamMbit(session.link.settings),
       details: { version: daemon.version, streams: 1 },
-      run: async (file) => {
-        const destDir = freshDir(session, "dest");
-        const source = `rsync://${link.addresses.b}:${RSYNC_PORT}/bench/${file.name}`;
-        const command = cappedCommand(link, "rsync", [source, `${destDir}/`]);
-        return (await timedCopy(command, daemon.server, file, destDir)).sample;
-      },
+      run: (file) => pullWithRsync(session, daemon.server, file),
     },
     session.ladder,
   );
+}
+
+async function pullWithRsync(session: WanSession, daemon: ServerProcess, file: LadderFile): Promise<Sample> {
+  const destDir = destinationFor(session, file);
+  const source = `rsync://${session.link.addresses.b}:${RSYNC_PORT}/bench/${file.name}`;
+  const recursive = file.payload.files > 1 ? ["-a"] : [];
+  const command = cappedCommand(session.link, "rsync", [...recursive, source, `${destDir}/`]);
+  return (await timedCopy(command, daemon, file, destDir)).sample;
 }
 
 /** Runs `command` (a pull into `destDir`) against `server`, checks the copy, then removes it. */
@@ -292,7 +301,7 @@ async function timedCopy(
   destDir: string,
 ): Promise<{ sample: Sample; usage: CommandUsage }> {
   try {
-    await warmPageCache(file.payload.path);
+    if (file.payload.files === 1) await warmPageCache(file.payload.path);
     flushDirtyPages();
     const measurement = await startServerMeasurement(server.pid);
     const usage = await measureCommand(command);
@@ -384,6 +393,12 @@ function commandFailure(usage: CommandUsage, server: ServerProcess | null): Erro
 
 function freshDir(session: WanSession, prefix: string): string {
   return mkdtempSync(join(session.scratch, `${prefix}-`));
+}
+
+/** A fresh folder for a copy of `file`: a tree's goes where creating files is cheap (treeScratchParent). */
+function destinationFor(session: WanSession, file: LadderFile): string {
+  if (file.payload.files === 1) return freshDir(session, "dest");
+  return mkdtempSync(join(treeScratchParent(file.payload.bytes), "teleport-bench-wan-dest-"));
 }
 
 // ---------------------------------------------------------------- servers in host b
@@ -851,6 +866,99 @@ function streamsSeries(
   };
 }
 
+// ---------------------------------------------------------------- many small files over the WAN
+
+/** many_small's tree, and one file of the same bytes beside it. */
+const SMALL_FILES = { count: 20_000, bytes: 10_000 } as const;
+
+/**
+ * The same bytes as 20,000 files of 10 KB and as one file, over 1 Gbit/s at 50 ms RTT: per-file
+ * round trips would show here as a tree taking many times the file's time (20,000 x 50 ms is
+ * 1,000 s). rsync, which pipelines its file list, pulls both too, for comparison.
+ */
+const wanManySmall: Benchmark = {
+  name: "wan_many_small",
+  title: `20,000 files of 10 KB against one file of the same 200 MB, ${describeLink(ONE_GBIT_50MS)}`,
+  target: "the tree within 2x of the time of the one file",
+  quick: false,
+  packages: PACKAGES,
+  run: async (context) => {
+    const dir = join(context.workDir, "wan-payloads");
+    const name = `small-${SMALL_FILES.count}`;
+    const tree: LadderFile = { name, payload: await ensureRandomTree(dir, name, [SMALL_FILES], 1000) };
+    const oneFileName = `${name}-as-one-file.bin`;
+    const oneFile: LadderFile = {
+      name: oneFileName,
+      payload: await ensureRandomFile(join(dir, oneFileName), SMALL_FILES.count * SMALL_FILES.bytes),
+    };
+    return onLink(
+      "wan_many_small",
+      ONE_GBIT_50MS,
+      context,
+      (session) => {
+        const contenders = [
+          fixedContender("teleport (tree)", "subject", () => pullWithTeleport(session, tree)),
+          fixedContender("teleport (one file)", "subject", () => pullWithTeleport(session, oneFile)),
+        ];
+        const rsync = session.rsyncDaemon?.server;
+        if (rsync !== undefined) {
+          contenders.push(
+            fixedContender("rsync-daemon (tree)", "peer", () => pullWithRsync(session, rsync, tree)),
+            fixedContender("rsync-daemon (one file)", "peer", () => pullWithRsync(session, rsync, oneFile)),
+          );
+        }
+        return contenders;
+      },
+      manySmallOutcome,
+    );
+  },
+};
+
+/** The same payload every run. */
+function fixedContender(tool: string, role: Figure["role"], run: () => Promise<Sample>): Contender {
+  return { tool, role, transfer: true, warmUp: async () => [await run()], measure: run, details: () => ({}) };
+}
+
+function manySmallOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome {
+  const tree = byTool.get("teleport (tree)");
+  const oneFile = byTool.get("teleport (one file)");
+  if (tree === undefined || oneFile === undefined) {
+    const failures = measured.flatMap((entry) => entry.failure ?? []);
+    return { status: "failed", reason: `teleport: ${failures.join("; ") || "no timed run"}` };
+  }
+  // Same bytes: the ratio of times is the inverse ratio of throughputs.
+  const slowdown = oneFile.median / tree.median;
+  const ratios: Ratio[] = [
+    { name: "teleport: tree time / one-file time", value: slowdown },
+    { name: "teleport tree throughput / link rate", value: tree.median / ONE_GBIT_50MS.rateMbit },
+  ];
+  const rsyncTree = byTool.get("rsync-daemon (tree)");
+  const rsyncFile = byTool.get("rsync-daemon (one file)");
+  if (rsyncTree !== undefined && rsyncFile !== undefined) {
+    ratios.push({
+      name: "rsync-daemon: tree time / one-file time",
+      value: rsyncFile.median / rsyncTree.median,
+    });
+    ratios.push({
+      name: "teleport tree vs rsync-daemon tree (throughput)",
+      value: tree.median / rsyncTree.median,
+    });
+  }
+  return {
+    status: "ok",
+    figures,
+    ratios,
+    checks: [
+      {
+        description:
+          `tree within 2x of one file: ${tree.median.toFixed(1)} against ${oneFile.median.toFixed(1)} ` +
+          `Mbit/s, ${slowdown.toFixed(2)}x the time`,
+        met: slowdown <= 2,
+      },
+    ],
+  };
+}
+
 export const wanBenchmarks: Benchmark[] = [
   wanBenchmark({
     name: "wan_100m_50ms",
@@ -882,6 +990,7 @@ export const wanBenchmarks: Benchmark[] = [
     linkShare: 0.9,
   }),
   parallelStreams,
+  wanManySmall,
 ];
 
 function errorMessage(error: unknown): string {

@@ -14,7 +14,7 @@ import {
 } from "./measure.js";
 import { assertIdenticalCopy, type Payload } from "./payload.js";
 import { startRsyncDaemon, startSshServer, whyUnavailable } from "./peers.js";
-import { makeTempDir, type ServerProcess } from "./processes.js";
+import { makeTempDir, type ServerProcess, treeScratchParent } from "./processes.js";
 import { costOfRuns, figure } from "./stats.js";
 import { parsePullReport, startTeleportHost, teleportPullCommand } from "./teleport.js";
 import type { BenchContext, Figure, Ratio } from "./types.js";
@@ -213,7 +213,7 @@ export async function compareTransfers(
   tools: readonly TransferTool[],
 ): Promise<Comparison> {
   const notes: string[] = [];
-  const scratch = makeTempDir("dest");
+  const scratch = makeTempDir("dest", payload.files > 1 ? treeScratchParent(payload.bytes) : undefined);
   const contenders: Contender[] = [];
   try {
     for (const tool of tools) {

@@ -30,8 +30,7 @@ import {
 import { mkdir, open } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
-import { hashBytes } from "../chunking/hash.js";
-import { ChunkListHash } from "../chunking/manifest.js";
+import { ChunkListHash, chunkBytes } from "../chunking/manifest.js";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
@@ -543,13 +542,7 @@ class Puller {
       closeSync(fd);
     }
     this.#summary.bytesReadLocally += size;
-    const list = new ChunkListHash();
-    for (let at = 0; at < size; ) {
-      const length = this.#chunker.nextChunkLength(data.subarray(at), true);
-      list.add(hashBytes(data.subarray(at, at + length)));
-      at += length;
-    }
-    return list.digest();
+    return chunkBytes(data, this.#chunker).digest.fileHash;
   }
 
   /** Resumes an interrupted download of this version of the file, or keeps one of another as a source. */
