@@ -7,7 +7,7 @@
  * event loop for a few microseconds; a large one goes through the pool, where the copy is the
  * cost and a cold disk read does not stall other work.
  */
-import { closeSync, read, readSync, readv, readvSync } from "node:fs";
+import { closeSync, read, readFileSync, readSync, readv, readvSync } from "node:fs";
 
 /** Reads of at most this many bytes are synchronous. */
 export const SYNC_READ_BYTES = 256 * 1024;
@@ -56,4 +56,18 @@ export function closeQuietly(fd: number): void {
   } catch {
     // already closed
   }
+}
+
+/**
+ * This process's limit on open file descriptors (Node raises the soft limit to the hard one at
+ * start), from /proc on Linux; elsewhere the common default of 1,024.
+ */
+export function descriptorLimit(): number {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "latin1"));
+    if (line?.[1] !== undefined) return Number(line[1]);
+  } catch {
+    // not Linux
+  }
+  return 1024;
 }
