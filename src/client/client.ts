@@ -39,13 +39,13 @@ import {
 import { type PendingRequest, RequestChannel, remoteError, STREAM_WINDOW_BYTES } from "./channel.js";
 
 /**
- * How far a manifest runs ahead of the pull reading it: ~1,700 small files, 430 MB of large
- * files' chunk lists, several round trips of either at 1 Gbit/s and 50 ms. The host keeps the
- * bytes of the small files it lists for the GET_CHUNKS that follow (host/recent-chunks.ts); with
- * 1 MiB, 7,676 of 20,000 10 KB files had left that cache before they were asked for, and were
- * opened and read a second time.
+ * How far a manifest runs ahead of the pull reading it: ~850 small files, 215 MB of large files'
+ * chunk lists, more than a round trip's worth of either at 1 Gbit/s and 50 ms. The host keeps
+ * the bytes of the small files it lists for the GET_CHUNKS that follow (host/recent-chunks.ts);
+ * with 1 MiB, 7,676 of 20,000 10 KB files had left its 32 MiB before they were asked for, and
+ * were opened and read a second time.
  */
-const MANIFEST_WINDOW_BYTES = 256 * 1024;
+const MANIFEST_WINDOW_BYTES = 128 * 1024;
 
 export interface ConnectOptions {
   signal?: AbortSignal;

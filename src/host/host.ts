@@ -17,11 +17,12 @@ import { type HostFaults, HostSession } from "./session.js";
 import { Share } from "./share.js";
 
 /**
- * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for
- * a file's chunks within a window of bytes of seeing its manifest entry (DEFAULT_WINDOW_BYTES
- * on a short path), so a few such windows cover it.
+ * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
+ * file's chunks at most its manifest window (~850 files of 10 KB) and its bytes in flight after
+ * listing it. 16 MiB: 1.4 CPU-s of host per 20,000-file pull and 152 MB peak RSS, against 1.9
+ * and 139 MB with none (5 back-to-back pulls each).
  */
-const RECENT_CHUNK_BYTES = 32 * 1024 * 1024;
+const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 
 export interface HostOptions {
   /** The folder to share. */

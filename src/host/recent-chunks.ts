@@ -1,36 +1,66 @@
 /**
  * The bytes of small files the host has just read to list them, kept for a moment so that the
  * GET_CHUNKS that follows a manifest is answered from memory instead of resolving, opening and
- * reading each file a second time. Keyed by chunk hash, so a hit is the requested content by
- * construction whichever file or client it came from (every client of a host holds the same
- * share). Bounded in bytes; the oldest entries go first.
+ * reading each file a second time (0.45 CPU-s less per 20,000-file pull). Keyed by chunk hash, so
+ * a hit is the requested content by construction, whichever file or client it came from (every
+ * client of a host holds the same share).
+ *
+ * Files are read straight into one ring buffer, the oldest entries giving way as it wraps: a
+ * fixed amount of memory and no garbage. A Buffer per file cost ~2.4x its bytes in peak RSS
+ * (16 MiB of them: +38 MB), each a separate allocation the collector had to promote and sweep.
  */
+interface Slot {
+  start: number;
+  size: number;
+}
+
 export class RecentChunks {
-  readonly #chunks = new Map<string, Buffer>();
-  readonly #capacityBytes: number;
-  #bytes = 0;
+  readonly #ring: Buffer;
+  /** In the order written, which is ring order from the oldest on. */
+  readonly #slots = new Map<string, Slot>();
+  #head = 0;
 
   constructor(capacityBytes: number) {
-    this.#capacityBytes = capacityBytes;
+    this.#ring = Buffer.allocUnsafeSlow(capacityBytes); // its own memory, never Node's shared pool
   }
 
-  add(hash: Buffer, data: Buffer): void {
-    const key = hash.toString("latin1");
-    if (data.length > this.#capacityBytes || this.#chunks.has(key)) return;
-    this.#chunks.set(key, data);
-    this.#bytes += data.length;
-    for (const [oldest, bytes] of this.#chunks) {
-      if (this.#bytes <= this.#capacityBytes) break;
-      this.#chunks.delete(oldest);
-      this.#bytes -= bytes.length;
+  /**
+   * Room for `size` bytes to read a file into, in the ring (forgetting the entries it overlaps)
+   * or, when larger than the ring, a buffer of its own. Valid until the next call.
+   */
+  reserve(size: number): Buffer {
+    if (size > this.#ring.length) return Buffer.allocUnsafe(size);
+    let start = this.#head;
+    const wraps = start + size > this.#ring.length;
+    if (wraps) start = 0;
+    const end = start + size;
+    for (const [key, slot] of this.#slots) {
+      const tail = wraps && slot.start >= this.#head; // older than anything at the front
+      const overlaps = slot.start < end && slot.start + slot.size > start;
+      if (!tail && !overlaps) break;
+      this.#slots.delete(key);
     }
+    this.#head = end;
+    return this.#ring.subarray(start, end);
   }
 
+  /** Remembers that `data`, a view of the last reserved space, is the chunk with this hash. */
+  add(hash: Buffer, data: Buffer): void {
+    if (data.buffer !== this.#ring.buffer || data.length === 0) return;
+    const key = hash.toString("latin1");
+    this.#slots.delete(key); // re-added at the end, where its bytes now are in ring order
+    this.#slots.set(key, { start: data.byteOffset, size: data.length });
+  }
+
+  /** The chunk's bytes, a view to be copied before the next `reserve`. */
   get(hash: Buffer): Buffer | undefined {
-    return this.#chunks.get(hash.toString("latin1"));
+    const slot = this.#slots.get(hash.toString("latin1"));
+    return slot && this.#ring.subarray(slot.start, slot.start + slot.size);
   }
 
   get bytes(): number {
-    return this.#bytes;
+    let total = 0;
+    for (const slot of this.#slots.values()) total += slot.size;
+    return total;
   }
 }

@@ -384,7 +384,7 @@ export class HostSession {
   }
 
   #readTinyFile(entry: Entry, fd: number): FileManifest {
-    const data = Buffer.allocUnsafe(entry.size);
+    const data = this.#context.recent.reserve(entry.size);
     if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);
     }

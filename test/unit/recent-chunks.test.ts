@@ -10,27 +10,50 @@ import { hashBytes } from "../../src/chunking/hash.js";
 import { chunkBytes, chunkFile } from "../../src/chunking/manifest.js";
 import { RecentChunks } from "../../src/host/recent-chunks.js";
 
-function chunk(fill: number, size: number): { hash: Buffer; data: Buffer } {
-  const data = Buffer.alloc(size, fill);
-  return { hash: hashBytes(data), data };
+/** Reads a "file" of `size` bytes of `fill` into the cache, as the host's manifest does. */
+function put(recent: RecentChunks, fill: number, size: number): Buffer {
+  const data = recent.reserve(size);
+  data.fill(fill);
+  const hash = hashBytes(data);
+  recent.add(hash, data);
+  return hash;
 }
 
-test("RecentChunks finds chunks by hash and keeps at most its capacity, dropping the oldest", () => {
-  const recent = new RecentChunks(3000);
-  const [first, second, third, fourth] = [chunk(1, 1000), chunk(2, 1000), chunk(3, 1000), chunk(4, 1000)];
-  for (const { hash, data } of [first, second, third]) recent.add(hash, data);
-  assert.equal(recent.bytes, 3000);
-  assert.deepEqual(recent.get(first.hash), first.data);
+test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps", () => {
+  const recent = new RecentChunks(3500);
+  const holds = (hash: Buffer, fill: number, size: number) =>
+    assert.deepEqual(recent.get(hash), Buffer.alloc(size, fill));
+  const a = put(recent, 1, 1000); // [0, 1000)
+  const b = put(recent, 2, 1000); // [1000, 2000)
+  const c = put(recent, 3, 1000); // [2000, 3000)
+  const d = put(recent, 4, 400); // [3000, 3400)
+  assert.equal(recent.bytes, 3400);
+  holds(a, 1, 1000);
 
-  recent.add(fourth.hash, fourth.data);
-  assert.equal(recent.bytes, 3000);
-  assert.equal(recent.get(first.hash), undefined, "the oldest went first");
-  for (const { hash, data } of [second, third, fourth]) assert.deepEqual(recent.get(hash), data);
+  const e = put(recent, 5, 1000); // no room at the end: wraps to [0, 1000), over a
+  assert.equal(recent.get(a), undefined, "the oldest went first");
+  holds(b, 2, 1000);
+  holds(c, 3, 1000);
+  holds(d, 4, 400);
+  holds(e, 5, 1000);
 
-  recent.add(fourth.hash, fourth.data);
-  assert.equal(recent.bytes, 3000, "a chunk held already is not counted twice");
-  recent.add(hashBytes(Buffer.alloc(4000)), Buffer.alloc(4000));
-  assert.equal(recent.bytes, 3000, "a chunk larger than the whole cache is not kept");
+  // Wraps to [0, 2600): b, c and d are older than e, so they go too, d though it is not overwritten.
+  const f = put(recent, 6, 2600);
+  for (const gone of [b, c, d, e]) assert.equal(recent.get(gone), undefined);
+  holds(f, 6, 2600);
+
+  const g = put(recent, 7, 500); // [2600, 3100)
+  const h = put(recent, 8, 1000); // wraps to [0, 1000), over f
+  assert.equal(recent.get(f), undefined);
+  holds(g, 7, 500);
+  holds(h, 8, 1000);
+  assert.equal(recent.bytes, 1500);
+
+  const large = recent.reserve(4000);
+  assert.equal(large.length, 4000, "a file larger than the ring gets a buffer of its own");
+  recent.add(hashBytes(large), large);
+  assert.equal(recent.bytes, 1500, "and is not kept");
+  holds(g, 7, 500);
 });
 
 test("chunkBytes cuts bytes in memory exactly as chunkFile cuts the same bytes in a file", async (t) => {
