@@ -23,6 +23,9 @@ export const ErrorCode = {
   FILE_CHANGED: "TELEPORT_ERR_FILE_CHANGED",
   RANGE: "TELEPORT_ERR_RANGE",
   NO_SPACE: "TELEPORT_ERR_NO_SPACE",
+  PERMISSION: "TELEPORT_ERR_PERMISSION",
+  /** A pull that completed except for entries the host could not read. */
+  PARTIAL: "TELEPORT_ERR_PARTIAL",
   IO: "TELEPORT_ERR_IO",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
 } as const;
@@ -39,6 +42,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.CONNECTION]: "check that `teleport host` is running and reachable at the link's address",
   [ErrorCode.TIMEOUT]: "the peer stopped responding; check the network and retry",
   [ErrorCode.NO_SPACE]: "free some space at the destination and run the same command again",
+  [ErrorCode.PARTIAL]: "the files listed above were not pulled; everything else was, and is complete",
   [ErrorCode.CHUNK_CORRUPT]: "data did not match its BLAKE3 hash and was discarded; retry the pull",
 };
 
@@ -76,6 +80,9 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
     case "ENOSPC":
     case "EDQUOT":
       return new TeleportError(ErrorCode.NO_SPACE, `${where}no space left on device`, { cause: err });
+    case "EACCES":
+    case "EPERM":
+      return new TeleportError(ErrorCode.PERMISSION, `${where}permission denied`, { cause: err });
     case "ENOENT":
       return new TeleportError(ErrorCode.NOT_FOUND, `${where}no such file or directory`, { cause: err });
     case "ECONNREFUSED":

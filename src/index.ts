@@ -4,6 +4,7 @@
  */
 export { type ConnectOptions, type ManifestEvent, TeleportClient } from "./client/client.js";
 export { type PullOptions, type PullProgress, type PullSummary, pull } from "./client/pull.js";
+export { type PullLinkOptions, type PullLinkSummary, pullLink, type Retry } from "./client/pull-link.js";
 export { ErrorCode, isTeleportError, TeleportError } from "./errors.js";
 export { Host, type HostOptions } from "./host/host.js";
 export { formatLink, parseLink, type ShareLink } from "./transport/link.js";

@@ -8,7 +8,7 @@ import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
-import { pull } from "../client/pull.js";
+import { pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { Host } from "../host/host.js";
 import { ChunkIndex } from "../store/chunk-index.js";
@@ -56,6 +56,7 @@ export interface PullFlags {
   json?: boolean;
   progress?: boolean;
   streams?: number;
+  retries?: number;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -63,17 +64,21 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
   const cancel = () => controller.abort();
   process.once("SIGINT", cancel);
   process.once("SIGTERM", cancel);
-  const client = await TeleportClient.connect(link, { signal: controller.signal });
   const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
   const index = ChunkIndex.open(teleportHome());
   try {
-    const summary = await pull(client, {
+    const summary = await pullLink(link, {
       remotePath: flags.path ?? "",
       dest: resolve(dest),
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
+      onRetry: ({ attempt, of, error, waitMs }) =>
+        process.stderr.write(
+          `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})\n`,
+        ),
       index,
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
+      ...(flags.retries === undefined ? {} : { retries: flags.retries }),
     });
     display.stop();
     const usage = process.resourceUsage();
@@ -90,9 +95,19 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
           `${formatBytes(summary.bytesFromNetwork)} from the network, ${formatBytes(summary.bytesReused)} reused\n`,
       );
     }
+    if (summary.failureCount > 0) {
+      for (const { path, code, message } of summary.failures) {
+        process.stderr.write(`teleport: not pulled: "${path}": ${code}: ${message}\n`);
+      }
+      const unlisted = summary.failureCount - summary.failures.length;
+      if (unlisted > 0) process.stderr.write(`teleport: not pulled: ${unlisted} more\n`);
+      throw new TeleportError(
+        ErrorCode.PARTIAL,
+        `${summary.failureCount} of the entries could not be read on the host`,
+      );
+    }
   } finally {
     display.stop();
-    await client.close();
     index.close();
   }
 }

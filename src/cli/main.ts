@@ -4,6 +4,7 @@
  * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { benchCommand } from "./bench.js";
@@ -85,6 +86,12 @@ function buildProgram(): Command {
       "--streams <n>",
       "data connections (default: tuned to the path from its RTT and measured throughput)",
       streamCount,
+    )
+    .option(
+      "--retries <n>",
+      `reconnect and resume this many times after the connection is lost mid-pull`,
+      nonNegativeInteger,
+      DEFAULT_RETRIES,
     )
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
 

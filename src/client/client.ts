@@ -16,8 +16,11 @@ import {
   type ChunkRequest,
   chunksCodec,
   type Entry,
+  type EntryError,
   entriesCodec,
   entryCodec,
+  entryErrorCodec,
+  Feature,
   type FileEnd,
   fileEndCodec,
   getChunksRequestCodec,
@@ -62,7 +65,8 @@ export type ManifestEvent =
   | { kind: "entries"; entries: Entry[] }
   | { kind: "file-begin"; entry: Entry }
   | { kind: "chunks"; chunks: ChunkRef[] }
-  | { kind: "file-end"; digest: FileEnd };
+  | { kind: "file-end"; digest: FileEnd }
+  | { kind: "entry-error"; failure: EntryError };
 
 const PING_INTERVAL_MS = 10_000;
 
@@ -118,7 +122,7 @@ export class TeleportClient {
       magic: PROTOCOL_MAGIC,
       minVersion: MIN_PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
-      features: 0,
+      features: Feature.ENTRY_ERRORS,
       authProof: authProof(socket, this.link.secret),
       clientName: options.clientName ?? "teleport",
     });
@@ -223,6 +227,9 @@ export class TeleportClient {
           break;
         case MessageType.FILE_END:
           yield { kind: "file-end", digest: decodeMessage(fileEndCodec, frame.body) };
+          break;
+        case MessageType.ENTRY_ERROR:
+          yield { kind: "entry-error", failure: decodeMessage(entryErrorCodec, frame.body) };
           break;
         default:
           throw unexpected(frame.type, "MANIFEST");

@@ -32,11 +32,18 @@ import { basename, join, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { ChunkListHash, chunkBytes } from "../chunking/manifest.js";
 import { closeQuietly, descriptorLimit } from "../engine/file-io.js";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { formatLink } from "../transport/link.js";
-import { type ChunkRef, type Entry, EntryKind, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
+import {
+  type ChunkRef,
+  type Entry,
+  type EntryError,
+  EntryKind,
+  type FileEnd,
+  MAX_CHUNK_SIZE,
+} from "../wire/messages.js";
 import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import type { TeleportClient } from "./client.js";
 import {
@@ -109,7 +116,21 @@ export interface PullSummary {
   streams: StreamStats[];
   /** How the stream pool ran (null when nothing crossed the network). */
   streamPool: Omit<PoolReport, "streams"> | null;
+  /**
+   * Files and folders the host could not read (the first MAX_REPORTED_FAILURES of them); the
+   * rest of the pull is complete. A folder listed here was created, without what it holds.
+   */
+  failures: EntryFailure[];
+  failureCount: number;
 }
+
+export interface EntryFailure {
+  path: string;
+  code: ErrorCode;
+  message: string;
+}
+
+const MAX_REPORTED_FAILURES = 1000;
 
 const BATCH_CHUNKS = 1024;
 /**
@@ -263,6 +284,8 @@ class Puller {
     seconds: 0,
     streams: [],
     streamPool: null,
+    failures: [],
+    failureCount: 0,
   };
   #bytesKnown = 0;
   #manifestComplete = false;
@@ -323,6 +346,9 @@ class Puller {
             break;
           case "file-end":
             await this.#onFileEnd(event.digest);
+            break;
+          case "entry-error":
+            this.#onEntryError(event.failure);
             break;
         }
       }
@@ -527,6 +553,17 @@ class Puller {
       job.maybeUnchanged = job.base !== undefined && job.base.size === entry.size && job.temp === undefined;
     }
     if (!job.maybeUnchanged) this.#openTemp(job);
+  }
+
+  /** An entry the host could not read: reported in the summary, and the pull goes on. */
+  #onEntryError({ path, code, message }: EntryError): void {
+    if (this.#current !== undefined) throw protocolError("an entry error inside a file");
+    splitWirePath(path); // checked like any name from the network, though only reported
+    if (!isWithin(path, this.#remote)) throw protocolError(`an entry error for "${path}", outside the pull`);
+    this.#summary.failureCount++;
+    if (this.#summary.failures.length < MAX_REPORTED_FAILURES) {
+      this.#summary.failures.push({ path, code: isErrorCode(code) ? code : ErrorCode.IO, message });
+    }
   }
 
   /** The file hash of the tiny file at `path`, if it is a regular file of `size` bytes. */

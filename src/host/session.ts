@@ -29,6 +29,8 @@ import {
   emptyCodec,
   entriesCodec,
   entryCodec,
+  entryErrorCodec,
+  Feature,
   fileEndCodec,
   getChunksRequestCodec,
   helloCodec,
@@ -49,7 +51,7 @@ import {
 } from "../wire/messages.js";
 import { OpenFiles, openFileAt } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
-import type { Share } from "./share.js";
+import { isWalkFailure, type Share, type WalkFailure } from "./share.js";
 
 /** Fault injection for tests of the client's defences; never set by the CLI. */
 export interface HostFaults {
@@ -108,6 +110,24 @@ const CHUNK_REFS_PER_FRAME = 1024;
 /** Bytes of entries per ENTRIES frame. */
 const RESPONSE_FRAME_TARGET = 48 * 1024;
 
+/** An entry walked and, for a small file, being hashed ahead of its turn. */
+interface Ahead {
+  entry: Entry;
+  absolutePath: string;
+  manifest: Promise<FileManifest> | undefined;
+}
+
+/** Failures of one entry that leave the rest of a manifest sound. */
+const ENTRY_FAILURES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.PERMISSION,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.FILE_CHANGED,
+  ErrorCode.IO,
+]);
+
+/** What this host can do of what a client offers in HELLO. */
+const SUPPORTED_FEATURES = Feature.ENTRY_ERRORS;
+
 interface OpenRequest {
   abort: AbortController;
   credit: CreditGate;
@@ -120,6 +140,8 @@ export class HostSession {
   readonly #openFiles: OpenFiles;
   readonly #socket: TLSSocket;
   #authenticated = false;
+  /** Features both sides have (HELLO's offer, masked by SUPPORTED_FEATURES). */
+  #features = 0;
   readonly #authTimer: NodeJS.Timeout;
 
   constructor(socket: TLSSocket, context: SessionContext) {
@@ -200,9 +222,10 @@ export class HostSession {
     }
     clearTimeout(this.#authTimer);
     this.#authenticated = true;
+    this.#features = hello.features & SUPPORTED_FEATURES;
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
-      features: 0,
+      features: this.#features,
       shareName: this.#context.share.name,
       maxChunkSize: MAX_CHUNK_SIZE,
     });
@@ -304,7 +327,10 @@ export class HostSession {
     const batch = new EntryBatch((entries) =>
       this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
     );
-    for await (const { entry } of items) await batch.add(entry);
+    for await (const item of items) {
+      if (isWalkFailure(item)) throw item.failure;
+      await batch.add(item.entry);
+    }
     await batch.flush();
   }
 
@@ -319,7 +345,7 @@ export class HostSession {
       this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
     );
     const walk = this.#context.share.walk(path, signal);
-    const ahead: { entry: Entry; manifest: Promise<FileManifest> | undefined }[] = [];
+    const ahead: (Ahead | WalkFailure)[] = [];
     let walked = false;
     try {
       for (;;) {
@@ -329,30 +355,47 @@ export class HostSession {
             walked = true;
             break;
           }
+          if (isWalkFailure(step.value)) {
+            ahead.push(step.value);
+            continue;
+          }
           const { entry, absolutePath } = step.value;
           const small = entry.kind === EntryKind.FILE && entry.size <= SMALL_FILE_BYTES;
           const manifest = small ? this.#wholeFileManifest(entry, absolutePath, signal) : undefined;
           manifest?.catch(() => {}); // awaited in order below; never an unhandled rejection
-          ahead.push({ entry, manifest });
+          ahead.push({ entry, absolutePath, manifest });
         }
         const next = ahead.shift();
         if (next === undefined) break;
-        const { entry, manifest } = next;
+        if (isWalkFailure(next)) {
+          await batch.flush();
+          await this.#entryFailed(requestId, open, next.path, next.failure);
+          continue;
+        }
+        const { entry, absolutePath, manifest } = next;
         if (entry.kind !== EntryKind.FILE) {
           await batch.add(entry);
           continue;
         }
         await batch.flush();
-        await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
         if (manifest === undefined) {
-          await this.#openFiles.with(entry.path, (fd) => this.#sendFileChunks(requestId, open, entry, fd));
+          await this.#sendLargeFile(requestId, open, entry, absolutePath);
           continue;
         }
-        const { chunks, digest } = await manifest;
-        if (chunks.length > 0) {
-          await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
+        let listed: FileManifest;
+        try {
+          listed = await manifest;
+        } catch (err) {
+          await this.#entryFailed(requestId, open, entry.path, err);
+          continue;
         }
-        await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, digest);
+        await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
+        if (listed.chunks.length > 0) {
+          await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, {
+            chunks: listed.chunks,
+          });
+        }
+        await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, listed.digest);
       }
     } finally {
       await walk.return(undefined); // closes the walk's open folders when it stops early
@@ -393,6 +436,40 @@ export class HostSession {
       this.#context.recent.add(chunk.hash, data.subarray(chunk.offset, chunk.offset + chunk.size));
     }
     return manifest;
+  }
+
+  /** A large file's manifest, streamed as it is hashed (or read from the index). */
+  async #sendLargeFile(
+    requestId: number,
+    open: OpenRequest,
+    entry: Entry,
+    absolutePath: string,
+  ): Promise<void> {
+    let fd: number;
+    try {
+      fd = openFileAt(absolutePath, entry.path);
+    } catch (err) {
+      await this.#entryFailed(requestId, open, entry.path, err);
+      return;
+    }
+    try {
+      await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
+      await this.#sendFileChunks(requestId, open, entry, fd);
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
+  /**
+   * An entry of a manifest that could not be read: an ENTRY_ERROR in its place, and the manifest
+   * goes on, when the client understands them and the failure is the entry's own (its
+   * permissions, a file removed or changed since it was listed). Anything else fails the request.
+   */
+  async #entryFailed(requestId: number, open: OpenRequest, path: string, err: unknown): Promise<void> {
+    const error = toTeleportError(err);
+    if ((this.#features & Feature.ENTRY_ERRORS) === 0 || !ENTRY_FAILURES.has(error.code)) throw error;
+    const failure = { path, code: error.code, message: error.detail };
+    await this.#sendCredited(requestId, open, MessageType.ENTRY_ERROR, entryErrorCodec, failure);
   }
 
   /** CHUNKS frames and FILE_END for one file, from the index or by hashing it now. */

@@ -17,6 +17,18 @@ export interface ShareEntry {
   absolutePath: string;
 }
 
+/** A folder beneath the top of a walk that could not be listed. */
+export interface WalkFailure {
+  path: string;
+  failure: TeleportError;
+}
+
+export type WalkItem = ShareEntry | WalkFailure;
+
+export function isWalkFailure(item: WalkItem): item is WalkFailure {
+  return "failure" in item;
+}
+
 export class Share {
   readonly root: string;
   readonly name: string;
@@ -98,30 +110,45 @@ export class Share {
       yield top;
       return;
     }
-    yield* this.#children(top, signal);
+    yield* this.#children(top, await this.#openFolder(top), signal);
   }
 
-  /** The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows it. */
-  async *walk(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+  /**
+   * The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows
+   * it. A folder beneath the top that cannot be listed is a WalkFailure and the walk goes on.
+   */
+  async *walk(wirePath: string, signal?: AbortSignal): AsyncGenerator<WalkItem> {
     const top = this.stat(wirePath);
     yield top;
-    if (top.entry.kind === EntryKind.DIRECTORY) yield* this.#walkChildren(top, signal);
+    if (top.entry.kind === EntryKind.DIRECTORY)
+      yield* this.#walkChildren(top, await this.#openFolder(top), signal);
   }
 
-  async *#walkChildren(folder: ShareEntry, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
-    for await (const child of this.#children(folder, signal)) {
+  async *#walkChildren(folder: ShareEntry, dir: Dir, signal?: AbortSignal): AsyncGenerator<WalkItem> {
+    for await (const child of this.#children(folder, dir, signal)) {
       yield child;
-      if (child.entry.kind === EntryKind.DIRECTORY) yield* this.#walkChildren(child, signal);
+      if (child.entry.kind !== EntryKind.DIRECTORY) continue;
+      let childDir: Dir;
+      try {
+        childDir = await this.#openFolder(child);
+      } catch (err) {
+        yield { path: child.entry.path, failure: toTeleportError(err) };
+        continue;
+      }
+      yield* this.#walkChildren(child, childDir, signal);
     }
   }
 
-  async *#children(folder: ShareEntry, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
-    let dir: Dir;
+  async #openFolder(folder: ShareEntry): Promise<Dir> {
     try {
-      dir = await opendir(folder.absolutePath, { bufferSize: 64 });
+      return await opendir(folder.absolutePath, { bufferSize: 64 });
     } catch (err) {
       throw toTeleportError(err, `listing "${folder.entry.path}"`);
     }
+  }
+
+  /** The entries of `folder`, open as `dir`, which is closed when they end or the caller stops. */
+  async *#children(folder: ShareEntry, dir: Dir, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
     try {
       for await (const dirent of dir) {
         signal?.throwIfAborted();

@@ -55,6 +55,13 @@ export const MessageType = {
   FILE_END: 35,
   CHUNK_DATA: 36,
   RANGE_DATA: 37,
+  /** In a manifest, in place of an entry the host could not read (with Feature.ENTRY_ERRORS). */
+  ENTRY_ERROR: 38,
+} as const;
+
+/** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
+export const Feature = {
+  ENTRY_ERRORS: 1,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -105,6 +112,18 @@ export interface ErrorMessage {
   message: string;
 }
 export const errorCodec: Codec<ErrorMessage> = struct<ErrorMessage>({ code: utf8(64), message: utf8(2048) });
+
+/** A file or folder of a manifest that could not be read, and why; the rest goes on. */
+export interface EntryError {
+  path: string;
+  code: string;
+  message: string;
+}
+export const entryErrorCodec: Codec<EntryError> = struct<EntryError>({
+  path: utf8(MAX_PATH_BYTES),
+  code: utf8(64),
+  message: utf8(2048),
+});
 
 export interface Credit {
   bytes: number;

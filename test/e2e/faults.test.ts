@@ -4,8 +4,9 @@
  * even a partial one.
  */
 import assert from "node:assert/strict";
-import { randomFillSync } from "node:crypto";
-import { mkdir, open, readdir, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { createHash, randomFillSync } from "node:crypto";
+import { chmod, chown, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
@@ -13,7 +14,7 @@ import { pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
 import type { ChunkRequest } from "../../src/wire/messages.js";
-import { runCli, STACK_TRACE_LINE, spawnCli, startHost } from "../helpers/cli.js";
+import { CLI_PATH, runCli, STACK_TRACE_LINE, spawnCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -77,7 +78,8 @@ test("a host killed mid-pull makes the pull fail with a connection error and lea
   const host = await startHost(share, { home: join(base, "host-home") });
   onCleanup(t, () => host.stop());
 
-  const puller = spawnCli(["pull", host.link, dest, "--no-progress"], {
+  // One retry: it finds no host either, and the pull gives up.
+  const puller = spawnCli(["pull", host.link, dest, "--no-progress", "--retries", "1"], {
     TELEPORT_HOME: join(base, "client-home"),
   });
   let pullExited = false;
@@ -115,10 +117,74 @@ test("a host killed mid-pull makes the pull fail with a connection error and lea
   assert.ok(seconds <= 35, `pull took ${seconds.toFixed(1)} s to notice the host was gone`);
   assert.notEqual(result.code, 0, "pull must fail when its host dies");
   assert.match(result.stderr, /TELEPORT_ERR_(CONNECTION|TIMEOUT)/);
+  assert.match(result.stderr, /resuming in 0\.5 s \(retry 1 of 1\)/);
   assert.doesNotMatch(result.stderr, STACK_TRACE_LINE, "the CLI must not print a stack trace");
   assert.ok(await isAbsent(join(dest, "large.bin")), "an incomplete file must not be committed");
   assert.deepEqual(await findPartFiles(dest), [], "temporary files must be removed");
 });
+
+test("a host killed with SIGKILL mid-pull and started again: the pull reconnects and resumes", async (t) => {
+  const base = await tempDir(t, "restarted");
+  const share = join(base, "share");
+  const dest = join(base, "dest");
+  const hostHome = join(base, "host-home");
+  await mkdir(share);
+  const size = 256 * MiB;
+  await writeRandomFile(join(share, "large.bin"), size);
+  const first = await startHost(share, { home: hostHome });
+  onCleanup(t, () => first.stop());
+
+  const puller = spawnCli(["pull", first.link, dest, "--no-progress", "--json"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+  onCleanup(t, async () => {
+    puller.process.kill("SIGKILL");
+    await puller.result.catch(() => {});
+  });
+  await waitFor(async () => (await findResumableBytes(dest)) > 16 * MiB, {
+    what: "the pull to be well into large.bin",
+    timeoutMs: 30_000,
+    intervalMs: 5,
+  });
+  first.process.kill("SIGKILL");
+  await first.exited;
+
+  // Same identity, folder and port: the same link.
+  const port = Number(new URL(first.link).port);
+  const second = await startHost(share, { home: hostHome, port });
+  onCleanup(t, () => second.stop());
+  assert.equal(second.link, first.link);
+
+  const result = await puller.result;
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /TELEPORT_ERR_(CONNECTION|TIMEOUT).*resuming in/);
+  const summary = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}");
+  assert.ok(summary.attempts >= 2, `attempts: ${summary.attempts}`);
+  assert.ok(
+    summary.bytesFromNetwork < size,
+    `the last run fetched ${summary.bytesFromNetwork} bytes: it resumed nothing`,
+  );
+  assert.ok(summary.reused.resumed > 0, "the last run resumed the interrupted file");
+  assert.deepEqual(await fileHash(join(dest, "large.bin")), await fileHash(join(share, "large.bin")));
+  assert.deepEqual(await findPartFiles(dest), []);
+});
+
+/** Bytes in the temporary files under `dir` (resumable or not). */
+async function findResumableBytes(dir: string): Promise<number> {
+  let total = 0;
+  const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.includes(".teleport")) continue;
+    total += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+async function fileHash(path: string): Promise<string> {
+  return createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
+}
 
 test("pulling from a link whose host is not running fails fast with TELEPORT_ERR_CONNECTION", async (t) => {
   const base = await tempDir(t, "no-host");
@@ -140,4 +206,64 @@ test("pulling from a link whose host is not running fails fast with TELEPORT_ERR
   assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
   assert.ok(seconds < 5, `refused connection took ${seconds.toFixed(1)} s to report`);
   assert.ok((await isAbsent(dest)) || (await readdir(dest)).length === 0, "nothing may be written");
+});
+
+test("files and folders the host cannot read are reported, the rest is pulled, and the exit code says so", async (t) => {
+  // Root reads everything: the host then runs as nobody, for whom mode 000 means no.
+  const asRoot = process.getuid?.() === 0;
+  const wrapper = asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+  if (asRoot) {
+    const probe = spawnSync(wrapper[0] as string, [
+      ...wrapper.slice(1),
+      process.execPath,
+      CLI_PATH,
+      "--help",
+    ]);
+    if (probe.status !== 0) {
+      t.skip(`running as root and cannot run the host as nobody here: ${probe.error ?? probe.stderr}`);
+      return;
+    }
+  }
+  const base = await tempDir(t, "unreadable");
+  await chmod(base, 0o755);
+  const share = join(base, "share");
+  const hostHome = join(base, "host-home");
+  await mkdir(join(share, "open"), { recursive: true });
+  await mkdir(join(share, "locked"));
+  await mkdir(hostHome);
+  if (asRoot) await chown(hostHome, 65534, 65534);
+  await writeFile(join(share, "a.txt"), "readable\n");
+  await writeFile(join(share, "open", "b.txt"), "also readable\n");
+  await writeFile(join(share, "locked", "inner.txt"), "behind a locked folder\n");
+  await writeFile(join(share, "secret.txt"), "unreadable\n");
+  await writeFile(join(share, "large-secret.bin"), pseudoRandomBytes(5 * MiB, "large-secret"));
+  for (const path of ["secret.txt", "large-secret.bin", "locked"]) await chmod(join(share, path), 0);
+  onCleanup(t, () => chmod(join(share, "locked"), 0o755)); // so that the folder can be removed
+
+  const host = await startHost(share, { home: hostHome, wrapper });
+  onCleanup(t, () => host.stop());
+  const dest = join(base, "dest");
+  const result = await runCli(["pull", host.link, dest, "--no-progress", "--json"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /TELEPORT_ERR_PARTIAL: 3 of the entries could not be read on the host/);
+  for (const path of ["secret.txt", "large-secret.bin", "locked"]) {
+    assert.match(result.stderr, new RegExp(`not pulled: "${path}": TELEPORT_ERR_PERMISSION`));
+  }
+  assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
+  const summary = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}");
+  assert.equal(summary.failureCount, 3);
+  assert.deepEqual(summary.failures.map((failure: { path: string }) => failure.path).sort(), [
+    "large-secret.bin",
+    "locked",
+    "secret.txt",
+  ]);
+  assert.equal(await readFile(join(dest, "a.txt"), "utf8"), "readable\n");
+  assert.equal(await readFile(join(dest, "open", "b.txt"), "utf8"), "also readable\n");
+  assert.deepEqual(await readdir(join(dest, "locked")), [], "the locked folder is created, empty");
+  assert.ok(await isAbsent(join(dest, "secret.txt")));
+  assert.ok(await isAbsent(join(dest, "large-secret.bin")));
+  assert.deepEqual(await findPartFiles(dest), []);
 });

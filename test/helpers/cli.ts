@@ -45,8 +45,10 @@ function childEnv(env: CliEnv): NodeJS.ProcessEnv {
   return { ...merged, ...env };
 }
 
-export function spawnCli(args: string[], env: CliEnv): RunningCli {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+/** `wrapper` runs the CLI through another command (such as `setpriv` to drop root). */
+export function spawnCli(args: string[], env: CliEnv, wrapper: readonly string[] = []): RunningCli {
+  const [command, ...wrapperArgs] = [...wrapper, process.execPath, CLI_PATH, ...args];
+  const child = spawn(command as string, wrapperArgs, {
     env: childEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -119,16 +121,25 @@ export interface StartHostOptions {
   /** Where the host writes its link once listening; default inside `home`. */
   linkFile?: string;
   readyTimeoutMs?: number;
+  /** Default 0: a free port. */
+  port?: number;
+  /** Runs the host through this command (see spawnCli). */
+  wrapper?: readonly string[];
 }
 
 const STOP_GRACE_MS = 5_000;
 
-/** Spawns `teleport host DIR --port 0 --bind 127.0.0.1` and resolves once it is listening. */
+/** Spawns `teleport host DIR --port PORT --bind 127.0.0.1` and resolves once it is listening. */
 export async function startHost(dir: string, options: StartHostOptions): Promise<HostProcess> {
   const linkFile = options.linkFile ?? join(options.home, "share-link.txt");
-  const running = spawnCli(["host", dir, "--port", "0", "--bind", "127.0.0.1", "--link-file", linkFile], {
-    TELEPORT_HOME: options.home,
-  });
+  const port = String(options.port ?? 0);
+  const running = spawnCli(
+    ["host", dir, "--port", port, "--bind", "127.0.0.1", "--link-file", linkFile],
+    {
+      TELEPORT_HOME: options.home,
+    },
+    options.wrapper,
+  );
   let exitedEarly: CliResult | undefined;
   running.result.then(
     (result) => {

@@ -1,0 +1,67 @@
+/**
+ * A pull from a share link that outlives its connections: when the host goes away or stops
+ * answering mid-pull, it reconnects with backoff and runs again. Every run resumes what the last
+ * left (journaled chunks, finished files, through the chunk index), so a retry fetches what is
+ * missing, not the whole pull again. A host that cannot be reached at the start is reported at
+ * once: retries are for pulls that were under way.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import type { ShareLink } from "../transport/link.js";
+import { type ConnectOptions, TeleportClient } from "./client.js";
+import { type PullOptions, type PullSummary, pull } from "./pull.js";
+
+export interface Retry {
+  /** 1 for the first retry. */
+  attempt: number;
+  of: number;
+  error: TeleportError;
+  waitMs: number;
+}
+
+export interface PullLinkOptions extends PullOptions {
+  /** Reconnections after a connection lost or timed out mid-pull; default DEFAULT_RETRIES. */
+  retries?: number;
+  /** Told before each wait for a retry. */
+  onRetry?: (retry: Retry) => void;
+  connect?: Omit<ConnectOptions, "signal">;
+}
+
+export interface PullLinkSummary extends PullSummary {
+  /** Runs it took, the last one complete: 1 without a retry. */
+  attempts: number;
+}
+
+/** 0.5 + 1 + 2 + 4 + 8 s: a host restarted within ~15 s is picked up again. */
+export const DEFAULT_RETRIES = 5;
+const FIRST_WAIT_MS = 500;
+const MAX_WAIT_MS = 8000;
+
+/** Errors that a new connection may cure: the network or the host, not the data or the request. */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set([ErrorCode.CONNECTION, ErrorCode.TIMEOUT]);
+
+export async function pullLink(link: string | ShareLink, options: PullLinkOptions): Promise<PullLinkSummary> {
+  const retries = options.retries ?? DEFAULT_RETRIES;
+  const { signal } = options;
+  for (let attempt = 0; ; attempt++) {
+    let connected = false;
+    try {
+      const client = await TeleportClient.connect(link, { ...options.connect, ...(signal && { signal }) });
+      connected = true;
+      try {
+        return { ...(await pull(client, options)), attempts: attempt + 1 };
+      } finally {
+        await client.close();
+      }
+    } catch (err) {
+      const error = toTeleportError(err);
+      const underway = connected || attempt > 0;
+      if (!underway || attempt >= retries || !RETRYABLE.has(error.code) || signal?.aborted) throw error;
+      const waitMs = Math.min(FIRST_WAIT_MS * 2 ** attempt, MAX_WAIT_MS);
+      options.onRetry?.({ attempt: attempt + 1, of: retries, error, waitMs });
+      await sleep(waitMs, undefined, signal && { signal }).catch(() => {
+        throw new TeleportError(ErrorCode.CANCELLED, "pull cancelled");
+      });
+    }
+  }
+}
