@@ -57,6 +57,8 @@ export interface PullFlags {
   progress?: boolean;
   streams?: number;
   retries?: number;
+  /** Idle timeout in seconds. */
+  timeout?: number;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -79,6 +81,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       index,
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
       ...(flags.retries === undefined ? {} : { retries: flags.retries }),
+      ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
     });
     display.stop();
     const usage = process.resourceUsage();

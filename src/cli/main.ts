@@ -29,6 +29,14 @@ function nonNegativeInteger(value: string): number {
   return parsed;
 }
 
+/** Seconds, fractions allowed, above 0. */
+function seconds(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(parsed > 0) || parsed > 86_400)
+    throw new InvalidArgumentError("expected a number of seconds above 0, at most a day");
+  return parsed;
+}
+
 function positiveInteger(value: string): number {
   const parsed = nonNegativeInteger(value);
   if (parsed === 0) throw new InvalidArgumentError("expected a whole number above 0");
@@ -93,6 +101,7 @@ function buildProgram(): Command {
       nonNegativeInteger,
       DEFAULT_RETRIES,
     )
+    .option("--timeout <seconds>", "give up on a host that sends nothing for this long (default 30)", seconds)
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
 
   program

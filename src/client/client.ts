@@ -68,7 +68,13 @@ export type ManifestEvent =
   | { kind: "file-end"; digest: FileEnd }
   | { kind: "entry-error"; failure: EntryError };
 
+/** Keep-alive pings: a third of the idle timeout, so that a live host is never idle. */
 const PING_INTERVAL_MS = 10_000;
+
+/** How long connecting may take: the handshake timeout, or a shorter idle timeout. */
+function handshakeTimeoutMs(options: ConnectOptions): number {
+  return Math.min(HANDSHAKE_TIMEOUT_MS, options.idleTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+}
 
 export class TeleportClient {
   readonly link: ShareLink;
@@ -90,7 +96,7 @@ export class TeleportClient {
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
     const client = new TeleportClient(parsed, options);
-    const socket = await connectTls(parsed, options.signal);
+    const socket = await connectTls(parsed, options.signal, handshakeTimeoutMs(options));
     await client.#start(socket, options);
     return client;
   }
@@ -114,7 +120,7 @@ export class TeleportClient {
     });
     const timer = setTimeout(
       () => this.#control.destroy(new TeleportError(ErrorCode.TIMEOUT, "host did not answer HELLO in time")),
-      HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeoutMs(options),
     );
     const cancel = () => this.#control.destroy(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
     options.signal?.addEventListener("abort", cancel, { once: true });
@@ -132,9 +138,12 @@ export class TeleportClient {
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", cancel);
     }
-    this.#pingTimer = setInterval(() => {
-      this.#control.connection.send(MessageType.PING, 0, pingCodec, { sentAt: Date.now() });
-    }, PING_INTERVAL_MS).unref();
+    this.#pingTimer = setInterval(
+      () => {
+        this.#control.connection.send(MessageType.PING, 0, pingCodec, { sentAt: Date.now() });
+      },
+      Math.min(PING_INTERVAL_MS, this.#control.connection.idleTimeoutMs / 3),
+    ).unref();
   }
 
   #onConnectionFrame(type: number, body: Buffer): void {

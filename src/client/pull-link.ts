@@ -24,7 +24,6 @@ export interface PullLinkOptions extends PullOptions {
   retries?: number;
   /** Told before each wait for a retry. */
   onRetry?: (retry: Retry) => void;
-  connect?: Omit<ConnectOptions, "signal">;
 }
 
 export interface PullLinkSummary extends PullSummary {
@@ -46,7 +45,7 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
   for (let attempt = 0; ; attempt++) {
     let connected = false;
     try {
-      const client = await TeleportClient.connect(link, { ...options.connect, ...(signal && { signal }) });
+      const client = await TeleportClient.connect(link, connectOptions(options));
       connected = true;
       try {
         return { ...(await pull(client, options)), attempts: attempt + 1 };
@@ -64,4 +63,8 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
       });
     }
   }
+}
+
+function connectOptions({ signal, idleTimeoutMs }: PullLinkOptions): ConnectOptions {
+  return { ...(signal && { signal }), ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }) };
 }

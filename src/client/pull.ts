@@ -73,6 +73,8 @@ export interface PullOptions {
   windowBytes?: number;
   /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
   streams?: number;
+  /** How long a silent host is waited for, on each data stream (default 30 s). */
+  idleTimeoutMs?: number;
   /**
    * The chunk index (TELEPORT_HOME): with it, chunks this machine already holds are copied
    * locally instead of fetched, and an interrupted pull resumes. Without it every byte is fetched.
@@ -897,6 +899,7 @@ class Puller {
       ping: () => this.#client.ping(),
       ...(this.#rttMs === undefined ? {} : { rttMs: this.#rttMs }),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
+      ...(this.#options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#options.idleTimeoutMs }),
     });
     return this.#streams;
   }

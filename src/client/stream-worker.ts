@@ -19,7 +19,7 @@ const post = (message: FromThread) => {
   if (!portClosed) port.postMessage(message);
 };
 
-const { link, delivered } = workerData as StreamThreadData;
+const { link, idleTimeoutMs, delivered } = workerData as StreamThreadData;
 /** Shared by this thread's connections: its peak is the thread's chunk memory. */
 const pool = new BufferPool();
 const streams = new Map<number, Stream>();
@@ -99,6 +99,7 @@ class Stream {
       this.client = await TeleportClient.connect(link, {
         clientName: "teleport-stream",
         signal: this.connecting.signal,
+        ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
         pool,
         onClose: (error) => this.#lost(error),
       });

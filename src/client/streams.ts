@@ -43,6 +43,8 @@ export interface PoolOptions {
   ping?: () => Promise<number>;
   /** A round trip measured before the pool starts, in milliseconds: it picks the first count. */
   rttMs?: number;
+  /** Each stream's idle timeout: how long a silent host is waited for (default 30 s). */
+  idleTimeoutMs?: number;
 }
 
 /** What the pool did, for the pull's summary. */
@@ -68,6 +70,8 @@ export interface PoolReport {
 
 export interface StreamThreadData {
   link: string;
+  /** Of each stream's connection (see Connection). */
+  idleTimeoutMs: number | undefined;
   /** Bytes of verified chunks this thread has received, for the tuner (wraps at 2^32). */
   delivered: Int32Array;
 }
@@ -248,10 +252,11 @@ class Thread {
 
   constructor(
     link: string,
+    idleTimeoutMs: number | undefined,
     onMessage: (message: FromThread) => void,
     onExit: (error: TeleportError) => void,
   ) {
-    const data: StreamThreadData = { link, delivered: this.delivered };
+    const data: StreamThreadData = { link, idleTimeoutMs, delivered: this.delivered };
     this.worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
     this.worker.on("message", (message: FromThread) => {
       if (message.op === "closed") this.report = message;
@@ -330,6 +335,7 @@ export class StreamPool {
       () =>
         new Thread(
           this.#link,
+          options.idleTimeoutMs,
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),
         ),

@@ -34,6 +34,9 @@ export class Connection {
   #destroyed = false;
   #closing: Promise<void> | undefined;
   #corked = false;
+  readonly idleTimeoutMs: number;
+  #lastReceived = performance.now();
+  readonly #idleTimer: NodeJS.Timeout;
   readonly #closed: Promise<void>;
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
   readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
@@ -46,10 +49,12 @@ export class Connection {
     this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
 
     socket.setNoDelay(true);
-    socket.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
-      this.destroy(new TeleportError(ErrorCode.TIMEOUT, "peer sent nothing within the idle timeout"));
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#idleTimer = setInterval(() => this.#checkIdle(), Math.min(this.idleTimeoutMs / 4, 1000)).unref();
+    socket.on("data", (data: Buffer) => {
+      this.#lastReceived = performance.now();
+      this.#onData(data);
     });
-    socket.on("data", (data: Buffer) => this.#onData(data));
     socket.on("error", (err) => this.destroy(toTeleportError(err, "connection")));
     socket.on("end", () => {
       if (!this.#decoder.idle) {
@@ -58,6 +63,7 @@ export class Connection {
     });
     socket.on("drain", () => this.#wakeWritableWaiters());
     socket.once("close", () => {
+      clearInterval(this.#idleTimer);
       this.#destroyed = true;
       this.#wakeWritableWaiters(this.#error ?? closedError());
       this.#handler.onClose(this.#error);
@@ -70,6 +76,18 @@ export class Connection {
 
   get error(): TeleportError | undefined {
     return this.#error;
+  }
+
+  /**
+   * Idle means nothing received: a peer that is stopped or gone sends nothing, while our own
+   * writes (pings, requests) would keep a socket timeout from ever firing. Peers that have
+   * nothing to say ping (TeleportClient.keepAliveMs) and answer pings.
+   */
+  #checkIdle(): void {
+    const silentMs = performance.now() - this.#lastReceived;
+    if (silentMs < this.idleTimeoutMs) return;
+    const seconds = (this.idleTimeoutMs / 1000).toFixed(1);
+    this.destroy(new TeleportError(ErrorCode.TIMEOUT, `peer sent nothing for ${seconds} s`));
   }
 
   #onData(data: Buffer): void {

@@ -60,8 +60,15 @@ export function listenTls(
   });
 }
 
-/** Connects and verifies the host's certificate against the link's pinned fingerprint. */
-export function connectTls(link: ShareLink, signal?: AbortSignal): Promise<tls.TLSSocket> {
+/**
+ * Connects and verifies the host's certificate against the link's pinned fingerprint, giving up
+ * after `timeoutMs` without a completed handshake.
+ */
+export function connectTls(
+  link: ShareLink,
+  signal?: AbortSignal,
+  timeoutMs = HANDSHAKE_TIMEOUT_MS,
+): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: link.host,
@@ -83,10 +90,10 @@ export function connectTls(link: ShareLink, signal?: AbortSignal): Promise<tls.T
         fail(
           new TeleportError(
             ErrorCode.TIMEOUT,
-            `no TLS handshake with ${link.host}:${link.port} within ${HANDSHAKE_TIMEOUT_MS} ms`,
+            `no TLS handshake with ${link.host}:${link.port} within ${timeoutMs} ms`,
           ),
         ),
-      HANDSHAKE_TIMEOUT_MS,
+      timeoutMs,
     );
     const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
     const onError = (err: Error) => fail(toTeleportError(err, `connecting to ${link.host}:${link.port}`));

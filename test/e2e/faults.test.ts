@@ -267,3 +267,41 @@ test("files and folders the host cannot read are reported, the rest is pulled, a
   assert.ok(await isAbsent(join(dest, "large-secret.bin")));
   assert.deepEqual(await findPartFiles(dest), []);
 });
+
+test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout: a clear error, no hang", async (t) => {
+  const base = await tempDir(t, "stalled");
+  const share = join(base, "share");
+  const dest = join(base, "dest");
+  await mkdir(share);
+  await writeRandomFile(join(share, "large.bin"), 256 * MiB);
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, async () => {
+    host.process.kill("SIGCONT");
+    await host.stop();
+  });
+
+  const puller = spawnCli(["pull", host.link, dest, "--no-progress", "--timeout", "1.5", "--retries", "1"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+  onCleanup(t, async () => {
+    puller.process.kill("SIGKILL");
+    await puller.result.catch(() => {});
+  });
+  await waitFor(async () => (await findResumableBytes(dest)) > 0, {
+    what: "the pull to start writing large.bin",
+    timeoutMs: 30_000,
+    intervalMs: 5,
+  });
+  host.process.kill("SIGSTOP");
+  const stoppedAt = Date.now();
+
+  const result = await puller.result;
+  const seconds = (Date.now() - stoppedAt) / 1000;
+  // 1.5 s of silence, a 0.5 s wait, then a connection that never completes its handshake (1.5 s).
+  assert.ok(seconds < 10, `the pull took ${seconds.toFixed(1)} s to give up`);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /TELEPORT_ERR_TIMEOUT/);
+  assert.match(result.stderr, /resuming in 0\.5 s \(retry 1 of 1\)/);
+  assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
+  assert.ok(await isAbsent(join(dest, "large.bin")), "an incomplete file must not be committed");
+});
