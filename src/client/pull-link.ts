@@ -1,6 +1,7 @@
 /**
- * A pull from a share link that outlives its connections: when the host goes away or stops
- * answering mid-pull, it reconnects with backoff and runs again. Every run resumes what the last
+ * A pull from a share link that outlives its connections and changing files: when the host goes
+ * away or stops answering mid-pull, or a file changes under it, it reconnects with backoff and
+ * runs again. Every run resumes what the last
  * left (journaled chunks, finished files, through the chunk index), so a retry fetches what is
  * missing, not the whole pull again. A host that cannot be reached at the start is reported at
  * once: retries are for pulls that were under way.
@@ -36,8 +37,18 @@ export const DEFAULT_RETRIES = 5;
 const FIRST_WAIT_MS = 500;
 const MAX_WAIT_MS = 8000;
 
-/** Errors that a new connection may cure: the network or the host, not the data or the request. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set([ErrorCode.CONNECTION, ErrorCode.TIMEOUT]);
+/**
+ * Errors another run may cure: a lost or silent connection, and a file that changed on the host
+ * while it was being pulled (its bytes no longer match the manifest's hashes, or it got shorter):
+ * the next run lists it again and fetches what it is now. Nothing unverified is ever written,
+ * so a file never ends up a mix of two versions.
+ */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.CONNECTION,
+  ErrorCode.TIMEOUT,
+  ErrorCode.FILE_CHANGED,
+  ErrorCode.CHUNK_CORRUPT,
+]);
 
 export async function pullLink(link: string | ShareLink, options: PullLinkOptions): Promise<PullLinkSummary> {
   const retries = options.retries ?? DEFAULT_RETRIES;

@@ -305,3 +305,41 @@ test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout
   assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
   assert.ok(await isAbsent(join(dest, "large.bin")), "an incomplete file must not be committed");
 });
+
+test("a file rewritten on the host while it is pulled is fetched again as it now is, never a mix", async (t) => {
+  const base = await tempDir(t, "changed");
+  const share = join(base, "share");
+  const dest = join(base, "dest");
+  await mkdir(share);
+  const size = 128 * MiB;
+  await writeRandomFile(join(share, "moving.bin"), size);
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+
+  const puller = spawnCli(["pull", host.link, dest, "--no-progress", "--json"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+  onCleanup(t, async () => {
+    puller.process.kill("SIGKILL");
+    await puller.result.catch(() => {});
+  });
+  await waitFor(async () => (await findResumableBytes(dest)) > 8 * MiB, {
+    what: "the pull to be into moving.bin",
+    timeoutMs: 30_000,
+    intervalMs: 2,
+  });
+  // In place, same size: only the chunks' hashes can tell.
+  const rewritten = pseudoRandomBytes(size, "rewritten");
+  const handle = await open(join(share, "moving.bin"), "r+");
+  await handle.write(rewritten, 0, size, 0);
+  await handle.close();
+
+  const result = await puller.result;
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /TELEPORT_ERR_(CHUNK_CORRUPT|FILE_CHANGED).*resuming in/);
+  assert.ok(
+    (await readFile(join(dest, "moving.bin"))).equals(rewritten),
+    "the file is the new version, whole",
+  );
+  assert.deepEqual(await findPartFiles(dest), []);
+});
