@@ -16,11 +16,6 @@ import { basename, dirname, join } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 
 const TEMP_SUFFIX = ".teleport-part";
-/**
- * A stable-named temporary file whose ctime is this old is a killed pull's leftover (ctime, not
- * mtime: a pull sets the mtime to the remote file's just before renaming, but cannot set ctime).
- */
-const STALE_TEMP_MS = 10 * 60 * 1000;
 
 /**
  * Creates `path` as a folder if missing (and says so); refuses if something else (a symlink, a
@@ -44,13 +39,21 @@ export function ensureRealDirectory(path: string): "created" | "existed" {
 }
 
 /**
- * A temporary name next to `finalPath`: random, or with `stable` always the same one, so that a
- * file a killed pull left under it (one with no journal to resume from) is found and replaced by
- * the next pull of the same file instead of left behind for good.
+ * A temporary name next to `finalPath`, carrying the writer's process id: a temporary file whose
+ * writer is gone, and which no journal lists for resuming, is a killed pull's leftover that the
+ * next pull into the folder removes (see `leftoverWriter`).
  */
-export function tempPathFor(finalPath: string, stable = false): string {
-  const unique = stable ? "" : `.${randomBytes(6).toString("hex")}`;
-  return join(dirname(finalPath), `.${shortened(basename(finalPath))}${unique}${TEMP_SUFFIX}`);
+export function tempPathFor(finalPath: string): string {
+  const unique = `${process.pid}-${randomBytes(6).toString("hex")}`;
+  return join(dirname(finalPath), `.${shortened(basename(finalPath))}.${unique}${TEMP_SUFFIX}`);
+}
+
+const TEMP_NAME = /^\..+\.(\d+)-[0-9a-f]{12}\.teleport-part$/;
+
+/** The process id of the pull that wrote the temporary file `name`; undefined if it is not one. */
+export function tempFileWriter(name: string): number | undefined {
+  const pid = TEMP_NAME.exec(name)?.[1];
+  return pid === undefined ? undefined : Number(pid);
 }
 
 /** `name` if short, else a prefix and a hash of the whole: within NAME_MAX, and distinct. */
@@ -62,23 +65,9 @@ function shortened(name: string): string {
 
 /**
  * Creates a new temporary file next to `finalPath`; O_EXCL|O_NOFOLLOW so no existing file or
- * link is reused. With `stable`, under the stable temporary name if it is free or holds a
- * leftover older than STALE_TEMP_MS (a killed pull's: a small file is written in far less), else
- * under a random name: another pull may be writing the same file right now, and replacing its
- * temporary file would let it rename ours into place half-written.
+ * link is reused.
  */
-export function createTempFile(finalPath: string, stable = false): { path: string; fd: number } {
-  if (stable) {
-    const path = tempPathFor(finalPath, true);
-    const created = createExclusive(path);
-    if (created !== undefined) return { path, fd: created };
-    const leftover = lstatQuietly(path);
-    if (leftover?.isFile() && Date.now() - leftover.ctimeMs > STALE_TEMP_MS) {
-      removeQuietly(path);
-      const replaced = createExclusive(path);
-      if (replaced !== undefined) return { path, fd: replaced };
-    }
-  }
+export function createTempFile(finalPath: string): { path: string; fd: number } {
   const path = tempPathFor(finalPath);
   const fd = createExclusive(path);
   if (fd === undefined) throw new TeleportError(ErrorCode.IO, `creating ${path}: it already exists`);
@@ -93,14 +82,6 @@ function createExclusive(path: string): number | undefined {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw toTeleportError(err, `creating ${path}`);
-  }
-}
-
-function lstatQuietly(path: string) {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
   }
 }
 

@@ -52,6 +52,7 @@ import {
   createTempFile,
   ensureRealDirectory,
   removeQuietly,
+  tempFileWriter,
 } from "./destination.js";
 import { COPY_RUN_BYTES, CopyRun, copyRun, LocalChunks, type SourcePlace } from "./reuse.js";
 import {
@@ -617,7 +618,10 @@ class Puller {
     job.resumed = true;
   }
 
-  /** Whether `path` in `dir` may be an old copy: false only if the folder's listing says no. */
+  /**
+   * Whether `path` in `dir` may be an old copy: false only if the folder's listing says no. The
+   * listing, made once per folder, also removes the temporary files that killed pulls left there.
+   */
   #mayExist(dir: DirState, path: string): boolean {
     if (dir.names === undefined) {
       let names: string[] | null;
@@ -626,9 +630,25 @@ class Puller {
       } catch {
         names = null;
       }
+      if (names !== null) this.#removeLeftovers(dir.localPath, names);
       dir.names = names !== null && names.length <= MAX_LISTED_NAMES ? new Set(names) : null;
     }
     return dir.names === null || dir.names.has(basename(path));
+  }
+
+  /**
+   * Removes temporary files whose writer is no longer running, except downloads the journal
+   * keeps for resuming: a pull killed between creating a file and journaling it, or writing a
+   * small file (never journaled), leaves one behind.
+   */
+  #removeLeftovers(folder: string, names: readonly string[]): void {
+    for (const name of names) {
+      const writer = tempFileWriter(name);
+      if (writer === undefined || writer === process.pid || isRunning(writer)) continue;
+      const path = join(folder, name);
+      if (this.#index?.isDownload(path)) continue;
+      removeQuietly(path);
+    }
   }
 
   /** The old copy at `path`, indexed now if it was not (read and hashed once). */
@@ -659,8 +679,7 @@ class Puller {
   /** The file the job writes into: a new temporary file, journaled when there is an index. */
   #openTemp(job: FileJob): number {
     if (job.temp !== undefined) return job.temp.fd;
-    // A small file has no journal: a stable name, so a killed pull's leftover is replaced next time.
-    job.temp = createTempFile(job.finalPath, job.smallChunks !== undefined);
+    job.temp = createTempFile(job.finalPath);
     if (this.#index !== undefined && job.smallChunks === undefined) {
       const stats = fstatSync(job.temp.fd, { bigint: true });
       const download = { target: job.finalPath, version: versionOf(job.entry) };

@@ -284,6 +284,12 @@ export class ChunkIndex {
       : { ...toIndexedFile(row), inode: row.inode, version: row.version ?? "", owner: row.owner ?? 0 };
   }
 
+  /** Whether `path` is a download in progress that the journal keeps for resuming. */
+  isDownload(path: string): boolean {
+    const row = this.#statements.fileByPath.get(path) as FileRow | undefined;
+    return row !== undefined && row.file_hash === null;
+  }
+
   /** Takes over a download in progress for this process. */
   claim(fileId: number): void {
     this.#write(() => this.#statements.claim.run(process.pid, fileId));

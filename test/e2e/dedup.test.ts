@@ -4,6 +4,7 @@
  * and the index lying or going stale, which must cost network bytes, never wrong output.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdir, open, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
@@ -13,7 +14,7 @@ import type { PullSummary } from "../../src/client/pull.js";
 import { Host } from "../../src/host/host.js";
 import { type CliEnv, runCli, spawnCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
-import { findPartFiles, MiB, pseudoRandomBytes } from "../helpers/tree.js";
+import { findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 const SIZE = 16 * MiB;
 const MAX_CHUNK = DEFAULT_CDC_SIZES.max;
@@ -223,19 +224,24 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
   assert.ok(firstRun + served <= content.length + 2 * inFlight, `${firstRun} + ${served} bytes served`);
 });
 
-test("a small file's temporary file that another pull may be writing is left alone", async (t) => {
+test("temporary files of running pulls are left alone; those of killed pulls are removed", async (t) => {
   const content = pseudoRandomBytes(10_000, "small");
   const { share, dest, env, link } = await setup(t, "busy-temp", content);
   await mkdir(dest);
-  // What another pull of the same file would be writing right now, under the stable name.
-  const busy = join(dest, ".data.bin.teleport-part");
+  await writeFile(join(dest, "data.bin"), "an old copy, so that the folder is listed");
+  // What another pull of the same file, still running (this process), would be writing now.
+  const busy = join(dest, `.data.bin.${process.pid}-0123456789ab.teleport-part`);
   await writeFile(busy, "another pull's bytes");
+  const gone = spawnSync(process.execPath, ["-e", ""]).pid as number;
+  const leftover = join(dest, `.data.bin.${gone}-0123456789ab.teleport-part`);
+  await writeFile(leftover, "a killed pull's bytes");
 
   const summary = await pullJson(link, dest, env);
 
   assert.equal(summary.files, 1);
   await assertSameFile(join(share, "data.bin"), join(dest, "data.bin"));
   assert.equal(await readFile(busy, "utf8"), "another pull's bytes", "not replaced, not renamed into place");
+  assert.ok(await isAbsent(leftover), "a dead pull's temporary file is removed");
 });
 
 test("tiny files: unchanged ones are kept, edited ones fetched, with modes and mtimes set", async (t) => {

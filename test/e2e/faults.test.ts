@@ -16,7 +16,7 @@ import { Host } from "../../src/host/host.js";
 import type { ChunkRequest } from "../../src/wire/messages.js";
 import { CLI_PATH, runCli, STACK_TRACE_LINE, spawnCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
-import { findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
+import { compareTrees, findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 test("a chunk corrupted by the host fails the pull with TELEPORT_ERR_CHUNK_CORRUPT and leaves nothing", async (t) => {
   const base = await tempDir(t, "corrupt");
@@ -342,4 +342,52 @@ test("a file rewritten on the host while it is pulled is fetched again as it now
     "the file is the new version, whole",
   );
   assert.deepEqual(await findPartFiles(dest), []);
+});
+
+test("a pull killed with SIGKILL 20 times at random moments, then run to the end: identical output, nothing left behind", async (t) => {
+  const base = await tempDir(t, "kill-20");
+  const share = join(base, "share");
+  const dest = join(base, "dest");
+  await mkdir(join(share, "small"), { recursive: true });
+  await mkdir(join(share, "medium"));
+  await writeFile(join(share, "large.bin"), pseudoRandomBytes(32 * MiB, "kill-20-large"));
+  for (let i = 0; i < 200; i++) {
+    await writeFile(join(share, "small", `${i}.txt`), pseudoRandomBytes(10_000, `kill-20-small-${i}`));
+  }
+  for (let i = 0; i < 5; i++) {
+    await writeFile(join(share, "medium", `${i}.bin`), pseudoRandomBytes(MiB + i, `kill-20-medium-${i}`));
+  }
+  // Slowed down (~6 MiB/s) so that the kills land all through the pull.
+  const host = await Host.start({
+    root: share,
+    home: join(base, "host-home"),
+    bind: "127.0.0.1",
+    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 20)) },
+  });
+  onCleanup(t, () => host.close());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+
+  const random = pseudoRandomBytes(20, "kill-20-moments");
+  let finishedBeforeKill = 0;
+  for (let kill = 0; kill < 20; kill++) {
+    const doomed = spawnCli(["pull", host.url, dest, "--no-progress"], env);
+    await new Promise((resolve) => setTimeout(resolve, 200 + ((random[kill] as number) / 255) * 800));
+    doomed.process.kill("SIGKILL");
+    const result = await doomed.result;
+    if (result.signal !== "SIGKILL") finishedBeforeKill++;
+  }
+
+  const final = await runCli(["pull", host.url, dest, "--no-progress", "--json"], env);
+  assert.equal(final.code, 0, final.stderr);
+  await compareTrees(share, dest);
+  const leftovers = (await readdir(dest, { recursive: true })).filter((name) => name.includes(".teleport"));
+  assert.deepEqual(leftovers, [], "no temporary file is left after the run that completed");
+  assert.ok(finishedBeforeKill < 10, `${finishedBeforeKill} of 20 runs finished before their kill`);
+
+  // The index agrees with what is on disk: a re-pull finds every file complete.
+  const again = await runCli(["pull", host.url, dest, "--no-progress", "--json"], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).bytesFromNetwork, 0);
+  const stats = await runCli(["store", "stats", "--json"], env);
+  assert.equal(stats.code, 0, stats.stderr);
 });
