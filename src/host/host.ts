@@ -11,7 +11,8 @@ import type { TeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
-import { listenTls, type TlsListener } from "../transport/tls.js";
+import { HANDSHAKE_TIMEOUT_MS, listenTls, type TlsListener } from "../transport/tls.js";
+import { AuthLimiter } from "./auth-limiter.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { type HostFaults, HostSession } from "./session.js";
 import { Share } from "./share.js";
@@ -23,6 +24,8 @@ import { Share } from "./share.js";
  * and 139 MB with none (5 back-to-back pulls each).
  */
 const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
+/** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
+const AUTH_LOCKOUT_MS = 60_000;
 
 export interface HostOptions {
   /** The folder to share. */
@@ -35,6 +38,10 @@ export interface HostOptions {
   /** Address written into the link; default the bind address, or this machine's first external IPv4. */
   advertise?: string;
   idleTimeoutMs?: number;
+  /** How long a connection may take to complete TLS, and then to authenticate (default 10 s each). */
+  handshakeTimeoutMs?: number;
+  /** After 5 wrong secrets from one address, how long it is refused (default 60 s). */
+  authLockoutMs?: number;
   chunker?: Chunker;
   faults?: HostFaults;
   /** Told when a client connection ends with an error. */
@@ -78,6 +85,8 @@ export class Host {
       onSessionError: options.onSessionError,
       index,
       recent: new RecentChunks(RECENT_CHUNK_BYTES),
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      authLimiter: new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS),
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
@@ -89,6 +98,7 @@ export class Host {
         sessions.add(session);
         session.closed.then(() => sessions.delete(session));
       },
+      context.handshakeTimeoutMs,
     ).catch((err: unknown) => {
       index.close();
       throw err;

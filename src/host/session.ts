@@ -49,6 +49,7 @@ import {
   statRequestCodec,
   welcomeCodec,
 } from "../wire/messages.js";
+import type { AuthLimiter } from "./auth-limiter.js";
 import { OpenFiles, openFileAt } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { isWalkFailure, type Share, type WalkFailure } from "./share.js";
@@ -75,6 +76,10 @@ export interface SessionContext {
   recent: RecentChunks;
   /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
   index: ChunkIndex | undefined;
+  /** Time to send HELLO once TLS is up. */
+  handshakeTimeoutMs: number;
+  /** Wrong secrets per address, shared by all connections. */
+  authLimiter: AuthLimiter;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
 }
@@ -167,7 +172,7 @@ export class HostSession {
     );
     this.#authTimer = setTimeout(
       () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "no HELLO in time")),
-      10_000,
+      context.handshakeTimeoutMs,
     );
   }
 
@@ -217,7 +222,17 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
-    if (!verifyAuthProof(this.#socket, this.#context.secret, hello.authProof)) {
+    const address = this.#socket.remoteAddress ?? "";
+    const { authLimiter, secret } = this.#context;
+    const waitMs = authLimiter.refusedFor(address);
+    if (waitMs > 0) {
+      throw new TeleportError(
+        ErrorCode.AUTH,
+        `too many wrong secrets from ${address}: refused for ${Math.ceil(waitMs / 1000)} s more`,
+      );
+    }
+    if (!verifyAuthProof(this.#socket, secret, hello.authProof)) {
+      authLimiter.failed(address);
       throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
     }
     clearTimeout(this.#authTimer);

@@ -28,10 +28,14 @@ export interface TlsListener {
   port: number;
 }
 
+/** Open connections a host accepts at once: a bound on its descriptors, whoever connects. */
+const MAX_CONNECTIONS = 4096;
+
 export function listenTls(
   identity: HostIdentity,
   bind: { host: string; port: number },
   onSocket: (socket: tls.TLSSocket) => void,
+  handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
 ): Promise<TlsListener> {
   const server = tls.createServer(
     {
@@ -41,10 +45,11 @@ export function listenTls(
       ciphers: CIPHER_SUITES,
       honorCipherOrder: true,
       ALPNProtocols: [ALPN],
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: handshakeTimeoutMs,
     },
     onSocket,
   );
+  server.maxConnections = MAX_CONNECTIONS;
   // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
   server.on("tlsClientError", (_err, socket) => socket.destroy());
   return new Promise((resolve, reject) => {

@@ -1,0 +1,223 @@
+/**
+ * A host facing hostile clients: random frames after authenticating (fuzzed with fast-check),
+ * connections that never finish their handshake, guessed secrets, absurd requests. Each is
+ * refused and bounded, and the host goes on serving everyone else.
+ */
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import type { TLSSocket } from "node:tls";
+import fc from "fast-check";
+import { TeleportClient } from "../../src/client/client.js";
+import { pull } from "../../src/client/pull.js";
+import { encodeFrame } from "../../src/engine/connection.js";
+import { ErrorCode, TeleportError } from "../../src/errors.js";
+import { Host } from "../../src/host/host.js";
+import { parseLink, type ShareLink } from "../../src/transport/link.js";
+import { authProof, connectTls } from "../../src/transport/tls.js";
+import { type Codec, decodeMessage } from "../../src/wire/codec.js";
+import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../../src/wire/frame.js";
+import {
+  errorCodec,
+  getChunksRequestCodec,
+  helloCodec,
+  MessageType,
+  PROTOCOL_MAGIC,
+  PROTOCOL_VERSION,
+  pingCodec,
+  readRangeRequestCodec,
+} from "../../src/wire/messages.js";
+import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { compareTrees, MiB, pseudoRandomBytes } from "../helpers/tree.js";
+
+interface Fixture {
+  base: string;
+  share: string;
+  host: Host;
+  link: ShareLink;
+}
+
+async function fixture(
+  t: TestContext,
+  options: { handshakeTimeoutMs?: number; authLockoutMs?: number } = {},
+) {
+  const base = await tempDir(t, "hostile-client");
+  const share = join(base, "share");
+  await mkdir(join(share, "sub"), { recursive: true });
+  await writeFile(join(share, "a.txt"), "inside the share\n");
+  await writeFile(join(share, "sub", "large.bin"), pseudoRandomBytes(3 * MiB, "hostile-client"));
+  const host = await Host.start({
+    root: share,
+    home: join(base, "host-home"),
+    bind: "127.0.0.1",
+    ...options,
+  });
+  onCleanup(t, () => host.close());
+  return { base, share, host, link: parseLink(host.url) } satisfies Fixture;
+}
+
+/** A pull of the whole share that must come out whole. */
+async function assertServesAPull({ base, share, host }: Fixture, label: string): Promise<void> {
+  const client = await TeleportClient.connect(host.url);
+  try {
+    const dest = join(base, `dest-${label}`);
+    await pull(client, { dest });
+    await compareTrees(share, dest);
+  } finally {
+    await client.close();
+  }
+}
+
+/** An authenticated connection that sends whatever frames it is given. */
+class RawSession {
+  readonly socket: TLSSocket;
+  readonly frames: { type: number; requestId: number; body: Buffer }[] = [];
+  readonly closed: Promise<void>;
+
+  private constructor(socket: TLSSocket) {
+    this.socket = socket;
+    const decoder = new FrameDecoder(
+      {
+        allocateBody: (_type, _id, length) => Buffer.alloc(length),
+        onFrame: (type, requestId, body) => this.frames.push({ type, requestId, body: Buffer.from(body) }),
+      },
+      8 * MiB,
+    );
+    socket.on("data", (data: Buffer) => decoder.push(data));
+    socket.on("error", () => {});
+    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
+  }
+
+  static async open(link: ShareLink, secret = link.secret): Promise<RawSession> {
+    const session = new RawSession(await connectTls(link));
+    session.socket.write(
+      encodeFrame(MessageType.HELLO, 0, helloCodec, {
+        magic: PROTOCOL_MAGIC,
+        minVersion: PROTOCOL_VERSION,
+        maxVersion: PROTOCOL_VERSION,
+        features: 0,
+        authProof: authProof(session.socket, secret),
+        clientName: "hostile",
+      }),
+    );
+    await waitFor(() => session.frames.length > 0 || session.socket.destroyed, {
+      what: "an answer to HELLO",
+    });
+    return session;
+  }
+
+  sendMessage<T>(type: number, requestId: number, codec: Codec<T>, value: T): void {
+    this.socket.write(encodeFrame(type, requestId, codec, value));
+  }
+
+  send(type: number, requestId: number, body: Uint8Array): void {
+    const frame = Buffer.alloc(FRAME_HEADER_SIZE + body.length);
+    writeFrameHeader(frame, 0, type, requestId, body.length);
+    frame.set(body, FRAME_HEADER_SIZE);
+    this.socket.write(frame);
+  }
+
+  errors(): string[] {
+    return this.frames
+      .filter((frame) => frame.type === MessageType.ERROR)
+      .map((frame) => decodeMessage(errorCodec, frame.body).code);
+  }
+}
+
+test("random frames from an authenticated client get errors or a closed connection, never a crash", async (t) => {
+  const context = await fixture(t);
+  const types = fc.oneof(fc.constantFrom(...Object.values(MessageType)), fc.nat({ max: 255 }));
+  const frame = fc.record({
+    type: types,
+    requestId: fc.oneof(fc.nat({ max: 4 }), fc.nat({ max: 2 ** 32 - 1 })),
+    body: fc.uint8Array({ maxLength: 2048 }),
+  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 12 }), async (frames) => {
+      const session = await RawSession.open(context.link);
+      try {
+        for (const { type, requestId, body } of frames) session.send(type, requestId, body);
+        // A PING last: answered if the host is still talking to us, else the connection is closed.
+        session.sendMessage(MessageType.PING, 0, pingCodec, { sentAt: 1 });
+        await waitFor(
+          () => session.socket.destroyed || session.frames.some((f) => f.type === MessageType.PONG),
+          { what: "a PONG or a closed connection", timeoutMs: 5000 },
+        );
+        for (const code of session.errors()) assert.ok(code.startsWith("TELEPORT_ERR_"), code);
+      } finally {
+        session.socket.destroy();
+      }
+    }),
+    { numRuns: 60 },
+  );
+  await assertServesAPull(context, "after-fuzz");
+});
+
+test("connections that never finish TLS or never say HELLO are dropped, and others are served meanwhile", async (t) => {
+  const context = await fixture(t, { handshakeTimeoutMs: 1000 });
+  const silentTcp: Socket[] = [];
+  for (let i = 0; i < 40; i++) {
+    const socket = connect(context.link.port, "127.0.0.1");
+    socket.on("error", () => {});
+    silentTcp.push(socket);
+  }
+  const silentTls: TLSSocket[] = [];
+  for (let i = 0; i < 10; i++) silentTls.push(await connectTls(context.link));
+  onCleanup(t, () => {
+    for (const socket of [...silentTcp, ...silentTls]) socket.destroy();
+  });
+
+  await assertServesAPull(context, "during-slow-loris");
+  const started = Date.now();
+  await waitFor(
+    () => [...silentTcp, ...silentTls].every((socket) => socket.destroyed || socket.readableEnded),
+    {
+      what: "the host to drop the silent connections",
+      timeoutMs: 10_000,
+    },
+  );
+  assert.ok(Date.now() - started < 5000, "dropped within a few handshake timeouts");
+});
+
+test("wrong secrets are rate-limited per address: after 5, even the right one waits out the lockout", async (t) => {
+  const context = await fixture(t, { authLockoutMs: 2000 });
+  const wrong = { ...context.link, secret: Buffer.alloc(context.link.secret.length, 7) };
+  for (let i = 0; i < 5; i++) {
+    await assert.rejects(TeleportClient.connect(wrong), (err: unknown) => {
+      assert.ok(err instanceof TeleportError && err.code === ErrorCode.AUTH, String(err));
+      assert.match(err.message, /secret was not accepted/);
+      return true;
+    });
+  }
+  await assert.rejects(TeleportClient.connect(context.link), (err: unknown) => {
+    assert.ok(err instanceof TeleportError && err.code === ErrorCode.AUTH, String(err));
+    assert.match(err.message, /too many wrong secrets from 127\.0\.0\.1: refused for \d s more/);
+    return true;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 2100));
+  await assertServesAPull(context, "after-lockout");
+});
+
+test("absurd requests are refused with their error and the connection goes on", async (t) => {
+  const context = await fixture(t);
+  const session = await RawSession.open(context.link);
+  onCleanup(t, () => session.socket.destroy());
+  const huge = Number.MAX_SAFE_INTEGER;
+  session.sendMessage(MessageType.READ_RANGE, 1, readRangeRequestCodec, {
+    credit: 2 ** 32 - 1,
+    path: "sub/large.bin",
+    offset: huge - 10,
+    length: huge,
+  });
+  const chunk = { hash: Buffer.alloc(32), path: "sub/large.bin", offset: 0 };
+  session.sendMessage(MessageType.GET_CHUNKS, 2, getChunksRequestCodec, { chunks: [{ ...chunk, size: 0 }] });
+  session.sendMessage(MessageType.GET_CHUNKS, 3, getChunksRequestCodec, {
+    chunks: [{ ...chunk, size: 2 ** 32 - 1 }],
+  });
+  await waitFor(() => session.errors().length >= 3, { what: "an error for each request", timeoutMs: 5000 });
+  assert.deepEqual(session.errors().sort(), [ErrorCode.PROTOCOL, ErrorCode.PROTOCOL, ErrorCode.RANGE]);
+  assert.ok(!session.socket.destroyed, "request errors leave the connection open");
+  await assertServesAPull(context, "after-absurd");
+});

@@ -1,0 +1,186 @@
+/**
+ * Property-based fuzzing (fast-check) of everything that decodes bytes from the network: every
+ * message codec and the frame decoder. Whatever arrives, the outcome is a value or a
+ * TeleportError: never another exception, a hang, or an allocation beyond the caps.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { ErrorCode, isTeleportError } from "../../src/errors.js";
+import { type Codec, decodeMessage, encodeWithHeadroom } from "../../src/wire/codec.js";
+import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../../src/wire/frame.js";
+import * as messages from "../../src/wire/messages.js";
+
+const CODECS: [string, Codec<unknown>][] = Object.entries(messages)
+  .filter(([name]) => name.endsWith("Codec"))
+  .map(([name, codec]) => [name, codec as Codec<unknown>]);
+
+function decodesOrRefuses(codec: Codec<unknown>, bytes: Uint8Array, name = "entriesCodec"): void {
+  try {
+    decodeMessage(codec, Buffer.from(bytes));
+  } catch (err) {
+    assert.ok(isTeleportError(err, ErrorCode.PROTOCOL), `${name} threw ${String(err)}`);
+  }
+}
+
+const arbitraryPath = fc.string({ unit: "grapheme", maxLength: 60 });
+const arbitraryHash = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => Buffer.from(bytes));
+const arbitraryEntry = fc.record(
+  {
+    kind: fc.constantFrom(messages.EntryKind.FILE, messages.EntryKind.DIRECTORY, messages.EntryKind.SYMLINK),
+    path: arbitraryPath,
+    size: fc.maxSafeNat(),
+    mode: fc.nat({ max: 0o7777 }),
+    mtimeMs: fc.double({ noNaN: true }),
+    linkTarget: arbitraryPath,
+  },
+  { noNullPrototype: true },
+);
+const arbitraryChunkRequest = fc.record(
+  {
+    hash: arbitraryHash,
+    size: fc.nat({ max: 2 ** 32 - 1 }),
+    path: arbitraryPath,
+    offset: fc.maxSafeNat(),
+  },
+  { noNullPrototype: true },
+);
+
+describe("fuzzed message decoding", () => {
+  it(`refuses or decodes arbitrary bytes, for each of the ${CODECS.length} codecs`, () => {
+    for (const [name, codec] of CODECS) {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => decodesOrRefuses(codec, bytes, name)),
+        { numRuns: 300 },
+      );
+    }
+  });
+
+  it("round-trips arbitrary entries and chunk requests", () => {
+    fc.assert(
+      fc.property(fc.array(arbitraryEntry, { maxLength: 20 }), (entries) => {
+        const encoded = encodeWithHeadroom(messages.entriesCodec, { entries }, 0);
+        assert.deepEqual(decodeMessage(messages.entriesCodec, encoded).entries, entries);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(arbitraryChunkRequest, { maxLength: 20 }), (chunks) => {
+        const encoded = encodeWithHeadroom(messages.getChunksRequestCodec, { chunks }, 0);
+        assert.deepEqual(decodeMessage(messages.getChunksRequestCodec, encoded).chunks, chunks);
+      }),
+    );
+  });
+
+  it("refuses or decodes valid messages with bytes flipped, cut or added", () => {
+    const mutation = fc.record({
+      at: fc.nat(),
+      xor: fc.integer({ min: 1, max: 255 }),
+      cut: fc.nat(),
+      extra: fc.uint8Array({ maxLength: 16 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(arbitraryEntry, { maxLength: 8 }),
+        mutation,
+        (entries, { at, xor, cut, extra }) => {
+          const encoded = Buffer.from(encodeWithHeadroom(messages.entriesCodec, { entries }, 0));
+          const flipped = at % Math.max(encoded.length, 1);
+          if (encoded.length > 0) encoded[flipped] = (encoded[flipped] as number) ^ xor;
+          const mutated = Buffer.concat([
+            encoded.subarray(0, encoded.length - (cut % (encoded.length + 1))),
+            extra,
+          ]);
+          decodesOrRefuses(messages.entriesCodec, mutated);
+        },
+      ),
+    );
+  });
+});
+
+describe("fuzzed frame decoding", () => {
+  const MAX_BODY = 64 * 1024;
+
+  function decoder() {
+    const frames: { type: number; requestId: number; body: Buffer }[] = [];
+    let allocated = 0;
+    const sink = {
+      allocateBody: (_type: number, _id: number, length: number) => {
+        allocated += length;
+        return Buffer.alloc(length);
+      },
+      onFrame: (type: number, requestId: number, body: Buffer) =>
+        frames.push({ type, requestId, body: Buffer.from(body) }),
+    };
+    return { decoder: new FrameDecoder(sink, MAX_BODY), frames, allocated: () => allocated };
+  }
+
+  const arbitraryFrame = fc.record(
+    {
+      type: fc.nat({ max: 255 }),
+      requestId: fc.nat({ max: 2 ** 32 - 1 }),
+      body: fc.uint8Array({ maxLength: 3000 }).map((bytes) => Buffer.from(bytes)),
+    },
+    { noNullPrototype: true },
+  );
+
+  it("reassembles any frames, split anywhere", () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbitraryFrame, { maxLength: 10 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (sent, cuts) => {
+          const wire = Buffer.concat(
+            sent.map(({ type, requestId, body }) => {
+              const frame = Buffer.alloc(FRAME_HEADER_SIZE + body.length);
+              writeFrameHeader(frame, 0, type, requestId, body.length);
+              body.copy(frame, FRAME_HEADER_SIZE);
+              return frame;
+            }),
+          );
+          const points = [...new Set(cuts.map((cut) => cut % (wire.length + 1)))].sort((a, b) => a - b);
+          const { decoder: frames, frames: received } = decoder();
+          let from = 0;
+          for (const point of [...points, wire.length]) {
+            frames.push(wire.subarray(from, point));
+            from = point;
+          }
+          assert.deepEqual(received, sent);
+          assert.ok(frames.idle);
+        },
+      ),
+    );
+  });
+
+  it("takes arbitrary byte streams to frames or a TeleportError, never allocating past the cap", () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 512 }), { maxLength: 16 }), (pieces) => {
+        const { decoder: frames, allocated } = decoder();
+        try {
+          for (const piece of pieces) frames.push(Buffer.from(piece));
+        } catch (err) {
+          assert.ok(isTeleportError(err), `threw ${String(err)}`);
+          assert.ok(
+            err.code === ErrorCode.FRAME_TOO_LARGE || err.code === ErrorCode.PROTOCOL,
+            `unexpected code ${err.code}`,
+          );
+        }
+        assert.ok(allocated() <= MAX_BODY * pieces.length, `allocated ${allocated()} bytes`);
+      }),
+    );
+  });
+
+  it("refuses a header claiming any length past the cap before allocating a byte", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: MAX_BODY + 1, max: 2 ** 32 - 1 - FRAME_HEADER_SIZE }), (length) => {
+        const header = Buffer.alloc(FRAME_HEADER_SIZE);
+        writeFrameHeader(header, 0, messages.MessageType.CHUNK_DATA, 1, length);
+        const { decoder: frames, allocated } = decoder();
+        assert.throws(
+          () => frames.push(header),
+          (err: unknown) => isTeleportError(err, ErrorCode.FRAME_TOO_LARGE),
+        );
+        assert.equal(allocated(), 0);
+      }),
+    );
+  });
+});
