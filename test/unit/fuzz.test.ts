@@ -31,7 +31,7 @@ const arbitraryEntry = fc.record(
     path: arbitraryPath,
     size: fc.maxSafeNat(),
     mode: fc.nat({ max: 0o7777 }),
-    mtimeMs: fc.double({ noNaN: true }),
+    mtimeMs: fc.double({ noNaN: true, noDefaultInfinity: true }), // decoders refuse non-finite numbers
     linkTarget: arbitraryPath,
   },
   { noNullPrototype: true },
