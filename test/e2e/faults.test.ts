@@ -391,3 +391,38 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
   const stats = await runCli(["store", "stats", "--json"], env);
   assert.equal(stats.code, 0, stats.stderr);
 });
+
+test("a full disk fails the pull with TELEPORT_ERR_NO_SPACE, nothing under the final name; with room, the rerun completes", async (t) => {
+  const base = await tempDir(t, "disk-full");
+  const share = join(base, "share");
+  const dest = join(base, "small-disk");
+  await mkdir(share);
+  await mkdir(dest);
+  await writeFile(join(share, "a.txt"), "fits\n");
+  await writeRandomFile(join(share, "large.bin"), 24 * MiB);
+  // A 12 MiB file system of its own: root only (a loop or tmpfs mount).
+  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", dest]);
+  if (mounted.status !== 0) {
+    t.skip(`cannot mount a small tmpfs here (root only): ${mounted.error ?? mounted.stderr}`);
+    return;
+  }
+  onCleanup(t, () => {
+    spawnSync("umount", [dest]);
+  });
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+
+  const full = await runCli(["pull", host.link, dest, "--no-progress"], env);
+  assert.equal(full.code, 1, full.stderr);
+  assert.match(full.stderr, /TELEPORT_ERR_NO_SPACE/);
+  assert.match(full.stderr, /hint: free some space/);
+  assert.doesNotMatch(full.stderr, STACK_TRACE_LINE);
+  assert.ok(await isAbsent(join(dest, "large.bin")), "no partial file under the final name");
+
+  assert.equal(spawnSync("mount", ["-o", "remount,size=64m", dest]).status, 0);
+  const rerun = await runCli(["pull", host.link, dest, "--no-progress", "--json"], env);
+  assert.equal(rerun.code, 0, rerun.stderr);
+  await compareTrees(share, dest);
+  assert.deepEqual(await findPartFiles(dest), []);
+});
