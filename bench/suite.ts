@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { dedupBenchmarks } from "./cases/dedup.js";
 import { latencyBenchmarks } from "./cases/latency.js";
+import { load } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
 import { pendingBenchmarks } from "./cases/pending.js";
@@ -34,6 +35,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   ...transferBenchmarks,
   ...dedupBenchmarks,
   ...latencyBenchmarks,
+  load,
   memory,
   ...pendingBenchmarks,
   ...wanBenchmarks,

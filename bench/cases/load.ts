@@ -1,0 +1,138 @@
+/**
+ * One host, many clients at once on loopback: 32 pulls of the same file, then 32 pulls of a file
+ * each. Every copy is checked; the figures are each client's throughput (its spread is the
+ * fairness: slowest over fastest), the whole round's wall time, and the host's peak RSS and CPU.
+ */
+import { join } from "node:path";
+import { type CommandUsage, measureCommand, startServerMeasurement } from "../lib/measure.js";
+import { assertIdenticalCopy, ensureRandomFile, type Payload } from "../lib/payload.js";
+import { makeTempDir } from "../lib/processes.js";
+import { figure } from "../lib/stats.js";
+import { startTeleportHost, type TeleportHost } from "../lib/teleport.js";
+import { errorMessage } from "../lib/transfer.js";
+import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
+
+const MiB = 1024 * 1024;
+const HOST_RSS_LIMIT = 300e6;
+/** The slowest client gets at least this share of the fastest one's throughput. */
+const FAIRNESS_FLOOR = 0.5;
+
+interface Round {
+  name: string;
+  /** The file each client pulls, by client number, relative to the share. */
+  fileFor: (client: number) => Payload;
+}
+
+async function rounds(context: BenchContext, share: string, clients: number): Promise<Round[]> {
+  const sameBytes = (context.quick ? 16 : 256) * MiB;
+  const eachBytes = (context.quick ? 4 : 32) * MiB;
+  const same = await ensureRandomFile(join(share, "same", "file.bin"), sameBytes);
+  const different: Payload[] = [];
+  for (let i = 0; i < clients; i++) {
+    different.push(await ensureRandomFile(join(share, "different", `file-${i}.bin`), eachBytes));
+  }
+  return [
+    { name: `${clients} clients, the same ${sameBytes / MiB} MiB file`, fileFor: () => same },
+    {
+      name: `${clients} clients, a ${eachBytes / MiB} MiB file each`,
+      fileFor: (client) => different[client] as Payload,
+    },
+  ];
+}
+
+/** Pulls `round` with every client at once; each pull's usage, in client order. */
+async function runRound(
+  context: BenchContext,
+  host: TeleportHost,
+  share: string,
+  round: Round,
+  clients: number,
+): Promise<CommandUsage[]> {
+  const scratch = makeTempDir("load");
+  try {
+    const pulls = Array.from({ length: clients }, (_, client) => {
+      const payload = round.fileFor(client);
+      const remotePath = payload.path.slice(share.length + 1);
+      const dest = join(scratch.path, `dest-${client}`);
+      return measureCommand({
+        command: process.execPath,
+        args: [context.cli, "pull", host.link, dest, "--path", remotePath, "--json", "--no-progress"],
+        env: { ...process.env, TELEPORT_HOME: join(scratch.path, `home-${client}`) },
+      }).then(async (usage) => {
+        if (usage.exitCode !== 0)
+          throw new Error(`client ${client} failed: ${usage.stderr.trim().slice(-300)}`);
+        await assertIdenticalCopy(join(dest, payload.name), payload);
+        return usage;
+      });
+    });
+    return await Promise.all(pulls);
+  } finally {
+    scratch.remove();
+  }
+}
+
+export const load: Benchmark = {
+  name: "load_32_clients",
+  title:
+    "32 clients pulling at once from one host: the same 256 MiB file, then 32 MiB each (quick: 4 clients)",
+  target: "all complete and identical, host peak RSS < 300 MB, slowest client >= half the fastest",
+  quick: true,
+  run: async (context): Promise<BenchOutcome> => {
+    const clients = context.quick ? 4 : 32;
+    const share = join(context.workDir, "load");
+    const plan = await rounds(context, share, clients);
+    const host = await startTeleportHost(context.cli, share);
+    const figures: Figure[] = [];
+    const ratios: Ratio[] = [];
+    const checks: Check[] = [];
+    try {
+      for (const round of plan) {
+        await runRound(context, host, share, round, clients); // warm-up: page cache, host index
+        const measurement = await startServerMeasurement(host.server.pid);
+        const started = process.hrtime.bigint();
+        const usages = await runRound(context, host, share, round, clients);
+        const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const server = await measurement.finish();
+        const rates = usages.map((usage, client) => round.fileFor(client).bytes / 1e6 / usage.wallSeconds);
+        const totalBytes = usages.reduce((sum, _, client) => sum + round.fileFor(client).bytes, 0);
+        const result = figure(
+          {
+            tool: `teleport, ${round.name}`,
+            role: "subject",
+            metric: "MB/s per client",
+            better: "higher",
+            clientCpuSeconds: usages.reduce((sum, usage) => sum + (usage.cpuSeconds ?? 0), 0),
+            clientPeakRssBytes: Math.max(...usages.map((usage) => usage.peakRssBytes ?? 0)),
+            serverCpuSeconds: server.cpuSeconds,
+            serverPeakRssBytes: server.peakRssBytes,
+            details: { wallSeconds, aggregateMegabytesPerSecond: totalBytes / 1e6 / wallSeconds },
+          },
+          rates,
+        );
+        figures.push(result);
+        context.log(
+          `${round.name}: ${(totalBytes / 1e6 / wallSeconds).toFixed(0)} MB/s in all, per client ` +
+            `${result.min.toFixed(1)}-${result.max.toFixed(1)} MB/s, host peak RSS ${((server.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB`,
+        );
+        const fairness = result.min / result.max;
+        ratios.push({ name: `slowest / fastest client, ${round.name}`, value: fairness });
+        // Every copy was checked against its file: a failed or different one ends the benchmark.
+        checks.push(
+          {
+            description: `${round.name}: host peak RSS ${((server.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB < 300 MB`,
+            met: server.peakRssBytes !== null && server.peakRssBytes < HOST_RSS_LIMIT,
+          },
+          {
+            description: `${round.name}: slowest client ${(fairness * 100).toFixed(0)}% of the fastest (>= 50%)`,
+            met: fairness >= FAIRNESS_FLOOR,
+          },
+        );
+      }
+    } catch (error) {
+      return { status: "failed", reason: errorMessage(error) };
+    } finally {
+      await host.stop();
+    }
+    return { status: "ok", figures, ratios, checks };
+  },
+};
