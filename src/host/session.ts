@@ -1,42 +1,26 @@
-/**
- * One client connection on the host: authenticates the client, then serves its requests
- * concurrently, each under its own credit window and AbortSignal. Everything read from the
- * client is decoded with bounded codecs and every path goes through the Share.
- */
-import { readSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
-import { chunkBytes, type FileDigest } from "../chunking/manifest.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
-import { closeQuietly, readAt, readvAt } from "../engine/file-io.js";
+import { readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
-import { fileChunks } from "../store/file-chunks.js";
 import { verifyAuthProof } from "../transport/tls.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
-  type ChunkRef,
   type ChunkRequest,
-  chunksCodec,
   creditCodec,
-  type Entry,
-  EntryKind,
   emptyCodec,
   entriesCodec,
-  entryCodec,
-  entryErrorCodec,
   Feature,
-  fileEndCodec,
   getChunksRequestCodec,
   helloCodec,
   listRequestCodec,
   MAX_CHUNK_SIZE,
-  MAX_ENTRIES_PER_FRAME,
   MessageType,
   MIN_PROTOCOL_VERSION,
   manifestRequestCodec,
@@ -50,9 +34,10 @@ import {
   welcomeCodec,
 } from "../wire/messages.js";
 import type { AuthLimiter } from "./auth-limiter.js";
-import { OpenFiles, openFileAt } from "./open-files.js";
+import { EntryBatch, ManifestStream, type SendFrame } from "./manifest-stream.js";
+import { OpenFiles } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
-import { isWalkFailure, type Share, type WalkFailure } from "./share.js";
+import { isWalkFailure, type Share } from "./share.js";
 
 /** Fault injection for tests of the client's defences; never set by the CLI. */
 export interface HostFaults {
@@ -86,53 +71,17 @@ export interface SessionContext {
 
 const CHUNK_FRAME_PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
 const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
-/** Files at most this large are hashed ahead of their turn in a manifest (see #manifest). */
-/**
- * Files up to this size are hashed each time they are listed, never looked up in the index:
- * opening, reading, closing and hashing a 10 KB file took 12-18 us (3 rounds of 2,000 files),
- * finding its chunk list in the index (two queries) ~87 us per file in a CPU profile of a host
- * serving 20,000 small files.
- */
-const UNINDEXED_FILE_BYTES = 16 * 1024;
 /** Back-to-back chunks of one file are read together, up to this many bytes. */
 const READ_RUN_BYTES = 2 * 1024 * 1024;
 /** A range read is sent as hashed pieces of at most this size. */
 const RANGE_PIECE_BYTES = 1024 * 1024;
-const SMALL_FILE_BYTES = 4 * 1024 * 1024;
-const PREFETCHED_FILES = 16;
-
-interface FileManifest {
-  chunks: ChunkRef[];
-  digest: FileDigest;
-}
+/** What this host can do of what a client offers in HELLO. */
+const SUPPORTED_FEATURES = Feature.ENTRY_ERRORS;
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
 /** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
 const MAX_REQUEST_BODY = 1024 * 1024;
-/** Chunk references per CHUNKS frame (~45 KB), well inside any credit window. */
-const CHUNK_REFS_PER_FRAME = 1024;
-/** Bytes of entries per ENTRIES frame. */
-const RESPONSE_FRAME_TARGET = 48 * 1024;
-
-/** An entry walked and, for a small file, being hashed ahead of its turn. */
-interface Ahead {
-  entry: Entry;
-  absolutePath: string;
-  manifest: Promise<FileManifest> | undefined;
-}
-
-/** Failures of one entry that leave the rest of a manifest sound. */
-const ENTRY_FAILURES: ReadonlySet<ErrorCode> = new Set([
-  ErrorCode.PERMISSION,
-  ErrorCode.NOT_FOUND,
-  ErrorCode.FILE_CHANGED,
-  ErrorCode.IO,
-]);
-
-/** What this host can do of what a client offers in HELLO. */
-const SUPPORTED_FEATURES = Feature.ENTRY_ERRORS;
-
 interface OpenRequest {
   abort: AbortController;
   credit: CreditGate;
@@ -349,163 +298,10 @@ export class HostSession {
     await batch.flush();
   }
 
-  /**
-   * Streams the walk of `path`. Small files are hashed up to PREFETCHED_FILES ahead of the one
-   * being sent, concurrently, so a tree of many small files is not one open-read-hash-close round
-   * trip after another; large files stream chunk by chunk in walk order.
-   */
-  async #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
-    const signal = open.abort.signal;
-    const batch = new EntryBatch((entries) =>
-      this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
-    );
-    const walk = this.#context.share.walk(path, signal);
-    const ahead: (Ahead | WalkFailure)[] = [];
-    let walked = false;
-    try {
-      for (;;) {
-        while (!walked && ahead.length < PREFETCHED_FILES) {
-          const step = await walk.next();
-          if (step.done) {
-            walked = true;
-            break;
-          }
-          if (isWalkFailure(step.value)) {
-            ahead.push(step.value);
-            continue;
-          }
-          const { entry, absolutePath } = step.value;
-          const small = entry.kind === EntryKind.FILE && entry.size <= SMALL_FILE_BYTES;
-          const manifest = small ? this.#wholeFileManifest(entry, absolutePath, signal) : undefined;
-          manifest?.catch(() => {}); // awaited in order below; never an unhandled rejection
-          ahead.push({ entry, absolutePath, manifest });
-        }
-        const next = ahead.shift();
-        if (next === undefined) break;
-        if (isWalkFailure(next)) {
-          await batch.flush();
-          await this.#entryFailed(requestId, open, next.path, next.failure);
-          continue;
-        }
-        const { entry, absolutePath, manifest } = next;
-        if (entry.kind !== EntryKind.FILE) {
-          await batch.add(entry);
-          continue;
-        }
-        await batch.flush();
-        if (manifest === undefined) {
-          await this.#sendLargeFile(requestId, open, entry, absolutePath);
-          continue;
-        }
-        let listed: FileManifest;
-        try {
-          listed = await manifest;
-        } catch (err) {
-          await this.#entryFailed(requestId, open, entry.path, err);
-          continue;
-        }
-        await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
-        if (listed.chunks.length > 0) {
-          await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, {
-            chunks: listed.chunks,
-          });
-        }
-        await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, listed.digest);
-      }
-    } finally {
-      await walk.return(undefined); // closes the walk's open folders when it stops early
-    }
-    await batch.flush();
-  }
-
-  /**
-   * The complete chunk list of a small file, from the index or by hashing it. It is opened at
-   * the path the walk found it (walks descend only into real folders, so no symlink needs
-   * resolving); a file up to UNINDEXED_FILE_BYTES is read whole, and its bytes are kept for the
-   * GET_CHUNKS that will likely follow (see RecentChunks).
-   */
-  async #wholeFileManifest(entry: Entry, absolutePath: string, signal: AbortSignal): Promise<FileManifest> {
-    const fd = openFileAt(absolutePath, entry.path);
-    try {
-      if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd);
-      const chunks: ChunkRef[] = [];
-      const listing = this.#fileChunks(entry, fd, signal);
-      let step = await listing.next();
-      while (!step.done) {
-        chunks.push(...step.value);
-        step = await listing.next();
-      }
-      return { chunks, digest: step.value };
-    } finally {
-      closeQuietly(fd);
-    }
-  }
-
-  #readTinyFile(entry: Entry, fd: number): FileManifest {
-    const data = this.#context.recent.reserve(entry.size);
-    if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
-      throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);
-    }
-    const manifest = chunkBytes(data, this.#context.chunker);
-    for (const chunk of manifest.chunks) {
-      this.#context.recent.add(chunk.hash, data.subarray(chunk.offset, chunk.offset + chunk.size));
-    }
-    return manifest;
-  }
-
-  /** A large file's manifest, streamed as it is hashed (or read from the index). */
-  async #sendLargeFile(
-    requestId: number,
-    open: OpenRequest,
-    entry: Entry,
-    absolutePath: string,
-  ): Promise<void> {
-    let fd: number;
-    try {
-      fd = openFileAt(absolutePath, entry.path);
-    } catch (err) {
-      await this.#entryFailed(requestId, open, entry.path, err);
-      return;
-    }
-    try {
-      await this.#sendCredited(requestId, open, MessageType.FILE_BEGIN, entryCodec, entry);
-      await this.#sendFileChunks(requestId, open, entry, fd);
-    } finally {
-      closeQuietly(fd);
-    }
-  }
-
-  /**
-   * An entry of a manifest that could not be read: an ENTRY_ERROR in its place, and the manifest
-   * goes on, when the client understands them and the failure is the entry's own (its
-   * permissions, a file removed or changed since it was listed). Anything else fails the request.
-   */
-  async #entryFailed(requestId: number, open: OpenRequest, path: string, err: unknown): Promise<void> {
-    const error = toTeleportError(err);
-    if ((this.#features & Feature.ENTRY_ERRORS) === 0 || !ENTRY_FAILURES.has(error.code)) throw error;
-    const failure = { path, code: error.code, message: error.detail };
-    await this.#sendCredited(requestId, open, MessageType.ENTRY_ERROR, entryErrorCodec, failure);
-  }
-
-  /** CHUNKS frames and FILE_END for one file, from the index or by hashing it now. */
-  async #sendFileChunks(requestId: number, open: OpenRequest, entry: Entry, fd: number): Promise<void> {
-    const listing = this.#fileChunks(entry, fd, open.abort.signal);
-    let step = await listing.next();
-    while (!step.done) {
-      for (let i = 0; i < step.value.length; i += CHUNK_REFS_PER_FRAME) {
-        const chunks = step.value.slice(i, i + CHUNK_REFS_PER_FRAME);
-        await this.#sendCredited(requestId, open, MessageType.CHUNKS, chunksCodec, { chunks });
-      }
-      step = await listing.next();
-    }
-    await this.#sendCredited(requestId, open, MessageType.FILE_END, fileEndCodec, step.value);
-  }
-
-  /** The chunk list of a file from the index, or by hashing it (see UNINDEXED_FILE_BYTES). */
-  #fileChunks(entry: Entry, fd: number, signal: AbortSignal): AsyncGenerator<ChunkRef[], FileDigest> {
-    const { share, chunker } = this.#context;
-    const index = entry.size > UNINDEXED_FILE_BYTES ? this.#context.index : undefined;
-    return fileChunks(fd, share.localPath(entry.path), entry.size, chunker, index, signal);
+  #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
+    const send: SendFrame = (type, codec, value) => this.#sendCredited(requestId, open, type, codec, value);
+    const options = { entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0, signal: open.abort.signal };
+    return new ManifestStream(this.#context, send, options).run(path);
   }
 
   async #getChunks(requestId: number, requests: ChunkRequest[], open: OpenRequest): Promise<void> {
@@ -670,32 +466,6 @@ export class HostSession {
       position = pieceEnd;
       await this.#connection.whenWritable();
     }
-  }
-}
-
-/** Collects entries into frames of a bounded size. */
-class EntryBatch {
-  readonly #send: (entries: Entry[]) => Promise<void>;
-  #entries: Entry[] = [];
-  #bytes = 0;
-
-  constructor(send: (entries: Entry[]) => Promise<void>) {
-    this.#send = send;
-  }
-
-  async add(entry: Entry): Promise<void> {
-    this.#entries.push(entry);
-    this.#bytes += 40 + Buffer.byteLength(entry.path) + Buffer.byteLength(entry.linkTarget);
-    if (this.#bytes >= RESPONSE_FRAME_TARGET || this.#entries.length >= MAX_ENTRIES_PER_FRAME)
-      await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.#entries.length === 0) return;
-    const entries = this.#entries;
-    this.#entries = [];
-    this.#bytes = 0;
-    await this.#send(entries);
   }
 }
 
