@@ -7,8 +7,10 @@ import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import fc from "fast-check";
 import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
+import { pullLink } from "../../src/client/pull-link.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
 import type { HostFaults } from "../../src/host/session.js";
@@ -69,6 +71,43 @@ test("a data stream cut mid-transfer is healed by the others, with every byte in
   assert.equal(pool.peakStreams, 3);
   assert.equal(summary.bytesFromNetwork, content.length);
   assert.ok(summary.streams.length >= 3 && summary.streams.length <= 5);
+});
+
+test("data streams cut at random points (fast-check) are healed, every byte intact", async (t) => {
+  const content = pseudoRandomBytes(8 * MiB, "stream-cuts");
+  let cutAt: number[] = [];
+  let served = 0;
+  let cuts = 0;
+  const { base, host } = await serveFile(t, "stream-cuts", content, {
+    beforeChunk: async (request, connection) => {
+      served += request.size;
+      if (cutAt.length > 0 && served >= (cutAt[0] as number)) {
+        cutAt.shift();
+        cuts++;
+        connection.destroy();
+      }
+    },
+  });
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uniqueArray(fc.integer({ min: 1, max: content.length - 1 }), { minLength: 1, maxLength: 4 }),
+      fc.integer({ min: 1, max: 6 }),
+      async (points, streams) => {
+        cutAt = [...points].sort((a, b) => a - b);
+        served = 0;
+        const dest = join(base, `dest-${run++}`);
+        // A batch that fails on 3 streams fails the pull's run; pullLink then resumes it.
+        const summary = await pullLink(host.url, { dest, streams });
+        assert.ok((await readFile(join(dest, "data.bin"))).equals(content), "the file arrived whole");
+        assert.deepEqual(await findPartFiles(dest), []);
+        const lost = summary.streamPool?.streamsLost ?? 0;
+        assert.ok(lost <= points.length, `${lost} streams lost for ${points.length} cuts`);
+      },
+    ),
+    { numRuns: 12 },
+  );
+  assert.ok(cuts >= 12, `only ${cuts} cuts were made`);
 });
 
 test("a pull whose host goes away fails with a connection error instead of hanging", async (t) => {
