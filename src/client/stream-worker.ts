@@ -109,8 +109,13 @@ class Stream {
     }
   }
 
+  /**
+   * Tells the pool the stream is gone, once, whether it failed or was closed: a stream the pool
+   * dropped is only forgotten when it says so, and one never forgotten kept the pool from
+   * noticing that no stream was left (32 pulls against one overloaded host hung that way).
+   */
   #lost(error: TeleportError): void {
-    if (this.closed !== undefined || this.#lostPosted) return;
+    if (this.#lostPosted) return;
     this.#lostPosted = true;
     post({ op: "lost", stream: this.id, error: serializeError(error) });
   }

@@ -97,7 +97,7 @@ export interface SerializedError {
 }
 
 export function serializeError(error: TeleportError): SerializedError {
-  return { code: error.code, message: error.message };
+  return { code: error.code, message: error.detail }; // the code goes back in front on the other side
 }
 
 function deserializeError({ code, message }: SerializedError): TeleportError {
@@ -464,8 +464,8 @@ export class StreamPool {
     if (this.#spares > 0) {
       this.#spares--;
       this.#open();
-    } else if (this.#streams.size === 0) {
-      this.#breakWith(error);
+    } else if (![...this.#streams.values()].some((s) => s.state === "connecting" || s.state === "ready")) {
+      this.#breakWith(error); // what is left is being dropped: nothing would ever take the queue
     }
   }
 
