@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, randomFillSync } from "node:crypto";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { chmod, chown, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -311,30 +312,31 @@ test("a file rewritten on the host while it is pulled is fetched again as it now
   const share = join(base, "share");
   const dest = join(base, "dest");
   await mkdir(share);
-  const size = 128 * MiB;
+  const size = 64 * MiB;
   await writeRandomFile(join(share, "moving.bin"), size);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const rewritten = pseudoRandomBytes(size, "rewritten");
+  let served = 0;
+  // In place, same size, a quarter of the way into serving it: only the chunks' hashes can tell.
+  const host = await Host.start({
+    root: share,
+    home: join(base, "host-home"),
+    bind: "127.0.0.1",
+    faults: {
+      beforeChunk: async (request) => {
+        served += request.size;
+        if (served >= size / 4 && served - request.size < size / 4) {
+          const fd = openSync(join(share, "moving.bin"), "r+");
+          writeSync(fd, rewritten, 0, size, 0);
+          closeSync(fd);
+        }
+      },
+    },
+  });
+  onCleanup(t, () => host.close());
 
-  const puller = spawnCli(["pull", host.link, dest, "--no-progress", "--json"], {
+  const result = await runCli(["pull", host.url, dest, "--no-progress", "--json"], {
     TELEPORT_HOME: join(base, "client-home"),
   });
-  onCleanup(t, async () => {
-    puller.process.kill("SIGKILL");
-    await puller.result.catch(() => {});
-  });
-  await waitFor(async () => (await findResumableBytes(dest)) > 8 * MiB, {
-    what: "the pull to be into moving.bin",
-    timeoutMs: 30_000,
-    intervalMs: 2,
-  });
-  // In place, same size: only the chunks' hashes can tell.
-  const rewritten = pseudoRandomBytes(size, "rewritten");
-  const handle = await open(join(share, "moving.bin"), "r+");
-  await handle.write(rewritten, 0, size, 0);
-  await handle.close();
-
-  const result = await puller.result;
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /TELEPORT_ERR_(CHUNK_CORRUPT|FILE_CHANGED).*resuming in/);
   assert.ok(
