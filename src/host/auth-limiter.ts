@@ -7,14 +7,14 @@
 const MAX_FAILURES = 5;
 const MAX_ADDRESSES = 10_000;
 
-interface Record {
+interface Failures {
   failures: number;
   lastFailure: number;
 }
 
 export class AuthLimiter {
   readonly #windowMs: number;
-  readonly #byAddress = new Map<string, Record>();
+  readonly #byAddress = new Map<string, Failures>();
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
@@ -28,7 +28,7 @@ export class AuthLimiter {
   }
 
   failed(address: string, now = performance.now()): void {
-    const record = this.#current(address, now) ?? { failures: 0, lastFailure: now };
+    const record: Failures = this.#current(address, now) ?? { failures: 0, lastFailure: now };
     record.failures++;
     record.lastFailure = now;
     this.#byAddress.delete(address); // re-inserted last: the map is in order of last failure
@@ -39,7 +39,7 @@ export class AuthLimiter {
     }
   }
 
-  #current(address: string, now: number): Record | undefined {
+  #current(address: string, now: number): Failures | undefined {
     const record = this.#byAddress.get(address);
     if (record !== undefined && now - record.lastFailure >= this.#windowMs) {
       this.#byAddress.delete(address);
