@@ -74,6 +74,19 @@ export function chunkBytes(data: Buffer, chunker: Chunker): { chunks: ChunkRef[]
   return { chunks, digest: { size: data.length, chunkCount: chunks.length, fileHash: fileHash.digest() } };
 }
 
+/** Drains a chunk listing (chunkFile, fileChunks): every chunk in order, and the file digest. */
+export async function collectChunks(
+  listing: AsyncGenerator<ChunkRef[], FileDigest>,
+): Promise<{ chunks: ChunkRef[]; digest: FileDigest }> {
+  const chunks: ChunkRef[] = [];
+  let step = await listing.next();
+  while (!step.done) {
+    chunks.push(...step.value);
+    step = await listing.next();
+  }
+  return { chunks, digest: step.value };
+}
+
 /** Reads are this many chunks at a time: fewer syscalls, and room for a content-defined cut. */
 const CHUNKS_PER_READ = 4;
 

@@ -41,13 +41,14 @@ export function ensureRealDirectory(path: string): "created" | "existed" {
 /**
  * A temporary name next to `finalPath`, carrying the writer's process id: a temporary file whose
  * writer is gone, and which no journal lists for resuming, is a killed pull's leftover that the
- * next pull into the folder removes (see `leftoverWriter`).
+ * next pull into the folder removes (see `tempFileWriter`).
  */
 export function tempPathFor(finalPath: string): string {
   const unique = `${process.pid}-${randomBytes(6).toString("hex")}`;
   return join(dirname(finalPath), `.${shortened(basename(finalPath))}.${unique}${TEMP_SUFFIX}`);
 }
 
+/** `.NAME.PID-RANDOM` + TEMP_SUFFIX, as tempPathFor makes them. */
 const TEMP_NAME = /^\..+\.(\d+)-[0-9a-f]{12}\.teleport-part$/;
 
 /** The process id of the pull that wrote the temporary file `name`; undefined if it is not one. */

@@ -1,9 +1,8 @@
 /**
  * A pull from a share link that outlives its connections and changing files: when the host goes
  * away or stops answering mid-pull, or a file changes under it, it reconnects with backoff and
- * runs again. Every run resumes what the last
- * left (journaled chunks, finished files, through the chunk index), so a retry fetches what is
- * missing, not the whole pull again. A host that cannot be reached at the start is reported at
+ * runs again. Every run resumes what the last left (journaled chunks, finished files, through
+ * the chunk index), so a retry fetches what is missing, not the whole pull again. A host that cannot be reached at the start is reported at
  * once: retries are for pulls that were under way.
  */
 import { setTimeout as sleep } from "node:timers/promises";
@@ -21,7 +20,7 @@ export interface Retry {
 }
 
 export interface PullLinkOptions extends PullOptions {
-  /** Reconnections after a connection lost or timed out mid-pull; default DEFAULT_RETRIES. */
+  /** Runs after the first fails with a RETRYABLE error mid-pull; default DEFAULT_RETRIES. */
   retries?: number;
   /** Told before each wait for a retry. */
   onRetry?: (retry: Retry) => void;

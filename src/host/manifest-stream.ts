@@ -7,7 +7,7 @@
  */
 import { readSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
-import { chunkBytes, type FileDigest } from "../chunking/manifest.js";
+import { chunkBytes, collectChunks, type FileDigest } from "../chunking/manifest.js";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
@@ -171,14 +171,7 @@ export class ManifestStream {
     const fd = openFileAt(absolutePath, entry.path);
     try {
       if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd);
-      const chunks: ChunkRef[] = [];
-      const listing = this.#fileChunks(entry, fd, signal);
-      let step = await listing.next();
-      while (!step.done) {
-        chunks.push(...step.value);
-        step = await listing.next();
-      }
-      return { chunks, digest: step.value };
+      return await collectChunks(this.#fileChunks(entry, fd, signal));
     } finally {
       closeQuietly(fd);
     }

@@ -6,9 +6,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ContentDefinedChunker, DEFAULT_CDC_SIZES, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes, StreamingHash, toHex } from "../../src/chunking/hash.js";
-import { ChunkListHash, chunkFile } from "../../src/chunking/manifest.js";
+import { ChunkListHash, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
-import type { ChunkRef } from "../../src/wire/messages.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 describe("BLAKE3", () => {
@@ -55,14 +54,10 @@ describe("chunkFile", () => {
     await writeFile(path, data);
     const handle = await open(path, "r");
     try {
-      const refs: ChunkRef[] = [];
-      const chunks = chunkFile(handle.fd, data.length, new FixedChunker(chunkSize));
-      let step = await chunks.next();
-      while (!step.done) {
-        refs.push(...step.value);
-        step = await chunks.next();
-      }
-      return { refs, digest: step.value };
+      const { chunks: refs, digest } = await collectChunks(
+        chunkFile(handle.fd, data.length, new FixedChunker(chunkSize)),
+      );
+      return { refs, digest };
     } finally {
       await handle.close();
     }
