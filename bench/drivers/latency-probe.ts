@@ -28,7 +28,7 @@ const fileBytes = Number(fileBytesText);
 const reads = Number(readsText);
 
 const handshakeStarted = performance.now();
-const socket = await connectTls(parseLink(link));
+const { socket } = await connectTls(parseLink(link));
 const handshakeMs = performance.now() - handshakeStarted;
 socket.destroy();
 

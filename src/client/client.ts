@@ -3,6 +3,7 @@
  * link's secret, and then runs requests concurrently over the one connection. Every response
  * frame is checked against the request it answers: its credit, its order, and for data its hash.
  */
+import { randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
 import { BufferPool } from "../engine/buffer-pool.js";
@@ -14,6 +15,7 @@ import {
   CHUNK_DATA_HEADER_SIZE,
   type ChunkRef,
   type ChunkRequest,
+  CLIENT_ID_SIZE,
   chunksCodec,
   type Entry,
   type EntryError,
@@ -53,6 +55,8 @@ const MANIFEST_WINDOW_BYTES = 128 * 1024;
 export interface ConnectOptions {
   signal?: AbortSignal;
   clientName?: string;
+  /** Hello.clientId: random unless given (a stream of a pool gives its client's). */
+  clientId?: Buffer;
   idleTimeoutMs?: number;
   /** Where received chunk buffers come from; a pool of its own when unset. */
   pool?: BufferPool;
@@ -82,6 +86,8 @@ export class TeleportClient {
   #control!: RequestChannel;
   #onCloseHook: ((error: TeleportError) => void) | undefined;
   #welcome: Welcome | undefined;
+  #tcpRttMs = Number.POSITIVE_INFINITY;
+  readonly clientId: Buffer;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
   /** Pings waiting for their PONG, by the send time they carry. */
@@ -91,14 +97,21 @@ export class TeleportClient {
     this.link = link;
     this.pool = options.pool ?? new BufferPool();
     this.#onCloseHook = options.onClose;
+    this.clientId = options.clientId ?? randomBytes(CLIENT_ID_SIZE);
   }
 
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
     const client = new TeleportClient(parsed, options);
-    const socket = await connectTls(parsed, options.signal, handshakeTimeoutMs(options));
+    const { socket, tcpRttMs } = await connectTls(parsed, options.signal, handshakeTimeoutMs(options));
+    client.#tcpRttMs = tcpRttMs;
     await client.#start(socket, options);
     return client;
+  }
+
+  /** The round trip of the TCP handshake (see TlsConnection.tcpRttMs). */
+  get tcpRttMs(): number {
+    return this.#tcpRttMs;
   }
 
   get shareName(): string {
@@ -131,6 +144,7 @@ export class TeleportClient {
       features: Feature.ENTRY_ERRORS,
       authProof: authProof(socket, this.link.secret),
       clientName: options.clientName ?? "teleport",
+      clientId: this.clientId,
     });
     try {
       await welcomed;

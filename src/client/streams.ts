@@ -45,6 +45,8 @@ export interface PoolOptions {
   rttMs?: number;
   /** Each stream's idle timeout: how long a silent host is waited for (default 30 s). */
   idleTimeoutMs?: number;
+  /** The client's id (Hello.clientId), for the streams to say they belong to it. */
+  clientId?: Buffer;
 }
 
 /** What the pool did, for the pull's summary. */
@@ -72,6 +74,7 @@ export interface StreamThreadData {
   link: string;
   /** Of each stream's connection (see Connection). */
   idleTimeoutMs: number | undefined;
+  clientId: Uint8Array | undefined;
   /** Bytes of verified chunks this thread has received, for the tuner (wraps at 2^32). */
   delivered: Int32Array;
 }
@@ -251,12 +254,11 @@ class Thread {
   report: Extract<FromThread, { op: "closed" }> | undefined;
 
   constructor(
-    link: string,
-    idleTimeoutMs: number | undefined,
+    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId">,
     onMessage: (message: FromThread) => void,
     onExit: (error: TeleportError) => void,
   ) {
-    const data: StreamThreadData = { link, idleTimeoutMs, delivered: this.delivered };
+    const data: StreamThreadData = { ...options, delivered: this.delivered };
     this.worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
     this.worker.on("message", (message: FromThread) => {
       if (message.op === "closed") this.report = message;
@@ -334,8 +336,7 @@ export class StreamPool {
       { length: threadCount },
       () =>
         new Thread(
-          this.#link,
-          options.idleTimeoutMs,
+          { link: this.#link, idleTimeoutMs: options.idleTimeoutMs, clientId: options.clientId },
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),
         ),

@@ -36,6 +36,8 @@ export class Connection {
   #corked = false;
   readonly idleTimeoutMs: number;
   #lastReceived = performance.now();
+  /** When a write last completed, or the queue last went from empty to not. */
+  #lastSent = performance.now();
   readonly #idleTimer: NodeJS.Timeout;
   readonly #closed: Promise<void>;
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
@@ -81,13 +83,19 @@ export class Connection {
   /**
    * Idle means nothing received: a peer that is stopped or gone sends nothing, while our own
    * writes (pings, requests) would keep a socket timeout from ever firing. Peers that have
-   * nothing to say ping (TeleportClient.keepAliveMs) and answer pings.
+   * nothing to say ping (TeleportClient.keepAliveMs) and answer pings. A peer that still sends
+   * but stopped reading is found by its side of the queue: nothing written for twice as long
+   * (a write is up to ~2 MiB, which a 300 kbit/s link takes a minute to carry).
    */
   #checkIdle(): void {
-    const silentMs = performance.now() - this.#lastReceived;
-    if (silentMs < this.idleTimeoutMs) return;
-    const seconds = (this.idleTimeoutMs / 1000).toFixed(1);
-    this.destroy(new TeleportError(ErrorCode.TIMEOUT, `peer sent nothing for ${seconds} s`));
+    const now = performance.now();
+    if (now - this.#lastReceived >= this.idleTimeoutMs) {
+      const seconds = (this.idleTimeoutMs / 1000).toFixed(1);
+      this.destroy(new TeleportError(ErrorCode.TIMEOUT, `peer sent nothing for ${seconds} s`));
+    } else if (this.socket.writableLength > 0 && now - this.#lastSent >= 2 * this.idleTimeoutMs) {
+      const seconds = ((2 * this.idleTimeoutMs) / 1000).toFixed(1);
+      this.destroy(new TeleportError(ErrorCode.TIMEOUT, `peer read nothing for ${seconds} s`));
+    }
   }
 
   #onData(data: Buffer): void {
@@ -108,6 +116,7 @@ export class Connection {
   /** Queues a frame made by `encodeFrame`. */
   sendFrame(frame: Buffer): void {
     if (this.destroyed || this.#closing !== undefined) return;
+    this.#queueing();
     this.#cork();
     this.socket.write(frame, this.#afterWrite);
   }
@@ -129,6 +138,11 @@ export class Connection {
     this.socket.uncork();
   };
 
+  /** A write into an empty queue starts the clock on the peer's reading. */
+  #queueing(): void {
+    if (this.socket.writableLength === 0) this.#lastSent = performance.now();
+  }
+
   sendError(requestId: number, error: ErrorMessage): void {
     this.send(MessageType.ERROR, requestId, errorCodec, error);
   }
@@ -143,6 +157,7 @@ export class Connection {
       return;
     }
     this.#uncork(); // bulk frames go out on their own: gathered with others, TLS would copy them
+    this.#queueing();
     this.socket.write(frame, () => {
       onWritten();
       this.#afterWrite();
@@ -155,6 +170,7 @@ export class Connection {
    * they all waited, and kept their requests open, until the host hit its open-request cap.
    */
   readonly #afterWrite = (): void => {
+    this.#lastSent = performance.now();
     if (this.#writableWaiters.length > 0 && this.socket.writableLength < this.#writeBufferBytes) {
       this.#wakeWritableWaiters();
     }

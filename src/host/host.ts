@@ -6,6 +6,7 @@ import { networkInterfaces } from "node:os";
 import type { TLSSocket } from "node:tls";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { BufferPool } from "../engine/buffer-pool.js";
+import { ByteBudget } from "../engine/byte-budget.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import type { TeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
@@ -24,6 +25,11 @@ import { Share } from "./share.js";
  * and 139 MB with none (5 back-to-back pulls each).
  */
 const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
+/**
+ * Chunk data read and queued for sending, over all connections (see SessionContext.sendBudget):
+ * 8 connections' worth at full speed, enough to keep both cores busy on loopback.
+ */
+const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
 
@@ -54,6 +60,7 @@ export class Host {
   readonly #listener: TlsListener;
   readonly #sessions: Set<HostSession>;
   readonly #index: ChunkIndex;
+  readonly #sendBudget: ByteBudget;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -62,8 +69,10 @@ export class Host {
     link: ShareLink,
     sessions: Set<HostSession>,
     index: ChunkIndex,
+    sendBudget: ByteBudget,
   ) {
     this.share = share;
+    this.#sendBudget = sendBudget;
     this.#index = index;
     this.#listener = listener;
     this.link = link;
@@ -79,7 +88,9 @@ export class Host {
       share,
       secret,
       chunker: options.chunker ?? defaultChunker(),
-      pool: new BufferPool(),
+      // Keeps what the send budget lets out: buffers are reused, not left for the GC to find.
+      pool: new BufferPool(SEND_BUDGET_BYTES),
+      sendBudget: new ByteBudget(SEND_BUDGET_BYTES),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: options.faults,
       onSessionError: options.onSessionError,
@@ -105,7 +116,7 @@ export class Host {
     });
     const advertised = options.advertise ?? advertisedAddress(listener.host);
     const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
-    return new Host(share, listener, link, sessions, index);
+    return new Host(share, listener, link, sessions, index, context.sendBudget);
   }
 
   get url(): string {
@@ -118,6 +129,11 @@ export class Host {
 
   get connectionCount(): number {
     return this.#sessions.size;
+  }
+
+  /** Bytes of chunk data read and not yet written to a socket, over all connections. */
+  get sendBytesInUse(): number {
+    return this.#sendBudget.usedBytes;
   }
 
   /** Stops accepting, lets open connections finish their queued writes, then closes them. */

@@ -2,6 +2,7 @@ import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
+import { ByteBudget } from "../engine/byte-budget.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { readAt, readvAt } from "../engine/file-io.js";
@@ -57,6 +58,12 @@ export interface SessionContext {
   pool: BufferPool;
   idleTimeoutMs: number;
   faults: HostFaults | undefined;
+  /**
+   * Bytes of chunk data read and not yet written to a socket, shared by all connections in turn
+   * (each also has its own share, CONNECTION_SEND_BYTES): the host's memory stays bounded
+   * however many clients pull at once, and each gets its turn at the disk and the CPU.
+   */
+  sendBudget: ByteBudget;
   /** Bytes of small files just read for a manifest, shared by all connections. */
   recent: RecentChunks;
   /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
@@ -78,6 +85,12 @@ const RANGE_PIECE_BYTES = 1024 * 1024;
 /** What this host can do of what a client offers in HELLO. */
 const SUPPORTED_FEATURES = Feature.ENTRY_ERRORS;
 
+/**
+ * Chunk data one connection may have read and queued at once: the group being sent, the next one
+ * read ahead, and the socket's queue (Connection's write buffer).
+ */
+const CONNECTION_SEND_BYTES = 8 * 1024 * 1024;
+
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
 /** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
@@ -87,12 +100,21 @@ interface OpenRequest {
   credit: CreditGate;
 }
 
+/** A pooled buffer of frames and the send budget it holds, both given back by `release`. */
+interface Lease {
+  frames: Buffer;
+  release: () => void;
+}
+
 export class HostSession {
   readonly #context: SessionContext;
   readonly #connection: Connection;
   readonly #requests = new Map<number, OpenRequest>();
   readonly #openFiles: OpenFiles;
   readonly #socket: TLSSocket;
+  readonly #sendBudget = new ByteBudget(CONNECTION_SEND_BYTES);
+  /** Whose turn this connection's reads take in the host's send budget: its client's. */
+  #owner: unknown = this;
   #authenticated = false;
   /** Features both sides have (HELLO's offer, masked by SUPPORTED_FEATURES). */
   #features = 0;
@@ -187,6 +209,7 @@ export class HostSession {
     clearTimeout(this.#authTimer);
     this.#authenticated = true;
     this.#features = hello.features & SUPPORTED_FEATURES;
+    if (hello.clientId !== undefined) this.#owner = hello.clientId.toString("hex");
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
       features: this.#features,
@@ -310,34 +333,61 @@ export class HostSession {
         throw new TeleportError(ErrorCode.PROTOCOL, `chunk size ${request.size} is out of range`);
       }
     }
-    const pool = this.#context.pool;
     const groups = writeGroups(contiguousRuns(requests));
+    const signal = open.abort.signal;
     // One group read ahead: the next group is read while this one is encrypted and sent. The
     // wait for queue space comes before each send, so the request ends (and END goes out) as
     // soon as its last group is queued.
-    let next: Promise<Buffer> | undefined = groups[0] && this.#readGroupFrames(requestId, groups[0]);
-    let frames: Buffer | undefined;
+    let next: Promise<Lease> | undefined = groups[0] && this.#readGroupFrames(requestId, groups[0], signal);
+    let lease: Lease | undefined;
     try {
       for (let g = 0; g < groups.length; g++) {
-        frames = await (next as Promise<Buffer>);
+        lease = await (next as Promise<Lease>);
         next = undefined;
         const following = groups[g + 1];
-        if (following !== undefined) next = this.#readGroupFrames(requestId, following);
+        if (following !== undefined) next = this.#readGroupFrames(requestId, following, signal);
         const faults = this.#context.faults;
-        if (faults !== undefined) await this.#injectFaults(faults, groups[g] as ChunkRequest[][], frames);
+        if (faults !== undefined)
+          await this.#injectFaults(faults, groups[g] as ChunkRequest[][], lease.frames);
         await this.#connection.whenWritable();
-        if (open.abort.signal.aborted) return;
-        const sending = frames;
-        frames = undefined;
-        this.#connection.sendOwnedFrame(sending, () => pool.release(sending));
+        if (signal.aborted) return;
+        const sending = lease;
+        lease = undefined;
+        this.#connection.sendOwnedFrame(sending.frames, sending.release);
       }
     } finally {
-      if (frames !== undefined) pool.release(frames);
+      lease?.release();
       next?.then(
-        (unsent) => pool.release(unsent),
+        (unsent) => unsent.release(),
         () => {},
       );
     }
+  }
+
+  /**
+   * A pooled buffer of `bytes` once both this connection's send budget and the host's have room
+   * for it (waiting in line for them).
+   */
+  async #lease(bytes: number, signal: AbortSignal): Promise<Lease> {
+    const shared = this.#context.sendBudget;
+    const own = await this.#sendBudget.take(bytes, signal);
+    let taken: number;
+    try {
+      taken = await shared.take(bytes, signal, this.#owner);
+    } catch (err) {
+      this.#sendBudget.give(own);
+      throw err;
+    }
+    const frames = this.#context.pool.acquire(bytes);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#context.pool.release(frames);
+      this.#sendBudget.give(own);
+      shared.give(taken);
+    };
+    return { frames, release };
   }
 
   async #injectFaults(faults: HostFaults, runs: ChunkRequest[][], frames: Buffer): Promise<void> {
@@ -360,11 +410,11 @@ export class HostSession {
    * more (measured: 1.45 s of host CPU per GiB of 64 KiB frames, against ~1 s for 1 MiB ones),
    * and a write per 10 KB file cost a TLS record and a system call each.
    */
-  async #readGroupFrames(requestId: number, runs: ChunkRequest[][]): Promise<Buffer> {
-    const pool = this.#context.pool;
+  async #readGroupFrames(requestId: number, runs: ChunkRequest[][], signal: AbortSignal): Promise<Lease> {
     let total = 0;
     for (const run of runs) for (const request of run) total += CHUNK_FRAME_PREFIX + request.size;
-    const frames = pool.acquire(total);
+    const lease = await this.#lease(total, signal);
+    const frames = lease.frames;
     try {
       let at = 0;
       for (const run of runs) {
@@ -385,10 +435,10 @@ export class HostSession {
         if (!this.#copyRecent(run, targets)) await this.#readRun(run, targets);
       }
     } catch (err) {
-      pool.release(frames);
+      lease.release();
       throw err;
     }
-    return frames;
+    return lease;
   }
 
   /** Fills `targets` from the recent-chunk cache if it holds every chunk of the run. */
@@ -440,7 +490,6 @@ export class HostSession {
         `range ${offset}+${length} is past the end of "${path}" (${stats.size} bytes)`,
       );
     }
-    const pool = this.#context.pool;
     let position = offset;
     const end = offset + length;
     while (position < end) {
@@ -448,11 +497,12 @@ export class HostSession {
       const pieceEnd = Math.min(end, (Math.floor(position / RANGE_PIECE_BYTES) + 1) * RANGE_PIECE_BYTES);
       const size = pieceEnd - position;
       await open.credit.take(RANGE_DATA_HEADER_SIZE + size, open.abort.signal);
-      const frame = pool.acquire(RANGE_FRAME_PREFIX + size);
+      const lease = await this.#lease(RANGE_FRAME_PREFIX + size, open.abort.signal);
+      const frame = lease.frames;
       try {
         await this.#readExactly(path, frame, RANGE_FRAME_PREFIX, size, position);
       } catch (err) {
-        pool.release(frame);
+        lease.release();
         throw err;
       }
       const data = frame.subarray(RANGE_FRAME_PREFIX);
@@ -462,7 +512,7 @@ export class HostSession {
         { start: FRAME_HEADER_SIZE, end: RANGE_FRAME_PREFIX, buffer: frame },
         header,
       );
-      this.#connection.sendOwnedFrame(frame, () => pool.release(frame));
+      this.#connection.sendOwnedFrame(frame, lease.release);
       position = pieceEnd;
       await this.#connection.whenWritable();
     }

@@ -65,6 +65,15 @@ export function listenTls(
   });
 }
 
+export interface TlsConnection {
+  socket: tls.TLSSocket;
+  /**
+   * How long the TCP handshake took: one round trip, answered by the host's kernel, so unlike a
+   * ping it is not delayed by a host too busy to run its event loop.
+   */
+  tcpRttMs: number;
+}
+
 /**
  * Connects and verifies the host's certificate against the link's pinned fingerprint, giving up
  * after `timeoutMs` without a completed handshake.
@@ -73,8 +82,10 @@ export function connectTls(
   link: ShareLink,
   signal?: AbortSignal,
   timeoutMs = HANDSHAKE_TIMEOUT_MS,
-): Promise<tls.TLSSocket> {
+): Promise<TlsConnection> {
   return new Promise((resolve, reject) => {
+    const startedAt = performance.now();
+    let tcpRttMs = Number.POSITIVE_INFINITY;
     const socket = tls.connect({
       host: link.host,
       port: link.port,
@@ -109,6 +120,9 @@ export function connectTls(
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     socket.once("error", onError);
+    socket.once("connect", () => {
+      tcpRttMs = performance.now() - startedAt;
+    });
     socket.once("secureConnect", () => {
       const cert = socket.getPeerX509Certificate();
       const actual = cert === undefined ? Buffer.alloc(0) : createHash("sha256").update(cert.raw).digest();
@@ -122,7 +136,7 @@ export function connectTls(
         return;
       }
       cleanup();
-      resolve(socket);
+      resolve({ socket, tcpRttMs });
     });
   });
 }

@@ -206,6 +206,24 @@ export function array<T>(item: Codec<T>, maxItems: number): Codec<T[]> {
   };
 }
 
+/**
+ * A field added to the end of a message by a later version: absent (undefined) when an older
+ * peer's message ends before it. Only a struct's last fields may be optional.
+ */
+export function trailing<T>(codec: Codec<T>): Codec<T | undefined> {
+  return {
+    preencode(state, value) {
+      if (value !== undefined) codec.preencode(state, value);
+    },
+    encode(state, value) {
+      if (value !== undefined) codec.encode(state, value);
+    },
+    decode(state) {
+      return state.start === state.end ? undefined : codec.decode(state);
+    },
+  };
+}
+
 /** Builds a codec for a record from an ordered list of field codecs. */
 export function struct<T extends object>(fields: { [K in keyof T]: Codec<T[K]> }): Codec<T> {
   const entries = Object.entries(fields) as [keyof T, Codec<unknown>][];

@@ -9,6 +9,7 @@ import {
   fixedBytes,
   float64,
   struct,
+  trailing,
   uint8,
   uint16,
   uint32,
@@ -84,7 +85,13 @@ export interface Hello {
   /** HMAC-SHA256(secret, TLS exporter): proves the client holds the link's secret, bound to this TLS session. */
   authProof: Buffer;
   clientName: string;
+  /**
+   * Random, the same on every connection of one client (its control connection and its streams):
+   * the host shares its time between clients, not connections. Absent from clients before it.
+   */
+  clientId?: Buffer | undefined;
 }
+export const CLIENT_ID_SIZE = 16;
 export const helloCodec: Codec<Hello> = struct<Hello>({
   magic: uint32,
   minVersion: uint16,
@@ -92,6 +99,7 @@ export const helloCodec: Codec<Hello> = struct<Hello>({
   features: uint32,
   authProof: fixedBytes(32),
   clientName: utf8(256),
+  clientId: trailing(fixedBytes(CLIENT_ID_SIZE)),
 });
 
 export interface Welcome {

@@ -41,7 +41,7 @@ interface Fixture {
 
 async function fixture(
   t: TestContext,
-  options: { handshakeTimeoutMs?: number; authLockoutMs?: number } = {},
+  options: { handshakeTimeoutMs?: number; authLockoutMs?: number; idleTimeoutMs?: number } = {},
 ) {
   const base = await tempDir(t, "hostile-client");
   const share = join(base, "share");
@@ -59,8 +59,12 @@ async function fixture(
 }
 
 /** A pull of the whole share that must come out whole. */
-async function assertServesAPull({ base, share, host }: Fixture, label: string): Promise<void> {
-  const client = await TeleportClient.connect(host.url);
+async function assertServesAPull(
+  { base, share, host }: Fixture,
+  label: string,
+  options: { idleTimeoutMs?: number } = {},
+): Promise<void> {
+  const client = await TeleportClient.connect(host.url, options);
   try {
     const dest = join(base, `dest-${label}`);
     await pull(client, { dest });
@@ -91,7 +95,7 @@ class RawSession {
   }
 
   static async open(link: ShareLink, secret = link.secret): Promise<RawSession> {
-    const session = new RawSession(await connectTls(link));
+    const session = new RawSession((await connectTls(link)).socket);
     session.socket.write(
       encodeFrame(MessageType.HELLO, 0, helloCodec, {
         magic: PROTOCOL_MAGIC,
@@ -164,7 +168,7 @@ test("connections that never finish TLS or never say HELLO are dropped, and othe
     silentTcp.push(socket);
   }
   const silentTls: TLSSocket[] = [];
-  for (let i = 0; i < 10; i++) silentTls.push(await connectTls(context.link));
+  for (let i = 0; i < 10; i++) silentTls.push((await connectTls(context.link)).socket);
   onCleanup(t, () => {
     for (const socket of [...silentTcp, ...silentTls]) socket.destroy();
   });
@@ -220,4 +224,44 @@ test("absurd requests are refused with their error and the connection goes on", 
   assert.deepEqual(session.errors().sort(), [ErrorCode.PROTOCOL, ErrorCode.PROTOCOL, ErrorCode.RANGE]);
   assert.ok(!session.socket.destroyed, "request errors leave the connection open");
   await assertServesAPull(context, "after-absurd");
+});
+
+test("clients that ask for everything and stop reading hold a bounded share of the host, then are dropped", async (t) => {
+  const context = await fixture(t, { idleTimeoutMs: 1000 });
+  const chunks = [0, 1, 2].map((i) => ({
+    hash: Buffer.alloc(32),
+    path: "sub/large.bin",
+    offset: i * MiB,
+    size: MiB,
+  }));
+  const stalled: RawSession[] = [];
+  for (let i = 0; i < 10; i++) {
+    const session = await RawSession.open(context.link);
+    session.socket.pause(); // reads nothing more, but keeps pinging below, so it is not idle
+    for (let id = 1; id <= 64; id++)
+      session.sendMessage(MessageType.GET_CHUNKS, id, getChunksRequestCodec, { chunks });
+    stalled.push(session);
+  }
+  const pinger = setInterval(() => {
+    for (const session of stalled) session.sendMessage(MessageType.PING, 0, pingCodec, { sentAt: 1 });
+  }, 200);
+  onCleanup(t, () => {
+    clearInterval(pinger);
+    for (const session of stalled) session.socket.destroy();
+  });
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, context.host.sendBytesInUse);
+  }, 10);
+  onCleanup(t, () => clearInterval(sampler));
+
+  // The stalled clients hold more than the host's budget: this pull waits its turn until they are
+  // dropped, pinging so that it is not dropped itself.
+  await assertServesAPull(context, "during-stalled-readers", { idleTimeoutMs: 1000 });
+  await waitFor(() => stalled.every((session) => session.socket.destroyed || session.socket.readableEnded), {
+    what: "the host to drop the clients that stopped reading",
+    timeoutMs: 10_000,
+  });
+  await waitFor(() => context.host.sendBytesInUse === 0, { what: "every send buffer given back" });
+  assert.ok(peak > 0 && peak <= 64 * MiB, `peak send bytes ${peak} within the host's budget`);
 });
