@@ -19,6 +19,12 @@
 export interface TunerOptions {
   /** Streams to start with. */
   initialStreams: number;
+  /**
+   * The count for a path shorter than MIN_PROBE_RTT_MS. A pull that started with more, because
+   * its first round trips were slow (a busy host answers pings late), goes down to it as soon as
+   * a round trip shows the path is short.
+   */
+  shortPathStreams: number;
   maxStreams: number;
   /** `--streams N`: the count never changes, only the window does. */
   pinned: boolean;
@@ -32,7 +38,7 @@ export interface TuningStep {
   streams: number;
   /** Delivered rate measured with the previous count, bytes per second (null for the start). */
   measuredBytesPerSecond: number | null;
-  reason: "start" | "grew" | "scaled" | "settled" | "reverted";
+  reason: "start" | "grew" | "scaled" | "settled" | "reverted" | "short-path";
 }
 
 /**
@@ -129,6 +135,16 @@ export class StreamTuner {
    */
   observe(nowMs: number, deliveredBytes: number, saturated = true): boolean {
     const rtt = this.minRttMs ?? 0;
+    if (
+      !this.#options.pinned &&
+      rtt > 0 &&
+      rtt < MIN_PROBE_RTT_MS &&
+      this.streams > this.#options.shortPathStreams
+    ) {
+      this.#settled = true;
+      this.#change(nowMs, this.#options.shortPathStreams, null, "short-path");
+      return true;
+    }
     let changed = false;
     // The window follows every few round trips: a window-limited rate doubles each time.
     this.#windowFrom ??= { atMs: nowMs, bytes: deliveredBytes };
@@ -225,7 +241,7 @@ export class StreamTuner {
     return Math.min(...good.map(([streams]) => streams));
   }
 
-  #change(nowMs: number, streams: number, rate: number, reason: TuningStep["reason"]): void {
+  #change(nowMs: number, streams: number, rate: number | null, reason: TuningStep["reason"]): void {
     this.streams = streams;
     this.#changedAtMs = nowMs;
     this.#measureFrom = undefined;

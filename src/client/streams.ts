@@ -319,11 +319,13 @@ export class StreamPool {
     this.#ping = options.ping;
     const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
     const longPath = options.rttMs !== undefined && options.rttMs >= MIN_PROBE_RTT_MS;
-    const initial = pinned ?? (longPath ? LONG_PATH_STREAMS : threadCount * STREAMS_PER_THREAD);
+    const shortPathStreams = threadCount * STREAMS_PER_THREAD;
+    const initial = pinned ?? (longPath ? LONG_PATH_STREAMS : shortPathStreams);
     const minWindow = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
     this.#tuner = new StreamTuner(
       {
         initialStreams: initial,
+        shortPathStreams,
         maxStreams: pinned ?? Math.max(initial, MAX_TUNED_STREAMS),
         pinned: pinned !== undefined,
         minWindowBytes: minWindow,

@@ -5,6 +5,7 @@ import { StreamTuner, type TunerOptions } from "../../src/client/stream-tuner.js
 const MiB = 1024 * 1024;
 const OPTIONS: TunerOptions = {
   initialStreams: 4,
+  shortPathStreams: 4,
   maxStreams: 64,
   pinned: false,
   minWindowBytes: 16 * MiB,
@@ -118,5 +119,26 @@ describe("StreamTuner", () => {
     const tuner = simulate(lossy, 5, { ...OPTIONS, initialStreams: 3, pinned: true });
     assert.equal(tuner.streams, 3);
     assert.equal(tuner.steps.length, 1);
+  });
+
+  it("goes down to the short-path count once a round trip shows the path is short", () => {
+    // A loaded host answered the first pings in 8 ms; then one came back in 1 ms (loopback).
+    let rttMs = 8;
+    const loopback: Path = { rttMs: 8, rate: () => 500e6, loadedRttMs: () => rttMs };
+    const tuner = new StreamTuner({ ...OPTIONS, initialStreams: 16 }, 0);
+    let delivered = 0;
+    for (let now = 50; now <= 2000; now += 50) {
+      if (now === 1000) rttMs = 1;
+      tuner.rtt(loopback.loadedRttMs?.(tuner.streams) ?? loopback.rttMs);
+      delivered += 500e6 * 0.05;
+      tuner.observe(now, delivered);
+    }
+    assert.equal(tuner.streams, OPTIONS.shortPathStreams, JSON.stringify(tuner.steps));
+    assert.equal(tuner.steps.at(-1)?.reason, "short-path");
+    // Pinned counts stay put.
+    const pinned = new StreamTuner({ ...OPTIONS, initialStreams: 16, pinned: true }, 0);
+    pinned.rtt(1);
+    pinned.observe(50, 1e6);
+    assert.equal(pinned.streams, 16);
   });
 });
