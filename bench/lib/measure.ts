@@ -4,7 +4,7 @@
  * a long-lived server (through /proc, since it never exits between runs).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -172,11 +172,27 @@ export interface ServerCost {
 }
 
 /**
+ * Starts a process's high-water mark over from its current RSS (Linux: `clear_refs` 5), so that
+ * a run on a long-lived server is not charged with an earlier run's peak. Best effort: where it
+ * cannot be reset, the peak includes what came before.
+ */
+function resetPeakRss(pid: number): void {
+  for (const member of processTree(pid)) {
+    try {
+      writeFileSync(`/proc/${member.pid}/clear_refs`, "5");
+    } catch {
+      // Not ours to reset (another user's process, or no procfs): the peak stays cumulative.
+    }
+  }
+}
+
+/**
  * Brackets one run on a long-lived server: CPU is the difference of two readings taken while
  * the server is quiet, peak RSS the largest high-water mark sampled in between.
  */
 export async function startServerMeasurement(pid: number): Promise<{ finish(): Promise<ServerCost> }> {
   await waitForQuietServer(pid);
+  resetPeakRss(pid);
   const before = serverUsage(pid).cpuSeconds;
   const sampler = samplePeakRss(pid);
   return {
