@@ -75,9 +75,9 @@ export class ByteBudget {
 
   /** Gives back bytes returned by `take`, and lets waiters that now fit go, in turn. */
   give(bytes: number): void {
+    if (bytes > this.#usedBytes)
+      throw new Error(`budget given back more than was taken (${bytes} of ${this.#usedBytes} bytes)`);
     this.#usedBytes -= bytes;
-    if (this.#usedBytes < 0)
-      throw new Error(`budget given back more than was taken (${-this.#usedBytes} bytes)`);
     this.#wake();
   }
 
