@@ -8,6 +8,11 @@ import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
+import {
+  CompressionPolicy,
+  type CompressMode,
+  DEFAULT_COMPRESS_LEVEL,
+} from "../client/compression-policy.js";
 import { pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { Host } from "../host/host.js";
@@ -22,6 +27,8 @@ export interface HostFlags {
   bind?: string;
   advertise?: string;
   linkFile?: string;
+  /** false with --no-compress. */
+  compress?: boolean;
 }
 
 export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
@@ -31,6 +38,7 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     ...(flags.port === undefined ? {} : { port: flags.port }),
     ...(flags.bind === undefined ? {} : { bind: flags.bind }),
     ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
+    compression: flags.compress !== false,
     onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
   });
   process.stdout.write(`${host.url}\n`);
@@ -59,6 +67,8 @@ export interface PullFlags {
   retries?: number;
   /** Idle timeout in seconds. */
   timeout?: number;
+  compress?: CompressMode;
+  compressLevel?: number;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -82,6 +92,10 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
       ...(flags.retries === undefined ? {} : { retries: flags.retries }),
       ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
+      compression: new CompressionPolicy(
+        flags.compress ?? "auto",
+        flags.compressLevel ?? DEFAULT_COMPRESS_LEVEL,
+      ),
     });
     display.stop();
     const usage = process.resourceUsage();

@@ -4,8 +4,10 @@
  * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { COMPRESS_MODES, type CompressMode, DEFAULT_COMPRESS_LEVEL } from "../client/compression-policy.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
+import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { benchCommand } from "./bench.js";
 import {
@@ -53,6 +55,19 @@ function streamCounts(value: string): number[] {
   return value.split(",").map((part) => streamCount(part.trim()));
 }
 
+function compressMode(value: string): CompressMode {
+  const mode = COMPRESS_MODES.find((candidate) => candidate === value);
+  if (mode === undefined) throw new InvalidArgumentError(`expected one of ${COMPRESS_MODES.join(", ")}`);
+  return mode;
+}
+
+function compressLevel(value: string): number {
+  const parsed = positiveInteger(value);
+  if (parsed < MIN_LEVEL || parsed > MAX_LEVEL)
+    throw new InvalidArgumentError(`expected a level from ${MIN_LEVEL} to ${MAX_LEVEL}`);
+  return parsed;
+}
+
 function port(value: string): number {
   const parsed = nonNegativeInteger(value);
   if (parsed > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
@@ -77,6 +92,7 @@ function buildProgram(): Command {
       "address to put in the link (default: the bind address or this machine's IPv4)",
     )
     .option("--link-file <path>", "also write the link to this file once listening")
+    .option("--no-compress", "never send chunks compressed, even to clients that ask")
     .action(async (dir: string, flags) => {
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);
@@ -102,6 +118,18 @@ function buildProgram(): Command {
       DEFAULT_RETRIES,
     )
     .option("--timeout <seconds>", "give up on a host that sends nothing for this long (default 30)", seconds)
+    .option(
+      "--compress <mode>",
+      "zstd per chunk: auto (where the link is slower than the CPU: paths over 5 ms), on, off",
+      compressMode,
+      "auto",
+    )
+    .option(
+      "--compress-level <n>",
+      `zstd level when compressing (${MIN_LEVEL}-${MAX_LEVEL})`,
+      compressLevel,
+      DEFAULT_COMPRESS_LEVEL,
+    )
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
 
   program

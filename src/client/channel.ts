@@ -61,7 +61,12 @@ export class RequestChannel {
         `host sent ${length} bytes that request ${requestId} did not ask for`,
       );
     }
-    if (type !== MessageType.CHUNK_DATA && type !== MessageType.RANGE_DATA && type !== MessageType.CHUNKS) {
+    if (
+      type !== MessageType.CHUNK_DATA &&
+      type !== MessageType.CHUNK_ZSTD &&
+      type !== MessageType.RANGE_DATA &&
+      type !== MessageType.CHUNKS
+    ) {
       throw new TeleportError(ErrorCode.PROTOCOL, `unexpected ${length}-byte frame of type ${type}`);
     }
     return this.#pool.acquire(length);

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
+import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
@@ -52,6 +53,12 @@ import { type PendingRequest, RequestChannel, remoteError, STREAM_WINDOW_BYTES }
  */
 const MANIFEST_WINDOW_BYTES = 128 * 1024;
 
+export interface FetchOptions {
+  signal?: AbortSignal;
+  /** zstd level to ask the host for (0: none); ignored unless the host compresses. */
+  compressLevel?: number;
+}
+
 export interface ConnectOptions {
   signal?: AbortSignal;
   clientName?: string;
@@ -87,6 +94,8 @@ export class TeleportClient {
   #onCloseHook: ((error: TeleportError) => void) | undefined;
   #welcome: Welcome | undefined;
   #tcpRttMs = Number.POSITIVE_INFINITY;
+  /** Made on the first compressed chunk: most pulls never see one. */
+  #decompressorInstance: Decompressor | undefined;
   readonly clientId: Buffer;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
@@ -112,6 +121,16 @@ export class TeleportClient {
   /** The round trip of the TCP handshake (see TlsConnection.tcpRttMs). */
   get tcpRttMs(): number {
     return this.#tcpRttMs;
+  }
+
+  get #decompressor(): Decompressor {
+    this.#decompressorInstance ??= new Decompressor();
+    return this.#decompressorInstance;
+  }
+
+  /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
+  get hostCompresses(): boolean {
+    return ((this.#welcome?.features ?? 0) & Feature.COMPRESSION) !== 0;
   }
 
   get shareName(): string {
@@ -141,7 +160,7 @@ export class TeleportClient {
       magic: PROTOCOL_MAGIC,
       minVersion: MIN_PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
-      features: Feature.ENTRY_ERRORS,
+      features: Feature.ENTRY_ERRORS | Feature.COMPRESSION,
       authProof: authProof(socket, this.link.secret),
       clientName: options.clientName ?? "teleport",
       clientId: this.clientId,
@@ -262,13 +281,15 @@ export class TeleportClient {
 
   /**
    * Fetches chunks by hash. Each chunk is checked against its requested hash and size before
-   * `onChunk` sees it; `onChunk` then owns `data` and must give it back with `pool.release`.
+   * `onChunk` sees it (compressed ones once decompressed); `onChunk` then owns `data` and must
+   * give it back with `pool.release`. `wireBytes` is what the chunk took on the wire.
    */
   fetchChunks(
     chunks: ChunkRequest[],
-    onChunk: (request: ChunkRequest, data: Buffer) => void,
-    signal?: AbortSignal,
+    onChunk: (request: ChunkRequest, data: Buffer, wireBytes: number) => void,
+    options: FetchOptions = {},
   ): Promise<void> {
+    const compressLevel = this.hostCompresses ? (options.compressLevel ?? 0) : 0;
     return new Promise((resolve, reject) => {
       let next = 0;
       let credit = 0;
@@ -277,16 +298,31 @@ export class TeleportClient {
         credit,
         onFrame: (type, body) => {
           const request = chunks[next++];
-          if (type !== MessageType.CHUNK_DATA || request === undefined) throw unexpected(type, "GET_CHUNKS");
-          const data = body.subarray(CHUNK_DATA_HEADER_SIZE);
+          if (request === undefined || (type !== MessageType.CHUNK_DATA && type !== MessageType.CHUNK_ZSTD))
+            throw unexpected(type, "GET_CHUNKS");
+          let data = body.subarray(CHUNK_DATA_HEADER_SIZE);
+          const compressed = type === MessageType.CHUNK_ZSTD;
+          if (compressed) {
+            if (compressLevel === 0)
+              throw new TeleportError(ErrorCode.PROTOCOL, "compressed chunk not asked for");
+            const packed = data;
+            data = this.pool.acquire(request.size);
+            try {
+              this.#decompressor.decompressExactly(data, packed);
+            } catch (err) {
+              this.pool.release(data);
+              throw err;
+            }
+          }
           if (data.length !== request.size || !hashEquals(hashBytes(data), request.hash)) {
+            if (compressed) this.pool.release(data);
             throw new TeleportError(
               ErrorCode.CHUNK_CORRUPT,
               `chunk at offset ${request.offset} of "${request.path}" does not match its BLAKE3 hash`,
             );
           }
-          onChunk(request, data);
-          return true;
+          onChunk(request, data, body.length);
+          return !compressed; // a compressed body is done with: the channel gives it back
         },
         onEnd: () =>
           next === chunks.length
@@ -295,7 +331,8 @@ export class TeleportClient {
         onError: reject,
       };
       try {
-        this.#control.open(MessageType.GET_CHUNKS, getChunksRequestCodec, { chunks }, pending, signal);
+        const request = compressLevel > 0 ? { chunks, compressLevel } : { chunks };
+        this.#control.open(MessageType.GET_CHUNKS, getChunksRequestCodec, request, pending, options.signal);
       } catch (err) {
         reject(err);
       }

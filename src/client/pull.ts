@@ -46,6 +46,7 @@ import {
 } from "../wire/messages.js";
 import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import type { TeleportClient } from "./client.js";
+import { CompressionPolicy } from "./compression-policy.js";
 import {
   commitPath,
   createSymlink,
@@ -76,6 +77,8 @@ export interface PullOptions {
   streams?: number;
   /** How long a silent host is waited for, on each data stream (default 30 s). */
   idleTimeoutMs?: number;
+  /** What to ask the host to compress (default `auto`: where the link is slower than the CPU). */
+  compression?: CompressionPolicy;
   /**
    * The chunk index (TELEPORT_HOME): with it, chunks this machine already holds are copied
    * locally instead of fetched, and an interrupted pull resumes. Without it every byte is fetched.
@@ -106,6 +109,8 @@ export interface PullSummary {
   symlinks: number;
   bytes: number;
   bytesFromNetwork: number;
+  /** What bytesFromNetwork took on the wire: less where chunks came compressed. */
+  bytesOnWire: number;
   bytesReused: number;
   /** Where the reused bytes were. */
   reused: ReusedBytes;
@@ -281,6 +286,7 @@ class Puller {
     symlinks: 0,
     bytes: 0,
     bytesFromNetwork: 0,
+    bytesOnWire: 0,
     bytesReused: 0,
     reused: { existing: 0, resumed: 0, index: 0 },
     bytesReadLocally: 0,
@@ -368,6 +374,7 @@ class Puller {
         const { streams, ...pool } = report;
         this.#summary.streams = streams;
         this.#summary.streamPool = pool;
+        this.#summary.bytesOnWire = streams.reduce((sum, stream) => sum + stream.wireBytes, 0);
       }
       this.#flushJournal();
       this.#flushRecords();
@@ -920,6 +927,7 @@ class Puller {
       clientId: this.#client.clientId,
       ...(this.#rttMs === undefined ? {} : { rttMs: this.#rttMs }),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
+      compression: this.#options.compression ?? new CompressionPolicy("auto"),
       ...(this.#options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#options.idleTimeoutMs }),
     });
     return this.#streams;

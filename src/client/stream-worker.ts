@@ -121,15 +121,23 @@ class Stream {
     post({ op: "lost", stream: this.id, error: serializeError(error) });
   }
 
-  async fetch(id: number, chunks: ChunkWrite[]): Promise<void> {
+  /** Bytes of chunk frames received (compressed ones as sent). */
+  wireBytes = 0;
+
+  async fetch(id: number, chunks: ChunkWrite[], compressLevel: number): Promise<void> {
     this.openBatches++;
     try {
       if (this.client === undefined)
         throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
-      await this.client.fetchChunks(chunks, (request, data) => {
-        this.gathered.add(request as ChunkWrite, data);
-        Atomics.add(delivered, 0, data.length);
-      });
+      await this.client.fetchChunks(
+        chunks,
+        (request, data, wireBytes) => {
+          this.gathered.add(request as ChunkWrite, data);
+          this.wireBytes += wireBytes;
+          Atomics.add(delivered, 0, data.length);
+        },
+        { compressLevel },
+      );
       this.gathered.flush(); // the batch is done only once its bytes are written
       if (this.gathered.error !== undefined) throw this.gathered.error;
       post({ op: "done", id });
@@ -159,7 +167,7 @@ class Stream {
   }
 
   stats(): StreamStats {
-    return { bytes: this.gathered.written };
+    return { bytes: this.gathered.written, wireBytes: this.wireBytes };
   }
 }
 
@@ -174,7 +182,7 @@ port.on("message", (message: ToThread) => {
     case "fetch": {
       const stream = streams.get(message.stream);
       if (stream === undefined) throw new Error(`no stream ${message.stream} on this thread`);
-      void stream.fetch(message.id, unpackBatch(message.batch));
+      void stream.fetch(message.id, unpackBatch(message.batch), message.compressLevel);
       break;
     }
     case "drop": {

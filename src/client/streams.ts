@@ -20,6 +20,7 @@ import { Worker } from "node:worker_threads";
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
 import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
+import { CompressionPolicy } from "./compression-policy.js";
 import { MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
 
 /** A chunk to fetch and where its bytes go: `fd` is a file the caller keeps open until done. */
@@ -30,6 +31,8 @@ export interface ChunkWrite extends ChunkRequest {
 export interface StreamStats {
   /** Chunk bytes this stream fetched, verified and wrote. */
   bytes: number;
+  /** What those chunks took on the wire (less where they came compressed). */
+  wireBytes: number;
 }
 
 export interface PoolOptions {
@@ -45,6 +48,8 @@ export interface PoolOptions {
   rttMs?: number;
   /** Each stream's idle timeout: how long a silent host is waited for (default 30 s). */
   idleTimeoutMs?: number;
+  /** What to ask the host to compress (default: nothing). */
+  compression?: CompressionPolicy;
   /** The client's id (Hello.clientId), for the streams to say they belong to it. */
   clientId?: Buffer;
 }
@@ -81,7 +86,7 @@ export interface StreamThreadData {
 
 export type ToThread =
   | { op: "open"; stream: number }
-  | { op: "fetch"; stream: number; id: number; batch: PackedBatch }
+  | { op: "fetch"; stream: number; id: number; batch: PackedBatch; compressLevel: number }
   /** Closes one stream once its open batches are done (the tuner wants fewer). */
   | { op: "drop"; stream: number }
   | { op: "close"; abort: boolean };
@@ -290,6 +295,7 @@ class Thread {
 
 export class StreamPool {
   readonly #link: string;
+  readonly #compression: CompressionPolicy;
   readonly #threads: Thread[];
   readonly #streams = new Map<number, Stream>();
   readonly #batches = new Map<number, Batch>();
@@ -316,6 +322,7 @@ export class StreamPool {
     if (pinned !== undefined && (!Number.isInteger(pinned) || pinned < 1 || pinned > MAX_STREAMS))
       throw new RangeError(`stream count must be 1 to ${MAX_STREAMS}, got ${pinned}`);
     this.#link = options.link;
+    this.#compression = options.compression ?? new CompressionPolicy("off");
     this.#ping = options.ping;
     const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
     const longPath = options.rttMs !== undefined && options.rttMs >= MIN_PROBE_RTT_MS;
@@ -401,7 +408,13 @@ export class StreamPool {
       batch.stream = best;
       batch.attempts++;
       best.inFlightBytes += batch.bytes;
-      best.thread.post({ op: "fetch", stream: best.id, id: batch.id, batch: packBatch(batch.chunks) });
+      best.thread.post({
+        op: "fetch",
+        stream: best.id,
+        id: batch.id,
+        batch: packBatch(batch.chunks),
+        compressLevel: this.#compression.level({ minRttMs: this.#tuner.minRttMs }),
+      });
     }
   }
 

@@ -14,12 +14,15 @@ export class BufferPool {
   /** The pool's own buffers: `release` ignores anything else, so callers need not track origins. */
   readonly #mine = new WeakSet<ArrayBufferLike>();
   readonly #maxRetainedBytes: number;
+  readonly #shared: boolean;
   #retainedBytes = 0;
   #inUseBytes = 0;
   #peakInUseBytes = 0;
 
-  constructor(maxRetainedBytes = 16 * 1024 * 1024) {
+  /** `shared`: buffers live in SharedArrayBuffers, for worker threads to work on in place. */
+  constructor(maxRetainedBytes = 16 * 1024 * 1024, options: { shared?: boolean } = {}) {
     this.#maxRetainedBytes = maxRetainedBytes;
+    this.#shared = options.shared ?? false;
     for (let bits = MIN_CLASS_BITS; bits <= MAX_CLASS_BITS; bits++) this.#free.push([]);
   }
 
@@ -30,7 +33,8 @@ export class BufferPool {
     const free = this.#free[bits - MIN_CLASS_BITS] as Buffer[];
     let buffer = free.pop();
     if (buffer === undefined) {
-      buffer = Buffer.allocUnsafeSlow(2 ** bits + HEADROOM);
+      const size = 2 ** bits + HEADROOM;
+      buffer = this.#shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
       this.#mine.add(buffer.buffer);
     } else {
       this.#retainedBytes -= buffer.length;

@@ -5,6 +5,7 @@
 import { networkInterfaces } from "node:os";
 import type { TLSSocket } from "node:tls";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
+import { CompressionThreads } from "../compression/compression-threads.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
@@ -50,6 +51,8 @@ export interface HostOptions {
   /** After 5 wrong secrets from one address, how long it is refused (default 60 s). */
   authLockoutMs?: number;
   chunker?: Chunker;
+  /** Compress chunks for clients that ask (default true); `host --no-compress` turns it off. */
+  compression?: boolean;
   faults?: HostFaults;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
@@ -62,6 +65,7 @@ export class Host {
   readonly #sessions: Set<HostSession>;
   readonly #index: ChunkIndex;
   readonly #sendBudget: ByteBudget;
+  readonly #compression: CompressionThreads | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -71,9 +75,11 @@ export class Host {
     sessions: Set<HostSession>,
     index: ChunkIndex,
     sendBudget: ByteBudget,
+    compression: CompressionThreads | undefined,
   ) {
     this.share = share;
     this.#sendBudget = sendBudget;
+    this.#compression = compression;
     this.#index = index;
     this.#listener = listener;
     this.link = link;
@@ -90,7 +96,9 @@ export class Host {
       secret,
       chunker: options.chunker ?? defaultChunker(),
       // Keeps what the send budget lets out: buffers are reused, not left for the GC to find.
-      pool: new BufferPool(SEND_BUDGET_BYTES),
+      // Shared memory, so that compression threads work on the frames where they were read.
+      pool: new BufferPool(SEND_BUDGET_BYTES, { shared: true }),
+      compression: options.compression === false ? undefined : new CompressionThreads(),
       sendBudget: new ByteBudget(SEND_BUDGET_BYTES),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: options.faults,
@@ -111,13 +119,14 @@ export class Host {
         session.closed.then(() => sessions.delete(session));
       },
       context.handshakeTimeoutMs,
-    ).catch((err: unknown) => {
+    ).catch(async (err: unknown) => {
       index.close();
+      await context.compression?.close();
       throw err;
     });
     const advertised = options.advertise ?? advertisedAddress(listener.host);
     const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
-    return new Host(share, listener, link, sessions, index, context.sendBudget);
+    return new Host(share, listener, link, sessions, index, context.sendBudget, context.compression);
   }
 
   get url(): string {
@@ -144,6 +153,7 @@ export class Host {
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
       this.#index.close();
+      await this.#compression?.close();
     })();
     return this.#closing;
   }
@@ -152,6 +162,7 @@ export class Host {
     for (const session of this.#sessions) session.destroy();
     this.#listener.server.close();
     this.#index.close();
+    void this.#compression?.close();
   }
 }
 

@@ -1,6 +1,9 @@
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
+import { hasCompressedExtension, hasCompressedMagic } from "../compression/compressible.js";
+import type { CompressionThreads } from "../compression/compression-threads.js";
+import { MAX_LEVEL } from "../compression/zstd.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
@@ -64,6 +67,8 @@ export interface SessionContext {
    * however many clients pull at once, and each gets its turn at the disk and the CPU.
    */
   sendBudget: ByteBudget;
+  /** Compresses chunks for clients that ask (Feature.COMPRESSION); undefined: compression off. */
+  compression: CompressionThreads | undefined;
   /** Bytes of small files just read for a manifest, shared by all connections. */
   recent: RecentChunks;
   /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
@@ -82,8 +87,6 @@ const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
 const READ_RUN_BYTES = 2 * 1024 * 1024;
 /** A range read is sent as hashed pieces of at most this size. */
 const RANGE_PIECE_BYTES = 1024 * 1024;
-/** What this host can do of what a client offers in HELLO. */
-const SUPPORTED_FEATURES = Feature.ENTRY_ERRORS;
 
 /**
  * Chunk data one connection may have read and queued at once: the group being sent, the next one
@@ -116,7 +119,7 @@ export class HostSession {
   /** Whose turn this connection's reads take in the host's send budget: its client's. */
   #owner: unknown = this;
   #authenticated = false;
-  /** Features both sides have (HELLO's offer, masked by SUPPORTED_FEATURES). */
+  /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
 
@@ -208,7 +211,9 @@ export class HostSession {
     }
     clearTimeout(this.#authTimer);
     this.#authenticated = true;
-    this.#features = hello.features & SUPPORTED_FEATURES;
+    const supported =
+      Feature.ENTRY_ERRORS | (this.#context.compression === undefined ? 0 : Feature.COMPRESSION);
+    this.#features = hello.features & supported;
     if (hello.clientId !== undefined) this.#owner = hello.clientId.toString("hex");
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
@@ -247,8 +252,12 @@ export class HostSession {
         return;
       }
       case MessageType.GET_CHUNKS: {
-        const { chunks } = decodeMessage(getChunksRequestCodec, body);
-        this.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) => this.#getChunks(requestId, chunks, open));
+        const { chunks, compressLevel } = decodeMessage(getChunksRequestCodec, body);
+        const level =
+          (this.#features & Feature.COMPRESSION) === 0 ? 0 : Math.min(compressLevel ?? 0, MAX_LEVEL);
+        this.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
+          this.#getChunks(requestId, chunks, level, open),
+        );
         return;
       }
       case MessageType.READ_RANGE: {
@@ -327,7 +336,12 @@ export class HostSession {
     return new ManifestStream(this.#context, send, options).run(path);
   }
 
-  async #getChunks(requestId: number, requests: ChunkRequest[], open: OpenRequest): Promise<void> {
+  async #getChunks(
+    requestId: number,
+    requests: ChunkRequest[],
+    compressLevel: number,
+    open: OpenRequest,
+  ): Promise<void> {
     for (const request of requests) {
       if (request.size === 0 || request.size > MAX_CHUNK_SIZE) {
         throw new TeleportError(ErrorCode.PROTOCOL, `chunk size ${request.size} is out of range`);
@@ -349,11 +363,18 @@ export class HostSession {
         const faults = this.#context.faults;
         if (faults !== undefined)
           await this.#injectFaults(faults, groups[g] as ChunkRequest[][], lease.frames);
+        let frames = lease.frames;
+        const compression = this.#context.compression;
+        if (compressLevel > 0 && compression !== undefined) {
+          const runs = groups[g] as ChunkRequest[][];
+          const { length } = await compression.compress(frames, compressLevel, storeFlags(runs, frames));
+          frames = frames.subarray(0, length);
+        }
         await this.#connection.whenWritable();
         if (signal.aborted) return;
         const sending = lease;
         lease = undefined;
-        this.#connection.sendOwnedFrame(sending.frames, sending.release);
+        this.#connection.sendOwnedFrame(frames, sending.release);
       }
     } finally {
       lease?.release();
@@ -517,6 +538,30 @@ export class HostSession {
       await this.#connection.whenWritable();
     }
   }
+}
+
+/**
+ * Which frames of a group to send as they are: chunks of files whose name or first bytes say
+ * they are compressed already. (The compressor also skips dense-looking chunks of any file.)
+ */
+function storeFlags(runs: readonly ChunkRequest[][], frames: Buffer): Uint8Array {
+  const flags = new Uint8Array(runs.reduce((sum, run) => sum + run.length, 0));
+  let index = 0;
+  let at = 0;
+  for (const run of runs) {
+    const first = run[0] as ChunkRequest;
+    const start = frames.subarray(
+      at + CHUNK_FRAME_PREFIX,
+      at + CHUNK_FRAME_PREFIX + Math.min(first.size, 16),
+    );
+    const store = hasCompressedExtension(first.path) || (first.offset === 0 && hasCompressedMagic(start));
+    for (const request of run) {
+      if (store) flags[index] = 1;
+      index++;
+      at += CHUNK_FRAME_PREFIX + request.size;
+    }
+  }
+  return flags;
 }
 
 /** Splits requests into runs of chunks that lie back to back in one file (at most READ_RUN_BYTES). */

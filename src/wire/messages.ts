@@ -58,11 +58,18 @@ export const MessageType = {
   RANGE_DATA: 37,
   /** In a manifest, in place of an entry the host could not read (with Feature.ENTRY_ERRORS). */
   ENTRY_ERROR: 38,
+  /**
+   * A chunk sent zstd-compressed (with Feature.COMPRESSION, when GET_CHUNKS asked for it): its
+   * hash, then one zstd frame of its bytes. The hash is of the uncompressed bytes, as everywhere.
+   */
+  CHUNK_ZSTD: 39,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
 export const Feature = {
   ENTRY_ERRORS: 1,
+  /** The host sends CHUNK_ZSTD frames where GET_CHUNKS asks for a compression level. */
+  COMPRESSION: 2,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -203,9 +210,12 @@ export const chunkRequestCodec: Codec<ChunkRequest> = struct<ChunkRequest>({
 
 export interface GetChunksRequest {
   chunks: ChunkRequest[];
+  /** zstd level for the chunks worth compressing; absent or 0: none (Feature.COMPRESSION). */
+  compressLevel?: number | undefined;
 }
 export const getChunksRequestCodec: Codec<GetChunksRequest> = struct<GetChunksRequest>({
   chunks: array(chunkRequestCodec, MAX_CHUNKS_PER_REQUEST),
+  compressLevel: trailing(uint8),
 });
 
 export interface ReadRangeRequest {

@@ -1,0 +1,105 @@
+/**
+ * The host's compression threads. A group of chunk frames is compressed in place by a thread,
+ * in the pooled buffer it was read into (a SharedArrayBuffer: nothing is copied either way),
+ * while the main thread goes on serving. Jobs go to the thread with the fewest open.
+ */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { FramesCompressed } from "./frames.js";
+
+export interface CompressJob {
+  id: number;
+  buffer: SharedArrayBuffer;
+  byteOffset: number;
+  length: number;
+  level: number;
+  /** 1 for each frame to send as it is. */
+  store: Uint8Array;
+}
+
+export type CompressReply = { id: number; result: FramesCompressed } | { id: number; error: string };
+
+const WORKER_URL = new URL("./compress-worker.js", import.meta.url);
+
+interface Thread {
+  worker: Worker;
+  open: number;
+}
+
+export class CompressionThreads {
+  readonly #threads: Thread[];
+  readonly #jobs = new Map<
+    number,
+    { thread: Thread; resolve: (result: FramesCompressed) => void; reject: (error: Error) => void }
+  >();
+  #nextId = 1;
+  #closed = false;
+
+  /** One thread per core beyond the main thread's, at least one. */
+  constructor(count = Math.max(1, availableParallelism() - 1)) {
+    this.#threads = Array.from({ length: count }, () => {
+      const thread: Thread = { worker: new Worker(WORKER_URL), open: 0 };
+      thread.worker.unref();
+      thread.worker.on("message", (reply: CompressReply) => this.#onReply(reply));
+      thread.worker.on("error", (err) => this.#failAll(thread, err));
+      thread.worker.on("exit", () => this.#failAll(thread, new Error("compression thread exited")));
+      return thread;
+    });
+  }
+
+  /**
+   * Compresses the CHUNK_DATA frames in `frames` (a view of a SharedArrayBuffer) in place; the
+   * frames in use afterwards are `frames.subarray(0, result.length)`.
+   */
+  compress(frames: Buffer, level: number, store: Uint8Array): Promise<FramesCompressed> {
+    if (this.#closed) return Promise.reject(new TeleportError(ErrorCode.CANCELLED, "host closing"));
+    if (!(frames.buffer instanceof SharedArrayBuffer))
+      throw new TypeError("compressed frames must live in shared memory");
+    const thread = this.#threads.reduce((best, candidate) => (candidate.open < best.open ? candidate : best));
+    const id = this.#nextId++;
+    const job: CompressJob = {
+      id,
+      buffer: frames.buffer,
+      byteOffset: frames.byteOffset,
+      length: frames.length,
+      level,
+      store,
+    };
+    return new Promise((resolve, reject) => {
+      this.#jobs.set(id, { thread, resolve, reject });
+      thread.open++;
+      if (thread.open === 1) thread.worker.ref(); // a job in progress keeps the process alive
+      thread.worker.postMessage(job);
+    });
+  }
+
+  #onReply(reply: CompressReply): void {
+    const job = this.#jobs.get(reply.id);
+    if (job === undefined) return;
+    this.#jobs.delete(reply.id);
+    this.#settled(job.thread);
+    if ("error" in reply)
+      job.reject(new TeleportError(ErrorCode.INTERNAL, `compression failed: ${reply.error}`));
+    else job.resolve(reply.result);
+  }
+
+  #settled(thread: Thread): void {
+    thread.open--;
+    if (thread.open === 0) thread.worker.unref();
+  }
+
+  #failAll(thread: Thread, err: Error): void {
+    for (const [id, job] of this.#jobs) {
+      if (job.thread !== thread) continue;
+      this.#jobs.delete(id);
+      this.#settled(thread);
+      job.reject(new TeleportError(ErrorCode.INTERNAL, `compression thread failed: ${err.message}`));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * zstd, behind one small module so the binding can change: zstd-napi 0.0.13 (zstd 1.5.7, built
+ * from source at install). It compresses into and out of caller-given buffers, so chunks go
+ * from pooled buffer to pooled buffer without allocating. Measured here on 64 KiB chunks of
+ * source text: level 1 413 MB/s (ratio 3.8), level 3 306 MB/s (4.0), level 6 102 MB/s (4.4);
+ * decompression 1.3 GB/s; random data passes through at 2-4 GB/s.
+ */
+import zstd from "zstd-napi/binding.js";
+import { ErrorCode, TeleportError } from "../errors.js";
+
+export const MIN_LEVEL = 1;
+export const MAX_LEVEL = 19;
+
+/** The most a chunk of `size` bytes can take once compressed. */
+export function compressBound(size: number): number {
+  return zstd.compressBound(size);
+}
+
+/** One compression context, reused for every chunk a thread compresses. */
+export class Compressor {
+  readonly #context = new zstd.CCtx();
+
+  /** Compresses `source` into `target` (at least `compressBound` bytes); returns the length written. */
+  compress(target: Uint8Array, source: Uint8Array, level: number): number {
+    return this.#context.compress(target, source, level);
+  }
+}
+
+/** One decompression context, reused for every chunk a stream receives. */
+export class Decompressor {
+  readonly #context = new zstd.DCtx();
+
+  /**
+   * Decompresses one frame into `target`, which must come out exactly full: a frame that is
+   * corrupt, or holds more or fewer bytes than the chunk it stands for, is a PROTOCOL error
+   * (and never writes past `target`).
+   */
+  decompressExactly(target: Uint8Array, frame: Uint8Array): void {
+    let length: number;
+    try {
+      length = this.#context.decompress(target, frame);
+    } catch (err) {
+      throw new TeleportError(ErrorCode.PROTOCOL, `corrupt compressed chunk: ${(err as Error).message}`);
+    }
+    if (length !== target.length) {
+      throw new TeleportError(
+        ErrorCode.PROTOCOL,
+        `compressed chunk holds ${length} bytes, ${target.length} expected`,
+      );
+    }
+  }
+}
