@@ -52,6 +52,8 @@ export interface HostFaults {
    * as cutting the connection that carries it).
    */
   beforeChunk?: (request: ChunkRequest, connection: { destroy(): void }) => Promise<void>;
+  /** Called with each group of frames as it goes out (compressed, where it was); may change it. */
+  beforeSend?: (frames: Buffer) => void;
 }
 
 export interface SessionContext {
@@ -370,6 +372,7 @@ export class HostSession {
           const { length } = await compression.compress(frames, compressLevel, storeFlags(runs, frames));
           frames = frames.subarray(0, length);
         }
+        faults?.beforeSend?.(frames);
         await this.#connection.whenWritable();
         if (signal.aborted) return;
         const sending = lease;
