@@ -15,12 +15,12 @@ import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { compressRandom, compressText } from "./cases/compression.js";
 import { dedupBenchmarks } from "./cases/dedup.js";
 import { latencyBenchmarks } from "./cases/latency.js";
 import { load } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
-import { pendingBenchmarks } from "./cases/pending.js";
 import { transferBenchmarks } from "./cases/transfers.js";
 import { wanBenchmarks } from "./cases/wan.js";
 import { type BaselineComparison, compareWithBaseline, loadBaseline } from "./lib/baseline.js";
@@ -37,7 +37,8 @@ const BENCHMARKS: readonly Benchmark[] = [
   ...latencyBenchmarks,
   load,
   memory,
-  ...pendingBenchmarks,
+  compressText,
+  compressRandom,
   ...wanBenchmarks,
   microBenchmark,
 ];

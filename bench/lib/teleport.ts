@@ -95,6 +95,8 @@ export interface PullReport {
   bytes: number;
   bytesFromNetwork: number;
   bytesReused: number;
+  /** Chunk frames as they crossed the wire (compressed where they were). */
+  bytesOnWire: number;
   seconds: number;
 }
 
@@ -106,7 +108,7 @@ export function parsePullReport(stdout: string): PullReport {
   } catch {
     throw new Error(`teleport pull --json printed no JSON line: ${JSON.stringify(stdout.slice(-300))}`);
   }
-  const fields = ["files", "bytes", "bytesFromNetwork", "bytesReused", "seconds"] as const;
+  const fields = ["files", "bytes", "bytesFromNetwork", "bytesReused", "bytesOnWire", "seconds"] as const;
   const record = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
   const missing = fields.filter((field) => typeof record[field] !== "number");
   if (missing.length > 0) throw new Error(`teleport pull report lacks ${missing.join(", ")}: ${line}`);

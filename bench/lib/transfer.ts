@@ -200,6 +200,8 @@ export interface Comparison {
   notes: string[];
   /** The subject's pull reports (teleport --json), one per timed run. */
   reports: unknown[];
+  /** Every tool's reports, by tool name (tools without `readReport` have none). */
+  reportsByTool: Map<string, unknown[]>;
 }
 
 /**
@@ -313,7 +315,10 @@ function summarize(payload: Payload, contenders: readonly Contender[], notes: st
           .filter((other) => other !== subject)
           .map((other) => ({ name: `speed vs ${other.tool}`, value: other.median / subject.median }));
   const subjectRuns = contenders.find((contender) => contender.tool.role === "subject")?.runs ?? [];
-  return { figures, ratios, notes, reports: subjectRuns.map((run) => run.report) };
+  const reportsByTool = new Map(
+    contenders.map((contender) => [contender.tool.name, contender.runs.map((run) => run.report)]),
+  );
+  return { figures, ratios, notes, reports: subjectRuns.map((run) => run.report), reportsByTool };
 }
 
 export function errorMessage(error: unknown): string {
