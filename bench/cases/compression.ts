@@ -50,7 +50,7 @@ function sourceTree(context: BenchContext): Promise<Payload> {
   const source = join(context.repoRoot, "node_modules", ...(context.quick ? ["typescript"] : []));
   const lock = readFileSync(join(context.repoRoot, "package-lock.json"), "utf8");
   return ensureTree(join(context.workDir, "compress-text"), "tree", `${source}\n${lock.length}`, (path) => {
-    const copy = spawnSync("cp", ["-r", source, path]);
+    const copy = spawnSync("cp", ["-rH", source, path]); // -H: node_modules may be a symlink
     if (copy.status !== 0) throw new Error(`copying ${source}: ${copy.stderr}`);
   });
 }
