@@ -96,6 +96,9 @@ const RANGE_PIECE_BYTES = 1024 * 1024;
  */
 const CONNECTION_SEND_BYTES = 8 * 1024 * 1024;
 
+/** Files this connection remembers as not worth compressing (see #compress). */
+const DENSE_FILES_REMEMBERED = 1024;
+
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
 /** Largest request frame accepted from a client (a GET_CHUNKS with long paths). */
@@ -118,6 +121,8 @@ export class HostSession {
   readonly #openFiles: OpenFiles;
   readonly #socket: TLSSocket;
   readonly #sendBudget = new ByteBudget(CONNECTION_SEND_BYTES);
+  /** Files whose chunks did not compress: their later chunks skip the compression thread. */
+  readonly #denseFiles = new Set<string>();
   /** Whose turn this connection's reads take in the host's send budget: its client's. */
   #owner: unknown = this;
   #authenticated = false;
@@ -365,13 +370,10 @@ export class HostSession {
         const faults = this.#context.faults;
         if (faults !== undefined)
           await this.#injectFaults(faults, groups[g] as ChunkRequest[][], lease.frames);
-        let frames = lease.frames;
-        const compression = this.#context.compression;
-        if (compressLevel > 0 && compression !== undefined) {
-          const runs = groups[g] as ChunkRequest[][];
-          const { length } = await compression.compress(frames, compressLevel, storeFlags(runs, frames));
-          frames = frames.subarray(0, length);
-        }
+        const frames =
+          compressLevel > 0
+            ? await this.#compress(groups[g] as ChunkRequest[][], lease.frames, compressLevel)
+            : lease.frames;
         faults?.beforeSend?.(frames);
         await this.#connection.whenWritable();
         if (signal.aborted) return;
@@ -386,6 +388,26 @@ export class HostSession {
         () => {},
       );
     }
+  }
+
+  /**
+   * The group's frames with the chunks worth it compressed (in place, on a compression thread).
+   * Decided per file, then per chunk: files of compressed formats, and files whose chunks did
+   * not compress before, skip the thread altogether; the thread skips dense-looking chunks and
+   * keeps only what saved 5%.
+   */
+  async #compress(runs: ChunkRequest[][], frames: Buffer, level: number): Promise<Buffer> {
+    const compression = this.#context.compression;
+    if (compression === undefined) return frames;
+    const store = storeFlags(runs, frames, (path) => this.#denseFiles.has(path));
+    if (store.every((flag) => flag === 1)) return frames;
+    const result = await compression.compress(frames, level, store);
+    const path = (runs[0]?.[0] as ChunkRequest).path;
+    if (result.compressedChunks === 0 && runs.every((run) => (run[0] as ChunkRequest).path === path)) {
+      if (this.#denseFiles.size >= DENSE_FILES_REMEMBERED) this.#denseFiles.clear();
+      this.#denseFiles.add(path);
+    }
+    return frames.subarray(0, result.length);
   }
 
   /**
@@ -547,7 +569,11 @@ export class HostSession {
  * Which frames of a group to send as they are: chunks of files whose name or first bytes say
  * they are compressed already. (The compressor also skips dense-looking chunks of any file.)
  */
-function storeFlags(runs: readonly ChunkRequest[][], frames: Buffer): Uint8Array {
+function storeFlags(
+  runs: readonly ChunkRequest[][],
+  frames: Buffer,
+  knownDense: (path: string) => boolean,
+): Uint8Array {
   const flags = new Uint8Array(runs.reduce((sum, run) => sum + run.length, 0));
   let index = 0;
   let at = 0;
@@ -557,7 +583,10 @@ function storeFlags(runs: readonly ChunkRequest[][], frames: Buffer): Uint8Array
       at + CHUNK_FRAME_PREFIX,
       at + CHUNK_FRAME_PREFIX + Math.min(first.size, 16),
     );
-    const store = hasCompressedExtension(first.path) || (first.offset === 0 && hasCompressedMagic(start));
+    const store =
+      hasCompressedExtension(first.path) ||
+      knownDense(first.path) ||
+      (first.offset === 0 && hasCompressedMagic(start));
     for (const request of run) {
       if (store) flags[index] = 1;
       index++;
