@@ -402,7 +402,7 @@ export class HostSession {
     const store = storeFlags(runs, frames, (path) => this.#denseFiles.has(path));
     if (store.every((flag) => flag === 1)) return frames;
     const result = await compression.compress(frames, level, store);
-    const path = (runs[0]?.[0] as ChunkRequest).path;
+    const path = ((runs[0] as ChunkRequest[])[0] as ChunkRequest).path;
     if (result.compressedChunks === 0 && runs.every((run) => (run[0] as ChunkRequest).path === path)) {
       if (this.#denseFiles.size >= DENSE_FILES_REMEMBERED) this.#denseFiles.clear();
       this.#denseFiles.add(path);
