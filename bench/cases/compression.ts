@@ -3,14 +3,14 @@
  * declarations, native binaries) and incompressible data (random bytes, and files of compressed
  * formats: gzip-compressed text named .zip, random bytes named .jpg), each pulled with
  * `--compress on`, `off` and `auto`, beside the rsync daemon. The wire bytes come from the pulls'
- * own reports. (The WAN side, where compression pays in time, is issue 7's next step.)
+ * own reports. The WAN side, where compression pays in time, is compress_text_wan (wan.ts).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deflateRawSync } from "node:zlib";
-import { type Payload, treeDigest } from "../lib/payload.js";
+import { ensureBuiltTree, type Payload } from "../lib/payload.js";
 import { median } from "../lib/stats.js";
 import type { PullReport } from "../lib/teleport.js";
 import { compareTransfers, rsyncDaemonTool, teleportTool } from "../lib/transfer.js";
@@ -23,33 +23,11 @@ const AUTO = "teleport (auto)";
 /** Run-to-run spread of loopback pulls here: "no slower" allows this much. */
 const NOISE = 0.05;
 
-/** A payload built once by `build` into `root/name`, rebuilt when `layout` changes. */
-async function ensureTree(
-  root: string,
-  name: string,
-  layout: string,
-  build: (path: string) => void,
-): Promise<Payload> {
-  const marker = join(root, `.${name}.layout`);
-  const path = join(root, name);
-  if (!existsSync(marker) || readFileSync(marker, "utf8") !== layout) {
-    rmSync(marker, { force: true });
-    rmSync(path, { recursive: true, force: true });
-    mkdirSync(root, { recursive: true });
-    build(path);
-    writeFileSync(marker, layout);
-  }
-  const du = spawnSync("du", ["-sb", "--apparent-size", path], { encoding: "utf8" });
-  const files = spawnSync("find", [path, "-type", "f"], { encoding: "utf8" })
-    .stdout.trim()
-    .split("\n").length;
-  return { root, name, path, bytes: Number(du.stdout.split("\t")[0]), files, digest: await treeDigest(path) };
-}
-
-function sourceTree(context: BenchContext): Promise<Payload> {
+/** A copy of this project's node_modules (quick: its typescript package) in `root/name`. */
+export function sourceTree(context: BenchContext, root: string, name: string): Promise<Payload> {
   const source = join(context.repoRoot, "node_modules", ...(context.quick ? ["typescript"] : []));
   const lock = readFileSync(join(context.repoRoot, "package-lock.json"), "utf8");
-  return ensureTree(join(context.workDir, "compress-text"), "tree", `${source}\n${lock.length}`, (path) => {
+  return ensureBuiltTree(root, name, `${source}\n${lock.length}`, (path) => {
     const copy = spawnSync("cp", ["-rH", source, path]); // -H: node_modules may be a symlink
     if (copy.status !== 0) throw new Error(`copying ${source}: ${copy.stderr}`);
   });
@@ -58,7 +36,7 @@ function sourceTree(context: BenchContext): Promise<Payload> {
 function denseTree(context: BenchContext): Promise<Payload> {
   const randomMiB = context.quick ? 16 : 64;
   const mediaFiles = context.quick ? 8 : 40;
-  return ensureTree(
+  return ensureBuiltTree(
     join(context.workDir, "compress-random"),
     "tree",
     `${randomMiB}/${mediaFiles}/v1`,
@@ -133,7 +111,10 @@ export const compressText: Benchmark = {
   quick: true,
   packages: ["rsync"],
   run: async (context): Promise<BenchOutcome> => {
-    const result = await measure(context, await sourceTree(context));
+    const result = await measure(
+      context,
+      await sourceTree(context, join(context.workDir, "compress-text"), "tree"),
+    );
     const checks: Check[] = [
       {
         description: `--compress on: ${result.wireRatio.toFixed(2)}x fewer bytes on the wire (>= 2.5)`,

@@ -36,6 +36,7 @@ import { makeTempDir, type ServerProcess, treeScratchParent, waitUntil } from ".
 import { costOfRuns, figure } from "../lib/stats.js";
 import { parsePullReport, readLinkFile } from "../lib/teleport.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio, Series } from "../lib/types.js";
+import { sourceTree } from "./compression.js";
 
 const MiB = 1024 * 1024;
 /**
@@ -285,11 +286,16 @@ function rsyncContender(session: WanSession, daemon: { server: ServerProcess; ve
   );
 }
 
-async function pullWithRsync(session: WanSession, daemon: ServerProcess, file: LadderFile): Promise<Sample> {
+async function pullWithRsync(
+  session: WanSession,
+  daemon: ServerProcess,
+  file: LadderFile,
+  extraArgs: readonly string[] = [],
+): Promise<Sample> {
   const destDir = destinationFor(session, file);
   const source = `rsync://${session.link.addresses.b}:${RSYNC_PORT}/bench/${file.name}`;
   const recursive = file.payload.files > 1 ? ["-a"] : [];
-  const command = cappedCommand(session.link, "rsync", [...recursive, source, `${destDir}/`]);
+  const command = cappedCommand(session.link, "rsync", [...recursive, ...extraArgs, source, `${destDir}/`]);
   return (await timedCopy(command, daemon, file, destDir)).sample;
 }
 
@@ -959,6 +965,82 @@ function manySmallOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome 
   };
 }
 
+/**
+ * A real source tree (see compress_text) over 1 Gbit/s at 50 ms: with the link the limit, what
+ * compression saves in bytes it should save in time. rsync -z (zstd) beside it.
+ */
+const compressTextWan: Benchmark = {
+  name: "compress_text_wan",
+  title: `a real source tree (node_modules), ${describeLink(ONE_GBIT_50MS)}, compression on, off and auto`,
+  target: "auto (and on) >= 2x faster than off",
+  quick: false,
+  packages: PACKAGES,
+  run: async (context) => {
+    const dir = join(context.workDir, "wan-payloads");
+    const tree: LadderFile = { name: "source-tree", payload: await sourceTree(context, dir, "source-tree") };
+    return onLink(
+      "compress_text_wan",
+      ONE_GBIT_50MS,
+      context,
+      (session) => {
+        const contenders = [
+          fixedContender("teleport (auto)", "subject", () => pullWithTeleport(session, tree)),
+          fixedContender("teleport --compress on", "subject", () =>
+            pullWithTeleport(session, tree, ["--compress", "on"]),
+          ),
+          fixedContender("teleport --compress off", "subject", () =>
+            pullWithTeleport(session, tree, ["--compress", "off"]),
+          ),
+        ];
+        const rsync = session.rsyncDaemon?.server;
+        if (rsync !== undefined) {
+          contenders.push(
+            fixedContender("rsync-daemon", "peer", () => pullWithRsync(session, rsync, tree)),
+            fixedContender("rsync-daemon -z (zstd)", "peer", () =>
+              pullWithRsync(session, rsync, tree, ["-z", "--compress-choice=zstd"]),
+            ),
+          );
+        }
+        return contenders;
+      },
+      compressTextWanOutcome,
+    );
+  },
+};
+
+function compressTextWanOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome {
+  const auto = byTool.get("teleport (auto)");
+  const on = byTool.get("teleport --compress on");
+  const off = byTool.get("teleport --compress off");
+  if (auto === undefined || on === undefined || off === undefined) {
+    const failures = measured.flatMap((entry) => entry.failure ?? []);
+    return { status: "failed", reason: `teleport: ${failures.join("; ") || "no timed run"}` };
+  }
+  // Figures are Mbit/s of payload: same bytes, so a throughput ratio is a speed-up.
+  const ratios: Ratio[] = [
+    { name: "auto vs off (speed-up)", value: auto.median / off.median },
+    { name: "on vs off (speed-up)", value: on.median / off.median },
+  ];
+  const rsyncZ = byTool.get("rsync-daemon -z (zstd)");
+  if (rsyncZ !== undefined)
+    ratios.push({ name: "auto vs rsync -z (throughput)", value: auto.median / rsyncZ.median });
+  return {
+    status: "ok",
+    figures,
+    ratios,
+    checks: [
+      {
+        description: `auto ${(auto.median / off.median).toFixed(2)}x the speed of off (>= 2)`,
+        met: auto.median >= 2 * off.median,
+      },
+      {
+        description: `on ${(on.median / off.median).toFixed(2)}x the speed of off (>= 2)`,
+        met: on.median >= 2 * off.median,
+      },
+    ],
+  };
+}
+
 export const wanBenchmarks: Benchmark[] = [
   wanBenchmark({
     name: "wan_100m_50ms",
@@ -991,6 +1073,7 @@ export const wanBenchmarks: Benchmark[] = [
   }),
   parallelStreams,
   wanManySmall,
+  compressTextWan,
 ];
 
 function errorMessage(error: unknown): string {

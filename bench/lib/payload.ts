@@ -9,6 +9,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   renameSync,
@@ -84,6 +85,32 @@ export async function ensureRandomTree(
   const files = groups.reduce((sum, group) => sum + group.count, 0);
   const bytes = groups.reduce((sum, group) => sum + group.count * group.bytes, 0);
   return { root, name, path: tree, bytes, files, digest: await treeDigest(tree) };
+}
+
+/** A payload made once by `build` into `root/name`, made again when `layout` changes. */
+export async function ensureBuiltTree(
+  root: string,
+  name: string,
+  layout: string,
+  build: (path: string) => void,
+): Promise<Payload> {
+  const marker = join(root, `.${name}.layout`);
+  const path = join(root, name);
+  if (!existsSync(marker) || readFileSync(marker, "utf8") !== layout) {
+    rmSync(marker, { force: true });
+    rmSync(path, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    build(path);
+    writeFileSync(marker, layout);
+  }
+  let bytes = 0;
+  let files = 0;
+  for (const entry of readdirSync(path, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    bytes += statSync(join(entry.parentPath ?? entry.path, entry.name)).size;
+    files++;
+  }
+  return { root, name, path, bytes, files, digest: await treeDigest(path) };
 }
 
 function fileSize(path: string): number | null {
