@@ -966,47 +966,52 @@ function manySmallOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome 
 }
 
 /**
- * A real source tree (see compress_text) over 1 Gbit/s at 50 ms: with the link the limit, what
+ * A real source tree (see compress_text) over a 50 ms link: where the link is the limit, what
  * compression saves in bytes it should save in time. rsync -z (zstd) beside it.
  */
-const compressTextWan: Benchmark = {
-  name: "compress_text_wan",
-  title: `a real source tree (node_modules), ${describeLink(ONE_GBIT_50MS)}, compression on, off and auto`,
-  target: "auto (and on) >= 2x faster than off",
-  quick: false,
-  packages: PACKAGES,
-  run: async (context) => {
-    const dir = join(context.workDir, "wan-payloads");
-    const tree: LadderFile = { name: "source-tree", payload: await sourceTree(context, dir, "source-tree") };
-    return onLink(
-      "compress_text_wan",
-      ONE_GBIT_50MS,
-      context,
-      (session) => {
-        const contenders = [
-          fixedContender("teleport (auto)", "subject", () => pullWithTeleport(session, tree)),
-          fixedContender("teleport --compress on", "subject", () =>
-            pullWithTeleport(session, tree, ["--compress", "on"]),
-          ),
-          fixedContender("teleport --compress off", "subject", () =>
-            pullWithTeleport(session, tree, ["--compress", "off"]),
-          ),
-        ];
-        const rsync = session.rsyncDaemon?.server;
-        if (rsync !== undefined) {
-          contenders.push(
-            fixedContender("rsync-daemon", "peer", () => pullWithRsync(session, rsync, tree)),
-            fixedContender("rsync-daemon -z (zstd)", "peer", () =>
-              pullWithRsync(session, rsync, tree, ["-z", "--compress-choice=zstd"]),
+function compressTextWan(name: string, settings: LinkSettings): Benchmark {
+  return {
+    name,
+    title: `a real source tree (node_modules), ${describeLink(settings)}, compression on, off and auto`,
+    target: "auto (and on) >= 2x faster than off",
+    quick: false,
+    packages: PACKAGES,
+    run: async (context) => {
+      const dir = join(context.workDir, "wan-payloads");
+      const tree: LadderFile = {
+        name: "source-tree",
+        payload: await sourceTree(context, dir, "source-tree"),
+      };
+      return onLink(
+        name,
+        settings,
+        context,
+        (session) => {
+          const contenders = [
+            fixedContender("teleport (auto)", "subject", () => pullWithTeleport(session, tree)),
+            fixedContender("teleport --compress on", "subject", () =>
+              pullWithTeleport(session, tree, ["--compress", "on"]),
             ),
-          );
-        }
-        return contenders;
-      },
-      compressTextWanOutcome,
-    );
-  },
-};
+            fixedContender("teleport --compress off", "subject", () =>
+              pullWithTeleport(session, tree, ["--compress", "off"]),
+            ),
+          ];
+          const rsync = session.rsyncDaemon?.server;
+          if (rsync !== undefined) {
+            contenders.push(
+              fixedContender("rsync-daemon", "peer", () => pullWithRsync(session, rsync, tree)),
+              fixedContender("rsync-daemon -z (zstd)", "peer", () =>
+                pullWithRsync(session, rsync, tree, ["-z", "--compress-choice=zstd"]),
+              ),
+            );
+          }
+          return contenders;
+        },
+        compressTextWanOutcome,
+      );
+    },
+  };
+}
 
 function compressTextWanOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome {
   const auto = byTool.get("teleport (auto)");
@@ -1073,7 +1078,8 @@ export const wanBenchmarks: Benchmark[] = [
   }),
   parallelStreams,
   wanManySmall,
-  compressTextWan,
+  compressTextWan("compress_text_wan", ONE_GBIT_50MS),
+  compressTextWan("compress_text_wan_100m", { rateMbit: 100, delayMs: 25, loss: 0 }),
 ];
 
 function errorMessage(error: unknown): string {
