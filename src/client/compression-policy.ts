@@ -3,7 +3,7 @@
  * (`--compress-level`, default 3); `off` for none; `auto` compresses where the link, not the CPU,
  * is the limit: paths under MIN_PROBE_RTT_MS (loopback, LANs) move data faster than one core
  * compresses it (zstd level 1: ~410 MB/s on text here, against ~1 GB/s of TLS on loopback), so
- * there it asks for nothing; longer paths get the level.
+ * there it asks for nothing (nor ever to a loopback address); longer paths get the level.
  */
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { MIN_PROBE_RTT_MS } from "./stream-tuner.js";
@@ -15,6 +15,13 @@ export const DEFAULT_COMPRESS_LEVEL = 3;
 /** What the pool knows of the path when it hands out a batch. */
 export interface PathFigures {
   minRttMs: number | undefined;
+  /** The host is this machine (a loopback address): never worth compressing for. */
+  loopback: boolean;
+}
+
+/** Whether `host` (a link's host) names this machine through the loopback interface. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export class CompressionPolicy {
@@ -36,6 +43,8 @@ export class CompressionPolicy {
       case "on":
         return this.#level;
       case "auto":
+        // Loopback is never worth it, even when a busy machine makes its round trips look long.
+        if (path.loopback) return 0;
         return path.minRttMs !== undefined && path.minRttMs >= MIN_PROBE_RTT_MS ? this.#level : 0;
     }
   }

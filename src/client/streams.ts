@@ -19,8 +19,9 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
 import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
+import { parseLink } from "../transport/link.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
-import { CompressionPolicy } from "./compression-policy.js";
+import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import { MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
 
 /** A chunk to fetch and where its bytes go: `fd` is a file the caller keeps open until done. */
@@ -296,6 +297,7 @@ class Thread {
 export class StreamPool {
   readonly #link: string;
   readonly #compression: CompressionPolicy;
+  readonly #loopback: boolean;
   readonly #threads: Thread[];
   readonly #streams = new Map<number, Stream>();
   readonly #batches = new Map<number, Batch>();
@@ -323,6 +325,7 @@ export class StreamPool {
       throw new RangeError(`stream count must be 1 to ${MAX_STREAMS}, got ${pinned}`);
     this.#link = options.link;
     this.#compression = options.compression ?? new CompressionPolicy("off");
+    this.#loopback = isLoopbackHost(parseLink(options.link).host);
     this.#ping = options.ping;
     const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
     const longPath = options.rttMs !== undefined && options.rttMs >= MIN_PROBE_RTT_MS;
@@ -413,7 +416,7 @@ export class StreamPool {
         stream: best.id,
         id: batch.id,
         batch: packBatch(batch.chunks),
-        compressLevel: this.#compression.level({ minRttMs: this.#tuner.minRttMs }),
+        compressLevel: this.#compression.level({ minRttMs: this.#tuner.minRttMs, loopback: this.#loopback }),
       });
     }
   }

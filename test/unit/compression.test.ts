@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  CompressionPolicy,
+  DEFAULT_COMPRESS_LEVEL,
+  isLoopbackHost,
+} from "../../src/client/compression-policy.js";
+import {
   hasCompressedExtension,
   hasCompressedMagic,
   looksIncompressible,
@@ -135,4 +140,20 @@ test("a compressed chunk must decompress to exactly its size: corrupt, longer or
   assert.throws(() => decompressor.decompressExactly(target, Buffer.from("not a zstd frame at all")), {
     code: "TELEPORT_ERR_PROTOCOL",
   });
+});
+
+test("the policy: off asks for nothing, on for its level, auto only on long paths and never to loopback", () => {
+  const long = { minRttMs: 50, loopback: false };
+  const short = { minRttMs: 0.4, loopback: false };
+  assert.equal(new CompressionPolicy("off").level(long), 0);
+  assert.equal(new CompressionPolicy("on", 6).level(short), 6);
+  const auto = new CompressionPolicy("auto");
+  assert.equal(auto.level(long), DEFAULT_COMPRESS_LEVEL);
+  assert.equal(auto.level(short), 0);
+  assert.equal(auto.level({ minRttMs: undefined, loopback: false }), 0, "no round trip measured yet");
+  assert.equal(auto.level({ minRttMs: 50, loopback: true }), 0, "a loaded loopback looks long");
+  assert.throws(() => new CompressionPolicy("on", 0), RangeError);
+  assert.throws(() => new CompressionPolicy("on", 23), RangeError);
+  assert.ok(isLoopbackHost("127.0.0.1") && isLoopbackHost("::1") && isLoopbackHost("localhost"));
+  assert.ok(!isLoopbackHost("10.0.0.5") && !isLoopbackHost("127.example.com"));
 });
