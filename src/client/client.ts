@@ -95,7 +95,7 @@ export class TeleportClient {
   #welcome: Welcome | undefined;
   #tcpRttMs = Number.POSITIVE_INFINITY;
   /** Made on the first compressed chunk: most pulls never see one. */
-  #decompressorInstance: Decompressor | undefined;
+  #decompressor: Decompressor | undefined;
   readonly clientId: Buffer;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
@@ -121,11 +121,6 @@ export class TeleportClient {
   /** The round trip of the TCP handshake (see TlsConnection.tcpRttMs). */
   get tcpRttMs(): number {
     return this.#tcpRttMs;
-  }
-
-  get #decompressor(): Decompressor {
-    this.#decompressorInstance ??= new Decompressor();
-    return this.#decompressorInstance;
   }
 
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
@@ -308,6 +303,7 @@ export class TeleportClient {
             const packed = data;
             data = this.pool.acquire(request.size);
             try {
+              this.#decompressor ??= new Decompressor();
               this.#decompressor.decompressExactly(data, packed);
             } catch (err) {
               this.pool.release(data);

@@ -86,6 +86,8 @@ class Stream {
   readonly connecting = new AbortController();
   readonly gathered = new Gathered();
   openBatches = 0;
+  /** Bytes of chunk frames received (compressed ones as sent). */
+  wireBytes = 0;
   dropping = false;
   closed: Promise<void> | undefined;
   #lostPosted = false;
@@ -120,9 +122,6 @@ class Stream {
     this.#lostPosted = true;
     post({ op: "lost", stream: this.id, error: serializeError(error) });
   }
-
-  /** Bytes of chunk frames received (compressed ones as sent). */
-  wireBytes = 0;
 
   async fetch(id: number, chunks: ChunkWrite[], compressLevel: number): Promise<void> {
     this.openBatches++;
