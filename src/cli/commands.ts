@@ -8,11 +8,7 @@ import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
-import {
-  CompressionPolicy,
-  type CompressMode,
-  DEFAULT_COMPRESS_LEVEL,
-} from "../client/compression-policy.js";
+import { CompressionPolicy, type CompressMode } from "../client/compression-policy.js";
 import { pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { Host } from "../host/host.js";
@@ -92,10 +88,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
       ...(flags.retries === undefined ? {} : { retries: flags.retries }),
       ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
-      compression: new CompressionPolicy(
-        flags.compress ?? "auto",
-        flags.compressLevel ?? DEFAULT_COMPRESS_LEVEL,
-      ),
+      compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),
     });
     display.stop();
     const usage = process.resourceUsage();

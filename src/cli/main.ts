@@ -4,7 +4,7 @@
  * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { COMPRESS_MODES, type CompressMode, DEFAULT_COMPRESS_LEVEL } from "../client/compression-policy.js";
+import { COMPRESS_MODES, type CompressMode } from "../client/compression-policy.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
@@ -126,9 +126,8 @@ function buildProgram(): Command {
     )
     .option(
       "--compress-level <n>",
-      `zstd level when compressing (${MIN_LEVEL}-${MAX_LEVEL})`,
+      `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
-      DEFAULT_COMPRESS_LEVEL,
     )
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
 

@@ -1,16 +1,17 @@
 /**
- * What a pull asks the host to compress, batch by batch. `--compress on` asks for a fixed level
- * (`--compress-level`, default 3); `off` for none; `auto` compresses where the link, not the CPU,
- * is the limit: paths under MIN_PROBE_RTT_MS (loopback, LANs) move data faster than one core
- * compresses it (zstd level 1: ~410 MB/s on text here, against ~1 GB/s of TLS on loopback), so
- * there it asks for nothing (nor ever to a loopback address); longer paths get the level.
+ * What a pull asks the host to compress, batch by batch. `--compress on` asks for compression
+ * always; `off` for none; `auto` where the link, not the CPU, is the limit: paths under
+ * MIN_PROBE_RTT_MS (loopback, LANs) move data faster than one core compresses it (zstd level 1:
+ * ~400 MB/s on text here, against ~1 GB/s of TLS on loopback), so there it asks for nothing (nor
+ * ever to a loopback address); longer paths get compression. The level is the host's to adapt
+ * (see AdaptiveLevel), unless `--compress-level` pins it.
  */
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
+import { COMPRESS_ADAPTIVE } from "../wire/messages.js";
 import { MIN_PROBE_RTT_MS } from "./stream-tuner.js";
 
 export type CompressMode = "auto" | "on" | "off";
 export const COMPRESS_MODES: readonly CompressMode[] = ["auto", "on", "off"];
-export const DEFAULT_COMPRESS_LEVEL = 3;
 
 /** What the pool knows of the path when it hands out a batch. */
 export interface PathFigures {
@@ -26,26 +27,28 @@ export function isLoopbackHost(host: string): boolean {
 
 export class CompressionPolicy {
   readonly mode: CompressMode;
-  readonly #level: number;
+  /** The level asked for: a pinned zstd level, or COMPRESS_ADAPTIVE. */
+  readonly #requested: number;
 
-  constructor(mode: CompressMode = "auto", level = DEFAULT_COMPRESS_LEVEL) {
-    if (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL)
+  /** `level` pins the zstd level; without it the host adapts it. */
+  constructor(mode: CompressMode = "auto", level?: number) {
+    if (level !== undefined && (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL))
       throw new RangeError(`compression level must be ${MIN_LEVEL} to ${MAX_LEVEL}, got ${level}`);
     this.mode = mode;
-    this.#level = level;
+    this.#requested = level ?? COMPRESS_ADAPTIVE;
   }
 
-  /** The zstd level for the next batch; 0 for none. */
+  /** What to ask for with the next batch (GetChunksRequest.compressLevel); 0 for none. */
   level(path: PathFigures): number {
     switch (this.mode) {
       case "off":
         return 0;
       case "on":
-        return this.#level;
+        return this.#requested;
       case "auto":
         // Loopback is never worth it, even when a busy machine makes its round trips look long.
         if (path.loopback) return 0;
-        return path.minRttMs !== undefined && path.minRttMs >= MIN_PROBE_RTT_MS ? this.#level : 0;
+        return path.minRttMs !== undefined && path.minRttMs >= MIN_PROBE_RTT_MS ? this.#requested : 0;
     }
   }
 }

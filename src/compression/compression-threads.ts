@@ -22,6 +22,16 @@ export type CompressReply = { id: number; result: FramesCompressed } | { id: num
 
 const WORKER_URL = new URL("./compress-worker.js", import.meta.url);
 
+/** What the threads have compressed since the host started. */
+export interface CompressionStats {
+  /** Chunks sent compressed, and their bytes before and after. */
+  chunks: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Bytes (before) of the chunks compressed at each level. */
+  bytesInByLevel: Map<number, number>;
+}
+
 interface Thread {
   worker: Worker;
   open: number;
@@ -31,8 +41,14 @@ export class CompressionThreads {
   readonly #threads: Thread[];
   readonly #jobs = new Map<
     number,
-    { thread: Thread; resolve: (result: FramesCompressed) => void; reject: (error: Error) => void }
+    {
+      thread: Thread;
+      level: number;
+      resolve: (result: FramesCompressed) => void;
+      reject: (error: Error) => void;
+    }
   >();
+  readonly stats: CompressionStats = { chunks: 0, bytesIn: 0, bytesOut: 0, bytesInByLevel: new Map() };
   #nextId = 1;
   #closed = false;
 
@@ -67,7 +83,7 @@ export class CompressionThreads {
       store,
     };
     return new Promise((resolve, reject) => {
-      this.#jobs.set(id, { thread, resolve, reject });
+      this.#jobs.set(id, { thread, level, resolve, reject });
       thread.open++;
       if (thread.open === 1) thread.worker.ref(); // a job in progress keeps the process alive
       thread.worker.postMessage(job);
@@ -81,7 +97,19 @@ export class CompressionThreads {
     this.#settled(job.thread);
     if ("error" in reply)
       job.reject(new TeleportError(ErrorCode.INTERNAL, `compression failed: ${reply.error}`));
-    else job.resolve(reply.result);
+    else {
+      this.#count(job.level, reply.result);
+      job.resolve(reply.result);
+    }
+  }
+
+  #count(level: number, { compressedChunks, bytesIn, bytesOut }: FramesCompressed): void {
+    if (compressedChunks === 0) return;
+    const stats = this.stats;
+    stats.chunks += compressedChunks;
+    stats.bytesIn += bytesIn;
+    stats.bytesOut += bytesOut;
+    stats.bytesInByLevel.set(level, (stats.bytesInByLevel.get(level) ?? 0) + bytesIn);
   }
 
   #settled(thread: Thread): void {

@@ -5,7 +5,7 @@
 import { networkInterfaces } from "node:os";
 import type { TLSSocket } from "node:tls";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
-import { CompressionThreads } from "../compression/compression-threads.js";
+import { type CompressionStats, CompressionThreads } from "../compression/compression-threads.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
@@ -144,6 +144,11 @@ export class Host {
   /** Bytes of chunk data read and not yet written to a socket, over all connections. */
   get sendBytesInUse(): number {
     return this.#sendBudget.usedBytes;
+  }
+
+  /** What the host has compressed for its clients; undefined when compression is off. */
+  get compressionStats(): CompressionStats | undefined {
+    return this.#compression?.stats;
   }
 
   /** Stops accepting, lets open connections finish their queued writes, then closes them. */

@@ -1,6 +1,7 @@
 import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
+import { AdaptiveLevel } from "../compression/adaptive-level.js";
 import { hasCompressedExtension, hasCompressedMagic } from "../compression/compressible.js";
 import type { CompressionThreads } from "../compression/compression-threads.js";
 import { MAX_LEVEL } from "../compression/zstd.js";
@@ -17,6 +18,7 @@ import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
   type ChunkRequest,
+  COMPRESS_ADAPTIVE,
   creditCodec,
   emptyCodec,
   entriesCodec,
@@ -98,6 +100,12 @@ const CONNECTION_SEND_BYTES = 8 * 1024 * 1024;
 
 /** Files this connection remembers as not worth compressing (see #compress). */
 const DENSE_FILES_REMEMBERED = 1024;
+/**
+ * After a group of a file's chunks that did not compress, this many bytes of the file skip the
+ * compressor; then it is tried again. A file can be mixed (an executable's code, then its
+ * packed resources): one dense group does not say the rest is.
+ */
+const DENSE_SKIP_BYTES = 16 * 1024 * 1024;
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -121,8 +129,13 @@ export class HostSession {
   readonly #openFiles: OpenFiles;
   readonly #socket: TLSSocket;
   readonly #sendBudget = new ByteBudget(CONNECTION_SEND_BYTES);
-  /** Files whose chunks did not compress: their later chunks skip the compression thread. */
-  readonly #denseFiles = new Set<string>();
+  /**
+   * Files whose chunks did not compress, and the offset up to which their chunks skip the
+   * compression thread (DENSE_SKIP_BYTES past the group that did not compress).
+   */
+  readonly #denseFiles = new Map<string, number>();
+  /** The level for requests that leave it to the host (COMPRESS_ADAPTIVE), made on the first. */
+  #adaptiveLevel: AdaptiveLevel | undefined;
   /** Whose turn this connection's reads take in the host's send budget: its client's. */
   #owner: unknown = this;
   #authenticated = false;
@@ -260,8 +273,7 @@ export class HostSession {
       }
       case MessageType.GET_CHUNKS: {
         const { chunks, compressLevel } = decodeMessage(getChunksRequestCodec, body);
-        const level =
-          (this.#features & Feature.COMPRESSION) === 0 ? 0 : Math.min(compressLevel ?? 0, MAX_LEVEL);
+        const level = (this.#features & Feature.COMPRESSION) === 0 ? 0 : (compressLevel ?? 0);
         this.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
           this.#getChunks(requestId, chunks, level, open),
         );
@@ -394,18 +406,28 @@ export class HostSession {
    * The group's frames with the chunks worth it compressed (in place, on a compression thread).
    * Decided per file, then per chunk: files of compressed formats, and files whose chunks did
    * not compress before, skip the thread altogether; the thread skips dense-looking chunks and
-   * keeps only what saved 5%.
+   * keeps only what saved 5%. `requested` is the client's level, or COMPRESS_ADAPTIVE.
    */
-  async #compress(runs: ChunkRequest[][], frames: Buffer, level: number): Promise<Buffer> {
+  async #compress(runs: ChunkRequest[][], frames: Buffer, requested: number): Promise<Buffer> {
     const compression = this.#context.compression;
     if (compression === undefined) return frames;
-    const store = storeFlags(runs, frames, (path) => this.#denseFiles.has(path));
+    const store = storeFlags(runs, frames, (path, offset) => offset < (this.#denseFiles.get(path) ?? 0));
     if (store.every((flag) => flag === 1)) return frames;
+    let adaptive: AdaptiveLevel | undefined;
+    if (requested === COMPRESS_ADAPTIVE) {
+      this.#adaptiveLevel ??= new AdaptiveLevel();
+      adaptive = this.#adaptiveLevel;
+    }
+    const level = adaptive?.level() ?? Math.min(requested, MAX_LEVEL);
+    if (level === 0) return frames;
+    const started = performance.now();
     const result = await compression.compress(frames, level, store);
-    const path = ((runs[0] as ChunkRequest[])[0] as ChunkRequest).path;
-    if (result.compressedChunks === 0 && runs.every((run) => (run[0] as ChunkRequest).path === path)) {
+    adaptive?.compressed(performance.now() - started);
+    const first = (runs[0] as ChunkRequest[])[0] as ChunkRequest;
+    if (result.compressedChunks === 0 && runs.every((run) => (run[0] as ChunkRequest).path === first.path)) {
       if (this.#denseFiles.size >= DENSE_FILES_REMEMBERED) this.#denseFiles.clear();
-      this.#denseFiles.add(path);
+      const last = (runs.at(-1) as ChunkRequest[]).at(-1) as ChunkRequest;
+      this.#denseFiles.set(first.path, last.offset + last.size + DENSE_SKIP_BYTES);
     }
     return frames.subarray(0, result.length);
   }
@@ -567,12 +589,13 @@ export class HostSession {
 
 /**
  * Which frames of a group to send as they are: chunks of files whose name or first bytes say
- * they are compressed already. (The compressor also skips dense-looking chunks of any file.)
+ * they are compressed already, or whose chunks just before did not compress (`knownDense`). The
+ * compressor also skips dense-looking chunks of any file.
  */
 function storeFlags(
   runs: readonly ChunkRequest[][],
   frames: Buffer,
-  knownDense: (path: string) => boolean,
+  knownDense: (path: string, offset: number) => boolean,
 ): Uint8Array {
   const flags = new Uint8Array(runs.reduce((sum, run) => sum + run.length, 0));
   let index = 0;
@@ -585,7 +608,7 @@ function storeFlags(
     );
     const store =
       hasCompressedExtension(first.path) ||
-      knownDense(first.path) ||
+      knownDense(first.path, first.offset) ||
       (first.offset === 0 && hasCompressedMagic(start));
     for (const request of run) {
       if (store) flags[index] = 1;

@@ -210,9 +210,13 @@ export const chunkRequestCodec: Codec<ChunkRequest> = struct<ChunkRequest>({
 
 export interface GetChunksRequest {
   chunks: ChunkRequest[];
-  /** zstd level for the chunks worth compressing; absent or 0: none (Feature.COMPRESSION). */
+  /**
+   * zstd level for the chunks worth compressing (Feature.COMPRESSION); absent or 0: none;
+   * COMPRESS_ADAPTIVE: the host's choice, adapted to how busy its compressor is.
+   */
   compressLevel?: number | undefined;
 }
+export const COMPRESS_ADAPTIVE = 0xff;
 export const getChunksRequestCodec: Codec<GetChunksRequest> = struct<GetChunksRequest>({
   chunks: array(chunkRequestCodec, MAX_CHUNKS_PER_REQUEST),
   compressLevel: trailing(uint8),

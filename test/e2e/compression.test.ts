@@ -125,3 +125,42 @@ test("a corrupt compressed chunk fails the pull with a clear error and leaves no
   });
   assert.ok(await isAbsent(join(dest, "large.ts")));
 });
+
+test("the host compresses harder while the link holds the transfer up, unless the level is pinned", async (t) => {
+  const base = await tempDir(t, "compression-adaptive");
+  const share = join(base, "share");
+  await mkdir(share);
+  for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), sourceText(MiB, `part${i}`));
+  // A slow link: every chunk waits before it goes, while the compressor has nothing to do (a
+  // group of 1 MiB takes ~4 ms to compress, ~40 ms on a loaded machine, and ~190 ms to "send").
+  const host = await Host.start({
+    root: share,
+    home: join(base, "host-home"),
+    bind: "127.0.0.1",
+    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
+  });
+  onCleanup(t, () => host.close());
+  const pullOne = async (dest: string, compression: CompressionPolicy) => {
+    const client = await TeleportClient.connect(host.url);
+    try {
+      return await pull(client, { dest: join(base, dest), compression, streams: 1 });
+    } finally {
+      await client.close();
+    }
+  };
+  const stats = host.compressionStats;
+  assert.ok(stats !== undefined);
+
+  await pullOne("adaptive", new CompressionPolicy("on"));
+  await compareTrees(share, join(base, "adaptive"));
+  const adaptiveLevels = [...stats.bytesInByLevel.keys()];
+  assert.ok(
+    adaptiveLevels.some((level) => level > 3),
+    `levels used: ${adaptiveLevels.join(", ")}; the compressor idled, so the level should have risen`,
+  );
+
+  stats.bytesInByLevel.clear();
+  await pullOne("pinned", new CompressionPolicy("on", 2));
+  await compareTrees(share, join(base, "pinned"));
+  assert.deepEqual([...stats.bytesInByLevel.keys()], [2]);
+});

@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  CompressionPolicy,
-  DEFAULT_COMPRESS_LEVEL,
-  isLoopbackHost,
-} from "../../src/client/compression-policy.js";
+import { CompressionPolicy, isLoopbackHost } from "../../src/client/compression-policy.js";
+import { ADAPTIVE_LEVELS, AdaptiveLevel } from "../../src/compression/adaptive-level.js";
 import {
   hasCompressedExtension,
   hasCompressedMagic,
@@ -14,7 +11,12 @@ import {
 import { compressFrames } from "../../src/compression/frames.js";
 import { Compressor, compressBound, Decompressor } from "../../src/compression/zstd.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../../src/wire/frame.js";
-import { CHUNK_DATA_HEADER_SIZE, MAX_CHUNK_SIZE, MessageType } from "../../src/wire/messages.js";
+import {
+  CHUNK_DATA_HEADER_SIZE,
+  COMPRESS_ADAPTIVE,
+  MAX_CHUNK_SIZE,
+  MessageType,
+} from "../../src/wire/messages.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 const PREFIX = FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
@@ -142,13 +144,15 @@ test("a compressed chunk must decompress to exactly its size: corrupt, longer or
   });
 });
 
-test("the policy: off asks for nothing, on for its level, auto only on long paths and never to loopback", () => {
+test("the policy: off asks for nothing, on for compression, auto only on long paths and never to loopback", () => {
   const long = { minRttMs: 50, loopback: false };
   const short = { minRttMs: 0.4, loopback: false };
   assert.equal(new CompressionPolicy("off").level(long), 0);
-  assert.equal(new CompressionPolicy("on", 6).level(short), 6);
+  assert.equal(new CompressionPolicy("on", 6).level(short), 6, "a pinned level");
+  assert.equal(new CompressionPolicy("on").level(short), COMPRESS_ADAPTIVE, "the host's choice");
+  assert.equal(new CompressionPolicy("auto", 9).level(long), 9);
   const auto = new CompressionPolicy("auto");
-  assert.equal(auto.level(long), DEFAULT_COMPRESS_LEVEL);
+  assert.equal(auto.level(long), COMPRESS_ADAPTIVE);
   assert.equal(auto.level(short), 0);
   assert.equal(auto.level({ minRttMs: undefined, loopback: false }), 0, "no round trip measured yet");
   assert.equal(auto.level({ minRttMs: 50, loopback: true }), 0, "a loaded loopback looks long");
@@ -156,4 +160,35 @@ test("the policy: off asks for nothing, on for its level, auto only on long path
   assert.throws(() => new CompressionPolicy("on", 23), RangeError);
   assert.ok(isLoopbackHost("127.0.0.1") && isLoopbackHost("::1") && isLoopbackHost("localhost"));
   assert.ok(!isLoopbackHost("10.0.0.5") && !isLoopbackHost("127.example.com"));
+});
+
+test("the adaptive level rises while the compressor idles, falls once it is busy, and stays in bounds", () => {
+  let now = 0;
+  const level = new AdaptiveLevel(now);
+  const highest = ADAPTIVE_LEVELS[ADAPTIVE_LEVELS.length - 1] as number;
+  assert.equal(level.level(now), 3);
+  /** Runs `seconds` of groups, one every 50 ms, each compressing for `share` of that time. */
+  const run = (seconds: number, share: number) => {
+    for (let i = 0; i < seconds * 20; i++) {
+      now += 50;
+      level.compressed(50 * share, now);
+    }
+  };
+  run(1, 0.1); // a slow link: the compressor is busy 10% of the time
+  assert.ok(level.level(now) > 3, `went up to ${level.level(now)}`);
+  run(10, 0.1);
+  assert.equal(level.level(now), highest, "no higher than the last level");
+  run(1, 0.95); // now the compressor holds the transfer up
+  assert.ok(level.level(now) < highest, `came down to ${level.level(now)}`);
+  run(10, 0.95);
+  assert.equal(level.level(now), 0, "even level 1 is too slow: chunks go as they are");
+  now += 1000;
+  assert.equal(level.level(now), 0);
+  now += 1000;
+  assert.equal(level.level(now), 1, "level 1 is tried again after a while");
+  run(2, 0.6); // between the thresholds: it holds
+  assert.equal(level.level(now), 1);
+  now += 10_000; // one group after a long pause: not enough to judge by
+  level.compressed(5, now);
+  assert.equal(level.level(now), 1);
 });
