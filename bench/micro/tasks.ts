@@ -1,9 +1,10 @@
 /**
  * Every micro task, prepared with its fixtures, in the order they run and are reported: hashing,
- * chunking, the wire, then the references (memcpy, TLS) they are judged against.
+ * chunking, compression, the wire, then the references (memcpy, TLS) they are judged against.
  */
 import { mkdirSync } from "node:fs";
 import { prepareChunkingTasks } from "./chunking.js";
+import { prepareCompressionTasks } from "./compression.js";
 import { prepareHashingTasks } from "./hashing.js";
 import { prepareMemoryTasks } from "./memory.js";
 import type { MicroTask, TaskGroup } from "./task.js";
@@ -28,9 +29,7 @@ export interface MicroTasks {
   close(): Promise<void>;
 }
 
-export const NOT_IMPLEMENTED: NotImplemented[] = [
-  { name: "compression", reason: "nothing in src/ compresses yet" },
-];
+export const NOT_IMPLEMENTED: NotImplemented[] = [];
 
 export async function prepareMicroTasks(options: MicroTaskOptions): Promise<MicroTasks> {
   mkdirSync(options.scratchDir, { recursive: true });
@@ -45,6 +44,7 @@ export async function prepareMicroTasks(options: MicroTaskOptions): Promise<Micr
   try {
     groups.push(prepareHashingTasks());
     groups.push(await prepareChunkingTasks(options.scratchDir));
+    groups.push(prepareCompressionTasks());
     groups.push(prepareWireTasks());
     groups.push(prepareMemoryTasks());
     // Quick: 64 MiB transfers take ~0.1 s each here; full mode's 256 MiB dwarf the handshake.

@@ -10,6 +10,7 @@ import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
 import { CompressionPolicy, type CompressMode } from "../client/compression-policy.js";
 import { pullLink } from "../client/pull-link.js";
+import type { CompressionStats } from "../compression/compression-threads.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { Host } from "../host/host.js";
 import { ChunkIndex } from "../store/chunk-index.js";
@@ -53,6 +54,20 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
   });
+  const compressed = host.compressionStats;
+  if (compressed !== undefined && compressed.chunks > 0)
+    process.stderr.write(`${describeCompression(compressed)}\n`);
+}
+
+/** "teleport: compressed 191.0 MB into 52.3 MB (3.65x) for clients; by level: 1 10.2 MB, 3 180.8 MB" */
+function describeCompression({ bytesIn, bytesOut, bytesInByLevel }: CompressionStats): string {
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const levels = [...bytesInByLevel]
+    .sort(([a], [b]) => a - b)
+    .map(([level, bytes]) => `${level} ${mb(bytes)}`)
+    .join(", ");
+  const ratio = (bytesIn / bytesOut).toFixed(2);
+  return `teleport: compressed ${mb(bytesIn)} into ${mb(bytesOut)} (${ratio}x) for clients; by level: ${levels}`;
 }
 
 export interface PullFlags {

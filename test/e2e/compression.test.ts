@@ -14,6 +14,7 @@ import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { Host, type HostOptions } from "../../src/host/host.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
 import { CHUNK_DATA_HEADER_SIZE, MessageType } from "../../src/wire/messages.js";
+import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { compareTrees, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -163,4 +164,21 @@ test("the host compresses harder while the link holds the transfer up, unless th
   await pullOne("pinned", new CompressionPolicy("on", 2));
   await compareTrees(share, join(base, "pinned"));
   assert.deepEqual([...stats.bytesInByLevel.keys()], [2]);
+});
+
+test("the CLI: pull --compress on reports the wire bytes, the host says what it compressed when stopped", async (t) => {
+  const base = await tempDir(t, "compression-cli");
+  const share = join(base, "share");
+  await mkdir(share);
+  await writeFile(join(share, "source.ts"), sourceText(2 * MiB, "cli"));
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const result = await runCli(["pull", host.link, join(base, "dest"), "--json", "--compress", "on"], env);
+  assert.equal(result.code, 0, result.stderr);
+  await compareTrees(share, join(base, "dest"));
+  const summary = JSON.parse(result.stdout) as PullSummary;
+  assert.ok(summary.bytesOnWire < summary.bytesFromNetwork / 2, `${summary.bytesOnWire} on the wire`);
+  await host.stop();
+  assert.match(host.stderr(), /compressed 2\.1 MB into 0\.\d MB \(\d+\.\d\dx\) for clients; by level: \d+ /);
 });
