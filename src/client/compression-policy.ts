@@ -7,7 +7,7 @@
  * (see AdaptiveLevel), unless `--compress-level` pins it.
  */
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
-import { COMPRESS_ADAPTIVE } from "../wire/messages.js";
+import { COMPRESS_ADAPTIVE, COMPRESS_ADAPTIVE_ALWAYS } from "../wire/messages.js";
 import { MIN_PROBE_RTT_MS } from "./stream-tuner.js";
 
 export type CompressMode = "auto" | "on" | "off";
@@ -27,15 +27,18 @@ export function isLoopbackHost(host: string): boolean {
 
 export class CompressionPolicy {
   readonly mode: CompressMode;
-  /** The level asked for: a pinned zstd level, or COMPRESS_ADAPTIVE. */
+  /** The level asked for: a pinned zstd level, or one of the host's adaptive ones. */
   readonly #requested: number;
 
-  /** `level` pins the zstd level; without it the host adapts it. */
+  /**
+   * `level` pins the zstd level; without it the host adapts it, down to none at all under `auto`
+   * (where the compressor is slower than the link), never below level 1 under `on`.
+   */
   constructor(mode: CompressMode = "auto", level?: number) {
     if (level !== undefined && (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL))
       throw new RangeError(`compression level must be ${MIN_LEVEL} to ${MAX_LEVEL}, got ${level}`);
     this.mode = mode;
-    this.#requested = level ?? COMPRESS_ADAPTIVE;
+    this.#requested = level ?? (mode === "on" ? COMPRESS_ADAPTIVE_ALWAYS : COMPRESS_ADAPTIVE);
   }
 
   /** What to ask for with the next batch (GetChunksRequest.compressLevel); 0 for none. */

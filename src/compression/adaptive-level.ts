@@ -9,9 +9,9 @@
  * nothing and saves bytes; once the compressor is busy most of the time it is what the transfer
  * waits for, and the level comes down. Many clients sharing the host's compression threads
  * make every job wait longer, which brings all their levels down together. When even level 1
- * is busy that much, chunks go as they are (level 0), and level 1 is tried again every
- * PROBE_MS: a link faster than the compressor (10 GbE, a fast long path) is never slowed down by
- * it for long.
+ * is busy that much, chunks go as they are (level 0, unless the client asked for compression
+ * always), and level 1 is tried again every PROBE_MS: a link faster than the compressor (10 GbE,
+ * a fast long path) is never slowed down by it for long.
  */
 
 /**
@@ -34,12 +34,15 @@ const BUSY_LOW = 0.4;
 const PROBE_MS = 2000;
 
 export class AdaptiveLevel {
+  /** The lowest step: 0 (none) or 1 (level 1, when compression was asked for always). */
+  readonly #lowest: number;
   #step = ADAPTIVE_LEVELS.indexOf(START_LEVEL);
   #busyMs = 0;
   #jobs = 0;
   #since: number;
 
-  constructor(now = performance.now()) {
+  constructor(options: { always?: boolean } = {}, now = performance.now()) {
+    this.#lowest = options.always === true ? 1 : 0;
     this.#since = now;
   }
 
@@ -56,7 +59,7 @@ export class AdaptiveLevel {
     const elapsed = now - this.#since;
     if (elapsed < PERIOD_MS || this.#jobs < MIN_JOBS) return;
     const busy = this.#busyMs / elapsed;
-    if (busy > BUSY_HIGH) this.#restart(Math.max(0, this.#step - 1), now);
+    if (busy > BUSY_HIGH) this.#restart(Math.max(this.#lowest, this.#step - 1), now);
     else if (busy < BUSY_LOW) this.#restart(Math.min(ADAPTIVE_LEVELS.length - 1, this.#step + 1), now);
     else this.#restart(this.#step, now);
   }

@@ -19,6 +19,7 @@ import {
   CHUNK_DATA_HEADER_SIZE,
   type ChunkRequest,
   COMPRESS_ADAPTIVE,
+  COMPRESS_ADAPTIVE_ALWAYS,
   creditCodec,
   emptyCodec,
   entriesCodec,
@@ -134,8 +135,11 @@ export class HostSession {
    * compression thread (DENSE_SKIP_BYTES past the group that did not compress).
    */
   readonly #denseFiles = new Map<string, number>();
-  /** The level for requests that leave it to the host (COMPRESS_ADAPTIVE), made on the first. */
-  #adaptiveLevel: AdaptiveLevel | undefined;
+  /**
+   * The level for requests that leave it to the host (COMPRESS_ADAPTIVE, or _ALWAYS), made on
+   * the first; `requested` is which of the two it follows.
+   */
+  #adaptive: { requested: number; level: AdaptiveLevel } | undefined;
   /** Whose turn this connection's reads take in the host's send budget: its client's. */
   #owner: unknown = this;
   #authenticated = false;
@@ -406,18 +410,14 @@ export class HostSession {
    * The group's frames with the chunks worth it compressed (in place, on a compression thread).
    * Decided per file, then per chunk: files of compressed formats, and files whose chunks did
    * not compress before, skip the thread altogether; the thread skips dense-looking chunks and
-   * keeps only what saved 5%. `requested` is the client's level, or COMPRESS_ADAPTIVE.
+   * keeps only what saved 5%. `requested` is the client's level, or one of the adaptive ones.
    */
   async #compress(runs: ChunkRequest[][], frames: Buffer, requested: number): Promise<Buffer> {
     const compression = this.#context.compression;
     if (compression === undefined) return frames;
     const store = storeFlags(runs, frames, (path, offset) => offset < (this.#denseFiles.get(path) ?? 0));
     if (store.every((flag) => flag === 1)) return frames;
-    let adaptive: AdaptiveLevel | undefined;
-    if (requested === COMPRESS_ADAPTIVE) {
-      this.#adaptiveLevel ??= new AdaptiveLevel();
-      adaptive = this.#adaptiveLevel;
-    }
+    const adaptive = this.#adaptiveLevel(requested);
     const level = adaptive?.level() ?? Math.min(requested, MAX_LEVEL);
     if (level === 0) return frames;
     const started = performance.now();
@@ -430,6 +430,16 @@ export class HostSession {
       this.#denseFiles.set(first.path, last.offset + last.size + DENSE_SKIP_BYTES);
     }
     return frames.subarray(0, result.length);
+  }
+
+  /** The connection's adaptive level when `requested` asks for one, made on first use. */
+  #adaptiveLevel(requested: number): AdaptiveLevel | undefined {
+    if (requested !== COMPRESS_ADAPTIVE && requested !== COMPRESS_ADAPTIVE_ALWAYS) return undefined;
+    if (this.#adaptive?.requested !== requested) {
+      const level = new AdaptiveLevel({ always: requested === COMPRESS_ADAPTIVE_ALWAYS });
+      this.#adaptive = { requested, level };
+    }
+    return this.#adaptive.level;
   }
 
   /**

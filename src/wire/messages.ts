@@ -212,11 +212,14 @@ export interface GetChunksRequest {
   chunks: ChunkRequest[];
   /**
    * zstd level for the chunks worth compressing (Feature.COMPRESSION); absent or 0: none;
-   * COMPRESS_ADAPTIVE: the host's choice, adapted to how busy its compressor is.
+   * COMPRESS_ADAPTIVE or COMPRESS_ADAPTIVE_ALWAYS: the host's choice (see AdaptiveLevel).
    */
   compressLevel?: number | undefined;
 }
+/** The host adapts the level to how busy its compressor is, down to none at all. */
 export const COMPRESS_ADAPTIVE = 0xff;
+/** The same, never below level 1 (`--compress on`). */
+export const COMPRESS_ADAPTIVE_ALWAYS = 0xfe;
 export const getChunksRequestCodec: Codec<GetChunksRequest> = struct<GetChunksRequest>({
   chunks: array(chunkRequestCodec, MAX_CHUNKS_PER_REQUEST),
   compressLevel: trailing(uint8),

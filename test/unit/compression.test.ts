@@ -14,6 +14,7 @@ import { FRAME_HEADER_SIZE, writeFrameHeader } from "../../src/wire/frame.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
   COMPRESS_ADAPTIVE,
+  COMPRESS_ADAPTIVE_ALWAYS,
   MAX_CHUNK_SIZE,
   MessageType,
 } from "../../src/wire/messages.js";
@@ -149,7 +150,7 @@ test("the policy: off asks for nothing, on for compression, auto only on long pa
   const short = { minRttMs: 0.4, loopback: false };
   assert.equal(new CompressionPolicy("off").level(long), 0);
   assert.equal(new CompressionPolicy("on", 6).level(short), 6, "a pinned level");
-  assert.equal(new CompressionPolicy("on").level(short), COMPRESS_ADAPTIVE, "the host's choice");
+  assert.equal(new CompressionPolicy("on").level(short), COMPRESS_ADAPTIVE_ALWAYS, "the host's choice");
   assert.equal(new CompressionPolicy("auto", 9).level(long), 9);
   const auto = new CompressionPolicy("auto");
   assert.equal(auto.level(long), COMPRESS_ADAPTIVE);
@@ -164,7 +165,7 @@ test("the policy: off asks for nothing, on for compression, auto only on long pa
 
 test("the adaptive level rises while the compressor idles, falls once it is busy, and stays in bounds", () => {
   let now = 0;
-  const level = new AdaptiveLevel(now);
+  const level = new AdaptiveLevel({}, now);
   const highest = ADAPTIVE_LEVELS[ADAPTIVE_LEVELS.length - 1] as number;
   assert.equal(level.level(now), 3);
   /** Runs `seconds` of groups, one every 50 ms, each compressing for `share` of that time. */
@@ -190,5 +191,15 @@ test("the adaptive level rises while the compressor idles, falls once it is busy
   assert.equal(level.level(now), 1);
   now += 10_000; // one group after a long pause: not enough to judge by
   level.compressed(5, now);
+  assert.equal(level.level(now), 1);
+});
+
+test("asked to compress always, the adaptive level stops at 1", () => {
+  let now = 0;
+  const level = new AdaptiveLevel({ always: true }, now);
+  for (let i = 0; i < 200; i++) {
+    now += 50;
+    level.compressed(49, now);
+  }
   assert.equal(level.level(now), 1);
 });
