@@ -10,7 +10,7 @@
 import { randomInt } from "node:crypto";
 import { TeleportClient } from "../../src/client/client.js";
 import { parseLink } from "../../src/transport/link.js";
-import { connectTls } from "../../src/transport/tls.js";
+import { connectTls } from "../../src/transport/tcp.js";
 
 const READ_BYTES = 4096;
 const WARM_UP_READS = 50;

@@ -1,5 +1,5 @@
 /**
- * Child process of tls.ts: teleport's own TLS listener (src/transport/tls.ts, all three suites
+ * Child process of tls.ts: teleport's own TLS listener (src/transport/tcp.ts, all three suites
  * allowed) answering each connection's u32 request for N MiB with N MiB of 1 MiB writes. It runs
  * apart so that encryption and decryption each get a core, as host and client do.
  *
@@ -7,7 +7,7 @@
  */
 import type { TLSSocket } from "node:tls";
 import { loadOrCreateIdentity } from "../../src/transport/identity.js";
-import { listenTls } from "../../src/transport/tls.js";
+import { listenTls } from "../../src/transport/tcp.js";
 import { MIB } from "./task.js";
 
 const home = process.argv[2];

@@ -2,7 +2,7 @@
  * TLS 1.3 throughput per cipher suite on loopback: teleport's listener in a child process
  * (tls-server.ts) sends N MiB, this process receives it offering one suite only. Only the bytes
  * are timed, not the handshake. It is the ceiling of one encrypted connection here, and shows
- * whether the suite order in src/transport/tls.ts costs speed.
+ * whether the suite order in src/transport/tcp.ts costs speed.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";

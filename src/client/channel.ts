@@ -3,7 +3,7 @@
  * streamed answers as async iterators. A client has one for its TLS control connection and one
  * per sealed data channel.
  */
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, type ConnectionOptions } from "../engine/connection.js";
 import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
@@ -35,7 +35,7 @@ export class RequestChannel {
   readonly #requests = new Map<number, PendingRequest>();
   #nextRequestId = 1;
 
-  constructor(socket: Socket, pool: BufferPool, events: ChannelEvents, options: ConnectionOptions = {}) {
+  constructor(socket: Duplex, pool: BufferPool, events: ChannelEvents, options: ConnectionOptions = {}) {
     this.#pool = pool;
     this.#events = events;
     this.connection = new Connection(

@@ -4,13 +4,13 @@
  * frame is checked against the request it answers: its credit, its order, and for data its hash.
  */
 import { randomBytes } from "node:crypto";
-import type { TLSSocket } from "node:tls";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
 import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
-import { authProof, connectTls, HANDSHAKE_TIMEOUT_MS } from "../transport/tls.js";
+import { HANDSHAKE_TIMEOUT_MS, tcpTransport } from "../transport/tcp.js";
+import { authProof, type Transport, type TransportStream } from "../transport/transport.js";
 import { decodeMessage } from "../wire/codec.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
@@ -69,6 +69,8 @@ export interface ConnectOptions {
   pool?: BufferPool;
   /** Told once when the connection ends, whatever ended it. */
   onClose?: (error: TeleportError) => void;
+  /** How to reach the host (default: TLS over TCP). */
+  transport?: Transport;
 }
 
 /** One event of a streamed manifest, in the order the host walks the tree. */
@@ -93,7 +95,7 @@ export class TeleportClient {
   #control!: RequestChannel;
   #onCloseHook: ((error: TeleportError) => void) | undefined;
   #welcome: Welcome | undefined;
-  #tcpRttMs = Number.POSITIVE_INFINITY;
+  #stream: TransportStream | undefined;
   /** Made on the first compressed chunk: most pulls never see one. */
   #decompressor: Decompressor | undefined;
   readonly clientId: Buffer;
@@ -112,15 +114,22 @@ export class TeleportClient {
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
     const client = new TeleportClient(parsed, options);
-    const { socket, tcpRttMs } = await connectTls(parsed, options.signal, handshakeTimeoutMs(options));
-    client.#tcpRttMs = tcpRttMs;
-    await client.#start(socket, options);
+    const transport = options.transport ?? tcpTransport;
+    const stream = await transport.dial(parsed, {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      timeoutMs: handshakeTimeoutMs(options),
+    });
+    client.#stream = stream;
+    await client.#start(stream, options);
     return client;
   }
 
-  /** The round trip of the TCP handshake (see TlsConnection.tcpRttMs). */
-  get tcpRttMs(): number {
-    return this.#tcpRttMs;
+  /**
+   * The round trip the transport measured (TCP: its handshake, answered by the host's kernel,
+   * so unlike a ping not delayed by a host too busy to run its event loop).
+   */
+  get transportRttMs(): number {
+    return this.#stream?.stats().rttMs ?? Number.POSITIVE_INFINITY;
   }
 
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
@@ -132,9 +141,9 @@ export class TeleportClient {
     return this.#welcome?.shareName ?? "";
   }
 
-  async #start(socket: TLSSocket, options: ConnectOptions): Promise<void> {
+  async #start(stream: TransportStream, options: ConnectOptions): Promise<void> {
     this.#control = new RequestChannel(
-      socket,
+      stream.stream,
       this.pool,
       {
         onConnectionFrame: (type, body) => this.#onConnectionFrame(type, body),
@@ -156,7 +165,7 @@ export class TeleportClient {
       minVersion: MIN_PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
       features: Feature.ENTRY_ERRORS | Feature.COMPRESSION,
-      authProof: authProof(socket, this.link.secret),
+      authProof: authProof(stream, this.link.secret),
       clientName: options.clientName ?? "teleport",
       clientId: this.clientId,
     });

@@ -333,11 +333,11 @@ class Puller {
     try {
       // Sent ahead of the manifest request, so answered before its first chunk list: the path's
       // round trip picks how many streams the pool starts with. The lowest of the pings and the
-      // TCP handshake, as an event loop busy elsewhere delays a ping's answer: a host loaded by
+      // transport's handshake, as an event loop busy elsewhere delays a ping's answer: a host loaded by
       // 32 pulls answered loopback pings in 5-20 ms, and each pull took it for a long path.
       Promise.all([this.#client.ping(), this.#client.ping()])
         .then((pings) => {
-          this.#rttMs = Math.min(this.#client.tcpRttMs, ...pings);
+          this.#rttMs = Math.min(this.#client.transportRttMs, ...pings);
         })
         .catch(() => {});
       await mkdir(this.#dest, { recursive: true });

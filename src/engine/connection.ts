@@ -1,9 +1,9 @@
 /**
- * One framed, authenticated byte stream (a TLS socket today; a QUIC stream later) with
+ * One framed, authenticated byte stream (a transport's stream: a TLS socket, a QUIC stream) with
  * backpressure, an idle timeout and an idempotent close/destroy lifecycle. It knows frames, not
  * requests: the host session and the client build request handling on top of it.
  */
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type Codec, encodeWithHeadroom } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../wire/frame.js";
@@ -26,7 +26,7 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export class Connection {
-  readonly socket: Socket;
+  readonly socket: Duplex;
   readonly #handler: ConnectionHandler;
   readonly #decoder: FrameDecoder;
   readonly #writeBufferBytes: number;
@@ -43,14 +43,13 @@ export class Connection {
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
   readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
 
-  constructor(socket: Socket, handler: ConnectionHandler, options: ConnectionOptions = {}) {
+  constructor(socket: Duplex, handler: ConnectionHandler, options: ConnectionOptions = {}) {
     this.socket = socket;
     this.#handler = handler;
     this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
     this.#decoder = new FrameDecoder(handler, MAX_FRAME_BODY);
     this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
 
-    socket.setNoDelay(true);
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#idleTimer = setInterval(() => this.#checkIdle(), Math.min(this.idleTimeoutMs / 4, 1000)).unref();
     socket.on("data", (data: Buffer) => {

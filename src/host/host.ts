@@ -3,7 +3,6 @@
  * the share link carries the address, the certificate fingerprint and the folder's secret.
  */
 import { networkInterfaces } from "node:os";
-import type { TLSSocket } from "node:tls";
 import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { type CompressionStats, CompressionThreads } from "../compression/compression-threads.js";
 import { BufferPool } from "../engine/buffer-pool.js";
@@ -13,7 +12,8 @@ import type { TeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
-import { HANDSHAKE_TIMEOUT_MS, listenTls, type TlsListener } from "../transport/tls.js";
+import { HANDSHAKE_TIMEOUT_MS, tcpTransport } from "../transport/tcp.js";
+import type { Listener } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { type HostFaults, HostSession } from "./session.js";
@@ -61,7 +61,7 @@ export interface HostOptions {
 export class Host {
   readonly link: ShareLink;
   readonly share: Share;
-  readonly #listener: TlsListener;
+  readonly #listener: Listener;
   readonly #sessions: Set<HostSession>;
   readonly #index: ChunkIndex;
   readonly #sendBudget: ByteBudget;
@@ -70,7 +70,7 @@ export class Host {
 
   private constructor(
     share: Share,
-    listener: TlsListener,
+    listener: Listener,
     link: ShareLink,
     sessions: Set<HostSession>,
     index: ChunkIndex,
@@ -110,20 +110,22 @@ export class Host {
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
-    const listener = await listenTls(
-      identity,
-      { host: bind, port: options.port ?? 0 },
-      (socket: TLSSocket) => {
-        const session = new HostSession(socket, context);
-        sessions.add(session);
-        session.closed.then(() => sessions.delete(session));
-      },
-      context.handshakeTimeoutMs,
-    ).catch(async (err: unknown) => {
-      index.close();
-      await context.compression?.close();
-      throw err;
-    });
+    const listener = await tcpTransport
+      .listen(
+        identity,
+        { host: bind, port: options.port ?? 0 },
+        (stream) => {
+          const session = new HostSession(stream, context);
+          sessions.add(session);
+          session.closed.then(() => sessions.delete(session));
+        },
+        { handshakeTimeoutMs: context.handshakeTimeoutMs },
+      )
+      .catch(async (err: unknown) => {
+        index.close();
+        await context.compression?.close();
+        throw err;
+      });
     const advertised = options.advertise ?? advertisedAddress(listener.host);
     const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
     return new Host(share, listener, link, sessions, index, context.sendBudget, context.compression);
@@ -154,7 +156,7 @@ export class Host {
   /** Stops accepting, lets open connections finish their queued writes, then closes them. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => this.#listener.server.close(() => resolve()));
+      const stopped = this.#listener.close();
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
       this.#index.close();
@@ -165,7 +167,7 @@ export class Host {
 
   destroy(): void {
     for (const session of this.#sessions) session.destroy();
-    this.#listener.server.close();
+    void this.#listener.close();
     this.#index.close();
     void this.#compression?.close();
   }

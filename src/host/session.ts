@@ -1,4 +1,3 @@
-import type { TLSSocket } from "node:tls";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import { AdaptiveLevel } from "../compression/adaptive-level.js";
@@ -12,7 +11,7 @@ import { CreditGate } from "../engine/credit.js";
 import { readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
-import { verifyAuthProof } from "../transport/tls.js";
+import { type TransportStream, verifyAuthProof } from "../transport/transport.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
@@ -128,7 +127,7 @@ export class HostSession {
   readonly #connection: Connection;
   readonly #requests = new Map<number, OpenRequest>();
   readonly #openFiles: OpenFiles;
-  readonly #socket: TLSSocket;
+  readonly #stream: TransportStream;
   readonly #sendBudget = new ByteBudget(CONNECTION_SEND_BYTES);
   /**
    * Files whose chunks did not compress, and the offset up to which their chunks skip the
@@ -147,12 +146,12 @@ export class HostSession {
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
 
-  constructor(socket: TLSSocket, context: SessionContext) {
-    this.#socket = socket;
+  constructor(stream: TransportStream, context: SessionContext) {
+    this.#stream = stream;
     this.#context = context;
     this.#openFiles = new OpenFiles((wirePath) => context.share.resolveFile(wirePath).absolutePath);
     this.#connection = new Connection(
-      socket,
+      stream.stream,
       {
         allocateBody: (_type, _id, length) => {
           if (length > MAX_REQUEST_BODY) {
@@ -189,7 +188,7 @@ export class HostSession {
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
     if (error !== undefined)
-      this.#context.onSessionError?.(`${this.#socket.remoteAddress}:${this.#socket.remotePort}`, error);
+      this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#openFiles.closeAll();
@@ -220,7 +219,7 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
-    const address = this.#socket.remoteAddress ?? "";
+    const address = this.#stream.remoteAddress;
     const { authLimiter, secret } = this.#context;
     const waitMs = authLimiter.refusedFor(address);
     if (waitMs > 0) {
@@ -229,7 +228,7 @@ export class HostSession {
         `too many wrong secrets from ${address}: refused for ${Math.ceil(waitMs / 1000)} s more`,
       );
     }
-    if (!verifyAuthProof(this.#socket, secret, hello.authProof)) {
+    if (!verifyAuthProof(this.#stream, secret, hello.authProof)) {
       authLimiter.failed(address);
       throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
     }

@@ -16,7 +16,8 @@ import { encodeFrame } from "../../src/engine/connection.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
 import { parseLink, type ShareLink } from "../../src/transport/link.js";
-import { authProof, connectTls } from "../../src/transport/tls.js";
+import { tcpTransport } from "../../src/transport/tcp.js";
+import { authProof, type TransportStream } from "../../src/transport/transport.js";
 import { type Codec, decodeMessage } from "../../src/wire/codec.js";
 import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../../src/wire/frame.js";
 import {
@@ -76,11 +77,14 @@ async function assertServesAPull(
 
 /** An authenticated connection that sends whatever frames it is given. */
 class RawSession {
+  readonly transport: TransportStream;
   readonly socket: TLSSocket;
   readonly frames: { type: number; requestId: number; body: Buffer }[] = [];
   readonly closed: Promise<void>;
 
-  private constructor(socket: TLSSocket) {
+  private constructor(transport: TransportStream) {
+    this.transport = transport;
+    const socket = transport.stream as TLSSocket;
     this.socket = socket;
     const decoder = new FrameDecoder(
       {
@@ -95,14 +99,14 @@ class RawSession {
   }
 
   static async open(link: ShareLink, secret = link.secret): Promise<RawSession> {
-    const session = new RawSession((await connectTls(link)).socket);
+    const session = new RawSession(await tcpTransport.dial(link));
     session.socket.write(
       encodeFrame(MessageType.HELLO, 0, helloCodec, {
         magic: PROTOCOL_MAGIC,
         minVersion: PROTOCOL_VERSION,
         maxVersion: PROTOCOL_VERSION,
         features: 0,
-        authProof: authProof(session.socket, secret),
+        authProof: authProof(session.transport, secret),
         clientName: "hostile",
       }),
     );
@@ -168,7 +172,7 @@ test("connections that never finish TLS or never say HELLO are dropped, and othe
     silentTcp.push(socket);
   }
   const silentTls: TLSSocket[] = [];
-  for (let i = 0; i < 10; i++) silentTls.push((await connectTls(context.link)).socket);
+  for (let i = 0; i < 10; i++) silentTls.push((await tcpTransport.dial(context.link)).stream as TLSSocket);
   onCleanup(t, () => {
     for (const socket of [...silentTcp, ...silentTls]) socket.destroy();
   });

@@ -4,13 +4,12 @@
  * a scripted list of frames, valid or not, and serves chunk requests from a fixed byte source.
  */
 import { randomBytes } from "node:crypto";
-import type { TLSSocket } from "node:tls";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { ChunkListHash } from "../../src/chunking/manifest.js";
 import { Connection, encodeFrame } from "../../src/engine/connection.js";
 import { loadOrCreateIdentity } from "../../src/transport/identity.js";
 import { formatLink } from "../../src/transport/link.js";
-import { listenTls } from "../../src/transport/tls.js";
+import { tcpTransport } from "../../src/transport/tcp.js";
 import { type Codec, decodeMessage } from "../../src/wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../../src/wire/frame.js";
 import {
@@ -99,8 +98,8 @@ export async function startHostileHost(
 ): Promise<HostileHost> {
   const identity = await loadOrCreateIdentity(home);
   const connections = new Set<Connection>();
-  const listener = await listenTls(identity, { host: "127.0.0.1", port: 0 }, (socket: TLSSocket) => {
-    const connection: Connection = new Connection(socket, {
+  const listener = await tcpTransport.listen(identity, { host: "127.0.0.1", port: 0 }, (stream) => {
+    const connection: Connection = new Connection(stream.stream, {
       allocateBody: (_type, _id, length) => Buffer.allocUnsafe(length),
       onFrame: (type, requestId, body) => answer(connection, type, requestId, body, script, content),
       onClose: () => connections.delete(connection),
@@ -117,7 +116,7 @@ export async function startHostileHost(
     link,
     close: async () => {
       for (const connection of connections) connection.destroy();
-      await new Promise<void>((resolve) => listener.server.close(() => resolve()));
+      await listener.close();
     },
   };
 }

@@ -1,15 +1,16 @@
 /**
- * TLS 1.3 over TCP. The host presents its self-signed certificate; the client accepts it only if
+ * The TCP transport: TLS 1.3 over TCP, one connection per stream. The host presents its self-signed certificate; the client accepts it only if
  * its SHA-256 fingerprint matches the share link. TLS 1.3's CertificateVerify makes the host prove
  * it holds the certificate's private key, so a copied certificate is useless to an impostor.
  * The client then proves it holds the link's secret with an HMAC over a TLS exporter value, which
  * binds the proof to this one session (it cannot be replayed on another connection).
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import * as tls from "node:tls";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
+import type { Transport, TransportStream } from "./transport.js";
 
 const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
@@ -141,15 +142,47 @@ export function connectTls(
   });
 }
 
-/** HMAC of the session's exporter value under the share secret. */
-export function authProof(socket: tls.TLSSocket, secret: Buffer): Buffer {
-  const binding = socket.exportKeyingMaterial(32, EXPORTER_LABEL, EXPORTER_CONTEXT);
-  return createHmac("sha256", secret).update(binding).digest();
-}
+/**
+ * TCP keep-alive probes after this long without traffic: a NAT or firewall forgets an idle
+ * connection in minutes, and a pull's data streams can idle while the manifest is walked.
+ */
+const KEEPALIVE_MS = 30_000;
 
-export function verifyAuthProof(socket: tls.TLSSocket, secret: Buffer, proof: Buffer): boolean {
-  const expected = authProof(socket, secret);
-  return proof.length === expected.length && timingSafeEqual(proof, expected);
+export const tcpTransport: Transport = {
+  kind: "tcp",
+  async dial(link, options = {}) {
+    const { socket, tcpRttMs } = await connectTls(link, options.signal, options.timeoutMs);
+    return tlsStream(socket, tcpRttMs);
+  },
+  async listen(identity, bind, onStream, options = {}) {
+    const listener = await listenTls(
+      identity,
+      bind,
+      (socket) => onStream(tlsStream(socket, undefined)),
+      options.handshakeTimeoutMs,
+    );
+    return {
+      transport: "tcp",
+      host: listener.host,
+      port: listener.port,
+      close: () => new Promise<void>((resolve) => listener.server.close(() => resolve())),
+    };
+  },
+};
+
+/** A TLS socket as a transport stream; `rttMs` is its TCP handshake's, where measured. */
+export function tlsStream(socket: tls.TLSSocket, rttMs: number | undefined): TransportStream {
+  // Frames go out as they are written: requests and pings must not wait for Nagle's algorithm.
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, KEEPALIVE_MS);
+  return {
+    transport: "tcp",
+    stream: socket,
+    remoteAddress: socket.remoteAddress ?? "",
+    remotePort: socket.remotePort ?? 0,
+    sessionBinding: () => socket.exportKeyingMaterial(32, EXPORTER_LABEL, EXPORTER_CONTEXT),
+    stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),
+  };
 }
 
 function isIpAddress(host: string): boolean {

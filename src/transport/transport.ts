@@ -1,0 +1,82 @@
+/**
+ * What teleport needs from a network transport, and nothing more: secure, ordered, reliable byte
+ * streams between a client and a host, each authenticated twice (the host by the share link's
+ * certificate fingerprint, the client by its proof of the link's secret). TLS over TCP
+ * (tcp.ts) is one; everything above (Connection, the host's sessions, the pull's stream pool)
+ * frames messages on `TransportStream.stream` and knows nothing else of the transport.
+ */
+import { createHmac, timingSafeEqual } from "node:crypto";
+import type { Duplex } from "node:stream";
+import type { HostIdentity } from "./identity.js";
+import type { ShareLink } from "./link.js";
+
+export type TransportKind = "tcp" | "quic";
+
+/** One secure byte stream to or from a host: a TLS socket, or a stream of a QUIC connection. */
+export interface TransportStream {
+  readonly transport: TransportKind;
+  /** The bytes. Ends and errors as the transport does; destroying it drops the stream. */
+  readonly stream: Duplex;
+  /** The peer, for logs and the host's per-address limits. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /**
+   * 32 bytes derived from this stream's secure session (a TLS exporter), the same on both ends
+   * and on no other session: the client's proof of the share secret is bound to it, so it
+   * cannot be replayed elsewhere.
+   */
+  sessionBinding(): Buffer;
+  stats(): TransportStats;
+}
+
+export interface TransportStats {
+  /** The latest round trip the transport knows of (its handshake's, where it measures no other). */
+  rttMs: number | undefined;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface DialOptions {
+  signal?: AbortSignal;
+  /** Gives up on a handshake not done within this long. */
+  timeoutMs?: number;
+}
+
+export interface ListenOptions {
+  /** Drops a peer whose handshake is not done within this long. */
+  handshakeTimeoutMs?: number;
+}
+
+export interface Listener {
+  readonly transport: TransportKind;
+  readonly host: string;
+  readonly port: number;
+  /**
+   * Stops accepting, and resolves once the streams it accepted are closed as well (closing them
+   * is their owners' part).
+   */
+  close(): Promise<void>;
+}
+
+export interface Transport {
+  readonly kind: TransportKind;
+  /** A new stream to the host `link` names, once the host has proven it is that host. */
+  dial(link: ShareLink, options?: DialOptions): Promise<TransportStream>;
+  /** Accepts streams from clients (not yet authenticated: their HELLO does that). */
+  listen(
+    identity: HostIdentity,
+    bind: { host: string; port: number },
+    onStream: (stream: TransportStream) => void,
+    options?: ListenOptions,
+  ): Promise<Listener>;
+}
+
+/** HMAC of the stream's session binding under the share secret (the client's HELLO carries it). */
+export function authProof(stream: TransportStream, secret: Buffer): Buffer {
+  return createHmac("sha256", secret).update(stream.sessionBinding()).digest();
+}
+
+export function verifyAuthProof(stream: TransportStream, secret: Buffer, proof: Buffer): boolean {
+  const expected = authProof(stream, secret);
+  return proof.length === expected.length && timingSafeEqual(proof, expected);
+}
