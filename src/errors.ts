@@ -27,6 +27,8 @@ export const ErrorCode = {
   /** A pull that completed except for entries the host could not read. */
   PARTIAL: "TELEPORT_ERR_PARTIAL",
   IO: "TELEPORT_ERR_IO",
+  /** A transport asked for that this machine cannot use (QUIC without its native binding). */
+  UNAVAILABLE: "TELEPORT_ERR_UNAVAILABLE",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
 } as const;
 
@@ -43,6 +45,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.TIMEOUT]: "the peer stopped responding; check the network and retry",
   [ErrorCode.NO_SPACE]: "free some space at the destination and run the same command again",
   [ErrorCode.PARTIAL]: "the files listed above were not pulled; everything else was, and is complete",
+  [ErrorCode.UNAVAILABLE]: "use `--transport tcp` (or auto, which falls back to it)",
   [ErrorCode.CHUNK_CORRUPT]: "data did not match its BLAKE3 hash and was discarded; retry the pull",
 };
 
