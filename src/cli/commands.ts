@@ -14,6 +14,7 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { Host } from "../host/host.js";
 import { ChunkIndex } from "../store/chunk-index.js";
+import type { TransportChoice } from "../transport/select.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { teleportHome } from "./home.js";
@@ -26,6 +27,8 @@ export interface HostFlags {
   linkFile?: string;
   /** false with --no-compress. */
   compress?: boolean;
+  /** false with --no-quic. */
+  quic?: boolean;
 }
 
 export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
@@ -36,11 +39,15 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     ...(flags.bind === undefined ? {} : { bind: flags.bind }),
     ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
     compression: flags.compress !== false,
+    ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
+    onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
     onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
   });
   process.stdout.write(`${host.url}\n`);
   if (flags.linkFile !== undefined) await writeFileAtomically(flags.linkFile, `${host.url}\n`);
-  process.stderr.write(`teleport: sharing ${host.share.root} on port ${host.port}; Ctrl-C to stop\n`);
+  process.stderr.write(
+    `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
+  );
   await new Promise<void>((resolveStop) => {
     let stopping = false;
     const stop = () => {
@@ -80,6 +87,7 @@ export interface PullFlags {
   timeout?: number;
   compress?: CompressMode;
   compressLevel?: number;
+  transport?: TransportChoice;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -95,6 +103,8 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       dest: resolve(dest),
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
+      onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
+      ...(flags.transport === undefined ? {} : { transport: flags.transport }),
       onRetry: ({ attempt, of, error, waitMs }) =>
         process.stderr.write(
           `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})\n`,

@@ -9,6 +9,7 @@ import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
+import { TRANSPORT_CHOICES, type TransportChoice } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
 import {
   catCommand,
@@ -61,6 +62,12 @@ function compressMode(value: string): CompressMode {
   return mode;
 }
 
+function transportChoice(value: string): TransportChoice {
+  const choice = TRANSPORT_CHOICES.find((candidate) => candidate === value);
+  if (choice === undefined) throw new InvalidArgumentError(`expected one of ${TRANSPORT_CHOICES.join(", ")}`);
+  return choice;
+}
+
 function compressLevel(value: string): number {
   const parsed = positiveInteger(value);
   if (parsed < MIN_LEVEL || parsed > MAX_LEVEL)
@@ -93,6 +100,7 @@ function buildProgram(): Command {
     )
     .option("--link-file <path>", "also write the link to this file once listening")
     .option("--no-compress", "never send chunks compressed, even to clients that ask")
+    .option("--no-quic", "listen for TLS over TCP only (by default also QUIC, on the same UDP port)")
     .action(async (dir: string, flags) => {
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);
@@ -118,6 +126,12 @@ function buildProgram(): Command {
       DEFAULT_RETRIES,
     )
     .option("--timeout <seconds>", "give up on a host that sends nothing for this long (default 30)", seconds)
+    .option(
+      "--transport <kind>",
+      "auto (TLS over TCP, QUIC where TCP does not get through), tcp or quic",
+      transportChoice,
+      "auto",
+    )
     .option(
       "--compress <mode>",
       "zstd per chunk: auto (where the link is slower than the CPU: paths over 5 ms), on, off",

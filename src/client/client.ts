@@ -9,8 +9,9 @@ import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
-import { HANDSHAKE_TIMEOUT_MS, tcpTransport } from "../transport/tcp.js";
-import { authProof, type Transport, type TransportStream } from "../transport/transport.js";
+import { dialChoice, type TransportChoice } from "../transport/select.js";
+import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
+import { authProof, type TransportKind, type TransportStream } from "../transport/transport.js";
 import { decodeMessage } from "../wire/codec.js";
 import {
   CHUNK_DATA_HEADER_SIZE,
@@ -69,8 +70,10 @@ export interface ConnectOptions {
   pool?: BufferPool;
   /** Told once when the connection ends, whatever ended it. */
   onClose?: (error: TeleportError) => void;
-  /** How to reach the host (default: TLS over TCP). */
-  transport?: Transport;
+  /** How to reach the host (default `auto`: see dialChoice). */
+  transport?: TransportChoice;
+  /** Told of choices made for the caller (QUIC used because TCP did not get through). */
+  onNotice?: (message: string) => void;
 }
 
 /** One event of a streamed manifest, in the order the host walks the tree. */
@@ -94,6 +97,15 @@ export class TeleportClient {
   readonly pool: BufferPool;
   #control!: RequestChannel;
   #onCloseHook: ((error: TeleportError) => void) | undefined;
+  #closing = false;
+  #lost!: (error: TeleportError) => void;
+  /**
+   * Settles with the reason once the connection to the host is lost (not when closed): pinged at
+   * a third of the idle timeout, it is the pull's word on whether the host is still there.
+   */
+  readonly lost = new Promise<TeleportError>((resolve) => {
+    this.#lost = resolve;
+  });
   #welcome: Welcome | undefined;
   #stream: TransportStream | undefined;
   /** Made on the first compressed chunk: most pulls never see one. */
@@ -114,14 +126,19 @@ export class TeleportClient {
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
     const client = new TeleportClient(parsed, options);
-    const transport = options.transport ?? tcpTransport;
-    const stream = await transport.dial(parsed, {
+    const stream = await dialChoice(parsed, options.transport ?? "auto", {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
       timeoutMs: handshakeTimeoutMs(options),
     });
     client.#stream = stream;
     await client.#start(stream, options);
     return client;
+  }
+
+  /** The transport the connection got through on. */
+  get transport(): TransportKind {
+    return this.#stream?.transport ?? "tcp";
   }
 
   /**
@@ -208,6 +225,7 @@ export class TeleportClient {
 
   #onClose(error: TeleportError): void {
     clearInterval(this.#pingTimer);
+    if (!this.#closing) this.#lost(error);
     this.#onWelcome?.(error);
     for (const ping of this.#pings.values()) ping.reject(error);
     this.#pings.clear();
@@ -381,6 +399,7 @@ export class TeleportClient {
   }
 
   close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#pingTimer);
     return this.#control.close();
   }

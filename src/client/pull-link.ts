@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "../transport/link.js";
+import type { TransportChoice } from "../transport/select.js";
 import { type ConnectOptions, TeleportClient } from "./client.js";
 import { type PullOptions, type PullSummary, pull } from "./pull.js";
 
@@ -20,6 +21,10 @@ export interface Retry {
 }
 
 export interface PullLinkOptions extends PullOptions {
+  /** How to reach the host (default `auto`). */
+  transport?: TransportChoice;
+  /** Told of choices made for the caller (QUIC used because TCP did not get through). */
+  onNotice?: (message: string) => void;
   /** Runs after the first fails with a RETRYABLE error mid-pull; default DEFAULT_RETRIES. */
   retries?: number;
   /** Told before each wait for a retry. */
@@ -75,6 +80,11 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
   }
 }
 
-function connectOptions({ signal, idleTimeoutMs }: PullLinkOptions): ConnectOptions {
-  return { ...(signal && { signal }), ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }) };
+function connectOptions({ signal, idleTimeoutMs, transport, onNotice }: PullLinkOptions): ConnectOptions {
+  return {
+    ...(signal && { signal }),
+    ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+    ...(transport === undefined ? {} : { transport }),
+    ...(onNotice === undefined ? {} : { onNotice }),
+  };
 }

@@ -36,6 +36,7 @@ import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../error
 import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { formatLink } from "../transport/link.js";
+import type { TransportKind } from "../transport/transport.js";
 import {
   type ChunkRef,
   type Entry,
@@ -120,6 +121,8 @@ export interface PullSummary {
    */
   bytesReadLocally: number;
   seconds: number;
+  /** The transport the pull went over. */
+  transport: TransportKind;
   /** What each data stream carried. */
   streams: StreamStats[];
   /** How the stream pool ran (null when nothing crossed the network). */
@@ -291,6 +294,7 @@ class Puller {
     reused: { existing: 0, resumed: 0, index: 0 },
     bytesReadLocally: 0,
     seconds: 0,
+    transport: "tcp",
     streams: [],
     streamPool: null,
     failures: [],
@@ -342,6 +346,14 @@ class Puller {
         .catch(() => {});
       await mkdir(this.#dest, { recursive: true });
       this.#dirStack.push(root);
+      this.#summary.transport = this.#client.transport;
+      // With the manifest read, the data streams may be all that is left waiting: a host gone
+      // silent must fail the pull at its idle timeout, not after every stream has failed to
+      // reconnect.
+      this.#client.lost.then((error) => {
+        this.#fail(error);
+        void this.#streams?.close({ abort: true });
+      });
       for await (const event of this.#client.manifest(this.#remote, this.#abort.signal)) {
         this.#throwIfFailed();
         switch (event.kind) {
@@ -925,6 +937,7 @@ class Puller {
       windowBytes: this.#minWindowBytes,
       ping: () => this.#client.ping(),
       clientId: this.#client.clientId,
+      transport: this.#client.transport,
       ...(this.#rttMs === undefined ? {} : { rttMs: this.#rttMs }),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
       compression: this.#options.compression ?? new CompressionPolicy("auto"),

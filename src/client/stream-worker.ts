@@ -19,7 +19,7 @@ const post = (message: FromThread) => {
   if (!portClosed) port.postMessage(message);
 };
 
-const { link, idleTimeoutMs, clientId, delivered } = workerData as StreamThreadData;
+const { link, idleTimeoutMs, clientId, delivered, transport } = workerData as StreamThreadData;
 /** Shared by this thread's connections: its peak is the thread's chunk memory. */
 const pool = new BufferPool();
 const streams = new Map<number, Stream>();
@@ -100,6 +100,7 @@ class Stream {
     try {
       this.client = await TeleportClient.connect(link, {
         clientName: "teleport-stream",
+        transport,
         ...(clientId === undefined ? {} : { clientId: Buffer.from(clientId) }),
         signal: this.connecting.signal,
         ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),

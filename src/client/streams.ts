@@ -20,6 +20,7 @@ import { Worker } from "node:worker_threads";
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
 import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
 import { parseLink } from "../transport/link.js";
+import type { TransportKind } from "../transport/transport.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import { MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
@@ -53,6 +54,8 @@ export interface PoolOptions {
   compression?: CompressionPolicy;
   /** The client's id (Hello.clientId), for the streams to say they belong to it. */
   clientId?: Buffer;
+  /** The transport the streams use: the one the control connection got through on (default TCP). */
+  transport?: TransportKind;
 }
 
 /** What the pool did, for the pull's summary. */
@@ -81,6 +84,7 @@ export interface StreamThreadData {
   /** Of each stream's connection (see Connection). */
   idleTimeoutMs: number | undefined;
   clientId: Uint8Array | undefined;
+  transport: TransportKind;
   /** Bytes of verified chunks this thread has received, for the tuner (wraps at 2^32). */
   delivered: Int32Array;
 }
@@ -260,7 +264,7 @@ class Thread {
   report: Extract<FromThread, { op: "closed" }> | undefined;
 
   constructor(
-    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId">,
+    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId" | "transport">,
     onMessage: (message: FromThread) => void,
     onExit: (error: TeleportError) => void,
   ) {
@@ -348,7 +352,12 @@ export class StreamPool {
       { length: threadCount },
       () =>
         new Thread(
-          { link: this.#link, idleTimeoutMs: options.idleTimeoutMs, clientId: options.clientId },
+          {
+            link: this.#link,
+            idleTimeoutMs: options.idleTimeoutMs,
+            clientId: options.clientId,
+            transport: options.transport ?? "tcp",
+          },
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),
         ),

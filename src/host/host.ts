@@ -8,12 +8,14 @@ import { type CompressionStats, CompressionThreads } from "../compression/compre
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
-import type { TeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
-import { HANDSHAKE_TIMEOUT_MS, tcpTransport } from "../transport/tcp.js";
-import type { Listener } from "../transport/transport.js";
+import { quicAvailable } from "../transport/quic.js";
+import { transportFor } from "../transport/select.js";
+import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
+import type { Listener, TransportKind, TransportStream } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { type HostFaults, HostSession } from "./session.js";
@@ -34,6 +36,8 @@ const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
+/** TCP's port first: it is the one more likely taken, and UDP's then follows it. */
+const TRANSPORT_ORDER: readonly TransportKind[] = ["tcp", "quic"];
 
 export interface HostOptions {
   /** The folder to share. */
@@ -53,6 +57,14 @@ export interface HostOptions {
   chunker?: Chunker;
   /** Compress chunks for clients that ask (default true); `host --no-compress` turns it off. */
   compression?: boolean;
+  /**
+   * What to listen on: TLS over TCP and QUIC, on the same port number (TCP's and UDP's), so one
+   * link reaches the host by either. Default both, QUIC where it is available (`host --no-quic`:
+   * TCP only); a QUIC port that cannot be had is then a notice, not an error.
+   */
+  transports?: TransportKind[];
+  /** Told of what the host could not do but works without (QUIC's port taken, say). */
+  onNotice?: (message: string) => void;
   faults?: HostFaults;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
@@ -61,7 +73,7 @@ export interface HostOptions {
 export class Host {
   readonly link: ShareLink;
   readonly share: Share;
-  readonly #listener: Listener;
+  readonly #listeners: Listener[];
   readonly #sessions: Set<HostSession>;
   readonly #index: ChunkIndex;
   readonly #sendBudget: ByteBudget;
@@ -70,7 +82,7 @@ export class Host {
 
   private constructor(
     share: Share,
-    listener: Listener,
+    listeners: Listener[],
     link: ShareLink,
     sessions: Set<HostSession>,
     index: ChunkIndex,
@@ -81,7 +93,7 @@ export class Host {
     this.#sendBudget = sendBudget;
     this.#compression = compression;
     this.#index = index;
-    this.#listener = listener;
+    this.#listeners = listeners;
     this.link = link;
     this.#sessions = sessions;
   }
@@ -110,25 +122,45 @@ export class Host {
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
-    const listener = await tcpTransport
-      .listen(
-        identity,
-        { host: bind, port: options.port ?? 0 },
-        (stream) => {
-          const session = new HostSession(stream, context);
-          sessions.add(session);
-          session.closed.then(() => sessions.delete(session));
-        },
-        { handshakeTimeoutMs: context.handshakeTimeoutMs },
-      )
-      .catch(async (err: unknown) => {
-        index.close();
-        await context.compression?.close();
-        throw err;
-      });
-    const advertised = options.advertise ?? advertisedAddress(listener.host);
-    const link = { host: advertised, port: listener.port, fingerprint: identity.fingerprint, secret };
-    return new Host(share, listener, link, sessions, index, context.sendBudget, context.compression);
+    const serve = (stream: TransportStream) => {
+      const session = new HostSession(stream, context);
+      sessions.add(session);
+      session.closed.then(() => sessions.delete(session));
+    };
+    const listenOptions = { handshakeTimeoutMs: context.handshakeTimeoutMs };
+    const wanted = options.transports ?? (quicAvailable ? ["tcp", "quic"] : ["tcp"]);
+    const listeners: Listener[] = [];
+    try {
+      let port = options.port ?? 0;
+      for (const kind of TRANSPORT_ORDER.filter((candidate) => wanted.includes(candidate))) {
+        // After the first, the port it got: the link names one port for all.
+        const listener = await transportFor(kind)
+          .listen(identity, { host: bind, port }, serve, listenOptions)
+          .catch((err: unknown) => {
+            if (options.transports !== undefined || kind === "tcp") throw err;
+            options.onNotice?.(`not listening for QUIC (${toTeleportError(err).detail}); TCP only`);
+            return undefined;
+          });
+        if (listener === undefined) continue;
+        listeners.push(listener);
+        port = listener.port;
+      }
+      if (listeners.length === 0) throw new TeleportError(ErrorCode.USAGE, "no transport to listen on");
+    } catch (err) {
+      await Promise.all(listeners.map((listener) => listener.close()));
+      index.close();
+      await context.compression?.close();
+      throw err;
+    }
+    const first = listeners[0] as Listener;
+    const advertised = options.advertise ?? advertisedAddress(first.host);
+    const link = { host: advertised, port: first.port, fingerprint: identity.fingerprint, secret };
+    return new Host(share, listeners, link, sessions, index, context.sendBudget, context.compression);
+  }
+
+  /** The transports the host listens on. */
+  get transports(): TransportKind[] {
+    return this.#listeners.map((listener) => listener.transport);
   }
 
   get url(): string {
@@ -136,7 +168,7 @@ export class Host {
   }
 
   get port(): number {
-    return this.#listener.port;
+    return (this.#listeners[0] as Listener).port;
   }
 
   get connectionCount(): number {
@@ -156,7 +188,7 @@ export class Host {
   /** Stops accepting, lets open connections finish their queued writes, then closes them. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const stopped = this.#listener.close();
+      const stopped = Promise.all(this.#listeners.map((listener) => listener.close()));
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
       this.#index.close();
@@ -167,7 +199,7 @@ export class Host {
 
   destroy(): void {
     for (const session of this.#sessions) session.destroy();
-    void this.#listener.close();
+    for (const listener of this.#listeners) void listener.close();
     this.#index.close();
     void this.#compression?.close();
   }
