@@ -1046,6 +1046,75 @@ function compressTextWanOutcome({ figures, byTool, measured }: LinkRun): BenchOu
   };
 }
 
+const TRANSPORTS = ["tcp", "quic", "auto"] as const;
+
+/**
+ * One large file pulled over each transport (`--transport tcp|quic|auto`) on one link. TCP's
+ * congestion control is the link's setting; quinn runs its own (cubic) whatever the kernel's.
+ */
+function transportWan(name: string, settings: LinkSettings): Benchmark {
+  return {
+    name,
+    title: `TCP pool vs QUIC vs auto, ${describeLink(settings)}`,
+    target: "auto within 10% of the better of TCP and QUIC",
+    quick: false,
+    packages: PACKAGES,
+    run: (context) =>
+      onLink(
+        name,
+        settings,
+        context,
+        (session) =>
+          TRANSPORTS.map((transport) =>
+            sizedTransfer(
+              {
+                tool: `teleport --transport ${transport}`,
+                role: "subject",
+                expectedMbit: singleStreamMbit(settings),
+                details: { transport },
+                run: (file) => pullWithTeleport(session, file, ["--transport", transport]),
+              },
+              session.ladder,
+            ),
+          ),
+        transportWanOutcome,
+      ),
+  };
+}
+
+function transportWanOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome {
+  const [tcp, quic, auto] = TRANSPORTS.map((transport) => byTool.get(`teleport --transport ${transport}`));
+  if (tcp === undefined || quic === undefined || auto === undefined) {
+    const failures = measured.flatMap((entry) => entry.failure ?? []);
+    return { status: "failed", reason: `teleport: ${failures.join("; ") || "no timed run"}` };
+  }
+  const best = Math.max(tcp.median, quic.median);
+  return {
+    status: "ok",
+    figures,
+    ratios: [
+      { name: "quic vs tcp", value: quic.median / tcp.median },
+      { name: "auto vs the better of tcp and quic", value: auto.median / best },
+    ],
+    checks: [
+      {
+        description: `auto ${(auto.median / best).toFixed(2)}x the better of TCP and QUIC (>= 0.9)`,
+        met: auto.median >= 0.9 * best,
+      },
+    ],
+  };
+}
+
+/** 100 Mbit/s and 1 Gbit/s, 50 ms, without loss and with 1%, under reno and BBR. */
+const TRANSPORT_LINKS: [string, LinkSettings][] = [100, 1000].flatMap((rateMbit) =>
+  [0, 0.01].flatMap((loss) =>
+    (["reno", "bbr"] as const).map((congestionControl): [string, LinkSettings] => [
+      `transport_${rateMbit === 100 ? "100m" : "1g"}_${loss === 0 ? "clean" : "loss1"}_${congestionControl}`,
+      { rateMbit, delayMs: 25, loss, congestionControl },
+    ]),
+  ),
+);
+
 export const wanBenchmarks: Benchmark[] = [
   wanBenchmark({
     name: "wan_100m_50ms",
@@ -1080,6 +1149,7 @@ export const wanBenchmarks: Benchmark[] = [
   wanManySmall,
   compressTextWan("compress_text_wan", ONE_GBIT_50MS),
   compressTextWan("compress_text_wan_100m", { rateMbit: 100, delayMs: 25, loss: 0 }),
+  ...TRANSPORT_LINKS.map(([name, settings]) => transportWan(name, settings)),
 ];
 
 function errorMessage(error: unknown): string {
