@@ -9,6 +9,7 @@ import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
+import { shutdownQuic } from "../transport/quic.js";
 import { TRANSPORT_CHOICES, type TransportChoice } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
 import {
@@ -228,5 +229,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv);
+await shutdownQuic(); // see shutdownQuic: no live QUIC state when the process is torn down
 // Output is flushed; nothing left to wait for (pings and sockets are closed or unref'd).
 if (process.exitCode !== 0) process.exit();

@@ -8,6 +8,7 @@ import { writeSync, writevSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { shutdownQuic } from "../transport/quic.js";
 import { TeleportClient } from "./client.js";
 import type { ChunkWrite, FromThread, StreamStats, StreamThreadData, ToThread } from "./streams.js";
 import { serializeError, unpackBatch, WRITE_SLICE_BYTES } from "./streams.js";
@@ -205,6 +206,7 @@ async function closeAll(abort: boolean): Promise<void> {
     streams: [...streams.values()].map((stream) => ({ stream: stream.id, stats: stream.stats() })),
     peakBufferBytes: pool.peakInUseBytes,
   });
+  await shutdownQuic();
   portClosed = true;
   port.close();
 }
