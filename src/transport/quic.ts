@@ -156,6 +156,7 @@ const GATHER_BYTES = 256 * 1024;
 /** How long the side that ended first waits for the other to close the connection. */
 const LINGER_MS = 2000;
 const MAX_CONNECTIONS = 4096;
+const ACCEPTS_WAITING = 16;
 
 const PREAMBLE_MAGIC = Buffer.from("TPQ1");
 const NONCE_BYTES = 32;
@@ -469,7 +470,9 @@ async function listen(
     }
   };
 
-  const accepting = (async () => {
+  // Several accepts wait at once: the binding resolves one only when its handshake is done, so
+  // a single loop let one slow or lost handshake hold every other client back.
+  const acceptLoop = async () => {
     for (;;) {
       let connection: QuinnConnection;
       try {
@@ -479,7 +482,8 @@ async function listen(
       }
       void accept(connection);
     }
-  })();
+  };
+  const accepting = Promise.all(Array.from({ length: ACCEPTS_WAITING }, acceptLoop));
 
   return {
     transport: "quic",
