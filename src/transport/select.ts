@@ -2,9 +2,11 @@
  * Which transport reaches a host. `tcp` and `quic` are what they say; `auto` races them, happy
  * eyeballs style (RFC 8305): TLS over TCP first, as the faster path through Node here (~1 GB/s
  * on loopback against QUIC's ~370 MB/s), and QUIC as soon as TCP fails, or if TCP has not
- * connected within QUIC_HEAD_START_MS; the first to reach the host (and prove it is the link's
- * host) wins, the other is dropped. So a network that blocks UDP costs nothing, and one that
- * blocks TCP costs a quarter of a second.
+ * connected within QUIC_HEAD_START_MS. TCP is preferred: QUIC, once through, waits as long again
+ * as its own handshake took for TCP (on a long path TCP's handshake legitimately takes longer
+ * than the head start), then wins; whichever is not used is dropped. So a network that blocks
+ * UDP costs nothing, and one that silently drops TCP costs a quarter of a second and two
+ * round trips.
  */
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
@@ -45,49 +47,71 @@ export function dialChoice(
 
 function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream> {
   const { onNotice, ...dialOptions } = options;
+  const started = performance.now();
   return new Promise((resolve, reject) => {
     let winner: TransportStream | undefined;
     let tcpError: TeleportError | undefined;
     let quicError: TeleportError | undefined;
     let quicStarted = false;
+    /** QUIC's stream, held while TCP gets its grace. */
+    let held: TransportStream | undefined;
+    let grace: NodeJS.Timeout | undefined;
     const settle = () => {
       if (winner !== undefined || tcpError === undefined || (quicStarted && quicError === undefined)) return;
       reject(bothFailed(link, tcpError, quicError));
     };
-    const won = (stream: TransportStream) => {
+    const accept = (stream: TransportStream) => {
       if (winner !== undefined) {
         stream.stream.destroy();
         return;
       }
       winner = stream;
-      clearTimeout(timer);
+      clearTimeout(headStart);
+      clearTimeout(grace);
+      if (stream !== held) held?.stream.destroy();
       if (stream.transport === "quic") {
-        const why =
-          tcpError === undefined ? `did not connect within ${QUIC_HEAD_START_MS} ms` : tcpError.detail;
-        onNotice?.(
-          `TCP to ${link.host}:${link.port} ${tcpError === undefined ? why : `failed (${why})`}; using QUIC`,
-        );
+        const tcp =
+          tcpError === undefined
+            ? `did not connect within ${Math.round(performance.now() - started)} ms`
+            : `failed (${tcpError.detail})`;
+        onNotice?.(`TCP to ${link.host}:${link.port} ${tcp}; using QUIC`);
       }
       resolve(stream);
+    };
+    const quicReady = (stream: TransportStream, quicMs: number) => {
+      if (winner !== undefined || tcpError !== undefined) {
+        accept(stream);
+        return;
+      }
+      // TCP may just be slower to shake hands (two round trips, like QUIC with its preamble):
+      // it gets as long again as QUIC took before QUIC is taken for it.
+      held = stream;
+      grace = setTimeout(() => accept(stream), quicMs);
     };
     const startQuic = () => {
       if (quicStarted || winner !== undefined) return;
       quicStarted = true;
+      const quicFrom = performance.now();
       const timeoutMs = Math.min(dialOptions.timeoutMs ?? QUIC_FALLBACK_MS, QUIC_FALLBACK_MS);
-      quicTransport.dial(link, { ...dialOptions, timeoutMs }).then(won, (err: unknown) => {
-        quicError = toTeleportError(err);
-        settle();
-      });
+      quicTransport.dial(link, { ...dialOptions, timeoutMs }).then(
+        (stream) => quicReady(stream, performance.now() - quicFrom),
+        (err: unknown) => {
+          quicError = toTeleportError(err);
+          settle();
+        },
+      );
     };
-    const timer = setTimeout(startQuic, QUIC_HEAD_START_MS);
-    tcpTransport.dial(link, dialOptions).then(won, (err: unknown) => {
+    const headStart = setTimeout(startQuic, QUIC_HEAD_START_MS);
+    tcpTransport.dial(link, dialOptions).then(accept, (err: unknown) => {
       tcpError = toTeleportError(err);
       // A host that is not the link's host over TCP will not be over QUIC either.
       if (tcpError.code === ErrorCode.FINGERPRINT || tcpError.code === ErrorCode.CANCELLED) {
-        clearTimeout(timer);
+        clearTimeout(headStart);
+        held?.stream.destroy();
         reject(tcpError);
         return;
       }
+      if (held !== undefined) accept(held);
       startQuic();
       settle();
     });
