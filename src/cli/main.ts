@@ -4,13 +4,13 @@
  * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { COMPRESS_MODES, type CompressMode } from "../client/compression-policy.js";
+import { COMPRESS_MODES } from "../client/compression-policy.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { shutdownQuic } from "../transport/quic.js";
-import { TRANSPORT_CHOICES, type TransportChoice } from "../transport/select.js";
+import { TRANSPORT_CHOICES } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
 import {
   catCommand,
@@ -57,16 +57,13 @@ function streamCounts(value: string): number[] {
   return value.split(",").map((part) => streamCount(part.trim()));
 }
 
-function compressMode(value: string): CompressMode {
-  const mode = COMPRESS_MODES.find((candidate) => candidate === value);
-  if (mode === undefined) throw new InvalidArgumentError(`expected one of ${COMPRESS_MODES.join(", ")}`);
-  return mode;
-}
-
-function transportChoice(value: string): TransportChoice {
-  const choice = TRANSPORT_CHOICES.find((candidate) => candidate === value);
-  if (choice === undefined) throw new InvalidArgumentError(`expected one of ${TRANSPORT_CHOICES.join(", ")}`);
-  return choice;
+/** A parser for an option that takes one of `choices`. */
+function oneOf<T extends string>(choices: readonly T[]): (value: string) => T {
+  return (value) => {
+    const choice = choices.find((candidate) => candidate === value);
+    if (choice === undefined) throw new InvalidArgumentError(`expected one of ${choices.join(", ")}`);
+    return choice;
+  };
 }
 
 function compressLevel(value: string): number {
@@ -130,13 +127,13 @@ function buildProgram(): Command {
     .option(
       "--transport <kind>",
       "auto (TLS over TCP, QUIC where TCP does not get through), tcp or quic",
-      transportChoice,
+      oneOf(TRANSPORT_CHOICES),
       "auto",
     )
     .option(
       "--compress <mode>",
       "zstd per chunk: auto (where the link is slower than the CPU: paths over 5 ms), on, off",
-      compressMode,
+      oneOf(COMPRESS_MODES),
       "auto",
     )
     .option(

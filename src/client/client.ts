@@ -98,14 +98,8 @@ export class TeleportClient {
   #control!: RequestChannel;
   #onCloseHook: ((error: TeleportError) => void) | undefined;
   #closing = false;
-  #lost!: (error: TeleportError) => void;
-  /**
-   * Settles with the reason once the connection to the host is lost (not when closed): pinged at
-   * a third of the idle timeout, it is the pull's word on whether the host is still there.
-   */
-  readonly lost = new Promise<TeleportError>((resolve) => {
-    this.#lost = resolve;
-  });
+  /** Told when the connection is lost (see onLost). */
+  readonly #lostListeners = new Set<(error: TeleportError) => void>();
   #welcome: Welcome | undefined;
   #stream: TransportStream | undefined;
   /** Made on the first compressed chunk: most pulls never see one. */
@@ -134,6 +128,16 @@ export class TeleportClient {
     client.#stream = stream;
     await client.#start(stream, options);
     return client;
+  }
+
+  /**
+   * Calls `listener` with the reason if the connection to the host is lost (not when closed):
+   * pinged at a third of the idle timeout, it is a pull's word on whether the host is still
+   * there. Returns the function that stops listening.
+   */
+  onLost(listener: (error: TeleportError) => void): () => void {
+    this.#lostListeners.add(listener);
+    return () => this.#lostListeners.delete(listener);
   }
 
   /** The transport the connection got through on. */
@@ -225,7 +229,7 @@ export class TeleportClient {
 
   #onClose(error: TeleportError): void {
     clearInterval(this.#pingTimer);
-    if (!this.#closing) this.#lost(error);
+    if (!this.#closing) for (const listener of this.#lostListeners) listener(error);
     this.#onWelcome?.(error);
     for (const ping of this.#pings.values()) ping.reject(error);
     this.#pings.clear();

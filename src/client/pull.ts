@@ -334,6 +334,7 @@ class Puller {
       finished: false,
       names: undefined,
     };
+    let stopListening: (() => void) | undefined;
     try {
       // Sent ahead of the manifest request, so answered before its first chunk list: the path's
       // round trip picks how many streams the pool starts with. The lowest of the pings and the
@@ -350,7 +351,7 @@ class Puller {
       // With the manifest read, the data streams may be all that is left waiting: a host gone
       // silent must fail the pull at its idle timeout, not after every stream has failed to
       // reconnect.
-      this.#client.lost.then((error) => {
+      stopListening = this.#client.onLost((error) => {
         this.#fail(error);
         void this.#streams?.close({ abort: true });
       });
@@ -394,6 +395,8 @@ class Puller {
       this.#fail(toTeleportError(err));
       await this.#cleanUp();
       throw this.#failure;
+    } finally {
+      stopListening?.();
     }
     this.#summary.seconds = (performance.now() - this.#started) / 1000;
     return this.#summary;

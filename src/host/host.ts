@@ -168,7 +168,7 @@ export class Host {
   }
 
   get port(): number {
-    return (this.#listeners[0] as Listener).port;
+    return this.link.port;
   }
 
   get connectionCount(): number {

@@ -81,8 +81,9 @@ interface QuinnStream {
 
 /**
  * A quinn connection used the careful way: `closed()` is awaited once and shared, `abort()` runs
- * at most once and never after the close, and the RTT is not asked of a closed connection (a
- * pull over QUIC aborted, exit 134, before this: the binding panics on calls it does not expect).
+ * at most once and never after the close, and the RTT is not asked of a closed connection. A
+ * precaution (the binding is undocumented, and a Rust panic aborts the process): the crashes
+ * seen over netsim came from thread teardown, which shutdownQuic fixed.
  */
 class Conn {
   readonly raw: QuinnConnection;
@@ -595,19 +596,19 @@ class QuicStream extends Duplex implements TransportStream {
     void (async () => {
       let gathered: Buffer[] = [];
       let gatheredBytes = 0;
+      // A lone chunk (a 2 MiB group of frames, say) goes as it is, never copied.
+      const flush = () => {
+        const data = gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered, gatheredBytes);
+        gathered = [];
+        gatheredBytes = 0;
+        return this.#send(data);
+      };
       for (const { chunk } of chunks) {
-        if (gatheredBytes + chunk.length > GATHER_BYTES && gathered.length > 0) {
-          await this.#send(Buffer.concat(gathered, gatheredBytes));
-          gathered = [];
-          gatheredBytes = 0;
-        }
+        if (gatheredBytes + chunk.length > GATHER_BYTES && gathered.length > 0) await flush();
         gathered.push(chunk);
         gatheredBytes += chunk.length;
       }
-      if (gathered.length > 0)
-        await this.#send(
-          gathered.length === 1 ? (gathered[0] as Buffer) : Buffer.concat(gathered, gatheredBytes),
-        );
+      if (gathered.length > 0) await flush();
     })().then(() => callback(), callback);
   }
 

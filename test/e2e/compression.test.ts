@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
 import { CompressionPolicy } from "../../src/client/compression-policy.js";
-import { type PullSummary, pull } from "../../src/client/pull.js";
+import { type PullOptions, type PullSummary, pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { Host, type HostOptions } from "../../src/host/host.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
@@ -59,11 +59,11 @@ async function pullWith(
   host: Host,
   dest: string,
   compression: CompressionPolicy,
-  remotePath = "",
+  options: Partial<PullOptions> = {},
 ): Promise<PullSummary> {
   const client = await TeleportClient.connect(host.url);
   try {
-    return await pull(client, { dest, remotePath, compression });
+    return await pull(client, { ...options, dest, compression });
   } finally {
     await client.close();
   }
@@ -87,7 +87,7 @@ test("a mixed tree comes out identical, with compressible data sent compressed",
 test("dense data and files of compressed formats are never sent compressed", async (t) => {
   const { base, host } = await fixture(t);
   for (const name of ["random.bin", "archive.zip"]) {
-    const summary = await pullWith(host, join(base, name), new CompressionPolicy("on"), name);
+    const summary = await pullWith(host, join(base, name), new CompressionPolicy("on"), { remotePath: name });
     assert.ok(summary.bytesOnWire >= summary.bytesFromNetwork, `${name}: ${summary.bytesOnWire} on the wire`);
   }
 });
@@ -119,11 +119,14 @@ test("a corrupt compressed chunk fails the pull with a clear error and leaves no
     },
   });
   const dest = join(base, "dest");
-  await assert.rejects(pullWith(host, dest, new CompressionPolicy("on"), "src/large.ts"), (err: unknown) => {
-    assert.ok(err instanceof TeleportError, String(err));
-    assert.ok([ErrorCode.PROTOCOL, ErrorCode.CHUNK_CORRUPT].includes(err.code as never), err.code);
-    return true;
-  });
+  await assert.rejects(
+    pullWith(host, dest, new CompressionPolicy("on"), { remotePath: "src/large.ts" }),
+    (err: unknown) => {
+      assert.ok(err instanceof TeleportError, String(err));
+      assert.ok([ErrorCode.PROTOCOL, ErrorCode.CHUNK_CORRUPT].includes(err.code as never), err.code);
+      return true;
+    },
+  );
   assert.ok(await isAbsent(join(dest, "large.ts")));
 });
 
@@ -141,18 +144,10 @@ test("the host compresses harder while the link holds the transfer up, unless th
     faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
   });
   onCleanup(t, () => host.close());
-  const pullOne = async (dest: string, compression: CompressionPolicy) => {
-    const client = await TeleportClient.connect(host.url);
-    try {
-      return await pull(client, { dest: join(base, dest), compression, streams: 1 });
-    } finally {
-      await client.close();
-    }
-  };
   const stats = host.compressionStats;
   assert.ok(stats !== undefined);
 
-  await pullOne("adaptive", new CompressionPolicy("on"));
+  await pullWith(host, join(base, "adaptive"), new CompressionPolicy("on"), { streams: 1 });
   await compareTrees(share, join(base, "adaptive"));
   const adaptiveLevels = [...stats.bytesInByLevel.keys()];
   assert.ok(
@@ -161,7 +156,7 @@ test("the host compresses harder while the link holds the transfer up, unless th
   );
 
   stats.bytesInByLevel.clear();
-  await pullOne("pinned", new CompressionPolicy("on", 2));
+  await pullWith(host, join(base, "pinned"), new CompressionPolicy("on", 2), { streams: 1 });
   await compareTrees(share, join(base, "pinned"));
   assert.deepEqual([...stats.bytesInByLevel.keys()], [2]);
 });
