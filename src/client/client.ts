@@ -9,6 +9,7 @@ import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
+import { quicAvailable } from "../transport/quic.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
 import { authProof, type TransportKind, type TransportStream } from "../transport/transport.js";
@@ -107,6 +108,7 @@ export class TeleportClient {
   readonly clientId: Buffer;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
+  #choice: TransportChoice = "auto";
   /** Pings waiting for their PONG, by the send time they carry. */
   readonly #pings = new Map<number, { resolve(ms: number): void; reject(error: TeleportError): void }>();
 
@@ -126,6 +128,7 @@ export class TeleportClient {
       timeoutMs: handshakeTimeoutMs(options),
     });
     client.#stream = stream;
+    client.#choice = options.transport ?? "auto";
     await client.#start(stream, options);
     return client;
   }
@@ -151,6 +154,16 @@ export class TeleportClient {
    */
   get transportRttMs(): number {
     return this.#stream?.stats().rttMs ?? Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * The transport the data streams may move to during a pull: under `auto`, when the host takes
+   * both (Feature.BOTH_TRANSPORTS) and this machine has the QUIC binding.
+   */
+  get alternativeTransport(): TransportKind | undefined {
+    const both = ((this.#welcome?.features ?? 0) & Feature.BOTH_TRANSPORTS) !== 0;
+    if (this.#choice !== "auto" || !both || !quicAvailable) return undefined;
+    return this.transport === "tcp" ? "quic" : "tcp";
   }
 
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
@@ -185,7 +198,7 @@ export class TeleportClient {
       magic: PROTOCOL_MAGIC,
       minVersion: MIN_PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
-      features: Feature.ENTRY_ERRORS | Feature.COMPRESSION,
+      features: Feature.ENTRY_ERRORS | Feature.COMPRESSION | (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
       authProof: authProof(stream, this.link.secret),
       clientName: options.clientName ?? "teleport",
       clientId: this.clientId,

@@ -23,8 +23,6 @@ export interface Retry {
 export interface PullLinkOptions extends PullOptions {
   /** How to reach the host (default `auto`). */
   transport?: TransportChoice;
-  /** Told of choices made for the caller (QUIC used because TCP did not get through). */
-  onNotice?: (message: string) => void;
   /** Runs after the first fails with a RETRYABLE error mid-pull; default DEFAULT_RETRIES. */
   retries?: number;
   /** Told before each wait for a retry. */

@@ -85,6 +85,11 @@ export interface PullOptions {
    * locally instead of fetched, and an interrupted pull resumes. Without it every byte is fetched.
    */
   index?: ChunkIndex;
+  /**
+   * Told of choices made for the caller: QUIC used because TCP did not get through, the data
+   * streams moved to the transport that delivers more.
+   */
+  onNotice?: (message: string) => void;
 }
 
 export interface PullProgress {
@@ -121,7 +126,10 @@ export interface PullSummary {
    */
   bytesReadLocally: number;
   seconds: number;
-  /** The transport the pull went over. */
+  /**
+   * The transport the pull connected over. Under `auto` its data streams may have moved to the
+   * other one: `streamPool.bytesByTransport` says what each carried.
+   */
   transport: TransportKind;
   /** What each data stream carried. */
   streams: StreamStats[];
@@ -941,6 +949,10 @@ class Puller {
       ping: () => this.#client.ping(),
       clientId: this.#client.clientId,
       transport: this.#client.transport,
+      ...(this.#client.alternativeTransport === undefined
+        ? {}
+        : { alternative: this.#client.alternativeTransport }),
+      ...(this.#options.onNotice === undefined ? {} : { onNotice: this.#options.onNotice }),
       ...(this.#rttMs === undefined ? {} : { rttMs: this.#rttMs }),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
       compression: this.#options.compression ?? new CompressionPolicy("auto"),

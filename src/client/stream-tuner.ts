@@ -117,6 +117,11 @@ export class StreamTuner {
     this.steps.push({ atMs: 0, streams: this.streams, measuredBytesPerSecond: null, reason: "start" });
   }
 
+  /** Whether the count is done changing (the window may still grow). */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
   get minRttMs(): number | undefined {
     return Number.isFinite(this.#minRttMs) ? this.#minRttMs : undefined;
   }

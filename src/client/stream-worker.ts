@@ -9,9 +9,10 @@ import { parentPort, workerData } from "node:worker_threads";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { shutdownQuic } from "../transport/quic.js";
+import type { TransportKind } from "../transport/transport.js";
 import { TeleportClient } from "./client.js";
 import type { ChunkWrite, FromThread, StreamStats, StreamThreadData, ToThread } from "./streams.js";
-import { serializeError, unpackBatch, WRITE_SLICE_BYTES } from "./streams.js";
+import { DELIVERED_INDEX, serializeError, unpackBatch, WRITE_SLICE_BYTES } from "./streams.js";
 
 if (parentPort === null) throw new Error("stream-worker runs as a worker thread");
 const port = parentPort;
@@ -20,7 +21,7 @@ const post = (message: FromThread) => {
   if (!portClosed) port.postMessage(message);
 };
 
-const { link, idleTimeoutMs, clientId, delivered, transport } = workerData as StreamThreadData;
+const { link, idleTimeoutMs, clientId, delivered } = workerData as StreamThreadData;
 /** Shared by this thread's connections: its peak is the thread's chunk memory. */
 const pool = new BufferPool();
 const streams = new Map<number, Stream>();
@@ -82,6 +83,9 @@ class Gathered {
 /** One connection to the host and the batches it is fetching. */
 class Stream {
   readonly id: number;
+  readonly transport: TransportKind;
+  /** Where this stream's bytes are counted in `delivered`. */
+  readonly #counter: number;
   client: TeleportClient | undefined;
   /** Closing while still connecting cancels the connect. */
   readonly connecting = new AbortController();
@@ -93,15 +97,17 @@ class Stream {
   closed: Promise<void> | undefined;
   #lostPosted = false;
 
-  constructor(id: number) {
+  constructor(id: number, transport: TransportKind) {
     this.id = id;
+    this.transport = transport;
+    this.#counter = DELIVERED_INDEX[transport];
   }
 
   async connect(): Promise<void> {
     try {
       this.client = await TeleportClient.connect(link, {
         clientName: "teleport-stream",
-        transport,
+        transport: this.transport,
         ...(clientId === undefined ? {} : { clientId: Buffer.from(clientId) }),
         signal: this.connecting.signal,
         ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
@@ -135,7 +141,7 @@ class Stream {
         (request, data, wireBytes) => {
           this.gathered.add(request as ChunkWrite, data);
           this.wireBytes += wireBytes;
-          Atomics.add(delivered, 0, data.length);
+          Atomics.add(delivered, this.#counter, data.length);
         },
         { compressLevel },
       );
@@ -175,7 +181,7 @@ class Stream {
 port.on("message", (message: ToThread) => {
   switch (message.op) {
     case "open": {
-      const stream = new Stream(message.stream);
+      const stream = new Stream(message.stream, message.transport);
       streams.set(stream.id, stream);
       void stream.connect();
       break;

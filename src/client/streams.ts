@@ -24,6 +24,7 @@ import type { TransportKind } from "../transport/transport.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import { MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
+import { type TransportCounts, TransportTrial, type TrialAction, type TrialStep } from "./transport-trial.js";
 
 /** A chunk to fetch and where its bytes go: `fd` is a file the caller keeps open until done. */
 export interface ChunkWrite extends ChunkRequest {
@@ -54,8 +55,15 @@ export interface PoolOptions {
   compression?: CompressionPolicy;
   /** The client's id (Hello.clientId), for the streams to say they belong to it. */
   clientId?: Buffer;
-  /** The transport the streams use: the one the control connection got through on (default TCP). */
+  /** The transport the streams start on: the one the control connection got through on (default TCP). */
   transport?: TransportKind;
+  /**
+   * The other transport, when the streams may move to it (`--transport auto`, and the host
+   * listens on both): it is tried during the pull and used if it delivers more (transport-trial.ts).
+   */
+  alternative?: TransportKind;
+  /** Told when the streams move to the other transport, and why. */
+  onNotice?: (message: string) => void;
 }
 
 /** What the pool did, for the pull's summary. */
@@ -77,6 +85,10 @@ export interface PoolReport {
   minRttMs: number | null;
   /** How the stream count changed: when, to what, on what measurement. */
   tuning: TuningStep[];
+  /** Chunk bytes each transport delivered. */
+  bytesByTransport: TransportCounts;
+  /** The transport trials (under `auto`): when, what each delivered per stream, what was kept. */
+  transportTrials: TrialStep[];
 }
 
 export interface StreamThreadData {
@@ -84,13 +96,18 @@ export interface StreamThreadData {
   /** Of each stream's connection (see Connection). */
   idleTimeoutMs: number | undefined;
   clientId: Uint8Array | undefined;
-  transport: TransportKind;
-  /** Bytes of verified chunks this thread has received, for the tuner (wraps at 2^32). */
+  /**
+   * Bytes of verified chunks this thread has received, for the tuner: over TCP at [0], over QUIC
+   * at [1] (each wraps at 2^32).
+   */
   delivered: Int32Array;
 }
 
+/** Where a transport's bytes are counted in StreamThreadData.delivered. */
+export const DELIVERED_INDEX: Readonly<Record<TransportKind, number>> = { tcp: 0, quic: 1 };
+
 export type ToThread =
-  | { op: "open"; stream: number }
+  | { op: "open"; stream: number; transport: TransportKind }
   | { op: "fetch"; stream: number; id: number; batch: PackedBatch; compressLevel: number }
   /** Closes one stream once its open batches are done (the tuner wants fewer). */
   | { op: "drop"; stream: number }
@@ -251,20 +268,21 @@ interface Batch {
 interface Stream {
   id: number;
   thread: Thread;
+  transport: TransportKind;
   state: "connecting" | "ready" | "dropping" | "lost";
   inFlightBytes: number;
 }
 
 class Thread {
   readonly worker: Worker;
-  readonly delivered = new Int32Array(new SharedArrayBuffer(4));
+  readonly delivered = new Int32Array(new SharedArrayBuffer(8));
   readonly exited: Promise<void>;
-  #lastDelivered = 0;
+  readonly #lastDelivered: TransportCounts = { tcp: 0, quic: 0 };
   streams = 0;
   report: Extract<FromThread, { op: "closed" }> | undefined;
 
   constructor(
-    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId" | "transport">,
+    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId">,
     onMessage: (message: FromThread) => void,
     onExit: (error: TeleportError) => void,
   ) {
@@ -285,12 +303,11 @@ class Thread {
     });
   }
 
-  /** Bytes received since the last call (the shared counter wraps at 2^32). */
-  takeDelivered(): number {
-    const now = Atomics.load(this.delivered, 0);
-    const bytes = (now - this.#lastDelivered) >>> 0;
-    this.#lastDelivered = now;
-    return bytes;
+  /** Adds the bytes received over `kind` since the last call to `into` (the counters wrap at 2^32). */
+  takeDelivered(kind: TransportKind, into: TransportCounts): void {
+    const now = Atomics.load(this.delivered, DELIVERED_INDEX[kind]);
+    into[kind] += (now - this.#lastDelivered[kind]) >>> 0;
+    this.#lastDelivered[kind] = now;
   }
 
   post(message: ToThread): void {
@@ -307,12 +324,16 @@ export class StreamPool {
   readonly #batches = new Map<number, Batch>();
   readonly #queue: Batch[] = [];
   readonly #tuner: StreamTuner;
+  readonly #trial: TransportTrial | undefined;
+  /** The transport new streams are opened on. */
+  #transport: TransportKind;
   readonly #ping: (() => Promise<number>) | undefined;
+  readonly #onNotice: ((message: string) => void) | undefined;
   readonly #ticker: NodeJS.Timeout;
   readonly #order: number[] = [];
   #nextStreamId = 1;
   #nextBatchId = 1;
-  #delivered = 0;
+  readonly #delivered: TransportCounts = { tcp: 0, quic: 0 };
   #pinging = false;
   #lastPingAt = 0;
   #spares = SPARE_CONNECTIONS;
@@ -331,6 +352,7 @@ export class StreamPool {
     this.#compression = options.compression ?? new CompressionPolicy("off");
     this.#loopback = isLoopbackHost(parseLink(options.link).host);
     this.#ping = options.ping;
+    this.#onNotice = options.onNotice;
     const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
     const longPath = options.rttMs !== undefined && options.rttMs >= MIN_PROBE_RTT_MS;
     const shortPathStreams = threadCount * STREAMS_PER_THREAD;
@@ -348,6 +370,9 @@ export class StreamPool {
       performance.now(),
     );
     if (options.rttMs !== undefined) this.#tuner.rtt(options.rttMs);
+    this.#transport = options.transport ?? "tcp";
+    if (options.alternative !== undefined && options.alternative !== this.#transport)
+      this.#trial = new TransportTrial(this.#transport, options.alternative, performance.now());
     this.#threads = Array.from(
       { length: threadCount },
       () =>
@@ -356,7 +381,6 @@ export class StreamPool {
             link: this.#link,
             idleTimeoutMs: options.idleTimeoutMs,
             clientId: options.clientId,
-            transport: options.transport ?? "tcp",
           },
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),
@@ -487,6 +511,11 @@ export class StreamPool {
     this.#streams.delete(id);
     stream.thread.streams--;
     if (this.#closing !== undefined || wasDropping) return;
+    if (stream.transport !== this.#transport) {
+      // A trial's stream: the trial ends (its open batches come back as "failed" and are requeued).
+      this.#act(this.#trial?.lost(performance.now()));
+      return;
+    }
     this.#streamsLost++;
     // Its open batches come back as "failed" and are requeued; it is replaced while spares last.
     if (this.#spares > 0) {
@@ -511,11 +540,12 @@ export class StreamPool {
   }
 
   /** Opens a stream on the thread with the fewest. */
-  #open(): void {
+  #open(transport = this.#transport): void {
     const thread = this.#threads.reduce((a, b) => (b.streams < a.streams ? b : a));
     const stream: Stream = {
       id: this.#nextStreamId++,
       thread,
+      transport,
       state: "connecting",
       inFlightBytes: 0,
     };
@@ -523,21 +553,62 @@ export class StreamPool {
     this.#streams.set(stream.id, stream);
     this.#order.push(stream.id);
     this.#peakStreams = Math.max(this.#peakStreams, this.#streams.size);
-    thread.post({ op: "open", stream: stream.id });
+    thread.post({ op: "open", stream: stream.id, transport });
   }
 
-  /** Closes the most recently opened streams once their batches are done. */
-  #drop(count: number): void {
-    const newest = [...this.#streams.values()].filter((s) => s.state !== "dropping").reverse();
-    for (const stream of newest.slice(0, count)) {
+  /** Streams of `transport` not being dropped, the most recently opened first. */
+  #active(transport: TransportKind): Stream[] {
+    return [...this.#streams.values()]
+      .filter((s) => s.transport === transport && s.state !== "dropping")
+      .reverse();
+  }
+
+  /** Closes the most recently opened streams of `transport` once their batches are done. */
+  #drop(count: number, transport: TransportKind): void {
+    for (const stream of this.#active(transport).slice(0, count)) {
       stream.state = "dropping";
       stream.thread.post({ op: "drop", stream: stream.id });
     }
   }
 
+  /** Opens or drops streams of the current transport to the tuner's count. */
+  #resize(): void {
+    const active = this.#active(this.#transport).length;
+    for (let i = active; i < this.#tuner.streams; i++) this.#open();
+    if (active > this.#tuner.streams) this.#drop(active - this.#tuner.streams, this.#transport);
+  }
+
+  /** Carries out what the transport trial decided. */
+  #act(action: TrialAction | undefined): void {
+    if (action === undefined) return;
+    switch (action.op) {
+      case "try":
+        for (let i = 0; i < action.streams; i++) this.#open(action.transport);
+        break;
+      case "switch": {
+        const from = this.#transport;
+        this.#onNotice?.(
+          `${NAMES[action.transport]} delivers ${action.gain.toFixed(1)}x ${NAMES[from]}'s rate per stream here; ` +
+            `moving the data streams to ${NAMES[action.transport]}`,
+        );
+        this.#transport = action.transport;
+        this.#resize();
+        this.#drop(Number.POSITIVE_INFINITY, from);
+        break;
+      }
+      case "end":
+        this.#drop(Number.POSITIVE_INFINITY, action.transport);
+        break;
+    }
+    this.#dispatch();
+  }
+
   #tick(): void {
     const now = performance.now();
-    for (const thread of this.#threads) this.#delivered += thread.takeDelivered();
+    for (const thread of this.#threads) {
+      thread.takeDelivered("tcp", this.#delivered);
+      thread.takeDelivered("quic", this.#delivered);
+    }
     if (this.#ping !== undefined && !this.#pinging && now - this.#lastPingAt >= PING_EVERY_MS) {
       this.#pinging = true;
       this.#lastPingAt = now;
@@ -550,11 +621,29 @@ export class StreamPool {
     }
     // Measure only while there is work: a pull waiting on its manifest is not a slow path.
     if (this.#batches.size === 0) return;
-    if (!this.#tuner.observe(now, this.#delivered, this.#saturated())) return;
-    const active = [...this.#streams.values()].filter((s) => s.state !== "dropping").length;
-    for (let i = active; i < this.#tuner.streams; i++) this.#open();
-    if (active > this.#tuner.streams) this.#drop(active - this.#tuner.streams);
-    this.#dispatch();
+    const saturated = this.#saturated();
+    const delivered = this.#delivered.tcp + this.#delivered.quic;
+    if (this.#tuner.observe(now, delivered, saturated)) {
+      this.#resize();
+      this.#dispatch();
+    }
+    const minRttMs = this.#tuner.minRttMs ?? 0;
+    this.#act(
+      this.#trial?.observe({
+        nowMs: now,
+        delivered: this.#delivered,
+        ready: this.#readyCounts(),
+        streams: this.#tuner.streams,
+        steady: saturated && this.#tuner.settled && minRttMs >= MIN_PROBE_RTT_MS,
+        minRttMs,
+      }),
+    );
+  }
+
+  #readyCounts(): TransportCounts {
+    const ready: TransportCounts = { tcp: 0, quic: 0 };
+    for (const stream of this.#streams.values()) if (stream.state === "ready") ready[stream.transport]++;
+    return ready;
   }
 
   /**
@@ -610,9 +699,13 @@ export class StreamPool {
       windowBytes: this.#tuner.windowBytes,
       minRttMs: this.#tuner.minRttMs ?? null,
       tuning: this.#tuner.steps,
+      bytesByTransport: { ...this.#delivered },
+      transportTrials: this.#trial?.steps ?? [],
     };
   }
 }
+
+const NAMES: Readonly<Record<TransportKind, string>> = { tcp: "TCP", quic: "QUIC" };
 
 /** A failure of the connection, not of the request: another stream may well succeed. */
 function isTransportFailure(error: TeleportError): boolean {

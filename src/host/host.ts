@@ -103,6 +103,8 @@ export class Host {
     const identity = await loadOrCreateIdentity(options.home);
     const secret = shareSecret(identity, share.root);
     const index = ChunkIndex.open(options.home);
+    /** Filled in as the listeners start, before any session does. */
+    const transports = new Set<TransportKind>();
     const context = {
       share,
       secret,
@@ -117,6 +119,7 @@ export class Host {
       onSessionError: options.onSessionError,
       index,
       recent: new RecentChunks(RECENT_CHUNK_BYTES),
+      transports,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       authLimiter: new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS),
     };
@@ -143,6 +146,7 @@ export class Host {
           });
         if (listener === undefined) continue;
         listeners.push(listener);
+        transports.add(kind);
         port = listener.port;
       }
       if (listeners.length === 0) throw new TeleportError(ErrorCode.USAGE, "no transport to listen on");

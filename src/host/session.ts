@@ -11,7 +11,7 @@ import { CreditGate } from "../engine/credit.js";
 import { readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
-import { type TransportStream, verifyAuthProof } from "../transport/transport.js";
+import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
@@ -77,6 +77,8 @@ export interface SessionContext {
   recent: RecentChunks;
   /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
   index: ChunkIndex | undefined;
+  /** The transports the host listens on (Feature.BOTH_TRANSPORTS when it is both). */
+  transports: ReadonlySet<TransportKind>;
   /** Time to send HELLO once TLS is up. */
   handshakeTimeoutMs: number;
   /** Wrong secrets per address, shared by all connections. */
@@ -235,7 +237,9 @@ export class HostSession {
     clearTimeout(this.#authTimer);
     this.#authenticated = true;
     const supported =
-      Feature.ENTRY_ERRORS | (this.#context.compression === undefined ? 0 : Feature.COMPRESSION);
+      Feature.ENTRY_ERRORS |
+      (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
+      (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0);
     this.#features = hello.features & supported;
     if (hello.clientId !== undefined) this.#owner = hello.clientId.toString("hex");
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {

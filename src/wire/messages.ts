@@ -70,6 +70,11 @@ export const Feature = {
   ENTRY_ERRORS: 1,
   /** The host sends CHUNK_ZSTD frames where GET_CHUNKS asks for a compression level. */
   COMPRESSION: 2,
+  /**
+   * The host takes connections over both TCP and QUIC on the link's port, so a client may move its
+   * data streams from one to the other during a pull (client/transport-trial.ts).
+   */
+  BOTH_TRANSPORTS: 4,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];

@@ -5,15 +5,18 @@
  * bounded time when neither does.
  */
 import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import type { PullSummary } from "../../src/client/pull.js";
 import { Host } from "../../src/host/host.js";
+import { formatLink, parseLink } from "../../src/transport/link.js";
 import { quicAvailable } from "../../src/transport/quic.js";
 import type { TransportKind } from "../../src/transport/transport.js";
 import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
-import { compareTrees, isAbsent, makeTree } from "../helpers/tree.js";
+import { type Shape, startShapedPath } from "../helpers/shaped-path.js";
+import { compareTrees, isAbsent, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
 const skip = quicAvailable ? false : "QUIC's native binding is not installed on this platform";
 
@@ -92,4 +95,76 @@ test("neither TCP nor QUIC gets through: one clear error naming both, in bounded
   assert.match(result.stderr, /TELEPORT_ERR_(CONNECTION|TIMEOUT)/);
   if (quicAvailable) assert.match(result.stderr, /over TCP .* nor QUIC/);
   assert.ok(performance.now() - started < 10_000, "gave up within the timeout, plus start-up");
+});
+
+/**
+ * A 24 MiB file pulled through a shaped path with 20 ms of round trip (long enough for the pool
+ * to try the other transport), over 4 pinned streams so the stream tuner has settled from the
+ * start. Returns the pull's summary and what it said on stderr.
+ */
+async function pullThroughShapedPath(
+  t: TestContext,
+  shapes: { tcp: Shape; udp: Shape },
+  transports?: TransportKind[],
+): Promise<{ summary: PullSummary; stderr: string }> {
+  const base = await tempDir(t, "transport-shaped");
+  const share = join(base, "share");
+  await mkdir(share);
+  await writeFile(join(share, "big.bin"), pseudoRandomBytes(24 * MiB, "shaped"));
+  const host = await Host.start({
+    root: share,
+    home: join(base, "host-home"),
+    bind: "127.0.0.1",
+    ...(transports === undefined ? {} : { transports }),
+  });
+  onCleanup(t, () => host.close());
+  const path = await startShapedPath(host.port, shapes);
+  onCleanup(t, () => path.close());
+  const link = formatLink({ ...parseLink(host.url), port: path.port });
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const result = await runCli(pullArgs(link, join(base, "dest"), "--streams", "4"), env);
+  assert.equal(result.code, 0, result.stderr);
+  await compareTrees(share, join(base, "dest"));
+  return { summary: JSON.parse(result.stdout) as PullSummary, stderr: result.stderr };
+}
+
+test("auto moves the data streams to QUIC mid-pull where TCP is shaped, and says so", { skip }, async (t) => {
+  const { summary, stderr } = await pullThroughShapedPath(t, {
+    tcp: { delayMs: 10, bytesPerSecond: 4 * MiB },
+    udp: { delayMs: 10 },
+  });
+  assert.equal(summary.transport, "tcp", "connected over TCP, which got through first");
+  const pool = summary.streamPool;
+  assert.ok(pool !== null);
+  assert.deepEqual(
+    pool.transportTrials.map((step) => step.reason),
+    ["start", "trying", "switched"],
+  );
+  assert.ok(pool.bytesByTransport.quic > 0 && pool.bytesByTransport.tcp > 0);
+  assert.match(stderr, /QUIC delivers .*x TCP's rate per stream here; moving the data streams to QUIC/);
+});
+
+test("auto tries QUIC mid-pull and keeps TCP where UDP is policed", { skip }, async (t) => {
+  const { summary, stderr } = await pullThroughShapedPath(t, {
+    tcp: { delayMs: 10, bytesPerSecond: 6 * MiB }, // so that the pull lasts long enough to try
+    udp: { delayMs: 10, bytesPerSecond: 256 * 1024 },
+  });
+  const trials = summary.streamPool?.transportTrials ?? [];
+  assert.deepEqual(
+    trials.map((step) => step.reason),
+    ["start", "trying", "kept"],
+  );
+  const kept = trials[2]?.perStream;
+  assert.ok(kept !== null && kept !== undefined && kept.tcp > kept.quic, JSON.stringify(kept));
+  assert.doesNotMatch(stderr, /moving the data streams/);
+});
+
+test("a host listening for TCP only is not tried over QUIC mid-pull", { skip }, async (t) => {
+  const { summary } = await pullThroughShapedPath(
+    t,
+    { tcp: { delayMs: 10, bytesPerSecond: 4 * MiB }, udp: { delayMs: 10 } },
+    ["tcp"],
+  );
+  assert.deepEqual(summary.streamPool?.transportTrials, []);
+  assert.equal(summary.streamPool?.bytesByTransport.quic, 0);
 });

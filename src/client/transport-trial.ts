@@ -1,0 +1,199 @@
+/**
+ * Which transport a pull's data streams use, from what each delivers: under `--transport auto`
+ * the pool starts on the transport the control connection got through on, then tries the other
+ * one during the transfer and moves its streams to whichever delivers more.
+ *
+ * A trial opens a quarter of the stream count as extra streams on the other transport, lets them
+ * leave slow start, then compares the bytes each transport delivered per stream over the same
+ * interval. Streams of both transports take batches from the same queue with the same share of
+ * the window, so each delivers what its own connection carries: on a path where TCP is shaped or
+ * loses more, QUIC's streams deliver more, and where QUIC costs more CPU than the path gives
+ * back, they deliver less. The other transport wins only by a clear margin (SWITCH_GAIN); then
+ * all the streams move to it, otherwise its trial streams are dropped. Either way the loser is
+ * tried again later (RETRY_MS, doubling), as paths change.
+ *
+ * Trials run only on paths long enough for the stream tuner to probe (MIN_PROBE_RTT_MS), once it
+ * has settled and while the pool has all the work it can take: on a short path the CPU is what
+ * limits a pull, and QUIC takes 2.3x TCP's CPU per byte here.
+ *
+ * Like the tuner, this is policy only: it sees byte counts and times, never a socket, and is
+ * tested with made-up measurements.
+ */
+import type { TransportKind } from "../transport/transport.js";
+
+/** Per-stream delivery of the other transport, as a multiple of the current one's, to move to it. */
+const SWITCH_GAIN = 1.25;
+/** Extra streams a trial opens: this share of the stream count, at least one. */
+const TRIAL_SHARE = 0.25;
+/** The first trial waits this long after the pool starts, for the streams to leave slow start. */
+const FIRST_TRIAL_MS = 1000;
+/** Time the trial streams get to leave slow start before they are measured: the larger of these. */
+const SETTLE_MS = 1000;
+const SETTLE_RTTS = 8;
+/** The interval both transports are measured over: the larger of these. */
+const MEASURE_MS = 1000;
+const MEASURE_RTTS = 10;
+/** A decided trial is tried again after this, doubling each time. */
+const RETRY_MS = 30_000;
+/**
+ * Trial streams not all connected by then are given up on: a QUIC handshake takes two round
+ * trips, and the binding ignores ICMP, so a filtered UDP path shows only as silence.
+ */
+const CONNECT_MS = 5000;
+
+export interface TransportCounts {
+  tcp: number;
+  quic: number;
+}
+
+/** What the pool is to do with its streams. */
+export type TrialAction =
+  /** Open `streams` extra streams on `transport`. */
+  | { op: "try"; transport: TransportKind; streams: number }
+  /** Open `transport` streams up to the count, and drop every stream of the other. */
+  | { op: "switch"; transport: TransportKind; gain: number }
+  /** Drop the trial's streams on `transport`. */
+  | { op: "end"; transport: TransportKind };
+
+export interface TrialStep {
+  /** Milliseconds since the pool started. */
+  atMs: number;
+  /** The transport the streams use from here on. */
+  transport: TransportKind;
+  /** Bytes per second per stream each transport delivered over the trial's interval. */
+  perStream: TransportCounts | null;
+  reason: "start" | "trying" | "switched" | "kept" | "failed" | "unavailable";
+}
+
+/** What the pool knows at a tick. */
+export interface TrialObservation {
+  nowMs: number;
+  /** Bytes delivered on each transport since the pool started. */
+  delivered: TransportCounts;
+  /** Streams connected and taking batches on each transport. */
+  ready: TransportCounts;
+  /** The stream count the tuner wants. */
+  streams: number;
+  /** The tuner has settled, the path is long enough to probe, and the streams have work enough. */
+  steady: boolean;
+  minRttMs: number;
+}
+
+export class TransportTrial {
+  readonly steps: TrialStep[] = [];
+  /** The transport new streams are opened on. */
+  current: TransportKind;
+  readonly #startedAt: number;
+  #other: TransportKind;
+  #state: "waiting" | "connecting" | "settling" | "measuring" | "unavailable" = "waiting";
+  #nextTrialAtMs: number;
+  #retryMs = RETRY_MS;
+  #trialStreams = 0;
+  #since = 0;
+  #from: TransportCounts | undefined;
+  /** Whether a stream of the other transport ever connected: if none does, it is not tried again. */
+  #otherReachable = false;
+
+  constructor(current: TransportKind, other: TransportKind, nowMs: number) {
+    this.current = current;
+    this.#other = other;
+    this.#startedAt = nowMs;
+    this.#nextTrialAtMs = nowMs + FIRST_TRIAL_MS;
+    this.steps.push({ atMs: 0, transport: current, perStream: null, reason: "start" });
+  }
+
+  /** Extra streams open for a trial, beyond the tuner's count. */
+  get extraStreams(): number {
+    return this.#state === "connecting" || this.#state === "settling" || this.#state === "measuring"
+      ? this.#trialStreams
+      : 0;
+  }
+
+  /** The transport on trial, while one is. */
+  get trying(): TransportKind | undefined {
+    return this.extraStreams > 0 ? this.#other : undefined;
+  }
+
+  observe(o: TrialObservation): TrialAction | undefined {
+    switch (this.#state) {
+      case "unavailable":
+        return undefined;
+      case "waiting": {
+        if (!o.steady || o.nowMs < this.#nextTrialAtMs) return undefined;
+        this.#trialStreams = Math.max(1, Math.round(o.streams * TRIAL_SHARE));
+        this.#state = "connecting";
+        this.#since = o.nowMs;
+        this.#step(o.nowMs, this.current, null, "trying");
+        return { op: "try", transport: this.#other, streams: this.#trialStreams };
+      }
+      case "connecting":
+        if (o.ready[this.#other] > 0) this.#otherReachable = true;
+        if (o.ready[this.#other] < this.#trialStreams) {
+          return o.nowMs - this.#since >= CONNECT_MS ? this.lost(o.nowMs) : undefined;
+        }
+        this.#state = "settling";
+        this.#since = o.nowMs;
+        return undefined;
+      case "settling":
+        if (o.nowMs - this.#since < Math.max(SETTLE_MS, SETTLE_RTTS * o.minRttMs)) return undefined;
+        if (!o.steady) return undefined;
+        this.#state = "measuring";
+        this.#since = o.nowMs;
+        this.#from = { ...o.delivered };
+        return undefined;
+      case "measuring":
+        return this.#measure(o);
+    }
+  }
+
+  #measure(o: TrialObservation): TrialAction | undefined {
+    const from = this.#from as TransportCounts;
+    if (!o.steady) {
+      // A pause in the work measures the pull, not the path: start the interval over.
+      this.#since = o.nowMs;
+      this.#from = { ...o.delivered };
+      return undefined;
+    }
+    const elapsedMs = o.nowMs - this.#since;
+    if (elapsedMs < Math.max(MEASURE_MS, MEASURE_RTTS * o.minRttMs)) return undefined;
+    const perStream = (kind: TransportKind) =>
+      o.ready[kind] === 0 ? 0 : ((o.delivered[kind] - from[kind]) * 1000) / elapsedMs / o.ready[kind];
+    const rates: TransportCounts = { tcp: perStream("tcp"), quic: perStream("quic") };
+    const other = this.#other;
+    this.#state = "waiting";
+    this.#nextTrialAtMs = o.nowMs + this.#retryMs;
+    this.#retryMs *= 2;
+    if (rates[other] >= SWITCH_GAIN * rates[this.current]) {
+      this.#other = this.current;
+      this.current = other;
+      this.#step(o.nowMs, other, rates, "switched");
+      return { op: "switch", transport: other, gain: rates[other] / rates[this.#other] };
+    }
+    this.#step(o.nowMs, this.current, rates, "kept");
+    return { op: "end", transport: other };
+  }
+
+  /**
+   * A trial stream was lost. Its trial ends; if no stream of that transport ever connected (UDP
+   * filtered, the host not listening), the transport is not tried again.
+   */
+  lost(nowMs: number): TrialAction | undefined {
+    if (this.extraStreams === 0) return undefined;
+    const other = this.#other;
+    const reachable = this.#otherReachable;
+    this.#state = reachable ? "waiting" : "unavailable";
+    this.#nextTrialAtMs = nowMs + this.#retryMs;
+    this.#retryMs *= 2;
+    this.#step(nowMs, this.current, null, reachable ? "failed" : "unavailable");
+    return { op: "end", transport: other };
+  }
+
+  #step(
+    nowMs: number,
+    transport: TransportKind,
+    perStream: TransportCounts | null,
+    reason: TrialStep["reason"],
+  ) {
+    this.steps.push({ atMs: Math.round(nowMs - this.#startedAt), transport, perStream, reason });
+  }
+}
