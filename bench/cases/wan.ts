@@ -208,6 +208,8 @@ interface WanSession {
   ladder: PayloadLadder;
   teleportLink: string;
   teleportHost: ServerProcess;
+  /** More teleport hosts of the same folder, started with other options, by name. */
+  variants: Map<string, TeleportHost>;
   rsyncDaemon: { server: ServerProcess; version: string } | null;
   iperfServer: ServerProcess | null;
   /** Where each run's copy lands and each pull's TELEPORT_HOME is made. */
@@ -234,18 +236,19 @@ async function pullWithTeleport(
   session: WanSession,
   file: LadderFile,
   extraArgs: readonly string[] = [],
+  host: TeleportHost = { link: session.teleportLink, server: session.teleportHost },
 ): Promise<Sample> {
   const { context, link } = session;
   const destDir = destinationFor(session, file);
   // A fresh TELEPORT_HOME per run: a cold pull, never a re-pull.
   const home = freshDir(session, "home");
-  const pullArgs = [context.cli, "pull", session.teleportLink, destDir, "--json", "--path", file.name];
+  const pullArgs = [context.cli, "pull", host.link, destDir, "--json", "--path", file.name];
   const command = cappedCommand(link, process.execPath, [...pullArgs, ...extraArgs], {
     ...process.env,
     TELEPORT_HOME: home,
   });
   try {
-    const { sample, usage } = await timedCopy(command, session.teleportHost, file, destDir);
+    const { sample, usage } = await timedCopy(command, host.server, file, destDir);
     const report = parsePullReport(usage.stdout);
     sample.details.reportedMbit = (report.bytes * 8) / report.seconds / 1e6;
     sample.details.streamsUsed = streamCount(usage.stdout);
@@ -409,15 +412,26 @@ function destinationFor(session: WanSession, file: LadderFile): string {
 
 // ---------------------------------------------------------------- servers in host b
 
-async function startTeleportHost(link: NetsimLink, cli: string, shareDir: string, dir: string) {
+interface TeleportHost {
+  link: string;
+  server: ServerProcess;
+}
+
+async function startTeleportHost(
+  link: NetsimLink,
+  cli: string,
+  shareDir: string,
+  dir: string,
+  extraArgs: readonly string[] = [],
+): Promise<TeleportHost> {
   const home = join(dir, "host-home");
   const linkFile = join(dir, "link");
-  mkdirSync(home);
+  mkdirSync(home, { recursive: true });
   const server = await link.startServer(
     "b",
-    "teleport host",
+    ["teleport host", ...extraArgs].join(" "),
     process.execPath,
-    [cli, "host", shareDir, "--port", "0", "--bind", link.addresses.b, "--link-file", linkFile],
+    [cli, "host", shareDir, "--port", "0", "--bind", link.addresses.b, "--link-file", linkFile, ...extraArgs],
     { logPath: join(dir, "teleport-host.log"), env: { ...process.env, TELEPORT_HOME: home } },
   );
   await waitUntil("the share link", async () => readLinkFile(linkFile) !== "", {
@@ -592,6 +606,8 @@ async function onLink(
   context: BenchContext,
   contenders: (session: WanSession) => Contender[],
   report: (run: LinkRun) => BenchOutcome,
+  /** Extra teleport hosts to start: their `host` options, by name (WanSession.variants). */
+  hostVariants: Record<string, string[]> = {},
 ): Promise<BenchOutcome> {
   const why = whyNoNetsim(context.repoRoot);
   const netsim = findNetsim(context.repoRoot);
@@ -602,7 +618,7 @@ async function onLink(
     const ladder = await ensurePayloadLadder(context.workDir);
     link = await bringUpLink(netsim, `tb-${process.pid}-${name}`, settings);
     context.log(`${name}: link up: ${describeLink(settings)}`);
-    const session = await openSession(context, link, ladder, temp.path);
+    const session = await openSession(context, link, ladder, temp.path, hostVariants);
     try {
       const measured = await runRounds(name, contenders(session), context);
       const figures = measured.flatMap((entry) => toFigure(entry) ?? []);
@@ -640,9 +656,17 @@ async function openSession(
   link: NetsimLink,
   ladder: PayloadLadder,
   dir: string,
+  hostVariants: Record<string, string[]>,
 ): Promise<WanSession> {
   const notes: string[] = [];
   const host = await startTeleportHost(link, context.cli, ladder.dir, dir);
+  const variants = new Map<string, TeleportHost>();
+  for (const [name, args] of Object.entries(hostVariants)) {
+    variants.set(
+      name,
+      await startTeleportHost(link, context.cli, ladder.dir, join(dir, `host-${name}`), args),
+    );
+  }
   const rsyncDaemon = await optionalPeer(notes, "rsync-daemon", ["rsync"], context.unavailable, () =>
     startRsyncDaemonIn(link, ladder.dir, dir),
   );
@@ -657,6 +681,7 @@ async function openSession(
     ladder,
     teleportLink: host.link,
     teleportHost: host.server,
+    variants,
     rsyncDaemon,
     iperfServer,
     scratch,
@@ -667,6 +692,7 @@ async function openSession(
 async function closeSession(session: WanSession): Promise<void> {
   await session.iperfServer?.stop();
   await session.rsyncDaemon?.server.stop();
+  for (const variant of session.variants.values()) await variant.server.stop();
   const exit = await session.teleportHost.stop();
   if (exit.code !== 0) {
     session.notes.push(`teleport host did not exit 0 on SIGTERM: code ${exit.code}, ${exit.signal}`);
@@ -772,6 +798,62 @@ function wanOutcome(spec: WanTarget, { figures, byTool, measured }: LinkRun): Be
     ratios: throughputRatios(teleport, spec.settings, byTool),
     checks,
     notes,
+  };
+}
+
+/**
+ * One data stream from a host that sets BBR on its sockets (the default) and from one that leaves
+ * the kernel's congestion control, reno on this link: what per-socket congestion control
+ * (TCP_CONGESTION, through the native addon) is worth where a single connection meets loss.
+ */
+const bbrSingleStream: Benchmark = {
+  name: "wan_bbr_single",
+  title: `one stream with BBR set per socket vs the system's reno, ${describeLink(LOSSY_RENO)}`,
+  target: "BBR per socket >= 5x reno, one stream each",
+  quick: false,
+  packages: PACKAGES,
+  run: (context) =>
+    onLink(
+      "wan_bbr_single",
+      LOSSY_RENO,
+      context,
+      (session) => {
+        const reno = session.variants.get("system") as TeleportHost;
+        const single = (tool: string, expectedMbit: number, host?: TeleportHost) =>
+          sizedTransfer(
+            {
+              tool,
+              role: "subject",
+              expectedMbit,
+              details: { streams: 1 },
+              run: (file) => pullWithTeleport(session, file, ["--streams", "1"], host),
+            },
+            session.ladder,
+          );
+        return [
+          single("teleport --streams 1 (host: bbr per socket)", tcpGoodputMbit(LOSSY_RENO)),
+          single("teleport --streams 1 (host: --congestion system)", singleStreamMbit(LOSSY_RENO), reno),
+          ...(session.rsyncDaemon === null ? [] : [rsyncContender(session, session.rsyncDaemon)]),
+        ];
+      },
+      bbrSingleOutcome,
+      { system: ["--congestion", "system"] },
+    ),
+};
+
+function bbrSingleOutcome({ figures, byTool, measured }: LinkRun): BenchOutcome {
+  const bbr = byTool.get("teleport --streams 1 (host: bbr per socket)");
+  const reno = byTool.get("teleport --streams 1 (host: --congestion system)");
+  if (bbr === undefined || reno === undefined) {
+    const failures = measured.flatMap((entry) => entry.failure ?? []);
+    return { status: "failed", reason: `teleport: ${failures.join("; ") || "no timed run"}` };
+  }
+  const gain = bbr.median / reno.median;
+  return {
+    status: "ok",
+    figures,
+    ratios: [{ name: "bbr per socket vs system reno, one stream", value: gain }],
+    checks: [{ description: `BBR per socket ${gain.toFixed(1)}x the system's reno (>= 5)`, met: gain >= 5 }],
   };
 }
 
@@ -1146,6 +1228,7 @@ export const wanBenchmarks: Benchmark[] = [
     linkShare: 0.9,
   }),
   parallelStreams,
+  bbrSingleStream,
   wanManySmall,
   compressTextWan("compress_text_wan", ONE_GBIT_50MS),
   compressTextWan("compress_text_wan_100m", { rateMbit: 100, delayMs: 25, loss: 0 }),

@@ -29,6 +29,7 @@ export interface HostFlags {
   compress?: boolean;
   /** false with --no-quic. */
   quic?: boolean;
+  congestion?: string;
 }
 
 export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
@@ -40,6 +41,7 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
     compression: flags.compress !== false,
     ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
+    ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
     onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
     onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
   });

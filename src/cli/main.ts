@@ -9,6 +9,7 @@ import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
+import { DEFAULT_CONGESTION } from "../host/host.js";
 import { shutdownQuic } from "../transport/quic.js";
 import { TRANSPORT_CHOICES } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
@@ -79,6 +80,15 @@ function port(value: string): number {
   return parsed;
 }
 
+/** A congestion control's name as the kernel spells them (TCP_CA_NAME_MAX is 16 with the NUL). */
+function congestionName(value: string): string {
+  if (!/^[a-z0-9_]{1,15}$/.test(value))
+    throw new InvalidArgumentError(
+      "expected a congestion control's name, such as bbr, cubic, reno or system",
+    );
+  return value;
+}
+
 function buildProgram(): Command {
   const program = new Command("teleport")
     .description("Fast, encrypted, verified file transfer: host a folder, pull it anywhere.")
@@ -99,6 +109,12 @@ function buildProgram(): Command {
     .option("--link-file <path>", "also write the link to this file once listening")
     .option("--no-compress", "never send chunks compressed, even to clients that ask")
     .option("--no-quic", "listen for TLS over TCP only (by default also QUIC, on the same UDP port)")
+    .option(
+      "--congestion <name>",
+      `TCP congestion control to send with: ${DEFAULT_CONGESTION} (default, where the kernel offers it), ` +
+        "another the kernel has (reno, cubic...), or system for the kernel's default",
+      congestionName,
+    )
     .action(async (dir: string, flags) => {
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);

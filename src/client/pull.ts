@@ -33,6 +33,7 @@ import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { ChunkListHash, chunkBytes } from "../chunking/manifest.js";
 import { closeQuietly, descriptorLimit } from "../engine/file-io.js";
 import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { platformIo } from "../platform/io.js";
 import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { formatLink } from "../transport/link.js";
@@ -150,6 +151,11 @@ export interface EntryFailure {
 }
 
 const MAX_REPORTED_FAILURES = 1000;
+/**
+ * Files from this size have their blocks reserved when created (fallocate through the native
+ * addon): one call per file, so not for the many small files of a tree.
+ */
+const PREALLOCATE_FROM_BYTES = 1024 * 1024;
 
 const BATCH_CHUNKS = 1024;
 /**
@@ -711,6 +717,8 @@ class Puller {
   #openTemp(job: FileJob): number {
     if (job.temp !== undefined) return job.temp.fd;
     job.temp = createTempFile(job.finalPath);
+    // Its blocks reserved at once: a disk without room fails the file now, not halfway through.
+    if (job.entry.size >= PREALLOCATE_FROM_BYTES) preallocate(job.temp.fd, job.entry.size, job.finalPath);
     if (this.#index !== undefined && job.smallChunks === undefined) {
       const stats = fstatSync(job.temp.fd, { bigint: true });
       const download = { target: job.finalPath, version: versionOf(job.entry) };
@@ -1159,5 +1167,14 @@ function lstatQuietly(path: string): BigIntStats | undefined {
     return lstatSync(path, { bigint: true });
   } catch {
     return undefined;
+  }
+}
+
+/** Reserves `size` bytes for a temporary file; a full disk fails the file at once. */
+function preallocate(fd: number, size: number, finalPath: string): void {
+  try {
+    platformIo.preallocate(fd, size);
+  } catch (err) {
+    throw toTeleportError(err, `reserving ${size} bytes for ${finalPath}`);
   }
 }

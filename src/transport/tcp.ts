@@ -6,11 +6,12 @@
  * binds the proof to this one session (it cannot be replayed on another connection).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { Socket } from "node:net";
 import * as tls from "node:tls";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
-import type { Transport, TransportStream } from "./transport.js";
+import type { ListenOptions, Transport, TransportStream } from "./transport.js";
 
 const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
@@ -36,8 +37,9 @@ export function listenTls(
   identity: HostIdentity,
   bind: { host: string; port: number },
   onSocket: (socket: tls.TLSSocket) => void,
-  handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
+  options: ListenOptions = {},
 ): Promise<TlsListener> {
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const server = tls.createServer(
     {
       key: identity.keyPem,
@@ -51,6 +53,8 @@ export function listenTls(
     onSocket,
   );
   server.maxConnections = MAX_CONNECTIONS;
+  const { tuneSocket } = options;
+  if (tuneSocket !== undefined) server.on("connection", (socket: Socket) => tuneSocket(socket));
   // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
   server.on("tlsClientError", (_err, socket) => socket.destroy());
   return new Promise((resolve, reject) => {
@@ -159,7 +163,7 @@ export const tcpTransport: Transport = {
       identity,
       bind,
       (socket) => onStream(tlsStream(socket, undefined)),
-      options.handshakeTimeoutMs,
+      options,
     );
     return {
       transport: "tcp",

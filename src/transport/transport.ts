@@ -6,6 +6,7 @@
  * frames messages on `TransportStream.stream` and knows nothing else of the transport.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
@@ -45,6 +46,11 @@ export interface DialOptions {
 export interface ListenOptions {
   /** Drops a peer whose handshake is not done within this long. */
   handshakeTimeoutMs?: number;
+  /**
+   * Called with each accepted TCP socket before its handshake, to set socket options (the
+   * congestion control). QUIC runs its own congestion control in user space: not called.
+   */
+  tuneSocket?: (socket: Socket) => void;
 }
 
 export interface Listener {

@@ -125,6 +125,8 @@ export interface StartHostOptions {
   port?: number;
   /** Runs the host through this command (see spawnCli). */
   wrapper?: readonly string[];
+  /** More `teleport host` options. */
+  args?: readonly string[];
 }
 
 const STOP_GRACE_MS = 5_000;
@@ -134,7 +136,7 @@ export async function startHost(dir: string, options: StartHostOptions): Promise
   const linkFile = options.linkFile ?? join(options.home, "share-link.txt");
   const port = String(options.port ?? 0);
   const running = spawnCli(
-    ["host", dir, "--port", port, "--bind", "127.0.0.1", "--link-file", linkFile],
+    ["host", dir, "--port", port, "--bind", "127.0.0.1", "--link-file", linkFile, ...(options.args ?? [])],
     {
       TELEPORT_HOME: options.home,
     },

@@ -1,0 +1,217 @@
+/**
+ * Platform I/O: the calls whose fastest form depends on the platform, behind one interface with
+ * two implementations chosen at run time.
+ *
+ * - `nativeIo` (Linux, the addon in native/): in-kernel copies (copy_file_range, FICLONERANGE
+ *   where the file system shares blocks), fallocate, SEEK_DATA/SEEK_HOLE, posix_fadvise, and
+ *   per-socket TCP_CONGESTION, TCP_NOTSENT_LOWAT and TCP_INFO.
+ * - `portableIo` (everywhere, and with TELEPORT_NATIVE=0): the same results through Node's fs,
+ *   where a result exists without the system call (a copy through a buffer, a file that is all
+ *   data), and "not here" where none does (a socket option).
+ *
+ * Positional reads and writes into pooled buffers are Node's own on every platform (see
+ * engine/file-io.ts): the addon would add nothing to them.
+ */
+import { readSync, writeSync } from "node:fs";
+import type { Socket } from "node:net";
+import { FADV_SEQUENTIAL, type NativeAddon, native, SEEK_DATA, SEEK_HOLE } from "./native.js";
+
+export interface TcpInfo {
+  rttMs: number;
+  /** Bytes per second the kernel measured the connection delivering. */
+  deliveryRate: number;
+  retransmits: number;
+  /** Bytes written to the socket and not yet sent. */
+  notSentBytes: number;
+}
+
+export interface PlatformIo {
+  readonly kind: "native" | "portable";
+  /**
+   * Copies `length` bytes from `source` at `sourceOffset` to `target` at `targetOffset`, in the
+   * kernel where it can (sharing the blocks where the file system can and the ranges are
+   * block-aligned). Returns the bytes copied: fewer only where the source ends.
+   */
+  copyRange(
+    source: number,
+    sourceOffset: number,
+    target: number,
+    targetOffset: number,
+    length: number,
+  ): number;
+  /** Reserves the blocks of `length` bytes for `fd` without changing its size; false where it cannot. */
+  preallocate(fd: number, length: number): boolean;
+  /**
+   * The data ranges of a file of `size` bytes from `offset`, as [start, end) pairs: holes are
+   * what lies between them. Portable: the whole file is data.
+   */
+  dataRanges(fd: number, size: number): Generator<[number, number]>;
+  /** Tells the kernel `fd` will be read start to end (more read-ahead, pages dropped behind). */
+  adviseSequential(fd: number): void;
+  /**
+   * Sets the congestion control of a TCP socket; returns the one in effect after, or undefined
+   * where it cannot be read (portable, or a socket without a descriptor).
+   */
+  setCongestion(socket: Socket, name: string): string | undefined;
+  /** Sets TCP_NOTSENT_LOWAT; false where it cannot. */
+  setNotSentLowat(socket: Socket, bytes: number): boolean;
+  tcpInfo(socket: Socket): TcpInfo | undefined;
+}
+
+/** Bytes a portable copy moves at a time. */
+const COPY_SLICE_BYTES = 256 * 1024;
+/** Blocks are shared (FICLONERANGE) only in whole blocks of this size. */
+const BLOCK_BYTES = 4096;
+/** Errors that say the call does not apply to these files, not that they failed. */
+const NOT_HERE = new Set(["EXDEV", "EOPNOTSUPP", "ENOTSUP", "EINVAL", "ENOSYS", "EBADF", "ETXTBSY", "EPERM"]);
+
+function notHere(err: unknown): boolean {
+  return NOT_HERE.has((err as NodeJS.ErrnoException).code ?? "");
+}
+
+/** The descriptor under a Node TCP socket (a TLS socket's is its underlying TCP socket's). */
+function socketFd(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+  const fd = handle?.fd;
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+}
+
+function copyThroughBuffer(
+  source: number,
+  sourceOffset: number,
+  target: number,
+  targetOffset: number,
+  length: number,
+): number {
+  const buffer = Buffer.allocUnsafe(Math.min(COPY_SLICE_BYTES, length));
+  let done = 0;
+  while (done < length) {
+    const read = readSync(source, buffer, 0, Math.min(buffer.length, length - done), sourceOffset + done);
+    if (read === 0) break;
+    for (let at = 0; at < read; ) at += writeSync(target, buffer, at, read - at, targetOffset + done + at);
+    done += read;
+  }
+  return done;
+}
+
+export const portableIo: PlatformIo = {
+  kind: "portable",
+  copyRange: copyThroughBuffer,
+  preallocate: () => false,
+  *dataRanges(_fd, size) {
+    if (size > 0) yield [0, size];
+  },
+  adviseSequential: () => {},
+  setCongestion: () => undefined,
+  setNotSentLowat: () => false,
+  tcpInfo: () => undefined,
+};
+
+function nativeIo(addon: NativeAddon): PlatformIo {
+  /** Cleared once a file system refuses a clone: later copies go straight to copy_file_range. */
+  let cloning = true;
+  return {
+    kind: "native",
+    copyRange(source, sourceOffset, target, targetOffset, length) {
+      const aligned = sourceOffset % BLOCK_BYTES === 0 && targetOffset % BLOCK_BYTES === 0;
+      const blocks = length - (length % BLOCK_BYTES);
+      let done = 0;
+      if (cloning && aligned && blocks > 0) {
+        try {
+          addon.cloneRange(source, sourceOffset, target, targetOffset, blocks);
+          done = blocks;
+        } catch (err) {
+          if (!notHere(err)) throw err;
+          cloning = false;
+        }
+      }
+      try {
+        return (
+          done + addon.copyFileRange(source, sourceOffset + done, target, targetOffset + done, length - done)
+        );
+      } catch (err) {
+        if (!notHere(err)) throw err;
+        return (
+          done + copyThroughBuffer(source, sourceOffset + done, target, targetOffset + done, length - done)
+        );
+      }
+    },
+    preallocate(fd, length) {
+      if (length === 0) return true;
+      try {
+        addon.preallocate(fd, 0, length);
+        return true;
+      } catch (err) {
+        if (notHere(err)) return false;
+        throw err;
+      }
+    },
+    *dataRanges(fd, size) {
+      let at = 0;
+      while (at < size) {
+        let start: number;
+        try {
+          start = addon.seek(fd, at, SEEK_DATA);
+        } catch (err) {
+          if (!notHere(err)) throw err;
+          yield [at, size]; // a file system without SEEK_DATA: all data
+          return;
+        }
+        if (start < 0 || start >= size) return;
+        const end = Math.min(size, addon.seek(fd, start, SEEK_HOLE));
+        yield [start, end < 0 ? size : end];
+        at = end < 0 ? size : end;
+      }
+    },
+    adviseSequential(fd) {
+      try {
+        addon.fadvise(fd, 0, 0, FADV_SEQUENTIAL);
+      } catch {
+        // advice only
+      }
+    },
+    setCongestion(socket, name) {
+      const fd = socketFd(socket);
+      if (fd === undefined) return undefined;
+      try {
+        addon.setTcpCongestion(fd, name);
+      } catch {
+        // not offered by this kernel, or not allowed: the system's stays
+      }
+      try {
+        return addon.tcpCongestion(fd);
+      } catch {
+        return undefined;
+      }
+    },
+    setNotSentLowat(socket, bytes) {
+      const fd = socketFd(socket);
+      if (fd === undefined) return false;
+      try {
+        addon.setTcpNotSentLowat(fd, bytes);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    tcpInfo(socket) {
+      const fd = socketFd(socket);
+      if (fd === undefined) return undefined;
+      try {
+        const info = addon.tcpInfo(fd);
+        return {
+          rttMs: info.rttUs / 1000,
+          deliveryRate: info.deliveryRate,
+          retransmits: info.retransmits,
+          notSentBytes: info.notSentBytes,
+        };
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** The implementation this process uses. */
+export const platformIo: PlatformIo = native === undefined ? portableIo : nativeIo(native);
+export { nativeIo };

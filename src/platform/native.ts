@@ -1,0 +1,56 @@
+/**
+ * The Linux addon (`native/teleport_io.c`, built by node-gyp at install): the system calls Node
+ * does not expose. Absent where it was not built (another platform, no compiler) or when
+ * TELEPORT_NATIVE=0; io.ts then uses the portable path.
+ */
+import { createRequire } from "node:module";
+
+/** The addon's functions; each is synchronous and throws Errors with errno names as `code`. */
+export interface NativeAddon {
+  copyFileRange(fdIn: number, offsetIn: number, fdOut: number, offsetOut: number, length: number): number;
+  cloneRange(
+    fdSource: number,
+    offsetSource: number,
+    fdTarget: number,
+    offsetTarget: number,
+    length: number,
+  ): void;
+  preallocate(fd: number, offset: number, length: number): void;
+  /** lseek with SEEK_DATA or SEEK_HOLE: the offset found, or -1 past the last data. */
+  seek(fd: number, offset: number, whence: typeof SEEK_DATA | typeof SEEK_HOLE): number;
+  fadvise(fd: number, offset: number, length: number, advice: number): void;
+  /** Bytes sent, or -1 when the socket's buffer is full. */
+  sendFile(socketFd: number, fileFd: number, offset: number, length: number): number;
+  setTcpCongestion(fd: number, name: string): void;
+  tcpCongestion(fd: number): string;
+  setTcpNotSentLowat(fd: number, bytes: number): void;
+  tcpInfo(fd: number): NativeTcpInfo;
+}
+
+export interface NativeTcpInfo {
+  rttUs: number;
+  congestionWindow: number;
+  mss: number;
+  retransmits: number;
+  /** Bytes per second, as the kernel's rate sampler measures it. */
+  deliveryRate: number;
+  bytesAcked: number;
+  notSentBytes: number;
+}
+
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+export const FADV_SEQUENTIAL = 2;
+
+const ADDON_PATH = "../../../build/Release/teleport_io.node";
+
+function load(): NativeAddon | undefined {
+  if (process.env.TELEPORT_NATIVE === "0" || process.platform !== "linux") return undefined;
+  try {
+    return createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch {
+    return undefined; // not built: the portable path
+  }
+}
+
+export const native: NativeAddon | undefined = load();

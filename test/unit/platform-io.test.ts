@@ -1,0 +1,144 @@
+/**
+ * Each platform primitive, native and portable, on the same inputs: the same bytes out, and
+ * where the native one does more (holes found, blocks reserved, a socket option set) that it
+ * did. The native half is skipped, saying so, where the addon is not built.
+ */
+import assert from "node:assert/strict";
+import { closeSync, fstatSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { nativeIo, type PlatformIo, platformIo, portableIo } from "../../src/platform/io.js";
+import { native } from "../../src/platform/native.js";
+import { tempDir } from "../helpers/context.js";
+import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
+
+const implementations: [string, PlatformIo | undefined][] = [
+  ["portable", portableIo],
+  ["native", native === undefined ? undefined : nativeIo(native)],
+];
+
+it("TELEPORT_NATIVE=0 or a missing addon selects the portable path", () => {
+  const expected = process.env.TELEPORT_NATIVE === "0" || native === undefined ? "portable" : "native";
+  assert.equal(platformIo.kind, expected);
+});
+
+/** A file of `size` bytes with data only at `ranges` (the rest holes). */
+function sparseFile(path: string, size: number, ranges: [number, number][]): Buffer {
+  const content = Buffer.alloc(size);
+  const fd = openSync(path, "w");
+  for (const [start, end] of ranges) {
+    const data = pseudoRandomBytes(end - start, `${start}`);
+    data.copy(content, start);
+    writeSync(fd, data, 0, data.length, start);
+  }
+  closeSync(fd);
+  truncateSync(path, size); // the tail past the last data: a hole
+  return content;
+}
+
+for (const [name, io] of implementations) {
+  const skip = io === undefined ? "the native addon is not built here" : false;
+  describe(`${name} platform I/O`, { skip }, () => {
+    const impl = io as PlatformIo;
+
+    it("copies any range between files, the same bytes as the source", async (t) => {
+      const dir = await tempDir(t, `io-${name}`);
+      const source = pseudoRandomBytes(3 * MiB + 123, "copy-source");
+      const sourcePath = join(dir, "source");
+      const sourceFd = openSync(sourcePath, "w+");
+      writeSync(sourceFd, source);
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: source.length }),
+          fc.integer({ min: 0, max: 2 * MiB }),
+          fc.integer({ min: 0, max: MiB }),
+          fc.boolean(),
+          async (from, length, to, aligned) => {
+            const sourceOffset = aligned ? from - (from % 4096) : from;
+            const targetOffset = aligned ? to - (to % 4096) : to;
+            const targetPath = join(dir, `target-${run++}`);
+            const targetFd = openSync(targetPath, "w+");
+            try {
+              const copied = impl.copyRange(sourceFd, sourceOffset, targetFd, targetOffset, length);
+              const expected = source.subarray(sourceOffset, sourceOffset + length);
+              assert.equal(copied, expected.length, "fewer bytes only where the source ends");
+              const written = readFileSync(targetPath);
+              assert.equal(written.length, copied === 0 ? 0 : targetOffset + copied);
+              assert.ok(written.subarray(targetOffset).equals(expected));
+              assert.ok(
+                written.subarray(0, targetOffset).equals(Buffer.alloc(written.length && targetOffset)),
+              );
+            } finally {
+              closeSync(targetFd);
+            }
+          },
+        ),
+        { numRuns: 40 },
+      );
+      closeSync(sourceFd);
+    });
+
+    it("finds a sparse file's data ranges (native) or calls it all data (portable)", async (t) => {
+      const dir = await tempDir(t, `io-${name}`);
+      const path = join(dir, "sparse");
+      const ranges: [number, number][] = [
+        [MiB, MiB + 64 * 1024],
+        [5 * MiB, 6 * MiB],
+      ];
+      sparseFile(path, 16 * MiB, ranges);
+      const fd = openSync(path, "r");
+      try {
+        const found = [...impl.dataRanges(fd, 16 * MiB)];
+        if (impl.kind === "portable") assert.deepEqual(found, [[0, 16 * MiB]]);
+        else assert.deepEqual(found, ranges);
+        assert.deepEqual([...impl.dataRanges(fd, 0)], []);
+      } finally {
+        closeSync(fd);
+      }
+    });
+
+    it("reserves a file's blocks without changing its size (native), or says it cannot", async (t) => {
+      const dir = await tempDir(t, `io-${name}`);
+      const fd = openSync(join(dir, "prealloc"), "w+");
+      try {
+        const reserved = impl.preallocate(fd, 8 * MiB);
+        const stats = fstatSync(fd);
+        assert.equal(stats.size, 0);
+        if (impl.kind === "portable") assert.equal(reserved, false);
+        else assert.ok(!reserved || stats.blocks * 512 >= 8 * MiB, `${stats.blocks} blocks`);
+        impl.adviseSequential(fd); // advice: must not throw
+      } finally {
+        closeSync(fd);
+      }
+    });
+
+    it("sets a TCP socket's congestion control (native) and reads what it measures", async (t) => {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+      const client = connect((server.address() as { port: number }).port, "127.0.0.1");
+      await new Promise((resolve) => client.once("connect", resolve));
+      const peer = await accepted;
+      t.after(() => {
+        client.destroy();
+        peer.destroy();
+        server.close();
+      });
+      const reno = impl.setCongestion(peer, "reno");
+      const unknown = impl.setCongestion(peer, "no_such_cc");
+      const lowat = impl.setNotSentLowat(peer, 128 * 1024);
+      const info = impl.tcpInfo(peer);
+      if (impl.kind === "portable") {
+        assert.deepEqual([reno, unknown, lowat, info], [undefined, undefined, false, undefined]);
+        return;
+      }
+      assert.equal(reno, "reno");
+      assert.equal(unknown, "reno", "an unknown one leaves the one in effect");
+      assert.equal(lowat, true);
+      assert.ok(info !== undefined && info.rttMs >= 0);
+    });
+  });
+}
