@@ -97,6 +97,15 @@ static napi_value preallocate_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* punchHole(fd, offset, length): deallocates the range, which then reads as zeros. */
+static napi_value punch_hole_js(napi_env env, napi_callback_info info) {
+  int64_t a[3];
+  if (!int_args(env, info, 3, a)) return NULL;
+  if (fallocate((int)a[0], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a[1], a[2]) < 0)
+    return fail(env, errno, "fallocate(PUNCH_HOLE)");
+  return NULL;
+}
+
 /* seek(fd, offset, whence): lseek with SEEK_DATA (3) or SEEK_HOLE (4); -1 past the last data. */
 static napi_value seek_js(napi_env env, napi_callback_info info) {
   int64_t a[3];
@@ -204,6 +213,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("copyFileRange", copy_file_range_js),
       EXPORT("cloneRange", clone_range_js),
       EXPORT("preallocate", preallocate_js),
+      EXPORT("punchHole", punch_hole_js),
       EXPORT("seek", seek_js),
       EXPORT("fadvise", fadvise_js),
       EXPORT("sendFile", sendfile_js),

@@ -3,8 +3,20 @@
  * many small files. Quick mode moves the same shapes at a fraction of the size.
  */
 import { join } from "node:path";
-import { ensureRandomFile, ensureRandomTree, type FileGroup, type Payload } from "../lib/payload.js";
-import { compareTransfers, SSH_PACKAGES, standardTools } from "../lib/transfer.js";
+import {
+  ensureRandomFile,
+  ensureRandomTree,
+  ensureSparseFile,
+  type FileGroup,
+  type Payload,
+} from "../lib/payload.js";
+import {
+  compareTransfers,
+  rsyncDaemonWith,
+  SSH_PACKAGES,
+  standardTools,
+  teleportTool,
+} from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure } from "../lib/types.js";
 
 const MiB = 1024 * 1024;
@@ -136,4 +148,49 @@ function peakRssCheck(teleport: Figure): Check {
   return { description: `peak RSS < 150 MB either side: ${(peak / 1e6).toFixed(0)} MB`, met: peak < 150e6 };
 }
 
-export const transferBenchmarks: Benchmark[] = [bulk1GiB, bulkTree, manySmall];
+/**
+ * A 10 GiB sparse file with 10 MiB of data in 10 pieces (quick: 1 GiB, 1 MiB): teleport skips
+ * its holes (SEEK_DATA/SEEK_HOLE on the host; nothing read, sent or written for them) and leaves
+ * them holes; rsync -S finds them by reading and comparing the zeros.
+ */
+export const sparseFile: Benchmark = {
+  name: "sparse_10g",
+  title: "cold pull of a 10 GiB sparse file with 10 MiB of data (quick: 1 GiB, 1 MiB)",
+  target: "well under a second, sparse at the destination (rsync -S beside it)",
+  quick: true,
+  packages: ["rsync"],
+  run: async (context) => {
+    const bytes = context.quick ? 1024 * MiB : 10 * 1024 * MiB;
+    const dataBytes = context.quick ? MiB : 10 * MiB;
+    const payload = await ensureSparseFile(
+      join(context.workDir, `sparse-${bytes / MiB}m`, "sparse.img"),
+      bytes,
+      dataBytes,
+      10,
+    );
+    const tools = [teleportTool(), rsyncDaemonWith("rsync-daemon -S", ["-S"])];
+    const comparison = await compareTransfers(context, payload, tools);
+    const byTool = new Map(comparison.figures.map((entry) => [entry.tool, entry]));
+    const teleport = byTool.get("teleport");
+    if (teleport === undefined) {
+      return { status: "failed", reason: comparison.notes.join("; ") || "teleport produced no figure" };
+    }
+    const allocated = Number(teleport.details?.allocatedBytes ?? Number.NaN);
+    return {
+      status: "ok",
+      figures: comparison.figures,
+      ratios: comparison.ratios,
+      checks: [
+        { description: `under a second: ${teleport.median.toFixed(3)} s`, met: teleport.median < 1 },
+        {
+          description: `sparse at the destination: ${(allocated / MiB).toFixed(1)} MiB on disk for ${(dataBytes / MiB).toFixed(0)} MiB of data`,
+          met: allocated <= 2 * dataBytes + MiB,
+        },
+      ],
+      notes: comparison.notes,
+      details: { pullReports: comparison.reports },
+    };
+  },
+};
+
+export const transferBenchmarks: Benchmark[] = [bulk1GiB, bulkTree, manySmall, sparseFile];

@@ -55,6 +55,37 @@ export async function ensureRandomFile(path: string, bytes: number): Promise<Pay
 }
 
 /**
+ * Returns `path` as a sparse file of `bytes` with `dataBytes` of random data in `pieces` pieces
+ * spread evenly over it, holes between them; made again if its size or data differ.
+ */
+export async function ensureSparseFile(
+  path: string,
+  bytes: number,
+  dataBytes: number,
+  pieces: number,
+): Promise<Payload> {
+  const layout = JSON.stringify({ bytes, dataBytes, pieces, version: 1 });
+  const marker = `${path}.layout`;
+  if (fileSize(path) !== bytes || !existsSync(marker) || readFileSync(marker, "utf8") !== layout) {
+    rmSync(marker, { force: true });
+    mkdirSync(dirname(path), { recursive: true });
+    const file = await open(path, "w");
+    try {
+      const piece = Buffer.allocUnsafe(Math.ceil(dataBytes / pieces));
+      for (let i = 0; i < pieces; i++) {
+        randomFillSync(piece);
+        await file.write(piece, 0, piece.length, Math.floor((i * bytes) / pieces));
+      }
+      await file.truncate(bytes);
+    } finally {
+      await file.close();
+    }
+    writeFileSync(marker, layout);
+  }
+  return { root: dirname(path), name: basename(path), path, bytes, files: 1, digest: await treeDigest(path) };
+}
+
+/**
  * Returns `root/name` as a tree of random files laid out by `groups`, at most `perFolder` files
  * to a folder, nested two levels deep. A marker records the layout it was made with; a tree with
  * another layout, or an interrupted one, is made again.

@@ -3,7 +3,7 @@
  * once per round in rotating order, after a warm-up round. Every copy is checked against the
  * payload before its time counts.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   type CommandSpec,
@@ -74,26 +74,31 @@ export function teleportTool(options: { name?: string; pullArgs?: readonly strin
   };
 }
 
-export const rsyncDaemonTool: TransferTool = {
-  name: "rsync-daemon",
-  role: "peer",
-  packages: ["rsync"],
-  prepare: async (_context, payload) => {
-    const daemon = await startRsyncDaemon(payload.root);
-    return {
-      server: daemon.server,
-      details: { version: daemon.version, transport: "plaintext, unverified" },
-      transferCommand: (destDir) => ({
-        command: "rsync",
-        args: ["-a", `${daemon.moduleUrl}/${payload.name}`, `${destDir}/`],
-      }),
-      stop: async () => {
-        await daemon.stop();
-        return null;
-      },
-    };
-  },
-};
+export const rsyncDaemonTool: TransferTool = rsyncDaemonWith("rsync-daemon", []);
+
+/** The rsync daemon, pulled from with extra client options (`-S` for sparse files, say). */
+export function rsyncDaemonWith(name: string, extraArgs: readonly string[]): TransferTool {
+  return {
+    name,
+    role: "peer",
+    packages: ["rsync"],
+    prepare: async (_context, payload) => {
+      const daemon = await startRsyncDaemon(payload.root);
+      return {
+        server: daemon.server,
+        details: { version: daemon.version, transport: "plaintext, unverified" },
+        transferCommand: (destDir) => ({
+          command: "rsync",
+          args: ["-a", ...extraArgs, `${daemon.moduleUrl}/${payload.name}`, `${destDir}/`],
+        }),
+        stop: async () => {
+          await daemon.stop();
+          return null;
+        },
+      };
+    },
+  };
+}
 
 /** scp from a private sshd on loopback, with extra client options (a cipher, say). */
 export function scpTool(name: string, extraArgs: readonly string[]): TransferTool {
@@ -181,6 +186,8 @@ interface RunRecord {
   clientPeakRssBytes: number | null;
   serverCpuSeconds: number | null;
   serverPeakRssBytes: number | null;
+  /** What the copy takes on disk (`du`), for a single file: less than its size where sparse. */
+  allocatedBytes: number | null;
   report?: unknown;
 }
 
@@ -276,7 +283,9 @@ async function timedTransfer(contender: Contender, payload: Payload): Promise<Ru
   }
   const report = ready.readReport?.(client.stdout);
   await assertIdenticalCopy(join(destDir, payload.name), payload);
+  const allocatedBytes = payload.files === 1 ? statSync(join(destDir, payload.name)).blocks * 512 : null;
   return {
+    allocatedBytes,
     wallSeconds: client.wallSeconds,
     clientCpuSeconds: client.cpuSeconds,
     clientPeakRssBytes: client.peakRssBytes,
@@ -304,7 +313,12 @@ function summarize(payload: Payload, contenders: readonly Contender[], notes: st
       seconds,
     );
     result.megabytesPerSecond = payload.bytes / 1e6 / result.median;
-    result.details = { ...ready.details, filesPerSecond: payload.files / result.median };
+    const allocated = runs.flatMap((run) => run.allocatedBytes ?? []);
+    result.details = {
+      ...ready.details,
+      filesPerSecond: payload.files / result.median,
+      ...(allocated.length === 0 ? {} : { allocatedBytes: Math.max(...allocated) }),
+    };
     figures.push(result);
   }
   const subject = figures.find((candidate) => candidate.role === "subject");

@@ -5,7 +5,8 @@
  */
 import { readAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
-import { type ChunkRef, HASH_SIZE } from "../wire/messages.js";
+import { platformIo } from "../platform/io.js";
+import { type ChunkRef, HASH_SIZE, MAX_CHUNK_SIZE } from "../wire/messages.js";
 import type { Chunker } from "./chunker.js";
 import { hashBytes, StreamingHash } from "./hash.js";
 
@@ -15,9 +16,57 @@ export interface FileDigest {
   /**
    * BLAKE3 over the concatenated chunk hashes: it names the whole file's content through its
    * chunk list (as Dropbox's content hash does) for the cost of hashing 32 bytes per chunk,
-   * where a second pass over the data would double the host's hashing work.
+   * where a second pass over the data would double the host's hashing work. A hole of a sparse
+   * file counts in it as its `holeHash`, in its place.
    */
   fileHash: Buffer;
+}
+
+/**
+ * Holes shorter than this are read as data (zeros): a file pocked with small holes is chunked as
+ * one run, not cut at every hole, and each hole costs one holeHash (~0.7 ms).
+ */
+export const MIN_HOLE_BYTES = 1024 * 1024;
+
+const HOLE_DOMAIN = "teleport hole v1";
+/**
+ * Longer than any chunk can be (clients refuse chunks over MAX_CHUNK_SIZE), so no chunk's hash
+ * can equal a hole's: a chunk list with a hole never hashes like one with data in its place.
+ */
+const holePreimage = Buffer.alloc(MAX_CHUNK_SIZE + 1);
+
+/**
+ * What a hole of `length` bytes at `offset` contributes to a file hash: BLAKE3 over the domain,
+ * the offset and the length, zero-padded past the largest chunk.
+ */
+export function holeHash(offset: number, length: number): Buffer {
+  const at = holePreimage.write(HOLE_DOMAIN, 0, "latin1");
+  holePreimage.writeBigUInt64LE(BigInt(offset), at);
+  holePreimage.writeBigUInt64LE(BigInt(length), at + 8);
+  return hashBytes(holePreimage);
+}
+
+/**
+ * The data ranges of a file open as `fd` whose first `size` bytes are listed, as [start, end)
+ * pairs; holes under MIN_HOLE_BYTES count as data. With the native addon the holes come from
+ * SEEK_DATA/SEEK_HOLE; without it the whole file is data.
+ */
+export function* sparseRanges(fd: number, size: number): Generator<[number, number]> {
+  let pending: [number, number] | undefined;
+  for (const [start, end] of platformIo.dataRanges(fd, size)) {
+    if (pending === undefined) pending = [start < MIN_HOLE_BYTES ? 0 : start, end];
+    else if (start - pending[1] < MIN_HOLE_BYTES) pending[1] = end;
+    else {
+      yield pending;
+      pending = [start, end];
+    }
+  }
+  if (pending !== undefined) {
+    if (size - pending[1] < MIN_HOLE_BYTES) pending[1] = size;
+    yield pending;
+  } else if (size > 0 && size < MIN_HOLE_BYTES) {
+    yield [0, size]; // all hole, but too small to be one
+  }
 }
 
 /**
@@ -31,6 +80,11 @@ export class ChunkListHash {
   #hash: StreamingHash | undefined;
   #pending = Buffer.allocUnsafe(8 * HASH_SIZE);
   #filled = 0;
+
+  /** A hole of `length` bytes at `offset` (see holeHash). */
+  addHole(offset: number, length: number): void {
+    this.add(holeHash(offset, length));
+  }
 
   add(chunkHash: Uint8Array): void {
     if (this.#filled === this.#pending.length) {
@@ -92,7 +146,9 @@ const CHUNKS_PER_READ = 4;
 
 /**
  * Yields the chunks of the first `size` bytes of the file open as `fd` in order, then returns the
- * file digest. Throws FILE_CHANGED if the file ends before `size` bytes (truncated while read).
+ * file digest. The holes of a sparse file (sparseRanges) are skipped: no chunk covers them, and
+ * each counts in the file hash as its holeHash. Throws FILE_CHANGED if the file ends before
+ * `size` bytes (truncated while read).
  */
 export async function* chunkFile(
   fd: number,
@@ -103,42 +159,60 @@ export async function* chunkFile(
   // Sized to the file when it is small: a 10 KB file must not cost a 4 MiB allocation.
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size)));
   const fileHash = new ChunkListHash();
-  let filled = 0; // bytes in buffer not yet assigned to a chunk
-  let readOffset = 0;
-  let chunkOffset = 0;
   let chunkCount = 0;
+  let listed = 0; // where the last range ended
+  for (const [start, end] of sparseRanges(fd, size)) {
+    if (start > listed) fileHash.addHole(listed, start - listed);
+    for await (const batch of chunkRange(fd, start, end, buffer, chunker, signal)) {
+      for (const chunk of batch) fileHash.add(chunk.hash);
+      chunkCount += batch.length;
+      yield batch;
+    }
+    listed = end;
+  }
+  if (size > listed) fileHash.addHole(listed, size - listed);
+  return { size, chunkCount, fileHash: fileHash.digest() };
+}
 
-  while (chunkOffset < size) {
+/** The chunks of bytes `start` to `end` of `fd`, cut and hashed in `buffer`. */
+async function* chunkRange(
+  fd: number,
+  start: number,
+  end: number,
+  buffer: Buffer,
+  chunker: Chunker,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<ChunkRef[]> {
+  let filled = 0; // bytes in buffer not yet assigned to a chunk
+  let readOffset = start;
+  let chunkOffset = start;
+  while (chunkOffset < end) {
     signal?.throwIfAborted();
-    const want = Math.min(buffer.length - filled, size - readOffset);
+    const want = Math.min(buffer.length - filled, end - readOffset);
     if (want > 0) {
       const bytesRead = await readAt(fd, buffer, filled, want, readOffset);
       if (bytesRead === 0) {
         throw new TeleportError(
           ErrorCode.FILE_CHANGED,
-          `file shrank while it was being read (expected ${size} bytes)`,
+          `file shrank while it was being read (expected ${end} bytes or more)`,
         );
       }
       filled += bytesRead;
       readOffset += bytesRead;
     }
-    const eof = readOffset === size;
+    const eof = readOffset === end;
     const batch: ChunkRef[] = [];
-    let start = 0;
+    let at = 0;
     for (;;) {
-      const length = chunker.nextChunkLength(buffer.subarray(start, filled), eof);
+      const length = chunker.nextChunkLength(buffer.subarray(at, filled), eof);
       if (length === 0) break;
-      const hash = hashBytes(buffer.subarray(start, start + length));
-      fileHash.add(hash);
-      batch.push({ offset: chunkOffset, size: length, hash });
+      batch.push({ offset: chunkOffset, size: length, hash: hashBytes(buffer.subarray(at, at + length)) });
       chunkOffset += length;
-      start += length;
-      chunkCount++;
-      if (start === filled) break;
+      at += length;
+      if (at === filled) break;
     }
-    if (start > 0 && start < filled) buffer.copy(buffer, 0, start, filled);
-    filled -= start;
+    if (at > 0 && at < filled) buffer.copy(buffer, 0, at, filled);
+    filled -= at;
     if (batch.length > 0) yield batch;
   }
-  return { size, chunkCount, fileHash: fileHash.digest() };
 }

@@ -126,6 +126,11 @@ export interface PullSummary {
    * the first time. Chunks resumed in place or kept in an unchanged old copy are not read.
    */
   bytesReadLocally: number;
+  /**
+   * Bytes in the holes of sparse files (counted in `bytes`): never read, sent or written, and
+   * holes again at the destination.
+   */
+  bytesInHoles: number;
   seconds: number;
   /**
    * The transport the pull connected over. Under `auto` its data streams may have moved to the
@@ -238,8 +243,13 @@ interface FileJob {
   tinyBaseHash: Buffer | undefined;
   /** Consecutive local chunks not yet queued for copying. */
   copyRun: CopyRun | undefined;
-  /** Next offset the manifest must describe: chunks arrive in order and tile the file. */
+  /**
+   * Next offset the manifest must describe: chunks arrive in order and tile the file, but for
+   * the holes of a sparse file, which lie between them.
+   */
   described: number;
+  /** Whether the file has holes: its temporary file is then sized at commit. */
+  sparse: boolean;
   chunkCount: number;
   written: number;
   /** Chunks recorded in the journal: a failed pull keeps its temporary file only if some are. */
@@ -307,6 +317,7 @@ class Puller {
     bytesReused: 0,
     reused: { existing: 0, resumed: 0, index: 0 },
     bytesReadLocally: 0,
+    bytesInHoles: 0,
     seconds: 0,
     transport: "tcp",
     streams: [],
@@ -573,6 +584,7 @@ class Puller {
       tinyBaseHash: undefined,
       copyRun: undefined,
       described: 0,
+      sparse: false,
       chunkCount: 0,
       written: 0,
       journaled: 0,
@@ -717,8 +729,6 @@ class Puller {
   #openTemp(job: FileJob): number {
     if (job.temp !== undefined) return job.temp.fd;
     job.temp = createTempFile(job.finalPath);
-    // Its blocks reserved at once: a disk without room fails the file now, not halfway through.
-    if (job.entry.size >= PREALLOCATE_FROM_BYTES) preallocate(job.temp.fd, job.entry.size, job.finalPath);
     if (this.#index !== undefined && job.smallChunks === undefined) {
       const stats = fstatSync(job.temp.fd, { bigint: true });
       const download = { target: job.finalPath, version: versionOf(job.entry) };
@@ -730,13 +740,20 @@ class Puller {
   async #onChunks(chunks: ChunkRef[]): Promise<void> {
     const job = this.#current;
     if (job === undefined) throw protocolError("chunks outside a file");
+    const fresh = !job.maybeUnchanged && !job.resumed ? job.temp : undefined;
+    if (fresh !== undefined && job.entry.size >= PREALLOCATE_FROM_BYTES)
+      preallocateRuns(fresh.fd, chunks, job.finalPath);
     for (const chunk of chunks) {
-      if (chunk.offset !== job.described || chunk.size === 0 || chunk.size > MAX_CHUNK_SIZE) {
+      if (chunk.offset < job.described || chunk.size === 0 || chunk.size > MAX_CHUNK_SIZE) {
         throw protocolError(`chunk at ${chunk.offset} of "${job.wirePath}" does not follow the previous one`);
       }
       if (chunk.offset + chunk.size > job.entry.size)
         throw protocolError(`chunks of "${job.wirePath}" run past its size`);
-      job.described += chunk.size;
+      if (chunk.offset > job.described) {
+        job.listHash.addHole(job.described, chunk.offset - job.described);
+        this.#hole(job, job.described, chunk.offset);
+      }
+      job.described = chunk.offset + chunk.size;
       job.chunkCount++;
       job.listHash.add(chunk.hash);
       job.smallChunks?.push(chunk);
@@ -780,16 +797,21 @@ class Puller {
         if (event.entry.size !== job.entry.size || event.entry.mtimeMs !== job.entry.mtimeMs) throw changed();
       } else if (event.kind === "chunks") {
         for (const chunk of event.chunks) {
-          if (chunk.offset !== described || chunk.size === 0 || chunk.offset + chunk.size > job.entry.size) {
+          if (chunk.offset < described || chunk.size === 0 || chunk.offset + chunk.size > job.entry.size) {
             throw protocolError(
               `chunk at ${chunk.offset} of "${job.wirePath}" does not follow the previous one`,
             );
           }
-          described += chunk.size;
+          if (chunk.offset > described) this.#hole(job, described, chunk.offset);
+          described = chunk.offset + chunk.size;
           await this.#place(job, chunk);
         }
       } else if (event.kind === "file-end") {
         if (!event.digest.fileHash.equals(digest.fileHash)) throw changed();
+        if (described < job.entry.size) {
+          this.#hole(job, described, job.entry.size);
+          described = job.entry.size;
+        }
       } else {
         throw protocolError(`unexpected entries in the manifest of "${job.wirePath}"`);
       }
@@ -877,6 +899,22 @@ class Puller {
     }
   }
 
+  /**
+   * A hole of a sparse file, from `start` to `end`: nothing to fetch or write (a resumed download
+   * has it punched, in case an older version had data there), and a hole at the destination.
+   * Files that may be unchanged are only hashed until their end.
+   */
+  #hole(job: FileJob, start: number, end: number): void {
+    if (job.maybeUnchanged) return;
+    job.sparse = true;
+    if (job.resumed && job.temp !== undefined) platformIo.zeroRange(job.temp.fd, start, end - start);
+    job.written += end - start;
+    this.#summary.bytes += end - start;
+    this.#summary.bytesInHoles += end - start;
+    this.#maybeCommit(job);
+    this.#reportProgress();
+  }
+
   #reused(job: FileJob, bytes: number, kind: keyof ReusedBytes): void {
     job.written += bytes;
     this.#summary.bytes += bytes;
@@ -889,6 +927,11 @@ class Puller {
   async #onFileEnd(digest: FileEnd): Promise<void> {
     const job = this.#current;
     if (job === undefined) throw protocolError("file end outside a file");
+    if (job.described < digest.size && digest.size === job.entry.size) {
+      job.listHash.addHole(job.described, digest.size - job.described);
+      this.#hole(job, job.described, digest.size);
+      job.described = digest.size;
+    }
     if (
       digest.size !== job.entry.size ||
       job.described !== job.entry.size ||
@@ -1031,8 +1074,9 @@ class Puller {
     const { fd, path } = job.temp as { path: string; fd: number };
     job.temp = { path, fd: -1 }; // closed below, never again: the number may be reused at once
     try {
-      // A resumed download may be longer than this version of the file.
-      if (job.resumed) ftruncateSync(fd, entry.size);
+      // A resumed download may be longer than this version of the file; a sparse file may end
+      // in a hole, which nothing was written to.
+      if (job.resumed || job.sparse) ftruncateSync(fd, entry.size);
       fchmodSync(fd, entry.mode & 0o777);
       futimesSync(fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
     } finally {
@@ -1170,11 +1214,21 @@ function lstatQuietly(path: string): BigIntStats | undefined {
   }
 }
 
-/** Reserves `size` bytes for a temporary file; a full disk fails the file at once. */
-function preallocate(fd: number, size: number, finalPath: string): void {
-  try {
-    platformIo.preallocate(fd, size);
-  } catch (err) {
-    throw toTeleportError(err, `reserving ${size} bytes for ${finalPath}`);
+/**
+ * Reserves the blocks of each run of back-to-back chunks in `chunks` (not the holes between
+ * runs): a disk without room fails the file now, not halfway through.
+ */
+function preallocateRuns(fd: number, chunks: readonly ChunkRef[], finalPath: string): void {
+  let i = 0;
+  while (i < chunks.length) {
+    const start = (chunks[i] as ChunkRef).offset;
+    let end = start;
+    for (; i < chunks.length && (chunks[i] as ChunkRef).offset === end; i++)
+      end += (chunks[i] as ChunkRef).size;
+    try {
+      platformIo.preallocate(fd, start, end - start);
+    } catch (err) {
+      throw toTeleportError(err, `reserving ${end - start} bytes for ${finalPath}`);
+    }
   }
 }

@@ -196,7 +196,7 @@ port.on("message", (message: ToThread) => {
       const stream = streams.get(message.stream);
       if (stream === undefined) break;
       stream.dropping = true;
-      if (stream.openBatches === 0) void stream.close(false);
+      if (message.abort || stream.openBatches === 0) void stream.close(message.abort);
       break;
     }
     case "close":

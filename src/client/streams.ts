@@ -109,8 +109,11 @@ export const DELIVERED_INDEX: Readonly<Record<TransportKind, number>> = { tcp: 0
 export type ToThread =
   | { op: "open"; stream: number; transport: TransportKind }
   | { op: "fetch"; stream: number; id: number; batch: PackedBatch; compressLevel: number }
-  /** Closes one stream once its open batches are done (the tuner wants fewer). */
-  | { op: "drop"; stream: number }
+  /**
+   * Closes one stream once its open batches are done (the tuner wants fewer), or at once with
+   * `abort` (its transport lost a trial: its batches go back to the queue instead of waiting on it).
+   */
+  | { op: "drop"; stream: number; abort: boolean }
   | { op: "close"; abort: boolean };
 
 export type FromThread =
@@ -271,6 +274,8 @@ interface Stream {
   transport: TransportKind;
   state: "connecting" | "ready" | "dropping" | "lost";
   inFlightBytes: number;
+  /** Dropped with its batches cut off: they are handed to other streams, not counted as failures. */
+  abandoned: boolean;
 }
 
 class Thread {
@@ -469,10 +474,16 @@ export class StreamPool {
         break;
       }
       case "failed": {
+        const abandoned = this.#batches.get(message.id)?.stream?.abandoned === true;
         const batch = this.#settle(message.id);
         if (batch === undefined) break;
         const error = deserializeError(message.error);
-        if (isTransportFailure(error) && batch.attempts < MAX_ATTEMPTS && this.#closing === undefined) {
+        if (abandoned) batch.attempts--; // not this batch's failure: its stream was cut off
+        if (
+          (abandoned || isTransportFailure(error)) &&
+          batch.attempts < MAX_ATTEMPTS &&
+          this.#closing === undefined
+        ) {
           this.#batchesReissued++;
           this.#batches.set(batch.id, batch);
           this.#queue.unshift(batch);
@@ -548,6 +559,7 @@ export class StreamPool {
       transport,
       state: "connecting",
       inFlightBytes: 0,
+      abandoned: false,
     };
     thread.streams++;
     this.#streams.set(stream.id, stream);
@@ -563,11 +575,15 @@ export class StreamPool {
       .reverse();
   }
 
-  /** Closes the most recently opened streams of `transport` once their batches are done. */
-  #drop(count: number, transport: TransportKind): void {
+  /**
+   * Closes the most recently opened streams of `transport` once their batches are done, or at
+   * once with `abort`, their batches handed to the other streams.
+   */
+  #drop(count: number, transport: TransportKind, abort = false): void {
     for (const stream of this.#active(transport).slice(0, count)) {
       stream.state = "dropping";
-      stream.thread.post({ op: "drop", stream: stream.id });
+      stream.abandoned = abort;
+      stream.thread.post({ op: "drop", stream: stream.id, abort });
     }
   }
 
@@ -593,11 +609,12 @@ export class StreamPool {
         );
         this.#transport = action.transport;
         this.#resize();
-        this.#drop(Number.POSITIVE_INFINITY, from);
+        // The slower transport's batches would hold the pull's tail: they move at once.
+        this.#drop(Number.POSITIVE_INFINITY, from, true);
         break;
       }
       case "end":
-        this.#drop(Number.POSITIVE_INFINITY, action.transport);
+        this.#drop(Number.POSITIVE_INFINITY, action.transport, true);
         break;
     }
     this.#dispatch();

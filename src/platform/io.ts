@@ -39,8 +39,16 @@ export interface PlatformIo {
     targetOffset: number,
     length: number,
   ): number;
-  /** Reserves the blocks of `length` bytes for `fd` without changing its size; false where it cannot. */
-  preallocate(fd: number, length: number): boolean;
+  /**
+   * Reserves the blocks of `length` bytes from `offset` for `fd` without changing its size;
+   * false where it cannot.
+   */
+  preallocate(fd: number, offset: number, length: number): boolean;
+  /**
+   * Makes `length` bytes from `offset` read as zeros: a hole where the file system can punch
+   * one, zeros written where it cannot.
+   */
+  zeroRange(fd: number, offset: number, length: number): void;
   /**
    * The data ranges of a file of `size` bytes from `offset`, as [start, end) pairs: holes are
    * what lies between them. Portable: the whole file is data.
@@ -94,10 +102,18 @@ function copyThroughBuffer(
   return done;
 }
 
+function writeZeros(fd: number, offset: number, length: number): void {
+  const zeros = Buffer.alloc(Math.min(COPY_SLICE_BYTES, length));
+  for (let done = 0; done < length; ) {
+    done += writeSync(fd, zeros, 0, Math.min(zeros.length, length - done), offset + done);
+  }
+}
+
 export const portableIo: PlatformIo = {
   kind: "portable",
   copyRange: copyThroughBuffer,
   preallocate: () => false,
+  zeroRange: writeZeros,
   *dataRanges(_fd, size) {
     if (size > 0) yield [0, size];
   },
@@ -136,14 +152,23 @@ function nativeIo(addon: NativeAddon): PlatformIo {
         );
       }
     },
-    preallocate(fd, length) {
+    preallocate(fd, offset, length) {
       if (length === 0) return true;
       try {
-        addon.preallocate(fd, 0, length);
+        addon.preallocate(fd, offset, length);
         return true;
       } catch (err) {
         if (notHere(err)) return false;
         throw err;
+      }
+    },
+    zeroRange(fd, offset, length) {
+      if (length === 0) return;
+      try {
+        addon.punchHole(fd, offset, length);
+      } catch (err) {
+        if (!notHere(err)) throw err;
+        writeZeros(fd, offset, length);
       }
     },
     *dataRanges(fd, size) {

@@ -16,6 +16,7 @@ export interface NativeAddon {
     length: number,
   ): void;
   preallocate(fd: number, offset: number, length: number): void;
+  punchHole(fd: number, offset: number, length: number): void;
   /** lseek with SEEK_DATA or SEEK_HOLE: the offset found, or -1 past the last data. */
   seek(fd: number, offset: number, whence: typeof SEEK_DATA | typeof SEEK_HOLE): number;
   fadvise(fd: number, offset: number, length: number, advice: number): void;

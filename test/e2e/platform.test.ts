@@ -5,13 +5,14 @@
  * under TELEPORT_NATIVE=0, on the portable path (npm test runs this file both ways).
  */
 import assert from "node:assert/strict";
+import { mkdir, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { PullSummary } from "../../src/client/pull.js";
 import { platformIo } from "../../src/platform/io.js";
 import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
-import { compareTrees, makeTree } from "../helpers/tree.js";
+import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
 async function hostWith(t: Parameters<typeof tempDir>[0], args: string[]) {
   const base = await tempDir(t, "platform");
@@ -51,4 +52,61 @@ test("host --congestion with a malformed name: a usage error, exit 2", async (t)
   });
   assert.equal(result.code, 2);
   assert.match(result.stderr, /congestion control's name/);
+});
+
+/** A file of `size` bytes with random data at `ranges` and holes elsewhere; returns its bytes. */
+async function writeSparse(path: string, size: number, ranges: [number, number][]): Promise<Buffer> {
+  const content = Buffer.alloc(size);
+  const handle = await open(path, "w");
+  try {
+    for (const [start, end] of ranges) {
+      const data = pseudoRandomBytes(end - start, `sparse ${start}`);
+      data.copy(content, start);
+      await handle.write(data, 0, data.length, start);
+    }
+    await handle.truncate(size);
+  } finally {
+    await handle.close();
+  }
+  return content;
+}
+
+test("a sparse file: holes never cross the network and stay holes at the destination", async (t) => {
+  const base = await tempDir(t, "sparse");
+  const share = join(base, "share");
+  await mkdir(share);
+  const size = 256 * MiB;
+  const ranges: [number, number][] = [
+    [8 * MiB, 9 * MiB],
+    [100 * MiB, 100 * MiB + 300_000],
+  ];
+  const content = await writeSparse(join(share, "disk.img"), size, ranges);
+  await writeSparse(join(share, "empty.img"), 64 * MiB, []);
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const dest = join(base, "dest");
+  const result = await runCli(["pull", host.link, dest, "--json"], env);
+  assert.equal(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout) as PullSummary;
+  assert.ok((await readFile(join(dest, "disk.img"))).equals(content), "same bytes, holes read as zeros");
+  assert.equal((await stat(join(dest, "empty.img"))).size, 64 * MiB);
+  const data = MiB + 300_000;
+  if (platformIo.kind === "portable") {
+    assert.equal(summary.bytesInHoles, 0, "without SEEK_HOLE every byte is data");
+    return;
+  }
+  // The file system rounds data to its blocks: a few KiB of zeros around the data may be sent.
+  const slack = 64 * 1024;
+  const holes = size + 64 * MiB - data;
+  assert.ok(summary.bytesInHoles <= holes && summary.bytesInHoles > holes - slack, `${summary.bytesInHoles}`);
+  assert.ok(summary.bytesFromNetwork <= data + slack, `${summary.bytesFromNetwork} bytes fetched`);
+  const allocated = (await stat(join(dest, "disk.img"))).blocks * 512;
+  assert.ok(allocated < 4 * MiB, `${allocated} bytes allocated at the destination: sparse`);
+  assert.ok((await stat(join(dest, "empty.img"))).blocks * 512 < MiB);
+
+  // Pulled again: recognised as unchanged (the same chunk list, holes included), nothing fetched.
+  const again = await runCli(["pull", host.link, dest, "--json"], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
 });

@@ -104,7 +104,7 @@ for (const [name, io] of implementations) {
       const dir = await tempDir(t, `io-${name}`);
       const fd = openSync(join(dir, "prealloc"), "w+");
       try {
-        const reserved = impl.preallocate(fd, 8 * MiB);
+        const reserved = impl.preallocate(fd, 0, 8 * MiB);
         const stats = fstatSync(fd);
         assert.equal(stats.size, 0);
         if (impl.kind === "portable") assert.equal(reserved, false);
