@@ -127,7 +127,9 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     } else {
       const rate = summary.bytes / Math.max(summary.seconds, 1e-6);
       process.stdout.write(
-        `pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlinks: ` +
+        `pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlinks` +
+          `${summary.hardLinks > 0 ? `, ${summary.hardLinks} hard links` : ""}` +
+          `${summary.bytesInHoles > 0 ? ` (${formatBytes(summary.bytesInHoles)} in holes)` : ""}: ` +
           `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
           `${formatBytes(summary.bytesFromNetwork)} from the network, ${formatBytes(summary.bytesReused)} reused\n`,
       );

@@ -198,7 +198,11 @@ export class TeleportClient {
       magic: PROTOCOL_MAGIC,
       minVersion: MIN_PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
-      features: Feature.ENTRY_ERRORS | Feature.COMPRESSION | (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
+      features:
+        Feature.ENTRY_ERRORS |
+        Feature.COMPRESSION |
+        Feature.HARD_LINKS |
+        (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
       authProof: authProof(stream, this.link.secret),
       clientName: options.clientName ?? "teleport",
       clientId: this.clientId,

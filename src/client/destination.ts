@@ -11,7 +11,17 @@
  * it system time.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { constants, lstatSync, mkdirSync, openSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
+import {
+  constants,
+  copyFileSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 
@@ -93,6 +103,27 @@ export function commitPath(tempPath: string, finalPath: string): void {
   } catch (err) {
     throw toTeleportError(err, `renaming into ${finalPath}`);
   }
+}
+
+/**
+ * Makes `finalPath` another name of the regular file at `existingPath` (a copy where the file
+ * system has no hard links), replacing what was there in one rename.
+ */
+export function linkReplacing(existingPath: string, finalPath: string): void {
+  const stats = lstatSync(existingPath);
+  if (!stats.isFile()) throw new TeleportError(ErrorCode.IO, `${existingPath} is not a file pulled here`);
+  const current = lstatSync(finalPath, { throwIfNoEntry: false });
+  // Already that file (a re-pull): rename would do nothing and leave the new name behind.
+  if (current !== undefined && current.ino === stats.ino && current.dev === stats.dev) return;
+  const temp = tempPathFor(finalPath);
+  try {
+    linkSync(existingPath, temp);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "EMLINK" && code !== "EXDEV" && code !== "ENOTSUP") throw err;
+    copyFileSync(existingPath, temp, constants.COPYFILE_FICLONE);
+  }
+  commitPath(temp, finalPath);
 }
 
 export function createSymlink(target: string, finalPath: string): void {

@@ -54,6 +54,7 @@ import {
   createSymlink,
   createTempFile,
   ensureRealDirectory,
+  linkReplacing,
   removeQuietly,
   tempFileWriter,
 } from "./destination.js";
@@ -114,6 +115,8 @@ export interface PullSummary {
   files: number;
   directories: number;
   symlinks: number;
+  /** More names of files pulled, made hard links to them as on the host. */
+  hardLinks: number;
   bytes: number;
   bytesFromNetwork: number;
   /** What bytesFromNetwork took on the wire: less where chunks came compressed. */
@@ -256,6 +259,15 @@ interface FileJob {
   journaled: number;
   digest: FileEnd | undefined;
   committing: boolean;
+  /** Hard links to make to this file once it is complete. */
+  otherNames: OtherName[];
+}
+
+/** Another name of a file (a HARDLINK entry), waiting for the file to be complete. */
+interface OtherName {
+  wirePath: string;
+  finalPath: string;
+  parent: DirState;
 }
 
 interface Fetch {
@@ -287,6 +299,8 @@ class Puller {
 
   readonly #dirStack: DirState[] = [];
   readonly #openFiles = new Set<FileJob>();
+  /** Open files by wire path, for hard links to them that arrive before they are complete. */
+  readonly #openByPath = new Map<string, FileJob>();
   #current: FileJob | undefined;
   /** Whether the requested file or folder itself has been announced (it must come first, once). */
   #topSeen = false;
@@ -311,6 +325,7 @@ class Puller {
     files: 0,
     directories: 0,
     symlinks: 0,
+    hardLinks: 0,
     bytes: 0,
     bytesFromNetwork: 0,
     bytesOnWire: 0,
@@ -556,6 +571,8 @@ class Puller {
       checkLinkTarget(relativeToDest.join("/"), entry.linkTarget);
       createSymlink(entry.linkTarget, this.#localPath(entry.path));
       this.#summary.symlinks++;
+    } else if (entry.kind === EntryKind.HARDLINK) {
+      await this.#onHardLink(entry, parent);
     } else {
       throw protocolError(`file "${entry.path}" announced without its chunks`);
     }
@@ -590,9 +607,11 @@ class Puller {
       journaled: 0,
       digest: undefined,
       committing: false,
+      otherNames: [],
     };
     parent.pending++;
     this.#openFiles.add(job);
+    this.#openByPath.set(job.wirePath, job);
     this.#current = job;
     this.#bytesKnown += entry.size;
     if (job.tiny) {
@@ -1147,9 +1166,45 @@ class Puller {
 
   async #finished(job: FileJob): Promise<void> {
     this.#openFiles.delete(job);
+    if (this.#openByPath.get(job.wirePath) === job) this.#openByPath.delete(job.wirePath);
     this.#summary.files++;
     this.#reportProgress();
+    for (const name of job.otherNames) await this.#linkName(job.finalPath, name);
     await this.#childDone(job.parent);
+  }
+
+  /**
+   * A HARDLINK entry: another name of a file of this pull. Linked at once if the file is
+   * complete, else when it is.
+   */
+  async #onHardLink(entry: Entry, parent: DirState): Promise<void> {
+    const target = entry.linkTarget;
+    splitWirePath(target);
+    if (!isWithin(target, this.#remote) || target === entry.path)
+      throw protocolError(`hard link "${entry.path}" to "${target}", outside the pull`);
+    parent.pending++;
+    const name = { wirePath: entry.path, finalPath: this.#localPath(entry.path), parent };
+    const open = this.#openByPath.get(target);
+    if (open !== undefined) open.otherNames.push(name);
+    else await this.#linkName(this.#localPath(target), name);
+  }
+
+  /**
+   * Makes `name` a hard link to the complete file at `finalPath`, replacing what was there; a
+   * file system without hard links gets a copy. A target that is missing (it failed to pull) is
+   * reported as a failure of this name, and the pull goes on.
+   */
+  async #linkName(finalPath: string, name: OtherName): Promise<void> {
+    try {
+      linkReplacing(finalPath, name.finalPath);
+      this.#summary.hardLinks++;
+    } catch (err) {
+      const error = toTeleportError(err, `linking "${name.wirePath}"`);
+      this.#summary.failureCount++;
+      if (this.#summary.failures.length < MAX_REPORTED_FAILURES)
+        this.#summary.failures.push({ path: name.wirePath, code: error.code, message: error.detail });
+    }
+    await this.#childDone(name.parent);
   }
 
   async #leaveDirectory(dir: DirState): Promise<void> {

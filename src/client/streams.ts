@@ -395,9 +395,14 @@ export class StreamPool {
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
   }
 
-  /** Bytes the caller may have requested and not yet written. */
+  /**
+   * Bytes the caller may have requested and not yet written. A transport trial's streams come on
+   * top of the tuner's count, with their own share on top of its window: the streams already
+   * carrying the pull keep theirs, whatever the trial's deliver.
+   */
   get windowBytes(): number {
-    return this.#tuner.windowBytes;
+    const extra = this.#trial?.extraStreams ?? 0;
+    return Math.round(this.#tuner.windowBytes * (1 + extra / this.#tuner.streams));
   }
 
   /** The batch size that gives each stream BATCHES_PER_STREAM batches of the window. */

@@ -27,7 +27,7 @@ import {
 } from "../wire/messages.js";
 import { openFileAt } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
-import { isWalkFailure, type Share, type WalkFailure } from "./share.js";
+import { isWalkFailure, type Share, type ShareEntry, type WalkFailure } from "./share.js";
 
 /**
  * Files up to this size are hashed each time they are listed, never looked up in the index:
@@ -77,21 +77,39 @@ interface Ahead {
   manifest: Promise<FileManifest> | undefined;
 }
 
+/** Files with several names remembered per manifest for HARDLINK entries (~100 bytes each). */
+const MAX_LINKED_FILES = 65_536;
+
 export class ManifestStream {
   readonly #sources: ManifestSources;
   readonly #send: SendFrame;
   readonly #entryErrors: boolean;
   readonly #signal: AbortSignal;
+  /**
+   * With Feature.HARD_LINKS: the first path sent of each file with several names, by inode, so
+   * its other names go as HARDLINK entries. Bounded: past MAX_LINKED_FILES they go as files.
+   */
+  readonly #firstNames: Map<string, string> | undefined;
 
   constructor(
     sources: ManifestSources,
     send: SendFrame,
-    options: { entryErrors: boolean; signal: AbortSignal },
+    options: { entryErrors: boolean; hardLinks: boolean; signal: AbortSignal },
   ) {
     this.#sources = sources;
     this.#send = send;
     this.#entryErrors = options.entryErrors;
     this.#signal = options.signal;
+    this.#firstNames = options.hardLinks ? new Map() : undefined;
+  }
+
+  /** The HARDLINK entry for `found` if a file of the same inode was sent before; else notes it. */
+  #hardLink({ entry, inode }: ShareEntry): Entry | undefined {
+    if (this.#firstNames === undefined || inode === undefined) return undefined;
+    const first = this.#firstNames.get(inode);
+    if (first !== undefined) return { ...entry, kind: EntryKind.HARDLINK, linkTarget: first };
+    if (this.#firstNames.size < MAX_LINKED_FILES) this.#firstNames.set(inode, entry.path);
+    return undefined;
   }
 
   /**
@@ -115,6 +133,11 @@ export class ManifestStream {
           }
           if (isWalkFailure(step.value)) {
             ahead.push(step.value);
+            continue;
+          }
+          const link = this.#hardLink(step.value);
+          if (link !== undefined) {
+            ahead.push({ entry: link, absolutePath: step.value.absolutePath, manifest: undefined });
             continue;
           }
           const { entry, absolutePath } = step.value;

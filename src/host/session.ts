@@ -238,6 +238,7 @@ export class HostSession {
     this.#authenticated = true;
     const supported =
       Feature.ENTRY_ERRORS |
+      Feature.HARD_LINKS |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0);
     this.#features = hello.features & supported;
@@ -358,7 +359,11 @@ export class HostSession {
 
   #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
     const send: SendFrame = (type, codec, value) => this.#sendCredited(requestId, open, type, codec, value);
-    const options = { entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0, signal: open.abort.signal };
+    const options = {
+      entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
+      hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
+      signal: open.abort.signal,
+    };
     return new ManifestStream(this.#context, send, options).run(path);
   }
 

@@ -15,6 +15,8 @@ export interface ShareEntry {
   entry: Entry;
   /** Absolute path on the host (inside the share). */
   absolutePath: string;
+  /** For a file with more than one name (hard links): its device and inode, the same for all. */
+  inode?: string;
 }
 
 /** A folder beneath the top of a walk that could not be listed. */
@@ -167,7 +169,11 @@ export class Share {
   /** An Entry for a file, folder or inside-pointing symlink; null for anything not served. */
   #describe(wirePath: string, absolutePath: string, stats: Stats): ShareEntry | null {
     const base = { path: wirePath, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, linkTarget: "" };
-    if (stats.isFile()) return { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
+    if (stats.isFile()) {
+      const found: ShareEntry = { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
+      if (stats.nlink > 1) found.inode = inodeKey(absolutePath);
+      return found;
+    }
     if (stats.isDirectory()) return { absolutePath, entry: { ...base, kind: EntryKind.DIRECTORY, size: 0 } };
     if (stats.isSymbolicLink()) {
       const target = this.#insideLinkTarget(wirePath, absolutePath);
@@ -200,6 +206,12 @@ export class Share {
   #contains(absolutePath: string): boolean {
     return absolutePath === this.root || absolutePath.startsWith(this.root + sep);
   }
+}
+
+/** Device and inode, exactly: inode numbers may exceed 2^53. */
+function inodeKey(absolutePath: string): string | undefined {
+  const stats = quietly(() => lstatSync(absolutePath, { bigint: true }));
+  return stats === undefined ? undefined : `${stats.dev}:${stats.ino}`;
 }
 
 /** What `read` returns, or undefined if it throws. */

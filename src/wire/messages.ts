@@ -75,6 +75,8 @@ export const Feature = {
    * data streams from one to the other during a pull (client/transport-trial.ts).
    */
   BOTH_TRANSPORTS: 4,
+  /** The host sends HARDLINK entries for more names of a file it has already sent. */
+  HARD_LINKS: 8,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -83,6 +85,11 @@ export const EntryKind = {
   FILE: 1,
   DIRECTORY: 2,
   SYMLINK: 3,
+  /**
+   * Another name of a file already sent in this manifest (with Feature.HARD_LINKS): `linkTarget`
+   * is that file's path, and the client links the two.
+   */
+  HARDLINK: 4,
 } as const;
 export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
 

@@ -5,7 +5,7 @@
  * under TELEPORT_NATIVE=0, on the portable path (npm test runs this file both ways).
  */
 import assert from "node:assert/strict";
-import { mkdir, open, readFile, stat } from "node:fs/promises";
+import { link, mkdir, open, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { PullSummary } from "../../src/client/pull.js";
@@ -109,4 +109,44 @@ test("a sparse file: holes never cross the network and stay holes at the destina
   const again = await runCli(["pull", host.link, dest, "--json"], env);
   assert.equal(again.code, 0, again.stderr);
   assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
+});
+
+test("hard links within the pulled tree are pulled once and linked again", async (t) => {
+  const base = await tempDir(t, "hardlinks");
+  const share = join(base, "share");
+  await mkdir(join(share, "sub"), { recursive: true });
+  await writeFile(join(share, "a.bin"), pseudoRandomBytes(3 * MiB, "linked"));
+  await link(join(share, "a.bin"), join(share, "b.bin"));
+  await link(join(share, "a.bin"), join(share, "sub", "c.bin"));
+  await writeFile(join(share, "small.txt"), "one file, two names\n");
+  await link(join(share, "small.txt"), join(share, "sub", "small-again.txt"));
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+
+  const dest = join(base, "dest");
+  const result = await runCli(["pull", host.link, dest, "--json"], env);
+  assert.equal(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout) as PullSummary;
+  assert.equal(summary.hardLinks, 3);
+  assert.equal(summary.files, 2, "each file's bytes pulled once");
+  await compareTrees(share, dest);
+  const inode = async (...path: string[]) => (await stat(join(dest, ...path))).ino;
+  assert.equal(await inode("b.bin"), await inode("a.bin"));
+  assert.equal(await inode("sub", "c.bin"), await inode("a.bin"));
+  assert.equal(await inode("sub", "small-again.txt"), await inode("small.txt"));
+  assert.equal((await stat(join(dest, "a.bin"))).nlink, 3);
+
+  // Pulled again over itself: still linked, nothing fetched.
+  const again = await runCli(["pull", host.link, dest, "--json"], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
+  assert.equal((await stat(join(dest, "a.bin"))).nlink, 3);
+
+  // A folder pulled alone holds the first of the names it sees as a file.
+  const part = join(base, "part");
+  const sub = await runCli(["pull", host.link, part, "--path", "sub", "--json"], env);
+  assert.equal(sub.code, 0, sub.stderr);
+  await compareTrees(join(share, "sub"), join(part, "sub"));
+  assert.equal((await stat(join(part, "sub", "c.bin"))).nlink, 1);
 });
