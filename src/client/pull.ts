@@ -160,8 +160,9 @@ export interface EntryFailure {
 
 const MAX_REPORTED_FAILURES = 1000;
 /**
- * Files from this size have their blocks reserved when created (fallocate through the native
- * addon): one call per file, so not for the many small files of a tree.
+ * Files from this size have the blocks of each run of chunks reserved as their chunk lists
+ * arrive (fallocate through the native addon): a call per CHUNKS frame, so not for the many
+ * small files of a tree.
  */
 const PREALLOCATE_FROM_BYTES = 1024 * 1024;
 
