@@ -23,8 +23,12 @@ import type { TransportKind } from "../transport/transport.js";
 
 /** Per-stream delivery of the other transport, as a multiple of the current one's, to move to it. */
 const SWITCH_GAIN = 1.25;
-/** Extra streams a trial opens: this share of the stream count, at least one. */
+/**
+ * Extra streams a trial opens: this share of the stream count, at least one and at most
+ * MAX_TRIAL_STREAMS (each is a handshake, and CPU, on a machine already moving the pull).
+ */
 const TRIAL_SHARE = 0.25;
+const MAX_TRIAL_STREAMS = 8;
 /** The first trial waits this long after the pool starts, for the streams to leave slow start. */
 const FIRST_TRIAL_MS = 1000;
 /** Time the trial streams get to leave slow start before they are measured: the larger of these. */
@@ -36,10 +40,17 @@ const MEASURE_RTTS = 10;
 /** A decided trial is tried again after this, doubling each time. */
 const RETRY_MS = 30_000;
 /**
- * Trial streams not all connected by then are given up on: a QUIC handshake takes two round
- * trips, and the binding ignores ICMP, so a filtered UDP path shows only as silence.
+ * A trial with none of its streams connected by then is given up on: a QUIC handshake takes
+ * two round trips, and the binding ignores ICMP, so a filtered UDP path shows only as silence.
  */
 const CONNECT_MS = 5000;
+/**
+ * A trial goes on with the streams that connected once this long has passed (the larger of
+ * these): under loss one handshake can take seconds of retransmission timeouts, and waiting for
+ * it would hold the trial's other streams, with their batches, for as long.
+ */
+const SOME_CONNECTED_MS = 1000;
+const SOME_CONNECTED_RTTS = 4;
 
 export interface TransportCounts {
   tcp: number;
@@ -62,7 +73,7 @@ export interface TrialStep {
   transport: TransportKind;
   /** Bytes per second per stream each transport delivered over the trial's interval. */
   perStream: TransportCounts | null;
-  reason: "start" | "trying" | "switched" | "kept" | "failed" | "unavailable";
+  reason: "start" | "trying" | "switched" | "kept" | "inconclusive" | "failed" | "unavailable";
 }
 
 /** What the pool knows at a tick. */
@@ -120,23 +131,27 @@ export class TransportTrial {
         return undefined;
       case "waiting": {
         if (!o.steady || o.nowMs < this.#nextTrialAtMs) return undefined;
-        this.#trialStreams = Math.max(1, Math.round(o.streams * TRIAL_SHARE));
+        this.#trialStreams = Math.min(MAX_TRIAL_STREAMS, Math.max(1, Math.round(o.streams * TRIAL_SHARE)));
         this.#state = "connecting";
         this.#since = o.nowMs;
         this.#step(o.nowMs, this.current, null, "trying");
         return { op: "try", transport: this.#other, streams: this.#trialStreams };
       }
-      case "connecting":
-        if (o.ready[this.#other] > 0) this.#otherReachable = true;
-        if (o.ready[this.#other] < this.#trialStreams) {
-          return o.nowMs - this.#since >= CONNECT_MS ? this.lost(o.nowMs) : undefined;
-        }
+      case "connecting": {
+        const ready = o.ready[this.#other];
+        const waited = o.nowMs - this.#since;
+        if (ready > 0) this.#otherReachable = true;
+        if (!o.steady) return this.#inconclusive(o.nowMs);
+        if (ready === 0) return waited >= CONNECT_MS ? this.lost(o.nowMs) : undefined;
+        const enough = waited >= Math.max(SOME_CONNECTED_MS, SOME_CONNECTED_RTTS * o.minRttMs);
+        if (ready < this.#trialStreams && !enough) return undefined;
         this.#state = "settling";
         this.#since = o.nowMs;
         return undefined;
+      }
       case "settling":
+        if (!o.steady) return this.#inconclusive(o.nowMs);
         if (o.nowMs - this.#since < Math.max(SETTLE_MS, SETTLE_RTTS * o.minRttMs)) return undefined;
-        if (!o.steady) return undefined;
         this.#state = "measuring";
         this.#since = o.nowMs;
         this.#from = { ...o.delivered };
@@ -148,12 +163,7 @@ export class TransportTrial {
 
   #measure(o: TrialObservation): TrialAction | undefined {
     const from = this.#from as TransportCounts;
-    if (!o.steady) {
-      // A pause in the work measures the pull, not the path: start the interval over.
-      this.#since = o.nowMs;
-      this.#from = { ...o.delivered };
-      return undefined;
-    }
+    if (!o.steady) return this.#inconclusive(o.nowMs);
     const elapsedMs = o.nowMs - this.#since;
     if (elapsedMs < Math.max(MEASURE_MS, MEASURE_RTTS * o.minRttMs)) return undefined;
     const perStream = (kind: TransportKind) =>
@@ -170,6 +180,20 @@ export class TransportTrial {
       return { op: "switch", transport: other, gain: rates[other] / rates[this.#other] };
     }
     this.#step(o.nowMs, this.current, rates, "kept");
+    return { op: "end", transport: other };
+  }
+
+  /**
+   * The work ran short during a trial (the pull's tail, a pause in the manifest): a rate measured
+   * now would measure the pull, not the path, and the trial's streams would hold batches the end
+   * of the pull waits for. The trial ends, to be tried again later.
+   */
+  #inconclusive(nowMs: number): TrialAction {
+    const other = this.#other;
+    this.#state = "waiting";
+    this.#nextTrialAtMs = nowMs + this.#retryMs;
+    this.#retryMs *= 2;
+    this.#step(nowMs, this.current, null, "inconclusive");
     return { op: "end", transport: other };
   }
 

@@ -85,12 +85,50 @@ describe("TransportTrial", () => {
     assert.deepEqual(actions, []);
   });
 
-  it("starts the measurement over across a pause in the work", () => {
-    // Not steady from 2.5 s to 4 s: the decision comes only after a whole steady interval.
+  it("ends a trial when the work runs short, and tries again later", () => {
+    // Not steady from 2.5 s to 4 s (a pause in the manifest, the pull's tail): the trial that
+    // started at 1 s is dropped, and the next one, 30 s later, decides.
     const steady = (ms: number) => ms < 2500 || ms >= 4000;
-    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 4e6 }, steady }, 10);
-    const switched = trial.steps.find((step) => step.reason === "switched");
-    assert.ok(switched !== undefined && switched.atMs >= 4900, `switched at ${switched?.atMs} ms`);
+    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 4e6 }, steady }, 40);
+    assert.deepEqual(
+      trial.steps.map((step) => step.reason),
+      ["start", "trying", "inconclusive", "trying", "switched"],
+    );
+  });
+
+  it("goes on with the trial streams that connected when one is slow to", () => {
+    const trial = new TransportTrial("tcp", "quic", 0);
+    const base = { delivered: { tcp: 0, quic: 0 }, streams: 16, steady: true, minRttMs: 50 };
+    assert.deepEqual(trial.observe({ ...base, nowMs: 1000, ready: { tcp: 16, quic: 0 } }), {
+      op: "try",
+      transport: "quic",
+      streams: 4,
+    });
+    trial.observe({ ...base, nowMs: 1100, ready: { tcp: 16, quic: 3 } });
+    trial.observe({ ...base, nowMs: 2200, ready: { tcp: 16, quic: 3 } });
+    // Settled from 2.2 s, measured from 3.2 s, decided at 4.2 s: with 3 streams, not 4.
+    trial.observe({ ...base, nowMs: 3200, ready: { tcp: 16, quic: 3 } });
+    const decision = trial.observe({
+      ...base,
+      nowMs: 4200,
+      delivered: { tcp: 16e6, quic: 12e6 },
+      ready: { tcp: 16, quic: 3 },
+    });
+    assert.equal(decision?.op, "switch");
+    assert.equal(trial.steps.at(-1)?.perStream?.quic, 4e6);
+  });
+
+  it("opens at most 8 trial streams", () => {
+    const trial = new TransportTrial("tcp", "quic", 0);
+    const action = trial.observe({
+      nowMs: 1000,
+      delivered: { tcp: 0, quic: 0 },
+      ready: { tcp: 128, quic: 0 },
+      streams: 128,
+      steady: true,
+      minRttMs: 50,
+    });
+    assert.deepEqual(action, { op: "try", transport: "quic", streams: 8 });
   });
 
   it("gives up on a transport whose streams never connect, and does not try it again", () => {
