@@ -3,14 +3,15 @@
  * the pool starts on the transport the control connection got through on, then tries the other
  * one during the transfer and moves its streams to whichever delivers more.
  *
- * A trial opens a quarter of the stream count as extra streams on the other transport, lets them
- * leave slow start, then compares the bytes each transport delivered per stream over the same
- * interval. Streams of both transports take batches from the same queue with the same share of
+ * A trial opens a quarter of the stream count (at most 8) as extra streams on the other
+ * transport, lets those that connect leave slow start, then compares the bytes each transport
+ * delivered per stream over the same interval. Streams of both transports take batches from the same queue with the same share of
  * the window, so each delivers what its own connection carries: on a path where TCP is shaped or
  * loses more, QUIC's streams deliver more, and where QUIC costs more CPU than the path gives
  * back, they deliver less. The other transport wins only by a clear margin (SWITCH_GAIN); then
  * all the streams move to it, otherwise its trial streams are dropped. Either way the loser is
- * tried again later (RETRY_MS, doubling), as paths change.
+ * tried again later (RETRY_MS, doubling), as paths change. A trial during which the work runs
+ * short ends without a verdict: its rates would measure the pull, not the path.
  *
  * Trials run only on paths long enough for the stream tuner to probe (MIN_PROBE_RTT_MS), once it
  * has settled and while the pool has all the work it can take: on a short path the CPU is what
@@ -120,11 +121,6 @@ export class TransportTrial {
       : 0;
   }
 
-  /** The transport on trial, while one is. */
-  get trying(): TransportKind | undefined {
-    return this.extraStreams > 0 ? this.#other : undefined;
-  }
-
   observe(o: TrialObservation): TrialAction | undefined {
     switch (this.#state) {
       case "unavailable":
@@ -170,17 +166,14 @@ export class TransportTrial {
       o.ready[kind] === 0 ? 0 : ((o.delivered[kind] - from[kind]) * 1000) / elapsedMs / o.ready[kind];
     const rates: TransportCounts = { tcp: perStream("tcp"), quic: perStream("quic") };
     const other = this.#other;
-    this.#state = "waiting";
-    this.#nextTrialAtMs = o.nowMs + this.#retryMs;
-    this.#retryMs *= 2;
     if (rates[other] >= SWITCH_GAIN * rates[this.current]) {
-      this.#other = this.current;
+      const from = this.current;
+      this.#other = from;
       this.current = other;
-      this.#step(o.nowMs, other, rates, "switched");
-      return { op: "switch", transport: other, gain: rates[other] / rates[this.#other] };
+      this.#end(o.nowMs, "switched", rates);
+      return { op: "switch", transport: other, gain: rates[other] / rates[from] };
     }
-    this.#step(o.nowMs, this.current, rates, "kept");
-    return { op: "end", transport: other };
+    return this.#end(o.nowMs, "kept", rates);
   }
 
   /**
@@ -189,12 +182,7 @@ export class TransportTrial {
    * of the pull waits for. The trial ends, to be tried again later.
    */
   #inconclusive(nowMs: number): TrialAction {
-    const other = this.#other;
-    this.#state = "waiting";
-    this.#nextTrialAtMs = nowMs + this.#retryMs;
-    this.#retryMs *= 2;
-    this.#step(nowMs, this.current, null, "inconclusive");
-    return { op: "end", transport: other };
+    return this.#end(nowMs, "inconclusive", null);
   }
 
   /**
@@ -203,13 +191,20 @@ export class TransportTrial {
    */
   lost(nowMs: number): TrialAction | undefined {
     if (this.extraStreams === 0) return undefined;
-    const other = this.#other;
-    const reachable = this.#otherReachable;
-    this.#state = reachable ? "waiting" : "unavailable";
+    return this.#end(nowMs, this.#otherReachable ? "failed" : "unavailable", null);
+  }
+
+  /**
+   * Ends the trial: the next one is due after the back-off, unless the transport turned out
+   * unreachable. Returns the action that drops the trial's streams (for a switch, the caller
+   * has already swapped the transports and returns its own).
+   */
+  #end(nowMs: number, reason: TrialStep["reason"], rates: TransportCounts | null): TrialAction {
+    this.#state = reason === "unavailable" ? "unavailable" : "waiting";
     this.#nextTrialAtMs = nowMs + this.#retryMs;
     this.#retryMs *= 2;
-    this.#step(nowMs, this.current, null, reachable ? "failed" : "unavailable");
-    return { op: "end", transport: other };
+    this.#step(nowMs, this.current, rates, reason);
+    return { op: "end", transport: this.#other };
   }
 
   #step(
