@@ -123,7 +123,8 @@ export const portableIo: PlatformIo = {
   tcpInfo: () => undefined,
 };
 
-function nativeIo(addon: NativeAddon): PlatformIo {
+/** The Linux implementation over the addon (exported for tests, which run both side by side). */
+export function nativeIo(addon: NativeAddon): PlatformIo {
   /** Cleared once a file system refuses a clone: later copies go straight to copy_file_range. */
   let cloning = true;
   return {
@@ -239,4 +240,3 @@ function nativeIo(addon: NativeAddon): PlatformIo {
 
 /** The implementation this process uses. */
 export const platformIo: PlatformIo = native === undefined ? portableIo : nativeIo(native);
-export { nativeIo };
