@@ -4,7 +4,7 @@
  * did. The native half is skipped, saying so, where the addon is not built.
  */
 import assert from "node:assert/strict";
-import { closeSync, fstatSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync, truncateSync, writeSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -98,6 +98,25 @@ for (const [name, io] of implementations) {
       } finally {
         closeSync(fd);
       }
+    });
+
+    it("zeroes a range: a hole where the file system punches one, zeros written where not", async (t) => {
+      const dir = await tempDir(t, `io-${name}`);
+      const path = join(dir, "zeroed");
+      const data = pseudoRandomBytes(4 * MiB, "zeroed");
+      const fd = openSync(path, "w+");
+      try {
+        writeSync(fd, data);
+        impl.zeroRange(fd, MiB, 2 * MiB);
+        impl.zeroRange(fd, 0, 0);
+      } finally {
+        closeSync(fd);
+      }
+      const expected = Buffer.from(data);
+      expected.fill(0, MiB, 3 * MiB);
+      assert.ok(readFileSync(path).equals(expected));
+      assert.equal(statSync(path).size, 4 * MiB);
+      if (impl.kind === "native") assert.ok(statSync(path).blocks * 512 <= 2 * MiB + 64 * 1024, "punched");
     });
 
     it("reserves a file's blocks without changing its size (native), or says it cannot", async (t) => {
