@@ -90,6 +90,7 @@ export interface PullFlags {
   compress?: CompressMode;
   compressLevel?: number;
   transport?: TransportChoice;
+  xattrs?: boolean;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -107,6 +108,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       onProgress: (progress) => display.update(progress),
       onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
       ...(flags.transport === undefined ? {} : { transport: flags.transport }),
+      ...(flags.xattrs === true ? { xattrs: true } : {}),
       onRetry: ({ attempt, of, error, waitMs }) =>
         process.stderr.write(
           `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})\n`,

@@ -146,6 +146,7 @@ function buildProgram(): Command {
       oneOf(TRANSPORT_CHOICES),
       "auto",
     )
+    .option("--xattrs", "also pull files' user.* extended attributes (needs the native addon on both sides)")
     .option(
       "--compress <mode>",
       "zstd per chunk: auto (where the link is slower than the CPU: paths over 5 ms), on, off",

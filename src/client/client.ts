@@ -23,10 +23,11 @@ import {
   type Entry,
   type EntryError,
   entriesCodec,
-  entryCodec,
   entryErrorCodec,
   Feature,
+  type FileBegin,
   type FileEnd,
+  fileBeginCodec,
   fileEndCodec,
   getChunksRequestCodec,
   helloCodec,
@@ -75,12 +76,14 @@ export interface ConnectOptions {
   transport?: TransportChoice;
   /** Told of choices made for the caller (QUIC used because TCP did not get through). */
   onNotice?: (message: string) => void;
+  /** Ask for files' extended attributes (Feature.XATTRS, `pull --xattrs`). */
+  xattrs?: boolean;
 }
 
 /** One event of a streamed manifest, in the order the host walks the tree. */
 export type ManifestEvent =
   | { kind: "entries"; entries: Entry[] }
-  | { kind: "file-begin"; entry: Entry }
+  | { kind: "file-begin"; entry: FileBegin }
   | { kind: "chunks"; chunks: ChunkRef[] }
   | { kind: "file-end"; digest: FileEnd }
   | { kind: "entry-error"; failure: EntryError };
@@ -166,6 +169,11 @@ export class TeleportClient {
     return this.transport === "tcp" ? "quic" : "tcp";
   }
 
+  /** Whether the host sends files' extended attributes (Feature.XATTRS, when asked). */
+  get hostSendsXattrs(): boolean {
+    return ((this.#welcome?.features ?? 0) & Feature.XATTRS) !== 0;
+  }
+
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
   get hostCompresses(): boolean {
     return ((this.#welcome?.features ?? 0) & Feature.COMPRESSION) !== 0;
@@ -202,6 +210,7 @@ export class TeleportClient {
         Feature.ENTRY_ERRORS |
         Feature.COMPRESSION |
         Feature.HARD_LINKS |
+        (options.xattrs === true ? Feature.XATTRS : 0) |
         (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
       authProof: authProof(stream, this.link.secret),
       clientName: options.clientName ?? "teleport",
@@ -305,7 +314,7 @@ export class TeleportClient {
           yield { kind: "entries", entries: decodeMessage(entriesCodec, frame.body).entries };
           break;
         case MessageType.FILE_BEGIN:
-          yield { kind: "file-begin", entry: decodeMessage(entryCodec, frame.body) };
+          yield { kind: "file-begin", entry: decodeMessage(fileBeginCodec, frame.body) };
           break;
         case MessageType.CHUNKS:
           yield { kind: "chunks", chunks: decodeMessage(chunksCodec, frame.body).chunks };

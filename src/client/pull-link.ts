@@ -78,8 +78,15 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
   }
 }
 
-function connectOptions({ signal, idleTimeoutMs, transport, onNotice }: PullLinkOptions): ConnectOptions {
+function connectOptions({
+  signal,
+  idleTimeoutMs,
+  transport,
+  onNotice,
+  xattrs,
+}: PullLinkOptions): ConnectOptions {
   return {
+    ...(xattrs === true ? { xattrs } : {}),
     ...(signal && { signal }),
     ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
     ...(transport === undefined ? {} : { transport }),

@@ -43,8 +43,10 @@ import {
   type Entry,
   type EntryError,
   EntryKind,
+  type FileBegin,
   type FileEnd,
   MAX_CHUNK_SIZE,
+  type Xattr,
 } from "../wire/messages.js";
 import { checkLinkTarget, isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import type { TeleportClient } from "./client.js";
@@ -92,6 +94,11 @@ export interface PullOptions {
    * streams moved to the transport that delivers more.
    */
   onNotice?: (message: string) => void;
+  /**
+   * Files get their `user.` extended attributes as on the host (`pull --xattrs`; the client
+   * must have connected asking for them, as pullLink does). Needs the native addon on both sides.
+   */
+  xattrs?: boolean;
 }
 
 export interface PullProgress {
@@ -117,6 +124,8 @@ export interface PullSummary {
   symlinks: number;
   /** More names of files pulled, made hard links to them as on the host. */
   hardLinks: number;
+  /** Files given extended attributes (`--xattrs`). */
+  filesWithXattrs: number;
   bytes: number;
   bytesFromNetwork: number;
   /** What bytesFromNetwork took on the wire: less where chunks came compressed. */
@@ -262,6 +271,8 @@ interface FileJob {
   committing: boolean;
   /** Hard links to make to this file once it is complete. */
   otherNames: OtherName[];
+  /** Its extended attributes, with `--xattrs` (set before it appears under its name). */
+  xattrs: Xattr[] | undefined;
 }
 
 /** Another name of a file (a HARDLINK entry), waiting for the file to be complete. */
@@ -295,6 +306,8 @@ class Puller {
   readonly #local: LocalChunks | undefined;
   readonly #chunker: Chunker = defaultChunker();
   readonly #dest: string;
+  /** `--xattrs`, where both sides can: see #xattrsWanted. */
+  readonly #xattrs: boolean;
   readonly #started = performance.now();
   #failure: TeleportError | undefined;
 
@@ -327,6 +340,7 @@ class Puller {
     directories: 0,
     symlinks: 0,
     hardLinks: 0,
+    filesWithXattrs: 0,
     bytes: 0,
     bytesFromNetwork: 0,
     bytesOnWire: 0,
@@ -352,6 +366,17 @@ class Puller {
     this.#index = options.index;
     this.#local = options.index && new LocalChunks(options.index);
     this.#dest = resolve(options.dest);
+    this.#xattrs = this.#xattrsWanted();
+  }
+
+  /** Whether files get their extended attributes: asked for, and both sides able to. */
+  #xattrsWanted(): boolean {
+    if (this.#options.xattrs !== true) return false;
+    const notice = (why: string) => this.#options.onNotice?.(`pulling without extended attributes: ${why}`);
+    if (platformIo.kind !== "native") notice("this machine cannot write them (no native addon)");
+    else if (!this.#client.hostSendsXattrs) notice("the host cannot read them (no native addon there)");
+    else return true;
+    return false;
   }
 
   async run(): Promise<PullSummary> {
@@ -579,7 +604,7 @@ class Puller {
     }
   }
 
-  async #onFileBegin(entry: Entry): Promise<void> {
+  async #onFileBegin(entry: FileBegin): Promise<void> {
     if (entry.kind !== EntryKind.FILE) throw protocolError(`"${entry.path}" is not a file`);
     if (this.#current !== undefined) throw protocolError("file begins inside another file");
     while (this.#openFiles.size >= MAX_OPEN_FILES) await this.#waitForProgress();
@@ -609,6 +634,7 @@ class Puller {
       digest: undefined,
       committing: false,
       otherNames: [],
+      xattrs: this.#xattrs ? (entry.xattrs ?? []) : undefined,
     };
     parent.pending++;
     this.#openFiles.add(job);
@@ -935,6 +961,14 @@ class Puller {
     this.#reportProgress();
   }
 
+  #setXattrs(path: string, xattrs: readonly Xattr[]): void {
+    try {
+      if (platformIo.writeXattrs(path, xattrs)) this.#summary.filesWithXattrs += xattrs.length > 0 ? 1 : 0;
+    } catch (err) {
+      throw toTeleportError(err, `setting extended attributes of ${path}`);
+    }
+  }
+
   #reused(job: FileJob, bytes: number, kind: keyof ReusedBytes): void {
     job.written += bytes;
     this.#summary.bytes += bytes;
@@ -1102,6 +1136,7 @@ class Puller {
     } finally {
       closeSync(fd);
     }
+    if (job.xattrs !== undefined) this.#setXattrs(path, job.xattrs);
     this.#throwIfFailed();
     commitPath(path, job.finalPath);
     await this.#indexCommitted(job);
@@ -1149,9 +1184,12 @@ class Puller {
     const stats = lstatSync(finalPath, { bigint: true });
     const sameMode = (Number(stats.mode) & 0o777) === (entry.mode & 0o777);
     const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
-    if (!sameMode || !sameTime) {
+    const sameXattrs =
+      job.xattrs === undefined || sameAttributes(platformIo.readXattrs(finalPath), job.xattrs);
+    if (!sameMode || !sameTime || !sameXattrs) {
       chmodSync(finalPath, entry.mode & 0o777);
       utimesSync(finalPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+      if (!sameXattrs) this.#setXattrs(finalPath, job.xattrs as Xattr[]);
       if (!job.tiny) {
         const now = lstatSync(finalPath, { bigint: true });
         index.finishFile((job.base as { id: number }).id, finalPath, now, job.digest as FileEnd);
@@ -1287,4 +1325,11 @@ function preallocateRuns(fd: number, chunks: readonly ChunkRef[], finalPath: str
       throw toTeleportError(err, `reserving ${end - start} bytes for ${finalPath}`);
     }
   }
+}
+
+/** Whether `current` (read from a file; undefined: unreadable) holds exactly `wanted`. */
+function sameAttributes(current: readonly Xattr[] | undefined, wanted: readonly Xattr[]): boolean {
+  if (current === undefined || current.length !== wanted.length) return false;
+  const byName = new Map(current.map((xattr) => [xattr.name, xattr.value]));
+  return wanted.every((xattr) => byName.get(xattr.name)?.equals(xattr.value) === true);
 }

@@ -10,6 +10,7 @@ import type { Chunker } from "../chunking/chunker.js";
 import { chunkBytes, collectChunks, type FileDigest } from "../chunking/manifest.js";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { platformIo } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import type { Codec } from "../wire/codec.js";
@@ -19,8 +20,8 @@ import {
   type Entry,
   EntryKind,
   entriesCodec,
-  entryCodec,
   entryErrorCodec,
+  fileBeginCodec,
   fileEndCodec,
   MAX_ENTRIES_PER_FRAME,
   MessageType,
@@ -90,17 +91,20 @@ export class ManifestStream {
    * its other names go as HARDLINK entries. Bounded: past MAX_LINKED_FILES they go as files.
    */
   readonly #firstNames: Map<string, string> | undefined;
+  /** With Feature.XATTRS: files' extended attributes go in their FILE_BEGIN. */
+  readonly #xattrs: boolean;
 
   constructor(
     sources: ManifestSources,
     send: SendFrame,
-    options: { entryErrors: boolean; hardLinks: boolean; signal: AbortSignal },
+    options: { entryErrors: boolean; hardLinks: boolean; xattrs: boolean; signal: AbortSignal },
   ) {
     this.#sources = sources;
     this.#send = send;
     this.#entryErrors = options.entryErrors;
     this.#signal = options.signal;
     this.#firstNames = options.hardLinks ? new Map() : undefined;
+    this.#xattrs = options.xattrs;
   }
 
   /** The HARDLINK entry for `found` if a file of the same inode was sent before; else notes it. */
@@ -170,7 +174,7 @@ export class ManifestStream {
           await this.#entryFailed(entry.path, err);
           continue;
         }
-        await this.#send(MessageType.FILE_BEGIN, entryCodec, entry);
+        await this.#sendFileBegin(entry, absolutePath);
         if (listed.chunks.length > 0) {
           await this.#send(MessageType.CHUNKS, chunksCodec, {
             chunks: listed.chunks,
@@ -222,11 +226,17 @@ export class ManifestStream {
       return;
     }
     try {
-      await this.#send(MessageType.FILE_BEGIN, entryCodec, entry);
+      await this.#sendFileBegin(entry, absolutePath);
       await this.#sendFileChunks(entry, fd);
     } finally {
       closeQuietly(fd);
     }
+  }
+
+  /** FILE_BEGIN, with the file's extended attributes when the client asked for them. */
+  #sendFileBegin(entry: Entry, absolutePath: string): Promise<void> {
+    const xattrs = this.#xattrs ? platformIo.readXattrs(absolutePath) : undefined;
+    return this.#send(MessageType.FILE_BEGIN, fileBeginCodec, { ...entry, xattrs });
   }
 
   /**

@@ -10,6 +10,7 @@ import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { platformIo } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
@@ -239,6 +240,7 @@ export class HostSession {
     const supported =
       Feature.ENTRY_ERRORS |
       Feature.HARD_LINKS |
+      (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0);
     this.#features = hello.features & supported;
@@ -362,6 +364,7 @@ export class HostSession {
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
+      xattrs: (this.#features & Feature.XATTRS) !== 0,
       signal: open.abort.signal,
     };
     return new ManifestStream(this.#context, send, options).run(path);

@@ -14,6 +14,7 @@
  */
 import { readSync, writeSync } from "node:fs";
 import type { Socket } from "node:net";
+import { MAX_XATTR_BYTES, MAX_XATTRS, type Xattr } from "../wire/messages.js";
 import { FADV_SEQUENTIAL, type NativeAddon, native, SEEK_DATA, SEEK_HOLE } from "./native.js";
 
 export interface TcpInfo {
@@ -64,7 +65,21 @@ export interface PlatformIo {
   /** Sets TCP_NOTSENT_LOWAT; false where it cannot. */
   setNotSentLowat(socket: Socket, bytes: number): boolean;
   tcpInfo(socket: Socket): TcpInfo | undefined;
+  /**
+   * The `user.` extended attributes of the file at `path` (links not followed), up to MAX_XATTRS
+   * and MAX_XATTR_BYTES in all; undefined where they cannot be read (portable, or a file
+   * system without them).
+   */
+  readXattrs(path: string): Xattr[] | undefined;
+  /**
+   * Makes the `user.` extended attributes of the file at `path` exactly `xattrs`; false where
+   * they cannot be written.
+   */
+  writeXattrs(path: string, xattrs: readonly Xattr[]): boolean;
 }
+
+/** Only this namespace is read and written: the others need privileges or are not the file's. */
+const XATTR_NAMESPACE = "user.";
 
 /** Bytes a portable copy moves at a time. */
 const COPY_SLICE_BYTES = 256 * 1024;
@@ -121,6 +136,8 @@ export const portableIo: PlatformIo = {
   setCongestion: () => undefined,
   setNotSentLowat: () => false,
   tcpInfo: () => undefined,
+  readXattrs: () => undefined,
+  writeXattrs: () => false,
 };
 
 /** The Linux implementation over the addon (exported for tests, which run both side by side). */
@@ -218,6 +235,44 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
         return true;
       } catch {
         return false;
+      }
+    },
+    readXattrs(path) {
+      let names: string[];
+      try {
+        names = addon.listXattrs(path).filter((name) => name.startsWith(XATTR_NAMESPACE));
+      } catch (err) {
+        if (notHere(err)) return undefined;
+        throw err;
+      }
+      const xattrs: Xattr[] = [];
+      let total = 0;
+      for (const name of names.sort().slice(0, MAX_XATTRS)) {
+        let value: Buffer;
+        try {
+          value = addon.getXattr(path, name);
+        } catch {
+          continue; // removed since listed
+        }
+        total += name.length + value.length;
+        if (total > MAX_XATTR_BYTES) break;
+        xattrs.push({ name, value });
+      }
+      return xattrs;
+    },
+    writeXattrs(path, xattrs) {
+      try {
+        const wanted = new Set(xattrs.map((xattr) => xattr.name));
+        for (const name of addon.listXattrs(path)) {
+          if (name.startsWith(XATTR_NAMESPACE) && !wanted.has(name)) addon.removeXattr(path, name);
+        }
+        for (const { name, value } of xattrs) {
+          if (name.startsWith(XATTR_NAMESPACE)) addon.setXattr(path, name, value);
+        }
+        return true;
+      } catch (err) {
+        if (notHere(err)) return false;
+        throw err;
       }
     },
     tcpInfo(socket) {

@@ -26,6 +26,10 @@ export interface NativeAddon {
   tcpCongestion(fd: number): string;
   setTcpNotSentLowat(fd: number, bytes: number): void;
   tcpInfo(fd: number): NativeTcpInfo;
+  listXattrs(path: string): string[];
+  getXattr(path: string, name: string): Buffer;
+  setXattr(path: string, name: string, value: Buffer): void;
+  removeXattr(path: string, name: string): void;
 }
 
 export interface NativeTcpInfo {

@@ -5,6 +5,7 @@
  */
 import {
   array,
+  bytes,
   type Codec,
   fixedBytes,
   float64,
@@ -77,6 +78,8 @@ export const Feature = {
   BOTH_TRANSPORTS: 4,
   /** The host sends HARDLINK entries for more names of a file it has already sent. */
   HARD_LINKS: 8,
+  /** The client asks for files' `user.` extended attributes (`pull --xattrs`), in FILE_BEGIN. */
+  XATTRS: 16,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -182,6 +185,36 @@ export const entryCodec: Codec<Entry> = struct<Entry>({
   mode: uint32,
   mtimeMs: float64,
   linkTarget: path,
+});
+
+/** An extended attribute of a file. */
+export interface Xattr {
+  name: string;
+  value: Buffer;
+}
+/** Attributes per file, and their bytes in all, that a host sends at most (the rest are left). */
+export const MAX_XATTRS = 64;
+export const MAX_XATTR_BYTES = 256 * 1024;
+const MAX_XATTR_NAME_BYTES = 255;
+const MAX_XATTR_VALUE_BYTES = 64 * 1024;
+
+/** FILE_BEGIN: the file's entry, and with Feature.XATTRS its extended attributes. */
+export interface FileBegin extends Entry {
+  xattrs?: Xattr[] | undefined;
+}
+export const fileBeginCodec: Codec<FileBegin> = struct<FileBegin>({
+  kind: uint8 as Codec<EntryKind>,
+  path,
+  size: uint64,
+  mode: uint32,
+  mtimeMs: float64,
+  linkTarget: path,
+  xattrs: trailing(
+    array(
+      struct<Xattr>({ name: utf8(MAX_XATTR_NAME_BYTES), value: bytes(MAX_XATTR_VALUE_BYTES) }),
+      MAX_XATTRS,
+    ),
+  ),
 });
 
 export interface ListRequest {

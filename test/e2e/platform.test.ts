@@ -150,3 +150,47 @@ test("hard links within the pulled tree are pulled once and linked again", async
   await compareTrees(join(share, "sub"), join(part, "sub"));
   assert.equal((await stat(join(part, "sub", "c.bin"))).nlink, 1);
 });
+
+test("pull --xattrs: files' user.* attributes as on the host, kept in step on re-pulls", async (t) => {
+  const base = await tempDir(t, "xattrs");
+  const share = join(base, "share");
+  await mkdir(share);
+  await writeFile(join(share, "tagged.bin"), pseudoRandomBytes(2 * MiB, "tagged"));
+  await writeFile(join(share, "small.txt"), "tagged too\n");
+  await writeFile(join(share, "plain.txt"), "no attributes\n");
+  const attrs = (name: string, value: string) => ({ name, value: Buffer.from(value) });
+  const tagged = [attrs("user.origin", "teleport test"), attrs("user.rating", "5")];
+  const canTag =
+    platformIo.writeXattrs(join(share, "tagged.bin"), tagged) &&
+    platformIo.writeXattrs(join(share, "small.txt"), [attrs("user.kind", "note")]);
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const dest = join(base, "dest");
+  const result = await runCli(["pull", host.link, dest, "--json", "--xattrs"], env);
+  assert.equal(result.code, 0, result.stderr);
+  await compareTrees(share, dest);
+  if (!canTag) {
+    // The portable path, or a file system without user attributes: said, and pulled without.
+    assert.match(result.stderr, /pulling without extended attributes/);
+    return;
+  }
+  const read = (name: string) => platformIo.readXattrs(join(dest, name))?.map((x) => `${x.name}=${x.value}`);
+  assert.deepEqual(read("tagged.bin"), ["user.origin=teleport test", "user.rating=5"]);
+  assert.deepEqual(read("small.txt"), ["user.kind=note"]);
+  assert.deepEqual(read("plain.txt"), []);
+  assert.equal((JSON.parse(result.stdout) as PullSummary).filesWithXattrs, 2);
+
+  // Only an attribute changes on the host: the re-pull fetches nothing and sets it.
+  platformIo.writeXattrs(join(share, "tagged.bin"), [attrs("user.rating", "4")]);
+  const again = await runCli(["pull", host.link, dest, "--json", "--xattrs"], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
+  assert.deepEqual(read("tagged.bin"), ["user.rating=4"]);
+
+  // Without --xattrs none are asked for or written.
+  const bare = join(base, "bare");
+  const without = await runCli(["pull", host.link, bare, "--json"], env);
+  assert.equal(without.code, 0, without.stderr);
+  assert.deepEqual(platformIo.readXattrs(join(bare, "tagged.bin")), []);
+});
