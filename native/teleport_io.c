@@ -217,11 +217,15 @@ static int string_arg(napi_env env, napi_value value, char *out, size_t size) {
   return 1;
 }
 
+/* Longest path (PATH_MAX) and attribute name (XATTR_NAME_MAX) taken, with their NUL. */
+#define PATH_BYTES 4096
+#define NAME_BYTES 256
+
 /* listXattrs(path): the names of a file's extended attributes (llistxattr: links not followed). */
 static napi_value list_xattrs_js(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   size_t argc = 1;
-  char path[4096];
+  char path[PATH_BYTES];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       !string_arg(env, argv[0], path, sizeof path))
     return NULL;
@@ -241,14 +245,27 @@ static napi_value list_xattrs_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Reads (path, name) arguments, and the value argument when `value` is not NULL. */
+static int xattr_args(napi_env env, napi_callback_info info, char *path, char *name, void **value, size_t *length) {
+  napi_value argv[3];
+  size_t argc = 3;
+  size_t wanted = value == NULL ? 2 : 3;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < wanted) {
+    usage(env, "too few arguments");
+    return 0;
+  }
+  if (!string_arg(env, argv[0], path, PATH_BYTES) || !string_arg(env, argv[1], name, NAME_BYTES)) return 0;
+  if (value != NULL && napi_get_buffer_info(env, argv[2], value, length) != napi_ok) {
+    usage(env, "expected a Buffer");
+    return 0;
+  }
+  return 1;
+}
+
 /* getXattr(path, name): an attribute's value as a Buffer (lgetxattr). */
 static napi_value get_xattr_js(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  size_t argc = 2;
-  char path[4096], name[256];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !string_arg(env, argv[0], path, sizeof path) || !string_arg(env, argv[1], name, sizeof name))
-    return NULL;
+  char path[PATH_BYTES], name[NAME_BYTES];
+  if (!xattr_args(env, info, path, name, NULL, NULL)) return NULL;
   char value[65536];
   ssize_t length = lgetxattr(path, name, value, sizeof value);
   if (length < 0) return fail(env, errno, "lgetxattr");
@@ -260,27 +277,18 @@ static napi_value get_xattr_js(napi_env env, napi_callback_info info) {
 
 /* setXattr(path, name, value): sets an attribute (lsetxattr). */
 static napi_value set_xattr_js(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  size_t argc = 3;
-  char path[4096], name[256];
+  char path[PATH_BYTES], name[NAME_BYTES];
   void *value;
   size_t length;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !string_arg(env, argv[0], path, sizeof path) || !string_arg(env, argv[1], name, sizeof name))
-    return NULL;
-  if (napi_get_buffer_info(env, argv[2], &value, &length) != napi_ok) return usage(env, "expected a Buffer");
+  if (!xattr_args(env, info, path, name, &value, &length)) return NULL;
   if (lsetxattr(path, name, value, length, 0) < 0) return fail(env, errno, "lsetxattr");
   return NULL;
 }
 
 /* removeXattr(path, name): removes an attribute (lremovexattr). */
 static napi_value remove_xattr_js(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  size_t argc = 2;
-  char path[4096], name[256];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !string_arg(env, argv[0], path, sizeof path) || !string_arg(env, argv[1], name, sizeof name))
-    return NULL;
+  char path[PATH_BYTES], name[NAME_BYTES];
+  if (!xattr_args(env, info, path, name, NULL, NULL)) return NULL;
   if (lremovexattr(path, name) < 0) return fail(env, errno, "lremovexattr");
   return NULL;
 }

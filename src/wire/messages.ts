@@ -178,14 +178,15 @@ export interface Entry {
   /** For symlinks: a relative target that stays inside the share; "" otherwise. */
   linkTarget: string;
 }
-export const entryCodec: Codec<Entry> = struct<Entry>({
+const entryFields = {
   kind: uint8 as Codec<EntryKind>,
   path,
   size: uint64,
   mode: uint32,
   mtimeMs: float64,
   linkTarget: path,
-});
+};
+export const entryCodec: Codec<Entry> = struct<Entry>(entryFields);
 
 /** An extended attribute of a file. */
 export interface Xattr {
@@ -203,12 +204,7 @@ export interface FileBegin extends Entry {
   xattrs?: Xattr[] | undefined;
 }
 export const fileBeginCodec: Codec<FileBegin> = struct<FileBegin>({
-  kind: uint8 as Codec<EntryKind>,
-  path,
-  size: uint64,
-  mode: uint32,
-  mtimeMs: float64,
-  linkTarget: path,
+  ...entryFields,
   xattrs: trailing(
     array(
       struct<Xattr>({ name: utf8(MAX_XATTR_NAME_BYTES), value: bytes(MAX_XATTR_VALUE_BYTES) }),
