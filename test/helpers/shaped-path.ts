@@ -9,8 +9,13 @@
  * congestion control sees as loss. Rates are shared by every connection of that protocol, as a
  * bottleneck link's are.
  */
+import { execFileSync } from "node:child_process";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { existsSync, mkdirSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export interface Shape {
   /** Added to each direction. */
@@ -165,4 +170,28 @@ export async function startShapedPath(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+const SHIM_SOURCE = fileURLToPath(new URL("../../../test/helpers/slow-connect.c", import.meta.url));
+
+/**
+ * The environment that makes a CLI process's connect() calls take `ms` (see slow-connect.c),
+ * or undefined where the shim cannot be built (no C compiler).
+ */
+export function slowConnectEnv(ms: number): Record<string, string> | undefined {
+  const dir = join(tmpdir(), `teleport-test-shim-${process.getuid?.() ?? 0}`);
+  const library = join(dir, "slow-connect.so");
+  if (!existsSync(library)) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      const partial = `${library}.${process.pid}`;
+      execFileSync("cc", ["-shared", "-fPIC", "-O2", "-o", partial, SHIM_SOURCE, "-ldl"], {
+        stdio: "ignore",
+      });
+      execFileSync("mv", [partial, library]);
+    } catch {
+      return undefined;
+    }
+  }
+  return { LD_PRELOAD: library, SLOW_CONNECT_MS: String(ms) };
 }
