@@ -77,6 +77,12 @@ async function prepareVersions(context: BenchContext): Promise<Versions> {
     });
     writeFileSync(marker, layout);
   }
+  // Each version a minute newer than the one before: made within one second, they had the same
+  // mtime to the second, and rsync's quick check (size and whole-second mtime) skipped the new
+  // version and kept the old bytes.
+  const { atime, mtimeMs } = statSync(old.path);
+  utimesSync(join(root, "insert", "data.bin"), atime, new Date(mtimeMs + 60_000));
+  utimesSync(join(root, "rewrite", "data.bin"), atime, new Date(mtimeMs + 120_000));
   return {
     root,
     bytes,
@@ -152,7 +158,9 @@ async function runScenario(
       if (usage.exitCode !== 0) {
         throw new Error(`${label} exited ${usage.exitCode}: ${usage.stderr.trim().slice(-400)}`);
       }
-      await assertIdenticalCopy(join(dir.path, "dest", "data.bin"), expected);
+      await assertIdenticalCopy(join(dir.path, "dest", "data.bin"), expected).catch((err: Error) => {
+        throw new Error(`${label}: ${err.message}`);
+      });
       runs.push({ seconds: usage.wallSeconds, ...scenario.read(usage) });
     } finally {
       dir.remove();
