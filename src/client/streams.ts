@@ -74,7 +74,7 @@ export interface PoolReport {
   peakStreams: number;
   /** Streams whose connection failed during the pull (each was replaced). */
   streamsLost: number;
-  /** Batches handed to another stream after theirs failed. */
+  /** Batches handed to another stream after theirs failed or was cut off (a lost transport trial). */
   batchesReissued: number;
   /** Most chunk-buffer bytes held at once, summed over the threads, and the bound it stays under. */
   peakBufferBytes: number;

@@ -14,20 +14,36 @@ import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
-async function hostWith(t: Parameters<typeof tempDir>[0], args: string[]) {
+type TestContext = Parameters<typeof tempDir>[0];
+
+/**
+ * `teleport host` of `share` (with `args`), and `pull(dest, ...options)`: a `--json` pull from
+ * it into `dest` that must exit 0, giving its summary and what it said on stderr.
+ */
+async function serve(t: TestContext, base: string, share: string, args: string[] = []) {
+  const host = await startHost(share, { home: join(base, "host-home"), args });
+  onCleanup(t, () => host.stop());
+  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const pull = async (dest: string, ...options: string[]) => {
+    const result = await runCli(["pull", host.link, dest, "--json", ...options], env);
+    assert.equal(result.code, 0, result.stderr);
+    return { summary: JSON.parse(result.stdout) as PullSummary, stderr: result.stderr };
+  };
+  return { host, pull };
+}
+
+/** A host of the standard test tree, started with `args`. */
+async function hostWith(t: TestContext, args: string[]) {
   const base = await tempDir(t, "platform");
   const share = join(base, "share");
   const info = await makeTree(share);
-  const host = await startHost(share, { home: join(base, "host-home"), args });
-  onCleanup(t, () => host.stop());
-  return { base, share, info, host, env: { TELEPORT_HOME: join(base, "client-home") } };
+  return { base, share, info, ...(await serve(t, base, share, args)) };
 }
 
 test("host --congestion reno: set on the host's connections, the pull identical", async (t) => {
-  const { base, share, info, host, env } = await hostWith(t, ["--congestion", "reno"]);
-  const result = await runCli(["pull", host.link, join(base, "dest"), "--json"], env);
-  assert.equal(result.code, 0, result.stderr);
-  assert.ok((JSON.parse(result.stdout) as PullSummary).bytes > 0);
+  const { base, share, info, host, pull } = await hostWith(t, ["--congestion", "reno"]);
+  const { summary } = await pull(join(base, "dest"));
+  assert.ok(summary.bytes > 0);
   await compareTrees(share, join(base, "dest"), { ignore: info.outsideLinks });
   const said = host.stderr();
   if (platformIo.kind === "native") assert.doesNotMatch(said, /congestion control/);
@@ -35,9 +51,8 @@ test("host --congestion reno: set on the host's connections, the pull identical"
 });
 
 test("host --congestion the kernel lacks: said once, and the host serves with the system's", async (t) => {
-  const { base, share, info, host, env } = await hostWith(t, ["--congestion", "no_such_cc"]);
-  const result = await runCli(["pull", host.link, join(base, "dest"), "--json", "--streams", "4"], env);
-  assert.equal(result.code, 0, result.stderr);
+  const { base, share, info, host, pull } = await hostWith(t, ["--congestion", "no_such_cc"]);
+  await pull(join(base, "dest"), "--streams", "4");
   await compareTrees(share, join(base, "dest"), { ignore: info.outsideLinks });
   const notices = host.stderr().match(/congestion control no_such_cc/g) ?? [];
   assert.equal(notices.length, 1, host.stderr());
@@ -82,13 +97,9 @@ test("a sparse file: holes never cross the network and stay holes at the destina
   ];
   const content = await writeSparse(join(share, "disk.img"), size, ranges);
   await writeSparse(join(share, "empty.img"), 64 * MiB, []);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
-  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const { pull } = await serve(t, base, share);
   const dest = join(base, "dest");
-  const result = await runCli(["pull", host.link, dest, "--json"], env);
-  assert.equal(result.code, 0, result.stderr);
-  const summary = JSON.parse(result.stdout) as PullSummary;
+  const { summary } = await pull(dest);
   assert.ok((await readFile(join(dest, "disk.img"))).equals(content), "same bytes, holes read as zeros");
   assert.equal((await stat(join(dest, "empty.img"))).size, 64 * MiB);
   const data = MiB + 300_000;
@@ -106,9 +117,7 @@ test("a sparse file: holes never cross the network and stay holes at the destina
   assert.ok((await stat(join(dest, "empty.img"))).blocks * 512 < MiB);
 
   // Pulled again: recognised as unchanged (the same chunk list, holes included), nothing fetched.
-  const again = await runCli(["pull", host.link, dest, "--json"], env);
-  assert.equal(again.code, 0, again.stderr);
-  assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
+  assert.equal((await pull(dest)).summary.bytesFromNetwork, 0);
 });
 
 test("hard links within the pulled tree are pulled once and linked again", async (t) => {
@@ -120,14 +129,10 @@ test("hard links within the pulled tree are pulled once and linked again", async
   await link(join(share, "a.bin"), join(share, "sub", "c.bin"));
   await writeFile(join(share, "small.txt"), "one file, two names\n");
   await link(join(share, "small.txt"), join(share, "sub", "small-again.txt"));
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
-  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const { pull } = await serve(t, base, share);
 
   const dest = join(base, "dest");
-  const result = await runCli(["pull", host.link, dest, "--json"], env);
-  assert.equal(result.code, 0, result.stderr);
-  const summary = JSON.parse(result.stdout) as PullSummary;
+  const { summary } = await pull(dest);
   assert.equal(summary.hardLinks, 3);
   assert.equal(summary.files, 2, "each file's bytes pulled once");
   await compareTrees(share, dest);
@@ -138,15 +143,12 @@ test("hard links within the pulled tree are pulled once and linked again", async
   assert.equal((await stat(join(dest, "a.bin"))).nlink, 3);
 
   // Pulled again over itself: still linked, nothing fetched.
-  const again = await runCli(["pull", host.link, dest, "--json"], env);
-  assert.equal(again.code, 0, again.stderr);
-  assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
+  assert.equal((await pull(dest)).summary.bytesFromNetwork, 0);
   assert.equal((await stat(join(dest, "a.bin"))).nlink, 3);
 
   // A folder pulled alone holds the first of the names it sees as a file.
   const part = join(base, "part");
-  const sub = await runCli(["pull", host.link, part, "--path", "sub", "--json"], env);
-  assert.equal(sub.code, 0, sub.stderr);
+  await pull(part, "--path", "sub");
   await compareTrees(join(share, "sub"), join(part, "sub"));
   assert.equal((await stat(join(part, "sub", "c.bin"))).nlink, 1);
 });
@@ -163,34 +165,28 @@ test("pull --xattrs: files' user.* attributes as on the host, kept in step on re
   const canTag =
     platformIo.writeXattrs(join(share, "tagged.bin"), tagged) &&
     platformIo.writeXattrs(join(share, "small.txt"), [attrs("user.kind", "note")]);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
-  const env = { TELEPORT_HOME: join(base, "client-home") };
+  const { pull } = await serve(t, base, share);
   const dest = join(base, "dest");
-  const result = await runCli(["pull", host.link, dest, "--json", "--xattrs"], env);
-  assert.equal(result.code, 0, result.stderr);
+  const { summary, stderr } = await pull(dest, "--xattrs");
   await compareTrees(share, dest);
   if (!canTag) {
     // The portable path, or a file system without user attributes: said, and pulled without.
-    assert.match(result.stderr, /pulling without extended attributes/);
+    assert.match(stderr, /pulling without extended attributes/);
     return;
   }
   const read = (name: string) => platformIo.readXattrs(join(dest, name))?.map((x) => `${x.name}=${x.value}`);
   assert.deepEqual(read("tagged.bin"), ["user.origin=teleport test", "user.rating=5"]);
   assert.deepEqual(read("small.txt"), ["user.kind=note"]);
   assert.deepEqual(read("plain.txt"), []);
-  assert.equal((JSON.parse(result.stdout) as PullSummary).filesWithXattrs, 2);
+  assert.equal(summary.filesWithXattrs, 2);
 
   // Only an attribute changes on the host: the re-pull fetches nothing and sets it.
   platformIo.writeXattrs(join(share, "tagged.bin"), [attrs("user.rating", "4")]);
-  const again = await runCli(["pull", host.link, dest, "--json", "--xattrs"], env);
-  assert.equal(again.code, 0, again.stderr);
-  assert.equal((JSON.parse(again.stdout) as PullSummary).bytesFromNetwork, 0);
+  assert.equal((await pull(dest, "--xattrs")).summary.bytesFromNetwork, 0);
   assert.deepEqual(read("tagged.bin"), ["user.rating=4"]);
 
   // Without --xattrs none are asked for or written.
   const bare = join(base, "bare");
-  const without = await runCli(["pull", host.link, bare, "--json"], env);
-  assert.equal(without.code, 0, without.stderr);
+  await pull(bare);
   assert.deepEqual(platformIo.readXattrs(join(bare, "tagged.bin")), []);
 });

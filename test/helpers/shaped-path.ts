@@ -11,7 +11,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -188,7 +188,7 @@ export function slowConnectEnv(ms: number): Record<string, string> | undefined {
       execFileSync("cc", ["-shared", "-fPIC", "-O2", "-o", partial, SHIM_SOURCE, "-ldl"], {
         stdio: "ignore",
       });
-      execFileSync("mv", [partial, library]);
+      renameSync(partial, library);
     } catch {
       return undefined;
     }
