@@ -1,7 +1,8 @@
 /*
  * teleport's Linux I/O primitives, as a small N-API addon: the system calls Node's fs and net
- * modules do not expose. Every function is synchronous and does one system call (or a loop of
- * one, for short counts); policy, fallbacks and buffering live in src/platform/ in TypeScript.
+ * modules do not expose. Every function but the sender's is synchronous and does one system call
+ * (or a loop of one, for short counts); the sender runs a thread of its own (see sender_t).
+ * Policy, fallbacks and buffering live in src/platform/ in TypeScript.
  *
  * Errors are thrown as Error objects whose `code` is the errno name ("EXDEV", "EOPNOTSUPP", ...),
  * like Node's own, so callers can tell "not supported here" from a real failure.
@@ -13,9 +14,13 @@
 #include <netinet/in.h>
 #include <linux/tcp.h> /* not netinet/tcp.h: its tcp_info lacks the newer fields */
 #include <node_api.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -129,18 +134,267 @@ static napi_value fadvise_js(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* sendFile(socketFd, fileFd, offset, length): bytes sent, or -1 when the socket is full (EAGAIN). */
-static napi_value sendfile_js(napi_env env, napi_callback_info info) {
-  int64_t a[4];
-  if (!int_args(env, info, 4, a)) return NULL;
-  off_t offset = a[2];
+/*
+ * A socket's sender: a thread of its own that writes CHUNK_DATA frames to the socket, each
+ * frame's header with send() and its data with sendfile() straight from the page cache, so no
+ * chunk byte is copied through user space. A full socket buffer blocks this thread in poll(),
+ * never Node's event loop nor its threadpool (whose four threads the host's reads need).
+ *
+ * The thread writes through its own duplicate of the socket's descriptor: Node may close its
+ * own at any time (a peer gone, a session dropped), and a number closed under a running
+ * sendfile could be reused by the next file opened. closeSender() wakes the thread, which
+ * stops at once and closes the duplicate; only then does the connection end.
+ *
+ * One job at a time, handed over under the lock; its result goes back to JavaScript through a
+ * threadsafe function, on the event loop.
+ */
+typedef struct job {
+  napi_ref callback;
+  napi_ref headers_ref; /* keeps the headers' Buffer alive while the thread reads it */
+  const uint8_t *headers;
+  size_t header_bytes; /* per frame */
+  size_t count;
+  int64_t *plan; /* count triples: file descriptor, offset, length */
+  int error;     /* errno, or 0 */
+  int64_t sent;
+} job_t;
+
+typedef struct {
+  int fd;   /* the thread's duplicate of the socket's descriptor */
+  int wake; /* an eventfd: closeSender() wakes a thread waiting in poll() */
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  int closing;
+  job_t *job; /* the job handed over, until the thread is done with it */
+  napi_threadsafe_function done;
+} sender_t;
+
+/* Waits until the socket takes more bytes; ECANCELED once the sender is closed. */
+static int wait_writable(sender_t *s) {
+  struct pollfd fds[2] = {{.fd = s->fd, .events = POLLOUT}, {.fd = s->wake, .events = POLLIN}};
   for (;;) {
-    ssize_t n = sendfile((int)a[0], (int)a[1], &offset, (size_t)a[3]);
-    if (n >= 0) return number(env, n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) return number(env, -1);
-    return fail(env, errno, "sendfile");
+    if (poll(fds, 2, -1) >= 0) return fds[1].revents != 0 ? ECANCELED : 0;
+    if (errno != EINTR) return errno;
   }
+}
+
+static void send_header(sender_t *s, job_t *job, const uint8_t *header) {
+  size_t done = 0;
+  while (done < job->header_bytes && job->error == 0) {
+    /* MSG_MORE: the header rides in the same segment as the start of its data. */
+    ssize_t n = send(s->fd, header + done, job->header_bytes - done, MSG_MORE | MSG_NOSIGNAL);
+    if (n >= 0) {
+      done += (size_t)n;
+      job->sent += n;
+    } else if (errno == EAGAIN) {
+      job->error = wait_writable(s);
+    } else if (errno != EINTR) {
+      job->error = errno;
+    }
+  }
+}
+
+static void send_data(sender_t *s, job_t *job, int file, off_t offset, int64_t length) {
+  while (length > 0 && job->error == 0) {
+    ssize_t n = sendfile(s->fd, file, &offset, (size_t)length);
+    if (n > 0) {
+      length -= n;
+      job->sent += n;
+    } else if (n == 0) {
+      job->error = ENODATA; /* the file is shorter than when it was listed */
+    } else if (errno == EAGAIN) {
+      job->error = wait_writable(s);
+    } else if (errno != EINTR) {
+      job->error = errno;
+    }
+  }
+}
+
+static void run_job(sender_t *s, job_t *job) {
+  for (size_t i = 0; i < job->count && job->error == 0; i++) {
+    send_header(s, job, job->headers + i * job->header_bytes);
+    const int64_t *step = job->plan + 3 * i;
+    send_data(s, job, (int)step[0], (off_t)step[1], step[2]);
+  }
+}
+
+static void *sender_main(void *arg) {
+  sender_t *s = arg;
+  pthread_mutex_lock(&s->lock);
+  for (;;) {
+    while (s->job == NULL && !s->closing) pthread_cond_wait(&s->changed, &s->lock);
+    job_t *job = s->job;
+    if (job == NULL) break;
+    int closing = s->closing;
+    pthread_mutex_unlock(&s->lock);
+    if (closing) job->error = ECANCELED;
+    else run_job(s, job);
+    pthread_mutex_lock(&s->lock);
+    s->job = NULL;
+    napi_call_threadsafe_function(s->done, job, napi_tsfn_blocking);
+  }
+  pthread_mutex_unlock(&s->lock);
+  close(s->fd);
+  napi_release_threadsafe_function(s->done, napi_tsfn_release);
+  return NULL;
+}
+
+/* On the event loop: calls the job's callback with (error or null, bytes sent). */
+static void deliver(napi_env env, napi_value unused, void *context, void *data) {
+  job_t *job = data;
+  if (env != NULL) {
+    napi_value callback, global, argv[2];
+    if (job->error == 0) {
+      napi_get_null(env, &argv[0]);
+    } else {
+      const char *name = strerrorname_np(job->error);
+      napi_value code, message;
+      napi_create_string_utf8(env, name != NULL ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+      napi_create_string_utf8(env, strerror(job->error), NAPI_AUTO_LENGTH, &message);
+      napi_create_error(env, code, message, &argv[0]);
+      napi_set_named_property(env, argv[0], "code", code);
+    }
+    argv[1] = number(env, job->sent);
+    napi_get_reference_value(env, job->callback, &callback);
+    napi_get_global(env, &global);
+    napi_call_function(env, global, callback, 2, argv, NULL);
+    napi_delete_reference(env, job->callback);
+    napi_delete_reference(env, job->headers_ref);
+  }
+  free(job->plan);
+  free(job);
+}
+
+static void stop_sender(sender_t *s) {
+  pthread_mutex_lock(&s->lock);
+  if (!s->closing) {
+    s->closing = 1;
+    uint64_t one = 1;
+    if (write(s->wake, &one, sizeof one) < 0) { /* the eventfd cannot be full: never happens */
+    }
+    pthread_cond_signal(&s->changed);
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+/* Runs when JavaScript no longer holds the sender: stops its thread and frees it. */
+static void free_sender(napi_env env, void *data, void *hint) {
+  sender_t *s = data;
+  stop_sender(s);
+  pthread_join(s->thread, NULL);
+  close(s->wake);
+  pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->changed);
+  free(s);
+}
+
+/* openSender(socketFd): a sender writing to the socket (see sender_t). */
+static napi_value open_sender_js(napi_env env, napi_callback_info info) {
+  int64_t fd;
+  if (!int_args(env, info, 1, &fd)) return NULL;
+  sender_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return fail(env, ENOMEM, "openSender");
+  s->fd = fcntl((int)fd, F_DUPFD_CLOEXEC, 0);
+  if (s->fd < 0) {
+    int err = errno;
+    free(s);
+    return fail(env, err, "dup");
+  }
+  s->wake = eventfd(0, EFD_CLOEXEC);
+  napi_value name;
+  napi_create_string_utf8(env, "teleport-sender", NAPI_AUTO_LENGTH, &name);
+  if (s->wake < 0 ||
+      napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, deliver, &s->done) != napi_ok) {
+    int err = s->wake < 0 ? errno : ENOMEM;
+    if (s->wake >= 0) close(s->wake);
+    close(s->fd);
+    free(s);
+    return fail(env, err, "openSender");
+  }
+  napi_unref_threadsafe_function(env, s->done); /* the socket keeps the process alive, not this */
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->changed, NULL);
+  int err = pthread_create(&s->thread, NULL, sender_main, s);
+  if (err != 0) {
+    napi_release_threadsafe_function(s->done, napi_tsfn_abort);
+    close(s->wake);
+    close(s->fd);
+    free(s);
+    return fail(env, err, "pthread_create");
+  }
+  napi_value result;
+  napi_create_external(env, s, free_sender, NULL, &result);
+  return result;
+}
+
+static sender_t *sender_arg(napi_env env, napi_value value) {
+  void *data = NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) usage(env, "expected a sender");
+  return data;
+}
+
+/*
+ * senderSend(sender, headers, plan, callback): sends plan.length / 3 frames, frame i being
+ * headers' i-th equal slice then plan[3i+1 .. +2] (offset, length) of file plan[3i]; calls
+ * callback(error, bytesSent) when done. The sender must be idle; the files must stay open.
+ */
+static napi_value sender_send_js(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return usage(env, "too few arguments");
+  sender_t *s = sender_arg(env, argv[0]);
+  if (s == NULL) return NULL;
+  void *headers;
+  size_t header_length, plan_length;
+  napi_typedarray_type type;
+  void *plan;
+  napi_valuetype callback_type;
+  if (napi_get_buffer_info(env, argv[1], &headers, &header_length) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &type, &plan_length, &plan, NULL, NULL) != napi_ok ||
+      type != napi_float64_array || plan_length % 3 != 0 || plan_length == 0 ||
+      header_length % (plan_length / 3) != 0 || napi_typeof(env, argv[3], &callback_type) != napi_ok ||
+      callback_type != napi_function)
+    return usage(env, "expected (sender, headers, plan, callback)");
+  job_t *job = calloc(1, sizeof *job);
+  int64_t *steps = malloc(plan_length * sizeof *steps);
+  if (job == NULL || steps == NULL) {
+    free(job);
+    free(steps);
+    return fail(env, ENOMEM, "senderSend");
+  }
+  for (size_t i = 0; i < plan_length; i++) steps[i] = (int64_t)((double *)plan)[i];
+  job->count = plan_length / 3;
+  job->plan = steps;
+  job->headers = headers;
+  job->header_bytes = header_length / job->count;
+  napi_create_reference(env, argv[1], 1, &job->headers_ref);
+  napi_create_reference(env, argv[3], 1, &job->callback);
+  pthread_mutex_lock(&s->lock);
+  int busy = s->job != NULL, closing = s->closing;
+  if (!busy && !closing) {
+    s->job = job;
+    pthread_cond_signal(&s->changed);
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (busy || closing) {
+    napi_delete_reference(env, job->headers_ref);
+    napi_delete_reference(env, job->callback);
+    free(steps);
+    free(job);
+    return fail(env, busy ? EBUSY : ECANCELED, "senderSend");
+  }
+  return NULL;
+}
+
+/* closeSender(sender): stops the sender (a job under way ends with ECANCELED). Idempotent. */
+static napi_value close_sender_js(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return usage(env, "too few arguments");
+  sender_t *s = sender_arg(env, argv[0]);
+  if (s != NULL) stop_sender(s);
+  return NULL;
 }
 
 /* setTcpCongestion(fd, name): sets the socket's congestion control (TCP_CONGESTION). */
@@ -303,7 +557,9 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("punchHole", punch_hole_js),
       EXPORT("seek", seek_js),
       EXPORT("fadvise", fadvise_js),
-      EXPORT("sendFile", sendfile_js),
+      EXPORT("openSender", open_sender_js),
+      EXPORT("senderSend", sender_send_js),
+      EXPORT("closeSender", close_sender_js),
       EXPORT("setTcpCongestion", set_tcp_congestion_js),
       EXPORT("tcpCongestion", tcp_congestion_js),
       EXPORT("setTcpNotSentLowat", set_tcp_notsent_lowat_js),

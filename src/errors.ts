@@ -29,6 +29,7 @@ export const ErrorCode = {
   IO: "TELEPORT_ERR_IO",
   /** A transport asked for that this machine cannot use (QUIC without its native binding). */
   UNAVAILABLE: "TELEPORT_ERR_UNAVAILABLE",
+  ENCRYPTION_REQUIRED: "TELEPORT_ERR_ENCRYPTION_REQUIRED",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
 } as const;
 
@@ -46,6 +47,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.NO_SPACE]: "free some space at the destination and run the same command again",
   [ErrorCode.PARTIAL]: "the files listed above were not pulled; everything else was, and is complete",
   [ErrorCode.UNAVAILABLE]: "use `--transport tcp` (or auto, which falls back to it)",
+  [ErrorCode.ENCRYPTION_REQUIRED]:
+    "pull without --no-encryption, or ask the host's owner to start it with --allow-no-encryption",
   [ErrorCode.CHUNK_CORRUPT]: "data did not match its BLAKE3 hash and was discarded; retry the pull",
 };
 

@@ -12,6 +12,7 @@ import {
 } from "../lib/payload.js";
 import {
   compareTransfers,
+  rsyncDaemonTool,
   rsyncDaemonWith,
   SSH_PACKAGES,
   standardTools,
@@ -193,4 +194,45 @@ export const sparseFile: Benchmark = {
   },
 };
 
-export const transferBenchmarks: Benchmark[] = [bulk1GiB, bulkTree, manySmall, sparseFile];
+/**
+ * The trusted-network mode against the fastest plaintext peer: `--no-encryption` data streams,
+ * sent by the host with sendfile from the page cache (still authenticated and BLAKE3-verified),
+ * beside the rsync daemon and teleport's own TLS pull of the same file.
+ */
+export const plaintext1GiB: Benchmark = {
+  name: "plaintext_1gib",
+  title: "cold pull of one 1 GiB random file with --no-encryption (quick: 128 MiB)",
+  target: ">= 1.5x the rsync daemon (issue 9)",
+  quick: true,
+  packages: ["rsync"],
+  run: async (context) => {
+    const bytes = context.quick ? 128 * MiB : 1024 * MiB;
+    const payload = await ensureRandomFile(join(context.workDir, `file-${bytes / MiB}m`, "file.bin"), bytes);
+    const plaintext = teleportTool({
+      name: "teleport --no-encryption",
+      hostArgs: ["--allow-no-encryption"],
+      pullArgs: ["--no-encryption"],
+    });
+    const tls = teleportTool({ name: "teleport (TLS)", role: "peer" });
+    const comparison = await compareTransfers(context, payload, [plaintext, tls, rsyncDaemonTool]);
+    const byTool = new Map(comparison.figures.map((entry) => [entry.tool, entry]));
+    const subject = byTool.get(plaintext.name);
+    if (subject === undefined) {
+      return { status: "failed", reason: comparison.notes.join("; ") || "teleport produced no figure" };
+    }
+    return {
+      status: "ok",
+      figures: comparison.figures,
+      ratios: comparison.ratios,
+      checks: [
+        fasterThan(subject, byTool.get("rsync-daemon"), 1.5),
+        fasterThan(subject, byTool.get(tls.name)),
+        peakRssCheck(subject),
+      ],
+      notes: comparison.notes,
+      details: { pullReports: comparison.reports },
+    };
+  },
+};
+
+export const transferBenchmarks: Benchmark[] = [bulk1GiB, bulkTree, manySmall, sparseFile, plaintext1GiB];

@@ -23,13 +23,15 @@ export interface TeleportHost {
 }
 
 /**
- * Starts `teleport host` on `shareDir`. Its TELEPORT_HOME is fresh unless `home` is given: a home
- * kept between runs keeps the host's chunk index, so an unchanged share is not hashed again.
+ * Starts `teleport host` on `shareDir`, with `extraArgs` after the usual ones. Its TELEPORT_HOME
+ * is fresh unless `home` is given: a home kept between runs keeps the host's chunk index, so an
+ * unchanged share is not hashed again.
  */
 export async function startTeleportHost(
   cliPath: string,
   shareDir: string,
   home?: string,
+  extraArgs: readonly string[] = [],
 ): Promise<TeleportHost> {
   const temp = makeTempDir("teleport-host");
   const linkFile = join(temp.path, "link");
@@ -42,7 +44,18 @@ export async function startTeleportHost(
       process.execPath,
       // --bind: the default 0.0.0.0 would advertise this machine's external address in the
       // link; the benchmark is defined on loopback.
-      [cliPath, "host", shareDir, "--port", "0", "--bind", "127.0.0.1", "--link-file", linkFile],
+      [
+        cliPath,
+        "host",
+        shareDir,
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--link-file",
+        linkFile,
+        ...extraArgs,
+      ],
       { logPath: join(temp.path, "host.log"), env: { ...process.env, TELEPORT_HOME: home } },
     );
     // Wait for content, not just existence, in case the file is created before it is written.

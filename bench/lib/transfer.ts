@@ -42,13 +42,21 @@ export interface TransferTool {
 
 export const SSH_PACKAGES = ["openssh-server", "openssh-client"] as const;
 
-export function teleportTool(options: { name?: string; pullArgs?: readonly string[] } = {}): TransferTool {
+export interface TeleportToolOptions {
+  name?: string;
+  /** Default subject: the tool the others are compared with. */
+  role?: Figure["role"];
+  hostArgs?: readonly string[];
+  pullArgs?: readonly string[];
+}
+
+export function teleportTool(options: TeleportToolOptions = {}): TransferTool {
   return {
     name: options.name ?? "teleport",
-    role: "subject",
+    role: options.role ?? "subject",
     packages: [],
     prepare: async ({ cli }, payload) => {
-      const host = await startTeleportHost(cli, payload.root);
+      const host = await startTeleportHost(cli, payload.root, undefined, options.hostArgs);
       const clientHomes = makeTempDir("teleport-client");
       return {
         server: host.server,

@@ -30,6 +30,7 @@ export interface HostFlags {
   /** false with --no-quic. */
   quic?: boolean;
   congestion?: string;
+  allowNoEncryption?: boolean;
 }
 
 export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
@@ -42,10 +43,17 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     compression: flags.compress !== false,
     ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
     ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
+    allowPlaintext: flags.allowNoEncryption === true,
     onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
     onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
   });
   process.stdout.write(`${host.url}\n`);
+  if (flags.allowNoEncryption === true) {
+    process.stderr.write(
+      "teleport: warning: clients may pull without encryption (--allow-no-encryption): " +
+        "their data crosses the network readable by anyone on it\n",
+    );
+  }
   if (flags.linkFile !== undefined) await writeFileAtomically(flags.linkFile, `${host.url}\n`);
   process.stderr.write(
     `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
@@ -91,6 +99,8 @@ export interface PullFlags {
   compressLevel?: number;
   transport?: TransportChoice;
   xattrs?: boolean;
+  /** false with --no-encryption. */
+  encryption?: boolean;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -98,6 +108,15 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
   const cancel = () => controller.abort();
   process.once("SIGINT", cancel);
   process.once("SIGTERM", cancel);
+  const plaintext = flags.encryption === false;
+  if (plaintext && flags.transport === "quic")
+    throw new TeleportError(ErrorCode.USAGE, "--no-encryption is for TCP: QUIC is always encrypted");
+  if (plaintext) {
+    process.stderr.write(
+      "teleport: warning: --no-encryption: the data crosses the network readable by anyone on it " +
+        "(still authenticated and verified)\n",
+    );
+  }
   const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
   const index = ChunkIndex.open(teleportHome());
   try {
@@ -107,7 +126,8 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
       onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
-      ...(flags.transport === undefined ? {} : { transport: flags.transport }),
+      ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
+      ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
       ...(flags.xattrs === true ? { xattrs: true } : {}),
       onRetry: ({ attempt, of, error, waitMs }) =>
         process.stderr.write(
@@ -133,7 +153,8 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
           `${summary.hardLinks > 0 ? `, ${summary.hardLinks} hard links` : ""}` +
           `${summary.bytesInHoles > 0 ? ` (${formatBytes(summary.bytesInHoles)} in holes)` : ""}: ` +
           `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
-          `${formatBytes(summary.bytesFromNetwork)} from the network, ${formatBytes(summary.bytesReused)} reused\n`,
+          `${formatBytes(summary.bytesFromNetwork)} from the network${summary.encrypted ? "" : " (unencrypted)"}, ` +
+          `${formatBytes(summary.bytesReused)} reused\n`,
       );
     }
     if (summary.failureCount > 0) {

@@ -115,6 +115,10 @@ function buildProgram(): Command {
         "another the kernel has (reno, cubic...), or system for the kernel's default",
       congestionName,
     )
+    .option(
+      "--allow-no-encryption",
+      "let clients that ask (pull --no-encryption) take chunk data unencrypted, for trusted networks",
+    )
     .action(async (dir: string, flags) => {
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);
@@ -147,6 +151,11 @@ function buildProgram(): Command {
       "auto",
     )
     .option("--xattrs", "also pull files' user.* extended attributes (needs the native addon on both sides)")
+    .option(
+      "--no-encryption",
+      "trusted networks only: chunk data crosses unencrypted (still authenticated and BLAKE3-verified), " +
+        "sent from the host's page cache; the host must allow it (--allow-no-encryption)",
+    )
     .option(
       "--compress <mode>",
       "zstd per chunk: auto (where the link is slower than the CPU: paths over 5 ms), on, off",

@@ -9,6 +9,7 @@ import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
+import { dialPlain } from "../transport/plain.js";
 import { quicAvailable } from "../transport/quic.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
@@ -78,6 +79,13 @@ export interface ConnectOptions {
   onNotice?: (message: string) => void;
   /** Ask for files' extended attributes (Feature.XATTRS, `pull --xattrs`). */
   xattrs?: boolean;
+  /** Ask the host to take plaintext data streams (Feature.PLAINTEXT, `pull --no-encryption`). */
+  askPlaintext?: boolean;
+  /**
+   * Connect without TLS (transport/plain.ts): for a data stream, once the host has agreed to
+   * plaintext ones. Such a connection fetches chunks and nothing else.
+   */
+  plaintext?: boolean;
 }
 
 /** One event of a streamed manifest, in the order the host walks the tree. */
@@ -125,11 +133,16 @@ export class TeleportClient {
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
     const client = new TeleportClient(parsed, options);
-    const stream = await dialChoice(parsed, options.transport ?? "auto", {
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
-      timeoutMs: handshakeTimeoutMs(options),
-    });
+    const signal = options.signal === undefined ? {} : { signal: options.signal };
+    const timeoutMs = handshakeTimeoutMs(options);
+    const stream =
+      options.plaintext === true
+        ? await dialPlain(parsed, { ...signal, timeoutMs })
+        : await dialChoice(parsed, options.transport ?? "auto", {
+            ...signal,
+            ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
+            timeoutMs,
+          });
     client.#stream = stream;
     client.#choice = options.transport ?? "auto";
     await client.#start(stream, options);
@@ -174,6 +187,11 @@ export class TeleportClient {
     return ((this.#welcome?.features ?? 0) & Feature.XATTRS) !== 0;
   }
 
+  /** Whether the host takes plaintext data streams (Feature.PLAINTEXT, when asked). */
+  get hostTakesPlaintext(): boolean {
+    return ((this.#welcome?.features ?? 0) & Feature.PLAINTEXT) !== 0;
+  }
+
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
   get hostCompresses(): boolean {
     return ((this.#welcome?.features ?? 0) & Feature.COMPRESSION) !== 0;
@@ -211,6 +229,7 @@ export class TeleportClient {
         Feature.COMPRESSION |
         Feature.HARD_LINKS |
         (options.xattrs === true ? Feature.XATTRS : 0) |
+        (options.askPlaintext === true || options.plaintext === true ? Feature.PLAINTEXT : 0) |
         (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
       authProof: authProof(stream, this.link.secret),
       clientName: options.clientName ?? "teleport",

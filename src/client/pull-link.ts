@@ -84,9 +84,11 @@ function connectOptions({
   transport,
   onNotice,
   xattrs,
+  plaintext,
 }: PullLinkOptions): ConnectOptions {
   return {
     ...(xattrs === true ? { xattrs } : {}),
+    ...(plaintext === true ? { askPlaintext: true } : {}),
     ...(signal && { signal }),
     ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
     ...(transport === undefined ? {} : { transport }),

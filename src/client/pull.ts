@@ -99,6 +99,12 @@ export interface PullOptions {
    * must have connected asking for them, as pullLink does). Needs the native addon on both sides.
    */
   xattrs?: boolean;
+  /**
+   * Data streams in plaintext (`pull --no-encryption`): for a trusted network, where the cipher
+   * is the bottleneck. The client must have connected asking for it (as pullLink does), and
+   * the host must allow it, or the pull fails with ENCRYPTION_REQUIRED.
+   */
+  plaintext?: boolean;
 }
 
 export interface PullProgress {
@@ -149,6 +155,8 @@ export interface PullSummary {
    * other one: `streamPool.bytesByTransport` says what each carried.
    */
   transport: TransportKind;
+  /** False when the data streams were plaintext (`--no-encryption`). */
+  encrypted: boolean;
   /** What each data stream carried. */
   streams: StreamStats[];
   /** How the stream pool ran (null when nothing crossed the network). */
@@ -350,6 +358,7 @@ class Puller {
     bytesInHoles: 0,
     seconds: 0,
     transport: "tcp",
+    encrypted: true,
     streams: [],
     streamPool: null,
     failures: [],
@@ -367,6 +376,15 @@ class Puller {
     this.#local = options.index && new LocalChunks(options.index);
     this.#dest = resolve(options.dest);
     this.#xattrs = this.#xattrsWanted();
+    if (options.plaintext === true) {
+      if (!client.hostTakesPlaintext) {
+        throw new TeleportError(ErrorCode.ENCRYPTION_REQUIRED, "the host does not take unencrypted streams");
+      }
+      if (client.transport !== "tcp") {
+        throw new TeleportError(ErrorCode.USAGE, "--no-encryption needs TCP: the host was reached over QUIC");
+      }
+      this.#summary.encrypted = false;
+    }
   }
 
   /** Whether files get their extended attributes: asked for, and both sides able to. */
@@ -1054,7 +1072,8 @@ class Puller {
       ping: () => this.#client.ping(),
       clientId: this.#client.clientId,
       transport: this.#client.transport,
-      ...(this.#client.alternativeTransport === undefined
+      plaintext: !this.#summary.encrypted,
+      ...(this.#client.alternativeTransport === undefined || !this.#summary.encrypted
         ? {}
         : { alternative: this.#client.alternativeTransport }),
       ...(this.#options.onNotice === undefined ? {} : { onNotice: this.#options.onNotice }),

@@ -21,7 +21,7 @@ const post = (message: FromThread) => {
   if (!portClosed) port.postMessage(message);
 };
 
-const { link, idleTimeoutMs, clientId, delivered } = workerData as StreamThreadData;
+const { link, idleTimeoutMs, clientId, plaintext, delivered } = workerData as StreamThreadData;
 /** Shared by this thread's connections: its peak is the thread's chunk memory. */
 const pool = new BufferPool();
 const streams = new Map<number, Stream>();
@@ -108,6 +108,7 @@ class Stream {
       this.client = await TeleportClient.connect(link, {
         clientName: "teleport-stream",
         transport: this.transport,
+        plaintext,
         ...(clientId === undefined ? {} : { clientId: Buffer.from(clientId) }),
         signal: this.connecting.signal,
         ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),

@@ -64,6 +64,8 @@ export interface PoolOptions {
   alternative?: TransportKind;
   /** Told when the streams move to the other transport, and why. */
   onNotice?: (message: string) => void;
+  /** The streams connect without TLS (`pull --no-encryption`; the host has agreed). */
+  plaintext?: boolean;
 }
 
 /** What the pool did, for the pull's summary. */
@@ -96,6 +98,7 @@ export interface StreamThreadData {
   /** Of each stream's connection (see Connection). */
   idleTimeoutMs: number | undefined;
   clientId: Uint8Array | undefined;
+  plaintext: boolean;
   /**
    * Bytes of verified chunks this thread has received, for the tuner: over TCP at [0], over QUIC
    * at [1] (each wraps at 2^32).
@@ -287,7 +290,7 @@ class Thread {
   report: Extract<FromThread, { op: "closed" }> | undefined;
 
   constructor(
-    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId">,
+    options: Pick<StreamThreadData, "link" | "idleTimeoutMs" | "clientId" | "plaintext">,
     onMessage: (message: FromThread) => void,
     onExit: (error: TeleportError) => void,
   ) {
@@ -386,6 +389,7 @@ export class StreamPool {
             link: this.#link,
             idleTimeoutMs: options.idleTimeoutMs,
             clientId: options.clientId,
+            plaintext: options.plaintext === true,
           },
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),

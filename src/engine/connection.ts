@@ -40,6 +40,10 @@ export class Connection {
   #lastSent = performance.now();
   readonly #idleTimer: NodeJS.Timeout;
   readonly #closed: Promise<void>;
+  /** The last direct write queued (see writeDirect): each waits for the one before. */
+  #directTail: Promise<void> = Promise.resolve();
+  /** A direct write is under way: the socket's own writes are held. */
+  #writingDirect = false;
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
   readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
 
@@ -91,10 +95,14 @@ export class Connection {
     if (now - this.#lastReceived >= this.idleTimeoutMs) {
       const seconds = (this.idleTimeoutMs / 1000).toFixed(1);
       this.destroy(new TeleportError(ErrorCode.TIMEOUT, `peer sent nothing for ${seconds} s`));
-    } else if (this.socket.writableLength > 0 && now - this.#lastSent >= 2 * this.idleTimeoutMs) {
+    } else if (this.#writing && now - this.#lastSent >= 2 * this.idleTimeoutMs) {
       const seconds = ((2 * this.idleTimeoutMs) / 1000).toFixed(1);
       this.destroy(new TeleportError(ErrorCode.TIMEOUT, `peer read nothing for ${seconds} s`));
     }
+  }
+
+  get #writing(): boolean {
+    return this.socket.writableLength > 0 || this.#writingDirect;
   }
 
   #onData(data: Buffer): void {
@@ -175,6 +183,37 @@ export class Connection {
     }
   };
 
+  /**
+   * Runs `write`, which writes to the socket's descriptor itself (a plaintext stream's sender),
+   * once all queued before it has gone to the kernel. Frames sent meanwhile are held, and follow
+   * it. Direct writes run one at a time, in the order asked for.
+   */
+  writeDirect(write: () => Promise<void>): Promise<void> {
+    const run = this.#directTail.then(() => this.#runDirect(write));
+    this.#directTail = run.catch(() => {});
+    return run;
+  }
+
+  async #runDirect(write: () => Promise<void>): Promise<void> {
+    this.#uncork();
+    // Written means handed to the kernel: a zero-byte write's callback comes after all before it.
+    while (this.socket.writableLength > 0 && !this.destroyed) {
+      const written = new Promise<void>((resolve) => this.socket.write(EMPTY, () => resolve()));
+      await Promise.race([written, this.#closed]);
+    }
+    if (this.destroyed || this.#closing !== undefined) throw this.#error ?? closedError();
+    this.socket.cork();
+    this.#writingDirect = true;
+    this.#lastSent = performance.now();
+    try {
+      await write();
+    } finally {
+      this.#writingDirect = false;
+      this.#lastSent = performance.now();
+      this.socket.uncork();
+    }
+  }
+
   /** Resolves when the outgoing queue is short enough to add more; rejects once the connection is gone. */
   whenWritable(): Promise<void> {
     if (this.destroyed) return Promise.reject(this.#error ?? closedError());
@@ -225,6 +264,8 @@ export function encodeFrame<T>(type: number, requestId: number, codec: Codec<T>,
   writeFrameHeader(frame, 0, type, requestId, frame.length - FRAME_HEADER_SIZE);
   return frame;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function closedError(): TeleportError {
   return new TeleportError(ErrorCode.CONNECTION, "connection closed");

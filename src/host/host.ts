@@ -78,6 +78,12 @@ export interface HostOptions {
    * kernel's default.
    */
   congestion?: string;
+  /**
+   * Takes plaintext data streams from clients that ask for them (`pull --no-encryption`): a
+   * trusted network's bulk data then crosses it unencrypted, sent from the page cache (see
+   * transport/plain.ts). Off by default; `host --allow-no-encryption`.
+   */
+  allowPlaintext?: boolean;
   /** Told of what the host could not do but works without (QUIC's port taken, say). */
   onNotice?: (message: string) => void;
   faults?: HostFaults;
@@ -137,6 +143,7 @@ export class Host {
       transports,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       authLimiter: new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS),
+      allowPlaintext: options.allowPlaintext === true,
     };
     const bind = options.bind ?? "0.0.0.0";
     const sessions = new Set<HostSession>();
@@ -147,6 +154,7 @@ export class Host {
     };
     const listenOptions: ListenOptions = {
       handshakeTimeoutMs: context.handshakeTimeoutMs,
+      allowPlaintext: context.allowPlaintext,
       ...tuneSocketsFor(options),
     };
     const wanted = options.transports ?? (quicAvailable ? ["tcp", "quic"] : ["tcp"]);

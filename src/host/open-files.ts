@@ -47,6 +47,17 @@ export class OpenFiles {
     }
   }
 
+  /** Runs `use` with the files at `wirePaths` open, as `fds` in the same order. */
+  withAll<T>(
+    wirePaths: readonly string[],
+    use: (fds: number[]) => Promise<T>,
+    fds: number[] = [],
+  ): Promise<T> {
+    const next = wirePaths[fds.length];
+    if (next === undefined) return use(fds);
+    return this.with(next, (fd) => this.withAll(wirePaths, use, [...fds, fd]));
+  }
+
   #open(wirePath: string): number {
     return openFileAt(this.#resolve(wirePath), wirePath);
   }

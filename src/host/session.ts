@@ -10,7 +10,7 @@ import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { readAt, readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { platformIo } from "../platform/io.js";
+import { type FileSlice, platformIo, type SocketSender } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
@@ -80,6 +80,8 @@ export interface SessionContext {
   index: ChunkIndex | undefined;
   /** The transports the host listens on (Feature.BOTH_TRANSPORTS when it is both). */
   transports: ReadonlySet<TransportKind>;
+  /** Plaintext data streams are taken (`host --allow-no-encryption`): Feature.PLAINTEXT. */
+  allowPlaintext: boolean;
   /** Time to send HELLO once TLS is up. */
   handshakeTimeoutMs: number;
   /** Wrong secrets per address, shared by all connections. */
@@ -109,6 +111,17 @@ const DENSE_FILES_REMEMBERED = 1024;
  * packed resources): one dense group does not say the rest is.
  */
 const DENSE_SKIP_BYTES = 16 * 1024 * 1024;
+
+/** Files a direct send holds open at once: a group of small files is sent in several. */
+const OPEN_FILES_PER_SEND = 32;
+
+/** What a plaintext stream serves (see #dispatch). */
+const PLAINTEXT_MESSAGES = new Set<number>([
+  MessageType.GET_CHUNKS,
+  MessageType.PING,
+  MessageType.CANCEL,
+  MessageType.CREDIT,
+]);
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -147,6 +160,8 @@ export class HostSession {
   #authenticated = false;
   /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
+  /** A plaintext stream's sendfile sender, made on its first GET_CHUNKS; undefined otherwise. */
+  #sender: SocketSender | undefined;
   readonly #authTimer: NodeJS.Timeout;
 
   constructor(stream: TransportStream, context: SessionContext) {
@@ -194,6 +209,7 @@ export class HostSession {
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
+    this.#sender?.close();
     this.#openFiles.closeAll();
   }
 
@@ -242,7 +258,8 @@ export class HostSession {
       Feature.HARD_LINKS |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
-      (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0);
+      (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
+      (this.#context.allowPlaintext ? Feature.PLAINTEXT : 0);
     this.#features = hello.features & supported;
     if (hello.clientId !== undefined) this.#owner = hello.clientId.toString("hex");
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
@@ -254,6 +271,15 @@ export class HostSession {
   }
 
   #dispatch(type: number, requestId: number, body: Buffer): void {
+    if (!this.#stream.encrypted && !PLAINTEXT_MESSAGES.has(type)) {
+      // Whatever crosses a plaintext stream may be read or changed on the way: only chunks do,
+      // which the client checks against hashes it got over TLS.
+      this.#connection.sendError(requestId, {
+        code: ErrorCode.PROTOCOL,
+        message: "only chunks are served over an unencrypted stream",
+      });
+      return;
+    }
     switch (type) {
       case MessageType.PING:
         this.#connection.send(MessageType.PONG, requestId, pingCodec, decodeMessage(pingCodec, body));
@@ -383,6 +409,12 @@ export class HostSession {
     }
     const groups = writeGroups(contiguousRuns(requests));
     const signal = open.abort.signal;
+    const sender =
+      compressLevel === 0 && this.#context.faults === undefined ? this.#plainSender() : undefined;
+    if (sender !== undefined) {
+      await this.#sendGroupsDirect(requestId, groups, sender, signal);
+      return;
+    }
     // One group read ahead: the next group is read while this one is encrypted and sent. The
     // wait for queue space comes before each send, so the request ends (and END goes out) as
     // soon as its last group is queued.
@@ -414,6 +446,51 @@ export class HostSession {
         (unsent) => unsent.release(),
         () => {},
       );
+    }
+  }
+
+  /** The sender of a plaintext stream, where the platform has one (made on first use). */
+  #plainSender(): SocketSender | undefined {
+    const socket = this.#stream.plainSocket;
+    if (socket !== undefined && this.#sender === undefined && !this.#connection.destroyed)
+      this.#sender = platformIo.openSender(socket);
+    return this.#sender;
+  }
+
+  /**
+   * Sends chunks over a plaintext stream straight from the page cache: a group's frame headers
+   * from one small buffer, their data by the sender's sendfile. No chunk byte is read into
+   * memory, so no send budget is taken: the socket's buffer is all that is in flight.
+   */
+  async #sendGroupsDirect(
+    requestId: number,
+    groups: ChunkRequest[][][],
+    sender: SocketSender,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (const group of groups.flatMap((runs) => slices(runs, OPEN_FILES_PER_SEND))) {
+      const requests = group.flat();
+      const headers = Buffer.allocUnsafe(requests.length * CHUNK_FRAME_PREFIX);
+      for (const [i, request] of requests.entries()) {
+        const at = i * CHUNK_FRAME_PREFIX;
+        writeFrameHeader(
+          headers,
+          at,
+          MessageType.CHUNK_DATA,
+          requestId,
+          CHUNK_DATA_HEADER_SIZE + request.size,
+        );
+        request.hash.copy(headers, at + FRAME_HEADER_SIZE);
+      }
+      const paths = group.map((run) => (run[0] as ChunkRequest).path);
+      await this.#openFiles.withAll(paths, (fds) => {
+        if (signal.aborted) return Promise.resolve();
+        const slices: FileSlice[] = group.flatMap((run, r) =>
+          run.map((request) => ({ fd: fds[r] as number, offset: request.offset, length: request.size })),
+        );
+        return this.#connection.writeDirect(() => sender.send(headers, slices));
+      });
+      if (signal.aborted) return;
     }
   }
 
@@ -660,6 +737,12 @@ function contiguousRuns(requests: readonly ChunkRequest[]): ChunkRequest[][] {
   }
   if (run.length > 0) runs.push(run);
   return runs;
+}
+
+function slices<T>(items: readonly T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let at = 0; at < items.length; at += size) result.push(items.slice(at, at + size));
+  return result;
 }
 
 /** Gathers runs into groups of at most READ_RUN_BYTES (a larger run is a group of its own). */

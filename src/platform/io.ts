@@ -3,17 +3,19 @@
  * two implementations chosen at run time.
  *
  * - `nativeIo` (Linux, the addon in native/): in-kernel copies (copy_file_range, FICLONERANGE
- *   where the file system shares blocks), fallocate, SEEK_DATA/SEEK_HOLE, posix_fadvise, and
- *   per-socket TCP_CONGESTION, TCP_NOTSENT_LOWAT and TCP_INFO.
+ *   where the file system shares blocks), fallocate, SEEK_DATA/SEEK_HOLE, posix_fadvise,
+ *   sendfile to a socket, and per-socket TCP_CONGESTION, TCP_NOTSENT_LOWAT and TCP_INFO.
  * - `portableIo` (everywhere, and with TELEPORT_NATIVE=0): the same results through Node's fs,
  *   where a result exists without the system call (a copy through a buffer, a file that is all
- *   data), and "not here" where none does (a socket option).
+ *   data), and "not here" where none does (a socket option, a sender: its callers read into
+ *   buffers and write those, as they do on an encrypted socket).
  *
  * Positional reads and writes into pooled buffers are Node's own on every platform (see
  * engine/file-io.ts): the addon would add nothing to them.
  */
 import { readSync, writeSync } from "node:fs";
 import type { Socket } from "node:net";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { MAX_XATTR_BYTES, MAX_XATTRS, type Xattr } from "../wire/messages.js";
 import { FADV_SEQUENTIAL, type NativeAddon, native, SEEK_DATA, SEEK_HOLE } from "./native.js";
 
@@ -24,6 +26,27 @@ export interface TcpInfo {
   retransmits: number;
   /** Bytes written to the socket and not yet sent. */
   notSentBytes: number;
+}
+
+/** `length` bytes of the open file `fd` from `offset`. */
+export interface FileSlice {
+  fd: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Writes frames to a plaintext socket straight from files (sendfile), on a thread of its own.
+ * Its socket's own writes must wait while a send is under way (Connection.writeDirect).
+ */
+export interface SocketSender {
+  /**
+   * Sends one frame per slice: the slice's header (`headers`' equal share), then the slice's
+   * bytes. The files must stay open until it settles.
+   */
+  send(headers: Buffer, slices: readonly FileSlice[]): Promise<void>;
+  /** Stops the sender; a send under way fails. The socket closes only once this is called. */
+  close(): void;
 }
 
 export interface PlatformIo {
@@ -65,6 +88,8 @@ export interface PlatformIo {
   /** Sets TCP_NOTSENT_LOWAT; false where it cannot. */
   setNotSentLowat(socket: Socket, bytes: number): boolean;
   tcpInfo(socket: Socket): TcpInfo | undefined;
+  /** A sender for a plaintext TCP socket; undefined where there is none (portable). */
+  openSender(socket: Socket): SocketSender | undefined;
   /**
    * The `user.` extended attributes of the file at `path` (links not followed), up to MAX_XATTRS
    * and MAX_XATTR_BYTES in all; undefined where they cannot be read (portable, or a file
@@ -136,6 +161,7 @@ export const portableIo: PlatformIo = {
   setCongestion: () => undefined,
   setNotSentLowat: () => false,
   tcpInfo: () => undefined,
+  openSender: () => undefined,
   readXattrs: () => undefined,
   writeXattrs: () => false,
 };
@@ -275,6 +301,10 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
         throw err;
       }
     },
+    openSender(socket) {
+      const fd = socketFd(socket);
+      return fd === undefined ? undefined : nativeSender(addon, fd);
+    },
     tcpInfo(socket) {
       const fd = socketFd(socket);
       if (fd === undefined) return undefined;
@@ -291,6 +321,34 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
       }
     },
   };
+}
+
+function nativeSender(addon: NativeAddon, socketFd: number): SocketSender {
+  const sender = addon.openSender(socketFd);
+  return {
+    send(headers, slices) {
+      const plan = new Float64Array(slices.length * 3);
+      for (const [i, slice] of slices.entries()) plan.set([slice.fd, slice.offset, slice.length], 3 * i);
+      return new Promise((resolve, reject) => {
+        addon.senderSend(sender, headers, plan, (error) => {
+          if (error === null) resolve();
+          else reject(senderError(error));
+        });
+      });
+    },
+    close: () => addon.closeSender(sender),
+  };
+}
+
+function senderError(error: NodeJS.ErrnoException): TeleportError {
+  switch (error.code) {
+    case "ENODATA":
+      return new TeleportError(ErrorCode.FILE_CHANGED, "a file is shorter than it was when listed");
+    case "ECANCELED":
+      return new TeleportError(ErrorCode.CONNECTION, "connection closed");
+    default:
+      return toTeleportError(error, "sendfile");
+  }
 }
 
 /** The implementation this process uses. */

@@ -20,8 +20,20 @@ export interface NativeAddon {
   /** lseek with SEEK_DATA or SEEK_HOLE: the offset found, or -1 past the last data. */
   seek(fd: number, offset: number, whence: typeof SEEK_DATA | typeof SEEK_HOLE): number;
   fadvise(fd: number, offset: number, length: number, advice: number): void;
-  /** Bytes sent, or -1 when the socket's buffer is full. */
-  sendFile(socketFd: number, fileFd: number, offset: number, length: number): number;
+  /** A thread writing to the socket (see sender_t in the addon); stops when closed or collected. */
+  openSender(socketFd: number): NativeSender;
+  /**
+   * Sends `plan.length / 3` frames: frame i is `headers`' i-th equal slice, then `plan[3i + 2]`
+   * bytes of file descriptor `plan[3i]` from offset `plan[3i + 1]`; `callback` gets the error
+   * (ENODATA: a file ended early; ECANCELED: the sender was closed) and the bytes sent.
+   */
+  senderSend(
+    sender: NativeSender,
+    headers: Buffer,
+    plan: Float64Array,
+    callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
+  ): void;
+  closeSender(sender: NativeSender): void;
   setTcpCongestion(fd: number, name: string): void;
   tcpCongestion(fd: number): string;
   setTcpNotSentLowat(fd: number, bytes: number): void;
@@ -31,6 +43,9 @@ export interface NativeAddon {
   setXattr(path: string, name: string, value: Buffer): void;
   removeXattr(path: string, name: string): void;
 }
+
+/** The addon's handle on a sender thread. */
+export type NativeSender = { readonly __brand: "NativeSender" };
 
 export interface NativeTcpInfo {
   rttUs: number;

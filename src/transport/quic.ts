@@ -512,6 +512,7 @@ async function listen(
  */
 class QuicStream extends Duplex implements TransportStream {
   readonly transport = "quic" as const;
+  readonly encrypted = true;
   readonly stream: Duplex = this;
   readonly remoteAddress: string;
   readonly remotePort: number;

@@ -6,12 +6,13 @@
  * binds the proof to this one session (it cannot be replayed on another connection).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Socket } from "node:net";
+import * as net from "node:net";
 import * as tls from "node:tls";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
-import type { ListenOptions, Transport, TransportStream } from "./transport.js";
+import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
+import { KEEPALIVE_MS, type ListenOptions, type Transport, type TransportStream } from "./transport.js";
 
 const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
@@ -25,22 +26,28 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 export interface TlsListener {
-  server: tls.Server;
   host: string;
   port: number;
+  /** Stops accepting; resolves once every connection it accepted is closed. */
+  close(): Promise<void>;
 }
 
 /** Open connections a host accepts at once: a bound on its descriptors, whoever connects. */
 const MAX_CONNECTIONS = 4096;
 
+/**
+ * Listens for TLS connections, and with `plaintext` for plaintext teleport streams on the same
+ * port, told apart by their first byte (see plain.ts).
+ */
 export function listenTls(
   identity: HostIdentity,
   bind: { host: string; port: number },
   onSocket: (socket: tls.TLSSocket) => void,
   options: ListenOptions = {},
+  plaintext?: (stream: TransportStream) => void,
 ): Promise<TlsListener> {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const server = tls.createServer(
+  const tlsServer = tls.createServer(
     {
       key: identity.keyPem,
       cert: identity.certPem,
@@ -52,11 +59,15 @@ export function listenTls(
     },
     onSocket,
   );
+  // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
+  tlsServer.on("tlsClientError", (_err, socket) => socket.destroy());
+  const server =
+    plaintext === undefined
+      ? tlsServer
+      : net.createServer((socket) => route(socket, tlsServer, handshakeTimeoutMs, plaintext));
   server.maxConnections = MAX_CONNECTIONS;
   const { tuneSocket } = options;
-  if (tuneSocket !== undefined) server.on("connection", (socket: Socket) => tuneSocket(socket));
-  // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
-  server.on("tlsClientError", (_err, socket) => socket.destroy());
+  if (tuneSocket !== undefined) server.on("connection", (socket: net.Socket) => tuneSocket(socket));
   return new Promise((resolve, reject) => {
     server.once("error", (err) => reject(toTeleportError(err, `listening on ${bind.host}:${bind.port}`)));
     server.listen(bind.port, bind.host, () => {
@@ -65,8 +76,32 @@ export function listenTls(
         reject(new TeleportError(ErrorCode.INTERNAL, "listener has no TCP address"));
         return;
       }
-      resolve({ server, host: address.address, port: address.port });
+      resolve({
+        host: address.address,
+        port: address.port,
+        close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      });
     });
+  });
+}
+
+/** Hands a connection to the TLS server, or to `plaintext` if its first byte is not TLS's. */
+function route(
+  socket: net.Socket,
+  tlsServer: tls.Server,
+  timeoutMs: number,
+  plaintext: (stream: TransportStream) => void,
+): void {
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  const onError = () => socket.destroy();
+  socket.once("error", onError);
+  socket.once("data", (first: Buffer) => {
+    clearTimeout(timer);
+    socket.off("error", onError);
+    socket.pause();
+    socket.unshift(first);
+    if (first[0] === TLS_HANDSHAKE_BYTE) tlsServer.emit("connection", socket);
+    else acceptPlain(socket, timeoutMs, plaintext);
   });
 }
 
@@ -146,12 +181,6 @@ export function connectTls(
   });
 }
 
-/**
- * TCP keep-alive probes after this long without traffic: a NAT or firewall forgets an idle
- * connection in minutes, and a pull's data streams can idle while the manifest is walked.
- */
-const KEEPALIVE_MS = 30_000;
-
 export const tcpTransport: Transport = {
   kind: "tcp",
   async dial(link, options = {}) {
@@ -164,13 +193,9 @@ export const tcpTransport: Transport = {
       bind,
       (socket) => onStream(tlsStream(socket, undefined)),
       options,
+      options.allowPlaintext === true ? onStream : undefined,
     );
-    return {
-      transport: "tcp",
-      host: listener.host,
-      port: listener.port,
-      close: () => new Promise<void>((resolve) => listener.server.close(() => resolve())),
-    };
+    return { transport: "tcp", host: listener.host, port: listener.port, close: listener.close };
   },
 };
 
@@ -181,6 +206,7 @@ export function tlsStream(socket: tls.TLSSocket, rttMs: number | undefined): Tra
   socket.setKeepAlive(true, KEEPALIVE_MS);
   return {
     transport: "tcp",
+    encrypted: true,
     stream: socket,
     remoteAddress: socket.remoteAddress ?? "",
     remotePort: socket.remotePort ?? 0,

@@ -13,9 +13,22 @@ import type { ShareLink } from "./link.js";
 
 export type TransportKind = "tcp" | "quic";
 
-/** One secure byte stream to or from a host: a TLS socket, or a stream of a QUIC connection. */
+/**
+ * TCP keep-alive probes after this long without traffic: a NAT or firewall forgets an idle
+ * connection in minutes, and a pull's data streams can idle while the manifest is walked.
+ */
+export const KEEPALIVE_MS = 30_000;
+
+/**
+ * One authenticated byte stream to or from a host: a TLS socket, a stream of a QUIC connection,
+ * or (`--no-encryption`, plain.ts) a plaintext TCP socket.
+ */
 export interface TransportStream {
   readonly transport: TransportKind;
+  /** False for a plaintext stream: authenticated, but readable and changeable on the wire. */
+  readonly encrypted: boolean;
+  /** A plaintext stream's socket, which the host may write chunks to directly (sendfile). */
+  readonly plainSocket?: Socket;
   /** The bytes. Ends and errors as the transport does; destroying it drops the stream. */
   readonly stream: Duplex;
   /** The peer, for logs and the host's per-address limits. */
@@ -51,6 +64,8 @@ export interface ListenOptions {
    * congestion control). QUIC runs its own congestion control in user space: not called.
    */
   tuneSocket?: (socket: Socket) => void;
+  /** TCP: also accepts plaintext streams (`host --allow-no-encryption`, see plain.ts). */
+  allowPlaintext?: boolean;
 }
 
 export interface Listener {

@@ -80,6 +80,11 @@ export const Feature = {
   HARD_LINKS: 8,
   /** The client asks for files' `user.` extended attributes (`pull --xattrs`), in FILE_BEGIN. */
   XATTRS: 16,
+  /**
+   * The client wants its data streams in plaintext (`pull --no-encryption`); the host, answering
+   * with it, takes them (`host --allow-no-encryption`). See transport/plain.ts.
+   */
+  PLAINTEXT: 32,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
