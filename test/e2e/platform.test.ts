@@ -5,10 +5,13 @@
  * under TELEPORT_NATIVE=0, on the portable path (npm test runs this file both ways).
  */
 import assert from "node:assert/strict";
-import { link, mkdir, open, readFile, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { TeleportClient } from "../../src/client/client.js";
 import type { PullSummary } from "../../src/client/pull.js";
+import { ErrorCode, type TeleportError } from "../../src/errors.js";
+import { Host } from "../../src/host/host.js";
 import { platformIo } from "../../src/platform/io.js";
 import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
@@ -189,4 +192,80 @@ test("pull --xattrs: files' user.* attributes as on the host, kept in step on re
   const bare = join(base, "bare");
   await pull(bare);
   assert.deepEqual(platformIo.readXattrs(join(bare, "tagged.bin")), []);
+});
+
+test("pull --no-encryption: plaintext data streams where the host allows them, the same bytes", async (t) => {
+  const base = await tempDir(t, "plaintext");
+  const share = join(base, "share");
+  const info = await makeTree(share);
+  // Large enough for many sends of many chunks from one file, beside the tree's small files.
+  await writeFile(join(share, "large.bin"), pseudoRandomBytes(12 * MiB + 5, "plaintext large"));
+  const { host, pull } = await serve(t, base, share, ["--allow-no-encryption"]);
+  assert.match(host.stderr(), /warning: clients may pull without encryption/);
+  const dest = join(base, "dest");
+  const { summary, stderr } = await pull(dest, "--no-encryption", "--streams", "3");
+  assert.equal(summary.encrypted, false);
+  assert.ok(summary.bytesFromNetwork > 12 * MiB);
+  assert.match(stderr, /warning: --no-encryption/);
+  await compareTrees(share, dest, { ignore: info.outsideLinks });
+  // The same host still serves pulls that keep encryption.
+  const { summary: encrypted } = await pull(join(base, "dest-tls"));
+  assert.equal(encrypted.encrypted, true);
+  await compareTrees(share, join(base, "dest-tls"), { ignore: info.outsideLinks });
+});
+
+test("pull --no-encryption from a host that does not allow it: ENCRYPTION_REQUIRED, nothing pulled", async (t) => {
+  const base = await tempDir(t, "plaintext-refused");
+  const share = join(base, "share");
+  await makeTree(share);
+  const host = await startHost(share, { home: join(base, "host-home") });
+  onCleanup(t, () => host.stop());
+  const dest = join(base, "dest");
+  const result = await runCli(["pull", host.link, dest, "--no-encryption"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /TELEPORT_ERR_ENCRYPTION_REQUIRED: the host does not take unencrypted streams/);
+  assert.match(result.stderr, /--allow-no-encryption/);
+  assert.deepEqual(await readdir(dest).catch(() => []), []);
+
+  const quic = await runCli(["pull", host.link, dest, "--no-encryption", "--transport", "quic"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+  assert.equal(quic.code, 2, quic.stderr);
+  assert.match(quic.stderr, /QUIC is always encrypted/);
+});
+
+test("a plaintext stream: chunks only, the link's secret still required, refused by a host that does not allow it", async (t) => {
+  const base = await tempDir(t, "plaintext-stream");
+  await writeFile(join(base, "file"), "plaintext");
+  const start = async (allowPlaintext: boolean) => {
+    const host = await Host.start({
+      root: base,
+      home: join(base, `home-${allowPlaintext}`),
+      bind: "127.0.0.1",
+      allowPlaintext,
+      transports: ["tcp"],
+    });
+    onCleanup(t, () => host.close());
+    return host;
+  };
+  const open = await start(true);
+  const client = await TeleportClient.connect(open.link, { plaintext: true });
+  onCleanup(t, () => client.close());
+  await assert.rejects(client.stat("file"), (err: TeleportError) => {
+    assert.equal(err.code, ErrorCode.PROTOCOL);
+    assert.match(err.message, /only chunks are served over an unencrypted stream/);
+    return true;
+  });
+  await assert.rejects(
+    TeleportClient.connect({ ...open.link, secret: Buffer.alloc(32, 1) }, { plaintext: true }),
+    { code: ErrorCode.AUTH },
+  );
+  const closed = await start(false);
+  await assert.rejects(TeleportClient.connect(closed.link, { plaintext: true }), (err: TeleportError) => {
+    assert.equal(err.code, ErrorCode.CONNECTION);
+    assert.match(err.message, /does it allow --no-encryption/);
+    return true;
+  });
 });

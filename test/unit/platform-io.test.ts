@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { closeSync, fstatSync, openSync, readFileSync, statSync, truncateSync, writeSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import fc from "fast-check";
+import { ErrorCode } from "../../src/errors.js";
 import { nativeIo, type PlatformIo, platformIo, portableIo } from "../../src/platform/io.js";
 import { native } from "../../src/platform/native.js";
 import { tempDir } from "../helpers/context.js";
@@ -135,17 +136,7 @@ for (const [name, io] of implementations) {
     });
 
     it("sets a TCP socket's congestion control (native) and reads what it measures", async (t) => {
-      const server = createServer();
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-      const client = connect((server.address() as { port: number }).port, "127.0.0.1");
-      await new Promise((resolve) => client.once("connect", resolve));
-      const peer = await accepted;
-      t.after(() => {
-        client.destroy();
-        peer.destroy();
-        server.close();
-      });
+      const { peer } = await socketPair(t);
       const reno = impl.setCongestion(peer, "reno");
       const unknown = impl.setCongestion(peer, "no_such_cc");
       const lowat = impl.setNotSentLowat(peer, 128 * 1024);
@@ -159,5 +150,96 @@ for (const [name, io] of implementations) {
       assert.equal(lowat, true);
       assert.ok(info !== undefined && info.rttMs >= 0);
     });
+
+    it("sends frames of a header and a file's bytes to a socket (native: sendfile; portable: none)", async (t) => {
+      const { client, peer } = await socketPair(t);
+      const sender = impl.openSender(peer);
+      if (impl.kind === "portable") {
+        assert.equal(sender, undefined);
+        return;
+      }
+      assert.ok(sender !== undefined);
+      t.after(() => sender.close());
+      const dir = await tempDir(t, "sender");
+      const content = pseudoRandomBytes(5 * MiB, "sender");
+      const path = join(dir, "file");
+      const fd = openSync(path, "w+");
+      t.after(() => closeSync(fd));
+      writeSync(fd, content);
+      const slices = [
+        { fd, offset: 0, length: 100 },
+        { fd, offset: 3 * MiB + 7, length: 2 * MiB - 7 },
+        { fd, offset: 1000, length: 64 * 1024 },
+      ];
+      const headers = pseudoRandomBytes(3 * 41, "headers");
+      const expected = Buffer.concat(
+        slices.flatMap((slice, i) => [
+          headers.subarray(i * 41, (i + 1) * 41),
+          content.subarray(slice.offset, slice.offset + slice.length),
+        ]),
+      );
+      const received = receive(client, expected.length);
+      await sender.send(headers, slices);
+      assert.ok((await received).equals(expected), "the bytes sent are the headers and the slices");
+
+      // A file shorter than the plan (changed since it was listed): FILE_CHANGED, not a hang.
+      const past = receive(client, 8 + 10);
+      await assert.rejects(sender.send(Buffer.alloc(8), [{ fd, offset: 5 * MiB - 10, length: 100 }]), {
+        code: ErrorCode.FILE_CHANGED,
+      });
+      await past;
+    });
+
+    it("a sender closed while its peer reads nothing fails its send at once", {
+      skip: impl.kind === "portable",
+    }, async (t) => {
+      const { client, peer } = await socketPair(t);
+      client.pause();
+      const sender = impl.openSender(peer);
+      assert.ok(sender !== undefined);
+      const dir = await tempDir(t, "sender-close");
+      const fd = openSync(join(dir, "file"), "w+");
+      t.after(() => closeSync(fd));
+      writeSync(fd, pseudoRandomBytes(64 * MiB, "big"));
+      const sending = sender.send(Buffer.alloc(8), [{ fd, offset: 0, length: 64 * MiB }]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      sender.close();
+      await assert.rejects(sending, { code: ErrorCode.CONNECTION });
+      sender.close(); // idempotent
+    });
+  });
+}
+
+/** Both ends of a loopback TCP connection, destroyed after the test. */
+async function socketPair(t: TestContext): Promise<{ client: Socket; peer: Socket }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+  const client = connect((server.address() as { port: number }).port, "127.0.0.1");
+  await new Promise((resolve) => client.once("connect", resolve));
+  const peer = await accepted;
+  t.after(() => {
+    client.destroy();
+    peer.destroy();
+    server.close();
+  });
+  return { client, peer };
+}
+
+/** The next `bytes` bytes `socket` receives. */
+function receive(socket: Socket, bytes: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let length = 0;
+    const onData = (data: Buffer) => {
+      parts.push(data);
+      length += data.length;
+      if (length < bytes) return;
+      socket.off("data", onData);
+      const all = Buffer.concat(parts);
+      if (all.length > bytes) socket.unshift(all.subarray(bytes));
+      resolve(all.subarray(0, bytes));
+    };
+    socket.on("data", onData);
   });
 }
