@@ -85,9 +85,12 @@ export function createTempFile(finalPath: string): { path: string; fd: number } 
   return { path, fd };
 }
 
-/** Opens a new file at `path`, or undefined if something is already there. */
+/**
+ * Opens a new file at `path` for reading and writing (local copies are read back to be verified,
+ * see reuse.ts), or undefined if something is already there.
+ */
 function createExclusive(path: string): number | undefined {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+  const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
   try {
     return openSync(path, flags, 0o600);
   } catch (err) {

@@ -718,7 +718,8 @@ class Puller {
       job.stalePartial = { id: partial.id, path: partial.path };
       return;
     }
-    const flags = constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0);
+    // Read and write: local copies are read back to be verified (reuse.ts).
+    const flags = constants.O_RDWR | (constants.O_NOFOLLOW ?? 0);
     let fd: number;
     try {
       fd = openSync(partial.path, flags);

@@ -2,23 +2,20 @@
  * Reusing bytes this machine already has. `LocalChunks` answers "where is a chunk with this hash,
  * in a file that is still as it was indexed?"; `CopyRun` gathers consecutive chunks that sit
  * back to back in one source file and land back to back in the file being written, so a shifted
- * old copy (bytes inserted near the start) is copied in a few large reads and writes; `copyRun`
- * copies one, verifying every chunk's hash on the way: an index row that lies, or a file changed
- * in a way its identity does not show, costs a network fetch, never wrong output.
+ * old copy (bytes inserted near the start) is copied in a few large in-kernel copies; `copyRun`
+ * copies one and verifies every chunk's hash in the copy: an index row that lies, or a file
+ * changed in a way its identity does not show, costs a network fetch, never wrong output.
  */
-import { lstatSync, write } from "node:fs";
-import { constants, type FileHandle, open } from "node:fs/promises";
+import { closeSync, constants, lstatSync, openSync, read } from "node:fs";
 import { promisify } from "node:util";
 import { hashBytes } from "../chunking/hash.js";
+import { platformIo } from "../platform/io.js";
 import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../store/chunk-index.js";
 import type { ChunkRef } from "../wire/messages.js";
 
-/** Largest copy run: read, verified and written as one. */
+/** Largest copy run: copied, read back and verified as one. */
 export const COPY_RUN_BYTES = 8 * 1024 * 1024;
-/**
- * Reads and writes go 256 KiB at a time: on these VMs one 8 MiB write costs several times the
- * system time of 32 writes of 256 KiB (see WRITE_SLICE_BYTES in streams.ts).
- */
+/** A copy is read back 256 KiB at a time (see WRITE_SLICE_BYTES in streams.ts). */
 const IO_SLICE_BYTES = 256 * 1024;
 /** Files whose identity is remembered during a pull (each an lstat). */
 const IDENTITY_CACHE_SIZE = 256;
@@ -126,51 +123,41 @@ export interface CopyResult {
   mismatched: ChunkRef[];
 }
 
-/** Copies a run into `target`, verifying each chunk; `buffer` must hold COPY_RUN_BYTES. */
+/**
+ * Copies a run into `target` in the kernel (copy_file_range, or shared blocks where the file
+ * system can clone: see PlatformIo.copyRange), then reads what landed back into `buffer` (which
+ * must hold COPY_RUN_BYTES) and verifies each chunk there. Verifying the copy, not the source,
+ * is what makes it safe: a source changed between a check and the copy cannot slip in. A chunk
+ * that does not match stays unjournaled, and the network's copy overwrites it.
+ */
 export async function copyRun(run: CopyRun, target: number, buffer: Buffer): Promise<CopyResult> {
-  let filled = 0;
-  let source: FileHandle | undefined;
+  let landed = 0;
   try {
-    source = await open(run.sourcePath, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
-    while (filled < run.bytes) {
-      const length = Math.min(IO_SLICE_BYTES, run.bytes - filled);
-      const { bytesRead } = await source.read(buffer, filled, length, run.sourceOffset + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
+    const source = openSync(run.sourcePath, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    try {
+      landed = platformIo.copyRange(source, run.sourceOffset, target, run.targetOffset, run.bytes);
+    } finally {
+      closeSync(source);
     }
   } catch {
-    filled = 0; // unreadable now: every chunk goes to the network
-  } finally {
-    await source?.close().catch(() => {});
+    landed = 0; // unreadable now: every chunk goes to the network
+  }
+  let filled = 0;
+  while (filled < landed) {
+    const length = Math.min(IO_SLICE_BYTES, landed - filled);
+    const { bytesRead } = await readAt(target, buffer, filled, length, run.targetOffset + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
   }
   const result: CopyResult = { copied: [], mismatched: [] };
-  let spanStart = 0; // bytes of `buffer` verified and not yet written start here
   let at = 0;
-  const writeSpan = async (end: number) => {
-    if (end > spanStart) await writeFully(target, buffer, spanStart, end, run.targetOffset + spanStart);
-  };
   for (const chunk of run.chunks) {
     const fits = at + chunk.size <= filled;
-    if (fits && hashBytes(buffer.subarray(at, at + chunk.size)).equals(chunk.hash)) {
-      result.copied.push(chunk);
-    } else {
-      await writeSpan(at);
-      spanStart = at + chunk.size;
-      result.mismatched.push(chunk);
-    }
+    if (fits && hashBytes(buffer.subarray(at, at + chunk.size)).equals(chunk.hash)) result.copied.push(chunk);
+    else result.mismatched.push(chunk);
     at += chunk.size;
   }
-  await writeSpan(at);
   return result;
 }
 
-const writeAt = promisify(write);
-
-async function writeFully(target: number, buffer: Buffer, start: number, end: number, position: number) {
-  let done = start;
-  while (done < end) {
-    const length = Math.min(IO_SLICE_BYTES, end - done);
-    const { bytesWritten } = await writeAt(target, buffer, done, length, position + done - start);
-    done += bytesWritten;
-  }
-}
+const readAt = promisify(read);

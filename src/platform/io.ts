@@ -53,8 +53,9 @@ export interface PlatformIo {
   readonly kind: "native" | "portable";
   /**
    * Copies `length` bytes from `source` at `sourceOffset` to `target` at `targetOffset`, in the
-   * kernel where it can (sharing the blocks where the file system can and the ranges are
-   * block-aligned). Returns the bytes copied: fewer only where the source ends.
+   * kernel where it can, sharing whole blocks where the file system can (XFS, Btrfs) and both
+   * offsets sit at the same place within a block. Returns the bytes copied: fewer only where the
+   * source ends.
    */
   copyRange(
     source: number,
@@ -110,6 +111,8 @@ const XATTR_NAMESPACE = "user.";
 const COPY_SLICE_BYTES = 256 * 1024;
 /** Blocks are shared (FICLONERANGE) only in whole blocks of this size. */
 const BLOCK_BYTES = 4096;
+/** Errors that say this file system never shares blocks (others may be about these files only). */
+const CANNOT_CLONE = new Set(["EOPNOTSUPP", "ENOTSUP", "ENOSYS", "ENOTTY"]);
 /** Errors that say the call does not apply to these files, not that they failed. */
 const NOT_HERE = new Set(["EXDEV", "EOPNOTSUPP", "ENOTSUP", "EINVAL", "ENOSYS", "EBADF", "ETXTBSY", "EPERM"]);
 
@@ -170,31 +173,43 @@ export const portableIo: PlatformIo = {
 export function nativeIo(addon: NativeAddon): PlatformIo {
   /** Cleared once a file system refuses a clone: later copies go straight to copy_file_range. */
   let cloning = true;
+  /** copy_file_range, or a copy through a buffer where the kernel has none for these files. */
+  const copy = (
+    source: number,
+    sourceOffset: number,
+    target: number,
+    targetOffset: number,
+    length: number,
+  ) => {
+    if (length === 0) return 0;
+    try {
+      return addon.copyFileRange(source, sourceOffset, target, targetOffset, length);
+    } catch (err) {
+      if (!notHere(err)) throw err;
+      return copyThroughBuffer(source, sourceOffset, target, targetOffset, length);
+    }
+  };
   return {
     kind: "native",
     copyRange(source, sourceOffset, target, targetOffset, length) {
-      const aligned = sourceOffset % BLOCK_BYTES === 0 && targetOffset % BLOCK_BYTES === 0;
-      const blocks = length - (length % BLOCK_BYTES);
-      let done = 0;
-      if (cloning && aligned && blocks > 0) {
-        try {
-          addon.cloneRange(source, sourceOffset, target, targetOffset, blocks);
-          done = blocks;
-        } catch (err) {
-          if (!notHere(err)) throw err;
-          cloning = false;
-        }
-      }
+      // Blocks are shared only whole, and only where both files are at the same place within a
+      // block: the bytes before the target's next block boundary and after its last are copied.
+      const head = Math.min(length, (BLOCK_BYTES - (targetOffset % BLOCK_BYTES)) % BLOCK_BYTES);
+      const blocks = length - head - ((length - head) % BLOCK_BYTES);
+      const congruent = (sourceOffset - targetOffset) % BLOCK_BYTES === 0;
+      if (!cloning || !congruent || blocks === 0)
+        return copy(source, sourceOffset, target, targetOffset, length);
+      const copiedHead = copy(source, sourceOffset, target, targetOffset, head);
+      if (copiedHead < head) return copiedHead;
       try {
-        return (
-          done + addon.copyFileRange(source, sourceOffset + done, target, targetOffset + done, length - done)
-        );
+        addon.cloneRange(source, sourceOffset + head, target, targetOffset + head, blocks);
       } catch (err) {
         if (!notHere(err)) throw err;
-        return (
-          done + copyThroughBuffer(source, sourceOffset + done, target, targetOffset + done, length - done)
-        );
+        if (CANNOT_CLONE.has((err as NodeJS.ErrnoException).code ?? "")) cloning = false;
+        return head + copy(source, sourceOffset + head, target, targetOffset + head, length - head);
       }
+      const done = head + blocks;
+      return done + copy(source, sourceOffset + done, target, targetOffset + done, length - done);
     },
     preallocate(fd, offset, length) {
       if (length === 0) return true;
