@@ -61,7 +61,7 @@ export interface ListenOptions {
   handshakeTimeoutMs?: number;
   /**
    * Called with each accepted TCP socket before its handshake, to set socket options (the
-   * congestion control). QUIC runs its own congestion control in user space: not called.
+   * congestion control, TCP_NOTSENT_LOWAT). QUIC runs its own congestion control in user space: not called.
    */
   tuneSocket?: (socket: Socket) => void;
   /** TCP: also accepts plaintext streams (`host --allow-no-encryption`, see plain.ts). */
