@@ -21,6 +21,7 @@ import { type DialOptions, KEEPALIVE_MS, type TransportStream } from "./transpor
 const PLAIN_MAGIC = Buffer.from("teleport-plain/1");
 const NONCE_BYTES = 32;
 const BINDING_LABEL = "teleport-plain-binding/1";
+const READ_BUFFER_BYTES = 256 * 1024;
 /** The first byte of a TLS handshake record. */
 export const TLS_HANDSHAKE_BYTE = 0x16;
 
@@ -35,7 +36,16 @@ export function dialPlain(
     const startedAt = performance.now();
     let rttMs: number | undefined;
     const clientNonce = randomBytes(NONCE_BYTES);
-    const socket = net.connect({ host: link.host, port: link.port });
+    // Reads land in one buffer of the stream's own (the frame decoder copies what it keeps),
+    // not in a new 64 KiB allocation each: the client's bulk data comes this way.
+    const socket: net.Socket = net.connect({
+      host: link.host,
+      port: link.port,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+        callback: (bytes, buffer) => socket.emit("data", buffer.subarray(0, bytes)),
+      },
+    });
     const fail = (error: TeleportError) => {
       cleanup();
       socket.destroy();
@@ -121,7 +131,7 @@ function readPreamble(socket: net.Socket, bytes: number): Promise<Buffer> {
       else resolve(Buffer.concat(parts));
     };
     const onData = (data: Buffer) => {
-      parts.push(data);
+      parts.push(Buffer.from(data)); // a view of a buffer the next read reuses
       length += data.length;
       if (length > bytes) done(new TeleportError(ErrorCode.PROTOCOL, "peer sent more than its preamble"));
       else if (length === bytes) done();
