@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
 import { hashBytes } from "../chunking/hash.js";
 import { AdaptiveLevel } from "../compression/adaptive-level.js";
@@ -468,7 +469,7 @@ export class HostSession {
     sender: SocketSender,
     signal: AbortSignal,
   ): Promise<void> {
-    for (const group of groups.flatMap((runs) => slices(runs, OPEN_FILES_PER_SEND))) {
+    for (const group of groups.flatMap((runs) => piecesOf(runs, OPEN_FILES_PER_SEND))) {
       const requests = group.flat();
       const headers = Buffer.allocUnsafe(requests.length * CHUNK_FRAME_PREFIX);
       for (const [i, request] of requests.entries()) {
@@ -483,12 +484,21 @@ export class HostSession {
         request.hash.copy(headers, at + FRAME_HEADER_SIZE);
       }
       const paths = group.map((run) => (run[0] as ChunkRequest).path);
-      await this.#openFiles.withAll(paths, (fds) => {
-        if (signal.aborted) return Promise.resolve();
+      await this.#openFiles.withAll(paths, async (fds) => {
+        if (signal.aborted) return;
+        for (const [r, run] of group.entries()) checkLength(fds[r] as number, run);
         const slices: FileSlice[] = group.flatMap((run, r) =>
           run.map((request) => ({ fd: fds[r] as number, offset: request.offset, length: request.size })),
         );
-        return this.#connection.writeDirect(() => sender.send(headers, slices));
+        try {
+          await this.#connection.writeDirect(() => sender.send(headers, slices));
+        } catch (err) {
+          // Part of a frame may have gone out (a file cut short since the check): the stream
+          // cannot go on. The client hands its batches to another stream.
+          const error = toTeleportError(err);
+          this.#connection.destroy(error);
+          throw error;
+        }
       });
       if (signal.aborted) return;
     }
@@ -739,7 +749,16 @@ function contiguousRuns(requests: readonly ChunkRequest[]): ChunkRequest[][] {
   return runs;
 }
 
-function slices<T>(items: readonly T[], size: number): T[][] {
+/** A run's file still holds all its chunks, or FILE_CHANGED (before a byte of it is sent). */
+function checkLength(fd: number, run: readonly ChunkRequest[]): void {
+  const last = run.at(-1) as ChunkRequest;
+  if (fstatSync(fd).size < last.offset + last.size) {
+    const { path } = run[0] as ChunkRequest;
+    throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" is shorter than it was when listed`);
+  }
+}
+
+function piecesOf<T>(items: readonly T[], size: number): T[][] {
   const result: T[][] = [];
   for (let at = 0; at < items.length; at += size) result.push(items.slice(at, at + size));
   return result;

@@ -5,7 +5,7 @@
  * under TELEPORT_NATIVE=0, on the portable path (npm test runs this file both ways).
  */
 import assert from "node:assert/strict";
-import { link, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
@@ -13,6 +13,7 @@ import type { PullSummary } from "../../src/client/pull.js";
 import { ErrorCode, type TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
 import { platformIo } from "../../src/platform/io.js";
+import type { ChunkRequest } from "../../src/wire/messages.js";
 import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
@@ -268,4 +269,39 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
     assert.match(err.message, /does it allow --no-encryption/);
     return true;
   });
+});
+
+test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGED, and the stream goes on", async (t) => {
+  const base = await tempDir(t, "plaintext-changed");
+  const share = join(base, "share");
+  await mkdir(share);
+  const path = join(share, "big.bin");
+  await writeFile(path, pseudoRandomBytes(3 * MiB, "plaintext changed"));
+  const host = await Host.start({
+    root: share,
+    home: join(base, "home"),
+    bind: "127.0.0.1",
+    allowPlaintext: true,
+    transports: ["tcp"],
+  });
+  onCleanup(t, () => host.close());
+  const control = await TeleportClient.connect(host.link, { askPlaintext: true });
+  onCleanup(t, () => control.close());
+  const chunks: ChunkRequest[] = [];
+  for await (const event of control.manifest("big.bin")) {
+    if (event.kind === "chunks") for (const chunk of event.chunks) chunks.push({ ...chunk, path: "big.bin" });
+  }
+  const data = await TeleportClient.connect(host.link, { plaintext: true });
+  onCleanup(t, () => data.close());
+  await truncate(path, MiB);
+  await assert.rejects(
+    data.fetchChunks(chunks, () => {}),
+    { code: ErrorCode.FILE_CHANGED },
+  );
+  const first = chunks[0] as ChunkRequest;
+  let received: Buffer | undefined;
+  await data.fetchChunks([first], (_request, bytes) => {
+    received = Buffer.from(bytes);
+  });
+  assert.equal(received?.length, first.size, "the same stream serves what is still there");
 });
