@@ -160,8 +160,8 @@ typedef struct job {
 } job_t;
 
 typedef struct {
-  int fd;   /* the thread's duplicate of the socket's descriptor */
-  int wake; /* an eventfd: closeSender() wakes a thread waiting in poll() */
+  int fd;   /* the thread's duplicate of the socket's descriptor; the thread closes it */
+  int wake; /* an eventfd: closeSender() wakes a thread waiting in poll(); the thread closes it */
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t changed;
@@ -235,7 +235,10 @@ static void *sender_main(void *arg) {
     napi_call_threadsafe_function(s->done, job, napi_tsfn_blocking);
   }
   pthread_mutex_unlock(&s->lock);
+  /* Closing is set for good, so nothing writes to the eventfd any more: both go now, not when
+   * the collector gets to the sender. */
   close(s->fd);
+  close(s->wake);
   napi_release_threadsafe_function(s->done, napi_tsfn_release);
   return NULL;
 }
@@ -283,7 +286,6 @@ static void free_sender(napi_env env, void *data, void *hint) {
   sender_t *s = data;
   stop_sender(s);
   pthread_join(s->thread, NULL);
-  close(s->wake);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->changed);
   free(s);

@@ -4,7 +4,16 @@
  * did. The native half is skipped, saying so, where the addon is not built.
  */
 import assert from "node:assert/strict";
-import { closeSync, fstatSync, openSync, readFileSync, statSync, truncateSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
@@ -212,7 +221,27 @@ for (const [name, io] of implementations) {
       await assert.rejects(sending, { code: ErrorCode.CONNECTION });
       sender.close(); // idempotent
     });
+
+    it("a closed sender gives its descriptors back at once, not when it is collected", {
+      skip: impl.kind === "portable",
+    }, async (t) => {
+      const { peer } = await socketPair(t);
+      const before = openDescriptors();
+      const sender = impl.openSender(peer);
+      assert.ok(sender !== undefined);
+      assert.equal(openDescriptors(), before + 2, "the socket's duplicate and the wake-up eventfd");
+      sender.close();
+      for (let tries = 0; openDescriptors() !== before && tries < 100; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(openDescriptors(), before);
+    });
   });
+}
+
+/** Descriptors this process has open. */
+function openDescriptors(): number {
+  return readdirSync("/proc/self/fd").length;
 }
 
 /** Both ends of a loopback TCP connection, destroyed after the test. */
