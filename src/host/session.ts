@@ -419,14 +419,14 @@ export class HostSession {
     // One group read ahead: the next group is read while this one is encrypted and sent. The
     // wait for queue space comes before each send, so the request ends (and END goes out) as
     // soon as its last group is queued.
-    let next: Promise<Lease> | undefined = groups[0] && this.#readGroupFrames(requestId, groups[0], signal);
+    let next: Promise<Lease> | undefined = groups[0] && this.#readAhead(requestId, groups[0], signal);
     let lease: Lease | undefined;
     try {
       for (let g = 0; g < groups.length; g++) {
         lease = await (next as Promise<Lease>);
         next = undefined;
         const following = groups[g + 1];
-        if (following !== undefined) next = this.#readGroupFrames(requestId, following, signal);
+        if (following !== undefined) next = this.#readAhead(requestId, following, signal);
         const faults = this.#context.faults;
         if (faults !== undefined)
           await this.#injectFaults(faults, groups[g] as ChunkRequest[][], lease.frames);
@@ -448,6 +448,17 @@ export class HostSession {
         () => {},
       );
     }
+  }
+
+  /**
+   * Reads a group while the one before is sent. Its failure (a cancel while it waits for send
+   * budget) is taken when it is awaited; until then it must not count as unhandled, which
+   * would end the process: the request may be waiting on the socket meanwhile.
+   */
+  #readAhead(requestId: number, runs: ChunkRequest[][], signal: AbortSignal): Promise<Lease> {
+    const reading = this.#readGroupFrames(requestId, runs, signal);
+    reading.catch(() => {});
+    return reading;
   }
 
   /** The sender of a plaintext stream, where the platform has one (made on first use). */

@@ -43,7 +43,12 @@ export function dialPlain(
       port: link.port,
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
-        callback: (bytes, buffer) => socket.emit("data", buffer.subarray(0, bytes)),
+        // Always true: `false` would stop reading, and the stream's reader never pushes back
+        // (nor is there a moment without one: the host sends nothing unasked).
+        callback: (bytes, buffer) => {
+          socket.emit("data", buffer.subarray(0, bytes));
+          return true;
+        },
       },
     });
     const fail = (error: TeleportError) => {

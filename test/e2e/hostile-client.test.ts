@@ -21,6 +21,7 @@ import { authProof, type TransportStream } from "../../src/transport/transport.j
 import { type Codec, decodeMessage } from "../../src/wire/codec.js";
 import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../../src/wire/frame.js";
 import {
+  emptyCodec,
   errorCodec,
   getChunksRequestCodec,
   helloCodec,
@@ -269,4 +270,27 @@ test("clients that ask for everything and stop reading hold a bounded share of t
   });
   await waitFor(() => context.host.sendBytesInUse === 0, { what: "every send buffer given back" });
   assert.ok(peak > 0 && peak <= 64 * MiB, `peak send bytes ${peak} within the host's budget`);
+});
+
+test("requests cancelled while the host waits on a client that stopped reading never crash it", async (t) => {
+  const context = await fixture(t);
+  const session = await RawSession.open(context.link);
+  onCleanup(t, () => session.socket.destroy());
+  session.socket.pause();
+  // 48 MiB per request, in many groups: the host's queue fills, and its read of the next group
+  // waits for send budget when the cancel comes.
+  const chunks = Array.from({ length: 48 }, (_, i) => ({
+    hash: Buffer.alloc(32),
+    path: "sub/large.bin",
+    offset: (i % 3) * MiB,
+    size: MiB,
+  }));
+  for (let id = 1; id <= 4; id++)
+    session.sendMessage(MessageType.GET_CHUNKS, id, getChunksRequestCodec, { chunks });
+  await waitFor(() => context.host.sendBytesInUse >= 4 * MiB, { what: "the host's queue to fill" });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (let id = 1; id <= 4; id++) session.sendMessage(MessageType.CANCEL, id, emptyCodec, {});
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  session.socket.destroy();
+  await assertServesAPull(context, "after-cancels");
 });
