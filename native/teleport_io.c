@@ -148,6 +148,8 @@ static napi_value fadvise_js(napi_env env, napi_callback_info info) {
  * One job at a time, handed over under the lock; its result goes back to JavaScript through a
  * threadsafe function, on the event loop.
  */
+#define SENDER_STACK_BYTES (256 * 1024)
+
 typedef struct job {
   napi_ref callback;
   napi_ref headers_ref; /* keeps the headers' Buffer alive while the thread reads it */
@@ -317,7 +319,13 @@ static napi_value open_sender_js(napi_env env, napi_callback_info info) {
   napi_unref_threadsafe_function(env, s->done); /* the socket keeps the process alive, not this */
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->changed, NULL);
-  int err = pthread_create(&s->thread, NULL, sender_main, s);
+  /* A sender's thread only loops over send, sendfile and poll: a small stack, as a host may run
+   * one per connection (up to 4,096) and glibc's default reserves 8 MiB each. */
+  pthread_attr_t attributes;
+  pthread_attr_init(&attributes);
+  pthread_attr_setstacksize(&attributes, SENDER_STACK_BYTES);
+  int err = pthread_create(&s->thread, &attributes, sender_main, s);
+  pthread_attr_destroy(&attributes);
   if (err != 0) {
     napi_release_threadsafe_function(s->done, napi_tsfn_abort);
     close(s->wake);
