@@ -245,6 +245,16 @@ static void *sender_main(void *arg) {
   return NULL;
 }
 
+/* Lets go of a job and what it holds (its references only while JavaScript still runs). */
+static void free_job(napi_env env, job_t *job) {
+  if (env != NULL) {
+    napi_delete_reference(env, job->callback);
+    napi_delete_reference(env, job->headers_ref);
+  }
+  free(job->plan);
+  free(job);
+}
+
 /* On the event loop: calls the job's callback with (error or null, bytes sent). */
 static void deliver(napi_env env, napi_value unused, void *context, void *data) {
   job_t *job = data;
@@ -264,11 +274,8 @@ static void deliver(napi_env env, napi_value unused, void *context, void *data) 
     napi_get_reference_value(env, job->callback, &callback);
     napi_get_global(env, &global);
     napi_call_function(env, global, callback, 2, argv, NULL);
-    napi_delete_reference(env, job->callback);
-    napi_delete_reference(env, job->headers_ref);
   }
-  free(job->plan);
-  free(job);
+  free_job(env, job);
 }
 
 static void stop_sender(sender_t *s) {
@@ -388,10 +395,7 @@ static napi_value sender_send_js(napi_env env, napi_callback_info info) {
   }
   pthread_mutex_unlock(&s->lock);
   if (busy || closing) {
-    napi_delete_reference(env, job->headers_ref);
-    napi_delete_reference(env, job->callback);
-    free(steps);
-    free(job);
+    free_job(env, job);
     return fail(env, busy ? EBUSY : ECANCELED, "senderSend");
   }
   return NULL;

@@ -15,7 +15,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
-import { type DialOptions, KEEPALIVE_MS, type TransportStream } from "./transport.js";
+import { type DialOptions, KEEPALIVE_MS, type TransportStream, watchDial } from "./transport.js";
 
 /** The client's first bytes; a TLS ClientHello's first is 0x16, this one's "t". */
 const PLAIN_MAGIC = Buffer.from("teleport-plain/1");
@@ -51,34 +51,15 @@ export function dialPlain(
         },
       },
     });
-    const fail = (error: TeleportError) => {
-      cleanup();
-      socket.destroy();
-      reject(error);
-    };
-    const timer = setTimeout(
-      () =>
-        fail(
-          new TeleportError(ErrorCode.TIMEOUT, `no plaintext handshake with ${where} within ${timeoutMs} ms`),
-        ),
-      timeoutMs,
-    );
-    const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
-    const onError = (err: Error) => fail(toTeleportError(err, `connecting to ${where}`));
-    const cleanup = () => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      socket.off("error", onError);
-    };
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    socket.once("error", onError);
+    const { signal } = options;
+    const { fail, settle } = watchDial(socket, where, { handshake: "plaintext", timeoutMs, signal }, reject);
     socket.once("connect", () => {
       rttMs = performance.now() - startedAt;
       socket.write(Buffer.concat([PLAIN_MAGIC, clientNonce]));
     });
     readPreamble(socket, NONCE_BYTES).then(
       (hostNonce) => {
-        cleanup();
+        settle();
         resolve(plainStream(socket, binding(clientNonce, hostNonce), rttMs));
       },
       (err: unknown) =>

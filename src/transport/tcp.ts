@@ -12,7 +12,13 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
-import { KEEPALIVE_MS, type ListenOptions, type Transport, type TransportStream } from "./transport.js";
+import {
+  KEEPALIVE_MS,
+  type ListenOptions,
+  type Transport,
+  type TransportStream,
+  watchDial,
+} from "./transport.js";
 
 const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
@@ -136,30 +142,8 @@ export function connectTls(
       rejectUnauthorized: false,
       ...(isIpAddress(link.host) ? {} : { servername: link.host }),
     });
-    const fail = (error: TeleportError) => {
-      cleanup();
-      socket.destroy();
-      reject(error);
-    };
-    const timer = setTimeout(
-      () =>
-        fail(
-          new TeleportError(
-            ErrorCode.TIMEOUT,
-            `no TLS handshake with ${link.host}:${link.port} within ${timeoutMs} ms`,
-          ),
-        ),
-      timeoutMs,
-    );
-    const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
-    const onError = (err: Error) => fail(toTeleportError(err, `connecting to ${link.host}:${link.port}`));
-    const cleanup = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      socket.off("error", onError);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    socket.once("error", onError);
+    const where = `${link.host}:${link.port}`;
+    const { fail, settle } = watchDial(socket, where, { handshake: "TLS", timeoutMs, signal }, reject);
     socket.once("connect", () => {
       tcpRttMs = performance.now() - startedAt;
     });
@@ -170,12 +154,12 @@ export function connectTls(
         fail(
           new TeleportError(
             ErrorCode.FINGERPRINT,
-            `host ${link.host}:${link.port} presented a certificate that does not match the link`,
+            `host ${where} presented a certificate that does not match the link`,
           ),
         );
         return;
       }
-      cleanup();
+      settle();
       resolve({ socket, tcpRttMs });
     });
   });

@@ -8,6 +8,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 
@@ -90,6 +91,48 @@ export interface Transport {
     onStream: (stream: TransportStream) => void,
     options?: ListenOptions,
   ): Promise<Listener>;
+}
+
+/** A dial under way (see watchDial). */
+export interface DialWatch {
+  /** Destroys the socket and rejects the dial with `error`. */
+  fail(error: TeleportError): void;
+  /** Stops watching: the stream is handed over. */
+  settle(): void;
+}
+
+/**
+ * What every TCP dial does until its stream is ready: gives up with TIMEOUT when no `handshake`
+ * is done within `timeoutMs`, with CANCELLED when `signal` aborts, and with the socket's own
+ * error, destroying the socket each time.
+ */
+export function watchDial(
+  socket: Socket,
+  where: string,
+  options: { handshake: string; timeoutMs: number; signal?: AbortSignal | undefined },
+  reject: (error: TeleportError) => void,
+): DialWatch {
+  const { handshake, timeoutMs, signal } = options;
+  const fail = (error: TeleportError) => {
+    settle();
+    socket.destroy();
+    reject(error);
+  };
+  const timeout = () =>
+    fail(
+      new TeleportError(ErrorCode.TIMEOUT, `no ${handshake} handshake with ${where} within ${timeoutMs} ms`),
+    );
+  const timer = setTimeout(timeout, timeoutMs);
+  const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
+  const onError = (err: Error) => fail(toTeleportError(err, `connecting to ${where}`));
+  const settle = () => {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+    socket.off("error", onError);
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  socket.once("error", onError);
+  return { fail, settle };
 }
 
 /** HMAC of the stream's session binding under the share secret (the client's HELLO carries it). */
