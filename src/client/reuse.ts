@@ -7,14 +7,17 @@
  * changed in a way its identity does not show, costs a network fetch, never wrong output.
  */
 import { closeSync, constants, lstatSync, openSync, read } from "node:fs";
+import { setImmediate } from "node:timers/promises";
 import { promisify } from "node:util";
 import { hashBytes } from "../chunking/hash.js";
-import { platformIo } from "../platform/io.js";
+import { BLOCK_BYTES, platformIo } from "../platform/io.js";
 import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../store/chunk-index.js";
 import type { ChunkRef } from "../wire/messages.js";
 
 /** Largest copy run: copied, read back and verified as one. */
 export const COPY_RUN_BYTES = 8 * 1024 * 1024;
+/** A run is copied about 1 MiB at a time (see copyRun). */
+const COPY_SLICE_BYTES = 1024 * 1024;
 /** A copy is read back 256 KiB at a time (see WRITE_SLICE_BYTES in streams.ts). */
 const IO_SLICE_BYTES = 256 * 1024;
 /** Files whose identity is remembered during a pull (each an lstat). */
@@ -135,7 +138,18 @@ export async function copyRun(run: CopyRun, target: number, buffer: Buffer): Pro
   try {
     const source = openSync(run.sourcePath, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
     try {
-      landed = platformIo.copyRange(source, run.sourceOffset, target, run.targetOffset, run.bytes);
+      // The calls are synchronous: a slice at a time, so that a source not in the page cache
+      // holds the event loop for one slice's read, not a whole run's.
+      while (landed < run.bytes) {
+        const at = landed;
+        let length = Math.min(COPY_SLICE_BYTES, run.bytes - at);
+        // A slice that is not the last ends on a block of the target: the next starts on one,
+        // and the blocks between stay one shared stretch, not one per slice.
+        if (at + length < run.bytes) length -= (run.targetOffset + at + length) % BLOCK_BYTES;
+        landed += platformIo.copyRange(source, run.sourceOffset + at, target, run.targetOffset + at, length);
+        if (landed < at + length) break;
+        await setImmediate();
+      }
     } finally {
       closeSync(source);
     }

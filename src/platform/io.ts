@@ -110,7 +110,7 @@ const XATTR_NAMESPACE = "user.";
 /** Bytes a portable copy moves at a time. */
 const COPY_SLICE_BYTES = 256 * 1024;
 /** Blocks are shared (FICLONERANGE) only in whole blocks of this size. */
-const BLOCK_BYTES = 4096;
+export const BLOCK_BYTES = 4096;
 /** Errors that say this file system never shares blocks (others may be about these files only). */
 const CANNOT_CLONE = new Set(["EOPNOTSUPP", "ENOTSUP", "ENOSYS", "ENOTTY"]);
 /** Errors that say the call does not apply to these files, not that they failed. */
