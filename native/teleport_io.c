@@ -345,9 +345,15 @@ static napi_value open_sender_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static sender_t *sender_arg(napi_env env, napi_value value) {
+/* Reads `count` arguments into `argv`, the first a sender; NULL (with a TypeError thrown) if not. */
+static sender_t *sender_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) usage(env, "expected a sender");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
+    usage(env, "too few arguments");
+    return NULL;
+  }
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) usage(env, "expected a sender");
   return data;
 }
 
@@ -358,9 +364,7 @@ static sender_t *sender_arg(napi_env env, napi_value value) {
  */
 static napi_value sender_send_js(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  size_t argc = 4;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return usage(env, "too few arguments");
-  sender_t *s = sender_arg(env, argv[0]);
+  sender_t *s = sender_args(env, info, 4, argv);
   if (s == NULL) return NULL;
   void *headers;
   size_t header_length, plan_length;
@@ -404,9 +408,7 @@ static napi_value sender_send_js(napi_env env, napi_callback_info info) {
 /* closeSender(sender): stops the sender (a job under way ends with ECANCELED). Idempotent. */
 static napi_value close_sender_js(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  size_t argc = 1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return usage(env, "too few arguments");
-  sender_t *s = sender_arg(env, argv[0]);
+  sender_t *s = sender_args(env, info, 1, argv);
   if (s != NULL) stop_sender(s);
   return NULL;
 }

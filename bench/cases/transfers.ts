@@ -16,6 +16,7 @@ import {
   rsyncDaemonWith,
   SSH_PACKAGES,
   standardTools,
+  type TransferTool,
   teleportTool,
 } from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure } from "../lib/types.js";
@@ -39,26 +40,33 @@ const MIXED_TREE_QUICK: readonly FileGroup[] = MIXED_TREE.map(({ count, bytes })
   bytes: Math.round(bytes / 8),
 }));
 
+/**
+ * Pulls `payload` with each of `tools` (default: the standard peers) and checks the figure of
+ * `subject` (default teleport's) against the others.
+ */
 async function run(
   context: BenchContext,
   payload: Payload,
-  checks: (teleport: Figure, byTool: Map<string, Figure>) => Check[],
+  checks: (subject: Figure, byTool: Map<string, Figure>) => Check[],
+  options: { tools?: TransferTool[]; subject?: string } = {},
 ): Promise<BenchOutcome> {
   // Quick mode keeps CI short: scp (whose sshd start costs seconds) only where a target names it.
-  const tools = standardTools(context.quick).filter(
-    (tool) => !context.quick || payload.files === 1 || tool.name !== "scp",
-  );
+  const tools =
+    options.tools ??
+    standardTools(context.quick).filter(
+      (tool) => !context.quick || payload.files === 1 || tool.name !== "scp",
+    );
   const comparison = await compareTransfers(context, payload, tools);
   const byTool = new Map(comparison.figures.map((entry) => [entry.tool, entry]));
-  const teleport = byTool.get("teleport");
-  if (teleport === undefined) {
+  const subject = byTool.get(options.subject ?? "teleport");
+  if (subject === undefined) {
     return { status: "failed", reason: comparison.notes.join("; ") || "teleport produced no figure" };
   }
   return {
     status: "ok",
     figures: comparison.figures,
     ratios: comparison.ratios,
-    checks: checks(teleport, byTool),
+    checks: checks(subject, byTool),
     notes: comparison.notes,
     details: {
       payload: { name: payload.name, bytes: payload.bytes, files: payload.files },
@@ -170,27 +178,21 @@ export const sparseFile: Benchmark = {
       10,
     );
     const tools = [teleportTool(), rsyncDaemonWith("rsync-daemon -S", ["-S"])];
-    const comparison = await compareTransfers(context, payload, tools);
-    const byTool = new Map(comparison.figures.map((entry) => [entry.tool, entry]));
-    const teleport = byTool.get("teleport");
-    if (teleport === undefined) {
-      return { status: "failed", reason: comparison.notes.join("; ") || "teleport produced no figure" };
-    }
-    const allocated = Number(teleport.details?.allocatedBytes ?? Number.NaN);
-    return {
-      status: "ok",
-      figures: comparison.figures,
-      ratios: comparison.ratios,
-      checks: [
-        { description: `under a second: ${teleport.median.toFixed(3)} s`, met: teleport.median < 1 },
-        {
-          description: `sparse at the destination: ${(allocated / MiB).toFixed(1)} MiB on disk for ${(dataBytes / MiB).toFixed(0)} MiB of data`,
-          met: allocated <= 2 * dataBytes + MiB,
-        },
-      ],
-      notes: comparison.notes,
-      details: { pullReports: comparison.reports },
-    };
+    return run(
+      context,
+      payload,
+      (teleport) => {
+        const allocated = Number(teleport.details?.allocatedBytes ?? Number.NaN);
+        return [
+          { description: `under a second: ${teleport.median.toFixed(3)} s`, met: teleport.median < 1 },
+          {
+            description: `sparse at the destination: ${(allocated / MiB).toFixed(1)} MiB on disk for ${(dataBytes / MiB).toFixed(0)} MiB of data`,
+            met: allocated <= 2 * dataBytes + MiB,
+          },
+        ];
+      },
+      { tools },
+    );
   },
 };
 
@@ -214,24 +216,16 @@ export const plaintext1GiB: Benchmark = {
       pullArgs: ["--no-encryption"],
     });
     const tls = teleportTool({ name: "teleport (TLS)", role: "peer" });
-    const comparison = await compareTransfers(context, payload, [plaintext, tls, rsyncDaemonTool]);
-    const byTool = new Map(comparison.figures.map((entry) => [entry.tool, entry]));
-    const subject = byTool.get(plaintext.name);
-    if (subject === undefined) {
-      return { status: "failed", reason: comparison.notes.join("; ") || "teleport produced no figure" };
-    }
-    return {
-      status: "ok",
-      figures: comparison.figures,
-      ratios: comparison.ratios,
-      checks: [
+    return run(
+      context,
+      payload,
+      (subject, byTool) => [
         fasterThan(subject, byTool.get("rsync-daemon"), 1.5),
         fasterThan(subject, byTool.get(tls.name)),
         peakRssCheck(subject),
       ],
-      notes: comparison.notes,
-      details: { pullReports: comparison.reports },
-    };
+      { tools: [plaintext, tls, rsyncDaemonTool], subject: plaintext.name },
+    );
   },
 };
 

@@ -15,7 +15,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
-import { type DialOptions, KEEPALIVE_MS, type TransportStream, watchDial } from "./transport.js";
+import { type DialOptions, type TransportStream, tcpStreamBase, watchDial } from "./transport.js";
 
 /** The client's first bytes; a TLS ClientHello's first is 0x16, this one's "t". */
 const PLAIN_MAGIC = Buffer.from("teleport-plain/1");
@@ -134,16 +134,10 @@ function binding(clientNonce: Buffer, hostNonce: Buffer): Buffer {
 }
 
 function plainStream(socket: net.Socket, sessionBinding: Buffer, rttMs: number | undefined): TransportStream {
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true, KEEPALIVE_MS);
   return {
-    transport: "tcp",
+    ...tcpStreamBase(socket, rttMs),
     encrypted: false,
-    stream: socket,
     plainSocket: socket,
-    remoteAddress: socket.remoteAddress ?? "",
-    remotePort: socket.remotePort ?? 0,
     sessionBinding: () => sessionBinding,
-    stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),
   };
 }

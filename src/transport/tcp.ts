@@ -13,10 +13,10 @@ import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
 import {
-  KEEPALIVE_MS,
   type ListenOptions,
   type Transport,
   type TransportStream,
+  tcpStreamBase,
   watchDial,
 } from "./transport.js";
 
@@ -185,17 +185,10 @@ export const tcpTransport: Transport = {
 
 /** A TLS socket as a transport stream; `rttMs` is its TCP handshake's, where measured. */
 export function tlsStream(socket: tls.TLSSocket, rttMs: number | undefined): TransportStream {
-  // Frames go out as they are written: requests and pings must not wait for Nagle's algorithm.
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true, KEEPALIVE_MS);
   return {
-    transport: "tcp",
+    ...tcpStreamBase(socket, rttMs),
     encrypted: true,
-    stream: socket,
-    remoteAddress: socket.remoteAddress ?? "",
-    remotePort: socket.remotePort ?? 0,
     sessionBinding: () => socket.exportKeyingMaterial(32, EXPORTER_LABEL, EXPORTER_CONTEXT),
-    stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),
   };
 }
 

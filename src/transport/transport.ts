@@ -18,7 +18,7 @@ export type TransportKind = "tcp" | "quic";
  * TCP keep-alive probes after this long without traffic: a NAT or firewall forgets an idle
  * connection in minutes, and a pull's data streams can idle while the manifest is walked.
  */
-export const KEEPALIVE_MS = 30_000;
+const KEEPALIVE_MS = 30_000;
 
 /**
  * One authenticated byte stream to or from a host: a TLS socket, a stream of a QUIC connection,
@@ -91,6 +91,26 @@ export interface Transport {
     onStream: (stream: TransportStream) => void,
     options?: ListenOptions,
   ): Promise<Listener>;
+}
+
+/**
+ * What a TLS or plaintext stream over `socket` shares, the socket set up for frames: they go out
+ * as they are written (requests and pings must not wait for Nagle's algorithm), and idle
+ * connections are kept alive.
+ */
+export function tcpStreamBase(
+  socket: Socket,
+  rttMs: number | undefined,
+): Pick<TransportStream, "transport" | "stream" | "remoteAddress" | "remotePort" | "stats"> {
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, KEEPALIVE_MS);
+  return {
+    transport: "tcp",
+    stream: socket,
+    remoteAddress: socket.remoteAddress ?? "",
+    remotePort: socket.remotePort ?? 0,
+    stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),
+  };
 }
 
 /** A dial under way (see watchDial). */
