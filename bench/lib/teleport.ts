@@ -9,7 +9,7 @@ import { type ExitState, makeTempDir, type ServerProcess, startServer, waitUntil
 
 /** The compiled CLI entry point, or null when the project has not been built. */
 export function findTeleportCli(repoRoot: string): string | null {
-  const mainPath = join(repoRoot, "dist", "src", "cli", "main.js");
+  const mainPath = join(repoRoot, "dist", "src", "cli", "bin.js");
   return existsSync(mainPath) ? mainPath : null;
 }
 

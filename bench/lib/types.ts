@@ -10,7 +10,7 @@ export interface BenchContext {
   /** Timed runs per tool, after one warm-up run. */
   runs: number;
   repoRoot: string;
-  /** Compiled teleport CLI (dist/src/cli/main.js). */
+  /** Compiled teleport CLI (dist/src/cli/bin.js). */
   cli: string;
   /** Where payloads live (reused across invocations) and scratch space goes. */
   workDir: string;

@@ -25,7 +25,7 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
   const host = spawn(
     process.execPath,
     [
-      fileURLToPath(new URL("./main.js", import.meta.url)),
+      fileURLToPath(new URL("./bin.js", import.meta.url)),
       "host",
       share,
       "--port",

@@ -1,7 +1,7 @@
-#!/usr/bin/env node
 /**
- * The teleport command line. Errors print as one line with their stable code (and a hint when
- * there is one) and exit non-zero; stack traces are for TELEPORT_DEBUG=1 only.
+ * The teleport command line as a function of its arguments (bin.ts runs it for the process).
+ * Errors print as one line with their stable code (and a hint when there is one) and exit
+ * non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { COMPRESS_MODES } from "../client/compression-policy.js";
@@ -10,7 +10,6 @@ import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { DEFAULT_CONGESTION } from "../host/host.js";
-import { shutdownQuic } from "../transport/quic.js";
 import { TRANSPORT_CHOICES } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
 import {
@@ -24,8 +23,20 @@ import {
 import { demoCommand } from "./demo.js";
 import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
 
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
+export const EXIT_FAILURE = 1;
+/** Bad arguments: an unknown command or option, or an option value out of range. */
+export const EXIT_USAGE = 2;
+
+/** Where the CLI's own text goes (help, version, usage and error lines); commands write to the process. */
+export interface CliOutput {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const processOutput: CliOutput = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
 
 function nonNegativeInteger(value: string): number {
   const parsed = Number(value);
@@ -89,12 +100,17 @@ function congestionName(value: string): string {
   return value;
 }
 
-function buildProgram(): Command {
+/** The commander program; parsing throws a CommanderError where commander would exit. */
+export function createProgram(output: CliOutput = processOutput): Command {
   const program = new Command("teleport")
     .description("Fast, encrypted, verified file transfer: host a folder, pull it anywhere.")
     .version("0.1.0")
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`teleport: ${text.replace(/^error: /, "")}`) });
+    .configureOutput({
+      writeOut: (text) => output.stdout(text),
+      writeErr: (text) => output.stderr(text),
+      outputError: (text, write) => write(`teleport: ${text.replace(/^error: /, "")}`),
+    });
 
   program
     .command("host")
@@ -235,23 +251,22 @@ function buildProgram(): Command {
   return program;
 }
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the command line `args` (the words after `teleport`) and returns the exit code: 0,
+ * EXIT_USAGE for bad arguments, EXIT_FAILURE for any other error, printed as one line.
+ */
+export async function runCli(args: readonly string[], output: CliOutput = processOutput): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await createProgram(output).parseAsync(args, { from: "user" });
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     const error = toTeleportError(err);
-    process.stderr.write(`teleport: ${error.message}\n`);
-    if (error.hint !== undefined) process.stderr.write(`  hint: ${error.hint}\n`);
-    if (process.env.TELEPORT_DEBUG === "1") process.stderr.write(`${(err as Error).stack}\n`);
+    output.stderr(`teleport: ${error.message}\n`);
+    if (error.hint !== undefined) output.stderr(`  hint: ${error.hint}\n`);
+    if (process.env.TELEPORT_DEBUG === "1") output.stderr(`${(err as Error).stack}\n`);
     return error.code === ErrorCode.USAGE ? EXIT_USAGE : EXIT_FAILURE;
   }
 }
-
-process.exitCode = await main(process.argv);
-await shutdownQuic(); // see shutdownQuic: no live QUIC state when the process is torn down
-// Output is flushed; nothing left to wait for (pings and sockets are closed or unref'd).
-if (process.exitCode !== 0) process.exit();

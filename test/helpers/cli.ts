@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "./context.js";
 
-/** dist/src/cli/main.js, next to this file's compiled form in dist/test/helpers. */
-export const CLI_PATH = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+/** dist/src/cli/bin.js, next to this file's compiled form in dist/test/helpers. */
+export const CLI_PATH = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
 
 /** Every CLI run names its own state folder so no test touches ~/.teleport or another test's identity. */
 export type CliEnv = { TELEPORT_HOME: string } & Record<string, string>;
