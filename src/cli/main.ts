@@ -111,7 +111,16 @@ export function createProgram(output: CliOutput = processOutput): Command {
       writeErr: (text) => output.stderr(text),
       outputError: (text, write) => write(`teleport: ${text.replace(/^error: /, "")}`),
     });
+  addHostCommand(program);
+  addPullCommand(program);
+  addBrowseCommands(program);
+  addLocalCommands(program);
+  addToolCommands(program);
+  return program;
+}
 
+/** `host`: share a folder. */
+function addHostCommand(program: Command): void {
   program
     .command("host")
     .description("share a folder; prints the share link as the first line of stdout")
@@ -139,7 +148,10 @@ export function createProgram(output: CliOutput = processOutput): Command {
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);
     });
+}
 
+/** `pull`: a share, or part of it, into a local folder. */
+function addPullCommand(program: Command): void {
   program
     .command("pull")
     .description("pull the whole share, or one file or folder of it, into <dest>")
@@ -184,7 +196,10 @@ export function createProgram(output: CliOutput = processOutput): Command {
       compressLevel,
     )
     .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
+}
 
+/** `ls` and `cat`: look into a share without pulling it. */
+function addBrowseCommands(program: Command): void {
   program
     .command("ls")
     .description("list a folder of the share")
@@ -202,7 +217,10 @@ export function createProgram(output: CliOutput = processOutput): Command {
     .option("--offset <n>", "first byte", nonNegativeInteger)
     .option("--length <n>", "number of bytes", nonNegativeInteger)
     .action((link: string, path: string, flags) => catCommand(link, path, flags));
+}
 
+/** `manifest`, `index` and `store`: local files and the chunk index. */
+function addLocalCommands(program: Command): void {
   program
     .command("manifest")
     .description("print a local file's chunk list with BLAKE3 hashes (check with b3sum)")
@@ -230,7 +248,10 @@ export function createProgram(output: CliOutput = processOutput): Command {
     .description("forget files changed, moved or deleted since they were indexed, and compact the index")
     .option("--json", "one JSON line")
     .action((flags) => storeGcCommand(flags));
+}
 
+/** `bench` and `demo`: measure a link, show what teleport does. */
+function addToolCommands(program: Command): void {
   program
     .command("bench")
     .description("measure a link: connect, ping, first byte, random 4 KiB reads, pull speed per stream count")
@@ -247,8 +268,6 @@ export function createProgram(output: CliOutput = processOutput): Command {
     .option("--size-mb <n>", "size of the large file in MiB", nonNegativeInteger, 256)
     .option("--keep", "keep the generated folders")
     .action((flags) => demoCommand(flags));
-
-  return program;
 }
 
 /**
