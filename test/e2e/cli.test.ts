@@ -6,7 +6,7 @@
  * is expected, a FIFO, a destination in the way, a missing QUIC binding).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { once } from "node:events";
@@ -32,6 +32,7 @@ import {
   PROTOCOL_VERSION,
 } from "../../src/wire/messages.js";
 import {
+  CLI_PATH,
   type CliEnv,
   type CliResult,
   type HostProcess,
@@ -247,13 +248,38 @@ test("store gc forgets indexed files that were deleted, changed or moved, and ke
   assert.match(again.stdout, /^forgot 0 files \(0 chunks\) no longer as indexed; 1 files remain/);
 });
 
+/**
+ * `teleport demo` in a process group of its own: the demo starts its own host, so a demo that
+ * never finishes is killed with its host, as a group.
+ */
+async function runDemo(t: TestContext, args: string[], home: string, timeoutMs: number): Promise<CliResult> {
+  const demo = spawn(process.execPath, [CLI_PATH, "demo", ...args], {
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined, TELEPORT_HOME: home },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const group = demo.pid;
+  assert.ok(group !== undefined, "the demo started");
+  let running = true;
+  const killGroup = () => {
+    if (running) process.kill(-group, "SIGKILL");
+  };
+  onCleanup(t, killGroup);
+  const timer = setTimeout(killGroup, timeoutMs);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  demo.stdout.on("data", (data: Buffer) => out.push(data));
+  demo.stderr.on("data", (data: Buffer) => err.push(data));
+  const [code, signal] = (await once(demo, "close")) as [number | null, NodeJS.Signals | null];
+  running = false;
+  clearTimeout(timer);
+  const stdoutBytes = Buffer.concat(out);
+  return { code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr: Buffer.concat(err).toString() };
+}
+
 test("demo hosts a generated folder in a child process, pulls it, checks it and cleans up", async (t) => {
   const base = await tempDir(t, "cli-demo");
-  const result = await runCli(
-    ["demo", "--size-mb", "1"],
-    { TELEPORT_HOME: join(base, "home") },
-    { timeoutMs: 90_000 },
-  );
+  const result = await runDemo(t, ["--size-mb", "1"], join(base, "home"), 90_000);
   assertSucceeded(result, "demo");
   assert.match(result.stdout, /^demo: host is sharing it at\n {2}teleport:\/\/127\.0\.0\.1:\d+\//m);
   assert.match(result.stdout, /all (\d+) files match/);
