@@ -110,7 +110,7 @@ test("--advertise puts that address in the link, and pulls through the link reac
     },
   );
   assert.equal(new URL(host.link).hostname, "localhost");
-  // TCP: QUIC dials IP addresses only (see the report on this test).
+  // TCP: the QUIC binding dials IP addresses only ("invalid IP address syntax" for a name).
   const dest = join(base, "dest");
   assertSucceeded(
     await runCli(["pull", host.link, dest, "--transport", "tcp", "--no-progress"], env),
