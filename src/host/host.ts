@@ -20,8 +20,9 @@ import { transportFor } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
 import type { Listener, ListenOptions, TransportKind, TransportStream } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
+import type { HostInternals } from "./faults.js";
 import { RecentChunks } from "./recent-chunks.js";
-import { type HostFaults, HostSession } from "./session.js";
+import { HostSession } from "./session.js";
 import { Share } from "./share.js";
 
 /**
@@ -94,7 +95,6 @@ export interface HostOptions {
   allowPlaintext?: boolean;
   /** Told of what the host could not do but works without (QUIC's port taken, say). */
   onNotice?: (message: string) => void;
-  faults?: HostFaults;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
 }
@@ -127,7 +127,8 @@ export class Host {
     this.#sessions = sessions;
   }
 
-  static async start(options: HostOptions): Promise<Host> {
+  /** `internals`: for tests only (fault injection); not part of the library's API. */
+  static async start(options: HostOptions, internals: HostInternals = {}): Promise<Host> {
     const share = await Share.open(options.root);
     const identity = await loadOrCreateIdentity(options.home);
     const secret = shareSecret(identity, share.root);
@@ -144,7 +145,7 @@ export class Host {
       compression: options.compression === false ? undefined : new CompressionThreads(),
       sendBudget: new ByteBudget(SEND_BUDGET_BYTES),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      faults: options.faults,
+      faults: internals.faults,
       onSessionError: options.onSessionError,
       index,
       recent: new RecentChunks(RECENT_CHUNK_BYTES),
