@@ -27,15 +27,14 @@ import { Share } from "./share.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
- * file's chunks at most its manifest window (~850 files of 10 KB) and its bytes in flight after
- * listing it. 16 MiB: 1.4 CPU-s of host per 20,000-file pull and 152 MB peak RSS, against 1.9
- * and 139 MB with none (5 back-to-back pulls each).
+ * file's chunks at most its manifest window and its bytes in flight after listing it (measured:
+ * docs/decisions.md, "Recent chunks").
  */
 const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 /**
  * Chunk data read and queued for sending, over all connections (see SessionContext.sendBudget):
- * 4 connections' worth at full speed (CONNECTION_SEND_BYTES), enough to keep both cores busy on loopback;
- * more only held glibc heap: 64 MiB peaked at 470 MB RSS with 32 clients, 32 MiB at 290-410.
+ * 4 connections' worth at full speed (CONNECTION_SEND_BYTES); more only holds heap
+ * (docs/decisions.md, "The host's send budget").
  */
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
@@ -50,10 +49,9 @@ const TRANSPORT_ORDER: readonly TransportKind[] = ["tcp", "quic"];
 export const DEFAULT_CONGESTION = "bbr";
 /**
  * Unsent bytes a connection's kernel buffer holds before the socket stops taking more
- * (TCP_NOTSENT_LOWAT): what is in flight is not limited, only what waits behind it. On a
- * 1 Gbit/s, 50 ms path the kernel otherwise kept up to 7-29 MB unsent per connection (1 MiB:
- * at most 2.8 MB) for the same 655-682 Mbit/s; on loopback 1 GiB took the same time with or
- * without it. Kept here instead, bytes stay cancellable, and the host's send budget sees them.
+ * (TCP_NOTSENT_LOWAT): what is in flight is not limited, only what waits behind it, which the
+ * kernel otherwise lets grow to tens of MB at no gain (docs/decisions.md, "TCP_NOTSENT_LOWAT").
+ * Kept here instead, bytes stay cancellable, and the host's send budget sees them.
  */
 const NOTSENT_LOWAT_BYTES = 1024 * 1024;
 
