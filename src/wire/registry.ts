@@ -9,11 +9,11 @@ import { type Codec, decodeMessage } from "./codec.js";
 /** Which side of a connection sends a message. */
 export type Peer = "client" | "host";
 
-export interface MessageSpec<T> {
+/** What is known of a message type whatever its body: who sends it and how it may travel. */
+export interface MessageInfo {
   readonly type: number;
   /** The name in MessageType, for errors. */
   readonly name: string;
-  readonly codec: Codec<T>;
   readonly from: Peer | "either";
   /**
    * Its body may be large (over frame.ts's LARGE_BODY_THRESHOLD): the receiver assembles it into
@@ -27,12 +27,16 @@ export interface MessageSpec<T> {
   readonly plaintext: boolean;
 }
 
+export interface MessageSpec<T> extends MessageInfo {
+  readonly codec: Codec<T>;
+}
+
 /** Types are one byte on the wire (see frame.ts). */
 const TYPE_COUNT = 256;
 
 /** The protocol's message types, each defined once. */
 export class MessageRegistry {
-  readonly #specs: (MessageSpec<unknown> | undefined)[] = new Array(TYPE_COUNT).fill(undefined);
+  readonly #messages: (MessageInfo | undefined)[] = new Array(TYPE_COUNT).fill(undefined);
   readonly #names: ReadonlyMap<number, string>;
 
   /** `names`: each type's name by its number (MessageType), for errors. */
@@ -49,7 +53,7 @@ export class MessageRegistry {
     if (!Number.isInteger(type) || type < 0 || type >= TYPE_COUNT) {
       throw new RangeError(`message type ${type} is not one byte`);
     }
-    const defined = this.#specs[type];
+    const defined = this.#messages[type];
     if (defined !== undefined) throw new Error(`message type ${type} is already ${defined.name}`);
     const spec: MessageSpec<T> = {
       type,
@@ -59,33 +63,31 @@ export class MessageRegistry {
       bulk: options.bulk === true,
       plaintext: options.plaintext === true,
     };
-    this.#specs[type] = spec as MessageSpec<unknown>;
+    this.#messages[type] = spec;
     return spec;
   }
 
   /** The message of `type`, or undefined for a type this version does not know. */
-  get(type: number): MessageSpec<unknown> | undefined {
-    return this.#specs[type];
+  get(type: number): MessageInfo | undefined {
+    return this.#messages[type];
   }
 
   /** Whether frames of `type` may have bodies large enough to be assembled in pooled buffers. */
   isBulk(type: number): boolean {
-    return this.#specs[type]?.bulk === true;
+    return this.#messages[type]?.bulk === true;
   }
 
   /** Whether a plaintext stream may carry frames of `type`; unknown types may not. */
   allowsPlaintext(type: number): boolean {
-    return this.#specs[type]?.plaintext === true;
+    return this.#messages[type]?.plaintext === true;
   }
 }
 
 /** Handles one decoded message for `context`, the receiving side's state (a session, a client). */
 export type MessageHandler<C, T> = (context: C, requestId: number, message: T) => void;
 
-interface Registered<C> {
-  readonly spec: MessageSpec<unknown>;
-  readonly handle: MessageHandler<C, unknown>;
-}
+/** A handler with its message's decoding: a frame's type, request id and body in. */
+type FrameHandler<C> = (context: C, requestId: number, body: Buffer) => void;
 
 /**
  * One side's handlers, by type. Built once per kind of receiver (its context is passed in), so
@@ -93,7 +95,7 @@ interface Registered<C> {
  */
 export class MessageHandlers<C> {
   readonly #receiver: Peer;
-  readonly #handlers: (Registered<C> | undefined)[] = new Array(TYPE_COUNT).fill(undefined);
+  readonly #handlers: (FrameHandler<C> | undefined)[] = new Array(TYPE_COUNT).fill(undefined);
 
   /** Handlers of the messages `receiver` is sent. */
   constructor(receiver: Peer) {
@@ -109,10 +111,9 @@ export class MessageHandlers<C> {
       throw new Error(`${spec.name} is sent by the ${this.#receiver}, not to it`);
     }
     if (this.#handlers[spec.type] !== undefined) throw new Error(`${spec.name} has a handler already`);
-    this.#handlers[spec.type] = {
-      spec: spec as MessageSpec<unknown>,
-      handle: handle as MessageHandler<C, unknown>,
-    };
+    const { codec } = spec;
+    this.#handlers[spec.type] = (context, requestId, body) =>
+      handle(context, requestId, decodeMessage(codec, body));
     return this;
   }
 
@@ -121,9 +122,9 @@ export class MessageHandlers<C> {
    * (the caller decides whether that ends the connection or only the request).
    */
   dispatch(context: C, type: number, requestId: number, body: Buffer): boolean {
-    const registered = this.#handlers[type];
-    if (registered === undefined) return false;
-    registered.handle(context, requestId, decodeMessage(registered.spec.codec, body));
+    const handler = this.#handlers[type];
+    if (handler === undefined) return false;
+    handler(context, requestId, body);
     return true;
   }
 }
