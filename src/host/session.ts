@@ -2,7 +2,7 @@
  * One client connection to the host: its handshake (HELLO: version, the link's secret, features),
  * then its requests, each run to END or ERROR. Frames are dispatched by the table of handlers
  * below, one per message the host is sent (see wire/registry.ts); the work of a request is done
- * by its own module: ManifestStream, ChunkSender, RangeSender.
+ * by its own module: ManifestStream, ChunkSender, RangeSender, sendListing.
  */
 import type { Chunker } from "../chunking/chunker.js";
 import type { CompressionThreads } from "../compression/compression-threads.js";
@@ -14,7 +14,6 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
-import type { Codec } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE } from "../wire/frame.js";
 import {
   emptyCodec,
@@ -36,12 +35,13 @@ import type { AuthLimiter } from "./auth-limiter.js";
 import { ChunkCompression } from "./chunk-compression.js";
 import { ChunkSender } from "./chunk-sender.js";
 import type { HostFaults } from "./faults.js";
-import { EntryBatch, ManifestStream, type SendFrame } from "./manifest-stream.js";
+import { sendListing } from "./listing.js";
+import { ManifestStream, type SendFrame } from "./manifest-stream.js";
 import { OpenFiles } from "./open-files.js";
 import { RangeSender } from "./range-sender.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { SendLeases } from "./send-leases.js";
-import { isWalkFailure, type Share } from "./share.js";
+import type { Share } from "./share.js";
 
 export interface SessionContext {
   share: Share;
@@ -96,7 +96,10 @@ export class HostSession {
       session.#requests.get(requestId)?.credit.grant(bytes),
     )
     .on(Messages.LIST, (session, requestId, { credit, path, recursive }) =>
-      session.#serve(requestId, credit, (open) => session.#list(requestId, path, recursive !== 0, open)),
+      session.#serve(requestId, credit, (open) => {
+        const send = session.#creditedSender(requestId, open);
+        return sendListing(session.#context.share, path, recursive !== 0, send, open.abort.signal);
+      }),
     )
     .on(Messages.STAT, (session, requestId, { path }) =>
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, () => session.#stat(requestId, path)),
@@ -289,18 +292,14 @@ export class HostSession {
       .finally(() => this.#requests.delete(requestId));
   }
 
-  /** Sends a small response frame once the request has credit for it. */
-  async #sendCredited<T>(
-    requestId: number,
-    open: OpenRequest,
-    type: number,
-    codec: Codec<T>,
-    value: T,
-  ): Promise<void> {
-    const frame = encodeFrame(type, requestId, codec, value);
-    await open.credit.take(frame.length - FRAME_HEADER_SIZE, open.abort.signal);
-    this.#connection.sendFrame(frame);
-    await this.#connection.whenWritable();
+  /** Sends a request's small response frames, each once the request has credit for it. */
+  #creditedSender(requestId: number, open: OpenRequest): SendFrame {
+    return async (type, codec, value) => {
+      const frame = encodeFrame(type, requestId, codec, value);
+      await open.credit.take(frame.length - FRAME_HEADER_SIZE, open.abort.signal);
+      this.#connection.sendFrame(frame);
+      await this.#connection.whenWritable();
+    };
   }
 
   async #stat(requestId: number, path: string): Promise<void> {
@@ -308,21 +307,8 @@ export class HostSession {
     this.#connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: [entry] });
   }
 
-  async #list(requestId: number, path: string, recursive: boolean, open: OpenRequest): Promise<void> {
-    const share = this.#context.share;
-    const items = recursive ? share.walk(path, open.abort.signal) : share.list(path, open.abort.signal);
-    const batch = new EntryBatch((entries) =>
-      this.#sendCredited(requestId, open, MessageType.ENTRIES, entriesCodec, { entries }),
-    );
-    for await (const item of items) {
-      if (isWalkFailure(item)) throw item.failure;
-      await batch.add(item.entry);
-    }
-    await batch.flush();
-  }
-
   #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
-    const send: SendFrame = (type, codec, value) => this.#sendCredited(requestId, open, type, codec, value);
+    const send = this.#creditedSender(requestId, open);
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
