@@ -8,7 +8,14 @@ import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, type ConnectionOptions } from "../engine/connection.js";
 import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
-import { creditCodec, emptyCodec, errorCodec, MessageType } from "../wire/messages.js";
+import {
+  creditCodec,
+  type ErrorMessage,
+  emptyCodec,
+  errorCodec,
+  MessageType,
+  protocol,
+} from "../wire/messages.js";
 
 /** Credit granted to streamed listings and manifests: how far the host may run ahead of us. */
 export const STREAM_WINDOW_BYTES = 1024 * 1024;
@@ -61,12 +68,7 @@ export class RequestChannel {
         `host sent ${length} bytes that request ${requestId} did not ask for`,
       );
     }
-    if (
-      type !== MessageType.CHUNK_DATA &&
-      type !== MessageType.CHUNK_ZSTD &&
-      type !== MessageType.RANGE_DATA &&
-      type !== MessageType.CHUNKS
-    ) {
+    if (!protocol.isBulk(type)) {
       throw new TeleportError(ErrorCode.PROTOCOL, `unexpected ${length}-byte frame of type ${type}`);
     }
     return this.#pool.acquire(length);
@@ -232,6 +234,10 @@ export class RequestChannel {
 }
 
 export function remoteError(body: Buffer): TeleportError {
-  const { code, message } = decodeMessage(errorCodec, body);
+  return hostError(decodeMessage(errorCodec, body));
+}
+
+/** The host's ERROR as ours: its code where we know it, PROTOCOL where not. */
+export function hostError({ code, message }: ErrorMessage): TeleportError {
   return new TeleportError(isErrorCode(code) ? code : ErrorCode.PROTOCOL, `host: ${message}`);
 }

@@ -33,6 +33,7 @@ import {
   getChunksRequestCodec,
   helloCodec,
   listRequestCodec,
+  Messages,
   MessageType,
   MIN_PROTOCOL_VERSION,
   manifestRequestCodec,
@@ -44,9 +45,9 @@ import {
   readRangeRequestCodec,
   statRequestCodec,
   type Welcome,
-  welcomeCodec,
 } from "../wire/messages.js";
-import { type PendingRequest, RequestChannel, remoteError, STREAM_WINDOW_BYTES } from "./channel.js";
+import { MessageHandlers } from "../wire/registry.js";
+import { hostError, type PendingRequest, RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
 
 /**
  * How far a manifest runs ahead of the pull reading it: ~850 small files, 215 MB of large files'
@@ -249,26 +250,23 @@ export class TeleportClient {
     ).unref();
   }
 
+  /** What the client does with each frame the host sends outside a request (request id 0). */
+  static readonly #connectionFrames = new MessageHandlers<TeleportClient>("client")
+    .on(Messages.WELCOME, (client, _requestId, welcome) => {
+      if (client.#welcome !== undefined) throw new TeleportError(ErrorCode.PROTOCOL, "second WELCOME");
+      client.#welcome = welcome;
+      client.#onWelcome?.();
+    })
+    .on(Messages.ERROR, (client, _requestId, error) => client.#control.destroy(hostError(error)))
+    .on(Messages.PONG, (client, _requestId, { sentAt }) => {
+      const ping = client.#pings.get(sentAt);
+      client.#pings.delete(sentAt);
+      ping?.resolve(performance.now() - sentAt);
+    });
+
   #onConnectionFrame(type: number, body: Buffer): void {
-    switch (type) {
-      case MessageType.WELCOME: {
-        if (this.#welcome !== undefined) throw new TeleportError(ErrorCode.PROTOCOL, "second WELCOME");
-        this.#welcome = decodeMessage(welcomeCodec, body);
-        this.#onWelcome?.();
-        return;
-      }
-      case MessageType.ERROR:
-        this.#control.destroy(remoteError(body));
-        return;
-      case MessageType.PONG: {
-        const { sentAt } = decodeMessage(pingCodec, body);
-        const ping = this.#pings.get(sentAt);
-        this.#pings.delete(sentAt);
-        ping?.resolve(performance.now() - sentAt);
-        return;
-      }
-      default:
-        throw new TeleportError(ErrorCode.PROTOCOL, `unexpected connection frame of type ${type}`);
+    if (!TeleportClient.#connectionFrames.dispatch(this, type, 0, body)) {
+      throw new TeleportError(ErrorCode.PROTOCOL, `unexpected connection frame of type ${type}`);
     }
   }
 

@@ -20,21 +20,21 @@ import { transportFor } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
 import type { Listener, ListenOptions, TransportKind, TransportStream } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
+import type { HostInternals } from "./faults.js";
 import { RecentChunks } from "./recent-chunks.js";
-import { type HostFaults, HostSession } from "./session.js";
+import { HostSession } from "./session.js";
 import { Share } from "./share.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
- * file's chunks at most its manifest window (~850 files of 10 KB) and its bytes in flight after
- * listing it. 16 MiB: 1.4 CPU-s of host per 20,000-file pull and 152 MB peak RSS, against 1.9
- * and 139 MB with none (5 back-to-back pulls each).
+ * file's chunks at most its manifest window and its bytes in flight after listing it (measured:
+ * docs/decisions.md, "Recent chunks").
  */
 const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 /**
  * Chunk data read and queued for sending, over all connections (see SessionContext.sendBudget):
- * 4 connections' worth at full speed (CONNECTION_SEND_BYTES), enough to keep both cores busy on loopback;
- * more only held glibc heap: 64 MiB peaked at 470 MB RSS with 32 clients, 32 MiB at 290-410.
+ * 4 connections' worth at full speed (CONNECTION_SEND_BYTES); more only holds heap
+ * (docs/decisions.md, "The host's send budget").
  */
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
@@ -49,10 +49,9 @@ const TRANSPORT_ORDER: readonly TransportKind[] = ["tcp", "quic"];
 export const DEFAULT_CONGESTION = "bbr";
 /**
  * Unsent bytes a connection's kernel buffer holds before the socket stops taking more
- * (TCP_NOTSENT_LOWAT): what is in flight is not limited, only what waits behind it. On a
- * 1 Gbit/s, 50 ms path the kernel otherwise kept up to 7-29 MB unsent per connection (1 MiB:
- * at most 2.8 MB) for the same 655-682 Mbit/s; on loopback 1 GiB took the same time with or
- * without it. Kept here instead, bytes stay cancellable, and the host's send budget sees them.
+ * (TCP_NOTSENT_LOWAT): what is in flight is not limited, only what waits behind it, which the
+ * kernel otherwise lets grow to tens of MB at no gain (docs/decisions.md, "TCP_NOTSENT_LOWAT").
+ * Kept here instead, bytes stay cancellable, and the host's send budget sees them.
  */
 const NOTSENT_LOWAT_BYTES = 1024 * 1024;
 
@@ -94,7 +93,6 @@ export interface HostOptions {
   allowPlaintext?: boolean;
   /** Told of what the host could not do but works without (QUIC's port taken, say). */
   onNotice?: (message: string) => void;
-  faults?: HostFaults;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
 }
@@ -127,7 +125,8 @@ export class Host {
     this.#sessions = sessions;
   }
 
-  static async start(options: HostOptions): Promise<Host> {
+  /** `internals`: for tests only (fault injection); not part of the library's API. */
+  static async start(options: HostOptions, internals: HostInternals = {}): Promise<Host> {
     const share = await Share.open(options.root);
     const identity = await loadOrCreateIdentity(options.home);
     const secret = shareSecret(identity, share.root);
@@ -144,7 +143,7 @@ export class Host {
       compression: options.compression === false ? undefined : new CompressionThreads(),
       sendBudget: new ByteBudget(SEND_BUDGET_BYTES),
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-      faults: options.faults,
+      faults: internals.faults,
       onSessionError: options.onSessionError,
       index,
       recent: new RecentChunks(RECENT_CHUNK_BYTES),

@@ -224,6 +224,25 @@ export function trailing<T>(codec: Codec<T>): Codec<T | undefined> {
   };
 }
 
+/**
+ * The rest of the message, as a view into the frame (no copy): bulk data, a struct's last field.
+ * Its length is what the frame says.
+ */
+export const rest: Codec<Buffer> = {
+  preencode(state, value) {
+    state.end += value.length;
+  },
+  encode(state, value) {
+    value.copy(state.buffer, state.start);
+    state.start += value.length;
+  },
+  decode(state) {
+    const value = state.buffer.subarray(state.start, state.end);
+    state.start = state.end;
+    return value;
+  },
+};
+
 /** Builds a codec for a record from an ordered list of field codecs. */
 export function struct<T extends object>(fields: { [K in keyof T]: Codec<T[K]> }): Codec<T> {
   const entries = Object.entries(fields) as [keyof T, Codec<unknown>][];

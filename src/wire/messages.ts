@@ -9,6 +9,7 @@ import {
   type Codec,
   fixedBytes,
   float64,
+  rest,
   struct,
   trailing,
   uint8,
@@ -17,6 +18,7 @@ import {
   uint64,
   utf8,
 } from "./codec.js";
+import { MessageRegistry } from "./registry.js";
 
 export const PROTOCOL_MAGIC = 0x54504c54; // "TLPT"
 export const PROTOCOL_VERSION = 1;
@@ -317,8 +319,17 @@ export const fileEndCodec: Codec<FileEnd> = struct<FileEnd>({
   fileHash: hash,
 });
 
-/** A CHUNK_DATA frame is the chunk's 32-byte hash followed by its bytes, to the end of the frame. */
+/**
+ * A CHUNK_DATA frame is the chunk's 32-byte hash followed by its bytes, to the end of the frame
+ * (CHUNK_ZSTD: by one zstd frame of them). Senders write the header in place and receivers read
+ * the bytes after it; the codec says the same for tests and tools.
+ */
 export const CHUNK_DATA_HEADER_SIZE = HASH_SIZE;
+export interface ChunkData {
+  hash: Buffer;
+  data: Buffer;
+}
+export const chunkDataCodec: Codec<ChunkData> = struct<ChunkData>({ hash, data: rest });
 
 /** Header of a RANGE_DATA frame: a piece of the range, its offset in the file and its hash. */
 export interface RangeDataHeader {
@@ -327,3 +338,53 @@ export interface RangeDataHeader {
 }
 export const rangeDataHeaderCodec: Codec<RangeDataHeader> = struct<RangeDataHeader>({ offset: uint64, hash });
 export const RANGE_DATA_HEADER_SIZE = 8 + HASH_SIZE;
+
+/** A RANGE_DATA frame: its header, then the piece's bytes to the end of the frame. */
+export interface RangeData extends RangeDataHeader {
+  data: Buffer;
+}
+export const rangeDataCodec: Codec<RangeData> = struct<RangeData>({ offset: uint64, hash, data: rest });
+
+/**
+ * Every message of the protocol, described once: its codec, who sends it, whether its body may
+ * be bulk data (assembled into a pooled buffer) and whether a plaintext stream may carry it.
+ * Each side registers its handlers against these (see registry.ts).
+ */
+export const protocol = new MessageRegistry(MessageType);
+export const Messages = {
+  HELLO: protocol.define(MessageType.HELLO, helloCodec, { from: "client", plaintext: true }),
+  WELCOME: protocol.define(MessageType.WELCOME, welcomeCodec, { from: "host", plaintext: true }),
+  ERROR: protocol.define(MessageType.ERROR, errorCodec, { from: "either", plaintext: true }),
+  PING: protocol.define(MessageType.PING, pingCodec, { from: "client", plaintext: true }),
+  PONG: protocol.define(MessageType.PONG, pingCodec, { from: "host", plaintext: true }),
+  CANCEL: protocol.define(MessageType.CANCEL, emptyCodec, { from: "client", plaintext: true }),
+  CREDIT: protocol.define(MessageType.CREDIT, creditCodec, { from: "client", plaintext: true }),
+  END: protocol.define(MessageType.END, emptyCodec, { from: "host", plaintext: true }),
+
+  LIST: protocol.define(MessageType.LIST, listRequestCodec, { from: "client" }),
+  STAT: protocol.define(MessageType.STAT, statRequestCodec, { from: "client" }),
+  MANIFEST: protocol.define(MessageType.MANIFEST, manifestRequestCodec, { from: "client" }),
+  GET_CHUNKS: protocol.define(MessageType.GET_CHUNKS, getChunksRequestCodec, {
+    from: "client",
+    plaintext: true,
+  }),
+  READ_RANGE: protocol.define(MessageType.READ_RANGE, readRangeRequestCodec, { from: "client" }),
+
+  ENTRIES: protocol.define(MessageType.ENTRIES, entriesCodec, { from: "host" }),
+  FILE_BEGIN: protocol.define(MessageType.FILE_BEGIN, fileBeginCodec, { from: "host" }),
+  /** Up to MAX_CHUNKS_PER_FRAME references: ~180 KB. */
+  CHUNKS: protocol.define(MessageType.CHUNKS, chunksCodec, { from: "host", bulk: true }),
+  FILE_END: protocol.define(MessageType.FILE_END, fileEndCodec, { from: "host" }),
+  ENTRY_ERROR: protocol.define(MessageType.ENTRY_ERROR, entryErrorCodec, { from: "host" }),
+  CHUNK_DATA: protocol.define(MessageType.CHUNK_DATA, chunkDataCodec, {
+    from: "host",
+    bulk: true,
+    plaintext: true,
+  }),
+  CHUNK_ZSTD: protocol.define(MessageType.CHUNK_ZSTD, chunkDataCodec, {
+    from: "host",
+    bulk: true,
+    plaintext: true,
+  }),
+  RANGE_DATA: protocol.define(MessageType.RANGE_DATA, rangeDataCodec, { from: "host", bulk: true }),
+} as const;

@@ -11,6 +11,7 @@ import { TeleportClient } from "../../src/client/client.js";
 import { CompressionPolicy } from "../../src/client/compression-policy.js";
 import { type PullOptions, type PullSummary, pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
+import type { HostInternals } from "../../src/host/faults.js";
 import { Host, type HostOptions } from "../../src/host/host.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
 import { CHUNK_DATA_HEADER_SIZE, MessageType } from "../../src/wire/messages.js";
@@ -30,7 +31,11 @@ function sourceText(bytes: number, seed: string): Buffer {
   return Buffer.from(lines.join("")).subarray(0, bytes);
 }
 
-async function fixture(t: TestContext, hostOptions: Partial<HostOptions> = {}) {
+async function fixture(
+  t: TestContext,
+  hostOptions: Partial<HostOptions> = {},
+  internals: HostInternals = {},
+) {
   const base = await tempDir(t, "compression");
   const share = join(base, "share");
   await mkdir(join(share, "src"), { recursive: true });
@@ -45,12 +50,15 @@ async function fixture(t: TestContext, hostOptions: Partial<HostOptions> = {}) {
   await writeFile(join(share, "empty"), "");
   await writeFile(join(share, "tiny.txt"), "hi\n");
   await writeFile(join(share, "archive.zip"), sourceText(MiB, "zip")); // compressible, but named as compressed
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    ...hostOptions,
-  });
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+      ...hostOptions,
+    },
+    internals,
+  );
   onCleanup(t, () => host.close());
   return { base, share, host };
 }
@@ -106,18 +114,22 @@ test("auto compresses nothing on loopback, where the CPU is the limit", async (t
 });
 
 test("a corrupt compressed chunk fails the pull with a clear error and leaves nothing under the final name", async (t) => {
-  const { base, host } = await fixture(t, {
-    faults: {
-      beforeSend: (frames) => {
-        // Garbles the payload of every compressed frame in the group.
-        for (let at = 0; at < frames.length; at += 4 + frames.readUInt32LE(at)) {
-          if (frames[at + 4] !== MessageType.CHUNK_ZSTD) continue;
-          const payload = at + FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
-          frames.fill(0x5a, payload + 4, Math.min(payload + 64, at + 4 + frames.readUInt32LE(at)));
-        }
+  const { base, host } = await fixture(
+    t,
+    {},
+    {
+      faults: {
+        beforeSend: (frames) => {
+          // Garbles the payload of every compressed frame in the group.
+          for (let at = 0; at < frames.length; at += 4 + frames.readUInt32LE(at)) {
+            if (frames[at + 4] !== MessageType.CHUNK_ZSTD) continue;
+            const payload = at + FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
+            frames.fill(0x5a, payload + 4, Math.min(payload + 64, at + 4 + frames.readUInt32LE(at)));
+          }
+        },
       },
     },
-  });
+  );
   const dest = join(base, "dest");
   await assert.rejects(
     pullWith(host, dest, new CompressionPolicy("on"), { remotePath: "src/large.ts" }),
@@ -137,12 +149,16 @@ test("the host compresses harder while the link holds the transfer up, unless th
   for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), sourceText(MiB, `part${i}`));
   // A slow link: every chunk waits before it goes, while the compressor has nothing to do (a
   // group of 1 MiB takes ~4 ms to compress, ~40 ms on a loaded machine, and ~190 ms to "send").
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
-  });
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+    },
+    {
+      faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
+    },
+  );
   onCleanup(t, () => host.close());
   const stats = host.compressionStats;
   assert.ok(stats !== undefined);

@@ -176,18 +176,22 @@ test("a pull killed with SIGKILL resumes: the rerun fetches only what is missing
   let served = 0;
   let killAt = Number.POSITIVE_INFINITY;
   let kill: (() => void) | undefined;
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    faults: {
-      beforeChunk: async (request) => {
-        served += request.size;
-        if (served >= killAt) kill?.();
-        await new Promise((resolve) => setTimeout(resolve, 2));
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+    },
+    {
+      faults: {
+        beforeChunk: async (request) => {
+          served += request.size;
+          if (served >= killAt) kill?.();
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        },
       },
     },
-  });
+  );
   onCleanup(t, () => host.close());
 
   killAt = content.length / 2;

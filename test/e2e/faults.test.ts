@@ -26,20 +26,24 @@ test("a chunk corrupted by the host fails the pull with TELEPORT_ERR_CHUNK_CORRU
   await mkdir(share);
   await writeFile(join(share, "four-mib.bin"), pseudoRandomBytes(4 * MiB, "corrupt"));
   const corrupted: ChunkRequest[] = [];
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    port: 0,
-    faults: {
-      corruptChunk: (request, data) => {
-        if (corrupted.length === 0 && request.offset > 0) {
-          data[0] = (data[0] as number) ^ 1;
-          corrupted.push(request);
-        }
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+      port: 0,
+    },
+    {
+      faults: {
+        corruptChunk: (request, data) => {
+          if (corrupted.length === 0 && request.offset > 0) {
+            data[0] = (data[0] as number) ^ 1;
+            corrupted.push(request);
+          }
+        },
       },
     },
-  });
+  );
   onCleanup(t, () => host.close());
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
@@ -317,21 +321,25 @@ test("a file rewritten on the host while it is pulled is fetched again as it now
   const rewritten = pseudoRandomBytes(size, "rewritten");
   let served = 0;
   // In place, same size, a quarter of the way into serving it: only the chunks' hashes can tell.
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    faults: {
-      beforeChunk: async (request) => {
-        served += request.size;
-        if (served >= size / 4 && served - request.size < size / 4) {
-          const fd = openSync(join(share, "moving.bin"), "r+");
-          writeSync(fd, rewritten, 0, size, 0);
-          closeSync(fd);
-        }
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+    },
+    {
+      faults: {
+        beforeChunk: async (request) => {
+          served += request.size;
+          if (served >= size / 4 && served - request.size < size / 4) {
+            const fd = openSync(join(share, "moving.bin"), "r+");
+            writeSync(fd, rewritten, 0, size, 0);
+            closeSync(fd);
+          }
+        },
       },
     },
-  });
+  );
   onCleanup(t, () => host.close());
 
   const result = await runCli(["pull", host.url, dest, "--no-progress", "--json"], {
@@ -360,12 +368,16 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
     await writeFile(join(share, "medium", `${i}.bin`), pseudoRandomBytes(MiB + i, `kill-20-medium-${i}`));
   }
   // Slowed down (~6 MiB/s) so that the kills land all through the pull.
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 20)) },
-  });
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+    },
+    {
+      faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 20)) },
+    },
+  );
   onCleanup(t, () => host.close());
   const env = { TELEPORT_HOME: join(base, "client-home") };
 

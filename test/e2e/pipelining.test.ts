@@ -71,12 +71,16 @@ test("a client opening more than 256 requests at once gets the host's PROTOCOL e
   const data = randomBytes(64 * 1024);
   await writeFile(join(share, "small.bin"), data);
   // Each answer takes a moment, so the requests are all still open when the flood is complete.
-  const host = await Host.start({
-    root: share,
-    home: join(base, "home"),
-    bind: "127.0.0.1",
-    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 200)) },
-  });
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "home"),
+      bind: "127.0.0.1",
+    },
+    {
+      faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 200)) },
+    },
+  );
   onCleanup(t, () => host.close());
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());

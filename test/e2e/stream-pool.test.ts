@@ -12,8 +12,8 @@ import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
 import { pullLink } from "../../src/client/pull-link.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
+import type { HostFaults } from "../../src/host/faults.js";
 import { Host } from "../../src/host/host.js";
-import type { HostFaults } from "../../src/host/session.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { findPartFiles, pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -25,12 +25,14 @@ async function serveFile(t: TestContext, label: string, content: Buffer, faults?
   const share = join(base, "share");
   await mkdir(share);
   await writeFile(join(share, "data.bin"), content);
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
-    ...(faults === undefined ? {} : { faults }),
-  });
+  const host = await Host.start(
+    {
+      root: share,
+      home: join(base, "host-home"),
+      bind: "127.0.0.1",
+    },
+    faults === undefined ? {} : { faults },
+  );
   onCleanup(t, () => host.close());
   return { base, host };
 }
