@@ -193,10 +193,7 @@ function teleportClient(context: BenchContext, host: TeleportHost, dir: string) 
 }
 
 function readTeleport(usage: CommandUsage) {
-  const report = parsePullReport(usage.stdout) as ReturnType<typeof parsePullReport> & {
-    reused: Record<string, number>;
-    bytesReadLocally: number;
-  };
+  const report = parsePullReport(usage.stdout);
   return {
     networkBytes: report.bytesFromNetwork,
     details: {
@@ -245,7 +242,7 @@ interface Servers {
  */
 async function withServers(context: BenchContext, body: (servers: Servers) => Promise<BenchOutcome>) {
   const versions = await prepareVersions(context);
-  const host = await startTeleportHost(context.cli, versions.root, `${versions.root}-host-home`);
+  const host = await startTeleportHost(context.cli, versions.root, { home: `${versions.root}-host-home` });
   const rsyncWhyNot = whyUnavailable(context.unavailable, ["rsync"]);
   let rsync: RsyncDaemon | null = null;
   try {

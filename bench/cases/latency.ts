@@ -8,7 +8,7 @@ import { measureCommand } from "../lib/measure.js";
 import { ensureRandomFile, type Payload } from "../lib/payload.js";
 import { figure, median, quantile } from "../lib/stats.js";
 import { startTeleportHost } from "../lib/teleport.js";
-import type { BenchContext, Benchmark, BenchOutcome } from "../lib/types.js";
+import type { BenchContext, Benchmark, BenchOutcome, Figure } from "../lib/types.js";
 
 const MiB = 1024 * 1024;
 
@@ -49,22 +49,46 @@ async function probe(
   }
 }
 
-export const firstByte: Benchmark = {
-  name: "first_byte",
-  title: "connect (TLS, pinned certificate, secret proof) to the first byte of a 1 GiB file",
-  target: "< 50 ms",
-  quick: true,
-  run: async (context): Promise<BenchOutcome> => {
-    const payload = await payloadFor(context);
-    const reports = await probe(context, payload, Math.max(context.runs, 3), 0);
-    const teleport = figure(
-      { tool: "teleport", role: "subject", metric: "ms", better: "lower" },
-      reports.map((report) => report.firstByteMs),
-    );
-    const handshake = figure(
-      { tool: "tls-handshake", role: "limit", metric: "ms", better: "lower" },
-      reports.map((report) => report.handshakeMs),
-    );
+/** A latency figure: one sample of milliseconds per probe. */
+function msFigure(
+  tool: string,
+  role: Figure["role"],
+  reports: readonly ProbeReport[],
+  milliseconds: (report: ProbeReport) => number,
+): Figure {
+  return figure({ tool, role, metric: "ms", better: "lower" }, reports.map(milliseconds));
+}
+
+/**
+ * A quick benchmark of probes (at least 3) against one host: `reads` random reads each, and
+ * `outcome` to judge them.
+ */
+function probeBenchmark(
+  spec: Pick<Benchmark, "name" | "title" | "target">,
+  reads: (context: BenchContext) => number,
+  outcome: (reports: ProbeReport[], reads: number) => BenchOutcome,
+): Benchmark {
+  return {
+    ...spec,
+    quick: true,
+    run: async (context) => {
+      const payload = await payloadFor(context);
+      const count = reads(context);
+      return outcome(await probe(context, payload, Math.max(context.runs, 3), count), count);
+    },
+  };
+}
+
+export const firstByte: Benchmark = probeBenchmark(
+  {
+    name: "first_byte",
+    title: "connect (TLS, pinned certificate, secret proof) to the first byte of a 1 GiB file",
+    target: "< 50 ms",
+  },
+  () => 0,
+  (reports) => {
+    const teleport = msFigure("teleport", "subject", reports, (report) => report.firstByteMs);
+    const handshake = msFigure("tls-handshake", "limit", reports, (report) => report.handshakeMs);
     return {
       status: "ok",
       figures: [teleport, handshake],
@@ -72,29 +96,19 @@ export const firstByte: Benchmark = {
       checks: [{ description: `< 50 ms: ${teleport.median.toFixed(1)} ms`, met: teleport.median < 50 }],
     };
   },
-};
+);
 
-export const random4k: Benchmark = {
-  name: "random_4k",
-  title: "4 KiB reads at random offsets of a 1 GiB file, one at a time over an open connection",
-  target: "p50 < 1 ms, p99 < 5 ms",
-  quick: true,
-  run: async (context): Promise<BenchOutcome> => {
-    const payload = await payloadFor(context);
-    const reads = context.quick ? 500 : 2000;
-    const reports = await probe(context, payload, Math.max(context.runs, 3), reads);
-    const p50 = figure(
-      { tool: "teleport p50", role: "subject", metric: "ms", better: "lower" },
-      reports.map((report) => quantile(report.readMs, 0.5)),
-    );
-    const p99 = figure(
-      { tool: "teleport p99", role: "subject", metric: "ms", better: "lower" },
-      reports.map((report) => quantile(report.readMs, 0.99)),
-    );
-    const ping = figure(
-      { tool: "ping round trip", role: "limit", metric: "ms", better: "lower" },
-      reports.map((report) => median(report.pingMs)),
-    );
+export const random4k: Benchmark = probeBenchmark(
+  {
+    name: "random_4k",
+    title: "4 KiB reads at random offsets of a 1 GiB file, one at a time over an open connection",
+    target: "p50 < 1 ms, p99 < 5 ms",
+  },
+  (context) => (context.quick ? 500 : 2000),
+  (reports, reads) => {
+    const p50 = msFigure("teleport p50", "subject", reports, (report) => quantile(report.readMs, 0.5));
+    const p99 = msFigure("teleport p99", "subject", reports, (report) => quantile(report.readMs, 0.99));
+    const ping = msFigure("ping round trip", "limit", reports, (report) => median(report.pingMs));
     return {
       status: "ok",
       figures: [p50, p99, ping],
@@ -106,6 +120,6 @@ export const random4k: Benchmark = {
       details: { readsPerProbe: reads, probes: reports.length },
     };
   },
-};
+);
 
 export const latencyBenchmarks: Benchmark[] = [firstByte, random4k];

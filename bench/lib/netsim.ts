@@ -14,7 +14,9 @@ import {
   registerCleanup,
   type ServerOptions,
   type ServerProcess,
+  type ServerSite,
   startServer,
+  waitUntil,
 } from "./processes.js";
 
 const execFileAsync = promisify(execFile);
@@ -73,6 +75,8 @@ export interface NetsimLink {
   ): Promise<ServerProcess>;
   /** Whether something listens on TCP `port` inside host `side`. */
   isListening(side: Side, port: number): Promise<boolean>;
+  /** Host `side` as a place to run servers: they bind its link address. */
+  site(side: Side): ServerSite;
   /** The namespace's default congestion control, as the kernel reports it. */
   congestionControl(side: Side): Promise<string>;
   /** The forwarder's counters per direction (packets, lost, queue-dropped, delivered). */
@@ -130,6 +134,17 @@ function linkHandle(
   ];
   const readInside = async (side: Side, path: string) =>
     (await execFileAsync(netsim, execArgs(side, "cat", [path]), { encoding: "utf8" })).stdout;
+  const startServerIn = (
+    side: Side,
+    serverName: string,
+    command: string,
+    args: readonly string[],
+    options: ServerOptions,
+  ) => startServer(serverName, netsim, execArgs(side, command, args), options);
+  // A socket bound to :: (dual stack, as iperf3's) is listed in tcp6 only.
+  const isListening = async (side: Side, port: number) =>
+    listensOn(await readInside(side, "/proc/net/tcp"), port) ||
+    listensOn(await readInside(side, "/proc/net/tcp6"), port);
   return {
     name,
     settings,
@@ -139,12 +154,20 @@ function linkHandle(
       args: execArgs(side, command, args),
       ...(env === undefined ? {} : { env }),
     }),
-    startServer: (side, serverName, command, args, options) =>
-      startServer(serverName, netsim, execArgs(side, command, args), options),
-    // A socket bound to :: (dual stack, as iperf3's) is listed in tcp6 only.
-    isListening: async (side, port) =>
-      listensOn(await readInside(side, "/proc/net/tcp"), port) ||
-      listensOn(await readInside(side, "/proc/net/tcp6"), port),
+    startServer: startServerIn,
+    isListening,
+    site: (side) => ({
+      address: addresses[side],
+      // A namespace of its own: nothing else listens there, so the usual port is free.
+      port: async (preferred) => preferred,
+      startServer: (serverName, command, args, options) =>
+        startServerIn(side, serverName, command, args, options),
+      waitForListener: (port, server) =>
+        waitUntil(`${server.name} to listen on port ${port}`, () => isListening(side, port), {
+          timeoutMs: 10_000,
+          server,
+        }),
+    }),
     congestionControl: async (side) =>
       (await readInside(side, "/proc/sys/net/ipv4/tcp_congestion_control")).trim(),
     counters: () =>
