@@ -1,7 +1,8 @@
 /**
  * Latency on loopback, through a separate client process: connect to first byte of a 1 GiB file
- * (against a bare TLS handshake to the same host), and 4 KiB reads at random offsets over an open
- * connection (against a ping round trip on that connection).
+ * (against a bare TLS handshake to the same host), 4 KiB reads at random offsets over an open
+ * connection (against a ping round trip on that connection), and a cold host's first chunk of a
+ * file against the end of its hashing (manifests stream).
  */
 import { join } from "node:path";
 import { measureCommand } from "../lib/measure.js";
@@ -50,11 +51,11 @@ async function probe(
 }
 
 /** A latency figure: one sample of milliseconds per probe. */
-function msFigure(
+function msFigure<Report>(
   tool: string,
   role: Figure["role"],
-  reports: readonly ProbeReport[],
-  milliseconds: (report: ProbeReport) => number,
+  reports: readonly Report[],
+  milliseconds: (report: Report) => number,
 ): Figure {
   return figure({ tool, role, metric: "ms", better: "lower" }, reports.map(milliseconds));
 }
@@ -122,4 +123,60 @@ export const random4k: Benchmark = probeBenchmark(
   },
 );
 
-export const latencyBenchmarks: Benchmark[] = [firstByte, random4k];
+interface FirstChunkReport {
+  firstChunkMs: number;
+  fileEndMs: number;
+  chunkCount: number;
+}
+
+/**
+ * Runs the first-chunk probe `probes` times (after a warm-up), each against a host started cold
+ * for it, so that the file is hashed while the probe waits.
+ */
+async function probeFirstChunk(context: BenchContext, payload: Payload, probes: number) {
+  const driver = join(context.repoRoot, "dist", "bench", "drivers", "first-chunk-probe.js");
+  const reports: FirstChunkReport[] = [];
+  for (let i = 0; i <= probes; i++) {
+    const host = await startTeleportHost(context.cli, payload.root);
+    try {
+      const run = await measureCommand({
+        command: process.execPath,
+        args: [driver, host.link, payload.name],
+      });
+      if (run.exitCode !== 0) throw new Error(`first-chunk probe failed: ${run.stderr.trim().slice(-500)}`);
+      if (i > 0) reports.push(JSON.parse(run.stdout) as FirstChunkReport);
+    } finally {
+      await host.stop();
+    }
+  }
+  return reports;
+}
+
+/** Manifests stream: chunks can be fetched while the host is still hashing the file they belong to. */
+export const firstChunkLatency: Benchmark = {
+  name: "first_chunk_latency",
+  title: "a cold host: the first chunk of a 1 GiB file fetched against the host's FILE_END (all hashed)",
+  target: "the first chunk verified before the host has hashed the whole file",
+  quick: true,
+  run: async (context): Promise<BenchOutcome> => {
+    const payload = await payloadFor(context);
+    const reports = await probeFirstChunk(context, payload, Math.max(context.runs, 3));
+    const firstChunk = msFigure("teleport first chunk", "subject", reports, (report) => report.firstChunkMs);
+    const fileEnd = msFigure("host FILE_END (file hashed)", "limit", reports, (report) => report.fileEndMs);
+    const early = reports.filter((report) => report.firstChunkMs < report.fileEndMs).length;
+    return {
+      status: "ok",
+      figures: [firstChunk, fileEnd],
+      ratios: [{ name: "FILE_END vs first chunk", value: fileEnd.median / firstChunk.median }],
+      checks: [
+        {
+          description: `first chunk before FILE_END in ${early} of ${reports.length} probes`,
+          met: early === reports.length,
+        },
+      ],
+      details: { chunkCount: reports[0]?.chunkCount ?? null, fileBytes: payload.bytes },
+    };
+  },
+};
+
+export const latencyBenchmarks: Benchmark[] = [firstByte, random4k, firstChunkLatency];
