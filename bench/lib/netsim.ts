@@ -65,17 +65,10 @@ export interface NetsimLink {
   readonly addresses: Readonly<Record<Side, string>>;
   /** `command args` run inside host `side`, for measureCommand. */
   command(side: Side, command: string, args: readonly string[], env?: NodeJS.ProcessEnv): CommandSpec;
-  /** A long-lived server inside host `side`; its pid is the server's own (netsim execs into it). */
-  startServer(
-    side: Side,
-    name: string,
-    command: string,
-    args: readonly string[],
-    options: ServerOptions,
-  ): Promise<ServerProcess>;
-  /** Whether something listens on TCP `port` inside host `side`. */
-  isListening(side: Side, port: number): Promise<boolean>;
-  /** Host `side` as a place to run servers: they bind its link address. */
+  /**
+   * Host `side` as a place to run long-lived servers, binding its link address; a server's pid
+   * is its own (netsim execs into it).
+   */
   site(side: Side): ServerSite;
   /** The namespace's default congestion control, as the kernel reports it. */
   congestionControl(side: Side): Promise<string>;
@@ -154,8 +147,6 @@ function linkHandle(
       args: execArgs(side, command, args),
       ...(env === undefined ? {} : { env }),
     }),
-    startServer: startServerIn,
-    isListening,
     site: (side) => ({
       address: addresses[side],
       // A namespace of its own: nothing else listens there, so the usual port is free.

@@ -302,10 +302,9 @@ const TREE_SCRATCH = "/dev/shm";
 
 /**
  * The parent folder for copies of a tree of `bytes`: /dev/shm (tmpfs) when it has room, else the
- * OS temp dir. On this VM's ext4 (no journal), creating files within a minute of deleting others
- * scans the freed inodes one by one (`recently_deleted` took a third of a teleport pull's
- * profile in `perf record`): `cp -r` of 20,000 files took 1.4 s of system time in one state and
- * 7.2 s just after deleting a copy, and that cost fell on whichever tool ran next.
+ * OS temp dir. On ext4, creating files soon after deleting others scans the freed inodes one by
+ * one, a cost that would fall on whichever tool ran next (docs/decisions.md, "Bench: tree copies
+ * on tmpfs").
  */
 export function treeScratchParent(bytes: number): string {
   try {

@@ -219,11 +219,7 @@ export interface Comparison {
   reportsByTool: Map<string, (PullReport | undefined)[]>;
 }
 
-/**
- * Runs every tool that can run here once per round, a warm-up round first, rotating the order
- * each round: this VM's memory and page cache drift over a run, and interleaving spreads the
- * drift over all tools instead of charging it to whichever ran last.
- */
+/** Runs every tool that can run here in rotating rounds (runRounds), then sums them up. */
 export async function compareTransfers(
   context: BenchContext,
   payload: Payload,
@@ -272,7 +268,7 @@ export interface RoundEntry {
 
 /**
  * A warm-up round (round 0), then `context.runs` rounds, each entry once per round, the order
- * rotating each round: this VM's memory and page cache drift over a run, and interleaving
+ * rotating each round: the machine's memory and page cache drift over a run, and interleaving
  * spreads the drift over all tools instead of charging it to whichever ran last. An entry whose
  * run throws is marked failed and skipped from then on.
  */

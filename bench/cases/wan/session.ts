@@ -5,8 +5,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { CommandSpec, CommandUsage } from "../../lib/measure.js";
-import { measureCommand } from "../../lib/measure.js";
+import { type CommandSpec, type CommandUsage, measureCommand } from "../../lib/measure.js";
 import type { NetsimLink } from "../../lib/netsim.js";
 import { type RsyncDaemon, startRsyncDaemon, whyUnavailable } from "../../lib/peers.js";
 import { type ServerProcess, treeScratchParent } from "../../lib/processes.js";
