@@ -3,7 +3,7 @@
  * declarations, native binaries) and incompressible data (random bytes, and files of compressed
  * formats: gzip-compressed text named .zip, random bytes named .jpg), each pulled with
  * `--compress on`, `off` and `auto`, beside the rsync daemon. The wire bytes come from the pulls'
- * own reports. The WAN side, where compression pays in time, is compress_text_wan (wan.ts).
+ * own reports. The WAN side, where compression pays in time, is compress_text_wan (wan/workloads.ts).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";

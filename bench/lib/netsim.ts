@@ -13,7 +13,6 @@ import {
   type CleanupHandle,
   registerCleanup,
   type ServerOptions,
-  type ServerProcess,
   type ServerSite,
   startServer,
   waitUntil,
