@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { compressRandom, compressText } from "./cases/compression.js";
 import { dedupBenchmarks } from "./cases/dedup.js";
-import { giveUp } from "./cases/give-up.js";
+import { giveUp, silentConnectionDrop } from "./cases/give-up.js";
 import { latencyBenchmarks } from "./cases/latency.js";
 import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
@@ -44,6 +44,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   ...wanBenchmarks,
   microBenchmark,
   giveUp,
+  silentConnectionDrop,
 ];
 
 interface Options {

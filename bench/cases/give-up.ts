@@ -1,19 +1,24 @@
 /**
  * How long a pull takes to give up, with a clear error, where its host is gone, stalled or
  * unreachable: each time against the limit a user is promised (the idle timeout and the retry
- * wait it implies). A "never hangs" regression shows here as a figure at its run cap.
+ * wait it implies). And the host's side: how long it keeps connections that never handshake.
  */
+import { once } from "node:events";
 import { readdir } from "node:fs/promises";
+import { connect } from "node:net";
 import { join } from "node:path";
-import { type CommandUsage, measureCommand } from "../lib/measure.js";
+import { parseLink } from "../../src/transport/link.js";
+import { type CommandUsage, cappedCommand, measureCommand } from "../lib/measure.js";
 import { ensureRandomFile, type Payload } from "../lib/payload.js";
 import { makeTempDir, waitUntil } from "../lib/processes.js";
 import { figure } from "../lib/stats.js";
 import { startTeleportHost, type TeleportHost, teleportPullCommand } from "../lib/teleport.js";
-import { type RoundEntry, runRounds } from "../lib/transfer.js";
+import { commandFailure, errorMessage, type RoundEntry, runRounds } from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
 
 const MiB = 1024 * 1024;
+/** A pull still running after this has hung: the run fails instead of stalling the suite. */
+const RUN_CAP_SECONDS = 120;
 
 interface Scenario {
   name: string;
@@ -111,12 +116,14 @@ async function timeToGiveUp(context: BenchContext, payload: Payload, scenario: S
     const started = performance.now();
     const pullOptions = ["--path", payload.name, "--no-progress", ...scenario.pullArgs];
     const home = join(scratch.path, "client-home");
-    const pull = measureCommand(teleportPullCommand(context.cli, host.link, dest, home, pullOptions));
+    const pullCommand = teleportPullCommand(context.cli, host.link, dest, home, pullOptions);
+    const pull = measureCommand(cappedCommand(pullCommand, RUN_CAP_SECONDS));
     const faultAt =
       scenario.fault === "SIGKILL mid-pull" || scenario.fault === "SIGSTOP mid-pull"
         ? await failMidPull(host, scenario.fault === "SIGKILL mid-pull" ? "SIGKILL" : "SIGSTOP", dest, pull)
         : started;
     const usage = await pull;
+    if (usage.exitCode === 124) throw commandFailure(usage, host.server, RUN_CAP_SECONDS);
     if (usage.exitCode === 0 || !scenario.expectedError.test(usage.stderr)) {
       throw new Error(
         `expected a pull failing with ${scenario.expectedError}, got exit ${usage.exitCode}: ${usage.stderr.trim().slice(-300)}`,
@@ -190,4 +197,71 @@ function giveUpOutcome(measured: readonly Measured[]): BenchOutcome {
   // A scenario that failed to give up with its error is a missed target, not a missing figure.
   for (const entry of failed) checks.push({ description: `${entry.name}: ${entry.failure}`, met: false });
   return { status: "ok", figures, ratios, checks, notes };
+}
+
+/** The hostile-client test's bound: five handshake timeouts (HANDSHAKE_TIMEOUT_MS, src/transport/tcp.ts). */
+const SILENT_DROP_LIMIT_SECONDS = 50;
+const SILENT_CONNECTIONS = 10;
+
+/** Connections that connect and send nothing hold a descriptor each until the host drops them. */
+export const silentConnectionDrop: Benchmark = {
+  name: "silent_connection_drop",
+  title: `${SILENT_CONNECTIONS} connections that never start a handshake, dropped by the host`,
+  target: `all dropped within five handshake timeouts (${SILENT_DROP_LIMIT_SECONDS} s)`,
+  quick: false,
+  run: async (context) => {
+    const payload = await ensureRandomFile(join(context.workDir, "file-128m", "file.bin"), 128 * MiB);
+    const host = await startTeleportHost(context.cli, payload.root);
+    const samples: number[] = [];
+    try {
+      const { host: address, port } = parseLink(host.link);
+      for (let run = 1; run <= context.runs; run++) {
+        samples.push(await timeToDropSilent(address, port));
+        context.log(`run ${run}/${context.runs}: dropped after ${samples.at(-1)?.toFixed(2)} s`);
+      }
+    } catch (error) {
+      return { status: "failed", reason: errorMessage(error) };
+    } finally {
+      await host.stop();
+    }
+    const result = figure(
+      { tool: "teleport host", role: "subject", metric: "seconds", better: "lower" },
+      samples,
+    );
+    return {
+      status: "ok",
+      figures: [result],
+      ratios: [
+        { name: "limit / time to drop silent connections", value: SILENT_DROP_LIMIT_SECONDS / result.median },
+      ],
+      checks: [
+        {
+          description: `slowest ${result.max.toFixed(1)} s (< ${SILENT_DROP_LIMIT_SECONDS} s)`,
+          met: result.max < SILENT_DROP_LIMIT_SECONDS,
+        },
+      ],
+    };
+  },
+};
+
+/** Seconds until the host has closed every one of SILENT_CONNECTIONS silent connections. */
+async function timeToDropSilent(address: string, port: number): Promise<number> {
+  const started = performance.now();
+  const sockets = Array.from({ length: SILENT_CONNECTIONS }, () => connect(port, address));
+  const closed = sockets.map((socket) => {
+    socket.on("error", () => {}); // a reset is how some are dropped
+    return once(socket, "close");
+  });
+  const cap = AbortSignal.timeout(2 * SILENT_DROP_LIMIT_SECONDS * 1000);
+  try {
+    await Promise.race([
+      Promise.all(closed),
+      once(cap, "abort").then(() => {
+        throw new Error(`silent connections still open after ${2 * SILENT_DROP_LIMIT_SECONDS} s`);
+      }),
+    ]);
+    return (performance.now() - started) / 1000;
+  } finally {
+    for (const socket of sockets) socket.destroy();
+  }
 }

@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { type CommandSpec, type CommandUsage, measureCommand } from "../../lib/measure.js";
+import { type CommandSpec, type CommandUsage, cappedCommand, measureCommand } from "../../lib/measure.js";
 import type { NetsimLink } from "../../lib/netsim.js";
 import { type RsyncDaemon, startRsyncDaemon, whyUnavailable } from "../../lib/peers.js";
 import { type ServerProcess, treeScratchParent } from "../../lib/processes.js";
@@ -198,7 +198,7 @@ async function cappedCopy(
   destDir: string,
 ): Promise<MeasuredCopy> {
   try {
-    const command = cappedCommand(session.link, pull);
+    const command = cappedInHostA(session.link, pull);
     return await measuredCopy(command, server, file.payload, join(destDir, file.name), RUN_CAP_SECONDS);
   } finally {
     rmSync(destDir, { recursive: true, force: true });
@@ -215,10 +215,10 @@ function copySample(file: SharedPayload, copy: MeasuredCopy): Sample {
   };
 }
 
-/** `spec` in host a, ended after RUN_CAP_SECONDS (exit 124) should it hang. */
-function cappedCommand(link: NetsimLink, spec: CommandSpec): CommandSpec {
-  const capped = ["-k", "5", String(RUN_CAP_SECONDS), spec.command, ...spec.args];
-  return link.command("a", "timeout", capped, spec.env);
+/** `spec` in host a, ended after RUN_CAP_SECONDS should it hang. */
+function cappedInHostA(link: NetsimLink, spec: CommandSpec): CommandSpec {
+  const capped = cappedCommand(spec, RUN_CAP_SECONDS);
+  return link.command("a", capped.command, capped.args, capped.env);
 }
 
 /** A fresh folder for a copy of `file`: a tree's goes where creating files is cheap (treeScratchParent). */
@@ -234,7 +234,7 @@ function iperfContender(session: WanSession, parallel: number): Contender {
     const args = ["-c", link.addresses.b, "-p", String(IPERF_PORT), "-R", "-t", String(seconds)];
     const omit = seconds > IPERF_OMIT_SECONDS + 1 ? ["-O", String(IPERF_OMIT_SECONDS)] : [];
     const iperf = { command: "iperf3", args: [...args, ...omit, "-P", String(parallel), "--json"] };
-    const usage = await measureCommand(cappedCommand(link, iperf));
+    const usage = await measureCommand(cappedInHostA(link, iperf));
     return {
       mbit: iperfReceiverBitsPerSecond(usage) / 1e6,
       wallSeconds: usage.wallSeconds,
