@@ -17,8 +17,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { compressRandom, compressText } from "./cases/compression.js";
 import { dedupBenchmarks } from "./cases/dedup.js";
+import { giveUp, silentConnectionDrop } from "./cases/give-up.js";
 import { latencyBenchmarks } from "./cases/latency.js";
-import { load } from "./cases/load.js";
+import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
 import { transferBenchmarks } from "./cases/transfers.js";
@@ -36,11 +37,14 @@ const BENCHMARKS: readonly Benchmark[] = [
   ...dedupBenchmarks,
   ...latencyBenchmarks,
   load,
+  streamFairness,
   memory,
   compressText,
   compressRandom,
   ...wanBenchmarks,
   microBenchmark,
+  giveUp,
+  silentConnectionDrop,
 ];
 
 interface Options {

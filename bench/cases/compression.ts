@@ -3,7 +3,7 @@
  * declarations, native binaries) and incompressible data (random bytes, and files of compressed
  * formats: gzip-compressed text named .zip, random bytes named .jpg), each pulled with
  * `--compress on`, `off` and `auto`, beside the rsync daemon. The wire bytes come from the pulls'
- * own reports. The WAN side, where compression pays in time, is compress_text_wan (wan.ts).
+ * own reports. The WAN side, where compression pays in time, is compress_text_wan (wan/workloads.ts).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { deflateRawSync } from "node:zlib";
 import { ensureBuiltTree, type Payload } from "../lib/payload.js";
 import { median } from "../lib/stats.js";
-import type { PullReport } from "../lib/teleport.js";
 import { compareTransfers, rsyncDaemonTool, teleportTool } from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
 
@@ -86,7 +85,7 @@ async function measure(context: BenchContext, payload: Payload): Promise<Measure
   for (const name of [ON, OFF, AUTO]) {
     if (!seconds.has(name)) throw new Error(`${name} produced no figure: ${comparison.notes.join("; ")}`);
   }
-  const reports = (comparison.reportsByTool.get(ON) ?? []) as PullReport[];
+  const reports = (comparison.reportsByTool.get(ON) ?? []).filter((report) => report !== undefined);
   const wireRatio = median(reports.map((report) => report.bytesFromNetwork / report.bytesOnWire));
   const ratios: Ratio[] = [
     { name: "bytes / bytes on the wire, --compress on", value: wireRatio },

@@ -2,13 +2,14 @@
  * One host, many clients at once on loopback: 32 pulls of the same file, then 32 pulls of a file
  * each. Every copy is checked; the figures are each client's throughput (its spread is the
  * fairness: slowest over fastest), the whole round's wall time, and the host's peak RSS and CPU.
+ * And stream_fairness: two pulls of two streams each started together, against one pull alone.
  */
 import { join } from "node:path";
 import { type CommandUsage, measureCommand, startServerMeasurement } from "../lib/measure.js";
 import { assertIdenticalCopy, ensureRandomFile, type Payload } from "../lib/payload.js";
 import { makeTempDir } from "../lib/processes.js";
-import { figure } from "../lib/stats.js";
-import { startTeleportHost, type TeleportHost } from "../lib/teleport.js";
+import { figure, median } from "../lib/stats.js";
+import { startTeleportHost, type TeleportHost, teleportPullCommand } from "../lib/teleport.js";
 import { errorMessage } from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
 
@@ -47,6 +48,7 @@ async function runRound(
   share: string,
   round: Round,
   clients: number,
+  pullArgs: readonly string[] = [],
 ): Promise<CommandUsage[]> {
   const scratch = makeTempDir("load");
   try {
@@ -54,16 +56,16 @@ async function runRound(
       const payload = round.fileFor(client);
       const remotePath = payload.path.slice(share.length + 1);
       const dest = join(scratch.path, `dest-${client}`);
-      return measureCommand({
-        command: process.execPath,
-        args: [context.cli, "pull", host.link, dest, "--path", remotePath, "--json", "--no-progress"],
-        env: { ...process.env, TELEPORT_HOME: join(scratch.path, `home-${client}`) },
-      }).then(async (usage) => {
-        if (usage.exitCode !== 0)
-          throw new Error(`client ${client} failed: ${usage.stderr.trim().slice(-300)}`);
-        await assertIdenticalCopy(join(dest, payload.name), payload);
-        return usage;
-      });
+      const home = join(scratch.path, `home-${client}`);
+      const pullOptions = ["--path", remotePath, "--no-progress", ...pullArgs];
+      return measureCommand(teleportPullCommand(context.cli, host.link, dest, home, pullOptions)).then(
+        async (usage) => {
+          if (usage.exitCode !== 0)
+            throw new Error(`client ${client} failed: ${usage.stderr.trim().slice(-300)}`);
+          await assertIdenticalCopy(join(dest, payload.name), payload);
+          return usage;
+        },
+      );
     });
     return await Promise.all(pulls);
   } finally {
@@ -136,3 +138,80 @@ export const load: Benchmark = {
     return { status: "ok", figures, ratios, checks };
   },
 };
+
+/** The later of two pulls started together finishes within this multiple of the earlier's time. */
+const PAIR_SPREAD_LIMIT = 1.6;
+/** Streams per pull: fixed, so that the tuner's choices do not stand in for the host's sharing. */
+const PAIR_STREAMS = ["--streams", "2"] as const;
+
+/**
+ * Two pulls of one file started at the same moment, two streams each, against one pull alone in
+ * the same round: served side by side they finish close together; served one after the other
+ * the later would take twice as long as the earlier, and twice the lone pull.
+ */
+export const streamFairness: Benchmark = {
+  name: "stream_fairness",
+  title: "two pulls of the same file at once (two streams each) against one alone",
+  target: `the later of the two finishes within ${PAIR_SPREAD_LIMIT}x the earlier's time`,
+  quick: true,
+  run: async (context): Promise<BenchOutcome> => {
+    const share = join(context.workDir, "load");
+    const bytes = (context.quick ? 64 : 512) * MiB;
+    const file = await ensureRandomFile(join(share, "pair", "file.bin"), bytes);
+    const round: Round = { name: "pair", fileFor: () => file };
+    const host = await startTeleportHost(context.cli, share);
+    const alone: number[] = [];
+    const earlier: number[] = [];
+    const later: number[] = [];
+    try {
+      for (let run = 0; run <= context.runs; run++) {
+        const [lone] = await runRound(context, host, share, round, 1, PAIR_STREAMS);
+        const pair = await runRound(context, host, share, round, 2, PAIR_STREAMS);
+        const [first, second] = pair.map((usage) => usage.wallSeconds).sort((a, b) => a - b);
+        if (lone === undefined || first === undefined || second === undefined)
+          throw new Error("a pull is missing");
+        context.log(
+          `run ${run}: alone ${lone.wallSeconds.toFixed(2)} s, two at once ${first.toFixed(2)} s and ${second.toFixed(2)} s`,
+        );
+        if (run === 0) continue; // warm-up: page cache, host index
+        alone.push(lone.wallSeconds);
+        earlier.push(first);
+        later.push(second);
+      }
+    } catch (error) {
+      return { status: "failed", reason: errorMessage(error) };
+    } finally {
+      await host.stop();
+    }
+    return pairOutcome(bytes, alone, earlier, later);
+  },
+};
+
+function pairOutcome(bytes: number, alone: number[], earlier: number[], later: number[]): BenchOutcome {
+  const seconds = (tool: string, role: Figure["role"], samples: number[]): Figure => ({
+    ...figure({ tool, role, metric: "seconds", better: "lower" }, samples),
+    megabytesPerSecond: bytes / 1e6 / median(samples),
+  });
+  const figures = [
+    seconds("teleport, earlier of two at once", "subject", earlier),
+    seconds("teleport, later of two at once", "subject", later),
+    seconds("teleport, one pull alone", "peer", alone),
+  ];
+  // Per round, so that a slow round does not pair one pull's time with another round's.
+  const spread = median(later.map((time, run) => time / (earlier[run] ?? time)));
+  const sequential = 2 * median(alone);
+  return {
+    status: "ok",
+    figures,
+    ratios: [
+      { name: "earlier / later finish, two at once", value: 1 / spread },
+      { name: "two at once vs one after the other (later finish)", value: sequential / median(later) },
+    ],
+    checks: [
+      {
+        description: `the later of two finished ${spread.toFixed(2)}x the earlier's time (< ${PAIR_SPREAD_LIMIT})`,
+        met: spread < PAIR_SPREAD_LIMIT,
+      },
+    ],
+  };
+}

@@ -10,28 +10,22 @@ import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from
 const MiB = 1024 * 1024;
 const LIMIT_BYTES = 150e6;
 
-async function payloads(context: BenchContext): Promise<Payload[]> {
-  if (context.quick) {
-    return [
-      await ensureRandomFile(join(context.workDir, "file-128m", "file.bin"), 128 * MiB),
-      await ensureRandomTree(
-        join(context.workDir, "trees"),
-        "small-1000",
-        [{ count: 1000, bytes: 10_000 }],
-        1000,
-      ),
-    ];
-  }
-  // targets.md: 10 GiB, and a 200,000-file tree (of 1 KB files: the count is what is tested).
+/** One large file and one tree of `files` files of `fileBytes` each. */
+async function fileAndTree(context: BenchContext, fileMiB: number, files: number, fileBytes: number) {
   return [
-    await ensureRandomFile(join(context.workDir, "file-10240m", "file.bin"), 10240 * MiB),
+    await ensureRandomFile(join(context.workDir, `file-${fileMiB}m`, "file.bin"), fileMiB * MiB),
     await ensureRandomTree(
       join(context.workDir, "trees"),
-      "small-200000",
-      [{ count: 200_000, bytes: 1000 }],
+      `small-${files}`,
+      [{ count: files, bytes: fileBytes }],
       1000,
     ),
   ];
+}
+
+function payloads(context: BenchContext): Promise<Payload[]> {
+  // targets.md: 10 GiB, and a 200,000-file tree (of 1 KB files: the count is what is tested).
+  return context.quick ? fileAndTree(context, 128, 1000, 10_000) : fileAndTree(context, 10240, 200_000, 1000);
 }
 
 export const memory: Benchmark = {

@@ -85,6 +85,14 @@ export async function measureCommand(spec: CommandSpec): Promise<CommandUsage> {
   };
 }
 
+/**
+ * `spec` ended after `seconds` (SIGTERM, SIGKILL 5 s later) should it hang: it then exits 124,
+ * which commandFailure (transfer.ts) reports as still running.
+ */
+export function cappedCommand(spec: CommandSpec, seconds: number): CommandSpec {
+  return { ...spec, command: "timeout", args: ["-k", "5", String(seconds), spec.command, ...spec.args] };
+}
+
 /** Keeps up to 1 MiB of a stream's text: enough for any report, bounded against a chatty tool. */
 function collectText(stream: Readable): () => string {
   const limit = 1 << 20;

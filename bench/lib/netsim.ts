@@ -13,8 +13,9 @@ import {
   type CleanupHandle,
   registerCleanup,
   type ServerOptions,
-  type ServerProcess,
+  type ServerSite,
   startServer,
+  waitUntil,
 } from "./processes.js";
 
 const execFileAsync = promisify(execFile);
@@ -63,16 +64,11 @@ export interface NetsimLink {
   readonly addresses: Readonly<Record<Side, string>>;
   /** `command args` run inside host `side`, for measureCommand. */
   command(side: Side, command: string, args: readonly string[], env?: NodeJS.ProcessEnv): CommandSpec;
-  /** A long-lived server inside host `side`; its pid is the server's own (netsim execs into it). */
-  startServer(
-    side: Side,
-    name: string,
-    command: string,
-    args: readonly string[],
-    options: ServerOptions,
-  ): Promise<ServerProcess>;
-  /** Whether something listens on TCP `port` inside host `side`. */
-  isListening(side: Side, port: number): Promise<boolean>;
+  /**
+   * Host `side` as a place to run long-lived servers, binding its link address; a server's pid
+   * is its own (netsim execs into it).
+   */
+  site(side: Side): ServerSite;
   /** The namespace's default congestion control, as the kernel reports it. */
   congestionControl(side: Side): Promise<string>;
   /** The forwarder's counters per direction (packets, lost, queue-dropped, delivered). */
@@ -130,6 +126,17 @@ function linkHandle(
   ];
   const readInside = async (side: Side, path: string) =>
     (await execFileAsync(netsim, execArgs(side, "cat", [path]), { encoding: "utf8" })).stdout;
+  const startServerIn = (
+    side: Side,
+    serverName: string,
+    command: string,
+    args: readonly string[],
+    options: ServerOptions,
+  ) => startServer(serverName, netsim, execArgs(side, command, args), options);
+  // A socket bound to :: (dual stack, as iperf3's) is listed in tcp6 only.
+  const isListening = async (side: Side, port: number) =>
+    listensOn(await readInside(side, "/proc/net/tcp"), port) ||
+    listensOn(await readInside(side, "/proc/net/tcp6"), port);
   return {
     name,
     settings,
@@ -139,12 +146,18 @@ function linkHandle(
       args: execArgs(side, command, args),
       ...(env === undefined ? {} : { env }),
     }),
-    startServer: (side, serverName, command, args, options) =>
-      startServer(serverName, netsim, execArgs(side, command, args), options),
-    // A socket bound to :: (dual stack, as iperf3's) is listed in tcp6 only.
-    isListening: async (side, port) =>
-      listensOn(await readInside(side, "/proc/net/tcp"), port) ||
-      listensOn(await readInside(side, "/proc/net/tcp6"), port),
+    site: (side) => ({
+      address: addresses[side],
+      // A namespace of its own: nothing else listens there, so the usual port is free.
+      port: async (preferred) => preferred,
+      startServer: (serverName, command, args, options) =>
+        startServerIn(side, serverName, command, args, options),
+      waitForListener: (port, server) =>
+        waitUntil(`${server.name} to listen on port ${port}`, () => isListening(side, port), {
+          timeoutMs: 10_000,
+          server,
+        }),
+    }),
     congestionControl: async (side) =>
       (await readInside(side, "/proc/sys/net/ipv4/tcp_congestion_control")).trim(),
     counters: () =>

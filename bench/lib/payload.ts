@@ -167,8 +167,8 @@ async function writeRandomFile(path: string, bytes: number): Promise<void> {
 }
 
 /**
- * One read buffer for every file, and synchronous calls: a fresh 4 MiB buffer and four thread-pool
- * trips per file made checking a 20,000-file copy take minutes on these VMs.
+ * One read buffer for every file, and synchronous calls: a buffer and thread-pool trips per file
+ * made checking a tree of many small files slow (docs/decisions.md, "Bench: checking copies").
  */
 const readBlock = Buffer.allocUnsafe(4 << 20);
 

@@ -1,12 +1,21 @@
 /**
  * The peers teleport is measured against: rsync as a daemon (plaintext), and scp / rsync over a
- * private sshd. Each runs on a free loopback port with its config, keys and logs in a temp dir,
- * and is stopped with its process group on `stop()` or at exit.
+ * private sshd. Each runs on a free port (of loopback, or of a WAN host for the rsync daemon)
+ * with its config, keys and logs in a temp dir, and is stopped with its process group on
+ * `stop()` or at exit.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { findFreePort, makeTempDir, type ServerProcess, startServer, waitForPort } from "./processes.js";
+import {
+  findFreePort,
+  LOOPBACK,
+  type ServerProcess,
+  type ServerSite,
+  startInTempDir,
+  startServer,
+  waitForPort,
+} from "./processes.js";
 
 /** Debian packages the peers and the measurements need. */
 export const PEER_PACKAGES = ["rsync", "openssh-server", "openssh-client", "time"] as const;
@@ -91,7 +100,7 @@ function firstLine(text: string): string {
 }
 
 export interface RsyncDaemon {
-  /** `rsync://127.0.0.1:PORT/bench`, the read-only module serving the directory. */
+  /** `rsync://ADDRESS:PORT/bench`, the read-only module serving the directory. */
   readonly moduleUrl: string;
   readonly server: ServerProcess;
   readonly version: string;
@@ -103,7 +112,7 @@ export interface RsyncDaemon {
  * `dir`; returns its path. uid/gid root: as root the daemon would otherwise drop to nobody, and
  * then fail on any benchmark directory that nobody cannot read.
  */
-export function writeRsyncdConfig(dir: string, moduleDir: string): string {
+function writeRsyncdConfig(dir: string, moduleDir: string): string {
   const configPath = join(dir, "rsyncd.conf");
   const lines = ["use chroot = no", "uid = root", "gid = root", `log file = ${join(dir, "rsyncd.log")}`];
   writeFileSync(
@@ -113,21 +122,23 @@ export function writeRsyncdConfig(dir: string, moduleDir: string): string {
   return configPath;
 }
 
-/** An rsync daemon serving `moduleDir` read-only as module `bench` on a free loopback port. */
-export async function startRsyncDaemon(moduleDir: string): Promise<RsyncDaemon> {
-  const temp = makeTempDir("rsyncd");
-  const configPath = writeRsyncdConfig(temp.path, moduleDir);
-  try {
-    const port = await findFreePort();
-    const server = await startServer(
+/** The port an rsync daemon listens on where it has a host to itself. */
+const RSYNC_PORT = 873;
+
+/** An rsync daemon serving `moduleDir` read-only as module `bench`, on `site` (loopback by default). */
+export function startRsyncDaemon(moduleDir: string, site: ServerSite = LOOPBACK): Promise<RsyncDaemon> {
+  return startInTempDir("rsyncd", async (temp) => {
+    const configPath = writeRsyncdConfig(temp.path, moduleDir);
+    const port = await site.port(RSYNC_PORT);
+    const server = await site.startServer(
       "rsync daemon",
       "rsync",
-      ["--daemon", "--no-detach", `--config=${configPath}`, `--port=${port}`, "--address=127.0.0.1"],
+      ["--daemon", "--no-detach", `--config=${configPath}`, `--port=${port}`, `--address=${site.address}`],
       { logPath: join(temp.path, "rsyncd.stdout.log") },
     );
-    await waitForPort(port, { timeoutMs: 10_000, server });
+    await site.waitForListener(port, server);
     return {
-      moduleUrl: `rsync://127.0.0.1:${port}/bench`,
+      moduleUrl: `rsync://${site.address}:${port}/bench`,
       server,
       version: firstLine(runTool("rsync", ["--version"]).output),
       stop: async () => {
@@ -135,10 +146,7 @@ export async function startRsyncDaemon(moduleDir: string): Promise<RsyncDaemon> 
         temp.remove();
       },
     };
-  } catch (error) {
-    temp.remove();
-    throw error;
-  }
+  });
 }
 
 export interface SshServer {
@@ -162,9 +170,8 @@ const SSHD = "/usr/sbin/sshd";
  * root, the default cipher. Login is checked before returning, so a broken setup surfaces here
  * and not as a failed transfer.
  */
-export async function startSshServer(): Promise<SshServer> {
-  const temp = makeTempDir("sshd");
-  try {
+export function startSshServer(): Promise<SshServer> {
+  return startInTempDir("sshd", async (temp) => {
     const hostKey = generateKey(join(temp.path, "host_ed25519"));
     const clientKey = generateKey(join(temp.path, "client_ed25519"));
     writeFileSync(join(temp.path, "authorized_keys"), clientKey.publicKey);
@@ -206,10 +213,7 @@ export async function startSshServer(): Promise<SshServer> {
         temp.remove();
       },
     };
-  } catch (error) {
-    temp.remove();
-    throw error;
-  }
+  });
 }
 
 function generateKey(path: string): { path: string; publicKey: string } {

@@ -76,11 +76,30 @@ function installExitHooks(): void {
   }
 }
 
+export interface TempDir {
+  readonly path: string;
+  remove(): void;
+}
+
 /** A fresh directory under `parent` (the OS temp dir), removed at exit or by `remove()`. */
-export function makeTempDir(prefix: string, parent = tmpdir()): { path: string; remove: () => void } {
+export function makeTempDir(prefix: string, parent = tmpdir()): TempDir {
   const path = mkdtempSync(join(parent, `teleport-bench-${prefix}-`));
   const cleanup = registerCleanup(() => rmSync(path, { recursive: true, force: true }));
   return { path, remove: () => void cleanup.run() };
+}
+
+/**
+ * Starts a server that keeps its config and logs in a fresh temp dir. The dir is removed at
+ * once should starting fail; otherwise it is the started server's to remove when it stops.
+ */
+export async function startInTempDir<T>(prefix: string, start: (temp: TempDir) => Promise<T>): Promise<T> {
+  const temp = makeTempDir(prefix);
+  try {
+    return await start(temp);
+  } catch (error) {
+    temp.remove();
+    throw error;
+  }
 }
 
 export interface ExitState {
@@ -235,6 +254,34 @@ export function waitForPort(port: number, options: WaitOptions): Promise<void> {
   return waitUntil(`port ${port} to accept connections`, () => canConnect(port), options);
 }
 
+/**
+ * Where a benchmark's servers run and listen: this machine's loopback, or a host of an emulated
+ * WAN (NetsimLink.site). Peers and teleport hosts are started through it, so one starter serves
+ * both.
+ */
+export interface ServerSite {
+  /** The address servers bind, and clients reach them at. */
+  readonly address: string;
+  /** A TCP port to listen on: `preferred` where the site is a namespace of its own. */
+  port(preferred: number): Promise<number>;
+  startServer(
+    name: string,
+    command: string,
+    args: readonly string[],
+    options: ServerOptions,
+  ): Promise<ServerProcess>;
+  /** Waits until something listens on TCP `port` (failing early should `server` exit). */
+  waitForListener(port: number, server: ServerProcess): Promise<void>;
+}
+
+export const LOOPBACK: ServerSite = {
+  address: "127.0.0.1",
+  // Loopback is shared with everything else on the machine: never assume a port is free.
+  port: () => findFreePort(),
+  startServer,
+  waitForListener: (port, server) => waitForPort(port, { timeoutMs: 10_000, server }),
+};
+
 export function waitForFile(path: string, options: WaitOptions): Promise<void> {
   return waitUntil(`${path} to appear`, async () => existsSync(path), options);
 }
@@ -255,10 +302,9 @@ const TREE_SCRATCH = "/dev/shm";
 
 /**
  * The parent folder for copies of a tree of `bytes`: /dev/shm (tmpfs) when it has room, else the
- * OS temp dir. On this VM's ext4 (no journal), creating files within a minute of deleting others
- * scans the freed inodes one by one (`recently_deleted` took a third of a teleport pull's
- * profile in `perf record`): `cp -r` of 20,000 files took 1.4 s of system time in one state and
- * 7.2 s just after deleting a copy, and that cost fell on whichever tool ran next.
+ * OS temp dir. On ext4, creating files soon after deleting others scans the freed inodes one by
+ * one, a cost that would fall on whichever tool ran next (docs/decisions.md, "Bench: tree copies
+ * on tmpfs").
  */
 export function treeScratchParent(bytes: number): string {
   try {

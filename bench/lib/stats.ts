@@ -81,3 +81,12 @@ export function figure(
     noisy: samples.length > 1 && mid > 0 && (max - min) / mid > NOISY_SPREAD,
   };
 }
+
+/** A figure of timed runs: one sample per run, with what the runs cost (costOfRuns). */
+export function runsFigure(
+  fields: Omit<Figure, "median" | "min" | "max" | "noisy" | "samples" | keyof RunCost>,
+  runs: readonly Partial<RunCost>[],
+  samples: readonly number[],
+): Figure {
+  return figure({ ...fields, ...costOfRuns(runs) }, samples);
+}

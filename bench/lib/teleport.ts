@@ -1,11 +1,19 @@
 /**
  * Drives the built teleport CLI the way a user does: one `teleport host` kept running, and a
- * `teleport pull --json` per measured run.
+ * `teleport pull --json` per measured run, whose one-line summary is read here and nowhere else.
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { PullSummary } from "../../src/client/pull.js";
 import type { CommandSpec } from "./measure.js";
-import { type ExitState, makeTempDir, type ServerProcess, startServer, waitUntil } from "./processes.js";
+import {
+  type ExitState,
+  LOOPBACK,
+  type ServerProcess,
+  type ServerSite,
+  startInTempDir,
+  waitUntil,
+} from "./processes.js";
 
 /** The compiled CLI entry point, or null when the project has not been built. */
 export function findTeleportCli(repoRoot: string): string | null {
@@ -22,28 +30,36 @@ export interface TeleportHost {
   stop(): Promise<ExitState>;
 }
 
-/**
- * Starts `teleport host` on `shareDir`, with `extraArgs` after the usual ones. Its TELEPORT_HOME
- * is fresh unless `home` is given: a home kept between runs keeps the host's chunk index, so an
- * unchanged share is not hashed again.
- */
-export async function startTeleportHost(
+export interface TeleportHostOptions {
+  /**
+   * TELEPORT_HOME; fresh unless given. A home kept between runs keeps the host's chunk index,
+   * so an unchanged share is not hashed again.
+   */
+  home?: string;
+  /** `teleport host` options after the usual ones. */
+  hostArgs?: readonly string[];
+  /** Where it runs and binds: loopback by default, or a host of an emulated WAN. */
+  site?: ServerSite;
+}
+
+/** Starts `teleport host` on `shareDir` and waits for its link. */
+export function startTeleportHost(
   cliPath: string,
   shareDir: string,
-  home?: string,
-  extraArgs: readonly string[] = [],
+  options: TeleportHostOptions = {},
 ): Promise<TeleportHost> {
-  const temp = makeTempDir("teleport-host");
-  const linkFile = join(temp.path, "link");
-  home ??= join(temp.path, "home");
-  mkdirSync(home, { recursive: true });
-  try {
+  const site = options.site ?? LOOPBACK;
+  const hostArgs = options.hostArgs ?? [];
+  return startInTempDir("teleport-host", async (temp) => {
+    const linkFile = join(temp.path, "link");
+    const home = options.home ?? join(temp.path, "home");
+    mkdirSync(home, { recursive: true });
     const started = process.hrtime.bigint();
-    const server = await startServer(
-      "teleport host",
+    const server = await site.startServer(
+      ["teleport host", ...hostArgs].join(" "),
       process.execPath,
       // --bind: the default 0.0.0.0 would advertise this machine's external address in the
-      // link; the benchmark is defined on loopback.
+      // link; a benchmark is defined on its site's address.
       [
         cliPath,
         "host",
@@ -51,10 +67,10 @@ export async function startTeleportHost(
         "--port",
         "0",
         "--bind",
-        "127.0.0.1",
+        site.address,
         "--link-file",
         linkFile,
-        ...extraArgs,
+        ...hostArgs,
       ],
       { logPath: join(temp.path, "host.log"), env: { ...process.env, TELEPORT_HOME: home } },
     );
@@ -74,10 +90,7 @@ export async function startTeleportHost(
         return exit;
       },
     };
-  } catch (error) {
-    temp.remove();
-    throw error;
-  }
+  });
 }
 
 /** The share link a host wrote to `linkFile`; "" until it has. */
@@ -85,33 +98,44 @@ export function readLinkFile(linkFile: string): string {
   return existsSync(linkFile) ? (readFileSync(linkFile, "utf8").split("\n")[0] ?? "").trim() : "";
 }
 
+/** Why a host did not stop cleanly, or null when it exited 0 on SIGTERM. */
+export function uncleanExit(exit: ExitState): string | null {
+  return exit.code === 0 ? null : `host did not exit 0 on SIGTERM: code ${exit.code}, ${exit.signal}`;
+}
+
 /**
  * A cold pull: `clientHome` must be a fresh TELEPORT_HOME, so no chunk store from an earlier
- * run can make it a re-pull.
+ * run can make it a re-pull. `pullArgs` go after the usual ones (`--path NAME`, `--streams 4`).
  */
 export function teleportPullCommand(
   cliPath: string,
   link: string,
   destDir: string,
   clientHome: string,
+  pullArgs: readonly string[] = [],
 ): CommandSpec {
   return {
     command: process.execPath,
-    args: [cliPath, "pull", link, destDir, "--json"],
+    args: [cliPath, "pull", link, destDir, "--json", ...pullArgs],
     env: { ...process.env, TELEPORT_HOME: clientHome },
   };
 }
 
-/** The one JSON line `teleport pull --json` prints. */
-export interface PullReport {
-  files: number;
-  bytes: number;
-  bytesFromNetwork: number;
-  bytesReused: number;
-  /** Chunk frames as they crossed the wire (compressed where they were). */
-  bytesOnWire: number;
-  seconds: number;
+/** The one JSON line `teleport pull --json` prints: the pull's summary and what the process cost. */
+export interface PullReport extends PullSummary {
+  cpuSeconds: number;
+  peakRssBytes: number;
 }
+
+/** Fields every use of a report reads; their absence means the line is not a pull summary. */
+const REQUIRED_FIELDS = [
+  "files",
+  "bytes",
+  "bytesFromNetwork",
+  "bytesReused",
+  "bytesOnWire",
+  "seconds",
+] as const;
 
 export function parsePullReport(stdout: string): PullReport {
   const line = stdout.trim().split("\n").at(-1) ?? "";
@@ -121,9 +145,12 @@ export function parsePullReport(stdout: string): PullReport {
   } catch {
     throw new Error(`teleport pull --json printed no JSON line: ${JSON.stringify(stdout.slice(-300))}`);
   }
-  const fields = ["files", "bytes", "bytesFromNetwork", "bytesReused", "bytesOnWire", "seconds"] as const;
-  const record = (typeof parsed === "object" && parsed !== null ? parsed : {}) as Record<string, unknown>;
-  const missing = fields.filter((field) => typeof record[field] !== "number");
+  if (typeof parsed !== "object" || parsed === null)
+    throw new Error(`teleport pull report is not an object: ${line}`);
+  const missing = REQUIRED_FIELDS.filter(
+    (field) => typeof (parsed as Record<string, unknown>)[field] !== "number",
+  );
   if (missing.length > 0) throw new Error(`teleport pull report lacks ${missing.join(", ")}: ${line}`);
-  return record as unknown as PullReport;
+  // The CLI writes the summary it got from pull(): checked above for the fields a mismatch would break.
+  return parsed as PullReport;
 }

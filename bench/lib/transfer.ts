@@ -7,16 +7,23 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   type CommandSpec,
+  type CommandUsage,
   flushDirtyPages,
   measureCommand,
   startServerMeasurement,
   warmPageCache,
 } from "./measure.js";
 import { assertIdenticalCopy, type Payload } from "./payload.js";
-import { startRsyncDaemon, startSshServer, whyUnavailable } from "./peers.js";
+import { type SshServer, startRsyncDaemon, startSshServer, whyUnavailable } from "./peers.js";
 import { makeTempDir, type ServerProcess, treeScratchParent } from "./processes.js";
-import { costOfRuns, figure } from "./stats.js";
-import { parsePullReport, startTeleportHost, teleportPullCommand } from "./teleport.js";
+import { type RunCost, runsFigure } from "./stats.js";
+import {
+  type PullReport,
+  parsePullReport,
+  startTeleportHost,
+  teleportPullCommand,
+  uncleanExit,
+} from "./teleport.js";
 import type { BenchContext, Figure, Ratio } from "./types.js";
 
 /** A tool whose server, if it has one, is running and ready for transfers. */
@@ -26,8 +33,8 @@ interface ReadyTool {
   details: Record<string, unknown>;
   /** The client command that copies the payload into `destDir` (as `destDir/<name>`). */
   transferCommand(destDir: string): CommandSpec;
-  /** Validates a run's stdout and returns what to keep from it. */
-  readReport?(stdout: string): unknown;
+  /** Validates a teleport run's stdout and returns its summary. */
+  readReport?(stdout: string): PullReport;
   stop(): Promise<string | null>;
 }
 
@@ -56,26 +63,23 @@ export function teleportTool(options: TeleportToolOptions = {}): TransferTool {
     role: options.role ?? "subject",
     packages: [],
     prepare: async ({ cli }, payload) => {
-      const host = await startTeleportHost(cli, payload.root, undefined, options.hostArgs);
+      const host = await startTeleportHost(cli, payload.root, { hostArgs: options.hostArgs ?? [] });
       const clientHomes = makeTempDir("teleport-client");
       return {
         server: host.server,
         details: { hostReadySeconds: host.readySeconds },
-        transferCommand: (destDir) => {
-          // A fresh TELEPORT_HOME per run: a cold pull, never a re-pull.
-          const spec = teleportPullCommand(
-            cli,
-            host.link,
-            destDir,
-            mkdtempSync(join(clientHomes.path, "run-")),
-          );
-          return { ...spec, args: [...spec.args, "--path", payload.name, ...(options.pullArgs ?? [])] };
-        },
+        // A fresh TELEPORT_HOME per run: a cold pull, never a re-pull.
+        transferCommand: (destDir) =>
+          teleportPullCommand(cli, host.link, destDir, mkdtempSync(join(clientHomes.path, "run-")), [
+            "--path",
+            payload.name,
+            ...(options.pullArgs ?? []),
+          ]),
         readReport: parsePullReport,
         stop: async () => {
           const exit = await host.stop();
           clientHomes.remove();
-          return exit.code === 0 ? null : `host did not exit 0 on SIGTERM: code ${exit.code}, ${exit.signal}`;
+          return uncleanExit(exit);
         },
       };
     },
@@ -110,22 +114,44 @@ export function rsyncDaemonWith(name: string, extraArgs: readonly string[]): Tra
 
 /** scp from a private sshd on loopback, with extra client options (a cipher, say). */
 export function scpTool(name: string, extraArgs: readonly string[]): TransferTool {
+  return sshTool(name, SSH_PACKAGES, {
+    details: (ssh) => ({
+      version: ssh.version,
+      cipher: extraArgs.length > 0 ? extraArgs.join(" ") : ssh.negotiatedCipher,
+    }),
+    command: (ssh, payload, destDir) => ({
+      command: "scp",
+      args: [...ssh.scpArgs, "-r", "-p", ...extraArgs, ssh.remotePath(payload.path), `${destDir}/`],
+    }),
+  });
+}
+
+export const rsyncSshTool: TransferTool = sshTool("rsync-ssh", ["rsync", ...SSH_PACKAGES], {
+  details: (ssh) => ({ cipher: ssh.negotiatedCipher }),
+  command: (ssh, payload, destDir) => ({
+    command: "rsync",
+    args: ["-a", "-e", ssh.rsyncRemoteShell, ssh.remotePath(payload.path), `${destDir}/`],
+  }),
+});
+
+/** How a peer pulls over ssh, given the server. */
+interface SshClient {
+  details(ssh: SshServer): Record<string, unknown>;
+  command(ssh: SshServer, payload: Payload, destDir: string): CommandSpec;
+}
+
+/** A peer pulling from a private sshd on loopback. */
+function sshTool(name: string, packages: readonly string[], client: SshClient): TransferTool {
   return {
     name,
     role: "peer",
-    packages: SSH_PACKAGES,
+    packages,
     prepare: async (_context, payload) => {
       const ssh = await startSshServer();
       return {
         server: ssh.server,
-        details: {
-          version: ssh.version,
-          cipher: extraArgs.length > 0 ? extraArgs.join(" ") : ssh.negotiatedCipher,
-        },
-        transferCommand: (destDir) => ({
-          command: "scp",
-          args: [...ssh.scpArgs, "-r", "-p", ...extraArgs, ssh.remotePath(payload.path), `${destDir}/`],
-        }),
+        details: client.details(ssh),
+        transferCommand: (destDir) => client.command(ssh, payload, destDir),
         stop: async () => {
           await ssh.stop();
           return null;
@@ -134,27 +160,6 @@ export function scpTool(name: string, extraArgs: readonly string[]): TransferToo
     },
   };
 }
-
-export const rsyncSshTool: TransferTool = {
-  name: "rsync-ssh",
-  role: "peer",
-  packages: ["rsync", ...SSH_PACKAGES],
-  prepare: async (_context, payload) => {
-    const ssh = await startSshServer();
-    return {
-      server: ssh.server,
-      details: { cipher: ssh.negotiatedCipher },
-      transferCommand: (destDir) => ({
-        command: "rsync",
-        args: ["-a", "-e", ssh.rsyncRemoteShell, ssh.remotePath(payload.path), `${destDir}/`],
-      }),
-      stop: async () => {
-        await ssh.stop();
-        return null;
-      },
-    };
-  },
-};
 
 /** Not a network transfer: what copying the bytes through the page cache costs at best. */
 export const localCopyTool: TransferTool = {
@@ -188,23 +193,18 @@ export function standardTools(quick: boolean): TransferTool[] {
   ];
 }
 
-interface RunRecord {
+interface RunRecord extends RunCost {
   wallSeconds: number;
-  clientCpuSeconds: number | null;
-  clientPeakRssBytes: number | null;
-  serverCpuSeconds: number | null;
-  serverPeakRssBytes: number | null;
   /** What the copy takes on disk (`du`), for a single file: less than its size where sparse. */
   allocatedBytes: number | null;
-  report?: unknown;
+  report?: PullReport;
 }
 
-interface Contender {
+interface Contender extends RoundEntry {
   tool: TransferTool;
   ready: ReadyTool;
   destDir: string;
   runs: RunRecord[];
-  failure?: string;
   warnings: string[];
 }
 
@@ -214,16 +214,12 @@ export interface Comparison {
   /** Tools that were skipped or failed, with why. */
   notes: string[];
   /** The subject's pull reports (teleport --json), one per timed run. */
-  reports: unknown[];
+  reports: (PullReport | undefined)[];
   /** Every tool's reports, by tool name (tools without `readReport` have none). */
-  reportsByTool: Map<string, unknown[]>;
+  reportsByTool: Map<string, (PullReport | undefined)[]>;
 }
 
-/**
- * Runs every tool that can run here once per round, a warm-up round first, rotating the order
- * each round: this VM's memory and page cache drift over a run, and interleaving spreads the
- * drift over all tools instead of charging it to whichever ran last.
- */
+/** Runs every tool that can run here in rotating rounds (runRounds), then sums them up. */
 export async function compareTransfers(
   context: BenchContext,
   payload: Payload,
@@ -241,26 +237,17 @@ export async function compareTransfers(
       }
       try {
         const ready = await tool.prepare(context, payload);
-        contenders.push({ tool, ready, destDir: join(scratch.path, tool.name), runs: [], warnings: [] });
+        const destDir = join(scratch.path, tool.name);
+        contenders.push({ name: tool.name, failure: null, tool, ready, destDir, runs: [], warnings: [] });
       } catch (error) {
         notes.push(`${tool.name}: failed to start: ${errorMessage(error)}`);
       }
     }
-    for (let round = 0; round <= context.runs; round++) {
-      const shift = round % Math.max(contenders.length, 1);
-      for (const contender of [...contenders.slice(shift), ...contenders.slice(0, shift)]) {
-        if (contender.failure !== undefined) continue;
-        try {
-          const record = await timedTransfer(contender, payload);
-          const label = round === 0 ? "warm-up" : `run ${round}/${context.runs}`;
-          context.log(`${contender.tool.name}: ${label}: ${record.wallSeconds.toFixed(3)} s`);
-          if (round > 0) contender.runs.push(record);
-        } catch (error) {
-          contender.failure = errorMessage(error);
-          context.log(`${contender.tool.name}: failed: ${contender.failure}`);
-        }
-      }
-    }
+    await runRounds(context, contenders, async (contender, round, label) => {
+      const record = await timedTransfer(contender, payload);
+      context.log(`${label}: ${record.wallSeconds.toFixed(3)} s`);
+      if (round > 0) contender.runs.push(record);
+    });
   } finally {
     for (const contender of contenders) {
       const warning = await contender.ready
@@ -273,51 +260,114 @@ export async function compareTransfers(
   return summarize(payload, contenders, notes);
 }
 
+/** What every side-by-side run tracks per tool: whether it failed, and then it runs no more. */
+export interface RoundEntry {
+  readonly name: string;
+  failure: string | null;
+}
+
+/**
+ * A warm-up round (round 0), then `context.runs` rounds, each entry once per round, the order
+ * rotating each round: the machine's memory and page cache drift over a run, and interleaving
+ * spreads the drift over all tools instead of charging it to whichever ran last. An entry whose
+ * run throws is marked failed and skipped from then on.
+ */
+export async function runRounds<Entry extends RoundEntry>(
+  context: BenchContext,
+  entries: readonly Entry[],
+  runOne: (entry: Entry, round: number, label: string) => Promise<void>,
+  logPrefix = "",
+): Promise<void> {
+  for (let round = 0; round <= context.runs; round++) {
+    const shift = round % Math.max(entries.length, 1);
+    for (const entry of [...entries.slice(shift), ...entries.slice(0, shift)]) {
+      if (entry.failure !== null) continue;
+      const label = `${logPrefix}${entry.name}: ${round === 0 ? "warm-up" : `run ${round}/${context.runs}`}`;
+      try {
+        await runOne(entry, round, label);
+      } catch (error) {
+        entry.failure = errorMessage(error);
+        context.log(`${label}: failed: ${entry.failure}`);
+      }
+    }
+  }
+}
+
 async function timedTransfer(contender: Contender, payload: Payload): Promise<RunRecord> {
   const { ready, destDir } = contender;
   rmSync(destDir, { recursive: true, force: true });
   mkdirSync(destDir, { recursive: true });
+  const copyPath = join(destDir, payload.name);
+  const { client, ...cost } = await measuredCopy(
+    ready.transferCommand(destDir),
+    ready.server,
+    payload,
+    copyPath,
+  );
+  const report = ready.readReport?.(client.stdout);
+  const allocatedBytes = payload.files === 1 ? statSync(copyPath).blocks * 512 : null;
+  return { ...cost, allocatedBytes, ...(report === undefined ? {} : { report }) };
+}
+
+/** One copy's time and cost, and the client's output. */
+export interface MeasuredCopy extends RunCost {
+  wallSeconds: number;
+  client: CommandUsage;
+}
+
+/**
+ * One measured copy: the payload's pages warm, the last copy's written back, the server's cost
+ * bracketed around the client command, and the copy at `copyPath` checked against the payload
+ * before its time counts. `capSeconds`: the command is wrapped in `timeout` (exit 124 = hung).
+ */
+export async function measuredCopy(
+  command: CommandSpec,
+  server: ServerProcess | null,
+  payload: Payload,
+  copyPath: string,
+  capSeconds?: number,
+): Promise<MeasuredCopy> {
   if (payload.files === 1) await warmPageCache(payload.path);
   flushDirtyPages();
-
-  const measurement = ready.server === null ? null : await startServerMeasurement(ready.server.pid);
-  const client = await measureCommand(ready.transferCommand(destDir));
+  const measurement = server === null ? null : await startServerMeasurement(server.pid);
+  const client = await measureCommand(command);
   const serverCost = measurement === null ? null : await measurement.finish();
-  if (client.exitCode !== 0) {
-    const status = client.signal ?? `code ${client.exitCode}`;
-    const serverLog =
-      ready.server === null ? "" : `\n  ${ready.server.name} log:\n${ready.server.logTail(10)}`;
-    throw new Error(`transfer exited with ${status}: ${client.stderr.trim().slice(-500)}${serverLog}`);
-  }
-  const report = ready.readReport?.(client.stdout);
-  await assertIdenticalCopy(join(destDir, payload.name), payload);
-  const allocatedBytes = payload.files === 1 ? statSync(join(destDir, payload.name)).blocks * 512 : null;
+  if (client.exitCode !== 0) throw commandFailure(client, server, capSeconds);
+  await assertIdenticalCopy(copyPath, payload);
   return {
-    allocatedBytes,
     wallSeconds: client.wallSeconds,
+    client,
     clientCpuSeconds: client.cpuSeconds,
     clientPeakRssBytes: client.peakRssBytes,
     serverCpuSeconds: serverCost?.cpuSeconds ?? null,
     serverPeakRssBytes: serverCost?.peakRssBytes ?? null,
-    ...(report === undefined ? {} : { report }),
   };
+}
+
+/** A failed client command, with its stderr and the server's last log lines. */
+export function commandFailure(
+  usage: CommandUsage,
+  server: ServerProcess | null,
+  capSeconds?: number,
+): Error {
+  const status =
+    capSeconds !== undefined && usage.exitCode === 124
+      ? `still running after ${capSeconds} s`
+      : `exited with ${usage.signal ?? `code ${usage.exitCode}`}`;
+  const serverLog = server === null ? "" : `\n  ${server.name} log:\n${server.logTail(10)}`;
+  return new Error(`${status}: ${usage.stderr.trim().slice(-500)}${serverLog}`);
 }
 
 function summarize(payload: Payload, contenders: readonly Contender[], notes: string[]): Comparison {
   const figures: Figure[] = [];
   for (const { tool, ready, runs, failure, warnings } of contenders) {
     for (const warning of warnings) notes.push(`${tool.name}: ${warning}`);
-    if (failure !== undefined) notes.push(`${tool.name}: failed: ${failure}`);
-    if (failure !== undefined || runs.length === 0) continue;
+    if (failure !== null) notes.push(`${tool.name}: failed: ${failure}`);
+    if (failure !== null || runs.length === 0) continue;
     const seconds = runs.map((run) => run.wallSeconds);
-    const result = figure(
-      {
-        tool: tool.name,
-        role: tool.role,
-        metric: "seconds",
-        better: "lower",
-        ...costOfRuns(runs),
-      },
+    const result = runsFigure(
+      { tool: tool.name, role: tool.role, metric: "seconds", better: "lower" },
+      runs,
       seconds,
     );
     result.megabytesPerSecond = payload.bytes / 1e6 / result.median;
