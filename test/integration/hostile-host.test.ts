@@ -20,6 +20,7 @@ import {
   startHostileHost,
   symlinkEntry,
 } from "../helpers/hostile-host.js";
+import { findPartFiles } from "../helpers/tree.js";
 
 type Script = Parameters<typeof startHostileHost>[1];
 
@@ -43,10 +44,7 @@ async function pullFrom(
   // Nothing may appear beside the destination, whatever the host sent.
   assert.deepEqual((await readdir(base)).sort(), ["dest", "home", "outside"]);
   assert.deepEqual(await readdir(outside), []);
-  const leftovers = (await readdir(dest, { recursive: true })).filter((name) =>
-    String(name).endsWith(".teleport-part"),
-  );
-  assert.deepEqual(leftovers, []);
+  assert.deepEqual(await findPartFiles(dest), []);
   return { ...outcome, dest };
 }
 
