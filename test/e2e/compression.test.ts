@@ -11,11 +11,11 @@ import { TeleportClient } from "../../src/client/client.js";
 import { CompressionPolicy } from "../../src/client/compression-policy.js";
 import { type PullOptions, type PullSummary, pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
-import { Host, type HostOptions } from "../../src/host/host.js";
+import type { Host, HostOptions } from "../../src/host/host.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
 import { CHUNK_DATA_HEADER_SIZE, MessageType } from "../../src/wire/messages.js";
-import { runCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { runCli } from "../helpers/cli.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 /** Source-like text that compresses ~4x, different on every line. */
@@ -31,8 +31,7 @@ function sourceText(bytes: number, seed: string): Buffer {
 }
 
 async function fixture(t: TestContext, hostOptions: Partial<HostOptions> = {}) {
-  const base = await tempDir(t, "compression");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "compression");
   await mkdir(join(share, "src"), { recursive: true });
   await writeFile(join(share, "src", "large.ts"), sourceText(3 * MiB, "large"));
   for (let i = 0; i < 20; i++)
@@ -45,13 +44,11 @@ async function fixture(t: TestContext, hostOptions: Partial<HostOptions> = {}) {
   await writeFile(join(share, "empty"), "");
   await writeFile(join(share, "tiny.txt"), "hi\n");
   await writeFile(join(share, "archive.zip"), sourceText(MiB, "zip")); // compressible, but named as compressed
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     ...hostOptions,
   });
-  onCleanup(t, () => host.close());
   return { base, share, host };
 }
 
@@ -131,19 +128,15 @@ test("a corrupt compressed chunk fails the pull with a clear error and leaves no
 });
 
 test("the host compresses harder while the link holds the transfer up, unless the level is pinned", async (t) => {
-  const base = await tempDir(t, "compression-adaptive");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "compression-adaptive");
   for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), sourceText(MiB, `part${i}`));
   // A slow link: every chunk waits before it goes, while the compressor has nothing to do (a
   // group of 1 MiB takes ~4 ms to compress, ~40 ms on a loaded machine, and ~190 ms to "send").
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
   });
-  onCleanup(t, () => host.close());
   const stats = host.compressionStats;
   assert.ok(stats !== undefined);
 
@@ -162,12 +155,9 @@ test("the host compresses harder while the link holds the transfer up, unless th
 });
 
 test("the CLI: pull --compress on reports the wire bytes, the host says what it compressed when stopped", async (t) => {
-  const base = await tempDir(t, "compression-cli");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "compression-cli");
   await writeFile(join(share, "source.ts"), sourceText(2 * MiB, "cli"));
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   const env = { TELEPORT_HOME: join(base, "client-home") };
   const result = await runCli(["pull", host.link, join(base, "dest"), "--json", "--compress", "on"], env);
   assert.equal(result.code, 0, result.stderr);

@@ -13,24 +13,21 @@ import { test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
-import { Host } from "../../src/host/host.js";
 import type { ChunkRequest } from "../../src/wire/messages.js";
 import { CLI_PATH, runCli, STACK_TRACE_LINE, spawnCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { NO_HANG_TIMEOUT_MS, onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { holdPort, linkToPort } from "../helpers/ports.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 test("a chunk corrupted by the host fails the pull with TELEPORT_ERR_CHUNK_CORRUPT and leaves nothing", async (t) => {
-  const base = await tempDir(t, "corrupt");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "corrupt");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeFile(join(share, "four-mib.bin"), pseudoRandomBytes(4 * MiB, "corrupt"));
   const corrupted: ChunkRequest[] = [];
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     port: 0,
     faults: {
       corruptChunk: (request, data) => {
@@ -41,7 +38,6 @@ test("a chunk corrupted by the host fails the pull with TELEPORT_ERR_CHUNK_CORRU
       },
     },
   });
-  onCleanup(t, () => host.close());
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
 
@@ -71,14 +67,13 @@ async function writeRandomFile(path: string, size: number): Promise<void> {
   }
 }
 
-test("a host killed mid-pull makes the pull fail with a connection error and leaves no partial file", async (t) => {
-  const base = await tempDir(t, "killed");
-  const share = join(base, "share");
+test("a host killed mid-pull makes the pull fail with a connection error and leaves no partial file", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "killed");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeRandomFile(join(share, "large.bin"), 512 * MiB);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
 
   // One retry: it finds no host either, and the pull gives up.
   const puller = spawnCli(["pull", host.link, dest, "--no-progress", "--retries", "1"], {
@@ -117,12 +112,12 @@ test("a host killed mid-pull makes the pull fail with a connection error and lea
   assert.deepEqual(await findPartFiles(dest), [], "temporary files must be removed");
 });
 
-test("a host killed with SIGKILL mid-pull and started again: the pull reconnects and resumes", async (t) => {
-  const base = await tempDir(t, "restarted");
-  const share = join(base, "share");
+test("a host killed with SIGKILL mid-pull and started again: the pull reconnects and resumes", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "restarted");
   const dest = join(base, "dest");
   const hostHome = join(base, "host-home");
-  await mkdir(share);
   const size = 256 * MiB;
   await writeRandomFile(join(share, "large.bin"), size);
   const first = await startHost(share, { home: hostHome });
@@ -150,7 +145,8 @@ test("a host killed with SIGKILL mid-pull and started again: the pull reconnects
   await first.exited;
 
   // Same identity and folder: the same fingerprint and secret.
-  const second = await startHost(share, { home: hostHome });
+  // Its own link file: the first host's, naming the old port, is still there.
+  const second = await startHost(share, { home: hostHome, linkFile: join(base, "second-link.txt") });
   onCleanup(t, () => second.stop());
   assert.equal(linkToPort(second.link, front.port), link);
   front.forwardTo(Number(new URL(second.link).port));
@@ -184,11 +180,11 @@ async function fileHash(path: string): Promise<string> {
     .digest("hex");
 }
 
-test("pulling from a link whose host is not running fails fast with TELEPORT_ERR_CONNECTION", async (t) => {
-  const base = await tempDir(t, "no-host");
-  const share = join(base, "share");
+test("pulling from a link whose host is not running fails with TELEPORT_ERR_CONNECTION", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "no-host");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeFile(join(share, "a.txt"), "hello\n");
   const host = await startHost(share, { home: join(base, "host-home") });
   await host.stop();
@@ -264,11 +260,11 @@ test("files and folders the host cannot read are reported, the rest is pulled, a
   assert.deepEqual(await findPartFiles(dest), []);
 });
 
-test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout: a clear error, no hang", async (t) => {
-  const base = await tempDir(t, "stalled");
-  const share = join(base, "share");
+test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout: a clear error, no hang", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "stalled");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeRandomFile(join(share, "large.bin"), 256 * MiB);
   const host = await startHost(share, { home: join(base, "host-home") });
   onCleanup(t, async () => {
@@ -301,19 +297,16 @@ test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout
 });
 
 test("a file rewritten on the host while it is pulled is fetched again as it now is, never a mix", async (t) => {
-  const base = await tempDir(t, "changed");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "changed");
   const dest = join(base, "dest");
-  await mkdir(share);
   const size = 64 * MiB;
   await writeRandomFile(join(share, "moving.bin"), size);
   const rewritten = pseudoRandomBytes(size, "rewritten");
   let served = 0;
   // In place, same size, a quarter of the way into serving it: only the chunks' hashes can tell.
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     faults: {
       beforeChunk: async (request) => {
         served += request.size;
@@ -325,7 +318,6 @@ test("a file rewritten on the host while it is pulled is fetched again as it now
       },
     },
   });
-  onCleanup(t, () => host.close());
 
   const result = await runCli(["pull", host.url, dest, "--no-progress", "--json"], {
     TELEPORT_HOME: join(base, "client-home"),
@@ -340,8 +332,7 @@ test("a file rewritten on the host while it is pulled is fetched again as it now
 });
 
 test("a pull killed with SIGKILL 20 times at random moments, then run to the end: identical output, nothing left behind", async (t) => {
-  const base = await tempDir(t, "kill-20");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "kill-20");
   const dest = join(base, "dest");
   await mkdir(join(share, "small"), { recursive: true });
   await mkdir(join(share, "medium"));
@@ -355,10 +346,9 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
   // Slowed down (~6 MiB/s) so that the kills land all through the pull; counted, so each kill
   // waits for its run to be receiving chunks.
   let served = 0;
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     faults: {
       beforeChunk: async () => {
         served++;
@@ -366,7 +356,6 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
       },
     },
   });
-  onCleanup(t, () => host.close());
   const env = { TELEPORT_HOME: join(base, "client-home") };
 
   const random = pseudoRandomBytes(20, "kill-20-moments");
@@ -414,10 +403,8 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
 });
 
 test("a full disk fails the pull with TELEPORT_ERR_NO_SPACE, nothing under the final name; with room, the rerun completes", async (t) => {
-  const base = await tempDir(t, "disk-full");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "disk-full");
   const dest = join(base, "small-disk");
-  await mkdir(share);
   await mkdir(dest);
   await writeFile(join(share, "a.txt"), "fits\n");
   await writeRandomFile(join(share, "large.bin"), 24 * MiB);
@@ -428,10 +415,12 @@ test("a full disk fails the pull with TELEPORT_ERR_NO_SPACE, nothing under the f
     return;
   }
   onCleanup(t, () => {
-    spawnSync("umount", [dest]);
+    // A mount left behind would outlive the run (and keep its temp folder): say so loudly.
+    const unmounted = spawnSync("umount", [dest]);
+    if (unmounted.status !== 0 && spawnSync("umount", ["--lazy", dest]).status !== 0)
+      throw new Error(`could not unmount the tmpfs at ${dest}: ${unmounted.stderr}`);
   });
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   const env = { TELEPORT_HOME: join(base, "client-home") };
 
   const full = await runCli(["pull", host.link, dest, "--no-progress"], env);

@@ -14,8 +14,9 @@ import { ErrorCode, type TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
 import { platformIo } from "../../src/platform/io.js";
 import type { ChunkRequest } from "../../src/wire/messages.js";
-import { runCli, startHost } from "../helpers/cli.js";
+import { runCli } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
 type TestContext = Parameters<typeof tempDir>[0];
@@ -25,8 +26,7 @@ type TestContext = Parameters<typeof tempDir>[0];
  * it into `dest` that must exit 0, giving its summary and what it said on stderr.
  */
 async function serve(t: TestContext, base: string, share: string, args: string[] = []) {
-  const host = await startHost(share, { home: join(base, "host-home"), args });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share, args });
   const env = { TELEPORT_HOME: join(base, "client-home") };
   const pull = async (dest: string, ...options: string[]) => {
     const result = await runCli(["pull", host.link, dest, "--json", ...options], env);
@@ -38,8 +38,7 @@ async function serve(t: TestContext, base: string, share: string, args: string[]
 
 /** A host of the standard test tree, started with `args`. */
 async function hostWith(t: TestContext, args: string[]) {
-  const base = await tempDir(t, "platform");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "platform");
   const info = await makeTree(share);
   return { base, share, info, ...(await serve(t, base, share, args)) };
 }
@@ -91,9 +90,7 @@ async function writeSparse(path: string, size: number, ranges: [number, number][
 }
 
 test("a sparse file: holes never cross the network and stay holes at the destination", async (t) => {
-  const base = await tempDir(t, "sparse");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "sparse");
   const size = 256 * MiB;
   const ranges: [number, number][] = [
     [8 * MiB, 9 * MiB],
@@ -125,8 +122,7 @@ test("a sparse file: holes never cross the network and stay holes at the destina
 });
 
 test("hard links within the pulled tree are pulled once and linked again", async (t) => {
-  const base = await tempDir(t, "hardlinks");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "hardlinks");
   await mkdir(join(share, "sub"), { recursive: true });
   await writeFile(join(share, "a.bin"), pseudoRandomBytes(3 * MiB, "linked"));
   await link(join(share, "a.bin"), join(share, "b.bin"));
@@ -158,9 +154,7 @@ test("hard links within the pulled tree are pulled once and linked again", async
 });
 
 test("pull --xattrs: files' user.* attributes as on the host, kept in step on re-pulls", async (t) => {
-  const base = await tempDir(t, "xattrs");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "xattrs");
   await writeFile(join(share, "tagged.bin"), pseudoRandomBytes(2 * MiB, "tagged"));
   await writeFile(join(share, "small.txt"), "tagged too\n");
   await writeFile(join(share, "plain.txt"), "no attributes\n");
@@ -196,8 +190,7 @@ test("pull --xattrs: files' user.* attributes as on the host, kept in step on re
 });
 
 test("pull --no-encryption: plaintext data streams where the host allows them, the same bytes", async (t) => {
-  const base = await tempDir(t, "plaintext");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "plaintext");
   const info = await makeTree(share);
   // Large enough for many sends of many chunks from one file, beside the tree's small files.
   await writeFile(join(share, "large.bin"), pseudoRandomBytes(12 * MiB + 5, "plaintext large"));
@@ -216,11 +209,9 @@ test("pull --no-encryption: plaintext data streams where the host allows them, t
 });
 
 test("pull --no-encryption from a host that does not allow it: ENCRYPTION_REQUIRED, nothing pulled", async (t) => {
-  const base = await tempDir(t, "plaintext-refused");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "plaintext-refused");
   await makeTree(share);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   const dest = join(base, "dest");
   const result = await runCli(["pull", host.link, dest, "--no-encryption"], {
     TELEPORT_HOME: join(base, "client-home"),
@@ -272,19 +263,15 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
 });
 
 test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGED, and the stream goes on", async (t) => {
-  const base = await tempDir(t, "plaintext-changed");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "plaintext-changed");
   const path = join(share, "big.bin");
   await writeFile(path, pseudoRandomBytes(3 * MiB, "plaintext changed"));
-  const host = await Host.start({
-    root: share,
-    home: join(base, "home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     allowPlaintext: true,
     transports: ["tcp"],
   });
-  onCleanup(t, () => host.close());
   const control = await TeleportClient.connect(host.link, { askPlaintext: true });
   onCleanup(t, () => control.close());
   const chunks: ChunkRequest[] = [];

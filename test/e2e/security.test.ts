@@ -21,6 +21,7 @@ import {
 } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { holdPort } from "../helpers/ports.js";
+import { hostWithCli, makeShare } from "../helpers/share.js";
 import { isAbsent } from "../helpers/tree.js";
 
 const SECRET_MARKER = "outside-the-share secret 5f1c";
@@ -37,8 +38,7 @@ interface SecurityFixture {
  * symlink to a folder holding a secret, and a relative symlink climbing to that folder.
  */
 async function hostFixture(t: TestContext): Promise<SecurityFixture> {
-  const base = await tempDir(t, "security");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "security");
   const outside = join(base, "outside");
   await mkdir(join(share, "sub"), { recursive: true });
   await mkdir(outside);
@@ -48,8 +48,7 @@ async function hostFixture(t: TestContext): Promise<SecurityFixture> {
   await symlink("/etc", join(share, "out"));
   await symlink(outside, join(share, "secret-dir"));
   await symlink("../../outside", join(share, "sub", "up"));
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   return { base, share, host, env: { TELEPORT_HOME: join(base, "client-home") } };
 }
 

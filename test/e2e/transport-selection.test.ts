@@ -5,7 +5,7 @@
  * neither does (how soon is the benchmark suite's to measure).
  */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import type { PullSummary } from "../../src/client/pull.js";
@@ -13,31 +13,28 @@ import { MIN_PROBE_RTT_MS } from "../../src/client/stream-tuner.js";
 import { Host } from "../../src/host/host.js";
 import { quicAvailable } from "../../src/transport/quic.js";
 import type { TransportKind } from "../../src/transport/transport.js";
-import { runCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { runCli } from "../helpers/cli.js";
+import { NO_HANG_TIMEOUT_MS, onCleanup, tempDir } from "../helpers/context.js";
 import { holdPort, linkToPort } from "../helpers/ports.js";
 import { type Shape, slowConnectEnv, startShapedPath } from "../helpers/shaped-path.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, isAbsent, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
 const skip = quicAvailable ? false : "QUIC's native binding is not installed on this platform";
 
 async function fixture(t: TestContext, transports?: TransportKind[]) {
-  const base = await tempDir(t, "transport");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "transport");
   const info = await makeTree(share);
   const env = { TELEPORT_HOME: join(base, "client-home") };
   if (transports === undefined) {
-    const host = await startHost(share, { home: join(base, "host-home") });
-    onCleanup(t, () => host.stop());
+    const host = await hostWithCli(t, { base, share });
     return { base, share, info, env, link: host.link };
   }
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     transports,
   });
-  onCleanup(t, () => host.close());
   return { base, share, info, env, link: host.url };
 }
 
@@ -71,8 +68,9 @@ test("auto falls back to QUIC when TCP does not get through, and says so", { ski
   await compareTrees(share, join(base, "dest"), { ignore: info.outsideLinks });
 });
 
-test("--transport quic to a host without QUIC: a clear error, no hang (runCli fails a run past 30 s)", {
+test("--transport quic to a host without QUIC: a clear error, no hang", {
   skip,
+  timeout: NO_HANG_TIMEOUT_MS,
 }, async (t) => {
   const { base, env, link } = await fixture(t, ["tcp"]);
   const result = await runCli(
@@ -84,7 +82,9 @@ test("--transport quic to a host without QUIC: a clear error, no hang (runCli fa
   assert.ok(await isAbsent(join(base, "dest")), "nothing written");
 });
 
-test("neither TCP nor QUIC gets through: one clear error naming both, no hang (runCli fails a run past 30 s)", async (t) => {
+test("neither TCP nor QUIC gets through: one clear error naming both, no hang", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
   const base = await tempDir(t, "transport-dead");
   const env = { TELEPORT_HOME: join(base, "client-home") };
   const closed = await Host.start({ root: base, home: join(base, "host-home"), bind: "127.0.0.1" });
@@ -116,17 +116,13 @@ async function pullThroughShapedPath(
     t.skip("no C compiler to build the slow-connect shim, so the path's round trip looks short");
     return undefined;
   }
-  const base = await tempDir(t, "transport-shaped");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "transport-shaped");
   await writeFile(join(share, "big.bin"), pseudoRandomBytes(24 * MiB, "shaped"));
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     ...(transports === undefined ? {} : { transports }),
   });
-  onCleanup(t, () => host.close());
   const path = await startShapedPath(host.port, shapes);
   onCleanup(t, () => path.close());
   const link = linkToPort(host.url, path.port);

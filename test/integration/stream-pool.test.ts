@@ -4,7 +4,7 @@
  * reach the host any more, the pull fails with a clear error instead of hanging.
  */
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import fc from "fast-check";
@@ -12,26 +12,22 @@ import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
 import { pullLink } from "../../src/client/pull-link.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
-import { Host } from "../../src/host/host.js";
 import type { HostFaults } from "../../src/host/session.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { NO_HANG_TIMEOUT_MS, onCleanup } from "../helpers/context.js";
+import { hostInProcess, makeShare } from "../helpers/share.js";
 import { findPartFiles, pseudoRandomBytes } from "../helpers/tree.js";
 
 const MiB = 1024 * 1024;
 
 /** A share holding one file `data.bin` of `content`, served by an in-process host with `faults`. */
 async function serveFile(t: TestContext, label: string, content: Buffer, faults?: HostFaults) {
-  const base = await tempDir(t, label);
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, label);
   await writeFile(join(share, "data.bin"), content);
-  const host = await Host.start({
-    root: share,
-    home: join(base, "host-home"),
-    bind: "127.0.0.1",
+  const host = await hostInProcess(t, {
+    base,
+    share,
     ...(faults === undefined ? {} : { faults }),
   });
-  onCleanup(t, () => host.close());
   return { base, host };
 }
 
@@ -110,7 +106,9 @@ test("data streams cut at random points (fast-check) are healed, every byte inta
   assert.ok(cuts >= 12, `only ${cuts} cuts were made`);
 });
 
-test("a pull whose host goes away fails with a connection error instead of hanging", async (t) => {
+test("a pull whose host goes away fails with a connection error instead of hanging", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
   const content = pseudoRandomBytes(16 * MiB, "stream-gone");
   let served = 0;
   let destroyHost: (() => void) | undefined;

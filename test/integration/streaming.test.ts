@@ -4,31 +4,28 @@
  * take the host most of a second; the first chunk must arrive long before its FILE_END.
  */
 import assert from "node:assert/strict";
-import { mkdir, open } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { defaultChunker } from "../../src/chunking/chunker.js";
 import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
-import { Host } from "../../src/host/host.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { onCleanup } from "../helpers/context.js";
+import { hostInProcess, makeShare } from "../helpers/share.js";
 import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 // That the first chunk arrives before the host has finished hashing is a timing claim, measured by
 // the benchmark suite; here, the order of events: chunks are listed in batches as they are cut,
 // and one of them can be fetched and verified while the file's listing goes on.
 test("a large file's chunks can be fetched while its manifest is still being listed", async (t) => {
-  const base = await tempDir(t, "streaming");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "streaming");
   const file = await open(join(share, "huge.img"), "w");
   const block = pseudoRandomBytes(16 * MiB, "streaming");
   for (let i = 0; i < 4; i++) await file.write(block, 0, block.length, i * block.length);
   await file.write(Buffer.from("first bytes"), 0, 11, 0);
   await file.close();
 
-  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
-  onCleanup(t, () => host.close());
+  const host = await hostInProcess(t, { base, share });
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
 
@@ -57,14 +54,11 @@ test("a large file's chunks can be fetched while its manifest is still being lis
 });
 
 test("a pull's streams hold no more chunk memory than the pool's bound, whatever the file size", async (t) => {
-  const base = await tempDir(t, "window");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "window");
   const file = await open(join(share, "big.bin"), "w");
   for (let i = 0; i < 48; i++) await file.write(pseudoRandomBytes(MiB, `window-${i}`));
   await file.close();
-  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
-  onCleanup(t, () => host.close());
+  const host = await hostInProcess(t, { base, share });
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
 
