@@ -14,36 +14,23 @@ import { ErrorCode, TeleportError } from "../../src/errors.js";
 import type { Host, HostOptions } from "../../src/host/host.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
 import { CHUNK_DATA_HEADER_SIZE, MessageType } from "../../src/wire/messages.js";
-import { runCli } from "../helpers/cli.js";
-import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
-import { compareTrees, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
-
-/** Source-like text that compresses ~4x, different on every line. */
-function sourceText(bytes: number, seed: string): Buffer {
-  const lines: string[] = [];
-  let total = 0;
-  for (let i = 0; total < bytes; i++) {
-    const line = `export const ${seed}_${i} = computeChecksum(buffer.subarray(${i * 64}, ${i * 64 + 64}), "${seed}");\n`;
-    lines.push(line);
-    total += line.length;
-  }
-  return Buffer.from(lines.join("")).subarray(0, bytes);
-}
+import { hostInProcess, makeShare } from "../helpers/share.js";
+import { compareTrees, compressibleText, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 async function fixture(t: TestContext, hostOptions: Partial<HostOptions> = {}) {
   const { base, share } = await makeShare(t, "compression");
   await mkdir(join(share, "src"), { recursive: true });
-  await writeFile(join(share, "src", "large.ts"), sourceText(3 * MiB, "large"));
+  await writeFile(join(share, "src", "large.ts"), compressibleText(3 * MiB, "large"));
   for (let i = 0; i < 20; i++)
-    await writeFile(join(share, "src", `small-${i}.ts`), sourceText(3000, `small${i}`));
+    await writeFile(join(share, "src", `small-${i}.ts`), compressibleText(3000, `small${i}`));
   await writeFile(join(share, "random.bin"), pseudoRandomBytes(2 * MiB, "compression"));
   await writeFile(
     join(share, "mixed.bin"),
-    Buffer.concat([sourceText(MiB, "mixed"), pseudoRandomBytes(MiB, "mixed")]),
+    Buffer.concat([compressibleText(MiB, "mixed"), pseudoRandomBytes(MiB, "mixed")]),
   );
   await writeFile(join(share, "empty"), "");
   await writeFile(join(share, "tiny.txt"), "hi\n");
-  await writeFile(join(share, "archive.zip"), sourceText(MiB, "zip")); // compressible, but named as compressed
+  await writeFile(join(share, "archive.zip"), compressibleText(MiB, "zip")); // compressible, but named as compressed
   const host = await hostInProcess(t, {
     base,
     share,
@@ -129,7 +116,7 @@ test("a corrupt compressed chunk fails the pull with a clear error and leaves no
 
 test("the host compresses harder while the link holds the transfer up, unless the level is pinned", async (t) => {
   const { base, share } = await makeShare(t, "compression-adaptive");
-  for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), sourceText(MiB, `part${i}`));
+  for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), compressibleText(MiB, `part${i}`));
   // A slow link: every chunk waits before it goes, while the compressor has nothing to do (a
   // group of 1 MiB takes ~4 ms to compress, ~40 ms on a loaded machine, and ~190 ms to "send").
   const host = await hostInProcess(t, {
@@ -152,18 +139,4 @@ test("the host compresses harder while the link holds the transfer up, unless th
   await pullWith(host, join(base, "pinned"), new CompressionPolicy("on", 2), { streams: 1 });
   await compareTrees(share, join(base, "pinned"));
   assert.deepEqual([...stats.bytesInByLevel.keys()], [2]);
-});
-
-test("the CLI: pull --compress on reports the wire bytes, the host says what it compressed when stopped", async (t) => {
-  const { base, share } = await makeShare(t, "compression-cli");
-  await writeFile(join(share, "source.ts"), sourceText(2 * MiB, "cli"));
-  const host = await hostWithCli(t, { base, share });
-  const env = { TELEPORT_HOME: join(base, "client-home") };
-  const result = await runCli(["pull", host.link, join(base, "dest"), "--json", "--compress", "on"], env);
-  assert.equal(result.code, 0, result.stderr);
-  await compareTrees(share, join(base, "dest"));
-  const summary = JSON.parse(result.stdout) as PullSummary;
-  assert.ok(summary.bytesOnWire < summary.bytesFromNetwork / 2, `${summary.bytesOnWire} on the wire`);
-  await host.stop();
-  assert.match(host.stderr(), /compressed 2\.1 MB into 0\.\d MB \(\d+\.\d\dx\) for clients; by level: \d+ /);
 });
