@@ -4,7 +4,6 @@
  * stayed open, and the host closed the connection for having more than 256 open.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -12,11 +11,12 @@ import { hashBytes } from "../../src/chunking/hash.js";
 import { TeleportClient } from "../../src/client/client.js";
 import { onCleanup } from "../helpers/context.js";
 import { hostInProcess, makeShare } from "../helpers/share.js";
+import { pseudoRandomBytes } from "../helpers/tree.js";
 
 test("a client keeping 64 chunk requests in flight is served without hitting the open-request cap", async (t) => {
   const { base, share } = await makeShare(t, "pipelining");
   const chunkSize = 1024 * 1024;
-  const data = randomBytes(16 * chunkSize);
+  const data = pseudoRandomBytes(16 * chunkSize, "pipelining");
   await writeFile(join(share, "data.bin"), data);
   const host = await hostInProcess(t, { base, share });
   const client = await TeleportClient.connect(host.url);
@@ -63,7 +63,7 @@ test("a client keeping 64 chunk requests in flight is served without hitting the
 
 test("a client opening more than 256 requests at once gets the host's PROTOCOL error, not a reset", async (t) => {
   const { base, share } = await makeShare(t, "request-cap");
-  const data = randomBytes(64 * 1024);
+  const data = pseudoRandomBytes(64 * 1024, "request-cap");
   await writeFile(join(share, "small.bin"), data);
   // Each answer takes a moment, so the requests are all still open when the flood is complete.
   const host = await hostInProcess(t, {
