@@ -11,6 +11,7 @@ import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { type ConnectOptions, TeleportClient } from "./client.js";
 import { type PullOptions, type PullSummary, pull } from "./pull.js";
+import { retryWaitMs } from "./retry-policy.js";
 
 export interface Retry {
   /** 1 for the first retry. */
@@ -36,21 +37,6 @@ export interface PullLinkSummary extends PullSummary {
 
 /** 0.5 + 1 + 2 + 4 + 8 s: a host restarted within ~15 s is picked up again. */
 export const DEFAULT_RETRIES = 5;
-const FIRST_WAIT_MS = 500;
-const MAX_WAIT_MS = 8000;
-
-/**
- * Errors another run may cure: a lost or silent connection, and a file that changed on the host
- * while it was being pulled (its bytes no longer match the manifest's hashes, or it got shorter):
- * the next run lists it again and fetches what it is now. Nothing unverified is ever written,
- * so a file never ends up a mix of two versions.
- */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
-  ErrorCode.CONNECTION,
-  ErrorCode.TIMEOUT,
-  ErrorCode.FILE_CHANGED,
-  ErrorCode.CHUNK_CORRUPT,
-]);
 
 export async function pullLink(link: string | ShareLink, options: PullLinkOptions): Promise<PullLinkSummary> {
   const retries = options.retries ?? DEFAULT_RETRIES;
@@ -68,8 +54,9 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
     } catch (err) {
       const error = toTeleportError(err);
       const underway = connected || attempt > 0;
-      if (!underway || attempt >= retries || !RETRYABLE.has(error.code) || signal?.aborted) throw error;
-      const waitMs = Math.min(FIRST_WAIT_MS * 2 ** attempt, MAX_WAIT_MS);
+      const cancelled = signal?.aborted === true;
+      const waitMs = retryWaitMs({ attempt, retries, code: error.code, underway, cancelled });
+      if (waitMs === undefined) throw error;
       options.onRetry?.({ attempt: attempt + 1, of: retries, error, waitMs });
       await sleep(waitMs, undefined, signal && { signal }).catch(() => {
         throw new TeleportError(ErrorCode.CANCELLED, "pull cancelled");

@@ -1,7 +1,8 @@
 /**
- * Pulls that go wrong: bytes corrupted by the host, a host killed in the middle of a transfer,
- * a host that is not there. Each must fail with its typed error and leave no file behind, not
- * even a partial one.
+ * Pulls that go wrong, through the real CLI: a host killed in the middle of a transfer, a host
+ * that is not there or stops answering, unreadable files, a full disk, kills of the pull itself
+ * (bytes corrupted by the host are in test/integration/faults.test.ts). Each must fail with its
+ * typed error and leave no file behind, not even a partial one.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,54 +11,11 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { chmod, chown, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { TeleportClient } from "../../src/client/client.js";
-import { pull } from "../../src/client/pull.js";
-import { ErrorCode, TeleportError } from "../../src/errors.js";
-import { Host } from "../../src/host/host.js";
-import type { ChunkRequest } from "../../src/wire/messages.js";
 import { CLI_PATH, runCli, STACK_TRACE_LINE, spawnCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { NO_HANG_TIMEOUT_MS, onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { holdPort, linkToPort } from "../helpers/ports.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
-
-test("a chunk corrupted by the host fails the pull with TELEPORT_ERR_CHUNK_CORRUPT and leaves nothing", async (t) => {
-  const base = await tempDir(t, "corrupt");
-  const share = join(base, "share");
-  const dest = join(base, "dest");
-  await mkdir(share);
-  await writeFile(join(share, "four-mib.bin"), pseudoRandomBytes(4 * MiB, "corrupt"));
-  const corrupted: ChunkRequest[] = [];
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "host-home"),
-      bind: "127.0.0.1",
-      port: 0,
-    },
-    {
-      faults: {
-        corruptChunk: (request, data) => {
-          if (corrupted.length === 0 && request.offset > 0) {
-            data[0] = (data[0] as number) ^ 1;
-            corrupted.push(request);
-          }
-        },
-      },
-    },
-  );
-  onCleanup(t, () => host.close());
-  const client = await TeleportClient.connect(host.url);
-  onCleanup(t, () => client.close());
-
-  await assert.rejects(pull(client, { dest }), (err: unknown) => {
-    assert.ok(err instanceof TeleportError, `expected a TeleportError, got ${String(err)}`);
-    assert.equal(err.code, ErrorCode.CHUNK_CORRUPT, err.message);
-    return true;
-  });
-
-  assert.equal(corrupted.length, 1, "the fault should have hit the chunk at 1 MiB exactly once");
-  assert.ok(await isAbsent(join(dest, "four-mib.bin")), "a file with a corrupt chunk must not be committed");
-  assert.deepEqual(await findPartFiles(dest), [], "temporary files must be removed");
-});
 
 /** Writes `size` bytes of fresh random data in 16 MiB pieces (incompressible, never deduplicable). */
 async function writeRandomFile(path: string, size: number): Promise<void> {
@@ -74,14 +32,13 @@ async function writeRandomFile(path: string, size: number): Promise<void> {
   }
 }
 
-test("a host killed mid-pull makes the pull fail with a connection error and leaves no partial file", async (t) => {
-  const base = await tempDir(t, "killed");
-  const share = join(base, "share");
+test("a host killed mid-pull makes the pull fail with a connection error and leaves no partial file", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "killed");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeRandomFile(join(share, "large.bin"), 512 * MiB);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
 
   // One retry: it finds no host either, and the pull gives up.
   const puller = spawnCli(["pull", host.link, dest, "--no-progress", "--retries", "1"], {
@@ -108,18 +65,10 @@ test("a host killed mid-pull makes the pull fail with a connection error and lea
   );
   host.process.kill("SIGKILL");
   await host.exited;
-  const killedAt = Date.now();
 
-  const timer = setTimeout(() => puller.process.kill("SIGKILL"), 35_000);
-  const result = await puller.result.finally(() => clearTimeout(timer));
-  const seconds = (Date.now() - killedAt) / 1000;
-
-  assert.equal(
-    result.signal,
-    null,
-    `pull did not exit within 35 s of the host's death (${seconds.toFixed(1)} s)`,
-  );
-  assert.ok(seconds <= 35, `pull took ${seconds.toFixed(1)} s to notice the host was gone`);
+  // A pull that never notices is failed by the test timeout (and killed by the cleanup).
+  const result = await puller.result;
+  assert.equal(result.signal, null, "the pull exits by itself");
   assert.notEqual(result.code, 0, "pull must fail when its host dies");
   assert.match(result.stderr, /TELEPORT_ERR_(CONNECTION|TIMEOUT)/);
   assert.match(result.stderr, /resuming in 0\.5 s \(retry 1 of 1\)/);
@@ -128,18 +77,23 @@ test("a host killed mid-pull makes the pull fail with a connection error and lea
   assert.deepEqual(await findPartFiles(dest), [], "temporary files must be removed");
 });
 
-test("a host killed with SIGKILL mid-pull and started again: the pull reconnects and resumes", async (t) => {
-  const base = await tempDir(t, "restarted");
-  const share = join(base, "share");
+test("a host killed with SIGKILL mid-pull and started again: the pull reconnects and resumes", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "restarted");
   const dest = join(base, "dest");
   const hostHome = join(base, "host-home");
-  await mkdir(share);
   const size = 256 * MiB;
   await writeRandomFile(join(share, "large.bin"), size);
   const first = await startHost(share, { home: hostHome });
   onCleanup(t, () => first.stop());
+  // The pull goes through a port the test holds, so the restarted host is found at the same
+  // address without assuming its old port is still free.
+  const front = await holdPort(t);
+  front.forwardTo(Number(new URL(first.link).port));
+  const link = linkToPort(first.link, front.port);
 
-  const puller = spawnCli(["pull", first.link, dest, "--no-progress", "--json"], {
+  const puller = spawnCli(["pull", link, dest, "--no-progress", "--json"], {
     TELEPORT_HOME: join(base, "client-home"),
   });
   onCleanup(t, async () => {
@@ -151,14 +105,16 @@ test("a host killed with SIGKILL mid-pull and started again: the pull reconnects
     timeoutMs: 30_000,
     intervalMs: 5,
   });
+  front.forwardTo(undefined);
   first.process.kill("SIGKILL");
   await first.exited;
 
-  // Same identity, folder and port: the same link.
-  const port = Number(new URL(first.link).port);
-  const second = await startHost(share, { home: hostHome, port });
+  // Same identity and folder: the same fingerprint and secret.
+  // Its own link file: the first host's, naming the old port, is still there.
+  const second = await startHost(share, { home: hostHome, linkFile: join(base, "second-link.txt") });
   onCleanup(t, () => second.stop());
-  assert.equal(second.link, first.link);
+  assert.equal(linkToPort(second.link, front.port), link);
+  front.forwardTo(Number(new URL(second.link).port));
 
   const result = await puller.result;
   assert.equal(result.code, 0, result.stderr);
@@ -177,9 +133,7 @@ test("a host killed with SIGKILL mid-pull and started again: the pull reconnects
 /** Bytes in the temporary files under `dir` (resumable or not). */
 async function findResumableBytes(dir: string): Promise<number> {
   let total = 0;
-  const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
-  for (const name of names) {
-    if (!name.includes(".teleport")) continue;
+  for (const name of await findPartFiles(dir)) {
     total += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size;
   }
   return total;
@@ -191,25 +145,23 @@ async function fileHash(path: string): Promise<string> {
     .digest("hex");
 }
 
-test("pulling from a link whose host is not running fails fast with TELEPORT_ERR_CONNECTION", async (t) => {
-  const base = await tempDir(t, "no-host");
-  const share = join(base, "share");
+test("pulling from a link whose host is not running fails with TELEPORT_ERR_CONNECTION", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "no-host");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeFile(join(share, "a.txt"), "hello\n");
   const host = await startHost(share, { home: join(base, "host-home") });
   await host.stop();
-  const started = Date.now();
+  const refusing = await holdPort(t);
 
-  const result = await runCli(["pull", host.link, dest, "--no-progress"], {
+  const result = await runCli(["pull", linkToPort(host.link, refusing.port), dest, "--no-progress"], {
     TELEPORT_HOME: join(base, "client-home"),
   });
 
-  const seconds = (Date.now() - started) / 1000;
   assert.notEqual(result.code, 0);
   assert.match(result.stderr, /TELEPORT_ERR_CONNECTION/);
   assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
-  assert.ok(seconds < 5, `refused connection took ${seconds.toFixed(1)} s to report`);
   assert.ok((await isAbsent(dest)) || (await readdir(dest)).length === 0, "nothing may be written");
 });
 
@@ -273,11 +225,11 @@ test("files and folders the host cannot read are reported, the rest is pulled, a
   assert.deepEqual(await findPartFiles(dest), []);
 });
 
-test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout: a clear error, no hang", async (t) => {
-  const base = await tempDir(t, "stalled");
-  const share = join(base, "share");
+test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout: a clear error, no hang", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share } = await makeShare(t, "stalled");
   const dest = join(base, "dest");
-  await mkdir(share);
   await writeRandomFile(join(share, "large.bin"), 256 * MiB);
   const host = await startHost(share, { home: join(base, "host-home") });
   onCleanup(t, async () => {
@@ -298,12 +250,10 @@ test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout
     intervalMs: 5,
   });
   host.process.kill("SIGSTOP");
-  const stoppedAt = Date.now();
 
+  // 1.5 s of silence, a 0.5 s wait, then a connection that never completes its handshake; a
+  // pull that never gives up is failed by the test timeout.
   const result = await puller.result;
-  const seconds = (Date.now() - stoppedAt) / 1000;
-  // 1.5 s of silence, a 0.5 s wait, then a connection that never completes its handshake (1.5 s).
-  assert.ok(seconds < 10, `the pull took ${seconds.toFixed(1)} s to give up`);
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /TELEPORT_ERR_TIMEOUT/);
   assert.match(result.stderr, /resuming in 0\.5 s \(retry 1 of 1\)/);
@@ -312,35 +262,27 @@ test("a host that stops (SIGSTOP) mid-pull is given up on after the idle timeout
 });
 
 test("a file rewritten on the host while it is pulled is fetched again as it now is, never a mix", async (t) => {
-  const base = await tempDir(t, "changed");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "changed");
   const dest = join(base, "dest");
-  await mkdir(share);
   const size = 64 * MiB;
   await writeRandomFile(join(share, "moving.bin"), size);
   const rewritten = pseudoRandomBytes(size, "rewritten");
   let served = 0;
   // In place, same size, a quarter of the way into serving it: only the chunks' hashes can tell.
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "host-home"),
-      bind: "127.0.0.1",
-    },
-    {
-      faults: {
-        beforeChunk: async (request) => {
-          served += request.size;
-          if (served >= size / 4 && served - request.size < size / 4) {
-            const fd = openSync(join(share, "moving.bin"), "r+");
-            writeSync(fd, rewritten, 0, size, 0);
-            closeSync(fd);
-          }
-        },
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    faults: {
+      beforeChunk: async (request) => {
+        served += request.size;
+        if (served >= size / 4 && served - request.size < size / 4) {
+          const fd = openSync(join(share, "moving.bin"), "r+");
+          writeSync(fd, rewritten, 0, size, 0);
+          closeSync(fd);
+        }
       },
     },
-  );
-  onCleanup(t, () => host.close());
+  });
 
   const result = await runCli(["pull", host.url, dest, "--no-progress", "--json"], {
     TELEPORT_HOME: join(base, "client-home"),
@@ -355,8 +297,7 @@ test("a file rewritten on the host while it is pulled is fetched again as it now
 });
 
 test("a pull killed with SIGKILL 20 times at random moments, then run to the end: identical output, nothing left behind", async (t) => {
-  const base = await tempDir(t, "kill-20");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "kill-20");
   const dest = join(base, "dest");
   await mkdir(join(share, "small"), { recursive: true });
   await mkdir(join(share, "medium"));
@@ -367,36 +308,51 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
   for (let i = 0; i < 5; i++) {
     await writeFile(join(share, "medium", `${i}.bin`), pseudoRandomBytes(MiB + i, `kill-20-medium-${i}`));
   }
-  // Slowed down (~6 MiB/s) so that the kills land all through the pull.
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "host-home"),
-      bind: "127.0.0.1",
+  // Slowed down (~6 MiB/s) so that the kills land all through the pull; counted, so each kill
+  // waits for its run to be receiving chunks.
+  let served = 0;
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    faults: {
+      beforeChunk: async () => {
+        served++;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      },
     },
-    {
-      faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 20)) },
-    },
-  );
-  onCleanup(t, () => host.close());
+  });
   const env = { TELEPORT_HOME: join(base, "client-home") };
 
   const random = pseudoRandomBytes(20, "kill-20-moments");
-  let finishedBeforeKill = 0;
+  let killedMidTransfer = 0;
   for (let kill = 0; kill < 20; kill++) {
+    const servedBefore = served;
     const doomed = spawnCli(["pull", host.url, dest, "--no-progress"], env);
-    await new Promise((resolve) => setTimeout(resolve, 200 + ((random[kill] as number) / 255) * 800));
+    onCleanup(t, () => doomed.process.kill("SIGKILL"));
+    let exited = false;
+    void doomed.result.finally(() => {
+      exited = true;
+    });
+    // Killed once its run has been served 1 to 4 chunks, or when it is done.
+    const chunks = 1 + ((random[kill] as number) % 4);
+    await waitFor(() => exited || served >= servedBefore + chunks, {
+      what: `pull ${kill + 1} to be served ${chunks} chunks`,
+      timeoutMs: 30_000,
+      intervalMs: 1,
+    });
     doomed.process.kill("SIGKILL");
     const result = await doomed.result;
-    if (result.signal !== "SIGKILL") finishedBeforeKill++;
+    if (result.signal === "SIGKILL" && served > servedBefore) killedMidTransfer++;
   }
+  assert.ok(
+    killedMidTransfer >= 10,
+    `only ${killedMidTransfer} of 20 kills landed while chunks were being served`,
+  );
 
   const final = await runCli(["pull", host.url, dest, "--no-progress", "--json"], env);
   assert.equal(final.code, 0, final.stderr);
   await compareTrees(share, dest);
-  const leftovers = (await readdir(dest, { recursive: true })).filter((name) => name.includes(".teleport"));
-  assert.deepEqual(leftovers, [], "no temporary file is left after the run that completed");
-  assert.ok(finishedBeforeKill < 10, `${finishedBeforeKill} of 20 runs finished before their kill`);
+  assert.deepEqual(await findPartFiles(dest), [], "no temporary file is left after the run that completed");
 
   // The index agrees with what is on disk: a re-pull finds every file complete.
   const again = await runCli(["pull", host.url, dest, "--no-progress", "--json"], env);
@@ -404,13 +360,16 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
   assert.equal(JSON.parse(again.stdout).bytesFromNetwork, 0);
   const stats = await runCli(["store", "stats", "--json"], env);
   assert.equal(stats.code, 0, stats.stderr);
+  const index = JSON.parse(stats.stdout) as { files: number; partialFiles: number; bytes: number };
+  assert.equal(index.partialFiles, 0, "no download is still recorded as in progress");
+  // The 10 kB files are below the size the index records; the large and medium ones, once each.
+  assert.equal(index.files, 6, stats.stdout);
+  assert.equal(index.bytes, 32 * MiB + 5 * MiB + 10, stats.stdout);
 });
 
 test("a full disk fails the pull with TELEPORT_ERR_NO_SPACE, nothing under the final name; with room, the rerun completes", async (t) => {
-  const base = await tempDir(t, "disk-full");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "disk-full");
   const dest = join(base, "small-disk");
-  await mkdir(share);
   await mkdir(dest);
   await writeFile(join(share, "a.txt"), "fits\n");
   await writeRandomFile(join(share, "large.bin"), 24 * MiB);
@@ -421,10 +380,12 @@ test("a full disk fails the pull with TELEPORT_ERR_NO_SPACE, nothing under the f
     return;
   }
   onCleanup(t, () => {
-    spawnSync("umount", [dest]);
+    // A mount left behind would outlive the run (and keep its temp folder): say so loudly.
+    const unmounted = spawnSync("umount", [dest]);
+    if (unmounted.status !== 0 && spawnSync("umount", ["--lazy", dest]).status !== 0)
+      throw new Error(`could not unmount the tmpfs at ${dest}: ${unmounted.stderr}`);
   });
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   const env = { TELEPORT_HOME: join(base, "client-home") };
 
   const full = await runCli(["pull", host.link, dest, "--no-progress"], env);

@@ -5,17 +5,14 @@
  * under TELEPORT_NATIVE=0, on the portable path (npm test runs this file both ways).
  */
 import assert from "node:assert/strict";
-import { link, mkdir, open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { TeleportClient } from "../../src/client/client.js";
 import type { PullSummary } from "../../src/client/pull.js";
-import { ErrorCode, type TeleportError } from "../../src/errors.js";
-import { Host } from "../../src/host/host.js";
 import { platformIo } from "../../src/platform/io.js";
-import type { ChunkRequest } from "../../src/wire/messages.js";
-import { runCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { runCli } from "../helpers/cli.js";
+import { tempDir } from "../helpers/context.js";
+import { hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
 type TestContext = Parameters<typeof tempDir>[0];
@@ -25,8 +22,7 @@ type TestContext = Parameters<typeof tempDir>[0];
  * it into `dest` that must exit 0, giving its summary and what it said on stderr.
  */
 async function serve(t: TestContext, base: string, share: string, args: string[] = []) {
-  const host = await startHost(share, { home: join(base, "host-home"), args });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share, args });
   const env = { TELEPORT_HOME: join(base, "client-home") };
   const pull = async (dest: string, ...options: string[]) => {
     const result = await runCli(["pull", host.link, dest, "--json", ...options], env);
@@ -38,8 +34,7 @@ async function serve(t: TestContext, base: string, share: string, args: string[]
 
 /** A host of the standard test tree, started with `args`. */
 async function hostWith(t: TestContext, args: string[]) {
-  const base = await tempDir(t, "platform");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "platform");
   const info = await makeTree(share);
   return { base, share, info, ...(await serve(t, base, share, args)) };
 }
@@ -91,9 +86,7 @@ async function writeSparse(path: string, size: number, ranges: [number, number][
 }
 
 test("a sparse file: holes never cross the network and stay holes at the destination", async (t) => {
-  const base = await tempDir(t, "sparse");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "sparse");
   const size = 256 * MiB;
   const ranges: [number, number][] = [
     [8 * MiB, 9 * MiB],
@@ -125,8 +118,7 @@ test("a sparse file: holes never cross the network and stay holes at the destina
 });
 
 test("hard links within the pulled tree are pulled once and linked again", async (t) => {
-  const base = await tempDir(t, "hardlinks");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "hardlinks");
   await mkdir(join(share, "sub"), { recursive: true });
   await writeFile(join(share, "a.bin"), pseudoRandomBytes(3 * MiB, "linked"));
   await link(join(share, "a.bin"), join(share, "b.bin"));
@@ -158,9 +150,7 @@ test("hard links within the pulled tree are pulled once and linked again", async
 });
 
 test("pull --xattrs: files' user.* attributes as on the host, kept in step on re-pulls", async (t) => {
-  const base = await tempDir(t, "xattrs");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "xattrs");
   await writeFile(join(share, "tagged.bin"), pseudoRandomBytes(2 * MiB, "tagged"));
   await writeFile(join(share, "small.txt"), "tagged too\n");
   await writeFile(join(share, "plain.txt"), "no attributes\n");
@@ -196,8 +186,7 @@ test("pull --xattrs: files' user.* attributes as on the host, kept in step on re
 });
 
 test("pull --no-encryption: plaintext data streams where the host allows them, the same bytes", async (t) => {
-  const base = await tempDir(t, "plaintext");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "plaintext");
   const info = await makeTree(share);
   // Large enough for many sends of many chunks from one file, beside the tree's small files.
   await writeFile(join(share, "large.bin"), pseudoRandomBytes(12 * MiB + 5, "plaintext large"));
@@ -216,11 +205,9 @@ test("pull --no-encryption: plaintext data streams where the host allows them, t
 });
 
 test("pull --no-encryption from a host that does not allow it: ENCRYPTION_REQUIRED, nothing pulled", async (t) => {
-  const base = await tempDir(t, "plaintext-refused");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "plaintext-refused");
   await makeTree(share);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   const dest = join(base, "dest");
   const result = await runCli(["pull", host.link, dest, "--no-encryption"], {
     TELEPORT_HOME: join(base, "client-home"),
@@ -235,73 +222,4 @@ test("pull --no-encryption from a host that does not allow it: ENCRYPTION_REQUIR
   });
   assert.equal(quic.code, 2, quic.stderr);
   assert.match(quic.stderr, /QUIC is always encrypted/);
-});
-
-test("a plaintext stream: chunks only, the link's secret still required, refused by a host that does not allow it", async (t) => {
-  const base = await tempDir(t, "plaintext-stream");
-  await writeFile(join(base, "file"), "plaintext");
-  const start = async (allowPlaintext: boolean) => {
-    const host = await Host.start({
-      root: base,
-      home: join(base, `home-${allowPlaintext}`),
-      bind: "127.0.0.1",
-      allowPlaintext,
-      transports: ["tcp"],
-    });
-    onCleanup(t, () => host.close());
-    return host;
-  };
-  const open = await start(true);
-  const client = await TeleportClient.connect(open.link, { plaintext: true });
-  onCleanup(t, () => client.close());
-  await assert.rejects(client.stat("file"), (err: TeleportError) => {
-    assert.equal(err.code, ErrorCode.PROTOCOL);
-    assert.match(err.message, /only chunks are served over an unencrypted stream/);
-    return true;
-  });
-  await assert.rejects(
-    TeleportClient.connect({ ...open.link, secret: Buffer.alloc(32, 1) }, { plaintext: true }),
-    { code: ErrorCode.AUTH },
-  );
-  const closed = await start(false);
-  await assert.rejects(TeleportClient.connect(closed.link, { plaintext: true }), (err: TeleportError) => {
-    assert.equal(err.code, ErrorCode.CONNECTION);
-    assert.match(err.message, /does it allow --no-encryption/);
-    return true;
-  });
-});
-
-test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGED, and the stream goes on", async (t) => {
-  const base = await tempDir(t, "plaintext-changed");
-  const share = join(base, "share");
-  await mkdir(share);
-  const path = join(share, "big.bin");
-  await writeFile(path, pseudoRandomBytes(3 * MiB, "plaintext changed"));
-  const host = await Host.start({
-    root: share,
-    home: join(base, "home"),
-    bind: "127.0.0.1",
-    allowPlaintext: true,
-    transports: ["tcp"],
-  });
-  onCleanup(t, () => host.close());
-  const control = await TeleportClient.connect(host.link, { askPlaintext: true });
-  onCleanup(t, () => control.close());
-  const chunks: ChunkRequest[] = [];
-  for await (const event of control.manifest("big.bin")) {
-    if (event.kind === "chunks") for (const chunk of event.chunks) chunks.push({ ...chunk, path: "big.bin" });
-  }
-  const data = await TeleportClient.connect(host.link, { plaintext: true });
-  onCleanup(t, () => data.close());
-  await truncate(path, MiB);
-  await assert.rejects(
-    data.fetchChunks(chunks, () => {}),
-    { code: ErrorCode.FILE_CHANGED },
-  );
-  const first = chunks[0] as ChunkRequest;
-  let received: Buffer | undefined;
-  await data.fetchChunks([first], (_request, bytes) => {
-    received = Buffer.from(bytes);
-  });
-  assert.equal(received?.length, first.size, "the same stream serves what is still there");
 });

@@ -18,8 +18,8 @@ import {
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { DEFAULT_CDC_SIZES } from "../../src/chunking/chunker.js";
-import { type CliEnv, type HostProcess, runCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { type CliEnv, type HostProcess, runCli } from "../helpers/cli.js";
+import { hostWithCli, makeShare } from "../helpers/share.js";
 import {
   BLAKE3_VECTORS,
   compareTrees,
@@ -45,11 +45,9 @@ interface SharedFixture {
 }
 
 async function hostFixture(t: TestContext): Promise<SharedFixture> {
-  const base = await tempDir(t, "pull");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "pull");
   const info = await makeTree(share);
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
+  const host = await hostWithCli(t, { base, share });
   return { share, info, host, work: join(base, "work"), env: { TELEPORT_HOME: join(base, "client-home") } };
 }
 
@@ -495,8 +493,7 @@ function b3sum(data: Buffer): Promise<string> {
 }
 
 test("manifest --json: chunks tile each file and hash to BLAKE3 of their byte ranges", async (t) => {
-  const base = await tempDir(t, "manifest");
-  const share = join(base, "share");
+  const { base, share } = await makeShare(t, "manifest");
   await makeTree(share);
   const env = { TELEPORT_HOME: join(base, "home") };
   const sizes: [string, number][] = [

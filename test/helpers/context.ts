@@ -66,3 +66,9 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }
+
+/**
+ * The timeout of a test whose point is that something does not hang. npm test's --test-timeout
+ * bounds each whole file on Node 20, so such a test names its own, shorter bound.
+ */
+export const NO_HANG_TIMEOUT_MS = 60_000;

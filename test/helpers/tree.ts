@@ -22,6 +22,18 @@ export function pseudoRandomBytes(size: number, seed: string): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
 }
 
+/** Source-like text that compresses ~4x, different on every line. */
+export function compressibleText(bytes: number, seed: string): Buffer {
+  const lines: string[] = [];
+  let total = 0;
+  for (let i = 0; total < bytes; i++) {
+    const line = `export const ${seed}_${i} = computeChecksum(buffer.subarray(${i * 64}, ${i * 64 + 64}), "${seed}");\n`;
+    lines.push(line);
+    total += line.length;
+  }
+  return Buffer.from(lines.join("")).subarray(0, bytes);
+}
+
 /** The input of the official BLAKE3 test vectors: byte i is i % 251. */
 export function blake3VectorInput(size: number): Buffer {
   const data = Buffer.alloc(size);

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +7,7 @@ import { ContentDefinedChunker, DEFAULT_CDC_SIZES, FixedChunker } from "../../sr
 import { hashBytes, StreamingHash, toHex } from "../../src/chunking/hash.js";
 import { ChunkListHash, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
+import { seededRandom } from "../helpers/seed.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 describe("BLAKE3", () => {
@@ -23,8 +23,8 @@ describe("BLAKE3", () => {
     );
   });
 
-  it("gives the same digest streamed in pieces as in one call", () => {
-    const data = randomBytes(3 * 1024 * 1024 + 5);
+  it("gives the same digest streamed in pieces as in one call", (t) => {
+    const data = seededRandom(t).bytes(3 * 1024 * 1024 + 5);
     const streaming = new StreamingHash();
     for (let at = 0; at < data.length; at += 100_003) streaming.update(data.subarray(at, at + 100_003));
     assert.deepEqual(streaming.digest(), hashBytes(data));
@@ -32,9 +32,10 @@ describe("BLAKE3", () => {
 });
 
 describe("ChunkListHash", () => {
-  it("is BLAKE3 of the chunk hashes back to back, for one hash and for thousands", () => {
+  it("is BLAKE3 of the chunk hashes back to back, for one hash and for thousands", (t) => {
+    const random = seededRandom(t);
     for (const count of [0, 1, 8, 9, 1024, 1025, 2048, 5000]) {
-      const hashes = Array.from({ length: count }, () => randomBytes(32));
+      const hashes = Array.from({ length: count }, () => random.bytes(32));
       const list = new ChunkListHash();
       for (const hash of hashes) list.add(hash);
       assert.ok(list.digest().equals(hashBytes(Buffer.concat(hashes))), `${count} hashes`);
@@ -70,8 +71,8 @@ describe("chunkFile", () => {
     ["many chunks, not a multiple", 64 * 1024 * 9 + 123],
     ["more than one read buffer", 64 * 1024 * 4 * 3 + 1],
   ] as const) {
-    it(`tiles a file (${label}) with chunks whose hashes match their bytes`, async () => {
-      const data = randomBytes(size);
+    it(`tiles a file (${label}) with chunks whose hashes match their bytes`, async (t) => {
+      const data = seededRandom(t).bytes(size);
       const { refs, digest } = await chunksOf(data, 64 * 1024);
       let offset = 0;
       const root = new StreamingHash();
@@ -92,7 +93,7 @@ describe("chunkFile", () => {
 
   it("reports a file that shrank while being read", async () => {
     const path = join(dir, "shrinks");
-    await writeFile(path, randomBytes(1000));
+    await writeFile(path, pseudoRandomBytes(1000, "shrinks"));
     const handle = await open(path, "r");
     try {
       const chunks = chunkFile(handle.fd, 5000, new FixedChunker(64 * 1024));
@@ -118,8 +119,8 @@ describe("ContentDefinedChunker", () => {
     return chunks;
   }
 
-  it("keeps every chunk between min and max, except the last", () => {
-    const data = randomBytes(8 * 1024 * 1024);
+  it("keeps every chunk between min and max, except the last", (t) => {
+    const data = seededRandom(t).bytes(8 * 1024 * 1024);
     const chunks = cut(data);
     chunks.forEach((chunk, i) => {
       const end = chunks[i + 1]?.offset ?? data.length;
@@ -129,8 +130,8 @@ describe("ContentDefinedChunker", () => {
     });
   });
 
-  it("asks for more bytes until it can decide, and always cuts at end of file", () => {
-    const data = randomBytes(max);
+  it("asks for more bytes until it can decide, and always cuts at end of file", (t) => {
+    const data = seededRandom(t).bytes(max);
     const whole = chunker.nextChunkLength(data, false);
     assert.ok(whole > min && whole <= max);
     assert.equal(chunker.nextChunkLength(data.subarray(0, min), false), 0);
@@ -139,8 +140,8 @@ describe("ContentDefinedChunker", () => {
     assert.equal(chunker.nextChunkLength(data.subarray(0, whole), false), whole);
   });
 
-  it("moves only the boundaries near an insertion", () => {
-    const original = randomBytes(8 * 1024 * 1024);
+  it("moves only the boundaries near an insertion", (t) => {
+    const original = seededRandom(t).bytes(8 * 1024 * 1024);
     const edited = Buffer.concat([
       original.subarray(0, 3_000_000),
       Buffer.from("inserted"),

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import { decodeMessage, encodeWithHeadroom } from "../../src/wire/codec.js";
@@ -17,6 +16,8 @@ import {
   helloCodec,
   MAX_FRAME_BODY,
 } from "../../src/wire/messages.js";
+import { seededRandom } from "../helpers/seed.js";
+import { pseudoRandomBytes } from "../helpers/tree.js";
 
 const entry: Entry = {
   kind: EntryKind.FILE,
@@ -41,7 +42,9 @@ describe("message codecs", () => {
   });
 
   it("round-trips a chunk request list", () => {
-    const chunks = [{ hash: randomBytes(32), size: 1 << 20, path: "a/b", offset: 3 << 20 }];
+    const chunks = [
+      { hash: pseudoRandomBytes(32, "chunk request"), size: 1 << 20, path: "a/b", offset: 3 << 20 },
+    ];
     const decoded = decodeMessage(
       getChunksRequestCodec,
       encodeWithHeadroom(getChunksRequestCodec, { chunks }, 0),
@@ -92,9 +95,10 @@ describe("message codecs", () => {
     );
   });
 
-  it("never throws anything but a TeleportError on random bytes", () => {
+  it("never throws anything but a TeleportError on random bytes", (t) => {
+    const random = seededRandom(t);
     for (let i = 0; i < 2000; i++) {
-      const junk = randomBytes(i % 200);
+      const junk = random.bytes(i % 200);
       try {
         decodeMessage(entriesCodec, junk);
       } catch (err) {
@@ -132,7 +136,7 @@ describe("frame decoder", () => {
     const stream = Buffer.concat([
       frame(16, 1, Buffer.from("hello")),
       frame(17, 2, Buffer.alloc(0)),
-      frame(36, 3, randomBytes(LARGE_BODY_THRESHOLD + 5)),
+      frame(36, 3, pseudoRandomBytes(LARGE_BODY_THRESHOLD + 5, "large body")),
     ]);
     for (const step of [1, 2, 7, 9, 10, 4096, stream.length]) {
       const { decoder, frames, allocations } = collectingDecoder();
@@ -152,16 +156,17 @@ describe("frame decoder", () => {
     }
   });
 
-  it("reassembles random splits of random frames", () => {
+  it("reassembles random splits of random frames", (t) => {
+    const random = seededRandom(t);
     for (let round = 0; round < 50; round++) {
       const bodies = Array.from({ length: 1 + (round % 7) }, (_, i) =>
-        randomBytes((round * 997 + i * 31) % 3000),
+        random.bytes((round * 997 + i * 31) % 3000),
       );
       const stream = Buffer.concat(bodies.map((body, i) => frame(20, i + 1, body)));
       const { decoder, frames } = collectingDecoder();
       let at = 0;
       while (at < stream.length) {
-        const step = 1 + Math.floor(Math.random() * 600);
+        const step = 1 + random.below(600);
         decoder.push(stream.subarray(at, at + step));
         at += step;
       }

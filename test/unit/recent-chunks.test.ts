@@ -1,6 +1,5 @@
 /** The host's cache of small files' bytes between a manifest and the GET_CHUNKS that follows. */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +8,7 @@ import { defaultChunker, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { chunkBytes, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
 import { RecentChunks } from "../../src/host/recent-chunks.js";
+import { seededRandom } from "../helpers/seed.js";
 
 /** Reads a "file" of `size` bytes of `fill` into the cache, as the host's manifest does. */
 function put(recent: RecentChunks, fill: number, size: number): Buffer {
@@ -57,7 +57,7 @@ test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps
 });
 
 test("chunkBytes cuts bytes in memory exactly as chunkFile cuts the same bytes in a file", async (t) => {
-  const data = randomBytes(3 * 1024 * 1024 + 12_345);
+  const data = seededRandom(t).bytes(3 * 1024 * 1024 + 12_345);
   const dir = mkdtempSync(join(tmpdir(), "teleport-chunk-bytes-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, "file");

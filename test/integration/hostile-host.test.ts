@@ -3,7 +3,6 @@
  * symlinks, or by lying about sizes; and a first healthy answer proves the harness itself works.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
@@ -20,6 +19,7 @@ import {
   startHostileHost,
   symlinkEntry,
 } from "../helpers/hostile-host.js";
+import { findPartFiles, pseudoRandomBytes } from "../helpers/tree.js";
 
 type Script = Parameters<typeof startHostileHost>[1];
 
@@ -43,10 +43,7 @@ async function pullFrom(
   // Nothing may appear beside the destination, whatever the host sent.
   assert.deepEqual((await readdir(base)).sort(), ["dest", "home", "outside"]);
   assert.deepEqual(await readdir(outside), []);
-  const leftovers = (await readdir(dest, { recursive: true })).filter((name) =>
-    String(name).endsWith(".teleport-part"),
-  );
-  assert.deepEqual(leftovers, []);
+  assert.deepEqual(await findPartFiles(dest), []);
   return { ...outcome, dest };
 }
 
@@ -56,7 +53,7 @@ function assertRefused(error: unknown, codes: ErrorCode[]): void {
 }
 
 test("the hostile-host harness serves a well-formed tree that pulls correctly", async (t) => {
-  const data = randomBytes(5 * 1024 * 1024 + 3);
+  const data = pseudoRandomBytes(5 * 1024 * 1024 + 3, "hostile-host 5 MiB");
   const { error, summary, dest } = await pullFrom(
     t,
     [hostile.entries([dirEntry("")]), ...fileFrames("ok.bin", data)],
@@ -135,7 +132,7 @@ test("the share root announced as a file or symlink is refused", async (t) => {
 });
 
 test("a file hash that does not match the chunk list is refused, and nothing is written", async (t) => {
-  const data = randomBytes(100_000);
+  const data = pseudoRandomBytes(100_000, "hostile-host 100 kB");
   const frames = fileFrames("f.bin", data);
   frames[frames.length - 1] = hostile.fileEnd(data.length, 1, Buffer.alloc(32, 7));
   const { error, dest } = await pullFrom(t, [hostile.entries([dirEntry("")]), ...frames], { content: data });
@@ -166,7 +163,7 @@ test("sizes that lie are refused: chunks past the end, gaps, a short file end", 
 });
 
 test("chunk bytes that do not match their hash are never written", async (t) => {
-  const data = randomBytes(3 * 1024 * 1024);
+  const data = pseudoRandomBytes(3 * 1024 * 1024, "hostile-host 3 MiB");
   const tampered = Buffer.from(data);
   tampered.writeUInt8(tampered.readUInt8(2 * 1024 * 1024 + 5) ^ 0xff, 2 * 1024 * 1024 + 5);
   const { error, dest } = await pullFrom(t, [hostile.entries([dirEntry("")]), ...fileFrames("f.bin", data)], {

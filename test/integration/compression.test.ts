@@ -11,55 +11,31 @@ import { TeleportClient } from "../../src/client/client.js";
 import { CompressionPolicy } from "../../src/client/compression-policy.js";
 import { type PullOptions, type PullSummary, pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
-import type { HostInternals } from "../../src/host/faults.js";
-import { Host, type HostOptions } from "../../src/host/host.js";
+import type { Host } from "../../src/host/host.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
 import { CHUNK_DATA_HEADER_SIZE, MessageType } from "../../src/wire/messages.js";
-import { runCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
-import { compareTrees, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
+import { hostInProcess, makeShare, type TestHostOptions } from "../helpers/share.js";
+import { compareTrees, compressibleText, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
-/** Source-like text that compresses ~4x, different on every line. */
-function sourceText(bytes: number, seed: string): Buffer {
-  const lines: string[] = [];
-  let total = 0;
-  for (let i = 0; total < bytes; i++) {
-    const line = `export const ${seed}_${i} = computeChecksum(buffer.subarray(${i * 64}, ${i * 64 + 64}), "${seed}");\n`;
-    lines.push(line);
-    total += line.length;
-  }
-  return Buffer.from(lines.join("")).subarray(0, bytes);
-}
-
-async function fixture(
-  t: TestContext,
-  hostOptions: Partial<HostOptions> = {},
-  internals: HostInternals = {},
-) {
-  const base = await tempDir(t, "compression");
-  const share = join(base, "share");
+async function fixture(t: TestContext, hostOptions: TestHostOptions = {}) {
+  const { base, share } = await makeShare(t, "compression");
   await mkdir(join(share, "src"), { recursive: true });
-  await writeFile(join(share, "src", "large.ts"), sourceText(3 * MiB, "large"));
+  await writeFile(join(share, "src", "large.ts"), compressibleText(3 * MiB, "large"));
   for (let i = 0; i < 20; i++)
-    await writeFile(join(share, "src", `small-${i}.ts`), sourceText(3000, `small${i}`));
+    await writeFile(join(share, "src", `small-${i}.ts`), compressibleText(3000, `small${i}`));
   await writeFile(join(share, "random.bin"), pseudoRandomBytes(2 * MiB, "compression"));
   await writeFile(
     join(share, "mixed.bin"),
-    Buffer.concat([sourceText(MiB, "mixed"), pseudoRandomBytes(MiB, "mixed")]),
+    Buffer.concat([compressibleText(MiB, "mixed"), pseudoRandomBytes(MiB, "mixed")]),
   );
   await writeFile(join(share, "empty"), "");
   await writeFile(join(share, "tiny.txt"), "hi\n");
-  await writeFile(join(share, "archive.zip"), sourceText(MiB, "zip")); // compressible, but named as compressed
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "host-home"),
-      bind: "127.0.0.1",
-      ...hostOptions,
-    },
-    internals,
-  );
-  onCleanup(t, () => host.close());
+  await writeFile(join(share, "archive.zip"), compressibleText(MiB, "zip")); // compressible, but named as compressed
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    ...hostOptions,
+  });
   return { base, share, host };
 }
 
@@ -114,22 +90,18 @@ test("auto compresses nothing on loopback, where the CPU is the limit", async (t
 });
 
 test("a corrupt compressed chunk fails the pull with a clear error and leaves nothing under the final name", async (t) => {
-  const { base, host } = await fixture(
-    t,
-    {},
-    {
-      faults: {
-        beforeSend: (frames) => {
-          // Garbles the payload of every compressed frame in the group.
-          for (let at = 0; at < frames.length; at += 4 + frames.readUInt32LE(at)) {
-            if (frames[at + 4] !== MessageType.CHUNK_ZSTD) continue;
-            const payload = at + FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
-            frames.fill(0x5a, payload + 4, Math.min(payload + 64, at + 4 + frames.readUInt32LE(at)));
-          }
-        },
+  const { base, host } = await fixture(t, {
+    faults: {
+      beforeSend: (frames) => {
+        // Garbles the payload of every compressed frame in the group.
+        for (let at = 0; at < frames.length; at += 4 + frames.readUInt32LE(at)) {
+          if (frames[at + 4] !== MessageType.CHUNK_ZSTD) continue;
+          const payload = at + FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE;
+          frames.fill(0x5a, payload + 4, Math.min(payload + 64, at + 4 + frames.readUInt32LE(at)));
+        }
       },
     },
-  );
+  });
   const dest = join(base, "dest");
   await assert.rejects(
     pullWith(host, dest, new CompressionPolicy("on"), { remotePath: "src/large.ts" }),
@@ -143,23 +115,15 @@ test("a corrupt compressed chunk fails the pull with a clear error and leaves no
 });
 
 test("the host compresses harder while the link holds the transfer up, unless the level is pinned", async (t) => {
-  const base = await tempDir(t, "compression-adaptive");
-  const share = join(base, "share");
-  await mkdir(share);
-  for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), sourceText(MiB, `part${i}`));
+  const { base, share } = await makeShare(t, "compression-adaptive");
+  for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), compressibleText(MiB, `part${i}`));
   // A slow link: every chunk waits before it goes, while the compressor has nothing to do (a
   // group of 1 MiB takes ~4 ms to compress, ~40 ms on a loaded machine, and ~190 ms to "send").
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "host-home"),
-      bind: "127.0.0.1",
-    },
-    {
-      faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
-    },
-  );
-  onCleanup(t, () => host.close());
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
+  });
   const stats = host.compressionStats;
   assert.ok(stats !== undefined);
 
@@ -175,21 +139,4 @@ test("the host compresses harder while the link holds the transfer up, unless th
   await pullWith(host, join(base, "pinned"), new CompressionPolicy("on", 2), { streams: 1 });
   await compareTrees(share, join(base, "pinned"));
   assert.deepEqual([...stats.bytesInByLevel.keys()], [2]);
-});
-
-test("the CLI: pull --compress on reports the wire bytes, the host says what it compressed when stopped", async (t) => {
-  const base = await tempDir(t, "compression-cli");
-  const share = join(base, "share");
-  await mkdir(share);
-  await writeFile(join(share, "source.ts"), sourceText(2 * MiB, "cli"));
-  const host = await startHost(share, { home: join(base, "host-home") });
-  onCleanup(t, () => host.stop());
-  const env = { TELEPORT_HOME: join(base, "client-home") };
-  const result = await runCli(["pull", host.link, join(base, "dest"), "--json", "--compress", "on"], env);
-  assert.equal(result.code, 0, result.stderr);
-  await compareTrees(share, join(base, "dest"));
-  const summary = JSON.parse(result.stdout) as PullSummary;
-  assert.ok(summary.bytesOnWire < summary.bytesFromNetwork / 2, `${summary.bytesOnWire} on the wire`);
-  await host.stop();
-  assert.match(host.stderr(), /compressed 2\.1 MB into 0\.\d MB \(\d+\.\d\dx\) for clients; by level: \d+ /);
 });

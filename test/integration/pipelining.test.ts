@@ -4,24 +4,21 @@
  * stayed open, and the host closed the connection for having more than 256 open.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { TeleportClient } from "../../src/client/client.js";
-import { Host } from "../../src/host/host.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { onCleanup } from "../helpers/context.js";
+import { hostInProcess, makeShare } from "../helpers/share.js";
+import { pseudoRandomBytes } from "../helpers/tree.js";
 
 test("a client keeping 64 chunk requests in flight is served without hitting the open-request cap", async (t) => {
-  const base = await tempDir(t, "pipelining");
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, "pipelining");
   const chunkSize = 1024 * 1024;
-  const data = randomBytes(16 * chunkSize);
+  const data = pseudoRandomBytes(16 * chunkSize, "pipelining");
   await writeFile(join(share, "data.bin"), data);
-  const host = await Host.start({ root: share, home: join(base, "home"), bind: "127.0.0.1" });
-  onCleanup(t, () => host.close());
+  const host = await hostInProcess(t, { base, share });
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
 
@@ -65,23 +62,15 @@ test("a client keeping 64 chunk requests in flight is served without hitting the
 });
 
 test("a client opening more than 256 requests at once gets the host's PROTOCOL error, not a reset", async (t) => {
-  const base = await tempDir(t, "request-cap");
-  const share = join(base, "share");
-  await mkdir(share);
-  const data = randomBytes(64 * 1024);
+  const { base, share } = await makeShare(t, "request-cap");
+  const data = pseudoRandomBytes(64 * 1024, "request-cap");
   await writeFile(join(share, "small.bin"), data);
   // Each answer takes a moment, so the requests are all still open when the flood is complete.
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "home"),
-      bind: "127.0.0.1",
-    },
-    {
-      faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 200)) },
-    },
-  );
-  onCleanup(t, () => host.close());
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 200)) },
+  });
   const client = await TeleportClient.connect(host.url);
   onCleanup(t, () => client.close());
 

@@ -4,7 +4,7 @@
  * reach the host any more, the pull fails with a clear error instead of hanging.
  */
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import fc from "fast-check";
@@ -13,27 +13,21 @@ import { pull } from "../../src/client/pull.js";
 import { pullLink } from "../../src/client/pull-link.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import type { HostFaults } from "../../src/host/faults.js";
-import { Host } from "../../src/host/host.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { NO_HANG_TIMEOUT_MS, onCleanup } from "../helpers/context.js";
+import { hostInProcess, makeShare } from "../helpers/share.js";
 import { findPartFiles, pseudoRandomBytes } from "../helpers/tree.js";
 
 const MiB = 1024 * 1024;
 
 /** A share holding one file `data.bin` of `content`, served by an in-process host with `faults`. */
 async function serveFile(t: TestContext, label: string, content: Buffer, faults?: HostFaults) {
-  const base = await tempDir(t, label);
-  const share = join(base, "share");
-  await mkdir(share);
+  const { base, share } = await makeShare(t, label);
   await writeFile(join(share, "data.bin"), content);
-  const host = await Host.start(
-    {
-      root: share,
-      home: join(base, "host-home"),
-      bind: "127.0.0.1",
-    },
-    faults === undefined ? {} : { faults },
-  );
-  onCleanup(t, () => host.close());
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    ...(faults === undefined ? {} : { faults }),
+  });
   return { base, host };
 }
 
@@ -112,7 +106,9 @@ test("data streams cut at random points (fast-check) are healed, every byte inta
   assert.ok(cuts >= 12, `only ${cuts} cuts were made`);
 });
 
-test("a pull whose host goes away fails with a connection error instead of hanging", async (t) => {
+test("a pull whose host goes away fails with a connection error instead of hanging", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
   const content = pseudoRandomBytes(16 * MiB, "stream-gone");
   let served = 0;
   let destroyHost: (() => void) | undefined;
@@ -126,13 +122,12 @@ test("a pull whose host goes away fails with a connection error instead of hangi
   destroyHost = () => host.destroy();
   const client = await connect(t, host.url);
 
-  const started = performance.now();
   await assert.rejects(pull(client, { dest: join(base, "dest"), streams: 2 }), (err: unknown) => {
     assert.ok(err instanceof TeleportError);
     assert.ok(err.code === ErrorCode.CONNECTION, `${err.code}: ${err.message}`);
     return true;
   });
-  assert.ok(performance.now() - started < 30_000, "no hang");
+  // A hang is failed by the test timeout.
 });
 
 test("two clients pulling from one host at once both finish, neither starved", async (t) => {
@@ -140,17 +135,27 @@ test("two clients pulling from one host at once both finish, neither starved", a
   const { base, host } = await serveFile(t, "two-clients", content);
   const clients = await Promise.all([connect(t, host.url), connect(t, host.url)]);
 
-  const started = performance.now();
-  const seconds = await Promise.all(
+  // Served side by side, the one that finishes second has been receiving all along; one served
+  // after the other would not have begun. (How close together they finish is the benchmark's.)
+  const bytesDone = [0, 0];
+  const othersBytesAtFinish: number[] = [];
+  await Promise.all(
     clients.map(async (client, i) => {
       const dest = join(base, `dest-${i}`);
-      await pull(client, { dest, streams: 2 });
+      await pull(client, {
+        dest,
+        streams: 2,
+        onProgress: (progress) => {
+          bytesDone[i] = progress.bytesDone;
+        },
+      });
+      othersBytesAtFinish.push(bytesDone[1 - i] ?? 0);
       assert.ok((await readFile(join(dest, "data.bin"))).equals(content));
-      return (performance.now() - started) / 1000;
     }),
   );
-  const [first, second] = seconds.sort((a, b) => a - b) as [number, number];
-  // Served side by side, they finish close together; one served after the other would take
-  // twice as long as the first.
-  assert.ok(second < 1.6 * first, `finished after ${first.toFixed(2)} s and ${second.toFixed(2)} s`);
+  const [atFirstFinish] = othersBytesAtFinish;
+  assert.ok(
+    atFirstFinish !== undefined && atFirstFinish > 0,
+    `the other client had ${atFirstFinish} bytes when the first finished`,
+  );
 });

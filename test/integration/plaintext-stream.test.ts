@@ -1,0 +1,82 @@
+/**
+ * Plaintext data streams (--no-encryption) in process: they carry chunks and nothing else, still
+ * need the link's secret, are refused by a host that does not allow them, and report a file that
+ * shrank without ending the stream. Runs with the native addon and, under TELEPORT_NATIVE=0, on
+ * the portable path (npm test runs this file both ways).
+ */
+import assert from "node:assert/strict";
+import { truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { TeleportClient } from "../../src/client/client.js";
+import { ErrorCode, type TeleportError } from "../../src/errors.js";
+import { Host } from "../../src/host/host.js";
+import type { ChunkRequest } from "../../src/wire/messages.js";
+import { onCleanup, tempDir } from "../helpers/context.js";
+import { hostInProcess, makeShare } from "../helpers/share.js";
+import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
+
+test("a plaintext stream: chunks only, the link's secret still required, refused by a host that does not allow it", async (t) => {
+  const base = await tempDir(t, "plaintext-stream");
+  await writeFile(join(base, "file"), "plaintext");
+  const start = async (allowPlaintext: boolean) => {
+    const host = await Host.start({
+      root: base,
+      home: join(base, `home-${allowPlaintext}`),
+      bind: "127.0.0.1",
+      allowPlaintext,
+      transports: ["tcp"],
+    });
+    onCleanup(t, () => host.close());
+    return host;
+  };
+  const open = await start(true);
+  const client = await TeleportClient.connect(open.link, { plaintext: true });
+  onCleanup(t, () => client.close());
+  await assert.rejects(client.stat("file"), (err: TeleportError) => {
+    assert.equal(err.code, ErrorCode.PROTOCOL);
+    assert.match(err.message, /only chunks are served over an unencrypted stream/);
+    return true;
+  });
+  await assert.rejects(
+    TeleportClient.connect({ ...open.link, secret: Buffer.alloc(32, 1) }, { plaintext: true }),
+    { code: ErrorCode.AUTH },
+  );
+  const closed = await start(false);
+  await assert.rejects(TeleportClient.connect(closed.link, { plaintext: true }), (err: TeleportError) => {
+    assert.equal(err.code, ErrorCode.CONNECTION);
+    assert.match(err.message, /does it allow --no-encryption/);
+    return true;
+  });
+});
+
+test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGED, and the stream goes on", async (t) => {
+  const { base, share } = await makeShare(t, "plaintext-changed");
+  const path = join(share, "big.bin");
+  await writeFile(path, pseudoRandomBytes(3 * MiB, "plaintext changed"));
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    allowPlaintext: true,
+    transports: ["tcp"],
+  });
+  const control = await TeleportClient.connect(host.link, { askPlaintext: true });
+  onCleanup(t, () => control.close());
+  const chunks: ChunkRequest[] = [];
+  for await (const event of control.manifest("big.bin")) {
+    if (event.kind === "chunks") for (const chunk of event.chunks) chunks.push({ ...chunk, path: "big.bin" });
+  }
+  const data = await TeleportClient.connect(host.link, { plaintext: true });
+  onCleanup(t, () => data.close());
+  await truncate(path, MiB);
+  await assert.rejects(
+    data.fetchChunks(chunks, () => {}),
+    { code: ErrorCode.FILE_CHANGED },
+  );
+  const first = chunks[0] as ChunkRequest;
+  let received: Buffer | undefined;
+  await data.fetchChunks([first], (_request, bytes) => {
+    received = Buffer.from(bytes);
+  });
+  assert.equal(received?.length, first.size, "the same stream serves what is still there");
+});
