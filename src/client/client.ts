@@ -9,7 +9,7 @@ import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
-import { dialPlain } from "../transport/plain.js";
+import { plainTransport } from "../transport/plain.js";
 import { quicAvailable } from "../transport/quic.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
@@ -137,7 +137,7 @@ export class TeleportClient {
     const timeoutMs = handshakeTimeoutMs(options);
     const stream =
       options.plaintext === true
-        ? await dialPlain(parsed, { ...signal, timeoutMs })
+        ? await plainTransport.dial(parsed, { ...signal, timeoutMs })
         : await dialChoice(parsed, options.transport ?? "auto", {
             ...signal,
             ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
