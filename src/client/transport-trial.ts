@@ -20,7 +20,7 @@
  * Like the tuner, this is policy only: it sees byte counts and times, never a socket, and is
  * tested with made-up measurements.
  */
-import type { TransportKind } from "../transport/transport.js";
+import { type TransportCounts, type TransportKind, transportCounts } from "../transport/transport.js";
 
 /** Per-stream delivery of the other transport, as a multiple of the current one's, to move to it. */
 const SWITCH_GAIN = 1.25;
@@ -53,10 +53,7 @@ const CONNECT_MS = 5000;
 const SOME_CONNECTED_MS = 1000;
 const SOME_CONNECTED_RTTS = 4;
 
-export interface TransportCounts {
-  tcp: number;
-  quic: number;
-}
+export type { TransportCounts } from "../transport/transport.js";
 
 /** What the pool is to do with its streams. */
 export type TrialAction =
@@ -164,7 +161,7 @@ export class TransportTrial {
     if (elapsedMs < Math.max(MEASURE_MS, MEASURE_RTTS * o.minRttMs)) return undefined;
     const perStream = (kind: TransportKind) =>
       o.ready[kind] === 0 ? 0 : ((o.delivered[kind] - from[kind]) * 1000) / elapsedMs / o.ready[kind];
-    const rates: TransportCounts = { tcp: perStream("tcp"), quic: perStream("quic") };
+    const rates = transportCounts(perStream);
     const other = this.#other;
     if (rates[other] >= SWITCH_GAIN * rates[this.current]) {
       const from = this.current;
