@@ -9,7 +9,7 @@ import { hashBytes, hashEquals } from "../chunking/hash.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
-import { quicAvailable } from "../transport/quic.js";
+import { availableTransports } from "../transport/registry.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
 import type { TransportKind } from "../transport/transport.js";
 import { decodeMessage } from "../wire/codec.js";
@@ -148,9 +148,8 @@ export class TeleportClient {
    * both (Feature.BOTH_TRANSPORTS) and this machine has the QUIC binding.
    */
   get alternativeTransport(): TransportKind | undefined {
-    const both = this.#connection.hasFeature(Feature.BOTH_TRANSPORTS);
-    if (this.#choice !== "auto" || !both || !quicAvailable) return undefined;
-    return this.transport === "tcp" ? "quic" : "tcp";
+    if (this.#choice !== "auto" || !this.#connection.hasFeature(Feature.BOTH_TRANSPORTS)) return undefined;
+    return availableTransports().find((kind) => kind !== this.transport);
   }
 
   /** Whether the host sends files' extended attributes (Feature.XATTRS, when asked). */
@@ -257,9 +256,9 @@ export class TeleportClient {
    * Fetches chunks by hash, each checked against its hash before `onChunk` sees it (see
    * HostConnection.fetchChunks).
    */
-  fetchChunks(
-    chunks: ChunkRequest[],
-    onChunk: (request: ChunkRequest, data: Buffer, wireBytes: number) => void,
+  fetchChunks<R extends ChunkRequest>(
+    chunks: R[],
+    onChunk: (request: R, data: Buffer, wireBytes: number) => void,
     options: FetchOptions = {},
   ): Promise<void> {
     return this.#connection.fetchChunks(chunks, onChunk, options);

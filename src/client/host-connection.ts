@@ -209,9 +209,9 @@ export class HostConnection {
    * `onChunk` sees it (compressed ones once decompressed); `onChunk` then owns `data` and must
    * give it back with `pool.release`. `wireBytes` is what the chunk took on the wire.
    */
-  fetchChunks(
-    chunks: ChunkRequest[],
-    onChunk: (request: ChunkRequest, data: Buffer, wireBytes: number) => void,
+  fetchChunks<R extends ChunkRequest>(
+    chunks: R[],
+    onChunk: (request: R, data: Buffer, wireBytes: number) => void,
     options: FetchOptions = {},
   ): Promise<void> {
     const compressLevel = this.hasFeature(Feature.COMPRESSION) ? (options.compressLevel ?? 0) : 0;

@@ -91,7 +91,7 @@ class Stream {
       await this.connection.fetchChunks(
         chunks,
         (request, data, wireBytes) => {
-          this.gathered.add(request as ChunkWrite, data);
+          this.gathered.add(request, data);
           this.wireBytes += wireBytes;
           Atomics.add(delivered, this.#counter, data.length);
         },

@@ -18,10 +18,11 @@ import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { transportFor } from "../transport/registry.js";
 import { type TransportCounts, type TransportKind, transportCounts } from "../transport/transport.js";
-import { type BatchCarrier, BatchQueue } from "./batch-queue.js";
+import { BatchQueue } from "./batch-queue.js";
 import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import type { DataStreamFactory } from "./data-streams.js";
+import { type PoolStream, PoolStreams } from "./pool-streams.js";
 import {
   type ChunkWrite,
   deserializeError,
@@ -118,31 +119,11 @@ function streamMemoryBound(largestChunk: number): number {
   return 2 * (WRITE_SLICE_BYTES + largestChunk) + 2 * POOL_HEADROOM_BYTES;
 }
 
-/** A data stream as the pool tracks it. */
-class PoolStream implements BatchCarrier {
-  readonly id: number;
-  readonly thread: StreamThread;
-  readonly transport: TransportKind;
-  state: "connecting" | "ready" | "dropping" | "lost" = "connecting";
-  inFlightBytes = 0;
-  abandoned = false;
-
-  constructor(id: number, thread: StreamThread, transport: TransportKind) {
-    this.id = id;
-    this.thread = thread;
-    this.transport = transport;
-  }
-
-  get ready(): boolean {
-    return this.state === "ready";
-  }
-}
-
 export class StreamPool {
   readonly #compression: CompressionPolicy;
   readonly #loopback: boolean;
   readonly #threads: StreamThread[];
-  readonly #streams = new Map<number, PoolStream>();
+  readonly #streams: PoolStreams;
   readonly #batches = new BatchQueue<PoolStream>();
   readonly #tuner: StreamTuner;
   readonly #trial: TransportTrial | undefined;
@@ -151,13 +132,10 @@ export class StreamPool {
   readonly #ping: (() => Promise<number>) | undefined;
   readonly #onNotice: ((message: string) => void) | undefined;
   readonly #ticker: NodeJS.Timeout;
-  readonly #order: number[] = [];
-  #nextStreamId = 1;
   readonly #delivered: TransportCounts = transportCounts();
   #pinging = false;
   #lastPingAt = 0;
   #spares = SPARE_CONNECTIONS;
-  #peakStreams = 0;
   #streamsLost = 0;
   #closing: Promise<PoolReport> | undefined;
 
@@ -186,7 +164,8 @@ export class StreamPool {
           (error) => this.#onThreadExit(error),
         ),
     );
-    for (let i = 0; i < initial; i++) this.#open();
+    this.#streams = new PoolStreams(this.#threads);
+    for (let i = 0; i < initial; i++) this.#streams.open(this.#transport);
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
   }
 
@@ -227,7 +206,7 @@ export class StreamPool {
       this.#tuner.windowBytes / this.#tuner.streams,
       BATCHES_PER_STREAM * this.batchBytes,
     );
-    this.#batches.dispatch(this.#streams, perStream, (stream, batch) =>
+    this.#batches.dispatch(this.#streams.byId, perStream, (stream, batch) =>
       stream.thread.post({
         op: "fetch",
         stream: stream.id,
@@ -241,7 +220,7 @@ export class StreamPool {
   #onMessage(message: FromThread): void {
     switch (message.op) {
       case "ready": {
-        const stream = this.#streams.get(message.stream);
+        const stream = this.#streams.byId.get(message.stream);
         if (stream?.state === "connecting") stream.state = "ready";
         this.#dispatch();
         break;
@@ -263,13 +242,8 @@ export class StreamPool {
   }
 
   #onLost(id: number, error: TeleportError): void {
-    const stream = this.#streams.get(id);
-    if (stream === undefined || stream.state === "lost") return;
-    const wasDropping = stream.state === "dropping";
-    stream.state = "lost";
-    this.#streams.delete(id);
-    stream.thread.streams--;
-    if (this.#closing !== undefined || wasDropping) return;
+    const stream = this.#streams.lost(id);
+    if (stream === undefined || this.#closing !== undefined || stream.wasDropping) return;
     if (stream.transport !== this.#transport) {
       // A trial's stream: the trial ends (its open batches come back as "failed" and are requeued).
       this.#act(this.#trial?.lost(performance.now()));
@@ -279,8 +253,8 @@ export class StreamPool {
     // Its open batches come back as "failed" and are requeued; it is replaced while spares last.
     if (this.#spares > 0) {
       this.#spares--;
-      this.#open();
-    } else if (![...this.#streams.values()].some((s) => s.state === "connecting" || s.state === "ready")) {
+      this.#streams.open(this.#transport);
+    } else if (!this.#streams.anyLive) {
       this.#batches.breakWith(error); // what is left is being dropped: nothing would ever take the queue
     }
   }
@@ -290,41 +264,11 @@ export class StreamPool {
     this.#batches.breakWith(error);
   }
 
-  /** Opens a stream on the thread with the fewest. */
-  #open(transport = this.#transport): void {
-    const thread = this.#threads.reduce((a, b) => (b.streams < a.streams ? b : a));
-    const stream = new PoolStream(this.#nextStreamId++, thread, transport);
-    thread.streams++;
-    this.#streams.set(stream.id, stream);
-    this.#order.push(stream.id);
-    this.#peakStreams = Math.max(this.#peakStreams, this.#streams.size);
-    thread.post({ op: "open", stream: stream.id, transport });
-  }
-
-  /** Streams of `transport` not being dropped, the most recently opened first. */
-  #active(transport: TransportKind): PoolStream[] {
-    return [...this.#streams.values()]
-      .filter((s) => s.transport === transport && s.state !== "dropping")
-      .reverse();
-  }
-
-  /**
-   * Closes the most recently opened streams of `transport` once their batches are done, or at
-   * once with `abort`, their batches handed to the other streams.
-   */
-  #drop(count: number, transport: TransportKind, abort = false): void {
-    for (const stream of this.#active(transport).slice(0, count)) {
-      stream.state = "dropping";
-      stream.abandoned = abort;
-      stream.thread.post({ op: "drop", stream: stream.id, abort });
-    }
-  }
-
   /** Opens or drops streams of the current transport to the tuner's count. */
   #resize(): void {
-    const active = this.#active(this.#transport).length;
-    for (let i = active; i < this.#tuner.streams; i++) this.#open();
-    if (active > this.#tuner.streams) this.#drop(active - this.#tuner.streams, this.#transport);
+    const active = this.#streams.active(this.#transport).length;
+    for (let i = active; i < this.#tuner.streams; i++) this.#streams.open(this.#transport);
+    if (active > this.#tuner.streams) this.#streams.drop(active - this.#tuner.streams, this.#transport);
   }
 
   /** Carries out what the transport trial decided. */
@@ -332,7 +276,7 @@ export class StreamPool {
     if (action === undefined) return;
     switch (action.op) {
       case "try":
-        for (let i = 0; i < action.streams; i++) this.#open(action.transport);
+        for (let i = 0; i < action.streams; i++) this.#streams.open(action.transport);
         break;
       case "switch": {
         const from = this.#transport;
@@ -343,11 +287,11 @@ export class StreamPool {
         this.#transport = action.transport;
         this.#resize();
         // The slower transport's batches would hold the pull's tail: they move at once.
-        this.#drop(Number.POSITIVE_INFINITY, from, true);
+        this.#streams.drop(Number.POSITIVE_INFINITY, from, true);
         break;
       }
       case "end":
-        this.#drop(Number.POSITIVE_INFINITY, action.transport, true);
+        this.#streams.drop(Number.POSITIVE_INFINITY, action.transport, true);
         break;
     }
     this.#dispatch();
@@ -370,7 +314,7 @@ export class StreamPool {
       this.#trial?.observe({
         nowMs: now,
         delivered: this.#delivered,
-        ready: this.#readyCounts(),
+        ready: this.#streams.readyCounts(),
         streams: this.#tuner.streams,
         steady: saturated && this.#tuner.settled && minRttMs >= MIN_PROBE_RTT_MS,
         minRttMs,
@@ -391,21 +335,12 @@ export class StreamPool {
       });
   }
 
-  #readyCounts(): TransportCounts {
-    const ready = transportCounts();
-    for (const stream of this.#streams.values()) if (stream.ready) ready[stream.transport]++;
-    return ready;
-  }
-
   /**
    * Whether the streams have the work they can take: batches waiting, or at least half the window
    * in flight. Otherwise the caller is short of work, and the rate measures that, not the path.
    */
   #saturated(): boolean {
-    if (this.#batches.waiting > 0) return true;
-    let inFlight = 0;
-    for (const stream of this.#streams.values()) inFlight += stream.inFlightBytes;
-    return inFlight >= this.#tuner.windowBytes / 2;
+    return this.#batches.waiting > 0 || this.#streams.inFlightBytes >= this.#tuner.windowBytes / 2;
   }
 
   /**
@@ -438,15 +373,15 @@ export class StreamPool {
       peakBufferBytes += thread.report?.peakBufferBytes ?? 0;
     }
     return {
-      streams: this.#order.flatMap((id) => {
+      streams: this.#streams.order.flatMap((id) => {
         const s = stats.get(id);
         return s !== undefined && s.bytes > 0 ? [s] : [];
       }),
-      peakStreams: this.#peakStreams,
+      peakStreams: this.#streams.peak,
       streamsLost: this.#streamsLost,
       batchesReissued: this.#batches.reissued,
       peakBufferBytes,
-      memoryBoundBytes: this.#peakStreams * streamMemoryBound(this.#batches.largestChunk),
+      memoryBoundBytes: this.#streams.peak * streamMemoryBound(this.#batches.largestChunk),
       windowBytes: this.#tuner.windowBytes,
       minRttMs: this.#tuner.minRttMs ?? null,
       tuning: this.#tuner.steps,

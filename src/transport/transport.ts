@@ -1,9 +1,11 @@
 /**
- * What teleport needs from a network transport, and nothing more: secure, ordered, reliable byte
- * streams between a client and a host, each authenticated twice (the host by the share link's
- * certificate fingerprint, the client by its proof of the link's secret). TLS over TCP
- * (tcp.ts) is one; everything above (Connection, the host's sessions, the pull's stream pool)
- * frames messages on `TransportStream.stream` and knows nothing else of the transport.
+ * What teleport needs from a network transport, and nothing more: ordered, reliable byte streams
+ * between a client and a host, each authenticated twice (the host by the share link's
+ * certificate fingerprint, the client by its proof of the link's secret). TLS over TCP (tcp.ts)
+ * and QUIC (quic.ts) are secure ones; plaintext TCP (plain.ts) proves only the client, for data
+ * streams under `--no-encryption`. Everything above (Connection, the host's sessions, the pull's
+ * stream pool) frames messages on `TransportStream.stream` and knows nothing else of the
+ * transport. test/helpers/transport-compliance.ts is what each must pass.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
