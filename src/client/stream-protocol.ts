@@ -3,17 +3,18 @@
  * the thread's start data, the messages each way, and batches packed for posting.
  *
  * File descriptors: the pull opens and closes the files chunks are written to; a ChunkWrite
- * lends its `fd` to the thread that writes the chunk, from the batch's post until the thread
- * reports the batch done or failed (having finished every write it started for it). The pool
- * settles the batch's promise only then, so the caller closes a file only once no thread can
- * still write to it. Sockets are the threads' own: each opens and closes its streams.
+ * lends its `fd` to the threads. A batch that resolves has had every write finished, so the
+ * caller may close its files then. One that rejects may have writes still under way on a
+ * thread (the pool gave up on it), so after a failure the caller closes files only once
+ * StreamPool.close() has resolved: every thread has then finished its writes and exited.
+ * Sockets are the threads' own: each opens and closes its streams.
  */
 import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
 import { TRANSPORT_KINDS, type TransportKind } from "../transport/transport.js";
 import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
 import type { DataStreamSpec } from "./data-streams.js";
 
-/** A chunk to fetch and where its bytes go: `fd`, lent until the batch settles (see above). */
+/** A chunk to fetch and where its bytes go: `fd`, lent to the pool's threads (see above). */
 export interface ChunkWrite extends ChunkRequest {
   fd: number;
 }

@@ -11,8 +11,9 @@
  *   that delivers more (transport-trial.ts).
  * - Memory stays bounded: a stream holds at most a write slice and the frame it is reading, and
  *   each thread counts the chunk memory it holds at its peak (`memoryBoundBytes` is the bound).
- * - Files: the caller lends each batch's file descriptors until the batch settles
- *   (stream-protocol.ts); the streams' sockets are their threads' own.
+ * - Files: the caller lends each batch's file descriptors to the threads until the batch
+ *   resolves, or after a failure until close() resolves (stream-protocol.ts); the streams'
+ *   sockets are their threads' own.
  */
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
