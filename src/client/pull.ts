@@ -36,7 +36,6 @@ import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../error
 import { platformIo } from "../platform/io.js";
 import { type ChunkIndex, type IndexedFile, inodeOf, type RecordedFile } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
-import { formatLink } from "../transport/link.js";
 import type { TransportKind } from "../transport/transport.js";
 import {
   type ChunkRef,
@@ -80,7 +79,7 @@ export interface PullOptions {
   windowBytes?: number;
   /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
   streams?: number;
-  /** How long a silent host is waited for, on each data stream (default 30 s). */
+  /** How long a silent host is waited for, on each connection (pullLink connects with it). */
   idleTimeoutMs?: number;
   /** What to ask the host to compress (default `auto`: where the link is slower than the CPU). */
   compression?: CompressionPolicy;
@@ -1067,21 +1066,13 @@ class Puller {
 
   /** The stream pool, started with the first chunk that has to cross the network. */
   #pool(): StreamPool {
-    this.#streams ??= new StreamPool({
-      link: formatLink(this.#client.link),
+    this.#streams ??= new StreamPool(this.#client.dataStreams({ encrypted: this.#summary.encrypted }), {
       windowBytes: this.#minWindowBytes,
       ping: () => this.#client.ping(),
-      clientId: this.#client.clientId,
-      transport: this.#client.transport,
-      plaintext: !this.#summary.encrypted,
-      ...(this.#client.alternativeTransport === undefined || !this.#summary.encrypted
-        ? {}
-        : { alternative: this.#client.alternativeTransport }),
       ...(this.#options.onNotice === undefined ? {} : { onNotice: this.#options.onNotice }),
       ...(this.#rttMs === undefined ? {} : { rttMs: this.#rttMs }),
       ...(this.#options.streams === undefined ? {} : { streams: this.#options.streams }),
       compression: this.#options.compression ?? new CompressionPolicy("auto"),
-      ...(this.#options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#options.idleTimeoutMs }),
     });
     return this.#streams;
   }
