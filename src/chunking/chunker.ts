@@ -44,12 +44,9 @@ export interface CdcSizes {
 }
 
 /**
- * 16 KiB / 64 KiB / 256 KiB (mean chunk ~74 KiB, 14,400 chunks and a 0.64 MB manifest per GiB).
- * Chosen by measurement (`node dist/bench/micro/cdc-sizes.js`, and pulls of 1 GiB; README): a
- * 1-byte insert costs 0.03% of the file, 10% rewritten in 1 MiB patches ~11.6% (32 KiB chunks:
- * ~10.7%, 128 KiB: ~12.8%). Halving the size doubles the per-chunk work of every pull: with 32
- * KiB chunks a cold 1 GiB pull took 2.8-3.4 s and 180-194 MB of client memory, with these
- * 2.4-2.7 s and 152-158 MB (3 interleaved runs each). Cutting speed does not depend on sizes.
+ * 16 KiB / 64 KiB / 256 KiB (mean chunk ~74 KiB, 14,400 chunks and a 0.64 MB manifest per GiB):
+ * small enough that an edit costs little of a file, large enough that per-chunk work does not
+ * dominate a pull (docs/decisions.md, "Chunk sizes"; `node dist/bench/micro/cdc-sizes.js`).
  */
 export const DEFAULT_CDC_SIZES: CdcSizes = { min: 16 * 1024, avg: 64 * 1024, max: 256 * 1024 };
 

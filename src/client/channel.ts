@@ -1,7 +1,7 @@
 /**
  * Requests over one connection: request ids, the pending map, credit checks, cancellation, and
- * streamed answers as async iterators. A client has one for its TLS control connection and one
- * per sealed data channel.
+ * streamed answers as async iterators. Each HostConnection has one: the control connection and
+ * every data stream of the pool.
  */
 import type { Duplex } from "node:stream";
 import type { BufferPool } from "../engine/buffer-pool.js";

@@ -15,11 +15,9 @@
  */
 
 /**
- * Levels in the order tried, 0 for none. Measured here once (best of 3) on 64 KiB chunks of 4 MiB
- * of the TypeScript compiler and 4 MiB of the biome executable: level 1 381 MB/s (ratio 3.51),
- * 3 325 (3.68), 5 141 (3.85), 6 109 (3.93), 9 70 (3.99), 12 26 (4.02), 15 11 (4.32), 19 3
- * (4.37); the micro benchmark tracks levels 1, 3, 6 and 9. Past 9 the steps are coarser, each
- * worth its slowdown only on a slower link.
+ * Levels in the order tried, 0 for none. Past 9 the steps are coarser: each costs 2-3x the time
+ * of the one before for a few percent of ratio, worth it only on a slower link
+ * (docs/decisions.md, "zstd levels").
  */
 export const ADAPTIVE_LEVELS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 19];
 const START_LEVEL = 3;

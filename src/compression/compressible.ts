@@ -51,9 +51,8 @@ export function hasCompressedMagic(start: Uint8Array): boolean {
 const SAMPLE_SLICES = 16;
 const SLICE_BYTES = 256;
 /**
- * Bits per byte above which a sample is taken for compressed or random data. Measured on 64 KiB
- * chunks with sampleEntropy: random bytes and gzip output 7.95 (the histogram of 4,096 draws is
- * not flat), typescript.js 4.82, README.md 4.83, the node binary 5.25, the biome binary 2.91.
+ * Bits per byte above which a sample is taken for compressed or random data: random and gzip
+ * output sample at ~7.95, text and binaries at 3-5.3 (docs/decisions.md, "Dense data").
  */
 const DENSE_BITS_PER_BYTE = 7.5;
 

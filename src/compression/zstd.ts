@@ -1,9 +1,8 @@
 /**
  * zstd, behind one small module so the binding can change: zstd-napi 0.0.13 (zstd 1.5.7, built
  * from source at install). It compresses into and out of caller-given buffers, so chunks go
- * from pooled buffer to pooled buffer without allocating. Measured here on 64 KiB chunks of
- * source text: level 1 413 MB/s (ratio 3.8), level 3 306 MB/s (4.0), level 6 102 MB/s (4.4);
- * decompression 1.3 GB/s; random data passes through at 2-4 GB/s.
+ * from pooled buffer to pooled buffer without allocating (its speeds per level:
+ * docs/decisions.md, "zstd levels").
  */
 import zstd from "zstd-napi/binding.js";
 import { ErrorCode, TeleportError } from "../errors.js";

@@ -1,9 +1,7 @@
 /**
- * Positional reads that skip libuv's thread pool when they are small, and a quiet close. On
- * these VMs a trip through the pool costs a thread wake-up each way, several times the cost of a
- * small read from the page cache: creating 20,000 files of 10 KB, in back-to-back runs, cost
- * 1.8 CPU-s with synchronous calls and 15.6-19.9 through fs/promises (13-19 of it system time,
- * one request or 16 at a time). A small read blocks the
+ * Positional reads that skip libuv's thread pool when they are small, and a quiet close. A trip
+ * through the pool costs a thread wake-up each way, several times a small read from the page
+ * cache (docs/decisions.md, "Small file operations are synchronous"). A small read blocks the
  * event loop for a few microseconds; a large one goes through the pool, where the copy is the
  * cost and a cold disk read does not stall other work.
  */
