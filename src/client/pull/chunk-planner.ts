@@ -9,7 +9,7 @@
  */
 import type { ChunkRef } from "../../wire/messages.js";
 import type { ChunkWrite } from "../streams.js";
-import { COPY_RUN_BYTES, CopyRun, copyRun, type SourcePlace } from "./local-copies.js";
+import { COPY_RUN_BYTES, type CopyResult, CopyRun, copyRun, type SourcePlace } from "./local-copies.js";
 import type { ByteSource } from "./summary.js";
 import type { Work } from "./work.js";
 
@@ -72,6 +72,8 @@ export interface PlannerOptions {
   fetcher: ChunkFetcher;
   work: Work;
   tally: PlannerTally;
+  /** Copies a run into the file open as `target` and verifies it (default: local-copies.ts). */
+  copy?: (run: CopyRun, target: number, buffer: Buffer) => Promise<CopyResult>;
 }
 
 /** Chunks per GET_CHUNKS request, at most. */
@@ -97,6 +99,7 @@ export class ChunkPlanner {
   readonly #fetcher: ChunkFetcher;
   readonly #work: Work;
   readonly #tally: PlannerTally;
+  readonly #copyRun: (run: CopyRun, target: number, buffer: Buffer) => Promise<CopyResult>;
 
   #batch: Fetch[] = [];
   #batchBytes = 0;
@@ -115,6 +118,7 @@ export class ChunkPlanner {
     this.#fetcher = options.fetcher;
     this.#work = options.work;
     this.#tally = options.tally;
+    this.#copyRun = options.copy ?? copyRun;
   }
 
   /** Places a chunk of `file`; a promise when the next one must wait for room. */
@@ -219,7 +223,7 @@ export class ChunkPlanner {
   }
 
   async #copy({ run, file }: PlannedRun, buffer: Buffer): Promise<void> {
-    const { copied, mismatched } = await copyRun(run, file.fd, buffer);
+    const { copied, mismatched } = await this.#copyRun(run, file.fd, buffer);
     this.#work.throwIfFailed();
     this.#tally.readLocally(run.bytes);
     const download = file.download;
