@@ -155,6 +155,22 @@ describe("ChunkPlanner", () => {
     assert.equal(file.journaled, 3);
   });
 
+  it("goes on copying from where a shifted source's previous chunk ended while its next chunk is there", async () => {
+    const { plan, fetcher, local, work, runs } = planner();
+    const file = new FakeFile(undefined);
+    // The first chunk is found at offset 500 of file 8 (bytes inserted before it); the second is
+    // known only as the next chunk there, not to a lookup by hash.
+    local.elsewhere.set(Buffer.alloc(32, 1).toString("hex"), { fileId: 8, path: "/other", offset: 500 });
+    local.at.add(key(8, 510, Buffer.alloc(32, 2)));
+    plan.place(file, chunk(0, 10, 1));
+    plan.place(file, chunk(10, 10, 2));
+    await plan.endFile(file);
+    await settle();
+    assert.deepEqual(runs, [{ sourceFileId: 8, offsets: [0, 10] }]);
+    assert.equal(fetcher.batches.length, 0);
+    await work.drain();
+  });
+
   it("counts chunks copied from another file of the index as index, from an older download as resumed", async () => {
     const { plan, local, work } = planner();
     const file = new FakeFile(undefined, undefined, true, 9);
