@@ -96,7 +96,7 @@ function createPartFile(finalPath: string): PartFile {
 
 /**
  * Opens a new file at `path` for reading and writing (local copies are read back to be verified,
- * see reuse.ts), or undefined if something is already there.
+ * see local-copies.ts), or undefined if something is already there.
  */
 function createExclusive(path: string): number | undefined {
   const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);

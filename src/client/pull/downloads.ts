@@ -14,7 +14,7 @@ import { isRunning, type PartFile } from "./destination.js";
 /** Journal rows per transaction, and the longest a written chunk waits for its row (see record). */
 const JOURNAL_BATCH = 256;
 const JOURNAL_DELAY_MS = 50;
-/** Complete small files recorded per transaction. */
+/** Complete unjournaled files recorded per transaction. */
 const RECORDS_PER_TRANSACTION = 256;
 
 /** An interrupted pull's download for the same final path. */
@@ -30,7 +30,7 @@ export class Downloads implements DownloadJournal {
   /** Written chunks not yet journaled (see record). */
   #unjournaled: Array<readonly [number, ChunkRef]> = [];
   #journalTimer: NodeJS.Timeout | undefined;
-  /** Complete small files waiting to be recorded. */
+  /** Complete unjournaled files waiting to be recorded. */
   #records: RecordedFile[] = [];
 
   constructor(index: ChunkIndex, chunker: string) {

@@ -57,7 +57,7 @@ export interface PullProgress {
 export interface ReusedBytes {
   /** In the old copy at the destination. */
   existing: number;
-  /** In an interrupted earlier pull's temporary file. */
+  /** In an interrupted earlier pull's part file: this version's, resumed, or another version's. */
   resumed: number;
   /** In other files the index knows. */
   index: number;
