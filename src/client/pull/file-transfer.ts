@@ -59,10 +59,10 @@ export interface TransferContext {
 }
 
 export type TransferPhase =
-  | { kind: "probing"; oldCopyHash: Buffer; oldCopyId: number | undefined }
-  | { kind: "writing"; part: PartWrite }
-  | { kind: "sealed"; part: PartWrite; end: FileEnd }
-  | { kind: "committing"; part: PartWrite }
+  | { kind: "probing"; oldCopyHash: Buffer }
+  | { kind: "writing"; write: PartWrite }
+  | { kind: "sealed"; write: PartWrite; end: FileEnd }
+  | { kind: "committing"; write: PartWrite }
   | { kind: "complete" };
 
 /** An interrupted pull's download of another version of the file: a source of chunks. */
@@ -73,10 +73,12 @@ interface OtherVersion {
 
 /** How a file starts, found by FileTransfer.start. */
 interface Start {
-  oldCopy: { fileHash: Buffer; id: number | undefined } | undefined;
-  resumed: { part: PartFile; id: number } | undefined;
-  otherVersion: OtherVersion | undefined;
+  /** The file hash of an old copy of the same size: the file is probed against it. */
+  oldCopyHash: Buffer | undefined;
+  /** The old copy's id in the index: a source of chunks at their offsets. */
   oldCopyId: number | undefined;
+  resumed: { partFile: PartFile; id: number } | undefined;
+  otherVersion: OtherVersion | undefined;
 }
 
 export class FileTransfer implements FileReceiver {
@@ -99,34 +101,32 @@ export class FileTransfer implements FileReceiver {
     const { entry, finalPath, folder } = file;
     const index = context.index;
     const start: Start = {
-      oldCopy: undefined,
+      oldCopyHash: undefined,
+      oldCopyId: undefined,
       resumed: undefined,
       otherVersion: undefined,
-      oldCopyId: undefined,
     };
     if (index === undefined) return new FileTransfer(file, context, start);
     if (entry.size <= UNINDEXED_FILE_BYTES) {
-      const hash = context.destination.mayExist(folder, finalPath)
-        ? index.oldCopies.hashOf(finalPath, entry.size)
-        : undefined;
-      if (hash !== undefined) start.oldCopy = { fileHash: hash, id: undefined };
+      if (context.destination.mayExist(folder, finalPath))
+        start.oldCopyHash = index.oldCopies.hashOf(finalPath, entry.size);
       return new FileTransfer(file, context, start);
     }
     // Only journaled files leave a download to resume.
     const found = entry.size < UNJOURNALED_FILE_BYTES ? undefined : index.downloads.find(finalPath, entry);
     if (found?.kind === "other-version") start.otherVersion = { id: found.id, path: found.path };
     if (found?.kind === "resumable") {
-      const part = context.destination.reopenPartFile(found.path);
-      if (part !== undefined) {
+      const partFile = context.destination.reopenPartFile(found.path);
+      if (partFile !== undefined) {
         index.downloads.claim(found.id);
-        start.resumed = { part, id: found.id };
+        start.resumed = { partFile, id: found.id };
       }
     }
     if (context.destination.mayExist(folder, finalPath)) {
       const indexed = await index.oldCopies.indexed(finalPath);
       start.oldCopyId = indexed?.id;
       if (indexed?.fileHash && indexed.size === entry.size && start.resumed === undefined)
-        start.oldCopy = { fileHash: indexed.fileHash, id: indexed.id };
+        start.oldCopyHash = indexed.fileHash;
     }
     return new FileTransfer(file, context, start);
   }
@@ -143,31 +143,27 @@ export class FileTransfer implements FileReceiver {
     this.#oldCopyId = start.oldCopyId;
     context.tally.announced(entry.size);
     this.#phase =
-      start.oldCopy === undefined
-        ? { kind: "writing", part: this.#startWriting(start.resumed) }
-        : { kind: "probing", oldCopyHash: start.oldCopy.fileHash, oldCopyId: start.oldCopy.id };
-  }
-
-  get phase(): TransferPhase["kind"] {
-    return this.#phase.kind;
+      start.oldCopyHash === undefined
+        ? { kind: "writing", write: this.#startWriting(start.resumed) }
+        : { kind: "probing", oldCopyHash: start.oldCopyHash };
   }
 
   onChunks(chunks: readonly ChunkRef[]): void {
     const phase = this.#phase;
-    if (phase.kind !== "writing" || phase.part.download?.resumed === true) return;
+    if (phase.kind !== "writing" || phase.write.download?.resumed === true) return;
     if (this.file.entry.size >= PREALLOCATE_FROM_BYTES)
-      this.#context.destination.preallocate(phase.part.part, chunks, this.file.finalPath);
+      this.#context.destination.preallocate(phase.write.partFile, chunks, this.file.finalPath);
   }
 
   onChunk(chunk: ChunkRef): Promise<void> | undefined {
     this.#keptChunks?.push(chunk);
     const phase = this.#phase;
-    return phase.kind === "writing" ? phase.part.onChunk(chunk) : undefined;
+    return phase.kind === "writing" ? phase.write.onChunk(chunk) : undefined;
   }
 
   onHole(start: number, end: number): void {
     const phase = this.#phase;
-    if (phase.kind === "writing") phase.part.onHole(start, end);
+    if (phase.kind === "writing") phase.write.onHole(start, end);
   }
 
   /** The file is described: unchanged, it is kept; changed after all, its chunks are placed now. */
@@ -175,19 +171,19 @@ export class FileTransfer implements FileReceiver {
     let phase = this.#phase;
     if (phase.kind === "probing") {
       if (phase.oldCopyHash.equals(end.fileHash)) {
-        this.#keep(end, phase.oldCopyId);
+        this.#keep(end);
         return;
       }
-      phase = { kind: "writing", part: this.#startWriting(undefined) };
+      phase = { kind: "writing", write: this.#startWriting(undefined) };
       this.#phase = phase;
-      if (this.#unindexed) await this.#placeKeptChunks(phase.part);
+      if (this.#unindexed) await this.#placeKeptChunks(phase.write);
       else
-        await replayChunks(this.#context.manifestOf(this.file.entry.path), this.file.entry, end, phase.part);
+        await replayChunks(this.#context.manifestOf(this.file.entry.path), this.file.entry, end, phase.write);
     }
     if (phase.kind !== "writing") return;
-    const queued = this.#context.planner.endFile(phase.part);
+    const queued = this.#context.planner.endFile(phase.write);
     if (queued !== undefined) await queued;
-    this.#phase = { kind: "sealed", part: phase.part, end };
+    this.#phase = { kind: "sealed", write: phase.write, end };
     this.#maybeCommit();
   }
 
@@ -201,35 +197,36 @@ export class FileTransfer implements FileReceiver {
   abandon(): void {
     const phase = this.#phase;
     if (phase.kind === "probing" || phase.kind === "complete") return;
-    const write = phase.part;
-    if (phase.kind !== "committing") closeQuietly(write.part.fd);
+    const { write } = phase;
+    if (phase.kind !== "committing") closeQuietly(write.fd);
     if (write.journaled > 0) return;
-    removeQuietly(write.part.path);
+    removeQuietly(write.partFile.path);
     if (write.download !== undefined) this.#context.index?.downloads.forget(write.download.id);
   }
 
-  #startWriting(resumed: { part: PartFile; id: number } | undefined): PartWrite {
+  /** The part file the chunks go into: the resumed download's, or a new one. */
+  #startWriting(resumed: { partFile: PartFile; id: number } | undefined): PartWrite {
     const { destination, index } = this.#context;
-    const copiesLocally = !this.#unindexed;
-    const otherVersionId = this.#otherVersion?.id;
+    let partFile: PartFile;
+    let download: Download | undefined;
     if (resumed !== undefined) {
-      const download = { id: resumed.id, resumed: true };
-      return new PartWrite(
-        this,
-        this.#context,
-        resumed.part,
-        download,
-        copiesLocally,
-        this.#oldCopyId,
-        otherVersionId,
-      );
+      partFile = resumed.partFile;
+      download = { id: resumed.id, resumed: true };
+    } else {
+      partFile = destination.createPartFile(this.file.finalPath);
+      const journaled = index !== undefined && this.#keptChunks === undefined;
+      if (journaled)
+        download = {
+          id: index.downloads.start(partFile, this.file.finalPath, this.file.entry),
+          resumed: false,
+        };
     }
-    const part = destination.createPartFile(this.file.finalPath);
-    const journaled = index !== undefined && this.#keptChunks === undefined;
-    const download = journaled
-      ? { id: index.downloads.start(part, this.file.finalPath, this.file.entry), resumed: false }
-      : undefined;
-    return new PartWrite(this, this.#context, part, download, copiesLocally, this.#oldCopyId, otherVersionId);
+    const sources = {
+      copiesLocally: !this.#unindexed,
+      oldCopyId: this.#oldCopyId,
+      otherVersionId: this.#otherVersion?.id,
+    };
+    return new PartWrite(this, this.#context, partFile, download, sources);
   }
 
   /** An unindexed file's chunks, a handful at most, kept while it was probed: placed now. */
@@ -243,16 +240,16 @@ export class FileTransfer implements FileReceiver {
 
   #maybeCommit(): void {
     const phase = this.#phase;
-    if (phase.kind !== "sealed" || phase.part.written !== this.file.entry.size) return;
-    this.#phase = { kind: "committing", part: phase.part };
-    this.#context.work.track(this.#commit(phase.part, phase.end));
+    if (phase.kind !== "sealed" || phase.write.written !== this.file.entry.size) return;
+    this.#phase = { kind: "committing", write: phase.write };
+    this.#context.work.track(this.#commit(phase.write, phase.end));
   }
 
   /** The file appears under its name only now, complete and verified. */
   async #commit(write: PartWrite, end: FileEnd): Promise<void> {
     const { destination, work } = this.#context;
     const size = write.download?.resumed === true || write.sparse;
-    const xattrsSet = destination.commit(write.part, this.file.finalPath, this.#metadata, size, () =>
+    const xattrsSet = destination.commit(write.partFile, this.file.finalPath, this.#metadata, size, () =>
       work.throwIfFailed(),
     );
     this.#record(write, end);
@@ -272,20 +269,20 @@ export class FileTransfer implements FileReceiver {
   }
 
   /** The old copy holds every byte: kept, with its metadata brought up to date. */
-  #keep(end: FileEnd, oldCopyId: number | undefined): void {
+  #keep(end: FileEnd): void {
     const { tally, work } = this.#context;
     this.#phase = { kind: "complete" };
     tally.written(this.file.entry.size, "existing");
     tally.report();
-    work.track(this.#keepOldCopy(end, oldCopyId));
+    work.track(this.#keepOldCopy(end));
   }
 
-  async #keepOldCopy(end: FileEnd, oldCopyId: number | undefined): Promise<void> {
+  async #keepOldCopy(end: FileEnd): Promise<void> {
     const { finalPath } = this.file;
     const kept = this.#context.destination.keepOldCopy(finalPath, this.#metadata);
     const index = this.#context.index;
     if (kept !== "as-it-was" && index !== undefined) {
-      if (oldCopyId !== undefined) index.downloads.refresh(oldCopyId, finalPath, end);
+      if (this.#oldCopyId !== undefined) index.downloads.refresh(this.#oldCopyId, finalPath, end);
       index.localChunks.changed(finalPath);
     }
     this.#done(kept === "metadata-and-xattrs-set");
@@ -307,6 +304,9 @@ class PartWrite implements PlannedFile, ChunkReceiver {
   readonly wirePath: string;
   readonly finalPath: string;
   readonly fd: number;
+  readonly copiesLocally: boolean;
+  readonly oldCopyId: number | undefined;
+  readonly otherVersionId: number | undefined;
   written = 0;
   /** Chunks recorded in the journal: a failed pull keeps the part file only if some are. */
   journaled = 0;
@@ -318,17 +318,18 @@ class PartWrite implements PlannedFile, ChunkReceiver {
   constructor(
     transfer: FileTransfer,
     context: TransferContext,
-    readonly part: PartFile,
+    readonly partFile: PartFile,
     readonly download: Download | undefined,
-    readonly copiesLocally: boolean,
-    readonly oldCopyId: number | undefined,
-    readonly otherVersionId: number | undefined,
+    sources: { copiesLocally: boolean; oldCopyId: number | undefined; otherVersionId: number | undefined },
   ) {
+    this.copiesLocally = sources.copiesLocally;
+    this.oldCopyId = sources.oldCopyId;
+    this.otherVersionId = sources.otherVersionId;
     this.#transfer = transfer;
     this.#context = context;
     this.wirePath = transfer.file.entry.path;
     this.finalPath = transfer.file.finalPath;
-    this.fd = part.fd;
+    this.fd = partFile.fd;
   }
 
   onChunk(chunk: ChunkRef): Promise<void> | undefined {
@@ -341,7 +342,7 @@ class PartWrite implements PlannedFile, ChunkReceiver {
    */
   onHole(start: number, end: number): void {
     this.sparse = true;
-    if (this.download?.resumed === true) this.#context.destination.clearRange(this.part, start, end);
+    if (this.download?.resumed === true) this.#context.destination.clearRange(this.partFile, start, end);
     this.onWritten(end - start, "hole");
     this.#context.tally.report();
   }
