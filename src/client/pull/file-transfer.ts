@@ -38,18 +38,21 @@ const PREALLOCATE_FROM_BYTES = 1024 * 1024;
 
 /** The chunk index's part in a pull, when there is one. */
 export interface IndexedPull {
-  downloads: Downloads;
-  oldCopies: OldCopies;
-  localChunks: IndexedChunks;
+  downloads: Pick<Downloads, "find" | "claim" | "start" | "finish" | "refresh" | "forget" | "recordComplete">;
+  oldCopies: Pick<OldCopies, "hashOf" | "indexed">;
+  localChunks: Pick<IndexedChunks, "changed">;
 }
 
 /** What every file of a pull shares. */
 export interface TransferContext {
-  readonly destination: Destination;
-  readonly planner: ChunkPlanner;
+  readonly destination: Pick<
+    Destination,
+    "mayExist" | "createPartFile" | "reopenPartFile" | "preallocate" | "clearRange" | "commit" | "keepOldCopy"
+  >;
+  readonly planner: Pick<ChunkPlanner, "place" | "endFile">;
   readonly index: IndexedPull | undefined;
-  readonly tally: Tally;
-  readonly work: Work;
+  readonly tally: Pick<Tally, "announced" | "written" | "report">;
+  readonly work: Pick<Work, "track" | "throwIfFailed">;
   /** Whether files get their extended attributes (`--xattrs`, where both sides can). */
   readonly xattrs: boolean;
   /** The manifest of one file, asked for again. */

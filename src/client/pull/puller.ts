@@ -49,7 +49,8 @@ class Puller implements FileOpener {
   readonly #work = new Work();
   readonly #tally: Tally;
   readonly #chunker: Chunker = defaultChunker();
-  readonly #index: IndexedPull | undefined;
+  /** The pull's records in the chunk index, when there is one. */
+  readonly #downloads: Downloads | undefined;
   readonly #pool: PoolOnDemand;
   readonly #planner: ChunkPlanner;
   readonly #walker: ManifestWalker;
@@ -73,23 +74,14 @@ class Puller implements FileOpener {
     }
     const index = options.index;
     const downloads = index && new Downloads(index, this.#chunker.id);
-    this.#index = index &&
-      downloads && {
-        downloads,
-        oldCopies: new OldCopies(
-          index,
-          this.#chunker,
-          (bytes) => this.#tally.readLocally(bytes),
-          this.#work.signal,
-        ),
-        localChunks: new IndexedChunks(index),
-      };
+    const localChunks = index && new IndexedChunks(index);
+    this.#downloads = downloads;
     this.#pool = new PoolOnDemand(
       () => this.#startPool(),
       Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, MAX_CHUNK_SIZE),
     );
     this.#planner = new ChunkPlanner({
-      local: this.#index?.localChunks,
+      local: localChunks,
       journal: downloads,
       fetcher: this.#pool,
       work: this.#work,
@@ -106,13 +98,24 @@ class Puller implements FileOpener {
     this.#transfers = {
       destination,
       planner: this.#planner,
-      index: this.#index,
+      index: this.#indexedPull(downloads, localChunks),
       tally: this.#tally,
       work: this.#work,
       xattrs: this.#xattrsWanted(),
       manifestOf: (wirePath) => this.#client.manifest(wirePath, this.#work.signal),
       finished: (transfer, withXattrs) => this.#finished(transfer, withXattrs),
     };
+  }
+
+  #indexedPull(
+    downloads: Downloads | undefined,
+    localChunks: IndexedChunks | undefined,
+  ): IndexedPull | undefined {
+    const index = this.#options.index;
+    if (index === undefined || downloads === undefined || localChunks === undefined) return undefined;
+    const readLocally = (bytes: number) => this.#tally.readLocally(bytes);
+    const oldCopies = new OldCopies(index, this.#chunker, readLocally, this.#work.signal);
+    return { downloads, oldCopies, localChunks };
   }
 
   async run(): Promise<PullSummary> {
@@ -160,8 +163,8 @@ class Puller implements FileOpener {
       this.#work.throwIfFailed();
       const report = await this.#pool.close();
       if (report !== undefined) this.#reportStreams(report);
-      this.#index?.downloads.flushJournal();
-      this.#index?.downloads.flushRecords();
+      this.#downloads?.flushJournal();
+      this.#downloads?.flushRecords();
     } catch (err) {
       this.#work.fail(toTeleportError(err));
       await this.#cleanUp();
@@ -209,7 +212,7 @@ class Puller implements FileOpener {
   async #cleanUp(): Promise<void> {
     await this.#pool.close({ abort: true });
     await this.#work.settle();
-    this.#index?.downloads.saveQuietly();
+    this.#downloads?.saveQuietly();
     for (const transfer of this.#openFiles) transfer.abandon();
     this.#openFiles.clear();
   }
