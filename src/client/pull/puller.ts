@@ -63,15 +63,7 @@ class Puller implements FileOpener {
     this.#remote = normalizeUserPath(options.remotePath ?? "");
     this.#dest = resolve(options.dest);
     this.#tally = new Tally(options.onProgress);
-    if (options.plaintext === true) {
-      if (!client.hostTakesPlaintext) {
-        throw new TeleportError(ErrorCode.ENCRYPTION_REQUIRED, "the host does not take unencrypted streams");
-      }
-      if (client.transport !== "tcp") {
-        throw new TeleportError(ErrorCode.USAGE, "--no-encryption needs TCP: the host was reached over QUIC");
-      }
-      this.#tally.summary.encrypted = false;
-    }
+    this.#tally.summary.encrypted = encrypted(client, options);
     const index = options.index;
     const downloads = index && new Downloads(index, this.#chunker.id);
     const localChunks = index && new IndexedChunks(index);
@@ -250,6 +242,18 @@ class Puller implements FileOpener {
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
     });
   }
+}
+
+/** False for `--no-encryption`, where the host and transport allow it; throws where they do not. */
+function encrypted(client: TeleportClient, options: PullOptions): boolean {
+  if (options.plaintext !== true) return true;
+  if (!client.hostTakesPlaintext) {
+    throw new TeleportError(ErrorCode.ENCRYPTION_REQUIRED, "the host does not take unencrypted streams");
+  }
+  if (client.transport !== "tcp") {
+    throw new TeleportError(ErrorCode.USAGE, "--no-encryption needs TCP: the host was reached over QUIC");
+  }
+  return false;
 }
 
 /** The stream pool, started with the first chunk that has to cross the network: a pull with nothing to fetch starts none. */
