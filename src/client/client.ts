@@ -1,22 +1,19 @@
 /**
- * A connection to a teleport host: connects over TLS, checks the pinned certificate, proves the
- * link's secret, and then runs requests concurrently over the one connection. Every response
- * frame is checked against the request it answers: its credit, its order, and for data its hash.
+ * A client of a teleport host: connects by a share link (dialChoice checks the host's identity
+ * on the way), then lists, streams manifests, reads ranges and fetches chunks over that one
+ * authenticated connection (HostConnection), many requests at once. It also says how a pull's
+ * data streams reach the same host (dataStreams).
  */
 import { randomBytes } from "node:crypto";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
-import { Decompressor } from "../compression/zstd.js";
-import { BufferPool } from "../engine/buffer-pool.js";
+import type { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
-import { dialPlain } from "../transport/plain.js";
-import { quicAvailable } from "../transport/quic.js";
+import { availableTransports } from "../transport/registry.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
-import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
-import { authProof, type TransportKind, type TransportStream } from "../transport/transport.js";
+import type { TransportKind } from "../transport/transport.js";
 import { decodeMessage } from "../wire/codec.js";
 import {
-  CHUNK_DATA_HEADER_SIZE,
   type ChunkRef,
   type ChunkRequest,
   CLIENT_ID_SIZE,
@@ -30,23 +27,19 @@ import {
   type FileEnd,
   fileBeginCodec,
   fileEndCodec,
-  getChunksRequestCodec,
-  helloCodec,
   listRequestCodec,
   MessageType,
-  MIN_PROTOCOL_VERSION,
   manifestRequestCodec,
-  PROTOCOL_MAGIC,
-  PROTOCOL_VERSION,
-  pingCodec,
   RANGE_DATA_HEADER_SIZE,
   rangeDataHeaderCodec,
   readRangeRequestCodec,
   statRequestCodec,
-  type Welcome,
-  welcomeCodec,
 } from "../wire/messages.js";
-import { type PendingRequest, RequestChannel, remoteError, STREAM_WINDOW_BYTES } from "./channel.js";
+import { type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
+import { DataStreamFactory } from "./data-streams.js";
+import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
+
+export type { FetchOptions } from "./host-connection.js";
 
 /**
  * How far a manifest runs ahead of the pull reading it: ~850 small files, 215 MB of large files'
@@ -57,16 +50,10 @@ import { type PendingRequest, RequestChannel, remoteError, STREAM_WINDOW_BYTES }
  */
 const MANIFEST_WINDOW_BYTES = 128 * 1024;
 
-export interface FetchOptions {
-  signal?: AbortSignal;
-  /** zstd level to ask the host for (0: none); ignored unless the host compresses. */
-  compressLevel?: number;
-}
-
 export interface ConnectOptions {
   signal?: AbortSignal;
   clientName?: string;
-  /** Hello.clientId: random unless given (a stream of a pool gives its client's). */
+  /** Hello.clientId: random unless given. */
   clientId?: Buffer;
   idleTimeoutMs?: number;
   /** Where received chunk buffers come from; a pool of its own when unset. */
@@ -80,11 +67,6 @@ export interface ConnectOptions {
   /** Ask for files' extended attributes (Feature.XATTRS, `pull --xattrs`). */
   xattrs?: boolean;
   /** Ask the host to take plaintext data streams (Feature.PLAINTEXT, `pull --no-encryption`). */
-  askPlaintext?: boolean;
-  /**
-   * Connect without TLS (transport/plain.ts): for a data stream, once the host has agreed to
-   * plaintext ones. Such a connection fetches chunks and nothing else.
-   */
   plaintext?: boolean;
 }
 
@@ -96,57 +78,47 @@ export type ManifestEvent =
   | { kind: "file-end"; digest: FileEnd }
   | { kind: "entry-error"; failure: EntryError };
 
-/** Keep-alive pings: a third of the idle timeout, so that a live host is never idle. */
-const PING_INTERVAL_MS = 10_000;
-
-/** How long connecting may take: the handshake timeout, or a shorter idle timeout. */
-function handshakeTimeoutMs(options: ConnectOptions): number {
-  return Math.min(HANDSHAKE_TIMEOUT_MS, options.idleTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
-}
-
 export class TeleportClient {
   readonly link: ShareLink;
-  readonly pool: BufferPool;
-  #control!: RequestChannel;
-  #onCloseHook: ((error: TeleportError) => void) | undefined;
-  #closing = false;
-  /** Told when the connection is lost (see onLost). */
-  readonly #lostListeners = new Set<(error: TeleportError) => void>();
-  #welcome: Welcome | undefined;
-  #stream: TransportStream | undefined;
-  /** Made on the first compressed chunk: most pulls never see one. */
-  #decompressor: Decompressor | undefined;
-  readonly clientId: Buffer;
-  #pingTimer: NodeJS.Timeout | undefined;
-  #onWelcome: ((error?: TeleportError) => void) | undefined;
-  #choice: TransportChoice = "auto";
-  /** Pings waiting for their PONG, by the send time they carry. */
-  readonly #pings = new Map<number, { resolve(ms: number): void; reject(error: TeleportError): void }>();
+  readonly #connection: HostConnection;
+  readonly #choice: TransportChoice;
 
-  private constructor(link: ShareLink, options: ConnectOptions) {
+  private constructor(link: ShareLink, connection: HostConnection, choice: TransportChoice) {
     this.link = link;
-    this.pool = options.pool ?? new BufferPool();
-    this.#onCloseHook = options.onClose;
-    this.clientId = options.clientId ?? randomBytes(CLIENT_ID_SIZE);
+    this.#connection = connection;
+    this.#choice = choice;
   }
 
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
-    const client = new TeleportClient(parsed, options);
-    const signal = options.signal === undefined ? {} : { signal: options.signal };
-    const timeoutMs = handshakeTimeoutMs(options);
-    const stream =
-      options.plaintext === true
-        ? await dialPlain(parsed, { ...signal, timeoutMs })
-        : await dialChoice(parsed, options.transport ?? "auto", {
-            ...signal,
-            ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
-            timeoutMs,
-          });
-    client.#stream = stream;
-    client.#choice = options.transport ?? "auto";
-    await client.#start(stream, options);
-    return client;
+    const choice = options.transport ?? "auto";
+    const stream = await dialChoice(parsed, choice, {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
+      timeoutMs: handshakeTimeoutMs(options),
+    });
+    const connection = await HostConnection.open(stream, {
+      secret: parsed.secret,
+      clientId: options.clientId ?? randomBytes(CLIENT_ID_SIZE),
+      clientName: options.clientName ?? "teleport",
+      features:
+        (options.xattrs === true ? Feature.XATTRS : 0) | (options.plaintext === true ? Feature.PLAINTEXT : 0),
+      idleTimeoutMs: options.idleTimeoutMs,
+      pool: options.pool,
+      signal: options.signal,
+      onClose: options.onClose,
+    });
+    return new TeleportClient(parsed, connection, choice);
+  }
+
+  /** Where received chunk buffers come from (fetchChunks' `onChunk` gives them back here). */
+  get pool(): BufferPool {
+    return this.#connection.pool;
+  }
+
+  /** Hello.clientId, which the pull's data streams give too. */
+  get clientId(): Buffer {
+    return this.#connection.clientId;
   }
 
   /**
@@ -155,13 +127,12 @@ export class TeleportClient {
    * there. Returns the function that stops listening.
    */
   onLost(listener: (error: TeleportError) => void): () => void {
-    this.#lostListeners.add(listener);
-    return () => this.#lostListeners.delete(listener);
+    return this.#connection.onLost(listener);
   }
 
   /** The transport the connection got through on. */
   get transport(): TransportKind {
-    return this.#stream?.transport ?? "tcp";
+    return this.#connection.stream.transport;
   }
 
   /**
@@ -169,7 +140,7 @@ export class TeleportClient {
    * so unlike a ping not delayed by a host too busy to run its event loop).
    */
   get transportRttMs(): number {
-    return this.#stream?.stats().rttMs ?? Number.POSITIVE_INFINITY;
+    return this.#connection.stream.stats().rttMs ?? Number.POSITIVE_INFINITY;
   }
 
   /**
@@ -177,122 +148,53 @@ export class TeleportClient {
    * both (Feature.BOTH_TRANSPORTS) and this machine has the QUIC binding.
    */
   get alternativeTransport(): TransportKind | undefined {
-    const both = ((this.#welcome?.features ?? 0) & Feature.BOTH_TRANSPORTS) !== 0;
-    if (this.#choice !== "auto" || !both || !quicAvailable) return undefined;
-    return this.transport === "tcp" ? "quic" : "tcp";
+    if (this.#choice !== "auto" || !this.#connection.hasFeature(Feature.BOTH_TRANSPORTS)) return undefined;
+    return availableTransports().find((kind) => kind !== this.transport);
   }
 
   /** Whether the host sends files' extended attributes (Feature.XATTRS, when asked). */
   get hostSendsXattrs(): boolean {
-    return ((this.#welcome?.features ?? 0) & Feature.XATTRS) !== 0;
+    return this.#connection.hasFeature(Feature.XATTRS);
   }
 
   /** Whether the host takes plaintext data streams (Feature.PLAINTEXT, when asked). */
   get hostTakesPlaintext(): boolean {
-    return ((this.#welcome?.features ?? 0) & Feature.PLAINTEXT) !== 0;
+    return this.#connection.hasFeature(Feature.PLAINTEXT);
   }
 
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
   get hostCompresses(): boolean {
-    return ((this.#welcome?.features ?? 0) & Feature.COMPRESSION) !== 0;
+    return this.#connection.hasFeature(Feature.COMPRESSION);
   }
 
   get shareName(): string {
-    return this.#welcome?.shareName ?? "";
+    return this.#connection.shareName;
   }
 
-  async #start(stream: TransportStream, options: ConnectOptions): Promise<void> {
-    this.#control = new RequestChannel(
-      stream.stream,
-      this.pool,
-      {
-        onConnectionFrame: (type, body) => this.#onConnectionFrame(type, body),
-        onClose: (error) => this.#onClose(error),
-      },
-      options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs },
-    );
-    const welcomed = new Promise<void>((resolve, reject) => {
-      this.#onWelcome = (error) => (error === undefined ? resolve() : reject(error));
-    });
-    const timer = setTimeout(
-      () => this.#control.destroy(new TeleportError(ErrorCode.TIMEOUT, "host did not answer HELLO in time")),
-      handshakeTimeoutMs(options),
-    );
-    const cancel = () => this.#control.destroy(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
-    options.signal?.addEventListener("abort", cancel, { once: true });
-    this.#control.connection.send(MessageType.HELLO, 0, helloCodec, {
-      magic: PROTOCOL_MAGIC,
-      minVersion: MIN_PROTOCOL_VERSION,
-      maxVersion: PROTOCOL_VERSION,
-      features:
-        Feature.ENTRY_ERRORS |
-        Feature.COMPRESSION |
-        Feature.HARD_LINKS |
-        (options.xattrs === true ? Feature.XATTRS : 0) |
-        (options.askPlaintext === true || options.plaintext === true ? Feature.PLAINTEXT : 0) |
-        (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
-      authProof: authProof(stream, this.link.secret),
-      clientName: options.clientName ?? "teleport",
+  /**
+   * How a pull's data streams reach this client's host: as this client (its id), starting on the
+   * transport it got through on, with its idle timeout; plaintext with `encrypted: false`, which
+   * the host must have agreed to (hostTakesPlaintext).
+   */
+  dataStreams(options: { encrypted: boolean }): DataStreamFactory {
+    const alternative = options.encrypted ? this.alternativeTransport : undefined;
+    return new DataStreamFactory({
+      link: this.link,
       clientId: this.clientId,
+      transport: this.transport,
+      encrypted: options.encrypted,
+      idleTimeoutMs: this.#control.connection.idleTimeoutMs,
+      ...(alternative === undefined ? {} : { alternative }),
     });
-    try {
-      await welcomed;
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", cancel);
-    }
-    this.#pingTimer = setInterval(
-      () => {
-        this.#control.connection.send(MessageType.PING, 0, pingCodec, { sentAt: Date.now() });
-      },
-      Math.min(PING_INTERVAL_MS, this.#control.connection.idleTimeoutMs / 3),
-    ).unref();
-  }
-
-  #onConnectionFrame(type: number, body: Buffer): void {
-    switch (type) {
-      case MessageType.WELCOME: {
-        if (this.#welcome !== undefined) throw new TeleportError(ErrorCode.PROTOCOL, "second WELCOME");
-        this.#welcome = decodeMessage(welcomeCodec, body);
-        this.#onWelcome?.();
-        return;
-      }
-      case MessageType.ERROR:
-        this.#control.destroy(remoteError(body));
-        return;
-      case MessageType.PONG: {
-        const { sentAt } = decodeMessage(pingCodec, body);
-        const ping = this.#pings.get(sentAt);
-        this.#pings.delete(sentAt);
-        ping?.resolve(performance.now() - sentAt);
-        return;
-      }
-      default:
-        throw new TeleportError(ErrorCode.PROTOCOL, `unexpected connection frame of type ${type}`);
-    }
-  }
-
-  #onClose(error: TeleportError): void {
-    clearInterval(this.#pingTimer);
-    if (!this.#closing) for (const listener of this.#lostListeners) listener(error);
-    this.#onWelcome?.(error);
-    for (const ping of this.#pings.values()) ping.reject(error);
-    this.#pings.clear();
-    this.#onCloseHook?.(error);
   }
 
   /** Round-trip time to the host in milliseconds, over the connection's own queue. */
   ping(): Promise<number> {
-    if (this.#control.connection.destroyed)
-      return Promise.reject(
-        this.#control.connection.error ?? new TeleportError(ErrorCode.CONNECTION, "connection closed"),
-      );
-    let sentAt = performance.now();
-    while (this.#pings.has(sentAt)) sentAt += 1e-6;
-    return new Promise<number>((resolve, reject) => {
-      this.#pings.set(sentAt, { resolve, reject });
-      this.#control.connection.send(MessageType.PING, 0, pingCodec, { sentAt });
-    });
+    return this.#connection.ping();
+  }
+
+  get #control(): RequestChannel {
+    return this.#connection.channel;
   }
 
   async *list(
@@ -351,64 +253,15 @@ export class TeleportClient {
   }
 
   /**
-   * Fetches chunks by hash. Each chunk is checked against its requested hash and size before
-   * `onChunk` sees it (compressed ones once decompressed); `onChunk` then owns `data` and must
-   * give it back with `pool.release`. `wireBytes` is what the chunk took on the wire.
+   * Fetches chunks by hash, each checked against its hash before `onChunk` sees it (see
+   * HostConnection.fetchChunks).
    */
-  fetchChunks(
-    chunks: ChunkRequest[],
-    onChunk: (request: ChunkRequest, data: Buffer, wireBytes: number) => void,
+  fetchChunks<R extends ChunkRequest>(
+    chunks: R[],
+    onChunk: (request: R, data: Buffer, wireBytes: number) => void,
     options: FetchOptions = {},
   ): Promise<void> {
-    const compressLevel = this.hostCompresses ? (options.compressLevel ?? 0) : 0;
-    return new Promise((resolve, reject) => {
-      let next = 0;
-      let credit = 0;
-      for (const chunk of chunks) credit += CHUNK_DATA_HEADER_SIZE + chunk.size;
-      const pending: PendingRequest = {
-        credit,
-        onFrame: (type, body) => {
-          const request = chunks[next++];
-          if (request === undefined || (type !== MessageType.CHUNK_DATA && type !== MessageType.CHUNK_ZSTD))
-            throw unexpected(type, "GET_CHUNKS");
-          let data = body.subarray(CHUNK_DATA_HEADER_SIZE);
-          const compressed = type === MessageType.CHUNK_ZSTD;
-          if (compressed) {
-            if (compressLevel === 0)
-              throw new TeleportError(ErrorCode.PROTOCOL, "compressed chunk not asked for");
-            const packed = data;
-            data = this.pool.acquire(request.size);
-            try {
-              this.#decompressor ??= new Decompressor();
-              this.#decompressor.decompressExactly(data, packed);
-            } catch (err) {
-              this.pool.release(data);
-              throw err;
-            }
-          }
-          if (data.length !== request.size || !hashEquals(hashBytes(data), request.hash)) {
-            if (compressed) this.pool.release(data);
-            throw new TeleportError(
-              ErrorCode.CHUNK_CORRUPT,
-              `chunk at offset ${request.offset} of "${request.path}" does not match its BLAKE3 hash`,
-            );
-          }
-          onChunk(request, data, body.length);
-          return !compressed; // a compressed body is done with: the channel gives it back
-        },
-        onEnd: () =>
-          next === chunks.length
-            ? resolve()
-            : reject(new TeleportError(ErrorCode.PROTOCOL, "host skipped chunks")),
-        onError: reject,
-      };
-      try {
-        const request = compressLevel > 0 ? { chunks, compressLevel } : { chunks };
-        this.#control.open(MessageType.GET_CHUNKS, getChunksRequestCodec, request, pending, options.signal);
-      } catch (err) {
-        reject(err);
-      }
-    });
+    return this.#connection.fetchChunks(chunks, onChunk, options);
   }
 
   /**
@@ -448,16 +301,10 @@ export class TeleportClient {
   }
 
   close(): Promise<void> {
-    this.#closing = true;
-    clearInterval(this.#pingTimer);
-    return this.#control.close();
+    return this.#connection.close();
   }
 
   destroy(error?: TeleportError): void {
-    this.#control.destroy(error);
+    this.#connection.destroy(error);
   }
-}
-
-function unexpected(type: number, request: string): TeleportError {
-  return new TeleportError(ErrorCode.PROTOCOL, `unexpected frame type ${type} in answer to ${request}`);
 }

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
-import { type ConnectOptions, TeleportClient } from "./client.js";
+import { TeleportClient } from "./client.js";
 import { type PullOptions, type PullSummary, pull } from "./pull.js";
 
 export interface Retry {
@@ -58,7 +58,8 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
   for (let attempt = 0; ; attempt++) {
     let connected = false;
     try {
-      const client = await TeleportClient.connect(link, connectOptions(options));
+      // The pull's options are the connection's too, by the same names (ConnectOptions).
+      const client = await TeleportClient.connect(link, options);
       connected = true;
       try {
         return { ...(await pull(client, options)), attempts: attempt + 1 };
@@ -76,22 +77,4 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
       });
     }
   }
-}
-
-function connectOptions({
-  signal,
-  idleTimeoutMs,
-  transport,
-  onNotice,
-  xattrs,
-  plaintext,
-}: PullLinkOptions): ConnectOptions {
-  return {
-    ...(xattrs === true ? { xattrs } : {}),
-    ...(plaintext === true ? { askPlaintext: true } : {}),
-    ...(signal && { signal }),
-    ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
-    ...(transport === undefined ? {} : { transport }),
-    ...(onNotice === undefined ? {} : { onNotice }),
-  };
 }

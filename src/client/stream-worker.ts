@@ -1,18 +1,27 @@
 /**
- * A thread of data streams: it runs the connections the pool places on it, each fetching the
- * chunk batches the main thread sends, checking every chunk's hash (TeleportClient.fetchChunks
- * does) and writing it at its offset into the file descriptor the batch names. A batch is
- * reported done only once all its bytes are written. See streams.ts for the pool's side.
+ * A thread of data streams: it runs the streams the pool places on it, each fetching the chunk
+ * batches the main thread sends (every chunk checked against its hash on arrival, see
+ * HostConnection.fetchChunks) and writing them into the files the batch lends (chunk-writer.ts).
+ * A batch is reported done only once all its bytes are written. See streams.ts for the pool's side.
  */
-import { writeSync, writevSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { shutdownQuic } from "../transport/quic.js";
 import type { TransportKind } from "../transport/transport.js";
-import { TeleportClient } from "./client.js";
-import type { ChunkWrite, FromThread, StreamStats, StreamThreadData, ToThread } from "./streams.js";
-import { DELIVERED_INDEX, serializeError, unpackBatch, WRITE_SLICE_BYTES } from "./streams.js";
+import { GatheredWrites } from "./chunk-writer.js";
+import { DataStreamFactory } from "./data-streams.js";
+import type { HostConnection } from "./host-connection.js";
+import {
+  type ChunkWrite,
+  deliveredSlot,
+  type FromThread,
+  type StreamStats,
+  type StreamThreadData,
+  serializeError,
+  type ToThread,
+  unpackBatch,
+} from "./stream-protocol.js";
 
 if (parentPort === null) throw new Error("stream-worker runs as a worker thread");
 const port = parentPort;
@@ -21,75 +30,23 @@ const post = (message: FromThread) => {
   if (!portClosed) port.postMessage(message);
 };
 
-const { link, idleTimeoutMs, clientId, plaintext, delivered } = workerData as StreamThreadData;
-/** Shared by this thread's connections: its peak is the thread's chunk memory. */
+const data = workerData as StreamThreadData;
+const factory = DataStreamFactory.revive(data.streams);
+const { delivered } = data;
+/** Shared by this thread's streams: its peak is the thread's chunk memory. */
 const pool = new BufferPool();
 const streams = new Map<number, Stream>();
 
-/** Verified chunks that lie back to back in one file, not yet written (see WRITE_SLICE_BYTES). */
-class Gathered {
-  fd = -1;
-  position = 0;
-  bytes = 0;
-  buffers: Buffer[] = [];
-  path = "";
-  /** Bytes written so far. */
-  written = 0;
-  /**
-   * The first write that failed. Chunks gathered may belong to any batch open on the connection,
-   * so after a failed write none of them can be reported done.
-   */
-  error: TeleportError | undefined;
-
-  add(request: ChunkWrite, data: Buffer): void {
-    const follows = request.fd === this.fd && request.offset === this.position + this.bytes;
-    if (!follows || this.bytes + data.length > WRITE_SLICE_BYTES) this.flush();
-    if (this.buffers.length === 0) {
-      this.fd = request.fd;
-      this.position = request.offset;
-      this.path = request.path;
-    }
-    this.buffers.push(data);
-    this.bytes += data.length;
-  }
-
-  /** Writes what is gathered and gives its buffers back, even if the write fails. */
-  flush(): void {
-    const { fd, position, buffers, path } = this;
-    const bytes = this.bytes;
-    this.buffers = [];
-    this.bytes = 0;
-    this.fd = -1;
-    try {
-      if (buffers.length === 1) writeAt(fd, buffers[0] as Buffer, position, path);
-      else if (buffers.length > 1) writeGathered(fd, buffers, position, path);
-      this.written += bytes;
-    } catch (err) {
-      this.error ??= toTeleportError(err);
-      throw this.error;
-    } finally {
-      for (const buffer of buffers) pool.release(buffer);
-    }
-  }
-
-  /** Drops what is gathered: its batch failed, so its bytes do not count. */
-  discard(): void {
-    for (const buffer of this.buffers.splice(0)) pool.release(buffer);
-    this.bytes = 0;
-    this.fd = -1;
-  }
-}
-
-/** One connection to the host and the batches it is fetching. */
+/** One data stream and the batches it is fetching. */
 class Stream {
   readonly id: number;
   readonly transport: TransportKind;
   /** Where this stream's bytes are counted in `delivered`. */
   readonly #counter: number;
-  client: TeleportClient | undefined;
+  connection: HostConnection | undefined;
   /** Closing while still connecting cancels the connect. */
   readonly connecting = new AbortController();
-  readonly gathered = new Gathered();
+  readonly gathered = new GatheredWrites(pool);
   openBatches = 0;
   /** Bytes of chunk frames received (compressed ones as sent). */
   wireBytes = 0;
@@ -100,19 +57,14 @@ class Stream {
   constructor(id: number, transport: TransportKind) {
     this.id = id;
     this.transport = transport;
-    this.#counter = DELIVERED_INDEX[transport];
+    this.#counter = deliveredSlot(transport);
   }
 
   async connect(): Promise<void> {
     try {
-      this.client = await TeleportClient.connect(link, {
-        clientName: "teleport-stream",
-        transport: this.transport,
-        plaintext,
-        ...(clientId === undefined ? {} : { clientId: Buffer.from(clientId) }),
-        signal: this.connecting.signal,
-        ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+      this.connection = await factory.open(this.transport, {
         pool,
+        signal: this.connecting.signal,
         onClose: (error) => this.#lost(error),
       });
       post({ op: "ready", stream: this.id });
@@ -123,8 +75,7 @@ class Stream {
 
   /**
    * Tells the pool the stream is gone, once, whether it failed or was closed: a stream the pool
-   * dropped is only forgotten when it says so, and one never forgotten kept the pool from
-   * noticing that no stream was left (32 pulls against one overloaded host hung that way).
+   * dropped is only forgotten when it says so (docs/decisions.md).
    */
   #lost(error: TeleportError): void {
     if (this.#lostPosted) return;
@@ -135,12 +86,12 @@ class Stream {
   async fetch(id: number, chunks: ChunkWrite[], compressLevel: number): Promise<void> {
     this.openBatches++;
     try {
-      if (this.client === undefined)
+      if (this.connection === undefined)
         throw new TeleportError(ErrorCode.CONNECTION, "not connected to the host");
-      await this.client.fetchChunks(
+      await this.connection.fetchChunks(
         chunks,
         (request, data, wireBytes) => {
-          this.gathered.add(request as ChunkWrite, data);
+          this.gathered.add(request, data);
           this.wireBytes += wireBytes;
           Atomics.add(delivered, this.#counter, data.length);
         },
@@ -168,8 +119,8 @@ class Stream {
     this.closed ??= (async () => {
       this.connecting.abort();
       this.gathered.discard();
-      if (abort) this.client?.destroy();
-      else await this.client?.close().catch(() => {});
+      if (abort) this.connection?.destroy();
+      else await this.connection?.close().catch(() => {});
     })();
     return this.closed;
   }
@@ -216,39 +167,4 @@ async function closeAll(abort: boolean): Promise<void> {
   await shutdownQuic();
   portClosed = true;
   port.close();
-}
-
-function writeGathered(fd: number, buffers: Buffer[], position: number, wirePath: string): void {
-  let written: number;
-  try {
-    written = writevSync(fd, buffers, position);
-  } catch (err) {
-    throw toTeleportError(err, `writing "${wirePath}"`);
-  }
-  // A short write (a disk filling up) is continued piece by piece, never taken for the whole.
-  let at = position;
-  for (const buffer of buffers) {
-    const done = Math.min(buffer.length, Math.max(0, written - (at - position)));
-    if (done < buffer.length) writeAt(fd, buffer.subarray(done), at + done, wirePath);
-    at += buffer.length;
-  }
-}
-
-/**
- * Writes synchronously: this thread has nothing else to do meanwhile, and a 1 GiB pull over two
- * streams took 10% less CPU and 10 MB less memory than with writes handed to libuv's thread
- * pool (4 interleaved runs each: 2.41-2.78 vs 2.63-3.29 CPU s).
- */
-function writeAt(fd: number, data: Buffer, position: number, wirePath: string): void {
-  try {
-    for (let at = 0; at < data.length; ) {
-      const length = Math.min(WRITE_SLICE_BYTES, data.length - at);
-      // A short write (a disk filling up) is continued, never taken for the whole slice.
-      const written = writeSync(fd, data, at, length, position + at);
-      if (written <= 0) throw new TeleportError(ErrorCode.IO, `wrote nothing at offset ${position + at}`);
-      at += written;
-    }
-  } catch (err) {
-    throw toTeleportError(err, `writing "${wirePath}"`);
-  }
 }

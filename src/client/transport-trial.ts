@@ -20,7 +20,7 @@
  * Like the tuner, this is policy only: it sees byte counts and times, never a socket, and is
  * tested with made-up measurements.
  */
-import type { TransportKind } from "../transport/transport.js";
+import { type TransportCounts, type TransportKind, transportCounts } from "../transport/transport.js";
 
 /** Per-stream delivery of the other transport, as a multiple of the current one's, to move to it. */
 const SWITCH_GAIN = 1.25;
@@ -53,10 +53,7 @@ const CONNECT_MS = 5000;
 const SOME_CONNECTED_MS = 1000;
 const SOME_CONNECTED_RTTS = 4;
 
-export interface TransportCounts {
-  tcp: number;
-  quic: number;
-}
+export type { TransportCounts } from "../transport/transport.js";
 
 /** What the pool is to do with its streams. */
 export type TrialAction =
@@ -91,18 +88,29 @@ export interface TrialObservation {
   minRttMs: number;
 }
 
+/** Measuring: since when, and what each transport had delivered by then. */
+interface Measuring {
+  phase: "measuring";
+  since: number;
+  from: TransportCounts;
+}
+
+type TrialState =
+  | { phase: "waiting" | "unavailable" }
+  | { phase: "connecting" | "settling"; since: number }
+  | Measuring;
+
 export class TransportTrial {
   readonly steps: TrialStep[] = [];
   /** The transport new streams are opened on. */
   current: TransportKind;
   readonly #startedAt: number;
   #other: TransportKind;
-  #state: "waiting" | "connecting" | "settling" | "measuring" | "unavailable" = "waiting";
+  /** Where the trial is; `since` is when it got there, `from` what was delivered by then. */
+  #state: TrialState = { phase: "waiting" };
   #nextTrialAtMs: number;
   #retryMs = RETRY_MS;
   #trialStreams = 0;
-  #since = 0;
-  #from: TransportCounts | undefined;
   /** Whether a stream of the other transport ever connected: if none does, it is not tried again. */
   #otherReachable = false;
 
@@ -116,62 +124,57 @@ export class TransportTrial {
 
   /** Extra streams open for a trial, beyond the tuner's count. */
   get extraStreams(): number {
-    return this.#state === "connecting" || this.#state === "settling" || this.#state === "measuring"
-      ? this.#trialStreams
-      : 0;
+    const { phase } = this.#state;
+    return phase === "connecting" || phase === "settling" || phase === "measuring" ? this.#trialStreams : 0;
   }
 
   observe(o: TrialObservation): TrialAction | undefined {
-    switch (this.#state) {
+    const state = this.#state;
+    switch (state.phase) {
       case "unavailable":
         return undefined;
       case "waiting": {
         if (!o.steady || o.nowMs < this.#nextTrialAtMs) return undefined;
         this.#trialStreams = Math.min(MAX_TRIAL_STREAMS, Math.max(1, Math.round(o.streams * TRIAL_SHARE)));
-        this.#state = "connecting";
-        this.#since = o.nowMs;
+        this.#state = { phase: "connecting", since: o.nowMs };
         this.#step(o.nowMs, this.current, null, "trying");
         return { op: "try", transport: this.#other, streams: this.#trialStreams };
       }
       case "connecting": {
         const ready = o.ready[this.#other];
-        const waited = o.nowMs - this.#since;
+        const waited = o.nowMs - state.since;
         if (ready > 0) this.#otherReachable = true;
         if (!o.steady) return this.#inconclusive(o.nowMs);
         if (ready === 0) return waited >= CONNECT_MS ? this.lost(o.nowMs) : undefined;
         const enough = waited >= Math.max(SOME_CONNECTED_MS, SOME_CONNECTED_RTTS * o.minRttMs);
         if (ready < this.#trialStreams && !enough) return undefined;
-        this.#state = "settling";
-        this.#since = o.nowMs;
+        this.#state = { phase: "settling", since: o.nowMs };
         return undefined;
       }
       case "settling":
         if (!o.steady) return this.#inconclusive(o.nowMs);
-        if (o.nowMs - this.#since < Math.max(SETTLE_MS, SETTLE_RTTS * o.minRttMs)) return undefined;
-        this.#state = "measuring";
-        this.#since = o.nowMs;
-        this.#from = { ...o.delivered };
+        if (o.nowMs - state.since < Math.max(SETTLE_MS, SETTLE_RTTS * o.minRttMs)) return undefined;
+        this.#state = { phase: "measuring", since: o.nowMs, from: { ...o.delivered } };
         return undefined;
       case "measuring":
-        return this.#measure(o);
+        return this.#measure(o, state);
     }
   }
 
-  #measure(o: TrialObservation): TrialAction | undefined {
-    const from = this.#from as TransportCounts;
+  #measure(o: TrialObservation, { since, from }: Measuring): TrialAction | undefined {
     if (!o.steady) return this.#inconclusive(o.nowMs);
-    const elapsedMs = o.nowMs - this.#since;
+    const elapsedMs = o.nowMs - since;
     if (elapsedMs < Math.max(MEASURE_MS, MEASURE_RTTS * o.minRttMs)) return undefined;
     const perStream = (kind: TransportKind) =>
       o.ready[kind] === 0 ? 0 : ((o.delivered[kind] - from[kind]) * 1000) / elapsedMs / o.ready[kind];
-    const rates: TransportCounts = { tcp: perStream("tcp"), quic: perStream("quic") };
+    const rates = transportCounts(perStream);
     const other = this.#other;
     if (rates[other] >= SWITCH_GAIN * rates[this.current]) {
-      const from = this.current;
-      this.#other = from;
+      const previous = this.current;
+      this.#other = previous;
       this.current = other;
       this.#end(o.nowMs, "switched", rates);
-      return { op: "switch", transport: other, gain: rates[other] / rates[from] };
+      return { op: "switch", transport: other, gain: rates[other] / rates[previous] };
     }
     return this.#end(o.nowMs, "kept", rates);
   }
@@ -200,7 +203,7 @@ export class TransportTrial {
    * has already swapped the transports and returns its own).
    */
   #end(nowMs: number, reason: TrialStep["reason"], rates: TransportCounts | null): TrialAction {
-    this.#state = reason === "unavailable" ? "unavailable" : "waiting";
+    this.#state = { phase: reason === "unavailable" ? "unavailable" : "waiting" };
     this.#nextTrialAtMs = nowMs + this.#retryMs;
     this.#retryMs *= 2;
     this.#step(nowMs, this.current, rates, reason);

@@ -15,10 +15,15 @@ import { platformIo } from "../platform/io.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
-import { quicAvailable } from "../transport/quic.js";
-import { transportFor } from "../transport/select.js";
+import { availableTransports, transportFor } from "../transport/registry.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
-import type { Listener, ListenOptions, TransportKind, TransportStream } from "../transport/transport.js";
+import {
+  type Listener,
+  type ListenOptions,
+  TRANSPORT_KINDS,
+  type TransportKind,
+  type TransportStream,
+} from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { type HostFaults, HostSession } from "./session.js";
@@ -39,8 +44,6 @@ const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
-/** TCP's port first: it is the one more likely taken, and UDP's then follows it. */
-const TRANSPORT_ORDER: readonly TransportKind[] = ["tcp", "quic"];
 /**
  * BBR sends at the bandwidth and round trip it measures, where reno and cubic halve their window
  * at each loss: on a 50 ms path with 0.1% loss one reno connection carries a few Mbit/s
@@ -165,11 +168,11 @@ export class Host {
       allowPlaintext: context.allowPlaintext,
       ...tuneSocketsFor(options),
     };
-    const wanted = options.transports ?? (quicAvailable ? ["tcp", "quic"] : ["tcp"]);
+    const wanted = options.transports ?? availableTransports();
     const listeners: Listener[] = [];
     try {
       let port = options.port ?? 0;
-      for (const kind of TRANSPORT_ORDER.filter((candidate) => wanted.includes(candidate))) {
+      for (const kind of TRANSPORT_KINDS.filter((candidate) => wanted.includes(candidate))) {
         // After the first, the port it got: the link names one port for all.
         const listener = await transportFor(kind)
           .listen(identity, { host: bind, port }, serve, listenOptions)

@@ -1,36 +1,43 @@
 /**
  * Plaintext streams, for `--no-encryption` on a trusted network: TCP without TLS, so that a host
  * can send chunk data straight from the page cache (sendfile) and neither side spends a cycle
- * on a cipher. They share the TLS listener's port, told apart by their first byte.
+ * on a cipher. A host takes them on its TLS listener's port, told apart by their first byte
+ * (tcp.ts), when it allows them.
  *
  * A plaintext stream is still authenticated: the client proves the link's secret with its HELLO
  * as on any stream, over a session binding made of a fresh nonce from each side, so a proof
- * seen on the wire cannot be replayed. It is neither confidential nor tamper-proof, and so it
- * carries nothing that needs to be: a host serves chunks over it and nothing else, and the
- * client checks every chunk against the BLAKE3 hash its TLS control connection brought.
+ * seen on the wire cannot be replayed. It is neither confidential nor tamper-proof, nor does it
+ * prove the host's identity, and so it carries nothing that needs to be: a host serves chunks
+ * over it and nothing else, and the client checks every chunk against the BLAKE3 hash its TLS
+ * control connection brought.
  *
- * Preamble: the client sends PLAIN_MAGIC and a nonce; the host answers with its own nonce.
+ * Preamble (preamble.ts): the client sends its magic and a nonce; the host answers with its own.
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
-import { type DialOptions, type TransportStream, tcpStreamBase, watchDial } from "./transport.js";
+import {
+  decodePreamble,
+  encodePreamble,
+  NONCE_BYTES,
+  plainClientPreamble,
+  plainHostPreamble,
+  preambleBytes,
+} from "./preamble.js";
+import { listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
+import { type DialOptions, HANDSHAKE_TIMEOUT_MS, type Transport, type TransportStream } from "./transport.js";
 
-/** The client's first bytes; a TLS ClientHello's first is 0x16, this one's "t". */
-const PLAIN_MAGIC = Buffer.from("teleport-plain/1");
-const NONCE_BYTES = 32;
 const BINDING_LABEL = "teleport-plain-binding/1";
 const READ_BUFFER_BYTES = 256 * 1024;
+const CLIENT_PREAMBLE_BYTES = preambleBytes(plainClientPreamble);
+const HOST_PREAMBLE_BYTES = preambleBytes(plainHostPreamble);
 /** The first byte of a TLS handshake record. */
 export const TLS_HANDSHAKE_BYTE = 0x16;
 
 /** Connects to the link's host without TLS (the host must allow it: Feature.PLAINTEXT). */
-export function dialPlain(
-  link: ShareLink,
-  options: DialOptions & { timeoutMs: number },
-): Promise<TransportStream> {
-  const { timeoutMs } = options;
+function dialPlain(link: ShareLink, options: DialOptions = {}): Promise<TransportStream> {
+  const { timeoutMs = HANDSHAKE_TIMEOUT_MS, signal } = options;
   const where = `${link.host}:${link.port}`;
   return new Promise((resolve, reject) => {
     const startedAt = performance.now();
@@ -51,15 +58,15 @@ export function dialPlain(
         },
       },
     });
-    const { signal } = options;
     const { fail, settle } = watchDial(socket, where, { handshake: "plaintext", timeoutMs, signal }, reject);
     socket.once("connect", () => {
       rttMs = performance.now() - startedAt;
-      socket.write(Buffer.concat([PLAIN_MAGIC, clientNonce]));
+      socket.write(encodePreamble(plainClientPreamble, { nonce: clientNonce }));
     });
-    readPreamble(socket, NONCE_BYTES).then(
-      (hostNonce) => {
+    readPreamble(socket, HOST_PREAMBLE_BYTES).then(
+      (preamble) => {
         settle();
+        const hostNonce = decodePreamble(plainHostPreamble, preamble).nonce;
         resolve(plainStream(socket, binding(clientNonce, hostNonce), rttMs));
       },
       (err: unknown) =>
@@ -84,22 +91,18 @@ export function acceptPlain(
 ): void {
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
   socket.once("error", () => socket.destroy());
-  readPreamble(socket, PLAIN_MAGIC.length + NONCE_BYTES).then(
-    (preamble) => {
+  readPreamble(socket, CLIENT_PREAMBLE_BYTES)
+    .then((preamble) => {
       clearTimeout(timer);
-      if (!preamble.subarray(0, PLAIN_MAGIC.length).equals(PLAIN_MAGIC)) {
-        socket.destroy();
-        return;
-      }
+      const clientNonce = decodePreamble(plainClientPreamble, preamble).nonce;
       const hostNonce = randomBytes(NONCE_BYTES);
-      socket.write(hostNonce);
-      onStream(plainStream(socket, binding(preamble.subarray(PLAIN_MAGIC.length), hostNonce), undefined));
-    },
-    () => {
+      socket.write(encodePreamble(plainHostPreamble, { nonce: hostNonce }));
+      onStream(plainStream(socket, binding(clientNonce, hostNonce), undefined));
+    })
+    .catch(() => {
       clearTimeout(timer);
       socket.destroy();
-    },
-  );
+    });
 }
 
 /**
@@ -141,3 +144,22 @@ function plainStream(socket: net.Socket, sessionBinding: Buffer, rttMs: number |
     sessionBinding: () => sessionBinding,
   };
 }
+
+/**
+ * Plaintext TCP as a transport. Its streams count as TCP's (`kind`): the same path, without the
+ * cipher. Its own listener takes plaintext streams only; a host takes them beside TLS on one
+ * port instead (tcpTransport with `allowPlaintext`).
+ */
+export const plainTransport: Transport = {
+  kind: "tcp",
+  name: "TCP without TLS",
+  available: true,
+  encrypted: false,
+  dial: dialPlain,
+  async listen(_identity, bind, onStream, options = {}) {
+    const timeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    const server = net.createServer((socket) => acceptPlain(socket, timeoutMs, onStream));
+    const listener = await listenOn(server, bind, options);
+    return { transport: "tcp", ...listener };
+  },
+};

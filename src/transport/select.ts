@@ -10,12 +10,15 @@
  */
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
-import { quicAvailable, quicTransport } from "./quic.js";
+import { quicTransport } from "./quic.js";
+import { transportFor } from "./registry.js";
 import { tcpTransport } from "./tcp.js";
-import type { DialOptions, Transport, TransportKind, TransportStream } from "./transport.js";
+import { type DialOptions, TRANSPORT_KINDS, type TransportKind, type TransportStream } from "./transport.js";
+
+export { transportFor } from "./registry.js";
 
 export type TransportChoice = "auto" | TransportKind;
-export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", "tcp", "quic"];
+export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPORT_KINDS];
 
 const QUIC_HEAD_START_MS = 250;
 /**
@@ -24,10 +27,6 @@ const QUIC_HEAD_START_MS = 250;
  * it for the whole handshake timeout.
  */
 const QUIC_FALLBACK_MS = 2000;
-
-export function transportFor(kind: TransportKind): Transport {
-  return kind === "tcp" ? tcpTransport : quicTransport;
-}
 
 export interface ChoiceOptions extends DialOptions {
   /** Told when `auto` used QUIC because TCP did not get through, and why. */
@@ -41,7 +40,7 @@ export function dialChoice(
   options: ChoiceOptions = {},
 ): Promise<TransportStream> {
   if (choice !== "auto") return transportFor(choice).dial(link, options);
-  if (!quicAvailable) return tcpTransport.dial(link, options);
+  if (!quicTransport.available) return tcpTransport.dial(link, options);
   return race(link, options);
 }
 

@@ -8,38 +8,28 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { ErrorCode, TeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
+import { listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
 import {
+  HANDSHAKE_TIMEOUT_MS,
   type ListenOptions,
   type Transport,
   type TransportStream,
-  tcpStreamBase,
-  watchDial,
 } from "./transport.js";
+
+export { HANDSHAKE_TIMEOUT_MS } from "./transport.js";
 
 const ALPN = "teleport/1";
 const EXPORTER_LABEL = "EXPORTER-teleport-auth";
 const EXPORTER_CONTEXT = Buffer.from(ALPN);
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
- * AES-128-GCM first, as TLS 1.3's mandatory suite. The order does not buy speed here: 1 GiB over
- * loopback ran at 894 / 883 / 907 MB/s (AES-128-GCM / AES-256-GCM / ChaCha20-Poly1305, medians
- * of 5), within the run-to-run noise; the TLS tasks of `node dist/bench/micro/run.js` measure it.
+ * AES-128-GCM first, as TLS 1.3's mandatory suite; the order buys no speed (docs/decisions.md),
+ * and the TLS tasks of `node dist/bench/micro/run.js` measure it.
  */
 const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-
-export interface TlsListener {
-  host: string;
-  port: number;
-  /** Stops accepting; resolves once every connection it accepted is closed. */
-  close(): Promise<void>;
-}
-
-/** Open connections a host accepts at once: a bound on its descriptors, whoever connects. */
-const MAX_CONNECTIONS = 4096;
 
 /**
  * Listens for TLS connections, and with `plaintext` for plaintext teleport streams on the same
@@ -51,7 +41,7 @@ export function listenTls(
   onSocket: (socket: tls.TLSSocket) => void,
   options: ListenOptions = {},
   plaintext?: (stream: TransportStream) => void,
-): Promise<TlsListener> {
+): ReturnType<typeof listenOn> {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const tlsServer = tls.createServer(
     {
@@ -71,24 +61,7 @@ export function listenTls(
     plaintext === undefined
       ? tlsServer
       : net.createServer((socket) => route(socket, tlsServer, handshakeTimeoutMs, plaintext));
-  server.maxConnections = MAX_CONNECTIONS;
-  const { tuneSocket } = options;
-  if (tuneSocket !== undefined) server.on("connection", (socket: net.Socket) => tuneSocket(socket));
-  return new Promise((resolve, reject) => {
-    server.once("error", (err) => reject(toTeleportError(err, `listening on ${bind.host}:${bind.port}`)));
-    server.listen(bind.port, bind.host, () => {
-      const address = server.address();
-      if (address === null || typeof address === "string") {
-        reject(new TeleportError(ErrorCode.INTERNAL, "listener has no TCP address"));
-        return;
-      }
-      resolve({
-        host: address.address,
-        port: address.port,
-        close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-      });
-    });
-  });
+  return listenOn(server, bind, options);
 }
 
 /** Hands a connection to the TLS server, or to `plaintext` if its first byte is not TLS's. */
@@ -167,6 +140,9 @@ export function connectTls(
 
 export const tcpTransport: Transport = {
   kind: "tcp",
+  name: "TCP",
+  available: true,
+  encrypted: true,
   async dial(link, options = {}) {
     const { socket, tcpRttMs } = await connectTls(link, options.signal, options.timeoutMs);
     return tlsStream(socket, tcpRttMs);

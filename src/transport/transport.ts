@@ -1,24 +1,34 @@
 /**
- * What teleport needs from a network transport, and nothing more: secure, ordered, reliable byte
- * streams between a client and a host, each authenticated twice (the host by the share link's
- * certificate fingerprint, the client by its proof of the link's secret). TLS over TCP
- * (tcp.ts) is one; everything above (Connection, the host's sessions, the pull's stream pool)
- * frames messages on `TransportStream.stream` and knows nothing else of the transport.
+ * What teleport needs from a network transport, and nothing more: ordered, reliable byte streams
+ * between a client and a host, each authenticated twice (the host by the share link's
+ * certificate fingerprint, the client by its proof of the link's secret). TLS over TCP (tcp.ts)
+ * and QUIC (quic.ts) are secure ones; plaintext TCP (plain.ts) proves only the client, for data
+ * streams under `--no-encryption`. Everything above (Connection, the host's sessions, the pull's
+ * stream pool) frames messages on `TransportStream.stream` and knows nothing else of the
+ * transport. test/helpers/transport-compliance.ts is what each must pass.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 
-export type TransportKind = "tcp" | "quic";
-
 /**
- * TCP keep-alive probes after this long without traffic: a NAT or firewall forgets an idle
- * connection in minutes, and a pull's data streams can idle while the manifest is walked.
+ * The transports teleport has (registry.ts maps each to its implementation), in the order a host
+ * listens on them: TCP's port first, as the one more likely taken; UDP's then follows it. A new
+ * transport is a name here, its file, its line in registry.ts and its compliance run; what is
+ * counted per transport (TransportCounts, the pool's shared counters) follows from this list.
  */
-const KEEPALIVE_MS = 30_000;
+export const TRANSPORT_KINDS = ["tcp", "quic"] as const;
+export type TransportKind = (typeof TRANSPORT_KINDS)[number];
+
+/** A number for each transport: bytes delivered, streams open. */
+export type TransportCounts = Record<TransportKind, number>;
+
+/** A TransportCounts with `count(kind)` for each transport (0 for each by default). */
+export function transportCounts(count: (kind: TransportKind) => number = () => 0): TransportCounts {
+  return Object.fromEntries(TRANSPORT_KINDS.map((kind) => [kind, count(kind)])) as TransportCounts;
+}
 
 /**
  * One authenticated byte stream to or from a host: a TLS socket, a stream of a QUIC connection,
@@ -51,6 +61,9 @@ export interface TransportStats {
   bytesReceived: number;
 }
 
+/** How long a handshake may take, each step of it, unless told otherwise. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export interface DialOptions {
   signal?: AbortSignal;
   /** Gives up on a handshake not done within this long. */
@@ -82,6 +95,15 @@ export interface Listener {
 
 export interface Transport {
   readonly kind: TransportKind;
+  /** For people: "TCP", "QUIC". */
+  readonly name: string;
+  /** False where this machine cannot use it (QUIC without its native binding). */
+  readonly available: boolean;
+  /**
+   * False for a transport that neither hides nor protects the bytes, nor proves the host's
+   * identity (plain.ts): it is for data streams, after an encrypted control connection has.
+   */
+  readonly encrypted: boolean;
   /** A new stream to the host `link` names, once the host has proven it is that host. */
   dial(link: ShareLink, options?: DialOptions): Promise<TransportStream>;
   /** Accepts streams from clients (not yet authenticated: their HELLO does that). */
@@ -91,68 +113,6 @@ export interface Transport {
     onStream: (stream: TransportStream) => void,
     options?: ListenOptions,
   ): Promise<Listener>;
-}
-
-/**
- * What a TLS or plaintext stream over `socket` shares, the socket set up for frames: they go out
- * as they are written (requests and pings must not wait for Nagle's algorithm), and idle
- * connections are kept alive.
- */
-export function tcpStreamBase(
-  socket: Socket,
-  rttMs: number | undefined,
-): Pick<TransportStream, "transport" | "stream" | "remoteAddress" | "remotePort" | "stats"> {
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true, KEEPALIVE_MS);
-  return {
-    transport: "tcp",
-    stream: socket,
-    remoteAddress: socket.remoteAddress ?? "",
-    remotePort: socket.remotePort ?? 0,
-    stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),
-  };
-}
-
-/** A dial under way (see watchDial). */
-export interface DialWatch {
-  /** Destroys the socket and rejects the dial with `error`. */
-  fail(error: TeleportError): void;
-  /** Stops watching: the stream is handed over. */
-  settle(): void;
-}
-
-/**
- * What every TCP dial does until its stream is ready: gives up with TIMEOUT when no `handshake`
- * is done within `timeoutMs`, with CANCELLED when `signal` aborts, and with the socket's own
- * error, destroying the socket each time.
- */
-export function watchDial(
-  socket: Socket,
-  where: string,
-  options: { handshake: string; timeoutMs: number; signal?: AbortSignal | undefined },
-  reject: (error: TeleportError) => void,
-): DialWatch {
-  const { handshake, timeoutMs, signal } = options;
-  const fail = (error: TeleportError) => {
-    settle();
-    socket.destroy();
-    reject(error);
-  };
-  const timeout = () =>
-    fail(
-      new TeleportError(ErrorCode.TIMEOUT, `no ${handshake} handshake with ${where} within ${timeoutMs} ms`),
-    );
-  const timer = setTimeout(timeout, timeoutMs);
-  const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
-  const onError = (err: Error) => fail(toTeleportError(err, `connecting to ${where}`));
-  const settle = () => {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
-    socket.off("error", onError);
-  };
-  signal?.addEventListener("abort", onAbort, { once: true });
-  socket.once("error", onError);
-  return { fail, settle };
 }
 
 /** HMAC of the stream's session binding under the share secret (the client's HELLO carries it). */

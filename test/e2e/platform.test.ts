@@ -5,15 +5,19 @@
  * under TELEPORT_NATIVE=0, on the portable path (npm test runs this file both ways).
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { link, mkdir, open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
+import { DataStreamFactory } from "../../src/client/data-streams.js";
+import type { HostConnection } from "../../src/client/host-connection.js";
 import type { PullSummary } from "../../src/client/pull.js";
 import { ErrorCode, type TeleportError } from "../../src/errors.js";
 import { Host } from "../../src/host/host.js";
 import { platformIo } from "../../src/platform/io.js";
-import type { ChunkRequest } from "../../src/wire/messages.js";
+import type { ShareLink } from "../../src/transport/link.js";
+import { type ChunkRequest, MessageType, statRequestCodec } from "../../src/wire/messages.js";
 import { runCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
@@ -237,6 +241,13 @@ test("pull --no-encryption from a host that does not allow it: ENCRYPTION_REQUIR
   assert.match(quic.stderr, /QUIC is always encrypted/);
 });
 
+/** A data stream over plaintext TCP to the host of `link`, as a pull with --no-encryption opens. */
+function plaintextStream(shareLink: ShareLink): Promise<HostConnection> {
+  const spec = { link: shareLink, clientId: randomBytes(16), transport: "tcp" as const, encrypted: false };
+  const streams = new DataStreamFactory(spec);
+  return streams.open("tcp");
+}
+
 test("a plaintext stream: chunks only, the link's secret still required, refused by a host that does not allow it", async (t) => {
   const base = await tempDir(t, "plaintext-stream");
   await writeFile(join(base, "file"), "plaintext");
@@ -252,19 +263,21 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
     return host;
   };
   const open = await start(true);
-  const client = await TeleportClient.connect(open.link, { plaintext: true });
+  const client = await plaintextStream(open.link);
   onCleanup(t, () => client.close());
-  await assert.rejects(client.stat("file"), (err: TeleportError) => {
+  const statOverPlaintext = async () => {
+    for await (const _ of client.channel.stream(MessageType.STAT, statRequestCodec, { path: "file" }));
+  };
+  await assert.rejects(statOverPlaintext(), (err: TeleportError) => {
     assert.equal(err.code, ErrorCode.PROTOCOL);
     assert.match(err.message, /only chunks are served over an unencrypted stream/);
     return true;
   });
-  await assert.rejects(
-    TeleportClient.connect({ ...open.link, secret: Buffer.alloc(32, 1) }, { plaintext: true }),
-    { code: ErrorCode.AUTH },
-  );
+  await assert.rejects(plaintextStream({ ...open.link, secret: Buffer.alloc(32, 1) }), {
+    code: ErrorCode.AUTH,
+  });
   const closed = await start(false);
-  await assert.rejects(TeleportClient.connect(closed.link, { plaintext: true }), (err: TeleportError) => {
+  await assert.rejects(plaintextStream(closed.link), (err: TeleportError) => {
     assert.equal(err.code, ErrorCode.CONNECTION);
     assert.match(err.message, /does it allow --no-encryption/);
     return true;
@@ -285,13 +298,13 @@ test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGE
     transports: ["tcp"],
   });
   onCleanup(t, () => host.close());
-  const control = await TeleportClient.connect(host.link, { askPlaintext: true });
+  const control = await TeleportClient.connect(host.link, { plaintext: true });
   onCleanup(t, () => control.close());
   const chunks: ChunkRequest[] = [];
   for await (const event of control.manifest("big.bin")) {
     if (event.kind === "chunks") for (const chunk of event.chunks) chunks.push({ ...chunk, path: "big.bin" });
   }
-  const data = await TeleportClient.connect(host.link, { plaintext: true });
+  const data = await control.dataStreams({ encrypted: false }).open("tcp");
   onCleanup(t, () => data.close());
   await truncate(path, MiB);
   await assert.rejects(

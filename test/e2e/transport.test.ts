@@ -1,9 +1,20 @@
-/** The transport compliance suite (test/helpers/transport-compliance.ts), for each transport. */
-import { quicAvailable, quicTransport } from "../../src/transport/quic.js";
-import { tcpTransport } from "../../src/transport/tcp.js";
+/**
+ * The transport compliance suite (test/helpers/transport-compliance.ts), for each transport;
+ * one not available here (QUIC without its native binding) is reported skipped, with why.
+ */
+import { plainTransport } from "../../src/transport/plain.js";
+import { transportFor } from "../../src/transport/registry.js";
+import { TRANSPORT_KINDS } from "../../src/transport/transport.js";
 import { transportCompliance } from "../helpers/transport-compliance.js";
 
-transportCompliance(tcpTransport);
-// The binding is an optional dependency with prebuilt binaries for a few platforms; where npm
-// installed it (Linux x64 here and in CI) the suite must pass.
-if (quicAvailable) transportCompliance(quicTransport);
+for (const kind of TRANSPORT_KINDS) transportCompliance(transportFor(kind));
+transportCompliance(plainTransport);
+// As a host takes them: beside TLS on one port, told apart by their first byte.
+transportCompliance(
+  {
+    ...plainTransport,
+    listen: (identity, bind, onStream, options) =>
+      transportFor("tcp").listen(identity, bind, onStream, { ...options, allowPlaintext: true }),
+  },
+  `${plainTransport.name}, on a TLS listener`,
+);

@@ -12,7 +12,6 @@ import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { platformIo } from "../../platform/io.js";
-import { formatLink } from "../../transport/link.js";
 import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
@@ -223,23 +222,14 @@ class Puller implements FileOpener {
   #startPool(): StreamPool {
     const client = this.#client;
     const options = this.#options;
-    const encrypted = this.#tally.summary.encrypted;
     const rttMs = this.#pool.rttMs;
-    return new StreamPool({
-      link: formatLink(client.link),
+    return new StreamPool(client.dataStreams({ encrypted: this.#tally.summary.encrypted }), {
       windowBytes: this.#pool.windowBytes,
       ping: () => client.ping(),
-      clientId: client.clientId,
-      transport: client.transport,
-      plaintext: !encrypted,
-      ...(client.alternativeTransport === undefined || !encrypted
-        ? {}
-        : { alternative: client.alternativeTransport }),
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
       ...(rttMs === undefined ? {} : { rttMs }),
       ...(options.streams === undefined ? {} : { streams: options.streams }),
       compression: options.compression ?? new CompressionPolicy("auto"),
-      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
     });
   }
 }

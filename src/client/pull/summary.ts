@@ -19,7 +19,7 @@ export interface PullOptions {
   windowBytes?: number;
   /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
   streams?: number;
-  /** How long a silent host is waited for, on each data stream (default 30 s). */
+  /** How long a silent host is waited for, on each connection (pullLink connects with it). */
   idleTimeoutMs?: number;
   /** What to ask the host to compress (default `auto`: where the link is slower than the CPU). */
   compression?: CompressionPolicy;

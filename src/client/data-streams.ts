@@ -1,0 +1,84 @@
+/**
+ * How a pull's data streams are made: a transport stream to the link's host, authenticated as
+ * belonging to the pull's control connection (its client id), and nothing more than a
+ * HostConnection that fetches chunks. The pool runs them in worker threads, so what makes them
+ * is plain data (DataStreamSpec) that crosses to each thread as it is.
+ */
+import type { BufferPool } from "../engine/buffer-pool.js";
+import type { TeleportError } from "../errors.js";
+import type { ShareLink } from "../transport/link.js";
+import { transportFor } from "../transport/registry.js";
+import type { TransportKind } from "../transport/transport.js";
+import { Feature } from "../wire/messages.js";
+import { HostConnection, handshakeTimeoutMs } from "./host-connection.js";
+
+export interface DataStreamSpec {
+  link: ShareLink;
+  /** The control connection's Hello.clientId: the host counts the streams as that client's. */
+  clientId: Buffer;
+  /** The transport the streams start on: the one the control connection got through on. */
+  transport: TransportKind;
+  /**
+   * The other transport, when the streams may move to it (`--transport auto`, and the host
+   * listens on both): it is tried during the pull and used if it delivers more (transport-trial.ts).
+   */
+  alternative?: TransportKind | undefined;
+  /** False for plaintext streams (`pull --no-encryption`, which the host has agreed to). */
+  encrypted: boolean;
+  /** Each stream's idle timeout: how long a silent host is waited for. */
+  idleTimeoutMs?: number | undefined;
+}
+
+/** What a data stream is opened with, on the thread that runs it. */
+export interface DataStreamOptions {
+  /** Where received chunk buffers come from: the thread's, shared by its streams. */
+  pool?: BufferPool;
+  /** Closing while still connecting cancels the connect. */
+  signal?: AbortSignal;
+  /** Told once when the stream ends, whatever ended it. */
+  onClose?: (error: TeleportError) => void;
+}
+
+export class DataStreamFactory {
+  readonly spec: DataStreamSpec;
+
+  constructor(spec: DataStreamSpec) {
+    this.spec = spec;
+  }
+
+  /** The factory `spec` describes, after a structured clone turned its Buffers into Uint8Arrays. */
+  static revive(spec: DataStreamSpec): DataStreamFactory {
+    const { link } = spec;
+    return new DataStreamFactory({
+      ...spec,
+      link: { ...link, fingerprint: asBuffer(link.fingerprint), secret: asBuffer(link.secret) },
+      clientId: asBuffer(spec.clientId),
+    });
+  }
+
+  /** Opens a data stream over `transport`, once the host has welcomed it. */
+  async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
+    const { link, clientId, encrypted, idleTimeoutMs } = this.spec;
+    const stream = await transportFor(transport, { encrypted }).dial(link, {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),
+    });
+    try {
+      return await HostConnection.open(stream, {
+        secret: link.secret,
+        clientId,
+        clientName: "teleport-stream",
+        features: encrypted ? 0 : Feature.PLAINTEXT,
+        idleTimeoutMs,
+        ...options,
+      });
+    } catch (err) {
+      stream.stream.destroy();
+      throw err;
+    }
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
