@@ -8,6 +8,7 @@
 import { readSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
 import { chunkBytes, collectChunks, type FileDigest } from "../chunking/manifest.js";
+import { UNINDEXED_FILE_BYTES } from "../chunking/thresholds.js";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
@@ -30,13 +31,6 @@ import { openFileAt } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { isWalkFailure, type Share, type ShareEntry, type WalkFailure } from "./share.js";
 
-/**
- * Files up to this size are hashed each time they are listed, never looked up in the index:
- * opening, reading, closing and hashing a 10 KB file took 12-18 us (3 rounds of 2,000 files),
- * finding its chunk list in the index (two queries) ~87 us per file in a CPU profile of a host
- * serving 20,000 small files.
- */
-const UNINDEXED_FILE_BYTES = 16 * 1024;
 /** Files at most this large are hashed ahead of their turn, up to PREFETCHED_FILES of them. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 const PREFETCHED_FILES = 16;

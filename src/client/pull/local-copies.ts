@@ -1,5 +1,5 @@
 /**
- * Reusing bytes this machine already has. `LocalChunks` answers "where is a chunk with this hash,
+ * Copying chunks this machine already has, and verifying each copied chunk. `IndexedChunks` answers "where is a chunk with this hash,
  * in a file that is still as it was indexed?"; `CopyRun` gathers consecutive chunks that sit
  * back to back in one source file and land back to back in the file being written, so a shifted
  * old copy (bytes inserted near the start) is copied in a few large in-kernel copies; `copyRun`
@@ -9,16 +9,16 @@
 import { closeSync, constants, lstatSync, openSync, read } from "node:fs";
 import { setImmediate } from "node:timers/promises";
 import { promisify } from "node:util";
-import { hashBytes } from "../chunking/hash.js";
-import { BLOCK_BYTES, platformIo } from "../platform/io.js";
-import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../store/chunk-index.js";
-import type { ChunkRef } from "../wire/messages.js";
+import { hashBytes } from "../../chunking/hash.js";
+import { BLOCK_BYTES, platformIo } from "../../platform/io.js";
+import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../../store/chunk-index.js";
+import type { ChunkRef } from "../../wire/messages.js";
 
 /** Largest copy run: copied, read back and verified as one. */
 export const COPY_RUN_BYTES = 8 * 1024 * 1024;
 /** A run is copied about 1 MiB at a time (see copyRun). */
 const COPY_SLICE_BYTES = 1024 * 1024;
-/** A copy is read back 256 KiB at a time (see WRITE_SLICE_BYTES in streams.ts). */
+/** A copy is read back 256 KiB at a time (see WRITE_SLICE_BYTES in ../streams.ts). */
 const IO_SLICE_BYTES = 256 * 1024;
 /** Files whose identity is remembered during a pull (each an lstat). */
 const IDENTITY_CACHE_SIZE = 256;
@@ -28,7 +28,8 @@ interface Identity {
   inode: string;
 }
 
-export class LocalChunks {
+/** The chunk index as the planner's LocalChunks (chunk-planner.ts). */
+export class IndexedChunks {
   readonly #index: ChunkIndex;
   readonly #identities = new Map<string, Identity | null>();
 
@@ -36,12 +37,16 @@ export class LocalChunks {
     this.#index = index;
   }
 
+  hasChunkAt(fileId: number, offset: number, hash: Buffer): boolean {
+    return this.#index.hasChunkAt(fileId, offset, hash);
+  }
+
   /**
    * A place holding the chunk with `hash`, other than the file `excludeFileId`, whose file is
    * unchanged since it was indexed (a download in progress: still the same inode). Sources found
    * stale are dropped from the index.
    */
-  find(hash: Buffer, excludeFileId?: number): ChunkSource | undefined {
+  find(hash: Buffer, excludeFileId: number | undefined): ChunkSource | undefined {
     for (const source of this.#index.locate(hash)) {
       if (source.fileId === excludeFileId) continue;
       const now = this.#identity(source.path);
@@ -52,6 +57,16 @@ export class LocalChunks {
       if (!source.partial) this.#index.forget(source.fileId);
     }
     return undefined;
+  }
+
+  /** A source whose bytes did not match its rows: dropped from the index. */
+  forget(fileId: number, path: string): void {
+    try {
+      this.#index.forget(fileId);
+    } catch {
+      // the index is a cache: a row it keeps is checked before use
+    }
+    this.changed(path);
   }
 
   /** Forgets what is known of `path` (this pull just wrote it). */

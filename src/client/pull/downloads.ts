@@ -1,0 +1,158 @@
+/**
+ * The pull's records in the chunk index. A download is the index's record of a part file being
+ * written: its journal of chunks written and verified, so that a killed pull resumes it; on
+ * commit it becomes the record of the complete file. Files too small to journal are recorded
+ * once complete, many in one transaction.
+ */
+import { fstatSync, lstatSync } from "node:fs";
+import type { ChunkIndex, RecordedFile } from "../../store/chunk-index.js";
+import { inodeOf } from "../../store/chunk-index.js";
+import type { ChunkRef, Entry, FileEnd } from "../../wire/messages.js";
+import type { DownloadJournal } from "./chunk-planner.js";
+import { isRunning, type PartFile } from "./destination.js";
+
+/** Journal rows per transaction, and the longest a written chunk waits for its row (see record). */
+const JOURNAL_BATCH = 256;
+const JOURNAL_DELAY_MS = 50;
+/** Complete unjournaled files recorded per transaction. */
+const RECORDS_PER_TRANSACTION = 256;
+
+/** An interrupted pull's download for the same final path. */
+export type FoundDownload =
+  /** Of this same version of the file: its part file is written on. */
+  | { kind: "resumable"; id: number; path: string }
+  /** Of another version: a source of chunks, removed once the file is committed. */
+  | { kind: "other-version"; id: number; path: string };
+
+export class Downloads implements DownloadJournal {
+  readonly #index: ChunkIndex;
+  readonly #chunker: string;
+  /** Written chunks not yet journaled (see record). */
+  #unjournaled: Array<readonly [number, ChunkRef]> = [];
+  #journalTimer: NodeJS.Timeout | undefined;
+  /** Complete unjournaled files waiting to be recorded. */
+  #records: RecordedFile[] = [];
+
+  constructor(index: ChunkIndex, chunker: string) {
+    this.#index = index;
+    this.#chunker = chunker;
+  }
+
+  has(downloadId: number, offset: number, hash: Buffer): boolean {
+    return this.#index.hasChunkAt(downloadId, offset, hash);
+  }
+
+  /**
+   * Journals a written chunk, JOURNAL_BATCH rows a transaction or after JOURNAL_DELAY_MS, since a
+   * transaction costs as much as ~100 rows (docs/decisions.md, "Journal batching"). A crash
+   * loses at most the last moment's journal: those chunks are fetched again.
+   */
+  record(downloadId: number, chunk: ChunkRef): void {
+    this.#unjournaled.push([downloadId, chunk]);
+    if (this.#unjournaled.length >= JOURNAL_BATCH) this.flushJournal();
+    else this.#journalTimer ??= setTimeout(() => this.flushJournal(), JOURNAL_DELAY_MS);
+  }
+
+  flushJournal(): void {
+    clearTimeout(this.#journalTimer);
+    this.#journalTimer = undefined;
+    if (this.#unjournaled.length === 0) return;
+    const entries = this.#unjournaled;
+    this.#unjournaled = [];
+    this.#index.addChunks(entries);
+  }
+
+  /** The download an interrupted pull left for `finalPath`, unless another pull still runs it. */
+  find(finalPath: string, entry: Entry): FoundDownload | undefined {
+    const found = this.#index.findPartial(finalPath);
+    if (found === undefined || (found.owner !== process.pid && isRunning(found.owner))) return undefined;
+    let inode: string | undefined;
+    try {
+      const stats = lstatSync(found.path, { bigint: true });
+      if (stats.isFile()) inode = inodeOf(stats);
+    } catch {
+      // gone
+    }
+    if (inode !== found.inode) {
+      this.#index.forget(found.id);
+      return undefined;
+    }
+    const kind = found.version === versionOf(entry) ? "resumable" : "other-version";
+    return { kind, id: found.id, path: found.path };
+  }
+
+  /** Takes over a download for this process. */
+  claim(downloadId: number): void {
+    this.#index.claim(downloadId);
+  }
+
+  /** Starts the download of `entry` into `part`: its id. */
+  start(part: PartFile, finalPath: string, entry: Entry): number {
+    const stats = fstatSync(part.fd, { bigint: true });
+    const download = { target: finalPath, version: versionOf(entry) };
+    return this.#index.startFile(part.path, stats, this.#chunker, download);
+  }
+
+  /** The download is committed at `finalPath`: next time it is a known copy. */
+  finish(downloadId: number, finalPath: string, end: FileEnd, resumed: boolean): void {
+    this.flushJournal();
+    // A journal with more rows than chunks holds a resumed version's leftovers: not vouched for.
+    if (resumed && this.#index.chunkCount(downloadId) !== end.chunkCount) {
+      this.#index.forget(downloadId);
+      return;
+    }
+    this.#index.finishFile(downloadId, finalPath, lstatSync(finalPath, { bigint: true }), end);
+  }
+
+  /** An old copy kept in place whose metadata changed: its record follows it. */
+  refresh(fileId: number, finalPath: string, end: FileEnd): void {
+    this.#index.finishFile(fileId, finalPath, lstatSync(finalPath, { bigint: true }), end);
+  }
+
+  /** Drops a record; never throws (the index is a cache: a row it keeps is checked before use). */
+  forget(fileId: number): void {
+    try {
+      this.#index.forget(fileId);
+    } catch {
+      // kept: checked before use
+    }
+  }
+
+  /** Whether `path` is a part file the index keeps for resuming. */
+  isKept(path: string): boolean {
+    return this.#index.isDownload(path);
+  }
+
+  /** A complete file too small to journal, with its chunks: recorded in the next transaction. */
+  recordComplete(finalPath: string, end: FileEnd, chunks: readonly ChunkRef[]): void {
+    const stats = lstatSync(finalPath, { bigint: true });
+    this.#records.push({ path: finalPath, stats, chunker: this.#chunker, digest: end, chunks });
+    if (this.#records.length >= RECORDS_PER_TRANSACTION) this.flushRecords();
+  }
+
+  flushRecords(): void {
+    if (this.#records.length === 0) return;
+    const records = this.#records;
+    this.#records = [];
+    this.#index.recordFiles(records);
+  }
+
+  /** After a failure: what was written stays resumable, what was complete stays known. Never throws. */
+  saveQuietly(): void {
+    try {
+      this.flushJournal();
+    } catch {
+      clearTimeout(this.#journalTimer);
+    }
+    try {
+      this.flushRecords();
+    } catch {
+      // not recorded: a later pull reads them again
+    }
+  }
+}
+
+/** What a download is a download of: a changed remote file starts a new one. */
+function versionOf(entry: Entry): string {
+  return `${entry.size}:${entry.mtimeMs}`;
+}

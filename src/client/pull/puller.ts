@@ -1,0 +1,284 @@
+/**
+ * Pulling a file or a tree: the wiring. The manifest streams in from the host and is walked
+ * (manifest-walker.ts); each file is a FileTransfer (file-transfer.ts) whose chunks are placed
+ * by the ChunkPlanner (chunk-planner.ts): resumed, copied locally, or fetched over the data
+ * streams; files are written, committed and linked in the Destination (destination.ts), and
+ * recorded in the chunk index (downloads.ts). Memory is bounded by the window and the copy
+ * queue, not by file or tree size.
+ */
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
+import { descriptorLimit } from "../../engine/file-io.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { platformIo } from "../../platform/io.js";
+import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
+import { normalizeUserPath } from "../../wire/path.js";
+import type { TeleportClient } from "../client.js";
+import { CompressionPolicy } from "../compression-policy.js";
+import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../streams.js";
+import { type ChunkFetcher, ChunkPlanner } from "./chunk-planner.js";
+import { Destination } from "./destination.js";
+import { Downloads } from "./downloads.js";
+import { FileTransfer, type IndexedPull, type TransferContext } from "./file-transfer.js";
+import { IndexedChunks } from "./local-copies.js";
+import { type FileOpener, type FileReceiver, ManifestWalker, type WalkedFile } from "./manifest-walker.js";
+import { OldCopies } from "./old-copies.js";
+import { type PullOptions, type PullSummary, Tally } from "./summary.js";
+import { Work } from "./work.js";
+
+/**
+ * Files open at once, each holding its part file's descriptor while its chunks are fetched: it
+ * bounds a tree of small files over a long path (docs/decisions.md, "Files open at once during a
+ * pull"). A quarter of the descriptor limit, at most 1,024: room for the pool's connections and
+ * the index.
+ */
+const MAX_OPEN_FILES = Math.max(64, Math.min(1024, Math.floor(descriptorLimit() / 4)));
+
+export function pull(client: TeleportClient, options: PullOptions): Promise<PullSummary> {
+  return new Puller(client, options).run();
+}
+
+class Puller implements FileOpener {
+  readonly #client: TeleportClient;
+  readonly #options: PullOptions;
+  readonly #remote: string;
+  readonly #dest: string;
+  readonly #started = performance.now();
+  readonly #work = new Work();
+  readonly #tally: Tally;
+  readonly #chunker: Chunker = defaultChunker();
+  /** The pull's records in the chunk index, when there is one. */
+  readonly #downloads: Downloads | undefined;
+  readonly #pool: PoolOnDemand;
+  readonly #planner: ChunkPlanner;
+  readonly #walker: ManifestWalker;
+  readonly #transfers: TransferContext;
+  readonly #openFiles = new Set<FileTransfer>();
+
+  constructor(client: TeleportClient, options: PullOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.#remote = normalizeUserPath(options.remotePath ?? "");
+    this.#dest = resolve(options.dest);
+    this.#tally = new Tally(options.onProgress);
+    this.#tally.summary.encrypted = encrypted(client, options);
+    const index = options.index;
+    const downloads = index && new Downloads(index, this.#chunker.id);
+    const localChunks = index && new IndexedChunks(index);
+    this.#downloads = downloads;
+    this.#pool = new PoolOnDemand(
+      () => this.#startPool(),
+      Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, MAX_CHUNK_SIZE),
+    );
+    this.#planner = new ChunkPlanner({
+      local: localChunks,
+      journal: downloads,
+      fetcher: this.#pool,
+      work: this.#work,
+      tally: this.#tally,
+    });
+    const destination = new Destination((path) => downloads?.isKept(path) ?? false);
+    this.#walker = new ManifestWalker({
+      remote: this.#remote,
+      dest: this.#dest,
+      tree: destination,
+      files: this,
+      tally: this.#tally,
+    });
+    this.#transfers = {
+      destination,
+      planner: this.#planner,
+      index: this.#indexedPull(downloads, localChunks),
+      tally: this.#tally,
+      work: this.#work,
+      xattrs: this.#xattrsWanted(),
+      manifestOf: (wirePath) => this.#client.manifest(wirePath, this.#work.signal),
+      finished: (transfer, withXattrs) => this.#finished(transfer, withXattrs),
+    };
+  }
+
+  #indexedPull(
+    downloads: Downloads | undefined,
+    localChunks: IndexedChunks | undefined,
+  ): IndexedPull | undefined {
+    const index = this.#options.index;
+    if (index === undefined || downloads === undefined || localChunks === undefined) return undefined;
+    const readLocally = (bytes: number) => this.#tally.readLocally(bytes);
+    const oldCopies = new OldCopies(index, this.#chunker, readLocally, this.#work.signal);
+    return { downloads, oldCopies, localChunks };
+  }
+
+  async run(): Promise<PullSummary> {
+    const cancel = () => this.#work.fail(new TeleportError(ErrorCode.CANCELLED, "pull cancelled"));
+    this.#options.signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      return await this.#run();
+    } finally {
+      this.#options.signal?.removeEventListener("abort", cancel);
+    }
+  }
+
+  /** Starts the transfer of a file the manifest announced, once fewer than MAX_OPEN_FILES are open. */
+  async open(file: WalkedFile): Promise<FileReceiver> {
+    while (this.#openFiles.size >= MAX_OPEN_FILES) {
+      this.#planner.flush();
+      await this.#work.next();
+    }
+    const transfer = await FileTransfer.start(file, this.#transfers);
+    this.#openFiles.add(transfer);
+    return transfer;
+  }
+
+  async #run(): Promise<PullSummary> {
+    const summary = this.#tally.summary;
+    let stopListening: (() => void) | undefined;
+    try {
+      this.#measureRtt();
+      await mkdir(this.#dest, { recursive: true });
+      summary.transport = this.#client.transport;
+      // With the manifest read, the data streams may be all that is left waiting: a host gone
+      // silent must fail the pull at its idle timeout, not after every stream has failed to
+      // reconnect.
+      stopListening = this.#client.onLost((error) => {
+        this.#work.fail(error);
+        void this.#pool.close({ abort: true });
+      });
+      const manifest = this.#client.manifest(this.#remote, this.#work.signal);
+      await this.#walker.walk(manifest, () => this.#work.throwIfFailed());
+      this.#tally.manifestComplete();
+      this.#planner.flush();
+      await this.#work.drain();
+      this.#work.throwIfFailed();
+      this.#walker.finish();
+      this.#work.throwIfFailed();
+      const report = await this.#pool.close();
+      if (report !== undefined) this.#reportStreams(report);
+      this.#downloads?.flushJournal();
+      this.#downloads?.flushRecords();
+    } catch (err) {
+      this.#work.fail(toTeleportError(err));
+      await this.#cleanUp();
+      throw this.#work.error;
+    } finally {
+      stopListening?.();
+    }
+    summary.seconds = (performance.now() - this.#started) / 1000;
+    return summary;
+  }
+
+  /**
+   * Pings sent ahead of the manifest request, so answered before its first chunk list: the
+   * path's round trip picks how many streams the pool starts with. The lowest of the pings and
+   * the transport's handshake, as an event loop busy elsewhere delays a ping's answer
+   * (docs/decisions.md, "The round trip measured as a pull starts").
+   */
+  #measureRtt(): void {
+    Promise.all([this.#client.ping(), this.#client.ping()])
+      .then((pings) => {
+        this.#pool.rttMs = Math.min(this.#client.transportRttMs, ...pings);
+      })
+      .catch(() => {});
+  }
+
+  #reportStreams(report: PoolReport): void {
+    const { streams, ...pool } = report;
+    const summary = this.#tally.summary;
+    summary.streams = streams;
+    summary.streamPool = pool;
+    summary.bytesOnWire = streams.reduce((sum, stream) => sum + stream.wireBytes, 0);
+  }
+
+  #finished(transfer: FileTransfer, withXattrs: boolean): void {
+    this.#openFiles.delete(transfer);
+    this.#tally.fileDone(withXattrs);
+    this.#tally.report();
+    this.#walker.fileDone(transfer.file);
+  }
+
+  /**
+   * Stops the streams and waits for in-flight work. A part file whose download holds chunks
+   * stays for the next pull to resume; the others are removed. Never throws.
+   */
+  async #cleanUp(): Promise<void> {
+    await this.#pool.close({ abort: true });
+    await this.#work.settle();
+    this.#downloads?.saveQuietly();
+    for (const transfer of this.#openFiles) transfer.abandon();
+    this.#openFiles.clear();
+  }
+
+  /** Whether files get their extended attributes: asked for, and both sides able to. */
+  #xattrsWanted(): boolean {
+    if (this.#options.xattrs !== true) return false;
+    const notice = (why: string) => this.#options.onNotice?.(`pulling without extended attributes: ${why}`);
+    if (platformIo.kind !== "native") notice("this machine cannot write them (no native addon)");
+    else if (!this.#client.hostSendsXattrs) notice("the host cannot read them (no native addon there)");
+    else return true;
+    return false;
+  }
+
+  /** The stream pool for this pull's client and options. */
+  #startPool(): StreamPool {
+    const client = this.#client;
+    const options = this.#options;
+    const rttMs = this.#pool.rttMs;
+    return new StreamPool(client.dataStreams({ encrypted: this.#tally.summary.encrypted }), {
+      windowBytes: this.#pool.windowBytes,
+      ping: () => client.ping(),
+      ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
+      ...(rttMs === undefined ? {} : { rttMs }),
+      ...(options.streams === undefined ? {} : { streams: options.streams }),
+      compression: options.compression ?? new CompressionPolicy("auto"),
+    });
+  }
+}
+
+/** False for `--no-encryption`, where the host and transport allow it; throws where they do not. */
+function encrypted(client: TeleportClient, options: PullOptions): boolean {
+  if (options.plaintext !== true) return true;
+  if (!client.hostTakesPlaintext) {
+    throw new TeleportError(ErrorCode.ENCRYPTION_REQUIRED, "the host does not take unencrypted streams");
+  }
+  if (client.transport !== "tcp") {
+    throw new TeleportError(ErrorCode.USAGE, "--no-encryption needs TCP: the host was reached over QUIC");
+  }
+  return false;
+}
+
+/** The stream pool, started with the first chunk that has to cross the network: a pull with nothing to fetch starts none. */
+class PoolOnDemand implements ChunkFetcher {
+  readonly #start: () => StreamPool;
+  /** Bytes in flight until the pool starts and sizes them. */
+  readonly #minWindowBytes: number;
+  #pool: StreamPool | undefined;
+  /** Round trip to the host measured as the pull starts. */
+  rttMs: number | undefined;
+
+  constructor(start: () => StreamPool, minWindowBytes: number) {
+    this.#start = start;
+    this.#minWindowBytes = minWindowBytes;
+  }
+
+  get windowBytes(): number {
+    return this.#pool?.windowBytes ?? this.#minWindowBytes;
+  }
+
+  get batchBytes(): number {
+    return this.#started().batchBytes;
+  }
+
+  fetch(chunks: ChunkWrite[]): Promise<void> {
+    return this.#started().fetch(chunks);
+  }
+
+  /** Closes the pool if it was started: its report, else undefined. */
+  close(options?: { abort?: boolean }): Promise<PoolReport> | undefined {
+    return this.#pool?.close(options);
+  }
+
+  #started(): StreamPool {
+    this.#pool ??= this.#start();
+    return this.#pool;
+  }
+}

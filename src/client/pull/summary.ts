@@ -1,0 +1,211 @@
+/**
+ * What a pull is asked to do (PullOptions), what it tells while running (PullProgress) and what
+ * it reports at the end (PullSummary), with the Tally that counts into the summary.
+ */
+import type { ErrorCode } from "../../errors.js";
+import type { ChunkIndex } from "../../store/chunk-index.js";
+import type { TransportKind } from "../../transport/transport.js";
+import type { CompressionPolicy } from "../compression-policy.js";
+import type { PoolReport, StreamStats } from "../streams.js";
+
+export interface PullOptions {
+  /** File or folder inside the share; the whole share when empty. */
+  remotePath?: string;
+  /** Local folder the file or folder is pulled into. */
+  dest: string;
+  signal?: AbortSignal;
+  onProgress?: (progress: PullProgress) => void;
+  /** Chunk bytes requested and not yet written, at least (the pool grows it to the path). */
+  windowBytes?: number;
+  /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
+  streams?: number;
+  /** How long a silent host is waited for, on each connection (pullLink connects with it). */
+  idleTimeoutMs?: number;
+  /** What to ask the host to compress (default `auto`: where the link is slower than the CPU). */
+  compression?: CompressionPolicy;
+  /**
+   * The chunk index (TELEPORT_HOME): with it, chunks this machine already holds are copied
+   * locally instead of fetched, and an interrupted pull resumes. Without it every byte is fetched.
+   */
+  index?: ChunkIndex;
+  /**
+   * Told of choices made for the caller: QUIC used because TCP did not get through, the data
+   * streams moved to the transport that delivers more.
+   */
+  onNotice?: (message: string) => void;
+  /**
+   * Files get their `user.` extended attributes as on the host (`pull --xattrs`; the client
+   * must have connected asking for them, as pullLink does). Needs the native addon on both sides.
+   */
+  xattrs?: boolean;
+  /**
+   * Data streams in plaintext (`pull --no-encryption`): for a trusted network, where the cipher
+   * is the bottleneck. The client must have connected asking for it (as pullLink does), and
+   * the host must allow it, or the pull fails with ENCRYPTION_REQUIRED.
+   */
+  plaintext?: boolean;
+}
+
+export interface PullProgress {
+  files: number;
+  bytesDone: number;
+  /** Bytes of all files the manifest has announced so far. */
+  bytesKnown: number;
+  manifestComplete: boolean;
+}
+
+export interface ReusedBytes {
+  /** In the old copy at the destination. */
+  existing: number;
+  /** In an interrupted earlier pull's part file: this version's, resumed, or another version's. */
+  resumed: number;
+  /** In other files the index knows. */
+  index: number;
+}
+
+export interface PullSummary {
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** More names of files pulled, made hard links to them as on the host. */
+  hardLinks: number;
+  /** Files given extended attributes (`--xattrs`). */
+  filesWithXattrs: number;
+  bytes: number;
+  bytesFromNetwork: number;
+  /** What bytesFromNetwork took on the wire: less where chunks came compressed. */
+  bytesOnWire: number;
+  bytesReused: number;
+  /** Where the reused bytes were. */
+  reused: ReusedBytes;
+  /**
+   * Bytes read from local files: copied chunks (read to be verified) and old copies hashed for
+   * the first time. Chunks resumed in place or kept in an unchanged old copy are not read.
+   */
+  bytesReadLocally: number;
+  /**
+   * Bytes in the holes of sparse files (counted in `bytes`): never read, sent or written, and
+   * holes again at the destination.
+   */
+  bytesInHoles: number;
+  seconds: number;
+  /**
+   * The transport the pull connected over. Under `auto` its data streams may have moved to the
+   * other one: `streamPool.bytesByTransport` says what each carried.
+   */
+  transport: TransportKind;
+  /** False when the data streams were plaintext (`--no-encryption`). */
+  encrypted: boolean;
+  /** What each data stream carried. */
+  streams: StreamStats[];
+  /** How the stream pool ran (null when nothing crossed the network). */
+  streamPool: Omit<PoolReport, "streams"> | null;
+  /**
+   * Files and folders the host could not read (the first MAX_REPORTED_FAILURES of them); the
+   * rest of the pull is complete. A folder listed here was created, without what it holds.
+   */
+  failures: EntryFailure[];
+  failureCount: number;
+}
+
+export interface EntryFailure {
+  path: string;
+  code: ErrorCode;
+  message: string;
+}
+
+/** Where bytes of a pulled file came from: see ReusedBytes; holes are neither read nor fetched. */
+export type ByteSource = keyof ReusedBytes | "network" | "hole";
+
+/** Files and folders the host could not read, reported by name up to this many. */
+const MAX_REPORTED_FAILURES = 1000;
+
+/** Counts what a pull did into its summary, and tells the caller how far it is. */
+export class Tally {
+  readonly summary: PullSummary = {
+    files: 0,
+    directories: 0,
+    symlinks: 0,
+    hardLinks: 0,
+    filesWithXattrs: 0,
+    bytes: 0,
+    bytesFromNetwork: 0,
+    bytesOnWire: 0,
+    bytesReused: 0,
+    reused: { existing: 0, resumed: 0, index: 0 },
+    bytesReadLocally: 0,
+    bytesInHoles: 0,
+    seconds: 0,
+    transport: "tcp",
+    encrypted: true,
+    streams: [],
+    streamPool: null,
+    failures: [],
+    failureCount: 0,
+  };
+  readonly #onProgress: ((progress: PullProgress) => void) | undefined;
+  #bytesKnown = 0;
+  #manifestComplete = false;
+
+  constructor(onProgress: ((progress: PullProgress) => void) | undefined) {
+    this.#onProgress = onProgress;
+  }
+
+  /** A file the manifest announced, of `bytes`. */
+  announced(bytes: number): void {
+    this.#bytesKnown += bytes;
+  }
+
+  manifestComplete(): void {
+    this.#manifestComplete = true;
+  }
+
+  /** Bytes of a file in place, from `source`. */
+  written(bytes: number, source: ByteSource): void {
+    const summary = this.summary;
+    summary.bytes += bytes;
+    if (source === "network") summary.bytesFromNetwork += bytes;
+    else if (source === "hole") summary.bytesInHoles += bytes;
+    else {
+      summary.bytesReused += bytes;
+      summary.reused[source] += bytes;
+    }
+  }
+
+  readLocally(bytes: number): void {
+    this.summary.bytesReadLocally += bytes;
+  }
+
+  fileDone(withXattrs: boolean): void {
+    this.summary.files++;
+    if (withXattrs) this.summary.filesWithXattrs++;
+  }
+
+  directory(): void {
+    this.summary.directories++;
+  }
+
+  symlink(): void {
+    this.summary.symlinks++;
+  }
+
+  hardLink(): void {
+    this.summary.hardLinks++;
+  }
+
+  /** An entry that could not be pulled; the rest of the pull goes on. */
+  failed(path: string, code: ErrorCode, message: string): void {
+    this.summary.failureCount++;
+    if (this.summary.failures.length < MAX_REPORTED_FAILURES)
+      this.summary.failures.push({ path, code, message });
+  }
+
+  report(): void {
+    this.#onProgress?.({
+      files: this.summary.files,
+      bytesDone: this.summary.bytes,
+      bytesKnown: this.#bytesKnown,
+      manifestComplete: this.#manifestComplete,
+    });
+  }
+}
