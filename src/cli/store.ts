@@ -104,7 +104,7 @@ export function storeStatsCommand(flags: { json?: boolean }): void {
         ? `${JSON.stringify({ path: index.path, ...stats })}\n`
         : [
             `index: ${index.path} (${formatBytes(stats.databaseBytes)})`,
-            `files: ${stats.files} complete, ${stats.partialFiles} downloads in progress`,
+            `files: ${stats.files} complete, ${stats.downloads} downloads in progress`,
             `chunks: ${stats.chunks}, ${formatBytes(stats.uniqueBytes)} distinct of ${formatBytes(stats.bytes)} in files`,
             "",
           ].join("\n"),
@@ -131,7 +131,7 @@ export function storeGcCommand(flags: { json?: boolean }): void {
       flags.json
         ? `${JSON.stringify({ removedFiles: removed.files, removedChunks: removed.chunks, ...after })}\n`
         : `forgot ${removed.files} files (${removed.chunks} chunks) no longer as indexed; ` +
-            `${after.files + after.partialFiles} files remain (${formatBytes(after.databaseBytes)})\n`,
+            `${after.files + after.downloads} files remain (${formatBytes(after.databaseBytes)})\n`,
     );
   } finally {
     index.close();

@@ -360,8 +360,8 @@ test("a pull killed with SIGKILL 20 times at random moments, then run to the end
   assert.equal(JSON.parse(again.stdout).bytesFromNetwork, 0);
   const stats = await runCli(["store", "stats", "--json"], env);
   assert.equal(stats.code, 0, stats.stderr);
-  const index = JSON.parse(stats.stdout) as { files: number; partialFiles: number; bytes: number };
-  assert.equal(index.partialFiles, 0, "no download is still recorded as in progress");
+  const index = JSON.parse(stats.stdout) as { files: number; downloads: number; bytes: number };
+  assert.equal(index.downloads, 0, "no download is still recorded as in progress");
   // The 10 kB files are below the size the index records; the large and medium ones, once each.
   assert.equal(index.files, 6, stats.stdout);
   assert.equal(index.bytes, 32 * MiB + 5 * MiB + 10, stats.stdout);

@@ -64,7 +64,7 @@ export class Downloads implements DownloadJournal {
 
   /** The download an interrupted pull left for `finalPath`, unless another pull still runs it. */
   find(finalPath: string, entry: Entry): FoundDownload | undefined {
-    const found = this.#index.findPartial(finalPath);
+    const found = this.#index.findDownload(finalPath);
     if (found === undefined || (found.owner !== process.pid && isRunning(found.owner))) return undefined;
     let inode: string | undefined;
     try {

@@ -51,10 +51,10 @@ export class IndexedChunks {
       if (source.fileId === excludeFileId) continue;
       const now = this.#identity(source.path);
       const valid =
-        now !== null && (source.partial ? now.inode === source.inode : now.identity === source.identity);
+        now !== null && (source.inDownload ? now.inode === source.inode : now.identity === source.identity);
       if (valid) return source;
       // A download in progress may be another pull's, still writing: only complete files are dropped.
-      if (!source.partial) this.#index.forget(source.fileId);
+      if (!source.inDownload) this.#index.forget(source.fileId);
     }
     return undefined;
   }
