@@ -8,7 +8,7 @@ import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
-import { CompressionPolicy, type CompressMode } from "../client/compression-policy.js";
+import { CompressionPolicy, type CompressMode } from "../client/pool/compression-policy.js";
 import { pullLink } from "../client/pull-link.js";
 import type { CompressionStats } from "../compression/compression-threads.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";

@@ -4,9 +4,9 @@
  * non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { COMPRESS_MODES } from "../client/compression-policy.js";
+import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
+import { MAX_STREAMS } from "../client/pool/stream-pool.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
-import { MAX_STREAMS } from "../client/streams.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { DEFAULT_CONGESTION } from "../host/host.js";

@@ -36,8 +36,8 @@ import {
   statRequestCodec,
 } from "../wire/messages.js";
 import { type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
-import { DataStreamFactory } from "./data-streams.js";
 import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
+import { DataStreamFactory } from "./pool/data-streams.js";
 
 export type { FetchOptions } from "./host-connection.js";
 

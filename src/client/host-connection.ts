@@ -2,7 +2,7 @@
  * An authenticated connection to a host over one transport stream: HELLO answered by WELCOME,
  * keep-alive pings, and chunk fetches, each chunk checked against its hash. A TeleportClient is
  * one with the control requests on top (listings, manifests, ranges); each of a pull's data
- * streams is one and nothing more (data-streams.ts).
+ * streams is one and nothing more (pool/data-streams.ts).
  */
 import { hashBytes, hashEquals } from "../chunking/hash.js";
 import { Decompressor } from "../compression/zstd.js";

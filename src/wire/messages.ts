@@ -75,7 +75,7 @@ export const Feature = {
   COMPRESSION: 2,
   /**
    * The host takes connections over both TCP and QUIC on the link's port, so a client may move its
-   * data streams from one to the other during a pull (client/transport-trial.ts).
+   * data streams from one to the other during a pull (client/pool/transport-trial.ts).
    */
   BOTH_TRANSPORTS: 4,
   /** The host sends HARDLINK entries for more names of a file it has already sent. */

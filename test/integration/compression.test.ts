@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
-import { CompressionPolicy } from "../../src/client/compression-policy.js";
+import { CompressionPolicy } from "../../src/client/pool/compression-policy.js";
 import { type PullOptions, type PullSummary, pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import type { Host } from "../../src/host/host.js";

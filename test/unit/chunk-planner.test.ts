@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setImmediate } from "node:timers/promises";
+import type { ChunkWrite } from "../../src/client/pool/stream-pool.js";
 import {
   type ChunkFetcher,
   ChunkPlanner,
@@ -12,7 +13,6 @@ import {
 import type { CopyResult, CopyRun, SourcePlace } from "../../src/client/pull/local-copies.js";
 import type { ByteSource } from "../../src/client/pull/summary.js";
 import { Work } from "../../src/client/pull/work.js";
-import type { ChunkWrite } from "../../src/client/streams.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 

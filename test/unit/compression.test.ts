@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CompressionPolicy, isLoopbackHost } from "../../src/client/compression-policy.js";
+import { CompressionPolicy, isLoopbackHost } from "../../src/client/pool/compression-policy.js";
 import { ADAPTIVE_LEVELS, AdaptiveLevel } from "../../src/compression/adaptive-level.js";
 import {
   hasCompressedExtension,

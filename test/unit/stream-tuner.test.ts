@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { StreamTuner, type TunerOptions } from "../../src/client/stream-tuner.js";
+import { StreamTuner, type TunerOptions } from "../../src/client/pool/stream-tuner.js";
 
 const MiB = 1024 * 1024;
 const OPTIONS: TunerOptions = {

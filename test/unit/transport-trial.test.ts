@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type TransportCounts, TransportTrial, type TrialAction } from "../../src/client/transport-trial.js";
+import {
+  type TransportCounts,
+  TransportTrial,
+  type TrialAction,
+} from "../../src/client/pool/transport-trial.js";
 import type { TransportKind } from "../../src/transport/transport.js";
 
 interface Path {

@@ -8,7 +8,7 @@
  * Every chunk written is journaled in its file's download, so that a killed pull resumes.
  */
 import type { ChunkRef } from "../../wire/messages.js";
-import type { ChunkWrite } from "../streams.js";
+import type { ChunkWrite } from "../pool/stream-pool.js";
 import { COPY_RUN_BYTES, type CopyResult, CopyRun, copyRun, type SourcePlace } from "./local-copies.js";
 import type { ByteSource } from "./summary.js";
 import type { Work } from "./work.js";

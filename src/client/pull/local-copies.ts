@@ -18,7 +18,7 @@ import type { ChunkRef } from "../../wire/messages.js";
 export const COPY_RUN_BYTES = 8 * 1024 * 1024;
 /** A run is copied about 1 MiB at a time (see copyRun). */
 const COPY_SLICE_BYTES = 1024 * 1024;
-/** A copy is read back 256 KiB at a time (see WRITE_SLICE_BYTES in ../streams.ts). */
+/** A copy is read back 256 KiB at a time (see WRITE_SLICE_BYTES in ../pool/chunk-writer.ts). */
 const IO_SLICE_BYTES = 256 * 1024;
 /** Files whose identity is remembered during a pull (each an lstat). */
 const IDENTITY_CACHE_SIZE = 256;

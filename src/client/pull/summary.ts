@@ -5,8 +5,8 @@
 import type { ErrorCode } from "../../errors.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { TransportKind } from "../../transport/transport.js";
-import type { CompressionPolicy } from "../compression-policy.js";
-import type { PoolReport, StreamStats } from "../streams.js";
+import type { CompressionPolicy } from "../pool/compression-policy.js";
+import type { PoolReport, StreamStats } from "../pool/stream-pool.js";
 
 export interface PullOptions {
   /** File or folder inside the share; the whole share when empty. */

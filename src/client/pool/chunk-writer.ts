@@ -4,8 +4,8 @@
  * descriptors their batch lent (see stream-protocol.ts).
  */
 import { writeSync, writevSync } from "node:fs";
-import type { BufferPool } from "../engine/buffer-pool.js";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import type { BufferPool } from "../../engine/buffer-pool.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import type { ChunkWrite } from "./stream-protocol.js";
 
 /**

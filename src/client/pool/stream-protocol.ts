@@ -1,5 +1,5 @@
 /**
- * What the stream pool (streams.ts) and its worker threads (stream-worker.ts) say to each other:
+ * What the stream pool (stream-pool.ts) and its worker threads (stream-worker.ts) say to each other:
  * the thread's start data, the messages each way, and batches packed for posting.
  *
  * File descriptors: the pull opens and closes the files chunks are written to; a ChunkWrite
@@ -9,9 +9,9 @@
  * StreamPool.close() has resolved: every thread has then finished its writes and exited.
  * Sockets are the threads' own: each opens and closes its streams.
  */
-import { ErrorCode, isErrorCode, TeleportError } from "../errors.js";
-import { TRANSPORT_KINDS, type TransportKind } from "../transport/transport.js";
-import { type ChunkRequest, HASH_SIZE } from "../wire/messages.js";
+import { ErrorCode, isErrorCode, TeleportError } from "../../errors.js";
+import { TRANSPORT_KINDS, type TransportKind } from "../../transport/transport.js";
+import { type ChunkRequest, HASH_SIZE } from "../../wire/messages.js";
 import type { DataStreamSpec } from "./data-streams.js";
 
 /** A chunk to fetch and where its bytes go: `fd`, lent to the pool's threads (see above). */

@@ -20,7 +20,7 @@
  * Like the tuner, this is policy only: it sees byte counts and times, never a socket, and is
  * tested with made-up measurements.
  */
-import { type TransportCounts, type TransportKind, transportCounts } from "../transport/transport.js";
+import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
 
 /** Per-stream delivery of the other transport, as a multiple of the current one's, to move to it. */
 const SWITCH_GAIN = 1.25;
@@ -53,7 +53,7 @@ const CONNECT_MS = 5000;
 const SOME_CONNECTED_MS = 1000;
 const SOME_CONNECTED_RTTS = 4;
 
-export type { TransportCounts } from "../transport/transport.js";
+export type { TransportCounts } from "../../transport/transport.js";
 
 /** What the pool is to do with its streams. */
 export type TrialAction =

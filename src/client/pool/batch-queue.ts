@@ -5,7 +5,7 @@
  * per-stream queues to rebalance. A batch whose stream died goes back to the front of the queue,
  * where the other streams take it; it is given up only after MAX_ATTEMPTS streams failed it.
  */
-import { ErrorCode, type TeleportError } from "../errors.js";
+import { ErrorCode, type TeleportError } from "../../errors.js";
 import type { ChunkWrite } from "./stream-protocol.js";
 
 /** Streams that fail a batch before it fails the pull. */

@@ -4,13 +4,13 @@
  * HostConnection that fetches chunks. The pool runs them in worker threads, so what makes them
  * is plain data (DataStreamSpec) that crosses to each thread as it is.
  */
-import type { BufferPool } from "../engine/buffer-pool.js";
-import type { TeleportError } from "../errors.js";
-import type { ShareLink } from "../transport/link.js";
-import { transportFor } from "../transport/registry.js";
-import type { TransportKind } from "../transport/transport.js";
-import { Feature } from "../wire/messages.js";
-import { HostConnection, handshakeTimeoutMs } from "./host-connection.js";
+import type { BufferPool } from "../../engine/buffer-pool.js";
+import type { TeleportError } from "../../errors.js";
+import type { ShareLink } from "../../transport/link.js";
+import { transportFor } from "../../transport/registry.js";
+import type { TransportKind } from "../../transport/transport.js";
+import { Feature } from "../../wire/messages.js";
+import { HostConnection, handshakeTimeoutMs } from "../host-connection.js";
 
 export interface DataStreamSpec {
   link: ShareLink;

@@ -3,7 +3,7 @@
  * and its state, in the order they were opened. Opening places a stream on the thread with the
  * fewest; dropping closes the most recently opened first.
  */
-import { type TransportCounts, type TransportKind, transportCounts } from "../transport/transport.js";
+import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
 import type { BatchCarrier } from "./batch-queue.js";
 import type { StreamThread } from "./stream-threads.js";
 

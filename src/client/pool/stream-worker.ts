@@ -2,16 +2,16 @@
  * A thread of data streams: it runs the streams the pool places on it, each fetching the chunk
  * batches the main thread sends (every chunk checked against its hash on arrival, see
  * HostConnection.fetchChunks) and writing them into the files the batch lends (chunk-writer.ts).
- * A batch is reported done only once all its bytes are written. See streams.ts for the pool's side.
+ * A batch is reported done only once all its bytes are written. See stream-pool.ts for the pool's side.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { BufferPool } from "../engine/buffer-pool.js";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { shutdownQuic } from "../transport/quic.js";
-import type { TransportKind } from "../transport/transport.js";
+import { BufferPool } from "../../engine/buffer-pool.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { shutdownQuic } from "../../transport/quic.js";
+import type { TransportKind } from "../../transport/transport.js";
+import type { HostConnection } from "../host-connection.js";
 import { GatheredWrites } from "./chunk-writer.js";
 import { DataStreamFactory } from "./data-streams.js";
-import type { HostConnection } from "./host-connection.js";
 import {
   type ChunkWrite,
   deliveredSlot,

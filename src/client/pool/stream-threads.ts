@@ -5,8 +5,8 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { ErrorCode, TeleportError } from "../errors.js";
-import { TRANSPORT_KINDS, type TransportCounts } from "../transport/transport.js";
+import { ErrorCode, TeleportError } from "../../errors.js";
+import { TRANSPORT_KINDS, type TransportCounts } from "../../transport/transport.js";
 import type { DataStreamSpec } from "./data-streams.js";
 import {
   deliveredCounters,

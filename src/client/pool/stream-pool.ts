@@ -15,10 +15,10 @@
  *   resolves, or after a failure until close() resolves (stream-protocol.ts); the streams'
  *   sockets are their threads' own.
  */
-import { HEADROOM as POOL_HEADROOM_BYTES } from "../engine/buffer-pool.js";
-import { ErrorCode, TeleportError } from "../errors.js";
-import { transportFor } from "../transport/registry.js";
-import { type TransportCounts, type TransportKind, transportCounts } from "../transport/transport.js";
+import { HEADROOM as POOL_HEADROOM_BYTES } from "../../engine/buffer-pool.js";
+import { ErrorCode, TeleportError } from "../../errors.js";
+import { transportFor } from "../../transport/registry.js";
+import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
 import { BatchQueue } from "./batch-queue.js";
 import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
