@@ -71,7 +71,7 @@ export interface HostOptions {
   idleTimeoutMs?: number;
   /** How long a connection may take to complete TLS, and then to authenticate (default 10 s each). */
   handshakeTimeoutMs?: number;
-  /** After 5 wrong secrets from one address, how long it is refused (default 60 s). */
+  /** How long an address's wrong secrets are remembered, delaying its next refusals (default 60 s). */
   authLockoutMs?: number;
   chunker?: Chunker;
   /** Compress chunks for clients that ask (default true); `host --no-compress` turns it off. */

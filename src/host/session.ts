@@ -127,7 +127,9 @@ export class HostSession {
   readonly #leases: SendLeases;
   readonly #chunks: ChunkSender;
   readonly #ranges: RangeSender;
-  #authenticated = false;
+  /** Waiting for HELLO, refusing a wrong proof (after a delay), or serving requests. */
+  #phase: "hello" | "refusing" | "authenticated" = "hello";
+  #refusalTimer: NodeJS.Timeout | undefined;
   /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
@@ -184,6 +186,7 @@ export class HostSession {
 
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
+    clearTimeout(this.#refusalTimer);
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
     for (const request of this.#requests.values()) request.abort.abort();
@@ -193,8 +196,9 @@ export class HostSession {
   }
 
   #onFrame(type: number, requestId: number, body: Buffer): void {
+    if (this.#phase === "refusing") return; // its refusal is on its way
     try {
-      if (!this.#authenticated && type !== MessageType.HELLO) {
+      if (this.#phase === "hello" && type !== MessageType.HELLO) {
         throw new TeleportError(ErrorCode.PROTOCOL, "expected HELLO");
       }
       if (!this.#stream.encrypted && !protocol.allowsPlaintext(type)) {
@@ -206,11 +210,15 @@ export class HostSession {
         this.#refuse(requestId, `unknown message type ${type}`);
       }
     } catch (err) {
-      const error = toTeleportError(err);
-      for (const request of this.#requests.values()) request.abort.abort();
-      this.#connection.sendError(0, { code: error.code, message: error.detail });
-      this.#connection.close(error);
+      this.#fail(toTeleportError(err));
     }
+  }
+
+  /** Ends the connection for `error`, telling the client why. */
+  #fail(error: TeleportError): void {
+    for (const request of this.#requests.values()) request.abort.abort();
+    this.#connection.sendError(0, { code: error.code, message: error.detail });
+    this.#connection.close(error);
   }
 
   #refuse(requestId: number, message: string): void {
@@ -218,7 +226,7 @@ export class HostSession {
   }
 
   #onHello(requestId: number, hello: Hello): void {
-    if (this.#authenticated) {
+    if (this.#phase === "authenticated") {
       this.#refuse(requestId, "HELLO once authenticated");
       return;
     }
@@ -229,7 +237,7 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
-    this.#authenticate(hello.authProof);
+    if (!this.#authenticate(hello.authProof)) return;
     this.#features = hello.features & this.#supportedFeatures();
     if (hello.clientId !== undefined) this.#leases.setOwner(hello.clientId.toString("hex"));
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
@@ -240,23 +248,22 @@ export class HostSession {
     });
   }
 
-  /** Checks HELLO's proof of the link's secret, refusing addresses that guessed too often. */
-  #authenticate(authProof: Buffer): void {
-    const address = this.#stream.remoteAddress;
-    const { authLimiter, secret } = this.#context;
-    const waitMs = authLimiter.refusedFor(address);
-    if (waitMs > 0) {
-      throw new TeleportError(
-        ErrorCode.AUTH,
-        `too many wrong secrets from ${address}: refused for ${Math.ceil(waitMs / 1000)} s more`,
-      );
-    }
-    if (!verifyAuthProof(this.#stream, secret, authProof)) {
-      authLimiter.failed(address);
-      throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
-    }
+  /**
+   * Checks HELLO's proof of the link's secret. A wrong one is refused after the limiter's delay
+   * for its address, during which the connection is heard no more; a right one is always taken.
+   */
+  #authenticate(authProof: Buffer): boolean {
     clearTimeout(this.#authTimer);
-    this.#authenticated = true;
+    if (verifyAuthProof(this.#stream, this.#context.secret, authProof)) {
+      this.#phase = "authenticated";
+      return true;
+    }
+    this.#phase = "refusing";
+    const refuse = () => this.#fail(new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted"));
+    const delayMs = this.#context.authLimiter.failed(this.#stream.remoteAddress);
+    if (delayMs === 0) refuse();
+    else this.#refusalTimer = setTimeout(refuse, delayMs);
+    return false;
   }
 
   #supportedFeatures(): number {
