@@ -25,6 +25,7 @@ import {
   type TransportStream,
 } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
+import { PlaintextClients } from "./plaintext-clients.js";
 import type { HostInternals } from "./faults.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { HostSession } from "./session.js";
@@ -153,6 +154,7 @@ export class Host {
       transports,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       authLimiter: new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS),
+      plaintextClients: new PlaintextClients(),
       allowPlaintext: options.allowPlaintext === true,
     };
     const bind = options.bind ?? "0.0.0.0";

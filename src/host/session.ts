@@ -13,13 +13,18 @@ import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
+import { FrameMac, streamKey } from "../transport/frame-mac.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
+import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE } from "../wire/frame.js";
 import {
   emptyCodec,
   entriesCodec,
   Feature,
+  type FileBegin,
+  fileBeginCodec,
   type Hello,
+  helloCodec,
   MAX_CHUNK_SIZE,
   Messages,
   MessageType,
@@ -38,6 +43,7 @@ import type { HostFaults } from "./faults.js";
 import { sendListing } from "./listing.js";
 import { ManifestStream, type SendFrame } from "./manifest-stream.js";
 import { OpenFiles } from "./open-files.js";
+import { ControlSession, type PlaintextClients } from "./plaintext-clients.js";
 import { RangeSender } from "./range-sender.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { SendLeases } from "./send-leases.js";
@@ -70,6 +76,8 @@ export interface SessionContext {
   handshakeTimeoutMs: number;
   /** Wrong secrets per address, shared by all connections. */
   authLimiter: AuthLimiter;
+  /** Control connections that plaintext streams may name (Feature.FRAME_MAC). */
+  plaintextClients: PlaintextClients;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
 }
@@ -130,6 +138,10 @@ export class HostSession {
   /** Waiting for HELLO, refusing a wrong proof (after a delay), or serving requests. */
   #phase: "hello" | "refusing" | "authenticated" = "hello";
   #refusalTimer: NodeJS.Timeout | undefined;
+  /** A control connection that lends its key to plaintext streams: what it was listed. */
+  #control: { session: ControlSession; unregister: () => void } | undefined;
+  /** A plaintext stream: its requests' MACs, and the control connection it belongs to. */
+  #plaintext: { frameMac: FrameMac; control: ControlSession } | undefined;
   /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
@@ -162,6 +174,7 @@ export class HostSession {
       openFiles: this.#openFiles,
       leases: this.#leases,
       recent: context.recent,
+      checkServable: (path) => this.#checkServable(path),
       compression: context.compression && new ChunkCompression(context.compression),
       faults: context.faults,
     });
@@ -187,6 +200,7 @@ export class HostSession {
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refusalTimer);
+    this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
     for (const request of this.#requests.values()) request.abort.abort();
@@ -195,12 +209,14 @@ export class HostSession {
     this.#openFiles.closeAll();
   }
 
-  #onFrame(type: number, requestId: number, body: Buffer): void {
+  #onFrame(type: number, requestId: number, sealedBody: Buffer): void {
+    let body = sealedBody;
     if (this.#phase === "refusing") return; // its refusal is on its way
     try {
       if (this.#phase === "hello" && type !== MessageType.HELLO) {
         throw new TeleportError(ErrorCode.PROTOCOL, "expected HELLO");
       }
+      if (!this.#stream.encrypted) body = this.#openPlaintext(type, requestId, body);
       if (!this.#stream.encrypted && !protocol.allowsPlaintext(type)) {
         // Whatever crosses a plaintext stream may be read or changed on the way: only chunks do,
         // which the client checks against hashes it got over TLS.
@@ -219,6 +235,42 @@ export class HostSession {
     for (const request of this.#requests.values()) request.abort.abort();
     this.#connection.sendError(0, { code: error.code, message: error.detail });
     this.#connection.close(error);
+  }
+
+  /**
+   * A plaintext stream's frame body once its MAC is checked. Its HELLO names the control
+   * connection whose key the MACs are under, which must be open and the same client's.
+   */
+  #openPlaintext(type: number, requestId: number, body: Buffer): Buffer {
+    if (this.#plaintext === undefined) {
+      const hello = decodeMessage(helloCodec, body);
+      if ((hello.features & Feature.FRAME_MAC) === 0 || !this.#context.allowPlaintext) {
+        throw new TeleportError(
+          ErrorCode.AUTH,
+          "this host takes unencrypted streams only with authenticated requests (a newer teleport)",
+        );
+      }
+      const control = this.#context.plaintextClients.find(hello.streamKeyId, hello.clientId);
+      if (control === undefined)
+        throw new TeleportError(ErrorCode.AUTH, "the unencrypted stream names no open connection of its client");
+      this.#plaintext = { frameMac: new FrameMac(control.key, this.#stream.sessionBinding()), control };
+    }
+    return this.#plaintext.frameMac.open(type, requestId, body);
+  }
+
+  /** Over a plaintext stream, only chunks of files listed to its client are served. */
+  #checkServable(path: string): void {
+    if (this.#stream.encrypted) return;
+    if (this.#plaintext === undefined) throw new TeleportError(ErrorCode.AUTH, "unauthenticated stream");
+    this.#plaintext.control.checkListed(path);
+  }
+
+  /** A TLS or QUIC connection asking for FRAME_MAC: its plaintext streams may name it. */
+  #lendStreamKey(hello: Hello): void {
+    if (!this.#stream.encrypted || (this.#features & Feature.FRAME_MAC) === 0) return;
+    const key = streamKey(this.#context.secret, this.#stream.sessionBinding());
+    const session = new ControlSession(key, hello.clientId);
+    this.#control = { session, unregister: this.#context.plaintextClients.register(session) };
   }
 
   #refuse(requestId: number, message: string): void {
@@ -240,6 +292,7 @@ export class HostSession {
     if (!this.#authenticate(hello.authProof)) return;
     this.#features = hello.features & this.#supportedFeatures();
     if (hello.clientId !== undefined) this.#leases.setOwner(hello.clientId.toString("hex"));
+    this.#lendStreamKey(hello);
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
       features: this.#features,
@@ -273,7 +326,7 @@ export class HostSession {
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
-      (this.#context.allowPlaintext ? Feature.PLAINTEXT : 0)
+      (this.#context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0)
     );
   }
 
@@ -315,7 +368,7 @@ export class HostSession {
   }
 
   #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
-    const send = this.#creditedSender(requestId, open);
+    const send = this.#listingSender(this.#creditedSender(requestId, open));
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
@@ -324,4 +377,18 @@ export class HostSession {
     };
     return new ManifestStream(this.#context, send, options).run(path);
   }
+
+  /** `send`, remembering the files it lists for this connection's plaintext streams. */
+  #listingSender(send: SendFrame): SendFrame {
+    const control = this.#control?.session;
+    if (control === undefined) return send;
+    return (type, codec, value) => {
+      if (isFileBegin(codec, value)) control.listed(value.path);
+      return send(type, codec, value);
+    };
+  }
+}
+
+function isFileBegin(codec: Codec<unknown>, _value: unknown): _value is FileBegin {
+  return codec === fileBeginCodec;
 }

@@ -20,13 +20,19 @@ import { onCleanup, tempDir } from "../helpers/context.js";
 import { hostInProcess, makeShare } from "../helpers/share.js";
 import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
-/** A data stream over plaintext TCP to the host of `link`, as a pull with --no-encryption opens. */
-function plaintextStream(shareLink: ShareLink): Promise<HostConnection> {
+/** A plaintext data stream to the host of `link` that names no control connection. */
+function bareStream(shareLink: ShareLink): Promise<HostConnection> {
   const spec = { link: shareLink, clientId: randomBytes(16), transport: "tcp" as const, encrypted: false };
   return new DataStreamFactory(spec).open("tcp");
 }
 
-test("a plaintext stream: chunks only, the link's secret still required, refused by a host that does not allow it", async (t) => {
+/** A data stream over plaintext TCP of `control`, as a pull with --no-encryption opens, with `secret`. */
+function plaintextStream(control: TeleportClient, secret = control.link.secret): Promise<HostConnection> {
+  const { spec } = control.dataStreams({ encrypted: false });
+  return new DataStreamFactory({ ...spec, link: { ...spec.link, secret } }).open("tcp");
+}
+
+test("a plaintext stream: chunks only, the link's secret and a control connection still required, refused by a host that does not allow it", async (t) => {
   const base = await tempDir(t, "plaintext-stream");
   await writeFile(join(base, "file"), "plaintext");
   const start = async (allowPlaintext: boolean) => {
@@ -41,7 +47,9 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
     return host;
   };
   const open = await start(true);
-  const client = await plaintextStream(open.link);
+  const control = await TeleportClient.connect(open.link, { plaintext: true });
+  onCleanup(t, () => control.close());
+  const client = await plaintextStream(control);
   onCleanup(t, () => client.close());
   const statOverPlaintext = async () => {
     for await (const _ of client.channel.stream(MessageType.STAT, statRequestCodec, { path: "file" }));
@@ -51,11 +59,14 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
     assert.match(err.message, /only chunks are served over an unencrypted stream/);
     return true;
   });
-  await assert.rejects(plaintextStream({ ...open.link, secret: Buffer.alloc(32, 1) }), {
-    code: ErrorCode.AUTH,
+  await assert.rejects(plaintextStream(control, Buffer.alloc(32, 1)), { code: ErrorCode.AUTH });
+  await assert.rejects(bareStream(open.link), (err: TeleportError) => {
+    assert.equal(err.code, ErrorCode.AUTH);
+    assert.match(err.message, /names no open connection of its client/);
+    return true;
   });
   const closed = await start(false);
-  await assert.rejects(plaintextStream(closed.link), (err: TeleportError) => {
+  await assert.rejects(bareStream(closed.link), (err: TeleportError) => {
     assert.equal(err.code, ErrorCode.CONNECTION);
     assert.match(err.message, /does it allow --no-encryption/);
     return true;

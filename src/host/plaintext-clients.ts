@@ -1,0 +1,63 @@
+/**
+ * What a plaintext stream may be trusted with: the stream key of the control connection it names
+ * (transport/frame-mac.ts), and the files that control connection was listed in manifests, the
+ * only ones whose chunks the stream is served. A relay that got requests through would still
+ * reach nothing the client was not pulling.
+ *
+ * Memory is bounded: a control connection's listed files up to MAX_LISTED_FILES (past that, its
+ * plaintext streams are refused the files not remembered, with an error saying why), and one
+ * record per authenticated TLS or QUIC connection that asked for Feature.FRAME_MAC.
+ */
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { StreamKey } from "../transport/frame-mac.js";
+
+const MAX_LISTED_FILES = 1_000_000;
+
+/** One control connection, as its plaintext streams see it. */
+export class ControlSession {
+  readonly key: StreamKey;
+  readonly clientId: Buffer | undefined;
+  readonly #listed = new Set<string>();
+  #overflowed = false;
+
+  constructor(key: StreamKey, clientId: Buffer | undefined) {
+    this.key = key;
+    this.clientId = clientId;
+  }
+
+  /** Remembers that the file at `path` was listed (its FILE_BEGIN sent). */
+  listed(path: string): void {
+    if (this.#listed.size < MAX_LISTED_FILES) this.#listed.add(path);
+    else if (!this.#listed.has(path)) this.#overflowed = true;
+  }
+
+  /** Throws unless the file at `path` was listed to this control connection. */
+  checkListed(path: string): void {
+    if (this.#listed.has(path)) return;
+    const why = this.#overflowed
+      ? `more than ${MAX_LISTED_FILES} files were listed to this client; pull the rest encrypted`
+      : "it was not listed to this client";
+    throw new TeleportError(ErrorCode.AUTH, `"${path}" is not served over an unencrypted stream: ${why}`);
+  }
+}
+
+/** The control connections of a host whose plaintext streams may name them, by key id. */
+export class PlaintextClients {
+  readonly #byKeyId = new Map<string, ControlSession>();
+
+  /** Records a control connection; the function returned forgets it (when it closes). */
+  register(session: ControlSession): () => void {
+    const id = session.key.keyId.toString("hex");
+    this.#byKeyId.set(id, session);
+    return () => {
+      if (this.#byKeyId.get(id) === session) this.#byKeyId.delete(id);
+    };
+  }
+
+  /** The control connection a plaintext stream's HELLO names, if it is open and the client's. */
+  find(keyId: Buffer | undefined, clientId: Buffer | undefined): ControlSession | undefined {
+    const session = keyId === undefined ? undefined : this.#byKeyId.get(keyId.toString("hex"));
+    if (session === undefined || clientId === undefined || session.clientId === undefined) return undefined;
+    return session.clientId.equals(clientId) ? session : undefined;
+  }
+}
