@@ -25,8 +25,8 @@ import {
   type TransportStream,
 } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
-import { PlaintextClients } from "./plaintext-clients.js";
 import type { HostInternals } from "./faults.js";
+import { PlaintextClients } from "./plaintext-clients.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { HostSession } from "./session.js";
 import { Share } from "./share.js";

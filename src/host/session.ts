@@ -252,7 +252,10 @@ export class HostSession {
       }
       const control = this.#context.plaintextClients.find(hello.streamKeyId, hello.clientId);
       if (control === undefined)
-        throw new TeleportError(ErrorCode.AUTH, "the unencrypted stream names no open connection of its client");
+        throw new TeleportError(
+          ErrorCode.AUTH,
+          "the unencrypted stream names no open connection of its client",
+        );
       this.#plaintext = { frameMac: new FrameMac(control.key, this.#stream.sessionBinding()), control };
     }
     return this.#plaintext.frameMac.open(type, requestId, body);

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { hashBytes } from "../../src/chunking/hash.js";
 import { TeleportClient } from "../../src/client/client.js";
 import type { HostConnection } from "../../src/client/host-connection.js";
 import { DataStreamFactory } from "../../src/client/pool/data-streams.js";
@@ -102,4 +103,36 @@ test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGE
     received = Buffer.from(bytes);
   });
   assert.equal(received?.length, first.size, "the same stream serves what is still there");
+});
+
+test("a plaintext stream serves only files its control connection was listed, even with valid MACs", async (t) => {
+  const { base, share } = await makeShare(t, "plaintext-listed", {
+    "listed.txt": "pulled\n",
+    "other.txt": "not\n",
+  });
+  const host = await hostInProcess(t, { base, share, allowPlaintext: true, transports: ["tcp"] });
+  const control = await TeleportClient.connect(host.link, { plaintext: true });
+  onCleanup(t, () => control.close());
+  const chunks: ChunkRequest[] = [];
+  for await (const event of control.manifest("listed.txt")) {
+    if (event.kind === "chunks")
+      for (const chunk of event.chunks) chunks.push({ ...chunk, path: "listed.txt" });
+  }
+  const data = await plaintextStream(control);
+  onCleanup(t, () => data.close());
+  const other = Buffer.from("not\n");
+  const unlisted = { hash: hashBytes(other), size: other.length, path: "other.txt", offset: 0 };
+  await assert.rejects(
+    data.fetchChunks([unlisted], () => {}),
+    (err: TeleportError) => {
+      assert.equal(err.code, ErrorCode.AUTH);
+      assert.match(err.message, /"other.txt" is not served over an unencrypted stream: it was not listed/);
+      return true;
+    },
+  );
+  let received = 0;
+  await data.fetchChunks(chunks, (_request, bytes) => {
+    received += bytes.length;
+  });
+  assert.equal(received, "pulled\n".length, "the listed file is served");
 });
