@@ -13,18 +13,14 @@ import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
-import { FrameMac, streamKey } from "../transport/frame-mac.js";
+import { streamKey } from "../transport/frame-mac.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
-import { type Codec, decodeMessage } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE } from "../wire/frame.js";
 import {
   emptyCodec,
   entriesCodec,
   Feature,
-  type FileBegin,
-  fileBeginCodec,
   type Hello,
-  helloCodec,
   MAX_CHUNK_SIZE,
   Messages,
   MessageType,
@@ -43,7 +39,13 @@ import type { HostFaults } from "./faults.js";
 import { sendListing } from "./listing.js";
 import { ManifestStream, type SendFrame } from "./manifest-stream.js";
 import { OpenFiles } from "./open-files.js";
-import { ControlSession, type PlaintextClients } from "./plaintext-clients.js";
+import {
+  type AdmittedStream,
+  ControlSession,
+  type LentStreamKey,
+  listingSender,
+  type PlaintextClients,
+} from "./plaintext-clients.js";
 import { RangeSender } from "./range-sender.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { SendLeases } from "./send-leases.js";
@@ -139,9 +141,9 @@ export class HostSession {
   #phase: "hello" | "refusing" | "authenticated" = "hello";
   #refusalTimer: NodeJS.Timeout | undefined;
   /** A control connection that lends its key to plaintext streams: what it was listed. */
-  #control: { session: ControlSession; unregister: () => void } | undefined;
+  #control: LentStreamKey | undefined;
   /** A plaintext stream: its requests' MACs, and the control connection it belongs to. */
-  #plaintext: { frameMac: FrameMac; control: ControlSession } | undefined;
+  #plaintext: AdmittedStream | undefined;
   /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
@@ -242,22 +244,9 @@ export class HostSession {
    * connection whose key the MACs are under, which must be open and the same client's.
    */
   #openPlaintext(type: number, requestId: number, body: Buffer): Buffer {
-    if (this.#plaintext === undefined) {
-      const hello = decodeMessage(helloCodec, body);
-      if ((hello.features & Feature.FRAME_MAC) === 0 || !this.#context.allowPlaintext) {
-        throw new TeleportError(
-          ErrorCode.AUTH,
-          "this host takes unencrypted streams only with authenticated requests (a newer teleport)",
-        );
-      }
-      const control = this.#context.plaintextClients.find(hello.streamKeyId, hello.clientId);
-      if (control === undefined)
-        throw new TeleportError(
-          ErrorCode.AUTH,
-          "the unencrypted stream names no open connection of its client",
-        );
-      this.#plaintext = { frameMac: new FrameMac(control.key, this.#stream.sessionBinding()), control };
-    }
+    if (!this.#context.allowPlaintext)
+      throw new TeleportError(ErrorCode.AUTH, "unencrypted streams are not taken");
+    this.#plaintext ??= this.#context.plaintextClients.admit(body, this.#stream.sessionBinding());
     return this.#plaintext.frameMac.open(type, requestId, body);
   }
 
@@ -272,8 +261,7 @@ export class HostSession {
   #lendStreamKey(hello: Hello): void {
     if (!this.#stream.encrypted || (this.#features & Feature.FRAME_MAC) === 0) return;
     const key = streamKey(this.#context.secret, this.#stream.sessionBinding());
-    const session = new ControlSession(key, hello.clientId);
-    this.#control = { session, unregister: this.#context.plaintextClients.register(session) };
+    this.#control = this.#context.plaintextClients.register(new ControlSession(key, hello.clientId));
   }
 
   #refuse(requestId: number, message: string): void {
@@ -371,7 +359,9 @@ export class HostSession {
   }
 
   #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
-    const send = this.#listingSender(this.#creditedSender(requestId, open));
+    const listedTo = this.#control?.session;
+    const credited = this.#creditedSender(requestId, open);
+    const send = listedTo === undefined ? credited : listingSender(credited, listedTo);
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
@@ -380,18 +370,4 @@ export class HostSession {
     };
     return new ManifestStream(this.#context, send, options).run(path);
   }
-
-  /** `send`, remembering the files it lists for this connection's plaintext streams. */
-  #listingSender(send: SendFrame): SendFrame {
-    const control = this.#control?.session;
-    if (control === undefined) return send;
-    return (type, codec, value) => {
-      if (isFileBegin(codec, value)) control.listed(value.path);
-      return send(type, codec, value);
-    };
-  }
-}
-
-function isFileBegin(codec: Codec<unknown>, _value: unknown): _value is FileBegin {
-  return codec === fileBeginCodec;
 }
