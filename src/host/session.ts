@@ -72,7 +72,14 @@ export interface SessionContext {
   authLimiter: AuthLimiter;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
+  /** Told of authentication and of the end of each connection (`host --once`). */
+  onClientEvent: ((event: ClientEvent) => void) | undefined;
 }
+
+/** A connection's life as `host --once` follows it: proving the link's secret, and ending. */
+export type ClientEvent =
+  | { kind: "authenticated" }
+  | { kind: "closed"; authenticated: boolean; error: TeleportError | undefined };
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -186,6 +193,7 @@ export class HostSession {
     clearTimeout(this.#authTimer);
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
+    this.#context.onClientEvent?.({ kind: "closed", authenticated: this.#authenticated, error });
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#chunks.close();
@@ -257,6 +265,7 @@ export class HostSession {
     }
     clearTimeout(this.#authTimer);
     this.#authenticated = true;
+    this.#context.onClientEvent?.({ kind: "authenticated" });
   }
 
   #supportedFeatures(): number {
