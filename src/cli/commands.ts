@@ -17,6 +17,7 @@ import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { teleportHome } from "./home.js";
 import { createProgressDisplay, formatBytes } from "./progress.js";
+import { jsonLine, terminalLine } from "./terminal-text.js";
 
 export interface PullFlags {
   path?: string;
@@ -56,13 +57,15 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       dest: resolve(dest),
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
-      onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
+      onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
       ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
       ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
       ...(flags.xattrs === true ? { xattrs: true } : {}),
       onRetry: ({ attempt, of, error, waitMs }) =>
         process.stderr.write(
-          `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})\n`,
+          terminalLine(
+            `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
+          ),
         ),
       index,
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
@@ -74,9 +77,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     const usage = process.resourceUsage();
     if (flags.json) {
       const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
-      process.stdout.write(
-        `${JSON.stringify({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 })}\n`,
-      );
+      process.stdout.write(jsonLine({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 }));
     } else {
       const rate = summary.bytes / Math.max(summary.seconds, 1e-6);
       process.stdout.write(
@@ -90,7 +91,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     }
     if (summary.failureCount > 0) {
       for (const { path, code, message } of summary.failures) {
-        process.stderr.write(`teleport: not pulled: "${path}": ${code}: ${message}\n`);
+        process.stderr.write(terminalLine(`teleport: not pulled: "${path}": ${code}: ${message}`));
       }
       const unlisted = summary.failureCount - summary.failures.length;
       if (unlisted > 0) process.stderr.write(`teleport: not pulled: ${unlisted} more\n`);
@@ -115,7 +116,7 @@ export async function lsCommand(
     for await (const entry of client.list(normalizeUserPath(path ?? ""), {
       recursive: flags.recursive === true,
     })) {
-      await writeOut(flags.json ? `${JSON.stringify(entryToJson(entry))}\n` : `${formatEntry(entry)}\n`);
+      await writeOut(flags.json ? jsonLine(entryToJson(entry)) : terminalLine(formatEntry(entry)));
     }
   } finally {
     await client.close();

@@ -10,6 +10,7 @@ import { type ClientEvent, Host } from "../host/host.js";
 import { writePrivateFile } from "../store/private-file.js";
 import { rotateShareSecret } from "../transport/identity.js";
 import { teleportHome } from "./home.js";
+import { terminalLine } from "./terminal-text.js";
 
 export interface HostFlags {
   port?: number;
@@ -50,8 +51,9 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
     ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
     allowPlaintext: flags.allowNoEncryption === true,
-    onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
-    onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
+    onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
+    onSessionError: (remote, error) =>
+      process.stderr.write(terminalLine(`teleport: client ${remote}: ${error.message}`)),
     ...(once === undefined ? {} : { onClientEvent: (event: ClientEvent) => once.observe(event) }),
   });
   process.stdout.write(`${host.url}\n`);

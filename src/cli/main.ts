@@ -18,6 +18,7 @@ import { parseDuration } from "./duration.js";
 import { hostCommand } from "./host-command.js";
 import { readLinkArgument } from "./link-input.js";
 import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
+import { terminalLine } from "./terminal-text.js";
 
 export const EXIT_FAILURE = 1;
 /** Bad arguments: an unknown command or option, or an option value out of range. */
@@ -309,8 +310,8 @@ export async function runCli(args: readonly string[], output: CliOutput = proces
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     const error = toTeleportError(err);
-    output.stderr(`teleport: ${error.message}\n`);
-    if (error.hint !== undefined) output.stderr(`  hint: ${error.hint}\n`);
+    output.stderr(terminalLine(`teleport: ${error.message}`));
+    if (error.hint !== undefined) output.stderr(terminalLine(`  hint: ${error.hint}`));
     if (process.env.TELEPORT_DEBUG === "1") output.stderr(`${(err as Error).stack}\n`);
     return error.code === ErrorCode.USAGE ? EXIT_USAGE : EXIT_FAILURE;
   }
