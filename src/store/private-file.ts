@@ -74,3 +74,13 @@ function narrowToOwner(fd: number): void {
   const stats = fstatSync(fd);
   if ((stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.()) fchmodSync(fd, stats.mode & 0o700);
 }
+
+/**
+ * Whether only this user could have written the file `stats` describes: owned by our effective
+ * user, with no group or other write bit. A part file or index source failing this may hold
+ * bytes another local user put there, and is not trusted.
+ */
+export function writableOnlyByUs(stats: { uid: number | bigint; mode: number | bigint }): boolean {
+  const euid = process.geteuid?.();
+  return (euid === undefined || BigInt(stats.uid) === BigInt(euid)) && (BigInt(stats.mode) & 0o022n) === 0n;
+}

@@ -7,6 +7,7 @@
 import { fstatSync, lstatSync } from "node:fs";
 import type { ChunkIndex, RecordedFile } from "../../store/chunk-index.js";
 import { inodeOf } from "../../store/chunk-index.js";
+import { writableOnlyByUs } from "../../store/private-file.js";
 import type { ChunkRef, Entry, FileEnd } from "../../wire/messages.js";
 import type { DownloadJournal } from "./chunk-planner.js";
 import { isRunning, type PartFile } from "./destination.js";
@@ -69,7 +70,8 @@ export class Downloads implements DownloadJournal {
     let inode: string | undefined;
     try {
       const stats = lstatSync(found.path, { bigint: true });
-      if (stats.isFile()) inode = inodeOf(stats);
+      // Journal rows vouch for bytes by device and inode only: a file another user can write is not ours to resume.
+      if (stats.isFile() && writableOnlyByUs(stats)) inode = inodeOf(stats);
     } catch {
       // gone
     }

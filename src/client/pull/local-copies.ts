@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { hashBytes } from "../../chunking/hash.js";
 import { BLOCK_BYTES, platformIo } from "../../platform/io.js";
 import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../../store/chunk-index.js";
+import { writableOnlyByUs } from "../../store/private-file.js";
 import type { ChunkRef } from "../../wire/messages.js";
 
 /** Largest copy run: copied, read back and verified as one. */
@@ -80,7 +81,8 @@ export class IndexedChunks {
     let found: Identity | null = null;
     try {
       const stats = lstatSync(path, { bigint: true });
-      if (stats.isFile()) found = { identity: identityOf(stats), inode: inodeOf(stats) };
+      if (stats.isFile() && writableOnlyByUs(stats))
+        found = { identity: identityOf(stats), inode: inodeOf(stats) };
     } catch {
       // gone: null
     }
