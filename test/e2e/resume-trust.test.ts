@@ -2,14 +2,17 @@
  * A killed pull's part file is resumed on the strength of its journal, which vouches for bytes
  * by device and inode alone: a part file another local user owns, or one group or others may
  * write, can hold their bytes under our journal's rows, and must not be resumed. Real `pull`
- * processes, one SIGKILLed mid-file, and the part file tampered with as that user would.
+ * processes, one SIGKILLed mid-file, and the part file tampered with as that user would. And the
+ * rows must not reach the disk before the bytes they vouch for (seen with strace).
  */
 import assert from "node:assert/strict";
+import { execFile, spawnSync } from "node:child_process";
 import { chmod, chown, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { promisify } from "node:util";
 import type { PullSummary } from "../../src/client/pull.js";
-import { runCli, spawnCli } from "../helpers/cli.js";
+import { CLI_PATH, runCli, spawnCli } from "../helpers/cli.js";
 import { onCleanup, waitFor } from "../helpers/context.js";
 import { hostInProcess, makeShare } from "../helpers/share.js";
 import { findPartFiles, MiB, pseudoRandomBytes } from "../helpers/tree.js";
@@ -78,4 +81,50 @@ test("a part file another user owns is not resumed", {
   });
   assert.equal(summary.reused.resumed, 0, "nothing resumed from another user's file");
   assert.deepEqual(await readFile(join(dest, "data.bin")), content);
+});
+
+const hasStrace = spawnSync("strace", ["-V"]).status === 0;
+
+test("journal rows are not written before their bytes are durable: the part file is synced first, per batch", {
+  skip: !hasStrace && "needs strace",
+}, async (t) => {
+  const { base, share } = await makeShare(t, "journal-durable");
+  const content = pseudoRandomBytes(SIZE, "journal-durable");
+  await writeFile(join(share, "data.bin"), content);
+  const host = await hostInProcess(t, { base, share });
+  const log = join(base, "strace.log");
+  const dest = join(base, "dest");
+  // Asynchronously: the host answers from this process.
+  await promisify(execFile)(
+    "strace",
+    [
+      "-f",
+      "-y",
+      "-e",
+      "trace=fdatasync,pwrite64",
+      "-o",
+      log,
+      process.execPath,
+      CLI_PATH,
+      "pull",
+      host.url,
+      dest,
+      "--json",
+    ],
+    { env: { ...process.env, NODE_TEST_CONTEXT: "", TELEPORT_HOME: join(base, "client-home") } },
+  );
+  assert.deepEqual(await readFile(join(dest, "data.bin")), content);
+  const lines = (await readFile(log, "utf8")).split("\n");
+  const partSyncs = lines.flatMap((line, at) =>
+    /fdatasync\(\d+<[^>]*\.teleport-part>/.test(line) ? [at] : [],
+  );
+  const walWrites = lines.flatMap((line, at) => (/pwrite64\(\d+<[^>]*index\.db-wal>/.test(line) ? [at] : []));
+  assert.ok(partSyncs.length > 0, "the part file was synced before its rows were journaled");
+  const firstSync = partSyncs[0] ?? Number.POSITIVE_INFINITY;
+  assert.ok(
+    walWrites.some((at) => at > firstSync),
+    "journal rows were written after the sync",
+  );
+  // Batched: a sync per journal batch, far fewer than one per chunk (48 MiB: dozens of chunks).
+  assert.ok(partSyncs.length <= 12, `${partSyncs.length} syncs of the part file`);
 });
