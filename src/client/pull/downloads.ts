@@ -16,6 +16,12 @@ import { isRunning, type PartFile } from "./destination.js";
 /** Journal rows per transaction, and the longest a written chunk waits for its row (see record). */
 const JOURNAL_BATCH = 256;
 const JOURNAL_DELAY_MS = 50;
+/**
+ * Part files are synced at most this often (rows wait meanwhile): each sync forces the file's
+ * dirty pages out, and one per batch cost a 1 GiB pull about a tenth of its speed
+ * (docs/decisions.md, "Journal durability").
+ */
+const JOURNAL_SYNC_INTERVAL_MS = 1000;
 /** Complete unjournaled files recorded per transaction. */
 const RECORDS_PER_TRANSACTION = 256;
 
@@ -34,6 +40,8 @@ export class Downloads implements DownloadJournal {
   /** Rows whose part files are being synced; journaled when the sync is done (see #flushDurably). */
   #syncing: JournalRow[] | undefined;
   #journalTimer: NodeJS.Timeout | undefined;
+  /** When the last sync began (performance.now()). */
+  #lastSyncAt = Number.NEGATIVE_INFINITY;
   /** An error of a journal transaction run after a sync, thrown to the next caller. */
   #journalError: unknown;
   /** Where each download of this pull writes: its part file, synced before its rows are journaled. */
@@ -51,16 +59,24 @@ export class Downloads implements DownloadJournal {
   }
 
   /**
-   * Journals a written chunk, JOURNAL_BATCH rows a transaction or after JOURNAL_DELAY_MS, since a
-   * transaction costs as much as ~100 rows (docs/decisions.md, "Journal batching"). A crash
-   * loses at most the last moment's journal: those chunks are fetched again. The rows go in
-   * only once their part files are synced (#flushDurably): a row must never outlive its bytes.
+   * Journals a written chunk: at JOURNAL_BATCH rows or after JOURNAL_DELAY_MS, since a
+   * transaction costs as much as ~100 rows (docs/decisions.md, "Journal batching"), and only once
+   * the chunk's part file is synced (#flushDurably): a row must never outlive its bytes. A crash
+   * loses at most the last second's journal: those chunks are fetched again.
    */
   record(downloadId: number, chunk: ChunkRef): void {
     this.#throwJournalError();
     this.#unjournaled.push([downloadId, chunk]);
     if (this.#unjournaled.length >= JOURNAL_BATCH) this.#flushDurably();
-    else this.#journalTimer ??= setTimeout(() => this.#flushDurably(), JOURNAL_DELAY_MS);
+    else this.#flushIn(JOURNAL_DELAY_MS);
+  }
+
+  /** A flush in `ms`, unless one is already due. */
+  #flushIn(ms: number): void {
+    this.#journalTimer ??= setTimeout(() => {
+      this.#journalTimer = undefined;
+      this.#flushDurably();
+    }, ms);
   }
 
   /**
@@ -79,13 +95,20 @@ export class Downloads implements DownloadJournal {
 
   /**
    * One batch: its part files fdatasync'ed off the event loop (a batch's files, not a call per
-   * chunk), then its rows in one transaction. One batch syncs at a time; rows recorded meanwhile
-   * wait for the next.
+   * chunk), then its rows in one transaction. One batch syncs at a time, at most one a
+   * JOURNAL_SYNC_INTERVAL_MS; rows recorded meanwhile wait for the next.
    */
   #flushDurably(): void {
+    // A sync under way flushes again when it ends.
+    if (this.#syncing !== undefined || this.#unjournaled.length === 0) return;
+    const wait = this.#lastSyncAt + JOURNAL_SYNC_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      this.#flushIn(wait);
+      return;
+    }
     clearTimeout(this.#journalTimer);
     this.#journalTimer = undefined;
-    if (this.#syncing !== undefined || this.#unjournaled.length === 0) return;
+    this.#lastSyncAt = performance.now();
     const rows = this.#unjournaled;
     this.#unjournaled = [];
     this.#syncing = rows;
@@ -100,8 +123,7 @@ export class Downloads implements DownloadJournal {
         return;
       }
       if (this.#unjournaled.length >= JOURNAL_BATCH) this.#flushDurably();
-      else if (this.#unjournaled.length > 0)
-        this.#journalTimer ??= setTimeout(() => this.#flushDurably(), JOURNAL_DELAY_MS);
+      else if (this.#unjournaled.length > 0) this.#flushIn(JOURNAL_DELAY_MS);
     });
   }
 
