@@ -9,6 +9,7 @@ import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
 import { CompressionPolicy, type CompressMode } from "../client/pool/compression-policy.js";
+import type { ReuseScope } from "../client/pull.js";
 import { pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
@@ -33,6 +34,7 @@ export interface PullFlags {
   xattrs?: boolean;
   /** false with --no-encryption. */
   encryption?: boolean;
+  reuse?: ReuseScope;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -68,6 +70,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
           ),
         ),
       index,
+      ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
       ...(flags.retries === undefined ? {} : { retries: flags.retries }),
       ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),

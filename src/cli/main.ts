@@ -6,6 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
 import { MAX_STREAMS } from "../client/pool/stream-pool.js";
+import { REUSE_SCOPES } from "../client/pull.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
@@ -198,6 +199,13 @@ function addPullCommand(program: Command): void {
       "auto (TLS over TCP, QUIC where TCP does not get through), tcp or quic",
       oneOf(TRANSPORT_CHOICES),
       "auto",
+    )
+    .option(
+      "--reuse <scope>",
+      "chunks this machine has that may be copied instead of fetched (what is not fetched, the host " +
+        "can tell you hold): all (any file the index knows), dest (only the destination's), none",
+      oneOf(REUSE_SCOPES),
+      "all",
     )
     .option("--xattrs", "also pull files' user.* extended attributes (needs the native addon on both sides)")
     .option(

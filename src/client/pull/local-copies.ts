@@ -33,9 +33,12 @@ interface Identity {
 export class IndexedChunks {
   readonly #index: ChunkIndex;
   readonly #identities = new Map<string, Identity | null>();
+  /** With `pull --reuse dest`: only files beneath this folder are sources. */
+  readonly #within: string | undefined;
 
-  constructor(index: ChunkIndex) {
+  constructor(index: ChunkIndex, within?: string) {
     this.#index = index;
+    this.#within = within === undefined ? undefined : `${within.replace(/\/+$/, "")}/`;
   }
 
   hasChunkAt(fileId: number, offset: number, hash: Buffer): boolean {
@@ -50,6 +53,7 @@ export class IndexedChunks {
   find(hash: Buffer, excludeFileId: number | undefined): ChunkSource | undefined {
     for (const source of this.#index.locate(hash)) {
       if (source.fileId === excludeFileId) continue;
+      if (this.#within !== undefined && !source.path.startsWith(this.#within)) continue;
       const now = this.#identity(source.path);
       const valid =
         now !== null && (source.inDownload ? now.inode === source.inode : now.identity === source.identity);
