@@ -28,10 +28,9 @@ import { AuthLimiter } from "./auth-limiter.js";
 import type { HostInternals } from "./faults.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { type ClientEvent, HostSession } from "./session.js";
+import { Share } from "./share.js";
 
 export type { ClientEvent } from "./session.js";
-
-import { Share } from "./share.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a

@@ -18,10 +18,10 @@ const JOURNAL_BATCH = 256;
 const JOURNAL_DELAY_MS = 50;
 /**
  * Part files are synced at most this often (rows wait meanwhile): each sync forces the file's
- * dirty pages out, and one per batch cost a 1 GiB pull about a tenth of its speed
- * (docs/decisions.md, "Journal durability").
+ * dirty pages out, so fewer cost less, but rows that wait longer are lost to a SIGKILL and
+ * fetched again (docs/decisions.md, "Journal durability").
  */
-const JOURNAL_SYNC_INTERVAL_MS = 1000;
+const JOURNAL_SYNC_INTERVAL_MS = 250;
 /** Complete unjournaled files recorded per transaction. */
 const RECORDS_PER_TRANSACTION = 256;
 
@@ -62,7 +62,7 @@ export class Downloads implements DownloadJournal {
    * Journals a written chunk: at JOURNAL_BATCH rows or after JOURNAL_DELAY_MS, since a
    * transaction costs as much as ~100 rows (docs/decisions.md, "Journal batching"), and only once
    * the chunk's part file is synced (#flushDurably): a row must never outlive its bytes. A crash
-   * loses at most the last second's journal: those chunks are fetched again.
+   * loses at most the last quarter second's journal: those chunks are fetched again.
    */
   record(downloadId: number, chunk: ChunkRef): void {
     this.#throwJournalError();
