@@ -67,9 +67,14 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   process.stderr.write(
     `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
   );
-  const reason = await untilStopped(host, flags.expire, once);
+  const reason = await stopRequested(host, flags.expire, once);
+  // Retired before closing: a host killed while its clients are let go leaves no live link behind.
+  try {
+    if (reason !== "signal") await rotateShareSecret(home, host.share.root);
+  } finally {
+    await host.close().catch(() => {});
+  }
   if (reason !== "signal") {
-    await rotateShareSecret(home, host.share.root);
     process.stderr.write(
       `teleport: ${reason === "expired" ? "the link expired" : "the link was used once"}; stopped, and the link no longer works\n`,
     );
@@ -79,8 +84,11 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     process.stderr.write(`${describeCompression(compressed)}\n`);
 }
 
-/** Serves until a signal, the expiry or the first complete pull; a second signal destroys the host. */
-function untilStopped(host: Host, expireMs: number | undefined, once: FirstCompletePull | undefined) {
+/**
+ * Why the host is to stop: the first of a signal, the expiry and the first complete pull. A
+ * signal after that destroys the host instead of waiting for its clients.
+ */
+function stopRequested(host: Host, expireMs: number | undefined, once: FirstCompletePull | undefined) {
   return new Promise<StopReason>((resolveStop) => {
     let stopping = false;
     const stop = (reason: StopReason) => {
@@ -90,10 +98,7 @@ function untilStopped(host: Host, expireMs: number | undefined, once: FirstCompl
       }
       stopping = true;
       clearTimeout(expiry);
-      host.close().then(
-        () => resolveStop(reason),
-        () => resolveStop(reason),
-      );
+      resolveStop(reason);
     };
     const expiry = expireMs === undefined ? undefined : setTimeout(() => stop("expired"), expireMs);
     once?.onComplete(() => stop("used"));
