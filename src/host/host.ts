@@ -28,8 +28,10 @@ import { AuthLimiter } from "./auth-limiter.js";
 import type { HostInternals } from "./faults.js";
 import { PlaintextClients } from "./plaintext-clients.js";
 import { RecentChunks } from "./recent-chunks.js";
-import { HostSession } from "./session.js";
+import { type ClientEvent, HostSession } from "./session.js";
 import { Share } from "./share.js";
+
+export type { ClientEvent } from "./session.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
@@ -99,6 +101,8 @@ export interface HostOptions {
   onNotice?: (message: string) => void;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
+  /** Told when a connection has proved the link's secret, and when it ends (`host --once`). */
+  onClientEvent?: (event: ClientEvent) => void;
 }
 
 export class Host {
@@ -149,6 +153,7 @@ export class Host {
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: internals.faults,
       onSessionError: options.onSessionError,
+      onClientEvent: options.onClientEvent,
       index,
       recent: new RecentChunks(RECENT_CHUNK_BYTES),
       transports,

@@ -82,7 +82,14 @@ export interface SessionContext {
   plaintextClients: PlaintextClients;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
+  /** Told of authentication and of the end of each connection (`host --once`). */
+  onClientEvent: ((event: ClientEvent) => void) | undefined;
 }
+
+/** A connection's life as `host --once` follows it: proving the link's secret, and ending. */
+export type ClientEvent =
+  | { kind: "authenticated" }
+  | { kind: "closed"; authenticated: boolean; error: TeleportError | undefined };
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -205,6 +212,7 @@ export class HostSession {
     this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
+    this.#context.onClientEvent?.({ kind: "closed", authenticated: this.#phase === "authenticated", error });
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#chunks.close();
@@ -300,6 +308,7 @@ export class HostSession {
     clearTimeout(this.#authTimer);
     if (verifyAuthProof(this.#stream, this.#context.secret, authProof)) {
       this.#phase = "authenticated";
+      this.#context.onClientEvent?.({ kind: "authenticated" });
       return true;
     }
     this.#phase = "refusing";
