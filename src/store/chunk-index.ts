@@ -16,7 +16,7 @@
  * trusted by device and inode, and only for the chunks its journal recorded after writing them.
  */
 import type { BigIntStats } from "node:fs";
-import { mkdirSync, renameSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
 import type { FileDigest } from "../chunking/manifest.js";
@@ -58,6 +58,8 @@ export interface Download extends IndexedFile {
   version: string;
   /** Process id of the pull writing it; it may have ended. */
   owner: number;
+  /** The boot it was started in (bootId()), null where unknown: its journal outlives a crash of the process, not of the machine. */
+  bootId: string | null;
 }
 
 /** A place on this machine holding a chunk's bytes. */
@@ -85,6 +87,23 @@ export interface IndexStats {
   uniqueBytes: number;
   databaseBytes: number;
 }
+
+/**
+ * This boot of the machine (Linux: /proc/sys/kernel/random/boot_id), null where unknown. A
+ * journal row is written after its chunk's bytes, but the bytes may sit in the page cache: a
+ * killed process loses neither, a crash of the machine may lose the bytes and keep the row.
+ */
+export function bootId(): string | null {
+  if (currentBoot === undefined) {
+    try {
+      currentBoot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || null;
+    } catch {
+      currentBoot = null;
+    }
+  }
+  return currentBoot;
+}
+let currentBoot: string | null | undefined;
 
 export function identityOf(stats: BigIntStats): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
@@ -245,6 +264,7 @@ export class ChunkIndex {
       target: download?.target ?? null,
       version: download?.version ?? null,
       owner: download === undefined ? null : process.pid,
+      bootId: download === undefined ? null : bootId(),
       indexedAt: Date.now(),
     });
     return Number(result.lastInsertRowid);
@@ -271,7 +291,13 @@ export class ChunkIndex {
     const row = this.#statements.downloadByTarget.get(target) as FileRow | undefined;
     return row === undefined
       ? undefined
-      : { ...toIndexedFile(row), inode: row.inode, version: row.version ?? "", owner: row.owner ?? 0 };
+      : {
+          ...toIndexedFile(row),
+          inode: row.inode,
+          version: row.version ?? "",
+          owner: row.owner ?? 0,
+          bootId: row.boot_id,
+        };
   }
 
   /** Whether `path` is a download in progress that the journal keeps for resuming. */

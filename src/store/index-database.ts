@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { ensurePrivateFile, narrowIfPresent } from "./private-file.js";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** How long a process waits for another one's write before it reports the index locked. */
 const LOCK_TIMEOUT_MS = 10_000;
 /** How many places a chunk lookup returns: enough to skip a few stale ones. */
@@ -25,6 +25,7 @@ export interface FileRow {
   target: string | null;
   version: string | null;
   owner: number | null;
+  boot_id: string | null;
 }
 
 export function openDatabase(path: string): Database.Database {
@@ -92,6 +93,7 @@ function createSchema(db: Database.Database): void {
           target TEXT,
           version TEXT,
           owner INTEGER,
+          boot_id TEXT,
           indexed_at INTEGER NOT NULL
         );
         CREATE INDEX files_by_target ON files (target) WHERE target IS NOT NULL;
@@ -146,8 +148,8 @@ export function prepareStatements(db: Database.Database): IndexStatements {
       FROM chunks CROSS JOIN files ON files.id = chunks.file_id
       WHERE chunks.hash = ? LIMIT ${MAX_SOURCES}`),
     insertFile: db.prepare(`
-      INSERT INTO files (path, chunker, size, identity, inode, target, version, owner, indexed_at)
-      VALUES (@path, @chunker, @size, @identity, @inode, @target, @version, @owner, @indexedAt)`),
+      INSERT INTO files (path, chunker, size, identity, inode, target, version, owner, boot_id, indexed_at)
+      VALUES (@path, @chunker, @size, @identity, @inode, @target, @version, @owner, @bootId, @indexedAt)`),
     // A file forgotten meanwhile (another process re-indexed it) gets no orphan chunks.
     insertChunk: db.prepare(`
       INSERT OR REPLACE INTO chunks (file_id, offset, size, hash)

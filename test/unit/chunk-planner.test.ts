@@ -48,8 +48,8 @@ class FakeFetcher implements ChunkFetcher {
 class FakeJournal implements DownloadJournal {
   readonly rows = new Set<string>();
   readonly recorded: string[] = [];
-  has(downloadId: number, offset: number, hash: Buffer): boolean {
-    return this.rows.has(key(downloadId, offset, hash));
+  has(downloadId: number, chunk: ChunkRef): boolean {
+    return this.rows.has(key(downloadId, chunk.offset, chunk.hash));
   }
   record(downloadId: number, chunk: ChunkRef): void {
     this.recorded.push(`${downloadId}@${chunk.offset}`);

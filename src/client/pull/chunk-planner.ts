@@ -34,7 +34,8 @@ export interface ChunkFetcher {
 
 /** The journal of each download: which of its chunks are written and verified. */
 export interface DownloadJournal {
-  has(downloadId: number, offset: number, hash: Buffer): boolean;
+  /** Whether the download's part file holds `chunk`, written and verified. */
+  has(downloadId: number, chunk: ChunkRef): boolean;
   record(downloadId: number, chunk: ChunkRef): void;
 }
 
@@ -124,7 +125,7 @@ export class ChunkPlanner {
   /** Places a chunk of `file`; a promise when the next one must wait for room. */
   place(file: PlannedFile, chunk: ChunkRef): Promise<void> | undefined {
     const download = file.download;
-    if (download?.resumed && this.#journal?.has(download.id, chunk.offset, chunk.hash)) {
+    if (download?.resumed && this.#journal?.has(download.id, chunk)) {
       file.onJournaled(1);
       file.onWritten(chunk.size, "resumed");
       this.#tally.report();
