@@ -9,7 +9,17 @@
  *   folder's path is used: a folder swapped after it was opened is then followed (README,
  *   "Security model").
  */
-import { existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import { type NativeAddon, native } from "./native.js";
 

@@ -27,7 +27,7 @@ import { basename, dirname, join, relative, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { directoryIo, type NameStat, type OpenFolder } from "../../platform/directory-io.js";
 import { platformIo } from "../../platform/io.js";
-import type { ChunkRef, Entry, Xattr } from "../../wire/messages.js";
+import type { Entry, Xattr } from "../../wire/messages.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
 import { checkSymlinkTarget, type NameKind, nameKind } from "./symlink-target.js";
 
@@ -404,7 +404,9 @@ export class Destination {
 
   /** The components of `localPath` under the destination. */
   #components(localPath: string): string[] {
-    return relative(this.#root, localPath).split(sep).filter((part) => part !== "");
+    return relative(this.#root, localPath)
+      .split(sep)
+      .filter((part) => part !== "");
   }
 
   /** What the components name under the destination (its folders opened, never through a symlink). */

@@ -362,7 +362,8 @@ export class ManifestWalker {
    * complete, else when it is.
    */
   #onHardLink(entry: Entry, folder: Folder): void {
-    if (!this.#hardLinks) throw protocolError(`hard link "${entry.path}" sent without the hard-links feature`);
+    if (!this.#hardLinks)
+      throw protocolError(`hard link "${entry.path}" sent without the hard-links feature`);
     const target = entry.linkTarget;
     splitWirePath(target);
     if (!isWithin(target, this.#remote) || target === entry.path)

@@ -31,9 +31,9 @@ export function checkSymlinkTarget(
   target: string,
   kindOf: (components: readonly string[]) => NameKind,
 ): void {
-  const escape = () =>
+  const outside = () =>
     new TeleportError(ErrorCode.PATH_ESCAPE, `symlink "${linkName}" points outside the destination`);
-  if (target.startsWith("/")) throw escape();
+  if (target.startsWith("/")) throw outside();
   const resolved = [...at];
   /** How many leading components of `resolved` are known real folders. */
   let real = at.length;
@@ -44,11 +44,11 @@ export function checkSymlinkTarget(
     if (!opaque && resolved.length > real) {
       const kind = kindOf(resolved);
       if (kind === "folder") real = resolved.length;
-      else if (kind === "other") throw escape();
+      else if (kind === "other") throw outside();
       else opaque = true;
     }
     if (part === "..") {
-      if (opaque || resolved.length === 0) throw escape();
+      if (opaque || resolved.length === 0) throw outside();
       resolved.pop();
       real = Math.min(real, resolved.length);
     } else {
