@@ -10,6 +10,7 @@
  *   "Security model").
  */
 import {
+  constants,
   existsSync,
   linkSync,
   lstatSync,
@@ -52,10 +53,8 @@ export interface DirectoryIo {
   list(folder: OpenFolder): string[];
 }
 
-const O_DIRECTORY = 0o200000;
-const O_NOFOLLOW = 0o400000;
 /** How a folder of the destination is opened: a real folder only, never through a symlink. */
-export const FOLDER_FLAGS = O_DIRECTORY | O_NOFOLLOW;
+export const FOLDER_FLAGS = constants.O_RDONLY | (constants.O_DIRECTORY ?? 0) | (constants.O_NOFOLLOW ?? 0);
 
 function nativeDirectoryIo(addon: NativeAddon): DirectoryIo {
   return {
