@@ -336,13 +336,18 @@ export class Destination {
     return xattrsSet;
   }
 
-  /** The old copy already holds every byte: only its mode, mtime and attributes may need setting. */
+  /**
+   * The old copy already holds every byte: only its mode, mtime and attributes may need setting.
+   * It counts as committed by this pull (a hard link may name it).
+   */
   keepOldCopy(finalPath: string, file: FileMetadata): KeptCopy {
     const { entry, xattrs } = file;
     const { folder, name } = this.#place(finalPath);
     const fd = directoryIo.openFile(folder, name, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK, 0);
     try {
       const stats = fstatSync(fd, { bigint: true });
+      // Its bytes are what the host announced: a name this pull may link to, as if committed.
+      this.#committed?.set(finalPath, { dev: Number(stats.dev), ino: Number(stats.ino) });
       const sameMode = (Number(stats.mode) & 0o777) === modeFromHost(entry.mode);
       const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
       const sameXattrs = xattrs === undefined || sameAttributes(platformIo.readXattrs(finalPath), xattrs);
