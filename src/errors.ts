@@ -30,6 +30,8 @@ export const ErrorCode = {
   /** A transport asked for that this machine cannot use (QUIC without its native binding). */
   UNAVAILABLE: "TELEPORT_ERR_UNAVAILABLE",
   ENCRYPTION_REQUIRED: "TELEPORT_ERR_ENCRYPTION_REQUIRED",
+  /** The host's identity files (key, certificate, secrets) are damaged. */
+  IDENTITY: "TELEPORT_ERR_IDENTITY",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
 } as const;
 

@@ -3,7 +3,14 @@
  * The CLI (src/cli) is a thin layer over exactly these.
  */
 export { type ConnectOptions, type ManifestEvent, TeleportClient } from "./client/client.js";
-export { type PullOptions, type PullProgress, type PullSummary, pull } from "./client/pull.js";
+export {
+  type PullOptions,
+  type PullProgress,
+  type PullSummary,
+  pull,
+  REUSE_SCOPES,
+  type ReuseScope,
+} from "./client/pull.js";
 export { type PullLinkOptions, type PullLinkSummary, pullLink, type Retry } from "./client/pull-link.js";
 export { ErrorCode, isTeleportError, TeleportError } from "./errors.js";
 export { Host, type HostOptions } from "./host/host.js";

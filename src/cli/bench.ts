@@ -14,6 +14,7 @@ import { ErrorCode, TeleportError } from "../errors.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { formatBytes } from "./progress.js";
+import { jsonLine, terminalLine } from "./terminal-text.js";
 
 export interface BenchFlags {
   path?: string;
@@ -48,7 +49,7 @@ export async function benchCommand(link: string, flags: BenchFlags): Promise<voi
       pulls,
     };
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify(result)}\n`);
+      process.stdout.write(jsonLine(result));
       return;
     }
     const ms = (value: number) => `${value.toFixed(2)} ms`;
@@ -64,7 +65,7 @@ export async function benchCommand(link: string, flags: BenchFlags): Promise<voi
           `(${run.seconds.toFixed(2)} s)`,
       ),
     ];
-    process.stdout.write(`${lines.join("\n")}\n`);
+    process.stdout.write(lines.map(terminalLine).join(""));
   } finally {
     await client.close();
   }

@@ -2,90 +2,23 @@
  * The CLI's commands: thin wrappers that turn flags into library calls and results into output.
  */
 import { once } from "node:events";
-import { open, rename, stat, writeFile } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
 import { CompressionPolicy, type CompressMode } from "../client/pool/compression-policy.js";
+import type { ReuseScope } from "../client/pull.js";
 import { pullLink } from "../client/pull-link.js";
-import type { CompressionStats } from "../compression/compression-threads.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { Host } from "../host/host.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportChoice } from "../transport/select.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { teleportHome } from "./home.js";
 import { createProgressDisplay, formatBytes } from "./progress.js";
-
-export interface HostFlags {
-  port?: number;
-  bind?: string;
-  advertise?: string;
-  linkFile?: string;
-  /** false with --no-compress. */
-  compress?: boolean;
-  /** false with --no-quic. */
-  quic?: boolean;
-  congestion?: string;
-  allowNoEncryption?: boolean;
-}
-
-export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
-  const host = await Host.start({
-    root: dir,
-    home: teleportHome(),
-    ...(flags.port === undefined ? {} : { port: flags.port }),
-    ...(flags.bind === undefined ? {} : { bind: flags.bind }),
-    ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
-    compression: flags.compress !== false,
-    ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
-    ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
-    allowPlaintext: flags.allowNoEncryption === true,
-    onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
-    onSessionError: (remote, error) => process.stderr.write(`teleport: client ${remote}: ${error.message}\n`),
-  });
-  process.stdout.write(`${host.url}\n`);
-  if (flags.allowNoEncryption === true) {
-    process.stderr.write(
-      "teleport: warning: clients may pull without encryption (--allow-no-encryption): " +
-        "their data crosses the network readable by anyone on it\n",
-    );
-  }
-  if (flags.linkFile !== undefined) await writeFileAtomically(flags.linkFile, `${host.url}\n`);
-  process.stderr.write(
-    `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
-  );
-  await new Promise<void>((resolveStop) => {
-    let stopping = false;
-    const stop = () => {
-      if (stopping) {
-        host.destroy();
-        return;
-      }
-      stopping = true;
-      host.close().then(resolveStop, resolveStop);
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
-  const compressed = host.compressionStats;
-  if (compressed !== undefined && compressed.chunks > 0)
-    process.stderr.write(`${describeCompression(compressed)}\n`);
-}
-
-/** "teleport: compressed 191.0 MB into 52.3 MB (3.65x) for clients; by level: 1 10.2 MB, 3 180.8 MB" */
-function describeCompression({ bytesIn, bytesOut, bytesInByLevel }: CompressionStats): string {
-  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-  const levels = [...bytesInByLevel]
-    .sort(([a], [b]) => a - b)
-    .map(([level, bytes]) => `${level} ${mb(bytes)}`)
-    .join(", ");
-  const ratio = (bytesIn / bytesOut).toFixed(2);
-  return `teleport: compressed ${mb(bytesIn)} into ${mb(bytesOut)} (${ratio}x) for clients; by level: ${levels}`;
-}
+import { jsonLine, terminalLine } from "./terminal-text.js";
 
 export interface PullFlags {
   path?: string;
@@ -101,6 +34,7 @@ export interface PullFlags {
   xattrs?: boolean;
   /** false with --no-encryption. */
   encryption?: boolean;
+  reuse?: ReuseScope;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -125,15 +59,18 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       dest: resolve(dest),
       signal: controller.signal,
       onProgress: (progress) => display.update(progress),
-      onNotice: (message) => process.stderr.write(`teleport: ${message}\n`),
+      onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
       ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
       ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
       ...(flags.xattrs === true ? { xattrs: true } : {}),
       onRetry: ({ attempt, of, error, waitMs }) =>
         process.stderr.write(
-          `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})\n`,
+          terminalLine(
+            `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
+          ),
         ),
       index,
+      ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
       ...(flags.retries === undefined ? {} : { retries: flags.retries }),
       ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
@@ -143,9 +80,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     const usage = process.resourceUsage();
     if (flags.json) {
       const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
-      process.stdout.write(
-        `${JSON.stringify({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 })}\n`,
-      );
+      process.stdout.write(jsonLine({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 }));
     } else {
       const rate = summary.bytes / Math.max(summary.seconds, 1e-6);
       process.stdout.write(
@@ -159,7 +94,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     }
     if (summary.failureCount > 0) {
       for (const { path, code, message } of summary.failures) {
-        process.stderr.write(`teleport: not pulled: "${path}": ${code}: ${message}\n`);
+        process.stderr.write(terminalLine(`teleport: not pulled: "${path}": ${code}: ${message}`));
       }
       const unlisted = summary.failureCount - summary.failures.length;
       if (unlisted > 0) process.stderr.write(`teleport: not pulled: ${unlisted} more\n`);
@@ -184,7 +119,7 @@ export async function lsCommand(
     for await (const entry of client.list(normalizeUserPath(path ?? ""), {
       recursive: flags.recursive === true,
     })) {
-      await writeOut(flags.json ? `${JSON.stringify(entryToJson(entry))}\n` : `${formatEntry(entry)}\n`);
+      await writeOut(flags.json ? jsonLine(entryToJson(entry)) : terminalLine(formatEntry(entry)));
     }
   } finally {
     await client.close();
@@ -247,12 +182,6 @@ export async function manifestCommand(file: string, flags: { json?: boolean }) {
 
 async function writeOut(data: string | Buffer): Promise<void> {
   if (!process.stdout.write(data)) await once(process.stdout, "drain");
-}
-
-async function writeFileAtomically(path: string, contents: string): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, contents);
-  await rename(temp, path);
 }
 
 function entryToJson(entry: Entry) {

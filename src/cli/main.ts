@@ -6,22 +6,20 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
 import { MAX_STREAMS } from "../client/pool/stream-pool.js";
+import { REUSE_SCOPES } from "../client/pull.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { ErrorCode, toTeleportError } from "../errors.js";
 import { DEFAULT_CONGESTION } from "../host/host.js";
 import { TRANSPORT_CHOICES } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
-import {
-  catCommand,
-  ensureDirectoryArgument,
-  hostCommand,
-  lsCommand,
-  manifestCommand,
-  pullCommand,
-} from "./commands.js";
+import { catCommand, ensureDirectoryArgument, lsCommand, manifestCommand, pullCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
+import { parseDuration } from "./duration.js";
+import { hostCommand } from "./host-command.js";
+import { readLinkArgument } from "./link-input.js";
 import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
+import { terminalLine } from "./terminal-text.js";
 
 export const EXIT_FAILURE = 1;
 /** Bad arguments: an unknown command or option, or an option value out of range. */
@@ -91,6 +89,19 @@ function port(value: string): number {
   return parsed;
 }
 
+/** Node's timers hold at most 2^31-1 ms; a link meant to live longer is better left unexpiring. */
+const MAX_EXPIRE_MS = 24 * 86_400_000;
+
+function duration(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms > MAX_EXPIRE_MS)
+    throw new InvalidArgumentError("expected a duration such as 45s, 10m, 1h30m or 7d (at most 24d)");
+  return ms;
+}
+
+/** What a link argument's help says: `-` keeps the link out of `ps` and the shell's history. */
+const LINK_HELP = "share link printed by `teleport host`, or - to read it from stdin";
+
 /** A congestion control's name as the kernel spells them (TCP_CA_NAME_MAX is 16 with the NUL). */
 function congestionName(value: string): string {
   if (!/^[a-z0-9_]{1,15}$/.test(value))
@@ -131,7 +142,18 @@ function addHostCommand(program: Command): void {
       "--advertise <addr>",
       "address to put in the link (default: the bind address or this machine's IPv4)",
     )
-    .option("--link-file <path>", "also write the link to this file once listening")
+    .option("--link-file <path>", "also write the link to this file (mode 0600) once listening")
+    .option("--rotate", "give the folder a new secret first: links printed before stop working")
+    .option(
+      "--expire <duration>",
+      "stop after this long (45s, 10m, 1h30m, 7d) and retire the link: it stops working",
+      duration,
+    )
+    .option(
+      "--once",
+      "stop after the first pull that completes (every connection of the clients closed without error) " +
+        "and retire the link",
+    )
     .option("--no-compress", "never send chunks compressed, even to clients that ask")
     .option("--no-quic", "listen for TLS over TCP only (by default also QUIC, on the same UDP port)")
     .option(
@@ -155,7 +177,7 @@ function addPullCommand(program: Command): void {
   program
     .command("pull")
     .description("pull the whole share, or one file or folder of it, into <dest>")
-    .argument("<link>", "share link printed by `teleport host`")
+    .argument("<link>", LINK_HELP)
     .argument("<dest>", "local folder to pull into (created if missing)")
     .option("--path <remote>", "file or folder inside the share to pull")
     .option("--json", "print a one-line JSON summary instead of text")
@@ -178,6 +200,13 @@ function addPullCommand(program: Command): void {
       oneOf(TRANSPORT_CHOICES),
       "auto",
     )
+    .option(
+      "--reuse <scope>",
+      "chunks this machine has that may be copied instead of fetched (what is not fetched, the host " +
+        "can tell you hold): all (any file the index knows), dest (only the destination's), none",
+      oneOf(REUSE_SCOPES),
+      "all",
+    )
     .option("--xattrs", "also pull files' user.* extended attributes (needs the native addon on both sides)")
     .option(
       "--no-encryption",
@@ -195,7 +224,9 @@ function addPullCommand(program: Command): void {
       `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
     )
-    .action((link: string, dest: string, flags) => pullCommand(link, dest, flags));
+    .action(async (link: string, dest: string, flags) =>
+      pullCommand(await readLinkArgument(link), dest, flags),
+    );
 }
 
 /** `ls` and `cat`: look into a share without pulling it. */
@@ -203,20 +234,24 @@ function addBrowseCommands(program: Command): void {
   program
     .command("ls")
     .description("list a folder of the share")
-    .argument("<link>", "share link")
+    .argument("<link>", LINK_HELP)
     .argument("[path]", "folder or file inside the share", "")
     .option("-r, --recursive", "list everything beneath")
     .option("--json", "one JSON object per line")
-    .action((link: string, path: string, flags) => lsCommand(link, path, flags));
+    .action(async (link: string, path: string, flags) =>
+      lsCommand(await readLinkArgument(link), path, flags),
+    );
 
   program
     .command("cat")
     .description("write a file's bytes (or a range of them) to stdout, verified")
-    .argument("<link>", "share link")
+    .argument("<link>", LINK_HELP)
     .argument("<path>", "file inside the share")
     .option("--offset <n>", "first byte", nonNegativeInteger)
     .option("--length <n>", "number of bytes", nonNegativeInteger)
-    .action((link: string, path: string, flags) => catCommand(link, path, flags));
+    .action(async (link: string, path: string, flags) =>
+      catCommand(await readLinkArgument(link), path, flags),
+    );
 }
 
 /** `manifest`, `index` and `store`: local files and the chunk index. */
@@ -255,12 +290,12 @@ function addToolCommands(program: Command): void {
   program
     .command("bench")
     .description("measure a link: connect, ping, first byte, random 4 KiB reads, pull speed per stream count")
-    .argument("<link>", "share link")
+    .argument("<link>", LINK_HELP)
     .option("--path <remote>", "file to measure with (default: the largest file listed)")
     .option("--streams <list>", "stream counts to pull with, comma-separated", streamCounts, [1, 2, 4, 8])
     .option("--reads <n>", "random 4 KiB reads to time", nonNegativeInteger, 200)
     .option("--json", "one JSON line")
-    .action((link: string, flags) => benchCommand(link, flags));
+    .action(async (link: string, flags) => benchCommand(await readLinkArgument(link), flags));
 
   program
     .command("demo")
@@ -283,8 +318,8 @@ export async function runCli(args: readonly string[], output: CliOutput = proces
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
     const error = toTeleportError(err);
-    output.stderr(`teleport: ${error.message}\n`);
-    if (error.hint !== undefined) output.stderr(`  hint: ${error.hint}\n`);
+    output.stderr(terminalLine(`teleport: ${error.message}`));
+    if (error.hint !== undefined) output.stderr(terminalLine(`  hint: ${error.hint}`));
     if (process.env.TELEPORT_DEBUG === "1") output.stderr(`${(err as Error).stack}\n`);
     return error.code === ErrorCode.USAGE ? EXIT_USAGE : EXIT_FAILURE;
   }

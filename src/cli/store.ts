@@ -11,6 +11,7 @@ import { ChunkIndex, identityOf, inodeOf } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { teleportHome } from "./home.js";
 import { formatBytes } from "./progress.js";
+import { terminalLine } from "./terminal-text.js";
 
 export interface IndexSummary {
   files: number;
@@ -64,7 +65,7 @@ export async function indexCommand(dir: string, flags: { json?: boolean }): Prom
         summary.bytes += size;
       } catch (err) {
         summary.failedFiles++;
-        process.stderr.write(`teleport: skipped ${path}: ${toTeleportError(err).message}\n`);
+        process.stderr.write(terminalLine(`teleport: skipped ${path}: ${toTeleportError(err).message}`));
       }
     }
   } finally {

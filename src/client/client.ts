@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { streamKey } from "../transport/frame-mac.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import { availableTransports } from "../transport/registry.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
@@ -183,11 +184,13 @@ export class TeleportClient {
    */
   dataStreams(options: { encrypted: boolean }): DataStreamFactory {
     const alternative = options.encrypted ? this.alternativeTransport : undefined;
+    const macs = !options.encrypted && this.#connection.hasFeature(Feature.FRAME_MAC);
     return new DataStreamFactory({
       link: this.link,
       clientId: this.clientId,
       transport: this.transport,
       encrypted: options.encrypted,
+      ...(macs ? { streamKey: streamKey(this.link.secret, this.#connection.stream.sessionBinding()) } : {}),
       idleTimeoutMs: this.#control.connection.idleTimeoutMs,
       ...(alternative === undefined ? {} : { alternative }),
     });

@@ -8,6 +8,7 @@ import { hashBytes, hashEquals } from "../chunking/hash.js";
 import { Decompressor } from "../compression/zstd.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { FrameMac, type StreamKey } from "../transport/frame-mac.js";
 import { quicAvailable } from "../transport/quic.js";
 import { authProof, HANDSHAKE_TIMEOUT_MS, type TransportStream } from "../transport/transport.js";
 import {
@@ -44,6 +45,11 @@ export interface HelloOptions {
   clientName: string;
   /** Features asked for beyond those every client asks for (Feature.XATTRS, Feature.PLAINTEXT). */
   features: number;
+  /**
+   * A plaintext data stream's control connection's key (host granted Feature.FRAME_MAC there):
+   * every frame sent is MAC'd under it (transport/frame-mac.ts).
+   */
+  streamKey?: StreamKey | undefined;
   idleTimeoutMs?: number | undefined;
   /** Where received chunk buffers come from; a pool of its own when unset. */
   pool?: BufferPool | undefined;
@@ -112,6 +118,8 @@ export class HostConnection {
   }
 
   async #start(options: HelloOptions): Promise<void> {
+    const { streamKey } = options;
+    const frameMac = streamKey && new FrameMac(streamKey, this.stream.sessionBinding());
     this.#control = new RequestChannel(
       this.stream.stream,
       this.pool,
@@ -119,7 +127,10 @@ export class HostConnection {
         onConnectionFrame: (type, body) => this.#onConnectionFrame(type, body),
         onClose: (error) => this.#onClose(error),
       },
-      options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs },
+      {
+        ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+        ...(frameMac === undefined ? {} : { sealFrame: (frame: Buffer) => frameMac.seal(frame) }),
+      },
     );
     const welcomed = new Promise<void>((resolve, reject) => {
       this.#onWelcome = (error) => (error === undefined ? resolve() : reject(error));
@@ -138,11 +149,13 @@ export class HostConnection {
         Feature.ENTRY_ERRORS |
         Feature.COMPRESSION |
         Feature.HARD_LINKS |
+        Feature.FRAME_MAC |
         options.features |
         (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
       authProof: authProof(this.stream, options.secret),
       clientName: options.clientName,
       clientId: this.clientId,
+      streamKeyId: streamKey?.keyId,
     });
     try {
       await welcomed;

@@ -9,4 +9,6 @@ export type {
   PullProgress,
   PullSummary,
   ReusedBytes,
+  ReuseScope,
 } from "./pull/summary.js";
+export { REUSE_SCOPES } from "./pull/summary.js";

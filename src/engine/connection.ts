@@ -20,6 +20,8 @@ export interface ConnectionOptions {
   idleTimeoutMs?: number;
   /** Queued outgoing bytes above which senders wait for 'drain'. */
   writeBufferBytes?: number;
+  /** Applied to each frame sent by sendFrame: a plaintext stream's MAC (transport/frame-mac.ts). */
+  sealFrame?: ((frame: Buffer) => Buffer) | undefined;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
@@ -30,6 +32,7 @@ export class Connection {
   readonly #handler: ConnectionHandler;
   readonly #decoder: FrameDecoder;
   readonly #writeBufferBytes: number;
+  readonly #sealFrame: ((frame: Buffer) => Buffer) | undefined;
   #error: TeleportError | undefined;
   #destroyed = false;
   #closing: Promise<void> | undefined;
@@ -51,6 +54,7 @@ export class Connection {
     this.socket = socket;
     this.#handler = handler;
     this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
+    this.#sealFrame = options.sealFrame;
     this.#decoder = new FrameDecoder(handler, MAX_FRAME_BODY);
     this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
 
@@ -125,7 +129,7 @@ export class Connection {
     if (this.destroyed || this.#closing !== undefined) return;
     this.#queueing();
     this.#cork();
-    this.socket.write(frame, this.#afterWrite);
+    this.socket.write(this.#sealFrame === undefined ? frame : this.#sealFrame(frame), this.#afterWrite);
   }
 
   /**

@@ -1,10 +1,19 @@
 /**
- * Slows down guessing of a share's secret: an address that presents a wrong secret MAX_FAILURES
- * times within a window is refused, without its proof being checked, until the window has passed
- * since its last failure. Memory is bounded: at most MAX_ADDRESSES are remembered, the least
- * recently failed forgotten first.
+ * Slows down guessing of a share's secret without locking out the right one: every proof is
+ * checked, a correct one is accepted at once, and a wrong one is answered only after a delay
+ * that grows with the address's recent failures. Refusing an address outright would let anyone
+ * behind the same NAT, or everyone behind a reverse proxy or SSH tunnel (all 127.0.0.1), lock
+ * out the link's rightful holders with a few wrong connections.
+ *
+ * Failures are forgotten once the window has passed since an address's last one. Memory is
+ * bounded: at most MAX_ADDRESSES are remembered, the least recently failed forgotten first.
  */
-const MAX_FAILURES = 5;
+/** Wrong proofs from an address answered without delay (a mistyped link, a retry). */
+const FREE_FAILURES = 2;
+/** The first delay; each further failure doubles it, up to MAX_DELAY_MS. */
+const FIRST_DELAY_MS = 250;
+/** Below the handshake timeout: a delayed refusal still ends the connection soon. */
+const MAX_DELAY_MS = 8000;
 const MAX_ADDRESSES = 10_000;
 
 interface Failures {
@@ -14,20 +23,21 @@ interface Failures {
 
 export class AuthLimiter {
   readonly #windowMs: number;
+  readonly #now: () => number;
   readonly #byAddress = new Map<string, Failures>();
 
-  constructor(windowMs: number) {
+  /**
+   * `windowMs`: how long an address's failures are remembered after its last; `now`: the clock
+   * in milliseconds (tests pass their own).
+   */
+  constructor(windowMs: number, now: () => number = () => performance.now()) {
     this.#windowMs = windowMs;
+    this.#now = now;
   }
 
-  /** Milliseconds until `address` may try again; 0 when it may now. */
-  refusedFor(address: string, now = performance.now()): number {
-    const record = this.#current(address, now);
-    if (record === undefined || record.failures < MAX_FAILURES) return 0;
-    return Math.ceil(record.lastFailure + this.#windowMs - now);
-  }
-
-  failed(address: string, now = performance.now()): void {
+  /** Counts a wrong proof from `address`; returns how long to wait before refusing it (ms). */
+  failed(address: string): number {
+    const now = this.#now();
     const record: Failures = this.#current(address, now) ?? { failures: 0, lastFailure: now };
     record.failures++;
     record.lastFailure = now;
@@ -37,6 +47,12 @@ export class AuthLimiter {
       if (this.#byAddress.size <= MAX_ADDRESSES) break;
       this.#byAddress.delete(oldest);
     }
+    return refusalDelayMs(record.failures);
+  }
+
+  /** Recent wrong proofs from `address` (0 once the window since its last has passed). */
+  failures(address: string): number {
+    return this.#current(address, this.#now())?.failures ?? 0;
   }
 
   #current(address: string, now: number): Failures | undefined {
@@ -47,4 +63,10 @@ export class AuthLimiter {
     }
     return record;
   }
+}
+
+/** The delay before refusing the `failures`-th recent wrong proof from one address. */
+export function refusalDelayMs(failures: number): number {
+  if (failures <= FREE_FAILURES) return 0;
+  return Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** (failures - FREE_FAILURES - 1));
 }

@@ -40,6 +40,8 @@ export interface ChunkSources {
   leases: SendLeases;
   /** Bytes of small files just read for a manifest, shared by all connections. */
   recent: RecentChunks;
+  /** Throws if the file at a path may not be served on this connection (plaintext: unlisted). */
+  checkServable: (path: string) => void;
   /** Undefined: the host does not compress. */
   compression: ChunkCompression | undefined;
   faults: HostFaults | undefined;
@@ -72,6 +74,7 @@ export class ChunkSender {
       if (request.size === 0 || request.size > MAX_CHUNK_SIZE) {
         throw new TeleportError(ErrorCode.PROTOCOL, `chunk size ${request.size} is out of range`);
       }
+      this.#sources.checkServable(request.path);
     }
     const groups = writeGroups(contiguousRuns(requests));
     const sender =

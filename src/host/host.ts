@@ -26,9 +26,12 @@ import {
 } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
 import type { HostInternals } from "./faults.js";
+import { PlaintextClients } from "./plaintext-clients.js";
 import { RecentChunks } from "./recent-chunks.js";
-import { HostSession } from "./session.js";
+import { type ClientEvent, HostSession } from "./session.js";
 import { Share } from "./share.js";
+
+export type { ClientEvent } from "./session.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
@@ -71,7 +74,7 @@ export interface HostOptions {
   idleTimeoutMs?: number;
   /** How long a connection may take to complete TLS, and then to authenticate (default 10 s each). */
   handshakeTimeoutMs?: number;
-  /** After 5 wrong secrets from one address, how long it is refused (default 60 s). */
+  /** How long an address's wrong secrets are remembered, delaying its next refusals (default 60 s). */
   authLockoutMs?: number;
   chunker?: Chunker;
   /** Compress chunks for clients that ask (default true); `host --no-compress` turns it off. */
@@ -98,6 +101,8 @@ export interface HostOptions {
   onNotice?: (message: string) => void;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
+  /** Told when a connection has proved the link's secret, and when it ends (`host --once`). */
+  onClientEvent?: (event: ClientEvent) => void;
 }
 
 export class Host {
@@ -148,11 +153,13 @@ export class Host {
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       faults: internals.faults,
       onSessionError: options.onSessionError,
+      onClientEvent: options.onClientEvent,
       index,
       recent: new RecentChunks(RECENT_CHUNK_BYTES),
       transports,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       authLimiter: new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS),
+      plaintextClients: new PlaintextClients(),
       allowPlaintext: options.allowPlaintext === true,
     };
     const bind = options.bind ?? "0.0.0.0";

@@ -13,6 +13,7 @@ import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
+import { streamKey } from "../transport/frame-mac.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
 import { FRAME_HEADER_SIZE } from "../wire/frame.js";
 import {
@@ -38,6 +39,13 @@ import type { HostFaults } from "./faults.js";
 import { sendListing } from "./listing.js";
 import { ManifestStream, type SendFrame } from "./manifest-stream.js";
 import { OpenFiles } from "./open-files.js";
+import {
+  type AdmittedStream,
+  ControlSession,
+  type LentStreamKey,
+  listingSender,
+  type PlaintextClients,
+} from "./plaintext-clients.js";
 import { RangeSender } from "./range-sender.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { SendLeases } from "./send-leases.js";
@@ -70,9 +78,18 @@ export interface SessionContext {
   handshakeTimeoutMs: number;
   /** Wrong secrets per address, shared by all connections. */
   authLimiter: AuthLimiter;
+  /** Control connections that plaintext streams may name (Feature.FRAME_MAC). */
+  plaintextClients: PlaintextClients;
   /** Told when a connection ends with an error (the CLI logs it). */
   onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
+  /** Told of authentication and of the end of each connection (`host --once`). */
+  onClientEvent: ((event: ClientEvent) => void) | undefined;
 }
+
+/** A connection's life as `host --once` follows it: proving the link's secret, and ending. */
+export type ClientEvent =
+  | { kind: "authenticated" }
+  | { kind: "closed"; authenticated: boolean; error: TeleportError | undefined };
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -127,7 +144,13 @@ export class HostSession {
   readonly #leases: SendLeases;
   readonly #chunks: ChunkSender;
   readonly #ranges: RangeSender;
-  #authenticated = false;
+  /** Waiting for HELLO, refusing a wrong proof (after a delay), or serving requests. */
+  #phase: "hello" | "refusing" | "authenticated" = "hello";
+  #refusalTimer: NodeJS.Timeout | undefined;
+  /** A control connection that lends its key to plaintext streams: what it was listed. */
+  #control: LentStreamKey | undefined;
+  /** A plaintext stream: its requests' MACs, and the control connection it belongs to. */
+  #plaintext: AdmittedStream | undefined;
   /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
@@ -160,6 +183,7 @@ export class HostSession {
       openFiles: this.#openFiles,
       leases: this.#leases,
       recent: context.recent,
+      checkServable: (path) => this.#checkServable(path),
       compression: context.compression && new ChunkCompression(context.compression),
       faults: context.faults,
     });
@@ -184,19 +208,25 @@ export class HostSession {
 
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
+    clearTimeout(this.#refusalTimer);
+    this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
+    this.#context.onClientEvent?.({ kind: "closed", authenticated: this.#phase === "authenticated", error });
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#chunks.close();
     this.#openFiles.closeAll();
   }
 
-  #onFrame(type: number, requestId: number, body: Buffer): void {
+  #onFrame(type: number, requestId: number, sealedBody: Buffer): void {
+    let body = sealedBody;
+    if (this.#phase === "refusing") return; // its refusal is on its way
     try {
-      if (!this.#authenticated && type !== MessageType.HELLO) {
+      if (this.#phase === "hello" && type !== MessageType.HELLO) {
         throw new TeleportError(ErrorCode.PROTOCOL, "expected HELLO");
       }
+      if (!this.#stream.encrypted) body = this.#openPlaintext(type, requestId, body);
       if (!this.#stream.encrypted && !protocol.allowsPlaintext(type)) {
         // Whatever crosses a plaintext stream may be read or changed on the way: only chunks do,
         // which the client checks against hashes it got over TLS.
@@ -206,11 +236,40 @@ export class HostSession {
         this.#refuse(requestId, `unknown message type ${type}`);
       }
     } catch (err) {
-      const error = toTeleportError(err);
-      for (const request of this.#requests.values()) request.abort.abort();
-      this.#connection.sendError(0, { code: error.code, message: error.detail });
-      this.#connection.close(error);
+      this.#fail(toTeleportError(err));
     }
+  }
+
+  /** Ends the connection for `error`, telling the client why. */
+  #fail(error: TeleportError): void {
+    for (const request of this.#requests.values()) request.abort.abort();
+    this.#connection.sendError(0, { code: error.code, message: error.detail });
+    this.#connection.close(error);
+  }
+
+  /**
+   * A plaintext stream's frame body once its MAC is checked. Its HELLO names the control
+   * connection whose key the MACs are under, which must be open and the same client's.
+   */
+  #openPlaintext(type: number, requestId: number, body: Buffer): Buffer {
+    if (!this.#context.allowPlaintext)
+      throw new TeleportError(ErrorCode.AUTH, "unencrypted streams are not taken");
+    this.#plaintext ??= this.#context.plaintextClients.admit(body, this.#stream.sessionBinding());
+    return this.#plaintext.frameMac.open(type, requestId, body);
+  }
+
+  /** Over a plaintext stream, only chunks of files listed to its client are served. */
+  #checkServable(path: string): void {
+    if (this.#stream.encrypted) return;
+    if (this.#plaintext === undefined) throw new TeleportError(ErrorCode.AUTH, "unauthenticated stream");
+    this.#plaintext.control.checkListed(path);
+  }
+
+  /** A TLS or QUIC connection asking for FRAME_MAC: its plaintext streams may name it. */
+  #lendStreamKey(hello: Hello): void {
+    if (!this.#stream.encrypted || (this.#features & Feature.FRAME_MAC) === 0) return;
+    const key = streamKey(this.#context.secret, this.#stream.sessionBinding());
+    this.#control = this.#context.plaintextClients.register(new ControlSession(key, hello.clientId));
   }
 
   #refuse(requestId: number, message: string): void {
@@ -218,7 +277,7 @@ export class HostSession {
   }
 
   #onHello(requestId: number, hello: Hello): void {
-    if (this.#authenticated) {
+    if (this.#phase === "authenticated") {
       this.#refuse(requestId, "HELLO once authenticated");
       return;
     }
@@ -229,9 +288,10 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
-    this.#authenticate(hello.authProof);
+    if (!this.#authenticate(hello.authProof)) return;
     this.#features = hello.features & this.#supportedFeatures();
     if (hello.clientId !== undefined) this.#leases.setOwner(hello.clientId.toString("hex"));
+    this.#lendStreamKey(hello);
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
       features: this.#features,
@@ -240,23 +300,23 @@ export class HostSession {
     });
   }
 
-  /** Checks HELLO's proof of the link's secret, refusing addresses that guessed too often. */
-  #authenticate(authProof: Buffer): void {
-    const address = this.#stream.remoteAddress;
-    const { authLimiter, secret } = this.#context;
-    const waitMs = authLimiter.refusedFor(address);
-    if (waitMs > 0) {
-      throw new TeleportError(
-        ErrorCode.AUTH,
-        `too many wrong secrets from ${address}: refused for ${Math.ceil(waitMs / 1000)} s more`,
-      );
-    }
-    if (!verifyAuthProof(this.#stream, secret, authProof)) {
-      authLimiter.failed(address);
-      throw new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
-    }
+  /**
+   * Checks HELLO's proof of the link's secret. A wrong one is refused after the limiter's delay
+   * for its address, during which the connection is heard no more; a right one is always taken.
+   */
+  #authenticate(authProof: Buffer): boolean {
     clearTimeout(this.#authTimer);
-    this.#authenticated = true;
+    if (verifyAuthProof(this.#stream, this.#context.secret, authProof)) {
+      this.#phase = "authenticated";
+      this.#context.onClientEvent?.({ kind: "authenticated" });
+      return true;
+    }
+    this.#phase = "refusing";
+    const refuse = () => this.#fail(new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted"));
+    const delayMs = this.#context.authLimiter.failed(this.#stream.remoteAddress);
+    if (delayMs === 0) refuse();
+    else this.#refusalTimer = setTimeout(refuse, delayMs);
+    return false;
   }
 
   #supportedFeatures(): number {
@@ -266,7 +326,7 @@ export class HostSession {
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
-      (this.#context.allowPlaintext ? Feature.PLAINTEXT : 0)
+      (this.#context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0)
     );
   }
 
@@ -308,7 +368,9 @@ export class HostSession {
   }
 
   #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
-    const send = this.#creditedSender(requestId, open);
+    const listedTo = this.#control?.session;
+    const credited = this.#creditedSender(requestId, open);
+    const send = listedTo === undefined ? credited : listingSender(credited, listedTo);
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,

@@ -4,6 +4,7 @@
  */
 import Database from "better-sqlite3";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { ensurePrivateFile, narrowIfPresent } from "./private-file.js";
 
 const SCHEMA_VERSION = 2;
 /** How long a process waits for another one's write before it reports the index locked. */
@@ -27,6 +28,11 @@ export interface FileRow {
 }
 
 export function openDatabase(path: string): Database.Database {
+  // The index names every file this user pulled or indexed: 0600, as are the -wal and -shm files
+  // SQLite creates with the database's mode.
+  ensurePrivateFile(path);
+  narrowIfPresent(`${path}-wal`);
+  narrowIfPresent(`${path}-shm`);
   const db = new Database(path, { timeout: LOCK_TIMEOUT_MS });
   try {
     useWriteAheadLog(db);

@@ -5,9 +5,11 @@
  * restarted host keeps serving the same links.
  */
 import { createHash, createHmac, randomBytes, webcrypto, X509Certificate } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { toTeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { writePrivateFile } from "../store/private-file.js";
 
 export interface HostIdentity {
   keyPem: string;
@@ -15,6 +17,8 @@ export interface HostIdentity {
   /** SHA-256 of the certificate's DER encoding. */
   fingerprint: Buffer;
   masterSecret: Buffer;
+  /** The folder the identity lives in (its share generations too). */
+  dir: string;
 }
 
 type X509 = typeof import("@peculiar/x509");
@@ -23,6 +27,8 @@ type SelfSignedParams = Parameters<X509["X509CertificateGenerator"]["createSelfS
 const SIGNING = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const CERT_YEARS = 20;
 const SHARE_SECRET_BYTES = 16;
+const MASTER_SECRET_BYTES = 32;
+const GENERATION_BYTES = 16;
 
 export async function loadOrCreateIdentity(home: string): Promise<HostIdentity> {
   const dir = join(home, "identity");
@@ -41,22 +47,37 @@ export async function loadOrCreateIdentity(home: string): Promise<HostIdentity> 
       keyPem,
       certPem,
       fingerprint: certificateFingerprint(certPem),
-      masterSecret: Buffer.from(secretHex.trim(), "hex"),
+      masterSecret: parseSecret(secretHex, MASTER_SECRET_BYTES, paths.secret),
+      dir,
     };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT")
       throw toTeleportError(err, `reading identity in ${dir}`);
   }
-  const identity = await createIdentity();
+  const identity = await createIdentity(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writePrivate(paths.key, identity.keyPem);
-  await writePrivate(paths.secret, identity.masterSecret.toString("hex"));
+  await writePrivateFile(paths.key, identity.keyPem);
+  await writePrivateFile(paths.secret, identity.masterSecret.toString("hex"));
   // The certificate last: its presence marks a complete identity.
-  await writePrivate(paths.cert, identity.certPem);
+  await writePrivateFile(paths.cert, identity.certPem);
   return identity;
 }
 
-async function createIdentity(): Promise<HostIdentity> {
+/**
+ * `bytes` bytes written as hex, or an IDENTITY error: a damaged secret file must stop the host,
+ * not become a short or empty key that makes links and the QUIC key predictable.
+ */
+function parseSecret(text: string, bytes: number, path: string): Buffer {
+  const hex = text.trim();
+  if (!new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`).test(hex)) {
+    throw new TeleportError(ErrorCode.IDENTITY, `${path} is not a secret of ${bytes} bytes in hex`, {
+      hint: "restore it from a backup, or remove the identity folder to make a new identity (every link changes)",
+    });
+  }
+  return Buffer.from(hex, "hex");
+}
+
+async function createIdentity(dir: string): Promise<HostIdentity> {
   // Loaded only here: it is a large module tree (~120 ms to load) needed once per machine.
   const x509: X509 = await import("@peculiar/x509");
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<X509["cryptoProvider"]["set"]>[0]);
@@ -73,13 +94,8 @@ async function createIdentity(): Promise<HostIdentity> {
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
   const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END PRIVATE KEY-----\n`;
   const certPem = cert.toString("pem");
-  return { keyPem, certPem, fingerprint: certificateFingerprint(certPem), masterSecret: randomBytes(32) };
-}
-
-async function writePrivate(path: string, contents: string): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, contents, { mode: 0o600 });
-  await rename(temp, path);
+  const masterSecret = randomBytes(MASTER_SECRET_BYTES);
+  return { keyPem, certPem, fingerprint: certificateFingerprint(certPem), masterSecret, dir };
 }
 
 export function certificateFingerprint(certPemOrDer: string | Buffer): Buffer {
@@ -87,10 +103,36 @@ export function certificateFingerprint(certPemOrDer: string | Buffer): Buffer {
   return createHash("sha256").update(der).digest();
 }
 
-/** The access secret for one shared folder: stable across restarts, different for every folder. */
+/**
+ * The access secret for one shared folder: stable across restarts, different for every folder,
+ * and new after each rotateShareSecret (a folder never rotated keeps the secret it always had).
+ */
 export function shareSecret(identity: HostIdentity, shareRealPath: string): Buffer {
-  return createHmac("sha256", identity.masterSecret)
-    .update(`share:${shareRealPath}`)
-    .digest()
-    .subarray(0, SHARE_SECRET_BYTES);
+  const mac = createHmac("sha256", identity.masterSecret).update(`share:${shareRealPath}`);
+  const generation = readGeneration(generationPath(identity.dir, shareRealPath));
+  if (generation !== undefined) mac.update(`:generation:${generation.toString("hex")}`);
+  return mac.digest().subarray(0, SHARE_SECRET_BYTES);
+}
+
+/** Gives a shared folder a new access secret: every link to it made before stops working. */
+export async function rotateShareSecret(home: string, shareRealPath: string): Promise<void> {
+  const path = generationPath(join(home, "identity"), shareRealPath);
+  await mkdir(join(home, "identity", "shares"), { recursive: true, mode: 0o700 });
+  await writePrivateFile(path, randomBytes(GENERATION_BYTES).toString("hex"));
+}
+
+/** Where a folder's generation is kept: named by a hash of its path, which the folder name may not be. */
+function generationPath(identityDir: string, shareRealPath: string): string {
+  return join(identityDir, "shares", createHash("sha256").update(shareRealPath).digest("hex"));
+}
+
+function readGeneration(path: string): Buffer | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw toTeleportError(err, `reading ${path}`);
+  }
+  return parseSecret(text, GENERATION_BYTES, path);
 }

@@ -1,13 +1,15 @@
 /**
  * Which transport reaches a host. `tcp` and `quic` are what they say; `auto` races them, happy
- * eyeballs style (RFC 8305): TLS over TCP first, as the faster path through Node here (~1 GB/s
- * on loopback against QUIC's ~370 MB/s), and QUIC as soon as TCP fails, or if TCP has not
- * connected within QUIC_HEAD_START_MS. TCP is preferred: QUIC, once through, waits as long again
- * as its own handshake took for TCP (on a long path TCP's handshake legitimately takes longer
- * than the head start), then wins; whichever is not used is dropped. So a network that blocks
- * UDP costs nothing, and one that silently drops TCP costs a quarter of a second and two
- * round trips.
- */
+ * eyeballs style (RFC 8305): TLS over TCP first, as the faster path through Node here
+ * (docs/decisions.md), and QUIC as soon as TCP fails, or if TCP has not connected within
+ * QUIC_HEAD_START_MS. TCP is preferred: QUIC, once through, waits as long again as its own
+ * handshake took for TCP (on a long path TCP's handshake legitimately takes longer than the head
+ * start), then wins; whichever is not used is dropped. So a network that blocks UDP costs
+ * nothing, and one that silently drops TCP costs a quarter of a second and two round trips.
+ *
+ * A TCP connection that is up (the host's kernel answered) is not blocked, only slow to finish
+ * TLS: a busy host. It is waited for until it succeeds or fails, and QUIC taken only then; a busy
+ * host would be no faster over QUIC, and its transfer slower. */
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
 import { quicTransport } from "./quic.js";
@@ -52,6 +54,8 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
     let tcpError: TeleportError | undefined;
     let quicError: TeleportError | undefined;
     let quicStarted = false;
+    /** TCP's connection is up: only its TLS handshake is pending. */
+    let tcpConnected = false;
     /** QUIC's stream, held while TCP gets its grace. */
     let held: TransportStream | undefined;
     let grace: NodeJS.Timeout | undefined;
@@ -83,9 +87,14 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
         return;
       }
       // TCP may just be slower to shake hands (two round trips, like QUIC with its preamble):
-      // it gets as long again as QUIC took before QUIC is taken for it.
+      // it gets as long again as QUIC took before QUIC is taken for it, and all the time it
+      // needs once it is connected.
       held = stream;
-      grace = setTimeout(() => accept(stream), quicMs);
+      if (!tcpConnected) grace = setTimeout(() => accept(stream), quicMs);
+    };
+    const onTcpConnected = () => {
+      tcpConnected = true;
+      clearTimeout(grace);
     };
     const startQuic = () => {
       if (quicStarted || winner !== undefined) return;
@@ -100,8 +109,9 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
         },
       );
     };
-    const headStart = setTimeout(startQuic, QUIC_HEAD_START_MS);
-    tcpTransport.dial(link, dialOptions).then(accept, (err: unknown) => {
+    // A busy host is not asked for a QUIC handshake as well while it finishes TCP's.
+    const headStart = setTimeout(() => tcpConnected || startQuic(), QUIC_HEAD_START_MS);
+    tcpTransport.dial(link, { ...dialOptions, onConnected: onTcpConnected }).then(accept, (err: unknown) => {
       tcpError = toTeleportError(err);
       // A host that is not the link's host over TCP will not be over QUIC either.
       if (tcpError.code === ErrorCode.FINGERPRINT || tcpError.code === ErrorCode.CANCELLED) {

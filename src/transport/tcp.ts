@@ -101,6 +101,7 @@ export function connectTls(
   link: ShareLink,
   signal?: AbortSignal,
   timeoutMs = HANDSHAKE_TIMEOUT_MS,
+  onConnected?: () => void,
 ): Promise<TlsConnection> {
   return new Promise((resolve, reject) => {
     const startedAt = performance.now();
@@ -119,6 +120,7 @@ export function connectTls(
     const { fail, settle } = watchDial(socket, where, { handshake: "TLS", timeoutMs, signal }, reject);
     socket.once("connect", () => {
       tcpRttMs = performance.now() - startedAt;
+      onConnected?.();
     });
     socket.once("secureConnect", () => {
       const cert = socket.getPeerX509Certificate();
@@ -144,7 +146,12 @@ export const tcpTransport: Transport = {
   available: true,
   encrypted: true,
   async dial(link, options = {}) {
-    const { socket, tcpRttMs } = await connectTls(link, options.signal, options.timeoutMs);
+    const { socket, tcpRttMs } = await connectTls(
+      link,
+      options.signal,
+      options.timeoutMs,
+      options.onConnected,
+    );
     return tlsStream(socket, tcpRttMs);
   },
   async listen(identity, bind, onStream, options = {}) {

@@ -68,6 +68,8 @@ export interface DialOptions {
   signal?: AbortSignal;
   /** Gives up on a handshake not done within this long. */
   timeoutMs?: number;
+  /** TCP: told when the connection is up, before its handshake (the host's kernel answered). */
+  onConnected?: () => void;
 }
 
 export interface ListenOptions {

@@ -87,6 +87,14 @@ export const Feature = {
    * with it, takes them (`host --allow-no-encryption`). See transport/plain.ts.
    */
   PLAINTEXT: 32,
+  /**
+   * Requests on plaintext streams are authenticated (transport/frame-mac.ts). Asked for on the
+   * control connection, the host answering with it when it takes plaintext streams; then each
+   * plaintext stream asks for it too, names its control connection by Hello.streamKeyId, and
+   * every frame it sends, HELLO included, carries a MAC; the host serves on it only chunks of
+   * files it listed to that client.
+   */
+  FRAME_MAC: 64,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -119,8 +127,11 @@ export interface Hello {
    * the host shares its time between clients, not connections. Absent from clients before it.
    */
   clientId?: Buffer | undefined;
+  /** A plaintext stream with Feature.FRAME_MAC: the id of its control connection's stream key. */
+  streamKeyId?: Buffer | undefined;
 }
 export const CLIENT_ID_SIZE = 16;
+export const STREAM_KEY_ID_SIZE = 8;
 export const helloCodec: Codec<Hello> = struct<Hello>({
   magic: uint32,
   minVersion: uint16,
@@ -129,6 +140,7 @@ export const helloCodec: Codec<Hello> = struct<Hello>({
   authProof: fixedBytes(32),
   clientName: utf8(256),
   clientId: trailing(fixedBytes(CLIENT_ID_SIZE)),
+  streamKeyId: trailing(fixedBytes(STREAM_KEY_ID_SIZE)),
 });
 
 export interface Welcome {

@@ -45,13 +45,22 @@ function childEnv(env: CliEnv): NodeJS.ProcessEnv {
   return { ...merged, ...env };
 }
 
-/** `wrapper` runs the CLI through another command (such as `setpriv` to drop root). */
-export function spawnCli(args: string[], env: CliEnv, wrapper: readonly string[] = []): RunningCli {
+/**
+ * `wrapper` runs the CLI through another command (such as `setpriv` to drop root); `stdin` is
+ * written to its stdin (otherwise stdin is closed).
+ */
+export function spawnCli(
+  args: string[],
+  env: CliEnv,
+  wrapper: readonly string[] = [],
+  stdin?: string,
+): RunningCli {
   const [command, ...wrapperArgs] = [...wrapper, process.execPath, CLI_PATH, ...args];
   const child = spawn(command as string, wrapperArgs, {
     env: childEnv(env),
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
+  child.stdin?.end(stdin);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout?.on("data", (data: Buffer) => out.push(data));
@@ -82,10 +91,10 @@ export function spawnCli(args: string[], env: CliEnv, wrapper: readonly string[]
 export async function runCli(
   args: string[],
   env: CliEnv,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; stdin?: string } = {},
 ): Promise<CliResult> {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const running = spawnCli(args, env);
+  const running = spawnCli(args, env, [], options.stdin);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

@@ -188,38 +188,24 @@ test("connections that never finish TLS or never say HELLO are dropped, and othe
   );
 });
 
-test("wrong secrets are rate-limited per address: after 5, even the right one waits out the lockout", {
+test("wrong secrets from an address are refused more slowly each time, and the right one is still let in", {
   timeout: NO_HANG_TIMEOUT_MS,
 }, async (t) => {
-  const context = await fixture(t, { authLockoutMs: 2000 });
+  const context = await fixture(t, { authLockoutMs: 60_000 });
   const wrong = { ...context.link, secret: Buffer.alloc(context.link.secret.length, 7) };
+  const refusalMs: number[] = [];
   for (let i = 0; i < 5; i++) {
+    const started = performance.now();
     await assert.rejects(TeleportClient.connect(wrong), (err: unknown) => {
       assert.ok(err instanceof TeleportError && err.code === ErrorCode.AUTH, String(err));
       assert.match(err.message, /secret was not accepted/);
       return true;
     });
+    refusalMs.push(performance.now() - started);
   }
-  await assert.rejects(TeleportClient.connect(context.link), (err: unknown) => {
-    assert.ok(err instanceof TeleportError && err.code === ErrorCode.AUTH, String(err));
-    assert.match(err.message, /too many wrong secrets from 127\.0\.0\.1: refused for \d s more/);
-    return true;
-  });
-  // Refused connections do not extend the lockout: try until it is over (the limiter's clock is
-  // tested on its own in test/unit/auth-limiter.test.ts).
-  const admitted = await waitFor(
-    () =>
-      TeleportClient.connect(context.link).then(
-        (client) => client,
-        (err: unknown) => {
-          assert.ok(err instanceof TeleportError && err.code === ErrorCode.AUTH, String(err));
-          return undefined;
-        },
-      ),
-    { what: "the lockout to end", timeoutMs: 20_000, intervalMs: 200 },
-  );
-  await admitted.close();
-  await assertServesAPull(context, "after-lockout");
+  // The 5th refusal waits 1 s (test/unit/auth-limiter.test.ts has the policy on its own clock).
+  assert.ok((refusalMs[4] ?? 0) >= 900, `the 5th wrong secret was refused after a delay: ${refusalMs}`);
+  await assertServesAPull(context, "after-wrong-secrets");
 });
 
 test("absurd requests are refused with their error and the connection goes on", async (t) => {

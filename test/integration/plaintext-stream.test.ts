@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { hashBytes } from "../../src/chunking/hash.js";
 import { TeleportClient } from "../../src/client/client.js";
 import type { HostConnection } from "../../src/client/host-connection.js";
 import { DataStreamFactory } from "../../src/client/pool/data-streams.js";
@@ -20,13 +21,19 @@ import { onCleanup, tempDir } from "../helpers/context.js";
 import { hostInProcess, makeShare } from "../helpers/share.js";
 import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
-/** A data stream over plaintext TCP to the host of `link`, as a pull with --no-encryption opens. */
-function plaintextStream(shareLink: ShareLink): Promise<HostConnection> {
+/** A plaintext data stream to the host of `link` that names no control connection. */
+function bareStream(shareLink: ShareLink): Promise<HostConnection> {
   const spec = { link: shareLink, clientId: randomBytes(16), transport: "tcp" as const, encrypted: false };
   return new DataStreamFactory(spec).open("tcp");
 }
 
-test("a plaintext stream: chunks only, the link's secret still required, refused by a host that does not allow it", async (t) => {
+/** A data stream over plaintext TCP of `control`, as a pull with --no-encryption opens, with `secret`. */
+function plaintextStream(control: TeleportClient, secret = control.link.secret): Promise<HostConnection> {
+  const { spec } = control.dataStreams({ encrypted: false });
+  return new DataStreamFactory({ ...spec, link: { ...spec.link, secret } }).open("tcp");
+}
+
+test("a plaintext stream: chunks only, the link's secret and a control connection still required, refused by a host that does not allow it", async (t) => {
   const base = await tempDir(t, "plaintext-stream");
   await writeFile(join(base, "file"), "plaintext");
   const start = async (allowPlaintext: boolean) => {
@@ -41,7 +48,9 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
     return host;
   };
   const open = await start(true);
-  const client = await plaintextStream(open.link);
+  const control = await TeleportClient.connect(open.link, { plaintext: true });
+  onCleanup(t, () => control.close());
+  const client = await plaintextStream(control);
   onCleanup(t, () => client.close());
   const statOverPlaintext = async () => {
     for await (const _ of client.channel.stream(MessageType.STAT, statRequestCodec, { path: "file" }));
@@ -51,11 +60,14 @@ test("a plaintext stream: chunks only, the link's secret still required, refused
     assert.match(err.message, /only chunks are served over an unencrypted stream/);
     return true;
   });
-  await assert.rejects(plaintextStream({ ...open.link, secret: Buffer.alloc(32, 1) }), {
-    code: ErrorCode.AUTH,
+  await assert.rejects(plaintextStream(control, Buffer.alloc(32, 1)), { code: ErrorCode.AUTH });
+  await assert.rejects(bareStream(open.link), (err: TeleportError) => {
+    assert.equal(err.code, ErrorCode.AUTH);
+    assert.match(err.message, /names no open connection of its client/);
+    return true;
   });
   const closed = await start(false);
-  await assert.rejects(plaintextStream(closed.link), (err: TeleportError) => {
+  await assert.rejects(bareStream(closed.link), (err: TeleportError) => {
     assert.equal(err.code, ErrorCode.CONNECTION);
     assert.match(err.message, /does it allow --no-encryption/);
     return true;
@@ -91,4 +103,36 @@ test("a plaintext stream whose file got shorter since it was listed: FILE_CHANGE
     received = Buffer.from(bytes);
   });
   assert.equal(received?.length, first.size, "the same stream serves what is still there");
+});
+
+test("a plaintext stream serves only files its control connection was listed, even with valid MACs", async (t) => {
+  const { base, share } = await makeShare(t, "plaintext-listed", {
+    "listed.txt": "pulled\n",
+    "other.txt": "not\n",
+  });
+  const host = await hostInProcess(t, { base, share, allowPlaintext: true, transports: ["tcp"] });
+  const control = await TeleportClient.connect(host.link, { plaintext: true });
+  onCleanup(t, () => control.close());
+  const chunks: ChunkRequest[] = [];
+  for await (const event of control.manifest("listed.txt")) {
+    if (event.kind === "chunks")
+      for (const chunk of event.chunks) chunks.push({ ...chunk, path: "listed.txt" });
+  }
+  const data = await plaintextStream(control);
+  onCleanup(t, () => data.close());
+  const other = Buffer.from("not\n");
+  const unlisted = { hash: hashBytes(other), size: other.length, path: "other.txt", offset: 0 };
+  await assert.rejects(
+    data.fetchChunks([unlisted], () => {}),
+    (err: TeleportError) => {
+      assert.equal(err.code, ErrorCode.AUTH);
+      assert.match(err.message, /"other.txt" is not served over an unencrypted stream: it was not listed/);
+      return true;
+    },
+  );
+  let received = 0;
+  await data.fetchChunks(chunks, (_request, bytes) => {
+    received += bytes.length;
+  });
+  assert.equal(received, "pulled\n".length, "the listed file is served");
 });

@@ -6,6 +6,7 @@
  */
 import type { BufferPool } from "../../engine/buffer-pool.js";
 import type { TeleportError } from "../../errors.js";
+import type { StreamKey } from "../../transport/frame-mac.js";
 import type { ShareLink } from "../../transport/link.js";
 import { transportFor } from "../../transport/registry.js";
 import type { TransportKind } from "../../transport/transport.js";
@@ -25,6 +26,11 @@ export interface DataStreamSpec {
   alternative?: TransportKind | undefined;
   /** False for plaintext streams (`pull --no-encryption`, which the host has agreed to). */
   encrypted: boolean;
+  /**
+   * Plaintext streams to a host that authenticates their requests (Feature.FRAME_MAC): the
+   * control connection's key, under which every request is MAC'd.
+   */
+  streamKey?: StreamKey | undefined;
   /** Each stream's idle timeout: how long a silent host is waited for. */
   idleTimeoutMs?: number | undefined;
 }
@@ -53,12 +59,16 @@ export class DataStreamFactory {
       ...spec,
       link: { ...link, fingerprint: asBuffer(link.fingerprint), secret: asBuffer(link.secret) },
       clientId: asBuffer(spec.clientId),
+      streamKey: spec.streamKey && {
+        key: asBuffer(spec.streamKey.key),
+        keyId: asBuffer(spec.streamKey.keyId),
+      },
     });
   }
 
   /** Opens a data stream over `transport`, once the host has welcomed it. */
   async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
-    const { link, clientId, encrypted, idleTimeoutMs } = this.spec;
+    const { link, clientId, encrypted, idleTimeoutMs, streamKey } = this.spec;
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),
@@ -69,6 +79,7 @@ export class DataStreamFactory {
         clientId,
         clientName: "teleport-stream",
         features: encrypted ? 0 : Feature.PLAINTEXT,
+        streamKey: encrypted ? undefined : streamKey,
         idleTimeoutMs,
         ...options,
       });

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { hashBytes } from "../../chunking/hash.js";
 import { BLOCK_BYTES, platformIo } from "../../platform/io.js";
 import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../../store/chunk-index.js";
+import { writableOnlyByUs } from "../../store/private-file.js";
 import type { ChunkRef } from "../../wire/messages.js";
 
 /** Largest copy run: copied, read back and verified as one. */
@@ -32,9 +33,12 @@ interface Identity {
 export class IndexedChunks {
   readonly #index: ChunkIndex;
   readonly #identities = new Map<string, Identity | null>();
+  /** With `pull --reuse dest`: only files beneath this folder are sources. */
+  readonly #within: string | undefined;
 
-  constructor(index: ChunkIndex) {
+  constructor(index: ChunkIndex, within?: string) {
     this.#index = index;
+    this.#within = within === undefined ? undefined : `${within.replace(/\/+$/, "")}/`;
   }
 
   hasChunkAt(fileId: number, offset: number, hash: Buffer): boolean {
@@ -49,6 +53,7 @@ export class IndexedChunks {
   find(hash: Buffer, excludeFileId: number | undefined): ChunkSource | undefined {
     for (const source of this.#index.locate(hash)) {
       if (source.fileId === excludeFileId) continue;
+      if (this.#within !== undefined && !source.path.startsWith(this.#within)) continue;
       const now = this.#identity(source.path);
       const valid =
         now !== null && (source.inDownload ? now.inode === source.inode : now.identity === source.identity);
@@ -80,7 +85,8 @@ export class IndexedChunks {
     let found: Identity | null = null;
     try {
       const stats = lstatSync(path, { bigint: true });
-      if (stats.isFile()) found = { identity: identityOf(stats), inode: inodeOf(stats) };
+      if (stats.isFile() && writableOnlyByUs(stats))
+        found = { identity: identityOf(stats), inode: inodeOf(stats) };
     } catch {
       // gone: null
     }

@@ -12,6 +12,7 @@ import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { platformIo } from "../../platform/io.js";
+import type { ChunkIndex } from "../../store/chunk-index.js";
 import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
@@ -64,9 +65,9 @@ class Puller implements FileOpener {
     this.#dest = resolve(options.dest);
     this.#tally = new Tally(options.onProgress);
     this.#tally.summary.encrypted = encrypted(client, options);
-    const index = options.index;
+    const index = this.#index;
     const downloads = index && new Downloads(index, this.#chunker.id);
-    const localChunks = index && new IndexedChunks(index);
+    const localChunks = index && new IndexedChunks(index, options.reuse === "dest" ? this.#dest : undefined);
     this.#downloads = downloads;
     this.#pool = new PoolOnDemand(
       () => this.#startPool(),
@@ -109,11 +110,16 @@ class Puller implements FileOpener {
     downloads: Downloads | undefined,
     localChunks: IndexedChunks | undefined,
   ): IndexedPull | undefined {
-    const index = this.#options.index;
+    const index = this.#index;
     if (index === undefined || downloads === undefined || localChunks === undefined) return undefined;
     const readLocally = (bytes: number) => this.#tally.readLocally(bytes);
     const oldCopies = new OldCopies(index, this.#chunker, readLocally, this.#work.signal);
     return { downloads, oldCopies, localChunks };
+  }
+
+  /** The chunk index this pull uses: none with `reuse: "none"`, which fetches every byte. */
+  get #index(): ChunkIndex | undefined {
+    return this.#options.reuse === "none" ? undefined : this.#options.index;
   }
 
   async run(): Promise<PullSummary> {

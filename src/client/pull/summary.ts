@@ -29,6 +29,14 @@ export interface PullOptions {
    */
   index?: ChunkIndex;
   /**
+   * Which chunks already on this machine a pull may use instead of fetching them (`pull
+   * --reuse`). What a pull does not ask for tells the host it has those bytes, so the scope is
+   * also what the host can learn: `all` (default) any file the index knows, `dest` only the
+   * destination's files and part files, `none` nothing (every byte fetched, no resume, and the
+   * pulled files are not added to the index).
+   */
+  reuse?: ReuseScope;
+  /**
    * Told of choices made for the caller: QUIC used because TCP did not get through, the data
    * streams moved to the transport that delivers more.
    */
@@ -45,6 +53,9 @@ export interface PullOptions {
    */
   plaintext?: boolean;
 }
+
+export const REUSE_SCOPES = ["all", "dest", "none"] as const;
+export type ReuseScope = (typeof REUSE_SCOPES)[number];
 
 export interface PullProgress {
   files: number;

@@ -1,0 +1,148 @@
+/**
+ * `teleport host`: start a Host, print and write its link, and run until stopped: by Ctrl-C, by
+ * `--expire` running out, or (`--once`) by the first pull that completes. A link that expired or
+ * was used once is then rotated, so it does not come back with the next `teleport host`.
+ */
+import { realpath } from "node:fs/promises";
+import type { CompressionStats } from "../compression/compression-threads.js";
+import { toTeleportError } from "../errors.js";
+import { type ClientEvent, Host } from "../host/host.js";
+import { writePrivateFile } from "../store/private-file.js";
+import { rotateShareSecret } from "../transport/identity.js";
+import { teleportHome } from "./home.js";
+import { terminalLine } from "./terminal-text.js";
+
+export interface HostFlags {
+  port?: number;
+  bind?: string;
+  advertise?: string;
+  linkFile?: string;
+  /** false with --no-compress. */
+  compress?: boolean;
+  /** false with --no-quic. */
+  quic?: boolean;
+  congestion?: string;
+  allowNoEncryption?: boolean;
+  /** A new secret for the folder before starting: earlier links stop working. */
+  rotate?: boolean;
+  /** --expire, in milliseconds: the host stops, and the link dies, this long after it starts. */
+  expire?: number;
+  /** The host stops, and the link dies, after the first pull that completes. */
+  once?: boolean;
+}
+
+/** Why the host stopped serving. */
+type StopReason = "signal" | "expired" | "used";
+
+export async function hostCommand(dir: string, flags: HostFlags): Promise<void> {
+  const home = teleportHome();
+  const shareRoot = await realpath(dir).catch((err: unknown) => {
+    throw toTeleportError(err, dir);
+  });
+  if (flags.rotate === true) await rotateShareSecret(home, shareRoot);
+  const once = flags.once === true ? new FirstCompletePull() : undefined;
+  const host = await Host.start({
+    root: dir,
+    home,
+    ...(flags.port === undefined ? {} : { port: flags.port }),
+    ...(flags.bind === undefined ? {} : { bind: flags.bind }),
+    ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
+    compression: flags.compress !== false,
+    ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
+    ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
+    allowPlaintext: flags.allowNoEncryption === true,
+    onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
+    onSessionError: (remote, error) =>
+      process.stderr.write(terminalLine(`teleport: client ${remote}: ${error.message}`)),
+    ...(once === undefined ? {} : { onClientEvent: (event: ClientEvent) => once.observe(event) }),
+  });
+  process.stdout.write(`${host.url}\n`);
+  if (flags.allowNoEncryption === true) {
+    process.stderr.write(
+      "teleport: warning: clients may pull without encryption (--allow-no-encryption): " +
+        "their data crosses the network readable by anyone on it\n",
+    );
+  }
+  if (flags.linkFile !== undefined) await writePrivateFile(flags.linkFile, `${host.url}\n`);
+  process.stderr.write(
+    `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
+  );
+  const reason = await stopRequested(host, flags.expire, once);
+  // Retired before closing: a host killed while its clients are let go leaves no live link behind.
+  try {
+    if (reason !== "signal") await rotateShareSecret(home, host.share.root);
+  } finally {
+    await host.close().catch(() => {});
+  }
+  if (reason !== "signal") {
+    process.stderr.write(
+      `teleport: ${reason === "expired" ? "the link expired" : "the link was used once"}; stopped, and the link no longer works\n`,
+    );
+  }
+  const compressed = host.compressionStats;
+  if (compressed !== undefined && compressed.chunks > 0)
+    process.stderr.write(`${describeCompression(compressed)}\n`);
+}
+
+/**
+ * Why the host is to stop: the first of a signal, the expiry and the first complete pull. A
+ * signal after that destroys the host instead of waiting for its clients.
+ */
+function stopRequested(host: Host, expireMs: number | undefined, once: FirstCompletePull | undefined) {
+  return new Promise<StopReason>((resolveStop) => {
+    let stopping = false;
+    const stop = (reason: StopReason) => {
+      if (stopping) {
+        if (reason === "signal") host.destroy();
+        return;
+      }
+      stopping = true;
+      clearTimeout(expiry);
+      resolveStop(reason);
+    };
+    const expiry = expireMs === undefined ? undefined : setTimeout(() => stop("expired"), expireMs);
+    once?.onComplete(() => stop("used"));
+    process.on("SIGINT", () => stop("signal"));
+    process.on("SIGTERM", () => stop("signal"));
+  });
+}
+
+/**
+ * `--once`'s idea of a complete pull: clients proved the link's secret, and then every
+ * authenticated connection closed without an error. A pull that failed or was cut (an error on
+ * any of its connections) does not count, so it can resume; a connection that never
+ * authenticated (a scan, a wrong link) does not count either.
+ */
+class FirstCompletePull {
+  #open = 0;
+  #failed = false;
+  #complete: (() => void) | undefined;
+
+  onComplete(listener: () => void): void {
+    this.#complete = listener;
+  }
+
+  observe(event: ClientEvent): void {
+    if (event.kind === "authenticated") {
+      this.#open += 1;
+      return;
+    }
+    if (!event.authenticated) return;
+    this.#open -= 1;
+    if (event.error !== undefined) this.#failed = true;
+    if (this.#open > 0) return;
+    if (this.#failed) this.#failed = false;
+    else this.#complete?.();
+  }
+}
+
+/** "teleport: compressed 191.0 MB into 52.3 MB (3.65x) for clients; by level: 1 10.2 MB, 3 180.8 MB" */
+function describeCompression({ bytesIn, bytesOut, bytesInByLevel }: CompressionStats): string {
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const levels = [...bytesInByLevel]
+    .sort(([a], [b]) => a - b)
+    .map(([level, bytes]) => `${level} ${mb(bytes)}`)
+    .join(", ");
+  const ratio = (bytesIn / bytesOut).toFixed(2);
+  return `teleport: compressed ${mb(bytesIn)} into ${mb(bytesOut)} (${ratio}x) for clients; by level: ${levels}`;
+}
