@@ -27,6 +27,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "at.h"
+
 #define MAX_ARGS 5
 
 /* Throws an Error whose code is errno's name and returns NULL, for `return fail(...)`. */
@@ -586,6 +588,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("removeXattr", remove_xattr_js),
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+  teleport_define_at(env, exports);
   return exports;
 }
 

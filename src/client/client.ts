@@ -158,6 +158,11 @@ export class TeleportClient {
     return this.#connection.hasFeature(Feature.XATTRS);
   }
 
+  /** Whether the host sends HARDLINK entries (Feature.HARD_LINKS). */
+  get hostSendsHardLinks(): boolean {
+    return this.#connection.hasFeature(Feature.HARD_LINKS);
+  }
+
   /** Whether the host takes plaintext data streams (Feature.PLAINTEXT, when asked). */
   get hostTakesPlaintext(): boolean {
     return this.#connection.hasFeature(Feature.PLAINTEXT);

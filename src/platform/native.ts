@@ -42,6 +42,17 @@ export interface NativeAddon {
   getXattr(path: string, name: string): Buffer;
   setXattr(path: string, name: string, value: Buffer): void;
   removeXattr(path: string, name: string): void;
+  // Directory-relative calls (native/at.c), for the client's destination (directory-io.ts).
+  /** openat; always O_CLOEXEC. */
+  openAt(dirFd: number, name: string, flags: number, mode: number): number;
+  mkdirAt(dirFd: number, name: string, mode: number): void;
+  renameAt(fromDirFd: number, fromName: string, toDirFd: number, toName: string): void;
+  /** linkat without AT_SYMLINK_FOLLOW: a symlink is linked, not followed. */
+  linkAt(fromDirFd: number, fromName: string, toDirFd: number, toName: string): void;
+  symlinkAt(target: string, dirFd: number, name: string): void;
+  unlinkAt(dirFd: number, name: string): void;
+  /** fstatat with AT_SYMLINK_NOFOLLOW: [mode, dev, ino]. */
+  statAt(dirFd: number, name: string): [number, number, number];
 }
 
 /** The addon's handle on a sender thread. */

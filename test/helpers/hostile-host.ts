@@ -2,6 +2,8 @@
  * A hostile host for testing the client's defences: a real TLS listener with a real identity
  * (so the client connects and authenticates as usual) that answers every MANIFEST request with
  * a scripted list of frames, valid or not, and serves chunk requests from a fixed byte source.
+ * A script may pause between frames (a local user's move while the host waits), offer features
+ * (Feature.HARD_LINKS), and leave chunk requests unanswered.
  */
 import { randomBytes } from "node:crypto";
 import { hashBytes } from "../../src/chunking/hash.js";
@@ -55,6 +57,17 @@ export function fileEntry(path: string, size: number): Entry {
   return { kind: EntryKind.FILE, path, size, mode: 0o644, mtimeMs: 1_700_000_000_000, linkTarget: "" };
 }
 
+export function hardLinkEntry(path: string, target: string): Entry {
+  return {
+    kind: EntryKind.HARDLINK,
+    path,
+    size: 0,
+    mode: 0o644,
+    mtimeMs: 1_700_000_000_000,
+    linkTarget: target,
+  };
+}
+
 export function symlinkEntry(path: string, target: string): Entry {
   return {
     kind: EntryKind.SYMLINK,
@@ -67,7 +80,7 @@ export function symlinkEntry(path: string, target: string): Entry {
 }
 
 /** The frames a well-behaved host sends for one file whose bytes are `data`. */
-export function fileFrames(path: string, data: Buffer): ((requestId: number) => Buffer)[] {
+export function fileFrames(path: string, data: Buffer, mode = 0o644): ((requestId: number) => Buffer)[] {
   const chunks: ChunkRef[] = [];
   const fileHash = new ChunkListHash();
   for (let offset = 0; offset < data.length; offset += MAX_CHUNK_SIZE) {
@@ -76,14 +89,26 @@ export function fileFrames(path: string, data: Buffer): ((requestId: number) => 
     fileHash.add(chunks.at(-1)?.hash as Buffer);
   }
   return [
-    hostile.fileBegin(fileEntry(path, data.length)),
+    hostile.fileBegin({ ...fileEntry(path, data.length), mode }),
     ...(chunks.length > 0 ? [hostile.chunks(chunks)] : []),
     hostile.fileEnd(data.length, chunks.length, fileHash.digest()),
   ];
 }
 
+/** A frame of a script, or a pause: the frames after it wait until it resolves. */
+export type ScriptStep = ((requestId: number) => Buffer) | { pause: () => Promise<void> };
+
+export interface HostileOptions {
+  /** Features the WELCOME offers (default none). */
+  features?: number;
+  /** false: chunk requests are never answered (a host that announces and sends nothing). */
+  serveChunks?: boolean;
+}
+
 export interface HostileHost {
   link: string;
+  /** GET_CHUNKS requests received so far. */
+  readonly chunkRequests: number;
   close(): Promise<void>;
 }
 
@@ -93,15 +118,18 @@ export interface HostileHost {
  */
 export async function startHostileHost(
   home: string,
-  script: ((requestId: number) => Buffer)[],
+  script: ScriptStep[],
   content: (path: string) => Buffer = () => Buffer.alloc(0),
+  options: HostileOptions = {},
 ): Promise<HostileHost> {
   const identity = await loadOrCreateIdentity(home);
   const connections = new Set<Connection>();
+  const seen = { chunkRequests: 0 };
   const listener = await tcpTransport.listen(identity, { host: "127.0.0.1", port: 0 }, (stream) => {
     const connection: Connection = new Connection(stream.stream, {
       allocateBody: (_type, _id, length) => Buffer.allocUnsafe(length),
-      onFrame: (type, requestId, body) => answer(connection, type, requestId, body, script, content),
+      onFrame: (type, requestId, body) =>
+        answer(connection, { type, requestId, body }, script, content, { ...options, seen }),
       onClose: () => connections.delete(connection),
     });
     connections.add(connection);
@@ -114,6 +142,9 @@ export async function startHostileHost(
   });
   return {
     link,
+    get chunkRequests() {
+      return seen.chunkRequests;
+    },
     close: async () => {
       for (const connection of connections) connection.destroy();
       await listener.close();
@@ -121,28 +152,37 @@ export async function startHostileHost(
   };
 }
 
+/** Sends the script, pausing where it says; a connection closed meanwhile ends it. */
+async function sendScript(connection: Connection, requestId: number, script: ScriptStep[]): Promise<void> {
+  for (const step of script) {
+    if (typeof step === "function") connection.sendFrame(step(requestId));
+    else await step.pause();
+  }
+  connection.send(MessageType.END, requestId, emptyCodec, {});
+}
+
 function answer(
   connection: Connection,
-  type: number,
-  requestId: number,
-  body: Buffer,
-  script: ((requestId: number) => Buffer)[],
+  { type, requestId, body }: { type: number; requestId: number; body: Buffer },
+  script: ScriptStep[],
   content: (path: string) => Buffer,
+  options: HostileOptions & { seen: { chunkRequests: number } },
 ): void {
   switch (type) {
     case MessageType.HELLO:
       connection.send(MessageType.WELCOME, 0, welcomeCodec, {
         version: 1,
-        features: 0,
+        features: options.features ?? 0,
         shareName: "hostile",
         maxChunkSize: MAX_CHUNK_SIZE,
       });
       return;
     case MessageType.MANIFEST:
-      for (const frame of script) connection.sendFrame(frame(requestId));
-      connection.send(MessageType.END, requestId, emptyCodec, {});
+      sendScript(connection, requestId, script).catch(() => connection.destroy());
       return;
     case MessageType.GET_CHUNKS: {
+      options.seen.chunkRequests++;
+      if (options.serveChunks === false) return;
       for (const chunk of decodeMessage(getChunksRequestCodec, body).chunks) {
         const frame = Buffer.alloc(FRAME_HEADER_SIZE + CHUNK_DATA_HEADER_SIZE + chunk.size);
         writeFrameHeader(frame, 0, MessageType.CHUNK_DATA, requestId, CHUNK_DATA_HEADER_SIZE + chunk.size);

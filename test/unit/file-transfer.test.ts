@@ -9,6 +9,7 @@ import type { ManifestEvent } from "../../src/client/client.js";
 import type { PlannedFile } from "../../src/client/pull/chunk-planner.js";
 import { FileTransfer, type TransferContext } from "../../src/client/pull/file-transfer.js";
 import type { Folder, WalkedFile } from "../../src/client/pull/manifest-walker.js";
+import { FileReservation, ReservationBudget } from "../../src/client/pull/reservation.js";
 import type { IndexedFile } from "../../src/store/chunk-index.js";
 import { type ChunkRef, EntryKind, type FileEnd } from "../../src/wire/messages.js";
 
@@ -74,7 +75,7 @@ function fakes(setup: Setup = {}) {
         return { path, fd: -1 };
       },
       reopenPartFile: () => undefined,
-      preallocate: () => log.push("preallocate"),
+      reservation: () => new FileReservation(new ReservationBudget(), () => log.push("preallocate")),
       clearRange: () => log.push("clear range"),
       commit: (_part, _finalPath, _file, truncate) => {
         log.push(`commit${truncate ? " truncated" : ""}`);

@@ -93,6 +93,7 @@ function walker(remote = "", log = new Log()) {
   const walk = new ManifestWalker({
     remote,
     dest: DEST,
+    hardLinks: true,
     tree: {
       makeDirectory: (path) => {
         log.add(`mkdir ${path}`);

@@ -1,9 +1,12 @@
 /**
  * The destination folder: where a file is written (its part file), committed under its name,
  * linked, and given its metadata. Paths come from the host and were checked by `splitWirePath`;
- * here we also make sure we never write through a symlink: folders we write into are verified to
- * be real folders, files are created under fresh part-file names with O_EXCL and renamed into
- * place only when complete and verified.
+ * here we also make sure we never write through a symlink, even one a local user puts in place
+ * of a folder mid-pull: every folder of the walk is held open (opened beneath its parent, never
+ * through a symlink) and every name is made relative to it (platform/directory-io.ts). Files are
+ * created under fresh part-file names with O_EXCL and renamed into place only when complete and
+ * verified; hard links go only to files this pull committed; symlink targets are checked against
+ * the disk (symlink-target.ts); modes from the host get the umask and never group or other write.
  *
  * These calls are synchronous, like every per-file call of a pull: each takes a few microseconds
  * in the kernel, far less than a round trip through libuv's thread pool (docs/decisions.md,
@@ -11,63 +14,48 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import {
-  chmodSync,
   closeSync,
   constants,
-  copyFileSync,
   fchmodSync,
+  fstatSync,
   ftruncateSync,
   futimesSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
   openSync,
-  readdirSync,
-  renameSync,
-  symlinkSync,
   unlinkSync,
-  utimesSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { directoryIo, type NameStat, type OpenFolder } from "../../platform/directory-io.js";
 import { platformIo } from "../../platform/io.js";
-import type { ChunkRef, Entry, Xattr } from "../../wire/messages.js";
+import type { Entry, Xattr } from "../../wire/messages.js";
+import { FileReservation, ReservationBudget } from "./reservation.js";
+import { checkSymlinkTarget, type NameKind, nameKind } from "./symlink-target.js";
 
 const PART_SUFFIX = ".teleport-part";
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
 /**
- * Creates `path` as a folder if missing (and says so); refuses if something else (a symlink, a
- * file) is there.
+ * This process's umask, read once (reading it means setting it): modes from the host get it,
+ * and never group or other write, so a host cannot open a folder of ours to other local users.
  */
-function ensureRealDirectory(path: string): "created" | "existed" {
-  try {
-    mkdirSync(path, { mode: 0o700 });
-    return "created";
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw toTeleportError(err, `creating ${path}`);
-  }
-  const stats = lstatSync(path);
-  if (!stats.isDirectory()) {
-    throw new TeleportError(
-      ErrorCode.UNSAFE_NAME,
-      `${path} exists and is not a folder; not writing through it`,
-    );
-  }
-  return "existed";
+const UMASK = process.umask();
+
+function modeFromHost(mode: number): number {
+  return mode & 0o777 & ~UMASK & ~0o022;
 }
 
 /**
- * A part-file name next to `finalPath`, carrying the writer's process id: a part file whose
- * writer is gone, and which no journal lists for resuming, is a killed pull's leftover that the
- * next pull into the folder removes (see `partFileWriter`). Links and symlinks are made under
- * such a name too, then renamed.
+ * A part-file name for `name`, carrying the writer's process id: a part file whose writer is
+ * gone, and which no journal lists for resuming, is a killed pull's leftover that the next pull
+ * into the folder removes (see `partFileWriter`). Links and symlinks are made under such a name
+ * too, then renamed.
  */
-function partPathFor(finalPath: string): string {
+function partNameFor(name: string): string {
   const unique = `${process.pid}-${randomBytes(6).toString("hex")}`;
-  return join(dirname(finalPath), `.${shortened(basename(finalPath))}.${unique}${PART_SUFFIX}`);
+  return `.${shortened(name)}.${unique}${PART_SUFFIX}`;
 }
 
-/** `.NAME.PID-RANDOM` + PART_SUFFIX, as partPathFor makes them. */
+/** `.NAME.PID-RANDOM` + PART_SUFFIX, as partNameFor makes them. */
 const PART_NAME = /^\..+\.(\d+)-[0-9a-f]{12}\.teleport-part$/;
 
 /** The process id of the pull that wrote the part file `name`; undefined if it is not one. */
@@ -83,69 +71,12 @@ function shortened(name: string): string {
   return `${prefix}~${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
 }
 
-/**
- * Creates a new part file next to `finalPath`; O_EXCL|O_NOFOLLOW so no existing file or link is
- * reused.
- */
-function createPartFile(finalPath: string): PartFile {
-  const path = partPathFor(finalPath);
-  const fd = createExclusive(path);
-  if (fd === undefined) throw new TeleportError(ErrorCode.IO, `creating ${path}: it already exists`);
-  return { path, fd };
+function errorCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
 }
 
-/**
- * Opens a new file at `path` for reading and writing (local copies are read back to be verified,
- * see local-copies.ts), or undefined if something is already there.
- */
-function createExclusive(path: string): number | undefined {
-  const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
-  try {
-    return openSync(path, flags, 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
-    throw toTeleportError(err, `creating ${path}`);
-  }
-}
-
-/** Atomically puts a finished file or symlink at its final path (replacing an older copy). */
-function commitPath(partPath: string, finalPath: string): void {
-  try {
-    renameSync(partPath, finalPath);
-  } catch (err) {
-    throw toTeleportError(err, `renaming into ${finalPath}`);
-  }
-}
-
-/**
- * Makes `finalPath` another name of the regular file at `existingPath` (a copy where the file
- * system has no hard links), replacing what was there in one rename.
- */
-function linkReplacing(existingPath: string, finalPath: string): void {
-  const stats = lstatSync(existingPath);
-  if (!stats.isFile()) throw new TeleportError(ErrorCode.IO, `${existingPath} is not a file pulled here`);
-  const current = lstatSync(finalPath, { throwIfNoEntry: false });
-  // Already that file (a re-pull): rename would do nothing and leave the new name behind.
-  if (current !== undefined && current.ino === stats.ino && current.dev === stats.dev) return;
-  const part = partPathFor(finalPath);
-  try {
-    linkSync(existingPath, part);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "EPERM" && code !== "EMLINK" && code !== "EXDEV" && code !== "ENOTSUP") throw err;
-    copyFileSync(existingPath, part, constants.COPYFILE_FICLONE);
-  }
-  commitPath(part, finalPath);
-}
-
-function createSymlink(target: string, finalPath: string): void {
-  const part = partPathFor(finalPath);
-  try {
-    symlinkSync(target, part);
-  } catch (err) {
-    throw toTeleportError(err, `creating symlink ${finalPath}`);
-  }
-  commitPath(part, finalPath);
+function sameFile(a: NameStat | undefined, b: { dev: number; ino: number }): boolean {
+  return a !== undefined && a.dev === b.dev && a.ino === b.ino;
 }
 
 export function removeQuietly(path: string): void {
@@ -185,50 +116,139 @@ export type KeptCopy = "as-it-was" | "metadata-set" | "metadata-and-xattrs-set";
 /** A destination folder with more names than this is not listed up front (see FolderListing.names). */
 const MAX_LISTED_NAMES = 100_000;
 
-export class Destination {
-  /** Whether a part file is a download the index keeps for resuming (never removed as a leftover). */
-  readonly #isKeptDownload: (path: string) => boolean;
+/** A name of the destination: the folder holding it, open, and the name in it. */
+interface Place {
+  readonly folder: OpenFolder;
+  readonly name: string;
+}
 
-  constructor(isKeptDownload: (path: string) => boolean) {
-    this.#isKeptDownload = isKeptDownload;
+export interface DestinationOptions {
+  /** The destination folder, absolute; it exists before the walk starts. */
+  readonly root: string;
+  /** Whether a part file is a download the index keeps for resuming (never removed as a leftover). */
+  readonly isKeptDownload: (path: string) => boolean;
+  /** Whether the host may send hard links (Feature.HARD_LINKS): committed files are then remembered. */
+  readonly hardLinks: boolean;
+}
+
+export class Destination {
+  readonly #root: string;
+  readonly #isKeptDownload: (path: string) => boolean;
+  /** The folders held open, by local path; the root's is opened first. */
+  readonly #folders = new Map<string, OpenFolder>();
+  /** Files this pull committed (with hard links), by final path: the only targets a link may have. */
+  readonly #committed: Map<string, { dev: number; ino: number }> | undefined;
+  /** Symlinks this pull made, which a later symlink's target may go through. */
+  readonly #symlinks = new Set<string>();
+  readonly #reservations = new ReservationBudget();
+
+  constructor(options: DestinationOptions) {
+    this.#root = options.root;
+    this.#isKeptDownload = options.isKeptDownload;
+    this.#committed = options.hardLinks ? new Map() : undefined;
+  }
+
+  /** Closes every folder still held open; idempotent. */
+  close(): void {
+    for (const folder of this.#folders.values()) closeSync(folder.fd);
+    this.#folders.clear();
   }
 
   /** Creates a folder if missing; true if it was created (so it holds nothing yet). */
   makeDirectory(localPath: string): boolean {
-    return ensureRealDirectory(localPath) === "created";
+    const { folder, name } = this.#place(localPath);
+    let created = true;
+    try {
+      directoryIo.makeFolder(folder, name, 0o700);
+    } catch (err) {
+      if (errorCode(err) !== "EEXIST") throw toTeleportError(err, `creating ${localPath}`);
+      created = false;
+    }
+    this.#forget(localPath);
+    this.#folders.set(localPath, this.#openFolder(folder, name, localPath));
+    return created;
   }
 
   makeSymlink(target: string, localPath: string): void {
-    createSymlink(target, localPath);
+    const at = this.#components(dirname(localPath));
+    checkSymlinkTarget(this.#components(localPath).join("/"), at, target, (components) =>
+      this.#kindOf(components),
+    );
+    const { folder, name } = this.#place(localPath);
+    const part = partNameFor(name);
+    try {
+      directoryIo.symlink(target, folder, part);
+    } catch (err) {
+      throw toTeleportError(err, `creating symlink ${localPath}`);
+    }
+    this.#rename(folder, part, name, localPath);
+    this.#symlinks.add(localPath);
   }
 
-  /** Makes `localPath` another name of the complete file at `existingPath`. */
+  /**
+   * Makes `localPath` another name of the file this pull committed at `existingPath` (a copy
+   * where the file system has no hard links), replacing what was there in one rename. Anything
+   * else at `existingPath` is refused: a host must not link a file of ours into the pull.
+   */
   link(existingPath: string, localPath: string): void {
-    linkReplacing(existingPath, localPath);
+    const identity = this.#committed?.get(existingPath);
+    if (identity === undefined)
+      throw new TeleportError(ErrorCode.PATH_ESCAPE, `${existingPath} is not a file this pull wrote`);
+    const source = this.#place(existingPath);
+    const { folder, name } = this.#place(localPath);
+    // Already that file (a re-pull): rename would do nothing and leave the new name behind.
+    if (sameFile(directoryIo.stat(folder, name), identity)) return;
+    const part = partNameFor(name);
+    try {
+      directoryIo.link(source.folder, source.name, folder, part);
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== "EPERM" && code !== "EMLINK" && code !== "EXDEV" && code !== "ENOTSUP") throw err;
+      copyFile(source, identity, { folder, name: part });
+      this.#rename(folder, part, name, localPath);
+      return;
+    }
+    // linkat links whatever has the name now: it must still be the file committed there.
+    if (!sameFile(directoryIo.stat(folder, part), identity)) {
+      this.#unlinkQuietly(folder, part);
+      throw new TeleportError(ErrorCode.PATH_ESCAPE, `${existingPath} changed before it was linked`);
+    }
+    this.#rename(folder, part, name, localPath);
   }
 
-  /** A folder gets its mode and mtime last, since creating entries inside it changes its mtime. */
+  /**
+   * A folder gets its mode and mtime last, since creating entries inside it changes its mtime;
+   * it is closed then. The destination itself keeps its own.
+   */
   setFolderMetadata(localPath: string, entry: Entry): void {
-    chmodSync(localPath, entry.mode & 0o777);
-    utimesSync(localPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+    if (localPath === this.#root) return;
+    const folder = this.#folders.get(localPath) ?? this.#folderAt(localPath);
+    try {
+      fchmodSync(folder.fd, modeFromHost(entry.mode));
+      futimesSync(folder.fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+    } finally {
+      this.#forget(localPath);
+    }
   }
 
   /**
    * Whether `path` in `folder` may be an old copy: false only if the folder's listing says no.
    * The listing, made once per folder, also removes the part files that killed pulls left there.
    */
-  mayExist(folder: FolderListing, path: string): boolean {
-    if (folder.names === undefined) {
+  mayExist(listing: FolderListing, path: string): boolean {
+    if (listing.names === undefined) {
       let names: string[] | null;
+      let folder: OpenFolder | undefined;
       try {
-        names = readdirSync(folder.localPath);
+        folder = this.#folderAt(listing.localPath);
+        names = directoryIo.list(folder);
       } catch {
         names = null;
       }
-      if (names !== null) this.#removeLeftovers(folder.localPath, names);
-      folder.names = names !== null && names.length <= MAX_LISTED_NAMES ? new Set(names) : null;
+      if (names !== null && folder !== undefined) this.#removeLeftovers(folder, names);
+      listing.names = names !== null && names.length <= MAX_LISTED_NAMES ? new Set(names) : null;
     }
-    return folder.names === null || folder.names.has(basename(path));
+    return listing.names === null || listing.names.has(basename(path));
   }
 
   /**
@@ -236,47 +256,48 @@ export class Destination {
    * resuming: a pull killed between creating a file and journaling it, or writing a file too
    * small to journal, leaves one behind.
    */
-  #removeLeftovers(folder: string, names: readonly string[]): void {
+  #removeLeftovers(folder: OpenFolder, names: readonly string[]): void {
     for (const name of names) {
       const writer = partFileWriter(name);
       if (writer === undefined || writer === process.pid || isRunning(writer)) continue;
-      const path = join(folder, name);
-      if (this.#isKeptDownload(path)) continue;
-      removeQuietly(path);
+      if (this.#isKeptDownload(join(folder.path, name))) continue;
+      this.#unlinkQuietly(folder, name);
     }
   }
 
+  /** Creates a new part file next to `finalPath`; O_EXCL|O_NOFOLLOW so nothing there is reused. */
   createPartFile(finalPath: string): PartFile {
-    return createPartFile(finalPath);
+    const { folder, name } = this.#place(finalPath);
+    const part = partNameFor(name);
+    const path = join(dirname(finalPath), part);
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
+    try {
+      return { path, fd: directoryIo.openFile(folder, part, flags, 0o600) };
+    } catch (err) {
+      throw toTeleportError(err, `creating ${path}`);
+    }
   }
 
   /** Opens an interrupted pull's part file to go on writing it; undefined if it cannot be opened. */
   reopenPartFile(path: string): PartFile | undefined {
     // Read and write: local copies are read back to be verified (local-copies.ts).
     try {
-      return { path, fd: openSync(path, constants.O_RDWR | (constants.O_NOFOLLOW ?? 0)) };
+      const { folder, name } = this.#place(path);
+      return { path, fd: directoryIo.openFile(folder, name, constants.O_RDWR | O_NOFOLLOW, 0) };
     } catch {
       return undefined;
     }
   }
 
-  /**
-   * Reserves the blocks of each run of back-to-back chunks in `chunks` (not the holes between
-   * runs): a disk without room fails the file now, not halfway through.
-   */
-  preallocate(part: PartFile, chunks: readonly ChunkRef[], finalPath: string): void {
-    let i = 0;
-    let next = chunks[0];
-    while (next !== undefined) {
-      const start = next.offset;
-      let end = start;
-      for (; next !== undefined && next.offset === end; next = chunks[++i]) end += next.size;
+  /** Blocks for `part` reserved as its data arrives, within the pull's allowance (reservation.ts). */
+  reservation(part: PartFile, finalPath: string): FileReservation {
+    return new FileReservation(this.#reservations, (offset, length) => {
       try {
-        platformIo.preallocate(part.fd, start, end - start);
+        platformIo.preallocate(part.fd, offset, length);
       } catch (err) {
-        throw toTeleportError(err, `reserving ${end - start} bytes for ${finalPath}`);
+        throw toTeleportError(err, `reserving ${length} bytes for ${finalPath}`);
       }
-    }
+    });
   }
 
   /** Punches a hole, where an interrupted download of an older version may have had data. */
@@ -298,31 +319,157 @@ export class Destination {
     beforeRename: () => void,
   ): boolean {
     const { entry } = file;
+    let identity: { dev: number; ino: number } | undefined;
     try {
       if (size) ftruncateSync(part.fd, entry.size);
-      fchmodSync(part.fd, entry.mode & 0o777);
+      fchmodSync(part.fd, modeFromHost(entry.mode));
       futimesSync(part.fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+      if (this.#committed !== undefined) identity = fstatSync(part.fd);
     } finally {
       closeSync(part.fd);
     }
     const xattrsSet = file.xattrs !== undefined && setXattrs(part.path, file.xattrs);
     beforeRename();
-    commitPath(part.path, finalPath);
+    const { folder, name } = this.#place(finalPath);
+    this.#rename(this.#place(part.path).folder, basename(part.path), name, finalPath, folder);
+    if (identity !== undefined) this.#committed?.set(finalPath, { dev: identity.dev, ino: identity.ino });
     return xattrsSet;
   }
 
-  /** The old copy already holds every byte: only its mode, mtime and attributes may need setting. */
+  /**
+   * The old copy already holds every byte: only its mode, mtime and attributes may need setting.
+   * It counts as committed by this pull (a hard link may name it).
+   */
   keepOldCopy(finalPath: string, file: FileMetadata): KeptCopy {
     const { entry, xattrs } = file;
-    const stats = lstatSync(finalPath, { bigint: true });
-    const sameMode = (Number(stats.mode) & 0o777) === (entry.mode & 0o777);
-    const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
-    const sameXattrs = xattrs === undefined || sameAttributes(platformIo.readXattrs(finalPath), xattrs);
-    if (sameMode && sameTime && sameXattrs) return "as-it-was";
-    chmodSync(finalPath, entry.mode & 0o777);
-    utimesSync(finalPath, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
-    if (sameXattrs || xattrs === undefined) return "metadata-set";
-    return setXattrs(finalPath, xattrs) ? "metadata-and-xattrs-set" : "metadata-set";
+    const { folder, name } = this.#place(finalPath);
+    const fd = directoryIo.openFile(folder, name, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK, 0);
+    try {
+      const stats = fstatSync(fd, { bigint: true });
+      // Its bytes are what the host announced: a name this pull may link to, as if committed.
+      this.#committed?.set(finalPath, { dev: Number(stats.dev), ino: Number(stats.ino) });
+      const sameMode = (Number(stats.mode) & 0o777) === modeFromHost(entry.mode);
+      const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
+      const sameXattrs = xattrs === undefined || sameAttributes(platformIo.readXattrs(finalPath), xattrs);
+      if (sameMode && sameTime && sameXattrs) return "as-it-was";
+      fchmodSync(fd, modeFromHost(entry.mode));
+      futimesSync(fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
+      if (sameXattrs || xattrs === undefined) return "metadata-set";
+      return setXattrs(finalPath, xattrs) ? "metadata-and-xattrs-set" : "metadata-set";
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The folder holding `path`, held open, and its name in it. */
+  #place(path: string): Place {
+    return { folder: this.#folderAt(dirname(path)), name: basename(path) };
+  }
+
+  /**
+   * The open folder at `localPath`: the walk's own, or opened beneath the nearest open one, a
+   * component at a time, never through a symlink.
+   */
+  #folderAt(localPath: string): OpenFolder {
+    const open = this.#folders.get(localPath);
+    if (open !== undefined) return open;
+    if (localPath === this.#root) {
+      const root = { fd: openSync(this.#root, constants.O_RDONLY | constants.O_DIRECTORY), path: this.#root };
+      this.#folders.set(this.#root, root);
+      return root;
+    }
+    const parentPath = dirname(localPath);
+    if (parentPath === localPath || !localPath.startsWith(this.#root + sep))
+      throw new TeleportError(ErrorCode.PATH_ESCAPE, `${localPath} is outside ${this.#root}`);
+    const folder = this.#openFolder(this.#folderAt(parentPath), basename(localPath), localPath);
+    this.#folders.set(localPath, folder);
+    return folder;
+  }
+
+  #openFolder(parent: OpenFolder, name: string, localPath: string): OpenFolder {
+    try {
+      return directoryIo.openFolder(parent, name);
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== "ELOOP" && code !== "ENOTDIR") throw toTeleportError(err, `opening ${localPath}`);
+      throw new TeleportError(
+        ErrorCode.UNSAFE_NAME,
+        `${localPath} exists and is not a folder; not writing through it`,
+      );
+    }
+  }
+
+  /** Closes the folder at `localPath` if it is held open. */
+  #forget(localPath: string): void {
+    const folder = this.#folders.get(localPath);
+    if (folder === undefined) return;
+    this.#folders.delete(localPath);
+    closeSync(folder.fd);
+  }
+
+  /** The components of `localPath` under the destination. */
+  #components(localPath: string): string[] {
+    return relative(this.#root, localPath)
+      .split(sep)
+      .filter((part) => part !== "");
+  }
+
+  /** What the components name under the destination (its folders opened, never through a symlink). */
+  #kindOf(components: readonly string[]): NameKind {
+    const localPath = join(this.#root, ...components);
+    try {
+      const { folder, name } = this.#place(localPath);
+      return nameKind(directoryIo.stat(folder, name)?.mode, this.#symlinks.has(localPath));
+    } catch {
+      return "other";
+    }
+  }
+
+  /** Atomically puts a finished file, link or symlink under its name (replacing an older copy). */
+  #rename(from: OpenFolder, part: string, name: string, finalPath: string, to: OpenFolder = from): void {
+    try {
+      directoryIo.rename(from, part, to, name);
+    } catch (err) {
+      this.#unlinkQuietly(from, part);
+      throw toTeleportError(err, `renaming into ${finalPath}`);
+    }
+  }
+
+  #unlinkQuietly(folder: OpenFolder, name: string): void {
+    try {
+      directoryIo.unlink(folder, name);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/**
+ * Copies the committed file `source` (checked to be that file once open) to the new file
+ * `target`, for a file system without hard links.
+ */
+function copyFile(source: Place, identity: { dev: number; ino: number }, target: Place): void {
+  const flags = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
+  const input = directoryIo.openFile(source.folder, source.name, flags, 0);
+  try {
+    const stats = fstatSync(input);
+    if (!sameFile(stats, identity))
+      throw new TeleportError(ErrorCode.PATH_ESCAPE, `${source.name} changed before it was copied`);
+    const createFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
+    const output = directoryIo.openFile(target.folder, target.name, createFlags, 0o600);
+    try {
+      for (let done = 0; done < stats.size; ) {
+        const copied = platformIo.copyRange(input, done, output, done, stats.size - done);
+        if (copied === 0) break;
+        done += copied;
+      }
+      fchmodSync(output, stats.mode & 0o777);
+      futimesSync(output, stats.atime, stats.mtime);
+    } finally {
+      closeSync(output);
+    }
+  } finally {
+    closeSync(input);
   }
 }
 

@@ -26,13 +26,13 @@ import {
   type WalkedFile,
 } from "./manifest-walker.js";
 import type { OldCopies } from "./old-copies.js";
+import type { FileReservation } from "./reservation.js";
 import type { ByteSource, Tally } from "./summary.js";
 import type { Work } from "./work.js";
 
 /**
- * Files from this size have the blocks of each run of chunks reserved as their chunk lists
- * arrive (fallocate through the native addon): a call per CHUNKS frame, so not for the many
- * small files of a tree.
+ * Files from this size have the blocks of their runs of chunks reserved as their data arrives
+ * (reservation.ts; fallocate through the native addon): not for the many small files of a tree.
  */
 const PREALLOCATE_FROM_BYTES = 1024 * 1024;
 
@@ -47,7 +47,7 @@ export interface IndexedPull {
 export interface TransferContext {
   readonly destination: Pick<
     Destination,
-    "mayExist" | "createPartFile" | "reopenPartFile" | "preallocate" | "clearRange" | "commit" | "keepOldCopy"
+    "mayExist" | "createPartFile" | "reopenPartFile" | "reservation" | "clearRange" | "commit" | "keepOldCopy"
   >;
   readonly planner: Pick<ChunkPlanner, "place" | "endFile">;
   readonly index: IndexedPull | undefined;
@@ -153,9 +153,7 @@ export class FileTransfer implements FileReceiver {
 
   onChunks(chunks: readonly ChunkRef[]): void {
     const phase = this.#phase;
-    if (phase.kind !== "writing" || phase.write.download?.resumed === true) return;
-    if (this.file.entry.size >= PREALLOCATE_FROM_BYTES)
-      this.#context.destination.preallocate(phase.write.partFile, chunks, this.file.finalPath);
+    if (phase.kind === "writing") phase.write.reservation?.announce(chunks);
   }
 
   onChunk(chunk: ChunkRef): Promise<void> | undefined {
@@ -201,6 +199,7 @@ export class FileTransfer implements FileReceiver {
     const phase = this.#phase;
     if (phase.kind === "probing" || phase.kind === "complete") return;
     const { write } = phase;
+    write.reservation?.release();
     if (phase.kind !== "committing") closeQuietly(write.fd);
     if (write.journaled > 0) return;
     removeQuietly(write.partFile.path);
@@ -224,7 +223,9 @@ export class FileTransfer implements FileReceiver {
           resumed: false,
         };
     }
+    const reserved = resumed === undefined && this.file.entry.size >= PREALLOCATE_FROM_BYTES;
     const sources = {
+      reservation: reserved ? destination.reservation(partFile, this.file.finalPath) : undefined,
       copiesLocally: !this.#unindexed,
       oldCopyId: this.#oldCopyId,
       otherVersionId: this.#otherVersion?.id,
@@ -251,6 +252,7 @@ export class FileTransfer implements FileReceiver {
   /** The file appears under its name only now, complete and verified. */
   async #commit(write: PartWrite, end: FileEnd): Promise<void> {
     const { destination, work } = this.#context;
+    write.reservation?.release();
     const size = write.download?.resumed === true || write.sparse;
     const xattrsSet = destination.commit(write.partFile, this.file.finalPath, this.#metadata, size, () =>
       work.throwIfFailed(),
@@ -310,6 +312,8 @@ class PartWrite implements PlannedFile, ChunkReceiver {
   readonly copiesLocally: boolean;
   readonly oldCopyId: number | undefined;
   readonly otherVersionId: number | undefined;
+  /** Blocks reserved as data arrives, for a large new part file. */
+  readonly reservation: FileReservation | undefined;
   written = 0;
   /** Chunks recorded in the journal: a failed pull keeps the part file only if some are. */
   journaled = 0;
@@ -323,8 +327,14 @@ class PartWrite implements PlannedFile, ChunkReceiver {
     context: TransferContext,
     readonly partFile: PartFile,
     readonly download: Download | undefined,
-    sources: { copiesLocally: boolean; oldCopyId: number | undefined; otherVersionId: number | undefined },
+    sources: {
+      reservation: FileReservation | undefined;
+      copiesLocally: boolean;
+      oldCopyId: number | undefined;
+      otherVersionId: number | undefined;
+    },
   ) {
+    this.reservation = sources.reservation;
     this.copiesLocally = sources.copiesLocally;
     this.oldCopyId = sources.oldCopyId;
     this.otherVersionId = sources.otherVersionId;
@@ -356,6 +366,7 @@ class PartWrite implements PlannedFile, ChunkReceiver {
 
   onWritten(bytes: number, source: ByteSource): void {
     this.written += bytes;
+    this.reservation?.written(bytes);
     this.#transfer.onWritten(bytes, source);
   }
 }

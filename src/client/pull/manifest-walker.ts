@@ -98,6 +98,8 @@ export interface WalkerOptions {
   tree: TreeWriter;
   files: FileOpener;
   tally: WalkTally;
+  /** Whether the host may send HARDLINK entries (Feature.HARD_LINKS was negotiated). */
+  hardLinks: boolean;
 }
 
 /**
@@ -223,6 +225,7 @@ export class ManifestWalker {
   readonly #tree: TreeWriter;
   readonly #files: FileOpener;
   readonly #tally: WalkTally;
+  readonly #hardLinks: boolean;
   readonly #folders: Folder[] = [];
   /** Files begun and not complete, by wire path, for hard links to them. */
   readonly #openByPath = new Map<string, WalkedFile>();
@@ -237,6 +240,7 @@ export class ManifestWalker {
     this.#tree = options.tree;
     this.#files = options.files;
     this.#tally = options.tally;
+    this.#hardLinks = options.hardLinks;
     this.#folders.push({
       wirePath: parentWirePath(options.remote),
       localPath: options.dest,
@@ -358,6 +362,8 @@ export class ManifestWalker {
    * complete, else when it is.
    */
   #onHardLink(entry: Entry, folder: Folder): void {
+    if (!this.#hardLinks)
+      throw protocolError(`hard link "${entry.path}" sent without the hard-links feature`);
     const target = entry.linkTarget;
     splitWirePath(target);
     if (!isWithin(target, this.#remote) || target === entry.path)

@@ -56,6 +56,7 @@ class Puller implements FileOpener {
   readonly #walker: ManifestWalker;
   readonly #transfers: TransferContext;
   readonly #openFiles = new Set<FileTransfer>();
+  readonly #destination: Destination;
 
   constructor(client: TeleportClient, options: PullOptions) {
     this.#client = client;
@@ -79,13 +80,19 @@ class Puller implements FileOpener {
       work: this.#work,
       tally: this.#tally,
     });
-    const destination = new Destination((path) => downloads?.isKept(path) ?? false);
+    const destination = new Destination({
+      root: this.#dest,
+      isKeptDownload: (path) => downloads?.isKept(path) ?? false,
+      hardLinks: client.hostSendsHardLinks,
+    });
+    this.#destination = destination;
     this.#walker = new ManifestWalker({
       remote: this.#remote,
       dest: this.#dest,
       tree: destination,
       files: this,
       tally: this.#tally,
+      hardLinks: client.hostSendsHardLinks,
     });
     this.#transfers = {
       destination,
@@ -168,6 +175,7 @@ class Puller implements FileOpener {
       throw this.#work.error;
     } finally {
       stopListening?.();
+      this.#destination.close();
     }
     summary.seconds = (performance.now() - this.#started) / 1000;
     return summary;
