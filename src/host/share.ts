@@ -6,25 +6,15 @@
  * per level, so a 1M-file tree never sits in memory. Per-entry calls (lstat, open, readlink) are
  * synchronous: see engine/file-io.ts.
  */
-import {
-  closeSync,
-  constants,
-  type Dir,
-  fstatSync,
-  lstatSync,
-  openSync,
-  readlinkSync,
-  realpathSync,
-  type Stats,
-  statSync,
-} from "node:fs";
+import { closeSync, constants, type Dir, fstatSync, lstatSync, openSync, type Stats } from "node:fs";
 import { opendir, realpath } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, join } from "node:path";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../errors.js";
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
-import { checkLinkTarget, joinWirePath, splitWirePath } from "../wire/path.js";
+import { joinWirePath, splitWirePath } from "../wire/path.js";
+import { describeEntry, identityOf, quietly, refuseEscapeByName, regularFile } from "./share-entry.js";
 
 /** A regular file of the share, open for reading. */
 export interface OpenedFile {
@@ -100,42 +90,16 @@ export class Share {
    * way (GET_CHUNKS and READ_RANGE name files as the walk listed them, through real folders).
    */
   openFile(wirePath: string): OpenedFile {
-    const fd = beneath.open(this.#rootFolder, splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
-      within: this.root,
-    });
-    return regularFile(fd, wirePath);
-  }
-
-  /** Absolute host path for a wire path, following symlinks only while they stay inside the share. */
-  resolve(wirePath: string): string {
-    const parts = splitWirePath(wirePath);
-    let real: string;
+    let fd: number;
     try {
-      real = realpathSync.native(join(this.root, ...parts));
+      fd = beneath.open(this.#rootFolder, splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
+        within: this.root,
+      });
     } catch (err) {
-      // A missing path reached through a symlink that leaves the share is an escape, not
-      // "not found": otherwise a client could probe which files exist outside.
-      this.#refuseEscapingAncestor(parts, wirePath);
-      throw toTeleportError(err, `"${wirePath}"`);
+      if (isTeleportError(err, ErrorCode.NOT_FOUND)) refuseEscapeByName(this.root, wirePath);
+      throw err;
     }
-    if (!this.#contains(real))
-      throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
-    return real;
-  }
-
-  #refuseEscapingAncestor(parts: string[], wirePath: string): void {
-    const escapeError = new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
-    const danglingTarget = quietly(() => readlinkSync(join(this.root, ...parts)));
-    if (danglingTarget !== undefined) {
-      const parent = quietly(() => realpathSync.native(join(this.root, ...parts.slice(0, -1)))) ?? this.root;
-      if (!this.#contains(resolve(parent, danglingTarget))) throw escapeError;
-    }
-    for (let length = parts.length - 1; length > 0; length--) {
-      const ancestor = quietly(() => realpathSync.native(join(this.root, ...parts.slice(0, length))));
-      if (ancestor === undefined) continue;
-      if (!this.#contains(ancestor)) throw escapeError;
-      return;
-    }
+    return regularFile(fd, wirePath);
   }
 
   stat(wirePath: string): ShareEntry {
@@ -162,13 +126,13 @@ export class Share {
     } catch (err) {
       // Through a symlink that leaves the share, a missing path is an escape, not "not found":
       // otherwise a client could probe which files exist outside.
-      if (isTeleportError(err, ErrorCode.NOT_FOUND)) this.resolve(wirePath);
+      if (isTeleportError(err, ErrorCode.NOT_FOUND)) refuseEscapeByName(this.root, wirePath);
       throw toTeleportError(err, `"${wirePath}"`);
     }
   }
 
   #describeTop(wirePath: string, top: FolderHandle): ShareEntry {
-    const found = this.#describe(wirePath, top.path, fstatSync(top.fd), beneath.pathAt(top, ""));
+    const found = describeEntry(this.root, wirePath, top.path, fstatSync(top.fd), beneath.pathAt(top, ""));
     if (found === null)
       throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
     return found;
@@ -298,7 +262,7 @@ export class Share {
         const wirePath = joinWirePath(folder.entry.path, dirent.name);
         const stats = quietly(() => lstatSync(at));
         if (stats === undefined) continue; // removed while we were listing
-        const found = this.#describe(wirePath, absolutePath, stats, at);
+        const found = describeEntry(this.root, wirePath, absolutePath, stats, at);
         if (found === null) continue;
         if (found.entry.kind === EntryKind.FILE && options.openFiles)
           found.file = this.#openChildFile(handle, dirent.name, stats, wirePath);
@@ -325,83 +289,5 @@ export class Share {
     } catch (err) {
       return toTeleportError(err);
     }
-  }
-
-  /**
-   * An Entry for a file, folder or inside-pointing symlink; null for anything not served. `at`
-   * names the same file through its folder's descriptor (see BeneathOpener.pathAt).
-   */
-  #describe(wirePath: string, absolutePath: string, stats: Stats, at: string): ShareEntry | null {
-    const base = { path: wirePath, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, linkTarget: "" };
-    if (stats.isFile()) {
-      const found: ShareEntry = { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
-      if (stats.nlink > 1) found.inode = inodeKey(at);
-      return found;
-    }
-    if (stats.isDirectory()) return { absolutePath, entry: { ...base, kind: EntryKind.DIRECTORY, size: 0 } };
-    if (stats.isSymbolicLink()) {
-      const target = this.#insideLinkTarget(wirePath, absolutePath, at);
-      if (target === null) return null;
-      return { absolutePath, entry: { ...base, kind: EntryKind.SYMLINK, size: 0, linkTarget: target } };
-    }
-    return null; // devices, FIFOs, sockets are never served
-  }
-
-  /** The symlink's target as a relative path if it stays inside the share, else null. */
-  #insideLinkTarget(wirePath: string, absolutePath: string, at: string): string | null {
-    let target = readlinkSync(at);
-    if (isAbsolute(target)) {
-      if (!this.#contains(target)) return null;
-      target = relative(dirname(absolutePath), target) || ".";
-    }
-    try {
-      checkLinkTarget(wirePath, target);
-    } catch {
-      return null;
-    }
-    try {
-      if (!this.#contains(realpathSync.native(at))) return null;
-    } catch {
-      // Dangling but lexically inside: kept, as rsync -l would.
-    }
-    return target.split(sep).join("/");
-  }
-
-  #contains(absolutePath: string): boolean {
-    return absolutePath === this.root || absolutePath.startsWith(this.root + sep);
-  }
-}
-
-/** Device and inode, exactly: inode numbers may exceed 2^53. */
-function inodeKey(at: string): string | undefined {
-  const stats = quietly(() => statSync(at, { bigint: true }));
-  return stats === undefined ? undefined : `${stats.dev}:${stats.ino}`;
-}
-
-/** Which bytes a file holds, as far as its metadata tells: see OpenedFile.identity. */
-function identityOf(stats: Stats): string {
-  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
-}
-
-/** `fd` as an OpenedFile if it is a regular file; else closes it and refuses. */
-function regularFile(fd: number, wirePath: string): OpenedFile {
-  let stats: Stats;
-  try {
-    stats = fstatSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    throw toTeleportError(err, `"${wirePath}"`);
-  }
-  if (stats.isFile()) return { fd, identity: identityOf(stats), size: stats.size };
-  closeSync(fd);
-  throw new TeleportError(ErrorCode.NOT_A_FILE, `"${wirePath}" is not a regular file`);
-}
-
-/** What `read` returns, or undefined if it throws. */
-function quietly<T>(read: () => T): T | undefined {
-  try {
-    return read();
-  } catch {
-    return undefined;
   }
 }
