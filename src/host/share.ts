@@ -55,6 +55,12 @@ export interface WalkOptions {
   openFiles?: boolean;
 }
 
+/** A folder held open and being listed. */
+interface OpenFolder {
+  handle: FolderHandle;
+  dir: Dir;
+}
+
 export class Share {
   readonly root: string;
   readonly name: string;
@@ -140,24 +146,15 @@ export class Share {
 
   /** The entries directly inside a folder (or the entry itself for a file). */
   async *list(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
-    const top = this.#openTop(wirePath);
-    let found: ShareEntry;
-    try {
-      found = this.#describeTop(wirePath, top);
-    } catch (err) {
-      closeQuietly(top.fd);
-      throw err;
-    }
-    if (found.entry.kind !== EntryKind.DIRECTORY) {
-      closeQuietly(top.fd);
+    const { found, folder } = await this.#top(wirePath, false);
+    if (folder === undefined) {
       yield found;
       return;
     }
-    const children = this.#children(found, top, await this.#listFolder(found, top), { signal });
     try {
-      yield* children;
+      yield* this.#children(found, folder.handle, folder.dir, { signal });
     } finally {
-      closeQuietly(top.fd);
+      closeQuietly(folder.handle.fd);
     }
   }
 
@@ -166,30 +163,41 @@ export class Share {
    * it. A folder beneath the top that cannot be listed is a WalkFailure and the walk goes on.
    */
   async *walk(wirePath: string, options: WalkOptions = {}): AsyncGenerator<WalkItem> {
-    const top = this.#openTop(wirePath);
-    let found: ShareEntry;
-    try {
-      found = this.#describeTop(wirePath, top);
-      if (found.entry.kind === EntryKind.FILE && options.openFiles)
-        found.file = this.#openTopFile(wirePath, top);
-    } catch (err) {
-      closeQuietly(top.fd);
-      throw err;
-    }
-    if (found.entry.kind !== EntryKind.DIRECTORY) {
-      closeQuietly(top.fd);
+    const { found, folder } = await this.#top(wirePath, options.openFiles === true);
+    if (folder === undefined) {
       yield found;
       return;
     }
-    let dir: Dir;
+    let descended = false;
     try {
-      dir = await this.#listFolder(found, top);
+      yield found;
+      descended = true; // from here #walkChildren closes the folder
+      yield* this.#walkChildren(found, folder.handle, folder.dir, options);
+    } finally {
+      if (!descended) {
+        closeQuietly(folder.handle.fd);
+        await folder.dir.close().catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * The top of a listing: its entry and, for a folder, its handle and listing, which the caller
+   * closes; a file's walk with `openFiles` opens it.
+   */
+  async #top(wirePath: string, openFiles: boolean): Promise<{ found: ShareEntry; folder?: OpenFolder }> {
+    const top = this.#openTop(wirePath);
+    try {
+      const found = this.#describeTop(wirePath, top);
+      if (found.entry.kind === EntryKind.DIRECTORY)
+        return { found, folder: { handle: top, dir: await this.#listFolder(found, top) } };
+      if (found.entry.kind === EntryKind.FILE && openFiles) found.file = this.#openTopFile(wirePath, top);
+      closeQuietly(top.fd);
+      return { found };
     } catch (err) {
       closeQuietly(top.fd);
       throw err;
     }
-    yield found;
-    yield* this.#walkChildren(found, top, dir, options);
   }
 
   /** The top of a walk, a file, opened for reading: it must be the file `top` holds. */
