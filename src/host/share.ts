@@ -268,6 +268,13 @@ export class Share {
         const at = beneath.pathAt(handle, dirent.name);
         const absolutePath = join(folder.absolutePath, dirent.name);
         const wirePath = joinWirePath(folder.entry.path, dirent.name);
+        if (options.openFiles && dirent.isFile()) {
+          const opened = this.#openListedFile(handle, dirent.name, wirePath, absolutePath, at);
+          if (opened !== undefined) {
+            yield opened;
+            continue;
+          }
+        }
         const stats = quietly(() => lstatSync(at));
         if (stats === undefined) continue; // removed while we were listing
         const found = describeEntry(this.root, wirePath, absolutePath, stats, at);
@@ -279,6 +286,30 @@ export class Share {
     } finally {
       await dir.close().catch(() => {});
     }
+  }
+
+  /**
+   * A file the listing says is one, opened first and described from its descriptor: one system
+   * call fewer than lstat then open. Undefined where it cannot be (unreadable, no longer a
+   * regular file): then lstat says what it is.
+   */
+  #openListedFile(
+    handle: FolderHandle,
+    name: string,
+    wirePath: string,
+    absolutePath: string,
+    at: string,
+  ): ShareEntry | undefined {
+    const fd = quietly(() => beneath.open(handle, name, constants.O_RDONLY, { within: this.root }));
+    if (fd === undefined) return undefined;
+    const stats = quietly(() => fstatSync(fd));
+    const found = stats?.isFile() && describeEntry(this.root, wirePath, absolutePath, stats, at);
+    if (!found || stats === undefined) {
+      closeQuietly(fd);
+      return undefined;
+    }
+    found.file = { fd, identity: identityOf(stats), size: stats.size };
+    return found;
   }
 
   /** A file met in a walk, opened beneath its folder; it must be the one lstat described. */
