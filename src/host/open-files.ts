@@ -12,6 +12,8 @@ interface Slot {
   file: OpenedFile;
   users: number;
   evicted: boolean;
+  /** Whether the kernel was told it will be read in order (not for a file only identified). */
+  advised: boolean;
 }
 
 export class OpenFiles {
@@ -28,6 +30,10 @@ export class OpenFiles {
   /** Runs `use` with the file at `wirePath` open as `fd`. */
   async with<T>(wirePath: string, use: (fd: number) => Promise<T>): Promise<T> {
     const slot = this.#slot(wirePath);
+    if (!slot.advised) {
+      platformIo.adviseSequential(slot.file.fd); // chunks are read in order: more read-ahead from a cold disk
+      slot.advised = true;
+    }
     slot.users++;
     try {
       return await use(slot.file.fd);
@@ -45,9 +51,7 @@ export class OpenFiles {
   #slot(wirePath: string): Slot {
     let slot = this.#slots.get(wirePath);
     if (slot === undefined) {
-      const file = this.#open(wirePath);
-      platformIo.adviseSequential(file.fd); // chunks are read in order: more read-ahead from a cold disk
-      slot = { file, users: 0, evicted: false };
+      slot = { file: this.#open(wirePath), users: 0, evicted: false, advised: false };
       this.#slots.set(wirePath, slot);
       this.#evictBeyondCapacity();
     } else {
