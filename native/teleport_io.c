@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "at.h"
+#include "beneath.h"
 
 #define MAX_ARGS 5
 
@@ -589,6 +590,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   teleport_define_at(env, exports);
+  teleport_define_beneath(env, exports);
   return exports;
 }
 

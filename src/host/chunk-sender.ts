@@ -173,12 +173,16 @@ export class ChunkSender {
     return lease;
   }
 
-  /** Fills `targets` from the recent-chunk cache if it holds every chunk of the run. */
+  /**
+   * Fills `targets` from the recent-chunk cache if it holds every chunk of the run, read from
+   * the file the run's path names now (opened beneath the share root; kept open for a miss).
+   */
   #copyRecent(run: ChunkRun, targets: readonly Buffer[]): boolean {
     const recent = this.#sources.recent;
+    const identity = this.#sources.openFiles.identity(run[0].path);
     const found: Buffer[] = [];
     for (const request of run) {
-      const data = recent.get(request.hash);
+      const data = recent.get(request.hash, identity);
       if (data === undefined || data.length !== request.size) return false;
       found.push(data);
     }

@@ -10,7 +10,7 @@ export async function sendListing(
   send: SendFrame,
   signal: AbortSignal,
 ): Promise<void> {
-  const items = recursive ? share.walk(path, signal) : share.list(path, signal);
+  const items = recursive ? share.walk(path, { signal }) : share.list(path, signal);
   const batch = new EntryBatch((entries) => send(MessageType.ENTRIES, entriesCodec, { entries }));
   for await (const item of items) {
     if (isWalkFailure(item)) throw item.failure;

@@ -1,9 +1,9 @@
 /**
  * The host's side of MANIFEST: the walk of a file or folder, streamed as ENTRIES for folders and
  * symlinks and FILE_BEGIN, CHUNKS..., FILE_END per file, each frame sent once the request has
- * credit for it. Files are opened at the path the walk found them (walks descend only into real
- * folders, so nothing needs resolving again). An entry the host cannot read becomes an
- * ENTRY_ERROR when the client understands them, and the walk goes on.
+ * credit for it. Files are those the walk opened beneath their folders' descriptors, so a folder
+ * swapped for a symlink while a manifest waits for credit is never followed. An entry the host
+ * cannot read becomes an ENTRY_ERROR when the client understands them, and the walk goes on.
  */
 import { readSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
@@ -27,9 +27,8 @@ import {
   MAX_ENTRIES_PER_FRAME,
   MessageType,
 } from "../wire/messages.js";
-import { openFileAt } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
-import { isWalkFailure, type Share, type ShareEntry, type WalkFailure } from "./share.js";
+import { isWalkFailure, type OpenedFile, type Share, type ShareEntry, type WalkFailure } from "./share.js";
 
 /** Files at most this large are hashed ahead of their turn, up to PREFETCHED_FILES of them. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -45,6 +44,10 @@ const ENTRY_FAILURES: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.NOT_FOUND,
   ErrorCode.FILE_CHANGED,
   ErrorCode.IO,
+  // Swapped for a FIFO, a device or a symlink since it was listed.
+  ErrorCode.NOT_A_FILE,
+  ErrorCode.UNSUPPORTED_TYPE,
+  ErrorCode.PATH_ESCAPE,
 ]);
 
 /** What a manifest is made from; the host's, shared by all connections. */
@@ -69,6 +72,8 @@ interface FileManifest {
 interface Ahead {
   entry: Entry;
   absolutePath: string;
+  /** A file's descriptor (or why there is none); a small file's manifest closes it. */
+  file: OpenedFile | TeleportError | undefined;
   manifest: Promise<FileManifest> | undefined;
 }
 
@@ -118,7 +123,7 @@ export class ManifestStream {
   async run(path: string): Promise<void> {
     const signal = this.#signal;
     const batch = new EntryBatch((entries) => this.#send(MessageType.ENTRIES, entriesCodec, { entries }));
-    const walk = this.#sources.share.walk(path, signal);
+    const walk = this.#sources.share.walk(path, { signal, openFiles: true });
     const ahead: (Ahead | WalkFailure)[] = [];
     let walked = false;
     try {
@@ -135,14 +140,20 @@ export class ManifestStream {
           }
           const link = this.#hardLink(step.value);
           if (link !== undefined) {
-            ahead.push({ entry: link, absolutePath: step.value.absolutePath, manifest: undefined });
+            closeFile(step.value.file);
+            ahead.push({
+              entry: link,
+              absolutePath: step.value.absolutePath,
+              file: undefined,
+              manifest: undefined,
+            });
             continue;
           }
-          const { entry, absolutePath } = step.value;
+          const { entry, absolutePath, file } = step.value;
           const small = entry.kind === EntryKind.FILE && entry.size <= SMALL_FILE_BYTES;
-          const manifest = small ? this.#wholeFileManifest(entry, absolutePath, signal) : undefined;
+          const manifest = small ? this.#wholeFileManifest(entry, file, signal) : undefined;
           manifest?.catch(() => {}); // awaited in order below; never an unhandled rejection
-          ahead.push({ entry, absolutePath, manifest });
+          ahead.push({ entry, absolutePath, file: small ? undefined : file, manifest });
         }
         const next = ahead.shift();
         if (next === undefined) break;
@@ -151,14 +162,17 @@ export class ManifestStream {
           await this.#entryFailed(next.path, next.failure);
           continue;
         }
-        const { entry, absolutePath, manifest } = next;
+        const { entry, absolutePath, file, manifest } = next;
         if (entry.kind !== EntryKind.FILE) {
           await batch.add(entry);
           continue;
         }
-        await batch.flush();
+        await batch.flush().catch((err: unknown) => {
+          closeFile(file);
+          throw err;
+        });
         if (manifest === undefined) {
-          await this.#sendLargeFile(entry, absolutePath);
+          await this.#sendLargeFile(entry, absolutePath, file);
           continue;
         }
         let listed: FileManifest;
@@ -178,47 +192,56 @@ export class ManifestStream {
       }
     } finally {
       await walk.return(undefined); // closes the walk's open folders when it stops early
+      for (const waiting of ahead) if (!isWalkFailure(waiting)) closeFile(waiting.file);
     }
     await batch.flush();
   }
 
   /**
-   * The complete chunk list of a small file, from the index or by hashing it. It is opened at
-   * the path the walk found it (walks descend only into real folders, so no symlink needs
-   * resolving); a file up to UNINDEXED_FILE_BYTES is read whole, and its bytes are kept for the
-   * GET_CHUNKS that will likely follow (see RecentChunks).
+   * The complete chunk list of a small file, open as the walk met it, from the index or by
+   * hashing it; closes the file. One up to UNINDEXED_FILE_BYTES is read whole, and its bytes are
+   * kept for the GET_CHUNKS that will likely follow (see RecentChunks).
    */
-  async #wholeFileManifest(entry: Entry, absolutePath: string, signal: AbortSignal): Promise<FileManifest> {
-    const fd = openFileAt(absolutePath, entry.path);
+  async #wholeFileManifest(
+    entry: Entry,
+    file: OpenedFile | TeleportError | undefined,
+    signal: AbortSignal,
+  ): Promise<FileManifest> {
+    const { fd, identity } = openedOrThrow(file, entry);
     try {
-      if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd);
+      if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd, identity);
       return await collectChunks(this.#fileChunks(entry, fd, signal));
     } finally {
       closeQuietly(fd);
     }
   }
 
-  #readTinyFile(entry: Entry, fd: number): FileManifest {
+  #readTinyFile(entry: Entry, fd: number, identity: string): FileManifest {
     const data = this.#sources.recent.reserve(entry.size);
     if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);
     }
     const manifest = chunkBytes(data, this.#sources.chunker);
     for (const chunk of manifest.chunks) {
-      this.#sources.recent.add(chunk.hash, data.subarray(chunk.offset, chunk.offset + chunk.size));
+      this.#sources.recent.add(chunk.hash, identity, data.subarray(chunk.offset, chunk.offset + chunk.size));
     }
     return manifest;
   }
 
   /** A large file's manifest, streamed as it is hashed (or read from the index). */
-  async #sendLargeFile(entry: Entry, absolutePath: string): Promise<void> {
+  async #sendLargeFile(
+    entry: Entry,
+    absolutePath: string,
+    file: OpenedFile | TeleportError | undefined,
+  ): Promise<void> {
     let fd: number;
     try {
-      fd = openFileAt(absolutePath, entry.path);
+      fd = openedOrThrow(file, entry).fd;
     } catch (err) {
       await this.#entryFailed(entry.path, err);
       return;
     }
+    platformIo.adviseSequential(fd); // chunks are read in order: more read-ahead from a cold disk
     try {
       await this.#sendFileBegin(entry, absolutePath);
       await this.#sendFileChunks(entry, fd);
@@ -265,6 +288,17 @@ export class ManifestStream {
     const index = entry.size > UNINDEXED_FILE_BYTES ? this.#sources.index : undefined;
     return fileChunks(fd, share.localPath(entry.path), entry.size, chunker, index, signal);
   }
+}
+
+/** The file the walk opened for `entry`, or the reason it could not. */
+function openedOrThrow(file: OpenedFile | TeleportError | undefined, entry: Entry): OpenedFile {
+  if (file instanceof TeleportError) throw file;
+  if (file === undefined) throw new TeleportError(ErrorCode.INTERNAL, `"${entry.path}" was not opened`);
+  return file;
+}
+
+function closeFile(file: OpenedFile | TeleportError | undefined): void {
+  if (file !== undefined && !(file instanceof TeleportError)) closeQuietly(file.fd);
 }
 
 /** Collects entries into frames of a bounded size. */

@@ -1,36 +1,57 @@
 /**
  * Open files shared by the requests of one connection, keyed by wire path, so that serving a
- * 1 GiB file in 64 KiB chunks resolves and opens it once, not 16,384 times. Least recently used
+ * 1 GiB file in 64 KiB chunks opens it once, not 16,384 times. Least recently used
  * files are closed beyond `capacity`, but never while a read is using them. Opening and closing
  * are synchronous (see engine/file-io.ts: a thread-pool trip costs more than the call).
  */
-import { constants, openSync } from "node:fs";
 import { closeQuietly } from "../engine/file-io.js";
-import { toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import type { OpenedFile } from "./share.js";
 
 interface Slot {
-  fd: number;
+  file: OpenedFile;
   users: number;
   evicted: boolean;
+  /** Whether the kernel was told it will be read in order (not for a file only identified). */
+  advised: boolean;
 }
 
 export class OpenFiles {
   readonly #slots = new Map<string, Slot>();
-  readonly #resolve: (wirePath: string) => string;
+  readonly #open: (wirePath: string) => OpenedFile;
   readonly #capacity: number;
 
-  /** `resolve` maps a wire path to the absolute path of a regular file inside the share, or throws. */
-  constructor(resolve: (wirePath: string) => string, capacity = 32) {
-    this.#resolve = resolve;
+  /** `open` opens the regular file at a wire path beneath the share root (Share.openFile), or throws. */
+  constructor(open: (wirePath: string) => OpenedFile, capacity = 32) {
+    this.#open = open;
     this.#capacity = capacity;
   }
 
   /** Runs `use` with the file at `wirePath` open as `fd`. */
   async with<T>(wirePath: string, use: (fd: number) => Promise<T>): Promise<T> {
+    const slot = this.#slot(wirePath);
+    if (!slot.advised) {
+      platformIo.adviseSequential(slot.file.fd); // chunks are read in order: more read-ahead from a cold disk
+      slot.advised = true;
+    }
+    slot.users++;
+    try {
+      return await use(slot.file.fd);
+    } finally {
+      slot.users--;
+      if (slot.evicted && slot.users === 0) closeQuietly(slot.file.fd);
+    }
+  }
+
+  /** The identity of the file at `wirePath` as it is open now (see RecentChunks). */
+  identity(wirePath: string): string {
+    return this.#slot(wirePath).file.identity;
+  }
+
+  #slot(wirePath: string): Slot {
     let slot = this.#slots.get(wirePath);
     if (slot === undefined) {
-      slot = { fd: this.#open(wirePath), users: 0, evicted: false };
+      slot = { file: this.#open(wirePath), users: 0, evicted: false, advised: false };
       this.#slots.set(wirePath, slot);
       this.#evictBeyondCapacity();
     } else {
@@ -38,13 +59,7 @@ export class OpenFiles {
       this.#slots.delete(wirePath);
       this.#slots.set(wirePath, slot);
     }
-    slot.users++;
-    try {
-      return await use(slot.fd);
-    } finally {
-      slot.users--;
-      if (slot.evicted && slot.users === 0) closeQuietly(slot.fd);
-    }
+    return slot;
   }
 
   /** Runs `use` with the files at `wirePaths` open, as `fds` in the same order. */
@@ -58,38 +73,20 @@ export class OpenFiles {
     return this.with(next, (fd) => this.withAll(wirePaths, use, [...fds, fd]));
   }
 
-  #open(wirePath: string): number {
-    return openFileAt(this.#resolve(wirePath), wirePath);
-  }
-
   #evictBeyondCapacity(): void {
     for (const [path, slot] of this.#slots) {
       if (this.#slots.size <= this.#capacity) break;
       this.#slots.delete(path);
       slot.evicted = true;
-      if (slot.users === 0) closeQuietly(slot.fd);
+      if (slot.users === 0) closeQuietly(slot.file.fd);
     }
   }
 
   closeAll(): void {
     for (const slot of this.#slots.values()) {
       slot.evicted = true;
-      if (slot.users === 0) closeQuietly(slot.fd);
+      if (slot.users === 0) closeQuietly(slot.file.fd);
     }
     this.#slots.clear();
-  }
-}
-
-/**
- * Opens the file at `absolutePath`, a path already resolved inside the share, for reading: a
- * symlink in its place now was put there since, and is refused. Errors name `wirePath`.
- */
-export function openFileAt(absolutePath: string, wirePath: string): number {
-  try {
-    const fd = openSync(absolutePath, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
-    platformIo.adviseSequential(fd); // chunks are read in order: more read-ahead from a cold disk
-    return fd;
-  } catch (err) {
-    throw toTeleportError(err, `"${wirePath}"`);
   }
 }

@@ -2,6 +2,7 @@
  * The host's side of READ_RANGE: a byte range of one file as RANGE_DATA pieces, each with the
  * BLAKE3 hash of its bytes, sent as the request's credit allows.
  */
+import { fstatSync } from "node:fs";
 import { hashBytes } from "../chunking/hash.js";
 import type { Connection } from "../engine/connection.js";
 import type { CreditGate } from "../engine/credit.js";
@@ -16,7 +17,6 @@ import {
 } from "../wire/messages.js";
 import type { OpenFiles } from "./open-files.js";
 import type { SendLeases } from "./send-leases.js";
-import type { Share } from "./share.js";
 
 const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
 /** A range read is sent as hashed pieces of at most this size. */
@@ -24,13 +24,11 @@ const RANGE_PIECE_BYTES = 1024 * 1024;
 
 export class RangeSender {
   readonly #connection: Connection;
-  readonly #share: Share;
   readonly #openFiles: OpenFiles;
   readonly #leases: SendLeases;
 
-  constructor(connection: Connection, share: Share, openFiles: OpenFiles, leases: SendLeases) {
+  constructor(connection: Connection, openFiles: OpenFiles, leases: SendLeases) {
     this.#connection = connection;
-    this.#share = share;
     this.#openFiles = openFiles;
     this.#leases = leases;
   }
@@ -41,11 +39,11 @@ export class RangeSender {
     credit: CreditGate,
     signal: AbortSignal,
   ): Promise<void> {
-    const { stats } = this.#share.resolveFile(path);
-    if (offset + length > stats.size) {
+    const size = await this.#openFiles.with(path, async (fd) => fstatSync(fd).size);
+    if (offset + length > size) {
       throw new TeleportError(
         ErrorCode.RANGE,
-        `range ${offset}+${length} is past the end of "${path}" (${stats.size} bytes)`,
+        `range ${offset}+${length} is past the end of "${path}" (${size} bytes)`,
       );
     }
     let position = offset;

@@ -1,9 +1,10 @@
 /**
  * The bytes of small files the host has just read to list them, kept for a moment so that the
- * GET_CHUNKS that follows a manifest is answered from memory instead of resolving, opening and
- * reading each file a second time (0.45 CPU-s less per 20,000-file pull). Keyed by chunk hash, so
- * a hit is the requested content by construction, whichever file or client it came from (every
- * client of a host holds the same share).
+ * GET_CHUNKS that follows a manifest is answered from memory instead of reading each file a
+ * second time. Keyed by chunk hash and by the identity (device, inode, size, mtime) of the file
+ * the bytes were read from: a request is served only if the path it names, opened beneath the
+ * share root now, is that same file, so bytes are never handed out on the strength of a hash
+ * alone, whatever path the walk had read them through.
  *
  * Files are read straight into one ring buffer, the oldest entries giving way as it wraps: a
  * fixed amount of memory and no garbage. A Buffer per file cost ~2.4x its bytes in peak RSS
@@ -44,17 +45,20 @@ export class RecentChunks {
     return this.#ring.subarray(start, end);
   }
 
-  /** Remembers that `data`, a view of the last reserved space, is the chunk with this hash. */
-  add(hash: Buffer, data: Buffer): void {
+  /**
+   * Remembers that `data`, a view of the last reserved space, is the chunk with this hash in the
+   * file of this identity (OpenedFile.identity).
+   */
+  add(hash: Buffer, fileIdentity: string, data: Buffer): void {
     if (data.buffer !== this.#ring.buffer || data.length === 0) return;
-    const key = hash.toString("latin1");
+    const key = slotKey(hash, fileIdentity);
     this.#slots.delete(key); // re-added at the end, where its bytes now are in ring order
     this.#slots.set(key, { start: data.byteOffset, size: data.length });
   }
 
-  /** The chunk's bytes, a view to be copied before the next `reserve`. */
-  get(hash: Buffer): Buffer | undefined {
-    const slot = this.#slots.get(hash.toString("latin1"));
+  /** The chunk's bytes as read from the file of this identity, a view to be copied before the next `reserve`. */
+  get(hash: Buffer, fileIdentity: string): Buffer | undefined {
+    const slot = this.#slots.get(slotKey(hash, fileIdentity));
     return slot && this.#ring.subarray(slot.start, slot.start + slot.size);
   }
 
@@ -63,4 +67,8 @@ export class RecentChunks {
     for (const slot of this.#slots.values()) total += slot.size;
     return total;
   }
+}
+
+function slotKey(hash: Buffer, fileIdentity: string): string {
+  return `${fileIdentity}/${hash.toString("latin1")}`;
 }

@@ -158,7 +158,7 @@ export class HostSession {
   constructor(stream: TransportStream, context: SessionContext) {
     this.#stream = stream;
     this.#context = context;
-    this.#openFiles = new OpenFiles((wirePath) => context.share.resolveFile(wirePath).absolutePath);
+    this.#openFiles = new OpenFiles((wirePath) => context.share.openFile(wirePath));
     this.#connection = new Connection(
       stream.stream,
       {
@@ -187,7 +187,7 @@ export class HostSession {
       compression: context.compression && new ChunkCompression(context.compression),
       faults: context.faults,
     });
-    this.#ranges = new RangeSender(this.#connection, context.share, this.#openFiles, this.#leases);
+    this.#ranges = new RangeSender(this.#connection, this.#openFiles, this.#leases);
     this.#authTimer = setTimeout(
       () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "no HELLO in time")),
       context.handshakeTimeoutMs,

@@ -1,22 +1,40 @@
 /**
- * The shared folder, read-only. Every path from the network goes through `resolve`, which refuses
- * anything that leads outside the root, through `..`, an absolute path or a symlink. Walks stream
- * depth-first with one open directory handle per level, so a 1M-file tree never sits in memory.
- * Per-entry calls (lstat, realpath, readlink) are synchronous: see engine/file-io.ts.
+ * The shared folder, read-only. Everything is opened beneath the root's descriptor (see
+ * platform/open-beneath.ts), never by a path string checked first and opened after: a folder a
+ * local user renames and replaces by a symlink mid-walk, or a file swapped for a symlink or a
+ * FIFO, is refused, not followed. Walks stream depth-first through folder descriptors, one open
+ * per level, so a 1M-file tree never sits in memory. Per-entry calls (lstat, open, readlink) are
+ * synchronous: see engine/file-io.ts.
  */
-import { type Dir, lstatSync, readlinkSync, realpathSync, type Stats, statSync } from "node:fs";
-import { opendir, realpath, stat } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { closeSync, constants, type Dir, fstatSync, lstatSync, openSync, type Stats } from "node:fs";
+import { opendir, realpath } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { closeQuietly } from "../engine/file-io.js";
+import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../errors.js";
+import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
-import { checkLinkTarget, joinWirePath, splitWirePath } from "../wire/path.js";
+import { joinWirePath, splitWirePath } from "../wire/path.js";
+import { describeEntry, identityOf, quietly, refuseEscapeByName, regularFile } from "./share-entry.js";
+
+/** A regular file of the share, open for reading. */
+export interface OpenedFile {
+  fd: number;
+  /** Device, inode, size and mtime when opened: which bytes the file held (see RecentChunks). */
+  identity: string;
+  size: number;
+}
 
 export interface ShareEntry {
   entry: Entry;
-  /** Absolute path on the host (inside the share). */
+  /** Absolute path on the host (inside the share): a name for messages and xattrs. */
   absolutePath: string;
   /** For a file with more than one name (hard links): its device and inode, the same for all. */
   inode?: string;
+  /**
+   * A file of a walk with `openFiles`: open beneath its folder as the walk met it (whoever takes
+   * the entry closes it), or why it could not be opened.
+   */
+  file?: OpenedFile | TeleportError;
 }
 
 /** A folder beneath the top of a walk that could not be listed. */
@@ -31,25 +49,41 @@ export function isWalkFailure(item: WalkItem): item is WalkFailure {
   return "failure" in item;
 }
 
+export interface WalkOptions {
+  signal?: AbortSignal | undefined;
+  /** Open each file as it is met (ShareEntry.file). */
+  openFiles?: boolean;
+}
+
+/** A folder held open and being listed. */
+interface OpenFolder {
+  handle: FolderHandle;
+  dir: Dir;
+}
+
 export class Share {
   readonly root: string;
   readonly name: string;
+  readonly #rootFolder: FolderHandle;
 
-  private constructor(root: string) {
+  private constructor(root: string, rootFd: number) {
     this.root = root;
     this.name = basename(root);
+    this.#rootFolder = { fd: rootFd, path: root };
   }
 
   static async open(path: string): Promise<Share> {
     let root: string;
+    let fd: number;
     try {
       root = await realpath(path);
+      fd = openSync(root, beneath.folderFlags);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOTDIR")
+        throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
       throw toTeleportError(err, `shared folder ${path}`);
     }
-    if (!(await stat(root)).isDirectory())
-      throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
-    return new Share(root);
+    return new Share(root, fd);
   }
 
   /** Where a wire path lies under the share root, without resolving symlinks (a name, not an access check). */
@@ -57,49 +91,54 @@ export class Share {
     return join(this.root, ...splitWirePath(wirePath));
   }
 
-  /** Absolute host path for a wire path, following symlinks only while they stay inside the share. */
-  resolve(wirePath: string): string {
-    const parts = splitWirePath(wirePath);
-    let real: string;
+  /**
+   * Opens the regular file at a wire path for reading, beneath the root with no symlink on the
+   * way (GET_CHUNKS and READ_RANGE name files as the walk listed them, through real folders).
+   */
+  openFile(wirePath: string): OpenedFile {
+    let fd: number;
     try {
-      real = realpathSync.native(join(this.root, ...parts));
+      fd = beneath.open(this.#rootFolder, splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
+        within: this.root,
+      });
     } catch (err) {
-      // A missing path reached through a symlink that leaves the share is an escape, not
-      // "not found": otherwise a client could probe which files exist outside.
-      this.#refuseEscapingAncestor(parts, wirePath);
-      throw toTeleportError(err, `"${wirePath}"`);
+      if (isTeleportError(err, ErrorCode.NOT_FOUND)) refuseEscapeByName(this.root, wirePath);
+      throw err;
     }
-    if (!this.#contains(real))
-      throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
-    return real;
-  }
-
-  #refuseEscapingAncestor(parts: string[], wirePath: string): void {
-    const escapeError = new TeleportError(ErrorCode.PATH_ESCAPE, `"${wirePath}" leads outside the share`);
-    const danglingTarget = quietly(() => readlinkSync(join(this.root, ...parts)));
-    if (danglingTarget !== undefined) {
-      const parent = quietly(() => realpathSync.native(join(this.root, ...parts.slice(0, -1)))) ?? this.root;
-      if (!this.#contains(resolve(parent, danglingTarget))) throw escapeError;
-    }
-    for (let length = parts.length - 1; length > 0; length--) {
-      const ancestor = quietly(() => realpathSync.native(join(this.root, ...parts.slice(0, length))));
-      if (ancestor === undefined) continue;
-      if (!this.#contains(ancestor)) throw escapeError;
-      return;
-    }
-  }
-
-  /** Resolves a wire path to a regular file, refusing folders, devices, FIFOs and sockets. */
-  resolveFile(wirePath: string): { absolutePath: string; stats: Stats } {
-    const absolutePath = this.resolve(wirePath);
-    const stats = statSync(absolutePath);
-    if (!stats.isFile()) throw new TeleportError(ErrorCode.NOT_A_FILE, `"${wirePath}" is not a regular file`);
-    return { absolutePath, stats };
+    return regularFile(fd, wirePath);
   }
 
   stat(wirePath: string): ShareEntry {
-    const absolutePath = this.resolve(wirePath);
-    const found = this.#describe(wirePath, absolutePath, lstatSync(absolutePath));
+    const top = this.#openTop(wirePath);
+    try {
+      return this.#describeTop(wirePath, top);
+    } finally {
+      closeQuietly(top.fd);
+    }
+  }
+
+  /**
+   * A wire path as the top of a listing: opened beneath the root (O_PATH), following symlinks
+   * only while they stay inside, so a request may name a folder through an inside symlink.
+   */
+  #openTop(wirePath: string): FolderHandle {
+    const relPath = splitWirePath(wirePath).join("/");
+    try {
+      const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
+        within: this.root,
+        followInside: true,
+      });
+      return { fd, path: join(this.root, relPath) };
+    } catch (err) {
+      // Through a symlink that leaves the share, a missing path is an escape, not "not found":
+      // otherwise a client could probe which files exist outside.
+      if (isTeleportError(err, ErrorCode.NOT_FOUND)) refuseEscapeByName(this.root, wirePath);
+      throw toTeleportError(err, `"${wirePath}"`);
+    }
+  }
+
+  #describeTop(wirePath: string, top: FolderHandle): ShareEntry {
+    const found = describeEntry(this.root, wirePath, top.path, fstatSync(top.fd), beneath.pathAt(top, ""));
     if (found === null)
       throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
     return found;
@@ -107,118 +146,187 @@ export class Share {
 
   /** The entries directly inside a folder (or the entry itself for a file). */
   async *list(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
-    const top = this.stat(wirePath);
-    if (top.entry.kind !== EntryKind.DIRECTORY) {
-      yield top;
+    const { found, folder } = await this.#top(wirePath, false);
+    if (folder === undefined) {
+      yield found;
       return;
     }
-    yield* this.#children(top, await this.#openFolder(top), signal);
+    try {
+      yield* this.#children(found, folder.handle, folder.dir, { signal });
+    } finally {
+      closeQuietly(folder.handle.fd);
+    }
   }
 
   /**
    * The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows
    * it. A folder beneath the top that cannot be listed is a WalkFailure and the walk goes on.
    */
-  async *walk(wirePath: string, signal?: AbortSignal): AsyncGenerator<WalkItem> {
-    const top = this.stat(wirePath);
-    yield top;
-    if (top.entry.kind === EntryKind.DIRECTORY)
-      yield* this.#walkChildren(top, await this.#openFolder(top), signal);
-  }
-
-  async *#walkChildren(folder: ShareEntry, dir: Dir, signal?: AbortSignal): AsyncGenerator<WalkItem> {
-    for await (const child of this.#children(folder, dir, signal)) {
-      yield child;
-      if (child.entry.kind !== EntryKind.DIRECTORY) continue;
-      let childDir: Dir;
-      try {
-        childDir = await this.#openFolder(child);
-      } catch (err) {
-        yield { path: child.entry.path, failure: toTeleportError(err) };
-        continue;
+  async *walk(wirePath: string, options: WalkOptions = {}): AsyncGenerator<WalkItem> {
+    const { found, folder } = await this.#top(wirePath, options.openFiles === true);
+    if (folder === undefined) {
+      yield found;
+      return;
+    }
+    let descended = false;
+    try {
+      yield found;
+      descended = true; // from here #walkChildren closes the folder
+      yield* this.#walkChildren(found, folder.handle, folder.dir, options);
+    } finally {
+      if (!descended) {
+        closeQuietly(folder.handle.fd);
+        await folder.dir.close().catch(() => {});
       }
-      yield* this.#walkChildren(child, childDir, signal);
     }
   }
 
-  async #openFolder(folder: ShareEntry): Promise<Dir> {
+  /**
+   * The top of a listing: its entry and, for a folder, its handle and listing, which the caller
+   * closes; a file's walk with `openFiles` opens it.
+   */
+  async #top(wirePath: string, openFiles: boolean): Promise<{ found: ShareEntry; folder?: OpenFolder }> {
+    const top = this.#openTop(wirePath);
     try {
-      return await opendir(folder.absolutePath, { bufferSize: 64 });
+      const found = this.#describeTop(wirePath, top);
+      if (found.entry.kind === EntryKind.DIRECTORY)
+        return { found, folder: { handle: top, dir: await this.#listFolder(found, top) } };
+      if (found.entry.kind === EntryKind.FILE && openFiles) found.file = this.#openTopFile(wirePath, top);
+      closeQuietly(top.fd);
+      return { found };
+    } catch (err) {
+      closeQuietly(top.fd);
+      throw err;
+    }
+  }
+
+  /** The top of a walk, a file, opened for reading: it must be the file `top` holds. */
+  #openTopFile(wirePath: string, top: FolderHandle): OpenedFile | TeleportError {
+    try {
+      const opened = this.openFile(wirePath);
+      if (opened.identity === identityOf(fstatSync(top.fd))) return opened;
+      closeSync(opened.fd);
+      return new TeleportError(ErrorCode.FILE_CHANGED, `"${wirePath}" changed while it was being listed`);
+    } catch (err) {
+      return toTeleportError(err);
+    }
+  }
+
+  /** The folder open as `handle`, listed as `dir`, and its subtree; closes `handle` when done. */
+  async *#walkChildren(
+    folder: ShareEntry,
+    handle: FolderHandle,
+    dir: Dir,
+    options: WalkOptions,
+  ): AsyncGenerator<WalkItem> {
+    try {
+      for await (const child of this.#children(folder, handle, dir, options)) {
+        yield child;
+        if (child.entry.kind !== EntryKind.DIRECTORY) continue;
+        let childHandle: FolderHandle | undefined;
+        let childDir: Dir;
+        try {
+          childHandle = this.#openChildFolder(handle, child);
+          childDir = await this.#listFolder(child, childHandle);
+        } catch (err) {
+          if (childHandle !== undefined) closeQuietly(childHandle.fd);
+          yield { path: child.entry.path, failure: toTeleportError(err) };
+          continue;
+        }
+        yield* this.#walkChildren(child, childHandle, childDir, options);
+      }
+    } finally {
+      closeQuietly(handle.fd);
+    }
+  }
+
+  /** A folder met in a walk, opened beneath its parent: a symlink swapped in its place is refused. */
+  #openChildFolder(parent: FolderHandle, child: ShareEntry): FolderHandle {
+    const name = basename(child.absolutePath);
+    const fd = beneath.open(parent, name, beneath.folderFlags, { within: this.root });
+    return { fd, path: child.absolutePath };
+  }
+
+  async #listFolder(folder: ShareEntry, handle: FolderHandle): Promise<Dir> {
+    try {
+      return await opendir(beneath.pathAt(handle, ""), { bufferSize: 64 });
     } catch (err) {
       throw toTeleportError(err, `listing "${folder.entry.path}"`);
     }
   }
 
-  /** The entries of `folder`, open as `dir`, which is closed when they end or the caller stops. */
-  async *#children(folder: ShareEntry, dir: Dir, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+  /** The entries of `folder`, listed as `dir`, which is closed when they end or the caller stops. */
+  async *#children(
+    folder: ShareEntry,
+    handle: FolderHandle,
+    dir: Dir,
+    options: WalkOptions,
+  ): AsyncGenerator<ShareEntry> {
     try {
       for await (const dirent of dir) {
-        signal?.throwIfAborted();
+        options.signal?.throwIfAborted();
+        const at = beneath.pathAt(handle, dirent.name);
         const absolutePath = join(folder.absolutePath, dirent.name);
         const wirePath = joinWirePath(folder.entry.path, dirent.name);
-        const stats = quietly(() => lstatSync(absolutePath));
+        if (options.openFiles && dirent.isFile()) {
+          const opened = this.#openListedFile(handle, dirent.name, wirePath, absolutePath, at);
+          if (opened !== undefined) {
+            yield opened;
+            continue;
+          }
+        }
+        const stats = quietly(() => lstatSync(at));
         if (stats === undefined) continue; // removed while we were listing
-        const found = this.#describe(wirePath, absolutePath, stats);
-        if (found !== null) yield found;
+        const found = describeEntry(this.root, wirePath, absolutePath, stats, at);
+        if (found === null) continue;
+        if (found.entry.kind === EntryKind.FILE && options.openFiles)
+          found.file = this.#openChildFile(handle, dirent.name, stats, wirePath);
+        yield found;
       }
     } finally {
       await dir.close().catch(() => {});
     }
   }
 
-  /** An Entry for a file, folder or inside-pointing symlink; null for anything not served. */
-  #describe(wirePath: string, absolutePath: string, stats: Stats): ShareEntry | null {
-    const base = { path: wirePath, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, linkTarget: "" };
-    if (stats.isFile()) {
-      const found: ShareEntry = { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
-      if (stats.nlink > 1) found.inode = inodeKey(absolutePath);
-      return found;
+  /**
+   * A file the listing says is one, opened first and described from its descriptor: one system
+   * call fewer than lstat then open. Undefined where it cannot be (unreadable, no longer a
+   * regular file): then lstat says what it is.
+   */
+  #openListedFile(
+    handle: FolderHandle,
+    name: string,
+    wirePath: string,
+    absolutePath: string,
+    at: string,
+  ): ShareEntry | undefined {
+    const fd = quietly(() => beneath.open(handle, name, constants.O_RDONLY, { within: this.root }));
+    if (fd === undefined) return undefined;
+    const stats = quietly(() => fstatSync(fd));
+    const found = stats?.isFile() && describeEntry(this.root, wirePath, absolutePath, stats, at);
+    if (!found || stats === undefined) {
+      closeQuietly(fd);
+      return undefined;
     }
-    if (stats.isDirectory()) return { absolutePath, entry: { ...base, kind: EntryKind.DIRECTORY, size: 0 } };
-    if (stats.isSymbolicLink()) {
-      const target = this.#insideLinkTarget(wirePath, absolutePath);
-      if (target === null) return null;
-      return { absolutePath, entry: { ...base, kind: EntryKind.SYMLINK, size: 0, linkTarget: target } };
-    }
-    return null; // devices, FIFOs, sockets are never served
+    found.file = { fd, identity: identityOf(stats), size: stats.size };
+    return found;
   }
 
-  /** The symlink's target as a relative path if it stays inside the share, else null. */
-  #insideLinkTarget(wirePath: string, absolutePath: string): string | null {
-    let target = readlinkSync(absolutePath);
-    if (isAbsolute(target)) {
-      if (!this.#contains(target)) return null;
-      target = relative(dirname(absolutePath), target) || ".";
-    }
+  /** A file met in a walk, opened beneath its folder; it must be the one lstat described. */
+  #openChildFile(
+    handle: FolderHandle,
+    name: string,
+    stats: Stats,
+    wirePath: string,
+  ): OpenedFile | TeleportError {
     try {
-      checkLinkTarget(wirePath, target);
-    } catch {
-      return null;
+      const fd = beneath.open(handle, name, constants.O_RDONLY, { within: this.root });
+      const opened = regularFile(fd, wirePath);
+      if (opened.identity === identityOf(stats)) return opened;
+      closeSync(fd);
+      return new TeleportError(ErrorCode.FILE_CHANGED, `"${wirePath}" changed while it was being listed`);
+    } catch (err) {
+      return toTeleportError(err);
     }
-    try {
-      if (!this.#contains(realpathSync.native(absolutePath))) return null;
-    } catch {
-      // Dangling but lexically inside: kept, as rsync -l would.
-    }
-    return target.split(sep).join("/");
-  }
-
-  #contains(absolutePath: string): boolean {
-    return absolutePath === this.root || absolutePath.startsWith(this.root + sep);
-  }
-}
-
-/** Device and inode, exactly: inode numbers may exceed 2^53. */
-function inodeKey(absolutePath: string): string | undefined {
-  const stats = quietly(() => lstatSync(absolutePath, { bigint: true }));
-  return stats === undefined ? undefined : `${stats.dev}:${stats.ino}`;
-}
-
-/** What `read` returns, or undefined if it throws. */
-function quietly<T>(read: () => T): T | undefined {
-  try {
-    return read();
-  } catch {
-    return undefined;
   }
 }

@@ -75,13 +75,25 @@ export const FADV_SEQUENTIAL = 2;
 
 const ADDON_PATH = "../../../build/Release/teleport_io.node";
 
-function load(): NativeAddon | undefined {
+function load<T>(path: string): T | undefined {
   if (process.env.TELEPORT_NATIVE === "0" || process.platform !== "linux") return undefined;
   try {
-    return createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    return createRequire(import.meta.url)(path) as T;
   } catch {
     return undefined; // not built: the portable path
   }
 }
 
-export const native: NativeAddon | undefined = load();
+export const native: NativeAddon | undefined = load<NativeAddon>(ADDON_PATH);
+
+/** `native/beneath.c` (in the same addon): opening beneath a directory descriptor (openat2). */
+export interface NativeBeneath {
+  /**
+   * openat2(dirFd, path, flags | O_CLOEXEC) with RESOLVE_BENEATH, and RESOLVE_NO_SYMLINKS when
+   * `noSymlinks`: the new descriptor. Throws ENOSYS where the kernel has no openat2, EXDEV for a
+   * path leading above `dirFd`, ELOOP for a symlink refused.
+   */
+  openBeneath(dirFd: number, path: string, flags: number, noSymlinks: boolean): number;
+}
+
+export const nativeBeneath: NativeBeneath | undefined = load<NativeBeneath>(ADDON_PATH);

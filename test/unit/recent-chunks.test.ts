@@ -10,19 +10,22 @@ import { chunkBytes, chunkFile, collectChunks } from "../../src/chunking/manifes
 import { RecentChunks } from "../../src/host/recent-chunks.js";
 import { seededRandom } from "../helpers/seed.js";
 
+/** The identity of the one "file" these tests read (see OpenedFile.identity). */
+const FILE = "1:2:3:4";
+
 /** Reads a "file" of `size` bytes of `fill` into the cache, as the host's manifest does. */
 function put(recent: RecentChunks, fill: number, size: number): Buffer {
   const data = recent.reserve(size);
   data.fill(fill);
   const hash = hashBytes(data);
-  recent.add(hash, data);
+  recent.add(hash, FILE, data);
   return hash;
 }
 
 test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps", () => {
   const recent = new RecentChunks(3500);
   const holds = (hash: Buffer, fill: number, size: number) =>
-    assert.deepEqual(recent.get(hash), Buffer.alloc(size, fill));
+    assert.deepEqual(recent.get(hash, FILE), Buffer.alloc(size, fill));
   const a = put(recent, 1, 1000); // [0, 1000)
   const b = put(recent, 2, 1000); // [1000, 2000)
   const c = put(recent, 3, 1000); // [2000, 3000)
@@ -31,7 +34,7 @@ test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps
   holds(a, 1, 1000);
 
   const e = put(recent, 5, 1000); // no room at the end: wraps to [0, 1000), over a
-  assert.equal(recent.get(a), undefined, "the oldest went first");
+  assert.equal(recent.get(a, FILE), undefined, "the oldest went first");
   holds(b, 2, 1000);
   holds(c, 3, 1000);
   holds(d, 4, 400);
@@ -39,21 +42,29 @@ test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps
 
   // Wraps to [0, 2600): b, c and d are older than e, so they go too, d though it is not overwritten.
   const f = put(recent, 6, 2600);
-  for (const gone of [b, c, d, e]) assert.equal(recent.get(gone), undefined);
+  for (const gone of [b, c, d, e]) assert.equal(recent.get(gone, FILE), undefined);
   holds(f, 6, 2600);
 
   const g = put(recent, 7, 500); // [2600, 3100)
   const h = put(recent, 8, 1000); // wraps to [0, 1000), over f
-  assert.equal(recent.get(f), undefined);
+  assert.equal(recent.get(f, FILE), undefined);
   holds(g, 7, 500);
   holds(h, 8, 1000);
   assert.equal(recent.bytes, 1500);
 
   const large = recent.reserve(4000);
   assert.equal(large.length, 4000, "a file larger than the ring gets a buffer of its own");
-  recent.add(hashBytes(large), large);
+  recent.add(hashBytes(large), FILE, large);
   assert.equal(recent.bytes, 1500, "and is not kept");
   holds(g, 7, 500);
+});
+
+test("RecentChunks serves a chunk only for the file identity it was read from", () => {
+  const recent = new RecentChunks(3500);
+  const hash = put(recent, 1, 1000);
+  assert.deepEqual(recent.get(hash, FILE), Buffer.alloc(1000, 1));
+  assert.equal(recent.get(hash, "1:2:3:5"), undefined, "another mtime: another file's bytes");
+  assert.equal(recent.get(hash, "1:9:3:4"), undefined, "another inode");
 });
 
 test("chunkBytes cuts bytes in memory exactly as chunkFile cuts the same bytes in a file", async (t) => {

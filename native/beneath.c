@@ -1,0 +1,73 @@
+/*
+ * Opening files beneath a directory, for the host's share: openat2 with RESOLVE_BENEATH (no `..`
+ * or absolute path above the directory, not even through a symlink) and, when asked,
+ * RESOLVE_NO_SYMLINKS. A module of its own (teleport_beneath.node) beside teleport_io.node.
+ *
+ * openBeneath(dirFd, path, flags, noSymlinks): the new descriptor (O_CLOEXEC always), or throws
+ * an Error whose code is errno's name: ENOSYS where the kernel has no openat2 (before 5.6),
+ * EXDEV for a path leading above dirFd, ELOOP for a symlink refused.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <node_api.h>
+
+#include "beneath.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437 /* the same number on every architecture */
+#endif
+
+#define PATH_BYTES 4096
+
+static napi_value fail(napi_env env, int err, const char *what) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+  const char *name = strerrorname_np(err);
+  napi_throw_error(env, name != NULL ? name : "EIO", message);
+  return NULL;
+}
+
+static napi_value open_beneath_js(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  size_t argc = 4;
+  int32_t dir_fd, flags;
+  bool no_symlinks;
+  char path[PATH_BYTES];
+  size_t length;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_value_int32(env, argv[0], &dir_fd) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], path, sizeof path, &length) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &flags) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &no_symlinks) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "openBeneath(dirFd, path, flags, noSymlinks)");
+    return NULL;
+  }
+  if (length >= sizeof path - 1) return fail(env, ENAMETOOLONG, "openat2");
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(uint32_t)flags | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (no_symlinks ? RESOLVE_NO_SYMLINKS : 0);
+  long fd;
+  int tries = 0;
+  do {
+    fd = syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+  } while (fd < 0 && errno == EAGAIN && ++tries < 16); /* a rename raced the lookup: again */
+  if (fd < 0) return fail(env, errno, "openat2");
+  napi_value result;
+  napi_create_int32(env, (int32_t)fd, &result);
+  return result;
+}
+
+void teleport_define_beneath(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"openBeneath", NULL, open_beneath_js, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, 1, properties);
+}
