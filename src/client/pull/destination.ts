@@ -12,7 +12,6 @@
  * in the kernel, far less than a round trip through libuv's thread pool (docs/decisions.md,
  * "Synchronous destination calls").
  */
-import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
@@ -28,10 +27,10 @@ import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { directoryIo, type NameStat, type OpenFolder } from "../../platform/directory-io.js";
 import { platformIo } from "../../platform/io.js";
 import type { Entry, Xattr } from "../../wire/messages.js";
+import { isRunning, partFileWriter, partNameFor } from "./part-names.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
 import { checkSymlinkTarget, type NameKind, nameKind } from "./symlink-target.js";
 
-const PART_SUFFIX = ".teleport-part";
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
 /**
@@ -42,33 +41,6 @@ const UMASK = process.umask();
 
 function modeFromHost(mode: number): number {
   return mode & 0o777 & ~UMASK & ~0o022;
-}
-
-/**
- * A part-file name for `name`, carrying the writer's process id: a part file whose writer is
- * gone, and which no journal lists for resuming, is a killed pull's leftover that the next pull
- * into the folder removes (see `partFileWriter`). Links and symlinks are made under such a name
- * too, then renamed.
- */
-function partNameFor(name: string): string {
-  const unique = `${process.pid}-${randomBytes(6).toString("hex")}`;
-  return `.${shortened(name)}.${unique}${PART_SUFFIX}`;
-}
-
-/** `.NAME.PID-RANDOM` + PART_SUFFIX, as partNameFor makes them. */
-const PART_NAME = /^\..+\.(\d+)-[0-9a-f]{12}\.teleport-part$/;
-
-/** The process id of the pull that wrote the part file `name`; undefined if it is not one. */
-function partFileWriter(name: string): number | undefined {
-  const pid = PART_NAME.exec(name)?.[1];
-  return pid === undefined ? undefined : Number(pid);
-}
-
-/** `name` if short, else a prefix and a hash of the whole: within NAME_MAX, and distinct. */
-function shortened(name: string): string {
-  if (Buffer.byteLength(name) <= 180) return name;
-  const prefix = Buffer.from(name).subarray(0, 150).toString();
-  return `${prefix}~${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
 }
 
 function errorCode(err: unknown): string | undefined {
@@ -487,15 +459,4 @@ function sameAttributes(current: readonly Xattr[] | undefined, wanted: readonly 
   if (current === undefined || current.length !== wanted.length) return false;
   const byName = new Map(current.map((xattr) => [xattr.name, xattr.value]));
   return wanted.every((xattr) => byName.get(xattr.name)?.equals(xattr.value) === true);
-}
-
-/** Whether process `pid` is running (as far as this user can tell). */
-export function isRunning(pid: number): boolean {
-  if (pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

@@ -11,7 +11,8 @@ import { bootId, inodeOf } from "../../store/chunk-index.js";
 import { writableOnlyByUs } from "../../store/private-file.js";
 import type { ChunkRef, Entry, FileEnd } from "../../wire/messages.js";
 import type { DownloadJournal } from "./chunk-planner.js";
-import { isRunning, type PartFile } from "./destination.js";
+import type { PartFile } from "./destination.js";
+import { isRunning } from "./part-names.js";
 
 /** Journal rows per transaction, and the longest a written chunk waits for its row (see record). */
 const JOURNAL_BATCH = 256;
