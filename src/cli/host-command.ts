@@ -109,13 +109,15 @@ function stopRequested(host: Host, expireMs: number | undefined, once: FirstComp
 
 /**
  * `--once`'s idea of a complete pull: clients proved the link's secret, and then every
- * authenticated connection closed without an error. A pull that failed or was cut (an error on
- * any of its connections) does not count, so it can resume; a connection that never
- * authenticated (a scan, a wrong link) does not count either.
+ * authenticated connection closed, at least one of them cleanly. A pull that was cut or killed
+ * ends every connection with an error, so it does not count and can resume; a pull that
+ * finished closes its control connection cleanly, even when a connection it dropped along the
+ * way (the losing attempt of a transport race, a healed data stream) ended with one. A connection
+ * that never authenticated (a scan, a wrong link) does not count either.
  */
 class FirstCompletePull {
   #open = 0;
-  #failed = false;
+  #closedCleanly = false;
   #complete: (() => void) | undefined;
 
   onComplete(listener: () => void): void {
@@ -129,10 +131,11 @@ class FirstCompletePull {
     }
     if (!event.authenticated) return;
     this.#open -= 1;
-    if (event.error !== undefined) this.#failed = true;
+    if (event.error === undefined) this.#closedCleanly = true;
     if (this.#open > 0) return;
-    if (this.#failed) this.#failed = false;
-    else this.#complete?.();
+    const complete = this.#closedCleanly;
+    this.#closedCleanly = false;
+    if (complete) this.#complete?.();
   }
 }
 
