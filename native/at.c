@@ -16,19 +16,12 @@
 #include <unistd.h>
 
 #include "at.h"
+#include "fail.h"
 
 #define AT_MAX_ARGS 4
 /* NAME_MAX and PATH_MAX (a symlink's target), with their NUL. */
 #define AT_NAME_BYTES 256
 #define AT_TARGET_BYTES 4096
-
-static napi_value at_fail(napi_env env, int err, const char *what) {
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  const char *name = strerrorname_np(err);
-  napi_throw_error(env, name != NULL ? name : "EIO", message);
-  return NULL;
-}
 
 static int at_usage(napi_env env, const char *message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
@@ -77,7 +70,7 @@ static napi_value open_at_js(napi_env env, napi_callback_info info) {
       !at_int(env, argv[3], &mode))
     return NULL;
   int fd = openat(dir, name, flags | O_CLOEXEC, (mode_t)mode);
-  if (fd < 0) return at_fail(env, errno, "openat");
+  if (fd < 0) return teleport_fail(env, errno, "openat");
   return at_number(env, fd);
 }
 
@@ -88,7 +81,7 @@ static napi_value mkdir_at_js(napi_env env, napi_callback_info info) {
   char name[AT_NAME_BYTES];
   if (!at_args(env, info, 3, argv) || !at_place(env, argv, 0, &dir, name) || !at_int(env, argv[2], &mode))
     return NULL;
-  if (mkdirat(dir, name, (mode_t)mode) < 0) return at_fail(env, errno, "mkdirat");
+  if (mkdirat(dir, name, (mode_t)mode) < 0) return teleport_fail(env, errno, "mkdirat");
   return NULL;
 }
 
@@ -100,7 +93,7 @@ static napi_value rename_at_js(napi_env env, napi_callback_info info) {
   if (!at_args(env, info, 4, argv) || !at_place(env, argv, 0, &from_dir, from) ||
       !at_place(env, argv, 2, &to_dir, to))
     return NULL;
-  if (renameat(from_dir, from, to_dir, to) < 0) return at_fail(env, errno, "renameat");
+  if (renameat(from_dir, from, to_dir, to) < 0) return teleport_fail(env, errno, "renameat");
   return NULL;
 }
 
@@ -112,7 +105,7 @@ static napi_value link_at_js(napi_env env, napi_callback_info info) {
   if (!at_args(env, info, 4, argv) || !at_place(env, argv, 0, &from_dir, from) ||
       !at_place(env, argv, 2, &to_dir, to))
     return NULL;
-  if (linkat(from_dir, from, to_dir, to, 0) < 0) return at_fail(env, errno, "linkat");
+  if (linkat(from_dir, from, to_dir, to, 0) < 0) return teleport_fail(env, errno, "linkat");
   return NULL;
 }
 
@@ -124,7 +117,7 @@ static napi_value symlink_at_js(napi_env env, napi_callback_info info) {
   if (!at_args(env, info, 3, argv) || !at_string(env, argv[0], target, sizeof target) ||
       !at_place(env, argv, 1, &dir, name))
     return NULL;
-  if (symlinkat(target, dir, name) < 0) return at_fail(env, errno, "symlinkat");
+  if (symlinkat(target, dir, name) < 0) return teleport_fail(env, errno, "symlinkat");
   return NULL;
 }
 
@@ -134,7 +127,7 @@ static napi_value unlink_at_js(napi_env env, napi_callback_info info) {
   int dir;
   char name[AT_NAME_BYTES];
   if (!at_args(env, info, 2, argv) || !at_place(env, argv, 0, &dir, name)) return NULL;
-  if (unlinkat(dir, name, 0) < 0) return at_fail(env, errno, "unlinkat");
+  if (unlinkat(dir, name, 0) < 0) return teleport_fail(env, errno, "unlinkat");
   return NULL;
 }
 
@@ -145,7 +138,7 @@ static napi_value stat_at_js(napi_env env, napi_callback_info info) {
   char name[AT_NAME_BYTES];
   if (!at_args(env, info, 2, argv) || !at_place(env, argv, 0, &dir, name)) return NULL;
   struct stat st;
-  if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return at_fail(env, errno, "fstatat");
+  if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return teleport_fail(env, errno, "fstatat");
   napi_value result;
   napi_create_array_with_length(env, 3, &result);
   napi_set_element(env, result, 0, at_number(env, st.st_mode));

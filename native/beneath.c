@@ -14,6 +14,7 @@
 #include <node_api.h>
 
 #include "beneath.h"
+#include "fail.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,14 +26,6 @@
 #endif
 
 #define PATH_BYTES 4096
-
-static napi_value fail(napi_env env, int err, const char *what) {
-  char message[256];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-  const char *name = strerrorname_np(err);
-  napi_throw_error(env, name != NULL ? name : "EIO", message);
-  return NULL;
-}
 
 static napi_value open_beneath_js(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -49,7 +42,7 @@ static napi_value open_beneath_js(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "openBeneath(dirFd, path, flags, noSymlinks)");
     return NULL;
   }
-  if (length >= sizeof path - 1) return fail(env, ENAMETOOLONG, "openat2");
+  if (length >= sizeof path - 1) return teleport_fail(env, ENAMETOOLONG, "openat2");
   struct open_how how;
   memset(&how, 0, sizeof how);
   how.flags = (uint64_t)(uint32_t)flags | O_CLOEXEC;
@@ -59,7 +52,7 @@ static napi_value open_beneath_js(napi_env env, napi_callback_info info) {
   do {
     fd = syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
   } while (fd < 0 && errno == EAGAIN && ++tries < 16); /* a rename raced the lookup: again */
-  if (fd < 0) return fail(env, errno, "openat2");
+  if (fd < 0) return teleport_fail(env, errno, "openat2");
   napi_value result;
   napi_create_int32(env, (int32_t)fd, &result);
   return result;

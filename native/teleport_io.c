@@ -28,12 +28,12 @@
 #include <unistd.h>
 
 #include "at.h"
+#include "fail.h"
 #include "beneath.h"
 
 #define MAX_ARGS 5
 
-/* Throws an Error whose code is errno's name and returns NULL, for `return fail(...)`. */
-static napi_value fail(napi_env env, int err, const char *what) {
+napi_value teleport_fail(napi_env env, int err, const char *what) {
   char message[256];
   snprintf(message, sizeof message, "%s: %s", what, strerror(err));
   const char *name = strerrorname_np(err);
@@ -79,7 +79,7 @@ static napi_value copy_file_range_js(napi_env env, napi_callback_info info) {
     ssize_t n = copy_file_range((int)a[0], &in, (int)a[2], &out, (size_t)left, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(env, errno, "copy_file_range");
+      return teleport_fail(env, errno, "copy_file_range");
     }
     if (n == 0) break;
     done += n;
@@ -94,7 +94,7 @@ static napi_value clone_range_js(napi_env env, napi_callback_info info) {
   if (!int_args(env, info, 5, a)) return NULL;
   struct file_clone_range range = {
       .src_fd = a[0], .src_offset = (uint64_t)a[1], .dest_offset = (uint64_t)a[3], .src_length = (uint64_t)a[4]};
-  if (ioctl((int)a[2], FICLONERANGE, &range) < 0) return fail(env, errno, "FICLONERANGE");
+  if (ioctl((int)a[2], FICLONERANGE, &range) < 0) return teleport_fail(env, errno, "FICLONERANGE");
   return NULL;
 }
 
@@ -102,7 +102,7 @@ static napi_value clone_range_js(napi_env env, napi_callback_info info) {
 static napi_value preallocate_js(napi_env env, napi_callback_info info) {
   int64_t a[3];
   if (!int_args(env, info, 3, a)) return NULL;
-  if (fallocate((int)a[0], FALLOC_FL_KEEP_SIZE, a[1], a[2]) < 0) return fail(env, errno, "fallocate");
+  if (fallocate((int)a[0], FALLOC_FL_KEEP_SIZE, a[1], a[2]) < 0) return teleport_fail(env, errno, "fallocate");
   return NULL;
 }
 
@@ -111,7 +111,7 @@ static napi_value punch_hole_js(napi_env env, napi_callback_info info) {
   int64_t a[3];
   if (!int_args(env, info, 3, a)) return NULL;
   if (fallocate((int)a[0], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a[1], a[2]) < 0)
-    return fail(env, errno, "fallocate(PUNCH_HOLE)");
+    return teleport_fail(env, errno, "fallocate(PUNCH_HOLE)");
   return NULL;
 }
 
@@ -123,7 +123,7 @@ static napi_value seek_js(napi_env env, napi_callback_info info) {
   off_t at = lseek((int)a[0], a[1], (int)a[2]);
   if (at < 0) {
     if (errno == ENXIO) return number(env, -1);
-    return fail(env, errno, "lseek");
+    return teleport_fail(env, errno, "lseek");
   }
   return number(env, at);
 }
@@ -133,7 +133,7 @@ static napi_value fadvise_js(napi_env env, napi_callback_info info) {
   int64_t a[4];
   if (!int_args(env, info, 4, a)) return NULL;
   int err = posix_fadvise((int)a[0], a[1], a[2], (int)a[3]);
-  if (err != 0) return fail(env, err, "posix_fadvise");
+  if (err != 0) return teleport_fail(env, err, "posix_fadvise");
   return NULL;
 }
 
@@ -308,12 +308,12 @@ static napi_value open_sender_js(napi_env env, napi_callback_info info) {
   int64_t fd;
   if (!int_args(env, info, 1, &fd)) return NULL;
   sender_t *s = calloc(1, sizeof *s);
-  if (s == NULL) return fail(env, ENOMEM, "openSender");
+  if (s == NULL) return teleport_fail(env, ENOMEM, "openSender");
   s->fd = fcntl((int)fd, F_DUPFD_CLOEXEC, 0);
   if (s->fd < 0) {
     int err = errno;
     free(s);
-    return fail(env, err, "dup");
+    return teleport_fail(env, err, "dup");
   }
   s->wake = eventfd(0, EFD_CLOEXEC);
   napi_value name;
@@ -324,7 +324,7 @@ static napi_value open_sender_js(napi_env env, napi_callback_info info) {
     if (s->wake >= 0) close(s->wake);
     close(s->fd);
     free(s);
-    return fail(env, err, "openSender");
+    return teleport_fail(env, err, "openSender");
   }
   napi_unref_threadsafe_function(env, s->done); /* the socket keeps the process alive, not this */
   pthread_mutex_init(&s->lock, NULL);
@@ -341,7 +341,7 @@ static napi_value open_sender_js(napi_env env, napi_callback_info info) {
     close(s->wake);
     close(s->fd);
     free(s);
-    return fail(env, err, "pthread_create");
+    return teleport_fail(env, err, "pthread_create");
   }
   napi_value result;
   napi_create_external(env, s, free_sender, NULL, &result);
@@ -385,7 +385,7 @@ static napi_value sender_send_js(napi_env env, napi_callback_info info) {
   if (job == NULL || steps == NULL) {
     free(job);
     free(steps);
-    return fail(env, ENOMEM, "senderSend");
+    return teleport_fail(env, ENOMEM, "senderSend");
   }
   for (size_t i = 0; i < plan_length; i++) steps[i] = (int64_t)((double *)plan)[i];
   job->count = plan_length / 3;
@@ -403,7 +403,7 @@ static napi_value sender_send_js(napi_env env, napi_callback_info info) {
   pthread_mutex_unlock(&s->lock);
   if (busy || closing) {
     free_job(env, job);
-    return fail(env, busy ? EBUSY : ECANCELED, "senderSend");
+    return teleport_fail(env, busy ? EBUSY : ECANCELED, "senderSend");
   }
   return NULL;
 }
@@ -428,7 +428,7 @@ static napi_value set_tcp_congestion_js(napi_env env, napi_callback_info info) {
       napi_get_value_string_utf8(env, argv[1], name, sizeof name, &length) != napi_ok)
     return usage(env, "expected (fd, name)");
   if (setsockopt((int)fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)length) < 0)
-    return fail(env, errno, "TCP_CONGESTION");
+    return teleport_fail(env, errno, "TCP_CONGESTION");
   return NULL;
 }
 
@@ -438,7 +438,7 @@ static napi_value tcp_congestion_js(napi_env env, napi_callback_info info) {
   if (!int_args(env, info, 1, &fd)) return NULL;
   char name[32] = {0};
   socklen_t length = sizeof name - 1;
-  if (getsockopt((int)fd, IPPROTO_TCP, TCP_CONGESTION, name, &length) < 0) return fail(env, errno, "TCP_CONGESTION");
+  if (getsockopt((int)fd, IPPROTO_TCP, TCP_CONGESTION, name, &length) < 0) return teleport_fail(env, errno, "TCP_CONGESTION");
   napi_value result;
   napi_create_string_utf8(env, name, strnlen(name, sizeof name), &result);
   return result;
@@ -450,7 +450,7 @@ static napi_value set_tcp_notsent_lowat_js(napi_env env, napi_callback_info info
   if (!int_args(env, info, 2, a)) return NULL;
   int bytes = (int)a[1];
   if (setsockopt((int)a[0], IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) < 0)
-    return fail(env, errno, "TCP_NOTSENT_LOWAT");
+    return teleport_fail(env, errno, "TCP_NOTSENT_LOWAT");
   return NULL;
 }
 
@@ -467,7 +467,7 @@ static napi_value tcp_info_js(napi_env env, napi_callback_info info) {
   struct tcp_info ti;
   socklen_t length = sizeof ti;
   memset(&ti, 0, sizeof ti);
-  if (getsockopt((int)fd, IPPROTO_TCP, TCP_INFO, &ti, &length) < 0) return fail(env, errno, "TCP_INFO");
+  if (getsockopt((int)fd, IPPROTO_TCP, TCP_INFO, &ti, &length) < 0) return teleport_fail(env, errno, "TCP_INFO");
   napi_value result;
   napi_create_object(env, &result);
   set_number(env, result, "rttUs", ti.tcpi_rtt);
@@ -504,7 +504,7 @@ static napi_value list_xattrs_js(napi_env env, napi_callback_info info) {
     return NULL;
   char names[65536];
   ssize_t length = llistxattr(path, names, sizeof names);
-  if (length < 0) return fail(env, errno, "llistxattr");
+  if (length < 0) return teleport_fail(env, errno, "llistxattr");
   napi_value result;
   napi_create_array(env, &result);
   uint32_t count = 0;
@@ -541,7 +541,7 @@ static napi_value get_xattr_js(napi_env env, napi_callback_info info) {
   if (!xattr_args(env, info, path, name, NULL, NULL)) return NULL;
   char value[65536];
   ssize_t length = lgetxattr(path, name, value, sizeof value);
-  if (length < 0) return fail(env, errno, "lgetxattr");
+  if (length < 0) return teleport_fail(env, errno, "lgetxattr");
   napi_value result;
   void *data;
   napi_create_buffer_copy(env, (size_t)length, value, &data, &result);
@@ -554,7 +554,7 @@ static napi_value set_xattr_js(napi_env env, napi_callback_info info) {
   void *value;
   size_t length;
   if (!xattr_args(env, info, path, name, &value, &length)) return NULL;
-  if (lsetxattr(path, name, value, length, 0) < 0) return fail(env, errno, "lsetxattr");
+  if (lsetxattr(path, name, value, length, 0) < 0) return teleport_fail(env, errno, "lsetxattr");
   return NULL;
 }
 
@@ -562,7 +562,7 @@ static napi_value set_xattr_js(napi_env env, napi_callback_info info) {
 static napi_value remove_xattr_js(napi_env env, napi_callback_info info) {
   char path[PATH_BYTES], name[NAME_BYTES];
   if (!xattr_args(env, info, path, name, NULL, NULL)) return NULL;
-  if (lremovexattr(path, name) < 0) return fail(env, errno, "lremovexattr");
+  if (lremovexattr(path, name) < 0) return teleport_fail(env, errno, "lremovexattr");
   return NULL;
 }
 
