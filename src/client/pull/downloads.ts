@@ -9,7 +9,7 @@ import { hashBytes } from "../../chunking/hash.js";
 import type { ChunkIndex, RecordedFile } from "../../store/chunk-index.js";
 import { bootId, inodeOf } from "../../store/chunk-index.js";
 import { writableOnlyByUs } from "../../store/private-file.js";
-import type { ChunkRef, Entry, FileEnd } from "../../wire/messages.js";
+import { type ChunkRef, type Entry, type FileEnd, MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import type { DownloadJournal } from "./chunk-planner.js";
 import type { PartFile } from "./destination.js";
 import { isRunning } from "./part-names.js";
@@ -40,6 +40,8 @@ export class Downloads implements DownloadJournal {
    * for bytes a crash kept from the disk, so each chunk is read and hashed before it counts.
    */
   readonly #unsure = new Map<number, number>();
+  /** Where a chunk of an unsure part file is read back to be hashed (allocated on first use). */
+  #readBack: Buffer | undefined;
 
   constructor(index: ChunkIndex, chunker: string) {
     this.#index = index;
@@ -49,7 +51,9 @@ export class Downloads implements DownloadJournal {
   has(downloadId: number, chunk: ChunkRef): boolean {
     if (!this.#index.hasChunkAt(downloadId, chunk.offset, chunk.hash)) return false;
     const fd = this.#unsure.get(downloadId);
-    return fd === undefined || holdsChunk(fd, chunk);
+    if (fd === undefined) return true;
+    this.#readBack ??= Buffer.allocUnsafe(MAX_CHUNK_SIZE);
+    return holdsChunk(fd, chunk, this.#readBack);
   }
 
   /**
@@ -90,17 +94,25 @@ export class Downloads implements DownloadJournal {
     }
     const kind = found.version === versionOf(entry) ? "resumable" : "other-version";
     if (kind === "resumable" && (found.bootId === null || found.bootId !== bootId())) {
-      this.#checkEveryChunk(found.id, found.path);
+      this.#checkEveryChunk(found.id, found.path, found.inode);
     }
     return { kind, id: found.id, path: found.path };
   }
 
-  #checkEveryChunk(downloadId: number, partPath: string): void {
+  /** Opens the part file to read chunks back: the file the journal names (by inode), or none. */
+  #checkEveryChunk(downloadId: number, partPath: string, inode: string): void {
+    let fd: number | undefined;
     try {
-      this.#unsure.set(downloadId, openSync(partPath, constants.O_RDONLY | constants.O_NOFOLLOW));
+      fd = openSync(partPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+      if (inodeOf(fstatSync(fd, { bigint: true })) === inode) {
+        this.#unsure.set(downloadId, fd);
+        return;
+      }
     } catch {
-      this.#index.forget(downloadId);
+      // gone, or not a file
     }
+    if (fd !== undefined) closeSync(fd);
+    this.#index.forget(downloadId);
   }
 
   /** Closes what `downloadId`'s checks held open. */
@@ -190,8 +202,9 @@ function versionOf(entry: Entry): string {
 }
 
 /** Whether the part file at `fd` holds `chunk`'s bytes (read back and hashed). */
-function holdsChunk(fd: number, chunk: ChunkRef): boolean {
-  const bytes = Buffer.allocUnsafe(chunk.size);
+function holdsChunk(fd: number, chunk: ChunkRef, buffer: Buffer): boolean {
+  if (chunk.size > buffer.length) return false;
+  const bytes = buffer.subarray(0, chunk.size);
   try {
     return (
       readSync(fd, bytes, 0, chunk.size, chunk.offset) === chunk.size && hashBytes(bytes).equals(chunk.hash)
