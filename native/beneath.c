@@ -6,6 +6,11 @@
  * openBeneath(dirFd, path, flags, noSymlinks): the new descriptor (O_CLOEXEC always), or throws
  * an Error whose code is errno's name: ENOSYS where the kernel has no openat2 (before 5.6),
  * EXDEV for a path leading above dirFd, ELOOP for a symlink refused.
+ *
+ * statNameBeneath(dirFd, name, out): fstatat(dirFd, name, AT_SYMLINK_NOFOLLOW) of one component
+ * (no "/", not "." or ".."; EINVAL otherwise), so nothing on the way can lead outside or through
+ * a symlink; fills the Float64Array `out` with mode, dev, ino, size, mtime's seconds and
+ * nanoseconds (no object per call: the host looks up a name per file it serves).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,9 +64,44 @@ static napi_value open_beneath_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#define STAT_FIELDS 6
+
+static napi_value stat_name_beneath_js(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  int32_t dir_fd;
+  char name[PATH_BYTES];
+  size_t length;
+  napi_typedarray_type type;
+  size_t fields;
+  void *data;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &dir_fd) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], name, sizeof name, &length) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &type, &fields, &data, NULL, NULL) != napi_ok ||
+      type != napi_float64_array || fields < STAT_FIELDS) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "statNameBeneath(dirFd, name, Float64Array(6))");
+    return NULL;
+  }
+  if (length >= sizeof name - 1) return teleport_fail(env, ENAMETOOLONG, "fstatat");
+  if (length == 0 || strchr(name, '/') != NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return teleport_fail(env, EINVAL, "fstatat");
+  struct stat st;
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return teleport_fail(env, errno, "fstatat");
+  double *out = data;
+  out[0] = (double)st.st_mode;
+  out[1] = (double)st.st_dev;
+  out[2] = (double)st.st_ino;
+  out[3] = (double)st.st_size;
+  out[4] = (double)st.st_mtim.tv_sec;
+  out[5] = (double)st.st_mtim.tv_nsec;
+  return NULL;
+}
+
 void teleport_define_beneath(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"openBeneath", NULL, open_beneath_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"statNameBeneath", NULL, stat_name_beneath_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 1, properties);
+  napi_define_properties(env, exports, 2, properties);
 }

@@ -7,6 +7,7 @@
 import { fstatSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { Connection } from "../engine/connection.js";
+import { UNINDEXED_FILE_BYTES } from "../chunking/thresholds.js";
 import { readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type FileSlice, platformIo, type SocketSender } from "../platform/io.js";
@@ -24,6 +25,7 @@ import {
   writeGroups,
 } from "./chunk-groups.js";
 import type { HostFaults } from "./faults.js";
+import type { FileLookup } from "./file-lookup.js";
 import type { OpenFiles } from "./open-files.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import type { Lease, SendLeases } from "./send-leases.js";
@@ -37,6 +39,8 @@ export interface ChunkSources {
   /** A plaintext stream's socket, which sendfile writes to; undefined over TLS and QUIC. */
   plainSocket: Socket | undefined;
   openFiles: OpenFiles;
+  /** Looks up what the files of one request are now, for the recent-chunk ring; closed after it. */
+  lookupFiles: () => FileLookup;
   leases: SendLeases;
   /** Bytes of small files just read for a manifest, shared by all connections. */
   recent: RecentChunks;
@@ -79,8 +83,16 @@ export class ChunkSender {
     const groups = writeGroups(contiguousRuns(requests));
     const sender =
       compressLevel === 0 && this.#sources.faults === undefined ? this.#plainSender() : undefined;
-    if (sender !== undefined) await this.#sendDirect(requestId, groups, sender, signal);
-    else await this.#sendRead(requestId, groups, compressLevel, signal);
+    if (sender !== undefined) {
+      await this.#sendDirect(requestId, groups, sender, signal);
+      return;
+    }
+    const lookup = this.#sources.lookupFiles();
+    try {
+      await this.#sendRead({ requestId, signal, lookup }, groups, compressLevel);
+    } finally {
+      lookup.close();
+    }
   }
 
   /**
@@ -88,15 +100,11 @@ export class ChunkSender {
    * for queue space comes before each send, so the request ends (and END goes out) as soon as
    * its last group is queued.
    */
-  async #sendRead(
-    requestId: number,
-    groups: readonly ChunkGroup[],
-    compressLevel: number,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async #sendRead(request: ReadRequest, groups: readonly ChunkGroup[], compressLevel: number): Promise<void> {
     const { faults, compression } = this.#sources;
+    const signal = request.signal;
     const first = groups[0];
-    let next: Promise<Lease> | undefined = first && this.#readAhead(requestId, first, signal);
+    let next: Promise<Lease> | undefined = first && this.#readAhead(request, first);
     let lease: Lease | undefined;
     try {
       for (const [g, group] of groups.entries()) {
@@ -104,7 +112,7 @@ export class ChunkSender {
         next = undefined;
         if (lease === undefined) return;
         const following = groups[g + 1];
-        if (following !== undefined) next = this.#readAhead(requestId, following, signal);
+        if (following !== undefined) next = this.#readAhead(request, following);
         if (faults !== undefined) await this.#injectFaults(faults, group, lease.frames);
         const frames =
           compressLevel > 0 && compression !== undefined
@@ -131,8 +139,8 @@ export class ChunkSender {
    * budget) is taken when it is awaited; until then it must not count as unhandled, which
    * would end the process: the request may be waiting on the socket meanwhile.
    */
-  #readAhead(requestId: number, group: ChunkGroup, signal: AbortSignal): Promise<Lease> {
-    const reading = this.#readGroupFrames(requestId, group, signal);
+  #readAhead(request: ReadRequest, group: ChunkGroup): Promise<Lease> {
+    const reading = this.#readGroupFrames(request, group);
     reading.catch(() => {});
     return reading;
   }
@@ -144,7 +152,7 @@ export class ChunkSender {
    * frames into a writev that copies them all once more, and a write per small file costs a TLS
    * record and a system call each (docs/decisions.md, "One write per group of chunks").
    */
-  async #readGroupFrames(requestId: number, group: ChunkGroup, signal: AbortSignal): Promise<Lease> {
+  async #readGroupFrames({ requestId, signal, lookup }: ReadRequest, group: ChunkGroup): Promise<Lease> {
     const lease = await this.#sources.leases.lease(groupFrameBytes(group), signal);
     const frames = lease.frames;
     try {
@@ -164,7 +172,7 @@ export class ChunkSender {
           targets.push(frames.subarray(at, at + request.size));
           at += request.size;
         }
-        if (!this.#copyRecent(run, targets)) await this.#readRun(run, targets);
+        if (!this.#copyRecent(run, targets, lookup)) await this.#readRun(run, targets);
       }
     } catch (err) {
       lease.release();
@@ -175,11 +183,14 @@ export class ChunkSender {
 
   /**
    * Fills `targets` from the recent-chunk cache if it holds every chunk of the run, read from
-   * the file the run's path names now (opened beneath the share root; kept open for a miss).
+   * the file the run's path names now (looked up beneath its folder). The cache holds only files
+   * a manifest read whole, none over UNINDEXED_FILE_BYTES: a run ending past that needs no lookup.
    */
-  #copyRecent(run: ChunkRun, targets: readonly Buffer[]): boolean {
+  #copyRecent(run: ChunkRun, targets: readonly Buffer[], lookup: FileLookup): boolean {
+    if (runEnd(run) > UNINDEXED_FILE_BYTES) return false;
     const recent = this.#sources.recent;
-    const identity = this.#sources.openFiles.identity(run[0].path);
+    const identity = lookup.identity(run[0].path);
+    if (identity === undefined) return false; // the read that follows says why, or serves it
     const found: Buffer[] = [];
     for (const request of run) {
       const data = recent.get(request.hash, identity);
@@ -247,6 +258,13 @@ export class ChunkSender {
       if (signal.aborted) return;
     }
   }
+}
+
+/** One GET_CHUNKS being read and sent over TLS or QUIC. */
+interface ReadRequest {
+  requestId: number;
+  signal: AbortSignal;
+  lookup: FileLookup;
 }
 
 /** The CHUNK_DATA frame headers of a group's chunks, back to back, for a direct send. */

@@ -12,8 +12,6 @@ interface Slot {
   file: OpenedFile;
   users: number;
   evicted: boolean;
-  /** Whether the kernel was told it will be read in order (not for a file only identified). */
-  advised: boolean;
 }
 
 export class OpenFiles {
@@ -30,10 +28,6 @@ export class OpenFiles {
   /** Runs `use` with the file at `wirePath` open as `fd`. */
   async with<T>(wirePath: string, use: (fd: number) => Promise<T>): Promise<T> {
     const slot = this.#slot(wirePath);
-    if (!slot.advised) {
-      platformIo.adviseSequential(slot.file.fd); // chunks are read in order: more read-ahead from a cold disk
-      slot.advised = true;
-    }
     slot.users++;
     try {
       return await use(slot.file.fd);
@@ -43,15 +37,11 @@ export class OpenFiles {
     }
   }
 
-  /** The identity of the file at `wirePath` as it is open now (see RecentChunks). */
-  identity(wirePath: string): string {
-    return this.#slot(wirePath).file.identity;
-  }
-
   #slot(wirePath: string): Slot {
     let slot = this.#slots.get(wirePath);
     if (slot === undefined) {
-      slot = { file: this.#open(wirePath), users: 0, evicted: false, advised: false };
+      slot = { file: this.#open(wirePath), users: 0, evicted: false };
+      platformIo.adviseSequential(slot.file.fd); // chunks are read in order: more read-ahead from a cold disk
       this.#slots.set(wirePath, slot);
       this.#evictBeyondCapacity();
     } else {

@@ -2,9 +2,10 @@
  * The bytes of small files the host has just read to list them, kept for a moment so that the
  * GET_CHUNKS that follows a manifest is answered from memory instead of reading each file a
  * second time. Keyed by chunk hash and by the identity (device, inode, size, mtime) of the file
- * the bytes were read from: a request is served only if the path it names, opened beneath the
- * share root now, is that same file, so bytes are never handed out on the strength of a hash
- * alone, whatever path the walk had read them through.
+ * the bytes were read from: a request is served only if the path it names, looked up now beneath
+ * its folder (opened beneath the share root, no symlink on the way: FileLookup), is that same
+ * file, so bytes are never handed out on the strength of a hash alone, whatever path the walk
+ * had read them through.
  *
  * Files are read straight into one ring buffer, the oldest entries giving way as it wraps: a
  * fixed amount of memory and no garbage. A Buffer per file cost ~2.4x its bytes in peak RSS

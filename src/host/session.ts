@@ -38,6 +38,7 @@ import { ChunkSender } from "./chunk-sender.js";
 import type { HostFaults } from "./faults.js";
 import { sendListing } from "./listing.js";
 import { ManifestStream, type SendFrame } from "./manifest-stream.js";
+import { FileLookup } from "./file-lookup.js";
 import { OpenFiles } from "./open-files.js";
 import {
   type AdmittedStream,
@@ -181,6 +182,7 @@ export class HostSession {
       connection: this.#connection,
       plainSocket: stream.plainSocket,
       openFiles: this.#openFiles,
+      lookupFiles: () => new FileLookup(context.share),
       leases: this.#leases,
       recent: context.recent,
       checkServable: (path) => this.#checkServable(path),

@@ -87,7 +87,7 @@ function inodeKey(at: string): string | undefined {
 }
 
 /** Which bytes a file holds, as far as its metadata tells: see OpenedFile.identity. */
-export function identityOf(stats: Stats): string {
+export function identityOf(stats: Pick<Stats, "dev" | "ino" | "size" | "mtimeMs">): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 }
 

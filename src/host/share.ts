@@ -108,6 +108,15 @@ export class Share {
     return regularFile(fd, wirePath);
   }
 
+  /**
+   * The folder at a "/"-separated path ("" the root itself), opened beneath the root with no
+   * symlink on the way, to look names up in (see FileLookup); the caller closes it.
+   */
+  openFolder(relPath: string): FolderHandle {
+    const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
+    return { fd, path: join(this.root, relPath) };
+  }
+
   stat(wirePath: string): ShareEntry {
     const top = this.#openTop(wirePath);
     try {

@@ -94,6 +94,11 @@ export interface NativeBeneath {
    * path leading above `dirFd`, ELOOP for a symlink refused.
    */
   openBeneath(dirFd: number, path: string, flags: number, noSymlinks: boolean): number;
+  /**
+   * fstatat(dirFd, name, AT_SYMLINK_NOFOLLOW) of one component (EINVAL for "/", "." or ".."):
+   * fills `out` with mode, dev, ino, size, mtime seconds and nanoseconds.
+   */
+  statNameBeneath(dirFd: number, name: string, out: Float64Array): void;
 }
 
 export const nativeBeneath: NativeBeneath | undefined = load<NativeBeneath>(ADDON_PATH);

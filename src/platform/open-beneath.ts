@@ -19,6 +19,7 @@ import {
   constants,
   existsSync,
   fstatSync,
+  lstatSync,
   openSync,
   readlinkSync,
   realpathSync,
@@ -46,6 +47,19 @@ export interface OpenOptions {
 
 export type BeneathWay = "openat2" | "proc" | "path";
 
+/** What a name is, looked up without following it: the fields a file's identity is made of. */
+export interface NameStats {
+  mode: number;
+  dev: number;
+  ino: number;
+  size: number;
+  /** As Node's Stats has it (seconds * 1e3 + nanoseconds / 1e6), so the two compare equal. */
+  mtimeMs: number;
+}
+
+/** The addon's statNameBeneath fields: mode, dev, ino, size, mtime seconds, nanoseconds. */
+const STAT_FIELDS = 6;
+
 /** Errors that say the path went where it must not: above the root, or through a symlink. */
 const ESCAPES = new Set(["EXDEV", "ELOOP"]);
 
@@ -53,6 +67,7 @@ export class BeneathOpener {
   readonly #addon: NativeBeneath | undefined;
   readonly #proc: boolean;
   #openat2: boolean;
+  readonly #statFields = new Float64Array(STAT_FIELDS);
 
   constructor(addon: NativeBeneath | undefined, proc = existsSync("/proc/self/fd")) {
     this.#addon = addon;
@@ -99,6 +114,26 @@ export class BeneathOpener {
     } catch (err) {
       throw openError(err, relPath);
     }
+  }
+
+  /**
+   * What the one name `name` inside `folder` is now, a symlink described and not followed; no
+   * open, one system call (the host looks up each file a request names). Undefined if nothing
+   * has that name; throws for a `name` that is not one component.
+   */
+  statName(folder: FolderHandle, name: string): NameStats | undefined {
+    if (name === "" || name === "." || name === ".." || name.includes("/"))
+      throw new TeleportError(ErrorCode.INTERNAL, `"${name}" is not one name`);
+    if (this.#addon === undefined) return lstatSync(this.pathAt(folder, name), { throwIfNoEntry: false });
+    const fields = this.#statFields;
+    try {
+      this.#addon.statNameBeneath(folder.fd, name, fields);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw toTeleportError(err, `"${name}"`);
+    }
+    const [mode = 0, dev = 0, ino = 0, size = 0, seconds = 0, nanoseconds = 0] = fields;
+    return { mode, dev, ino, size, mtimeMs: seconds * 1e3 + nanoseconds / 1e6 };
   }
 
   #openat2Beneath(
