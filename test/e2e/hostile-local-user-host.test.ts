@@ -13,7 +13,7 @@ import { type TestContext, test } from "node:test";
 import { type ManifestEvent, TeleportClient } from "../../src/client/client.js";
 import type { ChunkRequest } from "../../src/wire/messages.js";
 import { onCleanup } from "../helpers/context.js";
-import { hostWithCli, makeShare } from "../helpers/share.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 
 const VICTIM_MARKER = "VICTIM-PRIVATE-KEY";
 /** More files than a manifest's credit window lists before it waits (~200 bytes of frames each). */
@@ -114,6 +114,44 @@ test("files swapped for FIFOs while a manifest waits for credit neither freeze t
 
   const top = await client.stat("");
   assert.equal(top.path, "", "the host still answers");
+});
+
+test("bytes a manifest kept are not served once their folder has moved out of the share, even behind a symlink to it", async (t) => {
+  const { base, share } = await makeShare(t, "kept-moved-out");
+  await mkdir(join(share, "d"));
+  for (let i = 0; i < 32; i++) await writeFile(join(share, "d", fillerName(i)), `${VICTIM_MARKER} ${i}\n`);
+  const client = await connect(t, base, share);
+  const events = await rest(client.manifest("d"), "manifest of d"); // small files: kept in memory
+
+  // The same files (same inodes) now lie outside, and d leads there.
+  await rename(join(share, "d"), join(base, "d-out"));
+  await symlink("../d-out", join(share, "d"));
+  const received: Buffer[] = [];
+  const fetched = client.fetchChunks(chunkRequests(events), (_request, data) => received.push(data));
+  await assert.rejects(fetched, /TELEPORT_ERR_PATH_ESCAPE|TELEPORT_ERR_NOT_FOUND/);
+  assert.equal(received.length, 0, "chunks of files outside the share were served");
+});
+
+test("small files a manifest kept are served without opening them again", async (t) => {
+  const { base, share } = await makeShare(t, "kept-served");
+  const contents = Array.from({ length: 200 }, () => randomBytes(4096));
+  await mkdir(join(share, "d"));
+  for (const [i, content] of contents.entries()) await writeFile(join(share, "d", fillerName(i)), content);
+  const host = await hostInProcess(t, { base, share });
+  const opened: string[] = [];
+  const openFile = host.share.openFile.bind(host.share);
+  host.share.openFile = (wirePath) => {
+    opened.push(wirePath);
+    return openFile(wirePath);
+  };
+  const client = await TeleportClient.connect(host.link);
+  onCleanup(t, () => client.close());
+
+  const requests = chunkRequests(await rest(client.manifest("d"), "manifest of d"));
+  const received = new Map<string, Buffer>();
+  await client.fetchChunks(requests, (request, data) => received.set(request.path, Buffer.from(data)));
+  for (const [i, content] of contents.entries()) assert.deepEqual(received.get(`d/${fillerName(i)}`), content);
+  assert.deepEqual(opened, [], "a GET_CHUNKS answered from memory opened the files it named");
 });
 
 test("a folder swapped for a symlink out of the share between a request's check and its open is never read through", async (t) => {

@@ -4,10 +4,12 @@ import { execFileSync } from "node:child_process";
 import {
   closeSync,
   constants,
+  fstatSync,
   mkdirSync,
   openSync,
   readSync,
   renameSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -66,6 +68,35 @@ for (const way of WAYS) {
     assert.equal(firstBytes(throughInside, 16), "inside", "a symlink inside is followed where allowed");
   });
 
+  test(`${way.name}: statName describes one name beneath the folder as fstat does, never following it`, {
+    skip: way.skip,
+  }, async (t) => {
+    const root = await tempDir(t, `beneath-stat-${way.name}`);
+    mkdirSync(join(root, "sub"));
+    writeFileSync(join(root, "sub", "a"), "inside");
+    symlinkSync("sub/a", join(root, "link"));
+    const opener = way.opener();
+    const folder: FolderHandle = { fd: openSync(root, opener.folderFlags), path: root };
+    t.after(() => closeSync(folder.fd));
+    const sub: FolderHandle = {
+      fd: opener.open(folder, "sub", opener.folderFlags, { within: root }),
+      path: join(root, "sub"),
+    };
+    t.after(() => closeSync(sub.fd));
+
+    const named = opener.statName(sub, "a");
+    const fd = openSync(join(root, "sub", "a"), "r");
+    const opened = fstatSync(fd);
+    closeSync(fd);
+    assert.ok(named !== undefined);
+    const fields = ({ mode, dev, ino, size, mtimeMs }: typeof named) => ({ mode, dev, ino, size, mtimeMs });
+    assert.deepEqual(fields(named), fields(opened), "the same fields, mtimeMs to the last bit");
+    assert.equal((opener.statName(folder, "link")?.mode ?? 0) & constants.S_IFMT, constants.S_IFLNK);
+    assert.equal(opener.statName(folder, "missing"), undefined);
+    for (const notOneName of ["sub/a", "..", ".", ""])
+      assert.throws(() => opener.statName(folder, notOneName), TeleportError, notOneName);
+  });
+
   test(`${way.name}: a FIFO opens without waiting for a writer`, { skip: way.skip }, async (t) => {
     const root = await tempDir(t, `beneath-fifo-${way.name}`);
     execFileSync("mkfifo", [join(root, "pipe")]);
@@ -99,6 +130,8 @@ for (const way of WAYS.filter(({ name }) => name !== "path")) {
     symlinkSync("../victim", join(root, "d"));
 
     assert.equal(firstBytes(opener.open(d, "key", constants.O_RDONLY, { within: root }), 16), "inside");
+    const held = statSync(join(root, "d-moved", "key")).ino;
+    assert.equal(opener.statName(d, "key")?.ino, held, "looked up in the folder held, not through the symlink");
     assert.throws(
       () => opener.open(rootFolder, "d/key", constants.O_RDONLY, { within: root }),
       refusedAsEscape,
