@@ -6,8 +6,8 @@
  */
 import { fstatSync } from "node:fs";
 import type { Socket } from "node:net";
-import type { Connection } from "../engine/connection.js";
 import { UNINDEXED_FILE_BYTES } from "../chunking/thresholds.js";
+import type { Connection } from "../engine/connection.js";
 import { readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type FileSlice, platformIo, type SocketSender } from "../platform/io.js";

@@ -36,9 +36,9 @@ import type { AuthLimiter } from "./auth-limiter.js";
 import { ChunkCompression } from "./chunk-compression.js";
 import { ChunkSender } from "./chunk-sender.js";
 import type { HostFaults } from "./faults.js";
+import { FileLookup } from "./file-lookup.js";
 import { sendListing } from "./listing.js";
 import { ManifestStream, type SendFrame } from "./manifest-stream.js";
-import { FileLookup } from "./file-lookup.js";
 import { OpenFiles } from "./open-files.js";
 import {
   type AdmittedStream,

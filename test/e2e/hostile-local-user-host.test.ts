@@ -150,7 +150,8 @@ test("small files a manifest kept are served without opening them again", async 
   const requests = chunkRequests(await rest(client.manifest("d"), "manifest of d"));
   const received = new Map<string, Buffer>();
   await client.fetchChunks(requests, (request, data) => received.set(request.path, Buffer.from(data)));
-  for (const [i, content] of contents.entries()) assert.deepEqual(received.get(`d/${fillerName(i)}`), content);
+  for (const [i, content] of contents.entries())
+    assert.deepEqual(received.get(`d/${fillerName(i)}`), content);
   assert.deepEqual(opened, [], "a GET_CHUNKS answered from memory opened the files it named");
 });
 

@@ -131,7 +131,11 @@ for (const way of WAYS.filter(({ name }) => name !== "path")) {
 
     assert.equal(firstBytes(opener.open(d, "key", constants.O_RDONLY, { within: root }), 16), "inside");
     const held = statSync(join(root, "d-moved", "key")).ino;
-    assert.equal(opener.statName(d, "key")?.ino, held, "looked up in the folder held, not through the symlink");
+    assert.equal(
+      opener.statName(d, "key")?.ino,
+      held,
+      "looked up in the folder held, not through the symlink",
+    );
     assert.throws(
       () => opener.open(rootFolder, "d/key", constants.O_RDONLY, { within: root }),
       refusedAsEscape,
