@@ -32,11 +32,10 @@ export class FileLookup {
    */
   identity(wirePath: string): string | undefined {
     if (this.#closed) return undefined;
-    const parts = quietly(() => splitWirePath(wirePath));
-    const name = parts?.pop();
-    if (parts === undefined || name === undefined) return undefined;
-    const folder = this.#folder(parts.join("/"));
+    const slash = wirePath.lastIndexOf("/");
+    const folder = this.#folder(slash < 0 ? "" : wirePath.slice(0, slash));
     if (folder === undefined) return undefined;
+    const name = wirePath.slice(slash + 1); // statName takes one name only, never "..", "/" or NUL
     const stats = quietly(() => beneath.statName(folder, name));
     if (stats === undefined || (stats.mode & constants.S_IFMT) !== constants.S_IFREG) return undefined;
     return identityOf(stats);
@@ -44,7 +43,7 @@ export class FileLookup {
 
   #folder(relPath: string): FolderHandle | undefined {
     if (this.#folders.has(relPath)) return this.#folders.get(relPath);
-    const folder = quietly(() => this.#share.openFolder(relPath));
+    const folder = quietly(() => this.#share.openFolder(splitWirePath(relPath).join("/")));
     if (this.#folders.size >= MAX_OPEN_FOLDERS) this.#closeFolders();
     this.#folders.set(relPath, folder);
     return folder;

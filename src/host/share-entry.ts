@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, readlinkSync, realpathSync, type Stats, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import type { NameStats } from "../platform/open-beneath.js";
 import { EntryKind } from "../wire/messages.js";
 import { checkLinkTarget, splitWirePath } from "../wire/path.js";
 import type { OpenedFile, ShareEntry } from "./share.js";
@@ -21,12 +22,8 @@ export function describeEntry(
   stats: Stats,
   at: string,
 ): ShareEntry | null {
+  if (stats.isFile()) return describeFile(wirePath, absolutePath, stats, at);
   const base = { path: wirePath, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs, linkTarget: "" };
-  if (stats.isFile()) {
-    const found: ShareEntry = { absolutePath, entry: { ...base, kind: EntryKind.FILE, size: stats.size } };
-    if (stats.nlink > 1) found.inode = inodeKey(at);
-    return found;
-  }
   if (stats.isDirectory()) return { absolutePath, entry: { ...base, kind: EntryKind.DIRECTORY, size: 0 } };
   if (stats.isSymbolicLink()) {
     const target = insideLinkTarget(root, wirePath, absolutePath, at);
@@ -34,6 +31,26 @@ export function describeEntry(
     return { absolutePath, entry: { ...base, kind: EntryKind.SYMLINK, size: 0, linkTarget: target } };
   }
   return null; // devices, FIFOs, sockets are never served
+}
+
+/** The Entry of a regular file (see describeEntry). */
+export function describeFile(
+  wirePath: string,
+  absolutePath: string,
+  stats: NameStats,
+  at: string,
+): ShareEntry {
+  const entry = {
+    path: wirePath,
+    kind: EntryKind.FILE,
+    mode: stats.mode & 0o7777,
+    mtimeMs: stats.mtimeMs,
+    size: stats.size,
+    linkTarget: "",
+  };
+  const found: ShareEntry = { absolutePath, entry };
+  if (stats.nlink > 1) found.inode = inodeKey(at);
+  return found;
 }
 
 /** The symlink's target as a relative path if it stays inside the share, else null. */
@@ -87,7 +104,7 @@ function inodeKey(at: string): string | undefined {
 }
 
 /** Which bytes a file holds, as far as its metadata tells: see OpenedFile.identity. */
-export function identityOf(stats: Pick<Stats, "dev" | "ino" | "size" | "mtimeMs">): string {
+export function identityOf(stats: NameStats): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 }
 

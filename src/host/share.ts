@@ -14,7 +14,14 @@ import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../e
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { joinWirePath, splitWirePath } from "../wire/path.js";
-import { describeEntry, identityOf, quietly, refuseEscapeByName, regularFile } from "./share-entry.js";
+import {
+  describeEntry,
+  describeFile,
+  identityOf,
+  quietly,
+  refuseEscapeByName,
+  regularFile,
+} from "./share-entry.js";
 
 /** A regular file of the share, open for reading. */
 export interface OpenedFile {
@@ -309,14 +316,16 @@ export class Share {
     absolutePath: string,
     at: string,
   ): ShareEntry | undefined {
-    const fd = quietly(() => beneath.open(handle, name, constants.O_RDONLY, { within: this.root }));
-    if (fd === undefined) return undefined;
-    const stats = quietly(() => fstatSync(fd));
-    const found = stats?.isFile() && describeEntry(this.root, wirePath, absolutePath, stats, at);
-    if (!found || stats === undefined) {
+    const opened = quietly(() =>
+      beneath.openDescribed(handle, name, constants.O_RDONLY, { within: this.root }),
+    );
+    if (opened === undefined) return undefined;
+    const { fd, stats } = opened;
+    if ((stats.mode & constants.S_IFMT) !== constants.S_IFREG) {
       closeQuietly(fd);
       return undefined;
     }
+    const found = describeFile(wirePath, absolutePath, stats, at);
     found.file = { fd, identity: identityOf(stats), size: stats.size };
     return found;
   }

@@ -91,12 +91,13 @@ export interface NativeBeneath {
   /**
    * openat2(dirFd, path, flags | O_CLOEXEC) with RESOLVE_BENEATH, and RESOLVE_NO_SYMLINKS when
    * `noSymlinks`: the new descriptor. Throws ENOSYS where the kernel has no openat2, EXDEV for a
-   * path leading above `dirFd`, ELOOP for a symlink refused.
+   * path leading above `dirFd`, ELOOP for a symlink refused. Given `out`, also fstats the new
+   * descriptor into it, as statNameBeneath does.
    */
-  openBeneath(dirFd: number, path: string, flags: number, noSymlinks: boolean): number;
+  openBeneath(dirFd: number, path: string, flags: number, noSymlinks: boolean, out?: Float64Array): number;
   /**
    * fstatat(dirFd, name, AT_SYMLINK_NOFOLLOW) of one component (EINVAL for "/", "." or ".."):
-   * fills `out` with mode, dev, ino, size, mtime seconds and nanoseconds.
+   * fills `out` with mode, dev, ino, size, mtime seconds and nanoseconds, nlink.
    */
   statNameBeneath(dirFd: number, name: string, out: Float64Array): void;
 }
