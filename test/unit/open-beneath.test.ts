@@ -91,6 +91,10 @@ for (const way of WAYS) {
     assert.ok(named !== undefined);
     const fields = ({ mode, dev, ino, size, mtimeMs }: typeof named) => ({ mode, dev, ino, size, mtimeMs });
     assert.deepEqual(fields(named), fields(opened), "the same fields, mtimeMs to the last bit");
+    const described = opener.openDescribed(folder, "sub/a", constants.O_RDONLY, { within: root });
+    assert.deepEqual(fields(described.stats), fields(opened), "openDescribed describes what it opened");
+    assert.equal(described.stats.nlink, 1);
+    assert.equal(firstBytes(described.fd, 16), "inside");
     assert.equal((opener.statName(folder, "link")?.mode ?? 0) & constants.S_IFMT, constants.S_IFLNK);
     assert.equal(opener.statName(folder, "missing"), undefined);
     for (const notOneName of ["sub/a", "..", ".", "", "a\0b"])
