@@ -109,6 +109,11 @@ export function quicError(err: unknown, context: string): TeleportError {
   return new TeleportError(code, `${context}: ${message}`);
 }
 
+/** Whether a server's accept failed because the server is closed, not because one handshake did. */
+export function isServerClosed(err: unknown): boolean {
+  return err instanceof Error && err.message === "server closed";
+}
+
 /** A QUIC server endpoint listening with `key` (the host's). */
 export function quinnServer(key: Ed25519Key, host: string, port: number): QuinnServer {
   if (quinn === undefined) throw unavailable();

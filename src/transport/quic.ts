@@ -23,6 +23,7 @@ import {
   Conn,
   clientEndpoint,
   holdEventLoop,
+  isServerClosed,
   type QuinnConnection,
   type QuinnStream,
   quicAvailable,
@@ -181,12 +182,16 @@ async function listen(
   // Several accepts wait at once: the binding resolves one only when its handshake is done, so
   // a single loop let one slow or lost handshake hold every other client back.
   const acceptLoop = async () => {
-    for (;;) {
+    while (!closing) {
       let connection: QuinnConnection;
       try {
         connection = await server.inboundConnection();
-      } catch {
-        return; // the server was closed
+      } catch (err) {
+        // The binding rejects an accept whose handshake failed (the peer closed it or went
+        // silent) as well: only a closed server ends the loop, or failed handshakes would end
+        // them all and the host would answer no QUIC client again.
+        if (isServerClosed(err)) return;
+        continue;
       }
       void accept(connection);
     }
