@@ -99,13 +99,14 @@ async function readEndorsement(stream: QuinnStream) {
 async function dial(link: ShareLink, options: DialOptions = {}): Promise<TransportStream> {
   const { client, key } = clientEndpoint(clientKey);
   const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const handshakeTimeoutMs = Math.min(options.quicHandshakeTimeoutMs ?? timeoutMs, timeoutMs);
   const where = `${link.host}:${link.port}`;
   const started = performance.now();
   const connecting = client.outboundConnection(link.host, link.port).catch((err: unknown) => {
     throw quicError(err, `QUIC to ${where}`);
   });
   const connection = new Conn(
-    await withTimeout(connecting, timeoutMs, `QUIC handshake with ${where}`, (late) =>
+    await withTimeout(connecting, handshakeTimeoutMs, `QUIC handshake with ${where}`, (late) =>
       new Conn(late).abort(),
     ),
   );

@@ -24,9 +24,9 @@ export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPO
 
 const QUIC_HEAD_START_MS = 250;
 /**
- * The longest a fallback QUIC handshake may take (two round trips, the preamble included): the
- * binding ignores ICMP, so a host that is simply not running would otherwise hold every pull to
- * it for the whole handshake timeout.
+ * The longest a fallback QUIC handshake may take: the binding ignores ICMP, so a host that is
+ * simply not running would otherwise hold every pull to it for the whole handshake timeout. The
+ * preamble after it is not held to this: a host that is there but busy answers it late.
  */
 const QUIC_FALLBACK_MS = 2000;
 
@@ -100,8 +100,7 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
       if (quicStarted || winner !== undefined) return;
       quicStarted = true;
       const quicFrom = performance.now();
-      const timeoutMs = Math.min(dialOptions.timeoutMs ?? QUIC_FALLBACK_MS, QUIC_FALLBACK_MS);
-      quicTransport.dial(link, { ...dialOptions, timeoutMs }).then(
+      quicTransport.dial(link, { ...dialOptions, quicHandshakeTimeoutMs: QUIC_FALLBACK_MS }).then(
         (stream) => quicReady(stream, performance.now() - quicFrom),
         (err: unknown) => {
           quicError = toTeleportError(err);
