@@ -51,7 +51,12 @@ import {
 export { quicAvailable, shutdownQuic } from "./quic-binding.js";
 
 const MAX_CONNECTIONS = 4096;
-const ACCEPTS_WAITING = 16;
+/**
+ * The binding's server answers a client only once an accept takes its connection, and each
+ * accept holds it until the handshake is done: with 16, the handshakes of 32 pulls starting at
+ * once (each with its data streams) queued long enough for clients to give up on the host.
+ */
+const ACCEPTS_WAITING = 256;
 const CLIENT_PREAMBLE_BYTES = preambleBytes(quicClientPreamble);
 
 /** Reads exactly `length` bytes from a stream not yet wrapped (a preamble). */

@@ -28,7 +28,7 @@ const QUIC_HEAD_START_MS = 250;
  * simply not running would otherwise hold every pull to it for the whole handshake timeout. The
  * preamble after it is not held to this: a host that is there but busy answers it late.
  */
-const QUIC_FALLBACK_MS = 2000;
+const QUIC_FALLBACK_MS = 5000;
 
 export interface ChoiceOptions extends DialOptions {
   /** Told when `auto` used QUIC because TCP did not get through, and why. */

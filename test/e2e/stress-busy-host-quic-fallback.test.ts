@@ -1,8 +1,9 @@
 /**
  * A pull that fell back to QUIC must wait for a host that is there but busy, as it waits for a
- * connected TCP. The fallback's 2 s limit is for a host that is not running (the QUIC binding
- * ignores ICMP, so only silence tells); it used to cover the preamble too, which the host's event
- * loop answers, so under 32 pulls at once some clients gave up on a host that was only busy.
+ * connected TCP. The fallback's short limit (QUIC_FALLBACK_MS) is for a host that is not running
+ * (the QUIC binding ignores ICMP, so only silence tells); it used to cover the preamble too,
+ * which the host's event loop answers, so under 32 pulls at once some clients gave up on a host
+ * that was only busy.
  *
  * The host here listens for QUIC only, in this process; a TCP listener on its port number resets
  * the client's TCP connection (so the client falls back at once) and then keeps this process's
@@ -23,8 +24,8 @@ import { hostInProcess, makeShare } from "../helpers/share.js";
 
 const skip = quicAvailable ? false : "QUIC's native binding is not installed on this platform";
 
-/** More than twice the fallback's 2 s, well within the 10 s a handshake step may take. */
-const BUSY_MS = 5000;
+/** Longer than the fallback's limit on its handshake (5 s), within the 10 s a handshake step may take. */
+const BUSY_MS = 7000;
 
 /** Blocks this thread (the host's event loop) for `ms`, as a host busy with other pulls does. */
 function keepEventLoopBusy(ms: number): void {
