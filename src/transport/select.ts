@@ -25,10 +25,13 @@ export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPO
 const QUIC_HEAD_START_MS = 250;
 /**
  * The longest a fallback QUIC handshake may take: the binding ignores ICMP, so a host that is
- * simply not running would otherwise hold every pull to it for the whole handshake timeout. The
- * preamble after it is not held to this: a host that is there but busy answers it late.
+ * simply not running would otherwise hold every pull to it for the whole handshake timeout. A
+ * busy host drops datagrams, and an Initial lost twice arrives after its retransmission timer
+ * doubled twice (~7 s): shorter limits failed clients of a host serving 32 pulls at once
+ * (docs/decisions.md, "The QUIC fallback under load"). The preamble after the handshake is not
+ * held to this: a host that is there but busy answers it late.
  */
-const QUIC_FALLBACK_MS = 5000;
+const QUIC_FALLBACK_MS = 8000;
 
 export interface ChoiceOptions extends DialOptions {
   /** Told when `auto` used QUIC because TCP did not get through, and why. */

@@ -24,8 +24,8 @@ import { hostInProcess, makeShare } from "../helpers/share.js";
 
 const skip = quicAvailable ? false : "QUIC's native binding is not installed on this platform";
 
-/** Longer than the fallback's limit on its handshake (5 s), within the 10 s a handshake step may take. */
-const BUSY_MS = 7000;
+/** Longer than the 2 s the fallback used to give handshake and preamble together, within the 10 s a step may take. */
+const BUSY_MS = 5000;
 
 /** Blocks this thread (the host's event loop) for `ms`, as a host busy with other pulls does. */
 function keepEventLoopBusy(ms: number): void {
