@@ -42,6 +42,8 @@ const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
 const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.BAD_LINK]: "copy the whole share link printed by `teleport host`",
   [ErrorCode.AUTH]: "the link's secret was not accepted: ask the host for a fresh link",
+  [ErrorCode.VERSION]:
+    "the two teleports speak different protocol versions: run the same release on both machines",
   [ErrorCode.FINGERPRINT]:
     "the host's certificate does not match the link: you may be talking to another machine",
   [ErrorCode.CONNECTION]: "check that `teleport host` is running and reachable at the link's address",

@@ -101,6 +101,8 @@ export type ScriptStep = ((requestId: number) => Buffer) | { pause: () => Promis
 export interface HostileOptions {
   /** Features the WELCOME offers (default none). */
   features?: number;
+  /** The protocol version the WELCOME answers in (default 1). */
+  version?: number;
   /** false: chunk requests are never answered (a host that announces and sends nothing). */
   serveChunks?: boolean;
 }
@@ -171,7 +173,7 @@ function answer(
   switch (type) {
     case MessageType.HELLO:
       connection.send(MessageType.WELCOME, 0, welcomeCodec, {
-        version: 1,
+        version: options.version ?? 1,
         features: options.features ?? 0,
         shareName: "hostile",
         maxChunkSize: MAX_CHUNK_SIZE,
