@@ -59,18 +59,14 @@ export interface DirectoryIo {
   unlink(folder: OpenFolder, name: string): void;
   /** undefined if nothing has that name. */
   stat(folder: OpenFolder, name: string): NameStat | undefined;
-  /** The symlink `name`'s target and mtime; undefined if `name` is not a symlink (or nothing). */
+  /**
+   * The symlink `name`'s target and mtime; undefined if `name` is anything else, nothing, or
+   * cannot be read (whoever then makes a symlink there hears why).
+   */
   readSymlink(folder: OpenFolder, name: string): SymlinkStat | undefined;
   /** Sets the atime and mtime of the symlink `name` itself, never of what it points to. */
   setSymlinkTimes(folder: OpenFolder, name: string, mtimeMs: number): void;
   list(folder: OpenFolder): string[];
-}
-
-/** Errors that say a name is not a symlink, or not there. */
-const NOT_A_SYMLINK = new Set(["EINVAL", "ENOENT", "ENOTDIR"]);
-
-function notASymlink(err: unknown): boolean {
-  return NOT_A_SYMLINK.has((err as NodeJS.ErrnoException).code ?? "");
 }
 
 /** How a folder of the destination is opened: a real folder only, never through a symlink. */
@@ -101,9 +97,8 @@ function nativeDirectoryIo(addon: NativeAddon): DirectoryIo {
     readSymlink(folder, name) {
       try {
         return addon.readSymlinkAt(folder.fd, name);
-      } catch (err) {
-        if (notASymlink(err)) return undefined;
-        throw err;
+      } catch {
+        return undefined;
       }
     },
     // atime as mtime, as files and folders get it.
@@ -133,13 +128,12 @@ function pathDirectoryIo(throughProc: boolean): DirectoryIo {
       return stats === undefined ? undefined : { mode: stats.mode, dev: stats.dev, ino: stats.ino };
     },
     readSymlink(folder, name) {
-      const stats = lstatSync(at(folder, name), { throwIfNoEntry: false });
-      if (stats === undefined || !stats.isSymbolicLink()) return undefined;
       try {
+        const stats = lstatSync(at(folder, name));
+        if (!stats.isSymbolicLink()) return undefined;
         return { target: readlinkSync(at(folder, name)), mtimeMs: stats.mtimeMs };
-      } catch (err) {
-        if (notASymlink(err)) return undefined;
-        throw err;
+      } catch {
+        return undefined;
       }
     },
     setSymlinkTimes(folder, name, mtimeMs) {
