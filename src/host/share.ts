@@ -26,7 +26,7 @@ export interface OpenedFile {
 
 export interface ShareEntry {
   entry: Entry;
-  /** Absolute path on the host (inside the share): a name for messages and xattrs. */
+  /** Absolute path on the host (inside the share): a name for messages. */
   absolutePath: string;
   /** For a file with more than one name (hard links): its device and inode, the same for all. */
   inode?: string;
@@ -45,7 +45,7 @@ export interface WalkFailure {
 
 export type WalkItem = ShareEntry | WalkFailure;
 
-export function isWalkFailure(item: WalkItem): item is WalkFailure {
+export function isWalkFailure<T extends object>(item: T | WalkFailure): item is WalkFailure {
   return "failure" in item;
 }
 

@@ -77,7 +77,8 @@ export interface FileOpener {
 export interface TreeWriter {
   /** True if the folder was created (it holds nothing yet), false if it existed. */
   makeDirectory(localPath: string): boolean;
-  makeSymlink(target: string, localPath: string): void;
+  /** The symlink `localPath` -> `target`, its own mtime `mtimeMs`. */
+  makeSymlink(target: string, localPath: string, mtimeMs: number): void;
   link(existingPath: string, localPath: string): void;
   setFolderMetadata(localPath: string, entry: Entry): void;
 }
@@ -311,7 +312,7 @@ export class ManifestWalker {
       this.#tally.directory();
     } else if (entry.kind === EntryKind.SYMLINK) {
       checkLinkTarget(splitWirePath(entry.path).slice(this.#skip).join("/"), entry.linkTarget);
-      this.#tree.makeSymlink(entry.linkTarget, this.#localPath(entry.path));
+      this.#tree.makeSymlink(entry.linkTarget, this.#localPath(entry.path), entry.mtimeMs);
       this.#tally.symlink();
     } else if (entry.kind === EntryKind.HARDLINK) {
       this.#onHardLink(entry, folder);
