@@ -27,6 +27,7 @@ import {
   getChunksRequestCodec,
   MAX_CHUNK_SIZE,
   MessageType,
+  manifestRequestCodec,
   welcomeCodec,
 } from "../../src/wire/messages.js";
 
@@ -114,13 +115,16 @@ export interface HostileHost {
   close(): Promise<void>;
 }
 
+/** What a MANIFEST gets: the same script for every one, or one per requested path. */
+export type Script = ScriptStep[] | ((path: string) => ScriptStep[]);
+
 /**
- * Starts the hostile host. `script` is what every MANIFEST gets; chunk requests are answered
+ * Starts the hostile host. `script` is what each MANIFEST gets; chunk requests are answered
  * with bytes from `content(path)` at the requested offset (zeros if unknown).
  */
 export async function startHostileHost(
   home: string,
-  script: ScriptStep[],
+  script: Script,
   content: (path: string) => Buffer = () => Buffer.alloc(0),
   options: HostileOptions = {},
 ): Promise<HostileHost> {
@@ -166,7 +170,7 @@ async function sendScript(connection: Connection, requestId: number, script: Scr
 function answer(
   connection: Connection,
   { type, requestId, body }: { type: number; requestId: number; body: Buffer },
-  script: ScriptStep[],
+  script: Script,
   content: (path: string) => Buffer,
   options: HostileOptions & { seen: { chunkRequests: number } },
 ): void {
@@ -179,9 +183,12 @@ function answer(
         maxChunkSize: MAX_CHUNK_SIZE,
       });
       return;
-    case MessageType.MANIFEST:
-      sendScript(connection, requestId, script).catch(() => connection.destroy());
+    case MessageType.MANIFEST: {
+      const steps =
+        typeof script === "function" ? script(decodeMessage(manifestRequestCodec, body).path) : script;
+      sendScript(connection, requestId, steps).catch(() => connection.destroy());
       return;
+    }
     case MessageType.GET_CHUNKS: {
       options.seen.chunkRequests++;
       if (options.serveChunks === false) return;

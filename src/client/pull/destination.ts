@@ -13,6 +13,7 @@
  * "Synchronous destination calls").
  */
 import {
+  type BigIntStats,
   closeSync,
   constants,
   fchmodSync,
@@ -331,6 +332,24 @@ export class Destination {
    * The old copy already holds every byte: only its mode, mtime and attributes may need setting.
    * It counts as committed by this pull (a hard link may name it).
    */
+  /**
+   * The old copy at `finalPath`, opened for reading relative to its folder (never through a
+   * symlink, never blocking on a FIFO), if it is a regular file; its descriptor is the caller's to close.
+   */
+  openOldCopy(finalPath: string): { fd: number; stats: BigIntStats } | undefined {
+    let fd: number;
+    try {
+      const { folder, name } = this.#place(finalPath);
+      fd = directoryIo.openFile(folder, name, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK, 0);
+    } catch {
+      return undefined; // no old copy, or not one to read: the file is fetched
+    }
+    const stats = fstatSync(fd, { bigint: true });
+    if (stats.isFile()) return { fd, stats };
+    closeSync(fd);
+    return undefined;
+  }
+
   keepOldCopy(finalPath: string, file: FileMetadata): KeptCopy {
     const { entry, xattrs } = file;
     const { folder, name } = this.#place(finalPath);

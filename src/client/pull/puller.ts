@@ -113,7 +113,14 @@ class Puller implements FileOpener {
     const index = this.#index;
     if (index === undefined || downloads === undefined || localChunks === undefined) return undefined;
     const readLocally = (bytes: number) => this.#tally.readLocally(bytes);
-    const oldCopies = new OldCopies(index, this.#chunker, readLocally, this.#work.signal);
+    const destination = this.#destination;
+    const oldCopies = new OldCopies({
+      index,
+      chunker: this.#chunker,
+      open: (path) => destination.openOldCopy(path),
+      readLocally,
+      signal: this.#work.signal,
+    });
     return { downloads, oldCopies, localChunks };
   }
 
