@@ -147,6 +147,7 @@ export class HostConnection {
       maxVersion: PROTOCOL_VERSION,
       features:
         Feature.ENTRY_ERRORS |
+        Feature.SKIPPED_ENTRIES |
         Feature.COMPRESSION |
         Feature.HARD_LINKS |
         Feature.FRAME_MAC |

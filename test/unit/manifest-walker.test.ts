@@ -109,6 +109,7 @@ function walker(remote = "", log = new Log()) {
       symlink: () => {},
       hardLink: () => {},
       failed: (path, code) => failures.push(`${path} ${code}`),
+      skipped: () => {},
     },
   });
   return { walk, files, log, failures };
