@@ -54,6 +54,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.CHUNK_CORRUPT]: "data did not match its BLAKE3 hash and was discarded; retry the pull",
   [ErrorCode.CANCELLED]: "run the same command again to resume: finished files and chunks are kept",
   [ErrorCode.NOT_FOUND]: "`teleport ls LINK [folder]` lists what the share holds",
+  [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 
 /**

@@ -14,6 +14,7 @@ import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/pr
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { TeleportClient } from "../../src/client/client.js";
 import { Connection, encodeFrame } from "../../src/engine/connection.js";
 import { ErrorCode } from "../../src/errors.js";
 import { loadOrCreateIdentity } from "../../src/transport/identity.js";
@@ -529,12 +530,20 @@ test("NOT_A_FILE: cat of a folder (whole, or a range), and manifest of a folder"
     await writeFile(join(root, "sub", "a.txt"), "inside\n");
   });
   assertFailedWith(await runCli(["cat", host.link, "sub"], env), ErrorCode.NOT_A_FILE, /"sub" is not a file/);
-  // A range skips the client's stat: the host refuses.
   assertFailedWith(
     await runCli(["cat", host.link, "sub", "--offset", "0", "--length", "1"], env),
     ErrorCode.NOT_A_FILE,
-    /host: "sub" is not a regular file/,
+    /"sub" is not a file/,
   );
+  // cat stats the file first (to clamp its range); asked for a range directly, the host refuses.
+  const client = await TeleportClient.connect(host.link);
+  try {
+    await assert.rejects(async () => {
+      for await (const _piece of client.readRange("sub", 0, 1));
+    }, /TELEPORT_ERR_NOT_A_FILE: host: "sub" is not a regular file/);
+  } finally {
+    await client.close();
+  }
   assertFailedWith(
     await runCli(["manifest", join(share, "sub")], env),
     ErrorCode.NOT_A_FILE,
