@@ -4,13 +4,9 @@
  */
 import type { PullLinkSummary } from "../client/pull-link.js";
 import { SkipReason } from "../wire/messages.js";
+import { plural } from "./plural.js";
 import { formatBytes } from "./progress.js";
 import { terminalLine } from "./terminal-text.js";
-
-/** `1 file`, `2 files`: every count in a summary. */
-export function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
 
 /**
  * One line: what was pulled, how long it took, and what crossed the network at what rate; bytes

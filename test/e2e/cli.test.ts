@@ -246,7 +246,7 @@ test("store gc forgets indexed files that were deleted, changed or moved, and ke
 
   const again = await runCli(["store", "gc"], env);
   assertSucceeded(again, "second store gc");
-  assert.match(again.stdout, /^forgot 0 files \(0 chunks\) no longer as indexed; 1 files remain/);
+  assert.match(again.stdout, /^forgot 0 files \(0 chunks\) no longer as indexed; 1 file still indexed/);
 });
 
 /**
