@@ -144,17 +144,33 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
     default:
       if (sys?.code !== undefined && typeof sys.message === "string") {
         // Node's own message names the system call and its path ("ENOTDIR: ..., mkdir '/a/b'").
-        return new TeleportError(
-          ErrorCode.IO,
-          `${context === undefined ? "" : `${context}: `}${sys.message}`,
-          {
-            cause: err,
-          },
-        );
+        const message = `${context === undefined ? "" : `${context}: `}${sys.message}`;
+        return new TeleportError(ErrorCode.IO, message, options(ioHint(sys.code, path)));
       }
       return new TeleportError(ErrorCode.INTERNAL, `${where}${String((err as Error)?.message ?? err)}`, {
         cause: err,
       });
+  }
+}
+
+/** What to do about a file-system error other than those with codes of their own. */
+function ioHint(code: string, path: string | undefined): string | undefined {
+  const named = path ?? "the path named above";
+  switch (code) {
+    case "ENOTDIR":
+      return `a name on the way to ${named} is a file, not a folder: choose another path or move it`;
+    case "EISDIR":
+      return `${named} is a folder where a file is needed: choose another path or move it`;
+    case "EEXIST":
+    case "ENOTEMPTY":
+      return `something is in the way at ${named}: move it, or choose another path`;
+    case "EMFILE":
+    case "ENFILE":
+      return "too many files open: raise the limit (ulimit -n) and run the same command again";
+    case "ENAMETOOLONG":
+      return `${named} is longer than this file system allows: choose a shorter path`;
+    default:
+      return undefined;
   }
 }
 

@@ -7,6 +7,7 @@
  * chooses the same).
  */
 import { once } from "node:events";
+import { toTeleportError } from "../errors.js";
 
 /** Thrown out of a command when its stdout's reader has gone: the command ends, quietly, exit 0. */
 export class StdoutClosed extends Error {
@@ -16,27 +17,32 @@ export class StdoutClosed extends Error {
   }
 }
 
-let closed = false;
+/** What ended stdout, once something has: its reader gone (EPIPE), or another error (a full disk). */
+let failure: Error | undefined;
 let watching = false;
 
-/** Notes a closed pipe instead of letting its 'error' event end the process with a stack trace. */
+/** Keeps stdout's 'error' event for the next write, instead of ending the process with a stack trace. */
 function watchStdout(): void {
   if (watching) return;
   watching = true;
-  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code === "EPIPE") closed = true;
+  process.stdout.on("error", (err: Error) => {
+    failure ??= err;
   });
 }
 
 /** Writes to stdout, waiting while its reader is behind; throws StdoutClosed once it has gone. */
 export async function writeOut(data: string | Buffer): Promise<void> {
   watchStdout();
-  if (closed) throw new StdoutClosed();
+  if (failure !== undefined) throw stdoutError(failure);
   if (process.stdout.write(data)) return;
   try {
     await once(process.stdout, "drain");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EPIPE") throw new StdoutClosed();
-    throw err;
+    throw stdoutError(err);
   }
+}
+
+function stdoutError(err: unknown): Error {
+  if ((err as NodeJS.ErrnoException).code === "EPIPE") return new StdoutClosed();
+  return toTeleportError(err, "writing to stdout");
 }
