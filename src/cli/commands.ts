@@ -9,7 +9,7 @@ import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
 import { CompressionPolicy, type CompressMode } from "../client/pool/compression-policy.js";
 import type { ReuseScope } from "../client/pull.js";
-import { type PullLinkSummary, pullLink } from "../client/pull-link.js";
+import { type PullLinkOptions, type PullLinkSummary, pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportChoice } from "../transport/select.js";
@@ -54,35 +54,20 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
         "(still authenticated and verified)\n",
     );
   }
-  const stopSignals = new StopSignals();
-  const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
   const index = openChunkIndex();
+  const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
+  const stopSignals = new StopSignals();
   const destPath = resolve(dest);
   let madeFrom: string | undefined;
   let summary: PullLinkSummary;
   try {
     madeFrom = await makeDestination(destPath);
     summary = await pullLink(link, {
-      remotePath: flags.path ?? "",
+      ...pullLinkOptions(flags),
       dest: destPath,
       signal: stopSignals.signal,
       onProgress: (progress) => display.update(progress),
-      onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
-      ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
-      ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
-      ...(flags.xattrs === true ? { xattrs: true } : {}),
-      onRetry: ({ attempt, of, error, waitMs }) =>
-        process.stderr.write(
-          terminalLine(
-            `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
-          ),
-        ),
       index,
-      ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
-      ...(flags.streams === undefined ? {} : { streams: flags.streams }),
-      ...(flags.retries === undefined ? {} : { retries: flags.retries }),
-      ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
-      compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),
     });
   } catch (err) {
     if (madeFrom !== undefined) await removeEmptyFolders(destPath, madeFrom);
@@ -93,6 +78,29 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     index.close();
   }
   await reportPull(summary, flags.json === true);
+}
+
+/** The pull's options as its flags give them, and its notices and retries told on stderr. */
+function pullLinkOptions(flags: PullFlags): Omit<PullLinkOptions, "dest"> {
+  const plaintext = flags.encryption === false;
+  return {
+    remotePath: flags.path ?? "",
+    onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
+    ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
+    ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
+    ...(flags.xattrs === true ? { xattrs: true } : {}),
+    onRetry: ({ attempt, of, error, waitMs }) =>
+      process.stderr.write(
+        terminalLine(
+          `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
+        ),
+      ),
+    ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
+    ...(flags.streams === undefined ? {} : { streams: flags.streams }),
+    ...(flags.retries === undefined ? {} : { retries: flags.retries }),
+    ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
+    compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),
+  };
 }
 
 /** The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read some entries. */
