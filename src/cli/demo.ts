@@ -15,6 +15,7 @@ import { hashBytes, StreamingHash, toHex } from "../chunking/hash.js";
 import { TeleportClient } from "../client/client.js";
 import { pull } from "../client/pull.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { plural } from "./plural.js";
 import { createProgressDisplay, formatBytes } from "./progress.js";
 
 export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): Promise<void> {
@@ -38,7 +39,7 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
   try {
     const files = await generateShare(share, bigFileBytes);
     process.stdout.write(
-      `demo: generated ${files.size} files (${formatBytes(bigFileBytes)} + small files) in ${share}\n`,
+      `demo: generated ${plural(files.size, "file")} (${formatBytes(bigFileBytes)} + small files) in ${share}\n`,
     );
     const link = await firstLine(host);
     process.stdout.write(`demo: host is sharing it at\n  ${link}\n`);
@@ -55,9 +56,10 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
     }
     const rate = summary.bytes / summary.seconds;
     process.stdout.write(
-      `demo: pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlink: ` +
+      `demo: pulled ${plural(summary.files, "file")}, ${plural(summary.directories, "folder")}, ` +
+        `${plural(summary.symlinks, "symlink")}: ` +
         `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s = ${formatBytes(rate)}/s ` +
-        `over TLS 1.3, every chunk verified with BLAKE3; all ${files.size} files match\n`,
+        `over TLS 1.3, every chunk verified with BLAKE3; all ${plural(files.size, "file")} match\n`,
     );
   } finally {
     host.kill("SIGTERM");

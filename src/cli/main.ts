@@ -9,27 +9,18 @@ import { MAX_STREAMS } from "../client/pool/stream-pool.js";
 import { REUSE_SCOPES } from "../client/pull.js";
 import { DEFAULT_RETRIES } from "../client/pull-link.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
-import { ErrorCode, toTeleportError } from "../errors.js";
 import { DEFAULT_CONGESTION } from "../host/host.js";
 import { TRANSPORT_CHOICES } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
 import { catCommand, ensureDirectoryArgument, lsCommand, manifestCommand, pullCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
 import { parseDuration } from "./duration.js";
+import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
 import { hostCommand } from "./host-command.js";
 import { readLinkArgument } from "./link-input.js";
 import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
-import { terminalLine } from "./terminal-text.js";
 
-export const EXIT_FAILURE = 1;
-/** Bad arguments: an unknown command or option, or an option value out of range. */
-export const EXIT_USAGE = 2;
-
-/** Where the CLI's own text goes (help, version, usage and error lines); commands write to the process. */
-export interface CliOutput {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
+export { type CliOutput, EXIT_FAILURE, EXIT_USAGE } from "./error-report.js";
 
 const processOutput: CliOutput = {
   stdout: (text) => process.stdout.write(text),
@@ -307,20 +298,25 @@ function addToolCommands(program: Command): void {
 
 /**
  * Runs the command line `args` (the words after `teleport`) and returns the exit code: 0,
- * EXIT_USAGE for bad arguments, EXIT_FAILURE for any other error, printed as one line.
+ * EXIT_USAGE for bad arguments, 130 or 143 for Ctrl-C or SIGTERM, EXIT_FAILURE for any other
+ * error, printed as one line (see error-report.ts).
  */
 export async function runCli(args: readonly string[], output: CliOutput = processOutput): Promise<number> {
+  const program = createProgram(output);
+  let json = false;
+  program.hook("preAction", (_program, command) => {
+    json = command.opts().json === true;
+  });
   try {
-    await createProgram(output).parseAsync(args, { from: "user" });
+    await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+      if (err.exitCode === 0) return 0;
+      // Commander has printed the usage error; a --json caller gets it on stdout too.
+      if (args.includes("--json")) output.stdout(usageErrorJson(err));
+      return EXIT_USAGE;
     }
-    const error = toTeleportError(err);
-    output.stderr(terminalLine(`teleport: ${error.message}`));
-    if (error.hint !== undefined) output.stderr(terminalLine(`  hint: ${error.hint}`));
-    if (process.env.TELEPORT_DEBUG === "1") output.stderr(`${(err as Error).stack}\n`);
-    return error.code === ErrorCode.USAGE ? EXIT_USAGE : EXIT_FAILURE;
+    return reportFailure(err, output, json);
   }
 }

@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, type ConnectionOptions } from "../engine/connection.js";
-import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { authDelayedHint, ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import {
   creditCodec,
@@ -238,6 +238,7 @@ export function remoteError(body: Buffer): TeleportError {
 }
 
 /** The host's ERROR as ours: its code where we know it, PROTOCOL where not. */
-export function hostError({ code, message }: ErrorMessage): TeleportError {
-  return new TeleportError(isErrorCode(code) ? code : ErrorCode.PROTOCOL, `host: ${message}`);
+export function hostError({ code, message, authDelayWindowMs }: ErrorMessage): TeleportError {
+  const hint = authDelayWindowMs === undefined ? undefined : authDelayedHint(authDelayWindowMs);
+  return new TeleportError(isErrorCode(code) ? code : ErrorCode.PROTOCOL, `host: ${message}`, { hint });
 }

@@ -21,8 +21,10 @@ import {
   chunksCodec,
   type Entry,
   type EntryError,
+  type EntrySkipped,
   entriesCodec,
   entryErrorCodec,
+  entrySkippedCodec,
   Feature,
   type FileBegin,
   type FileEnd,
@@ -77,7 +79,8 @@ export type ManifestEvent =
   | { kind: "file-begin"; entry: FileBegin }
   | { kind: "chunks"; chunks: ChunkRef[] }
   | { kind: "file-end"; digest: FileEnd }
-  | { kind: "entry-error"; failure: EntryError };
+  | { kind: "entry-error"; failure: EntryError }
+  | { kind: "entry-skipped"; skipped: EntrySkipped };
 
 export class TeleportClient {
   readonly link: ShareLink;
@@ -253,6 +256,9 @@ export class TeleportClient {
           break;
         case MessageType.ENTRY_ERROR:
           yield { kind: "entry-error", failure: decodeMessage(entryErrorCodec, frame.body) };
+          break;
+        case MessageType.ENTRY_SKIPPED:
+          yield { kind: "entry-skipped", skipped: decodeMessage(entrySkippedCodec, frame.body) };
           break;
         default:
           throw unexpected(frame.type, "MANIFEST");

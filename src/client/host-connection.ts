@@ -144,6 +144,7 @@ export class HostConnection {
     options.signal?.addEventListener("abort", cancel, { once: true });
     this.#offeredFeatures =
       Feature.ENTRY_ERRORS |
+      Feature.SKIPPED_ENTRIES |
       Feature.COMPRESSION |
       Feature.HARD_LINKS |
       Feature.FRAME_MAC |

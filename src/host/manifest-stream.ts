@@ -22,6 +22,7 @@ import {
   EntryKind,
   entriesCodec,
   entryErrorCodec,
+  entrySkippedCodec,
   fileBeginCodec,
   fileEndCodec,
   MAX_ENTRIES_PER_FRAME,
@@ -29,7 +30,15 @@ import {
   type Xattr,
 } from "../wire/messages.js";
 import type { RecentChunks } from "./recent-chunks.js";
-import { isWalkFailure, type OpenedFile, type Share, type ShareEntry, type WalkFailure } from "./share.js";
+import {
+  isWalkFailure,
+  isWalkSkip,
+  type OpenedFile,
+  type Share,
+  type ShareEntry,
+  type WalkFailure,
+  type WalkSkip,
+} from "./share.js";
 
 /** Files at most this large are hashed ahead of their turn, up to PREFETCHED_FILES of them. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -86,6 +95,8 @@ export class ManifestStream {
   readonly #sources: ManifestSources;
   readonly #send: SendFrame;
   readonly #entryErrors: boolean;
+  /** With Feature.SKIPPED_ENTRIES: what the share does not serve is told, as ENTRY_SKIPPED. */
+  readonly #skippedEntries: boolean;
   readonly #signal: AbortSignal;
   /**
    * With Feature.HARD_LINKS: the first path sent of each file with several names, by inode, so
@@ -98,11 +109,18 @@ export class ManifestStream {
   constructor(
     sources: ManifestSources,
     send: SendFrame,
-    options: { entryErrors: boolean; hardLinks: boolean; xattrs: boolean; signal: AbortSignal },
+    options: {
+      entryErrors: boolean;
+      skippedEntries?: boolean;
+      hardLinks: boolean;
+      xattrs: boolean;
+      signal: AbortSignal;
+    },
   ) {
     this.#sources = sources;
     this.#send = send;
     this.#entryErrors = options.entryErrors;
+    this.#skippedEntries = options.skippedEntries === true;
     this.#signal = options.signal;
     this.#firstNames = options.hardLinks ? new Map() : undefined;
     this.#xattrs = options.xattrs;
@@ -125,8 +143,9 @@ export class ManifestStream {
   async run(path: string): Promise<void> {
     const signal = this.#signal;
     const batch = new EntryBatch((entries) => this.#send(MessageType.ENTRIES, entriesCodec, { entries }));
-    const walk = this.#sources.share.walk(path, { signal, openFiles: true });
-    const ahead: (Ahead | WalkFailure)[] = [];
+    const reportSkipped = this.#skippedEntries;
+    const walk = this.#sources.share.walk(path, { signal, openFiles: true, reportSkipped });
+    const ahead: (Ahead | WalkFailure | WalkSkip)[] = [];
     let walked = false;
     try {
       for (;;) {
@@ -136,7 +155,7 @@ export class ManifestStream {
             walked = true;
             break;
           }
-          if (isWalkFailure(step.value)) {
+          if (isWalkFailure(step.value) || isWalkSkip(step.value)) {
             ahead.push(step.value);
             continue;
           }
@@ -163,6 +182,14 @@ export class ManifestStream {
         if (isWalkFailure(next)) {
           await batch.flush();
           await this.#entryFailed(next.path, next.failure);
+          continue;
+        }
+        if (isWalkSkip(next)) {
+          // Not in place: the client only reports it, so the batch of entries goes on.
+          await this.#send(MessageType.ENTRY_SKIPPED, entrySkippedCodec, {
+            path: next.path,
+            reason: next.skipped,
+          });
           continue;
         }
         const { entry, xattrs, file, manifest } = next;
@@ -195,7 +222,7 @@ export class ManifestStream {
       }
     } finally {
       await walk.return(undefined); // closes the walk's open folders when it stops early
-      for (const waiting of ahead) if (!isWalkFailure(waiting)) closeFile(waiting.file);
+      for (const waiting of ahead) if ("file" in waiting) closeFile(waiting.file);
     }
     await batch.flush();
   }

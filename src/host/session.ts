@@ -241,9 +241,9 @@ export class HostSession {
   }
 
   /** Ends the connection for `error`, telling the client why. */
-  #fail(error: TeleportError): void {
+  #fail(error: TeleportError, authDelayWindowMs?: number): void {
     for (const request of this.#requests.values()) request.abort.abort();
-    this.#connection.sendError(0, { code: error.code, message: error.detail });
+    this.#connection.sendError(0, { code: error.code, message: error.detail, authDelayWindowMs });
     this.#connection.close(error);
   }
 
@@ -312,16 +312,18 @@ export class HostSession {
       return true;
     }
     this.#phase = "refusing";
-    const refuse = () => this.#fail(new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted"));
-    const delayMs = this.#context.authLimiter.failed(this.#stream.remoteAddress);
-    if (delayMs === 0) refuse();
-    else this.#refusalTimer = setTimeout(refuse, delayMs);
+    const refused = new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
+    const { authLimiter } = this.#context;
+    const delayMs = authLimiter.failed(this.#stream.remoteAddress);
+    if (delayMs === 0) this.#fail(refused);
+    else this.#refusalTimer = setTimeout(() => this.#fail(refused, authLimiter.windowMs), delayMs);
     return false;
   }
 
   #supportedFeatures(): number {
     return (
       Feature.ENTRY_ERRORS |
+      Feature.SKIPPED_ENTRIES |
       Feature.HARD_LINKS |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
@@ -373,6 +375,7 @@ export class HostSession {
     const send = listedTo === undefined ? credited : listingSender(credited, listedTo);
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
+      skippedEntries: (this.#features & Feature.SKIPPED_ENTRIES) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
       xattrs: (this.#features & Feature.XATTRS) !== 0,
       signal: open.abort.signal,

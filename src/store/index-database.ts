@@ -3,7 +3,7 @@
  * aside), its schema and its prepared statements. ChunkIndex (chunk-index.ts) is the only user.
  */
 import Database from "better-sqlite3";
-import { ErrorCode, TeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ensurePrivateFile, narrowIfPresent } from "./private-file.js";
 
 const SCHEMA_VERSION = 3;
@@ -181,5 +181,9 @@ export function isCorruption(err: unknown): boolean {
 }
 
 export function indexError(err: unknown, path: string): TeleportError {
-  return new TeleportError(ErrorCode.IO, `cannot open the chunk index ${path}: ${(err as Error).message}`);
+  // A system error keeps its code (PERMISSION, NO_SPACE, with their hints); SQLite's are IO.
+  const error = toTeleportError(err, `cannot open the chunk index ${path}`);
+  return error.code === ErrorCode.INTERNAL
+    ? new TeleportError(ErrorCode.IO, error.detail, { cause: err })
+    : error;
 }

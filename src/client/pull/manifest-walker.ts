@@ -14,6 +14,7 @@ import {
   type Entry,
   type EntryError,
   EntryKind,
+  type EntrySkipped,
   type FileBegin,
   type FileEnd,
   MAX_CHUNK_SIZE,
@@ -89,6 +90,7 @@ export interface WalkTally {
   symlink(): void;
   hardLink(): void;
   failed(path: string, code: ErrorCode, message: string): void;
+  skipped(path: string, reason: string): void;
 }
 
 export interface WalkerOptions {
@@ -274,6 +276,9 @@ export class ManifestWalker {
         case "entry-error":
           this.#onEntryError(event.failure);
           break;
+        case "entry-skipped":
+          this.#onEntrySkipped(event.skipped);
+          break;
       }
     }
     if (this.#current !== undefined) throw protocolError("manifest ended inside a file");
@@ -356,6 +361,14 @@ export class ManifestWalker {
     splitWirePath(path); // checked like any name from the network, though only reported
     if (!isWithin(path, this.#remote)) throw protocolError(`an entry error for "${path}", outside the pull`);
     this.#tally.failed(path, isErrorCode(code) ? code : ErrorCode.IO, message);
+  }
+
+  /** An entry the host does not serve (a FIFO, a symlink leading outside): reported, the pull goes on. */
+  #onEntrySkipped({ path, reason }: EntrySkipped): void {
+    if (this.#current !== undefined) throw protocolError("a skipped entry inside a file");
+    splitWirePath(path); // checked like any name from the network, though only reported
+    if (!isWithin(path, this.#remote)) throw protocolError(`a skipped entry "${path}", outside the pull`);
+    this.#tally.skipped(path, reason);
   }
 
   /**

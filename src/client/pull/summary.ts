@@ -112,11 +112,23 @@ export interface PullSummary {
   /** How the stream pool ran (null when nothing crossed the network). */
   streamPool: Omit<PoolReport, "streams"> | null;
   /**
-   * Files and folders the host could not read (the first MAX_REPORTED_FAILURES of them); the
+   * Files and folders the host could not read (the first MAX_REPORTED_ENTRIES of them); the
    * rest of the pull is complete. A folder listed here was created, without what it holds.
    */
   failures: EntryFailure[];
   failureCount: number;
+  /**
+   * Entries the host does not serve, and why (the first MAX_REPORTED_ENTRIES of them): symlinks
+   * leading outside the share, FIFOs, sockets, devices. The pull is complete without them.
+   */
+  skipped: SkippedEntry[];
+  skippedCount: number;
+}
+
+export interface SkippedEntry {
+  path: string;
+  /** A SkipReason (wire/messages.ts), or what a newer host says. */
+  reason: string;
 }
 
 export interface EntryFailure {
@@ -128,8 +140,8 @@ export interface EntryFailure {
 /** Where bytes of a pulled file came from: see ReusedBytes; holes are neither read nor fetched. */
 export type ByteSource = keyof ReusedBytes | "network" | "hole";
 
-/** Files and folders the host could not read, reported by name up to this many. */
-const MAX_REPORTED_FAILURES = 1000;
+/** Entries the host could not read, or skipped, reported by name up to this many. */
+const MAX_REPORTED_ENTRIES = 1000;
 
 /** Counts what a pull did into its summary, and tells the caller how far it is. */
 export class Tally {
@@ -153,6 +165,8 @@ export class Tally {
     streamPool: null,
     failures: [],
     failureCount: 0,
+    skipped: [],
+    skippedCount: 0,
   };
   readonly #onProgress: ((progress: PullProgress) => void) | undefined;
   #bytesKnown = 0;
@@ -207,8 +221,14 @@ export class Tally {
   /** An entry that could not be pulled; the rest of the pull goes on. */
   failed(path: string, code: ErrorCode, message: string): void {
     this.summary.failureCount++;
-    if (this.summary.failures.length < MAX_REPORTED_FAILURES)
+    if (this.summary.failures.length < MAX_REPORTED_ENTRIES)
       this.summary.failures.push({ path, code, message });
+  }
+
+  /** An entry the host does not serve; the pull is complete without it. */
+  skipped(path: string, reason: string): void {
+    this.summary.skippedCount++;
+    if (this.summary.skipped.length < MAX_REPORTED_ENTRIES) this.summary.skipped.push({ path, reason });
   }
 
   report(): void {
