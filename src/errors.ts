@@ -84,6 +84,9 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
   if (err instanceof TeleportError) return err;
   const sys = err as NodeJS.ErrnoException | undefined;
   const where = context === undefined ? "" : `${context}: `;
+  // An AbortSignal's own reason (a DOMException, code 20): the caller cancelled, nothing failed.
+  if (sys?.name === "AbortError")
+    return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, { cause: err });
   switch (sys?.code) {
     case "ENOSPC":
     case "EDQUOT":

@@ -125,7 +125,7 @@ export class RequestChannel {
   ): { requestId: number; cancel: () => void } {
     if (this.connection.destroyed)
       throw this.connection.error ?? new TeleportError(ErrorCode.CONNECTION, "connection closed");
-    signal?.throwIfAborted();
+    if (signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "request cancelled");
     const requestId = this.#nextRequestId++;
     if (this.#nextRequestId > 0xffff_ffff) this.#nextRequestId = 1;
     this.#requests.set(requestId, pending);
