@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { ChunkIndex, ErrorCode, type PullLinkSummary, pullLink, TeleportClient } from "../../src/index.js";
+import {
+  ChunkIndex,
+  ErrorCode,
+  type PullLinkSummary,
+  pull,
+  pullLink,
+  TeleportClient,
+} from "../../src/index.js";
 import { runCli } from "../helpers/cli.js";
 import { onCleanup } from "../helpers/context.js";
 import { hostWithCli, makeShare, type ShareFiles, type ShareFolder } from "../helpers/share.js";
@@ -108,7 +115,7 @@ test("an aborted library pull rejects with TELEPORT_ERR_CANCELLED, leaves only c
   assert.deepEqual(await findPartFiles(dest), [], "part files left after the resumed pull");
 });
 
-test("a signal aborted before the call: pullLink, connect, list, stat and readRange reject with TELEPORT_ERR_CANCELLED", async (t) => {
+test("a signal aborted before the call: pullLink, connect, pull, list, stat and readRange reject with TELEPORT_ERR_CANCELLED", async (t) => {
   const { base, link } = await hostedShare(t, "library-aborted");
   const aborted = AbortSignal.abort();
   const dest = join(base, "dest");
@@ -119,6 +126,10 @@ test("a signal aborted before the call: pullLink, connect, list, stat and readRa
 
   const client = await TeleportClient.connect(link);
   onCleanup(t, () => client.close());
+  await assert.rejects(pull(client, { dest, signal: aborted }), {
+    code: ErrorCode.CANCELLED,
+  });
+  assert.ok(await isAbsent(dest), "a cancelled pull made its destination");
   await assert.rejects(client.list("", { signal: aborted }).next(), { code: ErrorCode.CANCELLED });
   await assert.rejects(client.stat("a.bin", aborted), { code: ErrorCode.CANCELLED });
   await assert.rejects(client.readRange("a.bin", 0, 10, aborted).next(), { code: ErrorCode.CANCELLED });
