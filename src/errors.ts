@@ -109,6 +109,9 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
   const named = context ?? path;
   const where = named === undefined ? "" : `${named}: `;
   const options = (hint?: string) => ({ cause: err, hint });
+  // An AbortSignal's own reason (a DOMException, code 20): the caller cancelled, nothing failed.
+  if (sys?.name === "AbortError")
+    return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, { cause: err });
   switch (sys?.code) {
     case "ENOSPC":
     case "EDQUOT":

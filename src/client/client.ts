@@ -95,6 +95,7 @@ export class TeleportClient {
 
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
+    if (options.signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "connect cancelled");
     const choice = options.transport ?? "auto";
     const stream = await dialChoice(parsed, choice, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
