@@ -9,7 +9,7 @@
  */
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import type { BaselineComparison } from "./baseline.js";
+import { type BaselineComparison, REGRESSION_THRESHOLD } from "./baseline.js";
 import type { BenchRecord, Figure, Series, SuiteResult } from "./types.js";
 
 export interface Chart {
@@ -25,8 +25,8 @@ type LayerPanel = Extract<TopLevelSpec, { layer: unknown }>;
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 /** Width of a chart's plotting area; its labels come on top, within 1200 px in all. */
 const PLOT_WIDTH = 520;
-/** Room for a tool's or a ratio's whole name: Vega cuts labels past this with an ellipsis. */
-export const LABEL_LIMIT = 440;
+/** Vega cuts an axis label past its limit (180 px unless set) with an ellipsis; 0 never does. */
+const LABEL_LIMIT = 0;
 /** Height of one bar's row. */
 const ROW_STEP = 22;
 /** The benchmark of many small measurements (hashing, codecs, TLS): far faster than any transfer. */
@@ -216,36 +216,38 @@ function ratioChart(records: readonly BenchRecord[]): TopLevelSpec | null {
   };
 }
 
-/** Each ratio the baseline shares with this run: the baseline's bar beside this run's. */
+/**
+ * Each ratio the baseline shares with this run: the baseline's bar beside this run's, both
+ * drawn relative to the baseline's (its bar is 1.0, so a change reads the same for a ratio of
+ * 0.001 as for one of 100), each labelled with its value; the regression threshold is marked.
+ */
 function baselineChart(baseline: BaselineComparison): TopLevelSpec {
   const values = baseline.changes.flatMap((change) => {
     const row = `${change.benchmark}: ${change.ratio}${change.regressed ? " (REGRESSED)" : ""}`;
     return [
-      { row, run: "baseline", ratio: change.before },
-      { row, run: "this run", ratio: change.after },
+      { row, run: "baseline", relative: 1, value: change.before },
+      { row, run: "this run", relative: change.after / change.before, value: change.after },
     ];
   });
   const y = { field: "row", type: "nominal", sort: null, title: null } as const;
-  const x = {
-    field: "ratio",
-    type: "quantitative",
-    title: "same-run ratio (log scale)",
-    scale: { type: "log" },
-  } as const;
+  const yOffset = { field: "run", sort: ["baseline", "this run"] };
+  const x = { field: "relative", type: "quantitative", title: "ratio relative to the baseline's" } as const;
   return {
     $schema: SCHEMA,
-    title: { text: `Ratios against the baseline of ${baseline.baselineStartedAt}`, anchor: "start" },
+    title: {
+      text: `Same-run ratios: baseline of ${baseline.baselineStartedAt} and this run`,
+      anchor: "start",
+    },
     data: { values },
-    width: PLOT_WIDTH - 100,
-    height: { step: 2 * ROW_STEP },
+    width: PLOT_WIDTH - 160,
+    height: { step: 28 },
     layer: [
       {
         mark: "bar",
         encoding: {
           y,
-          yOffset: { field: "run", sort: ["baseline", "this run"] },
+          yOffset,
           x,
-          x2: { datum: 1 },
           color: {
             field: "run",
             type: "nominal",
@@ -254,7 +256,14 @@ function baselineChart(baseline: BaselineComparison): TopLevelSpec {
           },
         },
       },
-      { mark: { type: "rule", strokeDash: [4, 3] }, encoding: { x: { datum: 1 } } },
+      {
+        mark: { type: "text", align: "left", dx: 3, fontSize: 9 },
+        encoding: { y, yOffset, x, text: { field: "value", type: "quantitative", format: ".3~g" } },
+      },
+      {
+        mark: { type: "rule", strokeDash: [4, 3] },
+        encoding: { x: { datum: 1 - REGRESSION_THRESHOLD } },
+      },
     ],
     config: { axis: { labelLimit: LABEL_LIMIT } },
   };
