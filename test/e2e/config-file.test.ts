@@ -45,6 +45,18 @@ test("config.json sets pull's defaults; flags on the command line override them"
   assert.ok(summary.seconds < limited.seconds, `${summary.seconds} s with --bwlimit 1G`);
 });
 
+test("config.json sets host's defaults; --bind on the command line overrides the file's", async (t) => {
+  const { base, share } = await makeShare(t, "config-host", { "a.txt": "a" });
+  // 192.0.2.1 (TEST-NET-1) is no address of this machine: a host that took it would not start.
+  await writeConfig(
+    join(base, "host-home"),
+    JSON.stringify({ host: { quic: false, advertise: "localhost", bind: "192.0.2.1" } }),
+  );
+  const host = await hostWithCli(t, { base, share }); // started with --bind 127.0.0.1
+  assert.match(host.link, /^teleport:\/\/localhost:\d+\//);
+  assert.match(host.stderr(), /on port \d+ \(tcp\)/);
+});
+
 test("teleport config shows each setting and whether the file or teleport set it", async (t) => {
   const { base } = await makeShare(t, "config-show");
   const home = join(base, "client-home");
