@@ -32,6 +32,8 @@ export const ErrorCode = {
   ENCRYPTION_REQUIRED: "TELEPORT_ERR_ENCRYPTION_REQUIRED",
   /** The host's identity files (key, certificate, secrets) are damaged. */
   IDENTITY: "TELEPORT_ERR_IDENTITY",
+  /** TELEPORT_HOME/config.json cannot be read, is not JSON, or holds a key or value teleport does not take. */
+  CONFIG: "TELEPORT_ERR_CONFIG",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
 } as const;
 

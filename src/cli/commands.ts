@@ -27,6 +27,8 @@ export interface PullFlags {
   json?: boolean;
   progress?: boolean;
   streams?: number;
+  /** --bwlimit, in bytes per second. */
+  bwlimit?: number;
   retries?: number;
   /** Idle timeout in seconds. */
   timeout?: number;
@@ -97,6 +99,7 @@ function pullLinkOptions(flags: PullFlags): Omit<PullLinkOptions, "dest"> {
       ),
     ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
     ...(flags.streams === undefined ? {} : { streams: flags.streams }),
+    ...(flags.bwlimit === undefined ? {} : { bytesPerSecond: flags.bwlimit }),
     ...(flags.retries === undefined ? {} : { retries: flags.retries }),
     ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
     compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),

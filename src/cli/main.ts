@@ -12,7 +12,9 @@ import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
 import { DEFAULT_CONGESTION } from "../host/host.js";
 import { TRANSPORT_CHOICES } from "../transport/select.js";
 import { benchCommand } from "./bench.js";
+import { parseByteRate } from "./byte-rate.js";
 import { catCommand, ensureDirectoryArgument, lsCommand, manifestCommand, pullCommand } from "./commands.js";
+import { applyConfig, configPath, configShowCommand } from "./config.js";
 import { demoCommand } from "./demo.js";
 import { parseDuration } from "./duration.js";
 import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
@@ -90,6 +92,15 @@ function duration(value: string): number {
   return ms;
 }
 
+function byteRate(value: string): number {
+  const bytesPerSecond = parseByteRate(value);
+  if (bytesPerSecond === undefined)
+    throw new InvalidArgumentError(
+      "expected bytes per second such as 500k, 10M, 1.5MiB or 2MB (k, M, G: 1024-based)",
+    );
+  return bytesPerSecond;
+}
+
 /** What a link argument's help says: `-` keeps the link out of `ps` and the shell's history. */
 const LINK_HELP = "share link printed by `teleport host`, or - to read it from stdin";
 
@@ -118,6 +129,8 @@ export function createProgram(output: CliOutput = processOutput): Command {
   addBrowseCommands(program);
   addLocalCommands(program);
   addToolCommands(program);
+  addConfigCommand(program);
+  program.hook("preAction", (_program, command) => applyConfig(program, command));
   return program;
 }
 
@@ -177,6 +190,11 @@ function addPullCommand(program: Command): void {
       "--streams <n>",
       "data connections (default: tuned to the path from its RTT and measured throughput)",
       streamCount,
+    )
+    .option(
+      "--bwlimit <rate>",
+      "receive at most this many bytes per second, all streams together (10M, 500k)",
+      byteRate,
     )
     .option(
       "--retries <n>",
@@ -294,6 +312,24 @@ function addToolCommands(program: Command): void {
     .option("--size-mb <n>", "size of the large file in MiB", nonNegativeInteger, 256)
     .option("--keep", "keep the generated folders")
     .action((flags) => demoCommand(flags));
+}
+
+/** `config`: the defaults TELEPORT_HOME/config.json sets, and where the file is. */
+function addConfigCommand(program: Command): void {
+  const config = program
+    .command("config")
+    .description(`defaults for pull and host flags, from TELEPORT_HOME/config.json`);
+  config
+    .command("show", { isDefault: true })
+    .description("print each configurable flag's default and whether it comes from the file")
+    .option("--json", "one JSON line")
+    .action((flags) => configShowCommand(program, flags));
+  config
+    .command("path")
+    .description("print where the config file is (or would be)")
+    .action(() => {
+      process.stdout.write(`${configPath()}\n`);
+    });
 }
 
 /**

@@ -24,6 +24,7 @@ import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import type { DataStreamFactory } from "./data-streams.js";
 import { type PoolStream, PoolStreams } from "./pool-streams.js";
+import { receiveLimitSpec } from "./receive-limit.js";
 import {
   type ChunkWrite,
   deserializeError,
@@ -49,6 +50,8 @@ export interface PoolOptions {
   rttMs?: number;
   /** What to ask the host to compress (default: nothing). */
   compression?: CompressionPolicy;
+  /** `--bwlimit`: chunk bytes per second all the streams together may receive (unlimited when unset). */
+  bytesPerSecond?: number;
   /** Told when the streams move to the other transport, and why. */
   onNotice?: (message: string) => void;
 }
@@ -156,11 +159,14 @@ export class StreamPool {
     this.#transport = spec.transport;
     if (spec.alternative !== undefined && spec.alternative !== this.#transport)
       this.#trial = new TransportTrial(this.#transport, spec.alternative, performance.now());
+    const receiveLimit =
+      options.bytesPerSecond === undefined ? undefined : receiveLimitSpec(options.bytesPerSecond);
     this.#threads = Array.from(
       { length: threadCount },
       () =>
         new StreamThread(
           spec,
+          receiveLimit,
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),
         ),

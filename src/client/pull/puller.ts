@@ -250,6 +250,7 @@ class Puller implements FileOpener {
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
       ...(rttMs === undefined ? {} : { rttMs }),
       ...(options.streams === undefined ? {} : { streams: options.streams }),
+      ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
   }

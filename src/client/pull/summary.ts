@@ -19,6 +19,8 @@ export interface PullOptions {
   windowBytes?: number;
   /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
   streams?: number;
+  /** Chunk bytes per second the data streams may receive, all together (`pull --bwlimit`); unlimited when unset. */
+  bytesPerSecond?: number;
   /** How long a silent host is waited for, on each connection (pullLink connects with it). */
   idleTimeoutMs?: number;
   /** What to ask the host to compress (default `auto`: where the link is slower than the CPU). */
