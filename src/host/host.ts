@@ -33,7 +33,7 @@ import { type ClientEvent, HostSession } from "./session.js";
 import { Share } from "./share.js";
 
 export { DEFAULT_CONGESTION } from "./congestion.js";
-export type { ClientEvent } from "./session.js";
+export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
