@@ -12,6 +12,7 @@ import { type TestContext, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/context.js";
+import { hostWithCli, makeShare } from "../helpers/share.js";
 
 /** Modules a command loads only when it needs them; the patterns match their paths. */
 const HEAVY_MODULES: readonly RegExp[] = [
@@ -86,5 +87,19 @@ test("a command that needs them loads them: the preload sees what is loaded", as
   assert.ok(
     heavy.some((module) => module.includes("/@napi-rs/blake-hash/")),
     `manifest hashes with BLAKE3; loaded: ${heavy.join(", ")}`,
+  );
+});
+
+test("teleport ls LINK opens no chunk index, so it loads no SQLite", async (t) => {
+  const folder = await makeShare(t, "startup-ls", { "a.txt": "listed\n" });
+  const host = await hostWithCli(t, folder);
+  const modules = await loadedModules(t, ["ls", host.link]);
+  assert.ok(
+    modules.some((module) => module.includes("/src/client/client.js")),
+    "ls loaded the client",
+  );
+  assert.deepEqual(
+    modules.filter((module) => module.includes("/better-sqlite3/")),
+    [],
   );
 });
