@@ -11,7 +11,6 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ClientEvent, Host } from "../host/host.js";
 import { writePrivateFile } from "../store/private-file.js";
 import { rotateShareSecret } from "../transport/identity.js";
-import { formatLink } from "../transport/link.js";
 import { teleportHome } from "./home.js";
 import { ClientLog } from "./host-log.js";
 import { terminalLine } from "./terminal-text.js";
@@ -163,8 +162,9 @@ function interfaceAddress(advertise: string): string {
 
 /**
  * Bound to every address (the default 0.0.0.0, or ::), the host is reachable at each of this
- * machine's: the link carries one (the first external IPv4, which may be docker0's or a VPN's),
- * so every one is printed with its link, and --advertise picks which the first line carries.
+ * machine's, and the link carries one (the first external IPv4, which may be docker0's or a
+ * VPN's): every one is listed, and --advertise picks the link's. Addresses only: stderr is
+ * where logs are kept, and a link there would put its secret in them.
  */
 function printReachableAddresses(host: Host, bind: string): void {
   if (bind !== "0.0.0.0" && bind !== "::") return;
@@ -172,13 +172,13 @@ function printReachableAddresses(host: Host, bind: string): void {
     (addresses ?? []).filter((address) => listenedOn(address, bind)).map((address) => ({ name, address })),
   );
   process.stderr.write(
-    `teleport: listening on every address (--bind ${bind}); the link names ${host.link.host} ` +
-      "(--advertise ADDRESS or INTERFACE names another); a link for each:\n",
+    `teleport: listening on every address (--bind ${bind}); the link names ${host.link.host}, ` +
+      "--advertise ADDRESS or INTERFACE names another:\n",
   );
   const width = Math.max(...reachable.map(({ name }) => name.length));
   for (const { name, address } of reachable) {
-    const link = formatLink({ ...host.link, host: address.address });
-    process.stderr.write(`teleport:   ${name.padEnd(width)}  ${address.address}  ${link}\n`);
+    const inLink = address.address === host.link.host ? "  (in the link)" : "";
+    process.stderr.write(`teleport:   ${name.padEnd(width)}  ${address.address}${inLink}\n`);
   }
 }
 
