@@ -17,9 +17,6 @@ import { parseDuration } from "./duration.js";
 import { readLinkArgument } from "./link-input.js";
 import { terminalLine } from "./terminal-text.js";
 
-// Commands' modules (the transports, SQLite, zstd, BLAKE3) load when their command runs, so
-// `--version`, `--help` and `completion` start as fast as Node does.
-
 export const EXIT_FAILURE = 1;
 /** Bad arguments: an unknown command or option, or an option value out of range. */
 export const EXIT_USAGE = 2;
@@ -113,7 +110,11 @@ function congestionName(value: string): string {
 /** Set once a command's module is loaded: it may have left QUIC state to shut down (bin.ts). */
 let commandsLoaded = false;
 
-/** A command's module, loaded when the command runs. */
+/**
+ * A command's module, loaded when the command runs: the transports, SQLite, zstd and BLAKE3 are
+ * then loaded only by the commands that use them, and `--version`, `--help` and `completion`
+ * start about as fast as Node does (docs/decisions.md, "Commands load their modules when they run").
+ */
 function commandModule<T>(load: () => Promise<T>): Promise<T> {
   commandsLoaded = true;
   return load();
