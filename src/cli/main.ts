@@ -5,22 +5,18 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
-import { MAX_STREAMS } from "../client/pool/stream-pool.js";
-import { REUSE_SCOPES } from "../client/pull.js";
-import { DEFAULT_RETRIES } from "../client/pull-link.js";
-import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
-import { DEFAULT_CONGESTION } from "../host/host.js";
-import { TRANSPORT_CHOICES } from "../transport/select.js";
-import { benchCommand } from "./bench.js";
+import { MAX_STREAMS } from "../client/pool/stream-tuner.js";
+import { REUSE_SCOPES } from "../client/pull/summary.js";
+import { DEFAULT_RETRIES } from "../client/retry-policy.js";
+import { MAX_LEVEL, MIN_LEVEL } from "../compression/levels.js";
+import { DEFAULT_CONGESTION } from "../host/congestion.js";
+import { TRANSPORT_CHOICES } from "../transport/transport.js";
 import { parseByteRate } from "./byte-rate.js";
-import { catCommand, ensureDirectoryArgument, lsCommand, manifestCommand, pullCommand } from "./commands.js";
+import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import { applyConfig, configPath, configShowCommand } from "./config.js";
-import { demoCommand } from "./demo.js";
 import { parseDuration } from "./duration.js";
 import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
-import { hostCommand } from "./host-command.js";
 import { readLinkArgument } from "./link-input.js";
-import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
 
 export { type CliOutput, EXIT_FAILURE, EXIT_USAGE } from "./error-report.js";
 
@@ -113,6 +109,29 @@ function congestionName(value: string): string {
   return value;
 }
 
+/** Set once a command's module is loaded: it may have left QUIC state to shut down (bin.ts). */
+let commandsLoaded = false;
+
+/**
+ * A command's module, loaded when the command runs: the transports, SQLite, zstd and BLAKE3 are
+ * then loaded only by the commands that use them, and `--version`, `--help` and `completion`
+ * start about as fast as Node does (docs/decisions.md, "Commands load their modules when they run").
+ */
+function commandModule<T>(load: () => Promise<T>): Promise<T> {
+  commandsLoaded = true;
+  return load();
+}
+
+/**
+ * Closes what the command left of QUIC (see shutdownQuic) before the process exits; a command
+ * that never loaded the transports (`--version`, `--help`) loads nothing here either.
+ */
+export async function shutdownCommands(): Promise<void> {
+  if (!commandsLoaded) return;
+  const { shutdownQuic } = await import("../transport/quic.js");
+  await shutdownQuic();
+}
+
 /** The commander program; parsing throws a CommanderError where commander would exit. */
 export function createProgram(output: CliOutput = processOutput): Command {
   const program = new Command("teleport")
@@ -130,6 +149,7 @@ export function createProgram(output: CliOutput = processOutput): Command {
   addLocalCommands(program);
   addToolCommands(program);
   addConfigCommand(program);
+  addCompletionCommand(program, output);
   program.hook("preAction", (_program, command) => applyConfig(program, command));
   return program;
 }
@@ -171,6 +191,8 @@ function addHostCommand(program: Command): void {
       "let clients that ask (pull --no-encryption) take chunk data unencrypted, for trusted networks",
     )
     .action(async (dir: string, flags) => {
+      const { ensureDirectoryArgument } = await commandModule(() => import("./commands.js"));
+      const { hostCommand } = await commandModule(() => import("./host-command.js"));
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);
     });
@@ -233,9 +255,10 @@ function addPullCommand(program: Command): void {
       `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
     )
-    .action(async (link: string, dest: string, flags) =>
-      pullCommand(await readLinkArgument(link), dest, flags),
-    );
+    .action(async (link: string, dest: string, flags) => {
+      const { pullCommand } = await commandModule(() => import("./commands.js"));
+      await pullCommand(await readLinkArgument(link), dest, flags);
+    });
 }
 
 /** `ls` and `cat`: look into a share without pulling it. */
@@ -247,9 +270,10 @@ function addBrowseCommands(program: Command): void {
     .argument("[path]", "folder or file inside the share", "")
     .option("-r, --recursive", "list everything beneath")
     .option("--json", "one JSON object per line")
-    .action(async (link: string, path: string, flags) =>
-      lsCommand(await readLinkArgument(link), path, flags),
-    );
+    .action(async (link: string, path: string, flags) => {
+      const { lsCommand } = await commandModule(() => import("./commands.js"));
+      await lsCommand(await readLinkArgument(link), path, flags);
+    });
 
   program
     .command("cat")
@@ -258,9 +282,10 @@ function addBrowseCommands(program: Command): void {
     .argument("<path>", "file inside the share")
     .option("--offset <n>", "first byte", nonNegativeInteger)
     .option("--length <n>", "number of bytes", nonNegativeInteger)
-    .action(async (link: string, path: string, flags) =>
-      catCommand(await readLinkArgument(link), path, flags),
-    );
+    .action(async (link: string, path: string, flags) => {
+      const { catCommand } = await commandModule(() => import("./commands.js"));
+      await catCommand(await readLinkArgument(link), path, flags);
+    });
 }
 
 /** `manifest`, `index` and `store`: local files and the chunk index. */
@@ -270,7 +295,10 @@ function addLocalCommands(program: Command): void {
     .description("print a local file's chunk list with BLAKE3 hashes (check with b3sum)")
     .argument("<file>", "local file")
     .option("--json", "JSON output")
-    .action((file: string, flags) => manifestCommand(file, flags));
+    .action(async (file: string, flags) => {
+      const { manifestCommand } = await commandModule(() => import("./commands.js"));
+      await manifestCommand(file, flags);
+    });
 
   program
     .command("index")
@@ -279,19 +307,28 @@ function addLocalCommands(program: Command): void {
     )
     .argument("<dir>", "folder (or file) to index; symlinks are not followed")
     .option("--json", "one JSON line")
-    .action((dir: string, flags) => indexCommand(dir, flags));
+    .action(async (dir: string, flags) => {
+      const { indexCommand } = await commandModule(() => import("./store.js"));
+      await indexCommand(dir, flags);
+    });
 
   const store = program.command("store").description("the chunk index in TELEPORT_HOME");
   store
     .command("stats")
     .description("files, chunks and bytes the index knows")
     .option("--json", "one JSON line")
-    .action((flags) => storeStatsCommand(flags));
+    .action(async (flags) => {
+      const { storeStatsCommand } = await commandModule(() => import("./store.js"));
+      await storeStatsCommand(flags);
+    });
   store
     .command("gc")
     .description("forget files changed, moved or deleted since they were indexed, and compact the index")
     .option("--json", "one JSON line")
-    .action((flags) => storeGcCommand(flags));
+    .action(async (flags) => {
+      const { storeGcCommand } = await commandModule(() => import("./store.js"));
+      await storeGcCommand(flags);
+    });
 }
 
 /** `bench` and `demo`: measure a link, show what teleport does. */
@@ -304,14 +341,29 @@ function addToolCommands(program: Command): void {
     .option("--streams <list>", "stream counts to pull with, comma-separated", streamCounts, [1, 2, 4, 8])
     .option("--reads <n>", "random 4 KiB reads to time", nonNegativeInteger, 200)
     .option("--json", "one JSON line")
-    .action(async (link: string, flags) => benchCommand(await readLinkArgument(link), flags));
+    .action(async (link: string, flags) => {
+      const { benchCommand } = await commandModule(() => import("./bench.js"));
+      await benchCommand(await readLinkArgument(link), flags);
+    });
 
   program
     .command("demo")
     .description("host a generated folder on loopback, pull it, and report what moved and how fast")
     .option("--size-mb <n>", "size of the large file in MiB", nonNegativeInteger, 256)
     .option("--keep", "keep the generated folders")
-    .action((flags) => demoCommand(flags));
+    .action(async (flags) => {
+      const { demoCommand } = await commandModule(() => import("./demo.js"));
+      await demoCommand(flags);
+    });
+}
+
+/** `completion`: the shell's completion script, made from this program (see completion.ts). */
+function addCompletionCommand(program: Command, output: CliOutput): void {
+  program
+    .command("completion")
+    .description('print a completion script for bash, zsh or fish (eval "$(teleport completion bash)")')
+    .argument("<shell>", "bash, zsh or fish", oneOf(COMPLETION_SHELLS))
+    .action((shell: CompletionShell) => output.stdout(completionScript(shell, program)));
 }
 
 /** `config`: the defaults TELEPORT_HOME/config.json sets, and where the file is. */

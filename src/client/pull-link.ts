@@ -16,7 +16,7 @@ import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { TeleportClient } from "./client.js";
 import { type PullOptions, type PullSummary, pull } from "./pull.js";
-import { retryWaitMs } from "./retry-policy.js";
+import { DEFAULT_RETRIES, retryWaitMs } from "./retry-policy.js";
 
 export interface Retry {
   /** 1 for the first retry. */
@@ -46,8 +46,7 @@ export interface PullLinkSummary extends PullSummary {
   attempts: number;
 }
 
-/** 0.5 + 1 + 2 + 4 + 8 s: a host restarted within ~15 s is picked up again. */
-export const DEFAULT_RETRIES = 5;
+export { DEFAULT_RETRIES } from "./retry-policy.js";
 
 /**
  * Pulls `options.remotePath` of the share into `options.dest`, retrying across lost connections.

@@ -33,10 +33,11 @@ import {
   type StreamStats,
 } from "./stream-protocol.js";
 import { defaultThreadCount, StreamThread } from "./stream-threads.js";
-import { MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
+import { MAX_STREAMS, MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
 import { TransportTrial, type TrialAction, type TrialStep } from "./transport-trial.js";
 
 export type { ChunkWrite, StreamStats } from "./stream-protocol.js";
+export { MAX_STREAMS } from "./stream-tuner.js";
 
 /** How the pool runs: what the pull knows of the path, and what the user pinned. */
 export interface PoolOptions {
@@ -94,8 +95,6 @@ const LONG_PATH_STREAMS = 16;
  * Mbit/s, and it takes about this many to fill 1 Gbit/s (docs/decisions.md).
  */
 const MAX_TUNED_STREAMS = 128;
-/** The most `--streams` accepts. */
-export const MAX_STREAMS = 256;
 /**
  * Bytes in flight to start with; the tuner doubles them while the rate is window-bound. Not
  * more: what a stream is handed, it alone carries, and a larger first window held work the
