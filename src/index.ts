@@ -5,7 +5,7 @@
 export { type ConnectOptions, type ManifestEvent, TeleportClient } from "./client/client.js";
 export {
   type PullOptions,
-  type PullProgress,
+  type PullEvent,
   type PullSummary,
   pull,
   REUSE_SCOPES,

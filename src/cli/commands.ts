@@ -17,13 +17,17 @@ import type { TransportChoice } from "../transport/select.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { teleportHome } from "./home.js";
-import { createProgressDisplay, formatBytes } from "./progress.js";
+import { createPullOutput, formatBytes } from "./progress.js";
 import { jsonLine, terminalLine } from "./terminal-text.js";
 
 export interface PullFlags {
   path?: string;
   json?: boolean;
   progress?: boolean;
+  /** -v: a line per file as it completes. */
+  verbose?: boolean;
+  /** -q: nothing but errors. */
+  quiet?: boolean;
   streams?: number;
   retries?: number;
   /** Idle timeout in seconds. */
@@ -51,24 +55,23 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
         "(still authenticated and verified)\n",
     );
   }
-  const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
+  const quiet = flags.quiet === true;
+  const output = createPullOutput({
+    progress: flags.progress !== false && flags.json !== true,
+    verbose: flags.verbose === true && flags.json !== true,
+    quiet,
+  });
   const index = ChunkIndex.open(teleportHome());
   try {
     const summary = await pullLink(link, {
       remotePath: flags.path ?? "",
       dest: resolve(dest),
       signal: controller.signal,
-      onProgress: (progress) => display.update(progress),
-      onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
+      onProgress: (event) => output.onProgress(event),
+      onNotice: (message) => output.notice(message),
       ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
       ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
       ...(flags.xattrs === true ? { xattrs: true } : {}),
-      onRetry: ({ attempt, of, error, waitMs }) =>
-        process.stderr.write(
-          terminalLine(
-            `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
-          ),
-        ),
       index,
       ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
       ...(flags.streams === undefined ? {} : { streams: flags.streams }),
@@ -76,20 +79,22 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
       compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),
     });
-    display.stop();
+    output.stop();
     const usage = process.resourceUsage();
     if (flags.json) {
       const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
       process.stdout.write(jsonLine({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 }));
-    } else {
-      const rate = summary.bytes / Math.max(summary.seconds, 1e-6);
+    } else if (!quiet) {
+      const { totals } = summary;
+      const rate = summary.bytes / Math.max(totals.seconds, 1e-6);
+      const attempts = totals.attempts > 1 ? `, ${totals.attempts} attempts` : "";
       process.stdout.write(
         `pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlinks` +
           `${summary.hardLinks > 0 ? `, ${summary.hardLinks} hard links` : ""}` +
           `${summary.bytesInHoles > 0 ? ` (${formatBytes(summary.bytesInHoles)} in holes)` : ""}: ` +
-          `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
-          `${formatBytes(summary.bytesFromNetwork)} from the network${summary.encrypted ? "" : " (unencrypted)"}, ` +
-          `${formatBytes(summary.bytesReused)} reused\n`,
+          `${formatBytes(summary.bytes)} in ${totals.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
+          `${formatBytes(totals.bytesMoved)} from the network${summary.encrypted ? "" : " (unencrypted)"}, ` +
+          `${formatBytes(totals.bytesReused)} reused${attempts}\n`,
       );
     }
     if (summary.failureCount > 0) {
@@ -104,7 +109,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       );
     }
   } finally {
-    display.stop();
+    output.stop();
     index.close();
   }
 }

@@ -4,10 +4,17 @@
  */
 export { pull } from "./pull/puller.js";
 export type {
+  BytesEvent,
+  DoneEvent,
   EntryFailure,
+  FileDoneEvent,
+  ListingEvent,
+  PullEvent,
   PullOptions,
-  PullProgress,
   PullSummary,
+  PullTotals,
+  Retry,
+  RetryEvent,
   ReusedBytes,
   ReuseScope,
 } from "./pull/summary.js";
