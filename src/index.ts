@@ -4,8 +4,8 @@
  */
 export { type ConnectOptions, type ManifestEvent, TeleportClient } from "./client/client.js";
 export {
-  type PullOptions,
   type PullEvent,
+  type PullOptions,
   type PullSummary,
   pull,
   REUSE_SCOPES,
