@@ -3,7 +3,8 @@
  * away or stops answering mid-pull, or a file changes under it, it reconnects with backoff and
  * runs again. Every run resumes what the last left (journaled chunks, finished files, through
  * the chunk index), so a retry fetches what is missing, not the whole pull again. A host that cannot be reached at the start is reported at
- * once: retries are for pulls that were under way.
+ * once: retries are for pulls that were under way. Its `onProgress` hears each attempt's events,
+ * a `retry` before each wait, and one `done` with the totals of every attempt.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
