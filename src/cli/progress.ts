@@ -59,14 +59,9 @@ export function createPullOutput(options: PullOutputOptions): PullOutput {
 
 /** `dir/a.bin  12.0 MiB  moved`, as rsync -v names each file it transferred. */
 export function fileLine(path: string, bytes: number, moved: number, reused: number): string {
-  const how =
-    moved === 0 && reused === 0
-      ? "empty"
-      : reused === 0
-        ? "moved"
-        : moved === 0
-          ? "reused"
-          : `${formatBytes(moved)} moved, ${formatBytes(reused)} reused`;
+  let how = `${formatBytes(moved)} moved, ${formatBytes(reused)} reused`;
+  if (moved === 0) how = reused > 0 ? "reused" : bytes > 0 ? "holes only" : "empty";
+  else if (reused === 0) how = "moved";
   return `${path}  ${formatBytes(bytes)}  ${how}`;
 }
 

@@ -77,7 +77,9 @@ test("where stderr is not a terminal, a line of stats comes every TELEPORT_PROGR
   assert.ok(stats.length >= 2, `stats lines: ${pulled.stderr}`);
   assert.ok(
     stats.some((line) =>
-      /^teleport: \d+% \| [\d.]+ (B|KiB|MiB) \/ 64\.0 MiB\+? \| [\d.]+ (B|KiB|MiB)\/s \| /.test(line),
+      /^teleport: \d+% \| [\d.]+ (B|KiB|MiB) \/ 64\.0 MiB\+? \| (--|[\d.]+) (B|KiB|MiB)\/s \| ETA /.test(
+        line,
+      ),
     ),
     pulled.stderr,
   );
