@@ -7,8 +7,8 @@ export { type ConnectOptions, type ManifestEvent, TeleportClient } from "./clien
 export { CompressionPolicy, type CompressMode } from "./client/pool/compression-policy.js";
 export {
   type EntryFailure,
+  type PullEvent,
   type PullOptions,
-  type PullProgress,
   type PullSummary,
   pull,
   REUSE_SCOPES,

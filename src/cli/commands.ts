@@ -17,7 +17,7 @@ import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { errorJson, printedInJson, StopSignals } from "./error-report.js";
 import { teleportHome } from "./home.js";
-import { createProgressDisplay } from "./progress.js";
+import { createPullOutput, type PullOutput } from "./progress.js";
 import { leftOutLines, pullSummaryLine } from "./pull-report.js";
 import { writeOut } from "./stdout.js";
 import { jsonLine, terminalLine } from "./terminal-text.js";
@@ -26,6 +26,10 @@ export interface PullFlags {
   path?: string;
   json?: boolean;
   progress?: boolean;
+  /** -v: a line per file as it completes. */
+  verbose?: boolean;
+  /** -q: nothing but errors. */
+  quiet?: boolean;
   streams?: number;
   /** --bwlimit, in bytes per second. */
   bwlimit?: number;
@@ -56,8 +60,13 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
         "(still authenticated and verified)\n",
     );
   }
+  const quiet = flags.quiet === true;
   const index = openChunkIndex();
-  const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
+  const output = createPullOutput({
+    progress: flags.progress !== false && flags.json !== true,
+    verbose: flags.verbose === true && flags.json !== true,
+    quiet,
+  });
   const stopSignals = new StopSignals();
   const destPath = resolve(dest);
   let madeFrom: string | undefined;
@@ -65,10 +74,9 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
   try {
     madeFrom = await makeDestination(destPath);
     summary = await pullLink(link, {
-      ...pullLinkOptions(flags),
+      ...pullLinkOptions(flags, output),
       dest: destPath,
       signal: stopSignals.signal,
-      onProgress: (progress) => display.update(progress),
       index,
     });
   } catch (err) {
@@ -76,27 +84,22 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     throw stopSignals.explain(err, "pull");
   } finally {
     stopSignals.stop();
-    display.stop();
+    output.stop();
     index.close();
   }
-  await reportPull(summary, flags.json === true);
+  await reportPull(summary, { json: flags.json === true, quiet });
 }
 
-/** The pull's options as its flags give them, and its notices and retries told on stderr. */
-function pullLinkOptions(flags: PullFlags): Omit<PullLinkOptions, "dest"> {
+/** The pull's options as its flags give them; its events, notices and retries go to `output`. */
+function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOptions, "dest"> {
   const plaintext = flags.encryption === false;
   return {
     remotePath: flags.path ?? "",
-    onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
+    onProgress: (event) => output.onProgress(event),
+    onNotice: (message) => output.notice(message),
     ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
     ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
     ...(flags.xattrs === true ? { xattrs: true } : {}),
-    onRetry: ({ attempt, of, error, waitMs }) =>
-      process.stderr.write(
-        terminalLine(
-          `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
-        ),
-      ),
     ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
     ...(flags.streams === undefined ? {} : { streams: flags.streams }),
     ...(flags.bwlimit === undefined ? {} : { bytesPerSecond: flags.bwlimit }),
@@ -107,7 +110,10 @@ function pullLinkOptions(flags: PullFlags): Omit<PullLinkOptions, "dest"> {
 }
 
 /** The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read some entries. */
-async function reportPull(summary: PullLinkSummary, json: boolean): Promise<void> {
+async function reportPull(
+  summary: PullLinkSummary,
+  { json, quiet }: { json: boolean; quiet: boolean },
+): Promise<void> {
   const partial =
     summary.failureCount > 0
       ? new TeleportError(
@@ -121,7 +127,7 @@ async function reportPull(summary: PullLinkSummary, json: boolean): Promise<void
     // One line whatever happened: a partial pull's error goes inside its summary.
     const error = partial === undefined ? {} : errorJson(printedInJson(partial));
     await writeOut(jsonLine({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024, ...error }));
-  } else {
+  } else if (!quiet) {
     await writeOut(pullSummaryLine(summary));
   }
   process.stderr.write(leftOutLines(summary));

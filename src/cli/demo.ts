@@ -16,7 +16,7 @@ import { TeleportClient } from "../client/client.js";
 import { pull } from "../client/pull.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { plural } from "./plural.js";
-import { createProgressDisplay, formatBytes } from "./progress.js";
+import { createPullOutput, formatBytes } from "./progress.js";
 
 export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "teleport-demo-"));
@@ -44,9 +44,9 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
     const link = await firstLine(host);
     process.stdout.write(`demo: host is sharing it at\n  ${link}\n`);
     const client = await TeleportClient.connect(link);
-    const display = await createProgressDisplay(true);
-    const summary = await pull(client, { dest, onProgress: (progress) => display.update(progress) }).finally(
-      () => display.stop(),
+    const output = createPullOutput({ progress: true, verbose: false, quiet: false });
+    const summary = await pull(client, { dest, onProgress: (event) => output.onProgress(event) }).finally(
+      () => output.stop(),
     );
     await client.close();
     for (const [path, hash] of files) {

@@ -207,7 +207,15 @@ function addPullCommand(program: Command): void {
     .argument("<dest>", "local folder to pull into (created if missing)")
     .option("--path <remote>", "file or folder inside the share to pull")
     .option("--json", "print a one-line JSON summary instead of text")
-    .option("--no-progress", "no progress bar")
+    .option(
+      "--no-progress",
+      "no progress bar (nor, where stderr is not a terminal, a line of stats every 5 s)",
+    )
+    .option(
+      "-v, --verbose",
+      "a line per file as it completes: its path, size, and whether it was moved or reused",
+    )
+    .option("-q, --quiet", "print nothing but errors")
     .option(
       "--streams <n>",
       "data connections (default: tuned to the path from its RTT and measured throughput)",

@@ -9,10 +9,11 @@ import { formatBytes } from "./progress.js";
 import { terminalLine } from "./terminal-text.js";
 
 /**
- * One line: what was pulled, how long it took, and what crossed the network at what rate; bytes
- * reused from this machine are said apart, as they say nothing of the network's speed.
+ * One line: what was pulled, how long it took over every attempt, and what crossed the network at
+ * what rate; bytes reused from this machine are said apart, as they say nothing of the network's speed.
  */
 export function pullSummaryLine(summary: PullLinkSummary): string {
+  const { totals } = summary;
   const counts = [
     plural(summary.files, "file"),
     plural(summary.directories, "folder"),
@@ -20,14 +21,15 @@ export function pullSummaryLine(summary: PullLinkSummary): string {
     ...(summary.hardLinks > 0 ? [plural(summary.hardLinks, "hard link")] : []),
   ].join(", ");
   const holes = summary.bytesInHoles > 0 ? ` (${formatBytes(summary.bytesInHoles)} in holes)` : "";
-  const networkRate = summary.bytesFromNetwork / Math.max(summary.seconds, 1e-6);
+  const networkRate = totals.bytesMoved / Math.max(totals.seconds, 1e-6);
   const network =
-    summary.bytesFromNetwork > 0
-      ? `${formatBytes(summary.bytesFromNetwork)} from the network at ${formatBytes(networkRate)}/s`
+    totals.bytesMoved > 0
+      ? `${formatBytes(totals.bytesMoved)} from the network at ${formatBytes(networkRate)}/s`
       : "nothing from the network";
+  const attempts = totals.attempts > 1 ? `, ${totals.attempts} attempts` : "";
   return (
-    `pulled ${counts}${holes}: ${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s, ` +
-    `${network}${summary.encrypted ? "" : " (unencrypted)"}, ${formatBytes(summary.bytesReused)} reused\n`
+    `pulled ${counts}${holes}: ${formatBytes(summary.bytes)} in ${totals.seconds.toFixed(2)} s, ` +
+    `${network}${summary.encrypted ? "" : " (unencrypted)"}, ${formatBytes(totals.bytesReused)} reused${attempts}\n`
   );
 }
 

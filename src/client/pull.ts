@@ -10,10 +10,17 @@ import { pull as runPull } from "./pull/puller.js";
 import type { PullOptions, PullSummary } from "./pull/summary.js";
 
 export type {
+  BytesEvent,
+  DoneEvent,
   EntryFailure,
+  FileDoneEvent,
+  ListingEvent,
+  PullEvent,
   PullOptions,
-  PullProgress,
   PullSummary,
+  PullTotals,
+  Retry,
+  RetryEvent,
   ReusedBytes,
   ReuseScope,
 } from "./pull/summary.js";

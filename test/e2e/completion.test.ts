@@ -99,7 +99,20 @@ test("zsh: the completion function offers the commands after teleport, file name
   const output = execFileSync("zsh", ["-c", program, "zsh", path], { encoding: "utf8" });
   assert.deepEqual(
     output.split("\n").filter((line) => line !== ""),
-    ["host", "pull", "ls", "cat", "manifest", "index", "store", "bench", "demo", "config", "completion", "<files>"],
+    [
+      "host",
+      "pull",
+      "ls",
+      "cat",
+      "manifest",
+      "index",
+      "store",
+      "bench",
+      "demo",
+      "config",
+      "completion",
+      "<files>",
+    ],
   );
 });
 

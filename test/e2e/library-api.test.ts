@@ -98,8 +98,9 @@ test("an aborted library pull rejects with TELEPORT_ERR_CANCELLED, leaves only c
   const cancelled = pullLink(link, {
     dest,
     signal: controller.signal,
-    onProgress: (progress) => {
-      progressWhenAborted ??= progress.bytesDone;
+    onProgress: (event) => {
+      if (event.type !== "bytes") return;
+      progressWhenAborted ??= event.done;
       controller.abort();
     },
   });

@@ -146,8 +146,8 @@ test("two clients pulling from one host at once both finish, neither starved", a
       await pull(client, {
         dest,
         streams: 2,
-        onProgress: (progress) => {
-          bytesDone[i] = progress.bytesDone;
+        onProgress: (event) => {
+          if (event.type === "bytes") bytesDone[i] = event.done;
         },
       });
       othersBytesAtFinish.push(bytesDone[1 - i] ?? 0);
