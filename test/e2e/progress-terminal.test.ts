@@ -152,9 +152,10 @@ test("the bar under tmux: formatted totals, a retry printed above it, the summar
   // The bar is gone; the notice stays above the summary.
   assert.ok(!final?.some((line) => BAR_LINE.test(line)), final?.join("\n"));
   const summary = final?.find((line) => line.startsWith("pulled ")) ?? "";
-  const totals = /in ([\d.]+) s .*, ([\d.]+) MiB from the network, ([\d.]+ \w+) reused, (\d+) attempts$/.exec(
-    summary,
-  );
+  const totals =
+    /in ([\d.]+) s, ([\d.]+) MiB from the network at [\d.]+ \w+\/s, ([\d.]+ \w+) reused, (\d+) attempts$/.exec(
+      summary,
+    );
   assert.ok(totals, `a summary with totals across attempts: ${summary}`);
   const [, seconds, movedMiB, reused, attempts] = totals;
   assert.ok(Number(attempts) >= 2, summary);
