@@ -6,7 +6,7 @@
 import { closeSync, fstatSync, readlinkSync, realpathSync, type Stats, statSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { EntryKind } from "../wire/messages.js";
+import { EntryKind, SkipReason } from "../wire/messages.js";
 import { checkLinkTarget, splitWirePath } from "../wire/path.js";
 import type { OpenedFile, ShareEntry } from "./share.js";
 
@@ -34,6 +34,14 @@ export function describeEntry(
     return { absolutePath, entry: { ...base, kind: EntryKind.SYMLINK, size: 0, linkTarget: target } };
   }
   return null; // devices, FIFOs, sockets are never served
+}
+
+/** Why describeEntry left an entry out (it returned null for it). */
+export function skipReasonOf(stats: Stats): SkipReason {
+  if (stats.isSymbolicLink()) return SkipReason.SYMLINK_OUTSIDE;
+  if (stats.isFIFO()) return SkipReason.FIFO;
+  if (stats.isSocket()) return SkipReason.SOCKET;
+  return SkipReason.DEVICE;
 }
 
 /** The symlink's target as a relative path if it stays inside the share, else null. */

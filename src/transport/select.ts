@@ -15,12 +15,11 @@ import type { ShareLink } from "./link.js";
 import { quicTransport } from "./quic.js";
 import { transportFor } from "./registry.js";
 import { tcpTransport } from "./tcp.js";
-import { type DialOptions, TRANSPORT_KINDS, type TransportKind, type TransportStream } from "./transport.js";
+import type { DialOptions, TransportChoice, TransportStream } from "./transport.js";
 
 export { transportFor } from "./registry.js";
 
-export type TransportChoice = "auto" | TransportKind;
-export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPORT_KINDS];
+export { TRANSPORT_CHOICES, type TransportChoice } from "./transport.js";
 
 const QUIC_HEAD_START_MS = 250;
 /**

@@ -21,6 +21,9 @@ import type { ShareLink } from "./link.js";
  */
 export const TRANSPORT_KINDS = ["tcp", "quic"] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
+/** What `pull --transport` takes: a kind, or `auto` to race them. */
+export type TransportChoice = "auto" | TransportKind;
+export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPORT_KINDS];
 
 /** A number for each transport: bytes delivered, streams open. */
 export type TransportCounts = Record<TransportKind, number>;
