@@ -22,6 +22,7 @@ import { latencyBenchmarks } from "./cases/latency.js";
 import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
+import { startup } from "./cases/startup.js";
 import { transferBenchmarks } from "./cases/transfers.js";
 import { wanBenchmarks } from "./cases/wan.js";
 import { type BaselineComparison, compareWithBaseline, loadBaseline } from "./lib/baseline.js";
@@ -45,6 +46,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   microBenchmark,
   giveUp,
   silentConnectionDrop,
+  startup,
 ];
 
 interface Options {

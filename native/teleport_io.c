@@ -24,12 +24,12 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "at.h"
 #include "fail.h"
 #include "beneath.h"
+#include "metadata.h"
 
 #define MAX_ARGS 5
 
@@ -480,92 +480,6 @@ static napi_value tcp_info_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* Reads a string argument into `out` (at most `size` - 1 bytes); false with a TypeError thrown. */
-static int string_arg(napi_env env, napi_value value, char *out, size_t size) {
-  size_t length;
-  if (napi_get_value_string_utf8(env, value, out, size, &length) != napi_ok || length >= size - 1) {
-    usage(env, "expected a string of reasonable length");
-    return 0;
-  }
-  return 1;
-}
-
-/* Longest path (PATH_MAX) and attribute name (XATTR_NAME_MAX) taken, with their NUL. */
-#define PATH_BYTES 4096
-#define NAME_BYTES 256
-
-/* listXattrs(path): the names of a file's extended attributes (llistxattr: links not followed). */
-static napi_value list_xattrs_js(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = 1;
-  char path[PATH_BYTES];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      !string_arg(env, argv[0], path, sizeof path))
-    return NULL;
-  char names[65536];
-  ssize_t length = llistxattr(path, names, sizeof names);
-  if (length < 0) return teleport_fail(env, errno, "llistxattr");
-  napi_value result;
-  napi_create_array(env, &result);
-  uint32_t count = 0;
-  for (ssize_t at = 0; at < length;) {
-    size_t n = strnlen(names + at, (size_t)(length - at));
-    napi_value name;
-    napi_create_string_utf8(env, names + at, n, &name);
-    napi_set_element(env, result, count++, name);
-    at += (ssize_t)n + 1;
-  }
-  return result;
-}
-
-/* Reads (path, name) arguments, and the value argument when `value` is not NULL. */
-static int xattr_args(napi_env env, napi_callback_info info, char *path, char *name, void **value, size_t *length) {
-  napi_value argv[3];
-  size_t argc = 3;
-  size_t wanted = value == NULL ? 2 : 3;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < wanted) {
-    usage(env, "too few arguments");
-    return 0;
-  }
-  if (!string_arg(env, argv[0], path, PATH_BYTES) || !string_arg(env, argv[1], name, NAME_BYTES)) return 0;
-  if (value != NULL && napi_get_buffer_info(env, argv[2], value, length) != napi_ok) {
-    usage(env, "expected a Buffer");
-    return 0;
-  }
-  return 1;
-}
-
-/* getXattr(path, name): an attribute's value as a Buffer (lgetxattr). */
-static napi_value get_xattr_js(napi_env env, napi_callback_info info) {
-  char path[PATH_BYTES], name[NAME_BYTES];
-  if (!xattr_args(env, info, path, name, NULL, NULL)) return NULL;
-  char value[65536];
-  ssize_t length = lgetxattr(path, name, value, sizeof value);
-  if (length < 0) return teleport_fail(env, errno, "lgetxattr");
-  napi_value result;
-  void *data;
-  napi_create_buffer_copy(env, (size_t)length, value, &data, &result);
-  return result;
-}
-
-/* setXattr(path, name, value): sets an attribute (lsetxattr). */
-static napi_value set_xattr_js(napi_env env, napi_callback_info info) {
-  char path[PATH_BYTES], name[NAME_BYTES];
-  void *value;
-  size_t length;
-  if (!xattr_args(env, info, path, name, &value, &length)) return NULL;
-  if (lsetxattr(path, name, value, length, 0) < 0) return teleport_fail(env, errno, "lsetxattr");
-  return NULL;
-}
-
-/* removeXattr(path, name): removes an attribute (lremovexattr). */
-static napi_value remove_xattr_js(napi_env env, napi_callback_info info) {
-  char path[PATH_BYTES], name[NAME_BYTES];
-  if (!xattr_args(env, info, path, name, NULL, NULL)) return NULL;
-  if (lremovexattr(path, name) < 0) return teleport_fail(env, errno, "lremovexattr");
-  return NULL;
-}
-
 #define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL}
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -583,14 +497,11 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("tcpCongestion", tcp_congestion_js),
       EXPORT("setTcpNotSentLowat", set_tcp_notsent_lowat_js),
       EXPORT("tcpInfo", tcp_info_js),
-      EXPORT("listXattrs", list_xattrs_js),
-      EXPORT("getXattr", get_xattr_js),
-      EXPORT("setXattr", set_xattr_js),
-      EXPORT("removeXattr", remove_xattr_js),
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
   teleport_define_at(env, exports);
   teleport_define_beneath(env, exports);
+  teleport_define_metadata(env, exports);
   return exports;
 }
 

@@ -32,6 +32,8 @@ export const ErrorCode = {
   ENCRYPTION_REQUIRED: "TELEPORT_ERR_ENCRYPTION_REQUIRED",
   /** The host's identity files (key, certificate, secrets) are damaged. */
   IDENTITY: "TELEPORT_ERR_IDENTITY",
+  /** TELEPORT_HOME/config.json cannot be read, is not JSON, or holds a key or value teleport does not take. */
+  CONFIG: "TELEPORT_ERR_CONFIG",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
 } as const;
 
@@ -42,6 +44,8 @@ const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
 const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.BAD_LINK]: "copy the whole share link printed by `teleport host`",
   [ErrorCode.AUTH]: "the link's secret was not accepted: ask the host for a fresh link",
+  [ErrorCode.VERSION]:
+    "the two teleports speak different protocol versions: run the same release on both machines",
   [ErrorCode.FINGERPRINT]:
     "the host's certificate does not match the link: you may be talking to another machine",
   [ErrorCode.CONNECTION]: "check that `teleport host` is running and reachable at the link's address",
@@ -52,7 +56,23 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.ENCRYPTION_REQUIRED]:
     "pull without --no-encryption, or ask the host's owner to start it with --allow-no-encryption",
   [ErrorCode.CHUNK_CORRUPT]: "data did not match its BLAKE3 hash and was discarded; retry the pull",
+  [ErrorCode.CANCELLED]: "run the same command again to resume: finished files and chunks are kept",
+  [ErrorCode.NOT_FOUND]: "`teleport ls LINK [folder]` lists what the share holds",
+  [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
+
+/**
+ * The AUTH hint when the host answered after a delay: it slows its refusals to an address that
+ * sent wrong secrets (host/auth-limiter.ts). Retrying at once only meets more delay; the right
+ * link is let in at any time.
+ */
+export function authDelayedHint(windowMs: number): string {
+  const seconds = Math.ceil(windowMs / 1000);
+  return (
+    `the host is slowing its answers to this address after several wrong secrets: wait ${seconds} s ` +
+    "before trying again, with the whole link as `teleport host` printed it (the right link is let in at once)"
+  );
+}
 
 export class TeleportError extends Error {
   readonly code: ErrorCode;
@@ -79,37 +99,90 @@ export function isTeleportError(err: unknown, code?: ErrorCode): err is Teleport
   return err instanceof TeleportError && (code === undefined || err.code === code);
 }
 
-/** Maps a Node system error (ENOENT, ENOSPC, ...) to a TeleportError; passes TeleportErrors through. */
+/**
+ * Maps a Node system error (ENOENT, ENOSPC, ...) to a TeleportError; passes TeleportErrors
+ * through. The message names the path: `context` when given (what was being done, with its
+ * path), else the path the system call was made on; file-system errors get a hint naming it.
+ */
 export function toTeleportError(err: unknown, context?: string): TeleportError {
   if (err instanceof TeleportError) return err;
   const sys = err as NodeJS.ErrnoException | undefined;
-  const where = context === undefined ? "" : `${context}: `;
+  const path = typeof sys?.path === "string" ? sys.path : undefined;
+  const named = context ?? path;
+  const where = named === undefined ? "" : `${named}: `;
+  const options = (hint?: string) => ({ cause: err, hint });
+  // An AbortSignal's own reason (a DOMException, code 20): the caller cancelled, nothing failed.
+  if (sys?.name === "AbortError")
+    return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, { cause: err });
   switch (sys?.code) {
     case "ENOSPC":
     case "EDQUOT":
-      return new TeleportError(ErrorCode.NO_SPACE, `${where}no space left on device`, { cause: err });
+      return new TeleportError(ErrorCode.NO_SPACE, `${where}no space left on device`, options());
     case "EACCES":
     case "EPERM":
-      return new TeleportError(ErrorCode.PERMISSION, `${where}permission denied`, { cause: err });
+      return new TeleportError(
+        ErrorCode.PERMISSION,
+        `${where}permission denied`,
+        options(permissionHint(path)),
+      );
+    case "EROFS":
+      return new TeleportError(
+        ErrorCode.PERMISSION,
+        `${where}read-only file system`,
+        options("choose a place on a file system mounted read-write"),
+      );
     case "ENOENT":
-      return new TeleportError(ErrorCode.NOT_FOUND, `${where}no such file or directory`, { cause: err });
+      return new TeleportError(
+        ErrorCode.NOT_FOUND,
+        `${where}no such file or directory`,
+        options(path === undefined ? undefined : `check the path: ${path} is not there`),
+      );
     case "ECONNREFUSED":
     case "ECONNRESET":
     case "EPIPE":
     case "EHOSTUNREACH":
     case "ENETUNREACH":
     case "ENOTFOUND":
-      return new TeleportError(ErrorCode.CONNECTION, `${where}${sys.message}`, { cause: err });
+      return new TeleportError(ErrorCode.CONNECTION, `${where}${sys.message}`, options());
     case "ETIMEDOUT":
-      return new TeleportError(ErrorCode.TIMEOUT, `${where}${sys.message}`, { cause: err });
+      return new TeleportError(ErrorCode.TIMEOUT, `${where}${sys.message}`, options());
     case "ABORT_ERR":
-      return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, { cause: err });
+      return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, options());
     default:
       if (sys?.code !== undefined && typeof sys.message === "string") {
-        return new TeleportError(ErrorCode.IO, `${where}${sys.message}`, { cause: err });
+        // Node's own message names the system call and its path ("ENOTDIR: ..., mkdir '/a/b'").
+        const message = `${context === undefined ? "" : `${context}: `}${sys.message}`;
+        return new TeleportError(ErrorCode.IO, message, options(ioHint(sys.code, path)));
       }
       return new TeleportError(ErrorCode.INTERNAL, `${where}${String((err as Error)?.message ?? err)}`, {
         cause: err,
       });
   }
+}
+
+/** What to do about a file-system error other than those with codes of their own. */
+function ioHint(code: string, path: string | undefined): string | undefined {
+  const named = path ?? "the path named above";
+  switch (code) {
+    case "ENOTDIR":
+      return `a name on the way to ${named} is a file, not a folder: choose another path or move it`;
+    case "EISDIR":
+      return `${named} is a folder where a file is needed: choose another path or move it`;
+    case "EEXIST":
+    case "ENOTEMPTY":
+      return `something is in the way at ${named}: move it, or choose another path`;
+    case "EMFILE":
+    case "ENFILE":
+      return "too many files open: raise the limit (ulimit -n) and run the same command again";
+    case "ENAMETOOLONG":
+      return `${named} is longer than this file system allows: choose a shorter path`;
+    default:
+      return undefined;
+  }
+}
+
+/** What to do about a path this process may not use. */
+function permissionHint(path: string | undefined): string {
+  const which = path === undefined ? "the path named above" : path;
+  return `this user may not use ${which}: check its owner and mode and those of the folders above it (ls -ld), or choose another place`;
 }

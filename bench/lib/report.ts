@@ -1,14 +1,12 @@
 /**
  * What a suite run leaves behind for people: a Markdown report (a summary table, then every
- * benchmark's figures, ratios and checks) and SVG charts drawn with Vega-Lite: throughput per
- * transfer benchmark, and each benchmark's series (throughput vs stream count, say).
+ * benchmark's figures, ratios and checks) and the SVG charts of charts.ts.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
 import type { BaselineComparison } from "./baseline.js";
-import type { BenchRecord, Figure, Series, SuiteResult } from "./types.js";
+import { type Chart, renderSvg, reportCharts } from "./charts.js";
+import type { BenchRecord, Figure, SuiteResult } from "./types.js";
 
 export interface WrittenReport {
   markdownPath: string;
@@ -20,20 +18,8 @@ export async function writeReport(
   outDir: string,
   baseline: BaselineComparison | null,
 ): Promise<WrittenReport> {
-  const charts: { title: string; file: string }[] = [];
-  const throughput = throughputChart(result.benchmarks);
-  if (throughput !== null) {
-    await writeChart(join(outDir, "throughput.svg"), throughput);
-    charts.push({ title: "Throughput per benchmark", file: "throughput.svg" });
-  }
-  for (const record of result.benchmarks) {
-    if (record.outcome.status !== "ok") continue;
-    for (const [index, series] of (record.outcome.series ?? []).entries()) {
-      const file = `${record.name}-${index + 1}.svg`;
-      await writeChart(join(outDir, file), seriesChart(series));
-      charts.push({ title: series.title, file });
-    }
-  }
+  const charts = reportCharts(result, baseline);
+  for (const chart of charts) writeFileSync(join(outDir, chart.file), await renderSvg(chart.spec));
   const markdownPath = join(outDir, "report.md");
   writeFileSync(markdownPath, markdown(result, baseline, charts));
   return { markdownPath, chartPaths: charts.map((chart) => join(outDir, chart.file)) };
@@ -42,7 +28,7 @@ export async function writeReport(
 function markdown(
   result: SuiteResult,
   baseline: BaselineComparison | null,
-  charts: readonly { title: string; file: string }[],
+  charts: readonly Chart[],
 ): string {
   const machine = result.machine;
   const lines = [
@@ -61,8 +47,12 @@ function markdown(
     ),
     "",
   ];
-  if (baseline !== null) lines.push(...baselineSection(baseline), "");
-  for (const chart of charts) lines.push(`![${chart.title}](${chart.file})`, "");
+  const [baselineCharts, runCharts] = [
+    charts.filter(isBaseline),
+    charts.filter((chart) => !isBaseline(chart)),
+  ];
+  if (baseline !== null) lines.push(...baselineSection(baseline, baselineCharts), "");
+  for (const chart of runCharts) lines.push(`![${chart.title}](${chart.file})`, "");
   for (const record of result.benchmarks) lines.push(...benchmarkSection(record), "");
   lines.push(
     "Ratios are oriented so that above 1 favours teleport: for times, the other tool's median over",
@@ -119,9 +109,14 @@ function benchmarkSection(record: BenchRecord): string[] {
   return lines;
 }
 
-function baselineSection(baseline: BaselineComparison): string[] {
+function isBaseline(chart: Chart): boolean {
+  return chart.file === "baseline.svg";
+}
+
+function baselineSection(baseline: BaselineComparison, charts: readonly Chart[]): string[] {
   const lines = [`## Against baseline ${baseline.baselinePath} (${baseline.baselineStartedAt})`, ""];
   if (baseline.changes.length === 0) return [...lines, "No ratio in common with the baseline."];
+  for (const chart of charts) lines.push(`![${chart.title}](${chart.file})`, "");
   lines.push(
     table(
       ["benchmark", "ratio", "baseline", "now", "change", "flag"],
@@ -166,56 +161,4 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
     `| ${header.map(() => "---").join(" | ")} |`,
     ...rows.map((row) => `| ${row.map(escapeCell).join(" | ")} |`),
   ].join("\n");
-}
-
-/** Grouped bars: MB/s of every tool in every benchmark that moved a payload. */
-function throughputChart(records: readonly BenchRecord[]): TopLevelSpec | null {
-  const values = records.flatMap((record) =>
-    record.outcome.status === "ok"
-      ? record.outcome.figures
-          .filter((entry) => entry.megabytesPerSecond !== undefined)
-          .map((entry) => ({ benchmark: record.name, tool: entry.tool, mbps: entry.megabytesPerSecond }))
-      : [],
-  );
-  if (values.length === 0) return null;
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: "Throughput (MB/s, median)",
-    data: { values },
-    mark: "bar",
-    encoding: {
-      x: { field: "benchmark", type: "nominal", title: null },
-      xOffset: { field: "tool" },
-      y: { field: "mbps", type: "quantitative", title: "MB/s" },
-      color: { field: "tool", type: "nominal" },
-      tooltip: [{ field: "tool" }, { field: "mbps", format: ".0f" }],
-    },
-    width: { step: 90 },
-    height: 260,
-  };
-}
-
-function seriesChart(series: Series): TopLevelSpec {
-  const numeric = series.points.every((point) => typeof point.x === "number");
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: series.title,
-    data: { values: series.points },
-    mark: { type: "line", point: true },
-    encoding: {
-      x: numeric
-        ? { field: "x", type: "quantitative", title: series.xLabel, scale: { type: "log", base: 2 } }
-        : { field: "x", type: "ordinal", title: series.xLabel, sort: null },
-      y: { field: "y", type: "quantitative", title: series.yLabel },
-      color: { field: "group", type: "nominal", title: null },
-    },
-    width: 420,
-    height: 260,
-  };
-}
-
-async function writeChart(path: string, spec: TopLevelSpec): Promise<void> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
-  writeFileSync(path, await view.toSVG());
-  view.finalize();
 }

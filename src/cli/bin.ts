@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 /** The `teleport` executable: runs the command line for this process and exits with its code. */
-import { shutdownQuic } from "../transport/quic.js";
-import { runCli } from "./main.js";
+import { runCli, shutdownCommands } from "./main.js";
 
 process.exitCode = await runCli(process.argv.slice(2));
-await shutdownQuic(); // see shutdownQuic: no live QUIC state when the process is torn down
+await shutdownCommands(); // see shutdownQuic: no live QUIC state when the process is torn down
 // Output is flushed; nothing left to wait for (pings and sockets are closed or unref'd).
 if (process.exitCode !== 0) process.exit();

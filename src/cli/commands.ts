@@ -1,30 +1,38 @@
 /**
  * The CLI's commands: thin wrappers that turn flags into library calls and results into output.
  */
-import { once } from "node:events";
-import { open, stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { mkdir, open, rmdir, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
 import { TeleportClient } from "../client/client.js";
 import { CompressionPolicy, type CompressMode } from "../client/pool/compression-policy.js";
 import type { ReuseScope } from "../client/pull.js";
-import { pullLink } from "../client/pull-link.js";
+import { type PullLinkOptions, type PullLinkSummary, pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportChoice } from "../transport/select.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
+import { errorJson, printedInJson, StopSignals } from "./error-report.js";
 import { teleportHome } from "./home.js";
-import { createProgressDisplay, formatBytes } from "./progress.js";
+import { createPullOutput, type PullOutput } from "./progress.js";
+import { leftOutLines, pullSummaryLine } from "./pull-report.js";
+import { writeOut } from "./stdout.js";
 import { jsonLine, terminalLine } from "./terminal-text.js";
 
 export interface PullFlags {
   path?: string;
   json?: boolean;
   progress?: boolean;
+  /** -v: a line per file as it completes. */
+  verbose?: boolean;
+  /** -q: nothing but errors. */
+  quiet?: boolean;
   streams?: number;
+  /** --bwlimit, in bytes per second. */
+  bwlimit?: number;
   retries?: number;
   /** Idle timeout in seconds. */
   timeout?: number;
@@ -38,11 +46,12 @@ export interface PullFlags {
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
-  const controller = new AbortController();
-  const cancel = () => controller.abort();
-  process.once("SIGINT", cancel);
-  process.once("SIGTERM", cancel);
   const plaintext = flags.encryption === false;
+  if (dest === "")
+    throw new TeleportError(
+      ErrorCode.USAGE,
+      'DEST is empty: name the folder to pull into ("." for this one)',
+    );
   if (plaintext && flags.transport === "quic")
     throw new TeleportError(ErrorCode.USAGE, "--no-encryption is for TCP: QUIC is always encrypted");
   if (plaintext) {
@@ -51,61 +60,121 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
         "(still authenticated and verified)\n",
     );
   }
-  const display = await createProgressDisplay(flags.progress !== false && flags.json !== true);
-  const index = ChunkIndex.open(teleportHome());
+  const quiet = flags.quiet === true;
+  const index = openChunkIndex();
+  const output = createPullOutput({
+    progress: flags.progress !== false && flags.json !== true,
+    verbose: flags.verbose === true && flags.json !== true,
+    quiet,
+  });
+  const stopSignals = new StopSignals();
+  const destPath = resolve(dest);
+  let madeFrom: string | undefined;
+  let summary: PullLinkSummary;
   try {
-    const summary = await pullLink(link, {
-      remotePath: flags.path ?? "",
-      dest: resolve(dest),
-      signal: controller.signal,
-      onProgress: (progress) => display.update(progress),
-      onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
-      ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
-      ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
-      ...(flags.xattrs === true ? { xattrs: true } : {}),
-      onRetry: ({ attempt, of, error, waitMs }) =>
-        process.stderr.write(
-          terminalLine(
-            `teleport: ${error.message}; resuming in ${(waitMs / 1000).toFixed(1)} s (retry ${attempt} of ${of})`,
-          ),
-        ),
+    madeFrom = await makeDestination(destPath);
+    summary = await pullLink(link, {
+      ...pullLinkOptions(flags, output),
+      dest: destPath,
+      signal: stopSignals.signal,
       index,
-      ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
-      ...(flags.streams === undefined ? {} : { streams: flags.streams }),
-      ...(flags.retries === undefined ? {} : { retries: flags.retries }),
-      ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
-      compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),
     });
-    display.stop();
-    const usage = process.resourceUsage();
-    if (flags.json) {
-      const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
-      process.stdout.write(jsonLine({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024 }));
-    } else {
-      const rate = summary.bytes / Math.max(summary.seconds, 1e-6);
-      process.stdout.write(
-        `pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlinks` +
-          `${summary.hardLinks > 0 ? `, ${summary.hardLinks} hard links` : ""}` +
-          `${summary.bytesInHoles > 0 ? ` (${formatBytes(summary.bytesInHoles)} in holes)` : ""}: ` +
-          `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s (${formatBytes(rate)}/s), ` +
-          `${formatBytes(summary.bytesFromNetwork)} from the network${summary.encrypted ? "" : " (unencrypted)"}, ` +
-          `${formatBytes(summary.bytesReused)} reused\n`,
-      );
-    }
-    if (summary.failureCount > 0) {
-      for (const { path, code, message } of summary.failures) {
-        process.stderr.write(terminalLine(`teleport: not pulled: "${path}": ${code}: ${message}`));
-      }
-      const unlisted = summary.failureCount - summary.failures.length;
-      if (unlisted > 0) process.stderr.write(`teleport: not pulled: ${unlisted} more\n`);
-      throw new TeleportError(
-        ErrorCode.PARTIAL,
-        `${summary.failureCount} of the entries could not be read on the host`,
-      );
-    }
+  } catch (err) {
+    if (madeFrom !== undefined) await removeEmptyFolders(destPath, madeFrom);
+    throw stopSignals.explain(err, "pull");
   } finally {
-    display.stop();
+    stopSignals.stop();
+    output.stop();
     index.close();
+  }
+  await reportPull(summary, { json: flags.json === true, quiet });
+}
+
+/** The pull's options as its flags give them; its events, notices and retries go to `output`. */
+function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOptions, "dest"> {
+  const plaintext = flags.encryption === false;
+  return {
+    remotePath: flags.path ?? "",
+    onProgress: (event) => output.onProgress(event),
+    onNotice: (message) => output.notice(message),
+    ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
+    ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
+    ...(flags.xattrs === true ? { xattrs: true } : {}),
+    ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
+    ...(flags.streams === undefined ? {} : { streams: flags.streams }),
+    ...(flags.bwlimit === undefined ? {} : { bytesPerSecond: flags.bwlimit }),
+    ...(flags.retries === undefined ? {} : { retries: flags.retries }),
+    ...(flags.timeout === undefined ? {} : { idleTimeoutMs: flags.timeout * 1000 }),
+    compression: new CompressionPolicy(flags.compress ?? "auto", flags.compressLevel),
+  };
+}
+
+/** The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read some entries. */
+async function reportPull(
+  summary: PullLinkSummary,
+  { json, quiet }: { json: boolean; quiet: boolean },
+): Promise<void> {
+  const partial =
+    summary.failureCount > 0
+      ? new TeleportError(
+          ErrorCode.PARTIAL,
+          `${summary.failureCount} of the entries could not be read on the host`,
+        )
+      : undefined;
+  if (json) {
+    const usage = process.resourceUsage();
+    const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
+    // One line whatever happened: a partial pull's error goes inside its summary.
+    const error = partial === undefined ? {} : errorJson(printedInJson(partial));
+    await writeOut(jsonLine({ ...summary, cpuSeconds, peakRssBytes: usage.maxRSS * 1024, ...error }));
+  } else if (!quiet) {
+    await writeOut(pullSummaryLine(summary));
+  }
+  process.stderr.write(leftOutLines(summary));
+  if (partial !== undefined) throw partial;
+}
+
+/** The chunk index in TELEPORT_HOME; a home that cannot be used is named, with what to do. */
+function openChunkIndex(): ChunkIndex {
+  const home = teleportHome();
+  try {
+    return ChunkIndex.open(home);
+  } catch (err) {
+    const error = toTeleportError(err, `TELEPORT_HOME ${home}`);
+    throw new TeleportError(error.code, error.detail, {
+      cause: err,
+      hint:
+        `make ${home} a folder this user may write to, or set TELEPORT_HOME to one ` +
+        "(it holds the chunk index, which makes pulls resume and reuse chunks)",
+    });
+  }
+}
+
+/**
+ * Creates the destination folder (and missing folders above it); returns the topmost folder it
+ * created, undefined if the destination was there. A pull that fails removes what it created,
+ * if still empty (see removeEmptyFolders).
+ */
+async function makeDestination(destPath: string): Promise<string | undefined> {
+  try {
+    return await mkdir(destPath, { recursive: true });
+  } catch (err) {
+    throw toTeleportError(err, `creating the destination ${destPath}`);
+  }
+}
+
+/**
+ * Removes `destPath` and the folders above it up to `top`, each only while empty: a failed pull
+ * leaves no folder it made for nothing, and nothing that holds a part file to resume from.
+ */
+async function removeEmptyFolders(destPath: string, top: string): Promise<void> {
+  for (let folder = destPath; ; folder = dirname(folder)) {
+    try {
+      await rmdir(folder);
+    } catch {
+      return; // not empty (or not ours to remove): leave it and what is above it
+    }
+    if (folder === top || dirname(folder) === folder) return;
   }
 }
 
@@ -126,20 +195,20 @@ export async function lsCommand(
   }
 }
 
+/**
+ * A file's bytes from `--offset`, `--length` of them at most: a range running past the end gives
+ * the bytes up to the end, one starting past it gives none (as dd and rclone cat do).
+ */
 export async function catCommand(link: string, path: string, flags: { offset?: number; length?: number }) {
   const client = await TeleportClient.connect(link);
   try {
     const remote = normalizeUserPath(path);
-    const offset = flags.offset ?? 0;
-    let length = flags.length;
-    if (length === undefined) {
-      const entry = await client.stat(remote);
-      if (entry.kind !== EntryKind.FILE)
-        throw new TeleportError(ErrorCode.NOT_A_FILE, `"${remote}" is not a file`);
-      if (offset > entry.size)
-        throw new TeleportError(ErrorCode.RANGE, `offset ${offset} is past the end (${entry.size} bytes)`);
-      length = entry.size - offset;
-    }
+    const entry = await client.stat(remote);
+    if (entry.kind !== EntryKind.FILE)
+      throw new TeleportError(ErrorCode.NOT_A_FILE, `"${remote}" is not a file`);
+    const offset = Math.min(flags.offset ?? 0, entry.size);
+    const length = Math.min(flags.length ?? Number.POSITIVE_INFINITY, entry.size - offset);
+    if (length === 0) return;
     for await (const piece of client.readRange(remote, offset, length)) await writeOut(piece);
   } finally {
     await client.close();
@@ -178,10 +247,6 @@ export async function manifestCommand(file: string, flags: { json?: boolean }) {
   } finally {
     await handle.close();
   }
-}
-
-async function writeOut(data: string | Buffer): Promise<void> {
-  if (!process.stdout.write(data)) await once(process.stdout, "drain");
 }
 
 function entryToJson(entry: Entry) {

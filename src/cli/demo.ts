@@ -15,7 +15,8 @@ import { hashBytes, StreamingHash, toHex } from "../chunking/hash.js";
 import { TeleportClient } from "../client/client.js";
 import { pull } from "../client/pull.js";
 import { ErrorCode, TeleportError } from "../errors.js";
-import { createProgressDisplay, formatBytes } from "./progress.js";
+import { plural } from "./plural.js";
+import { createPullOutput, formatBytes } from "./progress.js";
 
 export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "teleport-demo-"));
@@ -38,14 +39,14 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
   try {
     const files = await generateShare(share, bigFileBytes);
     process.stdout.write(
-      `demo: generated ${files.size} files (${formatBytes(bigFileBytes)} + small files) in ${share}\n`,
+      `demo: generated ${plural(files.size, "file")} (${formatBytes(bigFileBytes)} + small files) in ${share}\n`,
     );
     const link = await firstLine(host);
     process.stdout.write(`demo: host is sharing it at\n  ${link}\n`);
     const client = await TeleportClient.connect(link);
-    const display = await createProgressDisplay(true);
-    const summary = await pull(client, { dest, onProgress: (progress) => display.update(progress) }).finally(
-      () => display.stop(),
+    const output = createPullOutput({ progress: true, verbose: false, quiet: false });
+    const summary = await pull(client, { dest, onProgress: (event) => output.onProgress(event) }).finally(
+      () => output.stop(),
     );
     await client.close();
     for (const [path, hash] of files) {
@@ -55,9 +56,10 @@ export async function demoCommand(flags: { sizeMb?: number; keep?: boolean }): P
     }
     const rate = summary.bytes / summary.seconds;
     process.stdout.write(
-      `demo: pulled ${summary.files} files, ${summary.directories} folders, ${summary.symlinks} symlink: ` +
+      `demo: pulled ${plural(summary.files, "file")}, ${plural(summary.directories, "folder")}, ` +
+        `${plural(summary.symlinks, "symlink")}: ` +
         `${formatBytes(summary.bytes)} in ${summary.seconds.toFixed(2)} s = ${formatBytes(rate)}/s ` +
-        `over TLS 1.3, every chunk verified with BLAKE3; all ${files.size} files match\n`,
+        `over TLS 1.3, every chunk verified with BLAKE3; all ${plural(files.size, "file")} match\n`,
     );
   } finally {
     host.kill("SIGTERM");

@@ -1,15 +1,18 @@
 /**
  * `teleport host`: start a Host, print and write its link, and run until stopped: by Ctrl-C, by
  * `--expire` running out, or (`--once`) by the first pull that completes. A link that expired or
- * was used once is then rotated, so it does not come back with the next `teleport host`.
+ * was used once is then rotated, so it does not come back with the next `teleport host`. While it
+ * runs, stderr says where it can be reached and who pulled what (host-log.ts).
  */
 import { realpath } from "node:fs/promises";
+import { type NetworkInterfaceInfo, networkInterfaces } from "node:os";
 import type { CompressionStats } from "../compression/compression-threads.js";
-import { toTeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ClientEvent, Host } from "../host/host.js";
 import { writePrivateFile } from "../store/private-file.js";
 import { rotateShareSecret } from "../transport/identity.js";
 import { teleportHome } from "./home.js";
+import { ClientLog } from "./host-log.js";
 import { terminalLine } from "./terminal-text.js";
 
 export interface HostFlags {
@@ -41,20 +44,23 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   });
   if (flags.rotate === true) await rotateShareSecret(home, shareRoot);
   const once = flags.once === true ? new FirstCompletePull() : undefined;
+  const clientLog = new ClientLog((line) => process.stderr.write(line));
+  const advertise = flags.advertise === undefined ? undefined : interfaceAddress(flags.advertise);
   const host = await Host.start({
     root: dir,
     home,
     ...(flags.port === undefined ? {} : { port: flags.port }),
     ...(flags.bind === undefined ? {} : { bind: flags.bind }),
-    ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
+    ...(advertise === undefined ? {} : { advertise }),
     compression: flags.compress !== false,
     ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
     ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
     allowPlaintext: flags.allowNoEncryption === true,
     onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
-    onSessionError: (remote, error) =>
-      process.stderr.write(terminalLine(`teleport: client ${remote}: ${error.message}`)),
-    ...(once === undefined ? {} : { onClientEvent: (event: ClientEvent) => once.observe(event) }),
+    onClientEvent: (event: ClientEvent) => {
+      clientLog.observe(event);
+      once?.observe(event);
+    },
   });
   process.stdout.write(`${host.url}\n`);
   if (flags.allowNoEncryption === true) {
@@ -67,6 +73,7 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   process.stderr.write(
     `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
   );
+  printReachableAddresses(host, flags.bind ?? "0.0.0.0");
   const reason = await stopRequested(host, flags.expire, once);
   // Retired before closing: a host killed while its clients are let go leaves no live link behind.
   try {
@@ -125,6 +132,7 @@ class FirstCompletePull {
   }
 
   observe(event: ClientEvent): void {
+    if (event.kind === "request") return;
     if (event.kind === "authenticated") {
       this.#open += 1;
       return;
@@ -137,6 +145,47 @@ class FirstCompletePull {
     this.#closedCleanly = false;
     if (complete) this.#complete?.();
   }
+}
+
+/**
+ * `--advertise`: an address or host name as given, or an interface's name (`eth0`, `wg0`) for
+ * its first IPv4 address, so a link can name the VPN or the LAN a user means.
+ */
+function interfaceAddress(advertise: string): string {
+  const addresses = networkInterfaces()[advertise];
+  if (addresses === undefined) return advertise;
+  const address = addresses.find((candidate) => candidate.family === "IPv4") ?? addresses[0];
+  if (address === undefined)
+    throw new TeleportError(ErrorCode.USAGE, `--advertise ${advertise}: the interface has no address`);
+  return address.address;
+}
+
+/**
+ * Bound to every address (the default 0.0.0.0, or ::), the host is reachable at each of this
+ * machine's, and the link carries one (the first external IPv4, which may be docker0's or a
+ * VPN's): every one is listed, and --advertise picks the link's. Addresses only: stderr is
+ * where logs are kept, and a link there would put its secret in them.
+ */
+function printReachableAddresses(host: Host, bind: string): void {
+  if (bind !== "0.0.0.0" && bind !== "::") return;
+  const reachable = Object.entries(networkInterfaces()).flatMap(([name, addresses]) =>
+    (addresses ?? []).filter((address) => listenedOn(address, bind)).map((address) => ({ name, address })),
+  );
+  process.stderr.write(
+    `teleport: listening on every address (--bind ${bind}); the link names ${host.link.host}, ` +
+      "--advertise ADDRESS or INTERFACE names another:\n",
+  );
+  const width = Math.max(...reachable.map(({ name }) => name.length));
+  for (const { name, address } of reachable) {
+    const inLink = address.address === host.link.host ? "  (in the link)" : "";
+    process.stderr.write(`teleport:   ${name.padEnd(width)}  ${address.address}${inLink}\n`);
+  }
+}
+
+/** 0.0.0.0 listens on every IPv4 address; :: on every address, but a link-local IPv6 one needs a zone a link cannot carry. */
+function listenedOn(address: NetworkInterfaceInfo, bind: string): boolean {
+  if (address.family === "IPv4") return true;
+  return bind === "::" && address.scopeid === 0;
 }
 
 /** "teleport: compressed 191.0 MB into 52.3 MB (3.65x) for clients; by level: 1 10.2 MB, 3 180.8 MB" */

@@ -5,31 +5,20 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
-import { MAX_STREAMS } from "../client/pool/stream-pool.js";
-import { REUSE_SCOPES } from "../client/pull.js";
-import { DEFAULT_RETRIES } from "../client/pull-link.js";
-import { MAX_LEVEL, MIN_LEVEL } from "../compression/zstd.js";
-import { ErrorCode, toTeleportError } from "../errors.js";
-import { DEFAULT_CONGESTION } from "../host/host.js";
-import { TRANSPORT_CHOICES } from "../transport/select.js";
-import { benchCommand } from "./bench.js";
-import { catCommand, ensureDirectoryArgument, lsCommand, manifestCommand, pullCommand } from "./commands.js";
-import { demoCommand } from "./demo.js";
+import { MAX_STREAMS } from "../client/pool/stream-tuner.js";
+import { REUSE_SCOPES } from "../client/pull/summary.js";
+import { DEFAULT_RETRIES } from "../client/retry-policy.js";
+import { MAX_LEVEL, MIN_LEVEL } from "../compression/levels.js";
+import { DEFAULT_CONGESTION } from "../host/congestion.js";
+import { TRANSPORT_CHOICES } from "../transport/transport.js";
+import { parseByteRate } from "./byte-rate.js";
+import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
+import { applyConfig, configPath, configShowCommand } from "./config.js";
 import { parseDuration } from "./duration.js";
-import { hostCommand } from "./host-command.js";
+import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
 import { readLinkArgument } from "./link-input.js";
-import { indexCommand, storeGcCommand, storeStatsCommand } from "./store.js";
-import { terminalLine } from "./terminal-text.js";
 
-export const EXIT_FAILURE = 1;
-/** Bad arguments: an unknown command or option, or an option value out of range. */
-export const EXIT_USAGE = 2;
-
-/** Where the CLI's own text goes (help, version, usage and error lines); commands write to the process. */
-export interface CliOutput {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
+export { type CliOutput, EXIT_FAILURE, EXIT_USAGE } from "./error-report.js";
 
 const processOutput: CliOutput = {
   stdout: (text) => process.stdout.write(text),
@@ -99,6 +88,15 @@ function duration(value: string): number {
   return ms;
 }
 
+function byteRate(value: string): number {
+  const bytesPerSecond = parseByteRate(value);
+  if (bytesPerSecond === undefined)
+    throw new InvalidArgumentError(
+      "expected bytes per second such as 500k, 10M, 1.5MiB or 2MB (k, M, G: 1024-based)",
+    );
+  return bytesPerSecond;
+}
+
 /** What a link argument's help says: `-` keeps the link out of `ps` and the shell's history. */
 const LINK_HELP = "share link printed by `teleport host`, or - to read it from stdin";
 
@@ -109,6 +107,29 @@ function congestionName(value: string): string {
       "expected a congestion control's name, such as bbr, cubic, reno or system",
     );
   return value;
+}
+
+/** Set once a command's module is loaded: it may have left QUIC state to shut down (bin.ts). */
+let commandsLoaded = false;
+
+/**
+ * A command's module, loaded when the command runs: the transports, SQLite, zstd and BLAKE3 are
+ * then loaded only by the commands that use them, and `--version`, `--help` and `completion`
+ * start about as fast as Node does (docs/decisions.md, "Commands load their modules when they run").
+ */
+function commandModule<T>(load: () => Promise<T>): Promise<T> {
+  commandsLoaded = true;
+  return load();
+}
+
+/**
+ * Closes what the command left of QUIC (see shutdownQuic) before the process exits; a command
+ * that never loaded the transports (`--version`, `--help`) loads nothing here either.
+ */
+export async function shutdownCommands(): Promise<void> {
+  if (!commandsLoaded) return;
+  const { shutdownQuic } = await import("../transport/quic.js");
+  await shutdownQuic();
 }
 
 /** The commander program; parsing throws a CommanderError where commander would exit. */
@@ -127,6 +148,9 @@ export function createProgram(output: CliOutput = processOutput): Command {
   addBrowseCommands(program);
   addLocalCommands(program);
   addToolCommands(program);
+  addConfigCommand(program);
+  addCompletionCommand(program, output);
+  program.hook("preAction", (_program, command) => applyConfig(program, command));
   return program;
 }
 
@@ -167,6 +191,8 @@ function addHostCommand(program: Command): void {
       "let clients that ask (pull --no-encryption) take chunk data unencrypted, for trusted networks",
     )
     .action(async (dir: string, flags) => {
+      const { ensureDirectoryArgument } = await commandModule(() => import("./commands.js"));
+      const { hostCommand } = await commandModule(() => import("./host-command.js"));
       await ensureDirectoryArgument(dir);
       await hostCommand(dir, flags);
     });
@@ -181,11 +207,24 @@ function addPullCommand(program: Command): void {
     .argument("<dest>", "local folder to pull into (created if missing)")
     .option("--path <remote>", "file or folder inside the share to pull")
     .option("--json", "print a one-line JSON summary instead of text")
-    .option("--no-progress", "no progress bar")
+    .option(
+      "--no-progress",
+      "no progress bar (nor, where stderr is not a terminal, a line of stats every 5 s)",
+    )
+    .option(
+      "-v, --verbose",
+      "a line per file as it completes: its path, size, and whether it was moved or reused",
+    )
+    .option("-q, --quiet", "print nothing but errors")
     .option(
       "--streams <n>",
       "data connections (default: tuned to the path from its RTT and measured throughput)",
       streamCount,
+    )
+    .option(
+      "--bwlimit <rate>",
+      "receive at most this many bytes per second, all streams together (10M, 500k)",
+      byteRate,
     )
     .option(
       "--retries <n>",
@@ -224,9 +263,10 @@ function addPullCommand(program: Command): void {
       `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
     )
-    .action(async (link: string, dest: string, flags) =>
-      pullCommand(await readLinkArgument(link), dest, flags),
-    );
+    .action(async (link: string, dest: string, flags) => {
+      const { pullCommand } = await commandModule(() => import("./commands.js"));
+      await pullCommand(await readLinkArgument(link), dest, flags);
+    });
 }
 
 /** `ls` and `cat`: look into a share without pulling it. */
@@ -238,9 +278,10 @@ function addBrowseCommands(program: Command): void {
     .argument("[path]", "folder or file inside the share", "")
     .option("-r, --recursive", "list everything beneath")
     .option("--json", "one JSON object per line")
-    .action(async (link: string, path: string, flags) =>
-      lsCommand(await readLinkArgument(link), path, flags),
-    );
+    .action(async (link: string, path: string, flags) => {
+      const { lsCommand } = await commandModule(() => import("./commands.js"));
+      await lsCommand(await readLinkArgument(link), path, flags);
+    });
 
   program
     .command("cat")
@@ -249,9 +290,10 @@ function addBrowseCommands(program: Command): void {
     .argument("<path>", "file inside the share")
     .option("--offset <n>", "first byte", nonNegativeInteger)
     .option("--length <n>", "number of bytes", nonNegativeInteger)
-    .action(async (link: string, path: string, flags) =>
-      catCommand(await readLinkArgument(link), path, flags),
-    );
+    .action(async (link: string, path: string, flags) => {
+      const { catCommand } = await commandModule(() => import("./commands.js"));
+      await catCommand(await readLinkArgument(link), path, flags);
+    });
 }
 
 /** `manifest`, `index` and `store`: local files and the chunk index. */
@@ -261,7 +303,10 @@ function addLocalCommands(program: Command): void {
     .description("print a local file's chunk list with BLAKE3 hashes (check with b3sum)")
     .argument("<file>", "local file")
     .option("--json", "JSON output")
-    .action((file: string, flags) => manifestCommand(file, flags));
+    .action(async (file: string, flags) => {
+      const { manifestCommand } = await commandModule(() => import("./commands.js"));
+      await manifestCommand(file, flags);
+    });
 
   program
     .command("index")
@@ -270,19 +315,28 @@ function addLocalCommands(program: Command): void {
     )
     .argument("<dir>", "folder (or file) to index; symlinks are not followed")
     .option("--json", "one JSON line")
-    .action((dir: string, flags) => indexCommand(dir, flags));
+    .action(async (dir: string, flags) => {
+      const { indexCommand } = await commandModule(() => import("./store.js"));
+      await indexCommand(dir, flags);
+    });
 
   const store = program.command("store").description("the chunk index in TELEPORT_HOME");
   store
     .command("stats")
     .description("files, chunks and bytes the index knows")
     .option("--json", "one JSON line")
-    .action((flags) => storeStatsCommand(flags));
+    .action(async (flags) => {
+      const { storeStatsCommand } = await commandModule(() => import("./store.js"));
+      await storeStatsCommand(flags);
+    });
   store
     .command("gc")
     .description("forget files changed, moved or deleted since they were indexed, and compact the index")
     .option("--json", "one JSON line")
-    .action((flags) => storeGcCommand(flags));
+    .action(async (flags) => {
+      const { storeGcCommand } = await commandModule(() => import("./store.js"));
+      await storeGcCommand(flags);
+    });
 }
 
 /** `bench` and `demo`: measure a link, show what teleport does. */
@@ -295,32 +349,70 @@ function addToolCommands(program: Command): void {
     .option("--streams <list>", "stream counts to pull with, comma-separated", streamCounts, [1, 2, 4, 8])
     .option("--reads <n>", "random 4 KiB reads to time", nonNegativeInteger, 200)
     .option("--json", "one JSON line")
-    .action(async (link: string, flags) => benchCommand(await readLinkArgument(link), flags));
+    .action(async (link: string, flags) => {
+      const { benchCommand } = await commandModule(() => import("./bench.js"));
+      await benchCommand(await readLinkArgument(link), flags);
+    });
 
   program
     .command("demo")
     .description("host a generated folder on loopback, pull it, and report what moved and how fast")
     .option("--size-mb <n>", "size of the large file in MiB", nonNegativeInteger, 256)
     .option("--keep", "keep the generated folders")
-    .action((flags) => demoCommand(flags));
+    .action(async (flags) => {
+      const { demoCommand } = await commandModule(() => import("./demo.js"));
+      await demoCommand(flags);
+    });
+}
+
+/** `completion`: the shell's completion script, made from this program (see completion.ts). */
+function addCompletionCommand(program: Command, output: CliOutput): void {
+  program
+    .command("completion")
+    .description('print a completion script for bash, zsh or fish (eval "$(teleport completion bash)")')
+    .argument("<shell>", "bash, zsh or fish", oneOf(COMPLETION_SHELLS))
+    .action((shell: CompletionShell) => output.stdout(completionScript(shell, program)));
+}
+
+/** `config`: the defaults TELEPORT_HOME/config.json sets, and where the file is. */
+function addConfigCommand(program: Command): void {
+  const config = program
+    .command("config")
+    .description(`defaults for pull and host flags, from TELEPORT_HOME/config.json`);
+  config
+    .command("show", { isDefault: true })
+    .description("print each configurable flag's default and whether it comes from the file")
+    .option("--json", "one JSON line")
+    .action((flags) => configShowCommand(program, flags));
+  config
+    .command("path")
+    .description("print where the config file is (or would be)")
+    .action(() => {
+      process.stdout.write(`${configPath()}\n`);
+    });
 }
 
 /**
  * Runs the command line `args` (the words after `teleport`) and returns the exit code: 0,
- * EXIT_USAGE for bad arguments, EXIT_FAILURE for any other error, printed as one line.
+ * EXIT_USAGE for bad arguments, 130 or 143 for Ctrl-C or SIGTERM, EXIT_FAILURE for any other
+ * error, printed as one line (see error-report.ts).
  */
 export async function runCli(args: readonly string[], output: CliOutput = processOutput): Promise<number> {
+  const program = createProgram(output);
+  let json = false;
+  program.hook("preAction", (_program, command) => {
+    json = command.opts().json === true;
+  });
   try {
-    await createProgram(output).parseAsync(args, { from: "user" });
+    await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+      if (err.exitCode === 0) return 0;
+      // Commander has printed the usage error; a --json caller gets it on stdout too.
+      if (args.includes("--json")) output.stdout(usageErrorJson(err));
+      return EXIT_USAGE;
     }
-    const error = toTeleportError(err);
-    output.stderr(terminalLine(`teleport: ${error.message}`));
-    if (error.hint !== undefined) output.stderr(terminalLine(`  hint: ${error.hint}`));
-    if (process.env.TELEPORT_DEBUG === "1") output.stderr(`${(err as Error).stack}\n`);
-    return error.code === ErrorCode.USAGE ? EXIT_USAGE : EXIT_FAILURE;
+    return reportFailure(err, output, json);
   }
 }

@@ -10,6 +10,7 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ChunkIndex, identityOf, inodeOf } from "../store/chunk-index.js";
 import { fileChunks } from "../store/file-chunks.js";
 import { teleportHome } from "./home.js";
+import { plural } from "./plural.js";
 import { formatBytes } from "./progress.js";
 import { terminalLine } from "./terminal-text.js";
 
@@ -75,7 +76,7 @@ export async function indexCommand(dir: string, flags: { json?: boolean }): Prom
   process.stdout.write(
     flags.json
       ? `${JSON.stringify(summary)}\n`
-      : `indexed ${summary.files} files (${formatBytes(summary.bytes)}), ` +
+      : `indexed ${plural(summary.files, "file")} (${formatBytes(summary.bytes)}), ` +
           `${summary.hashedFiles} read and hashed (${formatBytes(summary.hashedBytes)}) in ` +
           `${summary.seconds.toFixed(2)} s${summary.failedFiles > 0 ? `, ${summary.failedFiles} skipped` : ""}\n`,
   );
@@ -131,8 +132,8 @@ export function storeGcCommand(flags: { json?: boolean }): void {
     process.stdout.write(
       flags.json
         ? `${JSON.stringify({ removedFiles: removed.files, removedChunks: removed.chunks, ...after })}\n`
-        : `forgot ${removed.files} files (${removed.chunks} chunks) no longer as indexed; ` +
-            `${after.files + after.downloads} files remain (${formatBytes(after.databaseBytes)})\n`,
+        : `forgot ${plural(removed.files, "file")} (${plural(removed.chunks, "chunk")}) no longer as indexed; ` +
+            `${plural(after.files + after.downloads, "file")} still indexed (${formatBytes(after.databaseBytes)})\n`,
     );
   } finally {
     index.close();

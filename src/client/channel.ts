@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { Connection, type ConnectionOptions } from "../engine/connection.js";
-import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { authDelayedHint, ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type Codec, decodeMessage } from "../wire/codec.js";
 import {
   creditCodec,
@@ -19,6 +19,9 @@ import {
 
 /** Credit granted to streamed listings and manifests: how far the host may run ahead of us. */
 export const STREAM_WINDOW_BYTES = 1024 * 1024;
+
+/** Cancelled requests whose frames in flight are still taken: their answers come within a round trip. */
+const MAX_CANCELLED_REMEMBERED = 256;
 
 export interface PendingRequest {
   /** Bytes the host may still send for this request. */
@@ -40,6 +43,12 @@ export class RequestChannel {
   readonly #pool: BufferPool;
   readonly #events: ChannelEvents;
   readonly #requests = new Map<number, PendingRequest>();
+  /**
+   * Bulk bytes the host may still send for requests we cancelled: its CANCEL crosses their
+   * frames in flight, which are taken (up to the credit they had) and dropped, and it answers
+   * a CANCEL with nothing. The oldest are forgotten past MAX_CANCELLED_REMEMBERED.
+   */
+  readonly #cancelledCredit = new Map<number, number>();
   #nextRequestId = 1;
 
   constructor(socket: Duplex, pool: BufferPool, events: ChannelEvents, options: ConnectionOptions = {}) {
@@ -61,7 +70,7 @@ export class RequestChannel {
   }
 
   #allocateBody(type: number, requestId: number, length: number): Buffer {
-    const pending = this.#requests.get(requestId);
+    const pending = this.#requests.get(requestId) ?? this.#inFlightAfterCancel(requestId, length);
     if (pending === undefined || length > pending.credit) {
       throw new TeleportError(
         ErrorCode.PROTOCOL,
@@ -72,6 +81,14 @@ export class RequestChannel {
       throw new TeleportError(ErrorCode.PROTOCOL, `unexpected ${length}-byte frame of type ${type}`);
     }
     return this.#pool.acquire(length);
+  }
+
+  /** A cancelled request's frame within the credit it had: taken, then dropped by #onFrame. */
+  #inFlightAfterCancel(requestId: number, length: number): { credit: number } | undefined {
+    const credit = this.#cancelledCredit.get(requestId);
+    if (credit === undefined || length > credit) return undefined;
+    this.#cancelledCredit.set(requestId, credit - length);
+    return { credit };
   }
 
   #onFrame(type: number, requestId: number, body: Buffer, owned: boolean): void {
@@ -101,6 +118,7 @@ export class RequestChannel {
       }
     } catch (err) {
       this.#requests.delete(requestId);
+      this.#rememberCancelled(requestId, pending.credit);
       this.connection.send(MessageType.CANCEL, requestId, emptyCodec, {});
       pending.onError(toTeleportError(err));
     } finally {
@@ -125,13 +143,14 @@ export class RequestChannel {
   ): { requestId: number; cancel: () => void } {
     if (this.connection.destroyed)
       throw this.connection.error ?? new TeleportError(ErrorCode.CONNECTION, "connection closed");
-    signal?.throwIfAborted();
+    if (signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "request cancelled");
     const requestId = this.#nextRequestId++;
     if (this.#nextRequestId > 0xffff_ffff) this.#nextRequestId = 1;
     this.#requests.set(requestId, pending);
     this.connection.send(type, requestId, codec, value);
     const cancel = () => {
       if (!this.#requests.delete(requestId)) return;
+      this.#rememberCancelled(requestId, pending.credit);
       this.connection.send(MessageType.CANCEL, requestId, emptyCodec, {});
       pending.onError(new TeleportError(ErrorCode.CANCELLED, "request cancelled"));
     };
@@ -148,6 +167,13 @@ export class RequestChannel {
       };
     }
     return { requestId, cancel };
+  }
+
+  #rememberCancelled(requestId: number, credit: number): void {
+    this.#cancelledCredit.set(requestId, credit);
+    if (this.#cancelledCredit.size <= MAX_CANCELLED_REMEMBERED) return;
+    const oldest = this.#cancelledCredit.keys().next();
+    if (oldest.done !== true) this.#cancelledCredit.delete(oldest.value);
   }
 
   /**
@@ -238,6 +264,7 @@ export function remoteError(body: Buffer): TeleportError {
 }
 
 /** The host's ERROR as ours: its code where we know it, PROTOCOL where not. */
-export function hostError({ code, message }: ErrorMessage): TeleportError {
-  return new TeleportError(isErrorCode(code) ? code : ErrorCode.PROTOCOL, `host: ${message}`);
+export function hostError({ code, message, authDelayWindowMs }: ErrorMessage): TeleportError {
+  const hint = authDelayWindowMs === undefined ? undefined : authDelayedHint(authDelayWindowMs);
+  return new TeleportError(isErrorCode(code) ? code : ErrorCode.PROTOCOL, `host: ${message}`, { hint });
 }

@@ -21,8 +21,10 @@ import {
   chunksCodec,
   type Entry,
   type EntryError,
+  type EntrySkipped,
   entriesCodec,
   entryErrorCodec,
+  entrySkippedCodec,
   Feature,
   type FileBegin,
   type FileEnd,
@@ -77,7 +79,8 @@ export type ManifestEvent =
   | { kind: "file-begin"; entry: FileBegin }
   | { kind: "chunks"; chunks: ChunkRef[] }
   | { kind: "file-end"; digest: FileEnd }
-  | { kind: "entry-error"; failure: EntryError };
+  | { kind: "entry-error"; failure: EntryError }
+  | { kind: "entry-skipped"; skipped: EntrySkipped };
 
 export class TeleportClient {
   readonly link: ShareLink;
@@ -92,6 +95,7 @@ export class TeleportClient {
 
   static async connect(link: string | ShareLink, options: ConnectOptions = {}): Promise<TeleportClient> {
     const parsed = typeof link === "string" ? parseLink(link) : link;
+    if (options.signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "connect cancelled");
     const choice = options.transport ?? "auto";
     const stream = await dialChoice(parsed, choice, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -253,6 +257,9 @@ export class TeleportClient {
           break;
         case MessageType.ENTRY_ERROR:
           yield { kind: "entry-error", failure: decodeMessage(entryErrorCodec, frame.body) };
+          break;
+        case MessageType.ENTRY_SKIPPED:
+          yield { kind: "entry-skipped", skipped: decodeMessage(entrySkippedCodec, frame.body) };
           break;
         default:
           throw unexpected(frame.type, "MANIFEST");

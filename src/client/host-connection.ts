@@ -73,6 +73,7 @@ export class HostConnection {
   /** Told when the connection is lost (see onLost). */
   readonly #lostListeners = new Set<(error: TeleportError) => void>();
   #welcome: Welcome | undefined;
+  #offeredFeatures = 0;
   /** Made on the first compressed chunk: most pulls never see one. */
   #decompressor: Decompressor | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -141,17 +142,19 @@ export class HostConnection {
     );
     const cancel = () => this.#control.destroy(new TeleportError(ErrorCode.CANCELLED, "connect cancelled"));
     options.signal?.addEventListener("abort", cancel, { once: true });
+    this.#offeredFeatures =
+      Feature.ENTRY_ERRORS |
+      Feature.SKIPPED_ENTRIES |
+      Feature.COMPRESSION |
+      Feature.HARD_LINKS |
+      Feature.FRAME_MAC |
+      options.features |
+      (quicAvailable ? Feature.BOTH_TRANSPORTS : 0);
     this.#control.connection.send(MessageType.HELLO, 0, helloCodec, {
       magic: PROTOCOL_MAGIC,
       minVersion: MIN_PROTOCOL_VERSION,
       maxVersion: PROTOCOL_VERSION,
-      features:
-        Feature.ENTRY_ERRORS |
-        Feature.COMPRESSION |
-        Feature.HARD_LINKS |
-        Feature.FRAME_MAC |
-        options.features |
-        (quicAvailable ? Feature.BOTH_TRANSPORTS : 0),
+      features: this.#offeredFeatures,
       authProof: authProof(this.stream, options.secret),
       clientName: options.clientName,
       clientId: this.clientId,
@@ -175,7 +178,14 @@ export class HostConnection {
   static readonly #connectionFrames = new MessageHandlers<HostConnection>("client")
     .on(Messages.WELCOME, (connection, _requestId, welcome) => {
       if (connection.#welcome !== undefined) throw new TeleportError(ErrorCode.PROTOCOL, "second WELCOME");
-      connection.#welcome = welcome;
+      if (welcome.version < MIN_PROTOCOL_VERSION || welcome.version > PROTOCOL_VERSION) {
+        throw new TeleportError(
+          ErrorCode.VERSION,
+          `the host answered in protocol version ${welcome.version}; this teleport speaks ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
+        );
+      }
+      // A feature the client did not offer is not granted, whatever the host says.
+      connection.#welcome = { ...welcome, features: welcome.features & connection.#offeredFeatures };
       connection.#onWelcome?.();
     })
     .on(Messages.ERROR, (connection, _requestId, error) => connection.#control.destroy(hostError(error)))

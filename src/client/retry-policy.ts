@@ -4,6 +4,9 @@
  */
 import { ErrorCode } from "../errors.js";
 
+/** 0.5 + 1 + 2 + 4 + 8 s: a host restarted within ~15 s is picked up again. */
+export const DEFAULT_RETRIES = 5;
+
 const FIRST_WAIT_MS = 500;
 const MAX_WAIT_MS = 8000;
 

@@ -7,8 +7,7 @@
 import zstd from "zstd-napi/binding.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 
-export const MIN_LEVEL = 1;
-export const MAX_LEVEL = 19;
+export { MAX_LEVEL, MIN_LEVEL } from "./levels.js";
 
 /** The most a chunk of `size` bytes can take once compressed. */
 export function compressBound(size: number): number {

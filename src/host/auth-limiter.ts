@@ -22,7 +22,8 @@ interface Failures {
 }
 
 export class AuthLimiter {
-  readonly #windowMs: number;
+  /** How long an address's failures are remembered after its last. */
+  readonly windowMs: number;
   readonly #now: () => number;
   readonly #byAddress = new Map<string, Failures>();
 
@@ -31,7 +32,7 @@ export class AuthLimiter {
    * in milliseconds (tests pass their own).
    */
   constructor(windowMs: number, now: () => number = () => performance.now()) {
-    this.#windowMs = windowMs;
+    this.windowMs = windowMs;
     this.#now = now;
   }
 
@@ -57,7 +58,7 @@ export class AuthLimiter {
 
   #current(address: string, now: number): Failures | undefined {
     const record = this.#byAddress.get(address);
-    if (record !== undefined && now - record.lastFailure >= this.#windowMs) {
+    if (record !== undefined && now - record.lastFailure >= this.windowMs) {
       this.#byAddress.delete(address);
       return undefined;
     }

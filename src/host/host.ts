@@ -25,13 +25,15 @@ import {
   type TransportStream,
 } from "../transport/transport.js";
 import { AuthLimiter } from "./auth-limiter.js";
+import { DEFAULT_CONGESTION } from "./congestion.js";
 import type { HostInternals } from "./faults.js";
 import { PlaintextClients } from "./plaintext-clients.js";
 import { RecentChunks } from "./recent-chunks.js";
 import { type ClientEvent, HostSession } from "./session.js";
 import { Share } from "./share.js";
 
-export type { ClientEvent } from "./session.js";
+export { DEFAULT_CONGESTION } from "./congestion.js";
+export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
 
 /**
  * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
@@ -47,12 +49,6 @@ const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
-/**
- * BBR sends at the bandwidth and round trip it measures, where reno and cubic halve their window
- * at each loss: on a 50 ms path with 0.1% loss one reno connection carries a few Mbit/s
- * (Mathis: MSS / RTT x 1.22 / sqrt(loss)), whatever the link (`wan_bbr_single` measures it).
- */
-export const DEFAULT_CONGESTION = "bbr";
 /**
  * Unsent bytes a connection's kernel buffer holds before the socket stops taking more
  * (TCP_NOTSENT_LOWAT): what is in flight is not limited, only what waits behind it, which the

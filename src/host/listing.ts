@@ -1,7 +1,10 @@
-/** The host's side of LIST: a folder's entries, or with `recursive` its whole tree, as ENTRIES. */
+/**
+ * The host's side of LIST: a folder's entries, or with `recursive` its whole tree, as ENTRIES,
+ * each folder's in order of their names.
+ */
 import { entriesCodec, MessageType } from "../wire/messages.js";
 import { EntryBatch, type SendFrame } from "./manifest-stream.js";
-import { isWalkFailure, type Share } from "./share.js";
+import { isWalkFailure, isWalkSkip, type Share } from "./share.js";
 
 export async function sendListing(
   share: Share,
@@ -10,10 +13,14 @@ export async function sendListing(
   send: SendFrame,
   signal: AbortSignal,
 ): Promise<void> {
-  const items = recursive ? share.walk(path, { signal }) : share.list(path, signal);
+  // Sorted as `ls` is: a folder's names are read before its first entry is sent.
+  const items = recursive
+    ? share.walk(path, { signal, sorted: true })
+    : share.list(path, { signal, sorted: true });
   const batch = new EntryBatch((entries) => send(MessageType.ENTRIES, entriesCodec, { entries }));
   for await (const item of items) {
     if (isWalkFailure(item)) throw item.failure;
+    if (isWalkSkip(item)) continue;
     await batch.add(item.entry);
   }
   await batch.flush();

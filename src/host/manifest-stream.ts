@@ -22,13 +22,23 @@ import {
   EntryKind,
   entriesCodec,
   entryErrorCodec,
+  entrySkippedCodec,
   fileBeginCodec,
   fileEndCodec,
   MAX_ENTRIES_PER_FRAME,
   MessageType,
+  type Xattr,
 } from "../wire/messages.js";
 import type { RecentChunks } from "./recent-chunks.js";
-import { isWalkFailure, type OpenedFile, type Share, type ShareEntry, type WalkFailure } from "./share.js";
+import {
+  isWalkFailure,
+  isWalkSkip,
+  type OpenedFile,
+  type Share,
+  type ShareEntry,
+  type WalkFailure,
+  type WalkSkip,
+} from "./share.js";
 
 /** Files at most this large are hashed ahead of their turn, up to PREFETCHED_FILES of them. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -71,7 +81,8 @@ interface FileManifest {
 /** An entry walked and, for a small file, being hashed ahead of its turn. */
 interface Ahead {
   entry: Entry;
-  absolutePath: string;
+  /** A file's extended attributes (with Feature.XATTRS), read from its descriptor as walked. */
+  xattrs: Xattr[] | undefined;
   /** A file's descriptor (or why there is none); a small file's manifest closes it. */
   file: OpenedFile | TeleportError | undefined;
   manifest: Promise<FileManifest> | undefined;
@@ -84,6 +95,8 @@ export class ManifestStream {
   readonly #sources: ManifestSources;
   readonly #send: SendFrame;
   readonly #entryErrors: boolean;
+  /** With Feature.SKIPPED_ENTRIES: what the share does not serve is told, as ENTRY_SKIPPED. */
+  readonly #skippedEntries: boolean;
   readonly #signal: AbortSignal;
   /**
    * With Feature.HARD_LINKS: the first path sent of each file with several names, by inode, so
@@ -96,11 +109,18 @@ export class ManifestStream {
   constructor(
     sources: ManifestSources,
     send: SendFrame,
-    options: { entryErrors: boolean; hardLinks: boolean; xattrs: boolean; signal: AbortSignal },
+    options: {
+      entryErrors: boolean;
+      skippedEntries?: boolean;
+      hardLinks: boolean;
+      xattrs: boolean;
+      signal: AbortSignal;
+    },
   ) {
     this.#sources = sources;
     this.#send = send;
     this.#entryErrors = options.entryErrors;
+    this.#skippedEntries = options.skippedEntries === true;
     this.#signal = options.signal;
     this.#firstNames = options.hardLinks ? new Map() : undefined;
     this.#xattrs = options.xattrs;
@@ -123,8 +143,9 @@ export class ManifestStream {
   async run(path: string): Promise<void> {
     const signal = this.#signal;
     const batch = new EntryBatch((entries) => this.#send(MessageType.ENTRIES, entriesCodec, { entries }));
-    const walk = this.#sources.share.walk(path, { signal, openFiles: true });
-    const ahead: (Ahead | WalkFailure)[] = [];
+    const reportSkipped = this.#skippedEntries;
+    const walk = this.#sources.share.walk(path, { signal, openFiles: true, reportSkipped });
+    const ahead: (Ahead | WalkFailure | WalkSkip)[] = [];
     let walked = false;
     try {
       for (;;) {
@@ -134,7 +155,7 @@ export class ManifestStream {
             walked = true;
             break;
           }
-          if (isWalkFailure(step.value)) {
+          if (isWalkFailure(step.value) || isWalkSkip(step.value)) {
             ahead.push(step.value);
             continue;
           }
@@ -143,17 +164,18 @@ export class ManifestStream {
             closeFile(step.value.file);
             ahead.push({
               entry: link,
-              absolutePath: step.value.absolutePath,
+              xattrs: undefined,
               file: undefined,
               manifest: undefined,
             });
             continue;
           }
-          const { entry, absolutePath, file } = step.value;
+          const { entry, file } = step.value;
+          const xattrs = this.#xattrsOf(file); // before a small file's manifest closes it
           const small = entry.kind === EntryKind.FILE && entry.size <= SMALL_FILE_BYTES;
           const manifest = small ? this.#wholeFileManifest(entry, file, signal) : undefined;
           manifest?.catch(() => {}); // awaited in order below; never an unhandled rejection
-          ahead.push({ entry, absolutePath, file: small ? undefined : file, manifest });
+          ahead.push({ entry, xattrs, file: small ? undefined : file, manifest });
         }
         const next = ahead.shift();
         if (next === undefined) break;
@@ -162,7 +184,15 @@ export class ManifestStream {
           await this.#entryFailed(next.path, next.failure);
           continue;
         }
-        const { entry, absolutePath, file, manifest } = next;
+        if (isWalkSkip(next)) {
+          // Not in place: the client only reports it, so the batch of entries goes on.
+          await this.#send(MessageType.ENTRY_SKIPPED, entrySkippedCodec, {
+            path: next.path,
+            reason: next.skipped,
+          });
+          continue;
+        }
+        const { entry, xattrs, file, manifest } = next;
         if (entry.kind !== EntryKind.FILE) {
           await batch.add(entry);
           continue;
@@ -172,7 +202,7 @@ export class ManifestStream {
           throw err;
         });
         if (manifest === undefined) {
-          await this.#sendLargeFile(entry, absolutePath, file);
+          await this.#sendLargeFile(entry, xattrs, file);
           continue;
         }
         let listed: FileManifest;
@@ -182,7 +212,7 @@ export class ManifestStream {
           await this.#entryFailed(entry.path, err);
           continue;
         }
-        await this.#sendFileBegin(entry, absolutePath);
+        await this.#sendFileBegin(entry, xattrs);
         if (listed.chunks.length > 0) {
           await this.#send(MessageType.CHUNKS, chunksCodec, {
             chunks: listed.chunks,
@@ -192,7 +222,7 @@ export class ManifestStream {
       }
     } finally {
       await walk.return(undefined); // closes the walk's open folders when it stops early
-      for (const waiting of ahead) if (!isWalkFailure(waiting)) closeFile(waiting.file);
+      for (const waiting of ahead) if ("file" in waiting) closeFile(waiting.file);
     }
     await batch.flush();
   }
@@ -231,7 +261,7 @@ export class ManifestStream {
   /** A large file's manifest, streamed as it is hashed (or read from the index). */
   async #sendLargeFile(
     entry: Entry,
-    absolutePath: string,
+    xattrs: Xattr[] | undefined,
     file: OpenedFile | TeleportError | undefined,
   ): Promise<void> {
     let fd: number;
@@ -243,7 +273,7 @@ export class ManifestStream {
     }
     platformIo.adviseSequential(fd); // chunks are read in order: more read-ahead from a cold disk
     try {
-      await this.#sendFileBegin(entry, absolutePath);
+      await this.#sendFileBegin(entry, xattrs);
       await this.#sendFileChunks(entry, fd);
     } finally {
       closeQuietly(fd);
@@ -251,9 +281,23 @@ export class ManifestStream {
   }
 
   /** FILE_BEGIN, with the file's extended attributes when the client asked for them. */
-  #sendFileBegin(entry: Entry, absolutePath: string): Promise<void> {
-    const xattrs = this.#xattrs ? platformIo.readXattrs(absolutePath) : undefined;
+  #sendFileBegin(entry: Entry, xattrs: Xattr[] | undefined): Promise<void> {
     return this.#send(MessageType.FILE_BEGIN, fileBeginCodec, { ...entry, xattrs });
+  }
+
+  /**
+   * The extended attributes of a file the walk opened, when the client asked for them: read from
+   * its descriptor, never by its path, which a local user could redirect through a folder
+   * swapped for a symlink since the walk met it. Closes the file if they cannot be read.
+   */
+  #xattrsOf(file: OpenedFile | TeleportError | undefined): Xattr[] | undefined {
+    if (!this.#xattrs || file === undefined || file instanceof TeleportError) return undefined;
+    try {
+      return platformIo.readXattrs(file.fd);
+    } catch (err) {
+      closeQuietly(file.fd);
+      throw err;
+    }
   }
 
   /**

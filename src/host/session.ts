@@ -87,10 +87,32 @@ export interface SessionContext {
   onClientEvent: ((event: ClientEvent) => void) | undefined;
 }
 
-/** A connection's life as `host --once` follows it: proving the link's secret, and ending. */
+/** Where a connection comes from, as the host's log names it. */
+export interface ClientPeer {
+  address: string;
+  port: number;
+  /** HELLO's clientId (hex): a pull's data streams give their control connection's. */
+  id: string | undefined;
+}
+
+/** The requests that name a path in the share: `ls`, a pull's manifest, `cat`. */
+export type PathRequest = "list" | "manifest" | "read";
+
+/**
+ * A connection's life as `host --once` and the host's log follow it: proving the link's secret,
+ * asking for a path, and ending (`idle`: with no request open, as a client that finished does).
+ */
 export type ClientEvent =
-  | { kind: "authenticated" }
-  | { kind: "closed"; authenticated: boolean; error: TeleportError | undefined };
+  | { kind: "authenticated"; peer: ClientPeer }
+  | { kind: "request"; peer: ClientPeer; request: PathRequest; path: string }
+  | {
+      kind: "closed";
+      peer: ClientPeer;
+      authenticated: boolean;
+      error: TeleportError | undefined;
+      idle: boolean;
+      bytesSent: number;
+    };
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -115,6 +137,7 @@ export class HostSession {
     )
     .on(Messages.LIST, (session, requestId, { credit, path, recursive }) =>
       session.#serve(requestId, credit, (open) => {
+        session.#told("list", path);
         const send = session.#creditedSender(requestId, open);
         return sendListing(session.#context.share, path, recursive !== 0, send, open.abort.signal);
       }),
@@ -123,7 +146,10 @@ export class HostSession {
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, () => session.#stat(requestId, path)),
     )
     .on(Messages.MANIFEST, (session, requestId, { credit, path }) =>
-      session.#serve(requestId, credit, (open) => session.#manifest(requestId, path, open)),
+      session.#serve(requestId, credit, (open) => {
+        session.#told("manifest", path);
+        return session.#manifest(requestId, path, open);
+      }),
     )
     .on(Messages.GET_CHUNKS, (session, requestId, { chunks, compressLevel }) => {
       const level = (session.#features & Feature.COMPRESSION) === 0 ? 0 : (compressLevel ?? 0);
@@ -132,9 +158,10 @@ export class HostSession {
       );
     })
     .on(Messages.READ_RANGE, (session, requestId, request) =>
-      session.#serve(requestId, request.credit, (open) =>
-        session.#ranges.send(requestId, request, open.credit, open.abort.signal),
-      ),
+      session.#serve(requestId, request.credit, (open) => {
+        session.#told("read", request.path);
+        return session.#ranges.send(requestId, request, open.credit, open.abort.signal);
+      }),
     );
 
   readonly #context: SessionContext;
@@ -155,6 +182,8 @@ export class HostSession {
   /** Features both sides have: HELLO's offer, of what this host supports. */
   #features = 0;
   readonly #authTimer: NodeJS.Timeout;
+  /** HELLO's clientId, in hex, for ClientPeer. */
+  #clientId: string | undefined;
 
   constructor(stream: TransportStream, context: SessionContext) {
     this.#stream = stream;
@@ -214,11 +243,26 @@ export class HostSession {
     this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
-    this.#context.onClientEvent?.({ kind: "closed", authenticated: this.#phase === "authenticated", error });
+    this.#context.onClientEvent?.({
+      kind: "closed",
+      peer: this.#peer(),
+      authenticated: this.#phase === "authenticated",
+      error,
+      idle: this.#requests.size === 0,
+      bytesSent: this.#stream.stats().bytesSent,
+    });
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
     this.#chunks.close();
     this.#openFiles.closeAll();
+  }
+
+  #peer(): ClientPeer {
+    return { address: this.#stream.remoteAddress, port: this.#stream.remotePort, id: this.#clientId };
+  }
+
+  #told(request: PathRequest, path: string): void {
+    this.#context.onClientEvent?.({ kind: "request", peer: this.#peer(), request, path });
   }
 
   #onFrame(type: number, requestId: number, sealedBody: Buffer): void {
@@ -243,9 +287,9 @@ export class HostSession {
   }
 
   /** Ends the connection for `error`, telling the client why. */
-  #fail(error: TeleportError): void {
+  #fail(error: TeleportError, authDelayWindowMs?: number): void {
     for (const request of this.#requests.values()) request.abort.abort();
-    this.#connection.sendError(0, { code: error.code, message: error.detail });
+    this.#connection.sendError(0, { code: error.code, message: error.detail, authDelayWindowMs });
     this.#connection.close(error);
   }
 
@@ -290,9 +334,10 @@ export class HostSession {
         `client speaks protocol ${hello.minVersion}-${hello.maxVersion}, host ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`,
       );
     }
+    this.#clientId = hello.clientId?.toString("hex");
     if (!this.#authenticate(hello.authProof)) return;
     this.#features = hello.features & this.#supportedFeatures();
-    if (hello.clientId !== undefined) this.#leases.setOwner(hello.clientId.toString("hex"));
+    if (this.#clientId !== undefined) this.#leases.setOwner(this.#clientId);
     this.#lendStreamKey(hello);
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
@@ -310,20 +355,22 @@ export class HostSession {
     clearTimeout(this.#authTimer);
     if (verifyAuthProof(this.#stream, this.#context.secret, authProof)) {
       this.#phase = "authenticated";
-      this.#context.onClientEvent?.({ kind: "authenticated" });
+      this.#context.onClientEvent?.({ kind: "authenticated", peer: this.#peer() });
       return true;
     }
     this.#phase = "refusing";
-    const refuse = () => this.#fail(new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted"));
-    const delayMs = this.#context.authLimiter.failed(this.#stream.remoteAddress);
-    if (delayMs === 0) refuse();
-    else this.#refusalTimer = setTimeout(refuse, delayMs);
+    const refused = new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
+    const { authLimiter } = this.#context;
+    const delayMs = authLimiter.failed(this.#stream.remoteAddress);
+    if (delayMs === 0) this.#fail(refused);
+    else this.#refusalTimer = setTimeout(() => this.#fail(refused, authLimiter.windowMs), delayMs);
     return false;
   }
 
   #supportedFeatures(): number {
     return (
       Feature.ENTRY_ERRORS |
+      Feature.SKIPPED_ENTRIES |
       Feature.HARD_LINKS |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
@@ -375,6 +422,7 @@ export class HostSession {
     const send = listedTo === undefined ? credited : listingSender(credited, listedTo);
     const options = {
       entryErrors: (this.#features & Feature.ENTRY_ERRORS) !== 0,
+      skippedEntries: (this.#features & Feature.SKIPPED_ENTRIES) !== 0,
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
       xattrs: (this.#features & Feature.XATTRS) !== 0,
       signal: open.abort.signal,

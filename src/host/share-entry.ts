@@ -7,7 +7,7 @@ import { closeSync, fstatSync, readlinkSync, realpathSync, type Stats, statSync 
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { NameStats } from "../platform/open-beneath.js";
-import { EntryKind } from "../wire/messages.js";
+import { EntryKind, SkipReason } from "../wire/messages.js";
 import { checkLinkTarget, splitWirePath } from "../wire/path.js";
 import type { OpenedFile, ShareEntry } from "./share.js";
 
@@ -51,6 +51,14 @@ export function describeFile(
   const found: ShareEntry = { absolutePath, entry };
   if (stats.nlink > 1) found.inode = inodeKey(at);
   return found;
+}
+
+/** Why describeEntry left an entry out (it returned null for it). */
+export function skipReasonOf(stats: Stats): SkipReason {
+  if (stats.isSymbolicLink()) return SkipReason.SYMLINK_OUTSIDE;
+  if (stats.isFIFO()) return SkipReason.FIFO;
+  if (stats.isSocket()) return SkipReason.SOCKET;
+  return SkipReason.DEVICE;
 }
 
 /** The symlink's target as a relative path if it stays inside the share, else null. */

@@ -6,13 +6,22 @@
  * per level, so a 1M-file tree never sits in memory. Per-entry calls (lstat, open, readlink) are
  * synchronous: see engine/file-io.ts.
  */
-import { closeSync, constants, type Dir, fstatSync, lstatSync, openSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  type Dir,
+  type Dirent,
+  fstatSync,
+  lstatSync,
+  openSync,
+  type Stats,
+} from "node:fs";
 import { opendir, realpath } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../errors.js";
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
-import { type Entry, EntryKind } from "../wire/messages.js";
+import { type Entry, EntryKind, type SkipReason } from "../wire/messages.js";
 import { joinWirePath, splitWirePath } from "../wire/path.js";
 import {
   describeEntry,
@@ -21,6 +30,7 @@ import {
   quietly,
   refuseEscapeByName,
   regularFile,
+  skipReasonOf,
 } from "./share-entry.js";
 
 /** A regular file of the share, open for reading. */
@@ -33,7 +43,7 @@ export interface OpenedFile {
 
 export interface ShareEntry {
   entry: Entry;
-  /** Absolute path on the host (inside the share): a name for messages and xattrs. */
+  /** Absolute path on the host (inside the share): a name for messages. */
   absolutePath: string;
   /** For a file with more than one name (hard links): its device and inode, the same for all. */
   inode?: string;
@@ -50,16 +60,30 @@ export interface WalkFailure {
   failure: TeleportError;
 }
 
-export type WalkItem = ShareEntry | WalkFailure;
+/** An entry the share does not serve (WalkOptions.reportSkipped). */
+export interface WalkSkip {
+  path: string;
+  skipped: SkipReason;
+}
 
-export function isWalkFailure(item: WalkItem): item is WalkFailure {
+export type WalkItem = ShareEntry | WalkFailure | WalkSkip;
+
+export function isWalkFailure<T extends object>(item: T | WalkFailure): item is WalkFailure {
   return "failure" in item;
+}
+
+export function isWalkSkip<T extends object>(item: T | WalkSkip): item is WalkSkip {
+  return "skipped" in item;
 }
 
 export interface WalkOptions {
   signal?: AbortSignal | undefined;
   /** Open each file as it is met (ShareEntry.file). */
   openFiles?: boolean;
+  /** Yield a WalkSkip for each entry not served, instead of passing over it. */
+  reportSkipped?: boolean;
+  /** Each folder's entries in order of their names (a folder's names are read before its first entry). */
+  sorted?: boolean;
 }
 
 /** A folder held open and being listed. */
@@ -161,14 +185,18 @@ export class Share {
   }
 
   /** The entries directly inside a folder (or the entry itself for a file). */
-  async *list(wirePath: string, signal?: AbortSignal): AsyncGenerator<ShareEntry> {
+  async *list(
+    wirePath: string,
+    options: Omit<WalkOptions, "reportSkipped"> = {},
+  ): AsyncGenerator<ShareEntry> {
     const { found, folder } = await this.#top(wirePath, false);
     if (folder === undefined) {
       yield found;
       return;
     }
     try {
-      yield* this.#children(found, folder.handle, folder.dir, { signal });
+      for await (const child of this.#children(found, folder.handle, folder.dir, options))
+        if (!isWalkSkip(child)) yield child;
     } finally {
       closeQuietly(folder.handle.fd);
     }
@@ -238,7 +266,7 @@ export class Share {
     try {
       for await (const child of this.#children(folder, handle, dir, options)) {
         yield child;
-        if (child.entry.kind !== EntryKind.DIRECTORY) continue;
+        if (isWalkSkip(child) || child.entry.kind !== EntryKind.DIRECTORY) continue;
         let childHandle: FolderHandle | undefined;
         let childDir: Dir;
         try {
@@ -277,9 +305,9 @@ export class Share {
     handle: FolderHandle,
     dir: Dir,
     options: WalkOptions,
-  ): AsyncGenerator<ShareEntry> {
+  ): AsyncGenerator<ShareEntry | WalkSkip> {
     try {
-      for await (const dirent of dir) {
+      for await (const dirent of options.sorted ? sortedByName(dir) : dir) {
         options.signal?.throwIfAborted();
         const at = beneath.pathAt(handle, dirent.name);
         const absolutePath = join(folder.absolutePath, dirent.name);
@@ -294,7 +322,10 @@ export class Share {
         const stats = quietly(() => lstatSync(at));
         if (stats === undefined) continue; // removed while we were listing
         const found = describeEntry(this.root, wirePath, absolutePath, stats, at);
-        if (found === null) continue;
+        if (found === null) {
+          if (options.reportSkipped) yield { path: wirePath, skipped: skipReasonOf(stats) };
+          continue;
+        }
         if (found.entry.kind === EntryKind.FILE && options.openFiles)
           found.file = this.#openChildFile(handle, dirent.name, stats, wirePath);
         yield found;
@@ -347,4 +378,11 @@ export class Share {
       return toTeleportError(err);
     }
   }
+}
+
+/** A folder's entries in order of their names: all of them read first (GNU ls holds a folder too). */
+async function* sortedByName(dir: Dir): AsyncGenerator<Dirent> {
+  const dirents: Dirent[] = [];
+  for await (const dirent of dir) dirents.push(dirent);
+  yield* dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -3,20 +3,23 @@
  * creates, renames and links inside it through the folder's descriptor, so a folder swapped for
  * a symlink after it was opened cannot send a write elsewhere.
  *
- * - Native (the addon's at.c): openat, mkdirat, renameat, linkat, symlinkat, unlinkat, fstatat.
+ * - Native (the addon's at.c and metadata.c): openat, mkdirat, renameat, linkat, symlinkat,
+ *   unlinkat, fstatat, readlinkat, and utimensat with AT_SYMLINK_NOFOLLOW for a symlink's times.
  * - Portable (TELEPORT_NATIVE=0): Node's path calls on `/proc/self/fd/FD/NAME`, which the kernel
- *   resolves from the open folder itself, as the *at calls do. Without /proc (not Linux) the
- *   folder's path is used: a folder swapped after it was opened is then followed (README,
- *   "Security model").
+ *   resolves from the open folder itself, as the *at calls do (lutimes for a symlink's times).
+ *   Without /proc (not Linux) the folder's path is used: a folder swapped after it was opened is
+ *   then followed (README, "Security model").
  */
 import {
   constants,
   existsSync,
   linkSync,
   lstatSync,
+  lutimesSync,
   mkdirSync,
   openSync,
   readdirSync,
+  readlinkSync,
   renameSync,
   symlinkSync,
   unlinkSync,
@@ -28,6 +31,12 @@ import { type NativeAddon, native } from "./native.js";
 export interface OpenFolder {
   readonly fd: number;
   readonly path: string;
+}
+
+/** A symlink as it is on disk. */
+export interface SymlinkStat {
+  readonly target: string;
+  readonly mtimeMs: number;
 }
 
 /** What a name is, read without following it. */
@@ -50,6 +59,13 @@ export interface DirectoryIo {
   unlink(folder: OpenFolder, name: string): void;
   /** undefined if nothing has that name. */
   stat(folder: OpenFolder, name: string): NameStat | undefined;
+  /**
+   * The symlink `name`'s target and mtime; undefined if `name` is anything else, nothing, or
+   * cannot be read (whoever then makes a symlink there hears why).
+   */
+  readSymlink(folder: OpenFolder, name: string): SymlinkStat | undefined;
+  /** Sets the atime and mtime of the symlink `name` itself, never of what it points to. */
+  setSymlinkTimes(folder: OpenFolder, name: string, mtimeMs: number): void;
   list(folder: OpenFolder): string[];
 }
 
@@ -78,6 +94,15 @@ function nativeDirectoryIo(addon: NativeAddon): DirectoryIo {
         throw err;
       }
     },
+    readSymlink(folder, name) {
+      try {
+        return addon.readSymlinkAt(folder.fd, name);
+      } catch {
+        return undefined;
+      }
+    },
+    // atime as mtime, as files and folders get it.
+    setSymlinkTimes: (folder, name, mtimeMs) => addon.utimensAt(folder.fd, name, mtimeMs, mtimeMs),
     list: (folder) => readdirSync(`/proc/self/fd/${folder.fd}`),
   };
 }
@@ -101,6 +126,18 @@ function pathDirectoryIo(throughProc: boolean): DirectoryIo {
     stat(folder, name) {
       const stats = lstatSync(at(folder, name), { throwIfNoEntry: false });
       return stats === undefined ? undefined : { mode: stats.mode, dev: stats.dev, ino: stats.ino };
+    },
+    readSymlink(folder, name) {
+      try {
+        const stats = lstatSync(at(folder, name));
+        if (!stats.isSymbolicLink()) return undefined;
+        return { target: readlinkSync(at(folder, name)), mtimeMs: stats.mtimeMs };
+      } catch {
+        return undefined;
+      }
+    },
+    setSymlinkTimes(folder, name, mtimeMs) {
+      lutimesSync(at(folder, name), mtimeMs / 1000, mtimeMs / 1000);
     },
     list: (folder) => readdirSync(folderPath(folder)),
   };

@@ -4,11 +4,13 @@
  *
  * - `nativeIo` (Linux, the addon in native/): in-kernel copies (copy_file_range, FICLONERANGE
  *   where the file system shares blocks), fallocate, SEEK_DATA/SEEK_HOLE, posix_fadvise,
- *   sendfile to a socket, and per-socket TCP_CONGESTION, TCP_NOTSENT_LOWAT and TCP_INFO.
+ *   sendfile to a socket, per-socket TCP_CONGESTION, TCP_NOTSENT_LOWAT and TCP_INFO, and the
+ *   `user.` extended attributes of an open file.
  * - `portableIo` (everywhere, and with TELEPORT_NATIVE=0): the same results through Node's fs,
  *   where a result exists without the system call (a copy through a buffer, a file that is all
  *   data), and "not here" where none does (a socket option, a sender: its callers read into
- *   buffers and write those, as they do on an encrypted socket).
+ *   buffers and write those, as they do on an encrypted socket; extended attributes, which Node
+ *   reads and writes by no call at all: `pull --xattrs` says it pulls without them).
  *
  * Positional reads and writes into pooled buffers are Node's own on every platform (see
  * engine/file-io.ts): the addon would add nothing to them.
@@ -92,16 +94,16 @@ export interface PlatformIo {
   /** A sender for a plaintext TCP socket; undefined where there is none (portable). */
   openSender(socket: Socket): SocketSender | undefined;
   /**
-   * The `user.` extended attributes of the file at `path` (links not followed), up to MAX_XATTRS
-   * and MAX_XATTR_BYTES in all; undefined where they cannot be read (portable, or a file
-   * system without them).
+   * The `user.` extended attributes of the open file `fd`, up to MAX_XATTRS and MAX_XATTR_BYTES
+   * in all; undefined where they cannot be read (portable, or a file system without them). By
+   * descriptor, never by path: a folder on the way swapped for a symlink cannot redirect it.
    */
-  readXattrs(path: string): Xattr[] | undefined;
+  readXattrs(fd: number): Xattr[] | undefined;
   /**
-   * Makes the `user.` extended attributes of the file at `path` exactly `xattrs`; false where
-   * they cannot be written.
+   * Makes the `user.` extended attributes of the open file `fd` exactly `xattrs`; false where
+   * they cannot be written (portable: Node has no call for them, and a path would not be safe).
    */
-  writeXattrs(path: string, xattrs: readonly Xattr[]): boolean;
+  writeXattrs(fd: number, xattrs: readonly Xattr[]): boolean;
 }
 
 /** Only this namespace is read and written: the others need privileges or are not the file's. */
@@ -278,10 +280,10 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
         return false;
       }
     },
-    readXattrs(path) {
+    readXattrs(fd) {
       let names: string[];
       try {
-        names = addon.listXattrs(path).filter((name) => name.startsWith(XATTR_NAMESPACE));
+        names = addon.flistXattrs(fd).filter((name) => name.startsWith(XATTR_NAMESPACE));
       } catch (err) {
         if (notHere(err)) return undefined;
         throw err;
@@ -291,7 +293,7 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
       for (const name of names.sort().slice(0, MAX_XATTRS)) {
         let value: Buffer;
         try {
-          value = addon.getXattr(path, name);
+          value = addon.fgetXattr(fd, name);
         } catch {
           continue; // removed since listed
         }
@@ -301,14 +303,14 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
       }
       return xattrs;
     },
-    writeXattrs(path, xattrs) {
+    writeXattrs(fd, xattrs) {
       try {
         const wanted = new Set(xattrs.map((xattr) => xattr.name));
-        for (const name of addon.listXattrs(path)) {
-          if (name.startsWith(XATTR_NAMESPACE) && !wanted.has(name)) addon.removeXattr(path, name);
+        for (const name of addon.flistXattrs(fd)) {
+          if (name.startsWith(XATTR_NAMESPACE) && !wanted.has(name)) addon.fremoveXattr(fd, name);
         }
         for (const { name, value } of xattrs) {
-          if (name.startsWith(XATTR_NAMESPACE)) addon.setXattr(path, name, value);
+          if (name.startsWith(XATTR_NAMESPACE)) addon.fsetXattr(fd, name, value);
         }
         return true;
       } catch (err) {

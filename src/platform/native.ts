@@ -38,10 +38,16 @@ export interface NativeAddon {
   tcpCongestion(fd: number): string;
   setTcpNotSentLowat(fd: number, bytes: number): void;
   tcpInfo(fd: number): NativeTcpInfo;
-  listXattrs(path: string): string[];
-  getXattr(path: string, name: string): Buffer;
-  setXattr(path: string, name: string, value: Buffer): void;
-  removeXattr(path: string, name: string): void;
+  // A file's metadata through descriptors (native/metadata.c), never through a path string.
+  /** flistxattr: the names of the open file's extended attributes. */
+  flistXattrs(fd: number): string[];
+  fgetXattr(fd: number, name: string): Buffer;
+  fsetXattr(fd: number, name: string, value: Buffer): void;
+  fremoveXattr(fd: number, name: string): void;
+  /** utimensat with AT_SYMLINK_NOFOLLOW: the times of `name` itself, a symlink never followed. */
+  utimensAt(dirFd: number, name: string, atimeMs: number, mtimeMs: number): void;
+  /** fstatat without following, then readlinkat; throws EINVAL if `name` is not a symlink. */
+  readSymlinkAt(dirFd: number, name: string): { target: string; mtimeMs: number };
   // Directory-relative calls (native/at.c), for the client's destination (directory-io.ts).
   /** openat; always O_CLOEXEC. */
   openAt(dirFd: number, name: string, flags: number, mode: number): number;

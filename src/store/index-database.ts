@@ -2,8 +2,9 @@
  * The chunk index's SQLite database: opening it (WAL, the lock wait, setting a damaged file
  * aside), its schema and its prepared statements. ChunkIndex (chunk-index.ts) is the only user.
  */
-import Database from "better-sqlite3";
-import { ErrorCode, TeleportError } from "../errors.js";
+import { createRequire } from "node:module";
+import type Database from "better-sqlite3";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { ensurePrivateFile, narrowIfPresent } from "./private-file.js";
 
 const SCHEMA_VERSION = 3;
@@ -28,13 +29,18 @@ export interface FileRow {
   boot_id: string | null;
 }
 
+/** better-sqlite3, loaded with the first index opened: `ls` and `cat` never open one, and start sooner. */
+function sqlite(): typeof Database {
+  return createRequire(import.meta.url)("better-sqlite3");
+}
+
 export function openDatabase(path: string): Database.Database {
   // The index names every file this user pulled or indexed: 0600, as are the -wal and -shm files
   // SQLite creates with the database's mode.
   ensurePrivateFile(path);
   narrowIfPresent(`${path}-wal`);
   narrowIfPresent(`${path}-shm`);
-  const db = new Database(path, { timeout: LOCK_TIMEOUT_MS });
+  const db = new (sqlite())(path, { timeout: LOCK_TIMEOUT_MS });
   try {
     useWriteAheadLog(db);
     // WAL with synchronous=NORMAL: a commit survives a killed process (it is in the OS), and a
@@ -181,5 +187,9 @@ export function isCorruption(err: unknown): boolean {
 }
 
 export function indexError(err: unknown, path: string): TeleportError {
-  return new TeleportError(ErrorCode.IO, `cannot open the chunk index ${path}: ${(err as Error).message}`);
+  // A system error keeps its code (PERMISSION, NO_SPACE, with their hints); SQLite's are IO.
+  const error = toTeleportError(err, `cannot open the chunk index ${path}`);
+  return error.code === ErrorCode.INTERNAL
+    ? new TeleportError(ErrorCode.IO, error.detail, { cause: err })
+    : error;
 }

@@ -109,14 +109,69 @@ export function quicError(err: unknown, context: string): TeleportError {
   return new TeleportError(code, `${context}: ${message}`);
 }
 
+/** Whether a server's accept failed because the server is closed, not because one handshake did. */
+export function isServerClosed(err: unknown): boolean {
+  return err instanceof Error && err.message === "server closed";
+}
+
 /** A QUIC server endpoint listening with `key` (the host's). */
 export function quinnServer(key: Ed25519Key, host: string, port: number): QuinnServer {
   if (quinn === undefined) throw unavailable();
+  let raw: QuinnServer;
   try {
-    return new quinn.Server(quinnConfig(quinn, key), host, port);
+    raw = new quinn.Server(quinnConfig(quinn, key), host, port);
   } catch (err) {
     throw quicError(err, `listening on UDP ${host}:${port}`);
   }
+  return {
+    port: () => raw.port(),
+    inboundConnection: async () => trackedConnection(await tracked(raw.inboundConnection())),
+    abort: () => tracked(raw.abort()),
+  };
+}
+
+/**
+ * This thread's calls into the binding that have not settled. The binding settles each from its
+ * own threads through a threadsafe function of the thread that called; Node before 24.14 frees a
+ * worker's threadsafe functions when the worker exits without waiting for those threads
+ * (nodejs/node#55706), and a call settled after that writes to freed memory: the heap corruption
+ * ("corrupted double-linked list", or an abort in napi_call_threadsafe_function) of pulls whose
+ * stream threads ended with QUIC reads or handshakes still pending. shutdownQuic waits for them.
+ */
+const pending = new Set<Promise<unknown>>();
+
+function tracked<T>(call: Promise<T>): Promise<T> {
+  pending.add(call);
+  const settled = () => pending.delete(call);
+  call.then(settled, settled);
+  return call;
+}
+
+function trackedStream(raw: QuinnStream): QuinnStream {
+  return {
+    write: (data) => tracked(raw.write(data)),
+    read: (maxLength) => tracked(raw.read(maxLength)),
+    finishWrite: () => tracked(raw.finishWrite()),
+  };
+}
+
+function trackedConnection(raw: QuinnConnection): QuinnConnection {
+  return {
+    outboundStream: async () => trackedStream(await tracked(raw.outboundStream())),
+    inboundStream: async () => trackedStream(await tracked(raw.inboundStream())),
+    remoteMultiaddr: () => raw.remoteMultiaddr(),
+    closed: () => tracked(raw.closed()),
+    abort: () => raw.abort(),
+    rtt: () => raw.rtt(),
+  };
+}
+
+function trackedClient(raw: QuinnClient): QuinnClient {
+  return {
+    outboundConnection: async (ip, port) =>
+      trackedConnection(await tracked(raw.outboundConnection(ip, port))),
+    abort: () => raw.abort(),
+  };
 }
 
 /** This thread's QUIC endpoint for dialling, with a key of its own; made on first use. */
@@ -126,7 +181,7 @@ export function clientEndpoint(newKey: () => Ed25519Key): { client: QuinnClient;
   if (quinn === undefined) throw unavailable();
   if (dialer === undefined) {
     const key = newKey();
-    dialer = { client: new quinn.Client(quinnConfig(quinn, key), 0), key };
+    dialer = { client: trackedClient(new quinn.Client(quinnConfig(quinn, key), 0)), key };
   }
   return dialer;
 }
@@ -166,16 +221,42 @@ export class Conn {
 const live = new Set<Conn>();
 
 /**
+ * How long shutdownQuic waits for the binding to settle the calls still pending: once their
+ * connections and endpoint are closed they fail at once, so this bounds only the unforeseen. It
+ * is below the stream pool's CLOSE_TIMEOUT_MS, after which a stream thread is terminated.
+ */
+const SETTLE_TIMEOUT_MS = 2000;
+
+/**
  * Closes this thread's QUIC connections and its dialling endpoint, and waits until they are
- * gone. A worker thread calls it before it exits: the binding crashes the process (SIGSEGV or
- * abort) if a thread's environment is torn down under live QUIC state.
+ * gone and every call into the binding has settled. A worker thread calls it before it exits:
+ * the binding crashes the process (SIGSEGV, abort, heap corruption) if a thread's environment is
+ * torn down under live QUIC state or with a call pending (see `pending`).
  */
 export async function shutdownQuic(): Promise<void> {
-  const closing = [...live];
-  for (const connection of closing) connection.abort();
-  await Promise.all(closing.map((connection) => connection.closed));
-  dialer?.client.abort();
-  dialer = undefined;
+  const release = holdEventLoop(); // the binding's promises alone would let this thread end
+  try {
+    const closing = [...live];
+    for (const connection of closing) connection.abort();
+    await Promise.all(closing.map((connection) => connection.closed));
+    dialer?.client.abort();
+    dialer = undefined;
+    await pendingSettled(SETTLE_TIMEOUT_MS);
+  } finally {
+    release();
+  }
+}
+
+async function pendingSettled(timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (pending.size > 0 && performance.now() < deadline) {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(resolve, deadline - performance.now());
+    });
+    await Promise.race([Promise.allSettled([...pending]), timeout]);
+    clearTimeout(timer);
+  }
 }
 
 /**

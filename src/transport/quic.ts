@@ -23,6 +23,7 @@ import {
   Conn,
   clientEndpoint,
   holdEventLoop,
+  isServerClosed,
   type QuinnConnection,
   type QuinnStream,
   quicAvailable,
@@ -50,7 +51,12 @@ import {
 export { quicAvailable, shutdownQuic } from "./quic-binding.js";
 
 const MAX_CONNECTIONS = 4096;
-const ACCEPTS_WAITING = 16;
+/**
+ * The binding's server answers a client only once an accept takes its connection, and each
+ * accept holds it until the handshake is done: with 16, the handshakes of 32 pulls starting at
+ * once (each with its data streams) queued long enough for clients to give up on the host.
+ */
+const ACCEPTS_WAITING = 256;
 const CLIENT_PREAMBLE_BYTES = preambleBytes(quicClientPreamble);
 
 /** Reads exactly `length` bytes from a stream not yet wrapped (a preamble). */
@@ -98,13 +104,14 @@ async function readEndorsement(stream: QuinnStream) {
 async function dial(link: ShareLink, options: DialOptions = {}): Promise<TransportStream> {
   const { client, key } = clientEndpoint(clientKey);
   const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const handshakeTimeoutMs = Math.min(options.quicHandshakeTimeoutMs ?? timeoutMs, timeoutMs);
   const where = `${link.host}:${link.port}`;
   const started = performance.now();
   const connecting = client.outboundConnection(link.host, link.port).catch((err: unknown) => {
     throw quicError(err, `QUIC to ${where}`);
   });
   const connection = new Conn(
-    await withTimeout(connecting, timeoutMs, `QUIC handshake with ${where}`, (late) =>
+    await withTimeout(connecting, handshakeTimeoutMs, `QUIC handshake with ${where}`, (late) =>
       new Conn(late).abort(),
     ),
   );
@@ -181,12 +188,16 @@ async function listen(
   // Several accepts wait at once: the binding resolves one only when its handshake is done, so
   // a single loop let one slow or lost handshake hold every other client back.
   const acceptLoop = async () => {
-    for (;;) {
+    while (!closing) {
       let connection: QuinnConnection;
       try {
         connection = await server.inboundConnection();
-      } catch {
-        return; // the server was closed
+      } catch (err) {
+        // The binding rejects an accept whose handshake failed (the peer closed it or went
+        // silent) as well: only a closed server ends the loop, or failed handshakes would end
+        // them all and the host would answer no QUIC client again.
+        if (isServerClosed(err)) return;
+        continue;
       }
       void accept(connection);
     }

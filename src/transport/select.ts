@@ -15,20 +15,22 @@ import type { ShareLink } from "./link.js";
 import { quicTransport } from "./quic.js";
 import { transportFor } from "./registry.js";
 import { tcpTransport } from "./tcp.js";
-import { type DialOptions, TRANSPORT_KINDS, type TransportKind, type TransportStream } from "./transport.js";
+import type { DialOptions, TransportChoice, TransportStream } from "./transport.js";
 
 export { transportFor } from "./registry.js";
 
-export type TransportChoice = "auto" | TransportKind;
-export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPORT_KINDS];
+export { TRANSPORT_CHOICES, type TransportChoice } from "./transport.js";
 
 const QUIC_HEAD_START_MS = 250;
 /**
- * The longest a fallback QUIC handshake may take (two round trips, the preamble included): the
- * binding ignores ICMP, so a host that is simply not running would otherwise hold every pull to
- * it for the whole handshake timeout.
+ * The longest a fallback QUIC handshake may take: the binding ignores ICMP, so a host that is
+ * simply not running would otherwise hold every pull to it for the whole handshake timeout. A
+ * busy host drops datagrams, and an Initial lost twice arrives after its retransmission timer
+ * doubled twice (~7 s): shorter limits failed clients of a host serving 32 pulls at once
+ * (docs/decisions.md, "The QUIC fallback under load"). The preamble after the handshake is not
+ * held to this: a host that is there but busy answers it late.
  */
-const QUIC_FALLBACK_MS = 2000;
+const QUIC_FALLBACK_MS = 8000;
 
 export interface ChoiceOptions extends DialOptions {
   /** Told when `auto` used QUIC because TCP did not get through, and why. */
@@ -100,8 +102,7 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
       if (quicStarted || winner !== undefined) return;
       quicStarted = true;
       const quicFrom = performance.now();
-      const timeoutMs = Math.min(dialOptions.timeoutMs ?? QUIC_FALLBACK_MS, QUIC_FALLBACK_MS);
-      quicTransport.dial(link, { ...dialOptions, timeoutMs }).then(
+      quicTransport.dial(link, { ...dialOptions, quicHandshakeTimeoutMs: QUIC_FALLBACK_MS }).then(
         (stream) => quicReady(stream, performance.now() - quicFrom),
         (err: unknown) => {
           quicError = toTeleportError(err);

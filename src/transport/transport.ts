@@ -21,6 +21,9 @@ import type { ShareLink } from "./link.js";
  */
 export const TRANSPORT_KINDS = ["tcp", "quic"] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
+/** What `pull --transport` takes: a kind, or `auto` to race them. */
+export type TransportChoice = "auto" | TransportKind;
+export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPORT_KINDS];
 
 /** A number for each transport: bytes delivered, streams open. */
 export type TransportCounts = Record<TransportKind, number>;
@@ -68,6 +71,12 @@ export interface DialOptions {
   signal?: AbortSignal;
   /** Gives up on a handshake not done within this long. */
   timeoutMs?: number;
+  /**
+   * QUIC: gives up sooner, after this long, on a host whose QUIC handshake is not done. The host's
+   * QUIC library answers that handshake however busy the host is, so only a host that is not
+   * there misses it; the preamble after it, answered by the host's event loop, gets timeoutMs.
+   */
+  quicHandshakeTimeoutMs?: number;
   /** TCP: told when the connection is up, before its handshake (the host's kernel answered). */
   onConnected?: () => void;
 }

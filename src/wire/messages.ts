@@ -66,6 +66,8 @@ export const MessageType = {
    * hash, then one zstd frame of its bytes. The hash is of the uncompressed bytes, as everywhere.
    */
   CHUNK_ZSTD: 39,
+  /** In a manifest, for an entry the host does not serve, and why (with Feature.SKIPPED_ENTRIES). */
+  ENTRY_SKIPPED: 40,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
@@ -95,6 +97,8 @@ export const Feature = {
    * files it listed to that client.
    */
   FRAME_MAC: 64,
+  /** The host sends ENTRY_SKIPPED for what it leaves out of a manifest (`pull` reports them). */
+  SKIPPED_ENTRIES: 128,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -159,8 +163,17 @@ export const welcomeCodec: Codec<Welcome> = struct<Welcome>({
 export interface ErrorMessage {
   code: string;
   message: string;
+  /**
+   * An AUTH refusal the host delayed (host/auth-limiter.ts): how long this address must send no
+   * wrong secret before its refusals are quick again. Absent from hosts before it.
+   */
+  authDelayWindowMs?: number | undefined;
 }
-export const errorCodec: Codec<ErrorMessage> = struct<ErrorMessage>({ code: utf8(64), message: utf8(2048) });
+export const errorCodec: Codec<ErrorMessage> = struct<ErrorMessage>({
+  code: utf8(64),
+  message: utf8(2048),
+  authDelayWindowMs: trailing(uint32),
+});
 
 /** A file or folder of a manifest that could not be read, and why; the rest goes on. */
 export interface EntryError {
@@ -172,6 +185,29 @@ export const entryErrorCodec: Codec<EntryError> = struct<EntryError>({
   path: utf8(MAX_PATH_BYTES),
   code: utf8(64),
   message: utf8(2048),
+});
+
+/**
+ * Why a host leaves an entry out: it serves files, folders and symlinks that stay inside the
+ * share, nothing else. Clients show reasons they do not know as they come.
+ */
+export const SkipReason = {
+  /** A symlink whose target leaves the share (or, dangling, would). */
+  SYMLINK_OUTSIDE: "symlink-outside",
+  FIFO: "fifo",
+  SOCKET: "socket",
+  DEVICE: "device",
+} as const;
+export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason];
+
+/** An entry of a manifest the host does not serve (SkipReason); the rest is complete without it. */
+export interface EntrySkipped {
+  path: string;
+  reason: string;
+}
+export const entrySkippedCodec: Codec<EntrySkipped> = struct<EntrySkipped>({
+  path: utf8(MAX_PATH_BYTES),
+  reason: utf8(64),
 });
 
 export interface Credit {
@@ -388,6 +424,7 @@ export const Messages = {
   CHUNKS: protocol.define(MessageType.CHUNKS, chunksCodec, { from: "host", bulk: true }),
   FILE_END: protocol.define(MessageType.FILE_END, fileEndCodec, { from: "host" }),
   ENTRY_ERROR: protocol.define(MessageType.ENTRY_ERROR, entryErrorCodec, { from: "host" }),
+  ENTRY_SKIPPED: protocol.define(MessageType.ENTRY_SKIPPED, entrySkippedCodec, { from: "host" }),
   CHUNK_DATA: protocol.define(MessageType.CHUNK_DATA, chunkDataCodec, {
     from: "host",
     bulk: true,

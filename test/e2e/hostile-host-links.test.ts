@@ -6,13 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, lstatSync } from "node:fs";
-import { chmod, mkdir, readdir, rename, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rename, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { type ChunkRef, Feature, MAX_CHUNK_SIZE } from "../../src/wire/messages.js";
+import { runCli } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import {
   dirEntry,
@@ -143,6 +144,64 @@ test("a folder a local user swaps for a symlink between two files is not written
   assert.equal(error, undefined);
   assert.equal(existsSync(join(setup.victim, "b")), false);
   assert.equal(existsSync(join(setup.dest, "p/d-moved/b")), true);
+});
+
+test("an old copy behind a folder swapped for a symlink is not read through: the host's file is fetched, not the victim's vouched for", async (t) => {
+  // The victim holds the host's bytes; the destination's own old copies differ. Reading the old
+  // copies through the swapped-in symlink would tell the host (by what is not asked for) that the
+  // victim holds them, and keep the destination's different bytes as if they were the host's.
+  const setup = await setUp(t);
+  const folder = join(setup.dest, "p/d");
+  const first = Buffer.from("first file");
+  const small = Buffer.from("a small file the victim holds too\n");
+  const large = Buffer.alloc(200 * 1024, "a larger file the victim holds too, indexed when probed\n");
+  await mkdir(folder, { recursive: true });
+  for (const [name, data] of [
+    ["small", small],
+    ["large", large],
+  ] as const) {
+    await writeFile(join(folder, name), Buffer.alloc(data.length, "x")); // this pull's own old copy
+    await writeFile(join(setup.victim, name), data);
+  }
+  const swap = async () => {
+    await waitFor(() => existsSync(join(folder, "a")), { what: "p/d/a committed" });
+    await rename(folder, join(setup.dest, "p/d-moved"));
+    await symlink(setup.victim, folder);
+  };
+  const content = (path: string) => (path.endsWith("small") ? small : path.endsWith("large") ? large : first);
+  const host = await startHostileHost(
+    setup.home,
+    // The pull asks for a changed file's own manifest (to reuse its old copy's chunks).
+    (path) =>
+      path === "p/d/large"
+        ? fileFrames("p/d/large", large)
+        : [
+            hostile.entries([dirEntry(""), dirEntry("p"), dirEntry("p/d")]),
+            ...fileFrames("p/d/a", first),
+            { pause: swap },
+            ...fileFrames("p/d/small", small),
+            ...fileFrames("p/d/large", large),
+          ],
+    content,
+  );
+  onCleanup(t, () => host.close());
+  const result = await runCli(["pull", host.link, setup.dest, "--no-progress"], {
+    TELEPORT_HOME: join(setup.base, "client-home"),
+  });
+  assert.equal(result.code, 0, result.stderr);
+  const moved = join(setup.dest, "p/d-moved");
+  assert.deepEqual(
+    await readFile(join(moved, "small")),
+    small,
+    "the small file kept the destination's other bytes",
+  );
+  assert.deepEqual(
+    await readFile(join(moved, "large")),
+    large,
+    "the large file kept the destination's other bytes",
+  );
+  assert.deepEqual(await readFile(join(setup.victim, "small")), small);
+  assert.deepEqual(await readFile(join(setup.victim, "large")), large);
 });
 
 test("folders and files sent 0777/0666 get the umask and never group or other write", async (t) => {

@@ -14,6 +14,7 @@ import { runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/context.js";
 import { hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
+import { describeXattrs, readXattrsAt, writeXattrsAt, xattr } from "../helpers/xattrs.js";
 
 type TestContext = Parameters<typeof tempDir>[0];
 
@@ -154,11 +155,11 @@ test("pull --xattrs: files' user.* attributes as on the host, kept in step on re
   await writeFile(join(share, "tagged.bin"), pseudoRandomBytes(2 * MiB, "tagged"));
   await writeFile(join(share, "small.txt"), "tagged too\n");
   await writeFile(join(share, "plain.txt"), "no attributes\n");
-  const attrs = (name: string, value: string) => ({ name, value: Buffer.from(value) });
+  const attrs = xattr;
   const tagged = [attrs("user.origin", "teleport test"), attrs("user.rating", "5")];
   const canTag =
-    platformIo.writeXattrs(join(share, "tagged.bin"), tagged) &&
-    platformIo.writeXattrs(join(share, "small.txt"), [attrs("user.kind", "note")]);
+    writeXattrsAt(join(share, "tagged.bin"), tagged) &&
+    writeXattrsAt(join(share, "small.txt"), [attrs("user.kind", "note")]);
   const { pull } = await serve(t, base, share);
   const dest = join(base, "dest");
   const { summary, stderr } = await pull(dest, "--xattrs");
@@ -168,21 +169,21 @@ test("pull --xattrs: files' user.* attributes as on the host, kept in step on re
     assert.match(stderr, /pulling without extended attributes/);
     return;
   }
-  const read = (name: string) => platformIo.readXattrs(join(dest, name))?.map((x) => `${x.name}=${x.value}`);
+  const read = (name: string) => describeXattrs(readXattrsAt(join(dest, name)));
   assert.deepEqual(read("tagged.bin"), ["user.origin=teleport test", "user.rating=5"]);
   assert.deepEqual(read("small.txt"), ["user.kind=note"]);
   assert.deepEqual(read("plain.txt"), []);
   assert.equal(summary.filesWithXattrs, 2);
 
   // Only an attribute changes on the host: the re-pull fetches nothing and sets it.
-  platformIo.writeXattrs(join(share, "tagged.bin"), [attrs("user.rating", "4")]);
+  writeXattrsAt(join(share, "tagged.bin"), [attrs("user.rating", "4")]);
   assert.equal((await pull(dest, "--xattrs")).summary.bytesFromNetwork, 0);
   assert.deepEqual(read("tagged.bin"), ["user.rating=4"]);
 
   // Without --xattrs none are asked for or written.
   const bare = join(base, "bare");
   await pull(bare);
-  assert.deepEqual(platformIo.readXattrs(join(bare, "tagged.bin")), []);
+  assert.deepEqual(readXattrsAt(join(bare, "tagged.bin")), []);
 });
 
 test("pull --no-encryption: plaintext data streams where the host allows them, the same bytes", async (t) => {

@@ -27,6 +27,7 @@ import {
   getChunksRequestCodec,
   MAX_CHUNK_SIZE,
   MessageType,
+  manifestRequestCodec,
   welcomeCodec,
 } from "../../src/wire/messages.js";
 
@@ -101,6 +102,8 @@ export type ScriptStep = ((requestId: number) => Buffer) | { pause: () => Promis
 export interface HostileOptions {
   /** Features the WELCOME offers (default none). */
   features?: number;
+  /** The protocol version the WELCOME answers in (default 1). */
+  version?: number;
   /** false: chunk requests are never answered (a host that announces and sends nothing). */
   serveChunks?: boolean;
 }
@@ -112,13 +115,16 @@ export interface HostileHost {
   close(): Promise<void>;
 }
 
+/** What a MANIFEST gets: the same script for every one, or one per requested path. */
+export type Script = ScriptStep[] | ((path: string) => ScriptStep[]);
+
 /**
- * Starts the hostile host. `script` is what every MANIFEST gets; chunk requests are answered
+ * Starts the hostile host. `script` is what each MANIFEST gets; chunk requests are answered
  * with bytes from `content(path)` at the requested offset (zeros if unknown).
  */
 export async function startHostileHost(
   home: string,
-  script: ScriptStep[],
+  script: Script,
   content: (path: string) => Buffer = () => Buffer.alloc(0),
   options: HostileOptions = {},
 ): Promise<HostileHost> {
@@ -164,22 +170,25 @@ async function sendScript(connection: Connection, requestId: number, script: Scr
 function answer(
   connection: Connection,
   { type, requestId, body }: { type: number; requestId: number; body: Buffer },
-  script: ScriptStep[],
+  script: Script,
   content: (path: string) => Buffer,
   options: HostileOptions & { seen: { chunkRequests: number } },
 ): void {
   switch (type) {
     case MessageType.HELLO:
       connection.send(MessageType.WELCOME, 0, welcomeCodec, {
-        version: 1,
+        version: options.version ?? 1,
         features: options.features ?? 0,
         shareName: "hostile",
         maxChunkSize: MAX_CHUNK_SIZE,
       });
       return;
-    case MessageType.MANIFEST:
-      sendScript(connection, requestId, script).catch(() => connection.destroy());
+    case MessageType.MANIFEST: {
+      const steps =
+        typeof script === "function" ? script(decodeMessage(manifestRequestCodec, body).path) : script;
+      sendScript(connection, requestId, steps).catch(() => connection.destroy());
       return;
+    }
     case MessageType.GET_CHUNKS: {
       options.seen.chunkRequests++;
       if (options.serveChunks === false) return;

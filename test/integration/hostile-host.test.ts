@@ -172,3 +172,22 @@ test("chunk bytes that do not match their hash are never written", async (t) => 
   assertRefused(error, [ErrorCode.CHUNK_CORRUPT]);
   assert.deepEqual(await readdir(dest), []);
 });
+
+test("a host answering in a protocol version this client does not speak is refused with TELEPORT_ERR_VERSION", async (t) => {
+  const base = await tempDir(t, "hostile-version");
+  for (const version of [0, 2, 65535]) {
+    const host = await startHostileHost(
+      join(base, `home-${version}`),
+      [hostile.entries([dirEntry("")])],
+      undefined,
+      {
+        version,
+      },
+    );
+    onCleanup(t, () => host.close());
+    await assert.rejects(TeleportClient.connect(host.link), (error: unknown) => {
+      assertRefused(error, [ErrorCode.VERSION]);
+      return true;
+    });
+  }
+});

@@ -12,6 +12,7 @@ import {
   type Entry,
   EntryKind,
   entriesCodec,
+  errorCodec,
   getChunksRequestCodec,
   helloCodec,
   MAX_FRAME_BODY,
@@ -39,6 +40,14 @@ describe("message codecs", () => {
       entry,
       { ...entry, kind: EntryKind.SYMLINK, linkTarget: "../x" },
     ]);
+  });
+
+  it("ERROR's trailing auth delay: absent from older hosts' errors, read where a host sends it", () => {
+    const refused = { code: ErrorCode.AUTH, message: "the link's secret was not accepted" };
+    const old = encodeWithHeadroom(errorCodec, refused, 0);
+    assert.equal(decodeMessage(errorCodec, old).authDelayWindowMs, undefined);
+    const delayed = encodeWithHeadroom(errorCodec, { ...refused, authDelayWindowMs: 60_000 }, 0);
+    assert.deepEqual(decodeMessage(errorCodec, delayed), { ...refused, authDelayWindowMs: 60_000 });
   });
 
   it("round-trips a chunk request list", () => {

@@ -109,6 +109,7 @@ function walker(remote = "", log = new Log()) {
       symlink: () => {},
       hardLink: () => {},
       failed: (path, code) => failures.push(`${path} ${code}`),
+      skipped: (path, reason) => failures.push(`${path} skipped: ${reason}`),
     },
   });
   return { walk, files, log, failures };
@@ -301,6 +302,42 @@ describe("ManifestWalker", () => {
       () => {},
     );
     assert.deepEqual(failures, [`secret ${ErrorCode.PERMISSION}`]);
+  });
+
+  it("reports an entry the host skipped and walks on; one outside the pull or inside a file is refused", async () => {
+    const { walk, failures } = walker("d");
+    await walk.walk(
+      events([
+        { kind: "entries", entries: [folder("d")] },
+        { kind: "entry-skipped", skipped: { path: "d/pipe", reason: "fifo" } },
+        { kind: "entries", entries: [folder("d/after")] },
+      ]),
+      () => {},
+    );
+    assert.deepEqual(failures, ["d/pipe skipped: fifo"]);
+    await rejectsWith(
+      walker("d").walk.walk(
+        events([
+          { kind: "entries", entries: [folder("d")] },
+          { kind: "entry-skipped", skipped: { path: "e/pipe", reason: "fifo" } },
+        ]),
+        () => {},
+      ),
+      ErrorCode.PROTOCOL,
+      /outside the pull/,
+    );
+    await rejectsWith(
+      walker().walk.walk(
+        events([
+          { kind: "entries", entries: [folder("")] },
+          { kind: "file-begin", entry: file("a", 10) },
+          { kind: "entry-skipped", skipped: { path: "pipe", reason: "fifo" } },
+        ]),
+        () => {},
+      ),
+      ErrorCode.PROTOCOL,
+      /inside a file/,
+    );
   });
 });
 

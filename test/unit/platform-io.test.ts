@@ -7,11 +7,15 @@ import assert from "node:assert/strict";
 import {
   closeSync,
   fstatSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
+  symlinkSync,
   truncateSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
@@ -144,6 +148,39 @@ for (const [name, io] of implementations) {
         if (impl.kind === "portable") assert.equal(reserved, false);
         else assert.ok(!reserved || stats.blocks * 512 >= 8 * MiB, `${stats.blocks} blocks`);
         impl.adviseSequential(fd); // advice: must not throw
+      } finally {
+        closeSync(fd);
+      }
+    });
+
+    it("reads and writes the `user.` xattrs of the open file, wherever its name now leads (portable: none)", async (t) => {
+      const dir = await tempDir(t, `io-${name}`);
+      mkdirSync(join(dir, "d"));
+      mkdirSync(join(dir, "other"));
+      writeFileSync(join(dir, "d/f"), "mine");
+      writeFileSync(join(dir, "other/f"), "another file of the same name");
+      const fd = openSync(join(dir, "d/f"), "r");
+      try {
+        // The folder swapped for a symlink after the open: the descriptor still holds d/f.
+        renameSync(join(dir, "d"), join(dir, "d-moved"));
+        symlinkSync("other", join(dir, "d"));
+        const tagged = [{ name: "user.kind", value: Buffer.from("note") }];
+        const written = impl.writeXattrs(fd, tagged);
+        if (impl.kind === "portable") {
+          assert.equal(written, false);
+          assert.equal(impl.readXattrs(fd), undefined);
+          return;
+        }
+        if (!written) return t.skip(`no user extended attributes on the file system of ${dir}`);
+        assert.deepEqual(impl.readXattrs(fd), tagged);
+        const other = openSync(join(dir, "d/f"), "r"); // other/f, through the symlink
+        try {
+          assert.deepEqual(impl.readXattrs(other), []);
+        } finally {
+          closeSync(other);
+        }
+        assert.equal(impl.writeXattrs(fd, []), true);
+        assert.deepEqual(impl.readXattrs(fd), []);
       } finally {
         closeSync(fd);
       }

@@ -6,7 +6,7 @@
  * ever to a loopback address); longer paths get compression. The level is the host's to adapt
  * (see AdaptiveLevel), unless `--compress-level` pins it.
  */
-import { MAX_LEVEL, MIN_LEVEL } from "../../compression/zstd.js";
+import { MAX_LEVEL, MIN_LEVEL } from "../../compression/levels.js";
 import { COMPRESS_ADAPTIVE, COMPRESS_ADAPTIVE_ALWAYS } from "../../wire/messages.js";
 import { MIN_PROBE_RTT_MS } from "./stream-tuner.js";
 

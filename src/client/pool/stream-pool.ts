@@ -24,6 +24,7 @@ import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import type { DataStreamFactory } from "./data-streams.js";
 import { type PoolStream, PoolStreams } from "./pool-streams.js";
+import { receiveLimitSpec } from "./receive-limit.js";
 import {
   type ChunkWrite,
   deserializeError,
@@ -32,10 +33,11 @@ import {
   type StreamStats,
 } from "./stream-protocol.js";
 import { defaultThreadCount, StreamThread } from "./stream-threads.js";
-import { MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
+import { MAX_STREAMS, MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
 import { TransportTrial, type TrialAction, type TrialStep } from "./transport-trial.js";
 
 export type { ChunkWrite, StreamStats } from "./stream-protocol.js";
+export { MAX_STREAMS } from "./stream-tuner.js";
 
 /** How the pool runs: what the pull knows of the path, and what the user pinned. */
 export interface PoolOptions {
@@ -49,6 +51,8 @@ export interface PoolOptions {
   rttMs?: number;
   /** What to ask the host to compress (default: nothing). */
   compression?: CompressionPolicy;
+  /** `--bwlimit`: chunk bytes per second all the streams together may receive (unlimited when unset). */
+  bytesPerSecond?: number;
   /** Told when the streams move to the other transport, and why. */
   onNotice?: (message: string) => void;
 }
@@ -91,8 +95,6 @@ const LONG_PATH_STREAMS = 16;
  * Mbit/s, and it takes about this many to fill 1 Gbit/s (docs/decisions.md).
  */
 const MAX_TUNED_STREAMS = 128;
-/** The most `--streams` accepts. */
-export const MAX_STREAMS = 256;
 /**
  * Bytes in flight to start with; the tuner doubles them while the rate is window-bound. Not
  * more: what a stream is handed, it alone carries, and a larger first window held work the
@@ -156,11 +158,14 @@ export class StreamPool {
     this.#transport = spec.transport;
     if (spec.alternative !== undefined && spec.alternative !== this.#transport)
       this.#trial = new TransportTrial(this.#transport, spec.alternative, performance.now());
+    const receiveLimit =
+      options.bytesPerSecond === undefined ? undefined : receiveLimitSpec(options.bytesPerSecond);
     this.#threads = Array.from(
       { length: threadCount },
       () =>
         new StreamThread(
           spec,
+          receiveLimit,
           (message) => this.#onMessage(message),
           (error) => this.#onThreadExit(error),
         ),

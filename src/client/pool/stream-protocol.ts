@@ -13,6 +13,7 @@ import { ErrorCode, isErrorCode, TeleportError } from "../../errors.js";
 import { TRANSPORT_KINDS, type TransportKind } from "../../transport/transport.js";
 import { type ChunkRequest, HASH_SIZE } from "../../wire/messages.js";
 import type { DataStreamSpec } from "./data-streams.js";
+import type { ReceiveLimitSpec } from "./receive-limit.js";
 
 /** A chunk to fetch and where its bytes go: `fd`, lent to the pool's threads (see above). */
 export interface ChunkWrite extends ChunkRequest {
@@ -34,6 +35,8 @@ export interface StreamThreadData {
    * at deliveredSlot(kind) (each wraps at 2^32).
    */
   delivered: Int32Array;
+  /** `pull --bwlimit`: the receive rate all the pool's streams share; unlimited when absent. */
+  receiveLimit?: ReceiveLimitSpec | undefined;
 }
 
 /** A delivered-bytes counter array with a slot for each transport. */

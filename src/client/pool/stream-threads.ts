@@ -8,6 +8,7 @@ import { Worker } from "node:worker_threads";
 import { ErrorCode, TeleportError } from "../../errors.js";
 import { TRANSPORT_KINDS, type TransportCounts } from "../../transport/transport.js";
 import type { DataStreamSpec } from "./data-streams.js";
+import type { ReceiveLimitSpec } from "./receive-limit.js";
 import {
   deliveredCounters,
   deliveredSlot,
@@ -40,10 +41,11 @@ export class StreamThread {
 
   constructor(
     streams: DataStreamSpec,
+    receiveLimit: ReceiveLimitSpec | undefined,
     onMessage: (message: FromThread) => void,
     onExit: (error: TeleportError) => void,
   ) {
-    const data: StreamThreadData = { streams, delivered: this.#delivered };
+    const data: StreamThreadData = { streams, delivered: this.#delivered, receiveLimit };
     this.worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
     this.worker.on("message", (message: FromThread) => {
       if (message.op === "closed") this.report = message;

@@ -54,6 +54,8 @@ const GROWTH_GAIN = 1.3;
  * on loopback measure 0.3-0.9 ms, and a few ms when either event loop is busy.
  */
 export const MIN_PROBE_RTT_MS = 5;
+/** The most `--streams` accepts. */
+export const MAX_STREAMS = 256;
 /** A doubling that gained this much: the streams are each held back, so multiply by four. */
 const LINEAR_GAIN = 1.6;
 /** The RTT has inflated (queues filling) when it exceeds the lowest seen by this factor... */

@@ -12,6 +12,7 @@ import type { TransportKind } from "../../transport/transport.js";
 import type { HostConnection } from "../host-connection.js";
 import { GatheredWrites } from "./chunk-writer.js";
 import { DataStreamFactory } from "./data-streams.js";
+import { ReceiveLimit } from "./receive-limit.js";
 import {
   type ChunkWrite,
   deliveredSlot,
@@ -33,6 +34,7 @@ const post = (message: FromThread) => {
 const data = workerData as StreamThreadData;
 const factory = DataStreamFactory.revive(data.streams);
 const { delivered } = data;
+const receiveLimit = data.receiveLimit && new ReceiveLimit(data.receiveLimit);
 /** Shared by this thread's streams: its peak is the thread's chunk memory. */
 const pool = new BufferPool();
 const streams = new Map<number, Stream>();
@@ -67,6 +69,7 @@ class Stream {
         signal: this.connecting.signal,
         onClose: (error) => this.#lost(error),
       });
+      receiveLimit?.throttle(this.connection.stream.stream);
       post({ op: "ready", stream: this.id });
     } catch (err) {
       this.#lost(toTeleportError(err));

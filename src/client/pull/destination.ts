@@ -13,6 +13,7 @@
  * "Synchronous destination calls").
  */
 import {
+  type BigIntStats,
   closeSync,
   constants,
   fchmodSync,
@@ -141,17 +142,34 @@ export class Destination {
     return created;
   }
 
-  makeSymlink(target: string, localPath: string): void {
+  /**
+   * Makes the symlink `localPath` -> `target` with the host's mtime (its own, as rsync -a keeps
+   * it), made under a part name and renamed into place. The same symlink left by an earlier
+   * pull is kept as it was, its time set only if it differs.
+   */
+  makeSymlink(target: string, localPath: string, mtimeMs: number): void {
     const at = this.#components(dirname(localPath));
     checkSymlinkTarget(this.#components(localPath).join("/"), at, target, (components) =>
       this.#kindOf(components),
     );
     const { folder, name } = this.#place(localPath);
+    const existing = directoryIo.readSymlink(folder, name);
+    if (existing?.target === target) {
+      if (Math.abs(existing.mtimeMs - mtimeMs) >= 1) setSymlinkTime({ folder, name }, mtimeMs, localPath);
+      this.#symlinks.add(localPath);
+      return;
+    }
     const part = partNameFor(name);
     try {
       directoryIo.symlink(target, folder, part);
     } catch (err) {
       throw toTeleportError(err, `creating symlink ${localPath}`);
+    }
+    try {
+      setSymlinkTime({ folder, name: part }, mtimeMs, localPath);
+    } catch (err) {
+      this.#unlinkQuietly(folder, part);
+      throw err;
     }
     this.#rename(folder, part, name, localPath);
     this.#symlinks.add(localPath);
@@ -292,15 +310,17 @@ export class Destination {
   ): boolean {
     const { entry } = file;
     let identity: { dev: number; ino: number } | undefined;
+    let xattrsSet: boolean;
     try {
       if (size) ftruncateSync(part.fd, entry.size);
+      // Before the mode, which may leave the file read-only to us.
+      xattrsSet = file.xattrs !== undefined && setXattrs(part.fd, file.xattrs, part.path);
       fchmodSync(part.fd, modeFromHost(entry.mode));
       futimesSync(part.fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
       if (this.#committed !== undefined) identity = fstatSync(part.fd);
     } finally {
       closeSync(part.fd);
     }
-    const xattrsSet = file.xattrs !== undefined && setXattrs(part.path, file.xattrs);
     beforeRename();
     const { folder, name } = this.#place(finalPath);
     this.#rename(this.#place(part.path).folder, basename(part.path), name, finalPath, folder);
@@ -312,6 +332,24 @@ export class Destination {
    * The old copy already holds every byte: only its mode, mtime and attributes may need setting.
    * It counts as committed by this pull (a hard link may name it).
    */
+  /**
+   * The old copy at `finalPath`, opened for reading relative to its folder (never through a
+   * symlink, never blocking on a FIFO), if it is a regular file; its descriptor is the caller's to close.
+   */
+  openOldCopy(finalPath: string): { fd: number; stats: BigIntStats } | undefined {
+    let fd: number;
+    try {
+      const { folder, name } = this.#place(finalPath);
+      fd = directoryIo.openFile(folder, name, constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK, 0);
+    } catch {
+      return undefined; // no old copy, or not one to read: the file is fetched
+    }
+    const stats = fstatSync(fd, { bigint: true });
+    if (stats.isFile()) return { fd, stats };
+    closeSync(fd);
+    return undefined;
+  }
+
   keepOldCopy(finalPath: string, file: FileMetadata): KeptCopy {
     const { entry, xattrs } = file;
     const { folder, name } = this.#place(finalPath);
@@ -322,12 +360,12 @@ export class Destination {
       this.#committed?.set(finalPath, { dev: Number(stats.dev), ino: Number(stats.ino) });
       const sameMode = (Number(stats.mode) & 0o777) === modeFromHost(entry.mode);
       const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
-      const sameXattrs = xattrs === undefined || sameAttributes(platformIo.readXattrs(finalPath), xattrs);
+      const sameXattrs = xattrs === undefined || sameAttributes(platformIo.readXattrs(fd), xattrs);
       if (sameMode && sameTime && sameXattrs) return "as-it-was";
       fchmodSync(fd, modeFromHost(entry.mode));
       futimesSync(fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
       if (sameXattrs || xattrs === undefined) return "metadata-set";
-      return setXattrs(finalPath, xattrs) ? "metadata-and-xattrs-set" : "metadata-set";
+      return setXattrs(fd, xattrs, finalPath) ? "metadata-and-xattrs-set" : "metadata-set";
     } finally {
       closeSync(fd);
     }
@@ -445,10 +483,19 @@ function copyFile(source: Place, identity: { dev: number; ino: number }, target:
   }
 }
 
-/** Sets `xattrs` on `path`; false where this machine cannot. */
-function setXattrs(path: string, xattrs: readonly Xattr[]): boolean {
+/** Sets the times of the symlink at `place` itself (named `localPath` in errors). */
+function setSymlinkTime(place: Place, mtimeMs: number, localPath: string): void {
   try {
-    return platformIo.writeXattrs(path, xattrs) && xattrs.length > 0;
+    directoryIo.setSymlinkTimes(place.folder, place.name, mtimeMs);
+  } catch (err) {
+    throw toTeleportError(err, `setting the time of symlink ${localPath}`);
+  }
+}
+
+/** Sets `xattrs` on the open file `fd` (named `path` in errors); false where this machine cannot. */
+function setXattrs(fd: number, xattrs: readonly Xattr[], path: string): boolean {
+  try {
+    return platformIo.writeXattrs(fd, xattrs) && xattrs.length > 0;
   } catch (err) {
     throw toTeleportError(err, `setting extended attributes of ${path}`);
   }

@@ -98,6 +98,9 @@ export class FileTransfer implements FileReceiver {
   readonly #otherVersion: OtherVersion | undefined;
   readonly #oldCopyId: number | undefined;
   #phase: TransferPhase;
+  /** Bytes in place that crossed the network, and that were on this machine (for file-done). */
+  bytesMoved = 0;
+  bytesReused = 0;
 
   /** Finds how the file starts: probing its old copy, resuming a download, or a new part file. */
   static async start(file: WalkedFile, context: TransferContext): Promise<FileTransfer> {
@@ -191,6 +194,8 @@ export class FileTransfer implements FileReceiver {
   /** Bytes of the file in place: committed once the last are, after its end. */
   onWritten(bytes: number, source: ByteSource): void {
     this.#context.tally.written(bytes, source);
+    if (source === "network") this.bytesMoved += bytes;
+    else if (source !== "hole") this.bytesReused += bytes;
     this.#maybeCommit();
   }
 
@@ -278,6 +283,7 @@ export class FileTransfer implements FileReceiver {
     const { tally, work } = this.#context;
     this.#phase = { kind: "complete" };
     tally.written(this.file.entry.size, "existing");
+    this.bytesReused = this.file.entry.size;
     tally.report();
     work.track(this.#keepOldCopy(end));
   }

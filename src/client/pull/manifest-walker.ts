@@ -14,6 +14,7 @@ import {
   type Entry,
   type EntryError,
   EntryKind,
+  type EntrySkipped,
   type FileBegin,
   type FileEnd,
   MAX_CHUNK_SIZE,
@@ -77,7 +78,8 @@ export interface FileOpener {
 export interface TreeWriter {
   /** True if the folder was created (it holds nothing yet), false if it existed. */
   makeDirectory(localPath: string): boolean;
-  makeSymlink(target: string, localPath: string): void;
+  /** The symlink `localPath` -> `target`, its own mtime `mtimeMs`. */
+  makeSymlink(target: string, localPath: string, mtimeMs: number): void;
   link(existingPath: string, localPath: string): void;
   setFolderMetadata(localPath: string, entry: Entry): void;
 }
@@ -88,6 +90,7 @@ export interface WalkTally {
   symlink(): void;
   hardLink(): void;
   failed(path: string, code: ErrorCode, message: string): void;
+  skipped(path: string, reason: string): void;
 }
 
 export interface WalkerOptions {
@@ -273,6 +276,9 @@ export class ManifestWalker {
         case "entry-error":
           this.#onEntryError(event.failure);
           break;
+        case "entry-skipped":
+          this.#onEntrySkipped(event.skipped);
+          break;
       }
     }
     if (this.#current !== undefined) throw protocolError("manifest ended inside a file");
@@ -311,7 +317,7 @@ export class ManifestWalker {
       this.#tally.directory();
     } else if (entry.kind === EntryKind.SYMLINK) {
       checkLinkTarget(splitWirePath(entry.path).slice(this.#skip).join("/"), entry.linkTarget);
-      this.#tree.makeSymlink(entry.linkTarget, this.#localPath(entry.path));
+      this.#tree.makeSymlink(entry.linkTarget, this.#localPath(entry.path), entry.mtimeMs);
       this.#tally.symlink();
     } else if (entry.kind === EntryKind.HARDLINK) {
       this.#onHardLink(entry, folder);
@@ -355,6 +361,14 @@ export class ManifestWalker {
     splitWirePath(path); // checked like any name from the network, though only reported
     if (!isWithin(path, this.#remote)) throw protocolError(`an entry error for "${path}", outside the pull`);
     this.#tally.failed(path, isErrorCode(code) ? code : ErrorCode.IO, message);
+  }
+
+  /** An entry the host does not serve (a FIFO, a symlink leading outside): reported, the pull goes on. */
+  #onEntrySkipped({ path, reason }: EntrySkipped): void {
+    if (this.#current !== undefined) throw protocolError("a skipped entry inside a file");
+    splitWirePath(path); // checked like any name from the network, though only reported
+    if (!isWithin(path, this.#remote)) throw protocolError(`a skipped entry "${path}", outside the pull`);
+    this.#tally.skipped(path, reason);
   }
 
   /**

@@ -7,7 +7,7 @@
  * queue, not by file or tree size.
  */
 import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
@@ -25,6 +25,7 @@ import { FileTransfer, type IndexedPull, type TransferContext } from "./file-tra
 import { IndexedChunks } from "./local-copies.js";
 import { type FileOpener, type FileReceiver, ManifestWalker, type WalkedFile } from "./manifest-walker.js";
 import { OldCopies } from "./old-copies.js";
+import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
 import { type PullOptions, type PullSummary, Tally } from "./summary.js";
 import { Work } from "./work.js";
 
@@ -48,6 +49,7 @@ class Puller implements FileOpener {
   readonly #started = performance.now();
   readonly #work = new Work();
   readonly #tally: Tally;
+  readonly #progress: ProgressReporter;
   readonly #chunker: Chunker = defaultChunker();
   /** The pull's records in the chunk index, when there is one. */
   readonly #downloads: Downloads | undefined;
@@ -63,7 +65,8 @@ class Puller implements FileOpener {
     this.#options = options;
     this.#remote = normalizeUserPath(options.remotePath ?? "");
     this.#dest = resolve(options.dest);
-    this.#tally = new Tally(options.onProgress);
+    this.#progress = new ProgressReporter(options.onProgress);
+    this.#tally = new Tally(this.#progress);
     this.#tally.summary.encrypted = encrypted(client, options);
     const index = this.#index;
     const downloads = index && new Downloads(index, this.#chunker.id);
@@ -113,7 +116,14 @@ class Puller implements FileOpener {
     const index = this.#index;
     if (index === undefined || downloads === undefined || localChunks === undefined) return undefined;
     const readLocally = (bytes: number) => this.#tally.readLocally(bytes);
-    const oldCopies = new OldCopies(index, this.#chunker, readLocally, this.#work.signal);
+    const destination = this.#destination;
+    const oldCopies = new OldCopies({
+      index,
+      chunker: this.#chunker,
+      open: (path) => destination.openOldCopy(path),
+      readLocally,
+      signal: this.#work.signal,
+    });
     return { downloads, oldCopies, localChunks };
   }
 
@@ -172,12 +182,15 @@ class Puller implements FileOpener {
     } catch (err) {
       this.#work.fail(toTeleportError(err));
       await this.#cleanUp();
+      // What this attempt moved is told before it fails: pullLink counts it into its totals.
+      this.#progress.flush();
       throw this.#work.error;
     } finally {
       stopListening?.();
       this.#destination.close();
     }
     summary.seconds = (performance.now() - this.#started) / 1000;
+    this.#progress.done(summary, singleAttemptTotals(summary));
     return summary;
   }
 
@@ -207,6 +220,9 @@ class Puller implements FileOpener {
     this.#openFiles.delete(transfer);
     this.#tally.fileDone(withXattrs);
     this.#tally.report();
+    const { bytesMoved: moved, bytesReused: reused } = transfer;
+    const path = relative(this.#dest, transfer.file.finalPath);
+    this.#progress.fileDone({ path, bytes: transfer.file.entry.size, moved, reused });
     this.#walker.fileDone(transfer.file);
   }
 
@@ -243,6 +259,7 @@ class Puller implements FileOpener {
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
       ...(rttMs === undefined ? {} : { rttMs }),
       ...(options.streams === undefined ? {} : { streams: options.streams }),
+      ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
   }

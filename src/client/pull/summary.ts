@@ -1,8 +1,8 @@
 /**
- * What a pull is asked to do (PullOptions), what it tells while running (PullProgress) and what
+ * What a pull is asked to do (PullOptions), what it tells while running (PullEvent) and what
  * it reports at the end (PullSummary), with the Tally that counts into the summary.
  */
-import type { ErrorCode } from "../../errors.js";
+import type { ErrorCode, TeleportError } from "../../errors.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { TransportKind } from "../../transport/transport.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
@@ -14,11 +14,14 @@ export interface PullOptions {
   /** Local folder the file or folder is pulled into. */
   dest: string;
   signal?: AbortSignal;
-  onProgress?: (progress: PullProgress) => void;
+  /** Told how the pull goes (PullEvent); runs on the pull's thread, so a slow handler slows it. */
+  onProgress?: (event: PullEvent) => void;
   /** Chunk bytes requested and not yet written, at least (the pool grows it to the path). */
   windowBytes?: number;
   /** Data streams (connections, spread over a thread per core); tuned to the path when unset. */
   streams?: number;
+  /** Chunk bytes per second the data streams may receive, all together (`pull --bwlimit`); unlimited when unset. */
+  bytesPerSecond?: number;
   /** How long a silent host is waited for, on each connection (pullLink connects with it). */
   idleTimeoutMs?: number;
   /** What to ask the host to compress (default `auto`: where the link is slower than the CPU). */
@@ -57,12 +60,79 @@ export interface PullOptions {
 export const REUSE_SCOPES = ["all", "dest", "none"] as const;
 export type ReuseScope = (typeof REUSE_SCOPES)[number];
 
-export interface PullProgress {
+/**
+ * What a pull tells its `onProgress` as it runs. Counts are totals of the current attempt: after
+ * a `retry` they start again from 0, and what earlier attempts wrote comes back quickly as
+ * reused (resumed) bytes. `listing` and `bytes` come at most every PROGRESS_INTERVAL_MS
+ * (progress-reporter.ts), the others as they happen; `done` comes last, once.
+ */
+export type PullEvent = ListingEvent | FileDoneEvent | BytesEvent | RetryEvent | DoneEvent;
+
+/** The manifest so far: the files and bytes it announced; `complete` once it has ended. */
+export interface ListingEvent {
+  type: "listing";
   files: number;
-  bytesDone: number;
-  /** Bytes of all files the manifest has announced so far. */
-  bytesKnown: number;
-  manifestComplete: boolean;
+  bytes: number;
+  complete: boolean;
+}
+
+/** A file in place under its name (`path`, relative to the destination). */
+export interface FileDoneEvent {
+  type: "file-done";
+  path: string;
+  /** Its size: moved, reused, and the holes of a sparse file. */
+  bytes: number;
+  moved: number;
+  reused: number;
+}
+
+/** Bytes of files in place: `moved` crossed the network, `reused` were on this machine. */
+export interface BytesEvent {
+  type: "bytes";
+  /** Moved, reused, and the holes of sparse files: what `listing.bytes` is complete at. */
+  done: number;
+  moved: number;
+  reused: number;
+}
+
+/** pullLink lost its connection mid-pull: it runs again after `waitMs`, resuming. */
+export interface RetryEvent extends Retry {
+  type: "retry";
+}
+
+export interface Retry {
+  /** 1 for the first retry. */
+  attempt: number;
+  of: number;
+  error: TeleportError;
+  waitMs: number;
+}
+
+/** The pull is complete: the summary of its last attempt, and the totals of all of them. */
+export interface DoneEvent {
+  type: "done";
+  summary: PullSummary;
+  totals: PullTotals;
+}
+
+/** A whole pull, across its attempts (pullLink retries) and the waits between them. */
+export interface PullTotals {
+  attempts: number;
+  seconds: number;
+  /** Bytes that crossed the network, in every attempt. */
+  bytesMoved: number;
+  /** Bytes that were on this machine before the pull: what earlier attempts wrote is not. */
+  bytesReused: number;
+}
+
+/** Where the Tally tells how far the pull is (progress-reporter.ts). */
+export interface ProgressSink {
+  /** A file of `bytes` the manifest announced. */
+  announced(bytes: number): void;
+  /** The manifest has ended. */
+  listed(): void;
+  /** Bytes in `summary` have changed. */
+  counted(summary: PullSummary): void;
 }
 
 export interface ReusedBytes {
@@ -112,11 +182,23 @@ export interface PullSummary {
   /** How the stream pool ran (null when nothing crossed the network). */
   streamPool: Omit<PoolReport, "streams"> | null;
   /**
-   * Files and folders the host could not read (the first MAX_REPORTED_FAILURES of them); the
+   * Files and folders the host could not read (the first MAX_REPORTED_ENTRIES of them); the
    * rest of the pull is complete. A folder listed here was created, without what it holds.
    */
   failures: EntryFailure[];
   failureCount: number;
+  /**
+   * Entries the host does not serve, and why (the first MAX_REPORTED_ENTRIES of them): symlinks
+   * leading outside the share, FIFOs, sockets, devices. The pull is complete without them.
+   */
+  skipped: SkippedEntry[];
+  skippedCount: number;
+}
+
+export interface SkippedEntry {
+  path: string;
+  /** A SkipReason (wire/messages.ts), or what a newer host says. */
+  reason: string;
 }
 
 export interface EntryFailure {
@@ -128,8 +210,8 @@ export interface EntryFailure {
 /** Where bytes of a pulled file came from: see ReusedBytes; holes are neither read nor fetched. */
 export type ByteSource = keyof ReusedBytes | "network" | "hole";
 
-/** Files and folders the host could not read, reported by name up to this many. */
-const MAX_REPORTED_FAILURES = 1000;
+/** Entries the host could not read, or skipped, reported by name up to this many. */
+const MAX_REPORTED_ENTRIES = 1000;
 
 /** Counts what a pull did into its summary, and tells the caller how far it is. */
 export class Tally {
@@ -153,22 +235,22 @@ export class Tally {
     streamPool: null,
     failures: [],
     failureCount: 0,
+    skipped: [],
+    skippedCount: 0,
   };
-  readonly #onProgress: ((progress: PullProgress) => void) | undefined;
-  #bytesKnown = 0;
-  #manifestComplete = false;
+  readonly #progress: ProgressSink | undefined;
 
-  constructor(onProgress: ((progress: PullProgress) => void) | undefined) {
-    this.#onProgress = onProgress;
+  constructor(progress?: ProgressSink) {
+    this.#progress = progress;
   }
 
   /** A file the manifest announced, of `bytes`. */
   announced(bytes: number): void {
-    this.#bytesKnown += bytes;
+    this.#progress?.announced(bytes);
   }
 
   manifestComplete(): void {
-    this.#manifestComplete = true;
+    this.#progress?.listed();
   }
 
   /** Bytes of a file in place, from `source`. */
@@ -207,16 +289,17 @@ export class Tally {
   /** An entry that could not be pulled; the rest of the pull goes on. */
   failed(path: string, code: ErrorCode, message: string): void {
     this.summary.failureCount++;
-    if (this.summary.failures.length < MAX_REPORTED_FAILURES)
+    if (this.summary.failures.length < MAX_REPORTED_ENTRIES)
       this.summary.failures.push({ path, code, message });
   }
 
+  /** An entry the host does not serve; the pull is complete without it. */
+  skipped(path: string, reason: string): void {
+    this.summary.skippedCount++;
+    if (this.summary.skipped.length < MAX_REPORTED_ENTRIES) this.summary.skipped.push({ path, reason });
+  }
+
   report(): void {
-    this.#onProgress?.({
-      files: this.summary.files,
-      bytesDone: this.summary.bytes,
-      bytesKnown: this.#bytesKnown,
-      manifestComplete: this.#manifestComplete,
-    });
+    this.#progress?.counted(this.summary);
   }
 }
