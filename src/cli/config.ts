@@ -4,7 +4,7 @@
  * false` for `--no-quic`), each value what the flag takes (`"bwlimit": "10M"`, `"streams": 8`).
  * A flag on the command line overrides the file. A key this version does not know, or a value
  * its flag would refuse, is an error naming the file and the key: a setting silently ignored is
- * worse than none. JSON needs no parser beyond Node's (docs/decisions-config.md).
+ * worse than none. JSON needs no parser beyond Node's (docs/decisions.md, "The config file is JSON").
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
