@@ -30,13 +30,15 @@ async function pullOver(t: TestContext, transport: TransportKind): Promise<PullS
 
 test("a QUIC pull runs its data streams in the main thread, with no worker thread", { skip }, async (t) => {
   const summary = await pullOver(t, "quic");
+  assert.equal(summary.transport, "quic");
   assert.ok(summary.streams.length >= 1, "data streams carried the pull");
   assert.deepEqual(summary.streamPool?.threads, { worker: 0, main: 1 });
-  assert.ok((summary.streamPool?.bytesByTransport.quic ?? 0) > 0);
 });
 
 test("a TCP pull still runs its data streams in worker threads", async (t) => {
   const summary = await pullOver(t, "tcp");
+  assert.equal(summary.transport, "tcp");
+  assert.ok(summary.streams.length >= 1, "data streams carried the pull");
   assert.equal(summary.streamPool?.threads.main, 0);
   assert.ok((summary.streamPool?.threads.worker ?? 0) >= 2, "the streams spread over workers");
 });
