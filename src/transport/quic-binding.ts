@@ -136,7 +136,10 @@ export function quinnServer(key: Ed25519Key, host: string, port: number): QuinnS
  * worker's threadsafe functions when the worker exits without waiting for those threads
  * (nodejs/node#55706), and a call settled after that writes to freed memory: the heap corruption
  * ("corrupted double-linked list", or an abort in napi_call_threadsafe_function) of pulls whose
- * stream threads ended with QUIC reads or handshakes still pending. shutdownQuic waits for them.
+ * stream threads ended with QUIC reads or handshakes still pending. The stream pool no longer
+ * uses the binding from worker threads (its QUIC streams run in the main thread, see
+ * client/pool/stream-threads.ts); the tracking stays so that shutdownQuic, which the CLI runs
+ * before the process exits, still waits for them.
  */
 const pending = new Set<Promise<unknown>>();
 
@@ -229,9 +232,10 @@ const SETTLE_TIMEOUT_MS = 2000;
 
 /**
  * Closes this thread's QUIC connections and its dialling endpoint, and waits until they are
- * gone and every call into the binding has settled. A worker thread calls it before it exits:
- * the binding crashes the process (SIGSEGV, abort, heap corruption) if a thread's environment is
- * torn down under live QUIC state or with a call pending (see `pending`).
+ * gone and every call into the binding has settled. The CLI calls it before the process exits
+ * (as does a stream worker, should one ever use QUIC): the binding crashes the process (SIGSEGV,
+ * abort, heap corruption) if a thread's environment is torn down under live QUIC state or with
+ * a call pending (see `pending`).
  */
 export async function shutdownQuic(): Promise<void> {
   const release = holdEventLoop(); // the binding's promises alone would let this thread end

@@ -30,6 +30,8 @@ export class QuicStream extends Duplex implements TransportStream {
   readonly #handshakeMs: number | undefined;
   #reading = false;
   #writeFinished = false;
+  /** This side ended before reading the peer's end: the peer's end then answers ours. */
+  #endedFirst = false;
   #readEnded = false;
   #bytesSent = 0;
   #bytesReceived = 0;
@@ -133,12 +135,16 @@ export class QuicStream extends Duplex implements TransportStream {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    if (!this.#readEnded) this.#endedFirst = true;
     this.#quic.finishWrite().then(
       () => {
         this.#writeFinished = true;
         callback();
+        // The peer's end, read while this end was being finished, answered it: both directions
+        // are delivered and the peer waits for this side to close (else both would linger).
+        if (this.#readEnded && this.#endedFirst) this.#connection.abort();
         // The peer's end may be waiting behind data no one reads: read on to find it.
-        if (!this.#reading && !this.#readEnded) void this.#pump();
+        else if (!this.#reading && !this.#readEnded) void this.#pump();
       },
       (err: unknown) => callback(quicError(err, "QUIC stream")),
     );

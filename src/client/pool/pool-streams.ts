@@ -1,11 +1,11 @@
 /**
  * The stream pool's data streams as it tracks them: which thread each runs on, its transport
- * and its state, in the order they were opened. Opening places a stream on the thread with the
- * fewest; dropping closes the most recently opened first.
+ * and its state, in the order they were opened. Opening places a stream on a thread for its
+ * transport (StreamThreads.for); dropping closes the most recently opened first.
  */
 import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
 import type { BatchCarrier } from "./batch-queue.js";
-import type { StreamThread } from "./stream-threads.js";
+import type { StreamThread, StreamThreads } from "./stream-threads.js";
 
 export class PoolStream implements BatchCarrier {
   readonly id: number;
@@ -27,7 +27,7 @@ export class PoolStream implements BatchCarrier {
 }
 
 export class PoolStreams {
-  readonly #threads: readonly StreamThread[];
+  readonly #threads: StreamThreads;
   /** Streams not yet lost, by id. */
   readonly byId = new Map<number, PoolStream>();
   /** Every stream's id, in the order they were opened. */
@@ -36,13 +36,13 @@ export class PoolStreams {
   peak = 0;
   #nextId = 1;
 
-  constructor(threads: readonly StreamThread[]) {
+  constructor(threads: StreamThreads) {
     this.#threads = threads;
   }
 
-  /** Opens a stream of `transport` on the thread with the fewest. */
+  /** Opens a stream of `transport` on the thread for it. */
   open(transport: TransportKind): void {
-    const thread = this.#threads.reduce((a, b) => (b.streams < a.streams ? b : a));
+    const thread = this.#threads.for(transport);
     const stream = new PoolStream(this.#nextId++, thread, transport);
     thread.streams++;
     this.byId.set(stream.id, stream);

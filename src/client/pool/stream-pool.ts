@@ -1,6 +1,7 @@
 /**
- * The stream pool: the connections that carry a pull's chunks, spread over a few worker threads
- * (stream-threads.ts), fed from one queue of batches (batch-queue.ts).
+ * The stream pool: the connections that carry a pull's chunks, TCP ones spread over a few worker
+ * threads and QUIC ones in the main thread (stream-threads.ts), fed from one queue of batches
+ * (batch-queue.ts).
  *
  * - A stream that dies (its connection cut, its host gone away) hands its open batches back to
  *   the queue, where the other streams take them, and is replaced. Chunks it had already
@@ -32,7 +33,7 @@ import {
   packBatch,
   type StreamStats,
 } from "./stream-protocol.js";
-import { defaultThreadCount, StreamThread } from "./stream-threads.js";
+import { defaultThreadCount, StreamThreads, type ThreadPlace } from "./stream-threads.js";
 import { MAX_STREAMS, MIN_PROBE_RTT_MS, StreamTuner, type TuningStep } from "./stream-tuner.js";
 import { TransportTrial, type TrialAction, type TrialStep } from "./transport-trial.js";
 
@@ -78,6 +79,8 @@ export interface PoolReport {
   tuning: TuningStep[];
   /** Chunk bytes each transport delivered. */
   bytesByTransport: TransportCounts;
+  /** The stream threads the pull ran, by where: worker threads (TCP), the main thread (QUIC). */
+  threads: Record<ThreadPlace, number>;
   /** The transport trials (under `auto`): when, what each delivered per stream, what was kept. */
   transportTrials: TrialStep[];
 }
@@ -125,7 +128,7 @@ function streamMemoryBound(largestChunk: number): number {
 export class StreamPool {
   readonly #compression: CompressionPolicy;
   readonly #loopback: boolean;
-  readonly #threads: StreamThread[];
+  readonly #threads: StreamThreads;
   readonly #streams: PoolStreams;
   readonly #batches = new BatchQueue<PoolStream>();
   readonly #tuner: StreamTuner;
@@ -160,16 +163,10 @@ export class StreamPool {
       this.#trial = new TransportTrial(this.#transport, spec.alternative, performance.now());
     const receiveLimit =
       options.bytesPerSecond === undefined ? undefined : receiveLimitSpec(options.bytesPerSecond);
-    this.#threads = Array.from(
-      { length: threadCount },
-      () =>
-        new StreamThread(
-          spec,
-          receiveLimit,
-          (message) => this.#onMessage(message),
-          (error) => this.#onThreadExit(error),
-        ),
-    );
+    this.#threads = new StreamThreads(spec, receiveLimit, threadCount, {
+      onMessage: (message) => this.#onMessage(message),
+      onExit: (error) => this.#onThreadExit(error),
+    });
     this.#streams = new PoolStreams(this.#threads);
     for (let i = 0; i < initial; i++) this.#streams.open(this.#transport);
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
@@ -305,7 +302,7 @@ export class StreamPool {
 
   #tick(): void {
     const now = performance.now();
-    for (const thread of this.#threads) thread.takeDelivered(this.#delivered);
+    for (const thread of this.#threads.all) thread.takeDelivered(this.#delivered);
     this.#pingHost(now);
     // Measure only while there is work: a pull waiting on its manifest is not a slow path.
     if (this.#batches.open === 0) return;
@@ -357,13 +354,14 @@ export class StreamPool {
   close(options: { abort?: boolean } = {}): Promise<PoolReport> {
     this.#closing ??= (async () => {
       clearInterval(this.#ticker);
-      for (const thread of this.#threads) thread.post({ op: "close", abort: options.abort === true });
+      const threads = this.#threads.all;
+      for (const thread of threads) thread.post({ op: "close", abort: options.abort === true });
       // A thread that does not exit in time is stopped: it has no write left by then (a graceful
       // close follows the last batch; an abort waits for the writes before it answers).
       const timer = setTimeout(() => {
-        for (const thread of this.#threads) void thread.worker.terminate();
+        for (const thread of threads) thread.terminate();
       }, CLOSE_TIMEOUT_MS);
-      await Promise.all(this.#threads.map((thread) => thread.exited));
+      await Promise.all(threads.map((thread) => thread.exited));
       clearTimeout(timer);
       this.#batches.breakWith(new TeleportError(ErrorCode.CANCELLED, "streams closed"));
       return this.#report();
@@ -374,7 +372,7 @@ export class StreamPool {
   #report(): PoolReport {
     const stats = new Map<number, StreamStats>();
     let peakBufferBytes = 0;
-    for (const thread of this.#threads) {
+    for (const thread of this.#threads.all) {
       for (const { stream, stats: s } of thread.report?.streams ?? []) stats.set(stream, s);
       peakBufferBytes += thread.report?.peakBufferBytes ?? 0;
     }
@@ -392,6 +390,7 @@ export class StreamPool {
       minRttMs: this.#tuner.minRttMs ?? null,
       tuning: this.#tuner.steps,
       bytesByTransport: { ...this.#delivered },
+      threads: this.#threads.counts(),
       transportTrials: this.#trial?.steps ?? [],
     };
   }

@@ -1,12 +1,15 @@
 /**
- * The worker threads a stream pool spreads its data streams over (stream-worker.ts runs in
- * each), so that decryption, verification and writes run on every core while the main thread
- * plans.
+ * The threads a stream pool runs its data streams on. TCP streams run in worker threads
+ * (stream-worker.ts runs in each), so that decryption, verification and writes run on every
+ * core while the main thread plans. QUIC streams run in the main thread: the QUIC binding
+ * settles its calls through threadsafe functions of the thread that made them, and Node 20 frees
+ * a worker's when the worker exits with calls pending, corrupting the heap (nodejs/node#55706,
+ * docs/decisions.md); its crypto runs on its own threads anyway.
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker } from "node:worker_threads";
 import { ErrorCode, TeleportError } from "../../errors.js";
-import { TRANSPORT_KINDS, type TransportCounts } from "../../transport/transport.js";
+import { TRANSPORT_KINDS, type TransportCounts, type TransportKind } from "../../transport/transport.js";
 import type { DataStreamSpec } from "./data-streams.js";
 import type { ReceiveLimitSpec } from "./receive-limit.js";
 import {
@@ -16,6 +19,7 @@ import {
   type StreamThreadData,
   type ToThread,
 } from "./stream-protocol.js";
+import { StreamRunner } from "./stream-runner.js";
 
 /**
  * A thread allocates fast (a frame object and a TLS read buffer per 16 KiB record), and garbage
@@ -30,9 +34,29 @@ export function defaultThreadCount(): number {
   return Math.max(2, Math.min(4, availableParallelism()));
 }
 
+/** Where a stream thread's runner runs: in a worker thread, or in the main thread. */
+export type ThreadPlace = "worker" | "main";
+
+/** How the pool reaches a runner, wherever it runs. */
+interface RunnerLink {
+  post(message: ToThread): void;
+  /** Stops the runner at once, its streams with it. */
+  terminate(): void;
+  /** Resolves once the runner has ended. */
+  readonly ended: Promise<void>;
+}
+
+/** What a thread tells the pool. */
+interface ThreadEvents {
+  onMessage(message: FromThread): void;
+  /** The thread failed or ended: the first error is the one the pull breaks with. */
+  onExit(error: TeleportError): void;
+}
+
 export class StreamThread {
-  readonly worker: Worker;
+  readonly place: ThreadPlace;
   readonly exited: Promise<void>;
+  readonly #link: RunnerLink;
   readonly #delivered = deliveredCounters();
   readonly #lastDelivered: Int32Array = deliveredCounters();
   /** Streams the pool has placed on this thread and not yet seen lost. */
@@ -40,26 +64,24 @@ export class StreamThread {
   report: Extract<FromThread, { op: "closed" }> | undefined;
 
   constructor(
+    place: ThreadPlace,
     streams: DataStreamSpec,
     receiveLimit: ReceiveLimitSpec | undefined,
-    onMessage: (message: FromThread) => void,
-    onExit: (error: TeleportError) => void,
+    events: ThreadEvents,
   ) {
+    this.place = place;
     const data: StreamThreadData = { streams, delivered: this.#delivered, receiveLimit };
-    this.worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
-    this.worker.on("message", (message: FromThread) => {
-      if (message.op === "closed") this.report = message;
-      onMessage(message);
-    });
-    this.worker.on("error", (err) =>
-      onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)),
+    const relay: ThreadEvents = {
+      onMessage: (message) => {
+        if (message.op === "closed") this.report = message;
+        events.onMessage(message);
+      },
+      onExit: events.onExit,
+    };
+    this.#link = place === "worker" ? inWorker(data, relay) : inMainThread(data, relay);
+    this.exited = this.#link.ended.then(() =>
+      events.onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended")),
     );
-    this.exited = new Promise<void>((resolve) => {
-      this.worker.once("exit", () => {
-        onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended"));
-        resolve();
-      });
-    });
   }
 
   /** Adds the bytes received over each transport since the last call to `into` (the counters wrap at 2^32). */
@@ -73,6 +95,99 @@ export class StreamThread {
   }
 
   post(message: ToThread): void {
-    this.worker.postMessage(message);
+    this.#link.post(message);
+  }
+
+  /** Stops the thread at once (a worker is terminated, a main-thread runner destroys its streams). */
+  terminate(): void {
+    this.#link.terminate();
+  }
+}
+
+function inWorker(data: StreamThreadData, events: ThreadEvents): RunnerLink {
+  const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
+  worker.on("message", events.onMessage);
+  worker.on("error", (err) =>
+    events.onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)),
+  );
+  return {
+    post: (message) => worker.postMessage(message),
+    terminate: () => void worker.terminate(),
+    ended: new Promise((resolve) => worker.once("exit", () => resolve())),
+  };
+}
+
+/**
+ * A runner in this thread, over a MessageChannel: messages stay asynchronous and structured-cloned
+ * as with a worker, and it has ended when its port closes.
+ */
+function inMainThread(data: StreamThreadData, events: ThreadEvents): RunnerLink {
+  const { port1, port2 } = new MessageChannel();
+  const ended = new Promise<void>((resolve) => port1.once("close", () => resolve()));
+  const runner = new StreamRunner(port2, data, {
+    shutdownQuic: false, // the CLI shuts the main thread's QUIC down at exit (cli/bin.ts)
+    onFault: (err) => {
+      events.onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`));
+      runner.terminate();
+    },
+  });
+  port1.on("message", events.onMessage);
+  return {
+    post: (message) => port1.postMessage(message),
+    terminate: () => {
+      runner.terminate();
+      port1.close();
+    },
+    ended,
+  };
+}
+
+/**
+ * The pool's threads, made when first needed: the worker threads at the first TCP stream, the
+ * main-thread runner at the first QUIC stream, so a pull has only the threads its transports use.
+ */
+export class StreamThreads {
+  readonly #spec: DataStreamSpec;
+  readonly #receiveLimit: ReceiveLimitSpec | undefined;
+  readonly #events: ThreadEvents;
+  readonly #workerCount: number;
+  #workers: StreamThread[] = [];
+  #main: StreamThread | undefined;
+
+  constructor(
+    spec: DataStreamSpec,
+    receiveLimit: ReceiveLimitSpec | undefined,
+    workerCount: number,
+    events: ThreadEvents,
+  ) {
+    this.#spec = spec;
+    this.#receiveLimit = receiveLimit;
+    this.#workerCount = workerCount;
+    this.#events = events;
+  }
+
+  /** The thread a new stream of `transport` goes on: the main thread for QUIC, else the worker with the fewest. */
+  for(transport: TransportKind): StreamThread {
+    if (transport === "quic") {
+      this.#main ??= this.#thread("main");
+      return this.#main;
+    }
+    if (this.#workers.length === 0)
+      this.#workers = Array.from({ length: this.#workerCount }, () => this.#thread("worker"));
+    return this.#workers.reduce((a, b) => (b.streams < a.streams ? b : a));
+  }
+
+  /** Every thread made so far. */
+  get all(): StreamThread[] {
+    return this.#main === undefined ? [...this.#workers] : [...this.#workers, this.#main];
+  }
+
+  /** Threads made so far, by where they run. */
+  counts(): Record<ThreadPlace, number> {
+    return { worker: this.#workers.length, main: this.#main === undefined ? 0 : 1 };
+  }
+
+  #thread(place: ThreadPlace): StreamThread {
+    return new StreamThread(place, this.#spec, this.#receiveLimit, this.#events);
   }
 }
