@@ -1,8 +1,9 @@
 /**
  * How a pull's data streams are made: a transport stream to the link's host, authenticated as
  * belonging to the pull's control connection (its client id), and nothing more than a
- * HostConnection that fetches chunks. The pool runs them in worker threads, so what makes them
- * is plain data (DataStreamSpec) that crosses to each thread as it is.
+ * HostConnection that fetches chunks. The pool runs them in stream runners (worker threads for
+ * TCP, the main thread for QUIC), so what makes them is plain data (DataStreamSpec) that crosses
+ * to each as it is.
  */
 import type { BufferPool } from "../../engine/buffer-pool.js";
 import type { TeleportError } from "../../errors.js";

@@ -1,5 +1,6 @@
 /**
- * What the stream pool (stream-pool.ts) and its worker threads (stream-worker.ts) say to each other:
+ * What the stream pool (stream-pool.ts) and its stream runners (stream-runner.ts: in worker threads,
+ * or in the main thread for QUIC) say to each other:
  * the thread's start data, the messages each way, and batches packed for posting.
  *
  * File descriptors: the pull opens and closes the files chunks are written to; a ChunkWrite
