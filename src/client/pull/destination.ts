@@ -28,21 +28,12 @@ import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { directoryIo, type NameStat, type OpenFolder } from "../../platform/directory-io.js";
 import { platformIo } from "../../platform/io.js";
 import type { Entry, Xattr } from "../../wire/messages.js";
+import { modeFromHost, sameAttributes, setXattrs } from "./metadata.js";
 import { isRunning, partFileWriter, partNameFor } from "./part-names.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
 import { checkSymlinkTarget, type NameKind, nameKind } from "./symlink-target.js";
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
-
-/**
- * This process's umask, read once (reading it means setting it): modes from the host get it,
- * and never group or other write, so a host cannot open a folder of ours to other local users.
- */
-const UMASK = process.umask();
-
-function modeFromHost(mode: number): number {
-  return mode & 0o777 & ~UMASK & ~0o022;
-}
 
 function errorCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -490,20 +481,4 @@ function setSymlinkTime(place: Place, mtimeMs: number, localPath: string): void 
   } catch (err) {
     throw toTeleportError(err, `setting the time of symlink ${localPath}`);
   }
-}
-
-/** Sets `xattrs` on the open file `fd` (named `path` in errors); false where this machine cannot. */
-function setXattrs(fd: number, xattrs: readonly Xattr[], path: string): boolean {
-  try {
-    return platformIo.writeXattrs(fd, xattrs) && xattrs.length > 0;
-  } catch (err) {
-    throw toTeleportError(err, `setting extended attributes of ${path}`);
-  }
-}
-
-/** Whether `current` (read from a file; undefined: unreadable) holds exactly `wanted`. */
-function sameAttributes(current: readonly Xattr[] | undefined, wanted: readonly Xattr[]): boolean {
-  if (current === undefined || current.length !== wanted.length) return false;
-  const byName = new Map(current.map((xattr) => [xattr.name, xattr.value]));
-  return wanted.every((xattr) => byName.get(xattr.name)?.equals(xattr.value) === true);
 }
