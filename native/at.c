@@ -16,70 +16,37 @@
 #include <unistd.h>
 
 #include "at.h"
+#include "args.h"
 #include "fail.h"
 
-#define AT_MAX_ARGS 4
 /* NAME_MAX and PATH_MAX (a symlink's target), with their NUL. */
 #define AT_NAME_BYTES 256
 #define AT_TARGET_BYTES 4096
 
-static int at_usage(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return 0;
-}
-
-/* The call's arguments; false (with a TypeError thrown) if fewer than `count`. */
-static int at_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
-  size_t argc = AT_MAX_ARGS;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count)
-    return at_usage(env, "too few arguments");
-  return 1;
-}
-
-static int at_int(napi_env env, napi_value value, int *out) {
-  int32_t number;
-  if (napi_get_value_int32(env, value, &number) != napi_ok) return at_usage(env, "expected a number");
-  *out = number;
-  return 1;
-}
-
-static int at_string(napi_env env, napi_value value, char *out, size_t size) {
-  size_t length;
-  if (napi_get_value_string_utf8(env, value, out, size, &length) != napi_ok || length >= size - 1)
-    return at_usage(env, "expected a string of reasonable length");
-  return 1;
-}
-
 /* A folder fd and a name inside it, from arguments `first` and `first + 1`. */
 static int at_place(napi_env env, napi_value *argv, size_t first, int *dir, char *name) {
-  return at_int(env, argv[first], dir) && at_string(env, argv[first + 1], name, AT_NAME_BYTES);
-}
-
-static napi_value at_number(napi_env env, double value) {
-  napi_value result;
-  napi_create_double(env, value, &result);
-  return result;
+  return teleport_int(env, argv[first], dir) && teleport_string(env, argv[first + 1], name, AT_NAME_BYTES);
 }
 
 /* openAt(dirFd, name, flags, mode): the new fd (always O_CLOEXEC). */
 static napi_value open_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir, flags, mode;
   char name[AT_NAME_BYTES];
-  if (!at_args(env, info, 4, argv) || !at_place(env, argv, 0, &dir, name) || !at_int(env, argv[2], &flags) ||
-      !at_int(env, argv[3], &mode))
+  if (!teleport_args(env, info, 4, argv) || !at_place(env, argv, 0, &dir, name) || !teleport_int(env, argv[2], &flags) ||
+      !teleport_int(env, argv[3], &mode))
     return NULL;
   int fd = openat(dir, name, flags | O_CLOEXEC, (mode_t)mode);
   if (fd < 0) return teleport_fail(env, errno, "openat");
-  return at_number(env, fd);
+  return teleport_number(env, fd);
 }
 
 /* mkdirAt(dirFd, name, mode) */
 static napi_value mkdir_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir, mode;
   char name[AT_NAME_BYTES];
-  if (!at_args(env, info, 3, argv) || !at_place(env, argv, 0, &dir, name) || !at_int(env, argv[2], &mode))
+  if (!teleport_args(env, info, 3, argv) || !at_place(env, argv, 0, &dir, name) || !teleport_int(env, argv[2], &mode))
     return NULL;
   if (mkdirat(dir, name, (mode_t)mode) < 0) return teleport_fail(env, errno, "mkdirat");
   return NULL;
@@ -87,10 +54,10 @@ static napi_value mkdir_at_js(napi_env env, napi_callback_info info) {
 
 /* renameAt(fromDirFd, fromName, toDirFd, toName) */
 static napi_value rename_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int from_dir, to_dir;
   char from[AT_NAME_BYTES], to[AT_NAME_BYTES];
-  if (!at_args(env, info, 4, argv) || !at_place(env, argv, 0, &from_dir, from) ||
+  if (!teleport_args(env, info, 4, argv) || !at_place(env, argv, 0, &from_dir, from) ||
       !at_place(env, argv, 2, &to_dir, to))
     return NULL;
   if (renameat(from_dir, from, to_dir, to) < 0) return teleport_fail(env, errno, "renameat");
@@ -99,10 +66,10 @@ static napi_value rename_at_js(napi_env env, napi_callback_info info) {
 
 /* linkAt(fromDirFd, fromName, toDirFd, toName): a symlink at `fromName` is linked, not followed. */
 static napi_value link_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int from_dir, to_dir;
   char from[AT_NAME_BYTES], to[AT_NAME_BYTES];
-  if (!at_args(env, info, 4, argv) || !at_place(env, argv, 0, &from_dir, from) ||
+  if (!teleport_args(env, info, 4, argv) || !at_place(env, argv, 0, &from_dir, from) ||
       !at_place(env, argv, 2, &to_dir, to))
     return NULL;
   if (linkat(from_dir, from, to_dir, to, 0) < 0) return teleport_fail(env, errno, "linkat");
@@ -111,10 +78,10 @@ static napi_value link_at_js(napi_env env, napi_callback_info info) {
 
 /* symlinkAt(target, dirFd, name) */
 static napi_value symlink_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir;
   char target[AT_TARGET_BYTES], name[AT_NAME_BYTES];
-  if (!at_args(env, info, 3, argv) || !at_string(env, argv[0], target, sizeof target) ||
+  if (!teleport_args(env, info, 3, argv) || !teleport_string(env, argv[0], target, sizeof target) ||
       !at_place(env, argv, 1, &dir, name))
     return NULL;
   if (symlinkat(target, dir, name) < 0) return teleport_fail(env, errno, "symlinkat");
@@ -123,27 +90,27 @@ static napi_value symlink_at_js(napi_env env, napi_callback_info info) {
 
 /* unlinkAt(dirFd, name) */
 static napi_value unlink_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir;
   char name[AT_NAME_BYTES];
-  if (!at_args(env, info, 2, argv) || !at_place(env, argv, 0, &dir, name)) return NULL;
+  if (!teleport_args(env, info, 2, argv) || !at_place(env, argv, 0, &dir, name)) return NULL;
   if (unlinkat(dir, name, 0) < 0) return teleport_fail(env, errno, "unlinkat");
   return NULL;
 }
 
 /* statAt(dirFd, name): [mode, dev, ino] of the name itself (a symlink is not followed). */
 static napi_value stat_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[AT_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir;
   char name[AT_NAME_BYTES];
-  if (!at_args(env, info, 2, argv) || !at_place(env, argv, 0, &dir, name)) return NULL;
+  if (!teleport_args(env, info, 2, argv) || !at_place(env, argv, 0, &dir, name)) return NULL;
   struct stat st;
   if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return teleport_fail(env, errno, "fstatat");
   napi_value result;
   napi_create_array_with_length(env, 3, &result);
-  napi_set_element(env, result, 0, at_number(env, st.st_mode));
-  napi_set_element(env, result, 1, at_number(env, (double)st.st_dev));
-  napi_set_element(env, result, 2, at_number(env, (double)st.st_ino));
+  napi_set_element(env, result, 0, teleport_number(env, st.st_mode));
+  napi_set_element(env, result, 1, teleport_number(env, (double)st.st_dev));
+  napi_set_element(env, result, 2, teleport_number(env, (double)st.st_ino));
   return result;
 }
 

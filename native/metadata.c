@@ -9,7 +9,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,10 +17,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "fail.h"
 #include "metadata.h"
 
-#define MD_MAX_ARGS 4
 /* XATTR_NAME_MAX and NAME_MAX, with their NUL; XATTR_LIST_MAX and XATTR_SIZE_MAX; PATH_MAX. */
 #define MD_XATTR_NAME_BYTES 256
 #define MD_NAME_BYTES 256
@@ -29,48 +28,16 @@
 #define MD_XATTR_VALUE_BYTES 65536
 #define MD_TARGET_BYTES 4096
 
-static int md_usage(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return 0;
-}
-
-/* The call's arguments; false (with a TypeError thrown) if fewer than `count`. */
-static int md_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
-  size_t argc = MD_MAX_ARGS;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count)
-    return md_usage(env, "too few arguments");
-  return 1;
-}
-
-static int md_int(napi_env env, napi_value value, int *out) {
-  int32_t number;
-  if (napi_get_value_int32(env, value, &number) != napi_ok) return md_usage(env, "expected a number");
-  *out = number;
-  return 1;
-}
-
-static int md_double(napi_env env, napi_value value, double *out) {
-  if (napi_get_value_double(env, value, out) != napi_ok || !isfinite(*out)) return md_usage(env, "expected a number");
-  return 1;
-}
-
-static int md_string(napi_env env, napi_value value, char *out, size_t size) {
-  size_t length;
-  if (napi_get_value_string_utf8(env, value, out, size, &length) != napi_ok || length >= size - 1)
-    return md_usage(env, "expected a string of reasonable length");
-  return 1;
-}
-
 /* A descriptor and an attribute name, from arguments 0 and 1. */
 static int md_fd_and_name(napi_env env, napi_value *argv, int *fd, char *name) {
-  return md_int(env, argv[0], fd) && md_string(env, argv[1], name, MD_XATTR_NAME_BYTES);
+  return teleport_int(env, argv[0], fd) && teleport_string(env, argv[1], name, MD_XATTR_NAME_BYTES);
 }
 
 /* flistXattrs(fd): the names of the open file's extended attributes. */
 static napi_value flist_xattrs_js(napi_env env, napi_callback_info info) {
-  napi_value argv[MD_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int fd;
-  if (!md_args(env, info, 1, argv) || !md_int(env, argv[0], &fd)) return NULL;
+  if (!teleport_args(env, info, 1, argv) || !teleport_int(env, argv[0], &fd)) return NULL;
   char *names = malloc(MD_XATTR_LIST_BYTES);
   if (names == NULL) return teleport_fail(env, ENOMEM, "flistxattr");
   ssize_t length = flistxattr(fd, names, MD_XATTR_LIST_BYTES);
@@ -95,10 +62,10 @@ static napi_value flist_xattrs_js(napi_env env, napi_callback_info info) {
 
 /* fgetXattr(fd, name): an attribute's value as a Buffer. */
 static napi_value fget_xattr_js(napi_env env, napi_callback_info info) {
-  napi_value argv[MD_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int fd;
   char name[MD_XATTR_NAME_BYTES];
-  if (!md_args(env, info, 2, argv) || !md_fd_and_name(env, argv, &fd, name)) return NULL;
+  if (!teleport_args(env, info, 2, argv) || !md_fd_and_name(env, argv, &fd, name)) return NULL;
   char *value = malloc(MD_XATTR_VALUE_BYTES);
   if (value == NULL) return teleport_fail(env, ENOMEM, "fgetxattr");
   ssize_t length = fgetxattr(fd, name, value, MD_XATTR_VALUE_BYTES);
@@ -112,14 +79,14 @@ static napi_value fget_xattr_js(napi_env env, napi_callback_info info) {
 
 /* fsetXattr(fd, name, value): sets an attribute of the open file. */
 static napi_value fset_xattr_js(napi_env env, napi_callback_info info) {
-  napi_value argv[MD_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int fd;
   char name[MD_XATTR_NAME_BYTES];
   void *value;
   size_t length;
-  if (!md_args(env, info, 3, argv) || !md_fd_and_name(env, argv, &fd, name)) return NULL;
+  if (!teleport_args(env, info, 3, argv) || !md_fd_and_name(env, argv, &fd, name)) return NULL;
   if (napi_get_buffer_info(env, argv[2], &value, &length) != napi_ok) {
-    md_usage(env, "expected a Buffer");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Buffer");
     return NULL;
   }
   if (fsetxattr(fd, name, value, length, 0) < 0) return teleport_fail(env, errno, "fsetxattr");
@@ -128,10 +95,10 @@ static napi_value fset_xattr_js(napi_env env, napi_callback_info info) {
 
 /* fremoveXattr(fd, name): removes an attribute of the open file. */
 static napi_value fremove_xattr_js(napi_env env, napi_callback_info info) {
-  napi_value argv[MD_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int fd;
   char name[MD_XATTR_NAME_BYTES];
-  if (!md_args(env, info, 2, argv) || !md_fd_and_name(env, argv, &fd, name)) return NULL;
+  if (!teleport_args(env, info, 2, argv) || !md_fd_and_name(env, argv, &fd, name)) return NULL;
   if (fremovexattr(fd, name) < 0) return teleport_fail(env, errno, "fremovexattr");
   return NULL;
 }
@@ -149,12 +116,12 @@ static struct timespec md_timespec(double ms) {
 
 /* utimensAt(dirFd, name, atimeMs, mtimeMs): sets the times of `name` itself, a symlink never followed. */
 static napi_value utimens_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[MD_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir;
   char name[MD_NAME_BYTES];
   double atime, mtime;
-  if (!md_args(env, info, 4, argv) || !md_int(env, argv[0], &dir) || !md_string(env, argv[1], name, sizeof name) ||
-      !md_double(env, argv[2], &atime) || !md_double(env, argv[3], &mtime))
+  if (!teleport_args(env, info, 4, argv) || !teleport_int(env, argv[0], &dir) || !teleport_string(env, argv[1], name, sizeof name) ||
+      !teleport_double(env, argv[2], &atime) || !teleport_double(env, argv[3], &mtime))
     return NULL;
   struct timespec times[2] = {md_timespec(atime), md_timespec(mtime)};
   if (utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW) < 0) return teleport_fail(env, errno, "utimensat");
@@ -166,10 +133,10 @@ static napi_value utimens_at_js(napi_env env, napi_callback_info info) {
  * following it, then readlinkat); throws EINVAL if `name` is not a symlink.
  */
 static napi_value read_symlink_at_js(napi_env env, napi_callback_info info) {
-  napi_value argv[MD_MAX_ARGS];
+  napi_value argv[TELEPORT_MAX_ARGS];
   int dir;
   char name[MD_NAME_BYTES];
-  if (!md_args(env, info, 2, argv) || !md_int(env, argv[0], &dir) || !md_string(env, argv[1], name, sizeof name))
+  if (!teleport_args(env, info, 2, argv) || !teleport_int(env, argv[0], &dir) || !teleport_string(env, argv[1], name, sizeof name))
     return NULL;
   struct stat st;
   if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return teleport_fail(env, errno, "fstatat");
