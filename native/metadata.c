@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <node_api.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
