@@ -6,31 +6,23 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createHash, randomFillSync } from "node:crypto";
+import { createHash } from "node:crypto";
 import { closeSync, openSync, writeSync } from "node:fs";
-import { chmod, chown, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CLI_PATH, runCli, STACK_TRACE_LINE, spawnCli, startHost } from "../helpers/cli.js";
 import { NO_HANG_TIMEOUT_MS, onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { holdPort, linkToPort } from "../helpers/ports.js";
 import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
-import { compareTrees, findPartFiles, isAbsent, MiB, pseudoRandomBytes } from "../helpers/tree.js";
-
-/** Writes `size` bytes of fresh random data in 16 MiB pieces (incompressible, never deduplicable). */
-async function writeRandomFile(path: string, size: number): Promise<void> {
-  const piece = Buffer.allocUnsafe(16 * MiB);
-  const handle = await open(path, "w");
-  try {
-    for (let written = 0; written < size; written += piece.length) {
-      const length = Math.min(piece.length, size - written);
-      randomFillSync(piece, 0, length);
-      await handle.write(piece, 0, length, written);
-    }
-  } finally {
-    await handle.close();
-  }
-}
+import {
+  compareTrees,
+  findPartFiles,
+  isAbsent,
+  MiB,
+  pseudoRandomBytes,
+  writeRandomFile,
+} from "../helpers/tree.js";
 
 test("a host killed mid-pull makes the pull fail with a connection error and leaves no partial file", {
   timeout: NO_HANG_TIMEOUT_MS,

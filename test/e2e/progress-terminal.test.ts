@@ -5,15 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { randomFillSync } from "node:crypto";
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { CLI_PATH, startHost } from "../helpers/cli.js";
 import { NO_HANG_TIMEOUT_MS, onCleanup, waitFor } from "../helpers/context.js";
 import { holdPort, linkToPort } from "../helpers/ports.js";
 import { makeShare } from "../helpers/share.js";
-import { findPartFiles, MiB } from "../helpers/tree.js";
+import { findPartFiles, MiB, writeRandomFile } from "../helpers/tree.js";
 
 const TMUX_MISSING = spawnSync("tmux", ["-V"]).status !== 0;
 const SKIP = TMUX_MISSING
@@ -166,21 +165,6 @@ test("the bar under tmux: formatted totals, a retry printed above it, the summar
   assert.ok(Number(movedMiB) >= size / MiB, summary);
   assert.equal(reused, "0 B", summary);
 });
-
-/** Writes `size` bytes of fresh random data (incompressible, never deduplicable). */
-async function writeRandomFile(path: string, size: number): Promise<void> {
-  const piece = Buffer.allocUnsafe(16 * MiB);
-  const handle = await open(path, "w");
-  try {
-    for (let written = 0; written < size; written += piece.length) {
-      const length = Math.min(piece.length, size - written);
-      randomFillSync(piece, 0, length);
-      await handle.write(piece, 0, length, written);
-    }
-  } finally {
-    await handle.close();
-  }
-}
 
 async function partFileBytes(dir: string): Promise<number> {
   let total = 0;

@@ -3,9 +3,9 @@
  * structure, bytes, permission bits, mtimes (to the millisecond) and symlink targets.
  */
 import assert from "node:assert/strict";
-import { createCipheriv, createHash } from "node:crypto";
+import { createCipheriv, createHash, randomFillSync } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, lstat, mkdir, readdir, readlink, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, readlink, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export const MiB = 1024 * 1024;
@@ -20,6 +20,21 @@ export function pseudoRandomBytes(size: number, seed: string): Buffer {
   const key = createHash("sha256").update(seed).digest().subarray(0, 16);
   const cipher = createCipheriv("aes-128-ctr", key, Buffer.alloc(16));
   return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
+}
+
+/** Writes `size` bytes of fresh random data in 16 MiB pieces (incompressible, never deduplicable). */
+export async function writeRandomFile(path: string, size: number): Promise<void> {
+  const piece = Buffer.allocUnsafe(16 * MiB);
+  const handle = await open(path, "w");
+  try {
+    for (let written = 0; written < size; written += piece.length) {
+      const length = Math.min(piece.length, size - written);
+      randomFillSync(piece, 0, length);
+      await handle.write(piece, 0, length, written);
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Source-like text that compresses ~4x, different on every line. */
