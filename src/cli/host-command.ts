@@ -74,12 +74,14 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
   );
   printReachableAddresses(host, flags.bind ?? "0.0.0.0");
-  const reason = await stopRequested(host, flags.expire, once);
+  const stop = stopRequested(host, flags.expire, once);
+  const reason = await stop.reason;
   // Retired before closing: a host killed while its clients are let go leaves no live link behind.
   try {
     if (reason !== "signal") await rotateShareSecret(home, host.share.root);
   } finally {
     await host.close().catch(() => {});
+    stop.dispose();
   }
   if (reason !== "signal") {
     process.stderr.write(
@@ -93,25 +95,40 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
 
 /**
  * Why the host is to stop: the first of a signal, the expiry and the first complete pull. A
- * signal after that destroys the host instead of waiting for its clients.
+ * signal after that destroys the host instead of waiting for its clients, until `dispose` (once
+ * the host is closed) takes the signal listeners away.
  */
-function stopRequested(host: Host, expireMs: number | undefined, once: FirstCompletePull | undefined) {
-  return new Promise<StopReason>((resolveStop) => {
-    let stopping = false;
-    const stop = (reason: StopReason) => {
-      if (stopping) {
-        if (reason === "signal") host.destroy();
-        return;
-      }
-      stopping = true;
-      clearTimeout(expiry);
-      resolveStop(reason);
-    };
-    const expiry = expireMs === undefined ? undefined : setTimeout(() => stop("expired"), expireMs);
-    once?.onComplete(() => stop("used"));
-    process.on("SIGINT", () => stop("signal"));
-    process.on("SIGTERM", () => stop("signal"));
+function stopRequested(
+  host: Host,
+  expireMs: number | undefined,
+  once: FirstCompletePull | undefined,
+): { reason: Promise<StopReason>; dispose(): void } {
+  let stopping = false;
+  let resolveStop: (reason: StopReason) => void = () => {};
+  const reason = new Promise<StopReason>((resolve) => {
+    resolveStop = resolve;
   });
+  const stop = (why: StopReason) => {
+    if (stopping) {
+      if (why === "signal") host.destroy();
+      return;
+    }
+    stopping = true;
+    clearTimeout(expiry);
+    resolveStop(why);
+  };
+  const expiry = expireMs === undefined ? undefined : setTimeout(() => stop("expired"), expireMs);
+  once?.onComplete(() => stop("used"));
+  const onSignal = () => stop("signal");
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    reason,
+    dispose: () => {
+      process.removeListener("SIGINT", onSignal);
+      process.removeListener("SIGTERM", onSignal);
+    },
+  };
 }
 
 /**
