@@ -320,10 +320,6 @@ export class Destination {
   }
 
   /**
-   * The old copy already holds every byte: only its mode, mtime and attributes may need setting.
-   * It counts as committed by this pull (a hard link may name it).
-   */
-  /**
    * The old copy at `finalPath`, opened for reading relative to its folder (never through a
    * symlink, never blocking on a FIFO), if it is a regular file; its descriptor is the caller's to close.
    */
@@ -341,6 +337,10 @@ export class Destination {
     return undefined;
   }
 
+  /**
+   * The old copy already holds every byte: only its mode, mtime and attributes may need setting.
+   * It counts as committed by this pull (a hard link may name it).
+   */
   keepOldCopy(finalPath: string, file: FileMetadata): KeptCopy {
     const { entry, xattrs } = file;
     const { folder, name } = this.#place(finalPath);
