@@ -7,7 +7,8 @@
  *
  * The fallback runs pull from a host listening for QUIC only, so TCP to its port is refused (as a
  * network that blocks TCP does) and every client falls back at once; the other runs pull from a
- * `teleport host` over TCP, where a connected TCP that is merely slow must not be left for QUIC.
+ * `teleport host` over TCP, where a connected TCP that is merely slow must not be left for QUIC
+ * (only a connect that did not complete may be).
  *
  * The file is 4 MiB: about 55 chunks, enough for each pull to spread batches over several data
  * streams and stream threads (what the crash needed), while 32 clients x 5 runs stay near a
@@ -43,9 +44,11 @@ function checkClient(run: Run, label: string, result: CliResult): void {
   if (run === "quic-fallback") {
     assert.equal(summary.transport, "quic", said);
     assert.match(result.stderr, /TCP to .* failed .*; using QUIC/, said);
-  } else {
-    // A busy host answers TLS late, but its kernel has connected TCP: that is no reason for QUIC.
-    assert.doesNotMatch(result.stderr, /did not connect within/, said);
+  } else if (summary.transport !== "tcp") {
+    // A busy host answers TLS late, but a TCP its kernel connected is no reason for QUIC: a client
+    // here leaves TCP only when the connect itself did not complete (32 clients at once can
+    // overflow the busy host's accept queue, and a dropped SYN is retried after a second).
+    assert.match(result.stderr, /TCP to .* did not connect within \d+ ms; using QUIC/, said);
   }
 }
 
