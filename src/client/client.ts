@@ -14,6 +14,7 @@ import { availableTransports } from "../transport/registry.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
 import type { TransportKind } from "../transport/transport.js";
 import { decodeMessage } from "../wire/codec.js";
+import { type DeltaRequest, deltaRequestCodec } from "../wire/delta-messages.js";
 import {
   type ChunkRef,
   type ChunkRequest,
@@ -38,7 +39,7 @@ import {
   readRangeRequestCodec,
   statRequestCodec,
 } from "../wire/messages.js";
-import { type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
+import { type PendingRequest, type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
 import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
 import { DataStreamFactory } from "./pool/data-streams.js";
 
@@ -107,7 +108,9 @@ export class TeleportClient {
       clientId: options.clientId ?? randomBytes(CLIENT_ID_SIZE),
       clientName: options.clientName ?? "teleport",
       features:
-        (options.xattrs === true ? Feature.XATTRS : 0) | (options.plaintext === true ? Feature.PLAINTEXT : 0),
+        Feature.DELTA |
+        (options.xattrs === true ? Feature.XATTRS : 0) |
+        (options.plaintext === true ? Feature.PLAINTEXT : 0),
       idleTimeoutMs: options.idleTimeoutMs,
       pool: options.pool,
       signal: options.signal,
@@ -175,6 +178,16 @@ export class TeleportClient {
   /** Whether the host sends compressed chunks when asked (Feature.COMPRESSION). */
   get hostCompresses(): boolean {
     return this.#connection.hasFeature(Feature.COMPRESSION);
+  }
+
+  /** Whether the host answers DELTA requests (Feature.DELTA). */
+  get hostSendsDeltas(): boolean {
+    return this.#connection.hasFeature(Feature.DELTA);
+  }
+
+  /** Sends a DELTA request on the control connection; `pending` takes its answers (client/pull/delta-fetcher.ts). */
+  requestDeltas(request: DeltaRequest, pending: PendingRequest, signal: AbortSignal): void {
+    this.#control.open(MessageType.DELTA, deltaRequestCodec, request, pending, signal);
   }
 
   get shareName(): string {

@@ -35,6 +35,7 @@ import { MessageHandlers } from "../wire/registry.js";
 import type { AuthLimiter } from "./auth-limiter.js";
 import { ChunkCompression } from "./chunk-compression.js";
 import { ChunkSender } from "./chunk-sender.js";
+import { DeltaSender } from "./delta-sender.js";
 import type { HostFaults } from "./faults.js";
 import { FileLookup } from "./file-lookup.js";
 import { sendListing } from "./listing.js";
@@ -157,6 +158,11 @@ export class HostSession {
         session.#chunks.send(requestId, chunks, level, open.abort.signal),
       );
     })
+    .on(Messages.DELTA, (session, requestId, { items }) =>
+      session.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
+        session.#deltas.send(requestId, items, open.abort.signal),
+      ),
+    )
     .on(Messages.READ_RANGE, (session, requestId, request) =>
       session.#serve(requestId, request.credit, (open) => {
         session.#told("read", request.path);
@@ -172,6 +178,7 @@ export class HostSession {
   readonly #leases: SendLeases;
   readonly #chunks: ChunkSender;
   readonly #ranges: RangeSender;
+  readonly #deltas: DeltaSender;
   /** Waiting for HELLO, refusing a wrong proof (after a delay), or serving requests. */
   #phase: "hello" | "refusing" | "authenticated" = "hello";
   #refusalTimer: NodeJS.Timeout | undefined;
@@ -219,6 +226,7 @@ export class HostSession {
       faults: context.faults,
     });
     this.#ranges = new RangeSender(this.#connection, this.#openFiles, this.#leases);
+    this.#deltas = new DeltaSender(this.#connection, this.#openFiles);
     this.#authTimer = setTimeout(
       () => this.#connection.destroy(new TeleportError(ErrorCode.TIMEOUT, "no HELLO in time")),
       context.handshakeTimeoutMs,
@@ -372,6 +380,7 @@ export class HostSession {
       Feature.ENTRY_ERRORS |
       Feature.SKIPPED_ENTRIES |
       Feature.HARD_LINKS |
+      Feature.DELTA |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |

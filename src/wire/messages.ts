@@ -18,6 +18,7 @@ import {
   uint64,
   utf8,
 } from "./codec.js";
+import { deltaDataCodec, deltaRequestCodec } from "./delta-messages.js";
 import { MessageRegistry } from "./registry.js";
 
 export const PROTOCOL_MAGIC = 0x54504c54; // "TLPT"
@@ -51,6 +52,8 @@ export const MessageType = {
   MANIFEST: 18,
   GET_CHUNKS: 19,
   READ_RANGE: 20,
+  /** Changed chunks wanted as deltas against old bytes the client signs (Feature.DELTA). */
+  DELTA: 21,
 
   // Response frames, host -> client, carrying the requestId of their request.
   ENTRIES: 32,
@@ -68,6 +71,8 @@ export const MessageType = {
   CHUNK_ZSTD: 39,
   /** In a manifest, for an entry the host does not serve, and why (with Feature.SKIPPED_ENTRIES). */
   ENTRY_SKIPPED: 40,
+  /** Answers to a DELTA request: scripts and their literal bytes (Feature.DELTA). */
+  DELTA_DATA: 41,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
@@ -99,6 +104,11 @@ export const Feature = {
   FRAME_MAC: 64,
   /** The host sends ENTRY_SKIPPED for what it leaves out of a manifest (`pull` reports them). */
   SKIPPED_ENTRIES: 128,
+  /**
+   * The host answers DELTA requests: a changed chunk comes as copies of blocks of the client's
+   * old copy and literal bytes (src/delta, host/delta-sender.ts, client/pull/delta-fetcher.ts).
+   */
+  DELTA: 256,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -417,6 +427,7 @@ export const Messages = {
     plaintext: true,
   }),
   READ_RANGE: protocol.define(MessageType.READ_RANGE, readRangeRequestCodec, { from: "client" }),
+  DELTA: protocol.define(MessageType.DELTA, deltaRequestCodec, { from: "client" }),
 
   ENTRIES: protocol.define(MessageType.ENTRIES, entriesCodec, { from: "host" }),
   FILE_BEGIN: protocol.define(MessageType.FILE_BEGIN, fileBeginCodec, { from: "host" }),
@@ -436,4 +447,5 @@ export const Messages = {
     plaintext: true,
   }),
   RANGE_DATA: protocol.define(MessageType.RANGE_DATA, rangeDataCodec, { from: "host", bulk: true }),
+  DELTA_DATA: protocol.define(MessageType.DELTA_DATA, deltaDataCodec, { from: "host", bulk: true }),
 } as const;

@@ -79,6 +79,7 @@ class FakeFile implements PlannedFile {
   readonly wirePath = "f";
   readonly finalPath = "/dest/f";
   readonly fd = 42;
+  readonly deltaBase = false;
   journaled = 0;
   readonly written: string[] = [];
   constructor(

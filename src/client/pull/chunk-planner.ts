@@ -32,6 +32,23 @@ export interface ChunkFetcher {
   readonly batchBytes: number;
 }
 
+/** Changed chunks fetched as deltas against the file's old copy (delta-fetcher.ts). */
+export interface DeltaChunks {
+  /** Queues `chunk` as a delta if it is worth one (its old copy read and signed); false: fetch it whole. */
+  offer(file: PlannedFile, chunk: ChunkRef, outcome: DeltaOutcome): boolean;
+  /** A promise while the deltas in flight hold all the memory they may. */
+  room(): Promise<void> | undefined;
+  flush(): void;
+}
+
+/** What became of a chunk asked for as a delta. */
+export interface DeltaOutcome {
+  /** Rebuilt, verified and written: `literalBytes` of it crossed the network, the rest was the old copy's. */
+  rebuilt(file: PlannedFile, chunk: ChunkRef, literalBytes: number): void;
+  /** Not rebuilt: fetched whole instead. */
+  fetchWhole(file: PlannedFile, chunk: ChunkRef): void;
+}
+
 /** The journal of each download: which of its chunks are written and verified. */
 export interface DownloadJournal {
   /** Whether the download's part file holds `chunk`, written and verified. */
@@ -58,6 +75,8 @@ export interface PlannedFile {
   /** Index ids of its old copy at the destination and of a download of another version. */
   readonly oldCopyId: number | undefined;
   readonly otherVersionId: number | undefined;
+  /** Whether an old copy may be at its final path: changed chunks may come as deltas against it. */
+  readonly deltaBase: boolean;
   onJournaled(chunks: number): void;
   onWritten(bytes: number, source: ByteSource): void;
 }
@@ -73,6 +92,8 @@ export interface PlannerOptions {
   fetcher: ChunkFetcher;
   work: Work;
   tally: PlannerTally;
+  /** Deltas against old copies, where the host answers them. */
+  delta?: DeltaChunks | undefined;
   /** Copies a run into the file open as `target` and verifies it (default: local-copies.ts). */
   copy?: (run: CopyRun, target: number, buffer: Buffer) => Promise<CopyResult>;
 }
@@ -101,6 +122,14 @@ export class ChunkPlanner {
   readonly #work: Work;
   readonly #tally: PlannerTally;
   readonly #copyRun: (run: CopyRun, target: number, buffer: Buffer) => Promise<CopyResult>;
+  readonly #delta: DeltaChunks | undefined;
+  readonly #deltaOutcome: DeltaOutcome = {
+    rebuilt: (file, chunk, literalBytes) => this.#rebuilt(file, chunk, literalBytes),
+    fetchWhole: (file, chunk) => {
+      this.#enqueue({ chunk: { ...chunk, path: file.wirePath, fd: file.fd }, file });
+      this.flush();
+    },
+  };
 
   #batch: Fetch[] = [];
   #batchBytes = 0;
@@ -120,6 +149,7 @@ export class ChunkPlanner {
     this.#work = options.work;
     this.#tally = options.tally;
     this.#copyRun = options.copy ?? copyRun;
+    this.#delta = options.delta;
   }
 
   /** Places a chunk of `file`; a promise when the next one must wait for room. */
@@ -137,6 +167,7 @@ export class ChunkPlanner {
       const source = this.#findSource(file, chunk, local);
       if (source !== undefined) return this.#addToRun(file, source, chunk);
     }
+    if (file.deltaBase && this.#delta?.offer(file, chunk, this.#deltaOutcome)) return this.#delta.room();
     if (this.#mustWait(chunk.size)) return this.#fetchWhenRoom(file, chunk);
     this.#enqueue({ chunk: { ...chunk, path: file.wirePath, fd: file.fd }, file });
     return undefined;
@@ -152,6 +183,7 @@ export class ChunkPlanner {
 
   /** Hands the batch to the data streams, which send it as one GET_CHUNKS request. */
   flush(): void {
+    this.#delta?.flush();
     if (this.#batch.length === 0 || this.#work.failed) return;
     const batch = this.#batch;
     this.#batch = [];
@@ -282,6 +314,18 @@ export class ChunkPlanner {
         this.flush();
       });
     }
+  }
+
+  /** A chunk rebuilt from its old copy and literal bytes, verified and written: journaled and accounted. */
+  #rebuilt(file: PlannedFile, chunk: ChunkRef, literalBytes: number): void {
+    const download = file.download;
+    if (download !== undefined) {
+      this.#journal?.record(download.id, chunk);
+      file.onJournaled(1);
+    }
+    file.onWritten(literalBytes, "network");
+    file.onWritten(chunk.size - literalBytes, "existing");
+    this.#tally.report();
   }
 
   /** Journals and accounts a batch the streams have verified and written. */

@@ -82,6 +82,8 @@ interface Start {
   oldCopyId: number | undefined;
   resumed: { partFile: PartFile; id: number } | undefined;
   otherVersion: OtherVersion | undefined;
+  /** An old copy may be at the final path: a base for deltas of changed chunks. */
+  deltaBase: boolean;
 }
 
 export class FileTransfer implements FileReceiver {
@@ -97,6 +99,7 @@ export class FileTransfer implements FileReceiver {
   readonly #keptChunks: ChunkRef[] | undefined;
   readonly #otherVersion: OtherVersion | undefined;
   readonly #oldCopyId: number | undefined;
+  readonly #deltaBase: boolean;
   #phase: TransferPhase;
   /** Bytes in place that crossed the network, and that were on this machine (for file-done). */
   bytesMoved = 0;
@@ -111,11 +114,12 @@ export class FileTransfer implements FileReceiver {
       oldCopyId: undefined,
       resumed: undefined,
       otherVersion: undefined,
+      deltaBase: false,
     };
     if (index === undefined) return new FileTransfer(file, context, start);
     if (entry.size <= UNINDEXED_FILE_BYTES) {
-      if (context.destination.mayExist(folder, finalPath))
-        start.oldCopyHash = index.oldCopies.hashOf(finalPath, entry.size);
+      start.deltaBase = context.destination.mayExist(folder, finalPath);
+      if (start.deltaBase) start.oldCopyHash = index.oldCopies.hashOf(finalPath, entry.size);
       return new FileTransfer(file, context, start);
     }
     // Only journaled files leave a download to resume.
@@ -128,7 +132,8 @@ export class FileTransfer implements FileReceiver {
         start.resumed = { partFile, id: found.id };
       }
     }
-    if (context.destination.mayExist(folder, finalPath)) {
+    start.deltaBase = context.destination.mayExist(folder, finalPath);
+    if (start.deltaBase) {
       const indexed = await index.oldCopies.indexed(finalPath);
       start.oldCopyId = indexed?.id;
       if (indexed?.fileHash && indexed.size === entry.size && start.resumed === undefined)
@@ -147,6 +152,7 @@ export class FileTransfer implements FileReceiver {
     this.#keptChunks = indexed && entry.size < UNJOURNALED_FILE_BYTES ? [] : undefined;
     this.#otherVersion = start.otherVersion;
     this.#oldCopyId = start.oldCopyId;
+    this.#deltaBase = start.deltaBase;
     context.tally.announced(entry.size);
     this.#phase =
       start.oldCopyHash === undefined
@@ -234,6 +240,7 @@ export class FileTransfer implements FileReceiver {
       copiesLocally: !this.#unindexed,
       oldCopyId: this.#oldCopyId,
       otherVersionId: this.#otherVersion?.id,
+      deltaBase: this.#deltaBase,
     };
     return new PartWrite(this, this.#context, partFile, download, sources);
   }
@@ -318,6 +325,7 @@ class PartWrite implements PlannedFile, ChunkReceiver {
   readonly copiesLocally: boolean;
   readonly oldCopyId: number | undefined;
   readonly otherVersionId: number | undefined;
+  readonly deltaBase: boolean;
   /** Blocks reserved as data arrives, for a large new part file. */
   readonly reservation: FileReservation | undefined;
   written = 0;
@@ -338,12 +346,14 @@ class PartWrite implements PlannedFile, ChunkReceiver {
       copiesLocally: boolean;
       oldCopyId: number | undefined;
       otherVersionId: number | undefined;
+      deltaBase: boolean;
     },
   ) {
     this.reservation = sources.reservation;
     this.copiesLocally = sources.copiesLocally;
     this.oldCopyId = sources.oldCopyId;
     this.otherVersionId = sources.otherVersionId;
+    this.deltaBase = sources.deltaBase;
     this.#transfer = transfer;
     this.#context = context;
     this.wirePath = transfer.file.entry.path;

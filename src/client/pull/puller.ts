@@ -19,6 +19,7 @@ import type { TeleportClient } from "../client.js";
 import { CompressionPolicy } from "../pool/compression-policy.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
 import { type ChunkFetcher, ChunkPlanner } from "./chunk-planner.js";
+import { DeltaFetcher } from "./delta-fetcher.js";
 import { Destination } from "./destination.js";
 import { Downloads } from "./downloads.js";
 import { FileTransfer, type IndexedPull, type TransferContext } from "./file-transfer.js";
@@ -59,6 +60,7 @@ class Puller implements FileOpener {
   readonly #transfers: TransferContext;
   readonly #openFiles = new Set<FileTransfer>();
   readonly #destination: Destination;
+  readonly #delta: DeltaFetcher | undefined;
 
   constructor(client: TeleportClient, options: PullOptions) {
     this.#client = client;
@@ -76,19 +78,21 @@ class Puller implements FileOpener {
       () => this.#startPool(),
       Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, MAX_CHUNK_SIZE),
     );
-    this.#planner = new ChunkPlanner({
-      local: localChunks,
-      journal: downloads,
-      fetcher: this.#pool,
-      work: this.#work,
-      tally: this.#tally,
-    });
     const destination = new Destination({
       root: this.#dest,
       isKeptDownload: (path) => downloads?.isKept(path) ?? false,
       hardLinks: client.hostSendsHardLinks,
     });
     this.#destination = destination;
+    this.#delta = this.#deltaFetcher();
+    this.#planner = new ChunkPlanner({
+      local: localChunks,
+      journal: downloads,
+      fetcher: this.#pool,
+      work: this.#work,
+      tally: this.#tally,
+      delta: this.#delta,
+    });
     this.#walker = new ManifestWalker({
       remote: this.#remote,
       dest: this.#dest,
@@ -125,6 +129,18 @@ class Puller implements FileOpener {
       signal: this.#work.signal,
     });
     return { downloads, oldCopies, localChunks };
+  }
+
+  /** Changed chunks as deltas against old copies: where the host answers them, and old copies are used at all. */
+  #deltaFetcher(): DeltaFetcher | undefined {
+    if (this.#index === undefined || !this.#client.hostSendsDeltas) return undefined;
+    const destination = this.#destination;
+    return new DeltaFetcher({
+      channel: this.#client,
+      openOldCopy: (path) => destination.openOldCopy(path),
+      readLocally: (bytes) => this.#tally.readLocally(bytes),
+      work: this.#work,
+    });
   }
 
   /** The chunk index this pull uses: none with `reuse: "none"`, which fetches every byte. */
@@ -177,6 +193,7 @@ class Puller implements FileOpener {
       this.#work.throwIfFailed();
       const report = await this.#pool.close();
       if (report !== undefined) this.#reportStreams(report);
+      this.#reportDeltas();
       this.#downloads?.flushJournal();
       this.#downloads?.flushRecords();
     } catch (err) {
@@ -214,6 +231,14 @@ class Puller implements FileOpener {
     summary.streams = streams;
     summary.streamPool = pool;
     summary.bytesOnWire = streams.reduce((sum, stream) => sum + stream.wireBytes, 0);
+  }
+
+  #reportDeltas(): void {
+    const delta = this.#delta?.report;
+    if (delta === undefined) return;
+    const summary = this.#tally.summary;
+    summary.delta = delta;
+    summary.bytesOnWire += delta.bytesReceived;
   }
 
   #finished(transfer: FileTransfer, withXattrs: boolean): void {

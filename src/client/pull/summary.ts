@@ -144,6 +144,34 @@ export interface ReusedBytes {
   index: number;
 }
 
+/** What deltas against old copies did in a pull (client/pull/delta-fetcher.ts). */
+export interface DeltaReport {
+  /** Chunks rebuilt from their old copy and literal bytes, and their size. */
+  chunks: number;
+  bytes: number;
+  /** Of those bytes, how many came as literals (before compression): counted in bytesFromNetwork. */
+  literalBytes: number;
+  /** Bytes of DELTA requests sent, and of their answers received (in bytesOnWire). */
+  bytesSent: number;
+  bytesReceived: number;
+  /** The chunks' bytes, less what their deltas cost on the wire both ways. */
+  bytesSaved: number;
+  /** Chunks asked for as deltas and fetched whole after all. */
+  fetchedWhole: number;
+}
+
+export function emptyDeltaReport(): DeltaReport {
+  return {
+    chunks: 0,
+    bytes: 0,
+    literalBytes: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    bytesSaved: 0,
+    fetchedWhole: 0,
+  };
+}
+
 export interface PullSummary {
   files: number;
   directories: number;
@@ -179,6 +207,11 @@ export interface PullSummary {
   encrypted: boolean;
   /** What each data stream carried. */
   streams: StreamStats[];
+  /**
+   * Changed chunks fetched as deltas against the old copy at the destination (null when the
+   * host does not answer deltas, or the pull uses no index).
+   */
+  delta: DeltaReport | null;
   /** How the stream pool ran (null when nothing crossed the network). */
   streamPool: Omit<PoolReport, "streams"> | null;
   /**
@@ -232,6 +265,7 @@ export class Tally {
     transport: "tcp",
     encrypted: true,
     streams: [],
+    delta: null,
     streamPool: null,
     failures: [],
     failureCount: 0,

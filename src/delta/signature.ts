@@ -1,0 +1,87 @@
+/**
+ * The rsync-style signature of a file's old bytes: for each block, a weak rolling checksum that
+ * can be slid along new bytes one byte at a time, and a short strong hash that confirms a weak
+ * match. The client signs a window of its old copy; the host finds those blocks in a chunk's new
+ * bytes (match.ts); the client rebuilds the chunk from its old bytes and the literal runs
+ * (rebuild.ts) and checks it against the chunk's BLAKE3 hash, so a weak or short hash that
+ * matches by accident costs a refetch, never a wrong byte.
+ */
+import { hashBytes } from "../chunking/hash.js";
+
+/** Bytes of the strong hash kept per block (a prefix of the block's BLAKE3). */
+export const STRONG_HASH_BYTES = 8;
+/** Bytes per block in a signature: the weak checksum (u32 LE), then the strong hash. */
+export const SIGNATURE_ENTRY_BYTES = 4 + STRONG_HASH_BYTES;
+/** Smallest and largest block; between them a block is about the square root of the window, as rsync's. */
+export const MIN_BLOCK_BYTES = 512;
+export const MAX_BLOCK_BYTES = 8 * 1024;
+/** Blocks one signature holds at most: what a host is asked to index per chunk is bounded. */
+export const MAX_SIGNATURE_BLOCKS = 2048;
+/** Old bytes one signature covers at most. */
+export const MAX_WINDOW_BYTES = MAX_SIGNATURE_BLOCKS * MAX_BLOCK_BYTES;
+
+/** A signature of `windowLength` old bytes in blocks of `blockSize` (the last one may be shorter). */
+export interface Signature {
+  blockSize: number;
+  windowLength: number;
+  /** SIGNATURE_ENTRY_BYTES per block. */
+  entries: Buffer;
+}
+
+/** The block size for a window of `length` bytes: ~sqrt(length), a multiple of 64, clamped. */
+export function blockSizeFor(length: number): number {
+  const root = Math.ceil(Math.sqrt(length) / 64) * 64;
+  const fewEnough = Math.ceil(length / MAX_SIGNATURE_BLOCKS);
+  return Math.min(MAX_BLOCK_BYTES, Math.max(MIN_BLOCK_BYTES, root, fewEnough));
+}
+
+export function blockCount(windowLength: number, blockSize: number): number {
+  return Math.ceil(windowLength / blockSize);
+}
+
+/** The weak checksum of `data[start, end)`: rsync's two 16-bit sums, packed. */
+export function weakChecksum(data: Uint8Array, start: number, end: number): number {
+  let a = 0;
+  let b = 0;
+  for (let i = start; i < end; i++) {
+    a = (a + (data[i] ?? 0)) | 0;
+    b = (b + a) | 0;
+  }
+  return packWeak(a, b);
+}
+
+export function packWeak(a: number, b: number): number {
+  return ((a & 0xffff) | ((b & 0xffff) << 16)) >>> 0;
+}
+
+/** The strong hash of `data[start, end)`, as it sits in a signature entry. */
+export function strongHash(data: Uint8Array, start: number, end: number): Buffer {
+  return hashBytes(data.subarray(start, end)).subarray(0, STRONG_HASH_BYTES);
+}
+
+/** Signs `window` (old bytes) in blocks of `blockSize`. */
+export function sign(window: Uint8Array, blockSize = blockSizeFor(window.length)): Signature {
+  const count = blockCount(window.length, blockSize);
+  const entries = Buffer.allocUnsafe(count * SIGNATURE_ENTRY_BYTES);
+  for (let block = 0; block < count; block++) {
+    const start = block * blockSize;
+    const end = Math.min(window.length, start + blockSize);
+    const at = block * SIGNATURE_ENTRY_BYTES;
+    entries.writeUInt32LE(weakChecksum(window, start, end), at);
+    strongHash(window, start, end).copy(entries, at + 4);
+  }
+  return { blockSize, windowLength: window.length, entries };
+}
+
+/** Checks a signature's shape (from the network): sizes in range, one entry per block. */
+export function signatureProblem(signature: Signature): string | undefined {
+  const { blockSize, windowLength, entries } = signature;
+  if (blockSize < MIN_BLOCK_BYTES || blockSize > MAX_BLOCK_BYTES)
+    return `block size ${blockSize} out of range`;
+  if (windowLength < 1 || windowLength > MAX_WINDOW_BYTES)
+    return `window of ${windowLength} bytes out of range`;
+  const blocks = blockCount(windowLength, blockSize);
+  if (blocks > MAX_SIGNATURE_BLOCKS) return `${blocks} blocks, over ${MAX_SIGNATURE_BLOCKS}`;
+  if (entries.length !== blocks * SIGNATURE_ENTRY_BYTES) return "signature length does not match its blocks";
+  return undefined;
+}
