@@ -57,6 +57,7 @@ class BlockTable {
   find(weak: number, preferred: number, data: Uint8Array, start: number, end: number): number {
     if (this.#filter[weak & 0xffff] === 0) return -1;
     if (
+      preferred >= 0 &&
       preferred < this.fullBlocks &&
       this.weakOf(preferred) === weak &&
       this.strongMatches(preferred, data, start, end)
