@@ -10,7 +10,6 @@ import {
   packWeak,
   SIGNATURE_ENTRY_BYTES,
   type Signature,
-  STRONG_HASH_BYTES,
   strongHash,
   weakChecksum,
 } from "./signature.js";
@@ -28,6 +27,10 @@ class BlockTable {
   readonly #next: Int32Array;
   readonly #filter = new Uint8Array(65536);
   readonly #entries: Buffer;
+  /** The strong hash of the bytes at `#strongAt` to `#strongEnd`, last computed. */
+  readonly #strong = new Uint32Array(2);
+  #strongAt = -1;
+  #strongEnd = -1;
   readonly fullBlocks: number;
 
   constructor(signature: Signature) {
@@ -48,9 +51,23 @@ class BlockTable {
     return this.#entries.readUInt32LE(block * SIGNATURE_ENTRY_BYTES);
   }
 
+  /** Whether `data[start, end)` has the block's strong hash (computed once per position). */
   strongMatches(block: number, data: Uint8Array, start: number, end: number): boolean {
+    if (this.#strongAt !== start || this.#strongEnd !== end) {
+      strongHash(data, start, end, this.#strong);
+      this.#strongAt = start;
+      this.#strongEnd = end;
+    }
     const at = block * SIGNATURE_ENTRY_BYTES + 4;
-    return strongHash(data, start, end).equals(this.#entries.subarray(at, at + STRONG_HASH_BYTES));
+    return (
+      this.#entries.readUInt32LE(at) === this.#strong[0] &&
+      this.#entries.readUInt32LE(at + 4) === this.#strong[1]
+    );
+  }
+
+  /** Whether `data[start, end)` is block `block` (the one after the last matched). */
+  continues(block: number, data: Uint8Array, start: number, end: number): boolean {
+    return block >= 0 && block < this.fullBlocks && this.strongMatches(block, data, start, end);
   }
 
   /** A block with `weak` whose bytes are `data[start, end)`; `preferred` (the run's next block) first. */
@@ -104,24 +121,29 @@ export function matchBlocks(data: Buffer, signature: Signature): Delta {
   let b = 0;
   let fresh = true;
   while (table.fullBlocks > 0 && position + blockSize <= length) {
-    if (fresh) {
-      const weak = weakChecksum(data, position, position + blockSize);
-      a = weak & 0xffff;
-      b = weak >>> 16;
-      fresh = false;
+    const end = position + blockSize;
+    // Unchanged runs go block after block: the next block is tried by its strong hash alone.
+    let block = fresh && table.continues(preferred, data, position, end) ? preferred : -1;
+    if (block < 0) {
+      if (fresh) {
+        const weak = weakChecksum(data, position, end);
+        a = weak & 0xffff;
+        b = weak >>> 16;
+        fresh = false;
+      }
+      block = table.find(packWeak(a, b), preferred, data, position, end);
     }
-    const block = table.find(packWeak(a, b), preferred, data, position, position + blockSize);
     if (block >= 0) {
       script.emit(literalStart, position, block, 1);
-      position += blockSize;
+      position = end;
       literalStart = position;
       preferred = block + 1;
       fresh = true;
       continue;
     }
-    if (position + blockSize >= length) break;
+    if (end >= length) break;
     const out = data[position] ?? 0;
-    const incoming = data[position + blockSize] ?? 0;
+    const incoming = data[end] ?? 0;
     a = (a - out + incoming) | 0;
     b = (b - Math.imul(blockSize, out) + a) | 0;
     position++;

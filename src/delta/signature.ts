@@ -6,9 +6,12 @@
  * (rebuild.ts) and checks it against the chunk's BLAKE3 hash, so a weak or short hash that
  * matches by accident costs a refetch, never a wrong byte.
  */
-import { hashBytes } from "../chunking/hash.js";
-
-/** Bytes of the strong hash kept per block (a prefix of the block's BLAKE3). */
+/**
+ * Bytes of the strong hash per block: two 32-bit multiplicative hashes (FNV-1a and a murmur-style
+ * one). Not cryptographic, and need not be: a block that matches by accident only makes the
+ * rebuilt chunk fail its BLAKE3 check, and it is fetched whole. A BLAKE3 call per block cost
+ * four times as much (docs/decisions-delta.md).
+ */
 export const STRONG_HASH_BYTES = 8;
 /** Bytes per block in a signature: the weak checksum (u32 LE), then the strong hash. */
 export const SIGNATURE_ENTRY_BYTES = 4 + STRONG_HASH_BYTES;
@@ -54,21 +57,41 @@ export function packWeak(a: number, b: number): number {
   return ((a & 0xffff) | ((b & 0xffff) << 16)) >>> 0;
 }
 
-/** The strong hash of `data[start, end)`, as it sits in a signature entry. */
-export function strongHash(data: Uint8Array, start: number, end: number): Buffer {
-  return hashBytes(data.subarray(start, end)).subarray(0, STRONG_HASH_BYTES);
+/** The strong hash of `data[start, end)` into `out` (two words, as a signature entry holds them). */
+export function strongHash(data: Uint8Array, start: number, end: number, out: Uint32Array): void {
+  let fnv = 0x811c9dc5 ^ (end - start);
+  let murmur = 0x9747b28c;
+  for (let i = start; i < end; i++) {
+    const byte = data[i] ?? 0;
+    fnv = Math.imul(fnv ^ byte, 0x01000193);
+    murmur = Math.imul(murmur ^ byte, 0x5bd1e995);
+    murmur ^= murmur >>> 15;
+  }
+  out[0] = finalMix(fnv);
+  out[1] = finalMix(murmur);
+}
+
+/** murmur3's finaliser: every input bit reaches every output bit. */
+function finalMix(value: number): number {
+  let h = value;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** Signs `window` (old bytes) in blocks of `blockSize`. */
 export function sign(window: Uint8Array, blockSize = blockSizeFor(window.length)): Signature {
   const count = blockCount(window.length, blockSize);
   const entries = Buffer.allocUnsafe(count * SIGNATURE_ENTRY_BYTES);
+  const strong = new Uint32Array(2);
   for (let block = 0; block < count; block++) {
     const start = block * blockSize;
     const end = Math.min(window.length, start + blockSize);
     const at = block * SIGNATURE_ENTRY_BYTES;
     entries.writeUInt32LE(weakChecksum(window, start, end), at);
-    strongHash(window, start, end).copy(entries, at + 4);
+    strongHash(window, start, end, strong);
+    entries.writeUInt32LE(strong[0] ?? 0, at + 4);
+    entries.writeUInt32LE(strong[1] ?? 0, at + 8);
   }
   return { blockSize, windowLength: window.length, entries };
 }
