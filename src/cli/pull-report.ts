@@ -27,9 +27,12 @@ export function pullSummaryLine(summary: PullLinkSummary): string {
       ? `${formatBytes(totals.bytesMoved)} from the network at ${formatBytes(networkRate)}/s`
       : "nothing from the network";
   const attempts = totals.attempts > 1 ? `, ${totals.attempts} attempts` : "";
+  const delta = summary.delta;
+  const saved =
+    delta !== null && delta.bytesSaved > 0 ? ` (${formatBytes(delta.bytesSaved)} saved by delta)` : "";
   return (
     `pulled ${counts}${holes}: ${formatBytes(summary.bytes)} in ${totals.seconds.toFixed(2)} s, ` +
-    `${network}${summary.encrypted ? "" : " (unencrypted)"}, ${formatBytes(totals.bytesReused)} reused${attempts}\n`
+    `${network}${saved}${summary.encrypted ? "" : " (unencrypted)"}, ${formatBytes(totals.bytesReused)} reused${attempts}\n`
   );
 }
 

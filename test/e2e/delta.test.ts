@@ -58,4 +58,10 @@ test("a one-line edit in a small file and a medium file moves a few hundred byte
     `deltas took ${delta.bytesSent}+${delta.bytesReceived} bytes`,
   );
   assert.ok(delta.bytesSaved > 0);
+
+  await writeFile(join(share, "small.c"), small.replace("small_20(", "small_20_renamed("));
+  const text = await runCli(["pull", host.link, dest], env);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /saved by delta/);
+  assert.ok((await readFile(join(dest, "small.c"))).equals(await readFile(join(share, "small.c"))));
 });
