@@ -21,6 +21,12 @@ export interface Delta {
   literalBytes: number;
 }
 
+/**
+ * Blocks with the same weak checksum tried at one position, at most: a window of one repeated
+ * block (or a hostile signature) would otherwise cost a compare per block at every byte.
+ */
+const MAX_CANDIDATES = 8;
+
 /** The full-length blocks of a signature by weak checksum (the short last block is apart). */
 class BlockTable {
   readonly #first = new Map<number, number>();
@@ -80,8 +86,10 @@ class BlockTable {
       this.strongMatches(preferred, data, start, end)
     )
       return preferred;
-    for (let block = this.#first.get(weak) ?? -1; block >= 0; block = this.#next[block] ?? -1) {
+    let tries = MAX_CANDIDATES;
+    for (let block = this.#first.get(weak) ?? -1; block >= 0 && tries > 0; block = this.#next[block] ?? -1) {
       if (block !== preferred && this.strongMatches(block, data, start, end)) return block;
+      tries--;
     }
     return -1;
   }
