@@ -43,13 +43,24 @@ export class DeltaSender {
   readonly #connection: Connection;
   readonly #openFiles: OpenFiles;
   #compressor: Compressor | undefined;
+  #previous: Promise<void> = Promise.resolve();
 
   constructor(connection: Connection, openFiles: OpenFiles) {
     this.#connection = connection;
     this.#openFiles = openFiles;
   }
 
-  async send(requestId: number, items: readonly DeltaItem[], signal: AbortSignal): Promise<void> {
+  /**
+   * Answers a DELTA request once the connection's earlier ones are answered: one at a time, a
+   * connection holds at most a frame of literals and a chunk however many it sends.
+   */
+  send(requestId: number, items: readonly DeltaItem[], signal: AbortSignal): Promise<void> {
+    const answered = this.#previous.then(() => this.#answer(requestId, items, signal));
+    this.#previous = answered.catch(() => {});
+    return answered;
+  }
+
+  async #answer(requestId: number, items: readonly DeltaItem[], signal: AbortSignal): Promise<void> {
     const total = items.reduce((sum, item) => sum + item.size, 0);
     if (total > MAX_DELTA_REQUEST_BYTES)
       throw new TeleportError(ErrorCode.PROTOCOL, `DELTA of ${total} bytes, over ${MAX_DELTA_REQUEST_BYTES}`);
@@ -67,7 +78,8 @@ export class DeltaSender {
         entries: item.signature,
       });
       frame.results.push({ index, status: DeltaStatus.SCRIPT, ops: encodeOps(delta.ops) });
-      frame.literals.push(...delta.literals);
+      // Copied out, so that the chunk's buffer is not held until the frame is sent.
+      frame.literals.push(Buffer.concat(delta.literals));
       frame.literalBytes += delta.literalBytes;
       if (frame.literalBytes >= FRAME_LITERAL_BYTES) {
         await this.#sendFrame(requestId, frame);
