@@ -14,9 +14,10 @@ import {
   LARGE_BODY_THRESHOLD,
   writeFrameHeader,
 } from "../../src/wire/frame.js";
+import * as deltaMessages from "../../src/wire/delta-messages.js";
 import * as messages from "../../src/wire/messages.js";
 
-const CODECS: [string, Codec<unknown>][] = Object.entries(messages)
+const CODECS: [string, Codec<unknown>][] = Object.entries({ ...messages, ...deltaMessages })
   .filter(([name]) => name.endsWith("Codec"))
   .map(([name, codec]) => [name, codec as Codec<unknown>]);
 

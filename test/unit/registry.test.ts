@@ -86,7 +86,13 @@ describe("the protocol's messages", () => {
       CHUNK_ZSTD,
     ];
     assert.deepEqual(plaintext, expected);
-    for (const refused of [MessageType.LIST, MessageType.STAT, MessageType.MANIFEST, MessageType.READ_RANGE])
+    for (const refused of [
+      MessageType.LIST,
+      MessageType.STAT,
+      MessageType.MANIFEST,
+      MessageType.READ_RANGE,
+      MessageType.DELTA,
+    ])
       assert.equal(protocol.allowsPlaintext(refused), false);
     assert.equal(protocol.allowsPlaintext(250), false, "an unknown type is not plaintext");
   });
@@ -98,6 +104,7 @@ describe("the protocol's messages", () => {
       MessageType.CHUNK_DATA,
       MessageType.RANGE_DATA,
       MessageType.CHUNK_ZSTD,
+      MessageType.DELTA_DATA,
     ]);
     for (const type of bulk) assert.equal(protocol.get(type)?.from, "host");
   });
