@@ -8,13 +8,13 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import { type Codec, decodeMessage, encodeWithHeadroom } from "../../src/wire/codec.js";
+import * as deltaMessages from "../../src/wire/delta-messages.js";
 import {
   FRAME_HEADER_SIZE,
   FrameDecoder,
   LARGE_BODY_THRESHOLD,
   writeFrameHeader,
 } from "../../src/wire/frame.js";
-import * as deltaMessages from "../../src/wire/delta-messages.js";
 import * as messages from "../../src/wire/messages.js";
 
 const CODECS: [string, Codec<unknown>][] = Object.entries({ ...messages, ...deltaMessages })
