@@ -178,11 +178,17 @@ async function fetcherWith(answer: (request: DeltaRequest) => DeltaData[]) {
     next,
     outcomes,
     report: fetcher.report,
-    async run(): Promise<Buffer> {
-      assert.ok(fetcher.offer(file, chunk, outcome));
-      fetcher.flush();
-      await work.drain();
-      work.throwIfFailed();
+    /** Offers the chunk `times` over, each answered before the next; what was written, and whether each was taken. */
+    async run(times = 1): Promise<Buffer> {
+      for (let i = 0; i < times; i++) {
+        if (!fetcher.offer(file, chunk, outcome)) {
+          outcomes.push("declined");
+          continue;
+        }
+        fetcher.flush();
+        await work.drain();
+        work.throwIfFailed();
+      }
       const written = readFileSync(join(dir, "f.part"));
       closeSync(fd);
       await rm(dir, { recursive: true });
@@ -277,4 +283,15 @@ test("hostile answers fall back to fetching the chunk whole and write nothing", 
     assert.equal(written.length, 0, `${name}: nothing written`);
     assert.equal(setup.report.chunks, 0, name);
   }
+});
+
+test("a file whose deltas find nothing of its old copy gets no more", async () => {
+  let next = Buffer.alloc(0);
+  const setup = await fetcherWith(() => [
+    frame(encodeOps([{ literal: next.length, block: 0, count: 0 }]), next),
+  ]);
+  next = setup.next;
+  const written = await setup.run(3);
+  assert.ok(written.equals(next));
+  assert.deepEqual(setup.outcomes, [`rebuilt ${next.length}`, `rebuilt ${next.length}`, "declined"]);
 });

@@ -39,6 +39,13 @@ const REQUEST_CHUNK_BYTES = 4 * 1024 * 1024;
 const REQUEST_SIGNATURE_BYTES = 256 * 1024;
 /** Old windows and chunks held for requests in flight, at most: the memory of deltas is bounded. */
 const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+/**
+ * A file whose first deltas found (almost) nothing of its old copy gets no more: its chunks go
+ * whole over the data streams, not through signatures, matching and the control connection.
+ */
+const MISSES_BEFORE_GIVING_UP = 2;
+const MISS_LITERAL_SHARE = 0.9;
+
 /** What an item's answer may take on the wire beyond its chunk's bytes (header, script, zstd bound). */
 const ANSWER_OVERHEAD_BYTES = 128;
 
@@ -68,6 +75,8 @@ export class DeltaFetcher implements DeltaChunks {
   #flushScheduled = false;
   #inFlightBytes = 0;
   #outcome: DeltaOutcome | undefined;
+  /** Per file, deltas that found little of the old copy, and deltas that paid. */
+  readonly #results = new WeakMap<PlannedFile, { misses: number; hits: number }>();
 
   constructor(options: {
     channel: DeltaChannel;
@@ -82,6 +91,9 @@ export class DeltaFetcher implements DeltaChunks {
   }
 
   offer(file: PlannedFile, chunk: ChunkRef, outcome: DeltaOutcome): boolean {
+    const results = this.#results.get(file);
+    if (results !== undefined && results.hits === 0 && results.misses >= MISSES_BEFORE_GIVING_UP)
+      return false;
     const delta = this.#prepare(file, chunk);
     if (delta === undefined) return false;
     this.#queue(delta, outcome);
@@ -275,6 +287,10 @@ export class DeltaFetcher implements DeltaChunks {
     report.bytes += chunk.length;
     report.literalBytes += literalBytes;
     report.bytesSaved = report.bytes - report.bytesSent - report.bytesReceived;
+    const results = this.#results.get(delta.file) ?? { misses: 0, hits: 0 };
+    if (literalBytes > MISS_LITERAL_SHARE * chunk.length) results.misses++;
+    else results.hits++;
+    this.#results.set(delta.file, results);
     outcome.rebuilt(delta.file, delta.chunk, literalBytes);
   }
 
