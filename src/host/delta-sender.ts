@@ -5,6 +5,7 @@
  * together (source text, mostly). A chunk the host cannot find or will not delta is answered
  * UNAVAILABLE and the client fetches it whole, where GET_CHUNKS reports why.
  */
+import { setImmediate } from "node:timers/promises";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
 import { Compressor, compressBound } from "../compression/zstd.js";
 import { matchBlocks } from "../delta/match.js";
@@ -27,6 +28,8 @@ import type { OpenFiles } from "./open-files.js";
 
 /** Literal bytes gathered before a DELTA_DATA frame is sent (frames stay far below MAX_FRAME_BODY). */
 const FRAME_LITERAL_BYTES = 1024 * 1024;
+/** Chunk bytes matched between turns of the event loop. */
+const YIELD_EVERY_BYTES = 1024 * 1024;
 /** Literals shorter than this go raw: a zstd frame's header would eat the gain. */
 const MIN_COMPRESSED_LITERALS = 64;
 /** Text compresses well at a level this cheap; the literals of a tree's upgrade are a few MB. */
@@ -65,8 +68,16 @@ export class DeltaSender {
     if (total > MAX_DELTA_REQUEST_BYTES)
       throw new TeleportError(ErrorCode.PROTOCOL, `DELTA of ${total} bytes, over ${MAX_DELTA_REQUEST_BYTES}`);
     let frame: PendingFrame = { results: [], literals: [], literalBytes: 0 };
+    let matchedSinceYield = 0;
     for (const [index, item] of items.entries()) {
+      if (matchedSinceYield >= YIELD_EVERY_BYTES) {
+        // Reads here are synchronous: without this a request would hold the event loop (and every
+        // other client's pings and chunks) until its last item.
+        await setImmediate();
+        matchedSinceYield = 0;
+      }
       if (signal.aborted) return;
+      matchedSinceYield += item.size;
       const data = await this.#readChunk(item);
       if (data === undefined) {
         frame.results.push({ index, status: DeltaStatus.UNAVAILABLE, ops: Buffer.alloc(0) });
