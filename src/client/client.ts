@@ -185,9 +185,12 @@ export class TeleportClient {
     return this.#connection.hasFeature(Feature.DELTA);
   }
 
-  /** Sends a DELTA request on the control connection; `pending` takes its answers (client/pull/delta-fetcher.ts). */
-  requestDeltas(request: DeltaRequest, pending: PendingRequest, signal: AbortSignal): void {
-    this.#control.open(MessageType.DELTA, deltaRequestCodec, request, pending, signal);
+  /**
+   * Sends a DELTA request on the control connection; `pending` takes its answers
+   * (client/pull/delta-fetcher.ts). Returns what cancels it.
+   */
+  requestDeltas(request: DeltaRequest, pending: PendingRequest): () => void {
+    return this.#control.open(MessageType.DELTA, deltaRequestCodec, request, pending).cancel;
   }
 
   get shareName(): string {

@@ -165,6 +165,7 @@ async function fetcherWith(answer: (request: DeltaRequest) => DeltaData[]) {
             pending.onError(toTeleportError(err));
           }
         });
+        return () => {};
       },
     },
     openOldCopy: (path) => {

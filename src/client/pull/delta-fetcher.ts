@@ -39,6 +39,8 @@ const REQUEST_CHUNK_BYTES = 4 * 1024 * 1024;
 const REQUEST_SIGNATURE_BYTES = 256 * 1024;
 /** Old windows and chunks held for requests in flight, at most: the memory of deltas is bounded. */
 const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+/** DELTA requests open at once: enough to keep the host busy while answers cross the network. */
+const MAX_REQUESTS_IN_FLIGHT = 4;
 /**
  * A file whose first deltas found (almost) nothing of its old copy gets no more: its chunks go
  * whole over the data streams, not through signatures, matching and the control connection.
@@ -51,7 +53,8 @@ const ANSWER_OVERHEAD_BYTES = 128;
 
 /** Where DELTA requests go: the control connection (TeleportClient.requestDeltas). */
 export interface DeltaChannel {
-  requestDeltas(request: DeltaRequest, pending: PendingRequest, signal: AbortSignal): void;
+  /** Sends the request; returns what cancels it. */
+  requestDeltas(request: DeltaRequest, pending: PendingRequest): () => void;
 }
 
 /** A chunk to ask for as a delta, with the old bytes it was signed against. */
@@ -75,6 +78,8 @@ export class DeltaFetcher implements DeltaChunks {
   #flushScheduled = false;
   #inFlightBytes = 0;
   #outcome: DeltaOutcome | undefined;
+  /** Cancels of the requests open: one listener on the pull's signal cancels them all. */
+  readonly #open = new Set<() => void>();
   /** Per file, deltas that found little of the old copy, and deltas that paid. */
   readonly #results = new WeakMap<PlannedFile, { misses: number; hits: number }>();
 
@@ -88,6 +93,9 @@ export class DeltaFetcher implements DeltaChunks {
     this.#openOldCopy = options.openOldCopy;
     this.#readLocally = options.readLocally;
     this.#work = options.work;
+    options.work.signal.addEventListener("abort", () => {
+      for (const cancel of [...this.#open]) cancel();
+    });
   }
 
   offer(file: PlannedFile, chunk: ChunkRef, outcome: DeltaOutcome): boolean {
@@ -101,7 +109,20 @@ export class DeltaFetcher implements DeltaChunks {
   }
 
   room(): Promise<void> | undefined {
-    return this.#inFlightBytes > IN_FLIGHT_BYTES ? this.#whenRoom() : undefined;
+    return this.#mustWait ? this.#whenRoom() : undefined;
+  }
+
+  /** Old windows in flight hold all the memory they may, or the batch is full and cannot go yet. */
+  get #mustWait(): boolean {
+    return this.#inFlightBytes > IN_FLIGHT_BYTES || this.#batchFull;
+  }
+
+  get #batchFull(): boolean {
+    return (
+      this.#batch.length >= MAX_DELTA_ITEMS ||
+      this.#batchBytes >= REQUEST_CHUNK_BYTES ||
+      this.#batchSignatureBytes >= REQUEST_SIGNATURE_BYTES
+    );
   }
 
   /** The chunk with its signed old window, if it is worth a delta and the old copy is readable. */
@@ -143,11 +164,7 @@ export class DeltaFetcher implements DeltaChunks {
     this.#batchBytes += delta.chunk.size;
     this.#batchSignatureBytes += delta.item.signature.length;
     this.#inFlightBytes += delta.chunk.size + delta.window.bytes.length;
-    if (
-      this.#batch.length >= MAX_DELTA_ITEMS ||
-      this.#batchBytes >= REQUEST_CHUNK_BYTES ||
-      this.#batchSignatureBytes >= REQUEST_SIGNATURE_BYTES
-    ) {
+    if (this.#batchFull) {
       this.flush();
     } else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -158,10 +175,11 @@ export class DeltaFetcher implements DeltaChunks {
     }
   }
 
-  /** Sends the batch as one DELTA request. */
+  /** Sends the batch as one DELTA request, unless MAX_REQUESTS_IN_FLIGHT are open (it goes when one ends). */
   flush(): void {
     const outcome = this.#outcome;
     if (this.#batch.length === 0 || outcome === undefined || this.#work.failed) return;
+    if (this.#open.size >= MAX_REQUESTS_IN_FLIGHT) return;
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
@@ -170,7 +188,7 @@ export class DeltaFetcher implements DeltaChunks {
   }
 
   async #whenRoom(): Promise<void> {
-    while (this.#inFlightBytes > IN_FLIGHT_BYTES) {
+    while (this.#mustWait) {
       this.#work.throwIfFailed();
       this.flush();
       await this.#work.next();
@@ -179,6 +197,7 @@ export class DeltaFetcher implements DeltaChunks {
 
   async #request(batch: PreparedDelta[], outcome: DeltaOutcome): Promise<void> {
     const answered = new Array<boolean>(batch.length).fill(false);
+    let cancel: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         const items = batch.map((delta) => delta.item);
@@ -192,18 +211,21 @@ export class DeltaFetcher implements DeltaChunks {
           onEnd: resolve,
           onError: reject,
         };
-        this.#channel.requestDeltas({ items }, pending, this.#work.signal);
+        cancel = this.#channel.requestDeltas({ items }, pending);
+        this.#open.add(cancel);
       });
     } catch (err) {
       this.#work.throwIfFailed();
       if (!(err instanceof TeleportError) || err.code === ErrorCode.CONNECTION) throw err;
       // A refused or malformed answer: what it did not rebuild is fetched whole.
     } finally {
+      if (cancel !== undefined) this.#open.delete(cancel);
       for (const delta of batch) this.#inFlightBytes -= delta.chunk.size + delta.window.bytes.length;
     }
     batch.forEach((delta, i) => {
       if (!answered[i]) this.#fetchWhole(delta, outcome);
     });
+    this.flush();
   }
 
   /** One DELTA_DATA frame: each result applied, its literal bytes accounted for to the last. */
