@@ -71,6 +71,28 @@ export function strongHash(data: Uint8Array, start: number, end: number, out: Ui
   out[1] = finalMix(murmur);
 }
 
+/**
+ * A block's signature entry at `at`: the weak checksum and the strong hash in one pass over its
+ * bytes (signing is the client's main-thread work for a delta; two passes cost a third more).
+ */
+function signBlock(data: Uint8Array, start: number, end: number, entries: Buffer, at: number): void {
+  let a = 0;
+  let b = 0;
+  let fnv = 0x811c9dc5 ^ (end - start);
+  let murmur = 0x9747b28c;
+  for (let i = start; i < end; i++) {
+    const byte = data[i] ?? 0;
+    a = (a + byte) | 0;
+    b = (b + a) | 0;
+    fnv = Math.imul(fnv ^ byte, 0x01000193);
+    murmur = Math.imul(murmur ^ byte, 0x5bd1e995);
+    murmur ^= murmur >>> 15;
+  }
+  entries.writeUInt32LE(packWeak(a, b), at);
+  entries.writeUInt32LE(finalMix(fnv), at + 4);
+  entries.writeUInt32LE(finalMix(murmur), at + 8);
+}
+
 /** murmur3's finaliser: every input bit reaches every output bit. */
 function finalMix(value: number): number {
   let h = value;
@@ -83,15 +105,15 @@ function finalMix(value: number): number {
 export function sign(window: Uint8Array, blockSize = blockSizeFor(window.length)): Signature {
   const count = blockCount(window.length, blockSize);
   const entries = Buffer.allocUnsafe(count * SIGNATURE_ENTRY_BYTES);
-  const strong = new Uint32Array(2);
   for (let block = 0; block < count; block++) {
     const start = block * blockSize;
-    const end = Math.min(window.length, start + blockSize);
-    const at = block * SIGNATURE_ENTRY_BYTES;
-    entries.writeUInt32LE(weakChecksum(window, start, end), at);
-    strongHash(window, start, end, strong);
-    entries.writeUInt32LE(strong[0] ?? 0, at + 4);
-    entries.writeUInt32LE(strong[1] ?? 0, at + 8);
+    signBlock(
+      window,
+      start,
+      Math.min(window.length, start + blockSize),
+      entries,
+      block * SIGNATURE_ENTRY_BYTES,
+    );
   }
   return { blockSize, windowLength: window.length, entries };
 }
