@@ -16,7 +16,7 @@ import {
   type ReleasePair,
 } from "../lib/debian-tree.js";
 import type { CommandSpec } from "../lib/measure.js";
-import { describeLink, type LinkSettings } from "../lib/netsim.js";
+import { describeLink, type LinkSettings, whyNoNetsim } from "../lib/netsim.js";
 import { assertCopyHolds, ensureBuiltTree, type Payload } from "../lib/payload.js";
 import { startRsyncDaemon } from "../lib/peers.js";
 import { makeTempDir, type ServerProcess, treeScratchParent } from "../lib/processes.js";
@@ -125,7 +125,12 @@ export const realTreeCold: Benchmark = {
         fasterThan(teleport, byTool.get("rsync-ssh"), 1.5),
         clientRssCheck(teleport),
       ],
-      notes: [describeTree(tree, "next"), ...tree.notes, ...comparison.notes],
+      notes: [
+        describeTree(tree, "next"),
+        wireBytesNote(comparison.figures),
+        ...tree.notes,
+        ...comparison.notes,
+      ],
       details: {
         tree: tree.spec.package,
         version: tree.versions.next,
@@ -135,6 +140,15 @@ export const realTreeCold: Benchmark = {
     };
   },
 };
+
+/** Bytes on the wire per tool: teleport's bytesOnWire (chunk data), rsync's total bytes received. */
+function wireBytesNote(figures: readonly Figure[]): string {
+  const perTool = figures.map((entry) => {
+    const bytes = entry.details?.wireBytes;
+    return `${entry.tool} ${typeof bytes === "number" ? `${(bytes / 1e6).toFixed(1)} MB` : "not reported"}`;
+  });
+  return `bytes on the wire (medians): ${perTool.join(", ")}`;
+}
 
 function fasterThan(teleport: Figure, peer: Figure | undefined, factor = 1): Check {
   const label = factor === 1 ? "at least as fast as" : `>= ${factor}x as fast as`;
@@ -391,9 +405,13 @@ export const compressRealTreeWan: Benchmark = {
   quick: false,
   packages: WAN_PACKAGES,
   run: async (context) => {
+    // Before fetching gigabytes of tree for nothing.
+    const noNetsim = whyNoNetsim(context.repoRoot);
+    if (noNetsim !== null) return { status: "skipped", reason: noNetsim };
     const tree = await realTree(context);
     if ("unavailable" in tree) return { status: "skipped", reason: tree.unavailable };
-    const part = await textPart(tree, WAN_FOLDERS);
+    // Quick mode's tree is small already (and has no such folders).
+    const part = context.quick ? tree.next : await textPart(tree, WAN_FOLDERS);
     const shared = { name: part.name, payload: part };
     const outcome = await onLink("compress_real_tree_wan", HUNDRED_MBIT_50MS, context, {
       sharedDir: part.root,
