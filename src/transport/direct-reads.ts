@@ -36,7 +36,13 @@ export class DirectReads {
     // Always true: `false` would stop reading, and the stream's reader never pushes back (a
     // reader that must wait pauses the socket, which stops reading as well).
     callback: (bytes) => {
-      this.#socket?.emit("data", this.#current.subarray(0, bytes));
+      const socket = this.#socket;
+      const data = this.#current.subarray(0, bytes);
+      if (socket === undefined) return true;
+      if (socket.listenerCount("data") > 0) socket.emit("data", data);
+      // Bytes that come before the stream has a reader (a host refusing at once) wait for it in
+      // the socket's own buffer, as a copy: the next read reuses this memory.
+      else socket.push(Buffer.from(data));
       return true;
     },
   };

@@ -154,6 +154,20 @@ export function transportCompliance(transport: Transport, label = transport.name
     );
   });
 
+  test(name("bytes that arrive before the client reads are kept for its first reader"), {
+    skip,
+  }, async (t) => {
+    const { client, server } = await pair(t, transport);
+    const before = client.stats().bytesReceived;
+    server.stream.write("early words");
+    await waitFor(() => client.stats().bytesReceived > before, { what: "the bytes to arrive" });
+    const received: Buffer[] = [];
+    client.stream.on("data", (data: Buffer) => received.push(Buffer.from(data)));
+    server.stream.write(" and later ones");
+    await waitFor(() => Buffer.concat(received).length >= 26, { what: "both writes" });
+    assert.equal(Buffer.concat(received).toString(), "early words and later ones");
+  });
+
   test(name("a client stream that steers its reads has large bodies read in place"), {
     skip: transport.kind === "tcp" ? skip : `${transport.name} streams read where they may`,
   }, async (t) => {
