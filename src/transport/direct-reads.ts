@@ -29,6 +29,8 @@ export class DirectReads {
   #current: Buffer = this.#scratch;
   #target: ReadTarget | undefined;
   #socket: Socket | undefined;
+  /** Read before the stream had a reader: see #keepForReader. */
+  readonly #early: Buffer[] = [];
 
   /** Pass as the `onread` option of net.connect or tls.connect, then `attach` the socket. */
   readonly onread: OnReadOpts = {
@@ -40,9 +42,7 @@ export class DirectReads {
       const data = this.#current.subarray(0, bytes);
       if (socket === undefined) return true;
       if (socket.listenerCount("data") > 0) socket.emit("data", data);
-      // Bytes that come before the stream has a reader (a host refusing at once) wait for it in
-      // the socket's own buffer, as a copy: the next read reuses this memory.
-      else socket.push(Buffer.from(data));
+      else this.#keepForReader(socket, data);
       return true;
     },
   };
@@ -54,6 +54,25 @@ export class DirectReads {
   /** From now on, reads land where `target` says when it names a buffer. */
   steer(target: ReadTarget): void {
     this.#target = target;
+  }
+
+  /**
+   * Bytes that come while the stream has no reader (between its handshake and its Connection; a
+   * host may refuse at once) are kept, as copies (the next read reuses this memory), and given to
+   * the first reader in order: right after it starts listening, before any later read.
+   */
+  #keepForReader(socket: Socket, data: Buffer): void {
+    if (this.#early.length === 0) {
+      const deliver = (event: string | symbol) => {
+        if (event !== "data") return;
+        socket.off("newListener", deliver);
+        process.nextTick(() => {
+          for (const bytes of this.#early.splice(0)) socket.emit("data", bytes);
+        });
+      };
+      socket.on("newListener", deliver);
+    }
+    this.#early.push(Buffer.from(data));
   }
 
   #nextBuffer(): Buffer {

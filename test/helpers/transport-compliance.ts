@@ -154,8 +154,9 @@ export function transportCompliance(transport: Transport, label = transport.name
     );
   });
 
+  // A QUIC stream reads from its connection only when read, so only TCP's can have bytes waiting.
   test(name("bytes that arrive before the client reads are kept for its first reader"), {
-    skip,
+    skip: transport.kind === "tcp" ? skip : `${transport.name} streams read only when read`,
   }, async (t) => {
     const { client, server } = await pair(t, transport);
     const before = client.stats().bytesReceived;
