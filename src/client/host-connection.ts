@@ -131,6 +131,7 @@ export class HostConnection {
       {
         ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
         ...(frameMac === undefined ? {} : { sealFrame: (frame: Buffer) => frameMac.seal(frame) }),
+        steerReads: this.stream.steerReads,
       },
     );
     const welcomed = new Promise<void>((resolve, reject) => {

@@ -4,6 +4,7 @@
  */
 import type * as net from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import type { DirectReads, ReadTarget } from "./direct-reads.js";
 import type { ListenOptions, TransportStream } from "./transport.js";
 
 /**
@@ -17,17 +18,19 @@ const MAX_CONNECTIONS = 4096;
 /**
  * What a TLS or plaintext stream over `socket` shares, the socket set up for frames: they go out
  * as they are written (requests and pings must not wait for Nagle's algorithm), and idle
- * connections are kept alive.
+ * connections are kept alive. A socket we connected reads through `reads` (direct-reads.ts).
  */
 export function tcpStreamBase(
   socket: net.Socket,
   rttMs: number | undefined,
-): Pick<TransportStream, "transport" | "stream" | "remoteAddress" | "remotePort" | "stats"> {
+  reads?: DirectReads,
+): Pick<TransportStream, "transport" | "stream" | "remoteAddress" | "remotePort" | "stats" | "steerReads"> {
   socket.setNoDelay(true);
   socket.setKeepAlive(true, KEEPALIVE_MS);
   return {
     transport: "tcp",
     stream: socket,
+    ...(reads === undefined ? {} : { steerReads: (target: ReadTarget) => reads.steer(target) }),
     remoteAddress: socket.remoteAddress ?? "",
     remotePort: socket.remotePort ?? 0,
     stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),

@@ -165,6 +165,33 @@ describe("frame decoder", () => {
     }
   });
 
+  it("names the rest of a body for reads to land in, and takes them there", () => {
+    const body = pseudoRandomBytes(LARGE_BODY_THRESHOLD * 3, "read in place");
+    const stream = Buffer.concat([frame(36, 1, body), frame(17, 2, Buffer.alloc(0))]);
+    const { decoder, frames } = collectingDecoder();
+    assert.equal(decoder.bodyRemainder(), undefined, "between frames, reads land anywhere");
+    decoder.push(stream.subarray(0, FRAME_HEADER_SIZE + 100));
+    let at = FRAME_HEADER_SIZE + 100;
+    for (const size of [5000, 70_000]) {
+      const remainder = decoder.bodyRemainder();
+      assert.ok(remainder !== undefined && remainder.length === body.length - (at - FRAME_HEADER_SIZE));
+      stream.copy(remainder, 0, at, at + size); // what a socket reading into it does
+      decoder.push(remainder.subarray(0, size));
+      at += size;
+    }
+    decoder.push(stream.subarray(at)); // the rest of the body and the next frame, as a copy
+
+    assert.deepEqual(
+      frames.map((f) => [f.type, f.requestId]),
+      [
+        [36, 1],
+        [17, 2],
+      ],
+    );
+    assert.ok(frames[0]?.body.equals(body));
+    assert.equal(decoder.bodyRemainder(), undefined);
+  });
+
   it("reassembles random splits of random frames", (t) => {
     const random = seededRandom(t);
     for (let round = 0; round < 50; round++) {
