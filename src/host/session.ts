@@ -32,7 +32,7 @@ import {
   welcomeCodec,
 } from "../wire/messages.js";
 import { MessageHandlers } from "../wire/registry.js";
-import type { AuthLimiter } from "./auth-limiter.js";
+import type { RefusalDelays } from "./auth-limiter.js";
 import { ChunkCompression } from "./chunk-compression.js";
 import { ChunkSender } from "./chunk-sender.js";
 import type { HostFaults } from "./faults.js";
@@ -77,8 +77,8 @@ export interface SessionContext {
   allowPlaintext: boolean;
   /** Time to send HELLO once TLS is up. */
   handshakeTimeoutMs: number;
-  /** Wrong secrets per address, shared by all connections. */
-  authLimiter: AuthLimiter;
+  /** Wrong secrets per address, shared by all connections (and all of the host's threads). */
+  authLimiter: RefusalDelays;
   /** Control connections that plaintext streams may name (Feature.FRAME_MAC). */
   plaintextClients: PlaintextClients;
   /** Told when a connection ends with an error (the CLI logs it). */
@@ -361,9 +361,10 @@ export class HostSession {
     this.#phase = "refusing";
     const refused = new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
     const { authLimiter } = this.#context;
-    const delayMs = authLimiter.failed(this.#stream.remoteAddress);
-    if (delayMs === 0) this.#fail(refused);
-    else this.#refusalTimer = setTimeout(() => this.#fail(refused, authLimiter.windowMs), delayMs);
+    void Promise.resolve(authLimiter.failed(this.#stream.remoteAddress)).then((delayMs) => {
+      if (delayMs === 0) this.#fail(refused);
+      else this.#refusalTimer = setTimeout(() => this.#fail(refused, authLimiter.windowMs), delayMs);
+    });
     return false;
   }
 
