@@ -8,6 +8,7 @@ import { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportKind } from "../transport/transport.js";
+import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import type { HostFaults } from "./faults.js";
 import { PlaintextClients } from "./plaintext-clients.js";
@@ -22,6 +23,7 @@ export interface ContextParts {
   /** Filled in as the listeners start, before any session does. */
   transports: ReadonlySet<TransportKind>;
   authLimiter: RefusalDelays;
+  admission: Admission;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   allowPlaintext: boolean;
@@ -55,6 +57,7 @@ export function sessionContext(parts: ContextParts): SessionContext {
     transports: parts.transports,
     handshakeTimeoutMs: parts.handshakeTimeoutMs,
     authLimiter: parts.authLimiter,
+    admission: parts.admission,
     plaintextClients: new PlaintextClients(),
     allowPlaintext: parts.allowPlaintext,
   };

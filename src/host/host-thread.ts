@@ -8,6 +8,7 @@ import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { type TeleportError, toTeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { listenTls, tlsStream } from "../transport/tcp.js";
+import { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import { sessionContext } from "./host-context.js";
 import { type ClientEvent, HostSession } from "./session.js";
@@ -72,6 +73,7 @@ async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
     index: ChunkIndex.open(data.home),
     transports: new Set(data.transports),
     authLimiter: delays,
+    admission: new Admission(data.maxConnections, data.admitted),
     idleTimeoutMs: data.idleTimeoutMs,
     handshakeTimeoutMs: data.handshakeTimeoutMs,
     allowPlaintext: false,

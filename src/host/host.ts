@@ -23,6 +23,7 @@ import {
   type TransportKind,
   type TransportStream,
 } from "../transport/transport.js";
+import { Admission } from "./admission.js";
 import { AuthLimiter } from "./auth-limiter.js";
 import type { HostInternals } from "./faults.js";
 import { sessionContext } from "./host-context.js";
@@ -47,6 +48,12 @@ const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
  * only holds heap (docs/decisions.md, "The host's send budget").
  */
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
+/**
+ * Connections served at once, over all threads, before clients that can wait are told to retry
+ * later: 32 clients of 4-8 streams each are well within; far past it, each connection's turn
+ * at a core comes too late for its peer's timeouts.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
 
@@ -98,6 +105,11 @@ export interface HostOptions {
    * them anyway.
    */
   threads?: number;
+  /**
+   * Client connections served at once (default DEFAULT_MAX_CONNECTIONS); past it, clients that
+   * can wait are refused with TELEPORT_ERR_HOST_BUSY and a time to retry in, which their pulls honour.
+   */
+  maxConnections?: number;
 }
 
 /** What a Host holds once started. */
@@ -137,12 +149,14 @@ export class Host {
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();
     const authLimiter = new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS);
+    const admission = new Admission(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     const context = sessionContext({
       share,
       secret,
       index,
       transports,
       authLimiter,
+      admission,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       allowPlaintext: options.allowPlaintext === true,
@@ -339,6 +353,8 @@ function threadData(
     idleTimeoutMs: context.idleTimeoutMs,
     handshakeTimeoutMs: context.handshakeTimeoutMs,
     authLockoutMs: options.authLockoutMs ?? AUTH_LOCKOUT_MS,
+    maxConnections: context.admission.limit,
+    admitted: context.admission.shared,
     compression: context.compression !== undefined,
     congestion: options.congestion,
     sendBudgetBytes: Math.ceil(SEND_BUDGET_BYTES / count),

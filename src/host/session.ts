@@ -32,6 +32,7 @@ import {
   welcomeCodec,
 } from "../wire/messages.js";
 import { MessageHandlers } from "../wire/registry.js";
+import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import { ChunkCompression } from "./chunk-compression.js";
 import { ChunkSender } from "./chunk-sender.js";
@@ -77,6 +78,8 @@ export interface SessionContext {
   allowPlaintext: boolean;
   /** Time to send HELLO once TLS is up. */
   handshakeTimeoutMs: number;
+  /** Connections served at once, over all of the host's threads. */
+  admission: Admission;
   /** Wrong secrets per address, shared by all connections (and all of the host's threads). */
   authLimiter: RefusalDelays;
   /** Control connections that plaintext streams may name (Feature.FRAME_MAC). */
@@ -184,6 +187,8 @@ export class HostSession {
   readonly #authTimer: NodeJS.Timeout;
   /** HELLO's clientId, in hex, for ClientPeer. */
   #clientId: string | undefined;
+  /** Counted in the host's Admission until the connection closes. */
+  #admitted = false;
 
   constructor(stream: TransportStream, context: SessionContext) {
     this.#stream = stream;
@@ -240,6 +245,7 @@ export class HostSession {
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refusalTimer);
+    if (this.#admitted) this.#context.admission.release();
     this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
@@ -337,6 +343,7 @@ export class HostSession {
     this.#clientId = hello.clientId?.toString("hex");
     if (!this.#authenticate(hello.authProof)) return;
     this.#features = hello.features & this.#supportedFeatures();
+    if (!this.#admit()) return;
     if (this.#clientId !== undefined) this.#leases.setOwner(this.#clientId);
     this.#lendStreamKey(hello);
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
@@ -345,6 +352,22 @@ export class HostSession {
       shareName: this.#context.share.name,
       maxChunkSize: MAX_CHUNK_SIZE,
     });
+  }
+
+  /**
+   * Takes the connection into the host's count, or refuses it with HOST_BUSY and when to retry,
+   * when the host is full and the client can wait (Feature.HOST_BUSY).
+   */
+  #admit(): boolean {
+    const canWait = (this.#features & Feature.HOST_BUSY) !== 0;
+    this.#admitted = this.#context.admission.admit(canWait);
+    if (this.#admitted) return true;
+    const retryAfterMs = this.#context.admission.retryAfterMs();
+    const message = `host busy, retry in ${Math.ceil(retryAfterMs / 1000)} s`;
+    const busy = new TeleportError(ErrorCode.HOST_BUSY, message, { retryAfterMs });
+    this.#connection.sendError(0, { code: busy.code, message, authDelayWindowMs: 0, retryAfterMs });
+    this.#connection.close(busy);
+    return false;
   }
 
   /**
@@ -373,6 +396,7 @@ export class HostSession {
       Feature.ENTRY_ERRORS |
       Feature.SKIPPED_ENTRIES |
       Feature.HARD_LINKS |
+      Feature.HOST_BUSY |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |

@@ -43,6 +43,9 @@ export interface HostThreadData {
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   authLockoutMs: number;
+  /** The host's Admission: its limit, and its count in memory shared by every thread. */
+  maxConnections: number;
+  admitted: SharedArrayBuffer;
   compression: boolean;
   congestion: string | undefined;
   /** This thread's share of the host's send budget and recent-chunk cache. */
