@@ -1,8 +1,8 @@
 /**
- * How many client connections the host serves at once, counted over all its threads in shared
- * memory. Past the limit a client that can wait (Feature.HOST_BUSY) is refused with the time to
- * retry in, which its pull honours; one that cannot is taken anyway, as before the limit: it
- * would only time out and retry blind.
+ * How many clients the host serves at once, counted over all its threads in shared memory (a
+ * client is its connection that asks for paths; see HostSession). Past the limit a client that
+ * can wait (Feature.HOST_BUSY) is refused with the time to retry in, which its pull honours;
+ * one that cannot is taken anyway, as before the limit: it would only time out and retry blind.
  */
 /** Retry hints are spread over this range, so that clients refused together do not return together. */
 const RETRY_AFTER_MIN_MS = 1000;
@@ -10,7 +10,7 @@ const RETRY_AFTER_SPREAD_MS = 2000;
 
 export class Admission {
   readonly limit: number;
-  /** Connections taken, at index 0: the same memory in every thread of the host. */
+  /** Clients taken, at index 0: the same memory in every thread of the host. */
   readonly shared: SharedArrayBuffer;
   readonly #taken: Int32Array;
 
@@ -20,7 +20,7 @@ export class Admission {
     this.#taken = new Int32Array(shared);
   }
 
-  /** Takes a connection, unless the host is full and the client can wait; release() it once. */
+  /** Takes a client, unless the host is full and the client can wait; release() it once. */
   admit(canWait: boolean): boolean {
     const taken = Atomics.add(this.#taken, 0, 1) + 1;
     if (taken <= this.limit || !canWait) return true;

@@ -73,7 +73,7 @@ async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
     index: ChunkIndex.open(data.home),
     transports: new Set(data.transports),
     authLimiter: delays,
-    admission: new Admission(data.maxConnections, data.admitted),
+    admission: new Admission(data.maxClients, data.admitted),
     idleTimeoutMs: data.idleTimeoutMs,
     handshakeTimeoutMs: data.handshakeTimeoutMs,
     allowPlaintext: false,

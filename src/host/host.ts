@@ -49,11 +49,11 @@ const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
  */
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 /**
- * Connections served at once, over all threads, before clients that can wait are told to retry
- * later: 32 clients of 4-8 streams each are well within; far past it, each connection's turn
- * at a core comes too late for its peer's timeouts.
+ * Clients served at once, over all threads, before those that can wait are told to retry later:
+ * with their 4-8 data streams each, well within a thread's MAX_CONNECTIONS; far past it, each
+ * connection's turn at a core comes too late for its peer's timeouts.
  */
-export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_MAX_CLIENTS = 256;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
 
@@ -106,10 +106,11 @@ export interface HostOptions {
    */
   threads?: number;
   /**
-   * Client connections served at once (default DEFAULT_MAX_CONNECTIONS); past it, clients that
-   * can wait are refused with TELEPORT_ERR_HOST_BUSY and a time to retry in, which their pulls honour.
+   * Clients served at once (default DEFAULT_MAX_CLIENTS): connections that have asked for a
+   * path (a pull, `ls`, `cat`), their data streams not counted. Past it, clients that can wait
+   * are refused with TELEPORT_ERR_HOST_BUSY and a time to retry in, which their pulls honour.
    */
-  maxConnections?: number;
+  maxClients?: number;
 }
 
 /** What a Host holds once started. */
@@ -149,7 +150,7 @@ export class Host {
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();
     const authLimiter = new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS);
-    const admission = new Admission(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    const admission = new Admission(options.maxClients ?? DEFAULT_MAX_CLIENTS);
     const context = sessionContext({
       share,
       secret,
@@ -353,7 +354,7 @@ function threadData(
     idleTimeoutMs: context.idleTimeoutMs,
     handshakeTimeoutMs: context.handshakeTimeoutMs,
     authLockoutMs: options.authLockoutMs ?? AUTH_LOCKOUT_MS,
-    maxConnections: context.admission.limit,
+    maxClients: context.admission.limit,
     admitted: context.admission.shared,
     compression: context.compression !== undefined,
     congestion: options.congestion,

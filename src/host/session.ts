@@ -187,7 +187,7 @@ export class HostSession {
   readonly #authTimer: NodeJS.Timeout;
   /** HELLO's clientId, in hex, for ClientPeer. */
   #clientId: string | undefined;
-  /** Counted in the host's Admission until the connection closes. */
+  /** Counted in the host's Admission (since its first path request) until the connection closes. */
   #admitted = false;
 
   constructor(stream: TransportStream, context: SessionContext) {
@@ -268,6 +268,7 @@ export class HostSession {
   }
 
   #told(request: PathRequest, path: string): void {
+    this.#admit();
     this.#context.onClientEvent?.({ kind: "request", peer: this.#peer(), request, path });
   }
 
@@ -343,7 +344,6 @@ export class HostSession {
     this.#clientId = hello.clientId?.toString("hex");
     if (!this.#authenticate(hello.authProof)) return;
     this.#features = hello.features & this.#supportedFeatures();
-    if (!this.#admit()) return;
     if (this.#clientId !== undefined) this.#leases.setOwner(this.#clientId);
     this.#lendStreamKey(hello);
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
@@ -355,19 +355,19 @@ export class HostSession {
   }
 
   /**
-   * Takes the connection into the host's count, or refuses it with HOST_BUSY and when to retry,
-   * when the host is full and the client can wait (Feature.HOST_BUSY).
+   * Counts this connection's client among those the host serves, at its first request that
+   * names a path (a pull's MANIFEST, `ls`, `cat`; data streams never ask one), or refuses the
+   * request with HOST_BUSY and when to retry, when the host is full and the client can wait
+   * (Feature.HOST_BUSY).
    */
-  #admit(): boolean {
+  #admit(): void {
+    if (this.#admitted) return;
     const canWait = (this.#features & Feature.HOST_BUSY) !== 0;
     this.#admitted = this.#context.admission.admit(canWait);
-    if (this.#admitted) return true;
+    if (this.#admitted) return;
     const retryAfterMs = this.#context.admission.retryAfterMs();
     const message = `host busy, retry in ${Math.ceil(retryAfterMs / 1000)} s`;
-    const busy = new TeleportError(ErrorCode.HOST_BUSY, message, { retryAfterMs });
-    this.#connection.sendError(0, { code: busy.code, message, authDelayWindowMs: 0, retryAfterMs });
-    this.#connection.close(busy);
-    return false;
+    throw new TeleportError(ErrorCode.HOST_BUSY, message, { retryAfterMs });
   }
 
   /**
@@ -414,14 +414,17 @@ export class HostSession {
     }
     const open: OpenRequest = { abort: new AbortController(), credit: new CreditGate(credit) };
     this.#requests.set(requestId, open);
-    run(open)
+    // Async: a request refused as it starts (HOST_BUSY) is answered like any failed one.
+    (async () => run(open))()
       .then(() => {
         if (!open.abort.signal.aborted) this.#connection.send(MessageType.END, requestId, emptyCodec, {});
       })
       .catch((err: unknown) => {
         if (open.abort.signal.aborted) return;
         const error = toTeleportError(err);
-        this.#connection.sendError(requestId, { code: error.code, message: error.detail });
+        const { retryAfterMs } = error;
+        const busy = retryAfterMs === undefined ? {} : { authDelayWindowMs: 0, retryAfterMs };
+        this.#connection.sendError(requestId, { code: error.code, message: error.detail, ...busy });
       })
       .finally(() => this.#requests.delete(requestId));
   }

@@ -44,7 +44,7 @@ export interface HostThreadData {
   handshakeTimeoutMs: number;
   authLockoutMs: number;
   /** The host's Admission: its limit, and its count in memory shared by every thread. */
-  maxConnections: number;
+  maxClients: number;
   admitted: SharedArrayBuffer;
   compression: boolean;
   congestion: string | undefined;

@@ -100,8 +100,9 @@ export const Feature = {
   /** The host sends ENTRY_SKIPPED for what it leaves out of a manifest (`pull` reports them). */
   SKIPPED_ENTRIES: 128,
   /**
-   * The client retries a HOST_BUSY refusal of its HELLO after the ERROR's retryAfterMs; a host
-   * at its limit refuses such clients, and takes the others anyway.
+   * The client retries a HOST_BUSY refusal of a request after the ERROR's retryAfterMs; a host
+   * serving as many clients as it takes refuses such clients' first path request, and takes
+   * the others anyway.
    */
   HOST_BUSY: 256,
 } as const;
@@ -174,7 +175,7 @@ export interface ErrorMessage {
    */
   authDelayWindowMs?: number | undefined;
   /**
-   * A HOST_BUSY refusal (to a client with Feature.HOST_BUSY): when to try again. It follows
+   * A HOST_BUSY refusal (to a client with Feature.HOST_BUSY): when to try again (ms). It follows
    * authDelayWindowMs, which is then 0 (no delayed refusal).
    */
   retryAfterMs?: number | undefined;
