@@ -20,6 +20,12 @@ import type {
 } from "./thread-protocol.js";
 
 const WORKER_URL = new URL("./host-thread.js", import.meta.url);
+/**
+ * A small young generation, as the client's stream threads have (client/pool/stream-threads.ts):
+ * a thread's garbage is mostly TLS and frame objects holding ArrayBuffers until a scavenge
+ * (docs/decisions-hostcores.md, "Host threads' memory").
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 
 /** One thread per core: the main thread is left QUIC and the log, little work. */
 export function defaultHostThreads(): number {
@@ -67,7 +73,7 @@ export class HostThreads {
   }
 
   #spawn(data: HostThreadData): Promise<void> {
-    const worker = new Worker(WORKER_URL, { workerData: data });
+    const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
     const thread: Thread = {
       worker,
       load: { sessions: 0, sendBytesInUse: 0, compression: undefined },
