@@ -149,6 +149,7 @@ export class HostConnection {
       Feature.COMPRESSION |
       Feature.HARD_LINKS |
       Feature.FRAME_MAC |
+      Feature.HOST_BUSY |
       options.features |
       (quicAvailable ? Feature.BOTH_TRANSPORTS : 0);
     this.#control.connection.send(MessageType.HELLO, 0, helloCodec, {

@@ -232,7 +232,15 @@ export class ChunkIndex {
   finishFile(fileId: number, path: string, stats: BigIntStats, digest: FileDigest): void {
     this.#write(() => {
       const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
-      if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
+      if (previous !== undefined && previous.id !== fileId) {
+        // Indexed already, the same, by a caller that hashed it at the same time (two clients of
+        // a host): kept, as another may be reading its chunks batch by batch right now.
+        if (sameContent(previous, stats, digest)) {
+          this.#forget(fileId);
+          return;
+        }
+        this.#forget(previous.id);
+      }
       this.#complete(fileId, path, stats, digest);
     });
   }
@@ -392,4 +400,11 @@ function toIndexedFile(row: FileRow): IndexedFile {
     fileHash: row.file_hash,
     chunkCount: row.chunk_count,
   };
+}
+
+/** Whether a complete indexed file is the one `stats` and `digest` describe. */
+function sameContent(row: FileRow, stats: BigIntStats, digest: FileDigest): boolean {
+  return (
+    row.file_hash !== null && row.identity === identityOf(stats) && row.file_hash.equals(digest.fileHash)
+  );
 }

@@ -6,6 +6,7 @@
 import { fstatSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
 import { chunkFile, type FileDigest } from "../chunking/manifest.js";
+import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { type ChunkIndex, identityOf } from "./chunk-index.js";
 
@@ -31,7 +32,14 @@ export async function* fileChunks(
   const indexable = index !== undefined && stats.size === BigInt(size);
   const known = indexable ? index.lookupFile(path, stats, chunker.id) : undefined;
   if (index !== undefined && known?.fileHash) {
-    yield* index.chunksOf(known.id, INDEX_BATCH);
+    let listed = 0;
+    for (const batch of index.chunksOf(known.id, INDEX_BATCH)) {
+      listed += batch.length;
+      yield batch;
+    }
+    // Forgotten between batches (indexed again): the next run of the pull lists it anew.
+    if (listed !== known.chunkCount)
+      throw new TeleportError(ErrorCode.FILE_CHANGED, `${path} was indexed again while it was listed`);
     return { size: known.size, chunkCount: known.chunkCount, fileHash: known.fileHash };
   }
   const fileId = indexable ? index.startFile(path, stats, chunker.id) : undefined;

@@ -80,20 +80,27 @@ export function watchDial(
 }
 
 /**
+ * Where a server listens: an address, or a listening socket's descriptor (the host's threads
+ * each own one of the same socket's), which the server then closes with itself.
+ */
+export type ListenAddress = { host: string; port: number } | { fd: number };
+
+/**
  * Starts `server` listening on `bind`, its sockets tuned as `options` asks, and resolves with
  * where it listens and how to close it.
  */
 export function listenOn(
   server: net.Server,
-  bind: { host: string; port: number },
+  bind: ListenAddress,
   options: ListenOptions,
 ): Promise<{ host: string; port: number; close(): Promise<void> }> {
   server.maxConnections = MAX_CONNECTIONS;
   const { tuneSocket } = options;
   if (tuneSocket !== undefined) server.on("connection", (socket: net.Socket) => tuneSocket(socket));
+  const where = "fd" in bind ? `descriptor ${bind.fd}` : `${bind.host}:${bind.port}`;
   return new Promise((resolve, reject) => {
-    server.once("error", (err) => reject(toTeleportError(err, `listening on ${bind.host}:${bind.port}`)));
-    server.listen(bind.port, bind.host, () => {
+    server.once("error", (err) => reject(toTeleportError(err, `listening on ${where}`)));
+    server.listen("fd" in bind ? { fd: bind.fd } : { port: bind.port, host: bind.host }, () => {
       const address = server.address();
       if (address === null || typeof address === "string") {
         reject(new TeleportError(ErrorCode.INTERNAL, "listener has no TCP address"));

@@ -14,7 +14,7 @@ import { DirectReads } from "./direct-reads.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
-import { listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
+import { type ListenAddress, listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
   type ListenOptions,
@@ -38,8 +38,8 @@ const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA2
  * port, told apart by their first byte (see plain.ts).
  */
 export function listenTls(
-  identity: HostIdentity,
-  bind: { host: string; port: number },
+  identity: Pick<HostIdentity, "keyPem" | "certPem">,
+  bind: ListenAddress,
   onSocket: (socket: tls.TLSSocket) => void,
   options: ListenOptions = {},
   plaintext?: (stream: TransportStream) => void,

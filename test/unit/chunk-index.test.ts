@@ -47,6 +47,34 @@ describe("ChunkIndex", () => {
     index.close();
   });
 
+  it("keeps a file's chunk list while it is read, when another caller that hashed it too finishes", async () => {
+    // Two clients of a host hash the same new file at once; a third lists it from the index.
+    const index = ChunkIndex.open(join(dir, "twice"));
+    const path = join(dir, "twice.bin");
+    await writeFile(path, "hashed twice");
+    const stats = await stat(path, { bigint: true });
+    const refs = chunks(5);
+    const digest = { size: 5000, chunkCount: 5, fileHash: Buffer.alloc(32, 7) };
+    const late = index.startFile(path, stats, "cdc");
+    index.startFile(join(dir, "another.bin"), stats, "cdc"); // so that the next id is not late's again
+    const early = index.startFile(path, stats, "cdc");
+    assert.notEqual(early, late);
+    index.addChunks(refs.map((chunk) => [early, chunk] as const));
+    index.finishFile(early, path, stats, digest);
+    const known = index.lookupFile(path, stats, "cdc");
+    assert.equal(known?.id, early);
+    const reading = index.chunksOf(early, 2);
+    const listed = [...(reading.next().value ?? [])];
+
+    index.addChunks(refs.map((chunk) => [late, chunk] as const));
+    index.finishFile(late, path, stats, digest);
+    for (const batch of reading) listed.push(...batch);
+
+    assert.equal(listed.length, 5, "every chunk listed");
+    assert.equal(index.lookupFile(path, stats, "cdc")?.id, early);
+    index.close();
+  });
+
   it("pages a long chunk list in order, one query per batch", async () => {
     const index = ChunkIndex.open(join(dir, "paging"));
     const path = join(dir, "paging.bin");

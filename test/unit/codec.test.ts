@@ -47,7 +47,17 @@ describe("message codecs", () => {
     const old = encodeWithHeadroom(errorCodec, refused, 0);
     assert.equal(decodeMessage(errorCodec, old).authDelayWindowMs, undefined);
     const delayed = encodeWithHeadroom(errorCodec, { ...refused, authDelayWindowMs: 60_000 }, 0);
-    assert.deepEqual(decodeMessage(errorCodec, delayed), { ...refused, authDelayWindowMs: 60_000 });
+    assert.deepEqual(decodeMessage(errorCodec, delayed), {
+      ...refused,
+      authDelayWindowMs: 60_000,
+      retryAfterMs: undefined,
+    });
+  });
+
+  it("ERROR's trailing retry time: a busy host's follows an auth delay of 0", () => {
+    const busy = { code: ErrorCode.HOST_BUSY, message: "host busy, retry in 2 s", authDelayWindowMs: 0 };
+    const encoded = encodeWithHeadroom(errorCodec, { ...busy, retryAfterMs: 1500 }, 0);
+    assert.deepEqual(decodeMessage(errorCodec, encoded), { ...busy, retryAfterMs: 1500 });
   });
 
   it("round-trips a chunk request list", () => {
