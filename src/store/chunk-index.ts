@@ -51,6 +51,14 @@ export interface RecordedFile {
   chunks: readonly ChunkRef[];
 }
 
+/** A file of the index now complete at `path` (see `finishFile`). */
+export interface FinishedFile {
+  fileId: number;
+  path: string;
+  stats: BigIntStats;
+  digest: FileDigest;
+}
+
 /** A download in progress: a temporary file, its journaled chunks, and the file it will become. */
 export interface Download extends IndexedFile {
   inode: string;
@@ -230,10 +238,17 @@ export class ChunkIndex {
    * `stats` and content `fileHash`. Whatever was indexed at `path` before is forgotten.
    */
   finishFile(fileId: number, path: string, stats: BigIntStats, digest: FileDigest): void {
+    this.finishFiles([{ fileId, path, stats, digest }]);
+  }
+
+  /** finishFile for many files, in one transaction. */
+  finishFiles(files: readonly FinishedFile[]): void {
     this.#write(() => {
-      const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
-      if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
-      this.#complete(fileId, path, stats, digest);
+      for (const { fileId, path, stats, digest } of files) {
+        const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
+        if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
+        this.#complete(fileId, path, stats, digest);
+      }
     });
   }
 
