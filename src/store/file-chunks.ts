@@ -42,34 +42,41 @@ export async function* fileChunks(
       throw new TeleportError(ErrorCode.FILE_CHANGED, `${path} was indexed again while it was listed`);
     return { size: known.size, chunkCount: known.chunkCount, fileHash: known.fileHash };
   }
-  const fileId = indexable ? index.startFile(path, stats, chunker.id) : undefined;
+  // A file of fewer than ROWS_PER_TRANSACTION chunks is recorded in one transaction once read;
+  // a longer one is started in the index when its first rows are due, and recorded as it goes.
+  let fileId: number | undefined;
   let indexed = false;
   try {
     const chunks = chunkFile(fd, size, chunker, signal);
-    let unrecorded: Array<readonly [number, ChunkRef]> = [];
-    const record = () => {
-      index?.addChunks(unrecorded);
-      unrecorded = [];
-    };
+    let unrecorded: ChunkRef[] = [];
     let step = await chunks.next();
     while (!step.done) {
-      if (fileId !== undefined) {
-        for (const chunk of step.value) unrecorded.push([fileId, chunk]);
-        if (unrecorded.length >= ROWS_PER_TRANSACTION) record();
+      if (indexable) {
+        unrecorded.push(...step.value);
+        if (unrecorded.length >= ROWS_PER_TRANSACTION) {
+          fileId ??= index.startFile(path, stats, chunker.id);
+          addChunks(index, fileId, unrecorded);
+          unrecorded = [];
+        }
       }
       yield step.value;
       step = await chunks.next();
     }
-    if (fileId !== undefined && index !== undefined) {
-      record();
-      const after = fstatSync(fd, { bigint: true });
-      if (identityOf(after) === identityOf(stats)) {
+    if (indexable && identityOf(fstatSync(fd, { bigint: true })) === identityOf(stats)) {
+      if (fileId === undefined) {
+        index.recordFiles([{ path, stats, chunker: chunker.id, digest: step.value, chunks: unrecorded }]);
+      } else {
+        addChunks(index, fileId, unrecorded);
         index.finishFile(fileId, path, stats, step.value);
-        indexed = true;
       }
+      indexed = true;
     }
     return step.value;
   } finally {
     if (fileId !== undefined && !indexed) index?.forget(fileId);
   }
+}
+
+function addChunks(index: ChunkIndex, fileId: number, chunks: readonly ChunkRef[]): void {
+  index.addChunks(chunks.map((chunk) => [fileId, chunk] as const));
 }
