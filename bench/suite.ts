@@ -22,6 +22,7 @@ import { latencyBenchmarks } from "./cases/latency.js";
 import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
+import { realTreeBenchmarks } from "./cases/real-tree.js";
 import { startup } from "./cases/startup.js";
 import { transferBenchmarks } from "./cases/transfers.js";
 import { wanBenchmarks } from "./cases/wan.js";
@@ -44,6 +45,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   compressRandom,
   ...wanBenchmarks,
   microBenchmark,
+  ...realTreeBenchmarks,
   giveUp,
   silentConnectionDrop,
   startup,

@@ -445,6 +445,21 @@ static napi_value tcp_congestion_js(napi_env env, napi_callback_info info) {
 }
 
 /* setTcpNotSentLowat(fd, bytes): unsent bytes the kernel holds before the socket stops being writable. */
+/*
+ * dupFd(fd): a close-on-exec duplicate of a descriptor, for another thread to own (the host
+ * hands each of its threads its own descriptor of the listening socket, which lives until the
+ * last is closed).
+ */
+static napi_value dup_fd_js(napi_env env, napi_callback_info info) {
+  int64_t fd;
+  if (!int_args(env, info, 1, &fd)) return NULL;
+  int copy = fcntl((int)fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return teleport_fail(env, errno, "dup");
+  napi_value result;
+  napi_create_int32(env, copy, &result);
+  return result;
+}
+
 static napi_value set_tcp_notsent_lowat_js(napi_env env, napi_callback_info info) {
   int64_t a[2];
   if (!int_args(env, info, 2, a)) return NULL;
@@ -496,6 +511,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("setTcpCongestion", set_tcp_congestion_js),
       EXPORT("tcpCongestion", tcp_congestion_js),
       EXPORT("setTcpNotSentLowat", set_tcp_notsent_lowat_js),
+      EXPORT("dupFd", dup_fd_js),
       EXPORT("tcpInfo", tcp_info_js),
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);

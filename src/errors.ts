@@ -30,6 +30,8 @@ export const ErrorCode = {
   /** A transport asked for that this machine cannot use (QUIC without its native binding). */
   UNAVAILABLE: "TELEPORT_ERR_UNAVAILABLE",
   ENCRYPTION_REQUIRED: "TELEPORT_ERR_ENCRYPTION_REQUIRED",
+  /** The host is serving all the clients it takes: retry after the time it names (retryAfterMs). */
+  HOST_BUSY: "TELEPORT_ERR_HOST_BUSY",
   /** The host's identity files (key, certificate, secrets) are damaged. */
   IDENTITY: "TELEPORT_ERR_IDENTITY",
   /** TELEPORT_HOME/config.json cannot be read, is not JSON, or holds a key or value teleport does not take. */
@@ -56,6 +58,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.ENCRYPTION_REQUIRED]:
     "pull without --no-encryption, or ask the host's owner to start it with --allow-no-encryption",
   [ErrorCode.CHUNK_CORRUPT]: "data did not match its BLAKE3 hash and was discarded; retry the pull",
+  [ErrorCode.HOST_BUSY]: "the host is serving as many clients as it takes; the pull retries when it says",
   [ErrorCode.CANCELLED]: "run the same command again to resume: finished files and chunks are kept",
   [ErrorCode.NOT_FOUND]: "`teleport ls LINK [folder]` lists what the share holds",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
@@ -77,12 +80,19 @@ export function authDelayedHint(windowMs: number): string {
 export class TeleportError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
+  /** HOST_BUSY: when the host asked to be tried again (ms). */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; hint?: string | undefined; retryAfterMs?: number | undefined },
+  ) {
     super(`${code}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "TeleportError";
     this.code = code;
     this.hint = options?.hint ?? HINTS[code];
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   /** The message without the code prefix, as sent over the wire. */

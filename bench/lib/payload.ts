@@ -202,6 +202,25 @@ export async function treeDigest(path: string): Promise<string> {
   return digest.digest("hex");
 }
 
+/**
+ * Throws unless every file of the payload is in the copy at `copyPath`, byte for byte; files the
+ * copy has beyond them are allowed (a newer release pulled into an old one's copy leaves the
+ * files it no longer has: no tool compared deletes them).
+ */
+export async function assertCopyHolds(copyPath: string, payload: Payload): Promise<void> {
+  if (!existsSync(copyPath)) throw new Error(`copy missing: ${copyPath}`);
+  const names = (await readdir(payload.path, { recursive: true })).sort();
+  const digest = createHash("sha256");
+  for (const name of names) {
+    if (!lstatSync(join(payload.path, name)).isFile()) continue;
+    const file = join(copyPath, name);
+    if (!existsSync(file)) throw new Error(`copy lacks ${name}: ${copyPath}`);
+    digest.update(`${name}\0${sha256OfFile(file)}\n`);
+  }
+  if (digest.digest("hex") !== payload.digest)
+    throw new Error(`copy differs from source in some of its files: ${copyPath}`);
+}
+
 /** Throws unless the copy at `copyPath` holds exactly the payload's files and bytes. */
 export async function assertIdenticalCopy(copyPath: string, payload: Payload): Promise<void> {
   if (!existsSync(copyPath)) throw new Error(`copy missing: ${copyPath}`);

@@ -16,7 +16,8 @@ import {
 import { assertIdenticalCopy, type Payload } from "./payload.js";
 import { type SshServer, startRsyncDaemon, startSshServer, whyUnavailable } from "./peers.js";
 import { makeTempDir, type ServerProcess, treeScratchParent } from "./processes.js";
-import { type RunCost, runsFigure } from "./stats.js";
+import { parseRsyncStats } from "./rsync-stats.js";
+import { medianOfKnown, type RunCost, runsFigure } from "./stats.js";
 import {
   type PullReport,
   parsePullReport,
@@ -35,6 +36,8 @@ interface ReadyTool {
   transferCommand(destDir: string): CommandSpec;
   /** Validates a teleport run's stdout and returns its summary. */
   readReport?(stdout: string): PullReport;
+  /** What the run moved over the network, from its output, where the tool says (else null). */
+  readWireBytes?(stdout: string): number | null;
   stop(): Promise<string | null>;
 }
 
@@ -76,6 +79,7 @@ export function teleportTool(options: TeleportToolOptions = {}): TransferTool {
             ...(options.pullArgs ?? []),
           ]),
         readReport: parsePullReport,
+        readWireBytes: (stdout) => parsePullReport(stdout).bytesOnWire,
         stop: async () => {
           const exit = await host.stop();
           clientHomes.remove();
@@ -103,6 +107,7 @@ export function rsyncDaemonWith(name: string, extraArgs: readonly string[]): Tra
           command: "rsync",
           args: ["-a", ...extraArgs, `${daemon.moduleUrl}/${payload.name}`, `${destDir}/`],
         }),
+        readWireBytes: rsyncWireBytes,
         stop: async () => {
           await daemon.stop();
           return null;
@@ -126,18 +131,30 @@ export function scpTool(name: string, extraArgs: readonly string[]): TransferToo
   });
 }
 
-export const rsyncSshTool: TransferTool = sshTool("rsync-ssh", ["rsync", ...SSH_PACKAGES], {
-  details: (ssh) => ({ cipher: ssh.negotiatedCipher }),
-  command: (ssh, payload, destDir) => ({
-    command: "rsync",
-    args: ["-a", "-e", ssh.rsyncRemoteShell, ssh.remotePath(payload.path), `${destDir}/`],
-  }),
-});
+export const rsyncSshTool: TransferTool = rsyncSshWith("rsync-ssh", []);
+
+/** rsync over ssh from a private sshd on loopback, with extra client options. */
+export function rsyncSshWith(name: string, extraArgs: readonly string[]): TransferTool {
+  return sshTool(name, ["rsync", ...SSH_PACKAGES], {
+    details: (ssh) => ({ cipher: ssh.negotiatedCipher }),
+    command: (ssh, payload, destDir) => ({
+      command: "rsync",
+      args: ["-a", ...extraArgs, "-e", ssh.rsyncRemoteShell, ssh.remotePath(payload.path), `${destDir}/`],
+    }),
+    readWireBytes: rsyncWireBytes,
+  });
+}
+
+/** What an rsync client received, where it was run with `--stats`. */
+function rsyncWireBytes(stdout: string): number | null {
+  return stdout.includes("Total bytes received:") ? parseRsyncStats(stdout).bytesReceived : null;
+}
 
 /** How a peer pulls over ssh, given the server. */
 interface SshClient {
   details(ssh: SshServer): Record<string, unknown>;
   command(ssh: SshServer, payload: Payload, destDir: string): CommandSpec;
+  readWireBytes?(stdout: string): number | null;
 }
 
 /** A peer pulling from a private sshd on loopback. */
@@ -152,6 +169,7 @@ function sshTool(name: string, packages: readonly string[], client: SshClient): 
         server: ssh.server,
         details: client.details(ssh),
         transferCommand: (destDir) => client.command(ssh, payload, destDir),
+        ...(client.readWireBytes === undefined ? {} : { readWireBytes: client.readWireBytes }),
         stop: async () => {
           await ssh.stop();
           return null;
@@ -197,6 +215,8 @@ interface RunRecord extends RunCost {
   wallSeconds: number;
   /** What the copy takes on disk (`du`), for a single file: less than its size where sparse. */
   allocatedBytes: number | null;
+  /** What crossed the network, where the tool reports it. */
+  wireBytes: number | null;
   report?: PullReport;
 }
 
@@ -293,20 +313,26 @@ export async function runRounds<Entry extends RoundEntry>(
   }
 }
 
+/** One run into a fresh `destDir`, removed afterwards: copies of a large tree would pile up in tmpfs. */
 async function timedTransfer(contender: Contender, payload: Payload): Promise<RunRecord> {
   const { ready, destDir } = contender;
   rmSync(destDir, { recursive: true, force: true });
   mkdirSync(destDir, { recursive: true });
   const copyPath = join(destDir, payload.name);
-  const { client, ...cost } = await measuredCopy(
-    ready.transferCommand(destDir),
-    ready.server,
-    payload,
-    copyPath,
-  );
-  const report = ready.readReport?.(client.stdout);
-  const allocatedBytes = payload.files === 1 ? statSync(copyPath).blocks * 512 : null;
-  return { ...cost, allocatedBytes, ...(report === undefined ? {} : { report }) };
+  try {
+    const { client, ...cost } = await measuredCopy(
+      ready.transferCommand(destDir),
+      ready.server,
+      payload,
+      copyPath,
+    );
+    const report = ready.readReport?.(client.stdout);
+    const allocatedBytes = payload.files === 1 ? statSync(copyPath).blocks * 512 : null;
+    const wireBytes = ready.readWireBytes?.(client.stdout) ?? null;
+    return { ...cost, allocatedBytes, wireBytes, ...(report === undefined ? {} : { report }) };
+  } finally {
+    rmSync(destDir, { recursive: true, force: true });
+  }
 }
 
 /** One copy's time and cost, and the client's output. */
@@ -318,7 +344,7 @@ export interface MeasuredCopy extends RunCost {
 /**
  * One measured copy: the payload's pages warm, the last copy's written back, the server's cost
  * bracketed around the client command, and the copy at `copyPath` checked against the payload
- * before its time counts. `capSeconds`: the command is wrapped in `timeout` (exit 124 = hung).
+ * before its time counts (by `check`). `capSeconds`: the command is wrapped in `timeout` (exit 124 = hung).
  */
 export async function measuredCopy(
   command: CommandSpec,
@@ -326,6 +352,7 @@ export async function measuredCopy(
   payload: Payload,
   copyPath: string,
   capSeconds?: number,
+  check: (copyPath: string, payload: Payload) => Promise<void> = assertIdenticalCopy,
 ): Promise<MeasuredCopy> {
   if (payload.files === 1) await warmPageCache(payload.path);
   flushDirtyPages();
@@ -333,7 +360,7 @@ export async function measuredCopy(
   const client = await measureCommand(command);
   const serverCost = measurement === null ? null : await measurement.finish();
   if (client.exitCode !== 0) throw commandFailure(client, server, capSeconds);
-  await assertIdenticalCopy(copyPath, payload);
+  await check(copyPath, payload);
   return {
     wallSeconds: client.wallSeconds,
     client,
@@ -372,10 +399,12 @@ function summarize(payload: Payload, contenders: readonly Contender[], notes: st
     );
     result.megabytesPerSecond = payload.bytes / 1e6 / result.median;
     const allocated = runs.flatMap((run) => run.allocatedBytes ?? []);
+    const wireBytes = medianOfKnown(runs.map((run) => run.wireBytes));
     result.details = {
       ...ready.details,
       filesPerSecond: payload.files / result.median,
       ...(allocated.length === 0 ? {} : { allocatedBytes: Math.max(...allocated) }),
+      ...(wireBytes === null ? {} : { wireBytes }),
     };
     figures.push(result);
   }

@@ -264,7 +264,8 @@ export function remoteError(body: Buffer): TeleportError {
 }
 
 /** The host's ERROR as ours: its code where we know it, PROTOCOL where not. */
-export function hostError({ code, message, authDelayWindowMs }: ErrorMessage): TeleportError {
-  const hint = authDelayWindowMs === undefined ? undefined : authDelayedHint(authDelayWindowMs);
-  return new TeleportError(isErrorCode(code) ? code : ErrorCode.PROTOCOL, `host: ${message}`, { hint });
+export function hostError({ code, message, authDelayWindowMs, retryAfterMs }: ErrorMessage): TeleportError {
+  const hint = authDelayWindowMs ? authDelayedHint(authDelayWindowMs) : undefined;
+  const known = isErrorCode(code) ? code : ErrorCode.PROTOCOL;
+  return new TeleportError(known, `host: ${message}`, { hint, retryAfterMs });
 }

@@ -131,6 +131,7 @@ export class HostConnection {
       {
         ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
         ...(frameMac === undefined ? {} : { sealFrame: (frame: Buffer) => frameMac.seal(frame) }),
+        steerReads: this.stream.steerReads,
       },
     );
     const welcomed = new Promise<void>((resolve, reject) => {
@@ -148,6 +149,7 @@ export class HostConnection {
       Feature.COMPRESSION |
       Feature.HARD_LINKS |
       Feature.FRAME_MAC |
+      Feature.HOST_BUSY |
       options.features |
       (quicAvailable ? Feature.BOTH_TRANSPORTS : 0);
     this.#control.connection.send(MessageType.HELLO, 0, helloCodec, {

@@ -100,6 +100,7 @@ async function pullWithRetries(link: string | ShareLink, options: AttemptOptions
         code: error.code,
         underway,
         cancelled: signal?.aborted === true,
+        retryAfterMs: error.retryAfterMs,
       });
       if (waitMs === undefined) throw error;
       attempts.retry({ type: "retry", attempt: attempt + 1, of: retries, error, waitMs });

@@ -38,7 +38,8 @@ interface Thread {
 }
 
 export class CompressionThreads {
-  readonly #threads: Thread[];
+  readonly #threads: Thread[] = [];
+  readonly #count: number;
   readonly #jobs = new Map<
     number,
     {
@@ -52,16 +53,25 @@ export class CompressionThreads {
   #nextId = 1;
   #closed = false;
 
-  /** One thread per core beyond the main thread's, at least one. */
+  /**
+   * One thread per core beyond the main thread's, at least one; started at the first job, so
+   * that a host no client asks to compress holds no idle threads.
+   */
   constructor(count = Math.max(1, availableParallelism() - 1)) {
-    this.#threads = Array.from({ length: count }, () => {
+    this.#count = count;
+  }
+
+  #started(): Thread[] {
+    if (this.#threads.length > 0) return this.#threads;
+    for (let i = 0; i < this.#count; i++) {
       const thread: Thread = { worker: new Worker(WORKER_URL), open: 0 };
       thread.worker.unref();
       thread.worker.on("message", (reply: CompressReply) => this.#onReply(reply));
       thread.worker.on("error", (err) => this.#failAll(thread, err));
       thread.worker.on("exit", () => this.#failAll(thread, new Error("compression thread exited")));
-      return thread;
-    });
+      this.#threads.push(thread);
+    }
+    return this.#threads;
   }
 
   /**
@@ -72,7 +82,9 @@ export class CompressionThreads {
     if (this.#closed) return Promise.reject(new TeleportError(ErrorCode.CANCELLED, "host closing"));
     if (!(frames.buffer instanceof SharedArrayBuffer))
       throw new TypeError("compressed frames must live in shared memory");
-    const thread = this.#threads.reduce((best, candidate) => (candidate.open < best.open ? candidate : best));
+    const thread = this.#started().reduce((best, candidate) =>
+      candidate.open < best.open ? candidate : best,
+    );
     const id = this.#nextId++;
     const job: CompressJob = {
       id,
@@ -98,12 +110,12 @@ export class CompressionThreads {
     if ("error" in reply)
       job.reject(new TeleportError(ErrorCode.INTERNAL, `compression failed: ${reply.error}`));
     else {
-      this.#count(job.level, reply.result);
+      this.#tally(job.level, reply.result);
       job.resolve(reply.result);
     }
   }
 
-  #count(level: number, { compressedChunks, bytesIn, bytesOut }: FramesCompressed): void {
+  #tally(level: number, { compressedChunks, bytesIn, bytesOut }: FramesCompressed): void {
     if (compressedChunks === 0) return;
     const stats = this.stats;
     stats.chunks += compressedChunks;

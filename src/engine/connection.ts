@@ -22,6 +22,11 @@ export interface ConnectionOptions {
   writeBufferBytes?: number;
   /** Applied to each frame sent by sendFrame: a plaintext stream's MAC (transport/frame-mac.ts). */
   sealFrame?: ((frame: Buffer) => Buffer) | undefined;
+  /**
+   * The stream's TransportStream.steerReads, where it has one: the connection then has large
+   * frame bodies read straight into their buffers.
+   */
+  steerReads?: ((target: () => Buffer | undefined) => void) | undefined;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
@@ -56,6 +61,7 @@ export class Connection {
     this.#writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
     this.#sealFrame = options.sealFrame;
     this.#decoder = new FrameDecoder(handler, MAX_FRAME_BODY);
+    options.steerReads?.(() => this.#decoder.bodyRemainder());
     this.#closed = new Promise((resolve) => socket.once("close", () => resolve()));
 
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;

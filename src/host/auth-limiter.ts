@@ -21,7 +21,16 @@ interface Failures {
   lastFailure: number;
 }
 
-export class AuthLimiter {
+/**
+ * What a session asks of the limiter: the delay before refusing a wrong proof from an address,
+ * from the limiter itself or, in a host thread, from the one limiter in the main thread.
+ */
+export interface RefusalDelays {
+  readonly windowMs: number;
+  failed(address: string): number | Promise<number>;
+}
+
+export class AuthLimiter implements RefusalDelays {
   /** How long an address's failures are remembered after its last. */
   readonly windowMs: number;
   readonly #now: () => number;

@@ -3,20 +3,19 @@
  * the share link carries the address, the certificate fingerprint and the folder's secret.
  */
 
-import type { Socket } from "node:net";
+import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
-import { type Chunker, defaultChunker } from "../chunking/chunker.js";
-import { type CompressionStats, CompressionThreads } from "../compression/compression-threads.js";
-import { BufferPool } from "../engine/buffer-pool.js";
-import { ByteBudget } from "../engine/byte-budget.js";
+import type { Chunker } from "../chunking/chunker.js";
+import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import { ChunkIndex } from "../store/chunk-index.js";
-import { loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
+import { type HostIdentity, loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { availableTransports, transportFor } from "../transport/registry.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
+import { listenOn } from "../transport/tcp-socket.js";
 import {
   type Listener,
   type ListenOptions,
@@ -24,13 +23,15 @@ import {
   type TransportKind,
   type TransportStream,
 } from "../transport/transport.js";
+import { Admission } from "./admission.js";
 import { AuthLimiter } from "./auth-limiter.js";
-import { DEFAULT_CONGESTION } from "./congestion.js";
 import type { HostInternals } from "./faults.js";
-import { PlaintextClients } from "./plaintext-clients.js";
-import { RecentChunks } from "./recent-chunks.js";
-import { type ClientEvent, HostSession } from "./session.js";
+import { sessionContext } from "./host-context.js";
+import { defaultHostThreads, HostThreads } from "./host-threads.js";
+import { type ClientEvent, HostSession, type SessionContext } from "./session.js";
 import { Share } from "./share.js";
+import { tuneSocketsFor } from "./socket-tuning.js";
+import type { HostThreadData } from "./thread-protocol.js";
 
 export { DEFAULT_CONGESTION } from "./congestion.js";
 export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
@@ -42,20 +43,19 @@ export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
  */
 const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 /**
- * Chunk data read and queued for sending, over all connections (see SessionContext.sendBudget):
- * 4 connections' worth at full speed (CONNECTION_SEND_BYTES); more only holds heap
- * (docs/decisions.md, "The host's send budget").
+ * Chunk data read and queued for sending, over all connections of a thread (see
+ * SessionContext.sendBudget): 4 connections' worth at full speed (CONNECTION_SEND_BYTES); more
+ * only holds heap (docs/decisions.md, "The host's send budget").
  */
 const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
+/**
+ * Clients served at once, over all threads, before those that can wait are told to retry later:
+ * with their 4-8 data streams each, well within a thread's MAX_CONNECTIONS; far past it, each
+ * connection's turn at a core comes too late for its peer's timeouts.
+ */
+export const DEFAULT_MAX_CLIENTS = 256;
 /** 5 guesses a minute per address: a 256-bit secret stays out of reach, a mistyped link recovers. */
 const AUTH_LOCKOUT_MS = 60_000;
-/**
- * Unsent bytes a connection's kernel buffer holds before the socket stops taking more
- * (TCP_NOTSENT_LOWAT): what is in flight is not limited, only what waits behind it, which the
- * kernel otherwise lets grow to tens of MB at no gain (docs/decisions.md, "TCP_NOTSENT_LOWAT").
- * Kept here instead, bytes stay cancellable, and the host's send budget sees them.
- */
-const NOTSENT_LOWAT_BYTES = 1024 * 1024;
 
 export interface HostOptions {
   /** The folder to share. */
@@ -99,6 +99,28 @@ export interface HostOptions {
   onSessionError?: (remote: string, error: TeleportError) => void;
   /** Told when a connection has proved the link's secret, and when it ends (`host --once`). */
   onClientEvent?: (event: ClientEvent) => void;
+  /**
+   * Threads serving TCP connections, TLS and all (default: one per core); 0 serves every
+   * connection in the calling thread. See servingThreads for when the calling thread serves
+   * them anyway.
+   */
+  threads?: number;
+  /**
+   * Clients served at once (default DEFAULT_MAX_CLIENTS): connections that have asked for a
+   * path (a pull, `ls`, `cat`), their data streams not counted. Past it, clients that can wait
+   * are refused with TELEPORT_ERR_HOST_BUSY and a time to retry in, which their pulls honour.
+   */
+  maxClients?: number;
+}
+
+/** What a Host holds once started. */
+interface HostParts {
+  share: Share;
+  listeners: Listener[];
+  link: ShareLink;
+  sessions: Set<HostSession>;
+  context: SessionContext;
+  threads: HostThreads | undefined;
 }
 
 export class Host {
@@ -106,27 +128,17 @@ export class Host {
   readonly share: Share;
   readonly #listeners: Listener[];
   readonly #sessions: Set<HostSession>;
-  readonly #index: ChunkIndex;
-  readonly #sendBudget: ByteBudget;
-  readonly #compression: CompressionThreads | undefined;
+  readonly #context: SessionContext;
+  readonly #threads: HostThreads | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(
-    share: Share,
-    listeners: Listener[],
-    link: ShareLink,
-    sessions: Set<HostSession>,
-    index: ChunkIndex,
-    sendBudget: ByteBudget,
-    compression: CompressionThreads | undefined,
-  ) {
-    this.share = share;
-    this.#sendBudget = sendBudget;
-    this.#compression = compression;
-    this.#index = index;
-    this.#listeners = listeners;
-    this.link = link;
-    this.#sessions = sessions;
+  private constructor(parts: HostParts) {
+    this.share = parts.share;
+    this.link = parts.link;
+    this.#listeners = parts.listeners;
+    this.#sessions = parts.sessions;
+    this.#context = parts.context;
+    this.#threads = parts.threads;
   }
 
   /** `internals`: for tests only (fault injection); not part of the library's API. */
@@ -137,28 +149,26 @@ export class Host {
     const index = ChunkIndex.open(options.home);
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();
-    const context = {
+    const authLimiter = new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS);
+    const admission = new Admission(options.maxClients ?? DEFAULT_MAX_CLIENTS);
+    const context = sessionContext({
       share,
       secret,
-      chunker: options.chunker ?? defaultChunker(),
-      // Keeps what the send budget lets out: buffers are reused, not left for the GC to find.
-      // Shared memory, so that compression threads work on the frames where they were read.
-      pool: new BufferPool(SEND_BUDGET_BYTES, { shared: true }),
-      compression: options.compression === false ? undefined : new CompressionThreads(),
-      sendBudget: new ByteBudget(SEND_BUDGET_BYTES),
+      index,
+      transports,
+      authLimiter,
+      admission,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      allowPlaintext: options.allowPlaintext === true,
+      compression: options.compression !== false,
+      sendBudgetBytes: SEND_BUDGET_BYTES,
+      recentChunkBytes: RECENT_CHUNK_BYTES,
+      chunker: options.chunker,
       faults: internals.faults,
       onSessionError: options.onSessionError,
       onClientEvent: options.onClientEvent,
-      index,
-      recent: new RecentChunks(RECENT_CHUNK_BYTES),
-      transports,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-      authLimiter: new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS),
-      plaintextClients: new PlaintextClients(),
-      allowPlaintext: options.allowPlaintext === true,
-    };
-    const bind = options.bind ?? "0.0.0.0";
+    });
     const sessions = new Set<HostSession>();
     const serve = (stream: TransportStream) => {
       const session = new HostSession(stream, context);
@@ -168,27 +178,24 @@ export class Host {
     const listenOptions: ListenOptions = {
       handshakeTimeoutMs: context.handshakeTimeoutMs,
       allowPlaintext: context.allowPlaintext,
-      ...tuneSocketsFor(options),
+      ...tuneSocketsFor(options.congestion, options.onNotice),
     };
-    const wanted = options.transports ?? availableTransports();
+    const threadCount = servingThreads(options, internals);
     const listeners: Listener[] = [];
+    let threads: HostThreads | undefined;
     try {
-      let port = options.port ?? 0;
-      for (const kind of TRANSPORT_KINDS.filter((candidate) => wanted.includes(candidate))) {
-        // After the first, the port it got: the link names one port for all.
-        const listener = await transportFor(kind)
-          .listen(identity, { host: bind, port }, serve, listenOptions)
-          .catch((err: unknown) => {
-            if (options.transports !== undefined || kind === "tcp") throw err;
-            options.onNotice?.(`not listening for QUIC (${toTeleportError(err).detail}); TCP only`);
-            return undefined;
-          });
-        if (listener === undefined) continue;
-        listeners.push(listener);
-        transports.add(kind);
-        port = listener.port;
+      const reserved = await listenOnEvery(options, threadCount, listeners, (kind, bind) =>
+        transportFor(kind).listen(identity, bind, serve, listenOptions),
+      );
+      for (const listener of listeners) transports.add(listener.transport);
+      if (reserved !== undefined) {
+        const data = threadData(options, identity, context, reserved.server, threadCount);
+        threads = await HostThreads.start(data, { authLimiter, ...ownerHooks(options) });
+        // The threads' descriptors of the socket hold it open; closing the TCP listener stops them.
+        await reserved.close();
+        const started = threads;
+        reserved.close = () => started.close();
       }
-      if (listeners.length === 0) throw new TeleportError(ErrorCode.USAGE, "no transport to listen on");
     } catch (err) {
       await Promise.all(listeners.map((listener) => listener.close()));
       index.close();
@@ -198,7 +205,7 @@ export class Host {
     const first = listeners[0] as Listener;
     const advertised = options.advertise ?? advertisedAddress(first.host);
     const link = { host: advertised, port: first.port, fingerprint: identity.fingerprint, secret };
-    return new Host(share, listeners, link, sessions, index, context.sendBudget, context.compression);
+    return new Host({ share, listeners, link, sessions, context, threads });
   }
 
   /** The transports the host listens on. */
@@ -214,18 +221,20 @@ export class Host {
     return this.link.port;
   }
 
+  /** Open connections; a thread's are counted as it last reported them. */
   get connectionCount(): number {
-    return this.#sessions.size;
+    return this.#sessions.size + (this.#threads?.sessions ?? 0);
   }
 
   /** Bytes of chunk data read and not yet written to a socket, over all connections. */
   get sendBytesInUse(): number {
-    return this.#sendBudget.usedBytes;
+    return this.#context.sendBudget.usedBytes + (this.#threads?.sendBytesInUse ?? 0);
   }
 
   /** What the host has compressed for its clients; undefined when compression is off. */
   get compressionStats(): CompressionStats | undefined {
-    return this.#compression?.stats;
+    const own = this.#context.compression?.stats;
+    return own === undefined || this.#threads === undefined ? own : this.#threads.compressionStats(own);
   }
 
   /** Stops accepting, lets open connections finish their queued writes, then closes them. */
@@ -234,17 +243,18 @@ export class Host {
       const stopped = Promise.all(this.#listeners.map((listener) => listener.close()));
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
-      this.#index.close();
-      await this.#compression?.close();
+      this.#context.index?.close();
+      await this.#context.compression?.close();
     })();
     return this.#closing;
   }
 
   destroy(): void {
     for (const session of this.#sessions) session.destroy();
+    this.#threads?.destroy();
     for (const listener of this.#listeners) void listener.close();
-    this.#index.close();
-    void this.#compression?.close();
+    this.#context.index?.close();
+    void this.#context.compression?.close();
   }
 }
 
@@ -259,24 +269,102 @@ function advertisedAddress(bound: string): string {
 }
 
 /**
- * Sets the congestion control on each accepted TCP connection. A choice the kernel does not
- * offer leaves the system's; that is said once, when it was the user's choice.
+ * Listens on every transport wanted, into `listeners`: TCP's port first, the others then on the
+ * same number (the link names one port for all), TCP reserved for the threads when there are
+ * any. A QUIC port that cannot be had is a notice, unless QUIC was asked for.
  */
-function tuneSocketsFor(options: HostOptions): Pick<ListenOptions, "tuneSocket"> {
-  const wanted = options.congestion ?? DEFAULT_CONGESTION;
-  let told = options.congestion === undefined;
-  return {
-    tuneSocket: (socket: Socket) => {
-      platformIo.setNotSentLowat(socket, NOTSENT_LOWAT_BYTES);
-      if (wanted === "system") return;
-      const inEffect = platformIo.setCongestion(socket, wanted);
-      if (inEffect === wanted || told) return;
-      told = true;
-      options.onNotice?.(
-        inEffect === undefined
-          ? `cannot set TCP congestion control ${wanted} without the native addon; the system's is used`
-          : `TCP congestion control ${wanted} is not available here; the system's (${inEffect}) is used`,
-      );
-    },
-  };
+async function listenOnEvery(
+  options: HostOptions,
+  threadCount: number,
+  listeners: Listener[],
+  listen: (kind: TransportKind, bind: { host: string; port: number }) => Promise<Listener>,
+): Promise<ReservedListener | undefined> {
+  let port = options.port ?? 0;
+  let reserved: ReservedListener | undefined;
+  const host = options.bind ?? "0.0.0.0";
+  const wanted = options.transports ?? availableTransports();
+  for (const kind of TRANSPORT_KINDS.filter((candidate) => wanted.includes(candidate))) {
+    if (kind === "tcp" && threadCount > 0) reserved = await listenForThreads({ host, port });
+    const listener =
+      kind === "tcp" && reserved !== undefined
+        ? reserved
+        : await listen(kind, { host, port }).catch((err: unknown) => {
+            if (options.transports !== undefined || kind === "tcp") throw err;
+            options.onNotice?.(`not listening for QUIC (${toTeleportError(err).detail}); TCP only`);
+            return undefined;
+          });
+    if (listener === undefined) continue;
+    listeners.push(listener);
+    port = listener.port;
+  }
+  if (listeners.length === 0) throw new TeleportError(ErrorCode.USAGE, "no transport to listen on");
+  return reserved;
+}
+
+/** What the host's threads tell the host's owner. */
+function ownerHooks({ onSessionError, onClientEvent, onNotice }: HostOptions) {
+  return { onSessionError, onClientEvent, onNotice };
+}
+
+/**
+ * How many threads serve TCP connections: `options.threads`, or none where a thread could not
+ * serve as the calling one would. Without the native addon there is no descriptor to give a
+ * thread; test faults and a chunker are functions, which cannot cross to a thread; and a
+ * plaintext stream must find its control connection's key, which lives in the thread that
+ * serves it (`--allow-no-encryption` sends its bulk data from sender threads anyway).
+ */
+function servingThreads(options: HostOptions, internals: HostInternals): number {
+  const wanted = options.threads ?? defaultHostThreads();
+  const possible =
+    platformIo.kind === "native" &&
+    internals.faults === undefined &&
+    options.chunker === undefined &&
+    options.allowPlaintext !== true;
+  return possible ? wanted : 0;
+}
+
+/** A listening TCP socket the host's threads will accept on: reserved here, served by them. */
+type ReservedListener = Listener & { server: Server };
+
+async function listenForThreads(bind: { host: string; port: number }): Promise<ReservedListener> {
+  // A connection accepted before the threads listen (a client that knew the port) is dropped:
+  // the client's dial retries.
+  const server = createServer((socket) => socket.destroy());
+  const { host, port, close } = await listenOn(server, bind, {});
+  return { transport: "tcp", host, port, close, server };
+}
+
+/** Each thread's workerData, with its own descriptors of the listening socket and the share. */
+function threadData(
+  options: HostOptions,
+  identity: HostIdentity,
+  context: SessionContext,
+  server: Server,
+  count: number,
+): HostThreadData[] {
+  return Array.from({ length: count }, () => ({
+    root: context.share.root,
+    rootFd: duplicate(context.share.rootFd),
+    listenerFd: duplicate(server),
+    home: options.home,
+    keyPem: identity.keyPem,
+    certPem: identity.certPem,
+    secret: context.secret,
+    transports: [...context.transports],
+    idleTimeoutMs: context.idleTimeoutMs,
+    handshakeTimeoutMs: context.handshakeTimeoutMs,
+    authLockoutMs: options.authLockoutMs ?? AUTH_LOCKOUT_MS,
+    maxClients: context.admission.limit,
+    admitted: context.admission.shared,
+    compression: context.compression !== undefined,
+    congestion: options.congestion,
+    sendBudgetBytes: Math.ceil(SEND_BUDGET_BYTES / count),
+    recentChunkBytes: Math.ceil(RECENT_CHUNK_BYTES / count),
+  }));
+}
+
+function duplicate(of: number | Server): number {
+  const fd = platformIo.duplicate(of);
+  if (fd === undefined) throw new TeleportError(ErrorCode.INTERNAL, "no descriptor for a host thread");
+  return fd;
 }

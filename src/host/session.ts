@@ -32,7 +32,8 @@ import {
   welcomeCodec,
 } from "../wire/messages.js";
 import { MessageHandlers } from "../wire/registry.js";
-import type { AuthLimiter } from "./auth-limiter.js";
+import type { Admission } from "./admission.js";
+import type { RefusalDelays } from "./auth-limiter.js";
 import { ChunkCompression } from "./chunk-compression.js";
 import { ChunkSender } from "./chunk-sender.js";
 import { DeltaSender } from "./delta-sender.js";
@@ -78,8 +79,10 @@ export interface SessionContext {
   allowPlaintext: boolean;
   /** Time to send HELLO once TLS is up. */
   handshakeTimeoutMs: number;
-  /** Wrong secrets per address, shared by all connections. */
-  authLimiter: AuthLimiter;
+  /** Connections served at once, over all of the host's threads. */
+  admission: Admission;
+  /** Wrong secrets per address, shared by all connections (and all of the host's threads). */
+  authLimiter: RefusalDelays;
   /** Control connections that plaintext streams may name (Feature.FRAME_MAC). */
   plaintextClients: PlaintextClients;
   /** Told when a connection ends with an error (the CLI logs it). */
@@ -191,6 +194,8 @@ export class HostSession {
   readonly #authTimer: NodeJS.Timeout;
   /** HELLO's clientId, in hex, for ClientPeer. */
   #clientId: string | undefined;
+  /** Counted in the host's Admission (since its first path request) until the connection closes. */
+  #admitted = false;
 
   constructor(stream: TransportStream, context: SessionContext) {
     this.#stream = stream;
@@ -248,6 +253,7 @@ export class HostSession {
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refusalTimer);
+    if (this.#admitted) this.#context.admission.release();
     this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
@@ -270,6 +276,7 @@ export class HostSession {
   }
 
   #told(request: PathRequest, path: string): void {
+    this.#admit();
     this.#context.onClientEvent?.({ kind: "request", peer: this.#peer(), request, path });
   }
 
@@ -356,6 +363,22 @@ export class HostSession {
   }
 
   /**
+   * Counts this connection's client among those the host serves, at its first request that
+   * names a path (a pull's MANIFEST, `ls`, `cat`; data streams never ask one), or refuses the
+   * request with HOST_BUSY and when to retry, when the host is full and the client can wait
+   * (Feature.HOST_BUSY).
+   */
+  #admit(): void {
+    if (this.#admitted) return;
+    const canWait = (this.#features & Feature.HOST_BUSY) !== 0;
+    this.#admitted = this.#context.admission.admit(canWait);
+    if (this.#admitted) return;
+    const retryAfterMs = this.#context.admission.retryAfterMs();
+    const message = `host busy, retry in ${Math.ceil(retryAfterMs / 1000)} s`;
+    throw new TeleportError(ErrorCode.HOST_BUSY, message, { retryAfterMs });
+  }
+
+  /**
    * Checks HELLO's proof of the link's secret. A wrong one is refused after the limiter's delay
    * for its address, during which the connection is heard no more; a right one is always taken.
    */
@@ -369,9 +392,10 @@ export class HostSession {
     this.#phase = "refusing";
     const refused = new TeleportError(ErrorCode.AUTH, "the link's secret was not accepted");
     const { authLimiter } = this.#context;
-    const delayMs = authLimiter.failed(this.#stream.remoteAddress);
-    if (delayMs === 0) this.#fail(refused);
-    else this.#refusalTimer = setTimeout(() => this.#fail(refused, authLimiter.windowMs), delayMs);
+    void Promise.resolve(authLimiter.failed(this.#stream.remoteAddress)).then((delayMs) => {
+      if (delayMs === 0) this.#fail(refused);
+      else this.#refusalTimer = setTimeout(() => this.#fail(refused, authLimiter.windowMs), delayMs);
+    });
     return false;
   }
 
@@ -380,6 +404,7 @@ export class HostSession {
       Feature.ENTRY_ERRORS |
       Feature.SKIPPED_ENTRIES |
       Feature.HARD_LINKS |
+      Feature.HOST_BUSY |
       Feature.DELTA |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
@@ -398,14 +423,17 @@ export class HostSession {
     }
     const open: OpenRequest = { abort: new AbortController(), credit: new CreditGate(credit) };
     this.#requests.set(requestId, open);
-    run(open)
+    // Async: a request refused as it starts (HOST_BUSY) is answered like any failed one.
+    (async () => run(open))()
       .then(() => {
         if (!open.abort.signal.aborted) this.#connection.send(MessageType.END, requestId, emptyCodec, {});
       })
       .catch((err: unknown) => {
         if (open.abort.signal.aborted) return;
         const error = toTeleportError(err);
-        this.#connection.sendError(requestId, { code: error.code, message: error.detail });
+        const { retryAfterMs } = error;
+        const busy = retryAfterMs === undefined ? {} : { authDelayWindowMs: 0, retryAfterMs };
+        this.#connection.sendError(requestId, { code: error.code, message: error.detail, ...busy });
       })
       .finally(() => this.#requests.delete(requestId));
   }

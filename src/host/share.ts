@@ -117,6 +117,25 @@ export class Share {
     return new Share(root, fd);
   }
 
+  /**
+   * The share of a folder another thread opened (`rootFd`, the caller's own descriptor of it,
+   * which the share now owns): a host thread serves the very folder the host opened, whatever
+   * has been renamed since.
+   */
+  static adopt(root: string, rootFd: number): Share {
+    return new Share(root, rootFd);
+  }
+
+  /** The root's descriptor, for a host thread to duplicate. */
+  get rootFd(): number {
+    return this.#rootFolder.fd;
+  }
+
+  /** Closes the root (a host thread's share, when the thread stops). */
+  close(): void {
+    closeQuietly(this.#rootFolder.fd);
+  }
+
   /** Where a wire path lies under the share root, without resolving symlinks (a name, not an access check). */
   localPath(wirePath: string): string {
     return join(this.root, ...splitWirePath(wirePath));

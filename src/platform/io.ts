@@ -16,7 +16,7 @@
  * engine/file-io.ts): the addon would add nothing to them.
  */
 import { readSync, writeSync } from "node:fs";
-import type { Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { MAX_XATTR_BYTES, MAX_XATTRS, type Xattr } from "../wire/messages.js";
 import { FADV_SEQUENTIAL, type NativeAddon, native, SEEK_DATA, SEEK_HOLE } from "./native.js";
@@ -94,6 +94,11 @@ export interface PlatformIo {
   /** A sender for a plaintext TCP socket; undefined where there is none (portable). */
   openSender(socket: Socket): SocketSender | undefined;
   /**
+   * A duplicate of a descriptor (or of a listening server's), for a worker thread to own;
+   * undefined where there is none (portable).
+   */
+  duplicate(of: number | Server): number | undefined;
+  /**
    * The `user.` extended attributes of the open file `fd`, up to MAX_XATTRS and MAX_XATTR_BYTES
    * in all; undefined where they cannot be read (portable, or a file system without them). By
    * descriptor, never by path: a folder on the way swapped for a symlink cannot redirect it.
@@ -123,7 +128,7 @@ function notHere(err: unknown): boolean {
 }
 
 /** The descriptor under a Node TCP socket (a TLS socket's is its underlying TCP socket's). */
-function socketFd(socket: Socket): number | undefined {
+function socketFd(socket: Socket | Server): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
   const fd = handle?.fd;
   return typeof fd === "number" && fd >= 0 ? fd : undefined;
@@ -167,6 +172,7 @@ export const portableIo: PlatformIo = {
   setNotSentLowat: () => false,
   tcpInfo: () => undefined,
   openSender: () => undefined,
+  duplicate: () => undefined,
   readXattrs: () => undefined,
   writeXattrs: () => false,
 };
@@ -269,6 +275,10 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
       } catch {
         return undefined;
       }
+    },
+    duplicate(of) {
+      const fd = typeof of === "number" ? of : socketFd(of);
+      return fd === undefined ? undefined : addon.dupFd(fd);
     },
     setNotSentLowat(socket, bytes) {
       const fd = socketFd(socket);

@@ -37,6 +37,8 @@ export interface NativeAddon {
   setTcpCongestion(fd: number, name: string): void;
   tcpCongestion(fd: number): string;
   setTcpNotSentLowat(fd: number, bytes: number): void;
+  /** A close-on-exec duplicate of `fd`. */
+  dupFd(fd: number): number;
   tcpInfo(fd: number): NativeTcpInfo;
   // A file's metadata through descriptors (native/metadata.c), never through a path string.
   /** flistxattr: the names of the open file's extended attributes. */

@@ -51,6 +51,14 @@ export interface RecordedFile {
   chunks: readonly ChunkRef[];
 }
 
+/** A file of the index now complete at `path` (see `finishFile`). */
+export interface FinishedFile {
+  fileId: number;
+  path: string;
+  stats: BigIntStats;
+  digest: FileDigest;
+}
+
 /** A download in progress: a temporary file, its journaled chunks, and the file it will become. */
 export interface Download extends IndexedFile {
   inode: string;
@@ -230,10 +238,25 @@ export class ChunkIndex {
    * `stats` and content `fileHash`. Whatever was indexed at `path` before is forgotten.
    */
   finishFile(fileId: number, path: string, stats: BigIntStats, digest: FileDigest): void {
+    this.finishFiles([{ fileId, path, stats, digest }]);
+  }
+
+  /** finishFile for many files, in one transaction. */
+  finishFiles(files: readonly FinishedFile[]): void {
     this.#write(() => {
-      const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
-      if (previous !== undefined && previous.id !== fileId) this.#forget(previous.id);
-      this.#complete(fileId, path, stats, digest);
+      for (const { fileId, path, stats, digest } of files) {
+        const previous = this.#statements.fileByPath.get(path) as FileRow | undefined;
+        if (previous !== undefined && previous.id !== fileId) {
+          // Indexed already, the same, by a caller that hashed it at the same time (two clients of
+          // a host): kept, as another may be reading its chunks batch by batch right now.
+          if (sameContent(previous, stats, digest)) {
+            this.#forget(fileId);
+            continue;
+          }
+          this.#forget(previous.id);
+        }
+        this.#complete(fileId, path, stats, digest);
+      }
     });
   }
 
@@ -392,4 +415,11 @@ function toIndexedFile(row: FileRow): IndexedFile {
     fileHash: row.file_hash,
     chunkCount: row.chunk_count,
   };
+}
+
+/** Whether a complete indexed file is the one `stats` and `digest` describe. */
+function sameContent(row: FileRow, stats: BigIntStats, digest: FileDigest): boolean {
+  return (
+    row.file_hash !== null && row.identity === identityOf(stats) && row.file_hash.equals(digest.fileHash)
+  );
 }

@@ -6,6 +6,7 @@
 import { fstatSync } from "node:fs";
 import type { Chunker } from "../chunking/chunker.js";
 import { chunkFile, type FileDigest } from "../chunking/manifest.js";
+import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { type ChunkIndex, identityOf } from "./chunk-index.js";
 
@@ -31,37 +32,51 @@ export async function* fileChunks(
   const indexable = index !== undefined && stats.size === BigInt(size);
   const known = indexable ? index.lookupFile(path, stats, chunker.id) : undefined;
   if (index !== undefined && known?.fileHash) {
-    yield* index.chunksOf(known.id, INDEX_BATCH);
+    let listed = 0;
+    for (const batch of index.chunksOf(known.id, INDEX_BATCH)) {
+      listed += batch.length;
+      yield batch;
+    }
+    // Forgotten between batches (indexed again): the next run of the pull lists it anew.
+    if (listed !== known.chunkCount)
+      throw new TeleportError(ErrorCode.FILE_CHANGED, `${path} was indexed again while it was listed`);
     return { size: known.size, chunkCount: known.chunkCount, fileHash: known.fileHash };
   }
-  const fileId = indexable ? index.startFile(path, stats, chunker.id) : undefined;
+  // A file of fewer than ROWS_PER_TRANSACTION chunks is recorded in one transaction once read;
+  // a longer one is started in the index when its first rows are due, and recorded as it goes.
+  let fileId: number | undefined;
   let indexed = false;
   try {
     const chunks = chunkFile(fd, size, chunker, signal);
-    let unrecorded: Array<readonly [number, ChunkRef]> = [];
-    const record = () => {
-      index?.addChunks(unrecorded);
-      unrecorded = [];
-    };
+    let unrecorded: ChunkRef[] = [];
     let step = await chunks.next();
     while (!step.done) {
-      if (fileId !== undefined) {
-        for (const chunk of step.value) unrecorded.push([fileId, chunk]);
-        if (unrecorded.length >= ROWS_PER_TRANSACTION) record();
+      if (indexable) {
+        unrecorded.push(...step.value);
+        if (unrecorded.length >= ROWS_PER_TRANSACTION) {
+          fileId ??= index.startFile(path, stats, chunker.id);
+          addChunks(index, fileId, unrecorded);
+          unrecorded = [];
+        }
       }
       yield step.value;
       step = await chunks.next();
     }
-    if (fileId !== undefined && index !== undefined) {
-      record();
-      const after = fstatSync(fd, { bigint: true });
-      if (identityOf(after) === identityOf(stats)) {
+    if (indexable && identityOf(fstatSync(fd, { bigint: true })) === identityOf(stats)) {
+      if (fileId === undefined) {
+        index.recordFiles([{ path, stats, chunker: chunker.id, digest: step.value, chunks: unrecorded }]);
+      } else {
+        addChunks(index, fileId, unrecorded);
         index.finishFile(fileId, path, stats, step.value);
-        indexed = true;
       }
+      indexed = true;
     }
     return step.value;
   } finally {
     if (fileId !== undefined && !indexed) index?.forget(fileId);
   }
+}
+
+function addChunks(index: ChunkIndex, fileId: number, chunks: readonly ChunkRef[]): void {
+  index.addChunks(chunks.map((chunk) => [fileId, chunk] as const));
 }

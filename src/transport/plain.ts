@@ -16,6 +16,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { DirectReads } from "./direct-reads.js";
 import type { ShareLink } from "./link.js";
 import {
   decodePreamble,
@@ -29,7 +30,6 @@ import { listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
 import { type DialOptions, HANDSHAKE_TIMEOUT_MS, type Transport, type TransportStream } from "./transport.js";
 
 const BINDING_LABEL = "teleport-plain-binding/1";
-const READ_BUFFER_BYTES = 256 * 1024;
 const CLIENT_PREAMBLE_BYTES = preambleBytes(plainClientPreamble);
 const HOST_PREAMBLE_BYTES = preambleBytes(plainHostPreamble);
 /** The first byte of a TLS handshake record. */
@@ -43,21 +43,11 @@ function dialPlain(link: ShareLink, options: DialOptions = {}): Promise<Transpor
     const startedAt = performance.now();
     let rttMs: number | undefined;
     const clientNonce = randomBytes(NONCE_BYTES);
-    // Reads land in one buffer of the stream's own (the frame decoder copies what it keeps),
-    // not in a new 64 KiB allocation each: the client's bulk data comes this way.
-    const socket: net.Socket = net.connect({
-      host: link.host,
-      port: link.port,
-      onread: {
-        buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
-        // Always true: `false` would stop reading, and the stream's reader never pushes back
-        // (nor is there a moment without one: the host sends nothing unasked).
-        callback: (bytes, buffer) => {
-          socket.emit("data", buffer.subarray(0, bytes));
-          return true;
-        },
-      },
-    });
+    // The client's bulk data comes this way: reads land in place (direct-reads.ts). Nothing is
+    // lost before the stream's reader listens: the host sends nothing unasked.
+    const reads = new DirectReads();
+    const socket = net.connect({ host: link.host, port: link.port, onread: reads.onread });
+    reads.attach(socket);
     const { fail, settle } = watchDial(socket, where, { handshake: "plaintext", timeoutMs, signal }, reject);
     socket.once("connect", () => {
       rttMs = performance.now() - startedAt;
@@ -67,7 +57,7 @@ function dialPlain(link: ShareLink, options: DialOptions = {}): Promise<Transpor
       (preamble) => {
         settle();
         const hostNonce = decodePreamble(plainHostPreamble, preamble).nonce;
-        resolve(plainStream(socket, binding(clientNonce, hostNonce), rttMs));
+        resolve(plainStream(socket, binding(clientNonce, hostNonce), rttMs, reads));
       },
       (err: unknown) =>
         fail(
@@ -136,9 +126,14 @@ function binding(clientNonce: Buffer, hostNonce: Buffer): Buffer {
   return createHash("sha256").update(BINDING_LABEL).update(clientNonce).update(hostNonce).digest();
 }
 
-function plainStream(socket: net.Socket, sessionBinding: Buffer, rttMs: number | undefined): TransportStream {
+function plainStream(
+  socket: net.Socket,
+  sessionBinding: Buffer,
+  rttMs: number | undefined,
+  reads?: DirectReads,
+): TransportStream {
   return {
-    ...tcpStreamBase(socket, rttMs),
+    ...tcpStreamBase(socket, rttMs, reads),
     encrypted: false,
     plainSocket: socket,
     sessionBinding: () => sessionBinding,

@@ -4,6 +4,7 @@
  */
 import type * as net from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import type { DirectReads, ReadTarget } from "./direct-reads.js";
 import type { ListenOptions, TransportStream } from "./transport.js";
 
 /**
@@ -17,17 +18,19 @@ const MAX_CONNECTIONS = 4096;
 /**
  * What a TLS or plaintext stream over `socket` shares, the socket set up for frames: they go out
  * as they are written (requests and pings must not wait for Nagle's algorithm), and idle
- * connections are kept alive.
+ * connections are kept alive. A socket we connected reads through `reads` (direct-reads.ts).
  */
 export function tcpStreamBase(
   socket: net.Socket,
   rttMs: number | undefined,
-): Pick<TransportStream, "transport" | "stream" | "remoteAddress" | "remotePort" | "stats"> {
+  reads?: DirectReads,
+): Pick<TransportStream, "transport" | "stream" | "remoteAddress" | "remotePort" | "stats" | "steerReads"> {
   socket.setNoDelay(true);
   socket.setKeepAlive(true, KEEPALIVE_MS);
   return {
     transport: "tcp",
     stream: socket,
+    ...(reads === undefined ? {} : { steerReads: (target: ReadTarget) => reads.steer(target) }),
     remoteAddress: socket.remoteAddress ?? "",
     remotePort: socket.remotePort ?? 0,
     stats: () => ({ rttMs, bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead }),
@@ -77,20 +80,27 @@ export function watchDial(
 }
 
 /**
+ * Where a server listens: an address, or a listening socket's descriptor (the host's threads
+ * each own one of the same socket's), which the server then closes with itself.
+ */
+export type ListenAddress = { host: string; port: number } | { fd: number };
+
+/**
  * Starts `server` listening on `bind`, its sockets tuned as `options` asks, and resolves with
  * where it listens and how to close it.
  */
 export function listenOn(
   server: net.Server,
-  bind: { host: string; port: number },
+  bind: ListenAddress,
   options: ListenOptions,
 ): Promise<{ host: string; port: number; close(): Promise<void> }> {
   server.maxConnections = MAX_CONNECTIONS;
   const { tuneSocket } = options;
   if (tuneSocket !== undefined) server.on("connection", (socket: net.Socket) => tuneSocket(socket));
+  const where = "fd" in bind ? `descriptor ${bind.fd}` : `${bind.host}:${bind.port}`;
   return new Promise((resolve, reject) => {
-    server.once("error", (err) => reject(toTeleportError(err, `listening on ${bind.host}:${bind.port}`)));
-    server.listen(bind.port, bind.host, () => {
+    server.once("error", (err) => reject(toTeleportError(err, `listening on ${where}`)));
+    server.listen("fd" in bind ? { fd: bind.fd } : { port: bind.port, host: bind.host }, () => {
       const address = server.address();
       if (address === null || typeof address === "string") {
         reject(new TeleportError(ErrorCode.INTERNAL, "listener has no TCP address"));

@@ -6,13 +6,15 @@
  * binds the proof to this one session (it cannot be replayed on another connection).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { OnReadOpts } from "node:net";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { DirectReads } from "./direct-reads.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
-import { listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
+import { type ListenAddress, listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
   type ListenOptions,
@@ -36,8 +38,8 @@ const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA2
  * port, told apart by their first byte (see plain.ts).
  */
 export function listenTls(
-  identity: HostIdentity,
-  bind: { host: string; port: number },
+  identity: Pick<HostIdentity, "keyPem" | "certPem">,
+  bind: ListenAddress,
   onSocket: (socket: tls.TLSSocket) => void,
   options: ListenOptions = {},
   plaintext?: (stream: TransportStream) => void,
@@ -86,6 +88,7 @@ function route(
 
 export interface TlsConnection {
   socket: tls.TLSSocket;
+  reads: DirectReads;
   /**
    * How long the TCP handshake took: one round trip, answered by the host's kernel, so unlike a
    * ping it is not delayed by a host too busy to run its event loop.
@@ -106,7 +109,10 @@ export function connectTls(
   return new Promise((resolve, reject) => {
     const startedAt = performance.now();
     let tcpRttMs = Number.POSITIVE_INFINITY;
-    const socket = tls.connect({
+    // Nothing is lost before the stream's reader listens: the host sends nothing unasked.
+    const reads = new DirectReads();
+    // Node takes `onread` for a TLS socket it connects itself, though its typings omit it.
+    const connectOptions: tls.ConnectionOptions & { onread: OnReadOpts } = {
       host: link.host,
       port: link.port,
       minVersion: "TLSv1.3",
@@ -115,7 +121,10 @@ export function connectTls(
       // Trust comes from the fingerprint check below, not from a CA chain.
       rejectUnauthorized: false,
       ...(isIpAddress(link.host) ? {} : { servername: link.host }),
-    });
+      onread: reads.onread,
+    };
+    const socket = tls.connect(connectOptions);
+    reads.attach(socket);
     const where = `${link.host}:${link.port}`;
     const { fail, settle } = watchDial(socket, where, { handshake: "TLS", timeoutMs, signal }, reject);
     socket.once("connect", () => {
@@ -135,7 +144,7 @@ export function connectTls(
         return;
       }
       settle();
-      resolve({ socket, tcpRttMs });
+      resolve({ socket, reads, tcpRttMs });
     });
   });
 }
@@ -146,13 +155,13 @@ export const tcpTransport: Transport = {
   available: true,
   encrypted: true,
   async dial(link, options = {}) {
-    const { socket, tcpRttMs } = await connectTls(
+    const { socket, reads, tcpRttMs } = await connectTls(
       link,
       options.signal,
       options.timeoutMs,
       options.onConnected,
     );
-    return tlsStream(socket, tcpRttMs);
+    return tlsStream(socket, tcpRttMs, reads);
   },
   async listen(identity, bind, onStream, options = {}) {
     const listener = await listenTls(
@@ -166,10 +175,17 @@ export const tcpTransport: Transport = {
   },
 };
 
-/** A TLS socket as a transport stream; `rttMs` is its TCP handshake's, where measured. */
-export function tlsStream(socket: tls.TLSSocket, rttMs: number | undefined): TransportStream {
+/**
+ * A TLS socket as a transport stream; `rttMs` is its TCP handshake's, where measured, and
+ * `reads` how a socket we connected reads.
+ */
+export function tlsStream(
+  socket: tls.TLSSocket,
+  rttMs: number | undefined,
+  reads?: DirectReads,
+): TransportStream {
   return {
-    ...tcpStreamBase(socket, rttMs),
+    ...tcpStreamBase(socket, rttMs, reads),
     encrypted: true,
     sessionBinding: () => socket.exportKeyingMaterial(32, EXPORTER_LABEL, EXPORTER_CONTEXT),
   };

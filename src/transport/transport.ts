@@ -10,6 +10,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { ReadTarget } from "./direct-reads.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 
@@ -55,6 +56,11 @@ export interface TransportStream {
    */
   sessionBinding(): Buffer;
   stats(): TransportStats;
+  /**
+   * Where the stream can read into a buffer its reader names (direct-reads.ts): from now on,
+   * reads land where `target` says when it names one. Absent where reads land where they may.
+   */
+  readonly steerReads?: (target: ReadTarget) => void;
 }
 
 export interface TransportStats {

@@ -2,7 +2,8 @@
  * Framing: every frame is `[u32 length][u8 type][u32 requestId][body]`, where `length` counts the
  * bytes after itself. The decoder is incremental and copies each body byte at most once: small
  * bodies that arrive whole are passed as views of the socket's buffer, large bodies are assembled
- * into a buffer the sink provides (a pooled one for bulk data).
+ * into a buffer the sink provides (a pooled one for bulk data), and not copied at all when the
+ * socket read them there itself (see `bodyRemainder`).
  */
 import { ErrorCode, TeleportError } from "../errors.js";
 
@@ -53,6 +54,14 @@ export class FrameDecoder {
   /** True when no partial frame is buffered (a clean place for the stream to end). */
   get idle(): boolean {
     return this.#headerFilled === 0 && this.#body === null;
+  }
+
+  /**
+   * The rest of the body being assembled, for a socket to read into directly (a read that lands
+   * there is pushed as that same view, and not copied); undefined between bodies.
+   */
+  bodyRemainder(): Buffer | undefined {
+    return this.#body?.subarray(this.#bodyFilled, this.#bodyLength);
   }
 
   push(data: Buffer): void {
@@ -118,7 +127,9 @@ export class FrameDecoder {
   #fillBody(data: Buffer, offset: number): number {
     const body = this.#body as Buffer;
     const taken = Math.min(this.#bodyLength - this.#bodyFilled, data.length - offset);
-    data.copy(body, this.#bodyFilled, offset, offset + taken);
+    const inPlace =
+      data.buffer === body.buffer && data.byteOffset + offset === body.byteOffset + this.#bodyFilled;
+    if (!inPlace) data.copy(body, this.#bodyFilled, offset, offset + taken);
     this.#bodyFilled += taken;
     if (this.#bodyFilled === this.#bodyLength) {
       this.#body = null;

@@ -105,10 +105,16 @@ export const Feature = {
   /** The host sends ENTRY_SKIPPED for what it leaves out of a manifest (`pull` reports them). */
   SKIPPED_ENTRIES: 128,
   /**
+   * The client retries a HOST_BUSY refusal of a request after the ERROR's retryAfterMs; a host
+   * serving as many clients as it takes refuses such clients' first path request, and takes
+   * the others anyway.
+   */
+  HOST_BUSY: 256,
+  /**
    * The host answers DELTA requests: a changed chunk comes as copies of blocks of the client's
    * old copy and literal bytes (src/delta, host/delta-sender.ts, client/pull/delta-fetcher.ts).
    */
-  DELTA: 256,
+  DELTA: 512,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -178,11 +184,17 @@ export interface ErrorMessage {
    * wrong secret before its refusals are quick again. Absent from hosts before it.
    */
   authDelayWindowMs?: number | undefined;
+  /**
+   * A HOST_BUSY refusal (to a client with Feature.HOST_BUSY): when to try again (ms). It follows
+   * authDelayWindowMs, which is then 0 (no delayed refusal).
+   */
+  retryAfterMs?: number | undefined;
 }
 export const errorCodec: Codec<ErrorMessage> = struct<ErrorMessage>({
   code: utf8(64),
   message: utf8(2048),
   authDelayWindowMs: trailing(uint32),
+  retryAfterMs: trailing(uint32),
 });
 
 /** A file or folder of a manifest that could not be read, and why; the rest goes on. */

@@ -154,6 +154,60 @@ export function transportCompliance(transport: Transport, label = transport.name
     );
   });
 
+  // A QUIC stream reads from its connection only when read, so only TCP's can have bytes waiting.
+  test(name("bytes that arrive before the client reads are kept for its first reader"), {
+    skip: transport.kind === "tcp" ? skip : `${transport.name} streams read only when read`,
+  }, async (t) => {
+    const { client, server } = await pair(t, transport);
+    const before = client.stats().bytesReceived;
+    server.stream.write("early words");
+    await waitFor(() => client.stats().bytesReceived > before, { what: "the bytes to arrive" });
+    const received: Buffer[] = [];
+    client.stream.on("data", (data: Buffer) => received.push(Buffer.from(data)));
+    server.stream.write(" and later ones");
+    await waitFor(() => Buffer.concat(received).length >= 26, { what: "both writes" });
+    assert.equal(Buffer.concat(received).toString(), "early words and later ones");
+  });
+
+  test(name("a client stream that steers its reads has large bodies read in place"), {
+    skip: transport.kind === "tcp" ? skip : `${transport.name} streams read where they may`,
+  }, async (t) => {
+    const { client, server } = await pair(t, transport);
+    assert.ok(client.steerReads !== undefined, "a TCP stream we dial reads through direct-reads.ts");
+    const bodies: Buffer[] = [];
+    let inPlaceBytes = 0;
+    client.stream.on("data", (data: Buffer) => {
+      if (bodies.some((body) => body.buffer === data.buffer)) inPlaceBytes += data.length;
+    });
+    const frames: Buffer[] = [];
+    new Connection(
+      client.stream,
+      {
+        allocateBody: (_type, _id, length) => {
+          const body = Buffer.allocUnsafeSlow(length);
+          bodies.push(body);
+          return body;
+        },
+        onFrame: (_type, _id, body) => frames.push(Buffer.from(body)),
+        onClose: () => {},
+      },
+      { steerReads: client.steerReads },
+    );
+    const sender = framed(server);
+    const large = pseudoRandomBytes(4 * MiB, "in place");
+    for (const requestId of [1, 2]) {
+      const frame = Buffer.allocUnsafe(FRAME_HEADER_SIZE + large.length);
+      writeFrameHeader(frame, 0, MessageType.CHUNK_DATA, requestId, large.length);
+      large.copy(frame, FRAME_HEADER_SIZE);
+      sender.connection.sendOwnedFrame(frame, () => {});
+      sender.connection.send(MessageType.END, requestId, emptyCodec, {});
+    }
+    await waitFor(() => frames.length === 4, { what: "4 frames", timeoutMs: 20_000 });
+    assert.ok(frames[0]?.equals(large) && frames[2]?.equals(large), "bodies arrive whole");
+    assert.deepEqual([frames[1]?.length, frames[3]?.length], [0, 0]);
+    assert.ok(inPlaceBytes >= large.length, `only ${inPlaceBytes} bytes were read in place`);
+  });
+
   test(name("a reader that does not read holds the writer back (backpressure)"), { skip }, async (t) => {
     const { client, server } = await pair(t, transport);
     server.stream.pause();

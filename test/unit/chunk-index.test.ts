@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -8,12 +9,28 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { defaultChunker } from "../../src/chunking/chunker.js";
+import { collectChunks } from "../../src/chunking/manifest.js";
 import { ChunkIndex } from "../../src/store/chunk-index.js";
+import { fileChunks } from "../../src/store/file-chunks.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 import { onCleanup } from "../helpers/context.js";
 
 const require = createRequire(import.meta.url);
 const INDEX_MODULE = fileURLToPath(new URL("../../src/store/chunk-index.js", import.meta.url));
+
+/** The listing `open` makes of the file at `path`, open for reading until the listing ends. */
+async function* withFile<T, R>(
+  path: string,
+  open: (fd: number) => AsyncGenerator<T, R>,
+): AsyncGenerator<T, R> {
+  const fd = openSync(path, "r");
+  try {
+    return yield* open(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 function chunks(count: number, size = 1000): ChunkRef[] {
   return Array.from({ length: count }, (_, i) => ({ offset: i * size, size, hash: randomBytes(32) }));
@@ -44,6 +61,77 @@ describe("ChunkIndex", () => {
     assert.ok(index.hasChunkAt(id, 1000, refs[1]?.hash as Buffer));
     assert.ok(!index.hasChunkAt(id, 2000, refs[1]?.hash as Buffer));
     assert.equal(index.locate(refs[2]?.hash as Buffer)[0]?.offset, 2000);
+    index.close();
+  });
+
+  it("keeps a file's chunk list while it is read, when another caller that hashed it too finishes", async () => {
+    // Two clients of a host hash the same new file at once; a third lists it from the index.
+    const index = ChunkIndex.open(join(dir, "twice"));
+    const path = join(dir, "twice.bin");
+    await writeFile(path, "hashed twice");
+    const stats = await stat(path, { bigint: true });
+    const refs = chunks(5);
+    const digest = { size: 5000, chunkCount: 5, fileHash: Buffer.alloc(32, 7) };
+    const late = index.startFile(path, stats, "cdc");
+    index.startFile(join(dir, "another.bin"), stats, "cdc"); // so that the next id is not late's again
+    const early = index.startFile(path, stats, "cdc");
+    assert.notEqual(early, late);
+    index.addChunks(refs.map((chunk) => [early, chunk] as const));
+    index.finishFile(early, path, stats, digest);
+    const known = index.lookupFile(path, stats, "cdc");
+    assert.equal(known?.id, early);
+    const reading = index.chunksOf(early, 2);
+    const listed = [...(reading.next().value ?? [])];
+
+    index.addChunks(refs.map((chunk) => [late, chunk] as const));
+    index.finishFile(late, path, stats, digest);
+    for (const batch of reading) listed.push(...batch);
+
+    assert.equal(listed.length, 5, "every chunk listed");
+    assert.equal(index.lookupFile(path, stats, "cdc")?.id, early);
+    index.close();
+  });
+
+  it("indexes a file as fileChunks reads it, and lists it again from the index without reading", async () => {
+    const index = ChunkIndex.open(join(dir, "file-chunks"));
+    const chunker = defaultChunker();
+    const path = join(dir, "file-chunks.bin");
+    const content = randomBytes(300 * 1024);
+    await writeFile(path, content);
+    const read = await collectChunks(
+      withFile(path, (fd) => fileChunks(fd, path, content.length, chunker, index)),
+    );
+    const stats = await stat(path, { bigint: true });
+    const known = index.lookupFile(path, stats, chunker.id);
+    assert.ok(known !== undefined, "recorded");
+    assert.ok(known.fileHash?.equals(read.digest.fileHash), "recorded complete, with its file hash");
+    assert.equal(known.chunkCount, read.chunks.length);
+    assert.deepEqual([...index.chunksOf(known.id, 1024)].flat(), read.chunks);
+    // Changed underneath: a new read, and the new content recorded in place of the old.
+    await writeFile(path, randomBytes(40 * 1024));
+    const again = await collectChunks(
+      withFile(path, (fd) => fileChunks(fd, path, 40 * 1024, chunker, index)),
+    );
+    const now = index.lookupFile(path, await stat(path, { bigint: true }), chunker.id);
+    assert.ok(now?.fileHash?.equals(again.digest.fileHash));
+    assert.equal(index.locate(read.chunks[0]?.hash ?? Buffer.alloc(32)).length, 0, "the old rows are gone");
+    index.close();
+  });
+
+  it("finishFiles completes several files in one call", async () => {
+    const index = ChunkIndex.open(join(dir, "finish-files"));
+    const files = await Promise.all(
+      ["a", "b"].map(async (name) => {
+        const path = join(dir, `finish-${name}.bin`);
+        await writeFile(path, name);
+        const stats = await stat(path, { bigint: true });
+        return { fileId: index.startFile(path, stats, "cdc-a"), path, stats };
+      }),
+    );
+    const digest = { size: 1, chunkCount: 0, fileHash: Buffer.alloc(32, 7) };
+    index.finishFiles(files.map((file) => ({ ...file, digest })));
+    for (const { path, stats } of files)
+      assert.ok(index.lookupFile(path, stats, "cdc-a")?.fileHash?.equals(digest.fileHash));
     index.close();
   });
 
@@ -78,6 +166,7 @@ describe("ChunkIndex", () => {
         "-e",
         `import { ChunkIndex } from ${JSON.stringify(INDEX_MODULE)};
          import { randomBytes } from "node:crypto";
+import { closeSync, openSync } from "node:fs";
          import { statSync } from "node:fs";
          const index = ChunkIndex.open(process.argv[1]);
          const stats = statSync(process.argv[1], { bigint: true });

@@ -97,7 +97,7 @@ class FakeFile implements PlannedFile {
 }
 
 /** A planner over fakes; copies "succeed" unless `mismatch` says which offsets do not verify. */
-function planner(options: { mismatch?: Set<number> } = {}) {
+function planner(options: { mismatch?: Set<number>; scheduleFlush?: (flush: () => void) => void } = {}) {
   const fetcher = new FakeFetcher();
   const journal = new FakeJournal();
   const local = new FakeLocal();
@@ -115,6 +115,7 @@ function planner(options: { mismatch?: Set<number> } = {}) {
     work,
     tally: { readLocally: () => {}, report: () => {} },
     copy,
+    scheduleFlush: options.scheduleFlush ?? ((flush) => void globalThis.setImmediate(flush)),
   });
   return { plan, fetcher, journal, local, work, runs };
 }
@@ -209,6 +210,20 @@ describe("ChunkPlanner", () => {
     await settle();
     assert.equal(local.finds, 0);
     assert.deepEqual(fetcher.fetchedOffsets, [0]);
+  });
+
+  it("gathers the chunks of small files into one batch until its flush is due", async () => {
+    const due: Array<() => void> = [];
+    const { plan, fetcher } = planner({ scheduleFlush: (flush) => due.push(flush) });
+    for (let i = 0; i < 5; i++) plan.place(new FakeFile(undefined, undefined, false), chunk(0, 10, i));
+    await settle();
+    assert.equal(fetcher.batches.length, 0, "a batch that is not full waits");
+    assert.equal(due.length, 1, "one flush scheduled for the batch");
+    due[0]?.();
+    assert.deepEqual(
+      fetcher.batches.map((batch) => batch.length),
+      [5],
+    );
   });
 
   it("holds a chunk back while the window is full, until written chunks make room", async () => {

@@ -47,7 +47,17 @@ describe("message codecs", () => {
     const old = encodeWithHeadroom(errorCodec, refused, 0);
     assert.equal(decodeMessage(errorCodec, old).authDelayWindowMs, undefined);
     const delayed = encodeWithHeadroom(errorCodec, { ...refused, authDelayWindowMs: 60_000 }, 0);
-    assert.deepEqual(decodeMessage(errorCodec, delayed), { ...refused, authDelayWindowMs: 60_000 });
+    assert.deepEqual(decodeMessage(errorCodec, delayed), {
+      ...refused,
+      authDelayWindowMs: 60_000,
+      retryAfterMs: undefined,
+    });
+  });
+
+  it("ERROR's trailing retry time: a busy host's follows an auth delay of 0", () => {
+    const busy = { code: ErrorCode.HOST_BUSY, message: "host busy, retry in 2 s", authDelayWindowMs: 0 };
+    const encoded = encodeWithHeadroom(errorCodec, { ...busy, retryAfterMs: 1500 }, 0);
+    assert.deepEqual(decodeMessage(errorCodec, encoded), { ...busy, retryAfterMs: 1500 });
   });
 
   it("round-trips a chunk request list", () => {
@@ -163,6 +173,33 @@ describe("frame decoder", () => {
       assert.equal(allocations(), 1, "only the large body goes to the sink's allocator");
       assert.ok(decoder.idle);
     }
+  });
+
+  it("names the rest of a body for reads to land in, and takes them there", () => {
+    const body = pseudoRandomBytes(LARGE_BODY_THRESHOLD * 3, "read in place");
+    const stream = Buffer.concat([frame(36, 1, body), frame(17, 2, Buffer.alloc(0))]);
+    const { decoder, frames } = collectingDecoder();
+    assert.equal(decoder.bodyRemainder(), undefined, "between frames, reads land anywhere");
+    decoder.push(stream.subarray(0, FRAME_HEADER_SIZE + 100));
+    let at = FRAME_HEADER_SIZE + 100;
+    for (const size of [5000, 70_000]) {
+      const remainder = decoder.bodyRemainder();
+      assert.ok(remainder !== undefined && remainder.length === body.length - (at - FRAME_HEADER_SIZE));
+      stream.copy(remainder, 0, at, at + size); // what a socket reading into it does
+      decoder.push(remainder.subarray(0, size));
+      at += size;
+    }
+    decoder.push(stream.subarray(at)); // the rest of the body and the next frame, as a copy
+
+    assert.deepEqual(
+      frames.map((f) => [f.type, f.requestId]),
+      [
+        [36, 1],
+        [17, 2],
+      ],
+    );
+    assert.ok(frames[0]?.body.equals(body));
+    assert.equal(decoder.bodyRemainder(), undefined);
   });
 
   it("reassembles random splits of random frames", (t) => {

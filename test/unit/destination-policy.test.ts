@@ -1,10 +1,11 @@
 /**
  * The destination's pure policies: a symlink target walked against what is on disk
  * (symlink-target.ts), and blocks reserved as data arrives within a pull's allowance
- * (reservation.ts).
+ * (reservation.ts), and part-file names (part-names.ts).
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { partFileWriter, partNameFor } from "../../src/client/pull/part-names.js";
 import { FileReservation, ReservationBudget } from "../../src/client/pull/reservation.js";
 import { checkSymlinkTarget, type NameKind } from "../../src/client/pull/symlink-target.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
@@ -57,4 +58,17 @@ test("reservations follow the data: at most the allowance ahead, refilled as byt
   assert.deepEqual(reserved.at(-1), [64 * MiB, 16 * MiB]);
   file.release();
   assert.equal(budget.ahead, 0);
+});
+
+test("part-file names are distinct for one name, and say which process writes them", () => {
+  const names = new Set(Array.from({ length: 1000 }, () => partNameFor("data.bin")));
+  assert.equal(names.size, 1000);
+  for (const name of names) {
+    assert.match(name, /^\.data\.bin\..+\.teleport-part$/);
+    assert.equal(partFileWriter(name), process.pid);
+  }
+  // Leftovers named by earlier versions, with no counter, are still recognised.
+  assert.equal(partFileWriter(".data.bin.4242-0123456789ab.teleport-part"), 4242);
+  assert.equal(partFileWriter("data.bin"), undefined);
+  assert.equal(partFileWriter(".data.bin.4242-xyz.teleport-part"), undefined);
 });

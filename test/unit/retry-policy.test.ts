@@ -35,8 +35,9 @@ test("gives up after the allowed retries", () => {
   assert.equal(retryWaitMs(failure({ retries: 0 })), undefined);
 });
 
-test("lost connections, timeouts and files that changed are retried; nothing else is", () => {
+test("lost connections, timeouts, files that changed and busy hosts are retried; nothing else is", () => {
   const retried: ErrorCode[] = [
+    ErrorCode.HOST_BUSY,
     ErrorCode.CONNECTION,
     ErrorCode.TIMEOUT,
     ErrorCode.FILE_CHANGED,
@@ -52,4 +53,19 @@ test("a host unreachable at the start is reported at once, and a cancelled pull 
   assert.equal(retryWaitMs(failure({ underway: false })), undefined);
   assert.equal(retryWaitMs(failure({ underway: false, attempt: 1 })), undefined);
   assert.equal(retryWaitMs(failure({ cancelled: true })), undefined);
+});
+
+test("a busy host is waited for as long as it asks, even before the pull was under way", () => {
+  const busy = { code: ErrorCode.HOST_BUSY, underway: false };
+  assert.equal(retryWaitMs(failure({ ...busy, retryAfterMs: 2300 })), 2300);
+  assert.equal(retryWaitMs(failure({ ...busy, retryAfterMs: 2300, attempt: 3 })), 2300);
+  assert.equal(retryWaitMs(failure({ ...busy, retryAfterMs: 0 })), 500, "never sooner than the first wait");
+  assert.equal(
+    retryWaitMs(failure({ ...busy, retryAfterMs: 3_600_000 })),
+    60_000,
+    "a host cannot park a pull",
+  );
+  assert.equal(retryWaitMs(failure({ ...busy, attempt: 1 })), 1000, "no hint: the usual backoff");
+  assert.equal(retryWaitMs(failure({ ...busy, retryAfterMs: 2300, attempt: DEFAULT_RETRIES })), undefined);
+  assert.equal(retryWaitMs(failure({ ...busy, retryAfterMs: 2300, cancelled: true })), undefined);
 });

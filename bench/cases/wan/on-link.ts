@@ -48,6 +48,8 @@ export interface OnLinkOptions {
   report(run: LinkRun): BenchOutcome;
   /** Extra teleport hosts to start: their `host` options, by name (WanSession.variants). */
   hostVariants?: Record<string, string[]>;
+  /** The folder the servers share instead of the payload ladder (which is then not made). */
+  sharedDir?: string;
 }
 
 /** Runs benchmark `name` on a link with `settings`; skipped where netsim cannot run. */
@@ -63,7 +65,10 @@ export async function onLink(
   const temp = makeTempDir(`wan-${name}`);
   let link: NetsimLink | undefined;
   try {
-    const ladder = await ensurePayloadLadder(context.workDir);
+    const ladder =
+      options.sharedDir === undefined
+        ? await ensurePayloadLadder(context.workDir)
+        : { dir: options.sharedDir, files: [] };
     link = await bringUpLink(netsim, `tb-${process.pid}-${name}`, settings);
     context.log(`${name}: link up: ${describeLink(settings)}`);
     const scratch = join(temp.path, "scratch");

@@ -9,6 +9,7 @@ import { type CommandSpec, type CommandUsage, cappedCommand, measureCommand } fr
 import type { NetsimLink } from "../../lib/netsim.js";
 import { type RsyncDaemon, startRsyncDaemon, whyUnavailable } from "../../lib/peers.js";
 import { type ServerProcess, treeScratchParent } from "../../lib/processes.js";
+import { parseRsyncStats } from "../../lib/rsync-stats.js";
 import {
   parsePullReport,
   startTeleportHost,
@@ -147,6 +148,7 @@ export async function pullWithTeleport(
     // The most data streams the pull had open at once, and the counts the tuner went through.
     sample.details.streamsUsed = report.streamPool?.peakStreams ?? null;
     sample.details.tuning = report.streamPool?.tuning.map((step) => step.streams) ?? [];
+    sample.details.bytesOnWire = report.bytesOnWire;
     return sample;
   } finally {
     rmSync(home, { recursive: true, force: true });
@@ -178,7 +180,11 @@ export async function pullWithRsync(
     command: "rsync",
     args: [...recursive, ...extraArgs, `${daemon.moduleUrl}/${file.name}`, `${destDir}/`],
   };
-  return copySample(file, await cappedCopy(session, pull, daemon.server, file, destDir));
+  const copy = await cappedCopy(session, pull, daemon.server, file, destDir);
+  const sample = copySample(file, copy);
+  if (extraArgs.includes("--stats"))
+    sample.details.bytesOnWire = parseRsyncStats(copy.client.stdout).bytesReceived;
+  return sample;
 }
 
 /** rsync (one stream) and iperf3 (one stream and eight), those that could start. */

@@ -96,10 +96,18 @@ export interface PlannerOptions {
   delta?: DeltaChunks | undefined;
   /** Copies a run into the file open as `target` and verifies it (default: local-copies.ts). */
   copy?: (run: CopyRun, target: number, buffer: Buffer) => Promise<CopyResult>;
+  /** Runs `flush` once a batch that is not full has waited long enough (default: BATCH_DELAY_MS). */
+  scheduleFlush?: (flush: () => void) => void;
 }
 
 /** Chunks per GET_CHUNKS request, at most. */
 const BATCH_CHUNKS = 1024;
+/**
+ * How long a batch that is not full waits for more chunks before the streams get it: a tree of
+ * small files otherwise went out a few files a batch, each batch a message to a stream thread
+ * and one back (docs/decisions-files.md, "Batches of small files").
+ */
+const BATCH_DELAY_MS = 4;
 /** Local copies run at once, each with a COPY_RUN_BYTES buffer. */
 const MAX_RUNNING_COPIES = 2;
 /** Copy runs waiting; the manifest waits when more are queued. */
@@ -130,6 +138,7 @@ export class ChunkPlanner {
       this.flush();
     },
   };
+  readonly #scheduleFlush: (flush: () => void) => void;
 
   #batch: Fetch[] = [];
   #batchBytes = 0;
@@ -150,6 +159,7 @@ export class ChunkPlanner {
     this.#tally = options.tally;
     this.#copyRun = options.copy ?? copyRun;
     this.#delta = options.delta;
+    this.#scheduleFlush = options.scheduleFlush ?? ((flush) => setTimeout(flush, BATCH_DELAY_MS));
   }
 
   /** Places a chunk of `file`; a promise when the next one must wait for room. */
@@ -307,9 +317,8 @@ export class ChunkPlanner {
     if (this.#batchBytes >= this.#fetcher.batchBytes || this.#batch.length >= BATCH_CHUNKS) {
       this.flush();
     } else if (!this.#flushScheduled) {
-      // Whatever else has already arrived is processed before this runs, so small files batch up.
       this.#flushScheduled = true;
-      setImmediate(() => {
+      this.#scheduleFlush(() => {
         this.#flushScheduled = false;
         this.flush();
       });

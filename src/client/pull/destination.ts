@@ -34,6 +34,8 @@ import { FileReservation, ReservationBudget } from "./reservation.js";
 import { checkSymlinkTarget, type NameKind, nameKind } from "./symlink-target.js";
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+/** Read and write for the owner: what a part file needs while it is written. */
+const OWNER_ONLY = 0o600;
 
 function errorCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -55,6 +57,8 @@ export function removeQuietly(path: string): void {
 export interface PartFile {
   readonly path: string;
   readonly fd: number;
+  /** The mode it was created with; undefined for one an interrupted pull created. */
+  readonly mode?: number | undefined;
 }
 
 /** What a folder of the destination held before the pull touched it (see Destination.mayExist). */
@@ -246,14 +250,20 @@ export class Destination {
     }
   }
 
-  /** Creates a new part file next to `finalPath`; O_EXCL|O_NOFOLLOW so nothing there is reused. */
-  createPartFile(finalPath: string): PartFile {
+  /**
+   * Creates a new part file next to `finalPath`; O_EXCL|O_NOFOLLOW so nothing there is reused.
+   * It gets the mode the host gave the file (`hostMode`) when that lets us read and write it, as
+   * rsync's temporary files do: the commit then needs no chmod.
+   */
+  createPartFile(finalPath: string, hostMode?: number): PartFile {
     const { folder, name } = this.#place(finalPath);
     const part = partNameFor(name);
     const path = join(dirname(finalPath), part);
     const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
+    const wanted = hostMode === undefined ? OWNER_ONLY : modeFromHost(hostMode);
+    const mode = (wanted & OWNER_ONLY) === OWNER_ONLY ? wanted : OWNER_ONLY;
     try {
-      return { path, fd: directoryIo.openFile(folder, part, flags, 0o600) };
+      return { path, fd: directoryIo.openFile(folder, part, flags, mode), mode };
     } catch (err) {
       throw toTeleportError(err, `creating ${path}`);
     }
@@ -306,7 +316,8 @@ export class Destination {
       if (size) ftruncateSync(part.fd, entry.size);
       // Before the mode, which may leave the file read-only to us.
       xattrsSet = file.xattrs !== undefined && setXattrs(part.fd, file.xattrs, part.path);
-      fchmodSync(part.fd, modeFromHost(entry.mode));
+      const mode = modeFromHost(entry.mode);
+      if (part.mode !== mode) fchmodSync(part.fd, mode);
       futimesSync(part.fd, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
       if (this.#committed !== undefined) identity = fstatSync(part.fd);
     } finally {

@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from "node:fs";
 import { hashBytes } from "../../chunking/hash.js";
-import type { ChunkIndex, RecordedFile } from "../../store/chunk-index.js";
+import type { ChunkIndex, FinishedFile, RecordedFile } from "../../store/chunk-index.js";
 import { bootId, inodeOf } from "../../store/chunk-index.js";
 import { writableOnlyByUs } from "../../store/private-file.js";
 import { type ChunkRef, type Entry, type FileEnd, MAX_CHUNK_SIZE } from "../../wire/messages.js";
@@ -35,6 +35,8 @@ export class Downloads implements DownloadJournal {
   #journalTimer: NodeJS.Timeout | undefined;
   /** Complete unjournaled files waiting to be recorded. */
   #records: RecordedFile[] = [];
+  /** Kept old copies whose records wait to follow their new metadata. */
+  #refreshed: FinishedFile[] = [];
   /**
    * Part files of downloads begun in another boot, open for reading: their journal may vouch
    * for bytes a crash kept from the disk, so each chunk is read and hashed before it counts.
@@ -147,9 +149,25 @@ export class Downloads implements DownloadJournal {
     this.#index.finishFile(downloadId, finalPath, lstatSync(finalPath, { bigint: true }), end);
   }
 
-  /** An old copy kept in place whose metadata changed: its record follows it. */
+  /**
+   * An old copy kept in place whose metadata changed: its record follows it, in the next
+   * transaction (a pull into an older release refreshes most of its files).
+   */
   refresh(fileId: number, finalPath: string, end: FileEnd): void {
-    this.#index.finishFile(fileId, finalPath, lstatSync(finalPath, { bigint: true }), end);
+    this.#refreshed.push({
+      fileId,
+      path: finalPath,
+      stats: lstatSync(finalPath, { bigint: true }),
+      digest: end,
+    });
+    if (this.#refreshed.length >= RECORDS_PER_TRANSACTION) this.#flushRefreshed();
+  }
+
+  #flushRefreshed(): void {
+    if (this.#refreshed.length === 0) return;
+    const refreshed = this.#refreshed;
+    this.#refreshed = [];
+    this.#index.finishFiles(refreshed);
   }
 
   /** Drops a record; never throws (the index is a cache: a row it keeps is checked before use). */
@@ -174,6 +192,7 @@ export class Downloads implements DownloadJournal {
   }
 
   flushRecords(): void {
+    this.#flushRefreshed();
     if (this.#records.length === 0) return;
     const records = this.#records;
     this.#records = [];

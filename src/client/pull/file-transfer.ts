@@ -226,7 +226,7 @@ export class FileTransfer implements FileReceiver {
       partFile = resumed.partFile;
       download = { id: resumed.id, resumed: true };
     } else {
-      partFile = destination.createPartFile(this.file.finalPath);
+      partFile = destination.createPartFile(this.file.finalPath, this.file.entry.mode);
       const journaled = index !== undefined && this.#keptChunks === undefined;
       if (journaled)
         download = {

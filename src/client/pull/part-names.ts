@@ -1,7 +1,7 @@
 /**
- * Part-file names: a file being written is named `.NAME.PID-RANDOM.teleport-part` beside its
- * final name, so that a killed pull's leftovers are recognised (their writer is gone) and removed
- * by the next pull into the folder, unless a journal keeps them for resuming.
+ * Part-file names: a file being written is named `.NAME.PID-RANDOM-COUNT.teleport-part` beside
+ * its final name, so that a killed pull's leftovers are recognised (their writer is gone) and
+ * removed by the next pull into the folder, unless a journal keeps them for resuming.
  */
 import { createHash, randomBytes } from "node:crypto";
 
@@ -14,12 +14,24 @@ const PART_SUFFIX = ".teleport-part";
  * too, then renamed.
  */
 export function partNameFor(name: string): string {
-  const unique = `${process.pid}-${randomBytes(6).toString("hex")}`;
-  return `.${shortened(name)}.${unique}${PART_SUFFIX}`;
+  partNamesMade++;
+  return `.${shortened(name)}.${PROCESS_PART}-${partNamesMade.toString(36)}${PART_SUFFIX}`;
 }
 
-/** `.NAME.PID-RANDOM` + PART_SUFFIX, as partNameFor makes them. */
-const PART_NAME = /^\..+\.(\d+)-[0-9a-f]{12}\.teleport-part$/;
+/**
+ * The random part is drawn once per process, and a counter makes each name distinct: a random
+ * draw per file cost more main-thread time than creating the file (docs/decisions-files.md,
+ * "Part-file names"). The name needs to be distinct, not secret: part files are created with
+ * O_EXCL|O_NOFOLLOW, so a name someone prepared is never written through.
+ */
+const PROCESS_PART = `${process.pid}-${randomBytes(6).toString("hex")}`;
+let partNamesMade = 0;
+
+/**
+ * `.NAME.PID-RANDOM-COUNT` + PART_SUFFIX, as partNameFor makes them, or `.NAME.PID-RANDOM` +
+ * PART_SUFFIX, as earlier versions did (their leftovers are recognised too).
+ */
+const PART_NAME = /^\..+\.(\d+)-[0-9a-f]{12}(?:-[0-9a-z]+)?\.teleport-part$/;
 
 /** The process id of the pull that wrote the part file `name`; undefined if it is not one. */
 export function partFileWriter(name: string): number | undefined {

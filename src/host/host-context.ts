@@ -1,0 +1,64 @@
+/**
+ * What every session of a host shares (SessionContext), built the same way in the main thread
+ * and in each of the host's threads.
+ */
+import { type Chunker, defaultChunker } from "../chunking/chunker.js";
+import { CompressionThreads } from "../compression/compression-threads.js";
+import { BufferPool } from "../engine/buffer-pool.js";
+import { ByteBudget } from "../engine/byte-budget.js";
+import type { ChunkIndex } from "../store/chunk-index.js";
+import type { TransportKind } from "../transport/transport.js";
+import type { Admission } from "./admission.js";
+import type { RefusalDelays } from "./auth-limiter.js";
+import type { HostFaults } from "./faults.js";
+import { PlaintextClients } from "./plaintext-clients.js";
+import { RecentChunks } from "./recent-chunks.js";
+import type { SessionContext } from "./session.js";
+import type { Share } from "./share.js";
+
+export interface ContextParts {
+  share: Share;
+  secret: Buffer;
+  index: ChunkIndex;
+  /** Filled in as the listeners start, before any session does. */
+  transports: ReadonlySet<TransportKind>;
+  authLimiter: RefusalDelays;
+  admission: Admission;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  allowPlaintext: boolean;
+  /** Compress for clients that ask; with `compressionThreads` threads (default: per core). */
+  compression: boolean;
+  compressionThreads?: number | undefined;
+  sendBudgetBytes: number;
+  recentChunkBytes: number;
+  chunker?: Chunker | undefined;
+  faults?: HostFaults | undefined;
+  onSessionError?: SessionContext["onSessionError"];
+  onClientEvent?: SessionContext["onClientEvent"];
+}
+
+export function sessionContext(parts: ContextParts): SessionContext {
+  return {
+    share: parts.share,
+    secret: parts.secret,
+    chunker: parts.chunker ?? defaultChunker(),
+    // Keeps what the send budget lets out: buffers are reused, not left for the GC to find.
+    // Shared memory, so that compression threads work on the frames where they were read.
+    pool: new BufferPool(parts.sendBudgetBytes, { shared: true }),
+    compression: parts.compression ? new CompressionThreads(parts.compressionThreads) : undefined,
+    sendBudget: new ByteBudget(parts.sendBudgetBytes),
+    idleTimeoutMs: parts.idleTimeoutMs,
+    faults: parts.faults,
+    onSessionError: parts.onSessionError,
+    onClientEvent: parts.onClientEvent,
+    index: parts.index,
+    recent: new RecentChunks(parts.recentChunkBytes),
+    transports: parts.transports,
+    handshakeTimeoutMs: parts.handshakeTimeoutMs,
+    authLimiter: parts.authLimiter,
+    admission: parts.admission,
+    plaintextClients: new PlaintextClients(),
+    allowPlaintext: parts.allowPlaintext,
+  };
+}
