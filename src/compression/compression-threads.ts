@@ -3,6 +3,7 @@
  * in the pooled buffer it was read into (a SharedArrayBuffer: nothing is copied either way),
  * while the main thread goes on serving. Jobs go to the thread with the fewest open.
  */
+import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -52,6 +53,8 @@ export class CompressionThreads {
   readonly stats: CompressionStats = { chunks: 0, bytesIn: 0, bytesOut: 0, bytesInByLevel: new Map() };
   #nextId = 1;
   #closed = false;
+  /** Settles once every thread has started (and at once before any is). */
+  #online: Promise<unknown> = Promise.resolve();
 
   /**
    * One thread per core beyond the main thread's, at least one; started at the first job, so
@@ -71,7 +74,17 @@ export class CompressionThreads {
       thread.worker.on("exit", () => this.#failAll(thread, new Error("compression thread exited")));
       this.#threads.push(thread);
     }
+    this.#online = Promise.all(this.#threads.map(({ worker }) => once(worker, "online"))).catch(() => {});
     return this.#threads;
+  }
+
+  /**
+   * Starts the threads if none runs yet, and settles once they run: what a caller timing the
+   * compressor awaits first, so that starting a thread never counts as compressing.
+   */
+  async ready(): Promise<void> {
+    this.#started();
+    await this.#online;
   }
 
   /**

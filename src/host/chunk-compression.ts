@@ -44,6 +44,7 @@ export class ChunkCompression {
     const adaptive = this.#adaptiveLevel(requested);
     const level = adaptive?.level() ?? Math.min(requested, MAX_LEVEL);
     if (level === 0) return frames;
+    await this.#threads.ready();
     const started = performance.now();
     const result = await this.#threads.compress(frames, level, store);
     adaptive?.compressed(performance.now() - started);
