@@ -74,7 +74,8 @@ export class CompressionThreads {
       thread.worker.on("exit", () => this.#failAll(thread, new Error("compression thread exited")));
       this.#threads.push(thread);
     }
-    this.#online = Promise.all(this.#threads.map(({ worker }) => once(worker, "online"))).catch(() => {});
+    const online = ({ worker }: Thread) => Promise.race([once(worker, "online"), once(worker, "exit")]);
+    this.#online = Promise.all(this.#threads.map(online)).catch(() => {}); // a failed thread fails its jobs
     return this.#threads;
   }
 
