@@ -127,21 +127,7 @@ async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
   post(port, { op: "listening" });
 }
 
-/**
- * Descriptors opened beneath the share come from openat2 (the addon), not fs.open, so a worker's
- * fs.close of them draws a warning per file on the host's stderr: noise, the close is right.
- */
-function quietUnmanagedCloses(): void {
-  const printing = process.listeners("warning");
-  process.removeAllListeners("warning");
-  process.on("warning", (warning) => {
-    if (warning.message.includes("not opened in unmanaged mode")) return;
-    for (const print of printing) print(warning);
-  });
-}
-
 if (parentPort === null) throw new Error("host-thread runs as a worker thread");
-quietUnmanagedCloses();
 const port = parentPort;
 serve(port, workerData as HostThreadData).catch((err: unknown) => {
   throw toTeleportError(err); // the worker's "error": the host reports it

@@ -73,7 +73,13 @@ export class HostThreads {
   }
 
   #spawn(data: HostThreadData): Promise<void> {
-    const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
+    // Untracked descriptors: most a thread closes come from openat2 (the addon) or another thread,
+    // and Node, tracking, builds a warning with its stack for each (a CPU-second per 80k files).
+    const worker = new Worker(WORKER_URL, {
+      workerData: data,
+      resourceLimits: WORKER_LIMITS,
+      trackUnmanagedFds: false,
+    });
     const thread: Thread = {
       worker,
       load: { sessions: 0, sendBytesInUse: 0, compression: undefined },
