@@ -10,7 +10,7 @@ import { setFlagsFromString } from "node:v8";
  */
 function keepHeapSmall(): void {
   setFlagsFromString("--semi-space-growth-factor=1");
-  setFlagsFromString("--heap-growing-percent=10");
+  setFlagsFromString("--heap-growing-percent=30");
 }
 
 keepHeapSmall();
