@@ -28,6 +28,7 @@ import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { directoryIo, type NameStat, type OpenFolder } from "../../platform/directory-io.js";
 import { platformIo } from "../../platform/io.js";
 import type { Entry, Xattr } from "../../wire/messages.js";
+import { CommittedFiles } from "./committed-files.js";
 import { modeFromHost, sameAttributes, setXattrs } from "./metadata.js";
 import { isRunning, partFileWriter, partNameFor } from "./part-names.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
@@ -105,7 +106,7 @@ export class Destination {
   /** The folders held open, by local path; the root's is opened first. */
   readonly #folders = new Map<string, OpenFolder>();
   /** Files this pull committed (with hard links), by final path: the only targets a link may have. */
-  readonly #committed: Map<string, { dev: number; ino: number }> | undefined;
+  readonly #committed: CommittedFiles | undefined;
   /** Symlinks this pull made, which a later symlink's target may go through. */
   readonly #symlinks = new Set<string>();
   readonly #reservations = new ReservationBudget();
@@ -113,7 +114,7 @@ export class Destination {
   constructor(options: DestinationOptions) {
     this.#root = options.root;
     this.#isKeptDownload = options.isKeptDownload;
-    this.#committed = options.hardLinks ? new Map() : undefined;
+    this.#committed = options.hardLinks ? new CommittedFiles() : undefined;
   }
 
   /** Closes every folder still held open; idempotent. */
@@ -176,7 +177,7 @@ export class Destination {
    * else at `existingPath` is refused: a host must not link a file of ours into the pull.
    */
   link(existingPath: string, localPath: string): void {
-    const identity = this.#committed?.get(existingPath);
+    const identity = this.#committed?.identityOf(existingPath);
     if (identity === undefined)
       throw new TeleportError(ErrorCode.PATH_ESCAPE, `${existingPath} is not a file this pull wrote`);
     const source = this.#place(existingPath);
@@ -326,7 +327,7 @@ export class Destination {
     beforeRename();
     const { folder, name } = this.#place(finalPath);
     this.#rename(this.#place(part.path).folder, basename(part.path), name, finalPath, folder);
-    if (identity !== undefined) this.#committed?.set(finalPath, { dev: identity.dev, ino: identity.ino });
+    if (identity !== undefined) this.#committed?.remember(finalPath, identity);
     return xattrsSet;
   }
 
@@ -359,7 +360,7 @@ export class Destination {
     try {
       const stats = fstatSync(fd, { bigint: true });
       // Its bytes are what the host announced: a name this pull may link to, as if committed.
-      this.#committed?.set(finalPath, { dev: Number(stats.dev), ino: Number(stats.ino) });
+      this.#committed?.remember(finalPath, { dev: Number(stats.dev), ino: Number(stats.ino) });
       const sameMode = (Number(stats.mode) & 0o777) === modeFromHost(entry.mode);
       const sameTime = Math.abs(Number(stats.mtimeNs / 1000n) / 1000 - entry.mtimeMs) < 1;
       const sameXattrs = xattrs === undefined || sameAttributes(platformIo.readXattrs(fd), xattrs);
