@@ -83,21 +83,6 @@ describe("StreamTuner", () => {
     assert.equal(tuner.steps.at(-1)?.reason, "settled");
   });
 
-  it("stops growing on a full link whose one-BDP queue at most doubles the round trip", () => {
-    // 100 Mbit/s, 50 ms: 16 streams fill it and its queue, as 64 would (and drop packets doing so).
-    const full: Path = {
-      rttMs: 50,
-      rate: (n) => Math.min(n * 1e6, 12e6),
-      loadedRttMs: (n) => (n >= 16 ? 95 : 50),
-    };
-    const tuner = simulate(full, 5);
-    assert.deepEqual(
-      tuner.steps.map((step) => step.streams),
-      [4, 16, 16],
-    );
-    assert.equal(tuner.steps.at(-1)?.reason, "settled");
-  });
-
   it("takes a rate that is still climbing for slow start, not for streams paying off", () => {
     // Any count fills the link, once TCP has ramped up over the first second.
     const ramping: Path = { rttMs: 50, rate: (_n, ms) => Math.min(110e6, 5e6 * 2 ** (ms / 100)) };

@@ -58,12 +58,8 @@ export const MIN_PROBE_RTT_MS = 5;
 export const MAX_STREAMS = 256;
 /** A doubling that gained this much: the streams are each held back, so multiply by four. */
 const LINEAR_GAIN = 1.6;
-/**
- * The RTT has inflated (queues filling) when it exceeds the lowest seen by this factor... A
- * drop-tail queue of one bandwidth-delay product, the usual size, at most doubles the RTT: a
- * factor of 2 never fired there, and the probe overflowed the queue of a full link.
- */
-const RTT_INFLATION = 1.5;
+/** The RTT has inflated (queues filling) when it exceeds the lowest seen by this factor... */
+const RTT_INFLATION = 2;
 /** ...plus this, which keeps loopback's jitter of a millisecond or two from counting. */
 const RTT_SLACK_MS = 10;
 /** Time the new streams get to leave slow start before the rate counts: the larger of these. */
