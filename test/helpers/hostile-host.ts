@@ -112,6 +112,8 @@ export interface HostileHost {
   link: string;
   /** GET_CHUNKS requests received so far. */
   readonly chunkRequests: number;
+  /** Connections open now (the control connection and data streams). */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
@@ -150,6 +152,9 @@ export async function startHostileHost(
     link,
     get chunkRequests() {
       return seen.chunkRequests;
+    },
+    get connections() {
+      return connections.size;
     },
     close: async () => {
       for (const connection of connections) connection.destroy();

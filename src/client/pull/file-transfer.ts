@@ -160,6 +160,11 @@ export class FileTransfer implements FileReceiver {
         : { kind: "probing", oldCopyHash: start.oldCopyHash };
   }
 
+  /** Whether its chunks are being placed (not probed against an old copy, not yet complete). */
+  get writing(): boolean {
+    return this.#phase.kind === "writing";
+  }
+
   onChunks(chunks: readonly ChunkRef[]): void {
     const phase = this.#phase;
     if (phase.kind === "writing") phase.write.reservation?.announce(chunks);

@@ -166,6 +166,8 @@ class Puller implements FileOpener {
     }
     const transfer = await FileTransfer.start(file, this.#transfers);
     this.#openFiles.add(transfer);
+    // Its chunks are about to be placed: the streams connect while its chunk list still arrives.
+    if (transfer.writing && file.entry.size > 0) this.#pool.start();
     return transfer;
   }
 
@@ -302,7 +304,11 @@ function encrypted(client: TeleportClient, options: PullOptions): boolean {
   return false;
 }
 
-/** The stream pool, started with the first chunk that has to cross the network: a pull with nothing to fetch starts none. */
+/**
+ * The stream pool, started with the first file that is written (or the first chunk that has to
+ * cross the network): its threads boot and its streams connect while the file's chunk list still
+ * arrives, and a pull with nothing to write starts none.
+ */
 class PoolOnDemand implements ChunkFetcher {
   readonly #start: () => StreamPool;
   /** Bytes in flight until the pool starts and sizes them. */
@@ -331,6 +337,11 @@ class PoolOnDemand implements ChunkFetcher {
   /** Closes the pool if it was started: its report, else undefined. */
   close(options?: { abort?: boolean }): Promise<PoolReport> | undefined {
     return this.#pool?.close(options);
+  }
+
+  /** Starts the pool now, if it has not started. */
+  start(): void {
+    this.#started();
   }
 
   #started(): StreamPool {
