@@ -6,7 +6,7 @@ import { setFlagsFromString } from "node:v8";
  * V8 otherwise grows the main thread's young generation to 32 MiB and lets old space reach ~3x
  * what survives a collection; both flags are read as the heap grows, so they hold once set, until
  * a worker thread's start sets them back: they are set again as each comes online
- * (docs/decisions-memory.md, "The CLI's heap growth").
+ * (docs/decisions.md, "The CLI's heap growth").
  */
 function keepHeapSmall(): void {
   setFlagsFromString("--semi-space-growth-factor=1");

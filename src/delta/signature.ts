@@ -10,7 +10,7 @@
  * Bytes of the strong hash per block: two 32-bit multiplicative hashes (FNV-1a and a murmur-style
  * one). Not cryptographic, and need not be: a block that matches by accident only makes the
  * rebuilt chunk fail its BLAKE3 check, and it is fetched whole. A BLAKE3 call per block cost
- * four times as much (docs/decisions-delta.md).
+ * four times as much (docs/decisions.md).
  */
 export const STRONG_HASH_BYTES = 8;
 /** Bytes per block in a signature: the weak checksum (u32 LE), then the strong hash. */

@@ -23,7 +23,7 @@ const WORKER_URL = new URL("./host-thread.js", import.meta.url);
 /**
  * A small young generation, as the client's stream threads have (client/pool/stream-threads.ts):
  * a thread's garbage is mostly TLS and frame objects holding ArrayBuffers until a scavenge
- * (docs/decisions-hostcores.md, "Host threads' memory").
+ * (docs/decisions.md, "Host threads' memory").
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 

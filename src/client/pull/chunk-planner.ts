@@ -105,7 +105,7 @@ const BATCH_CHUNKS = 1024;
 /**
  * How long a batch that is not full waits for more chunks before the streams get it: a tree of
  * small files otherwise went out a few files a batch, each batch a message to a stream thread
- * and one back (docs/decisions-files.md, "Batches of small files").
+ * and one back (docs/decisions.md, "Batches of small files").
  */
 const BATCH_DELAY_MS = 4;
 /** Local copies run at once, each with a COPY_RUN_BYTES buffer. */

@@ -20,7 +20,7 @@ export function partNameFor(name: string): string {
 
 /**
  * The random part is drawn once per process, and a counter makes each name distinct: a random
- * draw per file cost more main-thread time than creating the file (docs/decisions-files.md,
+ * draw per file cost more main-thread time than creating the file (docs/decisions.md,
  * "Part-file names"). The name needs to be distinct, not secret: part files are created with
  * O_EXCL|O_NOFOLLOW, so a name someone prepared is never written through.
  */
