@@ -13,7 +13,6 @@ import {
   renameSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -208,34 +207,12 @@ async function unpackRelease(
   const fresh = !existsSync(marker) || readFileSync(marker, "utf8") !== layout;
   if (fresh) log(`unpacking ${spec.package} ${version} into ${root}`);
   const started = performance.now();
-  const payload = await ensureBuiltTreeAsync(root, spec.name, layout, (path) => unpackInto(spec, deb, path));
+  const payload = await ensureBuiltTree(root, spec.name, layout, (path) => unpackInto(spec, deb, path));
   if (fresh)
     log(
       `unpacked ${payload.files} files, ${(payload.bytes / 1e6).toFixed(0)} MB in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
   return payload;
-}
-
-/** ensureBuiltTree with a builder that runs tools (async, so Ctrl-C still cleans up meanwhile). */
-async function ensureBuiltTreeAsync(
-  root: string,
-  name: string,
-  layout: string,
-  build: (path: string) => Promise<void>,
-): Promise<Payload> {
-  const marker = join(root, `.${name}.layout`);
-  const path = join(root, name);
-  if (!existsSync(marker) || readFileSync(marker, "utf8") !== layout) {
-    rmSync(marker, { force: true });
-    rmSync(path, { recursive: true, force: true });
-    mkdirSync(root, { recursive: true });
-    await build(path);
-    writeFileSync(marker, layout);
-  }
-  // Built, and the marker says so: ensureBuiltTree only counts and digests.
-  return ensureBuiltTree(root, name, layout, () => {
-    throw new Error(`${path} vanished while being unpacked`);
-  });
 }
 
 async function unpackInto(spec: DebianTreeSpec, deb: string, path: string): Promise<void> {

@@ -118,12 +118,15 @@ export async function ensureRandomTree(
   return { root, name, path: tree, bytes, files, digest: await treeDigest(tree) };
 }
 
-/** A payload made once by `build` into `root/name`, made again when `layout` changes. */
+/**
+ * A payload made once by `build` into `root/name`, made again when `layout` changes. `build` may
+ * be async (one that runs tools, so that Ctrl-C still cleans up meanwhile).
+ */
 export async function ensureBuiltTree(
   root: string,
   name: string,
   layout: string,
-  build: (path: string) => void,
+  build: (path: string) => void | Promise<void>,
 ): Promise<Payload> {
   const marker = join(root, `.${name}.layout`);
   const path = join(root, name);
@@ -131,7 +134,7 @@ export async function ensureBuiltTree(
     rmSync(marker, { force: true });
     rmSync(path, { recursive: true, force: true });
     mkdirSync(root, { recursive: true });
-    build(path);
+    await build(path);
     writeFileSync(marker, layout);
   }
   let bytes = 0;

@@ -7,7 +7,7 @@
 import type { CompressionStats } from "../compression/compression-threads.js";
 import type { ErrorCode } from "../errors.js";
 import type { TransportKind } from "../transport/transport.js";
-import type { ClientPeer, PathRequest } from "./session.js";
+import type { ClientEvent } from "./session.js";
 
 /** A TeleportError as it crosses between threads. */
 export interface ThreadError {
@@ -17,16 +17,8 @@ export interface ThreadError {
 
 /** A ClientEvent as it crosses between threads (its error as a ThreadError). */
 export type ThreadClientEvent =
-  | { kind: "authenticated"; peer: ClientPeer }
-  | { kind: "request"; peer: ClientPeer; request: PathRequest; path: string }
-  | {
-      kind: "closed";
-      peer: ClientPeer;
-      authenticated: boolean;
-      error: ThreadError | undefined;
-      idle: boolean;
-      bytesSent: number;
-    };
+  | Exclude<ClientEvent, { kind: "closed" }>
+  | (Omit<Extract<ClientEvent, { kind: "closed" }>, "error"> & { error: ThreadError | undefined });
 
 /** A thread's workerData. */
 export interface HostThreadData {

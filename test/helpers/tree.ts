@@ -301,3 +301,11 @@ export async function isAbsent(path: string): Promise<boolean> {
     throw err;
   }
 }
+
+/** `lines` lines of C-like source, distinct per `label`: small edits to it are what deltas move. */
+export function sourceText(lines: number, label: string): Buffer {
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++)
+    out.push(`int ${label}_${i}(void) { return compute(${(i * 7919) % 1013}); }`);
+  return Buffer.from(`${out.join("\n")}\n`);
+}

@@ -25,13 +25,7 @@ import {
   LiteralCoding,
   MAX_DELTA_CHUNK_BYTES,
 } from "../../src/wire/delta-messages.js";
-
-function sourceText(lines: number, label: string): Buffer {
-  const out: string[] = [];
-  for (let i = 0; i < lines; i++)
-    out.push(`int ${label}_${i}(void) { return compute(${(i * 7919) % 1013}); }`);
-  return Buffer.from(`${out.join("\n")}\n`);
-}
+import { sourceText } from "../helpers/tree.js";
 
 async function senderOver(content: Buffer) {
   const dir = await mkdtemp(join(tmpdir(), "teleport-delta-sender-"));

@@ -35,13 +35,7 @@ import {
   LiteralCoding,
 } from "../../src/wire/delta-messages.js";
 import { type ChunkRef, MessageType } from "../../src/wire/messages.js";
-
-function sourceText(lines: number, label: string): Buffer {
-  const out: string[] = [];
-  for (let i = 0; i < lines; i++)
-    out.push(`int ${label}_${i}(void) { return compute(${(i * 7919) % 1013}); }`);
-  return Buffer.from(`${out.join("\n")}\n`);
-}
+import { sourceText } from "../helpers/tree.js";
 
 function roundTrip(
   old: Buffer,
