@@ -16,10 +16,10 @@ import {
   uint64,
   utf8,
 } from "./codec.js";
+import { HASH_SIZE, MAX_PATH_BYTES } from "./limits.js";
 
-/** As messages.ts HASH_SIZE and MAX_PATH_BYTES (which imports this file). */
-const hash = fixedBytes(32);
-const path = utf8(4096);
+const hash = fixedBytes(HASH_SIZE);
+const path = utf8(MAX_PATH_BYTES);
 
 /** Chunks one DELTA request asks for, at most; and the largest chunk asked for as a delta. */
 export const MAX_DELTA_ITEMS = 256;

@@ -19,18 +19,15 @@ import {
   utf8,
 } from "./codec.js";
 import { deltaDataCodec, deltaRequestCodec } from "./delta-messages.js";
+import { HASH_SIZE, MAX_CHUNK_SIZE, MAX_FRAME_BODY, MAX_NAME_BYTES, MAX_PATH_BYTES } from "./limits.js";
 import { MessageRegistry } from "./registry.js";
+
+export { HASH_SIZE, MAX_CHUNK_SIZE, MAX_FRAME_BODY, MAX_NAME_BYTES, MAX_PATH_BYTES };
 
 export const PROTOCOL_MAGIC = 0x54504c54; // "TLPT"
 export const PROTOCOL_VERSION = 1;
 export const MIN_PROTOCOL_VERSION = 1;
 
-export const HASH_SIZE = 32;
-export const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
-/** Largest frame body either side accepts: one chunk plus its small header. */
-export const MAX_FRAME_BODY = MAX_CHUNK_SIZE + 1024;
-export const MAX_PATH_BYTES = 4096;
-export const MAX_NAME_BYTES = 255;
 export const MAX_ENTRIES_PER_FRAME = 1024;
 export const MAX_CHUNKS_PER_FRAME = 4096;
 export const MAX_CHUNKS_PER_REQUEST = 1024;

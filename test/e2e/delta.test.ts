@@ -28,10 +28,12 @@ test("a one-line edit in a small file and a medium file moves a few hundred byte
   const small = sourceText(100, "small"); // ~8 KB: one chunk
   const medium = sourceText(4000, "medium"); // ~330 KB: several chunks
   const grown = sourceText(150, "grown");
+  const twice = sourceText(5000, "twice"); // ~225 KB, a few chunks, signed whole once for both its edits
   const { base, share, env } = await makeShare(t, "delta", {
     "small.c": small,
     "dir/medium.c": medium,
     "grown.c": grown,
+    "twice.c": twice,
   });
   const host = await hostWithCli(t, { base, share });
   const dest = join(base, "dest");
@@ -40,9 +42,13 @@ test("a one-line edit in a small file and a medium file moves a few hundred byte
   await writeFile(join(share, "small.c"), small.replace("small_50(", "small_50_renamed("));
   await writeFile(join(share, "dir/medium.c"), medium.replace("medium_2000(", "medium_2000_renamed("));
   await writeFile(join(share, "grown.c"), grown.replace("grown_70(", "grown_70(void);\nint added(")); // size changes
+  await writeFile(
+    join(share, "twice.c"),
+    twice.replace("twice_10(", "twice_10_a(").replace("twice_4990(", "twice_4990_b("),
+  );
   const summary = await pullJson(host.link, dest, env);
 
-  for (const path of ["small.c", "dir/medium.c", "grown.c"])
+  for (const path of ["small.c", "dir/medium.c", "grown.c", "twice.c"])
     assert.ok(
       (await readFile(join(dest, path))).equals(await readFile(join(share, path))),
       `${path} differs`,
@@ -50,8 +56,8 @@ test("a one-line edit in a small file and a medium file moves a few hundred byte
   const delta = summary.delta;
   assert.ok(delta !== null, "the host answers deltas");
   assert.equal(delta.fetchedWhole, 0);
-  assert.ok(delta.chunks >= 3, `${delta.chunks} chunks came as deltas`);
-  const changedBytes = small.length + medium.length + grown.length;
+  assert.ok(delta.chunks >= 5, `${delta.chunks} chunks came as deltas`);
+  const changedBytes = small.length + medium.length + grown.length + twice.length;
   assert.ok(summary.bytesFromNetwork < 5000, `${summary.bytesFromNetwork} bytes from the network`);
   assert.ok(
     delta.bytesSent + delta.bytesReceived < changedBytes / 10,

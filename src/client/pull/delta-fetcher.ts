@@ -11,7 +11,7 @@ import { hashBytes, hashEquals } from "../../chunking/hash.js";
 import { Decompressor } from "../../compression/zstd.js";
 import { rebuild, type SignedWindow } from "../../delta/rebuild.js";
 import { decodeOps, OP_BYTES } from "../../delta/script.js";
-import { blockSizeFor, MAX_WINDOW_BYTES, sign } from "../../delta/signature.js";
+import { blockSizeFor, MAX_WINDOW_BYTES, type Signature, sign } from "../../delta/signature.js";
 import { ErrorCode, TeleportError } from "../../errors.js";
 import { decodeMessage } from "../../wire/codec.js";
 import {
@@ -65,6 +65,12 @@ export interface PreparedDelta {
   item: DeltaItem;
 }
 
+/** Old bytes and their signature. */
+interface SignedOldBytes {
+  window: SignedWindow;
+  signature: Signature;
+}
+
 export class DeltaFetcher implements DeltaChunks {
   readonly report = emptyDeltaReport();
   readonly #channel: DeltaChannel;
@@ -78,8 +84,10 @@ export class DeltaFetcher implements DeltaChunks {
   #flushScheduled = false;
   #inFlightBytes = 0;
   #outcome: DeltaOutcome | undefined;
-  /** Cancels of the requests open: one listener on the pull's signal cancels them all. */
+  /** Cancels of the requests open (each also listens to the pull's signal while it is open). */
   readonly #open = new Set<() => void>();
+  /** The last small old file signed whole: its other changed chunks are signed against it too. */
+  #wholeOldFile: { file: PlannedFile; signed: SignedOldBytes } | undefined;
   /** Per file, deltas that found little of the old copy, and deltas that paid. */
   readonly #results = new WeakMap<PlannedFile, { misses: number; hits: number }>();
 
@@ -93,9 +101,6 @@ export class DeltaFetcher implements DeltaChunks {
     this.#openOldCopy = options.openOldCopy;
     this.#readLocally = options.readLocally;
     this.#work = options.work;
-    options.work.signal.addEventListener("abort", () => {
-      for (const cancel of [...this.#open]) cancel();
-    });
   }
 
   offer(file: PlannedFile, chunk: ChunkRef, outcome: DeltaOutcome): boolean {
@@ -128,14 +133,32 @@ export class DeltaFetcher implements DeltaChunks {
   /** The chunk with its signed old window, if it is worth a delta and the old copy is readable. */
   #prepare(file: PlannedFile, chunk: ChunkRef): PreparedDelta | undefined {
     if (chunk.size < MIN_DELTA_CHUNK_BYTES || chunk.size > MAX_DELTA_CHUNK_BYTES) return undefined;
+    const signed = this.#wholeOldFile?.file === file ? this.#wholeOldFile.signed : this.#sign(file, chunk);
+    if (signed === undefined) return undefined;
+    const { window, signature } = signed;
+    const item: DeltaItem = {
+      hash: chunk.hash,
+      size: chunk.size,
+      path: file.wirePath,
+      offset: chunk.offset,
+      blockSize: signature.blockSize,
+      windowLength: signature.windowLength,
+      signature: signature.entries,
+    };
+    return { file, chunk, window, item };
+  }
+
+  /** The old bytes around `chunk` (all of a small old file, kept for its other chunks), signed. */
+  #sign(file: PlannedFile, chunk: ChunkRef): SignedOldBytes | undefined {
     const old = this.#openOldCopy(file.finalPath);
     if (old === undefined) return undefined;
     let bytes: Buffer;
+    let wholeFile: boolean;
     try {
       const oldSize = Number(old.stats.size);
-      const start = oldSize <= WHOLE_OLD_FILE_BYTES ? 0 : Math.max(0, chunk.offset - chunk.size);
-      const end =
-        oldSize <= WHOLE_OLD_FILE_BYTES ? oldSize : Math.min(oldSize, chunk.offset + 2 * chunk.size);
+      wholeFile = oldSize <= WHOLE_OLD_FILE_BYTES;
+      const start = wholeFile ? 0 : Math.max(0, chunk.offset - chunk.size);
+      const end = wholeFile ? oldSize : Math.min(oldSize, chunk.offset + 2 * chunk.size);
       if (end - start < MIN_DELTA_CHUNK_BYTES / 2 || end - start > MAX_WINDOW_BYTES) return undefined;
       bytes = Buffer.allocUnsafe(end - start);
       if (readSync(old.fd, bytes, 0, bytes.length, start) !== bytes.length) return undefined;
@@ -146,16 +169,9 @@ export class DeltaFetcher implements DeltaChunks {
     }
     this.#readLocally(bytes.length);
     const signature = sign(bytes, blockSizeFor(bytes.length));
-    const item: DeltaItem = {
-      hash: chunk.hash,
-      size: chunk.size,
-      path: file.wirePath,
-      offset: chunk.offset,
-      blockSize: signature.blockSize,
-      windowLength: signature.windowLength,
-      signature: signature.entries,
-    };
-    return { file, chunk, window: { bytes, blockSize: signature.blockSize }, item };
+    const signed = { window: { bytes, blockSize: signature.blockSize }, signature };
+    this.#wholeOldFile = wholeFile ? { file, signed } : undefined;
+    return signed;
   }
 
   #queue(delta: PreparedDelta, outcome: DeltaOutcome): void {
@@ -213,13 +229,17 @@ export class DeltaFetcher implements DeltaChunks {
         };
         cancel = this.#channel.requestDeltas({ items }, pending);
         this.#open.add(cancel);
+        this.#work.signal.addEventListener("abort", cancel, { once: true });
       });
     } catch (err) {
       this.#work.throwIfFailed();
       if (!(err instanceof TeleportError) || err.code === ErrorCode.CONNECTION) throw err;
       // A refused or malformed answer: what it did not rebuild is fetched whole.
     } finally {
-      if (cancel !== undefined) this.#open.delete(cancel);
+      if (cancel !== undefined) {
+        this.#open.delete(cancel);
+        this.#work.signal.removeEventListener("abort", cancel);
+      }
       for (const delta of batch) this.#inFlightBytes -= delta.chunk.size + delta.window.bytes.length;
     }
     batch.forEach((delta, i) => {
