@@ -330,9 +330,15 @@ export class ManifestWalker {
     if (entry.kind !== EntryKind.FILE) throw protocolError(`"${entry.path}" is not a file`);
     if (this.#current !== undefined) throw protocolError("file begins inside another file");
     const folder = this.#enter(entry.path);
-    const file: WalkedFile = { entry, finalPath: this.#localPath(entry.path), folder, otherNames: [] };
+    if (!isWithin(entry.path, this.#remote))
+      throw protocolError(`host sent "${entry.path}", outside "${this.#remote}"`);
+    if (entry.path === "") throw protocolError("the share root must be a folder");
+    // #enter checked the path and found its folder: the file's name goes under the folder's path.
+    const finalPath = childPath(folder.localPath, entry.path.slice(entry.path.lastIndexOf("/") + 1));
+    const file: WalkedFile = { entry, finalPath, folder, otherNames: [] };
     folder.pending++;
-    this.#openByPath.set(entry.path, file);
+    // Only a file a hard link may name is looked up by its wire path.
+    if (this.#hardLinks) this.#openByPath.set(entry.path, file);
     const receiver = await this.#files.open(file);
     this.#current = { file, receiver, sequence: new ChunkSequence(entry.path, entry.size) };
   }
@@ -451,6 +457,11 @@ export class ManifestWalker {
     this.#tree.setFolderMetadata(folder.localPath, entry);
     if (folder.parent !== undefined) this.#childDone(folder.parent);
   }
+}
+
+/** The path of `name` in the folder at `folderPath` (absolute, normalized, as `join` gives it). */
+function childPath(folderPath: string, name: string): string {
+  return folderPath.endsWith("/") ? folderPath + name : `${folderPath}/${name}`;
 }
 
 function parentWirePath(wirePath: string): string {

@@ -7,7 +7,7 @@
  * queue, not by file or tree size.
  */
 import { mkdir } from "node:fs/promises";
-import { relative, resolve } from "node:path";
+import { resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
@@ -248,7 +248,8 @@ class Puller implements FileOpener {
     this.#tally.fileDone(withXattrs);
     this.#tally.report();
     const { bytesMoved: moved, bytesReused: reused } = transfer;
-    const path = relative(this.#dest, transfer.file.finalPath);
+    // Every final path is beneath the destination (the walker made it so): no path.relative per file.
+    const path = transfer.file.finalPath.slice(this.#dest.length + (this.#dest.endsWith("/") ? 0 : 1));
     this.#progress.fileDone({ path, bytes: transfer.file.entry.size, moved, reused });
     this.#walker.fileDone(transfer.file);
   }
