@@ -65,13 +65,13 @@ export interface ChunkReceiver {
 export interface FileReceiver extends ChunkReceiver {
   /** A CHUNKS frame, checked, before its chunks arrive one by one. */
   onChunks(chunks: readonly ChunkRef[]): void;
-  /** The file's end, checked against its chunk list. */
-  onEnd(end: FileEnd): Promise<void>;
+  /** The file's end, checked against its chunk list; a promise when the walk must wait. */
+  onEnd(end: FileEnd): Promise<void> | undefined;
 }
 
-/** Starts the transfer of a file the manifest announced. */
+/** Starts the transfer of a file the manifest announced (a promise when it must wait). */
 export interface FileOpener {
-  open(file: WalkedFile): Promise<FileReceiver>;
+  open(file: WalkedFile): FileReceiver | Promise<FileReceiver>;
 }
 
 /** What the walk makes in the destination folder. */
@@ -165,19 +165,38 @@ export class ChunkSequence {
   }
 }
 
-/** Hands checked chunks to `receiver`, with the holes between them; `from`: where the last ended. */
-export async function deliver(
+/**
+ * Hands checked chunks to `receiver`, with the holes between them; `from`: where the last ended.
+ * A promise only once a chunk must wait: most files of a tree never do, and a promise per file
+ * is garbage the main thread collects.
+ */
+export function deliver(
   receiver: ChunkReceiver,
   chunks: readonly ChunkRef[],
   from: number,
-): Promise<void> {
-  let at = from;
-  for (const chunk of chunks) {
+): Promise<void> | undefined {
+  return deliverFrom(receiver, chunks, 0, from);
+}
+
+/** deliver from `chunks[first]` on, `at` where the one before it ended. */
+function deliverFrom(
+  receiver: ChunkReceiver,
+  chunks: readonly ChunkRef[],
+  first: number,
+  at: number,
+): Promise<void> | undefined {
+  for (let i = first; i < chunks.length; i++) {
+    const chunk = chunks[i];
+    if (chunk === undefined) break;
     if (chunk.offset > at) receiver.onHole(at, chunk.offset);
     at = chunk.offset + chunk.size;
     const waiting = receiver.onChunk(chunk);
-    if (waiting !== undefined) await waiting;
+    if (waiting !== undefined) {
+      const end = at;
+      return waiting.then(() => deliverFrom(receiver, chunks, i + 1, end));
+    }
   }
+  return undefined;
 }
 
 /**
@@ -264,15 +283,22 @@ export class ManifestWalker {
         case "entries":
           for (const entry of event.entries) this.#onEntry(entry);
           break;
-        case "file-begin":
-          await this.#onFileBegin(event.entry);
+        // Each step returns a promise only when it must wait: most files of a tree never do.
+        case "file-begin": {
+          const opening = this.#onFileBegin(event.entry);
+          if (opening !== undefined) await opening;
           break;
-        case "chunks":
-          await this.#onChunks(event.chunks);
+        }
+        case "chunks": {
+          const delivering = this.#onChunks(event.chunks);
+          if (delivering !== undefined) await delivering;
           break;
-        case "file-end":
-          await this.#onFileEnd(event.digest);
+        }
+        case "file-end": {
+          const ending = this.#onFileEnd(event.digest);
+          if (ending !== undefined) await ending;
           break;
+        }
         case "entry-error":
           this.#onEntryError(event.failure);
           break;
@@ -326,7 +352,7 @@ export class ManifestWalker {
     }
   }
 
-  async #onFileBegin(entry: FileBegin): Promise<void> {
+  #onFileBegin(entry: FileBegin): Promise<void> | undefined {
     if (entry.kind !== EntryKind.FILE) throw protocolError(`"${entry.path}" is not a file`);
     if (this.#current !== undefined) throw protocolError("file begins inside another file");
     const folder = this.#enter(entry.path);
@@ -339,26 +365,34 @@ export class ManifestWalker {
     folder.pending++;
     // Only a file a hard link may name is looked up by its wire path.
     if (this.#hardLinks) this.#openByPath.set(entry.path, file);
-    const receiver = await this.#files.open(file);
-    this.#current = { file, receiver, sequence: new ChunkSequence(entry.path, entry.size) };
+    const receiver = this.#files.open(file);
+    if (!(receiver instanceof Promise)) {
+      this.#begin(file, receiver);
+      return undefined;
+    }
+    return receiver.then((opened) => this.#begin(file, opened));
   }
 
-  async #onChunks(chunks: ChunkRef[]): Promise<void> {
+  #begin(file: WalkedFile, receiver: FileReceiver): void {
+    this.#current = { file, receiver, sequence: new ChunkSequence(file.entry.path, file.entry.size) };
+  }
+
+  #onChunks(chunks: ChunkRef[]): Promise<void> | undefined {
     const current = this.#current;
     if (current === undefined) throw protocolError("chunks outside a file");
     const from = current.sequence.described;
     current.sequence.accept(chunks);
     current.receiver.onChunks(chunks);
-    await deliver(current.receiver, chunks, from);
+    return deliver(current.receiver, chunks, from);
   }
 
-  async #onFileEnd(end: FileEnd): Promise<void> {
+  #onFileEnd(end: FileEnd): Promise<void> | undefined {
     const current = this.#current;
     if (current === undefined) throw protocolError("file end outside a file");
     const holeStart = current.sequence.end(end);
     this.#current = undefined;
     if (holeStart < end.size) current.receiver.onHole(holeStart, end.size);
-    await current.receiver.onEnd(end);
+    return current.receiver.onEnd(end);
   }
 
   /** An entry the host could not read: reported in the summary, and the pull goes on. */

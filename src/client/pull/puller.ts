@@ -158,16 +158,29 @@ class Puller implements FileOpener {
     }
   }
 
-  /** Starts the transfer of a file the manifest announced, once fewer than MAX_OPEN_FILES are open. */
-  async open(file: WalkedFile): Promise<FileReceiver> {
+  /**
+   * Starts the transfer of a file the manifest announced, once fewer than MAX_OPEN_FILES are
+   * open; a promise only when it must wait for that, or for the index.
+   */
+  open(file: WalkedFile): FileReceiver | Promise<FileReceiver> {
+    if (this.#openFiles.size >= MAX_OPEN_FILES) return this.#openWhenRoom(file);
+    const transfer = FileTransfer.start(file, this.#transfers);
+    if (transfer instanceof Promise) return transfer.then((started) => this.#opened(started));
+    return this.#opened(transfer);
+  }
+
+  async #openWhenRoom(file: WalkedFile): Promise<FileReceiver> {
     while (this.#openFiles.size >= MAX_OPEN_FILES) {
       this.#planner.flush();
       await this.#work.next();
     }
-    const transfer = await FileTransfer.start(file, this.#transfers);
+    return this.open(file);
+  }
+
+  #opened(transfer: FileTransfer): FileTransfer {
     this.#openFiles.add(transfer);
     // Its chunks are about to be placed: the streams connect while its chunk list still arrives.
-    if (transfer.writing && file.entry.size > 0) this.#pool.start();
+    if (transfer.writing && transfer.file.entry.size > 0) this.#pool.start();
     return transfer;
   }
 
