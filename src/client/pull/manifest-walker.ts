@@ -166,35 +166,24 @@ export class ChunkSequence {
 }
 
 /**
- * Hands checked chunks to `receiver`, with the holes between them; `from`: where the last ended.
- * A promise only once a chunk must wait: most files of a tree never do, and a promise per file
- * is garbage the main thread collects.
+ * Hands checked chunks to `receiver` from `chunks[first]` on, with the holes between them; `at`:
+ * where the chunk before ended. A promise only once a chunk must wait: most files of a tree never
+ * do, and a promise per file is garbage the main thread collects.
  */
 export function deliver(
   receiver: ChunkReceiver,
   chunks: readonly ChunkRef[],
-  from: number,
-): Promise<void> | undefined {
-  return deliverFrom(receiver, chunks, 0, from);
-}
-
-/** deliver from `chunks[first]` on, `at` where the one before it ended. */
-function deliverFrom(
-  receiver: ChunkReceiver,
-  chunks: readonly ChunkRef[],
-  first: number,
   at: number,
+  first = 0,
 ): Promise<void> | undefined {
   for (let i = first; i < chunks.length; i++) {
     const chunk = chunks[i];
     if (chunk === undefined) break;
     if (chunk.offset > at) receiver.onHole(at, chunk.offset);
-    at = chunk.offset + chunk.size;
+    const end = chunk.offset + chunk.size;
     const waiting = receiver.onChunk(chunk);
-    if (waiting !== undefined) {
-      const end = at;
-      return waiting.then(() => deliverFrom(receiver, chunks, i + 1, end));
-    }
+    if (waiting !== undefined) return waiting.then(() => deliver(receiver, chunks, end, i + 1));
+    at = end;
   }
   return undefined;
 }
@@ -279,26 +268,21 @@ export class ManifestWalker {
   async walk(events: AsyncIterable<ManifestEvent>, beforeEach: () => void): Promise<void> {
     for await (const event of events) {
       beforeEach();
+      // Each step returns a promise only when it must wait: most files of a tree never do.
+      let waiting: Promise<void> | undefined;
       switch (event.kind) {
         case "entries":
           for (const entry of event.entries) this.#onEntry(entry);
           break;
-        // Each step returns a promise only when it must wait: most files of a tree never do.
-        case "file-begin": {
-          const opening = this.#onFileBegin(event.entry);
-          if (opening !== undefined) await opening;
+        case "file-begin":
+          waiting = this.#onFileBegin(event.entry);
           break;
-        }
-        case "chunks": {
-          const delivering = this.#onChunks(event.chunks);
-          if (delivering !== undefined) await delivering;
+        case "chunks":
+          waiting = this.#onChunks(event.chunks);
           break;
-        }
-        case "file-end": {
-          const ending = this.#onFileEnd(event.digest);
-          if (ending !== undefined) await ending;
+        case "file-end":
+          waiting = this.#onFileEnd(event.digest);
           break;
-        }
         case "entry-error":
           this.#onEntryError(event.failure);
           break;
@@ -306,6 +290,7 @@ export class ManifestWalker {
           this.#onEntrySkipped(event.skipped);
           break;
       }
+      if (waiting !== undefined) await waiting;
     }
     if (this.#current !== undefined) throw protocolError("manifest ended inside a file");
   }
