@@ -21,6 +21,7 @@ import { join } from "node:path";
 import type Database from "better-sqlite3";
 import type { FileDigest } from "../chunking/manifest.js";
 import type { ChunkRef } from "../wire/messages.js";
+import { ChunkFilter } from "./chunk-filter.js";
 import {
   type FileRow,
   type IndexStatements,
@@ -125,11 +126,13 @@ export class ChunkIndex {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #statements: IndexStatements;
+  readonly #filter: ChunkFilter;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
     this.#db = db;
     this.#statements = prepareStatements(db);
+    this.#filter = new ChunkFilter(db);
   }
 
   /** Opens (creating if needed) the index in a TELEPORT_HOME folder. */
@@ -193,6 +196,7 @@ export class ChunkIndex {
 
   /** Places that held the chunk's bytes when indexed; the caller checks and verifies them. */
   locate(hash: Buffer): ChunkSource[] {
+    if (!this.#filter.mayHold(hash)) return [];
     return (this.#statements.locate.all(hash) as Array<FileRow & ChunkRef>).map((row) => ({
       fileId: row.id,
       path: row.path,
@@ -307,6 +311,7 @@ export class ChunkIndex {
 
   #insertChunk(fileId: number, chunk: ChunkRef): void {
     this.#statements.insertChunk.run({ fileId, offset: chunk.offset, size: chunk.size, hash: chunk.hash });
+    this.#filter.add(chunk.hash);
   }
 
   /** The latest download in progress that will become `target`, if one was recorded. */

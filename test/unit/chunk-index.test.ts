@@ -118,6 +118,26 @@ describe("ChunkIndex", () => {
     index.close();
   });
 
+  it("locates chunks in an index opened empty: its own, and another connection's written since", async (t) => {
+    const home = join(dir, "cold");
+    const index = ChunkIndex.open(home);
+    const other = ChunkIndex.open(home);
+    onCleanup(t, () => {
+      index.close();
+      other.close();
+    });
+    const stats = await stat(dir, { bigint: true });
+    const [own, theirs] = [chunks(1), chunks(1)];
+    assert.deepEqual(index.locate((own[0] as ChunkRef).hash), [], "nothing indexed yet");
+    const id = index.startFile(join(dir, "own.bin"), stats, "cdc-a");
+    index.addChunks(own.map((chunk) => [id, chunk] as const));
+    assert.equal(index.locate((own[0] as ChunkRef).hash)[0]?.fileId, id);
+    // Written by another connection after this one saw an empty index: found all the same.
+    const otherId = other.startFile(join(dir, "theirs.bin"), stats, "cdc-a");
+    other.addChunks(theirs.map((chunk) => [otherId, chunk] as const));
+    assert.equal(index.locate((theirs[0] as ChunkRef).hash)[0]?.fileId, otherId);
+  });
+
   it("finishFiles completes several files in one call", async () => {
     const index = ChunkIndex.open(join(dir, "finish-files"));
     const files = await Promise.all(

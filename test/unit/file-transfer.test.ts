@@ -58,13 +58,15 @@ interface Setup {
   index?: { oldCopyHash?: Buffer; indexed?: IndexedFile };
   /** The manifest a replay gets. */
   replay?: ManifestEvent[];
+  /** Why the destination refuses to commit (a full disk, a rename refused). */
+  commitError?: Error;
 }
 
 /** A transfer context of fakes that logs what the transfer asked for. */
 function fakes(setup: Setup = {}) {
   const log: string[] = [];
   const placed: Array<{ file: PlannedFile; chunk: ChunkRef }> = [];
-  const work: Promise<void>[] = [];
+  const failures: unknown[] = [];
   const context: TransferContext = {
     destination: {
       mayExist: () => true,
@@ -78,6 +80,7 @@ function fakes(setup: Setup = {}) {
       reservation: () => new FileReservation(new ReservationBudget(), () => log.push("preallocate")),
       clearRange: () => log.push("clear range"),
       commit: (_part, _finalPath, _file, truncate) => {
+        if (setup.commitError !== undefined) throw setup.commitError;
         log.push(`commit${truncate ? " truncated" : ""}`);
         return false;
       },
@@ -120,16 +123,16 @@ function fakes(setup: Setup = {}) {
       written: (bytes, source) => log.push(`${bytes} ${source}`),
       report: () => {},
     },
-    work: { track: (promise) => work.push(promise), throwIfFailed: () => {} },
+    work: { fail: (error) => failures.push(error), throwIfFailed: () => {} },
     xattrs: false,
     manifestOf: () => events(setup.replay ?? []),
     finished: () => log.push("finished"),
   };
-  /** Lets the tracked work (commits) run. */
+  /** Commits run as the last byte is written: none of them failed the pull. */
   const settle = async () => {
-    await Promise.all(work);
+    assert.deepEqual(failures, []);
   };
-  return { context, log, placed, settle };
+  return { context, log, placed, failures, settle };
 }
 
 /** The planner writing every chunk it was given, as the streams would. */
@@ -183,6 +186,19 @@ describe("FileTransfer", () => {
       log.filter((line) => line.startsWith("commit") || line === "finished"),
       ["commit", "finished"],
     );
+  });
+
+  it("fails the pull when its commit fails, and never counts the file as finished", async () => {
+    const chunks = [chunk(0, 100, 1)];
+    const commitError = Object.assign(new Error("no space left"), { code: "ENOSPC" });
+    const { context, log, placed, failures } = fakes({ commitError });
+    const transfer = await FileTransfer.start(walked(100), context);
+    transfer.onChunk(chunks[0] as ChunkRef);
+    await transfer.onEnd(endOf(100, chunks));
+    writeAll(placed);
+    assert.equal(failures.length, 1, "the commit's error fails the pull");
+    assert.match(String(failures[0]), /no space left/);
+    assert.ok(!log.includes("finished"));
   });
 
   it("asks for the manifest again when an indexed old copy differs, and journals the new version", async () => {

@@ -113,11 +113,6 @@ const MAX_RUNNING_COPIES = 2;
 /** Copy runs waiting; the manifest waits when more are queued. */
 const MAX_QUEUED_COPIES = 4;
 
-interface Fetch {
-  chunk: ChunkWrite;
-  file: PlannedFile;
-}
-
 interface PlannedRun {
   run: CopyRun;
   file: PlannedFile;
@@ -134,13 +129,15 @@ export class ChunkPlanner {
   readonly #deltaOutcome: DeltaOutcome = {
     rebuilt: (file, chunk, literalBytes) => this.#rebuilt(file, chunk, literalBytes),
     fetchWhole: (file, chunk) => {
-      this.#enqueue({ chunk: { ...chunk, path: file.wirePath, fd: file.fd }, file });
+      this.#enqueue(file, chunk);
       this.flush();
     },
   };
   readonly #scheduleFlush: (flush: () => void) => void;
 
-  #batch: Fetch[] = [];
+  /** Chunks batched for the streams, and the file of each (kept apart: the streams get `#batch` as it is). */
+  #batch: ChunkWrite[] = [];
+  #batchFiles: PlannedFile[] = [];
   #batchBytes = 0;
   #flushScheduled = false;
   /** Bytes requested or batched and not yet written. */
@@ -179,7 +176,7 @@ export class ChunkPlanner {
     }
     if (file.deltaBase && this.#delta?.offer(file, chunk, this.#deltaOutcome)) return this.#delta.room();
     if (this.#mustWait(chunk.size)) return this.#fetchWhenRoom(file, chunk);
-    this.#enqueue({ chunk: { ...chunk, path: file.wirePath, fd: file.fd }, file });
+    this.#enqueue(file, chunk);
     return undefined;
   }
 
@@ -196,9 +193,11 @@ export class ChunkPlanner {
     this.#delta?.flush();
     if (this.#batch.length === 0 || this.#work.failed) return;
     const batch = this.#batch;
+    const files = this.#batchFiles;
     this.#batch = [];
+    this.#batchFiles = [];
     this.#batchBytes = 0;
-    const fetching = this.#fetcher.fetch(batch.map((fetch) => fetch.chunk)).then(() => this.#written(batch));
+    const fetching = this.#fetcher.fetch(batch).then(() => this.#written(batch, files));
     this.#work.track(fetching);
   }
 
@@ -285,8 +284,7 @@ export class ChunkPlanner {
     if (mismatched.length > 0) {
       // The source changed or its index rows were wrong: fetch those chunks, forget the source.
       this.#local?.forget(run.sourceFileId, run.sourcePath);
-      for (const chunk of mismatched)
-        this.#enqueue({ chunk: { ...chunk, path: file.wirePath, fd: file.fd }, file });
+      for (const chunk of mismatched) this.#enqueue(file, chunk);
       this.flush();
     }
   }
@@ -301,7 +299,7 @@ export class ChunkPlanner {
 
   async #fetchWhenRoom(file: PlannedFile, chunk: ChunkRef): Promise<void> {
     while (this.#mustWait(chunk.size)) await this.#waitForProgress();
-    this.#enqueue({ chunk: { ...chunk, path: file.wirePath, fd: file.fd }, file });
+    this.#enqueue(file, chunk);
   }
 
   #waitForProgress(): Promise<void> {
@@ -310,10 +308,12 @@ export class ChunkPlanner {
     return this.#work.next();
   }
 
-  #enqueue(fetch: Fetch): void {
-    this.#batch.push(fetch);
-    this.#batchBytes += fetch.chunk.size;
-    this.#inFlightBytes += fetch.chunk.size;
+  #enqueue(file: PlannedFile, chunk: ChunkRef): void {
+    const { hash, offset, size } = chunk;
+    this.#batch.push({ hash, offset, size, path: file.wirePath, fd: file.fd });
+    this.#batchFiles.push(file);
+    this.#batchBytes += size;
+    this.#inFlightBytes += size;
     if (this.#batchBytes >= this.#fetcher.batchBytes || this.#batch.length >= BATCH_CHUNKS) {
       this.flush();
     } else if (!this.#flushScheduled) {
@@ -338,17 +338,18 @@ export class ChunkPlanner {
   }
 
   /** Journals and accounts a batch the streams have verified and written. */
-  #written(batch: readonly Fetch[]): void {
-    for (const { chunk, file } of batch) {
-      const download = file.download;
-      if (download !== undefined) {
-        this.#journal?.record(download.id, chunk);
-        file.onJournaled(1);
-      }
+  #written(batch: readonly ChunkWrite[], files: readonly PlannedFile[]): void {
+    for (let i = 0; i < batch.length; i++) {
+      const download = files[i]?.download;
+      const chunk = batch[i];
+      if (download === undefined || chunk === undefined) continue;
+      this.#journal?.record(download.id, chunk);
+      files[i]?.onJournaled(1);
     }
-    for (const { chunk, file } of batch) {
-      this.#inFlightBytes -= chunk.size;
-      file.onWritten(chunk.size, "network");
+    for (let i = 0; i < batch.length; i++) {
+      const size = batch[i]?.size ?? 0;
+      this.#inFlightBytes -= size;
+      files[i]?.onWritten(size, "network");
     }
     this.#tally.report();
   }

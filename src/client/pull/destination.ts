@@ -234,7 +234,7 @@ export class Destination {
       if (names !== null && folder !== undefined) this.#removeLeftovers(folder, names);
       listing.names = names !== null && names.length <= MAX_LISTED_NAMES ? new Set(names) : null;
     }
-    return listing.names === null || listing.names.has(basename(path));
+    return listing.names === null || listing.names.has(path.slice(path.lastIndexOf("/") + 1));
   }
 
   /**
@@ -259,7 +259,7 @@ export class Destination {
   createPartFile(finalPath: string, hostMode?: number): PartFile {
     const { folder, name } = this.#place(finalPath);
     const part = partNameFor(name);
-    const path = join(dirname(finalPath), part);
+    const path = finalPath.slice(0, finalPath.length - name.length) + part;
     const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
     const wanted = hostMode === undefined ? OWNER_ONLY : modeFromHost(hostMode);
     const mode = (wanted & OWNER_ONLY) === OWNER_ONLY ? wanted : OWNER_ONLY;
@@ -326,7 +326,8 @@ export class Destination {
     }
     beforeRename();
     const { folder, name } = this.#place(finalPath);
-    this.#rename(this.#place(part.path).folder, basename(part.path), name, finalPath, folder);
+    const from = this.#place(part.path);
+    this.#rename(from.folder, from.name, name, finalPath, folder);
     if (identity !== undefined) this.#committed?.remember(finalPath, identity);
     return xattrsSet;
   }
@@ -374,9 +375,11 @@ export class Destination {
     }
   }
 
-  /** The folder holding `path`, held open, and its name in it. */
+  /** The folder holding `path` (absolute and normalized), held open, and its name in it. */
   #place(path: string): Place {
-    return { folder: this.#folderAt(dirname(path)), name: basename(path) };
+    // dirname and basename by hand: paths here are normalized, and this runs several times per file.
+    const slash = path.lastIndexOf("/");
+    return { folder: this.#folderAt(slash > 0 ? path.slice(0, slash) : "/"), name: path.slice(slash + 1) };
   }
 
   /**

@@ -12,6 +12,7 @@
  */
 import { UNINDEXED_FILE_BYTES, UNJOURNALED_FILE_BYTES } from "../../chunking/thresholds.js";
 import { closeQuietly } from "../../engine/file-io.js";
+import { toTeleportError } from "../../errors.js";
 import type { ChunkRef, FileEnd } from "../../wire/messages.js";
 import type { ManifestEvent } from "../client.js";
 import type { ChunkPlanner, Download, PlannedFile } from "./chunk-planner.js";
@@ -52,7 +53,7 @@ export interface TransferContext {
   readonly planner: Pick<ChunkPlanner, "place" | "endFile">;
   readonly index: IndexedPull | undefined;
   readonly tally: Pick<Tally, "announced" | "written" | "report">;
-  readonly work: Pick<Work, "track" | "throwIfFailed">;
+  readonly work: Pick<Work, "fail" | "throwIfFailed">;
   /** Whether files get their extended attributes (`--xattrs`, where both sides can). */
   readonly xattrs: boolean;
   /** The manifest of one file, asked for again. */
@@ -105,8 +106,11 @@ export class FileTransfer implements FileReceiver {
   bytesMoved = 0;
   bytesReused = 0;
 
-  /** Finds how the file starts: probing its old copy, resuming a download, or a new part file. */
-  static async start(file: WalkedFile, context: TransferContext): Promise<FileTransfer> {
+  /**
+   * Finds how the file starts: probing its old copy, resuming a download, or a new part file.
+   * A promise only where the index must be asked about an old copy (a file over UNINDEXED_FILE_BYTES).
+   */
+  static start(file: WalkedFile, context: TransferContext): FileTransfer | Promise<FileTransfer> {
     const { entry, finalPath, folder } = file;
     const index = context.index;
     const start: Start = {
@@ -133,12 +137,21 @@ export class FileTransfer implements FileReceiver {
       }
     }
     start.deltaBase = context.destination.mayExist(folder, finalPath);
-    if (start.deltaBase) {
-      const indexed = await index.oldCopies.indexed(finalPath);
-      start.oldCopyId = indexed?.id;
-      if (indexed?.fileHash && indexed.size === entry.size && start.resumed === undefined)
-        start.oldCopyHash = indexed.fileHash;
-    }
+    if (!start.deltaBase) return new FileTransfer(file, context, start);
+    return FileTransfer.#againstOldCopy(file, context, start, index);
+  }
+
+  /** A file whose old copy may be indexed: its id, and its file hash to probe against. */
+  static async #againstOldCopy(
+    file: WalkedFile,
+    context: TransferContext,
+    start: Start,
+    index: IndexedPull,
+  ): Promise<FileTransfer> {
+    const indexed = await index.oldCopies.indexed(file.finalPath);
+    start.oldCopyId = indexed?.id;
+    if (indexed?.fileHash && indexed.size === file.entry.size && start.resumed === undefined)
+      start.oldCopyHash = indexed.fileHash;
     return new FileTransfer(file, context, start);
   }
 
@@ -181,24 +194,39 @@ export class FileTransfer implements FileReceiver {
     if (phase.kind === "writing") phase.write.onHole(start, end);
   }
 
-  /** The file is described: unchanged, it is kept; changed after all, its chunks are placed now. */
-  async onEnd(end: FileEnd): Promise<void> {
-    let phase = this.#phase;
+  /**
+   * The file is described: unchanged, it is kept; changed after all, its chunks are placed now.
+   * A promise only when that must wait (a probed file that changed, a full copy queue).
+   */
+  onEnd(end: FileEnd): Promise<void> | undefined {
+    const phase = this.#phase;
     if (phase.kind === "probing") {
       if (phase.oldCopyHash.equals(end.fileHash)) {
         this.#keep(end);
-        return;
+        return undefined;
       }
-      phase = { kind: "writing", write: this.#startWriting(undefined) };
-      this.#phase = phase;
-      if (this.#unindexed) await this.#placeKeptChunks(phase.write);
-      else
-        await replayChunks(this.#context.manifestOf(this.file.entry.path), this.file.entry, end, phase.write);
+      return this.#writeChanged(end);
     }
-    if (phase.kind !== "writing") return;
+    if (phase.kind !== "writing") return undefined;
     const queued = this.#context.planner.endFile(phase.write);
+    if (queued !== undefined) return queued.then(() => this.#seal(phase.write, end));
+    this.#seal(phase.write, end);
+    return undefined;
+  }
+
+  /** A probed file that differs from its old copy after all: its chunks are placed now. */
+  async #writeChanged(end: FileEnd): Promise<void> {
+    const write = this.#startWriting(undefined);
+    this.#phase = { kind: "writing", write };
+    if (this.#unindexed) await this.#placeKeptChunks(write);
+    else await replayChunks(this.#context.manifestOf(this.file.entry.path), this.file.entry, end, write);
+    const queued = this.#context.planner.endFile(write);
     if (queued !== undefined) await queued;
-    this.#phase = { kind: "sealed", write: phase.write, end };
+    this.#seal(write, end);
+  }
+
+  #seal(write: PartWrite, end: FileEnd): void {
+    this.#phase = { kind: "sealed", write, end };
     this.#maybeCommit();
   }
 
@@ -263,19 +291,26 @@ export class FileTransfer implements FileReceiver {
     const phase = this.#phase;
     if (phase.kind !== "sealed" || phase.write.written !== this.file.entry.size) return;
     this.#phase = { kind: "committing", write: phase.write };
-    this.#context.work.track(this.#commit(phase.write, phase.end));
+    this.#commit(phase.write, phase.end);
   }
 
-  /** The file appears under its name only now, complete and verified. */
-  async #commit(write: PartWrite, end: FileEnd): Promise<void> {
+  /**
+   * The file appears under its name only now, complete and verified. Synchronous, like the calls
+   * it makes: its failure fails the pull, without a promise per file to say so.
+   */
+  #commit(write: PartWrite, end: FileEnd): void {
     const { destination, work } = this.#context;
-    write.reservation?.release();
-    const size = write.download?.resumed === true || write.sparse;
-    const xattrsSet = destination.commit(write.partFile, this.file.finalPath, this.#metadata, size, () =>
-      work.throwIfFailed(),
-    );
-    this.#record(write, end);
-    this.#done(xattrsSet);
+    try {
+      write.reservation?.release();
+      const size = write.download?.resumed === true || write.sparse;
+      const xattrsSet = destination.commit(write.partFile, this.file.finalPath, this.#metadata, size, () =>
+        work.throwIfFailed(),
+      );
+      this.#record(write, end);
+      this.#done(xattrsSet);
+    } catch (err) {
+      work.fail(toTeleportError(err));
+    }
   }
 
   /** The file now at its final path is what the index says it is: next time it is a known copy. */
@@ -297,10 +332,14 @@ export class FileTransfer implements FileReceiver {
     tally.written(this.file.entry.size, "existing");
     this.bytesReused = this.file.entry.size;
     tally.report();
-    work.track(this.#keepOldCopy(end));
+    try {
+      this.#keepOldCopy(end);
+    } catch (err) {
+      work.fail(toTeleportError(err));
+    }
   }
 
-  async #keepOldCopy(end: FileEnd): Promise<void> {
+  #keepOldCopy(end: FileEnd): void {
     const { finalPath } = this.file;
     const kept = this.#context.destination.keepOldCopy(finalPath, this.#metadata);
     const index = this.#context.index;

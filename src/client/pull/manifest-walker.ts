@@ -65,13 +65,13 @@ export interface ChunkReceiver {
 export interface FileReceiver extends ChunkReceiver {
   /** A CHUNKS frame, checked, before its chunks arrive one by one. */
   onChunks(chunks: readonly ChunkRef[]): void;
-  /** The file's end, checked against its chunk list. */
-  onEnd(end: FileEnd): Promise<void>;
+  /** The file's end, checked against its chunk list; a promise when the walk must wait. */
+  onEnd(end: FileEnd): Promise<void> | undefined;
 }
 
-/** Starts the transfer of a file the manifest announced. */
+/** Starts the transfer of a file the manifest announced (a promise when it must wait). */
 export interface FileOpener {
-  open(file: WalkedFile): Promise<FileReceiver>;
+  open(file: WalkedFile): FileReceiver | Promise<FileReceiver>;
 }
 
 /** What the walk makes in the destination folder. */
@@ -165,19 +165,27 @@ export class ChunkSequence {
   }
 }
 
-/** Hands checked chunks to `receiver`, with the holes between them; `from`: where the last ended. */
-export async function deliver(
+/**
+ * Hands checked chunks to `receiver` from `chunks[first]` on, with the holes between them; `at`:
+ * where the chunk before ended. A promise only once a chunk must wait: most files of a tree never
+ * do, and a promise per file is garbage the main thread collects.
+ */
+export function deliver(
   receiver: ChunkReceiver,
   chunks: readonly ChunkRef[],
-  from: number,
-): Promise<void> {
-  let at = from;
-  for (const chunk of chunks) {
+  at: number,
+  first = 0,
+): Promise<void> | undefined {
+  for (let i = first; i < chunks.length; i++) {
+    const chunk = chunks[i];
+    if (chunk === undefined) break;
     if (chunk.offset > at) receiver.onHole(at, chunk.offset);
-    at = chunk.offset + chunk.size;
+    const end = chunk.offset + chunk.size;
     const waiting = receiver.onChunk(chunk);
-    if (waiting !== undefined) await waiting;
+    if (waiting !== undefined) return waiting.then(() => deliver(receiver, chunks, end, i + 1));
+    at = end;
   }
+  return undefined;
 }
 
 /**
@@ -260,18 +268,20 @@ export class ManifestWalker {
   async walk(events: AsyncIterable<ManifestEvent>, beforeEach: () => void): Promise<void> {
     for await (const event of events) {
       beforeEach();
+      // Each step returns a promise only when it must wait: most files of a tree never do.
+      let waiting: Promise<void> | undefined;
       switch (event.kind) {
         case "entries":
           for (const entry of event.entries) this.#onEntry(entry);
           break;
         case "file-begin":
-          await this.#onFileBegin(event.entry);
+          waiting = this.#onFileBegin(event.entry);
           break;
         case "chunks":
-          await this.#onChunks(event.chunks);
+          waiting = this.#onChunks(event.chunks);
           break;
         case "file-end":
-          await this.#onFileEnd(event.digest);
+          waiting = this.#onFileEnd(event.digest);
           break;
         case "entry-error":
           this.#onEntryError(event.failure);
@@ -280,6 +290,7 @@ export class ManifestWalker {
           this.#onEntrySkipped(event.skipped);
           break;
       }
+      if (waiting !== undefined) await waiting;
     }
     if (this.#current !== undefined) throw protocolError("manifest ended inside a file");
   }
@@ -326,33 +337,47 @@ export class ManifestWalker {
     }
   }
 
-  async #onFileBegin(entry: FileBegin): Promise<void> {
+  #onFileBegin(entry: FileBegin): Promise<void> | undefined {
     if (entry.kind !== EntryKind.FILE) throw protocolError(`"${entry.path}" is not a file`);
     if (this.#current !== undefined) throw protocolError("file begins inside another file");
     const folder = this.#enter(entry.path);
-    const file: WalkedFile = { entry, finalPath: this.#localPath(entry.path), folder, otherNames: [] };
+    if (!isWithin(entry.path, this.#remote))
+      throw protocolError(`host sent "${entry.path}", outside "${this.#remote}"`);
+    if (entry.path === "") throw protocolError("the share root must be a folder");
+    // #enter checked the path and found its folder: the file's name goes under the folder's path.
+    const finalPath = childPath(folder.localPath, entry.path.slice(entry.path.lastIndexOf("/") + 1));
+    const file: WalkedFile = { entry, finalPath, folder, otherNames: [] };
     folder.pending++;
-    this.#openByPath.set(entry.path, file);
-    const receiver = await this.#files.open(file);
-    this.#current = { file, receiver, sequence: new ChunkSequence(entry.path, entry.size) };
+    // Only a file a hard link may name is looked up by its wire path.
+    if (this.#hardLinks) this.#openByPath.set(entry.path, file);
+    const receiver = this.#files.open(file);
+    if (!(receiver instanceof Promise)) {
+      this.#begin(file, receiver);
+      return undefined;
+    }
+    return receiver.then((opened) => this.#begin(file, opened));
   }
 
-  async #onChunks(chunks: ChunkRef[]): Promise<void> {
+  #begin(file: WalkedFile, receiver: FileReceiver): void {
+    this.#current = { file, receiver, sequence: new ChunkSequence(file.entry.path, file.entry.size) };
+  }
+
+  #onChunks(chunks: ChunkRef[]): Promise<void> | undefined {
     const current = this.#current;
     if (current === undefined) throw protocolError("chunks outside a file");
     const from = current.sequence.described;
     current.sequence.accept(chunks);
     current.receiver.onChunks(chunks);
-    await deliver(current.receiver, chunks, from);
+    return deliver(current.receiver, chunks, from);
   }
 
-  async #onFileEnd(end: FileEnd): Promise<void> {
+  #onFileEnd(end: FileEnd): Promise<void> | undefined {
     const current = this.#current;
     if (current === undefined) throw protocolError("file end outside a file");
     const holeStart = current.sequence.end(end);
     this.#current = undefined;
     if (holeStart < end.size) current.receiver.onHole(holeStart, end.size);
-    await current.receiver.onEnd(end);
+    return current.receiver.onEnd(end);
   }
 
   /** An entry the host could not read: reported in the summary, and the pull goes on. */
@@ -451,6 +476,11 @@ export class ManifestWalker {
     this.#tree.setFolderMetadata(folder.localPath, entry);
     if (folder.parent !== undefined) this.#childDone(folder.parent);
   }
+}
+
+/** The path of `name` in the folder at `folderPath` (absolute, normalized, as `join` gives it). */
+function childPath(folderPath: string, name: string): string {
+  return folderPath.endsWith("/") ? folderPath + name : `${folderPath}/${name}`;
 }
 
 function parentWirePath(wirePath: string): string {

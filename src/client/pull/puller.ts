@@ -7,7 +7,7 @@
  * queue, not by file or tree size.
  */
 import { mkdir } from "node:fs/promises";
-import { relative, resolve } from "node:path";
+import { resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
@@ -158,16 +158,29 @@ class Puller implements FileOpener {
     }
   }
 
-  /** Starts the transfer of a file the manifest announced, once fewer than MAX_OPEN_FILES are open. */
-  async open(file: WalkedFile): Promise<FileReceiver> {
+  /**
+   * Starts the transfer of a file the manifest announced, once fewer than MAX_OPEN_FILES are
+   * open; a promise only when it must wait for that, or for the index.
+   */
+  open(file: WalkedFile): FileReceiver | Promise<FileReceiver> {
+    if (this.#openFiles.size >= MAX_OPEN_FILES) return this.#openWhenRoom(file);
+    const transfer = FileTransfer.start(file, this.#transfers);
+    if (transfer instanceof Promise) return transfer.then((started) => this.#opened(started));
+    return this.#opened(transfer);
+  }
+
+  async #openWhenRoom(file: WalkedFile): Promise<FileReceiver> {
     while (this.#openFiles.size >= MAX_OPEN_FILES) {
       this.#planner.flush();
       await this.#work.next();
     }
-    const transfer = await FileTransfer.start(file, this.#transfers);
+    return this.open(file);
+  }
+
+  #opened(transfer: FileTransfer): FileTransfer {
     this.#openFiles.add(transfer);
     // Its chunks are about to be placed: the streams connect while its chunk list still arrives.
-    if (transfer.writing && file.entry.size > 0) this.#pool.start();
+    if (transfer.writing && transfer.file.entry.size > 0) this.#pool.start();
     return transfer;
   }
 
@@ -248,7 +261,8 @@ class Puller implements FileOpener {
     this.#tally.fileDone(withXattrs);
     this.#tally.report();
     const { bytesMoved: moved, bytesReused: reused } = transfer;
-    const path = relative(this.#dest, transfer.file.finalPath);
+    // Every final path is beneath the destination (the walker made it so): no path.relative per file.
+    const path = transfer.file.finalPath.slice(this.#dest.length + (this.#dest.endsWith("/") ? 0 : 1));
     this.#progress.fileDone({ path, bytes: transfer.file.entry.size, moved, reused });
     this.#walker.fileDone(transfer.file);
   }
