@@ -156,7 +156,7 @@ export class HostSession {
       }),
     )
     .on(Messages.GET_CHUNKS, (session, requestId, { chunks, compressLevel }) => {
-      session.#checkMovedStream();
+      if (!session.#takesStream()) return;
       const level = (session.#features & Feature.COMPRESSION) === 0 ? 0 : (compressLevel ?? 0);
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
         session.#chunks.send(requestId, chunks, level, open.abort.signal),
@@ -197,7 +197,7 @@ export class HostSession {
   #clientId: string | undefined;
   /** Counted in the host's Admission (since its first path request) until the connection closes. */
   #admitted = false;
-  /** A QUIC data stream taken from another thread's client (see #checkMovedStream). */
+  /** A QUIC data stream taken from another thread's client (see #takesStream). */
   #movedStreamTaken = false;
 
   constructor(stream: TransportStream, context: SessionContext) {
@@ -383,16 +383,18 @@ export class HostSession {
 
   /**
    * A QUIC data stream of a client served on another thread is refused at its first GET_CHUNKS
-   * while other clients are served (Admission.takesMovedStream); once taken, it is kept.
+   * while other clients are served (Admission.takesMovedStream); once taken, it is kept. It is
+   * refused by closing it, with no ERROR: to the client it is a lost stream, whose batches its
+   * other streams take, where an ERROR would fail the batch, and with it the pull.
    */
-  #checkMovedStream(): void {
-    if (this.#stream.transport !== "quic" || this.#admitted || this.#movedStreamTaken) return;
+  #takesStream(): boolean {
+    if (this.#stream.transport !== "quic" || this.#admitted || this.#movedStreamTaken) return true;
     this.#movedStreamTaken = this.#context.admission.takesMovedStream(this.#clientId);
-    if (this.#movedStreamTaken) return;
-    throw new TeleportError(
-      ErrorCode.HOST_BUSY,
-      "other clients are served: this client's streams stay on TCP",
-    );
+    if (!this.#movedStreamTaken)
+      this.#connection.destroy(
+        new TeleportError(ErrorCode.HOST_BUSY, "other clients are served: this client's streams stay on TCP"),
+      );
+    return this.#movedStreamTaken;
   }
 
   /**

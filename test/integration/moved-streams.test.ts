@@ -1,7 +1,7 @@
 /**
  * A host with threads serves QUIC in its main thread alone. A data stream that moves there from
  * a client connected over TCP (a transport trial) is served while that client is the host's one,
- * and refused with HOST_BUSY while other clients are served: under load every client's trial
+ * and closed (a lost stream to the client) while other clients are served: under load every client's trial
  * would otherwise move its streams onto one core. A client connected over QUIC keeps its streams.
  */
 import assert from "node:assert/strict";
@@ -66,7 +66,12 @@ test("a QUIC data stream of a TCP client is served while it is alone, refused on
   const second = await connect(t, host.url, "tcp");
   await listRoot(second);
   const moved = await connect(t, host.url, "quic", first.clientId);
-  await assert.rejects(fetchOne(moved, chunk), /TELEPORT_ERR_HOST_BUSY: .*streams stay on TCP/);
+  // Closed with no ERROR: a lost stream to the client's pool, not a failed batch.
+  await assert.rejects(fetchOne(moved, chunk), (err: Error & { code?: string }) => {
+    assert.notEqual(err.code, "TELEPORT_ERR_HOST_BUSY", err.message);
+    assert.match(err.message, /clos|reset|lost|connection/i);
+    return true;
+  });
   assert.equal(await fetchOne(alone, chunk), data.length, "a stream taken before is kept");
 
   const overQuic = await connect(t, host.url, "quic");
