@@ -4,9 +4,11 @@
  * fairness: slowest over fastest), the whole round's wall time, and the host's peak RSS and CPU.
  * And stream_fairness: two pulls of two streams each started together, against one pull alone.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CommandUsage, measureCommand, startServerMeasurement } from "../lib/measure.js";
 import { assertIdenticalCopy, ensureRandomFile, type Payload } from "../lib/payload.js";
+import { processTree, ticksPerSecond } from "../lib/proc.js";
 import { makeTempDir } from "../lib/processes.js";
 import { figure, median } from "../lib/stats.js";
 import { startTeleportHost, type TeleportHost, teleportPullCommand } from "../lib/teleport.js";
@@ -17,6 +19,43 @@ const MiB = 1024 * 1024;
 const HOST_RSS_LIMIT = 300e6;
 /** The slowest client gets at least this share of the fastest one's throughput. */
 const FAIRNESS_FLOOR = 0.5;
+
+/** CPU ticks of each thread of a process tree (the server may run under a wrapper), by thread id. */
+function threadTicks(rootPid: number): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const { pid } of processTree(rootPid)) {
+    let threads: string[] = [];
+    try {
+      threads = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // the process is gone
+    }
+    for (const thread of threads) addThreadTicks(ticks, pid, thread);
+  }
+  return ticks;
+}
+
+function addThreadTicks(ticks: Map<string, number>, pid: number, thread: string): void {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${thread}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks.set(thread, Number(fields[11]) + Number(fields[12])); // utime + stime
+  } catch {
+    // the thread ended between listing and reading
+  }
+}
+
+/**
+ * CPU-seconds each thread used between two readings, busiest first, those over 0.1 s: whether
+ * the host's serving threads shared the work (one per core) or one carried it.
+ */
+function threadSeconds(before: Map<string, number>, after: Map<string, number>): number[] {
+  return [...after]
+    .map(([thread, ticks]) => (ticks - (before.get(thread) ?? 0)) / ticksPerSecond())
+    .filter((seconds) => seconds > 0.1)
+    .sort((a, b) => b - a)
+    .map((seconds) => Math.round(seconds * 100) / 100);
+}
 
 interface Round {
   name: string;
@@ -91,10 +130,12 @@ export const load: Benchmark = {
       for (const round of plan) {
         await runRound(context, host, share, round, clients); // warm-up: page cache, host index
         const measurement = await startServerMeasurement(host.server.pid);
+        const ticksBefore = threadTicks(host.server.pid);
         const started = process.hrtime.bigint();
         const usages = await runRound(context, host, share, round, clients);
         const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
         const server = await measurement.finish();
+        const hostThreadCpuSeconds = threadSeconds(ticksBefore, threadTicks(host.server.pid));
         const rates = usages.map((usage, client) => round.fileFor(client).bytes / 1e6 / usage.wallSeconds);
         const totalBytes = usages.reduce((sum, _, client) => sum + round.fileFor(client).bytes, 0);
         const result = figure(
@@ -107,14 +148,19 @@ export const load: Benchmark = {
             clientPeakRssBytes: Math.max(...usages.map((usage) => usage.peakRssBytes ?? 0)),
             serverCpuSeconds: server.cpuSeconds,
             serverPeakRssBytes: server.peakRssBytes,
-            details: { wallSeconds, aggregateMegabytesPerSecond: totalBytes / 1e6 / wallSeconds },
+            details: {
+              wallSeconds,
+              aggregateMegabytesPerSecond: totalBytes / 1e6 / wallSeconds,
+              hostThreadCpuSeconds,
+            },
           },
           rates,
         );
         figures.push(result);
         context.log(
           `${round.name}: ${(totalBytes / 1e6 / wallSeconds).toFixed(0)} MB/s in all, per client ` +
-            `${result.min.toFixed(1)}-${result.max.toFixed(1)} MB/s, host peak RSS ${((server.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB`,
+            `${result.min.toFixed(1)}-${result.max.toFixed(1)} MB/s, host peak RSS ${((server.peakRssBytes ?? 0) / 1e6).toFixed(0)} MB, ` +
+            `host CPU-s by thread ${hostThreadCpuSeconds.join(" ")}`,
         );
         const fairness = result.min / result.max;
         ratios.push({ name: `slowest / fastest client, ${round.name}`, value: fairness });

@@ -156,6 +156,7 @@ export class HostSession {
       }),
     )
     .on(Messages.GET_CHUNKS, (session, requestId, { chunks, compressLevel }) => {
+      if (!session.#takesStream()) return;
       const level = (session.#features & Feature.COMPRESSION) === 0 ? 0 : (compressLevel ?? 0);
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
         session.#chunks.send(requestId, chunks, level, open.abort.signal),
@@ -196,6 +197,8 @@ export class HostSession {
   #clientId: string | undefined;
   /** Counted in the host's Admission (since its first path request) until the connection closes. */
   #admitted = false;
+  /** A QUIC data stream taken from another thread's client (see #takesStream). */
+  #movedStreamTaken = false;
 
   constructor(stream: TransportStream, context: SessionContext) {
     this.#stream = stream;
@@ -253,7 +256,7 @@ export class HostSession {
   #onClose(error: TeleportError | undefined): void {
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refusalTimer);
-    if (this.#admitted) this.#context.admission.release();
+    if (this.#admitted) this.#context.admission.release(this.#clientId);
     this.#control?.unregister();
     if (error !== undefined)
       this.#context.onSessionError?.(`${this.#stream.remoteAddress}:${this.#stream.remotePort}`, error);
@@ -371,11 +374,27 @@ export class HostSession {
   #admit(): void {
     if (this.#admitted) return;
     const canWait = (this.#features & Feature.HOST_BUSY) !== 0;
-    this.#admitted = this.#context.admission.admit(canWait);
+    this.#admitted = this.#context.admission.admit(canWait, this.#clientId);
     if (this.#admitted) return;
     const retryAfterMs = this.#context.admission.retryAfterMs();
     const message = `host busy, retry in ${Math.ceil(retryAfterMs / 1000)} s`;
     throw new TeleportError(ErrorCode.HOST_BUSY, message, { retryAfterMs });
+  }
+
+  /**
+   * A QUIC data stream of a client served on another thread is refused at its first GET_CHUNKS
+   * while other clients are served (Admission.takesMovedStream); once taken, it is kept. It is
+   * refused by closing it, with no ERROR: to the client it is a lost stream, whose batches its
+   * other streams take, where an ERROR would fail the batch, and with it the pull.
+   */
+  #takesStream(): boolean {
+    if (this.#stream.transport !== "quic" || this.#admitted || this.#movedStreamTaken) return true;
+    this.#movedStreamTaken = this.#context.admission.takesMovedStream(this.#clientId);
+    if (!this.#movedStreamTaken)
+      this.#connection.destroy(
+        new TeleportError(ErrorCode.HOST_BUSY, "other clients are served: this client's streams stay on TCP"),
+      );
+    return this.#movedStreamTaken;
   }
 
   /**
