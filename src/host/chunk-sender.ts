@@ -191,13 +191,10 @@ export class ChunkSender {
     const recent = this.#sources.recent;
     const identity = lookup.identity(run[0].path);
     if (identity === undefined) return false; // the read that follows says why, or serves it
-    const found: Buffer[] = [];
-    for (const request of run) {
-      const data = recent.get(request.hash, identity);
-      if (data === undefined || data.length !== request.size) return false;
-      found.push(data);
+    for (const [i, request] of run.entries()) {
+      const target = targets[i];
+      if (target === undefined || !recent.copy(request.hash, identity, target)) return false;
     }
-    for (const [i, target] of targets.entries()) found[i]?.copy(target);
     return true;
   }
 

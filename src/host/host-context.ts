@@ -12,7 +12,7 @@ import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import type { HostFaults } from "./faults.js";
 import { PlaintextClients } from "./plaintext-clients.js";
-import { RecentChunks } from "./recent-chunks.js";
+import type { RecentChunks } from "./recent-chunks.js";
 import type { SessionContext } from "./session.js";
 import type { Share } from "./share.js";
 
@@ -31,7 +31,8 @@ export interface ContextParts {
   compression: boolean;
   compressionThreads?: number | undefined;
   sendBudgetBytes: number;
-  recentChunkBytes: number;
+  /** Small files' bytes between a manifest and its GET_CHUNKS (this thread's partition). */
+  recent: RecentChunks;
   chunker?: Chunker | undefined;
   faults?: HostFaults | undefined;
   onSessionError?: SessionContext["onSessionError"];
@@ -53,7 +54,7 @@ export function sessionContext(parts: ContextParts): SessionContext {
     onSessionError: parts.onSessionError,
     onClientEvent: parts.onClientEvent,
     index: parts.index,
-    recent: new RecentChunks(parts.recentChunkBytes),
+    recent: parts.recent,
     transports: parts.transports,
     handshakeTimeoutMs: parts.handshakeTimeoutMs,
     authLimiter: parts.authLimiter,

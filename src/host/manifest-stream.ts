@@ -29,7 +29,7 @@ import {
   MessageType,
   type Xattr,
 } from "../wire/messages.js";
-import type { RecentChunks } from "./recent-chunks.js";
+import type { FileIdentity, RecentChunks } from "./recent-chunks.js";
 import {
   isWalkFailure,
   isWalkSkip,
@@ -246,7 +246,7 @@ export class ManifestStream {
     }
   }
 
-  #readTinyFile(entry: Entry, fd: number, identity: string): FileManifest {
+  #readTinyFile(entry: Entry, fd: number, identity: FileIdentity): FileManifest {
     const data = this.#sources.recent.reserve(entry.size);
     if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);

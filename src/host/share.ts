@@ -24,13 +24,14 @@ import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../e
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { type Entry, EntryKind, type SkipReason } from "../wire/messages.js";
 import { joinWirePath, splitWirePath } from "../wire/path.js";
+import type { FileIdentity } from "./recent-chunks.js";
 import {
   describeEntry,
   describeFile,
-  identityOf,
   quietly,
   refuseEscapeByName,
   regularFile,
+  sameIdentity,
   skipReasonOf,
 } from "./share-entry.js";
 
@@ -38,7 +39,7 @@ import {
 export interface OpenedFile {
   fd: number;
   /** Device, inode, size and mtime when opened: which bytes the file held (see RecentChunks). */
-  identity: string;
+  identity: FileIdentity;
   size: number;
 }
 
@@ -268,7 +269,7 @@ export class Share {
   #openTopFile(wirePath: string, top: FolderHandle): OpenedFile | TeleportError {
     try {
       const opened = this.openFile(wirePath);
-      if (opened.identity === identityOf(fstatSync(top.fd))) return opened;
+      if (sameIdentity(opened.identity, fstatSync(top.fd))) return opened;
       closeSync(opened.fd);
       return new TeleportError(ErrorCode.FILE_CHANGED, `"${wirePath}" changed while it was being listed`);
     } catch (err) {
@@ -381,7 +382,7 @@ export class Share {
       return undefined;
     }
     const found = describeFile(wirePath, absolutePath, stats, at);
-    found.file = { fd, identity: identityOf(stats), size: stats.size };
+    found.file = { fd, identity: stats, size: stats.size };
     return found;
   }
 
@@ -395,7 +396,7 @@ export class Share {
     try {
       const fd = beneath.open(handle, name, constants.O_RDONLY, { within: this.root });
       const opened = regularFile(fd, wirePath);
-      if (opened.identity === identityOf(stats)) return opened;
+      if (sameIdentity(opened.identity, stats)) return opened;
       closeSync(fd);
       return new TeleportError(ErrorCode.FILE_CHANGED, `"${wirePath}" changed while it was being listed`);
     } catch (err) {
