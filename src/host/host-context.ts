@@ -11,6 +11,7 @@ import type { TransportKind } from "../transport/transport.js";
 import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import type { HostFaults } from "./faults.js";
+import { FileStates } from "./file-states.js";
 import { PlaintextClients } from "./plaintext-clients.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import type { SessionContext } from "./session.js";
@@ -40,10 +41,11 @@ export interface ContextParts {
 }
 
 export function sessionContext(parts: ContextParts): SessionContext {
+  const chunker = parts.chunker ?? defaultChunker();
   return {
     share: parts.share,
     secret: parts.secret,
-    chunker: parts.chunker ?? defaultChunker(),
+    chunker,
     // Keeps what the send budget lets out: buffers are reused, not left for the GC to find.
     // Shared memory, so that compression threads work on the frames where they were read.
     pool: new BufferPool(parts.sendBudgetBytes, { shared: true }),
@@ -54,6 +56,7 @@ export function sessionContext(parts: ContextParts): SessionContext {
     onSessionError: parts.onSessionError,
     onClientEvent: parts.onClientEvent,
     index: parts.index,
+    fileStates: new FileStates(parts.index, chunker.id),
     recent: parts.recent,
     transports: parts.transports,
     handshakeTimeoutMs: parts.handshakeTimeoutMs,

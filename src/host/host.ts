@@ -42,7 +42,7 @@ export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
  * file's chunks at most its manifest window and its bytes in flight after listing it (measured:
  * docs/decisions.md, "Recent chunks").
  */
-const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
+const RECENT_CHUNK_BYTES = 32 * 1024 * 1024;
 /**
  * Chunk data read and queued for sending, over all connections of a thread (see
  * SessionContext.sendBudget): 4 connections' worth at full speed (CONNECTION_SEND_BYTES); more

@@ -29,7 +29,8 @@ import {
   MessageType,
   type Xattr,
 } from "../wire/messages.js";
-import type { FileIdentity, RecentChunks } from "./recent-chunks.js";
+import { type FileStates, isListed } from "./file-states.js";
+import { type FileIdentity, type RecentChunks, WHOLE_READ_FILE_BYTES } from "./recent-chunks.js";
 import {
   isWalkFailure,
   isWalkSkip,
@@ -68,6 +69,8 @@ export interface ManifestSources {
   index: ChunkIndex | undefined;
   /** Where small files' bytes are kept for the GET_CHUNKS that follows. */
   recent: RecentChunks;
+  /** The index as the files read whole see it (see FileStates); undefined with no index. */
+  fileStates: FileStates | undefined;
 }
 
 /** Sends one frame of the response once its request has credit for it. */
@@ -223,13 +226,14 @@ export class ManifestStream {
     } finally {
       await walk.return(undefined); // closes the walk's open folders when it stops early
       for (const waiting of ahead) if ("file" in waiting) closeFile(waiting.file);
+      this.#sources.fileStates?.flush();
     }
     await batch.flush();
   }
 
   /**
    * The complete chunk list of a small file, open as the walk met it, from the index or by
-   * hashing it; closes the file. One up to UNINDEXED_FILE_BYTES is read whole, and its bytes are
+   * hashing it; closes the file. One up to WHOLE_READ_FILE_BYTES is read whole, and its bytes are
    * kept for the GET_CHUNKS that will likely follow (see RecentChunks).
    */
   async #wholeFileManifest(
@@ -239,14 +243,21 @@ export class ManifestStream {
   ): Promise<FileManifest> {
     const { fd, identity } = openedOrThrow(file, entry);
     try {
-      if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd, identity);
-      return await collectChunks(this.#fileChunks(entry, fd, signal));
+      if (entry.size > WHOLE_READ_FILE_BYTES) return await collectChunks(this.#fileChunks(entry, fd, signal));
+      const fileStates = entry.size > UNINDEXED_FILE_BYTES ? this.#sources.fileStates : undefined;
+      if (fileStates === undefined) return this.#readWholeFile(entry, fd, identity);
+      const found = fileStates.lookup(fd, this.#sources.share.localPath(entry.path), entry.size);
+      if (found !== undefined && isListed(found)) return found;
+      const listed = this.#readWholeFile(entry, fd, identity);
+      if (found !== undefined) fileStates.record(fd, found, listed);
+      return listed;
     } finally {
       closeQuietly(fd);
     }
   }
 
-  #readTinyFile(entry: Entry, fd: number, identity: FileIdentity): FileManifest {
+  /** Reads a file whole into the recent-chunk ring and lists its chunks there. */
+  #readWholeFile(entry: Entry, fd: number, identity: FileIdentity): FileManifest {
     const data = this.#sources.recent.reserve(entry.size);
     if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);

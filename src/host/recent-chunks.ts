@@ -20,6 +20,12 @@
  */
 import type { NameStats } from "../platform/open-beneath.js";
 
+/**
+ * Files at most this large are read whole into the ring when listed and hashed from there. Below
+ * the smallest hole a chunk list skips (MIN_HOLE_BYTES), so their chunks are those chunkFile cuts.
+ */
+export const WHOLE_READ_FILE_BYTES = 512 * 1024;
+
 /** Which bytes a file holds, as far as its metadata tells (see OpenedFile.identity). */
 export type FileIdentity = Pick<NameStats, "dev" | "ino" | "size" | "mtimeMs">;
 
