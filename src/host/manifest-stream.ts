@@ -153,7 +153,7 @@ export class ManifestStream {
     try {
       for (;;) {
         while (!walked && ahead.length < PREFETCHED_FILES) {
-          const step = await walk.next();
+          const step = walk.next();
           if (step.done) {
             walked = true;
             break;
@@ -224,7 +224,7 @@ export class ManifestStream {
         await this.#send(MessageType.FILE_END, fileEndCodec, listed.digest);
       }
     } finally {
-      await walk.return(undefined); // closes the walk's open folders when it stops early
+      walk.return(undefined); // closes the walk's open folders when it stops early
       for (const waiting of ahead) if ("file" in waiting) closeFile(waiting.file);
       this.#sources.fileStates?.flush();
     }
