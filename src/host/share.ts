@@ -224,7 +224,7 @@ export class Share {
    * The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows
    * it. A folder beneath the top that cannot be listed is a WalkFailure and the walk goes on.
    * Synchronous, as every call it makes is: a promise per entry and per folder level cost the
-   * walking thread most of its garbage (docs/decisions-hostfile.md, "The host's walk is synchronous").
+   * walking thread a fifth of its garbage (docs/decisions.md, "The host's walk is synchronous").
    */
   *walk(wirePath: string, options: WalkOptions = {}): Generator<WalkItem> {
     const { found, folder } = this.#top(wirePath, options.openFiles === true);
