@@ -247,7 +247,8 @@ export class ManifestStream {
       const fileStates = entry.size > UNINDEXED_FILE_BYTES ? this.#sources.fileStates : undefined;
       if (fileStates === undefined) return this.#readWholeFile(entry, fd, identity);
       const found = fileStates.lookup(fd, this.#sources.share.localPath(entry.path), entry.size);
-      if (found !== undefined && isListed(found)) return found;
+      // Read even when listed: the GET_CHUNKS that follows copies it instead of opening it again.
+      if (found !== undefined && isListed(found)) return this.#readWholeFile(entry, fd, identity, found);
       const listed = this.#readWholeFile(entry, fd, identity);
       if (found !== undefined) fileStates.record(fd, found, listed);
       return listed;
@@ -256,13 +257,16 @@ export class ManifestStream {
     }
   }
 
-  /** Reads a file whole into the recent-chunk ring and lists its chunks there. */
-  #readWholeFile(entry: Entry, fd: number, identity: FileIdentity): FileManifest {
+  /**
+   * Reads a file whole into the recent-chunk ring and lists its chunks there, or keeps them
+   * there under the chunk list the index holds for it (`listed`, the file unchanged since).
+   */
+  #readWholeFile(entry: Entry, fd: number, identity: FileIdentity, listed?: FileManifest): FileManifest {
     const data = this.#sources.recent.reserve(entry.size);
     if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);
     }
-    const manifest = chunkBytes(data, this.#sources.chunker);
+    const manifest = listed ?? chunkBytes(data, this.#sources.chunker);
     for (const chunk of manifest.chunks) {
       this.#sources.recent.add(chunk.hash, identity, data.subarray(chunk.offset, chunk.offset + chunk.size));
     }
