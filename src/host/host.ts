@@ -38,9 +38,10 @@ export { DEFAULT_CONGESTION } from "./congestion.js";
 export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
 
 /**
- * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
- * file's chunks at most its manifest window and its bytes in flight after listing it (measured:
- * docs/decisions.md, "Recent chunks").
+ * Bytes of files up to WHOLE_READ_FILE_BYTES kept between a manifest and the GET_CHUNKS for them,
+ * split between the threads that walk: a client asks for a file's chunks at most its manifest
+ * window and its bytes in flight after listing it (measured: docs/decisions.md, "Recent chunks",
+ * and "Files up to 512 KiB read whole into the ring").
  */
 const RECENT_CHUNK_BYTES = 32 * 1024 * 1024;
 /**
