@@ -6,7 +6,6 @@
  */
 import { fstatSync } from "node:fs";
 import type { Socket } from "node:net";
-import { UNINDEXED_FILE_BYTES } from "../chunking/thresholds.js";
 import type { Connection } from "../engine/connection.js";
 import { readvAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
@@ -27,7 +26,7 @@ import {
 import type { HostFaults } from "./faults.js";
 import type { FileLookup } from "./file-lookup.js";
 import type { OpenFiles } from "./open-files.js";
-import type { RecentChunks } from "./recent-chunks.js";
+import { type RecentChunks, WHOLE_READ_FILE_BYTES } from "./recent-chunks.js";
 import type { Lease, SendLeases } from "./send-leases.js";
 
 /** Files a direct send holds open at once: a group of small files is sent in several. */
@@ -184,20 +183,17 @@ export class ChunkSender {
   /**
    * Fills `targets` from the recent-chunk cache if it holds every chunk of the run, read from
    * the file the run's path names now (looked up beneath its folder). The cache holds only files
-   * a manifest read whole, none over UNINDEXED_FILE_BYTES: a run ending past that needs no lookup.
+   * a manifest read whole, none over WHOLE_READ_FILE_BYTES: a run ending past that needs no lookup.
    */
   #copyRecent(run: ChunkRun, targets: readonly Buffer[], lookup: FileLookup): boolean {
-    if (runEnd(run) > UNINDEXED_FILE_BYTES) return false;
+    if (runEnd(run) > WHOLE_READ_FILE_BYTES) return false;
     const recent = this.#sources.recent;
     const identity = lookup.identity(run[0].path);
     if (identity === undefined) return false; // the read that follows says why, or serves it
-    const found: Buffer[] = [];
-    for (const request of run) {
-      const data = recent.get(request.hash, identity);
-      if (data === undefined || data.length !== request.size) return false;
-      found.push(data);
+    for (const [i, request] of run.entries()) {
+      const target = targets[i];
+      if (target === undefined || !recent.copy(request.hash, identity, target)) return false;
     }
-    for (const [i, target] of targets.entries()) found[i]?.copy(target);
     return true;
   }
 

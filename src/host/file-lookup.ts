@@ -10,8 +10,9 @@ import { constants } from "node:fs";
 import { closeQuietly } from "../engine/file-io.js";
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { splitWirePath } from "../wire/path.js";
+import type { FileIdentity } from "./recent-chunks.js";
 import type { Share } from "./share.js";
-import { identityOf, quietly } from "./share-entry.js";
+import { quietly } from "./share-entry.js";
 
 /** Folders at most this many per request stay open (a request names a few; more is hostile). */
 const MAX_OPEN_FOLDERS = 64;
@@ -30,7 +31,7 @@ export class FileLookup {
    * The identity (OpenedFile.identity) of the regular file at a wire path now; undefined where
    * there is none, it is something else (a symlink, a FIFO), or the lookup is closed.
    */
-  identity(wirePath: string): string | undefined {
+  identity(wirePath: string): FileIdentity | undefined {
     if (this.#closed) return undefined;
     const slash = wirePath.lastIndexOf("/");
     const folder = this.#folder(slash < 0 ? "" : wirePath.slice(0, slash));
@@ -38,7 +39,7 @@ export class FileLookup {
     const name = wirePath.slice(slash + 1); // statName takes one name only, never "..", "/" or NUL
     const stats = quietly(() => beneath.statName(folder, name));
     if (stats === undefined || (stats.mode & constants.S_IFMT) !== constants.S_IFREG) return undefined;
-    return identityOf(stats);
+    return stats;
   }
 
   #folder(relPath: string): FolderHandle | undefined {

@@ -11,8 +11,9 @@ import type { TransportKind } from "../transport/transport.js";
 import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import type { HostFaults } from "./faults.js";
+import { FileStates } from "./file-states.js";
 import { PlaintextClients } from "./plaintext-clients.js";
-import { RecentChunks } from "./recent-chunks.js";
+import type { RecentChunks } from "./recent-chunks.js";
 import type { SessionContext } from "./session.js";
 import type { Share } from "./share.js";
 
@@ -31,7 +32,8 @@ export interface ContextParts {
   compression: boolean;
   compressionThreads?: number | undefined;
   sendBudgetBytes: number;
-  recentChunkBytes: number;
+  /** Small files' bytes between a manifest and its GET_CHUNKS (this thread's partition). */
+  recent: RecentChunks;
   chunker?: Chunker | undefined;
   faults?: HostFaults | undefined;
   onSessionError?: SessionContext["onSessionError"];
@@ -39,10 +41,11 @@ export interface ContextParts {
 }
 
 export function sessionContext(parts: ContextParts): SessionContext {
+  const chunker = parts.chunker ?? defaultChunker();
   return {
     share: parts.share,
     secret: parts.secret,
-    chunker: parts.chunker ?? defaultChunker(),
+    chunker,
     // Keeps what the send budget lets out: buffers are reused, not left for the GC to find.
     // Shared memory, so that compression threads work on the frames where they were read.
     pool: new BufferPool(parts.sendBudgetBytes, { shared: true }),
@@ -53,7 +56,8 @@ export function sessionContext(parts: ContextParts): SessionContext {
     onSessionError: parts.onSessionError,
     onClientEvent: parts.onClientEvent,
     index: parts.index,
-    recent: new RecentChunks(parts.recentChunkBytes),
+    fileStates: new FileStates(parts.index, chunker.id),
+    recent: parts.recent,
     transports: parts.transports,
     handshakeTimeoutMs: parts.handshakeTimeoutMs,
     authLimiter: parts.authLimiter,

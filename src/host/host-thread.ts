@@ -11,6 +11,7 @@ import { listenTls, tlsStream } from "../transport/tcp.js";
 import { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import { sessionContext } from "./host-context.js";
+import { RecentChunks } from "./recent-chunks.js";
 import { type ClientEvent, HostSession } from "./session.js";
 import { Share } from "./share.js";
 import { tuneSocketsFor } from "./socket-tuning.js";
@@ -80,7 +81,7 @@ async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
     compression: data.compression,
     compressionThreads: 1,
     sendBudgetBytes: data.sendBudgetBytes,
-    recentChunkBytes: data.recentChunkBytes,
+    recent: new RecentChunks(data.recentChunks, data.recentPartition),
     onSessionError: (remote, error) => post(port, { op: "sessionError", remote, error: threadError(error) }),
     onClientEvent: (event) => post(port, { op: "event", event: threadEvent(event) }),
   });

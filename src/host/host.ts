@@ -28,6 +28,7 @@ import { AuthLimiter } from "./auth-limiter.js";
 import type { HostInternals } from "./faults.js";
 import { sessionContext } from "./host-context.js";
 import { defaultHostThreads, HostThreads } from "./host-threads.js";
+import { RecentChunks, type RecentChunksMemory } from "./recent-chunks.js";
 import { type ClientEvent, HostSession, type SessionContext } from "./session.js";
 import { Share } from "./share.js";
 import { tuneSocketsFor } from "./socket-tuning.js";
@@ -37,11 +38,12 @@ export { DEFAULT_CONGESTION } from "./congestion.js";
 export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
 
 /**
- * Bytes of small files kept between a manifest and the GET_CHUNKS for them: a client asks for a
- * file's chunks at most its manifest window and its bytes in flight after listing it (measured:
- * docs/decisions.md, "Recent chunks").
+ * Bytes of files up to WHOLE_READ_FILE_BYTES kept between a manifest and the GET_CHUNKS for them,
+ * split between the threads that walk: a client asks for a file's chunks at most its manifest
+ * window and its bytes in flight after listing it (measured: docs/decisions.md, "Recent chunks",
+ * and "Files up to 512 KiB read whole into the ring").
  */
-const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
+const RECENT_CHUNK_BYTES = 32 * 1024 * 1024;
 /**
  * Chunk data read and queued for sending, over all connections of a thread (see
  * SessionContext.sendBudget): 4 connections' worth at full speed (CONNECTION_SEND_BYTES); more
@@ -151,6 +153,12 @@ export class Host {
     const transports = new Set<TransportKind>();
     const authLimiter = new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS);
     const admission = new Admission(options.maxClients ?? DEFAULT_MAX_CLIENTS);
+    const threadCount = servingThreads(options, internals);
+    // A partition per thread that walks, the main thread's first; the threads share the ring's bytes.
+    const recentChunks = RecentChunks.allocate(
+      RECENT_CHUNK_BYTES / Math.max(1, threadCount),
+      threadCount + 1,
+    );
     const context = sessionContext({
       share,
       secret,
@@ -163,7 +171,7 @@ export class Host {
       allowPlaintext: options.allowPlaintext === true,
       compression: options.compression !== false,
       sendBudgetBytes: SEND_BUDGET_BYTES,
-      recentChunkBytes: RECENT_CHUNK_BYTES,
+      recent: new RecentChunks(recentChunks, 0),
       chunker: options.chunker,
       faults: internals.faults,
       onSessionError: options.onSessionError,
@@ -180,7 +188,6 @@ export class Host {
       allowPlaintext: context.allowPlaintext,
       ...tuneSocketsFor(options.congestion, options.onNotice),
     };
-    const threadCount = servingThreads(options, internals);
     const listeners: Listener[] = [];
     let threads: HostThreads | undefined;
     try {
@@ -189,7 +196,7 @@ export class Host {
       );
       for (const listener of listeners) transports.add(listener.transport);
       if (reserved !== undefined) {
-        const data = threadData(options, identity, context, reserved.server, threadCount);
+        const data = threadData(options, identity, context, reserved.server, recentChunks);
         threads = await HostThreads.start(data, { authLimiter, ...ownerHooks(options) });
         // The threads' descriptors of the socket hold it open; closing the TCP listener stops them.
         await reserved.close();
@@ -340,9 +347,10 @@ function threadData(
   identity: HostIdentity,
   context: SessionContext,
   server: Server,
-  count: number,
+  recentChunks: RecentChunksMemory,
 ): HostThreadData[] {
-  return Array.from({ length: count }, () => ({
+  const count = recentChunks.partitions - 1;
+  return Array.from({ length: count }, (_, thread) => ({
     root: context.share.root,
     rootFd: duplicate(context.share.rootFd),
     listenerFd: duplicate(server),
@@ -359,7 +367,8 @@ function threadData(
     compression: context.compression !== undefined,
     congestion: options.congestion,
     sendBudgetBytes: Math.ceil(SEND_BUDGET_BYTES / count),
-    recentChunkBytes: Math.ceil(RECENT_CHUNK_BYTES / count),
+    recentChunks,
+    recentPartition: thread + 1,
   }));
 }
 

@@ -18,7 +18,7 @@ export async function sendListing(
     ? share.walk(path, { signal, sorted: true })
     : share.list(path, { signal, sorted: true });
   const batch = new EntryBatch((entries) => send(MessageType.ENTRIES, entriesCodec, { entries }));
-  for await (const item of items) {
+  for (const item of items) {
     if (isWalkFailure(item)) throw item.failure;
     if (isWalkSkip(item)) continue;
     await batch.add(item.entry);

@@ -29,7 +29,8 @@ import {
   MessageType,
   type Xattr,
 } from "../wire/messages.js";
-import type { RecentChunks } from "./recent-chunks.js";
+import { type FileStates, isListed } from "./file-states.js";
+import { type FileIdentity, type RecentChunks, WHOLE_READ_FILE_BYTES } from "./recent-chunks.js";
 import {
   isWalkFailure,
   isWalkSkip,
@@ -68,6 +69,8 @@ export interface ManifestSources {
   index: ChunkIndex | undefined;
   /** Where small files' bytes are kept for the GET_CHUNKS that follows. */
   recent: RecentChunks;
+  /** The index as the files read whole see it (see FileStates); undefined with no index. */
+  fileStates: FileStates | undefined;
 }
 
 /** Sends one frame of the response once its request has credit for it. */
@@ -150,7 +153,7 @@ export class ManifestStream {
     try {
       for (;;) {
         while (!walked && ahead.length < PREFETCHED_FILES) {
-          const step = await walk.next();
+          const step = walk.next();
           if (step.done) {
             walked = true;
             break;
@@ -221,15 +224,16 @@ export class ManifestStream {
         await this.#send(MessageType.FILE_END, fileEndCodec, listed.digest);
       }
     } finally {
-      await walk.return(undefined); // closes the walk's open folders when it stops early
+      walk.return(undefined); // closes the walk's open folders when it stops early
       for (const waiting of ahead) if ("file" in waiting) closeFile(waiting.file);
+      this.#sources.fileStates?.flush();
     }
     await batch.flush();
   }
 
   /**
    * The complete chunk list of a small file, open as the walk met it, from the index or by
-   * hashing it; closes the file. One up to UNINDEXED_FILE_BYTES is read whole, and its bytes are
+   * hashing it; closes the file. One up to WHOLE_READ_FILE_BYTES is read whole, and its bytes are
    * kept for the GET_CHUNKS that will likely follow (see RecentChunks).
    */
   async #wholeFileManifest(
@@ -239,19 +243,30 @@ export class ManifestStream {
   ): Promise<FileManifest> {
     const { fd, identity } = openedOrThrow(file, entry);
     try {
-      if (entry.size <= UNINDEXED_FILE_BYTES) return this.#readTinyFile(entry, fd, identity);
-      return await collectChunks(this.#fileChunks(entry, fd, signal));
+      if (entry.size > WHOLE_READ_FILE_BYTES) return await collectChunks(this.#fileChunks(entry, fd, signal));
+      const fileStates = entry.size > UNINDEXED_FILE_BYTES ? this.#sources.fileStates : undefined;
+      if (fileStates === undefined) return this.#readWholeFile(entry, fd, identity);
+      const found = fileStates.lookup(fd, this.#sources.share.localPath(entry.path), entry.size);
+      // Read even when listed: the GET_CHUNKS that follows copies it instead of opening it again.
+      if (found !== undefined && isListed(found)) return this.#readWholeFile(entry, fd, identity, found);
+      const listed = this.#readWholeFile(entry, fd, identity);
+      if (found !== undefined) fileStates.record(fd, found, listed);
+      return listed;
     } finally {
       closeQuietly(fd);
     }
   }
 
-  #readTinyFile(entry: Entry, fd: number, identity: string): FileManifest {
+  /**
+   * Reads a file whole into the recent-chunk ring and lists its chunks there, or keeps them
+   * there under the chunk list the index holds for it (`listed`, the file unchanged since).
+   */
+  #readWholeFile(entry: Entry, fd: number, identity: FileIdentity, listed?: FileManifest): FileManifest {
     const data = this.#sources.recent.reserve(entry.size);
     if (readSync(fd, data, 0, entry.size, 0) !== entry.size) {
       throw new TeleportError(ErrorCode.FILE_CHANGED, `"${entry.path}" shrank while it was being read`);
     }
-    const manifest = chunkBytes(data, this.#sources.chunker);
+    const manifest = listed ?? chunkBytes(data, this.#sources.chunker);
     for (const chunk of manifest.chunks) {
       this.#sources.recent.add(chunk.hash, identity, data.subarray(chunk.offset, chunk.offset + chunk.size));
     }

@@ -39,6 +39,7 @@ import { ChunkSender } from "./chunk-sender.js";
 import { DeltaSender } from "./delta-sender.js";
 import type { HostFaults } from "./faults.js";
 import { FileLookup } from "./file-lookup.js";
+import type { FileStates } from "./file-states.js";
 import { sendListing } from "./listing.js";
 import { ManifestStream, type SendFrame } from "./manifest-stream.js";
 import { OpenFiles } from "./open-files.js";
@@ -73,6 +74,8 @@ export interface SessionContext {
   recent: RecentChunks;
   /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
   index: ChunkIndex | undefined;
+  /** The index as the files a manifest reads whole see it, its records batched. */
+  fileStates: FileStates | undefined;
   /** The transports the host listens on (Feature.BOTH_TRANSPORTS when it is both). */
   transports: ReadonlySet<TransportKind>;
   /** Plaintext data streams are taken (`host --allow-no-encryption`): Feature.PLAINTEXT. */

@@ -9,6 +9,7 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { NameStats } from "../platform/open-beneath.js";
 import { EntryKind, SkipReason } from "../wire/messages.js";
 import { checkLinkTarget, splitWirePath } from "../wire/path.js";
+import type { FileIdentity } from "./recent-chunks.js";
 import type { OpenedFile, ShareEntry } from "./share.js";
 
 /**
@@ -111,9 +112,9 @@ function inodeKey(at: string): string | undefined {
   return stats === undefined ? undefined : `${stats.dev}:${stats.ino}`;
 }
 
-/** Which bytes a file holds, as far as its metadata tells: see OpenedFile.identity. */
-export function identityOf(stats: NameStats): string {
-  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+/** Whether two descriptions are of the same bytes of the same file: see OpenedFile.identity. */
+export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 /** `fd` as an OpenedFile if it is a regular file; else closes it and refuses. */
@@ -125,7 +126,7 @@ export function regularFile(fd: number, wirePath: string): OpenedFile {
     closeSync(fd);
     throw toTeleportError(err, `"${wirePath}"`);
   }
-  if (stats.isFile()) return { fd, identity: identityOf(stats), size: stats.size };
+  if (stats.isFile()) return { fd, identity: stats, size: stats.size };
   closeSync(fd);
   throw new TeleportError(ErrorCode.NOT_A_FILE, `"${wirePath}" is not a regular file`);
 }

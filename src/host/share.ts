@@ -24,13 +24,14 @@ import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../e
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { type Entry, EntryKind, type SkipReason } from "../wire/messages.js";
 import { joinWirePath, splitWirePath } from "../wire/path.js";
+import type { FileIdentity } from "./recent-chunks.js";
 import {
   describeEntry,
   describeFile,
-  identityOf,
   quietly,
   refuseEscapeByName,
   regularFile,
+  sameIdentity,
   skipReasonOf,
 } from "./share-entry.js";
 
@@ -38,7 +39,7 @@ import {
 export interface OpenedFile {
   fd: number;
   /** Device, inode, size and mtime when opened: which bytes the file held (see RecentChunks). */
-  identity: string;
+  identity: FileIdentity;
   size: number;
 }
 
@@ -205,17 +206,14 @@ export class Share {
   }
 
   /** The entries directly inside a folder (or the entry itself for a file). */
-  async *list(
-    wirePath: string,
-    options: Omit<WalkOptions, "reportSkipped"> = {},
-  ): AsyncGenerator<ShareEntry> {
-    const { found, folder } = await this.#top(wirePath, false);
+  *list(wirePath: string, options: Omit<WalkOptions, "reportSkipped"> = {}): Generator<ShareEntry> {
+    const { found, folder } = this.#top(wirePath, false);
     if (folder === undefined) {
       yield found;
       return;
     }
     try {
-      for await (const child of this.#children(found, folder.handle, folder.dir, options))
+      for (const child of this.#children(found, folder.handle, folder.dir, options))
         if (!isWalkSkip(child)) yield child;
     } finally {
       closeQuietly(folder.handle.fd);
@@ -225,9 +223,11 @@ export class Share {
   /**
    * The entry and, for a folder, everything beneath it, depth-first: a folder's subtree follows
    * it. A folder beneath the top that cannot be listed is a WalkFailure and the walk goes on.
+   * Synchronous, as every call it makes is: a promise per entry and per folder level cost the
+   * walking thread a fifth of its garbage (docs/decisions.md, "The host's walk is synchronous").
    */
-  async *walk(wirePath: string, options: WalkOptions = {}): AsyncGenerator<WalkItem> {
-    const { found, folder } = await this.#top(wirePath, options.openFiles === true);
+  *walk(wirePath: string, options: WalkOptions = {}): Generator<WalkItem> {
+    const { found, folder } = this.#top(wirePath, options.openFiles === true);
     if (folder === undefined) {
       yield found;
       return;
@@ -240,7 +240,7 @@ export class Share {
     } finally {
       if (!descended) {
         closeQuietly(folder.handle.fd);
-        await folder.dir.close().catch(() => {});
+        quietly(() => folder.dir.closeSync());
       }
     }
   }
@@ -249,7 +249,7 @@ export class Share {
    * The top of a listing: its entry and, for a folder, its handle and listing, which the caller
    * closes; a file's walk with `openFiles` opens it.
    */
-  async #top(wirePath: string, openFiles: boolean): Promise<{ found: ShareEntry; folder?: OpenFolder }> {
+  #top(wirePath: string, openFiles: boolean): { found: ShareEntry; folder?: OpenFolder } {
     const top = this.#openTop(wirePath);
     try {
       const found = this.#describeTop(wirePath, top);
@@ -268,7 +268,7 @@ export class Share {
   #openTopFile(wirePath: string, top: FolderHandle): OpenedFile | TeleportError {
     try {
       const opened = this.openFile(wirePath);
-      if (opened.identity === identityOf(fstatSync(top.fd))) return opened;
+      if (sameIdentity(opened.identity, fstatSync(top.fd))) return opened;
       closeSync(opened.fd);
       return new TeleportError(ErrorCode.FILE_CHANGED, `"${wirePath}" changed while it was being listed`);
     } catch (err) {
@@ -277,14 +277,14 @@ export class Share {
   }
 
   /** The folder open as `handle`, listed as `dir`, and its subtree; closes `handle` when done. */
-  async *#walkChildren(
+  *#walkChildren(
     folder: ShareEntry,
     handle: FolderHandle,
     dir: Dir,
     options: WalkOptions,
-  ): AsyncGenerator<WalkItem> {
+  ): Generator<WalkItem> {
     try {
-      for await (const child of this.#children(folder, handle, dir, options)) {
+      for (const child of this.#children(folder, handle, dir, options)) {
         yield child;
         if (isWalkSkip(child) || child.entry.kind !== EntryKind.DIRECTORY) continue;
         let childHandle: FolderHandle | undefined;
@@ -324,12 +324,12 @@ export class Share {
   }
 
   /** The entries of `folder`, listed as `dir`, which is closed when they end or the caller stops. */
-  async *#children(
+  *#children(
     folder: ShareEntry,
     handle: FolderHandle,
     dir: Dir,
     options: WalkOptions,
-  ): AsyncGenerator<ShareEntry | WalkSkip> {
+  ): Generator<ShareEntry | WalkSkip> {
     try {
       for (const dirent of options.sorted ? sortedByName(dir) : entriesOf(dir)) {
         options.signal?.throwIfAborted();
@@ -381,7 +381,7 @@ export class Share {
       return undefined;
     }
     const found = describeFile(wirePath, absolutePath, stats, at);
-    found.file = { fd, identity: identityOf(stats), size: stats.size };
+    found.file = { fd, identity: stats, size: stats.size };
     return found;
   }
 
@@ -395,7 +395,7 @@ export class Share {
     try {
       const fd = beneath.open(handle, name, constants.O_RDONLY, { within: this.root });
       const opened = regularFile(fd, wirePath);
-      if (opened.identity === identityOf(stats)) return opened;
+      if (sameIdentity(opened.identity, stats)) return opened;
       closeSync(fd);
       return new TeleportError(ErrorCode.FILE_CHANGED, `"${wirePath}" changed while it was being listed`);
     } catch (err) {

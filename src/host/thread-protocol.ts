@@ -7,6 +7,7 @@
 import type { CompressionStats } from "../compression/compression-threads.js";
 import type { ErrorCode } from "../errors.js";
 import type { TransportKind } from "../transport/transport.js";
+import type { RecentChunksMemory } from "./recent-chunks.js";
 import type { ClientEvent } from "./session.js";
 
 /** A TeleportError as it crosses between threads. */
@@ -40,9 +41,11 @@ export interface HostThreadData {
   admitted: SharedArrayBuffer;
   compression: boolean;
   congestion: string | undefined;
-  /** This thread's share of the host's send budget and recent-chunk cache. */
+  /** This thread's share of the host's send budget. */
   sendBudgetBytes: number;
-  recentChunkBytes: number;
+  /** The recent-chunk cache all threads share, and the partition this thread writes. */
+  recentChunks: RecentChunksMemory;
+  recentPartition: number;
 }
 
 /** How busy a thread is, as Host's getters sum it. */

@@ -37,7 +37,7 @@ async function senderOver(content: Buffer) {
   } as unknown as Connection;
   const openFiles = new OpenFiles((wirePath) => ({
     fd: openSync(join(dir, wirePath), "r"),
-    identity: wirePath,
+    identity: { dev: 0, ino: 0, size: content.length, mtimeMs: 0 },
     size: content.length,
   }));
   const sender = new DeltaSender(connection, openFiles);

@@ -4,14 +4,15 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Worker } from "node:worker_threads";
 import { defaultChunker, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { chunkBytes, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
-import { RecentChunks } from "../../src/host/recent-chunks.js";
+import { type FileIdentity, RecentChunks } from "../../src/host/recent-chunks.js";
 import { seededRandom } from "../helpers/seed.js";
 
 /** The identity of the one "file" these tests read (see OpenedFile.identity). */
-const FILE = "1:2:3:4";
+const FILE: FileIdentity = { dev: 1, ino: 2, size: 3, mtimeMs: 4.5 };
 
 /** Reads a "file" of `size` bytes of `fill` into the cache, as the host's manifest does. */
 function put(recent: RecentChunks, fill: number, size: number): Buffer {
@@ -22,10 +23,16 @@ function put(recent: RecentChunks, fill: number, size: number): Buffer {
   return hash;
 }
 
+/** The chunk's bytes as the cache copies them out, or undefined where it does not hold them. */
+function get(recent: RecentChunks, hash: Buffer, size: number, file = FILE): Buffer | undefined {
+  const target = Buffer.alloc(size);
+  return recent.copy(hash, file, target) ? target : undefined;
+}
+
 test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps", () => {
-  const recent = new RecentChunks(3500);
+  const recent = RecentChunks.standalone(3500);
   const holds = (hash: Buffer, fill: number, size: number) =>
-    assert.deepEqual(recent.get(hash, FILE), Buffer.alloc(size, fill));
+    assert.deepEqual(get(recent, hash, size), Buffer.alloc(size, fill));
   const a = put(recent, 1, 1000); // [0, 1000)
   const b = put(recent, 2, 1000); // [1000, 2000)
   const c = put(recent, 3, 1000); // [2000, 3000)
@@ -34,7 +41,7 @@ test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps
   holds(a, 1, 1000);
 
   const e = put(recent, 5, 1000); // no room at the end: wraps to [0, 1000), over a
-  assert.equal(recent.get(a, FILE), undefined, "the oldest went first");
+  assert.equal(get(recent, a, 1000), undefined, "the oldest went first");
   holds(b, 2, 1000);
   holds(c, 3, 1000);
   holds(d, 4, 400);
@@ -42,12 +49,13 @@ test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps
 
   // Wraps to [0, 2600): b, c and d are older than e, so they go too, d though it is not overwritten.
   const f = put(recent, 6, 2600);
-  for (const gone of [b, c, d, e]) assert.equal(recent.get(gone, FILE), undefined);
+  for (const gone of [b, c, e]) assert.equal(get(recent, gone, 1000), undefined);
+  assert.equal(get(recent, d, 400), undefined);
   holds(f, 6, 2600);
 
   const g = put(recent, 7, 500); // [2600, 3100)
   const h = put(recent, 8, 1000); // wraps to [0, 1000), over f
-  assert.equal(recent.get(f, FILE), undefined);
+  assert.equal(get(recent, f, 2600), undefined);
   holds(g, 7, 500);
   holds(h, 8, 1000);
   assert.equal(recent.bytes, 1500);
@@ -57,14 +65,67 @@ test("RecentChunks finds chunks by hash and forgets the oldest as its ring wraps
   recent.add(hashBytes(large), FILE, large);
   assert.equal(recent.bytes, 1500, "and is not kept");
   holds(g, 7, 500);
+  assert.equal(get(recent, g, 499), undefined, "a request of another size is not this chunk");
 });
 
 test("RecentChunks serves a chunk only for the file identity it was read from", () => {
-  const recent = new RecentChunks(3500);
+  const recent = RecentChunks.standalone(3500);
   const hash = put(recent, 1, 1000);
-  assert.deepEqual(recent.get(hash, FILE), Buffer.alloc(1000, 1));
-  assert.equal(recent.get(hash, "1:2:3:5"), undefined, "another mtime: another file's bytes");
-  assert.equal(recent.get(hash, "1:9:3:4"), undefined, "another inode");
+  assert.deepEqual(get(recent, hash, 1000), Buffer.alloc(1000, 1));
+  assert.equal(
+    get(recent, hash, 1000, { ...FILE, mtimeMs: 4.6 }),
+    undefined,
+    "another mtime: another file's bytes",
+  );
+  assert.equal(get(recent, hash, 1000, { ...FILE, ino: 9 }), undefined, "another inode");
+  assert.equal(get(recent, hash, 1000, { ...FILE, size: 7 }), undefined, "another size");
+});
+
+test("RecentChunks serves what another thread read, until that thread's ring moves past it", async () => {
+  const memory = RecentChunks.allocate(3500, 2);
+  const own = new RecentChunks(memory, 0);
+  const mine = put(own, 9, 700);
+  // The writer runs the compiled module, as the host's threads do.
+  const module = new URL("../../src/host/recent-chunks.js", import.meta.url).href;
+  const writer = new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+    import(workerData.module).then(({ RecentChunks }) => {
+      const recent = new RecentChunks(workerData.memory, 1);
+      const file = { dev: 1, ino: 2, size: 3, mtimeMs: 4.5 };
+      parentPort.on("message", ({ fill, size, hash }) => {
+        const data = recent.reserve(size);
+        data.fill(fill);
+        recent.add(Buffer.from(hash), file, data);
+        parentPort.postMessage("added");
+      });
+      parentPort.postMessage("ready");
+    });`,
+    { eval: true, workerData: { memory, module } },
+  );
+  const replies: string[] = [];
+  let wake: (() => void) | undefined;
+  writer.on("message", (reply: string) => {
+    replies.push(reply);
+    wake?.();
+  });
+  const next = async (): Promise<string | undefined> => {
+    while (replies.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    return replies.shift();
+  };
+  try {
+    assert.equal(await next(), "ready");
+    const theirs = hashBytes(Buffer.alloc(2000, 5));
+    writer.postMessage({ fill: 5, size: 2000, hash: theirs });
+    assert.equal(await next(), "added");
+    assert.deepEqual(get(own, theirs, 2000), Buffer.alloc(2000, 5), "read by the other thread");
+    assert.deepEqual(get(own, mine, 700), Buffer.alloc(700, 9));
+    writer.postMessage({ fill: 6, size: 3000, hash: hashBytes(Buffer.alloc(3000, 6)) });
+    assert.equal(await next(), "added");
+    assert.equal(get(own, theirs, 2000), undefined, "overwritten by its writer: forgotten");
+    assert.deepEqual(get(own, mine, 700), Buffer.alloc(700, 9), "each thread writes its own ring");
+  } finally {
+    await writer.terminate();
+  }
 });
 
 test("chunkBytes cuts bytes in memory exactly as chunkFile cuts the same bytes in a file", async (t) => {
