@@ -124,9 +124,6 @@ export function chunkBytes(data: Buffer, chunker: Chunker): { chunks: ChunkRef[]
   return { chunks, digest: { size: data.length, chunkCount: chunks.length, fileHash: fileHash.digest() } };
 }
 
-/** Chunk lengths from one Chunker.cut: shared, as each call's are read before the next. */
-const cutLengths = new Uint32Array(256);
-
 /**
  * Cuts the chunks at the start of `data` (which starts at `offset` of its file), hashes them and
  * adds them to `chunks`; returns the bytes they cover. The bytes after them need more to decide.
@@ -139,14 +136,11 @@ function cutAndHash(
   chunks: ChunkRef[],
 ): number {
   let at = 0;
-  let count = cutLengths.length;
-  while (count === cutLengths.length && at < data.length) {
-    count = chunker.cut(at === 0 ? data : data.subarray(at), eof, cutLengths);
-    for (let i = 0; i < count; i++) {
-      const size = cutLengths[i] as number;
-      chunks.push({ offset: offset + at, size, hash: hashBytes(data.subarray(at, at + size)) });
-      at += size;
-    }
+  while (at < data.length) {
+    const size = chunker.nextChunkLength(at === 0 ? data : data.subarray(at), eof);
+    if (size === 0) break;
+    chunks.push({ offset: offset + at, size, hash: hashBytes(data.subarray(at, at + size)) });
+    at += size;
   }
   return at;
 }
@@ -169,8 +163,8 @@ const CHUNKS_PER_READ = 4;
 
 /**
  * A file read in one synchronous read (SYNC_READ_BYTES) is read into a buffer kept from one file
- * to the next instead of one of its own: a fresh buffer per file is memory outside the JS heap,
- * and a walk through thousands of them made the collector run for it again and again. As many
+ * to the next, not one of its own: a buffer per file was fresh memory to fault in and free again
+ * for each of thousands of files (docs/decisions.md, "Read buffers kept between files"). As many
  * are kept as a host hashes files at once; no chunk or hash keeps a view of one.
  */
 const SPARE_READ_BUFFERS = 16;
