@@ -1,6 +1,7 @@
 /**
- * What cutting and hashing cost per byte as the host lists a file: the content-defined cut-point
- * scan alone, the scan with BLAKE3 per chunk (chunkBytes), and BLAKE3's cost per call at the
+ * What cutting and hashing cost per byte as the host lists a file, with the addon's cut-point scan
+ * (native/cdc.c) and with the JS one: the scan alone, the scan with BLAKE3 per chunk
+ * (chunkBytes), and BLAKE3's cost per call at the
  * sizes small files and chunks have, to see how much of hashing is the call itself. The data is
  * one 1 MiB buffer, the host's read buffer, scanned `--mib` times: in the cache, as a buffer just
  * read is. Speeds are per second of this process's CPU time: on a shared machine the wall clock
@@ -10,9 +11,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { defaultChunker } from "../../src/chunking/chunker.js";
+import { type Chunker, ContentDefinedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { chunkBytes } from "../../src/chunking/manifest.js";
+import { nativeCdc } from "../../src/platform/native.js";
 import { median } from "../lib/stats.js";
 
 const KIB = 1024;
@@ -25,12 +27,17 @@ const repeats = Number(values.mib);
 const size = repeats * MIB;
 const runs = Number(values.runs);
 const data = randomBytes(MIB);
-const chunker = defaultChunker();
+const lengths = new Uint32Array(256);
+if (nativeCdc === undefined) console.error("the addon is not loaded: only the JS scan is measured");
 
-function cutAll(): number {
+function cutAll(chunker: Chunker): number {
   let chunks = 0;
   for (let repeat = 0; repeat < repeats; repeat++) {
-    for (let at = 0; at < data.length; chunks++) at += chunker.nextChunkLength(data.subarray(at), true);
+    for (let at = 0; at < data.length; ) {
+      const count = chunker.cut(data.subarray(at), true, lengths);
+      for (let i = 0; i < count; i++) at += lengths[i] as number;
+      chunks += count;
+    }
   }
   return chunks;
 }
@@ -47,14 +54,19 @@ function gbPerSecond(bytes: number, operation: () => unknown): number {
   return median(speeds);
 }
 
-console.log(`a 1 MiB random buffer ${repeats} times, ${chunker.id}, median of ${runs} runs\n`);
-console.log("| cut GB/s | cut + BLAKE3 GB/s |");
-console.log("| --- | --- |");
-const cut = gbPerSecond(size, cutAll);
-const hashed = gbPerSecond(size, () => {
-  for (let repeat = 0; repeat < repeats; repeat++) chunkBytes(data, chunker);
-});
-console.log(`| ${cut.toFixed(2)} | ${hashed.toFixed(2)} |`);
+const scans = [{ name: "JS (nextChunkLength)", chunker: new ContentDefinedChunker(undefined, null) }];
+if (nativeCdc !== undefined)
+  scans.unshift({ name: "native (cdc.c)", chunker: new ContentDefinedChunker(undefined, nativeCdc) });
+console.log(`a 1 MiB random buffer ${repeats} times, ${scans[0]?.chunker.id}, median of ${runs} runs\n`);
+console.log("| scan | cut GB/s | cut + BLAKE3 GB/s |");
+console.log("| --- | --- | --- |");
+for (const { name, chunker } of scans) {
+  const cut = gbPerSecond(size, () => cutAll(chunker));
+  const hashed = gbPerSecond(size, () => {
+    for (let repeat = 0; repeat < repeats; repeat++) chunkBytes(data, chunker);
+  });
+  console.log(`| ${name} | ${cut.toFixed(2)} | ${hashed.toFixed(2)} |`);
+}
 
 console.log("\n| BLAKE3 one call of | ns per call | GB/s |");
 console.log("| --- | --- | --- |");

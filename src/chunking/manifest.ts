@@ -124,9 +124,13 @@ export function chunkBytes(data: Buffer, chunker: Chunker): { chunks: ChunkRef[]
   return { chunks, digest: { size: data.length, chunkCount: chunks.length, fileHash: fileHash.digest() } };
 }
 
+/** Chunk lengths from one Chunker.cut: shared, as each call's are read before the next. */
+const cutLengths = new Uint32Array(256);
+
 /**
  * Cuts the chunks at the start of `data` (which starts at `offset` of its file), hashes them and
  * adds them to `chunks`; returns the bytes they cover. The bytes after them need more to decide.
+ * All of a read's cuts are found in one call: one crossing into the addon's scan per read.
  */
 function cutAndHash(
   data: Buffer,
@@ -136,11 +140,14 @@ function cutAndHash(
   chunks: ChunkRef[],
 ): number {
   let at = 0;
-  while (at < data.length) {
-    const size = chunker.nextChunkLength(at === 0 ? data : data.subarray(at), eof);
-    if (size === 0) break;
-    chunks.push({ offset: offset + at, size, hash: hashBytes(data.subarray(at, at + size)) });
-    at += size;
+  let count = cutLengths.length;
+  while (count === cutLengths.length && at < data.length) {
+    count = chunker.cut(at === 0 ? data : data.subarray(at), eof, cutLengths);
+    for (let i = 0; i < count; i++) {
+      const size = cutLengths[i] as number;
+      chunks.push({ offset: offset + at, size, hash: hashBytes(data.subarray(at, at + size)) });
+      at += size;
+    }
   }
   return at;
 }
