@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "at.h"
+#include "cdc.h"
 #include "fail.h"
 #include "beneath.h"
 #include "metadata.h"
@@ -518,6 +519,7 @@ static napi_value init(napi_env env, napi_value exports) {
   teleport_define_at(env, exports);
   teleport_define_beneath(env, exports);
   teleport_define_metadata(env, exports);
+  teleport_define_cdc(env, exports);
   return exports;
 }
 

@@ -5,6 +5,7 @@
  * boundaries near the edit and every other chunk keeps its hash. Fixed-size chunking stays for
  * tests and comparisons.
  */
+import { type NativeCdc, nativeCdc } from "../platform/native.js";
 
 export interface Chunker {
   /** Names the cutting rule and its sizes: chunk lists made by different rules never mix. */
@@ -16,6 +17,25 @@ export interface Chunker {
    * At end of file (`eof`), a non-empty `data` always yields a chunk.
    */
   nextChunkLength(data: Uint8Array, eof: boolean): number;
+  /**
+   * The lengths of the chunks at the start of `data`, one after another, written into `lengths`:
+   * returns how many. Stops where `lengths` is full or where the rest needs more bytes to decide
+   * (never at `eof`). The cuts nextChunkLength makes, all of a read's in one call.
+   */
+  cut(data: Uint8Array, eof: boolean, lengths: Uint32Array): number;
+}
+
+/** cut() through nextChunkLength, one chunk at a time. */
+function cutEach(chunker: Chunker, data: Uint8Array, eof: boolean, lengths: Uint32Array): number {
+  let count = 0;
+  let at = 0;
+  while (count < lengths.length && at < data.length) {
+    const length = chunker.nextChunkLength(at === 0 ? data : data.subarray(at), eof);
+    if (length === 0) break;
+    lengths[count++] = length;
+    at += length;
+  }
+  return count;
 }
 
 export class FixedChunker implements Chunker {
@@ -31,6 +51,10 @@ export class FixedChunker implements Chunker {
   nextChunkLength(data: Uint8Array, eof: boolean): number {
     if (data.length >= this.maxChunkSize) return this.maxChunkSize;
     return eof ? data.length : 0;
+  }
+
+  cut(data: Uint8Array, eof: boolean, lengths: Uint32Array): number {
+    return cutEach(this, data, eof, lengths);
   }
 }
 
@@ -55,7 +79,9 @@ export const DEFAULT_CDC_SIZES: CdcSizes = { min: 16 * 1024, avg: 64 * 1024, max
  * lookup per byte — tested against a mask, skipping the first `min` bytes of each chunk, with
  * normalized chunking (a harder mask before `avg`, an easier one after) so that sizes cluster
  * around `avg`. The mask bits are the hash's top bits, which depend on the last 32 bytes; low
- * bits would see only the last few. Runs at ~1 GB/s on one core here, before BLAKE3.
+ * bits would see only the last few. cut() scans in the addon where it is loaded (native/cdc.c:
+ * `node dist/bench/micro/cdc-scan.js` compares the two), with the same rule; nextChunkLength
+ * stays in JS, the portable path and the reference.
  */
 export class ContentDefinedChunker implements Chunker {
   readonly id: string;
@@ -64,8 +90,12 @@ export class ContentDefinedChunker implements Chunker {
   readonly #avg: number;
   readonly #maskHard: number;
   readonly #maskEasy: number;
+  /** min, avg, max, the two masks and the gear table, as native/cdc.c reads them. */
+  readonly #rule: Int32Array;
+  readonly #scan: NativeCdc | null;
 
-  constructor(sizes: CdcSizes = DEFAULT_CDC_SIZES) {
+  /** `scan`: the addon's cut-point scan, or null for the JS loop (tests compare the two). */
+  constructor(sizes: CdcSizes = DEFAULT_CDC_SIZES, scan: NativeCdc | null = nativeCdc ?? null) {
     const { min, avg, max } = sizes;
     const bits = Math.log2(avg);
     if (!Number.isInteger(bits) || bits < 8 || bits > 28 || !(min > 0 && min < avg && avg < max)) {
@@ -78,6 +108,16 @@ export class ContentDefinedChunker implements Chunker {
     this.#maskHard = topBits(bits + level);
     this.#maskEasy = topBits(bits - level);
     this.id = `fastcdc-${min}-${avg}-${max}${level === 2 ? "" : `-nc${level}`}`;
+    this.#rule = new Int32Array(RULE_GEAR + GEAR.length);
+    this.#rule.set([min, avg, max, this.#maskHard, this.#maskEasy]);
+    this.#rule.set(GEAR, RULE_GEAR);
+    this.#scan = scan;
+  }
+
+  cut(data: Uint8Array, eof: boolean, lengths: Uint32Array): number {
+    // A small file is one chunk, and the JS answers it faster than a call into the addon.
+    if (this.#scan === null || data.length <= this.#min) return cutEach(this, data, eof, lengths);
+    return this.#scan.cdcCuts(this.#rule, data, eof, lengths);
   }
 
   nextChunkLength(data: Uint8Array, eof: boolean): number {
@@ -106,6 +146,9 @@ export class ContentDefinedChunker implements Chunker {
 export function defaultChunker(): Chunker {
   return new ContentDefinedChunker();
 }
+
+/** Where the gear table starts in a packed rule, after min, avg, max and the two masks. */
+const RULE_GEAR = 5;
 
 function topBits(count: number): number {
   return (~0 << (32 - count)) | 0;

@@ -3,7 +3,7 @@
  * they are hashed, so a receiver can start fetching the start of a 100 GB file while the rest is
  * still being read. Memory is one read buffer, whatever the file size.
  */
-import { readAt } from "../engine/file-io.js";
+import { readAt, SYNC_READ_BYTES } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import { type ChunkRef, HASH_SIZE, MAX_CHUNK_SIZE } from "../wire/messages.js";
@@ -118,16 +118,38 @@ const MAX_PENDING_HASHES = 1024;
 /** The chunks and digest of bytes already in memory (a small file read whole). */
 export function chunkBytes(data: Buffer, chunker: Chunker): { chunks: ChunkRef[]; digest: FileDigest } {
   const chunks: ChunkRef[] = [];
+  cutAndHash(data, true, 0, chunker, chunks);
   const fileHash = new ChunkListHash();
-  let offset = 0;
-  while (offset < data.length) {
-    const size = chunker.nextChunkLength(data.subarray(offset), true);
-    const hash = hashBytes(data.subarray(offset, offset + size));
-    fileHash.add(hash);
-    chunks.push({ offset, size, hash });
-    offset += size;
-  }
+  for (const chunk of chunks) fileHash.add(chunk.hash);
   return { chunks, digest: { size: data.length, chunkCount: chunks.length, fileHash: fileHash.digest() } };
+}
+
+/** Chunk lengths from one Chunker.cut: shared, as each call's are read before the next. */
+const cutLengths = new Uint32Array(256);
+
+/**
+ * Cuts the chunks at the start of `data` (which starts at `offset` of its file), hashes them and
+ * adds them to `chunks`; returns the bytes they cover. The bytes after them need more to decide.
+ * All of a read's cuts are found in one call: one crossing into the addon's scan per read.
+ */
+function cutAndHash(
+  data: Buffer,
+  eof: boolean,
+  offset: number,
+  chunker: Chunker,
+  chunks: ChunkRef[],
+): number {
+  let at = 0;
+  let count = cutLengths.length;
+  while (count === cutLengths.length && at < data.length) {
+    count = chunker.cut(at === 0 ? data : data.subarray(at), eof, cutLengths);
+    for (let i = 0; i < count; i++) {
+      const size = cutLengths[i] as number;
+      chunks.push({ offset: offset + at, size, hash: hashBytes(data.subarray(at, at + size)) });
+      at += size;
+    }
+  }
+  return at;
 }
 
 /** Drains a chunk listing (chunkFile, fileChunks): every chunk in order, and the file digest. */
@@ -147,6 +169,19 @@ export async function collectChunks(
 const CHUNKS_PER_READ = 4;
 
 /**
+ * A file read in one synchronous read (SYNC_READ_BYTES) is read into a buffer kept from one file
+ * to the next, not one of its own: a buffer per file was fresh memory to fault in and free again
+ * for each of thousands of files (docs/decisions.md, "Read buffers kept between files"). As many
+ * are kept as a host hashes files at once; no chunk or hash keeps a view of one.
+ */
+const SPARE_READ_BUFFERS = 16;
+const spareReadBuffers: Buffer[] = [];
+
+function newSpareReadBuffer(): Buffer {
+  return Buffer.allocUnsafeSlow(SYNC_READ_BYTES); // never a slice of Node's shared pool
+}
+
+/**
  * Yields the chunks of the first `size` bytes of the file open as `fd` in order, then returns the
  * file digest. The holes of a sparse file (sparseRanges) are skipped: no chunk covers them, and
  * each counts in the file hash as its holeHash. Throws FILE_CHANGED if the file ends before
@@ -158,22 +193,27 @@ export async function* chunkFile(
   chunker: Chunker,
   signal?: AbortSignal,
 ): AsyncGenerator<ChunkRef[], FileDigest> {
-  // Sized to the file when it is small: a 10 KB file must not cost a 4 MiB allocation.
-  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size)));
-  const fileHash = new ChunkListHash();
-  let chunkCount = 0;
-  let listed = 0; // where the last range ended
-  for (const [start, end] of sparseRanges(fd, size)) {
-    if (start > listed) fileHash.addHole(listed, start - listed);
-    for await (const batch of chunkRange(fd, start, end, buffer, chunker, signal)) {
-      for (const chunk of batch) fileHash.add(chunk.hash);
-      chunkCount += batch.length;
-      yield batch;
+  const readBytes = Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size));
+  const spare = readBytes <= SYNC_READ_BYTES ? (spareReadBuffers.pop() ?? newSpareReadBuffer()) : undefined;
+  const buffer = spare?.subarray(0, readBytes) ?? Buffer.allocUnsafe(readBytes);
+  try {
+    const fileHash = new ChunkListHash();
+    let chunkCount = 0;
+    let listed = 0; // where the last range ended
+    for (const [start, end] of sparseRanges(fd, size)) {
+      if (start > listed) fileHash.addHole(listed, start - listed);
+      for await (const batch of chunkRange(fd, start, end, buffer, chunker, signal)) {
+        for (const chunk of batch) fileHash.add(chunk.hash);
+        chunkCount += batch.length;
+        yield batch;
+      }
+      listed = end;
     }
-    listed = end;
+    if (size > listed) fileHash.addHole(listed, size - listed);
+    return { size, chunkCount, fileHash: fileHash.digest() };
+  } finally {
+    if (spare !== undefined && spareReadBuffers.length < SPARE_READ_BUFFERS) spareReadBuffers.push(spare);
   }
-  if (size > listed) fileHash.addHole(listed, size - listed);
-  return { size, chunkCount, fileHash: fileHash.digest() };
 }
 
 /** The chunks of bytes `start` to `end` of `fd`, cut and hashed in `buffer`. */
@@ -204,15 +244,8 @@ async function* chunkRange(
     }
     const eof = readOffset === end;
     const batch: ChunkRef[] = [];
-    let at = 0;
-    for (;;) {
-      const length = chunker.nextChunkLength(buffer.subarray(at, filled), eof);
-      if (length === 0) break;
-      batch.push({ offset: chunkOffset, size: length, hash: hashBytes(buffer.subarray(at, at + length)) });
-      chunkOffset += length;
-      at += length;
-      if (at === filled) break;
-    }
+    const at = cutAndHash(buffer.subarray(0, filled), eof, chunkOffset, chunker, batch);
+    chunkOffset += at;
     if (at > 0 && at < filled) buffer.copy(buffer, 0, at, filled);
     filled -= at;
     if (batch.length > 0) yield batch;

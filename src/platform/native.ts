@@ -111,3 +111,20 @@ export interface NativeBeneath {
 }
 
 export const nativeBeneath: NativeBeneath | undefined = load<NativeBeneath>(ADDON_PATH);
+
+/**
+ * `native/cdc.c` (in the same addon): content-defined chunking's cut-point scan over a whole
+ * buffer, the rule given as ContentDefinedChunker packs it (chunking/chunker.ts).
+ */
+export interface NativeCdc {
+  /**
+   * Writes the lengths of the chunks at the start of `data`, one after another, into `lengths`
+   * and returns how many: it stops where `lengths` is full or where the rest of `data` needs more
+   * bytes to decide (never at `eof`, where the last bytes always make a chunk).
+   */
+  cdcCuts(rule: Int32Array, data: Uint8Array, eof: boolean, lengths: Uint32Array): number;
+}
+
+/** Checked for its function: an addon built from older sources has none, and the JS scan serves. */
+const cdcCuts = load<Partial<NativeCdc>>(ADDON_PATH)?.cdcCuts;
+export const nativeCdc: NativeCdc | undefined = cdcCuts === undefined ? undefined : { cdcCuts };

@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ContentDefinedChunker, DEFAULT_CDC_SIZES, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes, StreamingHash, toHex } from "../../src/chunking/hash.js";
-import { ChunkListHash, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
+import { ChunkListHash, chunkBytes, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
+import type { ChunkRef } from "../../src/wire/messages.js";
 import { seededRandom } from "../helpers/seed.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -90,6 +91,52 @@ describe("chunkFile", () => {
       assert.deepEqual(digest.fileHash, root.digest());
     });
   }
+
+  it("lists files read at once, some abandoned midway, each by its own bytes", async (t) => {
+    // Read buffers are kept between files: no two listings may read into the same one.
+    // Content-defined cuts leave bytes in the buffer from one read to the next.
+    const random = seededRandom(t);
+    const chunker = new ContentDefinedChunker({ min: 2048, avg: 8192, max: 16384 });
+    const files = await Promise.all(
+      Array.from({ length: 24 }, async (_, i) => {
+        const data = random.bytes(1 + random.below(256 * 1024));
+        const path = join(dir, `at-once-${i}`);
+        await writeFile(path, data);
+        const handle = await open(path, "r");
+        return {
+          data,
+          handle,
+          listing: chunkFile(handle.fd, data.length, chunker),
+          chunks: [] as ChunkRef[],
+        };
+      }),
+    );
+    try {
+      // Six listings at a time, a new one started as one ends: it takes the buffer another gave back.
+      let active: typeof files = [];
+      for (let started = 0; active.length > 0 || started < files.length; ) {
+        while (active.length < 6 && started < files.length)
+          active.push(files[started++] as (typeof files)[0]);
+        const next: typeof files = [];
+        for (const file of active) {
+          const step = await file.listing.next();
+          if (step.done) {
+            const expected = chunkBytes(file.data, chunker);
+            assert.deepEqual(file.chunks, expected.chunks);
+            assert.deepEqual(step.value, expected.digest);
+          } else if (files.indexOf(file) % 5 === 4) {
+            await file.listing.return({ size: 0, chunkCount: 0, fileHash: Buffer.alloc(0) });
+          } else {
+            file.chunks.push(...step.value);
+            next.push(file);
+          }
+        }
+        active = next;
+      }
+    } finally {
+      for (const file of files) await file.handle.close();
+    }
+  });
 
   it("reports a file that shrank while being read", async () => {
     const path = join(dir, "shrinks");
