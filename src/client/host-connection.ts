@@ -78,6 +78,8 @@ export class HostConnection {
   #decompressor: Decompressor | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
+  /** Settles once the host has answered HELLO: WELCOME, or the error that ended the connection. */
+  readonly welcomed: Promise<void>;
   /** Pings waiting for their PONG, by the send time they carry. */
   readonly #pings = new Map<number, { resolve(ms: number): void; reject(error: TeleportError): void }>();
 
@@ -86,13 +88,25 @@ export class HostConnection {
     this.pool = options.pool ?? new BufferPool();
     this.clientId = options.clientId;
     this.#onCloseHook = options.onClose;
+    this.welcomed = this.#start(options);
+    this.welcomed.catch(() => {}); // told through onClose too, where nobody awaits it
   }
 
   /** Says HELLO over `stream` and resolves once the host has answered WELCOME. */
   static async open(stream: TransportStream, options: HelloOptions): Promise<HostConnection> {
     const connection = new HostConnection(stream, options);
-    await connection.#start(options);
+    await connection.welcomed;
     return connection;
+  }
+
+  /**
+   * Says HELLO over `stream` and returns at once: requests made before WELCOME follow HELLO on
+   * the wire and the host takes them once HELLO checks out, a round trip sooner (a refused HELLO
+   * ends the connection, and them with it). Features count only from WELCOME on. `welcomed`
+   * settles with the handshake; a failure also reaches `onClose`.
+   */
+  static greet(stream: TransportStream, options: HelloOptions): HostConnection {
+    return new HostConnection(stream, options);
   }
 
   /** The channel requests are made on. */

@@ -17,6 +17,7 @@ import { teleportHome } from "../store/teleport-home.js";
 import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { TeleportClient } from "./client.js";
+import { prestartStreamWorkers } from "./pool/stream-threads.js";
 import {
   type PullEvent,
   type PullOptions,
@@ -62,6 +63,8 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
   let opened: ChunkIndex | undefined;
   try {
     signal?.throwIfAborted();
+    // The data streams' threads boot while the index opens and the host is reached (QUIC streams run in this thread).
+    if (options.transport !== "quic") prestartStreamWorkers(options.streams);
     if (options.index === undefined && options.reuse !== "none") opened = openHomeIndex();
     return await pullWithRetries(link, { ...options, index: opened ?? options.index ?? undefined });
   } catch (err) {
