@@ -34,6 +34,11 @@ export interface DataStreamSpec {
   streamKey?: StreamKey | undefined;
   /** Each stream's idle timeout: how long a silent host is waited for. */
   idleTimeoutMs?: number | undefined;
+  /**
+   * The features the host granted the control connection: a stream's requests sent ahead of its
+   * WELCOME rely on them (compression asked for in its first GET_CHUNKS).
+   */
+  hostFeatures?: number | undefined;
 }
 
 /** What a data stream is opened with, on the thread that runs it. */
@@ -74,7 +79,7 @@ export class DataStreamFactory {
 
   /** Opens a data stream over `transport`, once the host has welcomed it (or, `pipelined`, greeted). */
   async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
-    const { link, clientId, encrypted, idleTimeoutMs, streamKey } = this.spec;
+    const { link, clientId, encrypted, idleTimeoutMs, streamKey, hostFeatures } = this.spec;
     const { pipelined, ...helloOptions } = options;
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -87,6 +92,7 @@ export class DataStreamFactory {
       features: encrypted ? 0 : Feature.PLAINTEXT,
       streamKey: encrypted ? undefined : streamKey,
       idleTimeoutMs,
+      assumedFeatures: hostFeatures,
       ...helloOptions,
     };
     if (pipelined === true) {

@@ -108,9 +108,10 @@ export class StreamThread {
 const spareWorkers: Worker[] = [];
 
 /**
- * Boots up to `count` stream workers before the pool that will run them exists, so that their
- * start (100-450 ms here, loading the module graph) overlaps the control connection's handshakes
- * and the manifest instead of delaying the first chunk. Idle, they do not keep the process alive.
+ * Boots the stream workers a pool will want (as many as it starts: fewer for a pinned count
+ * below defaultThreadCount) before the pool exists, so that their start, loading the module
+ * graph, overlaps the control connection's handshakes and the manifest instead of delaying the
+ * first chunk (docs/decisions.md). Idle, they do not keep the process alive.
  */
 export function prestartStreamWorkers(pinnedStreams?: number): void {
   const count = Math.min(defaultThreadCount(), pinnedStreams ?? Number.POSITIVE_INFINITY);
