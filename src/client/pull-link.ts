@@ -63,8 +63,6 @@ export async function pullLink(link: string | ShareLink, options: PullLinkOption
   let opened: ChunkIndex | undefined;
   try {
     signal?.throwIfAborted();
-    // The data streams' threads boot while the index opens and the host is reached (QUIC streams run in this thread).
-    if (options.transport !== "quic") prestartStreamWorkers(options.streams);
     if (options.index === undefined && options.reuse !== "none") opened = openHomeIndex();
     return await pullWithRetries(link, { ...options, index: opened ?? options.index ?? undefined });
   } catch (err) {
@@ -89,6 +87,10 @@ async function pullWithRetries(link: string | ShareLink, options: AttemptOptions
       // The pull's options are the connection's too, by the same names (ConnectOptions).
       const client = await TeleportClient.connect(link, options);
       connected = true;
+      // The data streams' threads boot while the manifest's first round trip runs; not sooner,
+      // where they would slow the handshake the first stream count is chosen by (QUIC streams
+      // run in this thread).
+      if (client.transport === "tcp") prestartStreamWorkers(options.streams);
       try {
         return attempts.complete(await pull(client, attemptOptions));
       } finally {
