@@ -212,6 +212,7 @@ export class TeleportClient {
       encrypted: options.encrypted,
       ...(macs ? { streamKey: streamKey(this.link.secret, this.#connection.stream.sessionBinding()) } : {}),
       idleTimeoutMs: this.#control.connection.idleTimeoutMs,
+      hostFeatures: this.#connection.features,
       ...(alternative === undefined ? {} : { alternative }),
     });
   }

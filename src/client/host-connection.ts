@@ -46,6 +46,11 @@ export interface HelloOptions {
   /** Features asked for beyond those every client asks for (Feature.XATTRS, Feature.PLAINTEXT). */
   features: number;
   /**
+   * What requests sent before WELCOME may rely on (HostConnection.greet): a data stream's
+   * control connection's granted features, as the same host grants the same offer alike.
+   */
+  assumedFeatures?: number | undefined;
+  /**
    * A plaintext data stream's control connection's key (host granted Feature.FRAME_MAC there):
    * every frame sent is MAC'd under it (transport/frame-mac.ts).
    */
@@ -74,10 +79,13 @@ export class HostConnection {
   readonly #lostListeners = new Set<(error: TeleportError) => void>();
   #welcome: Welcome | undefined;
   #offeredFeatures = 0;
+  readonly #assumedFeatures: number;
   /** Made on the first compressed chunk: most pulls never see one. */
   #decompressor: Decompressor | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #onWelcome: ((error?: TeleportError) => void) | undefined;
+  /** Settles once the host has answered HELLO: WELCOME, or the error that ended the connection. */
+  readonly welcomed: Promise<void>;
   /** Pings waiting for their PONG, by the send time they carry. */
   readonly #pings = new Map<number, { resolve(ms: number): void; reject(error: TeleportError): void }>();
 
@@ -86,13 +94,27 @@ export class HostConnection {
     this.pool = options.pool ?? new BufferPool();
     this.clientId = options.clientId;
     this.#onCloseHook = options.onClose;
+    this.#assumedFeatures = options.assumedFeatures ?? 0;
+    this.welcomed = this.#start(options);
+    this.welcomed.catch(() => {}); // told through onClose too, where nobody awaits it
   }
 
   /** Says HELLO over `stream` and resolves once the host has answered WELCOME. */
   static async open(stream: TransportStream, options: HelloOptions): Promise<HostConnection> {
     const connection = new HostConnection(stream, options);
-    await connection.#start(options);
+    await connection.welcomed;
     return connection;
+  }
+
+  /**
+   * Says HELLO over `stream` and returns at once: requests made before WELCOME follow HELLO on
+   * the wire and the host takes them once HELLO checks out, a round trip sooner (a refused HELLO
+   * ends the connection, and them with it). Until WELCOME the features are those assumed
+   * (HelloOptions.assumedFeatures). `welcomed` settles with the handshake; a failure also
+   * reaches `onClose`.
+   */
+  static greet(stream: TransportStream, options: HelloOptions): HostConnection {
+    return new HostConnection(stream, options);
   }
 
   /** The channel requests are made on. */
@@ -102,7 +124,12 @@ export class HostConnection {
 
   /** Whether the host granted `feature` in its WELCOME. */
   hasFeature(feature: number): boolean {
-    return ((this.#welcome?.features ?? 0) & feature) !== 0;
+    return (this.features & feature) !== 0;
+  }
+
+  /** The features the host granted (until WELCOME: those assumed, of those offered). */
+  get features(): number {
+    return this.#welcome?.features ?? this.#assumedFeatures & this.#offeredFeatures;
   }
 
   get shareName(): string {

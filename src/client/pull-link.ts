@@ -17,6 +17,7 @@ import { teleportHome } from "../store/teleport-home.js";
 import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { TeleportClient } from "./client.js";
+import { prestartStreamWorkers } from "./pool/stream-threads.js";
 import {
   type PullEvent,
   type PullOptions,
@@ -86,6 +87,10 @@ async function pullWithRetries(link: string | ShareLink, options: AttemptOptions
       // The pull's options are the connection's too, by the same names (ConnectOptions).
       const client = await TeleportClient.connect(link, options);
       connected = true;
+      // The data streams' threads boot while the manifest's first round trip runs; not sooner,
+      // where they would slow the handshake the first stream count is chosen by (QUIC streams
+      // run in this thread).
+      if (client.transport === "tcp") prestartStreamWorkers(options.streams);
       try {
         return attempts.complete(await pull(client, attemptOptions));
       } finally {

@@ -44,13 +44,13 @@ describe("StreamTuner", () => {
   });
 
   it("stops where more streams stop paying, and keeps the fewest that deliver the best rate", () => {
-    // Streams scale to 16, then the link is full: 64 streams deliver 100, 16 deliver 96.
+    // Streams scale to 17, then the link is full: 32 and 64 streams deliver 100, 8 deliver 48.
     const path: Path = { rttMs: 50, rate: (n) => Math.min(n * 6e6, 100e6) };
     const tuner = simulate(path, 10);
-    assert.equal(tuner.streams, 16, JSON.stringify(tuner.steps));
+    assert.equal(tuner.streams, 32, JSON.stringify(tuner.steps));
     assert.deepEqual(
       tuner.steps.map((step) => step.streams),
-      [4, 16, 64, 16],
+      [4, 8, 32, 64, 32],
     );
     const last = tuner.steps.at(-1);
     assert.ok(last !== undefined && last.atMs < 4000, "it settles within a few seconds");
@@ -62,8 +62,22 @@ describe("StreamTuner", () => {
     assert.equal(tuner.streams, 4, JSON.stringify(tuner.steps));
     assert.deepEqual(
       tuner.steps.map((step) => step.streams),
-      [4, 16, 4],
+      [4, 8, 4],
     );
+  });
+
+  it("measures a count from its first bytes, not while its streams still connect", () => {
+    // Nothing arrives for the first second (worker threads booting, handshakes), then any count
+    // fills the link: the first count's rate must not be taken from the silence.
+    const connecting: Path = { rttMs: 50, rate: (_n, ms) => (ms <= 1000 ? 0 : 110e6) };
+    const tuner = simulate(connecting, 5);
+    assert.equal(tuner.streams, 4, JSON.stringify(tuner.steps));
+    assert.deepEqual(
+      tuner.steps.map((step) => step.streams),
+      [4, 8, 4],
+    );
+    const probed = tuner.steps[1];
+    assert.ok(probed !== undefined && probed.atMs >= 1350, `probed at ${probed?.atMs} ms, before settling`);
   });
 
   it("never probes a path with a sub-millisecond RTT, where streams only share the CPU", () => {
@@ -76,10 +90,10 @@ describe("StreamTuner", () => {
     const bloated: Path = {
       rttMs: 20,
       rate: (n) => Math.min(n * 3e6, 60e6),
-      loadedRttMs: (n) => (n >= 16 ? 80 : 20),
+      loadedRttMs: (n) => (n >= 8 ? 80 : 20),
     };
     const tuner = simulate(bloated, 5);
-    assert.equal(tuner.streams, 16, JSON.stringify(tuner.steps));
+    assert.equal(tuner.streams, 8, JSON.stringify(tuner.steps));
     assert.equal(tuner.steps.at(-1)?.reason, "settled");
   });
 

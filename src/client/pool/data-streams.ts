@@ -34,6 +34,11 @@ export interface DataStreamSpec {
   streamKey?: StreamKey | undefined;
   /** Each stream's idle timeout: how long a silent host is waited for. */
   idleTimeoutMs?: number | undefined;
+  /**
+   * The features the host granted the control connection: a stream's requests sent ahead of its
+   * WELCOME rely on them (compression asked for in its first GET_CHUNKS).
+   */
+  hostFeatures?: number | undefined;
 }
 
 /** What a data stream is opened with, on the thread that runs it. */
@@ -44,6 +49,11 @@ export interface DataStreamOptions {
   signal?: AbortSignal;
   /** Told once when the stream ends, whatever ended it. */
   onClose?: (error: TeleportError) => void;
+  /**
+   * Resolve once HELLO is sent, not answered: the first GET_CHUNKS follows it on the wire, a
+   * round trip sooner (HostConnection.greet); a refusal then reaches `onClose`.
+   */
+  pipelined?: boolean;
 }
 
 export class DataStreamFactory {
@@ -67,23 +77,31 @@ export class DataStreamFactory {
     });
   }
 
-  /** Opens a data stream over `transport`, once the host has welcomed it. */
+  /** Opens a data stream over `transport`, once the host has welcomed it (or, `pipelined`, greeted). */
   async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
-    const { link, clientId, encrypted, idleTimeoutMs, streamKey } = this.spec;
+    const { link, clientId, encrypted, idleTimeoutMs, streamKey, hostFeatures } = this.spec;
+    const { pipelined, ...helloOptions } = options;
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),
     });
+    const hello = {
+      secret: link.secret,
+      clientId,
+      clientName: "teleport-stream",
+      features: encrypted ? 0 : Feature.PLAINTEXT,
+      streamKey: encrypted ? undefined : streamKey,
+      idleTimeoutMs,
+      assumedFeatures: hostFeatures,
+      ...helloOptions,
+    };
+    if (pipelined === true) {
+      const connection = HostConnection.greet(stream, hello);
+      connection.welcomed.catch(() => stream.stream.destroy());
+      return connection;
+    }
     try {
-      return await HostConnection.open(stream, {
-        secret: link.secret,
-        clientId,
-        clientName: "teleport-stream",
-        features: encrypted ? 0 : Feature.PLAINTEXT,
-        streamKey: encrypted ? undefined : streamKey,
-        idleTimeoutMs,
-        ...options,
-      });
+      return await HostConnection.open(stream, hello);
     } catch (err) {
       stream.stream.destroy();
       throw err;

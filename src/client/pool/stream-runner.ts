@@ -166,6 +166,7 @@ class Stream {
         pool: this.#runner.pool,
         signal: this.connecting.signal,
         onClose: (error) => this.#lost(error),
+        pipelined: true,
       });
       this.#runner.receiveLimit?.throttle(this.connection.stream.stream);
       this.#runner.post({ op: "ready", stream: this.id });

@@ -104,8 +104,38 @@ export class StreamThread {
   }
 }
 
+/** Workers booted ahead of a pool (prestartStreamWorkers), idle until one adopts them. */
+const spareWorkers: Worker[] = [];
+
+/**
+ * Boots the stream workers a pool will want (as many as it starts: fewer for a pinned count
+ * below defaultThreadCount) before the pool exists, so that their start, loading the module
+ * graph, overlaps the control connection's handshakes and the manifest instead of delaying the
+ * first chunk (docs/decisions.md). Idle, they do not keep the process alive.
+ */
+export function prestartStreamWorkers(pinnedStreams?: number): void {
+  const count = Math.min(defaultThreadCount(), pinnedStreams ?? Number.POSITIVE_INFINITY);
+  while (spareWorkers.length < count) {
+    const worker = new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
+    const forget = () => {
+      const at = spareWorkers.indexOf(worker);
+      if (at >= 0) spareWorkers.splice(at, 1);
+    };
+    worker.once("error", forget).once("exit", forget).unref();
+    spareWorkers.push(worker);
+  }
+}
+
+/** A booted spare if there is one (no longer spare), else a new worker. */
+function adoptWorker(): Worker {
+  const spare = spareWorkers.shift();
+  spare?.ref();
+  return spare ?? new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
+}
+
 function inWorker(data: StreamThreadData, events: ThreadEvents): RunnerLink {
-  const worker = new Worker(WORKER_URL, { workerData: data, resourceLimits: WORKER_LIMITS });
+  const worker = adoptWorker();
+  worker.postMessage(data);
   worker.on("message", events.onMessage);
   worker.on("error", (err) =>
     events.onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)),

@@ -7,10 +7,13 @@
  *   window grows every few round trips until something else limits the rate.
  * - The stream count is probed upwards on paths long enough for it to matter (MIN_PROBE_RTT_MS):
  *   after each change the new streams get a moment to leave slow start, then the rate is
- *   measured until it stops climbing. A count that delivers clearly more than the one before is
- *   multiplied again (by four when the rate scaled almost linearly, as it does while each stream
- *   is held back by loss); one that does not, or that inflates the RTT (queues filling up), ends
- *   the probe, and the count goes to the fewest streams that delivered nearly the best rate.
+ *   measured until it stops climbing. The first count is doubled; a count that delivers clearly
+ *   more than the one before is multiplied again (by four when the rate scaled almost linearly,
+ *   as it does while each stream is held back by loss); one that does not, or that inflates the
+ *   RTT (queues filling up), ends the probe, and the count goes to the fewest streams that
+ *   delivered nearly the best rate.
+ * - Nothing is measured before the first bytes arrive: until then the streams are still being
+ *   connected, and a rate taken meanwhile would make any later count look like a gain.
  *
  * Everything is in bytes, bytes per second and milliseconds; nothing here touches a socket, so
  * the policy is tested with made-up measurements.
@@ -152,6 +155,11 @@ export class StreamTuner {
       this.#change(nowMs, this.#options.shortPathStreams, null, "short-path");
       return true;
     }
+    if (deliveredBytes === 0) {
+      // The first streams are still connecting: their time to leave slow start starts later.
+      this.#changedAtMs = nowMs;
+      return false;
+    }
     let changed = false;
     // The window follows every few round trips: a window-limited rate doubles each time.
     this.#windowFrom ??= { atMs: nowMs, bytes: deliveredBytes };
@@ -214,9 +222,10 @@ export class StreamTuner {
       this.#smoothedRttMs > RTT_INFLATION * this.minRttMs + RTT_SLACK_MS;
     const probing = rtt >= MIN_PROBE_RTT_MS && !inflated && this.streams < this.#options.maxStreams;
     if (probing && gain >= GROWTH_GAIN) {
-      // The first probe is bold: a path that needs many streams reaches them in a few steps,
-      // and one that does not goes back to the initial count after one measurement.
-      const factor = previous === undefined || gain >= LINEAR_GAIN ? 4 : 2;
+      // The first probe doubles: a path the first count fills (a clean 100 Mbit/s one) sees few
+      // streams added and taken away again, while one that needs many shows a linear gain and
+      // goes on by fours (16 -> 32 -> 128 takes as many steps as 16 -> 64 -> 128).
+      const factor = previous !== undefined && gain >= LINEAR_GAIN ? 4 : 2;
       this.#previous = { streams: this.streams, bytesPerSecond: rate };
       this.#change(
         nowMs,
