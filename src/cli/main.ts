@@ -279,7 +279,7 @@ function addBrowseCommands(program: Command): void {
     .option("-r, --recursive", "list everything beneath")
     .option("--json", "one JSON object per line")
     .action(async (link: string, path: string, flags) => {
-      const { lsCommand } = await commandModule(() => import("./commands.js"));
+      const { lsCommand } = await commandModule(() => import("./browse-commands.js"));
       await lsCommand(await readLinkArgument(link), path, flags);
     });
 
@@ -291,7 +291,7 @@ function addBrowseCommands(program: Command): void {
     .option("--offset <n>", "first byte", nonNegativeInteger)
     .option("--length <n>", "number of bytes", nonNegativeInteger)
     .action(async (link: string, path: string, flags) => {
-      const { catCommand } = await commandModule(() => import("./commands.js"));
+      const { catCommand } = await commandModule(() => import("./browse-commands.js"));
       await catCommand(await readLinkArgument(link), path, flags);
     });
 }
