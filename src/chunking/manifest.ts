@@ -3,7 +3,7 @@
  * they are hashed, so a receiver can start fetching the start of a 100 GB file while the rest is
  * still being read. Memory is one read buffer, whatever the file size.
  */
-import { readAt, SYNC_READ_BYTES } from "../engine/file-io.js";
+import { readAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import { type ChunkRef, HASH_SIZE, MAX_CHUNK_SIZE } from "../wire/messages.js";
@@ -169,19 +169,6 @@ export async function collectChunks(
 const CHUNKS_PER_READ = 4;
 
 /**
- * A file read in one synchronous read (SYNC_READ_BYTES) is read into a buffer kept from one file
- * to the next, not one of its own: a buffer per file was fresh memory to fault in and free again
- * for each of thousands of files (docs/decisions.md, "Read buffers kept between files"). As many
- * are kept as a host hashes files at once; no chunk or hash keeps a view of one.
- */
-const SPARE_READ_BUFFERS = 16;
-const spareReadBuffers: Buffer[] = [];
-
-function newSpareReadBuffer(): Buffer {
-  return Buffer.allocUnsafeSlow(SYNC_READ_BYTES); // never a slice of Node's shared pool
-}
-
-/**
  * Yields the chunks of the first `size` bytes of the file open as `fd` in order, then returns the
  * file digest. The holes of a sparse file (sparseRanges) are skipped: no chunk covers them, and
  * each counts in the file hash as its holeHash. Throws FILE_CHANGED if the file ends before
@@ -193,27 +180,22 @@ export async function* chunkFile(
   chunker: Chunker,
   signal?: AbortSignal,
 ): AsyncGenerator<ChunkRef[], FileDigest> {
-  const readBytes = Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size));
-  const spare = readBytes <= SYNC_READ_BYTES ? (spareReadBuffers.pop() ?? newSpareReadBuffer()) : undefined;
-  const buffer = spare?.subarray(0, readBytes) ?? Buffer.allocUnsafe(readBytes);
-  try {
-    const fileHash = new ChunkListHash();
-    let chunkCount = 0;
-    let listed = 0; // where the last range ended
-    for (const [start, end] of sparseRanges(fd, size)) {
-      if (start > listed) fileHash.addHole(listed, start - listed);
-      for await (const batch of chunkRange(fd, start, end, buffer, chunker, signal)) {
-        for (const chunk of batch) fileHash.add(chunk.hash);
-        chunkCount += batch.length;
-        yield batch;
-      }
-      listed = end;
+  // Sized to the file when it is small: a 10 KB file must not cost a 4 MiB allocation.
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunker.maxChunkSize * CHUNKS_PER_READ, size)));
+  const fileHash = new ChunkListHash();
+  let chunkCount = 0;
+  let listed = 0; // where the last range ended
+  for (const [start, end] of sparseRanges(fd, size)) {
+    if (start > listed) fileHash.addHole(listed, start - listed);
+    for await (const batch of chunkRange(fd, start, end, buffer, chunker, signal)) {
+      for (const chunk of batch) fileHash.add(chunk.hash);
+      chunkCount += batch.length;
+      yield batch;
     }
-    if (size > listed) fileHash.addHole(listed, size - listed);
-    return { size, chunkCount, fileHash: fileHash.digest() };
-  } finally {
-    if (spare !== undefined && spareReadBuffers.length < SPARE_READ_BUFFERS) spareReadBuffers.push(spare);
+    listed = end;
   }
+  if (size > listed) fileHash.addHole(listed, size - listed);
+  return { size, chunkCount, fileHash: fileHash.digest() };
 }
 
 /** The chunks of bytes `start` to `end` of `fd`, cut and hashed in `buffer`. */

@@ -17,7 +17,7 @@ import { teleportHome } from "../store/teleport-home.js";
 import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { TeleportClient } from "./client.js";
-import { prestartStreamWorkers } from "./pool/stream-threads.js";
+import { prestartStreamWorkers, stopSpareStreamWorkers } from "./pool/stream-threads.js";
 import {
   type PullEvent,
   type PullOptions,
@@ -94,6 +94,7 @@ async function pullWithRetries(link: string | ShareLink, options: AttemptOptions
       try {
         return attempts.complete(await pull(client, attemptOptions));
       } finally {
+        stopSpareStreamWorkers(); // idle ones, should the pull have needed none: not left to a library's process
         await client.close();
       }
     } catch (err) {

@@ -93,8 +93,8 @@ describe("chunkFile", () => {
   }
 
   it("lists files read at once, some abandoned midway, each by its own bytes", async (t) => {
-    // Read buffers are kept between files: no two listings may read into the same one.
-    // Content-defined cuts leave bytes in the buffer from one read to the next.
+    // No two listings may share a read buffer: content-defined cuts leave bytes in it from one
+    // read to the next.
     const random = seededRandom(t);
     const chunker = new ContentDefinedChunker({ min: 2048, avg: 8192, max: 16384 });
     const files = await Promise.all(
@@ -112,7 +112,7 @@ describe("chunkFile", () => {
       }),
     );
     try {
-      // Six listings at a time, a new one started as one ends: it takes the buffer another gave back.
+      // Six listings at a time, a new one started as one ends.
       let active: typeof files = [];
       for (let started = 0; active.length > 0 || started < files.length; ) {
         while (active.length < 6 && started < files.length)

@@ -126,6 +126,11 @@ export function prestartStreamWorkers(pinnedStreams?: number): void {
   }
 }
 
+/** Stops the spares no pool took (a pull with nothing to fetch, or one that failed first). */
+export function stopSpareStreamWorkers(): void {
+  for (const worker of spareWorkers.splice(0)) void worker.terminate();
+}
+
 /** A booted spare if there is one (no longer spare), else a new worker. */
 function adoptWorker(): Worker {
   const spare = spareWorkers.shift();
