@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { hashBytes, hashEquals } from "../chunking/hash.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import type { ManifestEvent } from "../receive/manifest-event.js";
 import { streamKey } from "../transport/frame-mac.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import { availableTransports } from "../transport/registry.js";
@@ -44,11 +45,12 @@ import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } fro
 import { DataStreamFactory } from "./pool/data-streams.js";
 
 export type { FetchOptions } from "./host-connection.js";
+export type { ManifestEvent };
 
 /**
  * How far a manifest runs ahead of the pull reading it: ~850 small files, 215 MB of large files'
  * chunk lists, more than a round trip's worth of either at 1 Gbit/s and 50 ms. The host keeps
- * the bytes of the small files it lists for the GET_CHUNKS that follow (host/recent-chunks.ts);
+ * the bytes of the small files it lists for the GET_CHUNKS that follow (serve/recent-chunks.ts);
  * with 1 MiB, 7,676 of 20,000 10 KB files had left its 32 MiB before they were asked for, and
  * were opened and read a second time.
  */
@@ -73,15 +75,6 @@ export interface ConnectOptions {
   /** Ask the host to take plaintext data streams (Feature.PLAINTEXT, `pull --no-encryption`). */
   plaintext?: boolean;
 }
-
-/** One event of a streamed manifest, in the order the host walks the tree. */
-export type ManifestEvent =
-  | { kind: "entries"; entries: Entry[] }
-  | { kind: "file-begin"; entry: FileBegin }
-  | { kind: "chunks"; chunks: ChunkRef[] }
-  | { kind: "file-end"; digest: FileEnd }
-  | { kind: "entry-error"; failure: EntryError }
-  | { kind: "entry-skipped"; skipped: EntrySkipped };
 
 export class TeleportClient {
   readonly link: ShareLink;

@@ -14,6 +14,7 @@ import { signatureProblem } from "../delta/signature.js";
 import type { Connection } from "../engine/connection.js";
 import { readAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import type { OpenFiles } from "../serve/open-files.js";
 import {
   type DeltaItem,
   type DeltaResult,
@@ -24,7 +25,6 @@ import {
   MAX_DELTA_REQUEST_BYTES,
 } from "../wire/delta-messages.js";
 import { MessageType } from "../wire/messages.js";
-import type { OpenFiles } from "./open-files.js";
 
 /** Literal bytes gathered before a DELTA_DATA frame is sent (frames stay far below MAX_FRAME_BODY). */
 const FRAME_LITERAL_BYTES = 1024 * 1024;

@@ -6,16 +6,16 @@ import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { CompressionThreads } from "../compression/compression-threads.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
+import type { HostFaults } from "../serve/faults.js";
+import { FileStates } from "../serve/file-states.js";
+import type { RecentChunks } from "../serve/recent-chunks.js";
+import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportKind } from "../transport/transport.js";
 import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
-import type { HostFaults } from "./faults.js";
-import { FileStates } from "./file-states.js";
 import { PlaintextClients } from "./plaintext-clients.js";
-import type { RecentChunks } from "./recent-chunks.js";
 import type { SessionContext } from "./session.js";
-import type { Share } from "./share.js";
 
 export interface ContextParts {
   share: Share;

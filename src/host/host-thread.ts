@@ -6,14 +6,14 @@
  */
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import { type TeleportError, toTeleportError } from "../errors.js";
+import { RecentChunks } from "../serve/recent-chunks.js";
+import { Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { listenTls, tlsStream } from "../transport/tcp.js";
 import { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import { sessionContext } from "./host-context.js";
-import { RecentChunks } from "./recent-chunks.js";
 import { type ClientEvent, HostSession } from "./session.js";
-import { Share } from "./share.js";
 import { tuneSocketsFor } from "./socket-tuning.js";
 import type {
   FromHostThread,

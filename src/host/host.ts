@@ -10,6 +10,9 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import type { HostInternals } from "../serve/faults.js";
+import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
+import { Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { type HostIdentity, loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
@@ -25,12 +28,9 @@ import {
 } from "../transport/transport.js";
 import { Admission } from "./admission.js";
 import { AuthLimiter } from "./auth-limiter.js";
-import type { HostInternals } from "./faults.js";
 import { sessionContext } from "./host-context.js";
 import { defaultHostThreads, HostThreads } from "./host-threads.js";
-import { RecentChunks, type RecentChunksMemory } from "./recent-chunks.js";
 import { type ClientEvent, HostSession, type SessionContext } from "./session.js";
-import { Share } from "./share.js";
 import { tuneSocketsFor } from "./socket-tuning.js";
 import type { HostThreadData } from "./thread-protocol.js";
 

@@ -2,9 +2,10 @@
  * The host's side of LIST: a folder's entries, or with `recursive` its whole tree, as ENTRIES,
  * each folder's in order of their names.
  */
+
+import { EntryBatch, type SendFrame } from "../serve/manifest-stream.js";
+import { isWalkFailure, isWalkSkip, type Share } from "../serve/share.js";
 import { entriesCodec, MessageType } from "../wire/messages.js";
-import { EntryBatch, type SendFrame } from "./manifest-stream.js";
-import { isWalkFailure, isWalkSkip, type Share } from "./share.js";
 
 export async function sendListing(
   share: Share,

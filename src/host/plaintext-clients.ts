@@ -9,11 +9,11 @@
  * record per authenticated TLS or QUIC connection that asked for Feature.FRAME_MAC.
  */
 import { ErrorCode, TeleportError } from "../errors.js";
+import type { SendFrame } from "../serve/manifest-stream.js";
 import { FrameMac, type StreamKey } from "../transport/frame-mac.js";
 import type { Codec } from "../wire/codec.js";
 import { decodeMessage } from "../wire/codec.js";
 import { Feature, type FileBegin, fileBeginCodec, helloCodec } from "../wire/messages.js";
-import type { SendFrame } from "./manifest-stream.js";
 
 const MAX_LISTED_FILES = 1_000_000;
 

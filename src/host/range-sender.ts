@@ -8,6 +8,8 @@ import type { Connection } from "../engine/connection.js";
 import type { CreditGate } from "../engine/credit.js";
 import { readAt } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import type { OpenFiles } from "../serve/open-files.js";
+import type { SendLeases } from "../serve/send-leases.js";
 import { FRAME_HEADER_SIZE, writeFrameHeader } from "../wire/frame.js";
 import {
   MessageType,
@@ -15,8 +17,6 @@ import {
   type ReadRangeRequest,
   rangeDataHeaderCodec,
 } from "../wire/messages.js";
-import type { OpenFiles } from "./open-files.js";
-import type { SendLeases } from "./send-leases.js";
 
 const RANGE_FRAME_PREFIX = FRAME_HEADER_SIZE + RANGE_DATA_HEADER_SIZE;
 /** A range read is sent as hashed pieces of at most this size. */

@@ -12,6 +12,16 @@ import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import { ChunkCompression } from "../serve/chunk-compression.js";
+import { ChunkSender } from "../serve/chunk-sender.js";
+import type { HostFaults } from "../serve/faults.js";
+import { FileLookup } from "../serve/file-lookup.js";
+import type { FileStates } from "../serve/file-states.js";
+import { ManifestStream, type SendFrame } from "../serve/manifest-stream.js";
+import { OpenFiles } from "../serve/open-files.js";
+import type { RecentChunks } from "../serve/recent-chunks.js";
+import { SendLeases } from "../serve/send-leases.js";
+import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import { streamKey } from "../transport/frame-mac.js";
 import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
@@ -34,15 +44,8 @@ import {
 import { MessageHandlers } from "../wire/registry.js";
 import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
-import { ChunkCompression } from "./chunk-compression.js";
-import { ChunkSender } from "./chunk-sender.js";
 import { DeltaSender } from "./delta-sender.js";
-import type { HostFaults } from "./faults.js";
-import { FileLookup } from "./file-lookup.js";
-import type { FileStates } from "./file-states.js";
 import { sendListing } from "./listing.js";
-import { ManifestStream, type SendFrame } from "./manifest-stream.js";
-import { OpenFiles } from "./open-files.js";
 import {
   type AdmittedStream,
   ControlSession,
@@ -51,9 +54,6 @@ import {
   type PlaintextClients,
 } from "./plaintext-clients.js";
 import { RangeSender } from "./range-sender.js";
-import type { RecentChunks } from "./recent-chunks.js";
-import { SendLeases } from "./send-leases.js";
-import type { Share } from "./share.js";
 
 export interface SessionContext {
   share: Share;

@@ -6,8 +6,8 @@
  */
 import type { CompressionStats } from "../compression/compression-threads.js";
 import type { ErrorCode } from "../errors.js";
+import type { RecentChunksMemory } from "../serve/recent-chunks.js";
 import type { TransportKind } from "../transport/transport.js";
-import type { RecentChunksMemory } from "./recent-chunks.js";
 import type { ClientEvent } from "./session.js";
 
 /** A TeleportError as it crosses between threads. */

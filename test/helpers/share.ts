@@ -6,8 +6,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
-import type { HostFaults } from "../../src/host/faults.js";
 import { Host, type HostOptions } from "../../src/host/host.js";
+import type { HostFaults } from "../../src/serve/faults.js";
 import { type CliEnv, type HostProcess, type StartHostOptions, startHost } from "./cli.js";
 import { onCleanup, tempDir } from "./context.js";
 

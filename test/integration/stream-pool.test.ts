@@ -12,7 +12,7 @@ import { TeleportClient } from "../../src/client/client.js";
 import { pull } from "../../src/client/pull.js";
 import { pullLink } from "../../src/client/pull-link.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
-import type { HostFaults } from "../../src/host/faults.js";
+import type { HostFaults } from "../../src/serve/faults.js";
 import { NO_HANG_TIMEOUT_MS, onCleanup } from "../helpers/context.js";
 import { hostInProcess, makeShare } from "../helpers/share.js";
 import { findPartFiles, pseudoRandomBytes } from "../helpers/tree.js";

@@ -9,7 +9,7 @@ import {
   READ_RUN_BYTES,
   runEnd,
   writeGroups,
-} from "../../src/host/chunk-groups.js";
+} from "../../src/serve/chunk-groups.js";
 import type { ChunkRequest } from "../../src/wire/messages.js";
 
 const KiB = 1024;

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setImmediate } from "node:timers/promises";
 import type { ChunkWrite } from "../../src/client/pool/stream-pool.js";
+import type { ByteSource } from "../../src/client/pull/summary.js";
+import { ErrorCode, TeleportError } from "../../src/errors.js";
 import {
   type ChunkFetcher,
   ChunkPlanner,
@@ -9,11 +11,9 @@ import {
   type DownloadJournal,
   type LocalChunks,
   type PlannedFile,
-} from "../../src/client/pull/chunk-planner.js";
-import type { CopyResult, CopyRun, SourcePlace } from "../../src/client/pull/local-copies.js";
-import type { ByteSource } from "../../src/client/pull/summary.js";
-import { Work } from "../../src/client/pull/work.js";
-import { ErrorCode, TeleportError } from "../../src/errors.js";
+} from "../../src/receive/chunk-planner.js";
+import type { CopyResult, CopyRun, SourcePlace } from "../../src/receive/local-copies.js";
+import { Work } from "../../src/receive/work.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 
 function chunk(offset: number, size: number, tag: number): ChunkRef {

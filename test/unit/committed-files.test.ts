@@ -1,7 +1,7 @@
 /** The files a pull committed, the only targets a HARDLINK entry may name. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CommittedFiles } from "../../src/client/pull/committed-files.js";
+import { CommittedFiles } from "../../src/receive/committed-files.js";
 
 test("committed files: each path keeps its own device and inode", () => {
   const committed = new CommittedFiles();

@@ -16,7 +16,7 @@ import { decodeOps } from "../../src/delta/script.js";
 import { sign } from "../../src/delta/signature.js";
 import type { Connection } from "../../src/engine/connection.js";
 import { DeltaSender } from "../../src/host/delta-sender.js";
-import { OpenFiles } from "../../src/host/open-files.js";
+import { OpenFiles } from "../../src/serve/open-files.js";
 import type { Codec } from "../../src/wire/codec.js";
 import {
   type DeltaData,

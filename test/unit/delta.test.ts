@@ -12,9 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { hashBytes } from "../../src/chunking/hash.js";
 import type { PendingRequest } from "../../src/client/channel.js";
-import type { DeltaOutcome, PlannedFile } from "../../src/client/pull/chunk-planner.js";
 import { DeltaFetcher } from "../../src/client/pull/delta-fetcher.js";
-import { Work } from "../../src/client/pull/work.js";
 import { matchBlocks } from "../../src/delta/match.js";
 import { rebuild } from "../../src/delta/rebuild.js";
 import { type DeltaOp, decodeOps, encodeOps } from "../../src/delta/script.js";
@@ -26,6 +24,8 @@ import {
   signatureProblem,
 } from "../../src/delta/signature.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../src/errors.js";
+import type { DeltaOutcome, PlannedFile } from "../../src/receive/chunk-planner.js";
+import { Work } from "../../src/receive/work.js";
 import { encodeWithHeadroom } from "../../src/wire/codec.js";
 import {
   type DeltaData,

@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { partFileWriter, partNameFor } from "../../src/client/pull/part-names.js";
-import { FileReservation, ReservationBudget } from "../../src/client/pull/reservation.js";
-import { checkSymlinkTarget, type NameKind } from "../../src/client/pull/symlink-target.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
+import { partFileWriter, partNameFor } from "../../src/receive/part-names.js";
+import { FileReservation, ReservationBudget } from "../../src/receive/reservation.js";
+import { checkSymlinkTarget, type NameKind } from "../../src/receive/symlink-target.js";
 
 const MiB = 1024 * 1024;
 

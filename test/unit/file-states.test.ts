@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { defaultChunker } from "../../src/chunking/chunker.js";
 import { chunkBytes } from "../../src/chunking/manifest.js";
-import { FileStates, isListed } from "../../src/host/file-states.js";
+import { FileStates, isListed } from "../../src/serve/file-states.js";
 import { ChunkIndex } from "../../src/store/chunk-index.js";
 import { seededRandom } from "../helpers/seed.js";
 

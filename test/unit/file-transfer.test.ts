@@ -6,10 +6,10 @@ import { after, describe, it } from "node:test";
 import { ChunkListHash } from "../../src/chunking/manifest.js";
 import { UNJOURNALED_FILE_BYTES } from "../../src/chunking/thresholds.js";
 import type { ManifestEvent } from "../../src/client/client.js";
-import type { PlannedFile } from "../../src/client/pull/chunk-planner.js";
-import { FileTransfer, type TransferContext } from "../../src/client/pull/file-transfer.js";
-import type { Folder, WalkedFile } from "../../src/client/pull/manifest-walker.js";
-import { FileReservation, ReservationBudget } from "../../src/client/pull/reservation.js";
+import type { PlannedFile } from "../../src/receive/chunk-planner.js";
+import { FileTransfer, type TransferContext } from "../../src/receive/file-transfer.js";
+import type { Folder, WalkedFile } from "../../src/receive/manifest-walker.js";
+import { FileReservation, ReservationBudget } from "../../src/receive/reservation.js";
 import type { IndexedFile } from "../../src/store/chunk-index.js";
 import { type ChunkRef, EntryKind, type FileEnd } from "../../src/wire/messages.js";
 

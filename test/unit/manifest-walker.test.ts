@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ChunkListHash } from "../../src/chunking/manifest.js";
 import type { ManifestEvent } from "../../src/client/client.js";
+import { ErrorCode } from "../../src/errors.js";
 import {
   ChunkSequence,
   type FileReceiver,
   ManifestWalker,
   replayChunks,
   type WalkedFile,
-} from "../../src/client/pull/manifest-walker.js";
-import { ErrorCode } from "../../src/errors.js";
+} from "../../src/receive/manifest-walker.js";
 import {
   type ChunkRef,
   type Entry,

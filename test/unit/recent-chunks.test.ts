@@ -8,7 +8,7 @@ import { Worker } from "node:worker_threads";
 import { defaultChunker, FixedChunker } from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { chunkBytes, chunkFile, collectChunks } from "../../src/chunking/manifest.js";
-import { type FileIdentity, RecentChunks } from "../../src/host/recent-chunks.js";
+import { type FileIdentity, RecentChunks } from "../../src/serve/recent-chunks.js";
 import { seededRandom } from "../helpers/seed.js";
 
 /** The identity of the one "file" these tests read (see OpenedFile.identity). */
@@ -86,7 +86,7 @@ test("RecentChunks serves what another thread read, until that thread's ring mov
   const own = new RecentChunks(memory, 0);
   const mine = put(own, 9, 700);
   // The writer runs the compiled module, as the host's threads do.
-  const module = new URL("../../src/host/recent-chunks.js", import.meta.url).href;
+  const module = new URL("../../src/serve/recent-chunks.js", import.meta.url).href;
   const writer = new Worker(
     `const { parentPort, workerData } = require("node:worker_threads");
     import(workerData.module).then(({ RecentChunks }) => {

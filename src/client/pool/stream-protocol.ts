@@ -11,15 +11,14 @@
  * Sockets are the threads' own: each opens and closes its streams.
  */
 import { ErrorCode, isErrorCode, TeleportError } from "../../errors.js";
+import type { ChunkWrite } from "../../receive/chunk-write.js";
 import { TRANSPORT_KINDS, type TransportKind } from "../../transport/transport.js";
 import { type ChunkRequest, HASH_SIZE } from "../../wire/messages.js";
 import type { DataStreamSpec } from "./data-streams.js";
 import type { ReceiveLimitSpec } from "./receive-limit.js";
 
 /** A chunk to fetch and where its bytes go: `fd`, lent to the pool's threads (see above). */
-export interface ChunkWrite extends ChunkRequest {
-  fd: number;
-}
+export type { ChunkWrite };
 
 export interface StreamStats {
   /** Chunk bytes this stream fetched, verified and wrote. */

@@ -13,6 +13,9 @@ import { rebuild, type SignedWindow } from "../../delta/rebuild.js";
 import { decodeOps, OP_BYTES } from "../../delta/script.js";
 import { blockSizeFor, MAX_WINDOW_BYTES, type Signature, sign } from "../../delta/signature.js";
 import { ErrorCode, TeleportError } from "../../errors.js";
+import type { DeltaChunks, DeltaOutcome, PlannedFile } from "../../receive/chunk-planner.js";
+import type { OldCopyOpener } from "../../receive/old-copies.js";
+import type { Work } from "../../receive/work.js";
 import { decodeMessage } from "../../wire/codec.js";
 import {
   type DeltaItem,
@@ -25,10 +28,7 @@ import {
 } from "../../wire/delta-messages.js";
 import { type ChunkRef, MessageType } from "../../wire/messages.js";
 import type { PendingRequest } from "../channel.js";
-import type { DeltaChunks, DeltaOutcome, PlannedFile } from "./chunk-planner.js";
-import type { OldCopyOpener } from "./old-copies.js";
 import { emptyDeltaReport } from "./summary.js";
-import type { Work } from "./work.js";
 
 /** Chunks smaller than this are fetched whole: a round trip and a signature buy little. */
 const MIN_DELTA_CHUNK_BYTES = 1024;

@@ -12,23 +12,28 @@ import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import { platformIo } from "../../platform/io.js";
+import { type ChunkFetcher, ChunkPlanner } from "../../receive/chunk-planner.js";
+import { Destination } from "../../receive/destination.js";
+import { Downloads } from "../../receive/downloads.js";
+import { FileTransfer, type IndexedPull, type TransferContext } from "../../receive/file-transfer.js";
+import { IndexedChunks } from "../../receive/local-copies.js";
+import {
+  type FileOpener,
+  type FileReceiver,
+  ManifestWalker,
+  type WalkedFile,
+} from "../../receive/manifest-walker.js";
+import { OldCopies } from "../../receive/old-copies.js";
+import { Work } from "../../receive/work.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
 import { CompressionPolicy } from "../pool/compression-policy.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
-import { type ChunkFetcher, ChunkPlanner } from "./chunk-planner.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
-import { Destination } from "./destination.js";
-import { Downloads } from "./downloads.js";
-import { FileTransfer, type IndexedPull, type TransferContext } from "./file-transfer.js";
-import { IndexedChunks } from "./local-copies.js";
-import { type FileOpener, type FileReceiver, ManifestWalker, type WalkedFile } from "./manifest-walker.js";
-import { OldCopies } from "./old-copies.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
 import { type PullOptions, type PullSummary, Tally } from "./summary.js";
-import { Work } from "./work.js";
 
 /**
  * Files open at once, each holding its part file's descriptor while its chunks are fetched: it

@@ -3,6 +3,7 @@
  * it reports at the end (PullSummary), with the Tally that counts into the summary.
  */
 import type { ErrorCode, TeleportError } from "../../errors.js";
+import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { TransportKind } from "../../transport/transport.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
@@ -240,14 +241,13 @@ export interface EntryFailure {
   message: string;
 }
 
-/** Where bytes of a pulled file came from: see ReusedBytes; holes are neither read nor fetched. */
-export type ByteSource = keyof ReusedBytes | "network" | "hole";
+export type { ByteSource };
 
 /** Entries the host could not read, or skipped, reported by name up to this many. */
 const MAX_REPORTED_ENTRIES = 1000;
 
 /** Counts what a pull did into its summary, and tells the caller how far it is. */
-export class Tally {
+export class Tally implements TransferTally {
   readonly summary: PullSummary = {
     files: 0,
     directories: 0,

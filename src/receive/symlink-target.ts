@@ -7,7 +7,7 @@
  * (made later by the pull, and checked then).
  */
 import { constants } from "node:fs";
-import { ErrorCode, TeleportError } from "../../errors.js";
+import { ErrorCode, TeleportError } from "../errors.js";
 
 /** What a name of the destination is, as far as a target's walk cares. */
 export type NameKind = "folder" | "own-symlink" | "missing" | "other";

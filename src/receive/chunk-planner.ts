@@ -7,10 +7,10 @@
  *    verified on arrival and written at their offset by the data streams.
  * Every chunk written is journaled in its file's download, so that a killed pull resumes.
  */
-import type { ChunkRef } from "../../wire/messages.js";
-import type { ChunkWrite } from "../pool/stream-pool.js";
+import type { ChunkRef } from "../wire/messages.js";
+import type { ChunkWrite } from "./chunk-write.js";
 import { COPY_RUN_BYTES, type CopyResult, CopyRun, copyRun, type SourcePlace } from "./local-copies.js";
-import type { ByteSource } from "./summary.js";
+import type { ByteSource } from "./tally.js";
 import type { Work } from "./work.js";
 
 /** Chunks this machine holds in other files. */

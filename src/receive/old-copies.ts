@@ -5,10 +5,10 @@
  * (which would tell the host, by what the pull then asks for, what the file elsewhere holds).
  */
 import { type BigIntStats, closeSync, readSync } from "node:fs";
-import type { Chunker } from "../../chunking/chunker.js";
-import { chunkBytes } from "../../chunking/manifest.js";
-import type { ChunkIndex, IndexedFile } from "../../store/chunk-index.js";
-import { fileChunks } from "../../store/file-chunks.js";
+import type { Chunker } from "../chunking/chunker.js";
+import { chunkBytes } from "../chunking/manifest.js";
+import type { ChunkIndex, IndexedFile } from "../store/chunk-index.js";
+import { fileChunks } from "../store/file-chunks.js";
 
 /** Opens the old copy at a destination path if it is a regular file (Destination.openOldCopy). */
 export type OldCopyOpener = (path: string) => { fd: number; stats: BigIntStats } | undefined;

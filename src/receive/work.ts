@@ -2,7 +2,7 @@
  * The pull's work in flight (fetches, local copies, commits) and its failure: the first error
  * stops everything, and whatever waits for progress wakes up to see it.
  */
-import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 
 export class Work {
   readonly #pending = new Set<Promise<void>>();

@@ -5,11 +5,11 @@
  * once complete, many in one transaction.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from "node:fs";
-import { hashBytes } from "../../chunking/hash.js";
-import type { ChunkIndex, FinishedFile, RecordedFile } from "../../store/chunk-index.js";
-import { bootId, inodeOf } from "../../store/chunk-index.js";
-import { writableOnlyByUs } from "../../store/private-file.js";
-import { type ChunkRef, type Entry, type FileEnd, MAX_CHUNK_SIZE } from "../../wire/messages.js";
+import { hashBytes } from "../chunking/hash.js";
+import type { ChunkIndex, FinishedFile, RecordedFile } from "../store/chunk-index.js";
+import { bootId, inodeOf } from "../store/chunk-index.js";
+import { writableOnlyByUs } from "../store/private-file.js";
+import { type ChunkRef, type Entry, type FileEnd, MAX_CHUNK_SIZE } from "../wire/messages.js";
 import type { DownloadJournal } from "./chunk-planner.js";
 import type { PartFile } from "./destination.js";
 import { isRunning } from "./part-names.js";

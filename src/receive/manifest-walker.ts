@@ -7,8 +7,8 @@
  * passes too.
  */
 import { join } from "node:path";
-import { ChunkListHash } from "../../chunking/manifest.js";
-import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { ChunkListHash } from "../chunking/manifest.js";
+import { ErrorCode, isErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import {
   type ChunkRef,
   type Entry,
@@ -18,10 +18,10 @@ import {
   type FileBegin,
   type FileEnd,
   MAX_CHUNK_SIZE,
-} from "../../wire/messages.js";
-import { checkLinkTarget, isWithin, splitWirePath } from "../../wire/path.js";
-import type { ManifestEvent } from "../client.js";
+} from "../wire/messages.js";
+import { checkLinkTarget, isWithin, splitWirePath } from "../wire/path.js";
 import type { FolderListing } from "./destination.js";
+import type { ManifestEvent } from "./manifest-event.js";
 
 /** A folder of the pull, from its announcement until it gets its metadata. */
 export interface Folder extends FolderListing {

@@ -2,9 +2,9 @@
  * What a pulled file gets besides its bytes, as the host sent it but within what this machine
  * allows: its mode (with the umask, never group or other write) and its extended attributes.
  */
-import { toTeleportError } from "../../errors.js";
-import { platformIo } from "../../platform/io.js";
-import type { Xattr } from "../../wire/messages.js";
+import { toTeleportError } from "../errors.js";
+import { platformIo } from "../platform/io.js";
+import type { Xattr } from "../wire/messages.js";
 
 /**
  * This process's umask, read once (reading it means setting it): modes from the host get it,

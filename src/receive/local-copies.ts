@@ -9,11 +9,11 @@
 import { closeSync, constants, lstatSync, openSync, read } from "node:fs";
 import { setImmediate } from "node:timers/promises";
 import { promisify } from "node:util";
-import { hashBytes } from "../../chunking/hash.js";
-import { BLOCK_BYTES, platformIo } from "../../platform/io.js";
-import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../../store/chunk-index.js";
-import { writableOnlyByUs } from "../../store/private-file.js";
-import type { ChunkRef } from "../../wire/messages.js";
+import { hashBytes } from "../chunking/hash.js";
+import { BLOCK_BYTES, platformIo } from "../platform/io.js";
+import { type ChunkIndex, type ChunkSource, identityOf, inodeOf } from "../store/chunk-index.js";
+import { writableOnlyByUs } from "../store/private-file.js";
+import type { ChunkRef } from "../wire/messages.js";
 
 /** Largest copy run: copied, read back and verified as one. */
 export const COPY_RUN_BYTES = 8 * 1024 * 1024;

@@ -10,15 +10,15 @@
  * A file that is not probed starts writing at once: into the part file an interrupted pull left
  * (resumed), or a new one.
  */
-import { UNINDEXED_FILE_BYTES, UNJOURNALED_FILE_BYTES } from "../../chunking/thresholds.js";
-import { closeQuietly } from "../../engine/file-io.js";
-import { toTeleportError } from "../../errors.js";
-import type { ChunkRef, FileEnd } from "../../wire/messages.js";
-import type { ManifestEvent } from "../client.js";
+import { UNINDEXED_FILE_BYTES, UNJOURNALED_FILE_BYTES } from "../chunking/thresholds.js";
+import { closeQuietly } from "../engine/file-io.js";
+import { toTeleportError } from "../errors.js";
+import type { ChunkRef, FileEnd } from "../wire/messages.js";
 import type { ChunkPlanner, Download, PlannedFile } from "./chunk-planner.js";
 import { type Destination, type FileMetadata, type PartFile, removeQuietly } from "./destination.js";
 import type { Downloads } from "./downloads.js";
 import type { IndexedChunks } from "./local-copies.js";
+import type { ManifestEvent } from "./manifest-event.js";
 import {
   type ChunkReceiver,
   deliver,
@@ -28,7 +28,7 @@ import {
 } from "./manifest-walker.js";
 import type { OldCopies } from "./old-copies.js";
 import type { FileReservation } from "./reservation.js";
-import type { ByteSource, Tally } from "./summary.js";
+import type { ByteSource, TransferTally } from "./tally.js";
 import type { Work } from "./work.js";
 
 /**
@@ -52,7 +52,7 @@ export interface TransferContext {
   >;
   readonly planner: Pick<ChunkPlanner, "place" | "endFile">;
   readonly index: IndexedPull | undefined;
-  readonly tally: Pick<Tally, "announced" | "written" | "report">;
+  readonly tally: TransferTally;
   readonly work: Pick<Work, "fail" | "throwIfFailed">;
   /** Whether files get their extended attributes (`--xattrs`, where both sides can). */
   readonly xattrs: boolean;

@@ -24,10 +24,10 @@ import {
   unlinkSync,
 } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
-import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
-import { directoryIo, type NameStat, type OpenFolder } from "../../platform/directory-io.js";
-import { platformIo } from "../../platform/io.js";
-import type { Entry, Xattr } from "../../wire/messages.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { directoryIo, type NameStat, type OpenFolder } from "../platform/directory-io.js";
+import { platformIo } from "../platform/io.js";
+import type { Entry, Xattr } from "../wire/messages.js";
 import { CommittedFiles } from "./committed-files.js";
 import { modeFromHost, sameAttributes, setXattrs } from "./metadata.js";
 import { isRunning, partFileWriter, partNameFor } from "./part-names.js";

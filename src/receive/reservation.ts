@@ -4,7 +4,7 @@
  * whole pull keeps at most RESERVED_AHEAD_BYTES reserved beyond the bytes it has written, so a
  * disk without room still fails a file early, and a host cannot fill the disk before any data.
  */
-import type { ChunkRef } from "../../wire/messages.js";
+import type { ChunkRef } from "../wire/messages.js";
 
 /** Reserved and not yet written, across a pull. */
 const RESERVED_AHEAD_BYTES = 128 * 1024 * 1024;
