@@ -37,6 +37,10 @@ export const ErrorCode = {
   /** TELEPORT_HOME/config.json cannot be read, is not JSON, or holds a key or value teleport does not take. */
   CONFIG: "TELEPORT_ERR_CONFIG",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
+  /** An upload over a read link, or to a host that takes none (`host --allow-upload`). */
+  READ_ONLY: "TELEPORT_ERR_READ_ONLY",
+  /** An upload larger than the host's `--max-upload-bytes`. */
+  QUOTA: "TELEPORT_ERR_QUOTA",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -61,6 +65,9 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.HOST_BUSY]: "the host is serving as many clients as it takes; the pull retries when it says",
   [ErrorCode.CANCELLED]: "run the same command again to resume: finished files and chunks are kept",
   [ErrorCode.NOT_FOUND]: "`teleport ls LINK [folder]` lists what the share holds",
+  [ErrorCode.READ_ONLY]:
+    "push needs the host's write link: the second line `teleport host DIR --allow-upload` prints",
+  [ErrorCode.QUOTA]: "the host takes uploads up to its --max-upload-bytes: push less, or ask its owner",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 

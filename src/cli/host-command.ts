@@ -8,7 +8,7 @@ import { realpath } from "node:fs/promises";
 import { type NetworkInterfaceInfo, networkInterfaces } from "node:os";
 import type { CompressionStats } from "../compression/compression-threads.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { type ClientEvent, Host } from "../host/host.js";
+import { type ClientEvent, Host, type UploadReceiverFactory } from "../host/host.js";
 import { writePrivateFile } from "../store/private-file.js";
 import { rotateShareSecret } from "../transport/identity.js";
 import { teleportHome } from "./home.js";
@@ -32,6 +32,10 @@ export interface HostFlags {
   expire?: number;
   /** The host stops, and the link dies, after the first pull that completes. */
   once?: boolean;
+  /** Take uploads from a second, write link. */
+  allowUpload?: boolean;
+  /** Bytes one upload may hold. */
+  maxUploadBytes?: number;
 }
 
 /** Why the host stopped serving. */
@@ -46,6 +50,8 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   const once = flags.once === true ? new FirstCompletePull() : undefined;
   const clientLog = new ClientLog((line) => process.stderr.write(line));
   const advertise = flags.advertise === undefined ? undefined : interfaceAddress(flags.advertise);
+  const notice = (message: string) => process.stderr.write(terminalLine(`teleport: ${message}`));
+  const uploads = flags.allowUpload === true ? await uploadReceiverFor(flags, notice) : undefined;
   const host = await Host.start({
     root: dir,
     home,
@@ -56,20 +62,22 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     ...(flags.quic === false ? { transports: ["tcp" as const] } : {}),
     ...(flags.congestion === undefined ? {} : { congestion: flags.congestion }),
     allowPlaintext: flags.allowNoEncryption === true,
-    onNotice: (message) => process.stderr.write(terminalLine(`teleport: ${message}`)),
+    onNotice: notice,
+    ...(uploads === undefined ? {} : { uploads }),
     onClientEvent: (event: ClientEvent) => {
       clientLog.observe(event);
       once?.observe(event);
     },
   });
-  process.stdout.write(`${host.url}\n`);
+  const links = host.writeUrl === undefined ? `${host.url}\n` : `${host.url}\n${host.writeUrl}\n`;
+  process.stdout.write(links);
   if (flags.allowNoEncryption === true) {
     process.stderr.write(
       "teleport: warning: clients may pull without encryption (--allow-no-encryption): " +
         "their data crosses the network readable by anyone on it\n",
     );
   }
-  if (flags.linkFile !== undefined) await writePrivateFile(flags.linkFile, `${host.url}\n`);
+  if (flags.linkFile !== undefined) await writePrivateFile(flags.linkFile, links);
   process.stderr.write(
     `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
   );
@@ -91,6 +99,15 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   const compressed = host.compressionStats;
   if (compressed !== undefined && compressed.chunks > 0)
     process.stderr.write(`${describeCompression(compressed)}\n`);
+}
+
+/** What takes the host's uploads (`--allow-upload`): loaded only then, as it brings the pull's machinery. */
+async function uploadReceiverFor(
+  flags: HostFlags,
+  notice: (message: string) => void,
+): Promise<UploadReceiverFactory> {
+  const { uploadReceiver } = await import("../push/upload-receiver.js");
+  return uploadReceiver({ maxUploadBytes: flags.maxUploadBytes, onNotice: notice });
 }
 
 /**

@@ -10,7 +10,12 @@ import type { ClientEvent, ClientPeer, PathRequest } from "../host/host.js";
 import { formatBytes } from "./progress.js";
 import { terminalLine } from "./terminal-text.js";
 
-const VERBS: Record<PathRequest, string> = { list: "listed", manifest: "pulled", read: "read" };
+const VERBS: Record<PathRequest, string> = {
+  list: "listed",
+  manifest: "pulled",
+  read: "read",
+  upload: "pushed to",
+};
 /** Requests named in a client's line; the rest are counted (a client chooses how many it makes). */
 const MAX_NAMED_REQUESTS = 5;
 

@@ -145,6 +145,7 @@ export function createProgram(output: CliOutput = processOutput): Command {
     });
   addHostCommand(program);
   addPullCommand(program);
+  addPushCommand(program);
   addBrowseCommands(program);
   addLocalCommands(program);
   addToolCommands(program);
@@ -158,7 +159,9 @@ export function createProgram(output: CliOutput = processOutput): Command {
 function addHostCommand(program: Command): void {
   program
     .command("host")
-    .description("share a folder; prints the share link as the first line of stdout")
+    .description(
+      "share a folder; prints the share link as the first line of stdout (with --allow-upload, the write link as the second)",
+    )
     .argument("<dir>", "folder to share (read-only)")
     .option("--port <n>", "TCP port to listen on (0 picks a free one)", port, 0)
     .option("--bind <addr>", "address to listen on", "0.0.0.0")
@@ -189,6 +192,15 @@ function addHostCommand(program: Command): void {
     .option(
       "--allow-no-encryption",
       "let clients that ask (pull --no-encryption) take chunk data unencrypted, for trusted networks",
+    )
+    .option(
+      "--allow-upload",
+      "also take uploads (teleport push) from a second, write link, printed on the second line",
+    )
+    .option(
+      "--max-upload-bytes <n>",
+      "refuse uploads holding more than this many bytes (10G, 500M)",
+      byteRate,
     )
     .action(async (dir: string, flags) => {
       const { ensureDirectoryArgument } = await commandModule(() => import("./commands.js"));
@@ -266,6 +278,32 @@ function addPullCommand(program: Command): void {
     .action(async (link: string, dest: string, flags) => {
       const { pullCommand } = await commandModule(() => import("./commands.js"));
       await pullCommand(await readLinkArgument(link), dest, flags);
+    });
+}
+
+/** `push`: a file or folder into a host started with --allow-upload. */
+function addPushCommand(program: Command): void {
+  program
+    .command("push")
+    .description("upload a file or folder into a host's share (the host runs with --allow-upload)")
+    .argument("<src>", "local file or folder to upload")
+    .argument("<link>", "write link: the second line `teleport host --allow-upload` prints, or - for stdin")
+    .option(
+      "--path <remote>",
+      "folder inside the share to upload into (default: a folder's own name; a file goes to the share's root)",
+    )
+    .option("--json", "print a one-line JSON summary instead of text")
+    .option("-q, --quiet", "print nothing but errors")
+    .option("--timeout <seconds>", "give up on a host that sends nothing for this long (default 30)", seconds)
+    .option(
+      "--transport <kind>",
+      "auto (TLS over TCP, QUIC where TCP does not get through), tcp or quic",
+      oneOf(TRANSPORT_CHOICES),
+      "auto",
+    )
+    .action(async (src: string, link: string, flags) => {
+      const { pushCommand } = await commandModule(() => import("./push-command.js"));
+      await pushCommand(src, await readLinkArgument(link), flags);
     });
 }
 

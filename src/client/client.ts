@@ -13,23 +13,18 @@ import { streamKey } from "../transport/frame-mac.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import { availableTransports } from "../transport/registry.js";
 import { dialChoice, type TransportChoice } from "../transport/select.js";
-import type { TransportKind } from "../transport/transport.js";
+import type { TransportKind, TransportStream } from "../transport/transport.js";
 import { decodeMessage } from "../wire/codec.js";
 import { type DeltaRequest, deltaRequestCodec } from "../wire/delta-messages.js";
 import {
-  type ChunkRef,
   type ChunkRequest,
   CLIENT_ID_SIZE,
   chunksCodec,
   type Entry,
-  type EntryError,
-  type EntrySkipped,
   entriesCodec,
   entryErrorCodec,
   entrySkippedCodec,
   Feature,
-  type FileBegin,
-  type FileEnd,
   fileBeginCodec,
   fileEndCodec,
   listRequestCodec,
@@ -39,6 +34,10 @@ import {
   rangeDataHeaderCodec,
   readRangeRequestCodec,
   statRequestCodec,
+  type UploadRequest,
+  type UploadResult,
+  uploadRequestCodec,
+  uploadResultCodec,
 } from "../wire/messages.js";
 import { type PendingRequest, type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
 import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
@@ -74,6 +73,8 @@ export interface ConnectOptions {
   xattrs?: boolean;
   /** Ask the host to take plaintext data streams (Feature.PLAINTEXT, `pull --no-encryption`). */
   plaintext?: boolean;
+  /** Ask whether the host takes uploads (Feature.UPLOAD, `push`). */
+  upload?: boolean;
 }
 
 export class TeleportClient {
@@ -103,13 +104,63 @@ export class TeleportClient {
       features:
         Feature.DELTA |
         (options.xattrs === true ? Feature.XATTRS : 0) |
-        (options.plaintext === true ? Feature.PLAINTEXT : 0),
+        (options.plaintext === true ? Feature.PLAINTEXT : 0) |
+        (options.upload === true ? Feature.UPLOAD : 0),
       idleTimeoutMs: options.idleTimeoutMs,
       pool: options.pool,
       signal: options.signal,
       onClose: options.onClose,
     });
     return new TeleportClient(parsed, connection, choice);
+  }
+
+  /**
+   * A client over a stream the other side dialed (an upload: once the pusher and the host swap
+   * roles, the host pulls; push/): says HELLO with `secret` and resolves at WELCOME.
+   */
+  static async over(
+    stream: TransportStream,
+    secret: Buffer,
+    options: ConnectOptions = {},
+  ): Promise<TeleportClient> {
+    const link = {
+      host: stream.remoteAddress,
+      port: stream.remotePort,
+      fingerprint: Buffer.alloc(32),
+      secret,
+    };
+    const connection = await HostConnection.open(stream, {
+      secret,
+      clientId: options.clientId ?? randomBytes(CLIENT_ID_SIZE),
+      clientName: options.clientName ?? "teleport",
+      features: Feature.DELTA,
+      idleTimeoutMs: options.idleTimeoutMs,
+      signal: options.signal,
+      onClose: options.onClose,
+    });
+    return new TeleportClient(link, connection, stream.transport);
+  }
+
+  /**
+   * Asks the host to take an upload (Feature.UPLOAD, a write link); once it has, sends
+   * UPLOAD_SWITCH and returns the stream, on which this side now serves (push/pusher.ts).
+   */
+  async upload(request: UploadRequest, signal?: AbortSignal): Promise<TransportStream> {
+    if (!this.#connection.hasFeature(Feature.UPLOAD))
+      throw new TeleportError(
+        ErrorCode.READ_ONLY,
+        "the host takes no uploads (it runs without --allow-upload)",
+      );
+    this.#connection.stopPings();
+    for await (const frame of this.#control.stream(MessageType.UPLOAD, uploadRequestCodec, request, signal)) {
+      throw unexpected(frame.type, "UPLOAD");
+    }
+    return this.#connection.handOver();
+  }
+
+  /** Tells the pusher how its upload ended (a client made by `over`). */
+  sendUploadResult(result: UploadResult): void {
+    this.#control.connection.send(MessageType.UPLOAD_RESULT, 0, uploadResultCodec, result);
   }
 
   /** Where received chunk buffers come from (fetchChunks' `onChunk` gives them back here). */

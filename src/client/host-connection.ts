@@ -14,6 +14,7 @@ import { authProof, HANDSHAKE_TIMEOUT_MS, type TransportStream } from "../transp
 import {
   CHUNK_DATA_HEADER_SIZE,
   type ChunkRequest,
+  emptyCodec,
   Feature,
   getChunksRequestCodec,
   helloCodec,
@@ -326,6 +327,25 @@ export class HostConnection {
     this.#closing = true;
     clearInterval(this.#pingTimer);
     return this.#control.close();
+  }
+
+  /** Stops the keep-alive pings: an upload's swap of roles must find no PONG on its way. */
+  stopPings(): void {
+    clearInterval(this.#pingTimer);
+  }
+
+  /**
+   * Sends UPLOAD_SWITCH, its last frame as the client, and hands the stream over to whatever
+   * serves on it next (Connection.release): this connection is done with, and never closes it.
+   */
+  handOver(): TransportStream {
+    this.#closing = true;
+    clearInterval(this.#pingTimer);
+    const { connection } = this.#control;
+    connection.send(MessageType.UPLOAD_SWITCH, 0, emptyCodec, {});
+    connection.release();
+    this.stream.steerReads?.(() => undefined);
+    return this.stream;
   }
 
   destroy(error?: TeleportError): void {

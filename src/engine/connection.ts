@@ -29,6 +29,14 @@ export interface ConnectionOptions {
   steerReads?: ((target: () => Buffer | undefined) => void) | undefined;
 }
 
+interface SocketListeners {
+  data(data: Buffer): void;
+  error(err: Error): void;
+  end(): void;
+  drain(): void;
+  close(): void;
+}
+
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 
@@ -54,6 +62,8 @@ export class Connection {
   #writingDirect = false;
   /** Senders waiting for the outgoing queue to drain; one 'drain' listener serves them all. */
   readonly #writableWaiters: { resolve: () => void; reject: (error: TeleportError) => void }[] = [];
+  /** What the connection listens to on its socket (removed by release). */
+  readonly #listeners: SocketListeners;
 
   constructor(socket: Duplex, handler: ConnectionHandler, options: ConnectionOptions = {}) {
     this.socket = socket;
@@ -66,23 +76,49 @@ export class Connection {
 
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#idleTimer = setInterval(() => this.#checkIdle(), Math.min(this.idleTimeoutMs / 4, 1000)).unref();
-    socket.on("data", (data: Buffer) => {
-      this.#lastReceived = performance.now();
-      this.#onData(data);
-    });
-    socket.on("error", (err) => this.destroy(toTeleportError(err, "connection")));
-    socket.on("end", () => {
-      if (!this.#decoder.idle) {
-        this.destroy(new TeleportError(ErrorCode.CONNECTION, "peer closed the connection mid-frame"));
-      }
-    });
-    socket.on("drain", () => this.#wakeWritableWaiters());
-    socket.once("close", () => {
-      clearInterval(this.#idleTimer);
-      this.#destroyed = true;
-      this.#wakeWritableWaiters(this.#error ?? closedError());
-      this.#handler.onClose(this.#error);
-    });
+    this.#listeners = {
+      data: (data: Buffer) => {
+        this.#lastReceived = performance.now();
+        this.#onData(data);
+      },
+      error: (err: Error) => this.destroy(toTeleportError(err, "connection")),
+      end: () => {
+        if (!this.#decoder.idle) {
+          this.destroy(new TeleportError(ErrorCode.CONNECTION, "peer closed the connection mid-frame"));
+        }
+      },
+      drain: () => this.#wakeWritableWaiters(),
+      close: () => {
+        clearInterval(this.#idleTimer);
+        this.#destroyed = true;
+        this.#wakeWritableWaiters(this.#error ?? closedError());
+        this.#handler.onClose(this.#error);
+      },
+    };
+    this.#listen("on");
+  }
+
+  #listen(method: "on" | "off"): void {
+    const { socket } = this;
+    const listeners = this.#listeners;
+    socket[method]("data", listeners.data);
+    socket[method]("error", listeners.error);
+    socket[method]("end", listeners.end);
+    socket[method]("drain", listeners.drain);
+    socket[method]("close", listeners.close);
+  }
+
+  /**
+   * Hands the stream over to another Connection (an upload's swap of roles, push/): stops
+   * reading it and watching it, and never closes it. Only where the peer has nothing in flight:
+   * a frame half read, or frames after the last one read, would be lost.
+   */
+  release(): Duplex {
+    if (!this.#decoder.idle) throw new TeleportError(ErrorCode.PROTOCOL, "stream handed over mid-frame");
+    clearInterval(this.#idleTimer);
+    this.#uncork();
+    this.#listen("off");
+    return this.socket;
   }
 
   get destroyed(): boolean {

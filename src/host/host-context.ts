@@ -16,6 +16,7 @@ import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import { PlaintextClients } from "./plaintext-clients.js";
 import type { SessionContext } from "./session.js";
+import type { UploadReceiver } from "./upload-request.js";
 
 export interface ContextParts {
   share: Share;
@@ -38,6 +39,8 @@ export interface ContextParts {
   faults?: HostFaults | undefined;
   onSessionError?: SessionContext["onSessionError"];
   onClientEvent?: SessionContext["onClientEvent"];
+  uploadSecret?: Buffer | undefined;
+  uploads?: UploadReceiver | undefined;
 }
 
 export function sessionContext(parts: ContextParts): SessionContext {
@@ -64,5 +67,7 @@ export function sessionContext(parts: ContextParts): SessionContext {
     admission: parts.admission,
     plaintextClients: new PlaintextClients(),
     allowPlaintext: parts.allowPlaintext,
+    uploadSecret: parts.uploadSecret,
+    uploads: parts.uploads,
   };
 }

@@ -14,7 +14,7 @@ import type { HostInternals } from "../serve/faults.js";
 import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
-import { type HostIdentity, loadOrCreateIdentity, shareSecret } from "../transport/identity.js";
+import { type HostIdentity, loadOrCreateIdentity, shareSecret, uploadSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { availableTransports, transportFor } from "../transport/registry.js";
 import { HANDSHAKE_TIMEOUT_MS } from "../transport/tcp.js";
@@ -33,9 +33,18 @@ import { defaultHostThreads, HostThreads } from "./host-threads.js";
 import { type ClientEvent, HostSession, type SessionContext } from "./session.js";
 import { tuneSocketsFor } from "./socket-tuning.js";
 import type { HostThreadData } from "./thread-protocol.js";
+import type { UploadReceiver } from "./upload-request.js";
 
 export { DEFAULT_CONGESTION } from "./congestion.js";
 export type { ClientEvent, ClientPeer, PathRequest } from "./session.js";
+export type { AcceptedUpload, UploadReceiver } from "./upload-request.js";
+
+/** Makes the receiver of a host's uploads, once its share and index are open (push/upload-receiver.ts). */
+export type UploadReceiverFactory = (host: {
+  share: Share;
+  index: ChunkIndex;
+  home: string;
+}) => UploadReceiver;
 
 /**
  * Bytes of files up to WHOLE_READ_FILE_BYTES kept between a manifest and the GET_CHUNKS for them,
@@ -97,6 +106,11 @@ export interface HostOptions {
   allowPlaintext?: boolean;
   /** Told of what the host could not do but works without (QUIC's port taken, say). */
   onNotice?: (message: string) => void;
+  /**
+   * Takes uploads from clients with the write link (`host --allow-upload`, Host.writeLink),
+   * by the receiver this makes. Off by default: the host is read-only.
+   */
+  uploads?: UploadReceiverFactory;
   /** Told when a client connection ends with an error. */
   onSessionError?: (remote: string, error: TeleportError) => void;
   /** Told when a connection has proved the link's secret, and when it ends (`host --once`). */
@@ -120,6 +134,7 @@ interface HostParts {
   share: Share;
   listeners: Listener[];
   link: ShareLink;
+  writeLink: ShareLink | undefined;
   sessions: Set<HostSession>;
   context: SessionContext;
   threads: HostThreads | undefined;
@@ -127,6 +142,8 @@ interface HostParts {
 
 export class Host {
   readonly link: ShareLink;
+  /** The link that may also upload (`host --allow-upload`); undefined on a read-only host. */
+  readonly writeLink: ShareLink | undefined;
   readonly share: Share;
   readonly #listeners: Listener[];
   readonly #sessions: Set<HostSession>;
@@ -137,6 +154,7 @@ export class Host {
   private constructor(parts: HostParts) {
     this.share = parts.share;
     this.link = parts.link;
+    this.writeLink = parts.writeLink;
     this.#listeners = parts.listeners;
     this.#sessions = parts.sessions;
     this.#context = parts.context;
@@ -149,6 +167,8 @@ export class Host {
     const identity = await loadOrCreateIdentity(options.home);
     const secret = shareSecret(identity, share.root);
     const index = ChunkIndex.open(options.home);
+    const uploads = options.uploads?.({ share, index, home: options.home });
+    const writeSecret = uploads && uploadSecret(identity, share.root);
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();
     const authLimiter = new AuthLimiter(options.authLockoutMs ?? AUTH_LOCKOUT_MS);
@@ -176,6 +196,8 @@ export class Host {
       faults: internals.faults,
       onSessionError: options.onSessionError,
       onClientEvent: options.onClientEvent,
+      uploadSecret: writeSecret,
+      uploads,
     });
     const sessions = new Set<HostSession>();
     const serve = (stream: TransportStream) => {
@@ -212,7 +234,8 @@ export class Host {
     const first = listeners[0] as Listener;
     const advertised = options.advertise ?? advertisedAddress(first.host);
     const link = { host: advertised, port: first.port, fingerprint: identity.fingerprint, secret };
-    return new Host({ share, listeners, link, sessions, context, threads });
+    const writeLink = writeSecret && { ...link, secret: writeSecret, write: true };
+    return new Host({ share, listeners, link, writeLink, sessions, context, threads });
   }
 
   /** The transports the host listens on. */
@@ -222,6 +245,11 @@ export class Host {
 
   get url(): string {
     return formatLink(this.link);
+  }
+
+  /** The write link as text; undefined on a read-only host. */
+  get writeUrl(): string | undefined {
+    return this.writeLink && formatLink(this.writeLink);
   }
 
   get port(): number {
@@ -316,7 +344,8 @@ function ownerHooks({ onSessionError, onClientEvent, onNotice }: HostOptions) {
 /**
  * How many threads serve TCP connections: `options.threads`, or none where a thread could not
  * serve as the calling one would. Without the native addon there is no descriptor to give a
- * thread; test faults and a chunker are functions, which cannot cross to a thread; and a
+ * thread; test faults, a chunker and an upload receiver are objects with functions, which cannot
+ * cross to a thread; and a
  * plaintext stream must find its control connection's key, which lives in the thread that
  * serves it (`--allow-no-encryption` sends its bulk data from sender threads anyway).
  */
@@ -326,6 +355,7 @@ function servingThreads(options: HostOptions, internals: HostInternals): number 
     platformIo.kind === "native" &&
     internals.faults === undefined &&
     options.chunker === undefined &&
+    options.uploads === undefined &&
     options.allowPlaintext !== true;
   return possible ? wanted : 0;
 }

@@ -4,27 +4,18 @@
  * below, one per message the host is sent (see wire/registry.ts); the work of a request is done
  * by its own module: ManifestStream, ChunkSender, RangeSender, sendListing.
  */
-import type { Chunker } from "../chunking/chunker.js";
-import type { CompressionThreads } from "../compression/compression-threads.js";
-import type { BufferPool } from "../engine/buffer-pool.js";
-import type { ByteBudget } from "../engine/byte-budget.js";
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
 import { ChunkCompression } from "../serve/chunk-compression.js";
 import { ChunkSender } from "../serve/chunk-sender.js";
-import type { HostFaults } from "../serve/faults.js";
 import { FileLookup } from "../serve/file-lookup.js";
-import type { FileStates } from "../serve/file-states.js";
 import { ManifestStream, type SendFrame } from "../serve/manifest-stream.js";
 import { OpenFiles } from "../serve/open-files.js";
-import type { RecentChunks } from "../serve/recent-chunks.js";
 import { SendLeases } from "../serve/send-leases.js";
-import type { Share } from "../serve/share.js";
-import type { ChunkIndex } from "../store/chunk-index.js";
 import { streamKey } from "../transport/frame-mac.js";
-import { type TransportKind, type TransportStream, verifyAuthProof } from "../transport/transport.js";
+import { type TransportStream, verifyAuthProof } from "../transport/transport.js";
 import { FRAME_HEADER_SIZE } from "../wire/frame.js";
 import {
   emptyCodec,
@@ -39,11 +30,11 @@ import {
   PROTOCOL_VERSION,
   pingCodec,
   protocol,
+  type UploadRequest,
   welcomeCodec,
 } from "../wire/messages.js";
+import { isWithin } from "../wire/path.js";
 import { MessageHandlers } from "../wire/registry.js";
-import type { Admission } from "./admission.js";
-import type { RefusalDelays } from "./auth-limiter.js";
 import { DeltaSender } from "./delta-sender.js";
 import { sendListing } from "./listing.js";
 import {
@@ -51,75 +42,12 @@ import {
   ControlSession,
   type LentStreamKey,
   listingSender,
-  type PlaintextClients,
 } from "./plaintext-clients.js";
 import { RangeSender } from "./range-sender.js";
+import type { ClientPeer, PathRequest, SessionContext } from "./session-context.js";
+import type { AcceptedUpload } from "./upload-request.js";
 
-export interface SessionContext {
-  share: Share;
-  secret: Buffer;
-  chunker: Chunker;
-  pool: BufferPool;
-  idleTimeoutMs: number;
-  faults: HostFaults | undefined;
-  /**
-   * Bytes of chunk data read and not yet written to a socket, shared by all connections in turn
-   * (each also has its own share, CONNECTION_SEND_BYTES): the host's memory stays bounded
-   * however many clients pull at once, and each gets its turn at the disk and the CPU.
-   */
-  sendBudget: ByteBudget;
-  /** Compresses chunks for clients that ask (Feature.COMPRESSION); undefined: compression off. */
-  compression: CompressionThreads | undefined;
-  /** Bytes of small files just read for a manifest, shared by all connections. */
-  recent: RecentChunks;
-  /** Chunk lists of files already hashed (the file-state cache), shared by all connections. */
-  index: ChunkIndex | undefined;
-  /** The index as the files a manifest reads whole see it, its records batched. */
-  fileStates: FileStates | undefined;
-  /** The transports the host listens on (Feature.BOTH_TRANSPORTS when it is both). */
-  transports: ReadonlySet<TransportKind>;
-  /** Plaintext data streams are taken (`host --allow-no-encryption`): Feature.PLAINTEXT. */
-  allowPlaintext: boolean;
-  /** Time to send HELLO once TLS is up. */
-  handshakeTimeoutMs: number;
-  /** Connections served at once, over all of the host's threads. */
-  admission: Admission;
-  /** Wrong secrets per address, shared by all connections (and all of the host's threads). */
-  authLimiter: RefusalDelays;
-  /** Control connections that plaintext streams may name (Feature.FRAME_MAC). */
-  plaintextClients: PlaintextClients;
-  /** Told when a connection ends with an error (the CLI logs it). */
-  onSessionError: ((remote: string, error: TeleportError) => void) | undefined;
-  /** Told of authentication and of the end of each connection (`host --once`). */
-  onClientEvent: ((event: ClientEvent) => void) | undefined;
-}
-
-/** Where a connection comes from, as the host's log names it. */
-export interface ClientPeer {
-  address: string;
-  port: number;
-  /** HELLO's clientId (hex): a pull's data streams give their control connection's. */
-  id: string | undefined;
-}
-
-/** The requests that name a path in the share: `ls`, a pull's manifest, `cat`. */
-export type PathRequest = "list" | "manifest" | "read";
-
-/**
- * A connection's life as `host --once` and the host's log follow it: proving the link's secret,
- * asking for a path, and ending (`idle`: with no request open, as a client that finished does).
- */
-export type ClientEvent =
-  | { kind: "authenticated"; peer: ClientPeer }
-  | { kind: "request"; peer: ClientPeer; request: PathRequest; path: string }
-  | {
-      kind: "closed";
-      peer: ClientPeer;
-      authenticated: boolean;
-      error: TeleportError | undefined;
-      idle: boolean;
-      bytesSent: number;
-    };
+export type { ClientEvent, ClientPeer, PathRequest, SessionContext } from "./session-context.js";
 
 /** Requests one connection may have open at once; more is a protocol error. */
 const MAX_OPEN_REQUESTS = 256;
@@ -175,7 +103,12 @@ export class HostSession {
         session.#told("read", request.path);
         return session.#ranges.send(requestId, request, open.credit, open.abort.signal);
       }),
-    );
+    )
+    .on(Messages.UPLOAD, (session, requestId, request) =>
+      session.#serve(requestId, Number.MAX_SAFE_INTEGER, () => session.#upload(request)),
+    )
+    .on(Messages.UPLOAD_SWITCH, (session) => session.#swapRoles())
+    .on(Messages.UPLOAD_RESULT, (session, _requestId, result) => session.#context.onUploadResult?.(result));
 
   readonly #context: SessionContext;
   readonly #connection: Connection;
@@ -202,11 +135,18 @@ export class HostSession {
   #admitted = false;
   /** A QUIC data stream taken from another thread's client (see #takesStream). */
   #movedStreamTaken = false;
+  /** The secret the client proved: the link's, or the write link's, which may also upload. */
+  #proved: { secret: Buffer; mayUpload: boolean } | undefined;
+  /** An upload taken (UPLOAD answered END), waiting for UPLOAD_SWITCH. */
+  #acceptedUpload: AcceptedUpload | undefined;
 
   constructor(stream: TransportStream, context: SessionContext) {
     this.#stream = stream;
     this.#context = context;
-    this.#openFiles = new OpenFiles((wirePath) => context.share.openFile(wirePath));
+    this.#openFiles = new OpenFiles((wirePath) => {
+      this.#checkServed(wirePath);
+      return context.share.openFile(wirePath);
+    });
     this.#connection = new Connection(
       stream.stream,
       {
@@ -282,6 +222,7 @@ export class HostSession {
   }
 
   #told(request: PathRequest, path: string): void {
+    this.#checkServed(path);
     this.#admit();
     this.#context.onClientEvent?.({ kind: "request", peer: this.#peer(), request, path });
   }
@@ -327,15 +268,23 @@ export class HostSession {
 
   /** Over a plaintext stream, only chunks of files listed to its client are served. */
   #checkServable(path: string): void {
+    this.#checkServed(path);
     if (this.#stream.encrypted) return;
     if (this.#plaintext === undefined) throw new TeleportError(ErrorCode.AUTH, "unauthenticated stream");
     this.#plaintext.control.checkListed(path);
   }
 
+  /** A pusher serving one file of its folder serves nothing beside it (SessionContext.servedPath). */
+  #checkServed(path: string): void {
+    const served = this.#context.servedPath;
+    if (served !== undefined && !isWithin(path, served))
+      throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${path}" is not what is being pushed`);
+  }
+
   /** A TLS or QUIC connection asking for FRAME_MAC: its plaintext streams may name it. */
   #lendStreamKey(hello: Hello): void {
     if (!this.#stream.encrypted || (this.#features & Feature.FRAME_MAC) === 0) return;
-    const key = streamKey(this.#context.secret, this.#stream.sessionBinding());
+    const key = streamKey(this.#proved?.secret ?? this.#context.secret, this.#stream.sessionBinding());
     this.#control = this.#context.plaintextClients.register(new ControlSession(key, hello.clientId));
   }
 
@@ -406,7 +355,15 @@ export class HostSession {
    */
   #authenticate(authProof: Buffer): boolean {
     clearTimeout(this.#authTimer);
-    if (verifyAuthProof(this.#stream, this.#context.secret, authProof)) {
+    const { secret, uploadSecret } = this.#context;
+    // Both checked, each in constant time: how long a refusal takes says nothing of which it was near.
+    const reads = verifyAuthProof(this.#stream, secret, authProof);
+    const writes = uploadSecret !== undefined && verifyAuthProof(this.#stream, uploadSecret, authProof);
+    if (reads || writes) {
+      this.#proved =
+        writes && uploadSecret !== undefined
+          ? { secret: uploadSecret, mayUpload: true }
+          : { secret, mayUpload: false };
       this.#phase = "authenticated";
       this.#context.onClientEvent?.({ kind: "authenticated", peer: this.#peer() });
       return true;
@@ -431,7 +388,8 @@ export class HostSession {
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
-      (this.#context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0)
+      (this.#context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0) |
+      (this.#context.uploads === undefined ? 0 : Feature.UPLOAD)
     );
   }
 
@@ -487,5 +445,33 @@ export class HostSession {
       signal: open.abort.signal,
     };
     return new ManifestStream(this.#context, send, options).run(path);
+  }
+
+  /** UPLOAD: taken only from a client that proved the write secret, once the receiver has checked it. */
+  async #upload(request: UploadRequest): Promise<void> {
+    const { uploads } = this.#context;
+    if (uploads === undefined || this.#proved?.mayUpload !== true || this.#acceptedUpload !== undefined) {
+      const why = uploads === undefined ? "this host takes no uploads" : "a read link may not upload";
+      throw new TeleportError(ErrorCode.READ_ONLY, why);
+    }
+    this.#told("upload", request.path);
+    this.#acceptedUpload = await uploads.accept(request);
+  }
+
+  /**
+   * UPLOAD_SWITCH: the pusher's last frame as the client. The connection is handed to the
+   * upload, on which the host is now the client; the session ends with it.
+   */
+  #swapRoles(): void {
+    const upload = this.#acceptedUpload;
+    const secret = this.#proved?.secret;
+    if (upload === undefined || secret === undefined || this.#requests.size > 0)
+      throw new TeleportError(ErrorCode.PROTOCOL, "UPLOAD_SWITCH with no upload taken, or requests open");
+    this.#acceptedUpload = undefined;
+    this.#connection.release();
+    upload.receive(this.#stream, secret).then(
+      () => this.#onClose(undefined),
+      (err: unknown) => this.#onClose(toTeleportError(err)),
+    );
   }
 }

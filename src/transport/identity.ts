@@ -108,7 +108,19 @@ export function certificateFingerprint(certPemOrDer: string | Buffer): Buffer {
  * and new after each rotateShareSecret (a folder never rotated keeps the secret it always had).
  */
 export function shareSecret(identity: HostIdentity, shareRealPath: string): Buffer {
-  const mac = createHmac("sha256", identity.masterSecret).update(`share:${shareRealPath}`);
+  return folderSecret(identity, `share:${shareRealPath}`, shareRealPath);
+}
+
+/**
+ * The write secret of a shared folder (`host --allow-upload`): derived apart from the read
+ * secret, so a read link says nothing of it, and rotated with it.
+ */
+export function uploadSecret(identity: HostIdentity, shareRealPath: string): Buffer {
+  return folderSecret(identity, `upload:${shareRealPath}`, shareRealPath);
+}
+
+function folderSecret(identity: HostIdentity, label: string, shareRealPath: string): Buffer {
+  const mac = createHmac("sha256", identity.masterSecret).update(label);
   const generation = readGeneration(generationPath(identity.dir, shareRealPath));
   if (generation !== undefined) mac.update(`:generation:${generation.toString("hex")}`);
   return mac.digest().subarray(0, SHARE_SECRET_BYTES);

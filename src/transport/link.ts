@@ -1,6 +1,7 @@
 /**
  * Share links: `teleport://HOST:PORT/?fp=FINGERPRINT&key=SECRET`, with the certificate's SHA-256
- * fingerprint and the access secret in base64url. The link is all a client needs: where to
+ * fingerprint and the access secret in base64url; a write link (`host --allow-upload`) ends in
+ * `&write=1`, so that `push` refuses a read link before dialing (the host decides by the secret). The link is all a client needs: where to
  * connect, which host to trust, and how to prove it was invited.
  */
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -10,6 +11,8 @@ export interface ShareLink {
   port: number;
   fingerprint: Buffer;
   secret: Buffer;
+  /** A write link: its secret is the host's upload secret (push). */
+  write?: boolean | undefined;
 }
 
 const SCHEME = "teleport:";
@@ -18,7 +21,7 @@ const MIN_SECRET_BYTES = 16;
 
 export function formatLink(link: ShareLink): string {
   const host = link.host.includes(":") ? `[${link.host}]` : link.host;
-  return `teleport://${host}:${link.port}/?fp=${link.fingerprint.toString("base64url")}&key=${link.secret.toString("base64url")}`;
+  return `teleport://${host}:${link.port}/?fp=${link.fingerprint.toString("base64url")}&key=${link.secret.toString("base64url")}${link.write === true ? "&write=1" : ""}`;
 }
 
 export function parseLink(text: string): ShareLink {
@@ -45,7 +48,7 @@ export function parseLink(text: string): ShareLink {
   if (secret.length < MIN_SECRET_BYTES)
     throw new TeleportError(ErrorCode.BAD_LINK, "link secret is too short");
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-  return { host, port, fingerprint, secret };
+  return { host, port, fingerprint, secret, write: url.searchParams.get("write") === "1" };
 }
 
 function decodeParam(url: URL, name: string): Buffer {

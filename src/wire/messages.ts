@@ -70,6 +70,18 @@ export const MessageType = {
   ENTRY_SKIPPED: 40,
   /** Answers to a DELTA request: scripts and their literal bytes (Feature.DELTA). */
   DELTA_DATA: 41,
+
+  // Uploads (Feature.UPLOAD): the pusher asks, the host agrees, then the two swap roles on the
+  // connection (push/, docs/decisions-push.md): the host pulls from the pusher.
+  /**
+   * Pusher -> host: an upload into a folder of the share, and how much it holds. END answers it
+   * taken (the pusher then sends UPLOAD_SWITCH and nothing more in its first role), ERROR refused.
+   */
+  UPLOAD: 0x60,
+  /** Pusher -> host, its last frame as the client: from the next frame on, the host is the client. */
+  UPLOAD_SWITCH: 0x62,
+  /** Host (now the client) -> pusher: how the upload ended, the pull's summary as JSON. */
+  UPLOAD_RESULT: 0x63,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
@@ -112,6 +124,11 @@ export const Feature = {
    * old copy and literal bytes (src/delta, host/delta-sender.ts, client/pull/delta-fetcher.ts).
    */
   DELTA: 512,
+  /**
+   * The client asks to upload (`teleport push`); the host, answering with it, takes uploads
+   * from write links (`host --allow-upload`). See push/.
+   */
+  UPLOAD: 1024,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -413,6 +430,36 @@ export interface RangeData extends RangeDataHeader {
 export const rangeDataCodec: Codec<RangeData> = struct<RangeData>({ offset: uint64, hash, data: rest });
 
 /**
+ * UPLOAD: the folder of the share it goes into, what the host is to pull from the pusher once
+ * they swap roles (a path in the pusher's share; "" its root), and the bytes and files that
+ * holds (for the quota and the free-space check).
+ */
+export interface UploadRequest {
+  path: string;
+  source: string;
+  bytes: number;
+  files: number;
+}
+export const uploadRequestCodec: Codec<UploadRequest> = struct<UploadRequest>({
+  path,
+  source: path,
+  bytes: uint64,
+  files: uint64,
+});
+
+/** UPLOAD_RESULT: "" and the summary's JSON when the upload is complete, else the error's code and message. */
+export interface UploadResult {
+  code: string;
+  message: string;
+  summary: string;
+}
+export const uploadResultCodec: Codec<UploadResult> = struct<UploadResult>({
+  code: utf8(64),
+  message: utf8(2048),
+  summary: utf8(64 * 1024),
+});
+
+/**
  * Every message of the protocol, described once: its codec, who sends it, whether its body may
  * be bulk data (assembled into a pooled buffer) and whether a plaintext stream may carry it.
  * Each side registers its handlers against these (see registry.ts).
@@ -457,4 +504,8 @@ export const Messages = {
   }),
   RANGE_DATA: protocol.define(MessageType.RANGE_DATA, rangeDataCodec, { from: "host", bulk: true }),
   DELTA_DATA: protocol.define(MessageType.DELTA_DATA, deltaDataCodec, { from: "host", bulk: true }),
+
+  UPLOAD: protocol.define(MessageType.UPLOAD, uploadRequestCodec, { from: "client" }),
+  UPLOAD_SWITCH: protocol.define(MessageType.UPLOAD_SWITCH, emptyCodec, { from: "client" }),
+  UPLOAD_RESULT: protocol.define(MessageType.UPLOAD_RESULT, uploadResultCodec, { from: "client" }),
 } as const;

@@ -13,7 +13,7 @@
 import { ErrorCode, isErrorCode, TeleportError } from "../../errors.js";
 import type { ChunkWrite } from "../../receive/chunk-write.js";
 import { TRANSPORT_KINDS, type TransportKind } from "../../transport/transport.js";
-import { type ChunkRequest, HASH_SIZE } from "../../wire/messages.js";
+import { HASH_SIZE } from "../../wire/messages.js";
 import type { DataStreamSpec } from "./data-streams.js";
 import type { ReceiveLimitSpec } from "./receive-limit.js";
 

@@ -31,6 +31,7 @@ import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
 import { CompressionPolicy } from "../pool/compression-policy.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
+import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
 import { type PullOptions, type PullSummary, Tally } from "./summary.js";
@@ -59,7 +60,7 @@ class Puller implements FileOpener {
   readonly #chunker: Chunker = defaultChunker();
   /** The pull's records in the chunk index, when there is one. */
   readonly #downloads: Downloads | undefined;
-  readonly #pool: PoolOnDemand;
+  readonly #pool: PoolOnDemand | ControlChunks;
   readonly #planner: ChunkPlanner;
   readonly #walker: ManifestWalker;
   readonly #transfers: TransferContext;
@@ -79,10 +80,12 @@ class Puller implements FileOpener {
     const downloads = index && new Downloads(index, this.#chunker.id);
     const localChunks = index && new IndexedChunks(index, options.reuse === "dest" ? this.#dest : undefined);
     this.#downloads = downloads;
-    this.#pool = new PoolOnDemand(
-      () => this.#startPool(),
-      Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, MAX_CHUNK_SIZE),
-    );
+    this.#pool = options.chunksOverControl
+      ? new ControlChunks(client)
+      : new PoolOnDemand(
+          () => this.#startPool(),
+          Math.max(options.windowBytes ?? DEFAULT_WINDOW_BYTES, MAX_CHUNK_SIZE),
+        );
     const destination = new Destination({
       root: this.#dest,
       isKeptDownload: (path) => downloads?.isKept(path) ?? false,

@@ -56,6 +56,11 @@ export interface PullOptions {
    * the host must allow it, or the pull fails with ENCRYPTION_REQUIRED.
    */
   plaintext?: boolean;
+  /**
+   * Fetch chunks over the control connection, opening no data streams: a host pulling an
+   * upload cannot dial its pusher (push/upload-receiver.ts).
+   */
+  chunksOverControl?: boolean;
 }
 
 export const REUSE_SCOPES = ["all", "dest", "none"] as const;

@@ -1,0 +1,45 @@
+/** `teleport push SRC WRITE_LINK`: upload a file or folder into a host that takes uploads. */
+import { type PushSummary, push } from "../push/pusher.js";
+import type { TransportChoice } from "../transport/select.js";
+import { StopSignals } from "./error-report.js";
+import { writeOut } from "./stdout.js";
+import { jsonLine } from "./terminal-text.js";
+import { formatBytes, formatDuration } from "./units.js";
+
+export interface PushFlags {
+  path?: string;
+  json?: boolean;
+  quiet?: boolean;
+  transport?: TransportChoice;
+  /** --timeout, in seconds. */
+  timeout?: number;
+}
+
+export async function pushCommand(src: string, link: string, flags: PushFlags): Promise<void> {
+  const stopSignals = new StopSignals();
+  let summary: PushSummary;
+  try {
+    summary = await push({
+      src,
+      link,
+      remotePath: flags.path,
+      transport: flags.transport,
+      idleTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+      signal: stopSignals.signal,
+    });
+  } catch (err) {
+    throw stopSignals.explain(err, "push");
+  } finally {
+    stopSignals.stop();
+  }
+  if (flags.json === true) await writeOut(jsonLine(summary));
+  else if (flags.quiet !== true) await writeOut(pushSummaryLine(summary));
+}
+
+/** `pushed 12 files, 1.0 GiB (3.2 MiB over the network, 1020.8 MiB the host had) in 4 s`. */
+export function pushSummaryLine(summary: PushSummary): string {
+  const files = `${summary.files} file${summary.files === 1 ? "" : "s"}`;
+  const moved = `${formatBytes(summary.bytesFromNetwork)} over the network`;
+  const reused = `${formatBytes(summary.bytesReused)} the host had`;
+  return `pushed ${files}, ${formatBytes(summary.bytes)} (${moved}, ${reused}) in ${formatDuration(summary.seconds)}\n`;
+}

@@ -1,0 +1,23 @@
+/**
+ * What the host does with an upload (Feature.UPLOAD): the receiver is given by whoever starts
+ * the host (push/upload-receiver.ts), as it pulls from the pusher over the connection once the
+ * two have swapped roles, with the client's machinery, which sits above host/.
+ */
+import type { TransportStream } from "../transport/transport.js";
+import type { UploadRequest } from "../wire/messages.js";
+
+export interface UploadReceiver {
+  /**
+   * Checks an upload before anything is written (its place in the share, the quota, free space)
+   * and throws to refuse it.
+   */
+  accept(request: UploadRequest): Promise<AcceptedUpload>;
+}
+
+export interface AcceptedUpload {
+  /**
+   * Runs the upload over `stream`, on which the host is now the client, proving `secret` (the
+   * write secret the pusher proved); settles as it ends.
+   */
+  receive(stream: TransportStream, secret: Buffer): Promise<void>;
+}

@@ -1,0 +1,164 @@
+/**
+ * `teleport push`: the pusher's side of an upload. It dials the host with the write link, asks
+ * for the upload (UPLOAD, with what it holds for the host's quota), and once the host has taken
+ * it, the two swap roles on that connection: the pusher serves SRC as a host serves its share
+ * (a HostSession over a Share of SRC, answering only the host that proves the same write
+ * secret), and the host pulls it. The host's pull is the one `teleport pull` runs, so an upload
+ * has what a pull has: the manifest first, local copies of chunks the host holds, verification,
+ * part files renamed into place, resume.
+ */
+import { lstat, readdir, realpath } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { TeleportClient } from "../client/client.js";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
+import { ErrorCode, TeleportError } from "../errors.js";
+import { Admission } from "../host/admission.js";
+import { AuthLimiter } from "../host/auth-limiter.js";
+import { sessionContext } from "../host/host-context.js";
+import { HostSession } from "../host/session.js";
+import { RecentChunks } from "../serve/recent-chunks.js";
+import { Share } from "../serve/share.js";
+import { ChunkIndex } from "../store/chunk-index.js";
+import { teleportHome } from "../store/teleport-home.js";
+import { parseLink, type ShareLink } from "../transport/link.js";
+import type { TransportChoice } from "../transport/select.js";
+import { HANDSHAKE_TIMEOUT_MS, type TransportStream } from "../transport/transport.js";
+import type { UploadResult } from "../wire/messages.js";
+import { normalizeUserPath } from "../wire/path.js";
+import { type PushSummary, parsePushSummary } from "./summary.js";
+
+export type { PushSummary } from "./summary.js";
+
+export interface PushOptions {
+  /** The file or folder to upload. */
+  src: string;
+  /** The host's write link (`host --allow-upload` prints it second). */
+  link: string | ShareLink;
+  /**
+   * The folder of the share it goes into: a folder's contents land in it, a file lands in it
+   * under its own name. Default: the folder's own name; for a file, the share's root.
+   */
+  remotePath?: string | undefined;
+  /** The pusher's chunk index (files unchanged since they were last hashed are not read again); default TELEPORT_HOME's. */
+  index?: ChunkIndex | undefined;
+  transport?: TransportChoice | undefined;
+  idleTimeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** What SRC is, as the pusher serves it: a share rooted at it (or at a file's folder), and the path to pull. */
+interface PushSource {
+  root: string;
+  path: string;
+  bytes: number;
+  files: number;
+}
+
+/** Wrong secrets remembered per address: the peer is the host just dialed, so this only slows a wrong one. */
+const AUTH_LOCKOUT_MS = 60_000;
+/** Chunk bytes read and not yet sent, and the small files kept between manifest and GET_CHUNKS. */
+const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
+const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
+
+export async function push(options: PushOptions): Promise<PushSummary> {
+  const link = typeof options.link === "string" ? parseLink(options.link) : options.link;
+  if (link.write !== true) {
+    throw new TeleportError(ErrorCode.READ_ONLY, "this is a read link: push needs the host's write link");
+  }
+  const source = await pushSource(options.src);
+  const remote = normalizeUserPath(options.remotePath ?? (source.path === "" ? basename(source.root) : ""));
+  const share = await Share.open(source.root);
+  const ownIndex = options.index === undefined ? ChunkIndex.open(teleportHome()) : undefined;
+  try {
+    const client = await TeleportClient.connect(link, {
+      clientName: "teleport push",
+      upload: true,
+      ...(options.transport === undefined ? {} : { transport: options.transport }),
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    let stream: TransportStream;
+    try {
+      const request = { path: remote, source: source.path, bytes: source.bytes, files: source.files };
+      stream = await client.upload(request, options.signal);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    const index = options.index ?? ownIndex;
+    if (index === undefined) throw new TeleportError(ErrorCode.INTERNAL, "no chunk index");
+    return await serveUpload(stream, { share, source, secret: link.secret, index, options });
+  } finally {
+    ownIndex?.close();
+  }
+}
+
+interface UploadServing {
+  share: Share;
+  source: PushSource;
+  secret: Buffer;
+  index: ChunkIndex;
+  options: PushOptions;
+}
+
+/**
+ * Serves SRC on the handed-over stream until the host has pulled it and says how that went
+ * (UPLOAD_RESULT), then the host closes the connection.
+ */
+function serveUpload(stream: TransportStream, serving: UploadServing): Promise<PushSummary> {
+  const { share, source, secret, index, options } = serving;
+  let result: UploadResult | undefined;
+  const context = sessionContext({
+    share,
+    secret,
+    index,
+    transports: new Set([stream.transport]),
+    authLimiter: new AuthLimiter(AUTH_LOCKOUT_MS),
+    admission: new Admission(1),
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+    allowPlaintext: false,
+    compression: false,
+    sendBudgetBytes: SEND_BUDGET_BYTES,
+    recent: RecentChunks.standalone(RECENT_CHUNK_BYTES),
+  });
+  context.servedPath = source.path === "" ? undefined : source.path;
+  context.onUploadResult = (told) => {
+    result ??= told;
+  };
+  const session = new HostSession(stream, context);
+  const cancel = () => session.destroy();
+  options.signal?.addEventListener("abort", cancel, { once: true });
+  return session.closed.then(() => {
+    options.signal?.removeEventListener("abort", cancel);
+    if (options.signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "push cancelled");
+    if (result === undefined)
+      throw new TeleportError(ErrorCode.CONNECTION, "the host ended the upload without saying how it went");
+    if (result.code !== "") throw hostRefusal(result);
+    return parsePushSummary(result.summary);
+  });
+}
+
+function hostRefusal(result: UploadResult): TeleportError {
+  const known = Object.values(ErrorCode) as string[];
+  const code = known.includes(result.code) ? (result.code as ErrorCode) : ErrorCode.PROTOCOL;
+  return new TeleportError(code, `the host: ${result.message}`);
+}
+
+async function pushSource(src: string): Promise<PushSource> {
+  const path = await realpath(src).catch(() => {
+    throw new TeleportError(ErrorCode.NOT_FOUND, `"${src}" does not exist`);
+  });
+  const stats = await lstat(path);
+  if (stats.isFile()) return { root: dirname(path), path: basename(path), bytes: stats.size, files: 1 };
+  if (!stats.isDirectory())
+    throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${src}" is not a file or folder`);
+  let bytes = 0;
+  let files = 0;
+  for (const entry of await readdir(path, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    files++;
+    bytes += (await lstat(join(entry.parentPath ?? entry.path, entry.name))).size;
+  }
+  return { root: path, path: "", bytes, files };
+}
