@@ -48,7 +48,8 @@ export function parseLink(text: string): ShareLink {
   if (secret.length < MIN_SECRET_BYTES)
     throw new TeleportError(ErrorCode.BAD_LINK, "link secret is too short");
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-  return { host, port, fingerprint, secret, write: url.searchParams.get("write") === "1" };
+  const link = { host, port, fingerprint, secret };
+  return url.searchParams.get("write") === "1" ? { ...link, write: true } : link;
 }
 
 function decodeParam(url: URL, name: string): Buffer {

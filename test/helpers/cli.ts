@@ -116,6 +116,8 @@ export async function runCli(
 export interface HostProcess {
   /** The share link, as printed on the first line of stdout and written to the link file. */
   link: string;
+  /** The write link (`--allow-upload`), printed and written on the second line; undefined without. */
+  writeLink: string | undefined;
   process: ChildProcess;
   /** Resolves when the host process has exited. */
   exited: Promise<CliResult>;
@@ -186,16 +188,26 @@ export async function startHost(dir: string, options: StartHostOptions): Promise
         // The link file is written after the stdout line: both present means ready and consistent.
         if (written === undefined || printed === undefined || !running.stdout().includes("\n"))
           return undefined;
-        if (written.trim() !== printed.trim()) {
+        if (written.split("\n")[0]?.trim() !== printed.trim()) {
           throw new Error(
             `link file ${JSON.stringify(written)} differs from stdout ${JSON.stringify(printed)}`,
           );
         }
+        // With --allow-upload the write link follows on the second line of both.
+        if (!running.stdout().startsWith(written)) return undefined;
         return printed.trim();
       },
       { what: "teleport host to write its link file", timeoutMs: options.readyTimeoutMs ?? 20_000 },
     );
-    return { link, process: running.process, exited: running.result, stderr: running.stderr, stop };
+    const writeLink = running.stdout().split("\n")[1]?.trim() || undefined;
+    return {
+      link,
+      writeLink,
+      process: running.process,
+      exited: running.result,
+      stderr: running.stderr,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

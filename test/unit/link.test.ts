@@ -12,6 +12,14 @@ describe("share links", () => {
     }
   });
 
+  it("round-trips a write link's marker, which a read link does not have", () => {
+    const read = { host: "127.0.0.1", port: 4242, fingerprint: randomBytes(32), secret: randomBytes(16) };
+    const write = { ...read, secret: randomBytes(16), write: true };
+    assert.deepEqual(parseLink(formatLink(write)), write);
+    assert.match(formatLink(write), /&write=1$/);
+    assert.equal(parseLink(formatLink(read)).write, undefined);
+  });
+
   it("refuses malformed links with BAD_LINK", () => {
     const good = formatLink({
       host: "127.0.0.1",

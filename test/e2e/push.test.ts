@@ -1,0 +1,163 @@
+/**
+ * `teleport push` end to end: a real `teleport host --allow-upload` and real pushers, checked
+ * against the source tree byte for byte, and what crossed the network against what the host
+ * already held.
+ */
+import assert from "node:assert/strict";
+import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import { ErrorCode } from "../../src/errors.js";
+import { type CliEnv, type CliResult, type HostProcess, runCli, STACK_TRACE_LINE } from "../helpers/cli.js";
+import { waitFor } from "../helpers/context.js";
+import { hostWithCli, makeShare } from "../helpers/share.js";
+import { compareTrees, findPartFiles, isAbsent, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
+
+interface PushFixture {
+  base: string;
+  share: string;
+  host: HostProcess;
+  writeLink: string;
+  env: CliEnv;
+}
+
+/** An empty share hosted with --allow-upload, and a pusher's TELEPORT_HOME. */
+async function uploadHost(t: TestContext, label: string, args: string[] = []): Promise<PushFixture> {
+  const { base, share } = await makeShare(t, label);
+  const host = await hostWithCli(t, { base, share, args: ["--allow-upload", ...args] });
+  assert.ok(host.writeLink !== undefined, "the host printed no write link");
+  await waitFor(async () => host.stderr().includes("share indexed for uploads") || undefined, {
+    what: "the host to index its share",
+  });
+  return { base, share, host, writeLink: host.writeLink, env: { TELEPORT_HOME: join(base, "pusher-home") } };
+}
+
+interface PushJson {
+  files: number;
+  bytes: number;
+  bytesFromNetwork: number;
+  bytesReused: number;
+  seconds: number;
+}
+
+async function pushJson(args: string[], env: CliEnv): Promise<PushJson> {
+  const result = await runCli(["push", ...args, "--json"], env, { timeoutMs: 60_000 });
+  assert.equal(result.code, 0, `push failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as PushJson;
+}
+
+function assertRefused(result: CliResult, code: string): void {
+  assert.notEqual(result.code, 0, "the push succeeded");
+  assert.match(result.stderr, new RegExp(code));
+  assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
+}
+
+test("host --allow-upload prints the read link, then the write link, on stdout and in --link-file", async (t) => {
+  const { base, host, writeLink } = await uploadHost(t, "push-links");
+  const linkFile = await readFile(join(base, "host-home", "share-link.txt"), "utf8");
+  assert.equal(linkFile, `${host.link}\n${writeLink}\n`);
+  assert.match(writeLink, /&write=1$/);
+  assert.doesNotMatch(host.link, /write=/);
+  assert.notEqual(new URL(writeLink).searchParams.get("key"), new URL(host.link).searchParams.get("key"));
+});
+
+test("push of a folder reproduces its tree: bytes, modes, mtimes, symlinks, empty folders", async (t) => {
+  const { base, share, writeLink, env } = await uploadHost(t, "push-tree");
+  const src = join(base, "src");
+  const info = await makeTree(src);
+  const summary = await pushJson([src, writeLink, "--path", "up/load"], env);
+  await compareTrees(src, join(share, "up", "load"), { ignore: info.outsideLinks });
+  assert.equal(summary.files, info.files.size);
+  assert.equal(summary.bytes, info.totalBytes);
+  assert.equal(summary.bytesFromNetwork + summary.bytesReused, summary.bytes);
+  assert.ok(summary.seconds > 0);
+  assert.deepEqual(await findPartFiles(share), []);
+});
+
+test("push of a file puts it in the share's root, or in --path", async (t) => {
+  const { base, share, writeLink, env } = await uploadHost(t, "push-file");
+  await mkdir(join(base, "local"));
+  const file = join(base, "local", "report.bin");
+  await writeFile(file, pseudoRandomBytes(3 * MiB + 5, "report"));
+  await writeFile(join(base, "local", "beside.txt"), "not pushed\n");
+  await pushJson([file, writeLink], env);
+  await pushJson([file, writeLink, "--path", "inbox"], env);
+  assert.deepEqual(await readFile(join(share, "report.bin")), await readFile(file));
+  assert.deepEqual(await readFile(join(share, "inbox", "report.bin")), await readFile(file));
+  assert.deepEqual((await readdir(share)).sort(), ["inbox", "report.bin"]);
+});
+
+test("an upload of a file the host holds under another name sends almost nothing", async (t) => {
+  const { base, share } = await makeShare(t, "push-dedup");
+  const size = 24 * MiB;
+  await writeFile(join(share, "held.bin"), pseudoRandomBytes(size, "held"));
+  const host = await hostWithCli(t, { base, share, args: ["--allow-upload"] });
+  await waitFor(async () => host.stderr().includes("share indexed for uploads") || undefined, {
+    what: "the host to index its share",
+  });
+  const copy = join(base, "renamed.bin");
+  await copyFile(join(share, "held.bin"), copy);
+  const summary = await pushJson([copy, host.writeLink as string], { TELEPORT_HOME: join(base, "pusher") });
+  assert.equal(summary.bytes, size);
+  assert.ok(
+    summary.bytesFromNetwork <= size * 0.001,
+    `${summary.bytesFromNetwork} bytes crossed the network`,
+  );
+  assert.deepEqual(await readFile(join(share, "renamed.bin")), await readFile(copy));
+});
+
+test("a 1-byte insert pushed again sends at most 1% of the file", async (t) => {
+  const { base, share, writeLink, env } = await uploadHost(t, "push-insert");
+  const size = 24 * MiB;
+  const original = pseudoRandomBytes(size, "insert");
+  await mkdir(join(base, "src"));
+  const file = join(base, "src", "data.bin");
+  await writeFile(file, original);
+  const first = await pushJson([file, writeLink], env);
+  assert.equal(first.bytesFromNetwork, size);
+  const middle = size / 2;
+  await writeFile(
+    file,
+    Buffer.concat([original.subarray(0, middle), Buffer.from("!"), original.subarray(middle)]),
+  );
+  const second = await pushJson([file, writeLink], env);
+  assert.equal(second.bytes, size + 1);
+  assert.ok(
+    second.bytesFromNetwork <= (size + 1) * 0.01,
+    `${second.bytesFromNetwork} bytes crossed the network`,
+  );
+  assert.deepEqual(await readFile(join(share, "data.bin")), await readFile(file));
+});
+
+test("a read link may not push: refused before dialing, and by the host when marked as a write link", async (t) => {
+  const { base, share, host, env } = await uploadHost(t, "push-read-link");
+  const src = join(base, "src");
+  await mkdir(src);
+  await writeFile(join(src, "a.txt"), "a\n");
+  assertRefused(await runCli(["push", src, host.link], env), ErrorCode.READ_ONLY);
+  // The marker is for the pusher's benefit only: the host goes by the secret.
+  assertRefused(await runCli(["push", src, `${host.link}&write=1`], env), ErrorCode.READ_ONLY);
+  assert.deepEqual(await readdir(share), []);
+});
+
+test("a host without --allow-upload refuses a push", async (t) => {
+  const { base, share, env } = await makeShare(t, "push-read-only-host");
+  const host = await hostWithCli(t, { base, share });
+  assert.equal(host.writeLink, undefined);
+  const src = join(base, "src");
+  await mkdir(src);
+  await writeFile(join(src, "a.txt"), "a\n");
+  assertRefused(await runCli(["push", src, `${host.link}&write=1`], env), ErrorCode.READ_ONLY);
+  assert.deepEqual(await readdir(share), []);
+});
+
+test("an upload over --max-upload-bytes is refused, leaving nothing behind", async (t) => {
+  const { base, share, writeLink, env } = await uploadHost(t, "push-quota", ["--max-upload-bytes", "1M"]);
+  const src = join(base, "src");
+  await mkdir(src);
+  await writeFile(join(src, "small.bin"), pseudoRandomBytes(MiB / 2, "small"));
+  await writeFile(join(src, "big.bin"), pseudoRandomBytes(MiB, "big"));
+  assertRefused(await runCli(["push", src, writeLink], env), ErrorCode.QUOTA);
+  assert.deepEqual(await readdir(share), []);
+  assert.ok(await isAbsent(join(share, "src")));
+});
