@@ -10,6 +10,7 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import { isPartName } from "../receive/part-names.js";
 import type { HostInternals } from "../serve/faults.js";
 import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
@@ -163,7 +164,11 @@ export class Host {
 
   /** `internals`: for tests only (fault injection); not part of the library's API. */
   static async start(options: HostOptions, internals: HostInternals = {}): Promise<Host> {
-    const share = await Share.open(options.root);
+    // Uploads under way are part files in the share: listed to nobody, indexed as nothing.
+    const share = await Share.open(
+      options.root,
+      options.uploads === undefined ? {} : { leaveOut: isPartName },
+    );
     const identity = await loadOrCreateIdentity(options.home);
     const secret = shareSecret(identity, share.root);
     const index = ChunkIndex.open(options.home);

@@ -46,6 +46,11 @@ function shortened(name: string): string {
   return `${prefix}~${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
 }
 
+/** Whether `name` is a part file's. */
+export function isPartName(name: string): boolean {
+  return PART_NAME.test(name);
+}
+
 /** Whether process `pid` is running (as far as this user can tell). */
 export function isRunning(pid: number): boolean {
   if (pid <= 0) return false;

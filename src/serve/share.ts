@@ -88,6 +88,14 @@ export interface WalkOptions {
   sorted?: boolean;
 }
 
+export interface ShareOptions {
+  /**
+   * Names never listed, in any folder: a host taking uploads leaves out the part files of
+   * uploads under way, which no reader may see and no walk may index as finished files.
+   */
+  leaveOut?: (name: string) => boolean;
+}
+
 /** A folder held open and being listed. */
 interface OpenFolder {
   handle: FolderHandle;
@@ -98,14 +106,17 @@ export class Share {
   readonly root: string;
   readonly name: string;
   readonly #rootFolder: FolderHandle;
+  /** Names the share never lists (ShareOptions.leaveOut). */
+  readonly #leaveOut: ((name: string) => boolean) | undefined;
 
-  private constructor(root: string, rootFd: number) {
+  private constructor(root: string, rootFd: number, options: ShareOptions = {}) {
     this.root = root;
     this.name = basename(root);
     this.#rootFolder = { fd: rootFd, path: root };
+    this.#leaveOut = options.leaveOut;
   }
 
-  static async open(path: string): Promise<Share> {
+  static async open(path: string, options: ShareOptions = {}): Promise<Share> {
     let root: string;
     let fd: number;
     try {
@@ -116,7 +127,7 @@ export class Share {
         throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
       throw toTeleportError(err, `shared folder ${path}`);
     }
-    return new Share(root, fd);
+    return new Share(root, fd, options);
   }
 
   /**
@@ -333,6 +344,7 @@ export class Share {
     try {
       for (const dirent of options.sorted ? sortedByName(dir) : entriesOf(dir)) {
         options.signal?.throwIfAborted();
+        if (this.#leaveOut?.(dirent.name) === true) continue;
         const at = beneath.pathAt(handle, dirent.name);
         const absolutePath = join(folder.absolutePath, dirent.name);
         const wirePath = joinWirePath(folder.entry.path, dirent.name);

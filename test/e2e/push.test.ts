@@ -8,8 +8,16 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises"
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { ErrorCode } from "../../src/errors.js";
-import { type CliEnv, type CliResult, type HostProcess, runCli, STACK_TRACE_LINE } from "../helpers/cli.js";
-import { waitFor } from "../helpers/context.js";
+import {
+  type CliEnv,
+  type CliResult,
+  type HostProcess,
+  type RunningCli,
+  runCli,
+  STACK_TRACE_LINE,
+  spawnCli,
+} from "../helpers/cli.js";
+import { onCleanup, waitFor } from "../helpers/context.js";
 import { hostWithCli, makeShare } from "../helpers/share.js";
 import { compareTrees, findPartFiles, isAbsent, MiB, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -160,4 +168,89 @@ test("an upload over --max-upload-bytes is refused, leaving nothing behind", asy
   assertRefused(await runCli(["push", src, writeLink], env), ErrorCode.QUOTA);
   assert.deepEqual(await readdir(share), []);
   assert.ok(await isAbsent(join(share, "src")));
+});
+
+/** Bytes the process has written to any descriptor, its sockets included (/proc/PID/io's wchar). */
+async function bytesWritten(pid: number): Promise<number | undefined> {
+  const io = await readFile(`/proc/${pid}/io`, "utf8").catch(() => undefined);
+  const match = io?.match(/^wchar: (\d+)$/m);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/** SIGKILLs `running` once it has written `bytes`; resolves with what it had written by then. */
+async function killAfterWriting(running: RunningCli, bytes: number): Promise<number> {
+  const pid = running.process.pid as number;
+  for (;;) {
+    const written = await bytesWritten(pid);
+    if (written === undefined || running.process.exitCode !== null)
+      throw new Error(`the pusher ended before writing ${bytes} bytes: ${running.stderr()}`);
+    if (written >= bytes) {
+      running.process.kill("SIGKILL");
+      await running.result;
+      return written;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The host's pull of an upload is given up (the pusher gone): its log names the push. */
+async function uploadEnded(host: HostProcess, count: number): Promise<void> {
+  await waitFor(async () => (host.stderr().split("pushed to").length > count ? true : undefined), {
+    what: "the host to end the upload",
+  });
+}
+
+const KILL_SIZE = 64 * MiB;
+/** What the host may have been sent and not yet written when the pusher died: its chunk window, twice. */
+const IN_FLIGHT_BYTES = 2 * 16 * MiB;
+
+test("a pusher killed with SIGKILL midway and run again sends only what the host lacks", async (t) => {
+  const { base, share, host, writeLink, env } = await uploadHost(t, "push-kill-pusher");
+  await mkdir(join(base, "src"));
+  const file = join(base, "src", "data.bin");
+  await writeFile(file, pseudoRandomBytes(KILL_SIZE, "kill-pusher"));
+  const doomed = spawnCli(["push", file, writeLink, "--json"], env);
+  onCleanup(t, () => doomed.process.kill("SIGKILL"));
+  const firstRun = await killAfterWriting(doomed, KILL_SIZE / 2);
+  await uploadEnded(host, 1);
+  assert.equal((await findPartFiles(share)).length, 1, "the upload in progress is kept");
+
+  const summary = await pushJson([file, writeLink], env);
+
+  assert.deepEqual(await readFile(join(share, "data.bin")), await readFile(file));
+  assert.deepEqual(await findPartFiles(share), []);
+  assert.ok(summary.bytesReused > 0, "the first run's chunks were kept");
+  assert.equal(summary.bytesFromNetwork + summary.bytesReused, KILL_SIZE);
+  const sent = firstRun + summary.bytesFromNetwork;
+  assert.ok(sent <= KILL_SIZE + IN_FLIGHT_BYTES, `${firstRun} + ${summary.bytesFromNetwork} bytes sent`);
+});
+
+test("a host killed with SIGKILL mid-upload and started again: the push run again resumes", async (t) => {
+  const { base, share } = await makeShare(t, "push-kill-host");
+  const first = await hostWithCli(t, { base, share, args: ["--allow-upload"] });
+  await mkdir(join(base, "src"));
+  const file = join(base, "src", "data.bin");
+  await writeFile(file, pseudoRandomBytes(KILL_SIZE, "kill-host"));
+  const env = { TELEPORT_HOME: join(base, "pusher-home") };
+  const pushing = spawnCli(["push", file, first.writeLink as string], env);
+  onCleanup(t, () => pushing.process.kill("SIGKILL"));
+  const pid = pushing.process.pid as number;
+  await waitFor(async () => ((await bytesWritten(pid)) ?? 0) >= KILL_SIZE / 2 || undefined, {
+    what: "the push to be halfway",
+    intervalMs: 1,
+  });
+  first.process.kill("SIGKILL");
+  const failed = await pushing.result;
+  assert.notEqual(failed.code, 0);
+  assert.equal((await findPartFiles(share)).length, 1, "the upload in progress is kept");
+
+  const linkFile = join(base, "second-link.txt");
+  const again = await hostWithCli(t, { base, share, linkFile, args: ["--allow-upload"] });
+  assert.equal(again.writeLink?.replace(/:\d+\//, ":/"), first.writeLink?.replace(/:\d+\//, ":/"));
+  const summary = await pushJson([file, again.writeLink as string], env);
+
+  assert.deepEqual(await readFile(join(share, "data.bin")), await readFile(file));
+  assert.deepEqual(await findPartFiles(share), []);
+  assert.ok(summary.bytesReused > 0, "the first run's chunks were kept");
+  assert.equal(summary.bytesFromNetwork + summary.bytesReused, KILL_SIZE);
 });
