@@ -27,6 +27,13 @@ export type FoundDownload =
   /** Of another version: a source of chunks, removed once the file is committed. */
   | { kind: "other-version"; id: number; path: string };
 
+/**
+ * Downloads a transfer in this process is writing: another transfer here of the same file (a
+ * host's concurrent uploads to one path) starts its own part file instead of writing into the
+ * same one; each is committed by rename, the last complete one winning.
+ */
+const WRITING_HERE = new Set<number>();
+
 export class Downloads implements DownloadJournal {
   readonly #index: ChunkIndex;
   readonly #chunker: string;
@@ -42,6 +49,8 @@ export class Downloads implements DownloadJournal {
    * for bytes a crash kept from the disk, so each chunk is read and hashed before it counts.
    */
   readonly #unsure = new Map<number, number>();
+  /** The downloads this pull writes (WRITING_HERE), let go of as each ends or the pull fails. */
+  readonly #held = new Set<number>();
   /** Where a chunk of an unsure part file is read back to be hashed (allocated on first use). */
   #readBack: Buffer | undefined;
 
@@ -81,7 +90,8 @@ export class Downloads implements DownloadJournal {
   /** The download an interrupted pull left for `finalPath`, unless another pull still runs it. */
   find(finalPath: string, entry: Entry): FoundDownload | undefined {
     const found = this.#index.findDownload(finalPath);
-    if (found === undefined || (found.owner !== process.pid && isRunning(found.owner))) return undefined;
+    if (found === undefined || WRITING_HERE.has(found.id)) return undefined;
+    if (found.owner !== process.pid && isRunning(found.owner)) return undefined;
     let inode: string | undefined;
     try {
       const stats = lstatSync(found.path, { bigint: true });
@@ -128,17 +138,31 @@ export class Downloads implements DownloadJournal {
   /** Takes over a download for this process. */
   claim(downloadId: number): void {
     this.#index.claim(downloadId);
+    this.#writing(downloadId);
   }
 
   /** Starts the download of `entry` into `part`: its id. */
   start(part: PartFile, finalPath: string, entry: Entry): number {
     const stats = fstatSync(part.fd, { bigint: true });
     const download = { target: finalPath, version: versionOf(entry) };
-    return this.#index.startFile(part.path, stats, this.#chunker, download);
+    const id = this.#index.startFile(part.path, stats, this.#chunker, download);
+    this.#writing(id);
+    return id;
+  }
+
+  #writing(downloadId: number): void {
+    WRITING_HERE.add(downloadId);
+    this.#held.add(downloadId);
+  }
+
+  #done(downloadId: number): void {
+    WRITING_HERE.delete(downloadId);
+    this.#held.delete(downloadId);
   }
 
   /** The download is committed at `finalPath`: next time it is a known copy. */
   finish(downloadId: number, finalPath: string, end: FileEnd, resumed: boolean): void {
+    this.#done(downloadId);
     this.#stopChecking(downloadId);
     this.flushJournal();
     // A journal with more rows than chunks holds a resumed version's leftovers: not vouched for.
@@ -172,6 +196,7 @@ export class Downloads implements DownloadJournal {
 
   /** Drops a record; never throws (the index is a cache: a row it keeps is checked before use). */
   forget(fileId: number): void {
+    this.#done(fileId);
     try {
       this.#index.forget(fileId);
     } catch {
@@ -201,6 +226,7 @@ export class Downloads implements DownloadJournal {
 
   /** After a failure: what was written stays resumable, what was complete stays known. Never throws. */
   saveQuietly(): void {
+    for (const downloadId of [...this.#held]) this.#done(downloadId);
     for (const downloadId of [...this.#unsure.keys()]) this.#stopChecking(downloadId);
     try {
       this.flushJournal();

@@ -4,7 +4,7 @@
  * already held.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { ErrorCode } from "../../src/errors.js";
@@ -253,4 +253,31 @@ test("a host killed with SIGKILL mid-upload and started again: the push run agai
   assert.deepEqual(await findPartFiles(share), []);
   assert.ok(summary.bytesReused > 0, "the first run's chunks were kept");
   assert.equal(summary.bytesFromNetwork + summary.bytesReused, KILL_SIZE);
+});
+
+test("concurrent uploads to one path: each completes, and the file is one of them whole", async (t) => {
+  const { base, share, writeLink, env } = await uploadHost(t, "push-concurrent");
+  const versions = ["one", "two", "three"].map((name) => ({
+    dir: join(base, name),
+    content: pseudoRandomBytes(12 * MiB, name),
+  }));
+  // One size and one mtime: to the host, one version of the file, which a resume would take up.
+  for (const { dir, content } of versions) {
+    await mkdir(dir);
+    await writeFile(join(dir, "same.bin"), content);
+    await utimes(join(dir, "same.bin"), 1_600_000_000, 1_600_000_000);
+  }
+  const pushes = versions.map(({ dir }, at) =>
+    runCli(["push", join(dir, "same.bin"), writeLink, "--json"], {
+      TELEPORT_HOME: `${env.TELEPORT_HOME}-${at}`,
+    }),
+  );
+  for (const result of await Promise.all(pushes)) assert.equal(result.code, 0, result.stderr);
+  const landed = await readFile(join(share, "same.bin"));
+  assert.ok(
+    versions.some(({ content }) => content.equals(landed)),
+    "the file is none of the versions pushed",
+  );
+  assert.deepEqual(await findPartFiles(share), []);
+  assert.deepEqual(await readdir(share), ["same.bin"]);
 });
