@@ -93,6 +93,7 @@ class ShareUploads implements UploadReceiver {
         remotePath: source,
         index: this.#index,
         chunksOverControl: true,
+        ...(this.#options.maxUploadBytes === undefined ? {} : { maxBytes: this.#options.maxUploadBytes }),
       });
       const result: PushSummary = pushSummary(summary);
       client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(result) });

@@ -6,6 +6,7 @@
  * (Feature.HARD_LINKS), and leave chunk requests unanswered.
  */
 import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { ChunkListHash } from "../../src/chunking/manifest.js";
 import { Connection, encodeFrame } from "../../src/engine/connection.js";
@@ -134,12 +135,9 @@ export async function startHostileHost(
   const connections = new Set<Connection>();
   const seen = { chunkRequests: 0 };
   const listener = await tcpTransport.listen(identity, { host: "127.0.0.1", port: 0 }, (stream) => {
-    const connection: Connection = new Connection(stream.stream, {
-      allocateBody: (_type, _id, length) => Buffer.allocUnsafe(length),
-      onFrame: (type, requestId, body) =>
-        answer(connection, { type, requestId, body }, script, content, { ...options, seen }),
-      onClose: () => connections.delete(connection),
-    });
+    const connection = serveHostile(stream.stream, script, content, { ...options, seen }, () =>
+      connections.delete(connection),
+    );
     connections.add(connection);
   });
   const link = formatLink({
@@ -161,6 +159,26 @@ export async function startHostileHost(
       await listener.close();
     },
   };
+}
+
+/**
+ * Answers as the hostile host over `socket`: a hostile pusher does the same on the stream it
+ * handed over once the host took its upload (test/e2e/hostile-pusher.test.ts).
+ */
+export function serveHostile(
+  socket: Duplex,
+  script: Script,
+  content: (path: string) => Buffer,
+  options: HostileOptions & { seen: { chunkRequests: number } },
+  onClose: () => void = () => {},
+): Connection {
+  const connection: Connection = new Connection(socket, {
+    allocateBody: (_type, _id, length) => Buffer.allocUnsafe(length),
+    onFrame: (type, requestId, body) =>
+      answer(connection, { type, requestId, body }, script, content, options),
+    onClose,
+  });
+  return connection;
 }
 
 /** Sends the script, pausing where it says; a connection closed meanwhile ends it. */

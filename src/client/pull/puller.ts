@@ -65,6 +65,7 @@ class Puller implements FileOpener {
   readonly #walker: ManifestWalker;
   readonly #transfers: TransferContext;
   readonly #openFiles = new Set<FileTransfer>();
+  #announcedBytes = 0;
   readonly #destination: Destination;
   readonly #delta: DeltaFetcher | undefined;
 
@@ -171,10 +172,19 @@ class Puller implements FileOpener {
    * open; a promise only when it must wait for that, or for the index.
    */
   open(file: WalkedFile): FileReceiver | Promise<FileReceiver> {
+    this.#countAnnounced(file.entry.size);
     if (this.#openFiles.size >= MAX_OPEN_FILES) return this.#openWhenRoom(file);
     const transfer = FileTransfer.start(file, this.#transfers);
     if (transfer instanceof Promise) return transfer.then((started) => this.#opened(started));
     return this.#opened(transfer);
+  }
+
+  /** Files' bytes the manifest has announced, checked against PullOptions.maxBytes. */
+  #countAnnounced(bytes: number): void {
+    this.#announcedBytes += bytes;
+    const { maxBytes } = this.#options;
+    if (maxBytes !== undefined && this.#announcedBytes > maxBytes)
+      throw new TeleportError(ErrorCode.QUOTA, `the manifest holds more than the ${maxBytes} bytes allowed`);
   }
 
   async #openWhenRoom(file: WalkedFile): Promise<FileReceiver> {

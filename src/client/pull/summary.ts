@@ -61,6 +61,11 @@ export interface PullOptions {
    * upload cannot dial its pusher (push/upload-receiver.ts).
    */
   chunksOverControl?: boolean;
+  /**
+   * Fail with TELEPORT_ERR_QUOTA once the manifest has announced more file bytes than this: an
+   * upload's limit (`host --max-upload-bytes`), which the pusher's own count cannot be trusted with.
+   */
+  maxBytes?: number;
 }
 
 export const REUSE_SCOPES = ["all", "dest", "none"] as const;
