@@ -22,6 +22,7 @@ import { latencyBenchmarks } from "./cases/latency.js";
 import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
+import { pushBenchmarks } from "./cases/push.js";
 import { realTreeBenchmarks } from "./cases/real-tree.js";
 import { startup } from "./cases/startup.js";
 import { transferBenchmarks } from "./cases/transfers.js";
@@ -36,6 +37,7 @@ import type { BenchContext, Benchmark, BenchOutcome, BenchRecord, SuiteResult } 
 /** In the order targets.md lists them. */
 const BENCHMARKS: readonly Benchmark[] = [
   ...transferBenchmarks,
+  ...pushBenchmarks,
   ...dedupBenchmarks,
   ...latencyBenchmarks,
   load,

@@ -112,12 +112,12 @@ export interface RsyncDaemon {
  * `dir`; returns its path. uid/gid root: as root the daemon would otherwise drop to nobody, and
  * then fail on any benchmark directory that nobody cannot read.
  */
-function writeRsyncdConfig(dir: string, moduleDir: string): string {
+function writeRsyncdConfig(dir: string, moduleDir: string, writable: boolean): string {
   const configPath = join(dir, "rsyncd.conf");
   const lines = ["use chroot = no", "uid = root", "gid = root", `log file = ${join(dir, "rsyncd.log")}`];
   writeFileSync(
     configPath,
-    [...lines, "[bench]", `  path = ${moduleDir}`, "  read only = yes", ""].join("\n"),
+    [...lines, "[bench]", `  path = ${moduleDir}`, `  read only = ${writable ? "no" : "yes"}`, ""].join("\n"),
   );
   return configPath;
 }
@@ -125,10 +125,17 @@ function writeRsyncdConfig(dir: string, moduleDir: string): string {
 /** The port an rsync daemon listens on where it has a host to itself. */
 const RSYNC_PORT = 873;
 
-/** An rsync daemon serving `moduleDir` read-only as module `bench`, on `site` (loopback by default). */
-export function startRsyncDaemon(moduleDir: string, site: ServerSite = LOOPBACK): Promise<RsyncDaemon> {
+/**
+ * An rsync daemon serving `moduleDir` read-only as module `bench`, on `site` (loopback by
+ * default); `writable`: taking uploads into it (the push benchmarks).
+ */
+export function startRsyncDaemon(
+  moduleDir: string,
+  site: ServerSite = LOOPBACK,
+  writable = false,
+): Promise<RsyncDaemon> {
   return startInTempDir("rsyncd", async (temp) => {
-    const configPath = writeRsyncdConfig(temp.path, moduleDir);
+    const configPath = writeRsyncdConfig(temp.path, moduleDir, writable);
     const port = await site.port(RSYNC_PORT);
     const server = await site.startServer(
       "rsync daemon",

@@ -23,6 +23,8 @@ export function findTeleportCli(repoRoot: string): string | null {
 
 export interface TeleportHost {
   readonly link: string;
+  /** The write link (`--allow-upload`), the link file's second line; "" without. */
+  readonly writeLink: string;
   readonly server: ServerProcess;
   /** From spawn to the link file being written: startup plus indexing the share. */
   readonly readySeconds: number;
@@ -82,6 +84,7 @@ export function startTeleportHost(
     const readySeconds = Number(process.hrtime.bigint() - started) / 1e9;
     return {
       link: readLinkFile(linkFile),
+      writeLink: (readFileSync(linkFile, "utf8").split("\n")[1] ?? "").trim(),
       server,
       readySeconds,
       stop: async () => {

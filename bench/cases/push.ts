@@ -1,0 +1,219 @@
+/**
+ * Pushes on loopback: `teleport push` into a host started with --allow-upload, beside `rsync`
+ * pushing to an rsync daemon that takes uploads and `scp` uploading to a private sshd, the same
+ * payload, each tool once per round in rotating order after a warm-up round. Every copy is
+ * checked against the payload before its time counts. Each teleport run gets a fresh host
+ * state (TELEPORT_HOME) on both sides and an empty folder: a cold upload, as the peers' are, not
+ * one the host's chunk index could turn into local copies.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { CommandSpec } from "../lib/measure.js";
+import { ensureRandomFile, ensureRandomTree, type Payload } from "../lib/payload.js";
+import { startRsyncDaemon, startSshServer, whyUnavailable } from "../lib/peers.js";
+import { makeTempDir, type ServerProcess, treeScratchParent } from "../lib/processes.js";
+import type { RunCost } from "../lib/stats.js";
+import { runsFigure } from "../lib/stats.js";
+import { startTeleportHost } from "../lib/teleport.js";
+import { errorMessage, measuredCopy, runRounds, SSH_PACKAGES } from "../lib/transfer.js";
+import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
+
+const MiB = 1024 * 1024;
+
+/** One run's receiving side: its server, and the command that pushes the payload into `runDir`. */
+interface Receiver {
+  server: ServerProcess;
+  command: CommandSpec;
+  stop(): Promise<void>;
+}
+
+interface PushTool {
+  name: string;
+  role: Figure["role"];
+  packages: readonly string[];
+  /** Starts what receives one run into `runDir` (an empty folder the copy lands in). */
+  receive(context: BenchContext, payload: Payload, runDir: string): Promise<Receiver>;
+}
+
+/** A fresh `teleport host --allow-upload` per run: the push is then a cold one. */
+const teleportPush: PushTool = {
+  name: "teleport",
+  role: "subject",
+  packages: [],
+  receive: async ({ cli }, payload, runDir) => {
+    const host = await startTeleportHost(cli, runDir, { hostArgs: ["--allow-upload"] });
+    const pusherHome = mkdtempSync(join(runDir, "..", ".pusher-"));
+    return {
+      server: host.server,
+      command: {
+        command: process.execPath,
+        // A folder's contents go into --path; a file lands in the share's root under its name.
+        args: [
+          cli,
+          "push",
+          payload.path,
+          host.writeLink,
+          ...(payload.files === 1 ? [] : ["--path", payload.name]),
+          "--json",
+        ],
+        env: { ...process.env, TELEPORT_HOME: pusherHome },
+      },
+      stop: async () => {
+        await host.stop();
+        rmSync(pusherHome, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+const rsyncDaemonPush: PushTool = {
+  name: "rsync-daemon",
+  role: "peer",
+  packages: ["rsync"],
+  receive: async (_context, payload, runDir) => {
+    const daemon = await startRsyncDaemon(runDir, undefined, true);
+    return {
+      server: daemon.server,
+      command: { command: "rsync", args: ["-a", payload.path, `${daemon.moduleUrl}/`] },
+      stop: () => daemon.stop(),
+    };
+  },
+};
+
+const scpPush: PushTool = {
+  name: "scp",
+  role: "peer",
+  packages: SSH_PACKAGES,
+  receive: async (_context, payload, runDir) => {
+    const ssh = await startSshServer();
+    return {
+      server: ssh.server,
+      command: {
+        command: "scp",
+        args: [...ssh.scpArgs, "-r", "-p", payload.path, ssh.remotePath(`${runDir}/`)],
+      },
+      stop: () => ssh.stop(),
+    };
+  },
+};
+
+const PUSH_TOOLS = [teleportPush, rsyncDaemonPush, scpPush];
+
+interface Contender {
+  name: string;
+  failure: string | null;
+  tool: PushTool;
+  runs: (RunCost & { wallSeconds: number })[];
+}
+
+/** Pushes `payload` with every tool that can run here, `context.runs` timed rounds after a warm-up. */
+async function comparePushes(context: BenchContext, payload: Payload): Promise<BenchOutcome> {
+  const notes: string[] = [];
+  const contenders: Contender[] = [];
+  for (const tool of PUSH_TOOLS) {
+    const missing = whyUnavailable(context.unavailable, tool.packages);
+    if (missing === null) contenders.push({ name: tool.name, failure: null, tool, runs: [] });
+    else notes.push(`${tool.name}: skipped: ${missing}`);
+  }
+  const scratch = makeTempDir("push", treeScratchParent(payload.bytes));
+  try {
+    await runRounds(context, contenders, async (contender, round, label) => {
+      const runDir = join(scratch.path, `${contender.name}-${round}`);
+      mkdirSync(runDir, { recursive: true });
+      const receiver = await contender.tool.receive(context, payload, runDir);
+      try {
+        const copy = join(runDir, payload.name);
+        const { client: _client, ...run } = await measuredCopy(
+          receiver.command,
+          receiver.server,
+          payload,
+          copy,
+        );
+        context.log(`${label}: ${run.wallSeconds.toFixed(3)} s`);
+        if (round > 0) contender.runs.push(run);
+      } finally {
+        await receiver.stop();
+        rmSync(runDir, { recursive: true, force: true });
+      }
+    });
+  } finally {
+    scratch.remove();
+  }
+  return summarize(payload, contenders, notes);
+}
+
+function summarize(payload: Payload, contenders: readonly Contender[], notes: string[]): BenchOutcome {
+  const figures: Figure[] = [];
+  for (const { tool, runs, failure } of contenders) {
+    if (failure !== null) notes.push(`${tool.name}: failed: ${failure}`);
+    if (failure !== null || runs.length === 0) continue;
+    const seconds = runs.map((run) => run.wallSeconds);
+    const result = runsFigure(
+      { tool: tool.name, role: tool.role, metric: "seconds", better: "lower" },
+      runs,
+      seconds,
+    );
+    result.megabytesPerSecond = payload.bytes / 1e6 / result.median;
+    result.details = { filesPerSecond: payload.files / result.median };
+    figures.push(result);
+  }
+  const subject = figures.find((candidate) => candidate.role === "subject");
+  if (subject === undefined)
+    return { status: "failed", reason: notes.join("; ") || "teleport produced no figure" };
+  const ratios: Ratio[] = figures
+    .filter((other) => other !== subject)
+    .map((other) => ({ name: `speed vs ${other.tool}`, value: other.median / subject.median }));
+  const checks: Check[] = figures
+    .filter((other) => other !== subject)
+    .map((other) => {
+      const ratio = other.median / subject.median;
+      return { description: `faster than ${other.tool} push: ${ratio.toFixed(2)}x`, met: ratio >= 1 };
+    });
+  return {
+    status: "ok",
+    figures,
+    ratios,
+    checks,
+    notes,
+    details: { payload: { name: payload.name, bytes: payload.bytes, files: payload.files } },
+  };
+}
+
+export const pushBulk1GiB: Benchmark = {
+  name: "push_bulk_1gib",
+  title: "cold push of one 1 GiB random file (quick: 128 MiB)",
+  target: "beside rsync to a daemon and scp, same run",
+  quick: false,
+  packages: ["rsync", ...SSH_PACKAGES],
+  run: async (context) => {
+    const bytes = context.quick ? 128 * MiB : 1024 * MiB;
+    const payload = await ensureRandomFile(join(context.workDir, `file-${bytes / MiB}m`, "file.bin"), bytes);
+    return comparePushes(context, payload).catch((error: unknown) => ({
+      status: "failed" as const,
+      reason: errorMessage(error),
+    }));
+  },
+};
+
+export const pushManySmall: Benchmark = {
+  name: "push_many_small",
+  title: "cold push of 20,000 files of 10 KB (quick: 1,000)",
+  target: "beside rsync to a daemon and scp, same run",
+  quick: false,
+  packages: ["rsync", ...SSH_PACKAGES],
+  run: async (context) => {
+    const count = context.quick ? 1000 : 20_000;
+    const payload = await ensureRandomTree(
+      join(context.workDir, "trees"),
+      `small-${count}`,
+      [{ count, bytes: 10_000 }],
+      1000,
+    );
+    return comparePushes(context, payload).catch((error: unknown) => ({
+      status: "failed" as const,
+      reason: errorMessage(error),
+    }));
+  },
+};
+
+export const pushBenchmarks: readonly Benchmark[] = [pushBulk1GiB, pushManySmall];
