@@ -1,5 +1,6 @@
 /**
- * teleport as a library: host a folder, connect to a share link, pull, list and read ranges.
+ * teleport as a library: host a folder, connect to a share link, pull, list and read ranges,
+ * push into a host that takes uploads (`Host.start({ uploads: uploadReceiver() })`).
  * The CLI (src/cli) is a thin layer over exactly these. This is the package's one entry point
  * (package.json `exports`): what a library user needs is exported here, nothing else is public.
  */
@@ -24,6 +25,8 @@ export {
 } from "./client/pull-link.js";
 export { ErrorCode, isErrorCode, isTeleportError, TeleportError } from "./errors.js";
 export { Host, type HostOptions } from "./host/host.js";
+export { type PushOptions, type PushSummary, push } from "./push/pusher.js";
+export { type UploadOptions, uploadReceiver } from "./push/upload-receiver.js";
 export { ChunkIndex, type IndexStats } from "./store/chunk-index.js";
 export { teleportHome } from "./store/teleport-home.js";
 export { formatLink, parseLink, type ShareLink } from "./transport/link.js";
