@@ -37,6 +37,8 @@ export const ErrorCode = {
   /** TELEPORT_HOME/config.json cannot be read, is not JSON, or holds a key or value teleport does not take. */
   CONFIG: "TELEPORT_ERR_CONFIG",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
+  /** `pull --include/--exclude` against a host that cannot apply them (no Feature.FILTERS). */
+  FILTERS_UNSUPPORTED: "TELEPORT_ERR_FILTERS_UNSUPPORTED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -61,6 +63,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.HOST_BUSY]: "the host is serving as many clients as it takes; the pull retries when it says",
   [ErrorCode.CANCELLED]: "run the same command again to resume: finished files and chunks are kept",
   [ErrorCode.NOT_FOUND]: "`teleport ls LINK [folder]` lists what the share holds",
+  [ErrorCode.FILTERS_UNSUPPORTED]:
+    "the host runs a teleport without --include/--exclude: upgrade it, or pull without them",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 

@@ -147,7 +147,7 @@ export class Host {
   static async start(options: HostOptions, internals: HostInternals = {}): Promise<Host> {
     const share = await Share.open(options.root);
     const identity = await loadOrCreateIdentity(options.home);
-    const secret = shareSecret(identity, share.root);
+    const secret = shareSecret(identity, share.source);
     const index = ChunkIndex.open(options.home);
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();
@@ -353,6 +353,7 @@ function threadData(
   return Array.from({ length: count }, (_, thread) => ({
     root: context.share.root,
     rootFd: duplicate(context.share.rootFd),
+    only: context.share.only,
     listenerFd: duplicate(server),
     home: options.home,
     keyPem: identity.keyPem,

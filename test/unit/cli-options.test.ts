@@ -4,7 +4,7 @@
  * and --version and --help answer without running anything.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -174,9 +174,10 @@ describe("usage errors", () => {
   });
 
   it("a usage error found by a command also exits 2; other errors exit 1 with their code and hint", async () => {
-    const notAFolder = join(home, "a-file");
-    writeFileSync(notAFolder, "x");
-    await assertUsageError(["host", notAFolder], new RegExp(`${ErrorCode.USAGE}: .*a-file is not a folder`));
+    await assertUsageError(
+      ["host", "/dev/null"],
+      new RegExp(`${ErrorCode.USAGE}: /dev/null is not a folder or a regular file`),
+    );
 
     const { code, stderr } = await run(["pull", NOT_A_LINK, join(home, "dest")]);
     assert.equal(code, EXIT_FAILURE);

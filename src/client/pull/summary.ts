@@ -5,6 +5,7 @@
 import type { ErrorCode, TeleportError } from "../../errors.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { TransportKind } from "../../transport/transport.js";
+import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
 import type { PoolReport, StreamStats } from "../pool/stream-pool.js";
 
@@ -55,6 +56,13 @@ export interface PullOptions {
    * the host must allow it, or the pull fails with ENCRYPTION_REQUIRED.
    */
   plaintext?: boolean;
+  /** `--exclude`/`--include`, in the order given (src/filter); the host applies them as it walks. */
+  filters?: FilterRule[];
+  /**
+   * `--delete`: once the pull has succeeded (no entry failed), entries of DEST inside the pulled
+   * subtree that the source lacks are removed, but those the filters exclude.
+   */
+  delete?: boolean;
 }
 
 export const REUSE_SCOPES = ["all", "dest", "none"] as const;
@@ -226,6 +234,9 @@ export interface PullSummary {
    */
   skipped: SkippedEntry[];
   skippedCount: number;
+  /** With `delete`: entries of DEST removed, each folder's contents included (the first 1,000 by path). */
+  deleted: string[];
+  deletedCount: number;
 }
 
 export interface SkippedEntry {
@@ -271,6 +282,8 @@ export class Tally {
     failureCount: 0,
     skipped: [],
     skippedCount: 0,
+    deleted: [],
+    deletedCount: 0,
   };
   readonly #progress: ProgressSink | undefined;
 
