@@ -6,9 +6,10 @@
  * is refused, not followed, so nothing outside the root is ever removed; a symlink named for
  * removal is removed itself, never what it points to. A folder is emptied first, depth-first,
  * through descriptors, and what `protect` keeps inside it keeps the folder (as rsync, which
- * leaves "cannot delete non-empty directory").
+ * leaves "cannot delete non-empty directory"). A folder something is removed from keeps its
+ * mtime: a mirror's folders keep the times the pull gave them from the source.
  */
-import { closeSync, constants, rmdirSync } from "node:fs";
+import { closeSync, constants, fstatSync, futimesSync, rmdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { toTeleportError } from "../errors.js";
 import { directoryIo, type OpenFolder } from "./directory-io.js";
@@ -77,7 +78,9 @@ class Remover {
         folder = directoryIo.openFolder(folder, name);
         opened.push(folder);
       }
+      const times = fstatSync(folder.fd);
       this.#removeName(folder, last, path);
+      if (!this.#dryRun) restoreTimes(folder.fd, times);
     } catch (err) {
       this.#failed(path, toTeleportError(err).detail);
     } finally {
@@ -147,6 +150,15 @@ class Remover {
 function removeFolderAt(folder: OpenFolder, name: string): void {
   const base = directoryIo.kind === "path" ? folder.path : `/proc/self/fd/${folder.fd}`;
   rmdirSync(join(base, name));
+}
+
+/** Puts a folder's times back; a folder this user may not set them on keeps the new ones. */
+function restoreTimes(fd: number, times: Stats): void {
+  try {
+    futimesSync(fd, times.atimeMs / 1000, times.mtimeMs / 1000);
+  } catch {
+    // not the owner: the removal stands, with the folder's times as the kernel left them
+  }
 }
 
 function closeFolder(folder: OpenFolder): void {
