@@ -81,12 +81,16 @@ function time(label: string, entries: readonly Entry[], make: () => (p: string, 
     seconds.push((performance.now() - started) / 1000);
   }
   const ms = median(seconds) * 1000;
-  console.log(`| ${label} | ${entries.length} | ${excluded.length} | ${ms.toFixed(1)} ms | ${((ms * 1e6) / entries.length).toFixed(0)} ns |`);
+  console.log(
+    `| ${label} | ${entries.length} | ${excluded.length} | ${ms.toFixed(1)} ms | ${((ms * 1e6) / entries.length).toFixed(0)} ns |`,
+  );
   return excluded;
 }
 
 const entries = listTree(values.tree);
-console.log("| matcher | entries | left out | walk's decisions (median) | per entry |\n|---|---|---|---|---|");
+console.log(
+  "| matcher | entries | left out | walk's decisions (median) | per entry |\n|---|---|---|---|---|",
+);
 const ours = time("PathFilter (picomatch)", entries, () => {
   const filter = PathFilter.compile(RULES);
   return (path, isFolder) => filter.excludes(path, isFolder);
@@ -102,5 +106,7 @@ if (from === undefined) {
     return (path, isFolder) => matcher.ignores(isFolder ? `${path}/` : path);
   });
   const same = theirs.length === ours.length && theirs.every((path, i) => path === ours[i]);
-  console.log(same ? "both leave out the same paths" : `they differ: ${ours.length} against ${theirs.length}`);
+  console.log(
+    same ? "both leave out the same paths" : `they differ: ${ours.length} against ${theirs.length}`,
+  );
 }
