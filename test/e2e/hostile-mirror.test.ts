@@ -16,11 +16,13 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
+import { TeleportClient } from "../../src/client/client.js";
 import { ErrorCode } from "../../src/errors.js";
-import { Feature } from "../../src/wire/messages.js";
+import { Feature, FilterKind, type FilterRule } from "../../src/wire/messages.js";
 import { runCli } from "../helpers/cli.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 import { dirEntry, fileFrames, hostile, type ScriptStep, startHostileHost } from "../helpers/hostile-host.js";
+import { hostInProcess, makeShare } from "../helpers/share.js";
 
 const DATA = Buffer.from("the one file the host may send\n");
 
@@ -47,6 +49,22 @@ describe("hostile mirror", () => {
       assert.match(pulled.stderr, new RegExp(`${ErrorCode.PROTOCOL}: .*leave out`));
       assert.ok(!existsSync(join(dest, "x.o")) && !existsSync(join(dest, "build")));
     }
+  });
+
+  it("a client's rules the host does not take are refused with USAGE, and the host serves on", async (t) => {
+    const folder = await makeShare(t, "hostile-mirror", { "a.o": "a", "b.c": "b" });
+    const host = await hostInProcess(t, folder);
+    const client = await TeleportClient.connect(host.url);
+    onCleanup(t, () => client.close());
+    const walk = async (filters: FilterRule[]) => {
+      const paths: string[] = [];
+      for await (const event of client.manifest("", undefined, filters))
+        if (event.kind === "file-begin") paths.push(event.entry.path);
+      return paths;
+    };
+    for (const pattern of ["a/***", "../x", ""])
+      await assert.rejects(walk([{ kind: FilterKind.EXCLUDE, pattern }]), { code: ErrorCode.USAGE }, pattern);
+    assert.deepEqual(await walk([{ kind: FilterKind.EXCLUDE, pattern: "*.o" }]), ["b.c"]);
   });
 
   it("filters are not sent to a host without them: a clear error, nothing pulled", async (t) => {

@@ -166,6 +166,43 @@ describe("--compress-level", () => {
   });
 });
 
+describe("--exclude and --include", () => {
+  it("reach pull as one list, in the order typed", async () => {
+    const options = await parsedOptions([
+      "pull",
+      NOT_A_LINK,
+      "dest",
+      "--include",
+      "*.c",
+      "--exclude",
+      "/build",
+      "--include",
+      "*/",
+      "--exclude",
+      "*",
+      "--delete",
+      "--dry-run",
+    ]);
+    const rules = [
+      { kind: "include", pattern: "*.c" },
+      { kind: "exclude", pattern: "/build" },
+      { kind: "include", pattern: "*/" },
+      { kind: "exclude", pattern: "*" },
+    ];
+    assert.deepEqual(options.exclude, rules);
+    assert.deepEqual(options.include, rules);
+    assert.equal(options.delete, true);
+    assert.equal(options.dryRun, true);
+  });
+
+  it("a pattern teleport does not take is a usage error before any connection", async () => {
+    await assertUsageError(
+      ["pull", NOT_A_LINK, "dest", "--exclude", "a/***"],
+      /TELEPORT_ERR_USAGE: the pattern "a\/\*\*\*"/,
+    );
+  });
+});
+
 describe("usage errors", () => {
   it("an unknown command, an unknown option or a missing argument exits 2 with one line", async () => {
     await assertUsageError(["teleprot"], /unknown command 'teleprot'/);
