@@ -175,18 +175,15 @@ async function dryRunCommand(
   await writeOut(flags.json === true ? jsonLine(report) : dryRunLines(report));
 }
 
-/** The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read some entries. */
+/**
+ * The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read
+ * some entries, or `--delete` could not remove some.
+ */
 async function reportPull(
   summary: PullLinkSummary,
   { json, quiet }: { json: boolean; quiet: boolean },
 ): Promise<void> {
-  const partial =
-    summary.failureCount > 0
-      ? new TeleportError(
-          ErrorCode.PARTIAL,
-          `${summary.failureCount} of the entries could not be read on the host`,
-        )
-      : undefined;
+  const partial = partialPull(summary);
   if (json) {
     const usage = process.resourceUsage();
     const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
@@ -198,6 +195,17 @@ async function reportPull(
   }
   process.stderr.write(leftOutLines(summary));
   if (partial !== undefined) throw partial;
+}
+
+function partialPull(summary: PullLinkSummary): TeleportError | undefined {
+  if (summary.failureCount > 0)
+    return new TeleportError(
+      ErrorCode.PARTIAL,
+      `${summary.failureCount} of the entries could not be read on the host`,
+    );
+  if (summary.deleteFailureCount > 0)
+    return new TeleportError(ErrorCode.PARTIAL, `${summary.deleteFailureCount} entries could not be deleted`);
+  return undefined;
 }
 
 /** The chunk index in TELEPORT_HOME; a home that cannot be used is named, with what to do. */

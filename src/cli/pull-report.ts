@@ -59,6 +59,10 @@ export function leftOutLines(summary: PullLinkSummary): string {
   }
   const unlistedFailures = summary.failureCount - summary.failures.length;
   if (unlistedFailures > 0) text += `teleport: not pulled: ${unlistedFailures} more\n`;
+  for (const { path, message } of summary.deleteFailures)
+    text += terminalLine(`teleport: not deleted: "${path}": ${message}`);
+  const unlistedDeletes = summary.deleteFailureCount - summary.deleteFailures.length;
+  if (unlistedDeletes > 0) text += `teleport: not deleted: ${unlistedDeletes} more\n`;
   return text;
 }
 

@@ -20,7 +20,7 @@ import { TeleportClient } from "../../src/client/client.js";
 import { ErrorCode } from "../../src/errors.js";
 import { Feature, FilterKind, type FilterRule } from "../../src/wire/messages.js";
 import { runCli } from "../helpers/cli.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { dirEntry, fileFrames, hostile, type ScriptStep, startHostileHost } from "../helpers/hostile-host.js";
 import { hostInProcess, makeShare } from "../helpers/share.js";
 
@@ -109,12 +109,52 @@ describe("hostile mirror", () => {
     assert.deepEqual(readdirSync(outside).sort(), ["old.txt", "other.txt"], pulled.stderr);
     for (const name of ["old.txt", "other.txt"])
       assert.equal(readFileSync(join(outside, name), "utf8"), "VICTIM\n");
-    // The pull refuses to write through the symlink and fails: a failed pull deletes nothing. (A
-    // pull that got past it would find no folder to compare there, and could remove nothing
-    // through it: test/unit/remove-beneath.test.ts.)
+    // Writing sub/a.txt through the symlink is refused, and a failed pull deletes nothing.
     const summary = JSON.parse(pulled.stdout) as { error?: { code: string }; deleted?: string[] };
     assert.equal(summary.error?.code, ErrorCode.UNSAFE_NAME, pulled.stdout);
     assert.equal(readFileSync(join(dest, "stale.txt"), "utf8"), "stale\n", "a failed pull deleted nothing");
+    for (const name of ["old.txt", "other.txt"]) assert.ok(existsSync(join(base, "sub-moved", name)), name);
+  });
+
+  it("--delete's removals refuse a DEST folder swapped for a symlink after it was compared", async (t) => {
+    const base = await tempDir(t, "hostile-mirror");
+    const dest = join(base, "dest");
+    const outside = join(base, "outside");
+    mkdirSync(join(dest, "sub"), { recursive: true });
+    mkdirSync(outside);
+    for (const name of ["old.txt", "other.txt"]) {
+      writeFileSync(join(dest, "sub", name), "extra in DEST\n");
+      writeFileSync(join(outside, name), "VICTIM\n");
+    }
+    writeFileSync(join(dest, "stale.txt"), "stale\n");
+    // DEST/zz is made once the walk has left sub: sub's extras are noted by then.
+    const swapOnceCompared = async () => {
+      await waitFor(() => existsSync(join(dest, "zz")), { what: "the pull to leave sub" });
+      renameSync(join(dest, "sub"), join(base, "sub-moved"));
+      symlinkSync(outside, join(dest, "sub"));
+    };
+    const script: ScriptStep[] = [
+      hostile.entries([dirEntry(""), dirEntry("sub")]),
+      hostile.entries([dirEntry("zz")]),
+      { pause: swapOnceCompared },
+      ...fileFrames("zz/a.txt", DATA),
+    ];
+    const host = await hostileHost(t, base, script, 0);
+    const pulled = await runCli(["pull", host.link, dest, "--delete", "--json"], {
+      TELEPORT_HOME: join(base, "home"),
+    });
+    assert.deepEqual(readdirSync(outside).sort(), ["old.txt", "other.txt"], pulled.stderr);
+    for (const name of ["old.txt", "other.txt"])
+      assert.equal(readFileSync(join(outside, name), "utf8"), "VICTIM\n");
+    const summary = JSON.parse(pulled.stdout) as {
+      error?: { code: string };
+      deleted: string[];
+      deleteFailures: { path: string; message: string }[];
+    };
+    assert.equal(summary.error?.code, ErrorCode.PARTIAL, pulled.stdout);
+    assert.deepEqual(summary.deleted, ["stale.txt"]);
+    assert.deepEqual(summary.deleteFailures.map(({ path }) => path).sort(), ["sub/old.txt", "sub/other.txt"]);
+    assert.match(pulled.stderr, /not deleted: "sub\/old.txt"/);
     for (const name of ["old.txt", "other.txt"]) assert.ok(existsSync(join(base, "sub-moved", name)), name);
   });
 });

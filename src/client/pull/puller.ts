@@ -279,8 +279,8 @@ class Puller implements FileOpener {
     const report = this.#mirror.remove();
     summary.deleted = report.removed;
     summary.deletedCount = report.removedCount;
-    for (const { path, message } of report.failures)
-      this.#tally.failed(path, ErrorCode.IO, `not deleted: ${message}`);
+    summary.deleteFailures = report.failures;
+    summary.deleteFailureCount = report.failureCount;
   }
 
   #reportStreams(report: PoolReport): void {

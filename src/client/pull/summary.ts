@@ -237,6 +237,9 @@ export interface PullSummary {
   /** With `delete`: entries of DEST removed, each folder's contents included (the first 1,000 by path). */
   deleted: string[];
   deletedCount: number;
+  /** With `delete`: what could not be removed, and why (the first 1,000); the pull is then partial. */
+  deleteFailures: { path: string; message: string }[];
+  deleteFailureCount: number;
 }
 
 export interface SkippedEntry {
@@ -284,6 +287,8 @@ export class Tally {
     skippedCount: 0,
     deleted: [],
     deletedCount: 0,
+    deleteFailures: [],
+    deleteFailureCount: 0,
   };
   readonly #progress: ProgressSink | undefined;
 
