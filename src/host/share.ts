@@ -229,7 +229,8 @@ export class Share {
     try {
       const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
         within: this.root,
-        followInside: true,
+        // A share of one file: not even a symlink inside, put in the file's place, is followed.
+        followInside: this.only === undefined,
       });
       return { fd, path: join(this.root, relPath) };
     } catch (err) {

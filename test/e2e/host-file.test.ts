@@ -4,7 +4,19 @@
  * folder answers any request (ls, cat, pull --path, `..`), over either transport.
  */
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { ErrorCode } from "../../src/errors.js";
@@ -46,7 +58,7 @@ describe("host FILE", () => {
   });
 
   it("no other name of the file's folder answers ls, cat or pull, nor a path with ..", async (t) => {
-    const { base, env, link } = await sharedFile(t);
+    const { base, env, link, file } = await sharedFile(t);
     const listed = await runCli(["ls", link, "--json"], env);
     assert.equal(listed.code, 0, listed.stderr);
     const names = listed.stdout
@@ -69,6 +81,28 @@ describe("host FILE", () => {
       assert.match(refused.stderr, new RegExp(`${ErrorCode.NOT_FOUND}|${ErrorCode.PATH_ESCAPE}`));
       assert.doesNotMatch(refused.stdout, /not shared/);
     }
+    // A local user puts a symlink to a sibling in the file's place: it is not followed.
+    renameSync(file, join(base, "moved.bin"));
+    symlinkSync("secret.txt", file);
+    for (const args of [
+      ["cat", link, "file.bin"],
+      ["pull", link, join(base, "s1"), "--path", "file.bin"],
+      ["pull", link, join(base, "s2")],
+    ]) {
+      const through = await runCli(args, env);
+      assert.doesNotMatch(through.stdout, /not shared/, args.join(" "));
+      for (const dest of ["s1", "s2"])
+        assert.ok(
+          !existsSync(join(base, dest, "file.bin")) ||
+            lstatSync(join(base, dest, "file.bin")).isSymbolicLink(),
+        );
+    }
+    const asListed = await runCli(["ls", link, "file.bin", "--json"], env);
+    assert.equal(asListed.code, 0, asListed.stderr);
+    assert.equal((JSON.parse(asListed.stdout) as { kind: string }).kind, "symlink", "described, not followed");
+    rmSync(file);
+    renameSync(join(base, "moved.bin"), file);
+
     // QUIC is served by the host's main thread, TCP by its threads (each adopting the share).
     const overQuic = await runCli(
       ["pull", link, join(base, "q1"), "--path", "file.bin", "--transport", "quic"],

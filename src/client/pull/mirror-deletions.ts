@@ -1,8 +1,9 @@
 /**
  * `pull --delete`: what DEST holds inside the pulled subtree that the source does not. Found
  * folder by folder as the manifest walks: each folder's names are kept while the walk is inside
- * it, and when the walk leaves it its DEST listing is compared with them. Memory: the names of
- * the folders the walk is inside (one path from the top, not the tree), and the entries to remove
+ * it, and when the walk leaves it its DEST listing is compared with them, through its DEST folder
+ * opened once beneath its parent's. Memory: the names (and a descriptor) of the folders the walk
+ * is inside (one path from the top, not the tree), and the entries to remove
  * (an extra folder is one, whatever it holds). Nothing is removed here: the pull removes them
  * (platform/remove-beneath.ts) once it has succeeded, never after a failed or partial one.
  */
@@ -17,6 +18,8 @@ interface WalkedFolder {
   /** "/"-separated, relative to DEST ("" DEST itself). */
   readonly path: string;
   readonly names: Set<string>;
+  /** Its DEST folder, once opened (by it or a folder inside it), until the walk leaves it. */
+  open?: OpenFolder | undefined;
 }
 
 export interface MirrorDeletionsOptions {
@@ -94,36 +97,58 @@ export class MirrorDeletions {
   #leave(): void {
     const folder = this.#inside.pop();
     if (folder === undefined) return;
-    const opened = this.#open(folder.path);
-    if (opened === undefined) return; // not in DEST (it failed to be made): nothing to compare
+    const opened = this.#opened(folder, this.#inside.length);
     try {
-      for (const name of directoryIo.list(opened.folder)) {
-        if (folder.names.has(name) || partFileWriter(name) !== undefined) continue;
-        const stat = directoryIo.stat(opened.folder, name);
-        if (stat === undefined) continue;
-        const path = folder.path === "" ? name : `${folder.path}/${name}`;
-        const isFolder = (stat.mode & constants.S_IFMT) === constants.S_IFDIR;
-        if (!this.#options.protect(path, isFolder)) this.extras.push(path);
-      }
+      if (opened !== undefined) this.#noteExtras(folder, opened);
     } finally {
-      for (const fd of opened.fds) closeSync(fd);
+      if (folder.open !== undefined && folder.open !== this.#root) closeSync(folder.open.fd);
+      folder.open = undefined;
     }
   }
 
-  /** The folder at `path` beneath DEST, each component opened beneath the last, no symlink followed. */
-  #open(path: string): { folder: OpenFolder; fds: number[] } | undefined {
-    const fds: number[] = [];
-    let folder: OpenFolder;
+  /** Compares the folder's DEST listing with the source's names. */
+  #noteExtras(folder: WalkedFolder, opened: OpenFolder): void {
+    for (const name of directoryIo.list(opened)) {
+      if (folder.names.has(name) || partFileWriter(name) !== undefined) continue;
+      const stat = directoryIo.stat(opened, name);
+      if (stat === undefined) continue;
+      const path = folder.path === "" ? name : `${folder.path}/${name}`;
+      const isFolder = (stat.mode & constants.S_IFMT) === constants.S_IFDIR;
+      if (!this.#options.protect(path, isFolder)) this.extras.push(path);
+    }
+  }
+
+  /**
+   * The DEST folder of `folder` (at `depth` in the walk), opened once, beneath its parent's
+   * (itself opened the same way, up to DEST), never through a symlink; undefined if it is not
+   * there to compare (it failed to be made, or is no longer a folder).
+   */
+  #opened(folder: WalkedFolder, depth: number): OpenFolder | undefined {
+    if (folder.open !== undefined) return folder.open;
     try {
-      folder = this.#openRoot();
-      for (const name of path === "" ? [] : path.split("/")) {
-        folder = directoryIo.openFolder(folder, name);
-        fds.push(folder.fd);
+      if (folder.path === "") folder.open = this.#openRoot();
+      else {
+        const parent = this.#inside[depth - 1];
+        const parentFolder = parent === undefined ? this.#openRoot() : this.#opened(parent, depth - 1);
+        if (parentFolder === undefined) return undefined;
+        const name = folder.path.slice(folder.path.lastIndexOf("/") + 1);
+        const under = parent === undefined ? folder.path : name; // the top of a --path pull
+        folder.open = openBeneath(parentFolder, under);
       }
     } catch {
-      for (const fd of fds) closeSync(fd);
       return undefined;
     }
-    return { folder, fds };
+    return folder.open;
   }
+}
+
+/** Opens `path`'s folders one beneath the other, never through a symlink; closes the ones on the way. */
+function openBeneath(folder: OpenFolder, path: string): OpenFolder {
+  let at = folder;
+  for (const name of path.split("/")) {
+    const next = directoryIo.openFolder(at, name);
+    if (at !== folder) closeSync(at.fd);
+    at = next;
+  }
+  return at;
 }
