@@ -99,7 +99,7 @@ function rsyncRun(
   source: string,
   dest: string,
 ): { copy: string[]; delete: string[] } {
-  const out = execFileSync("rsync", ["-a", "--itemize-changes", ...flags, `${source}/`, `${dest}/`], {
+  const out = execFileSync("rsync", ["-a", "--itemize-changes", ...flags, source, `${dest}/`], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "ignore"],
   });
@@ -112,7 +112,8 @@ function rsyncRun(
   return { copy: copy.sort(), delete: deleted.sort() };
 }
 
-const CASES: { name: string; flags: string[] }[] = [
+/** `path`: pulled with --path, as rsync is given `share/path` (no trailing "/"): it lands as DEST/path. */
+const CASES: { name: string; flags: string[]; path?: string }[] = [
   { name: "--delete alone", flags: ["--delete"] },
   { name: "--delete, an unanchored name pattern", flags: ["--delete", "--exclude", "*.o"] },
   {
@@ -129,10 +130,15 @@ const CASES: { name: string; flags: string[] }[] = [
     flags: ["--delete", "--exclude", "build/*.txt"],
   },
   { name: "no --delete, two excludes", flags: ["--exclude", "docs/", "--exclude", "*.txt"] },
+  {
+    name: "--path a --delete: only inside DEST/a, anchored at DEST",
+    path: "a",
+    flags: ["--delete", "--exclude", "/a/b/c"],
+  },
 ];
 
 describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, () => {
-  for (const { name, flags } of CASES) {
+  for (const { name, flags, path } of CASES) {
     it(name, async (t: TestContext) => {
       const folder = await makeShare(t, "mirror-rsync");
       const before = makeTrees(folder);
@@ -142,9 +148,11 @@ describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, 
       cpSync(before, rsyncDest, { recursive: true, preserveTimestamps: true });
       cpSync(before, teleportDest, { recursive: true, preserveTimestamps: true });
 
-      const planned = rsyncRun(flags, folder.share, rsyncDest);
+      const source = path === undefined ? `${folder.share}/` : join(folder.share, path);
+      const planned = rsyncRun(flags, source, rsyncDest);
+      const pulling = path === undefined ? flags : [...flags, "--path", path];
       const dry = await runCli(
-        ["pull", host.link, teleportDest, "--dry-run", "--json", ...flags],
+        ["pull", host.link, teleportDest, "--dry-run", "--json", ...pulling],
         folder.env,
       );
       assert.equal(dry.code, 0, dry.stderr);
@@ -153,7 +161,7 @@ describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, 
       assert.deepEqual([...report.delete].sort(), planned.delete, "entries to delete");
       await sameTree(before, teleportDest); // the dry run wrote nothing
 
-      const pulled = await runCli(["pull", host.link, teleportDest, "--json", ...flags], folder.env);
+      const pulled = await runCli(["pull", host.link, teleportDest, "--json", ...pulling], folder.env);
       assert.equal(pulled.code, 0, pulled.stderr);
       await sameTree(rsyncDest, teleportDest);
       const summary = JSON.parse(pulled.stdout) as { deletedCount: number; deleted: string[] };
