@@ -99,7 +99,11 @@ describe("host FILE", () => {
     }
     const asListed = await runCli(["ls", link, "file.bin", "--json"], env);
     assert.equal(asListed.code, 0, asListed.stderr);
-    assert.equal((JSON.parse(asListed.stdout) as { kind: string }).kind, "symlink", "described, not followed");
+    assert.equal(
+      (JSON.parse(asListed.stdout) as { kind: string }).kind,
+      "symlink",
+      "described, not followed",
+    );
     rmSync(file);
     renameSync(join(base, "moved.bin"), file);
 
