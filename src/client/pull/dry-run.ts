@@ -2,9 +2,11 @@
  * `pull --dry-run`: the manifest is walked and checked as a pull walks it (ManifestWalker, the
  * same filters and --delete comparison), and each file is placed as the pull would place its
  * chunks, but nothing is written in DEST, and the index is only read: a file whose every chunk
- * is in its old copy, elsewhere on this machine (the index) or already counted for an earlier
- * file is reused; any other is copied, and its new chunks are what the network would carry.
- * Memory: the hashes of the chunks counted for the network (32 bytes each) and one file's list.
+ * is in its old copy, elsewhere on this machine (the index) or in an earlier file of the pull is
+ * reused; any other is copied, and its new chunks are what the network would carry (whole: a
+ * changed chunk the pull fetches as a delta against its old copy takes less). Memory: the hashes
+ * of the pull's chunks (as hex, ~100 bytes each: ~20 MB for a 1.2 GiB source tree) and one
+ * file's chunk list.
  */
 import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { closeQuietly } from "../../engine/file-io.js";
@@ -75,7 +77,8 @@ class DryRun {
   readonly #mirror: MirrorDeletions | undefined;
   readonly #walker: ManifestWalker;
   readonly #local: IndexedChunks | undefined;
-  readonly #fromNetwork = new Set<string>();
+  /** Every chunk a file of the pull would hold once written: later files copy it locally. */
+  readonly #inPull = new Set<string>();
   readonly report: DryRunReport = {
     dryRun: true,
     copy: [],
@@ -164,27 +167,29 @@ class DryRun {
 
   /** Where the file's chunks would come from, as the pull's ChunkPlanner would find them. */
   async #place(file: WalkedFile, chunks: readonly ChunkRef[], end: FileEnd): Promise<void> {
-    const old = await this.#oldChunks(file, end);
+    // `--reuse none` fetches every byte: no old copy, nothing copied locally.
+    const reuses = this.#options.reuse !== "none";
+    const old = reuses ? await this.#oldChunks(file, end) : undefined;
     const path = file.finalPath.slice(this.#options.dest.length + 1);
     const report = this.report;
     report.files++;
     report.bytes += file.entry.size;
+    let network = 0;
+    for (const chunk of chunks) {
+      const hash = chunk.hash.toString("hex");
+      const local =
+        old?.hashes.has(hash) || this.#inPull.has(hash) || this.#local?.find(chunk.hash, undefined);
+      this.#inPull.add(hash);
+      if (!local) network += chunk.size;
+    }
     if (old?.unchanged === true) {
       report.unchanged++;
-    } else {
-      let network = 0;
-      for (const chunk of chunks) {
-        const hash = chunk.hash.toString("hex");
-        if (old?.hashes.has(hash) || this.#fromNetwork.has(hash) || this.#local?.find(chunk.hash, undefined))
-          continue;
-        this.#fromNetwork.add(hash);
-        network += chunk.size;
-      }
-      report.bytesFromNetwork += network;
-      report.bytesReused += file.entry.size - network;
-      if (network > 0) listed(report.copy, path, report.copyCount++);
-      else listed(report.reuse, path, report.reuseCount++);
+      return this.#walker.fileDone(file);
     }
+    report.bytesFromNetwork += network;
+    report.bytesReused += file.entry.size - network;
+    if (network > 0) listed(report.copy, path, report.copyCount++);
+    else listed(report.reuse, path, report.reuseCount++);
     this.#walker.fileDone(file);
   }
 
