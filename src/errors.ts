@@ -41,6 +41,8 @@ export const ErrorCode = {
   READ_ONLY: "TELEPORT_ERR_READ_ONLY",
   /** An upload larger than the host's `--max-upload-bytes`. */
   QUOTA: "TELEPORT_ERR_QUOTA",
+  /** `pull --include/--exclude` against a host that cannot apply them (no Feature.FILTERS). */
+  FILTERS_UNSUPPORTED: "TELEPORT_ERR_FILTERS_UNSUPPORTED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -68,6 +70,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.READ_ONLY]:
     "push needs the host's write link: the second line `teleport host DIR --allow-upload` prints",
   [ErrorCode.QUOTA]: "the host takes uploads up to its --max-upload-bytes: push less, or ask its owner",
+  [ErrorCode.FILTERS_UNSUPPORTED]:
+    "the host runs a teleport without --include/--exclude: upgrade it, or pull without them",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 

@@ -6,16 +6,20 @@ import { dirname, resolve } from "node:path";
 import { defaultChunker } from "../chunking/chunker.js";
 import { toHex } from "../chunking/hash.js";
 import { chunkFile } from "../chunking/manifest.js";
+import { TeleportClient } from "../client/client.js";
 import { CompressionPolicy, type CompressMode } from "../client/pool/compression-policy.js";
+import { type DryRunReport, dryRun } from "../client/pull/dry-run.js";
 import type { ReuseScope } from "../client/pull.js";
 import { type PullLinkOptions, type PullLinkSummary, pullLink } from "../client/pull-link.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { PathFilter } from "../filter/path-filter.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportChoice } from "../transport/select.js";
+import { FilterKind, type FilterRule } from "../wire/messages.js";
 import { errorJson, printedInJson, StopSignals } from "./error-report.js";
 import { teleportHome } from "./home.js";
 import { createPullOutput, type PullOutput } from "./progress.js";
-import { leftOutLines, pullSummaryLine } from "./pull-report.js";
+import { dryRunLines, leftOutLines, pullSummaryLine } from "./pull-report.js";
 import { writeOut } from "./stdout.js";
 import { jsonLine } from "./terminal-text.js";
 
@@ -40,6 +44,29 @@ export interface PullFlags {
   /** false with --no-encryption. */
   encryption?: boolean;
   reuse?: ReuseScope;
+  /** --exclude and --include: one list, in the order typed (both flags hold it). */
+  exclude?: PullFilterFlag[];
+  include?: PullFilterFlag[];
+  delete?: boolean;
+  dryRun?: boolean;
+}
+
+/** One `--exclude` or `--include` as typed. */
+export interface PullFilterFlag {
+  kind: "exclude" | "include";
+  pattern: string;
+}
+
+/** The rules in the order typed, each checked (USAGE for a pattern teleport does not take). */
+function filterRules(flags: PullFlags): FilterRule[] | undefined {
+  const typed = flags.exclude ?? flags.include;
+  if (typed === undefined || typed.length === 0) return undefined;
+  const rules = typed.map(({ kind, pattern }) => ({
+    kind: kind === "exclude" ? FilterKind.EXCLUDE : FilterKind.INCLUDE,
+    pattern,
+  }));
+  PathFilter.compile(rules);
+  return rules;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -58,6 +85,8 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
     );
   }
   const quiet = flags.quiet === true;
+  const filters = filterRules(flags);
+  if (flags.dryRun === true) return dryRunCommand(link, resolve(dest), flags, filters);
   const index = openChunkIndex();
   const output = createPullOutput({
     progress: flags.progress !== false && flags.json !== true,
@@ -75,6 +104,8 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
       dest: destPath,
       signal: stopSignals.signal,
       index,
+      ...(filters === undefined ? {} : { filters }),
+      ...(flags.delete === true ? { delete: true } : {}),
     });
   } catch (err) {
     if (madeFrom !== undefined) await removeEmptyFolders(destPath, madeFrom);
@@ -106,18 +137,53 @@ function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOpt
   };
 }
 
-/** The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read some entries. */
+/**
+ * `pull --dry-run`: what a pull would copy, reuse and delete, on stdout (one JSON line with
+ * --json); nothing is written in DEST, which need not exist.
+ */
+async function dryRunCommand(
+  link: string,
+  dest: string,
+  flags: PullFlags,
+  filters: FilterRule[] | undefined,
+): Promise<void> {
+  const index = openChunkIndex();
+  const stopSignals = new StopSignals();
+  let report: DryRunReport;
+  try {
+    const transport = flags.transport === undefined ? {} : { transport: flags.transport };
+    const client = await TeleportClient.connect(link, { signal: stopSignals.signal, ...transport });
+    try {
+      report = await dryRun(client, {
+        dest,
+        remotePath: flags.path ?? "",
+        index,
+        signal: stopSignals.signal,
+        ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
+        ...(filters === undefined ? {} : { filters }),
+        ...(flags.delete === true ? { delete: true } : {}),
+      });
+    } finally {
+      await client.close();
+    }
+  } catch (err) {
+    throw stopSignals.explain(err, "pull");
+  } finally {
+    stopSignals.stop();
+    index.close();
+  }
+  await writeOut(flags.json === true ? jsonLine(report) : dryRunLines(report));
+}
+
+/**
+ * The summary on stdout, what was left out on stderr; throws PARTIAL if the host could not read
+ * some entries, or `--delete` could not remove some.
+ */
 async function reportPull(
   summary: PullLinkSummary,
   { json, quiet }: { json: boolean; quiet: boolean },
 ): Promise<void> {
-  const partial =
-    summary.failureCount > 0
-      ? new TeleportError(
-          ErrorCode.PARTIAL,
-          `${summary.failureCount} of the entries could not be read on the host`,
-        )
-      : undefined;
+  const partial = partialPull(summary);
   if (json) {
     const usage = process.resourceUsage();
     const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
@@ -129,6 +195,17 @@ async function reportPull(
   }
   process.stderr.write(leftOutLines(summary));
   if (partial !== undefined) throw partial;
+}
+
+function partialPull(summary: PullLinkSummary): TeleportError | undefined {
+  if (summary.failureCount > 0)
+    return new TeleportError(
+      ErrorCode.PARTIAL,
+      `${summary.failureCount} of the entries could not be read on the host`,
+    );
+  if (summary.deleteFailureCount > 0)
+    return new TeleportError(ErrorCode.PARTIAL, `${summary.deleteFailureCount} entries could not be deleted`);
+  return undefined;
 }
 
 /** The chunk index in TELEPORT_HOME; a home that cannot be used is named, with what to do. */
@@ -209,9 +286,11 @@ export async function manifestCommand(file: string, flags: { json?: boolean }) {
   }
 }
 
-export async function ensureDirectoryArgument(path: string): Promise<void> {
+/** `host`'s argument: a folder, or one regular file (`host FILE`). */
+export async function ensureShareArgument(path: string): Promise<void> {
   const stats = await stat(path).catch((err: unknown) => {
     throw toTeleportError(err, path);
   });
-  if (!stats.isDirectory()) throw new TeleportError(ErrorCode.USAGE, `${path} is not a folder`);
+  if (!stats.isDirectory() && !stats.isFile())
+    throw new TeleportError(ErrorCode.USAGE, `${path} is not a folder or a regular file`);
 }

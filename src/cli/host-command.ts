@@ -79,14 +79,14 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   }
   if (flags.linkFile !== undefined) await writePrivateFile(flags.linkFile, links);
   process.stderr.write(
-    `teleport: sharing ${host.share.root} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
+    `teleport: sharing ${host.share.source} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
   );
   printReachableAddresses(host, flags.bind ?? "0.0.0.0");
   const stop = stopRequested(host, flags.expire, once);
   const reason = await stop.reason;
   // Retired before closing: a host killed while its clients are let go leaves no live link behind.
   try {
-    if (reason !== "signal") await rotateShareSecret(home, host.share.root);
+    if (reason !== "signal") await rotateShareSecret(home, host.share.source);
   } finally {
     await host.close().catch(() => {});
     stop.dispose();

@@ -12,6 +12,7 @@ import { MAX_LEVEL, MIN_LEVEL } from "../compression/levels.js";
 import { DEFAULT_CONGESTION } from "../host/congestion.js";
 import { TRANSPORT_CHOICES } from "../transport/transport.js";
 import { parseByteRate } from "./byte-rate.js";
+import type { PullFilterFlag } from "./commands.js";
 import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import { applyConfig, configPath, configShowCommand } from "./config.js";
 import { parseDuration } from "./duration.js";
@@ -155,14 +156,14 @@ export function createProgram(output: CliOutput = processOutput): Command {
   return program;
 }
 
-/** `host`: share a folder. */
+/** `host`: share a folder, or one file. */
 function addHostCommand(program: Command): void {
   program
     .command("host")
     .description(
-      "share a folder; prints the share link as the first line of stdout (with --allow-upload, the write link as the second)",
+      "share a folder or one file; prints the share link as the first line of stdout (with --allow-upload, the write link as the second)",
     )
-    .argument("<dir>", "folder to share (read-only)")
+    .argument("<dir>", "folder (or one file) to share (read-only unless --allow-upload)")
     .option("--port <n>", "TCP port to listen on (0 picks a free one)", port, 0)
     .option("--bind <addr>", "address to listen on", "0.0.0.0")
     .option(
@@ -203,15 +204,21 @@ function addHostCommand(program: Command): void {
       byteRate,
     )
     .action(async (dir: string, flags) => {
-      const { ensureDirectoryArgument } = await commandModule(() => import("./commands.js"));
+      const { ensureShareArgument } = await commandModule(() => import("./commands.js"));
       const { hostCommand } = await commandModule(() => import("./host-command.js"));
-      await ensureDirectoryArgument(dir);
+      await ensureShareArgument(dir);
       await hostCommand(dir, flags);
     });
 }
 
 /** `pull`: a share, or part of it, into a local folder. */
 function addPullCommand(program: Command): void {
+  // --exclude and --include share one list, in the order typed: the first rule matching decides.
+  const filters: PullFilterFlag[] = [];
+  const filter = (kind: PullFilterFlag["kind"]) => (pattern: string) => {
+    filters.push({ kind, pattern });
+    return filters;
+  };
   program
     .command("pull")
     .description("pull the whole share, or one file or folder of it, into <dest>")
@@ -275,6 +282,21 @@ function addPullCommand(program: Command): void {
       `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
     )
+    .option(
+      "--exclude <pattern>",
+      "leave out what matches (rsync patterns: /anchored, dir/, *, **); repeatable, first match wins",
+      filter("exclude"),
+    )
+    .option(
+      "--include <pattern>",
+      "keep what matches, though a later --exclude matches it; repeatable",
+      filter("include"),
+    )
+    .option(
+      "--delete",
+      "remove what DEST holds inside the pulled folder that the share does not (not --exclude'd names)",
+    )
+    .option("--dry-run", "pull nothing, write nothing: say what would be copied, reused and deleted")
     .action(async (link: string, dest: string, flags) => {
       const { pullCommand } = await commandModule(() => import("./commands.js"));
       await pullCommand(await readLinkArgument(link), dest, flags);

@@ -2,6 +2,7 @@
  * What `pull` prints when it ends: the summary line on stdout, and on stderr each entry the host
  * skipped or could not read, escaped for the terminal (names come from the network).
  */
+import type { DryRunReport } from "../client/pull/dry-run.js";
 import type { PullLinkSummary } from "../client/pull-link.js";
 import { SkipReason } from "../wire/messages.js";
 import { plural } from "./plural.js";
@@ -27,12 +28,13 @@ export function pullSummaryLine(summary: PullLinkSummary): string {
       ? `${formatBytes(totals.bytesMoved)} from the network at ${formatBytes(networkRate)}/s`
       : "nothing from the network";
   const attempts = totals.attempts > 1 ? `, ${totals.attempts} attempts` : "";
+  const deleted = summary.deletedCount > 0 ? `, ${summary.deletedCount} deleted` : "";
   const delta = summary.delta;
   const saved =
     delta !== null && delta.bytesSaved > 0 ? ` (${formatBytes(delta.bytesSaved)} saved by delta)` : "";
   return (
     `pulled ${counts}${holes}: ${formatBytes(summary.bytes)} in ${totals.seconds.toFixed(2)} s, ` +
-    `${network}${saved}${summary.encrypted ? "" : " (unencrypted)"}, ${formatBytes(totals.bytesReused)} reused${attempts}\n`
+    `${network}${saved}${summary.encrypted ? "" : " (unencrypted)"}, ${formatBytes(totals.bytesReused)} reused${deleted}${attempts}\n`
   );
 }
 
@@ -57,5 +59,23 @@ export function leftOutLines(summary: PullLinkSummary): string {
   }
   const unlistedFailures = summary.failureCount - summary.failures.length;
   if (unlistedFailures > 0) text += `teleport: not pulled: ${unlistedFailures} more\n`;
+  for (const { path, message } of summary.deleteFailures)
+    text += terminalLine(`teleport: not deleted: "${path}": ${message}`);
+  const unlistedDeletes = summary.deleteFailureCount - summary.deleteFailures.length;
+  if (unlistedDeletes > 0) text += `teleport: not deleted: ${unlistedDeletes} more\n`;
   return text;
+}
+
+/** `pull --dry-run` without --json: a line per path (copy, reuse, delete), then the counts. */
+export function dryRunLines(report: DryRunReport): string {
+  let text = "";
+  for (const path of report.copy) text += terminalLine(`copy ${path}`);
+  for (const path of report.reuse) text += terminalLine(`reuse ${path}`);
+  for (const path of report.delete) text += terminalLine(`delete ${path}`);
+  return (
+    text +
+    `dry run: ${plural(report.copyCount, "file")} to copy, ${report.reuseCount} to reuse, ` +
+    `${report.unchanged} unchanged, ${report.deleteCount} to delete; ` +
+    `${formatBytes(report.bytesFromNetwork)} from the network\n`
+  );
 }

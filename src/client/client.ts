@@ -25,6 +25,9 @@ import {
   entryErrorCodec,
   entrySkippedCodec,
   Feature,
+  type FileBegin,
+  type FileEnd,
+  type FilterRule,
   fileBeginCodec,
   fileEndCodec,
   listRequestCodec,
@@ -241,6 +244,11 @@ export class TeleportClient {
     return this.#connection.shareName;
   }
 
+  /** Whether the host shares one file (`host FILE`): the share root stands for the file's folder. */
+  get sharesOneFile(): boolean {
+    return this.#connection.sharesOneFile;
+  }
+
   /**
    * How a pull's data streams reach this client's host: as this client (its id), starting on the
    * transport it got through on, with its idle timeout; plaintext with `encrypted: false`, which
@@ -295,8 +303,15 @@ export class TeleportClient {
     throw new TeleportError(ErrorCode.PROTOCOL, "STAT answered with no entry");
   }
 
-  async *manifest(path: string, signal?: AbortSignal): AsyncGenerator<ManifestEvent> {
-    const request = { credit: MANIFEST_WINDOW_BYTES, path };
+  /**
+   * The manifest of `path`, walked by the host with `filters` (`--include`/`--exclude`), which
+   * only a host with Feature.FILTERS is sent: another would send everything.
+   */
+  async *manifest(path: string, signal?: AbortSignal, filters?: FilterRule[]): AsyncGenerator<ManifestEvent> {
+    const filtered = filters !== undefined && filters.length > 0;
+    if (filtered && !this.#connection.hasFeature(Feature.FILTERS))
+      throw new TeleportError(ErrorCode.FILTERS_UNSUPPORTED, "the host cannot apply --include/--exclude");
+    const request = { credit: MANIFEST_WINDOW_BYTES, path, filters: filtered ? filters : undefined };
     for await (const frame of this.#control.stream(
       MessageType.MANIFEST,
       manifestRequestCodec,

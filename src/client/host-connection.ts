@@ -137,6 +137,11 @@ export class HostConnection {
     return this.#welcome?.shareName ?? "";
   }
 
+  /** Whether the host shares one file (`host FILE`; Welcome.oneFile). */
+  get sharesOneFile(): boolean {
+    return this.#welcome?.oneFile === 1;
+  }
+
   /**
    * Calls `listener` with the reason if the connection to the host is lost (not when closed).
    * Returns the function that stops listening.
@@ -174,6 +179,7 @@ export class HostConnection {
     this.#offeredFeatures =
       Feature.ENTRY_ERRORS |
       Feature.SKIPPED_ENTRIES |
+      Feature.FILTERS |
       Feature.COMPRESSION |
       Feature.HARD_LINKS |
       Feature.FRAME_MAC |

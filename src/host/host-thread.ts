@@ -69,7 +69,7 @@ function threadEvent(event: ClientEvent): ThreadClientEvent {
 async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
   const delays = new MainThreadDelays(port, data.authLockoutMs);
   const context = sessionContext({
-    share: Share.adopt(data.root, data.rootFd),
+    share: Share.adopt(data.root, data.rootFd, data.only),
     secret: Buffer.from(data.secret),
     index: ChunkIndex.open(data.home),
     transports: new Set(data.transports),

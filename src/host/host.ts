@@ -170,7 +170,7 @@ export class Host {
       options.uploads === undefined ? {} : { leaveOut: isPartName },
     );
     const identity = await loadOrCreateIdentity(options.home);
-    const secret = shareSecret(identity, share.root);
+    const secret = shareSecret(identity, share.source);
     const index = ChunkIndex.open(options.home);
     const uploads = options.uploads?.({ share, index, home: options.home });
     const writeSecret = uploads && uploadSecret(identity, share.root);
@@ -388,6 +388,7 @@ function threadData(
   return Array.from({ length: count }, (_, thread) => ({
     root: context.share.root,
     rootFd: duplicate(context.share.rootFd),
+    only: context.share.only,
     listenerFd: duplicate(server),
     home: options.home,
     keyPem: identity.keyPem,

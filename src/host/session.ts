@@ -7,6 +7,7 @@
 import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { PathFilter } from "../filter/path-filter.js";
 import { platformIo } from "../platform/io.js";
 import { ChunkCompression } from "../serve/chunk-compression.js";
 import { ChunkSender } from "../serve/chunk-sender.js";
@@ -21,6 +22,7 @@ import {
   emptyCodec,
   entriesCodec,
   Feature,
+  type FilterRule,
   type Hello,
   MAX_CHUNK_SIZE,
   Messages,
@@ -80,10 +82,10 @@ export class HostSession {
     .on(Messages.STAT, (session, requestId, { path }) =>
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, () => session.#stat(requestId, path)),
     )
-    .on(Messages.MANIFEST, (session, requestId, { credit, path }) =>
+    .on(Messages.MANIFEST, (session, requestId, { credit, path, filters }) =>
       session.#serve(requestId, credit, (open) => {
         session.#told("manifest", path);
-        return session.#manifest(requestId, path, open);
+        return session.#manifest(requestId, path, filters, open);
       }),
     )
     .on(Messages.GET_CHUNKS, (session, requestId, { chunks, compressLevel }) => {
@@ -313,6 +315,7 @@ export class HostSession {
       version: Math.min(PROTOCOL_VERSION, hello.maxVersion),
       features: this.#features,
       shareName: this.#context.share.name,
+      oneFile: this.#context.share.only === undefined ? 0 : 1,
       maxChunkSize: MAX_CHUNK_SIZE,
     });
   }
@@ -385,6 +388,7 @@ export class HostSession {
       Feature.HARD_LINKS |
       Feature.HOST_BUSY |
       Feature.DELTA |
+      Feature.FILTERS |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
@@ -433,7 +437,12 @@ export class HostSession {
     this.#connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: [entry] });
   }
 
-  #manifest(requestId: number, path: string, open: OpenRequest): Promise<void> {
+  #manifest(
+    requestId: number,
+    path: string,
+    filters: FilterRule[] | undefined,
+    open: OpenRequest,
+  ): Promise<void> {
     const listedTo = this.#control?.session;
     const credited = this.#creditedSender(requestId, open);
     const send = listedTo === undefined ? credited : listingSender(credited, listedTo);
@@ -443,6 +452,7 @@ export class HostSession {
       hardLinks: (this.#features & Feature.HARD_LINKS) !== 0,
       xattrs: (this.#features & Feature.XATTRS) !== 0,
       signal: open.abort.signal,
+      exclude: PathFilter.forRequest(filters, path),
     };
     return new ManifestStream(this.#context, send, options).run(path);
   }

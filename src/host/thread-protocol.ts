@@ -26,6 +26,8 @@ export interface HostThreadData {
   /** The share's root, and the thread's own descriptor of the folder the main thread opened. */
   root: string;
   rootFd: number;
+  /** A share of one file: its name in the root (Share.only). */
+  only: string | undefined;
   /** The thread's own descriptor of the listening TCP socket; it closes it when it stops. */
   listenerFd: number;
   home: string;

@@ -103,6 +103,8 @@ export interface WalkerOptions {
   tally: WalkTally;
   /** Whether the host may send HARDLINK entries (Feature.HARD_LINKS was negotiated). */
   hardLinks: boolean;
+  /** Told each entry's wire path and whether it is a folder, in order; may refuse it (EntryFilter). */
+  admit?: ((wirePath: string, isFolder: boolean) => void) | undefined;
 }
 
 /**
@@ -237,6 +239,7 @@ export class ManifestWalker {
   readonly #files: FileOpener;
   readonly #tally: WalkTally;
   readonly #hardLinks: boolean;
+  readonly #admit: ((wirePath: string, isFolder: boolean) => void) | undefined;
   readonly #folders: Folder[] = [];
   /** Files begun and not complete, by wire path, for hard links to them. */
   readonly #openByPath = new Map<string, WalkedFile>();
@@ -252,6 +255,7 @@ export class ManifestWalker {
     this.#files = options.files;
     this.#tally = options.tally;
     this.#hardLinks = options.hardLinks;
+    this.#admit = options.admit;
     this.#folders.push({
       wirePath: parentWirePath(options.remote),
       localPath: options.dest,
@@ -309,6 +313,7 @@ export class ManifestWalker {
 
   #onEntry(entry: Entry): void {
     const folder = this.#enter(entry.path);
+    this.#admit?.(entry.path, entry.kind === EntryKind.DIRECTORY);
     if (entry.kind === EntryKind.DIRECTORY) {
       // The share root lands on the destination folder itself; other folders are created in it.
       const isShareRoot = entry.path === "";
@@ -344,6 +349,7 @@ export class ManifestWalker {
     if (!isWithin(entry.path, this.#remote))
       throw protocolError(`host sent "${entry.path}", outside "${this.#remote}"`);
     if (entry.path === "") throw protocolError("the share root must be a folder");
+    this.#admit?.(entry.path, false);
     // #enter checked the path and found its folder: the file's name goes under the folder's path.
     const finalPath = childPath(folder.localPath, entry.path.slice(entry.path.lastIndexOf("/") + 1));
     const file: WalkedFile = { entry, finalPath, folder, otherNames: [] };
@@ -393,6 +399,7 @@ export class ManifestWalker {
     if (this.#current !== undefined) throw protocolError("a skipped entry inside a file");
     splitWirePath(path); // checked like any name from the network, though only reported
     if (!isWithin(path, this.#remote)) throw protocolError(`a skipped entry "${path}", outside the pull`);
+    this.#admit?.(path, false); // there at the source: --delete keeps its name
     this.#tally.skipped(path, reason);
   }
 

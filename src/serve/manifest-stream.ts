@@ -108,6 +108,7 @@ export class ManifestStream {
   readonly #firstNames: Map<string, string> | undefined;
   /** With Feature.XATTRS: files' extended attributes go in their FILE_BEGIN. */
   readonly #xattrs: boolean;
+  readonly #exclude: ((wirePath: string, isFolder: boolean) => boolean) | undefined;
 
   constructor(
     sources: ManifestSources,
@@ -118,6 +119,8 @@ export class ManifestStream {
       hardLinks: boolean;
       xattrs: boolean;
       signal: AbortSignal;
+      /** A pull's `--exclude`/`--include` (Share's WalkOptions.exclude). */
+      exclude?: ((wirePath: string, isFolder: boolean) => boolean) | undefined;
     },
   ) {
     this.#sources = sources;
@@ -127,6 +130,7 @@ export class ManifestStream {
     this.#signal = options.signal;
     this.#firstNames = options.hardLinks ? new Map() : undefined;
     this.#xattrs = options.xattrs;
+    this.#exclude = options.exclude;
   }
 
   /** The HARDLINK entry for `found` if a file of the same inode was sent before; else notes it. */
@@ -147,7 +151,8 @@ export class ManifestStream {
     const signal = this.#signal;
     const batch = new EntryBatch((entries) => this.#send(MessageType.ENTRIES, entriesCodec, { entries }));
     const reportSkipped = this.#skippedEntries;
-    const walk = this.#sources.share.walk(path, { signal, openFiles: true, reportSkipped });
+    const exclude = this.#exclude;
+    const walk = this.#sources.share.walk(path, { signal, openFiles: true, reportSkipped, exclude });
     const ahead: (Ahead | WalkFailure | WalkSkip)[] = [];
     let walked = false;
     try {

@@ -18,7 +18,7 @@ import {
   type Stats,
 } from "node:fs";
 import { realpath } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../errors.js";
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
@@ -86,6 +86,11 @@ export interface WalkOptions {
   reportSkipped?: boolean;
   /** Each folder's entries in order of their names (a folder's names are read before its first entry). */
   sorted?: boolean;
+  /**
+   * What the walk leaves out (a pull's `--exclude`, src/filter), asked before anything is opened:
+   * an excluded folder is not descended. The top of the walk is never asked.
+   */
+  exclude?: ((wirePath: string, isFolder: boolean) => boolean) | undefined;
 }
 
 export interface ShareOptions {
@@ -105,38 +110,72 @@ interface OpenFolder {
 export class Share {
   readonly root: string;
   readonly name: string;
+  /**
+   * A share of one file (`host FILE`): the folder holding it is the root, and this is the one
+   * name in it that is served; every other name is NOT_FOUND to every request.
+   */
+  readonly only: string | undefined;
   readonly #rootFolder: FolderHandle;
   /** Names the share never lists (ShareOptions.leaveOut). */
   readonly #leaveOut: ((name: string) => boolean) | undefined;
 
-  private constructor(root: string, rootFd: number, options: ShareOptions = {}) {
+  private constructor(root: string, rootFd: number, only: string | undefined, options: ShareOptions = {}) {
     this.root = root;
-    this.name = basename(root);
+    this.only = only;
+    this.name = only ?? basename(root);
     this.#rootFolder = { fd: rootFd, path: root };
     this.#leaveOut = options.leaveOut;
   }
 
+  /** The share of the folder or the one file at `path`. */
   static async open(path: string, options: ShareOptions = {}): Promise<Share> {
-    let root: string;
-    let fd: number;
+    let real: string;
     try {
-      root = await realpath(path);
-      fd = openSync(root, beneath.folderFlags);
+      real = await realpath(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOTDIR")
-        throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a folder`);
       throw toTeleportError(err, `shared folder ${path}`);
     }
-    return new Share(root, fd, options);
+    try {
+      return new Share(real, openSync(real, beneath.folderFlags), undefined, options);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOTDIR")
+        throw toTeleportError(err, `shared folder ${path}`);
+    }
+    if (!lstatSync(real).isFile())
+      throw new TeleportError(ErrorCode.NOT_A_FILE, `${path} is not a regular file or a folder`);
+    const root = dirname(real);
+    try {
+      return new Share(root, openSync(root, beneath.folderFlags), basename(real), options);
+    } catch (err) {
+      throw toTeleportError(err, `the folder of ${path}`);
+    }
   }
 
   /**
    * The share of a folder another thread opened (`rootFd`, the caller's own descriptor of it,
    * which the share now owns): a host thread serves the very folder the host opened, whatever
-   * has been renamed since.
+   * has been renamed since, and the same one name of it for a share of one file.
    */
-  static adopt(root: string, rootFd: number): Share {
-    return new Share(root, rootFd);
+  static adopt(root: string, rootFd: number, only?: string): Share {
+    return new Share(root, rootFd, only);
+  }
+
+  /** What is shared, by its real path: the folder, or the one file. */
+  get source(): string {
+    return this.only === undefined ? this.root : join(this.root, this.only);
+  }
+
+  /** Whether a wire path is one this share serves: all of them, or for one file, the root and that file. */
+  #serves(wirePath: string): boolean {
+    if (this.only === undefined || wirePath === "") return true;
+    const slash = wirePath.indexOf("/");
+    return (slash < 0 ? wirePath : wirePath.slice(0, slash)) === this.only;
+  }
+
+  /** Throws NOT_FOUND, as for a missing name, for a path a share of one file does not serve. */
+  #refuseUnserved(wirePath: string): void {
+    if (!this.#serves(wirePath))
+      throw new TeleportError(ErrorCode.NOT_FOUND, `"${wirePath}": no such file or directory`);
   }
 
   /** The root's descriptor, for a host thread to duplicate. */
@@ -159,6 +198,7 @@ export class Share {
    * way (GET_CHUNKS and READ_RANGE name files as the walk listed them, through real folders).
    */
   openFile(wirePath: string): OpenedFile {
+    this.#refuseUnserved(wirePath);
     let fd: number;
     try {
       fd = beneath.open(this.#rootFolder, splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
@@ -176,6 +216,7 @@ export class Share {
    * symlink on the way, to look names up in (see FileLookup); the caller closes it.
    */
   openFolder(relPath: string): FolderHandle {
+    this.#refuseUnserved(relPath);
     const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
     return { fd, path: join(this.root, relPath) };
   }
@@ -194,11 +235,13 @@ export class Share {
    * only while they stay inside, so a request may name a folder through an inside symlink.
    */
   #openTop(wirePath: string): FolderHandle {
+    this.#refuseUnserved(wirePath);
     const relPath = splitWirePath(wirePath).join("/");
     try {
       const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
         within: this.root,
-        followInside: true,
+        // A share of one file: not even a symlink inside, put in the file's place, is followed.
+        followInside: this.only === undefined,
       });
       return { fd, path: join(this.root, relPath) };
     } catch (err) {
@@ -348,6 +391,8 @@ export class Share {
         const at = beneath.pathAt(handle, dirent.name);
         const absolutePath = join(folder.absolutePath, dirent.name);
         const wirePath = joinWirePath(folder.entry.path, dirent.name);
+        if (!this.#serves(wirePath)) continue;
+        if (options.exclude?.(wirePath, isFolder(dirent, at))) continue;
         if (options.openFiles && dirent.isFile()) {
           const opened = this.#openListedFile(handle, dirent.name, wirePath, absolutePath, at);
           if (opened !== undefined) {
@@ -422,6 +467,13 @@ const LISTING_BATCH = 256;
 /** A folder's entries as the listing reads them. */
 function* entriesOf(dir: Dir): Generator<Dirent> {
   for (let dirent = dir.readSync(); dirent !== null; dirent = dir.readSync()) yield dirent;
+}
+
+/** Whether a listed entry is a folder: from the listing's type, else (a file system without d_type) lstat. */
+function isFolder(dirent: Dirent, at: string): boolean {
+  if (dirent.isDirectory()) return true;
+  if (dirent.isFile() || dirent.isSymbolicLink()) return false;
+  return quietly(() => lstatSync(at))?.isDirectory() === true;
 }
 
 /** A folder's entries in order of their names: all of them read first (GNU ls holds a folder too). */

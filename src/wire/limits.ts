@@ -10,3 +10,7 @@ export const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
 export const MAX_FRAME_BODY = MAX_CHUNK_SIZE + 1024;
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
+
+/** `--include`/`--exclude` rules one MANIFEST request may carry, and the bytes of one pattern. */
+export const MAX_FILTER_RULES = 256;
+export const MAX_PATTERN_BYTES = 1024;

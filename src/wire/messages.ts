@@ -3,6 +3,8 @@
  * Evolution is additive: new message types get new numbers, new fields go at the end of a body
  * (decoders ignore trailing bytes), and features are negotiated as bits in the handshake.
  */
+
+import { ErrorCode, TeleportError } from "../errors.js";
 import {
   array,
   bytes,
@@ -19,10 +21,26 @@ import {
   utf8,
 } from "./codec.js";
 import { deltaDataCodec, deltaRequestCodec } from "./delta-messages.js";
-import { HASH_SIZE, MAX_CHUNK_SIZE, MAX_FRAME_BODY, MAX_NAME_BYTES, MAX_PATH_BYTES } from "./limits.js";
+import {
+  HASH_SIZE,
+  MAX_CHUNK_SIZE,
+  MAX_FILTER_RULES,
+  MAX_FRAME_BODY,
+  MAX_NAME_BYTES,
+  MAX_PATH_BYTES,
+  MAX_PATTERN_BYTES,
+} from "./limits.js";
 import { MessageRegistry } from "./registry.js";
 
-export { HASH_SIZE, MAX_CHUNK_SIZE, MAX_FRAME_BODY, MAX_NAME_BYTES, MAX_PATH_BYTES };
+export {
+  HASH_SIZE,
+  MAX_CHUNK_SIZE,
+  MAX_FILTER_RULES,
+  MAX_FRAME_BODY,
+  MAX_NAME_BYTES,
+  MAX_PATH_BYTES,
+  MAX_PATTERN_BYTES,
+};
 
 export const PROTOCOL_MAGIC = 0x54504c54; // "TLPT"
 export const PROTOCOL_VERSION = 1;
@@ -121,7 +139,7 @@ export const Feature = {
   HOST_BUSY: 256,
   /**
    * The host answers DELTA requests: a changed chunk comes as copies of blocks of the client's
-   * old copy and literal bytes (src/delta, host/delta-sender.ts, client/pull/delta-fetcher.ts).
+   * old copy and literal bytes (src/delta, serve/delta-sender.ts, client/pull/delta-fetcher.ts).
    */
   DELTA: 512,
   /**
@@ -129,6 +147,11 @@ export const Feature = {
    * from write links (`host --allow-upload`). See push/.
    */
   UPLOAD: 1024,
+  /**
+   * The host applies MANIFEST's `--include`/`--exclude` rules while it walks (src/filter): an
+   * excluded folder is not descended. A client with rules sends them only to such a host.
+   */
+  FILTERS: 4096,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -182,12 +205,19 @@ export interface Welcome {
   features: number;
   shareName: string;
   maxChunkSize: number;
+  /**
+   * 1: the share is one file (`host FILE`), the only name in a root folder that stands for the
+   * file's own folder: a pull of the whole share gives DEST neither that folder's mode and mtime
+   * nor, with --delete, its other names to remove. Absent from hosts before it.
+   */
+  oneFile?: number | undefined;
 }
 export const welcomeCodec: Codec<Welcome> = struct<Welcome>({
   version: uint16,
   features: uint32,
   shareName: utf8(MAX_NAME_BYTES * 4),
   maxChunkSize: uint32,
+  oneFile: trailing(uint8),
 });
 
 export interface ErrorMessage {
@@ -320,11 +350,40 @@ export interface StatRequest {
 }
 export const statRequestCodec: Codec<StatRequest> = struct<StatRequest>({ path });
 
+export const FilterKind = { INCLUDE: 1, EXCLUDE: 2 } as const;
+export type FilterKind = (typeof FilterKind)[keyof typeof FilterKind];
+
+/** One `--include` or `--exclude` pattern (src/filter reads it), in the order given. */
+export interface FilterRule {
+  kind: FilterKind;
+  pattern: string;
+}
+const filterKindCodec: Codec<FilterKind> = {
+  preencode: uint8.preencode,
+  encode: uint8.encode,
+  decode(state) {
+    const kind = uint8.decode(state);
+    if (kind !== FilterKind.INCLUDE && kind !== FilterKind.EXCLUDE)
+      throw new TeleportError(ErrorCode.PROTOCOL, `unknown filter kind ${kind}`);
+    return kind;
+  },
+};
+export const filterRuleCodec: Codec<FilterRule> = struct<FilterRule>({
+  kind: filterKindCodec,
+  pattern: utf8(MAX_PATTERN_BYTES),
+});
+
 export interface ManifestRequest {
   credit: number;
   path: string;
+  /** The pull's `--include`/`--exclude` rules (Feature.FILTERS); absent: none. */
+  filters?: FilterRule[] | undefined;
 }
-export const manifestRequestCodec: Codec<ManifestRequest> = struct<ManifestRequest>({ credit: uint32, path });
+export const manifestRequestCodec: Codec<ManifestRequest> = struct<ManifestRequest>({
+  credit: uint32,
+  path,
+  filters: trailing(array(filterRuleCodec, MAX_FILTER_RULES)),
+});
 
 /** A chunk wanted by hash; path and offset tell the host where it last saw those bytes. */
 export interface ChunkRequest {

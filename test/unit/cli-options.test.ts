@@ -4,7 +4,7 @@
  * and --version and --help answer without running anything.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -166,6 +166,43 @@ describe("--compress-level", () => {
   });
 });
 
+describe("--exclude and --include", () => {
+  it("reach pull as one list, in the order typed", async () => {
+    const options = await parsedOptions([
+      "pull",
+      NOT_A_LINK,
+      "dest",
+      "--include",
+      "*.c",
+      "--exclude",
+      "/build",
+      "--include",
+      "*/",
+      "--exclude",
+      "*",
+      "--delete",
+      "--dry-run",
+    ]);
+    const rules = [
+      { kind: "include", pattern: "*.c" },
+      { kind: "exclude", pattern: "/build" },
+      { kind: "include", pattern: "*/" },
+      { kind: "exclude", pattern: "*" },
+    ];
+    assert.deepEqual(options.exclude, rules);
+    assert.deepEqual(options.include, rules);
+    assert.equal(options.delete, true);
+    assert.equal(options.dryRun, true);
+  });
+
+  it("a pattern teleport does not take is a usage error before any connection", async () => {
+    await assertUsageError(
+      ["pull", NOT_A_LINK, "dest", "--exclude", "a/***"],
+      /TELEPORT_ERR_USAGE: the pattern "a\/\*\*\*"/,
+    );
+  });
+});
+
 describe("usage errors", () => {
   it("an unknown command, an unknown option or a missing argument exits 2 with one line", async () => {
     await assertUsageError(["teleprot"], /unknown command 'teleprot'/);
@@ -174,9 +211,10 @@ describe("usage errors", () => {
   });
 
   it("a usage error found by a command also exits 2; other errors exit 1 with their code and hint", async () => {
-    const notAFolder = join(home, "a-file");
-    writeFileSync(notAFolder, "x");
-    await assertUsageError(["host", notAFolder], new RegExp(`${ErrorCode.USAGE}: .*a-file is not a folder`));
+    await assertUsageError(
+      ["host", "/dev/null"],
+      new RegExp(`${ErrorCode.USAGE}: /dev/null is not a folder or a regular file`),
+    );
 
     const { code, stderr } = await run(["pull", NOT_A_LINK, join(home, "dest")]);
     assert.equal(code, EXIT_FAILURE);

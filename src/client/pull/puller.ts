@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { descriptorLimit } from "../../engine/file-io.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { PathFilter } from "../../filter/path-filter.js";
 import { platformIo } from "../../platform/io.js";
 import { type ChunkFetcher, ChunkPlanner } from "../../receive/chunk-planner.js";
 import { Destination } from "../../receive/destination.js";
@@ -21,6 +22,7 @@ import {
   type FileOpener,
   type FileReceiver,
   ManifestWalker,
+  type TreeWriter,
   type WalkedFile,
 } from "../../receive/manifest-walker.js";
 import { OldCopies } from "../../receive/old-copies.js";
@@ -33,6 +35,8 @@ import { CompressionPolicy } from "../pool/compression-policy.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
 import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
+import { entryAdmission } from "../../receive/entry-admission.js";
+import { MirrorDeletions } from "../../receive/mirror-deletions.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
 import { type PullOptions, type PullSummary, Tally } from "./summary.js";
 
@@ -68,6 +72,8 @@ class Puller implements FileOpener {
   #announcedBytes = 0;
   readonly #destination: Destination;
   readonly #delta: DeltaFetcher | undefined;
+  /** With `delete`: what DEST holds beyond the source, removed once the pull has succeeded. */
+  readonly #mirror: MirrorDeletions | undefined;
 
   constructor(client: TeleportClient, options: PullOptions) {
     this.#client = client;
@@ -102,13 +108,19 @@ class Puller implements FileOpener {
       tally: this.#tally,
       delta: this.#delta,
     });
+    const filter = options.filters?.length ? PathFilter.compile(options.filters) : undefined;
+    this.#mirror = this.#mirrorDeletions(filter);
     this.#walker = new ManifestWalker({
       remote: this.#remote,
       dest: this.#dest,
-      tree: destination,
+      tree:
+        client.sharesOneFile && this.#remote === ""
+          ? keepingOwnMetadata(destination, this.#dest)
+          : destination,
       files: this,
       tally: this.#tally,
       hardLinks: client.hostSendsHardLinks,
+      admit: entryAdmission(this.#remote, filter, this.#mirror),
     });
     this.#transfers = {
       destination,
@@ -138,6 +150,19 @@ class Puller implements FileOpener {
       signal: this.#work.signal,
     });
     return { downloads, oldCopies, localChunks };
+  }
+
+  /**
+   * `--delete`'s comparison, but for a share of one file: its root stands for the file's folder,
+   * whose other names are not the share's to mirror (rsync deletes nothing for a file either).
+   */
+  #mirrorDeletions(filter: PathFilter | undefined): MirrorDeletions | undefined {
+    if (this.#options.delete !== true || (this.#client.sharesOneFile && this.#remote === ""))
+      return undefined;
+    return new MirrorDeletions({
+      dest: this.#dest,
+      protect: (path, isFolder) => filter?.excludes(path, isFolder) === true,
+    });
   }
 
   /** Changed chunks as deltas against old copies: where the host answers them, and old copies are used at all. */
@@ -216,7 +241,7 @@ class Puller implements FileOpener {
         this.#work.fail(error);
         void this.#pool.close({ abort: true });
       });
-      const manifest = this.#client.manifest(this.#remote, this.#work.signal);
+      const manifest = this.#client.manifest(this.#remote, this.#work.signal, this.#options.filters);
       await this.#walker.walk(manifest, () => this.#work.throwIfFailed());
       this.#tally.manifestComplete();
       this.#planner.flush();
@@ -229,6 +254,7 @@ class Puller implements FileOpener {
       this.#reportDeltas();
       this.#downloads?.flushJournal();
       this.#downloads?.flushRecords();
+      this.#removeExtras();
     } catch (err) {
       this.#work.fail(toTeleportError(err));
       await this.#cleanUp();
@@ -238,6 +264,7 @@ class Puller implements FileOpener {
     } finally {
       stopListening?.();
       this.#destination.close();
+      this.#mirror?.close();
     }
     summary.seconds = (performance.now() - this.#started) / 1000;
     this.#progress.done(summary, singleAttemptTotals(summary));
@@ -256,6 +283,17 @@ class Puller implements FileOpener {
         this.#pool.rttMs = Math.min(this.#client.transportRttMs, ...pings);
       })
       .catch(() => {});
+  }
+
+  /** `--delete`, once everything is pulled: never after a pull that left entries out. */
+  #removeExtras(): void {
+    const summary = this.#tally.summary;
+    if (this.#mirror === undefined || summary.failureCount > 0) return;
+    const report = this.#mirror.remove();
+    summary.deleted = report.removed;
+    summary.deletedCount = report.removedCount;
+    summary.deleteFailures = report.failures;
+    summary.deleteFailureCount = report.failureCount;
   }
 
   #reportStreams(report: PoolReport): void {
@@ -322,6 +360,18 @@ class Puller implements FileOpener {
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
   }
+}
+
+/** The destination as a share of one file lands in it: DEST keeps its own mode and mtime. */
+function keepingOwnMetadata(destination: Destination, dest: string): TreeWriter {
+  return {
+    makeDirectory: (localPath) => destination.makeDirectory(localPath),
+    makeSymlink: (target, localPath, mtimeMs) => destination.makeSymlink(target, localPath, mtimeMs),
+    link: (existingPath, localPath) => destination.link(existingPath, localPath),
+    setFolderMetadata: (localPath, entry) => {
+      if (localPath !== dest) destination.setFolderMetadata(localPath, entry);
+    },
+  };
 }
 
 /** False for `--no-encryption`, where the host and transport allow it; throws where they do not. */

@@ -6,6 +6,7 @@ import type { ErrorCode, TeleportError } from "../../errors.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { TransportKind } from "../../transport/transport.js";
+import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
 import type { PoolReport, StreamStats } from "../pool/stream-pool.js";
 
@@ -66,6 +67,13 @@ export interface PullOptions {
    * upload's limit (`host --max-upload-bytes`), which the pusher's own count cannot be trusted with.
    */
   maxBytes?: number;
+  /** `--exclude`/`--include`, in the order given (src/filter); the host applies them as it walks. */
+  filters?: FilterRule[];
+  /**
+   * `--delete`: once the pull has succeeded (no entry failed), entries of DEST inside the pulled
+   * subtree that the source lacks are removed, but those the filters exclude.
+   */
+  delete?: boolean;
 }
 
 export const REUSE_SCOPES = ["all", "dest", "none"] as const;
@@ -237,6 +245,12 @@ export interface PullSummary {
    */
   skipped: SkippedEntry[];
   skippedCount: number;
+  /** With `delete`: entries of DEST removed, each folder's contents included (the first 1,000 by path). */
+  deleted: string[];
+  deletedCount: number;
+  /** With `delete`: what could not be removed, and why (the first 1,000); the pull is then partial. */
+  deleteFailures: { path: string; message: string }[];
+  deleteFailureCount: number;
 }
 
 export interface SkippedEntry {
@@ -281,6 +295,10 @@ export class Tally implements TransferTally {
     failureCount: 0,
     skipped: [],
     skippedCount: 0,
+    deleted: [],
+    deletedCount: 0,
+    deleteFailures: [],
+    deleteFailureCount: 0,
   };
   readonly #progress: ProgressSink | undefined;
 
