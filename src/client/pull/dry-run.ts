@@ -11,16 +11,21 @@
 import { type Chunker, defaultChunker } from "../../chunking/chunker.js";
 import { closeQuietly } from "../../engine/file-io.js";
 import { PathFilter } from "../../filter/path-filter.js";
+import { Destination } from "../../receive/destination.js";
+import { entryAdmission } from "../../receive/entry-admission.js";
+import { IndexedChunks } from "../../receive/local-copies.js";
+import {
+  type FileReceiver,
+  ManifestWalker,
+  type TreeWriter,
+  type WalkedFile,
+} from "../../receive/manifest-walker.js";
+import { MirrorDeletions } from "../../receive/mirror-deletions.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import { fileChunks } from "../../store/file-chunks.js";
 import type { ChunkRef, FileEnd } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
-import { Destination } from "../../receive/destination.js";
-import { entryAdmission } from "../../receive/entry-admission.js";
-import { IndexedChunks } from "../../receive/local-copies.js";
-import { type FileReceiver, ManifestWalker, type TreeWriter, type WalkedFile } from "../../receive/manifest-walker.js";
-import { MirrorDeletions } from "../../receive/mirror-deletions.js";
 import type { PullOptions } from "./summary.js";
 
 /** Paths listed by name in each of a DryRunReport's lists; the rest are counted. */

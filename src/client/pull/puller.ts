@@ -16,6 +16,7 @@ import { platformIo } from "../../platform/io.js";
 import { type ChunkFetcher, ChunkPlanner } from "../../receive/chunk-planner.js";
 import { Destination } from "../../receive/destination.js";
 import { Downloads } from "../../receive/downloads.js";
+import { entryAdmission } from "../../receive/entry-admission.js";
 import { FileTransfer, type IndexedPull, type TransferContext } from "../../receive/file-transfer.js";
 import { IndexedChunks } from "../../receive/local-copies.js";
 import {
@@ -25,6 +26,7 @@ import {
   type TreeWriter,
   type WalkedFile,
 } from "../../receive/manifest-walker.js";
+import { MirrorDeletions } from "../../receive/mirror-deletions.js";
 import { OldCopies } from "../../receive/old-copies.js";
 import { Work } from "../../receive/work.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
@@ -35,8 +37,6 @@ import { CompressionPolicy } from "../pool/compression-policy.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
 import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
-import { entryAdmission } from "../../receive/entry-admission.js";
-import { MirrorDeletions } from "../../receive/mirror-deletions.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
 import { type PullOptions, type PullSummary, Tally } from "./summary.js";
 
