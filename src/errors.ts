@@ -37,6 +37,8 @@ export const ErrorCode = {
   /** TELEPORT_HOME/config.json cannot be read, is not JSON, or holds a key or value teleport does not take. */
   CONFIG: "TELEPORT_ERR_CONFIG",
   INTERNAL: "TELEPORT_ERR_INTERNAL",
+  /** `pull --watch` of a host that does not offer live sync (an older teleport, or no watcher there). */
+  WATCH_UNSUPPORTED: "TELEPORT_ERR_WATCH_UNSUPPORTED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -61,6 +63,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.HOST_BUSY]: "the host is serving as many clients as it takes; the pull retries when it says",
   [ErrorCode.CANCELLED]: "run the same command again to resume: finished files and chunks are kept",
   [ErrorCode.NOT_FOUND]: "`teleport ls LINK [folder]` lists what the share holds",
+  [ErrorCode.WATCH_UNSUPPORTED]: "run the same teleport release on the host, or pull without --watch",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 

@@ -40,6 +40,8 @@ export interface PullFlags {
   /** false with --no-encryption. */
   encryption?: boolean;
   reuse?: ReuseScope;
+  /** Keep DEST a mirror as the host's folder changes (cli/watch-command.ts). */
+  watch?: boolean;
 }
 
 export async function pullCommand(link: string, dest: string, flags: PullFlags): Promise<void> {
@@ -88,7 +90,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
 }
 
 /** The pull's options as its flags give them; its events, notices and retries go to `output`. */
-function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOptions, "dest"> {
+export function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOptions, "dest"> {
   const plaintext = flags.encryption === false;
   return {
     remotePath: flags.path ?? "",
@@ -132,7 +134,7 @@ async function reportPull(
 }
 
 /** The chunk index in TELEPORT_HOME; a home that cannot be used is named, with what to do. */
-function openChunkIndex(): ChunkIndex {
+export function openChunkIndex(): ChunkIndex {
   const home = teleportHome();
   try {
     return ChunkIndex.open(home);
@@ -152,7 +154,7 @@ function openChunkIndex(): ChunkIndex {
  * created, undefined if the destination was there. A pull that fails removes what it created,
  * if still empty (see removeEmptyFolders).
  */
-async function makeDestination(destPath: string): Promise<string | undefined> {
+export async function makeDestination(destPath: string): Promise<string | undefined> {
   try {
     return await mkdir(destPath, { recursive: true });
   } catch (err) {

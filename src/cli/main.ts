@@ -263,7 +263,13 @@ function addPullCommand(program: Command): void {
       `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
     )
+    .option("--watch", "after the pull, keep <dest> a mirror as the host's folder changes, until Ctrl-C")
     .action(async (link: string, dest: string, flags) => {
+      if (flags.watch === true) {
+        const { watchCommand } = await commandModule(() => import("./watch-command.js"));
+        await watchCommand(await readLinkArgument(link), dest, flags);
+        return;
+      }
       const { pullCommand } = await commandModule(() => import("./commands.js"));
       await pullCommand(await readLinkArgument(link), dest, flags);
     });

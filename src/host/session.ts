@@ -54,6 +54,7 @@ import { RangeSender } from "./range-sender.js";
 import type { RecentChunks } from "./recent-chunks.js";
 import { SendLeases } from "./send-leases.js";
 import type { Share } from "./share.js";
+import { watchShare } from "./share-watch.js";
 
 export interface SessionContext {
   share: Share;
@@ -168,6 +169,11 @@ export class HostSession {
     .on(Messages.DELTA, (session, requestId, { items }) =>
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
         session.#deltas.send(requestId, items, open.abort.signal),
+      ),
+    )
+    .on(Messages.WATCH, (session, requestId, { credit, path }) =>
+      session.#serve(requestId, credit, (open) =>
+        watchShare(session.#context.share, path, session.#creditedSender(requestId, open), open.abort.signal),
       ),
     )
     .on(Messages.READ_RANGE, (session, requestId, request) =>
@@ -428,6 +434,7 @@ export class HostSession {
       Feature.HARD_LINKS |
       Feature.HOST_BUSY |
       Feature.DELTA |
+      Feature.WATCH |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |

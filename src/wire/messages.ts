@@ -21,6 +21,7 @@ import {
 import { deltaDataCodec, deltaRequestCodec } from "./delta-messages.js";
 import { HASH_SIZE, MAX_CHUNK_SIZE, MAX_FRAME_BODY, MAX_NAME_BYTES, MAX_PATH_BYTES } from "./limits.js";
 import { MessageRegistry } from "./registry.js";
+import { changesCodec, watchRequestCodec } from "./watch-messages.js";
 
 export { HASH_SIZE, MAX_CHUNK_SIZE, MAX_FRAME_BODY, MAX_NAME_BYTES, MAX_PATH_BYTES };
 
@@ -70,6 +71,10 @@ export const MessageType = {
   ENTRY_SKIPPED: 40,
   /** Answers to a DELTA request: scripts and their literal bytes (Feature.DELTA). */
   DELTA_DATA: 41,
+
+  // Live sync (Feature.WATCH): a subscription, answered by a stream of CHANGES until cancelled.
+  WATCH: 0x70,
+  CHANGES: 0x71,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
@@ -112,6 +117,11 @@ export const Feature = {
    * old copy and literal bytes (src/delta, host/delta-sender.ts, client/pull/delta-fetcher.ts).
    */
   DELTA: 512,
+  /**
+   * The host answers WATCH with CHANGES as files change beneath the watched path (`pull
+   * --watch`; host/share-watch.ts, client/watch.ts).
+   */
+  WATCH: 2048,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -457,4 +467,6 @@ export const Messages = {
   }),
   RANGE_DATA: protocol.define(MessageType.RANGE_DATA, rangeDataCodec, { from: "host", bulk: true }),
   DELTA_DATA: protocol.define(MessageType.DELTA_DATA, deltaDataCodec, { from: "host", bulk: true }),
+  WATCH: protocol.define(MessageType.WATCH, watchRequestCodec, { from: "client" }),
+  CHANGES: protocol.define(MessageType.CHANGES, changesCodec, { from: "host" }),
 } as const;
