@@ -164,7 +164,7 @@ class WatchedMirror {
     const changed = topmost(changedPaths.filter((path) => isWithin(path, this.#remote)));
     const removed = topmost(removedPaths.filter((path) => isWithin(path, this.#remote)));
     const summaries: PullSummary[] = [];
-    for (const path of changed) {
+    for (const path of pullsFor(changed, this.#remote)) {
       const summary = await this.#pullPath(client, path);
       if (summary === "gone") removed.push(path);
       else if (summary !== "changing") summaries.push(summary);
@@ -231,6 +231,36 @@ export function topmost(paths: string[]): string[] {
     if (last === undefined || !isWithin(path, last)) kept.push(path);
   }
   return kept;
+}
+
+/**
+ * Changed paths in a folder, from which the folder is pulled whole instead: each pull starts its
+ * own data streams (~0.1 s on loopback), while the files of a folder pull that did not change
+ * are passed over in a few microseconds each.
+ */
+export const FOLDER_PULL_MIN_PATHS = 8;
+
+/**
+ * What to pull for `changed` beneath `remote`: the topmost paths, those of a folder with at
+ * least FOLDER_PULL_MIN_PATHS of them replaced by the folder.
+ */
+export function pullsFor(changed: string[], remote: string): string[] {
+  const paths = topmost(changed);
+  const byFolder = new Map<string, number>();
+  for (const path of paths) {
+    if (path === remote) continue;
+    const folder = parentOf(path);
+    byFolder.set(folder, (byFolder.get(folder) ?? 0) + 1);
+  }
+  const folders = [...byFolder]
+    .filter(([, count]) => count >= FOLDER_PULL_MIN_PATHS)
+    .map(([folder]) => folder);
+  return folders.length === 0 ? paths : topmost([...paths, ...folders]);
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "" : path.slice(0, slash);
 }
 
 /** CHANGES frames checked for gaps in their sequence, and joined into batches. */

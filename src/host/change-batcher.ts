@@ -1,19 +1,32 @@
 /**
  * What a watched share tells a subscriber, and when: the watcher's raw events are gathered into
- * batches. A batch is cut once the share has been quiet for QUIET_MS (a burst of a thousand new
- * files arrives as one batch), or CAP_MS after its first event however busy the share is. A file
+ * batches. A batch is cut once the share has been quiet for QUIET_MS, longer the more paths it
+ * holds (a burst of a thousand new files arrives as one batch), or CAP_MS after its first event however busy the share is. A file
  * is announced only once it has settled (no event for it and an mtime at least SETTLE_MS old),
  * so a file still being written is held back, not sent half-written. Pure policy: the clock and
  * the look at the disk are passed in, so it is tested on model timelines
  * (test/unit/change-batcher.test.ts); host/share-watch.ts runs it.
  */
 
-/** Quiet time that ends a batch. */
-export const QUIET_MS = 100;
+/** Quiet time that ends a batch of one path. */
+export const QUIET_MS = 200;
+/**
+ * Quiet time added per further path, up to MAX_QUIET_MS. The watcher hands over the events of a
+ * burst that goes on every 500 ms (@parcel/watcher's longest wait), so a batch of several paths
+ * waits longer than that for more: a burst of a thousand files stays one batch, while a lone
+ * edit is announced after QUIET_MS.
+ */
+export const QUIET_MS_PER_PATH = 100;
+export const MAX_QUIET_MS = 600;
+/**
+ * A new file is held while its folder changed more recently than this: names are still being
+ * added there, and the watcher may be sitting on their events (it hands them over every 500 ms).
+ */
+export const FOLDER_SETTLE_MS = 600;
 /** How long a file must be left alone before it is announced. */
 export const SETTLE_MS = 250;
 /** The longest a batch stays open while events keep coming. */
-export const CAP_MS = 2000;
+export const CAP_MS = 3000;
 /** How soon to look again at a batch waiting for its files to settle. */
 export const RECHECK_MS = 50;
 /** A file written without a pause for this long is announced as it is (a log, say). */
@@ -30,7 +43,8 @@ export type RawChange = "create" | "update" | "delete";
 /** A path as the disk has it now, for the settle check. */
 export type PathState =
   | { kind: "gone" }
-  | { kind: "folder" }
+  /** `ageMs`: since its mtime (a name added or removed), by the host's clock. */
+  | { kind: "folder"; ageMs: number }
   /** `ageMs`: since its mtime, by the host's clock. */
   | { kind: "file"; ageMs: number }
   /** Anything else the share serves (a symlink): announced as it is. */
@@ -80,7 +94,7 @@ export class ChangeBatcher {
   /** When to look again (ms from `now`), or undefined with nothing held. */
   nextCheckIn(now: number): number | undefined {
     if (this.idle || this.#openedAt === undefined) return undefined;
-    const dueAt = Math.min(this.#lastEventAt + QUIET_MS, this.#openedAt + CAP_MS);
+    const dueAt = Math.min(this.#lastEventAt + this.#quietMs(), this.#openedAt + CAP_MS);
     // Past due with files still settling: look again shortly.
     return dueAt > now ? dueAt - now : RECHECK_MS;
   }
@@ -92,7 +106,7 @@ export class ChangeBatcher {
    */
   take(now: number, look: (path: string) => PathState): ChangeBatch | undefined {
     if (this.#openedAt === undefined) return undefined;
-    const quiet = now - this.#lastEventAt >= QUIET_MS;
+    const quiet = now - this.#lastEventAt >= this.#quietMs();
     const capped = now - this.#openedAt >= CAP_MS;
     if (!quiet && !capped) return undefined;
     if (this.#overflowed) {
@@ -104,6 +118,10 @@ export class ChangeBatcher {
     if (batch === undefined) return undefined;
     this.#openedAt = this.#pending.size === 0 ? undefined : now;
     return batch;
+  }
+
+  #quietMs(): number {
+    return Math.min(QUIET_MS + QUIET_MS_PER_PATH * Math.max(0, this.#pending.size - 1), MAX_QUIET_MS);
   }
 
   /**
@@ -120,8 +138,18 @@ export class ChangeBatcher {
     const removed: string[] = [];
     const ignored: string[] = [];
     let unsettled = false;
+    const folderAges = new Map<string, number>();
+    const folderAge = (folder: string) => {
+      let age = folderAges.get(folder);
+      if (age === undefined) {
+        const state = look(folder);
+        age = state.kind === "folder" ? state.ageMs : Number.POSITIVE_INFINITY;
+        folderAges.set(folder, age);
+      }
+      return age;
+    };
     for (const [path, pending] of this.#pending) {
-      const verdict = this.#verdict(path, pending, now, look);
+      const verdict = this.#verdict(path, pending, now, look, folderAge);
       if (verdict === "removed") removed.push(path);
       else if (verdict === "changed") changed.push(path);
       else if (verdict === "ignored") ignored.push(path);
@@ -138,6 +166,7 @@ export class ChangeBatcher {
     pending: PendingPath,
     now: number,
     look: (path: string) => PathState,
+    folderAge: (folder: string) => number,
   ): "changed" | "removed" | "unsettled" | "ignored" {
     if (pending.change === "delete") return "removed";
     const state = look(path);
@@ -152,8 +181,14 @@ export class ChangeBatcher {
       case "file": {
         if (now - pending.firstEventAt >= MAX_UNSETTLED_MS) return "changed";
         const left = now - pending.lastEventAt >= SETTLE_MS && state.ageMs >= SETTLE_MS;
-        return left ? "changed" : "unsettled";
+        const burstOver = pending.change !== "create" || folderAge(parentOf(path)) >= FOLDER_SETTLE_MS;
+        return left && burstOver ? "changed" : "unsettled";
       }
     }
   }
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "" : path.slice(0, slash);
 }

@@ -193,8 +193,9 @@ class Subscription {
   #look(path: string): PathState {
     try {
       const { entry } = this.#share.stat(path);
-      if (entry.kind === EntryKind.DIRECTORY) return { kind: "folder" };
-      if (entry.kind === EntryKind.FILE) return { kind: "file", ageMs: Date.now() - entry.mtimeMs };
+      const ageMs = Date.now() - entry.mtimeMs;
+      if (entry.kind === EntryKind.DIRECTORY) return { kind: "folder", ageMs };
+      if (entry.kind === EntryKind.FILE) return { kind: "file", ageMs };
       return { kind: "other" };
     } catch {
       return { kind: "gone" }; // gone, or no longer servable: the client removes its copy
