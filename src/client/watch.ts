@@ -263,6 +263,21 @@ function parentOf(path: string): string {
   return slash < 0 ? "" : path.slice(0, slash);
 }
 
+/**
+ * `paths` as the host sent them, each a wire path (no "..", no absolute path, no empty name):
+ * a host that sends anything else is broken or hostile, and the watch ends with PROTOCOL.
+ */
+export function checkedPaths(paths: string[]): string[] {
+  for (const path of paths) {
+    try {
+      splitWirePath(path);
+    } catch (err) {
+      throw new TeleportError(ErrorCode.PROTOCOL, `the host reported a change to "${path}"`, { cause: err });
+    }
+  }
+  return paths;
+}
+
 /** CHANGES frames checked for gaps in their sequence, and joined into batches. */
 class SequencedFrames {
   readonly #frames: AsyncIterator<Changes>;
@@ -288,8 +303,8 @@ class SequencedFrames {
       if (frame.sequence !== this.#expected) sync ??= "gap";
       this.#expected = frame.sequence + 1;
       if ((frame.flags & ChangesFlag.RESYNC) !== 0) sync ??= "resync";
-      changed.push(...frame.changed);
-      removed.push(...frame.removed);
+      changed.push(...checkedPaths(frame.changed));
+      removed.push(...checkedPaths(frame.removed));
       if ((frame.flags & ChangesFlag.MORE) === 0) break;
     }
     return sync === undefined ? { kind: "paths", changed, removed } : { kind: "sync", reason: sync };
