@@ -137,7 +137,6 @@ export class ChangeBatcher {
     const changed: string[] = [];
     const removed: string[] = [];
     const ignored: string[] = [];
-    let unsettled = false;
     const folderAges = new Map<string, number>();
     const folderAge = (folder: string) => {
       let age = folderAges.get(folder);
@@ -153,9 +152,9 @@ export class ChangeBatcher {
       if (verdict === "removed") removed.push(path);
       else if (verdict === "changed") changed.push(path);
       else if (verdict === "ignored") ignored.push(path);
-      else unsettled = true;
+      // Unsettled: at the cap the settled ones go and this one waits; before it, all wait.
+      else if (!capped) return undefined;
     }
-    if (unsettled && !capped) return undefined;
     for (const path of [...changed, ...removed, ...ignored]) this.#pending.delete(path);
     if (changed.length === 0 && removed.length === 0) return undefined;
     return { kind: "paths", changed, removed };
