@@ -26,8 +26,14 @@ interface Watcher {
 const ARRIVES_MS = 20_000;
 
 /** `pull LINK DEST --watch --json`, stopped (SIGINT) when the test ends; resolves once synced. */
-async function startWatch(t: TestContext, link: string, dest: string, env: CliEnv): Promise<Watcher> {
-  const cli = spawnCli(["pull", link, dest, "--watch", "--json"], env);
+async function startWatch(
+  t: TestContext,
+  link: string,
+  dest: string,
+  env: CliEnv,
+  args: string[] = [],
+): Promise<Watcher> {
+  const cli = spawnCli(["pull", link, dest, "--watch", "--json", ...args], env);
   let exited = false;
   cli.result.then(
     () => {
@@ -237,4 +243,46 @@ test("a host killed and restarted: the client resyncs what changed meanwhile and
     what: "a change after the restart",
     timeoutMs: ARRIVES_MS,
   });
+});
+
+test("a client stopped while the folder changes (a laptop asleep) catches up when it resumes", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const { base, share, env } = await makeShare(t, "watch-sleep", { "a.txt": "before\n", "gone.txt": "x\n" });
+  const host = await hostWithCli(t, { base, share });
+  const dest = join(base, "dest");
+  const watcher = await startWatch(t, host.link, dest, env, ["--timeout", "2"]);
+
+  watcher.cli.process.kill("SIGSTOP");
+  await writeFile(join(share, "a.txt"), "written while asleep\n");
+  await rm(join(share, "gone.txt"));
+  await writeFile(join(share, "new.txt"), "new while asleep\n");
+  // Longer than --timeout: the connection is dead to the client when it wakes.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  watcher.cli.process.kill("SIGCONT");
+  await waitFor(
+    async () =>
+      (await contentIs(join(dest, "a.txt"), "written while asleep\n")) &&
+      (await contentIs(join(dest, "new.txt"), "new while asleep\n")) &&
+      isAbsent(join(dest, "gone.txt")),
+    { what: "DEST caught up", timeoutMs: ARRIVES_MS },
+  );
+});
+
+test("--path FILE --watch keeps that one file current", { timeout: NO_HANG_TIMEOUT_MS }, async (t) => {
+  const { base, share, env } = await makeShare(t, "watch-file", {
+    "docs/plan.txt": "v1\n",
+    "other.txt": "o\n",
+  });
+  const host = await hostWithCli(t, { base, share });
+  const dest = join(base, "dest");
+  await startWatch(t, host.link, dest, env, ["--path", "docs/plan.txt"]);
+  assert.deepEqual(await readdir(dest), ["plan.txt"]);
+  await writeFile(join(share, "docs", "plan.txt"), "v2\n");
+  await writeFile(join(share, "other.txt"), "not watched\n");
+  await waitFor(() => contentIs(join(dest, "plan.txt"), "v2\n"), {
+    what: "plan.txt v2",
+    timeoutMs: ARRIVES_MS,
+  });
+  assert.deepEqual(await readdir(dest), ["plan.txt"]);
 });
