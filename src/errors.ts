@@ -43,6 +43,8 @@ export const ErrorCode = {
   QUOTA: "TELEPORT_ERR_QUOTA",
   /** `pull --include/--exclude` against a host that cannot apply them (no Feature.FILTERS). */
   FILTERS_UNSUPPORTED: "TELEPORT_ERR_FILTERS_UNSUPPORTED",
+  /** `pull --watch` of a host that does not offer live sync (an older teleport, or no watcher there). */
+  WATCH_UNSUPPORTED: "TELEPORT_ERR_WATCH_UNSUPPORTED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -72,6 +74,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.QUOTA]: "the host takes uploads up to its --max-upload-bytes: push less, or ask its owner",
   [ErrorCode.FILTERS_UNSUPPORTED]:
     "the host runs a teleport without --include/--exclude: upgrade it, or pull without them",
+  [ErrorCode.WATCH_UNSUPPORTED]: "run the same teleport release on the host, or pull without --watch",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 

@@ -49,6 +49,8 @@ export interface PullFlags {
   include?: PullFilterFlag[];
   delete?: boolean;
   dryRun?: boolean;
+  /** Keep DEST a mirror as the host's folder changes (cli/watch-command.ts). */
+  watch?: boolean;
 }
 
 /** One `--exclude` or `--include` as typed. */
@@ -119,7 +121,7 @@ export async function pullCommand(link: string, dest: string, flags: PullFlags):
 }
 
 /** The pull's options as its flags give them; its events, notices and retries go to `output`. */
-function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOptions, "dest"> {
+export function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<PullLinkOptions, "dest"> {
   const plaintext = flags.encryption === false;
   return {
     remotePath: flags.path ?? "",
@@ -209,7 +211,7 @@ function partialPull(summary: PullLinkSummary): TeleportError | undefined {
 }
 
 /** The chunk index in TELEPORT_HOME; a home that cannot be used is named, with what to do. */
-function openChunkIndex(): ChunkIndex {
+export function openChunkIndex(): ChunkIndex {
   const home = teleportHome();
   try {
     return ChunkIndex.open(home);
@@ -229,7 +231,7 @@ function openChunkIndex(): ChunkIndex {
  * created, undefined if the destination was there. A pull that fails removes what it created,
  * if still empty (see removeEmptyFolders).
  */
-async function makeDestination(destPath: string): Promise<string | undefined> {
+export async function makeDestination(destPath: string): Promise<string | undefined> {
   try {
     return await mkdir(destPath, { recursive: true });
   } catch (err) {

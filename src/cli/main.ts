@@ -297,7 +297,13 @@ function addPullCommand(program: Command): void {
       "remove what DEST holds inside the pulled folder that the share does not (not --exclude'd names)",
     )
     .option("--dry-run", "pull nothing, write nothing: say what would be copied, reused and deleted")
+    .option("--watch", "after the pull, keep <dest> a mirror as the host's folder changes, until Ctrl-C")
     .action(async (link: string, dest: string, flags) => {
+      if (flags.watch === true) {
+        const { watchCommand } = await commandModule(() => import("./watch-command.js"));
+        await watchCommand(await readLinkArgument(link), dest, flags);
+        return;
+      }
       const { pullCommand } = await commandModule(() => import("./commands.js"));
       await pullCommand(await readLinkArgument(link), dest, flags);
     });

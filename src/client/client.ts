@@ -42,6 +42,7 @@ import {
   uploadRequestCodec,
   uploadResultCodec,
 } from "../wire/messages.js";
+import { type Changes, changesCodec, watchRequestCodec } from "../wire/watch-messages.js";
 import { type PendingRequest, type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
 import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
 import { DataStreamFactory } from "./pool/data-streams.js";
@@ -106,6 +107,7 @@ export class TeleportClient {
       clientName: options.clientName ?? "teleport",
       features:
         Feature.DELTA |
+        Feature.WATCH |
         (options.xattrs === true ? Feature.XATTRS : 0) |
         (options.plaintext === true ? Feature.PLAINTEXT : 0) |
         (options.upload === true ? Feature.UPLOAD : 0),
@@ -341,6 +343,21 @@ export class TeleportClient {
           throw unexpected(frame.type, "MANIFEST");
       }
     }
+  }
+
+  /**
+   * What changes beneath `path` on the host (`pull --watch`, client/watch.ts): an empty batch
+   * once the host watches, then its CHANGES frames as they come, until `signal` aborts.
+   */
+  async *watch(path: string, signal?: AbortSignal): AsyncGenerator<Changes> {
+    if (!this.#connection.hasFeature(Feature.WATCH))
+      throw new TeleportError(ErrorCode.WATCH_UNSUPPORTED, "the host does not offer live sync (--watch)");
+    const request = { credit: STREAM_WINDOW_BYTES, path };
+    for await (const frame of this.#control.stream(MessageType.WATCH, watchRequestCodec, request, signal)) {
+      if (frame.type !== MessageType.CHANGES) throw unexpected(frame.type, "WATCH");
+      yield decodeMessage(changesCodec, frame.body);
+    }
+    throw new TeleportError(ErrorCode.CONNECTION, "the host stopped watching");
   }
 
   /**

@@ -47,6 +47,7 @@ import {
 } from "./plaintext-clients.js";
 import { RangeSender } from "./range-sender.js";
 import type { ClientPeer, PathRequest, SessionContext } from "./session-context.js";
+import { watchShare } from "./share-watch.js";
 import type { AcceptedUpload } from "./upload-request.js";
 
 export type { ClientEvent, ClientPeer, PathRequest, SessionContext } from "./session-context.js";
@@ -98,6 +99,11 @@ export class HostSession {
     .on(Messages.DELTA, (session, requestId, { items }) =>
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, (open) =>
         session.#deltas.send(requestId, items, open.abort.signal),
+      ),
+    )
+    .on(Messages.WATCH, (session, requestId, { credit, path }) =>
+      session.#serve(requestId, credit, (open) =>
+        watchShare(session.#context.share, path, session.#creditedSender(requestId, open), open.abort.signal),
       ),
     )
     .on(Messages.READ_RANGE, (session, requestId, request) =>
@@ -389,6 +395,7 @@ export class HostSession {
       Feature.HOST_BUSY |
       Feature.DELTA |
       Feature.FILTERS |
+      Feature.WATCH |
       (platformIo.kind === "native" ? Feature.XATTRS : 0) |
       (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
       (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |

@@ -31,6 +31,7 @@ import {
   MAX_PATTERN_BYTES,
 } from "./limits.js";
 import { MessageRegistry } from "./registry.js";
+import { changesCodec, watchRequestCodec } from "./watch-messages.js";
 
 export {
   HASH_SIZE,
@@ -100,6 +101,9 @@ export const MessageType = {
   UPLOAD_SWITCH: 0x62,
   /** Host (now the client) -> pusher: how the upload ended, the pull's summary as JSON. */
   UPLOAD_RESULT: 0x63,
+  // Live sync (Feature.WATCH): a subscription, answered by a stream of CHANGES until cancelled.
+  WATCH: 0x70,
+  CHANGES: 0x71,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
@@ -152,6 +156,11 @@ export const Feature = {
    * excluded folder is not descended. A client with rules sends them only to such a host.
    */
   FILTERS: 4096,
+  /**
+   * The host answers WATCH with CHANGES as files change beneath the watched path (`pull
+   * --watch`; host/share-watch.ts, client/watch.ts).
+   */
+  WATCH: 2048,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -567,4 +576,6 @@ export const Messages = {
   UPLOAD: protocol.define(MessageType.UPLOAD, uploadRequestCodec, { from: "client" }),
   UPLOAD_SWITCH: protocol.define(MessageType.UPLOAD_SWITCH, emptyCodec, { from: "client" }),
   UPLOAD_RESULT: protocol.define(MessageType.UPLOAD_RESULT, uploadResultCodec, { from: "client" }),
+  WATCH: protocol.define(MessageType.WATCH, watchRequestCodec, { from: "client" }),
+  CHANGES: protocol.define(MessageType.CHANGES, changesCodec, { from: "host" }),
 } as const;

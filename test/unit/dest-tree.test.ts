@@ -1,0 +1,58 @@
+/**
+ * What `pull --watch` does to the destination itself: folders made and paths removed beneath it,
+ * never through a symlink, whatever path a host reports; and a host's paths checked first.
+ */
+import assert from "node:assert/strict";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ensureFolders, removeBeneath } from "../../src/client/dest-tree.js";
+import { checkedPaths } from "../../src/client/watch.js";
+import { ErrorCode, isTeleportError } from "../../src/errors.js";
+import { tempDir } from "../helpers/context.js";
+
+async function destWithEscapes(base: string): Promise<{ dest: string; outside: string }> {
+  const dest = join(base, "dest");
+  const outside = join(base, "outside");
+  await mkdir(join(dest, "photos"), { recursive: true });
+  await mkdir(outside);
+  await writeFile(join(outside, "precious.txt"), "keep me\n");
+  await writeFile(join(dest, "photos", "a.jpg"), "a\n");
+  await symlink(outside, join(dest, "escape"));
+  return { dest, outside };
+}
+
+test("removing beneath the destination never follows a symlink out of it", async (t) => {
+  const { dest, outside } = await destWithEscapes(await tempDir(t, "dest-tree-remove"));
+  removeBeneath(dest, ["escape", "precious.txt"]);
+  assert.equal(await readFile(join(outside, "precious.txt"), "utf8"), "keep me\n");
+  removeBeneath(dest, ["escape"]);
+  assert.deepEqual(await readdir(dest), ["photos"], "the symlink itself is removed");
+  assert.equal(await readFile(join(outside, "precious.txt"), "utf8"), "keep me\n");
+  removeBeneath(dest, ["photos"]);
+  assert.deepEqual(await readdir(dest), []);
+  removeBeneath(dest, ["not", "there"]);
+  removeBeneath(dest, []);
+  assert.deepEqual(await readdir(dest), [], "the destination itself stays");
+});
+
+test("folders for a new path replace a symlink in the way, never writing through it", async (t) => {
+  const { dest, outside } = await destWithEscapes(await tempDir(t, "dest-tree-folders"));
+  ensureFolders(dest, ["escape", "new"]);
+  assert.deepEqual(await readdir(outside), ["precious.txt"]);
+  assert.deepEqual(await readdir(join(dest, "escape")), ["new"]);
+  await writeFile(join(dest, "photos", "file"), "a file where a folder goes\n");
+  ensureFolders(dest, ["photos", "file", "deeper"]);
+  assert.deepEqual(await readdir(join(dest, "photos", "file")), ["deeper"]);
+});
+
+test("a host's change to a path that leaves the share is a protocol error", () => {
+  assert.deepEqual(checkedPaths(["a/b.txt", ""]), ["a/b.txt", ""]);
+  for (const bad of ["../x", "a/../../x", "/etc/passwd", "a//b", "a/./b"]) {
+    assert.throws(
+      () => checkedPaths([bad]),
+      (err: unknown) => isTeleportError(err, ErrorCode.PROTOCOL),
+      bad,
+    );
+  }
+});
