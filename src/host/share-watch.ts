@@ -5,10 +5,12 @@
  * per share per thread that every subscription of the thread shares: the watcher costs a
  * folder walk to start and memory per folder, not per client.
  */
+import { realpathSync } from "node:fs";
 import type { AsyncSubscription, Event } from "@parcel/watcher";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { SendFrame } from "../serve/manifest-stream.js";
 import type { Share } from "../serve/share.js";
+import { teleportHome } from "../store/teleport-home.js";
 import { EntryKind, MessageType } from "../wire/messages.js";
 import { isWithin, splitWirePath } from "../wire/path.js";
 import {
@@ -59,8 +61,13 @@ class ShareWatcher {
     } catch (err) {
       throw new TeleportError(ErrorCode.WATCH_UNSUPPORTED, "this host has no file watcher", { cause: err });
     }
+    // The host's own state (the chunk index it writes as it serves) is never announced: shared
+    // along with a home folder, each pull would otherwise announce a change to it, and so on.
+    const ignore = stateFolderWithin(this.#share.root);
     try {
-      return await watcher.subscribe(this.#share.root, (err, events) => this.#deliver(err, events));
+      return await watcher.subscribe(this.#share.root, (err, events) => this.#deliver(err, events), {
+        ignore: ignore === undefined ? [] : [ignore],
+      });
     } catch (err) {
       this.#subscription = undefined;
       throw toTeleportError(err, `watching ${this.#share.root}`);
@@ -81,6 +88,17 @@ class ShareWatcher {
       for (const listener of this.#listeners) listener(path, event.type);
     }
   }
+}
+
+/** TELEPORT_HOME's real path, where it lies inside `root`. */
+function stateFolderWithin(root: string): string | undefined {
+  let home: string;
+  try {
+    home = realpathSync(teleportHome());
+  } catch {
+    return undefined; // not there: nothing of it to ignore
+  }
+  return home.startsWith(`${root}/`) ? home : undefined;
 }
 
 function isWirePath(path: string): boolean {

@@ -5,11 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { Feature } from "../../src/wire/messages.js";
 import { type CliEnv, type RunningCli, spawnCli, startHost } from "../helpers/cli.js";
-import { NO_HANG_TIMEOUT_MS, onCleanup, waitFor } from "../helpers/context.js";
+import { NO_HANG_TIMEOUT_MS, onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { dirEntry, hostile, startHostileHost } from "../helpers/hostile-host.js";
 import { hostWithCli, makeShare } from "../helpers/share.js";
 import { isAbsent, MiB, pseudoRandomBytes, writeRandomFile } from "../helpers/tree.js";
 
@@ -285,4 +287,40 @@ test("--path FILE --watch keeps that one file current", { timeout: NO_HANG_TIMEO
     timeoutMs: ARRIVES_MS,
   });
   assert.deepEqual(await readdir(dest), ["plan.txt"]);
+});
+
+test("a hostile host's removals never reach outside DEST: through a symlink nothing, with '..' the watch ends", {
+  timeout: NO_HANG_TIMEOUT_MS,
+}, async (t) => {
+  const base = await tempDir(t, "watch-hostile");
+  const victim = join(base, "victim");
+  const dest = join(base, "dest");
+  await mkdir(victim);
+  await mkdir(dest);
+  await writeFile(join(victim, "precious.txt"), "keep me\n");
+  await symlink(victim, join(dest, "escape"));
+  const host = await startHostileHost(join(base, "host-home"), [hostile.entries([dirEntry("")])], undefined, {
+    features: Feature.WATCH,
+    watch: [
+      hostile.changes(1, [], []),
+      hostile.changes(2, [], ["escape/precious.txt"]),
+      hostile.changes(3, [], ["../victim/precious.txt"]),
+    ],
+  });
+  onCleanup(t, () => host.close());
+  const cli = spawnCli(["pull", host.link, dest, "--watch", "--json"], {
+    TELEPORT_HOME: join(base, "client-home"),
+  });
+  onCleanup(t, () => {
+    cli.process.kill("SIGKILL");
+  });
+  const result = await cli.result;
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /TELEPORT_ERR_PROTOCOL/);
+  assert.match(
+    result.stdout,
+    /"removed":\["escape\/precious.txt"\]/,
+    "the batch through the symlink was taken",
+  );
+  assert.equal(await readFile(join(victim, "precious.txt"), "utf8"), "keep me\n");
 });

@@ -31,6 +31,7 @@ import {
   manifestRequestCodec,
   welcomeCodec,
 } from "../../src/wire/messages.js";
+import { changesCodec } from "../../src/wire/watch-messages.js";
 
 export function frameOf<T>(type: number, codec: Codec<T>, value: T): (requestId: number) => Buffer {
   return (requestId) => encodeFrame(type, requestId, codec, value);
@@ -42,6 +43,8 @@ export const hostile = {
   chunks: (chunks: ChunkRef[]) => frameOf(MessageType.CHUNKS, chunksCodec, { chunks }),
   fileEnd: (size: number, chunkCount: number, fileHash: Buffer = Buffer.alloc(32)) =>
     frameOf(MessageType.FILE_END, fileEndCodec, { size, chunkCount, fileHash }),
+  changes: (sequence: number, changed: string[], removed: string[]) =>
+    frameOf(MessageType.CHANGES, changesCodec, { sequence, flags: 0, changed, removed }),
 };
 
 export function dirEntry(path: string): Entry {
@@ -107,6 +110,8 @@ export interface HostileOptions {
   version?: number;
   /** false: chunk requests are never answered (a host that announces and sends nothing). */
   serveChunks?: boolean;
+  /** What each WATCH gets (CHANGES frames, `hostile.changes`); the subscription then stays open. */
+  watch?: ScriptStep[];
 }
 
 export interface HostileHost {
@@ -230,6 +235,13 @@ function answer(
       connection.send(MessageType.END, requestId, emptyCodec, {});
       return;
     }
+    case MessageType.WATCH:
+      for (const step of options.watch ?? [])
+        if (typeof step === "function") connection.sendFrame(step(requestId));
+      return;
+    case MessageType.LIST:
+      connection.send(MessageType.END, requestId, emptyCodec, {}); // an empty share
+      return;
     default:
       return; // PING, CREDIT, CANCEL: nothing to say
   }
