@@ -132,6 +132,20 @@ const CASES: { name: string; flags: string[]; path?: string }[] = [
   },
   { name: "no --delete, two excludes", flags: ["--exclude", "docs/", "--exclude", "*.txt"] },
   {
+    name: "--delete, ** between folders, before an anchored name and before an unanchored one",
+    flags: [
+      "--delete",
+      "--exclude",
+      "a/**/x.c",
+      "--exclude",
+      "a/**/deep.c",
+      "--exclude",
+      "/**/inner.txt",
+      "--exclude",
+      "**/top.txt",
+    ],
+  },
+  {
     name: "--path a --delete: only inside DEST/a, anchored at DEST",
     path: "a",
     flags: ["--delete", "--exclude", "/a/b/c"],
