@@ -7,9 +7,12 @@
  * As rsync: a pattern starting with "/" is anchored at the transfer root, any other matches the
  * end of the path (a name at any depth, or trailing components for one holding "/"); a trailing
  * "/" matches folders only; `*` and `?` stop at "/", `**` crosses it; `dir/**` matches what is
- * inside dir but not dir itself. A folder a rule excludes is not walked, so nothing inside it is
- * sent whatever a later rule says. Not supported (refused or taken literally): `***`, rule
- * prefixes ("+ ", "- "), merge files and `--filter`, `!`, `--delete-excluded`.
+ * inside dir but not dir itself, and a `**` between two slashes at least one folder. A folder a
+ * rule excludes is not walked, so nothing inside it is sent whatever a later rule says.
+ *
+ * Not supported (refused or taken literally): `***`, rule prefixes ("+ ", "- "), merge files and
+ * `--filter`, `!`, `--delete-excluded`; and a `**` inside a name (`fo**ar`) stops at "/" here, as
+ * picomatch reads it, where rsync's crosses it.
  */
 import picomatch from "picomatch";
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -88,8 +91,12 @@ function compileRule(rule: FilterRule): CompiledRule {
     throw new TeleportError(ErrorCode.USAGE, `a pattern over ${MAX_PATTERN_BYTES} bytes`);
   if (glob === "" || glob.includes("***") || glob.split("/").some((part) => part === "" || part === ".."))
     throw new TeleportError(ErrorCode.USAGE, `the pattern "${rule.pattern}" is not one teleport takes`);
-  // rsync's `dir/**` is what is inside dir, not dir itself; picomatch's also matches dir.
+  // Where picomatch's `**` matches no folder at all and rsync's does not: `dir/**` is what is
+  // inside dir, not dir itself; `a/**/b` holds a folder at least between a and b; an anchored
+  // `/**/x` at least one above x (an unanchored `**/x` matches a top-level x in both).
+  glob = glob.replaceAll("/**/", "/*/**/");
   if (glob.endsWith("/**")) glob = `${glob}/*`;
+  if (anchored && glob.startsWith("**/")) glob = `*/${glob}`;
   if (!anchored) glob = `**/${glob}`;
   return {
     exclude: rule.kind === FilterKind.EXCLUDE,

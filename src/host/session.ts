@@ -22,9 +22,9 @@ import {
   emptyCodec,
   entriesCodec,
   Feature,
-  type FilterRule,
   type Hello,
   MAX_CHUNK_SIZE,
+  type ManifestRequest,
   Messages,
   MessageType,
   MIN_PROTOCOL_VERSION,
@@ -83,10 +83,10 @@ export class HostSession {
     .on(Messages.STAT, (session, requestId, { path }) =>
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, () => session.#stat(requestId, path)),
     )
-    .on(Messages.MANIFEST, (session, requestId, { credit, path, filters }) =>
-      session.#serve(requestId, credit, (open) => {
-        session.#told("manifest", path);
-        return session.#manifest(requestId, path, filters, open);
+    .on(Messages.MANIFEST, (session, requestId, request) =>
+      session.#serve(requestId, request.credit, (open) => {
+        session.#told("manifest", request.path);
+        return session.#manifest(requestId, request, open);
       }),
     )
     .on(Messages.GET_CHUNKS, (session, requestId, { chunks, compressLevel }) => {
@@ -444,12 +444,7 @@ export class HostSession {
     this.#connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: [entry] });
   }
 
-  #manifest(
-    requestId: number,
-    path: string,
-    filters: FilterRule[] | undefined,
-    open: OpenRequest,
-  ): Promise<void> {
+  #manifest(requestId: number, { path, filters }: ManifestRequest, open: OpenRequest): Promise<void> {
     const listedTo = this.#control?.session;
     const credited = this.#creditedSender(requestId, open);
     const send = listedTo === undefined ? credited : listingSender(credited, listedTo);

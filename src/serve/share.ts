@@ -240,8 +240,9 @@ export class Share {
     try {
       const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
         within: this.root,
-        // A share of one file: not even a symlink inside, put in the file's place, is followed.
-        followInside: this.only === undefined,
+        // A share of one file: not even a symlink inside, put in the file's place, is followed
+        // ("" is the root held open, which the portable way reaches through a /proc link).
+        followInside: this.only === undefined || relPath === "",
       });
       return { fd, path: join(this.root, relPath) };
     } catch (err) {

@@ -1,12 +1,13 @@
 /**
  * `pull --delete`, `--exclude`/`--include` and `--dry-run` against rsync: the same flags on the
  * same trees must leave the same destination (names, kinds, bytes, modes, symlink targets), and a
- * dry run must name the files rsync transferred and the entries it deleted, writing nothing.
+ * dry run must name the files rsync (and its dry run) transferred and the entries it deleted,
+ * writing nothing.
  * Skipped, saying so, where rsync is not installed (.ci/run installs it).
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { runCli } from "../helpers/cli.js";
@@ -90,9 +91,9 @@ async function sameTree(expected: string, actual: string): Promise<void> {
 }
 
 /**
- * What rsync transferred and deleted, from its itemized output. The real run's, not its
- * --dry-run's: rsync's dry run lists a folder as deleted that the real run keeps, because of an
- * excluded name inside ("cannot delete non-empty directory"), which teleport's dry run does not.
+ * What rsync transferred and deleted (or with --dry-run would), from its itemized output. Its dry
+ * run lists a folder as deleted that the real run keeps because of an excluded name inside
+ * ("cannot delete non-empty directory"); teleport's dry run says what the real run does.
  */
 function rsyncRun(
   flags: readonly string[],
@@ -131,6 +132,20 @@ const CASES: { name: string; flags: string[]; path?: string }[] = [
   },
   { name: "no --delete, two excludes", flags: ["--exclude", "docs/", "--exclude", "*.txt"] },
   {
+    name: "--delete, ** between folders, before an anchored name and before an unanchored one",
+    flags: [
+      "--delete",
+      "--exclude",
+      "a/**/x.c",
+      "--exclude",
+      "a/**/deep.c",
+      "--exclude",
+      "/**/inner.txt",
+      "--exclude",
+      "**/top.txt",
+    ],
+  },
+  {
     name: "--path a --delete: only inside DEST/a, anchored at DEST",
     path: "a",
     flags: ["--delete", "--exclude", "/a/b/c"],
@@ -149,7 +164,13 @@ describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, 
       cpSync(before, teleportDest, { recursive: true, preserveTimestamps: true });
 
       const source = path === undefined ? `${folder.share}/` : join(folder.share, path);
+      const rsyncDry = rsyncRun(["--dry-run", ...flags], source, rsyncDest);
+      await sameTree(before, rsyncDest);
       const planned = rsyncRun(flags, source, rsyncDest);
+      assert.deepEqual(rsyncDry.copy, planned.copy);
+      // What rsync's dry run lists beyond its real run: folders the real run kept.
+      for (const kept of rsyncDry.delete.filter((path) => !planned.delete.includes(path)))
+        assert.ok(existsSync(join(rsyncDest, kept)), `rsync's dry run listed "${kept}"`);
       const pulling = path === undefined ? flags : [...flags, "--path", path];
       const dry = await runCli(
         ["pull", host.link, teleportDest, "--dry-run", "--json", ...pulling],

@@ -33,6 +33,21 @@ describe("PathFilter", () => {
     assert.ok(PathFilter.compile([exclude(".git/")]).excludes("x/.git", true), "dot names match");
   });
 
+  it("reads ** as rsync: a folder at least between two slashes, none needed before an unanchored name", () => {
+    const between = PathFilter.compile([exclude("a/**/b")]);
+    assert.ok(
+      !between.excludes("a/b", false) &&
+        between.excludes("a/x/b", false) &&
+        between.excludes("z/a/x/y/b", false),
+    );
+    const leading = PathFilter.compile([exclude("**/b")]);
+    assert.ok(leading.excludes("b", false) && leading.excludes("x/y/b", false));
+    const anchored = PathFilter.compile([exclude("/**/b")]);
+    assert.ok(
+      !anchored.excludes("b", false) && anchored.excludes("x/b", false) && anchored.excludes("x/y/b", false),
+    );
+  });
+
   it("answers about wire paths beneath the pulled item's parent, never its top", () => {
     const forRequest = PathFilter.forRequest([exclude("/sub/x")], "sub");
     assert.ok(forRequest?.("sub/x", false));
