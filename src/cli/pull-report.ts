@@ -45,7 +45,10 @@ const SKIP_REASON_TEXT = new Map<string, string>([
 ]);
 
 /** stderr lines for the entries the host skipped and those it could not read. */
-export function leftOutLines(summary: PullLinkSummary): string {
+export function leftOutLines(
+  summary: Pick<PullLinkSummary, "skipped" | "skippedCount" | "failures" | "failureCount">,
+  done = "pulled",
+): string {
   let text = "";
   for (const { path, reason } of summary.skipped) {
     text += terminalLine(`teleport: skipped "${path}": ${SKIP_REASON_TEXT.get(reason) ?? reason}`);
@@ -53,9 +56,9 @@ export function leftOutLines(summary: PullLinkSummary): string {
   const unlistedSkips = summary.skippedCount - summary.skipped.length;
   if (unlistedSkips > 0) text += `teleport: skipped ${unlistedSkips} more\n`;
   for (const { path, code, message } of summary.failures) {
-    text += terminalLine(`teleport: not pulled: "${path}": ${code}: ${message}`);
+    text += terminalLine(`teleport: not ${done}: "${path}": ${code}: ${message}`);
   }
   const unlistedFailures = summary.failureCount - summary.failures.length;
-  if (unlistedFailures > 0) text += `teleport: not pulled: ${unlistedFailures} more\n`;
+  if (unlistedFailures > 0) text += `teleport: not ${done}: ${unlistedFailures} more\n`;
   return text;
 }

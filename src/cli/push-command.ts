@@ -1,7 +1,10 @@
 /** `teleport push SRC WRITE_LINK`: upload a file or folder into a host that takes uploads. */
+
+import { ErrorCode, TeleportError } from "../errors.js";
 import { type PushSummary, push } from "../push/pusher.js";
 import type { TransportChoice } from "../transport/select.js";
-import { StopSignals } from "./error-report.js";
+import { errorJson, printedInJson, StopSignals } from "./error-report.js";
+import { leftOutLines } from "./pull-report.js";
 import { writeOut } from "./stdout.js";
 import { jsonLine } from "./terminal-text.js";
 import { formatBytes, formatDuration } from "./units.js";
@@ -32,8 +35,16 @@ export async function pushCommand(src: string, link: string, flags: PushFlags): 
   } finally {
     stopSignals.stop();
   }
-  if (flags.json === true) await writeOut(jsonLine(summary));
+  const partial =
+    summary.failureCount > 0
+      ? new TeleportError(ErrorCode.PARTIAL, `${summary.failureCount} of the entries could not be read`)
+      : undefined;
+  // One JSON line whatever happened, as pull's: a partial push's error goes inside it.
+  const error = partial === undefined ? {} : errorJson(printedInJson(partial));
+  if (flags.json === true) await writeOut(jsonLine({ ...summary, ...error }));
   else if (flags.quiet !== true) await writeOut(pushSummaryLine(summary));
+  process.stderr.write(leftOutLines(summary, "pushed"));
+  if (partial !== undefined) throw partial;
 }
 
 /** `pushed 12 files, 1.0 GiB (3.2 MiB over the network, 1020.8 MiB the host had) in 4 s`. */
