@@ -20,6 +20,8 @@ export interface PushFlags {
 
 export async function pushCommand(src: string, link: string, flags: PushFlags): Promise<void> {
   const stopSignals = new StopSignals();
+  const progress =
+    flags.json !== true && flags.quiet !== true && process.stderr.isTTY ? new PushProgress() : undefined;
   let summary: PushSummary;
   try {
     summary = await push({
@@ -29,10 +31,12 @@ export async function pushCommand(src: string, link: string, flags: PushFlags): 
       transport: flags.transport,
       idleTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
       signal: stopSignals.signal,
+      onProgress: progress && ((sent, total) => progress.show(sent, total)),
     });
   } catch (err) {
     throw stopSignals.explain(err, "push");
   } finally {
+    progress?.clear();
     stopSignals.stop();
   }
   const partial =
@@ -45,6 +49,23 @@ export async function pushCommand(src: string, link: string, flags: PushFlags): 
   else if (flags.quiet !== true) await writeOut(pushSummaryLine(summary));
   process.stderr.write(leftOutLines(summary, "pushed"));
   if (partial !== undefined) throw partial;
+}
+
+/**
+ * One line on a terminal while the host pulls, redrawn in place: the bytes sent so far of what
+ * SRC holds (less, where the host had them already).
+ */
+class PushProgress {
+  #shown = false;
+
+  show(sent: number, total: number): void {
+    this.#shown = true;
+    process.stderr.write(`\r\x1b[2Kteleport: pushing: ${formatBytes(sent)} sent of ${formatBytes(total)}`);
+  }
+
+  clear(): void {
+    if (this.#shown) process.stderr.write("\r\x1b[2K");
+  }
 }
 
 /** `pushed 12 files, 1.0 GiB (3.2 MiB over the network, 1020.8 MiB the host had) in 4 s`. */
