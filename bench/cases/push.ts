@@ -6,14 +6,15 @@
  * state (TELEPORT_HOME) on both sides and an empty folder: a cold upload, as the peers' are, not
  * one the host's chunk index could turn into local copies.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandSpec } from "../lib/measure.js";
 import { ensureRandomFile, ensureRandomTree, type Payload } from "../lib/payload.js";
 import { startRsyncDaemon, startSshServer, whyUnavailable } from "../lib/peers.js";
-import { makeTempDir, type ServerProcess, treeScratchParent } from "../lib/processes.js";
+import { makeTempDir, type ServerProcess, treeScratchParent, waitUntil } from "../lib/processes.js";
+import { parseRsyncStats } from "../lib/rsync-stats.js";
 import type { RunCost } from "../lib/stats.js";
-import { runsFigure } from "../lib/stats.js";
+import { medianOfKnown, runsFigure } from "../lib/stats.js";
 import { startTeleportHost } from "../lib/teleport.js";
 import { errorMessage, measuredCopy, runRounds, SSH_PACKAGES } from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
@@ -31,9 +32,14 @@ interface PushTool {
   name: string;
   role: Figure["role"];
   packages: readonly string[];
-  /** Starts what receives one run into `runDir` (an empty folder the copy lands in). */
+  /** Starts what receives one run into `runDir` (the folder the copy lands in). */
   receive(context: BenchContext, payload: Payload, runDir: string): Promise<Receiver>;
+  /** What the run moved over the network, from the pusher's output, where it says. */
+  wireBytes?(stdout: string): number | null;
 }
+
+/** What `runDir` holds before a run (the dedup case: the same bytes under another name). */
+type Seed = (runDir: string, payload: Payload) => Promise<void>;
 
 /** A fresh `teleport host --allow-upload` per run: the push is then a cold one. */
 const teleportPush: PushTool = {
@@ -42,6 +48,15 @@ const teleportPush: PushTool = {
   packages: [],
   receive: async ({ cli }, payload, runDir) => {
     const host = await startTeleportHost(cli, runDir, { hostArgs: ["--allow-upload"] });
+    // The host's share walk, which lets an upload dedup against the share, is done before timing.
+    await waitUntil(
+      "the host to index its share",
+      async () => host.server.logTail(50).includes("share indexed"),
+      {
+        timeoutMs: 120_000,
+        server: host.server,
+      },
+    );
     const pusherHome = mkdtempSync(join(runDir, "..", ".pusher-"));
     return {
       server: host.server,
@@ -64,17 +79,19 @@ const teleportPush: PushTool = {
       },
     };
   },
+  wireBytes: (stdout) => (JSON.parse(stdout) as { bytesFromNetwork: number }).bytesFromNetwork,
 };
 
 const rsyncDaemonPush: PushTool = {
   name: "rsync-daemon",
   role: "peer",
   packages: ["rsync"],
+  wireBytes: (stdout) => parseRsyncStats(stdout).bytesSent,
   receive: async (_context, payload, runDir) => {
     const daemon = await startRsyncDaemon(runDir, undefined, true);
     return {
       server: daemon.server,
-      command: { command: "rsync", args: ["-a", payload.path, `${daemon.moduleUrl}/`] },
+      command: { command: "rsync", args: ["-a", "--stats", payload.path, `${daemon.moduleUrl}/`] },
       stop: () => daemon.stop(),
     };
   },
@@ -103,14 +120,19 @@ interface Contender {
   name: string;
   failure: string | null;
   tool: PushTool;
-  runs: (RunCost & { wallSeconds: number })[];
+  runs: (RunCost & { wallSeconds: number; wireBytes: number | null })[];
 }
 
 /** Pushes `payload` with every tool that can run here, `context.runs` timed rounds after a warm-up. */
-async function comparePushes(context: BenchContext, payload: Payload): Promise<BenchOutcome> {
+async function comparePushes(
+  context: BenchContext,
+  payload: Payload,
+  seed?: Seed,
+  tools: readonly PushTool[] = PUSH_TOOLS,
+): Promise<BenchOutcome> {
   const notes: string[] = [];
   const contenders: Contender[] = [];
-  for (const tool of PUSH_TOOLS) {
+  for (const tool of tools) {
     const missing = whyUnavailable(context.unavailable, tool.packages);
     if (missing === null) contenders.push({ name: tool.name, failure: null, tool, runs: [] });
     else notes.push(`${tool.name}: skipped: ${missing}`);
@@ -120,17 +142,15 @@ async function comparePushes(context: BenchContext, payload: Payload): Promise<B
     await runRounds(context, contenders, async (contender, round, label) => {
       const runDir = join(scratch.path, `${contender.name}-${round}`);
       mkdirSync(runDir, { recursive: true });
+      await seed?.(runDir, payload);
       const receiver = await contender.tool.receive(context, payload, runDir);
       try {
         const copy = join(runDir, payload.name);
-        const { client: _client, ...run } = await measuredCopy(
-          receiver.command,
-          receiver.server,
-          payload,
-          copy,
-        );
-        context.log(`${label}: ${run.wallSeconds.toFixed(3)} s`);
-        if (round > 0) contender.runs.push(run);
+        const { client, ...run } = await measuredCopy(receiver.command, receiver.server, payload, copy);
+        const wireBytes = contender.tool.wireBytes?.(client.stdout) ?? null;
+        const sent = wireBytes === null ? "" : `, ${wireBytes} bytes sent`;
+        context.log(`${label}: ${run.wallSeconds.toFixed(3)} s${sent}`);
+        if (round > 0) contender.runs.push({ ...run, wireBytes });
       } finally {
         await receiver.stop();
         rmSync(runDir, { recursive: true, force: true });
@@ -154,7 +174,11 @@ function summarize(payload: Payload, contenders: readonly Contender[], notes: st
       seconds,
     );
     result.megabytesPerSecond = payload.bytes / 1e6 / result.median;
-    result.details = { filesPerSecond: payload.files / result.median };
+    const wireBytes = medianOfKnown(runs.map((run) => run.wireBytes));
+    result.details = {
+      filesPerSecond: payload.files / result.median,
+      ...(wireBytes === null ? {} : { wireBytes }),
+    };
     figures.push(result);
   }
   const subject = figures.find((candidate) => candidate.role === "subject");
@@ -216,4 +240,33 @@ export const pushManySmall: Benchmark = {
   },
 };
 
-export const pushBenchmarks: readonly Benchmark[] = [pushBulk1GiB, pushManySmall];
+/**
+ * The host already holds the file's bytes under another name (`held.bin` in its share): teleport
+ * finds them in its index and moves nothing; rsync, pushing a name the module does not have,
+ * sends the file.
+ */
+export const pushDedup1GiB: Benchmark = {
+  name: "push_dedup_1gib",
+  title: "push of a 1 GiB file the host holds under another name (quick: 128 MiB)",
+  target: "about 0 bytes over the network",
+  quick: false,
+  packages: ["rsync"],
+  run: async (context) => {
+    const bytes = context.quick ? 128 * MiB : 1024 * MiB;
+    const payload = await ensureRandomFile(join(context.workDir, `file-${bytes / MiB}m`, "file.bin"), bytes);
+    const held: Seed = async (runDir, { path }) => copyFileSync(path, join(runDir, "held.bin"));
+    const outcome = await comparePushes(context, payload, held, [teleportPush, rsyncDaemonPush]).catch(
+      (error: unknown) => ({ status: "failed" as const, reason: errorMessage(error) }),
+    );
+    if (outcome.status !== "ok") return outcome;
+    const teleport = outcome.figures.find((figure) => figure.role === "subject");
+    const sent = Number(teleport?.details?.wireBytes ?? Number.NaN);
+    outcome.checks.push({
+      description: `<= 0.1% of the file sent: ${sent} bytes`,
+      met: sent <= bytes / 1000,
+    });
+    return outcome;
+  },
+};
+
+export const pushBenchmarks: readonly Benchmark[] = [pushBulk1GiB, pushManySmall, pushDedup1GiB];

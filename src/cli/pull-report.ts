@@ -47,7 +47,11 @@ const SKIP_REASON_TEXT = new Map<string, string>([
 ]);
 
 /** stderr lines for the entries the host skipped and those it could not read. */
-export function leftOutLines(summary: PullLinkSummary): string {
+export function leftOutLines(
+  summary: Pick<PullLinkSummary, "skipped" | "skippedCount" | "failures" | "failureCount"> &
+    Partial<Pick<PullLinkSummary, "deleteFailures" | "deleteFailureCount">>,
+  done = "pulled",
+): string {
   let text = "";
   for (const { path, reason } of summary.skipped) {
     text += terminalLine(`teleport: skipped "${path}": ${SKIP_REASON_TEXT.get(reason) ?? reason}`);
@@ -55,13 +59,14 @@ export function leftOutLines(summary: PullLinkSummary): string {
   const unlistedSkips = summary.skippedCount - summary.skipped.length;
   if (unlistedSkips > 0) text += `teleport: skipped ${unlistedSkips} more\n`;
   for (const { path, code, message } of summary.failures) {
-    text += terminalLine(`teleport: not pulled: "${path}": ${code}: ${message}`);
+    text += terminalLine(`teleport: not ${done}: "${path}": ${code}: ${message}`);
   }
   const unlistedFailures = summary.failureCount - summary.failures.length;
-  if (unlistedFailures > 0) text += `teleport: not pulled: ${unlistedFailures} more\n`;
-  for (const { path, message } of summary.deleteFailures)
+  if (unlistedFailures > 0) text += `teleport: not ${done}: ${unlistedFailures} more\n`;
+  const deleteFailures = summary.deleteFailures ?? [];
+  for (const { path, message } of deleteFailures)
     text += terminalLine(`teleport: not deleted: "${path}": ${message}`);
-  const unlistedDeletes = summary.deleteFailureCount - summary.deleteFailures.length;
+  const unlistedDeletes = (summary.deleteFailureCount ?? 0) - deleteFailures.length;
   if (unlistedDeletes > 0) text += `teleport: not deleted: ${unlistedDeletes} more\n`;
   return text;
 }

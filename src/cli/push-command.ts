@@ -1,7 +1,10 @@
 /** `teleport push SRC WRITE_LINK`: upload a file or folder into a host that takes uploads. */
+
+import { ErrorCode, TeleportError } from "../errors.js";
 import { type PushSummary, push } from "../push/pusher.js";
 import type { TransportChoice } from "../transport/select.js";
-import { StopSignals } from "./error-report.js";
+import { errorJson, printedInJson, StopSignals } from "./error-report.js";
+import { leftOutLines } from "./pull-report.js";
 import { writeOut } from "./stdout.js";
 import { jsonLine } from "./terminal-text.js";
 import { formatBytes, formatDuration } from "./units.js";
@@ -17,6 +20,8 @@ export interface PushFlags {
 
 export async function pushCommand(src: string, link: string, flags: PushFlags): Promise<void> {
   const stopSignals = new StopSignals();
+  const progress =
+    flags.json !== true && flags.quiet !== true && process.stderr.isTTY ? new PushProgress() : undefined;
   let summary: PushSummary;
   try {
     summary = await push({
@@ -26,14 +31,41 @@ export async function pushCommand(src: string, link: string, flags: PushFlags): 
       transport: flags.transport,
       idleTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
       signal: stopSignals.signal,
+      onProgress: progress && ((sent, total) => progress.show(sent, total)),
     });
   } catch (err) {
     throw stopSignals.explain(err, "push");
   } finally {
+    progress?.clear();
     stopSignals.stop();
   }
-  if (flags.json === true) await writeOut(jsonLine(summary));
+  const partial =
+    summary.failureCount > 0
+      ? new TeleportError(ErrorCode.PARTIAL, `${summary.failureCount} of the entries could not be read`)
+      : undefined;
+  // One JSON line whatever happened, as pull's: a partial push's error goes inside it.
+  const error = partial === undefined ? {} : errorJson(printedInJson(partial));
+  if (flags.json === true) await writeOut(jsonLine({ ...summary, ...error }));
   else if (flags.quiet !== true) await writeOut(pushSummaryLine(summary));
+  process.stderr.write(leftOutLines(summary, "pushed"));
+  if (partial !== undefined) throw partial;
+}
+
+/**
+ * One line on a terminal while the host pulls, redrawn in place: the bytes sent so far of what
+ * SRC holds (less, where the host had them already).
+ */
+class PushProgress {
+  #shown = false;
+
+  show(sent: number, total: number): void {
+    this.#shown = true;
+    process.stderr.write(`\r\x1b[2Kteleport: pushing: ${formatBytes(sent)} sent of ${formatBytes(total)}`);
+  }
+
+  clear(): void {
+    if (this.#shown) process.stderr.write("\r\x1b[2K");
+  }
 }
 
 /** `pushed 12 files, 1.0 GiB (3.2 MiB over the network, 1020.8 MiB the host had) in 4 s`. */

@@ -140,6 +140,7 @@ export class TeleportClient {
       clientName: options.clientName ?? "teleport",
       features: Feature.DELTA,
       idleTimeoutMs: options.idleTimeoutMs,
+      pool: options.pool,
       signal: options.signal,
       onClose: options.onClose,
     });

@@ -44,7 +44,14 @@ export interface PushOptions {
   transport?: TransportChoice | undefined;
   idleTimeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Told every PROGRESS_INTERVAL_MS while the host pulls: bytes sent on the connection so far
+   * (chunks, and the manifest), and the bytes SRC holds.
+   */
+  onProgress?: ((sentBytes: number, totalBytes: number) => void) | undefined;
 }
+
+const PROGRESS_INTERVAL_MS = 500;
 
 /** What SRC is, as the pusher serves it: a share rooted at it (or at a file's folder), and the path to pull. */
 interface PushSource {
@@ -129,7 +136,12 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<P
   const session = new HostSession(stream, context);
   const cancel = () => session.destroy();
   options.signal?.addEventListener("abort", cancel, { once: true });
+  const { onProgress } = options;
+  const progress =
+    onProgress &&
+    setInterval(() => onProgress(stream.stats().bytesSent, source.bytes), PROGRESS_INTERVAL_MS).unref();
   return session.closed.then(() => {
+    clearInterval(progress);
     options.signal?.removeEventListener("abort", cancel);
     if (options.signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "push cancelled");
     if (result === undefined)

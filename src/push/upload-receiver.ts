@@ -9,7 +9,9 @@
 import { mkdir, realpath, statfs } from "node:fs/promises";
 import { join, sep } from "node:path";
 import { TeleportClient } from "../client/client.js";
+import { CONTROL_WINDOW_BYTES } from "../client/pull/control-chunks.js";
 import { pull } from "../client/pull.js";
+import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
 import type { Share } from "../serve/share.js";
@@ -86,7 +88,9 @@ class ShareUploads implements UploadReceiver {
   }
 
   async #receive(stream: TransportStream, secret: Buffer, dest: string, source: string): Promise<void> {
-    const client = await TeleportClient.over(stream, secret, { clientName: "teleport host" });
+    // Keeps every buffer of a window of chunks and those being read: reused, not left to the GC.
+    const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
+    const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
     try {
       const summary = await pull(client, {
         dest,

@@ -34,9 +34,10 @@ function hasShell(shell: string): boolean {
   return spawnSync(shell, ["-c", "exit 0"]).status === 0;
 }
 
-test("bash: teleport pu<TAB> completes to pull, and pull's options are offered", async (t) => {
+test("bash: teleport pu<TAB> offers pull and push, pul<TAB> completes to pull, and pull's options are offered", async (t) => {
   const { path } = await completionScript(t, "bash");
-  assert.deepEqual(bashCompletes(path, ["teleport", "pu"]), ["pull"]);
+  assert.deepEqual(bashCompletes(path, ["teleport", "pu"]), ["pull", "push"]);
+  assert.deepEqual(bashCompletes(path, ["teleport", "pul"]), ["pull"]);
   const pullOptions = bashCompletes(path, ["teleport", "pull", "--"]);
   for (const option of ["--path", "--json", "--streams", "--transport", "--compress-level", "--help"])
     assert.ok(pullOptions.includes(option), `${option} in ${pullOptions.join(" ")}`);
@@ -102,6 +103,7 @@ test("zsh: the completion function offers the commands after teleport, file name
     [
       "host",
       "pull",
+      "push",
       "ls",
       "cat",
       "manifest",
@@ -116,7 +118,7 @@ test("zsh: the completion function offers the commands after teleport, file name
   );
 });
 
-test("fish: teleport pu<TAB> completes to pull; store gc offers --json", async (t) => {
+test("fish: teleport pul<TAB> completes to pull; store gc offers --json", async (t) => {
   if (!hasShell("fish")) {
     t.skip("fish is not installed (apt-get install fish)");
     return;
@@ -127,7 +129,7 @@ test("fish: teleport pu<TAB> completes to pull; store gc offers --json", async (
       .split("\n")
       .filter((entry) => entry !== "")
       .map((entry) => entry.split("\t")[0]);
-  assert.deepEqual(complete("teleport pu"), ["pull"]);
+  assert.deepEqual(complete("teleport pul"), ["pull"]);
   assert.deepEqual(complete("teleport store gc --"), ["--help", "--json"]);
 });
 

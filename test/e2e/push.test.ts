@@ -41,6 +41,8 @@ async function uploadHost(t: TestContext, label: string, args: string[] = []): P
 }
 
 interface PushJson {
+  skipped: { path: string; reason: string }[];
+  skippedCount: number;
   files: number;
   bytes: number;
   bytesFromNetwork: number;
@@ -80,6 +82,9 @@ test("push of a folder reproduces its tree: bytes, modes, mtimes, symlinks, empt
   assert.equal(summary.bytesFromNetwork + summary.bytesReused, summary.bytes);
   assert.ok(summary.seconds > 0);
   assert.deepEqual(await findPartFiles(share), []);
+  // The symlinks out of SRC are not pushed, and the push says so.
+  assert.equal(summary.skippedCount, info.outsideLinks.length);
+  assert.deepEqual(summary.skipped.map((entry) => entry.path).sort(), [...info.outsideLinks].sort());
 });
 
 test("push of a file puts it in the share's root, or in --path", async (t) => {

@@ -203,6 +203,39 @@ describe("--exclude and --include", () => {
   });
 });
 
+describe("push and host --allow-upload", () => {
+  it("push takes SRC, a link, --path, --json and --transport", async () => {
+    const options = await parsedOptions([
+      "push",
+      "./src",
+      NOT_A_LINK,
+      "--path",
+      "a/b",
+      "--json",
+      "--transport",
+      "tcp",
+    ]);
+    assert.deepEqual(options, { path: "a/b", json: true, transport: "tcp" });
+  });
+
+  it("host takes --allow-upload and --max-upload-bytes as a size", async () => {
+    const options = await parsedOptions(["host", MISSING_DIR, "--allow-upload", "--max-upload-bytes", "10M"]);
+    assert.equal(options.allowUpload, true);
+    assert.equal(options.maxUploadBytes, 10 * 1024 * 1024);
+    await assertUsageError(["host", MISSING_DIR, "--max-upload-bytes", "lots"], /--max-upload-bytes/);
+  });
+
+  it("push with a link that is not a write link is refused before dialing, exit 1", async () => {
+    const { code, stderr } = await run([
+      "push",
+      home,
+      `teleport://127.0.0.1:1/?fp=${"A".repeat(43)}&key=${"B".repeat(22)}`,
+    ]);
+    assert.equal(code, EXIT_FAILURE);
+    assert.match(stderr, new RegExp(ErrorCode.READ_ONLY));
+  });
+});
+
 describe("usage errors", () => {
   it("an unknown command, an unknown option or a missing argument exits 2 with one line", async () => {
     await assertUsageError(["teleprot"], /unknown command 'teleprot'/);
@@ -236,7 +269,18 @@ describe("--version and --help", () => {
     assert.equal(code, 0);
     assert.equal(stderr, "");
     assert.match(stdout, /^Usage: teleport /);
-    for (const command of ["host", "pull", "ls", "cat", "manifest", "index", "store", "bench", "demo"]) {
+    for (const command of [
+      "host",
+      "pull",
+      "push",
+      "ls",
+      "cat",
+      "manifest",
+      "index",
+      "store",
+      "bench",
+      "demo",
+    ]) {
       assert.match(stdout, new RegExp(`^  ${command} `, "m"), `--help lists ${command}`);
     }
     const store = await run(["store", "--help"]);

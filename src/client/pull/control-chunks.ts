@@ -12,7 +12,7 @@ import type { ChunkWrite, PoolReport } from "../pool/stream-pool.js";
  * Bytes asked for and not yet written: a few batches in flight keep one connection busy across
  * its round trip on a LAN, and bound what the pusher reads ahead.
  */
-const CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
+export const CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 const CONTROL_BATCH_BYTES = 2 * 1024 * 1024;
 
 export class ControlChunks {
