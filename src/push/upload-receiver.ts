@@ -6,14 +6,16 @@
  * holds anywhere (the share indexed, earlier and interrupted uploads) copied locally, the rest
  * fetched over the connection and verified, each file committed by rename when complete.
  */
-import { mkdir, realpath, statfs } from "node:fs/promises";
-import { join, sep } from "node:path";
+import { closeSync } from "node:fs";
+import { statfs } from "node:fs/promises";
+import { join } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import { CONTROL_WINDOW_BYTES } from "../client/pull/control-chunks.js";
 import { pull } from "../client/pull.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
+import type { OpenFolder } from "../platform/directory-io.js";
 import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportStream } from "../transport/transport.js";
@@ -21,6 +23,7 @@ import type { UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { indexShare } from "./share-indexing.js";
 import { type PushSummary, pushSummary } from "./summary.js";
+import { openUploadFolder } from "./upload-folder.js";
 
 export interface UploadOptions {
   /** Bytes one upload may hold (`host --max-upload-bytes`); unlimited when unset. */
@@ -66,34 +69,37 @@ class ShareUploads implements UploadReceiver {
         `the upload holds ${request.bytes} bytes; the host has ${free} free`,
       );
     }
-    const dest = await this.#folder(request.path);
+    const folder = this.#folder(request.path);
     const source = normalizeUserPath(request.source);
-    return { receive: (stream, secret) => this.#receive(stream, secret, dest, source) };
+    return { receive: (stream, secret) => this.#receive(stream, secret, folder, source) };
   }
 
   /**
-   * The folder an upload goes into, made where missing, and checked to be inside the share once
-   * made: a name in it that is a symlink out of the share is refused. (The Destination then holds
-   * it open and writes every name beneath it relative to that.)
+   * The folder an upload goes into, made where missing beneath the share root, a symlink on the
+   * way refused (upload-folder.ts); its wire path and the path it has on the host. Opened again
+   * the same way when the upload starts: what this checked is never trusted by path.
    */
-  async #folder(path: string): Promise<string> {
+  #folder(path: string): { remote: string; dest: string } {
     const remote = normalizeUserPath(path);
-    const dest = join(this.#share.root, remote);
-    await mkdir(dest, { recursive: true });
-    const real = await realpath(dest);
-    if (real !== this.#share.root && !real.startsWith(this.#share.root + sep)) {
-      throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${remote}" leads out of the share`);
-    }
-    return real;
+    closeSync(openUploadFolder(this.#share, remote).fd);
+    return { remote, dest: join(this.#share.root, remote) };
   }
 
-  async #receive(stream: TransportStream, secret: Buffer, dest: string, source: string): Promise<void> {
+  async #receive(
+    stream: TransportStream,
+    secret: Buffer,
+    folder: { remote: string; dest: string },
+    source: string,
+  ): Promise<void> {
     // Keeps every buffer of a window of chunks and those being read: reused, not left to the GC.
     const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
+    let destFolder: OpenFolder | undefined;
     try {
+      destFolder = openUploadFolder(this.#share, folder.remote);
       const summary = await pull(client, {
-        dest,
+        dest: folder.dest,
+        destFolder,
         remotePath: source,
         index: this.#index,
         chunksOverControl: true,
@@ -106,6 +112,7 @@ class ShareUploads implements UploadReceiver {
       client.sendUploadResult({ code: error.code, message: error.detail, summary: "" });
       throw error;
     } finally {
+      if (destFolder !== undefined) closeSync(destFolder.fd);
       await client.close();
     }
   }

@@ -29,6 +29,7 @@ import { directoryIo, type NameStat, type OpenFolder } from "../platform/directo
 import { platformIo } from "../platform/io.js";
 import type { Entry, Xattr } from "../wire/messages.js";
 import { CommittedFiles } from "./committed-files.js";
+import { copyCommittedFile } from "./copy-committed-file.js";
 import { modeFromHost, sameAttributes, setXattrs } from "./metadata.js";
 import { isRunning, partFileWriter, partNameFor } from "./part-names.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
@@ -94,6 +95,11 @@ interface Place {
 export interface DestinationOptions {
   /** The destination folder, absolute; it exists before the walk starts. */
   readonly root: string;
+  /**
+   * `root` already open, held by the caller (who closes it): it is used as it is, never opened
+   * again by its path, which a local user may have changed since (an upload's folder).
+   */
+  readonly rootFolder?: OpenFolder | undefined;
   /** Whether a part file is a download the index keeps for resuming (never removed as a leftover). */
   readonly isKeptDownload: (path: string) => boolean;
   /** Whether the host may send hard links (Feature.HARD_LINKS): committed files are then remembered. */
@@ -102,6 +108,8 @@ export interface DestinationOptions {
 
 export class Destination {
   readonly #root: string;
+  /** The caller's descriptor of the root, when it gave one: used, never closed here. */
+  readonly #heldRoot: OpenFolder | undefined;
   readonly #isKeptDownload: (path: string) => boolean;
   /** The folders held open, by local path; the root's is opened first. */
   readonly #folders = new Map<string, OpenFolder>();
@@ -113,13 +121,14 @@ export class Destination {
 
   constructor(options: DestinationOptions) {
     this.#root = options.root;
+    this.#heldRoot = options.rootFolder;
     this.#isKeptDownload = options.isKeptDownload;
     this.#committed = options.hardLinks ? new CommittedFiles() : undefined;
   }
 
   /** Closes every folder still held open; idempotent. */
   close(): void {
-    for (const folder of this.#folders.values()) closeSync(folder.fd);
+    for (const folder of this.#folders.values()) if (folder !== this.#heldRoot) closeSync(folder.fd);
     this.#folders.clear();
   }
 
@@ -190,7 +199,7 @@ export class Destination {
     } catch (err) {
       const code = errorCode(err);
       if (code !== "EPERM" && code !== "EMLINK" && code !== "EXDEV" && code !== "ENOTSUP") throw err;
-      copyFile(source, identity, { folder, name: part });
+      copyCommittedFile(source, identity, { folder, name: part });
       this.#rename(folder, part, name, localPath);
       return;
     }
@@ -390,7 +399,10 @@ export class Destination {
     const open = this.#folders.get(localPath);
     if (open !== undefined) return open;
     if (localPath === this.#root) {
-      const root = { fd: openSync(this.#root, constants.O_RDONLY | constants.O_DIRECTORY), path: this.#root };
+      const root = this.#heldRoot ?? {
+        fd: openSync(this.#root, constants.O_RDONLY | constants.O_DIRECTORY),
+        path: this.#root,
+      };
       this.#folders.set(this.#root, root);
       return root;
     }
@@ -420,7 +432,7 @@ export class Destination {
     const folder = this.#folders.get(localPath);
     if (folder === undefined) return;
     this.#folders.delete(localPath);
-    closeSync(folder.fd);
+    if (folder !== this.#heldRoot) closeSync(folder.fd);
   }
 
   /** The components of `localPath` under the destination. */
@@ -457,35 +469,6 @@ export class Destination {
     } catch {
       // already gone
     }
-  }
-}
-
-/**
- * Copies the committed file `source` (checked to be that file once open) to the new file
- * `target`, for a file system without hard links.
- */
-function copyFile(source: Place, identity: { dev: number; ino: number }, target: Place): void {
-  const flags = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
-  const input = directoryIo.openFile(source.folder, source.name, flags, 0);
-  try {
-    const stats = fstatSync(input);
-    if (!sameFile(stats, identity))
-      throw new TeleportError(ErrorCode.PATH_ESCAPE, `${source.name} changed before it was copied`);
-    const createFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
-    const output = directoryIo.openFile(target.folder, target.name, createFlags, 0o600);
-    try {
-      for (let done = 0; done < stats.size; ) {
-        const copied = platformIo.copyRange(input, done, output, done, stats.size - done);
-        if (copied === 0) break;
-        done += copied;
-      }
-      fchmodSync(output, stats.mode & 0o777);
-      futimesSync(output, stats.atime, stats.mtime);
-    } finally {
-      closeSync(output);
-    }
-  } finally {
-    closeSync(input);
   }
 }
 

@@ -25,6 +25,8 @@ interface WalkedFolder {
 export interface MirrorDeletionsOptions {
   /** DEST, absolute: opened once, when first compared; every name beneath is relative to it. */
   dest: string;
+  /** DEST already open, held by the caller (who closes it): used instead of opening `dest`. */
+  destFolder?: OpenFolder | undefined;
   /** What stays though the source lacks it: `--exclude`d names (rsync's --delete keeps them). */
   protect: (path: string, isFolder: boolean) => boolean;
 }
@@ -77,12 +79,16 @@ export class MirrorDeletions {
 
   /** Closes DEST; idempotent. */
   close(): void {
-    if (this.#root !== undefined) closeSync(this.#root.fd);
+    if (this.#root !== undefined && this.#root !== this.#options.destFolder) closeSync(this.#root.fd);
     this.#root = undefined;
   }
 
   #openRoot(): OpenFolder {
     if (this.#root !== undefined) return this.#root;
+    if (this.#options.destFolder !== undefined) {
+      this.#root = this.#options.destFolder;
+      return this.#root;
+    }
     try {
       this.#root = {
         fd: openSync(this.#options.dest, constants.O_RDONLY | constants.O_DIRECTORY),

@@ -108,13 +108,19 @@ class DryRun {
     this.#remote = normalizeUserPath(options.remotePath ?? "");
     const index = this.#index;
     this.#local = index && new IndexedChunks(index, options.reuse === "dest" ? options.dest : undefined);
-    this.#destination = new Destination({ root: options.dest, isKeptDownload: () => true, hardLinks: false });
+    this.#destination = new Destination({
+      root: options.dest,
+      rootFolder: options.destFolder,
+      isKeptDownload: () => true,
+      hardLinks: false,
+    });
     const filter = options.filters?.length ? PathFilter.compile(options.filters) : undefined;
     const oneFile = client.sharesOneFile && this.#remote === "";
     this.#mirror =
       options.delete === true && !oneFile
         ? new MirrorDeletions({
             dest: options.dest,
+            destFolder: options.destFolder,
             protect: (path, folder) => filter?.excludes(path, folder) === true,
           })
         : undefined;

@@ -95,6 +95,7 @@ class Puller implements FileOpener {
         );
     const destination = new Destination({
       root: this.#dest,
+      rootFolder: options.destFolder,
       isKeptDownload: (path) => downloads?.isKept(path) ?? false,
       hardLinks: client.hostSendsHardLinks,
     });
@@ -161,6 +162,7 @@ class Puller implements FileOpener {
       return undefined;
     return new MirrorDeletions({
       dest: this.#dest,
+      destFolder: this.#options.destFolder,
       protect: (path, isFolder) => filter?.excludes(path, isFolder) === true,
     });
   }
@@ -232,7 +234,7 @@ class Puller implements FileOpener {
     let stopListening: (() => void) | undefined;
     try {
       this.#measureRtt();
-      await mkdir(this.#dest, { recursive: true });
+      if (this.#options.destFolder === undefined) await mkdir(this.#dest, { recursive: true });
       summary.transport = this.#client.transport;
       // With the manifest read, the data streams may be all that is left waiting: a host gone
       // silent must fail the pull at its idle timeout, not after every stream has failed to

@@ -3,6 +3,7 @@
  * it reports at the end (PullSummary), with the Tally that counts into the summary.
  */
 import type { ErrorCode, TeleportError } from "../../errors.js";
+import type { OpenFolder } from "../../platform/directory-io.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { TransportKind } from "../../transport/transport.js";
@@ -15,6 +16,12 @@ export interface PullOptions {
   remotePath?: string;
   /** Local folder the file or folder is pulled into. */
   dest: string;
+  /**
+   * `dest` already open, held by the caller (who closes it once the pull has ended): every name
+   * is made beneath this descriptor and `dest` is never opened by its path (an upload's folder,
+   * push/upload-folder.ts).
+   */
+  destFolder?: OpenFolder;
   signal?: AbortSignal;
   /** Told how the pull goes (PullEvent); runs on the pull's thread, so a slow handler slows it. */
   onProgress?: (event: PullEvent) => void;

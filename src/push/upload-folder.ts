@@ -1,0 +1,53 @@
+/**
+ * The folder an upload goes into (`push --path`), opened beneath the share root's descriptor a
+ * name at a time and made where missing, never through a symlink: the descriptor it ends with is
+ * what the upload's pull writes beneath (PullOptions.destFolder), so no path string is trusted
+ * twice. A folder on the way swapped for a symlink, before or while the upload starts, is refused
+ * (O_NOFOLLOW), never followed out of the share.
+ */
+import { closeSync } from "node:fs";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { directoryIo, type OpenFolder } from "../platform/directory-io.js";
+import type { Share } from "../serve/share.js";
+
+/** Folders an upload makes: what mkdir's default gives, less the umask. */
+const FOLDER_MODE = 0o777;
+
+/** `remote` ("/"-separated, normalized; "" the share root) opened beneath the share's root; the caller closes it. */
+export function openUploadFolder(share: Share, remote: string): OpenFolder {
+  // The share's own descriptor of its root (O_PATH where it can be): a fresh one to write beneath.
+  let folder = openFolder({ fd: share.rootFd, path: share.root }, ".", remote);
+  try {
+    for (const name of remote === "" ? [] : remote.split("/")) {
+      const next = openOrMake(folder, name, remote);
+      closeSync(folder.fd);
+      folder = next;
+    }
+    return folder;
+  } catch (err) {
+    closeSync(folder.fd);
+    throw err;
+  }
+}
+
+function openOrMake(folder: OpenFolder, name: string, remote: string): OpenFolder {
+  try {
+    directoryIo.makeFolder(folder, name, FOLDER_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw toTeleportError(err, `making "${remote}"`);
+  }
+  return openFolder(folder, name, remote);
+}
+
+function openFolder(parent: OpenFolder, name: string, remote: string): OpenFolder {
+  try {
+    return directoryIo.openFolder(parent, name);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ELOOP" && code !== "ENOTDIR") throw toTeleportError(err, `opening "${remote}"`);
+    throw new TeleportError(
+      ErrorCode.PATH_ESCAPE,
+      `"${remote}": ${name} is a symlink or not a folder; an upload never goes through one`,
+    );
+  }
+}
