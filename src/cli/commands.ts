@@ -60,7 +60,7 @@ export interface PullFilterFlag {
 }
 
 /** The rules in the order typed, each checked (USAGE for a pattern teleport does not take). */
-function filterRules(flags: PullFlags): FilterRule[] | undefined {
+export function filterRules(flags: Pick<PullFlags, "exclude" | "include">): FilterRule[] | undefined {
   const typed = flags.exclude ?? flags.include;
   if (typed === undefined || typed.length === 0) return undefined;
   const rules = typed.map(({ kind, pattern }) => ({

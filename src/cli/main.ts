@@ -311,6 +311,12 @@ function addPullCommand(program: Command): void {
 
 /** `push`: a file or folder into a host started with --allow-upload. */
 function addPushCommand(program: Command): void {
+  // --exclude and --include share one list, in the order typed, as pull's do.
+  const filters: PullFilterFlag[] = [];
+  const filter = (kind: PullFilterFlag["kind"]) => (pattern: string) => {
+    filters.push({ kind, pattern });
+    return filters;
+  };
   program
     .command("push")
     .description("upload a file or folder into a host's share (the host runs with --allow-upload)")
@@ -329,6 +335,21 @@ function addPushCommand(program: Command): void {
       oneOf(TRANSPORT_CHOICES),
       "auto",
     )
+    .option(
+      "--exclude <pattern>",
+      "leave out what matches (rsync patterns: /anchored, dir/, *, **); repeatable, first match wins",
+      filter("exclude"),
+    )
+    .option(
+      "--include <pattern>",
+      "keep what matches, though a later --exclude matches it; repeatable",
+      filter("include"),
+    )
+    .option(
+      "--delete",
+      "remove what the host's folder (--path) holds that <src> does not (not --exclude'd names); nothing else",
+    )
+    .option("--dry-run", "write nothing on the host: say what would be copied, reused and deleted")
     .action(async (src: string, link: string, flags) => {
       const { pushCommand } = await commandModule(() => import("./push-command.js"));
       await pushCommand(src, await readLinkArgument(link), flags);

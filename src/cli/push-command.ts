@@ -1,10 +1,12 @@
 /** `teleport push SRC WRITE_LINK`: upload a file or folder into a host that takes uploads. */
 
+import type { DryRunReport } from "../client/pull/dry-run.js";
 import { ErrorCode, TeleportError } from "../errors.js";
-import { type PushSummary, push } from "../push/pusher.js";
+import { type PushOptions, type PushSummary, push, pushDryRun } from "../push/pusher.js";
 import type { TransportChoice } from "../transport/select.js";
+import { filterRules, type PullFilterFlag } from "./commands.js";
 import { errorJson, printedInJson, StopSignals } from "./error-report.js";
-import { leftOutLines } from "./pull-report.js";
+import { dryRunLines, leftOutLines } from "./pull-report.js";
 import { writeOut } from "./stdout.js";
 import { jsonLine } from "./terminal-text.js";
 import { formatBytes, formatDuration } from "./units.js";
@@ -16,21 +18,35 @@ export interface PushFlags {
   transport?: TransportChoice;
   /** --timeout, in seconds. */
   timeout?: number;
+  /** --exclude and --include: one list, in the order typed (both flags hold it). */
+  exclude?: PullFilterFlag[];
+  include?: PullFilterFlag[];
+  delete?: boolean;
+  dryRun?: boolean;
+}
+
+function pushOptions(src: string, link: string, flags: PushFlags, signal: AbortSignal): PushOptions {
+  return {
+    src,
+    link,
+    remotePath: flags.path,
+    transport: flags.transport,
+    idleTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+    signal,
+    delete: flags.delete,
+    filters: filterRules(flags),
+  };
 }
 
 export async function pushCommand(src: string, link: string, flags: PushFlags): Promise<void> {
+  if (flags.dryRun === true) return pushDryRunCommand(src, link, flags);
   const stopSignals = new StopSignals();
   const progress =
     flags.json !== true && flags.quiet !== true && process.stderr.isTTY ? new PushProgress() : undefined;
   let summary: PushSummary;
   try {
     summary = await push({
-      src,
-      link,
-      remotePath: flags.path,
-      transport: flags.transport,
-      idleTimeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
-      signal: stopSignals.signal,
+      ...pushOptions(src, link, flags, stopSignals.signal),
       onProgress: progress && ((sent, total) => progress.show(sent, total)),
     });
   } catch (err) {
@@ -49,6 +65,20 @@ export async function pushCommand(src: string, link: string, flags: PushFlags): 
   else if (flags.quiet !== true) await writeOut(pushSummaryLine(summary));
   process.stderr.write(leftOutLines(summary, "pushed"));
   if (partial !== undefined) throw partial;
+}
+
+/** `push --dry-run`: what the host's pull would copy, reuse and delete, printed as `pull --dry-run` prints it. */
+async function pushDryRunCommand(src: string, link: string, flags: PushFlags): Promise<void> {
+  const stopSignals = new StopSignals();
+  let report: DryRunReport;
+  try {
+    report = await pushDryRun(pushOptions(src, link, flags, stopSignals.signal));
+  } catch (err) {
+    throw stopSignals.explain(err, "push");
+  } finally {
+    stopSignals.stop();
+  }
+  await writeOut(flags.json === true ? jsonLine(report) : dryRunLines(report));
 }
 
 /**
@@ -73,5 +103,6 @@ export function pushSummaryLine(summary: PushSummary): string {
   const files = `${summary.files} file${summary.files === 1 ? "" : "s"}`;
   const moved = `${formatBytes(summary.bytesFromNetwork)} over the network`;
   const reused = `${formatBytes(summary.bytesReused)} the host had`;
-  return `pushed ${files}, ${formatBytes(summary.bytes)} (${moved}, ${reused}) in ${formatDuration(summary.seconds)}\n`;
+  const deleted = summary.deletedCount > 0 ? `, ${summary.deletedCount} deleted` : "";
+  return `pushed ${files}, ${formatBytes(summary.bytes)} (${moved}, ${reused})${deleted} in ${formatDuration(summary.seconds)}\n`;
 }

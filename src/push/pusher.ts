@@ -10,6 +10,7 @@
 import { lstat, readdir, realpath } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { TeleportClient } from "../client/client.js";
+import type { DryRunReport } from "../client/pull/dry-run.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { Admission } from "../host/admission.js";
@@ -23,9 +24,9 @@ import { teleportHome } from "../store/teleport-home.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS, type TransportStream } from "../transport/transport.js";
-import type { UploadResult } from "../wire/messages.js";
+import { type FilterRule, UploadFlag, type UploadRequest, type UploadResult } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
-import { type PushSummary, parsePushSummary } from "./summary.js";
+import { type PushSummary, parseDryRunReport, parsePushSummary } from "./summary.js";
 
 export type { PushSummary } from "./summary.js";
 
@@ -49,6 +50,13 @@ export interface PushOptions {
    * (chunks, and the manifest), and the bytes SRC holds.
    */
   onProgress?: ((sentBytes: number, totalBytes: number) => void) | undefined;
+  /**
+   * `--delete`: once the upload has succeeded, the host removes what the upload folder holds
+   * beyond SRC (not `filters`-excluded names); nothing outside that folder.
+   */
+  delete?: boolean | undefined;
+  /** `--exclude`/`--include`, in the order given (src/filter): applied by the pusher as it serves SRC. */
+  filters?: FilterRule[] | undefined;
 }
 
 const PROGRESS_INTERVAL_MS = 500;
@@ -68,11 +76,24 @@ const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
 const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
 
 export async function push(options: PushOptions): Promise<PushSummary> {
+  return parsePushSummary(await upload(options, false));
+}
+
+/** `push --dry-run`: the host writes nothing, and says what the push would copy, reuse and delete. */
+export async function pushDryRun(options: PushOptions): Promise<DryRunReport> {
+  return parseDryRunReport(await upload(options, true));
+}
+
+/** The UPLOAD, then SRC served to the host's pull (or dry run); its UPLOAD_RESULT's JSON. */
+async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
   const link = typeof options.link === "string" ? parseLink(options.link) : options.link;
   if (link.write !== true) {
     throw new TeleportError(ErrorCode.READ_ONLY, "this is a read link: push needs the host's write link");
   }
   const source = await pushSource(options.src);
+  // A file lands beside what the folder holds: there is no folder of SRC's to mirror.
+  if (options.delete === true && source.path !== "")
+    throw new TeleportError(ErrorCode.USAGE, "--delete mirrors a folder: SRC is a file");
   const remote = normalizeUserPath(options.remotePath ?? (source.path === "" ? basename(source.root) : ""));
   const share = await Share.open(source.root);
   const ownIndex = options.index === undefined ? ChunkIndex.open(teleportHome()) : undefined;
@@ -86,7 +107,19 @@ export async function push(options: PushOptions): Promise<PushSummary> {
     });
     let stream: TransportStream;
     try {
-      const request = { path: remote, source: source.path, bytes: source.bytes, files: source.files };
+      const request: UploadRequest = {
+        path: remote,
+        source: source.path,
+        bytes: source.bytes,
+        files: source.files,
+      };
+      const flags = (options.delete === true ? UploadFlag.DELETE : 0) | (dryRun ? UploadFlag.DRY_RUN : 0);
+      const filters = options.filters?.length ? options.filters : undefined;
+      // A plain push sends UPLOAD as before these fields were added.
+      if (flags !== 0 || filters !== undefined) {
+        request.flags = flags;
+        request.filters = filters;
+      }
       stream = await client.upload(request, options.signal);
     } catch (err) {
       await client.close();
@@ -112,7 +145,7 @@ interface UploadServing {
  * Serves SRC on the handed-over stream until the host has pulled it and says how that went
  * (UPLOAD_RESULT), then the host closes the connection.
  */
-function serveUpload(stream: TransportStream, serving: UploadServing): Promise<PushSummary> {
+function serveUpload(stream: TransportStream, serving: UploadServing): Promise<string> {
   const { share, source, secret, index, options } = serving;
   let result: UploadResult | undefined;
   const context = sessionContext({
@@ -147,7 +180,7 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<P
     if (result === undefined)
       throw new TeleportError(ErrorCode.CONNECTION, "the host ended the upload without saying how it went");
     if (result.code !== "") throw hostRefusal(result);
-    return parsePushSummary(result.summary);
+    return result.summary;
   });
 }
 

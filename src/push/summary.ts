@@ -1,4 +1,6 @@
 /** What `push` reports: the host's pull of the upload, told back to the pusher (UPLOAD_RESULT). */
+
+import type { DryRunReport } from "../client/pull/dry-run.js";
 import type { EntryFailure, PullSummary } from "../client/pull.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 
@@ -26,6 +28,9 @@ export interface PushSummary {
   /** Entries the pusher could not read; the rest was uploaded. */
   failures: EntryFailure[];
   failureCount: number;
+  /** With `--delete`: what the upload folder held beyond SRC, removed (`deletedCount` in all, the first named). */
+  deleted: string[];
+  deletedCount: number;
 }
 
 /** JSON bytes of the entries a summary names: it must fit UPLOAD_RESULT (64 KiB) whatever the paths. */
@@ -34,7 +39,7 @@ const NAMED_ENTRIES_BYTES = 32 * 1024;
 export function pushSummary(summary: PullSummary): PushSummary {
   const { files, directories, symlinks, bytes, bytesFromNetwork, bytesReused, seconds } = summary;
   let room = NAMED_ENTRIES_BYTES;
-  const fits = (entry: object) => {
+  const fits = (entry: object | string) => {
     room -= JSON.stringify(entry).length;
     return room >= 0;
   };
@@ -50,7 +55,61 @@ export function pushSummary(summary: PullSummary): PushSummary {
     skippedCount: summary.skippedCount,
     failures: summary.failures.filter(fits),
     failureCount: summary.failureCount,
+    deleted: summary.deleted.filter(fits),
+    deletedCount: summary.deletedCount,
   };
+}
+
+/** A dry run's report as UPLOAD_RESULT carries it: its lists cut to fit, their counts whole. */
+export function dryRunResult(report: DryRunReport): DryRunReport {
+  let room = NAMED_ENTRIES_BYTES;
+  const fits = (path: string) => {
+    room -= path.length + 3;
+    return room >= 0;
+  };
+  return {
+    ...report,
+    copy: report.copy.filter(fits),
+    reuse: report.reuse.filter(fits),
+    delete: report.delete.filter(fits),
+  };
+}
+
+const DRY_RUN_COUNTS = [
+  "copyCount",
+  "reuseCount",
+  "unchanged",
+  "deleteCount",
+  "files",
+  "bytes",
+  "bytesFromNetwork",
+  "bytesReused",
+  "failureCount",
+] as const;
+
+/** The dry run's report in an UPLOAD_RESULT, checked for the fields `push --dry-run` prints. */
+export function parseDryRunReport(text: string): DryRunReport {
+  const record = parsedRecord(text);
+  for (const field of DRY_RUN_COUNTS) {
+    if (typeof record[field] !== "number")
+      throw new TeleportError(ErrorCode.PROTOCOL, `the host's dry run report has no ${field}`);
+  }
+  for (const field of ["copy", "reuse", "delete"]) {
+    const list = record[field];
+    if (!Array.isArray(list) || !list.every((path) => typeof path === "string"))
+      throw new TeleportError(ErrorCode.PROTOCOL, `the host's dry run report has no ${field}`);
+  }
+  return { ...(record as unknown as DryRunReport), dryRun: true };
+}
+
+function parsedRecord(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new TeleportError(ErrorCode.PROTOCOL, "the host's upload summary is not JSON");
+  }
+  return (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
 }
 
 const COUNTS = [
@@ -67,13 +126,7 @@ const COUNTS = [
 
 /** The summary in an UPLOAD_RESULT, checked for the fields `push --json` prints. */
 export function parsePushSummary(text: string): PushSummary {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new TeleportError(ErrorCode.PROTOCOL, "the host's upload summary is not JSON");
-  }
-  const record = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+  const record = parsedRecord(text);
   for (const field of COUNTS) {
     if (typeof record[field] !== "number")
       throw new TeleportError(ErrorCode.PROTOCOL, `the host's upload summary has no ${field}`);

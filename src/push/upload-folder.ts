@@ -13,14 +13,19 @@ import type { Share } from "../serve/share.js";
 /** Folders an upload makes: what mkdir's default gives, less the umask. */
 const FOLDER_MODE = 0o777;
 
-/** `remote` ("/"-separated, normalized; "" the share root) opened beneath the share's root; the caller closes it. */
-export function openUploadFolder(share: Share, remote: string): OpenFolder {
+/**
+ * `remote` ("/"-separated, normalized; "" the share root) opened beneath the share's root; the
+ * caller closes it. Folders missing on the way are made, or with `make` false (a dry run, which
+ * writes nothing) it is undefined.
+ */
+export function openUploadFolder(share: Share, remote: string, make = true): OpenFolder | undefined {
   // The share's own descriptor of its root (O_PATH where it can be): a fresh one to write beneath.
   let folder = openFolder({ fd: share.rootFd, path: share.root }, ".", remote);
   try {
     for (const name of remote === "" ? [] : remote.split("/")) {
-      const next = openOrMake(folder, name, remote);
+      const next = make ? openOrMake(folder, name, remote) : openIfThere(folder, name, remote);
       closeSync(folder.fd);
+      if (next === undefined) return undefined;
       folder = next;
     }
     return folder;
@@ -36,6 +41,11 @@ function openOrMake(folder: OpenFolder, name: string, remote: string): OpenFolde
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw toTeleportError(err, `making "${remote}"`);
   }
+  return openFolder(folder, name, remote);
+}
+
+function openIfThere(folder: OpenFolder, name: string, remote: string): OpenFolder | undefined {
+  if (directoryIo.stat(folder, name) === undefined) return undefined;
   return openFolder(folder, name, remote);
 }
 

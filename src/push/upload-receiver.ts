@@ -6,23 +6,25 @@
  * holds anywhere (the share indexed, earlier and interrupted uploads) copied locally, the rest
  * fetched over the connection and verified, each file committed by rename when complete.
  */
-import { closeSync } from "node:fs";
-import { statfs } from "node:fs/promises";
+import { closeSync, openSync } from "node:fs";
+import { mkdtemp, rmdir, statfs } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import { CONTROL_WINDOW_BYTES } from "../client/pull/control-chunks.js";
-import { pull } from "../client/pull.js";
+import { dryRun } from "../client/pull/dry-run.js";
+import { type PullOptions, pull } from "../client/pull.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
-import type { OpenFolder } from "../platform/directory-io.js";
+import { FOLDER_FLAGS, type OpenFolder } from "../platform/directory-io.js";
 import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportStream } from "../transport/transport.js";
-import type { UploadRequest } from "../wire/messages.js";
+import { type FilterRule, UploadFlag, type UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { indexShare } from "./share-indexing.js";
-import { type PushSummary, pushSummary } from "./summary.js";
+import { dryRunResult, pushSummary } from "./summary.js";
 import { openUploadFolder } from "./upload-folder.js";
 
 export interface UploadOptions {
@@ -69,43 +71,57 @@ class ShareUploads implements UploadReceiver {
         `the upload holds ${request.bytes} bytes; the host has ${free} free`,
       );
     }
-    const folder = this.#folder(request.path);
-    const source = normalizeUserPath(request.source);
-    return { receive: (stream, secret) => this.#receive(stream, secret, folder, source) };
+    const dryRun = ((request.flags ?? 0) & UploadFlag.DRY_RUN) !== 0;
+    const mirror = ((request.flags ?? 0) & UploadFlag.DELETE) !== 0;
+    // --delete removes within the upload's folder: never across the whole share.
+    if (mirror && normalizeUserPath(request.path) === "")
+      throw new TeleportError(
+        ErrorCode.USAGE,
+        "push --delete needs a folder of the share (--path), not its root",
+      );
+    const upload: Upload = {
+      ...this.#folder(request.path, !dryRun),
+      source: normalizeUserPath(request.source),
+      delete: mirror,
+      dryRun,
+      filters: request.filters,
+    };
+    return { receive: (stream, secret) => this.#receive(stream, secret, upload) };
   }
 
   /**
-   * The folder an upload goes into, made where missing beneath the share root, a symlink on the
-   * way refused (upload-folder.ts); its wire path and the path it has on the host. Opened again
-   * the same way when the upload starts: what this checked is never trusted by path.
+   * The folder an upload goes into, made where missing beneath the share root (not for a dry
+   * run), a symlink on the way refused (upload-folder.ts); its wire path and the path it has on
+   * the host. Opened again the same way when the upload starts: what this checked is never
+   * trusted by path.
    */
-  #folder(path: string): { remote: string; dest: string } {
+  #folder(path: string, make: boolean): { remote: string; dest: string } {
     const remote = normalizeUserPath(path);
-    closeSync(openUploadFolder(this.#share, remote).fd);
+    const folder = openUploadFolder(this.#share, remote, make);
+    if (folder !== undefined) closeSync(folder.fd);
     return { remote, dest: join(this.#share.root, remote) };
   }
 
-  async #receive(
-    stream: TransportStream,
-    secret: Buffer,
-    folder: { remote: string; dest: string },
-    source: string,
-  ): Promise<void> {
+  async #receive(stream: TransportStream, secret: Buffer, upload: Upload): Promise<void> {
     // Keeps every buffer of a window of chunks and those being read: reused, not left to the GC.
     const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
     let destFolder: OpenFolder | undefined;
     try {
-      destFolder = openUploadFolder(this.#share, folder.remote);
-      const summary = await pull(client, {
-        dest: folder.dest,
+      destFolder = openUploadFolder(this.#share, upload.remote, !upload.dryRun) ?? (await emptyFolder());
+      const options: PullOptions = {
+        dest: upload.dest,
         destFolder,
-        remotePath: source,
+        remotePath: upload.source,
         index: this.#index,
         chunksOverControl: true,
+        delete: upload.delete,
+        ...(upload.filters === undefined ? {} : { filters: upload.filters }),
         ...(this.#options.maxUploadBytes === undefined ? {} : { maxBytes: this.#options.maxUploadBytes }),
-      });
-      const result: PushSummary = pushSummary(summary);
+      };
+      const result = upload.dryRun
+        ? dryRunResult(await dryRun(client, options))
+        : pushSummary(await pull(client, options));
       client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(result) });
     } catch (err) {
       const error = toTeleportError(err);
@@ -115,5 +131,30 @@ class ShareUploads implements UploadReceiver {
       if (destFolder !== undefined) closeSync(destFolder.fd);
       await client.close();
     }
+  }
+}
+
+/** An upload taken: where it goes, what to pull from the pusher, and how. */
+interface Upload {
+  /** The folder in the share ("/"-separated) and its path on the host. */
+  remote: string;
+  dest: string;
+  source: string;
+  delete: boolean;
+  dryRun: boolean;
+  filters: FilterRule[] | undefined;
+}
+
+/**
+ * A dry run into a folder the share does not have yet compares with an empty folder of its own
+ * (removed at once: the descriptor is all the dry run reads), never with whatever a local user
+ * may put at that path meanwhile.
+ */
+async function emptyFolder(): Promise<OpenFolder> {
+  const path = await mkdtemp(join(tmpdir(), "teleport-dry-run-"));
+  try {
+    return { fd: openSync(path, FOLDER_FLAGS), path };
+  } finally {
+    await rmdir(path);
   }
 }

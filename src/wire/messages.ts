@@ -500,19 +500,39 @@ export const rangeDataCodec: Codec<RangeData> = struct<RangeData>({ offset: uint
 /**
  * UPLOAD: the folder of the share it goes into, what the host is to pull from the pusher once
  * they swap roles (a path in the pusher's share; "" its root), and the bytes and files that
- * holds (for the quota and the free-space check).
+ * holds (for the quota and the free-space check). Then, trailing (absent from a plain push):
+ * what the host's pull does beyond copying (UploadFlag) and the pusher's `--include`/`--exclude`
+ * rules, which the host sends back in its MANIFEST for the pusher to apply as it walks.
  */
 export interface UploadRequest {
   path: string;
   source: string;
   bytes: number;
   files: number;
+  /** UploadFlag bits; absent: none. Sent whenever `filters` is. */
+  flags?: number | undefined;
+  filters?: FilterRule[] | undefined;
 }
+/** `push --delete`: remove what the upload folder holds beyond SRC. `push --dry-run`: write nothing, report. */
+export const UploadFlag = { DELETE: 1, DRY_RUN: 2 } as const;
+const UPLOAD_FLAGS = UploadFlag.DELETE | UploadFlag.DRY_RUN;
+const uploadFlagsCodec: Codec<number> = {
+  preencode: uint8.preencode,
+  encode: uint8.encode,
+  decode(state) {
+    const flags = uint8.decode(state);
+    if ((flags & ~UPLOAD_FLAGS) !== 0)
+      throw new TeleportError(ErrorCode.PROTOCOL, `unknown upload flags ${flags}`);
+    return flags;
+  },
+};
 export const uploadRequestCodec: Codec<UploadRequest> = struct<UploadRequest>({
   path,
   source: path,
   bytes: uint64,
   files: uint64,
+  flags: trailing(uploadFlagsCodec),
+  filters: trailing(array(filterRuleCodec, MAX_FILTER_RULES)),
 });
 
 /** UPLOAD_RESULT: "" and the summary's JSON when the upload is complete, else the error's code and message. */

@@ -1,0 +1,187 @@
+/**
+ * `push --delete`, `--exclude`/`--include` and `--dry-run` through the real CLI, against rsync
+ * pushing the same tree into a local folder: the host's upload folder must end as rsync's
+ * destination does (names, kinds, bytes, modes, symlink targets), a dry run must name what rsync
+ * transferred and deleted and write nothing on the host, and nothing of the share outside the
+ * upload folder is ever touched. The rsync comparison is skipped, saying so, without rsync.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it, type TestContext, test } from "node:test";
+import { runCli, STACK_TRACE_LINE } from "../helpers/cli.js";
+import { waitFor } from "../helpers/context.js";
+import { hostWithCli, makeShare } from "../helpers/share.js";
+import { snapshotTree, type TreeNode } from "../helpers/tree.js";
+
+const RSYNC_MISSING = spawnSync("rsync", ["--version"]).status !== 0;
+const SKIP = RSYNC_MISSING ? "rsync is not installed (apt-get install rsync)" : false;
+
+const OLD = new Date("2021-03-04T05:06:07Z");
+
+/** What the pusher's SRC holds. */
+const SOURCE: Record<string, string> = {
+  "top.txt": "top\n",
+  "a/x.c": "int x;\n",
+  "a/x.o": "object x\n",
+  "a/b/y.o": "object y\n",
+  "a/b/c/deep.txt": "deep\n",
+  "build/out.bin": "binary\n",
+  "docs/readme.md": "# docs\n",
+  ".git/config": "[core]\n",
+};
+
+/** What the host's upload folder holds before: stale names, a changed file, excluded names. */
+const FOLDER_BEFORE: Record<string, string> = {
+  "stale.txt": "stale\n",
+  "a/x.c": "int x = 1; /* changed */\n",
+  "a/old.o": "old object\n",
+  "a/b/gone.txt": "gone\n",
+  "olddir/inner/f.txt": "f\n",
+  "build/leftover": "leftover\n",
+  ".git/HEAD": "ref\n",
+};
+
+/** Beside the upload folder in the share: never touched by a push into that folder. */
+const SIBLING: Record<string, string> = { "other/keep.txt": "the host's own\n", "other/a/x.o": "theirs\n" };
+
+function writeTree(root: string, files: Record<string, string>): void {
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(root, path, ".."), { recursive: true });
+    writeFileSync(join(root, path), content);
+    utimesSync(join(root, path), OLD, OLD);
+  }
+}
+
+/** Every entry but its mtime, with a file's bytes. */
+async function shape(root: string, ignore: string[] = []): Promise<Map<string, string>> {
+  const shaped = new Map<string, string>();
+  for (const [path, node] of (await snapshotTree(root, { ignore })) as Map<string, TreeNode>) {
+    const bytes = node.kind === "file" ? readFileSync(join(root, path), "utf8") : "";
+    shaped.set(path, `${node.kind} ${node.mode.toString(8)} ${node.target} ${bytes}`);
+  }
+  return shaped;
+}
+
+async function sameTree(expected: string, actual: string): Promise<void> {
+  const [want, got] = [await shape(expected), await shape(actual)];
+  assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), `entries of ${actual} and ${expected}`);
+  for (const [path, node] of want) assert.equal(got.get(path), node, `"${path}" in ${actual}`);
+}
+
+/** What rsync transferred and deleted (or with --dry-run would), from its itemized output. */
+function rsyncRun(
+  flags: readonly string[],
+  source: string,
+  dest: string,
+): { copy: string[]; delete: string[] } {
+  const out = execFileSync("rsync", ["-a", "--itemize-changes", ...flags, `${source}/`, `${dest}/`], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const copy: string[] = [];
+  const deleted: string[] = [];
+  for (const line of out.split("\n")) {
+    if (line.startsWith(">f")) copy.push(line.slice(12));
+    if (line.startsWith("*deleting")) deleted.push(line.slice(12).replace(/\/$/, ""));
+  }
+  return { copy: copy.sort(), delete: deleted.sort() };
+}
+
+/** A share with the upload folder `inbox` as it was before and a sibling, hosted for uploads; and SRC. */
+async function pushFixture(t: TestContext, label: string) {
+  const folder = await makeShare(t, label);
+  const src = join(folder.base, "src");
+  writeTree(src, SOURCE);
+  symlinkSync("top.txt", join(src, "link"));
+  mkdirSync(join(src, "empty"));
+  writeTree(join(folder.share, "inbox"), FOLDER_BEFORE);
+  writeTree(folder.share, SIBLING);
+  const host = await hostWithCli(t, { base: folder.base, share: folder.share, args: ["--allow-upload"] });
+  await waitFor(async () => host.stderr().includes("share indexed for uploads") || undefined, {
+    what: "the host to index its share",
+  });
+  return { ...folder, src, writeLink: host.writeLink as string };
+}
+
+const CASES: { name: string; flags: string[] }[] = [
+  { name: "--delete alone", flags: ["--delete"] },
+  { name: "--delete and an unanchored name pattern", flags: ["--delete", "--exclude", "*.o"] },
+  {
+    name: "--delete, an anchored folder and a folder-only pattern",
+    flags: ["--delete", "--exclude", "/build", "--exclude", ".git/"],
+  },
+  {
+    name: "--delete, includes before a catch-all exclude",
+    flags: ["--delete", "--include", "*.c", "--include", "*/", "--exclude", "*"],
+  },
+  { name: "no --delete, two excludes", flags: ["--exclude", "docs/", "--exclude", "*.txt"] },
+];
+
+describe("push --delete/--exclude/--include/--dry-run give rsync's tree", { skip: SKIP }, () => {
+  for (const { name, flags } of CASES) {
+    it(name, async (t: TestContext) => {
+      const fixture = await pushFixture(t, "push-mirror");
+      const inbox = join(fixture.share, "inbox");
+      const rsyncDest = join(fixture.base, "rsync-dest");
+      const before = join(fixture.base, "inbox-before");
+      cpSync(inbox, rsyncDest, { recursive: true, preserveTimestamps: true });
+      cpSync(inbox, before, { recursive: true, preserveTimestamps: true });
+      const sibling = await shape(fixture.share, ["inbox"]);
+      const planned = rsyncRun(flags, fixture.src, rsyncDest);
+
+      const pushing = ["push", fixture.src, fixture.writeLink, "--path", "inbox", ...flags];
+      const dry = await runCli([...pushing, "--dry-run", "--json"], fixture.env);
+      assert.equal(dry.code, 0, dry.stderr);
+      const report = JSON.parse(dry.stdout) as {
+        dryRun: boolean;
+        copy: string[];
+        reuse: string[];
+        delete: string[];
+      };
+      assert.equal(report.dryRun, true);
+      assert.deepEqual([...report.copy, ...report.reuse].sort(), planned.copy, "files to transfer");
+      assert.deepEqual([...report.delete].sort(), planned.delete, "entries to delete");
+      await sameTree(before, inbox); // the dry run wrote nothing
+
+      const pushed = await runCli([...pushing, "--json"], fixture.env);
+      assert.equal(pushed.code, 0, pushed.stderr);
+      await sameTree(rsyncDest, inbox);
+      const summary = JSON.parse(pushed.stdout) as { deletedCount: number; deleted: string[] };
+      assert.equal(summary.deletedCount, planned.delete.length, "entries deleted");
+      assert.deepEqual([...summary.deleted].sort(), planned.delete);
+      assert.deepEqual(await shape(fixture.share, ["inbox"]), sibling, "the share beside the upload folder");
+    });
+  }
+});
+
+test("push --dry-run into a folder the share lacks makes nothing, and prints what a push would copy", async (t) => {
+  const fixture = await pushFixture(t, "push-dry-run");
+  const before = await shape(fixture.share);
+  const dry = await runCli(
+    ["push", fixture.src, fixture.writeLink, "--path", "new/inbox", "--dry-run"],
+    fixture.env,
+  );
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /^copy a\/x\.c$/m);
+  assert.match(dry.stdout, /dry run: 8 files to copy, 0 to reuse, 0 unchanged, 0 to delete/);
+  assert.deepEqual(await shape(fixture.share), before);
+  assert.ok(!existsSync(join(fixture.share, "new")));
+});
+
+test("push --delete of a file, or into the share's root, is refused and removes nothing", async (t) => {
+  const fixture = await pushFixture(t, "push-delete-refused");
+  const before = await shape(fixture.share);
+  const attempts = [
+    ["push", join(fixture.src, "top.txt"), fixture.writeLink, "--path", "inbox", "--delete"],
+    ["push", fixture.src, fixture.writeLink, "--path", "", "--delete"],
+  ];
+  for (const args of attempts) {
+    const result = await runCli(args, fixture.env);
+    assert.notEqual(result.code, 0, `${args.join(" ")} succeeded`);
+    assert.match(result.stderr, /TELEPORT_ERR_USAGE/);
+    assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
+  }
+  assert.deepEqual(await shape(fixture.share), before);
+});
