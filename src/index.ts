@@ -25,7 +25,7 @@ export {
 } from "./client/pull-link.js";
 export { ErrorCode, isErrorCode, isTeleportError, TeleportError } from "./errors.js";
 export { Host, type HostOptions } from "./host/host.js";
-export { type PushOptions, type PushSummary, push } from "./push/pusher.js";
+export { type PushOptions, type PushSummary, push, pushDryRun } from "./push/pusher.js";
 export { type UploadOptions, uploadReceiver } from "./push/upload-receiver.js";
 export { ChunkIndex, type IndexStats } from "./store/chunk-index.js";
 export { teleportHome } from "./store/teleport-home.js";
