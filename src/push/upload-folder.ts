@@ -5,7 +5,7 @@
  * twice. A folder on the way swapped for a symlink, before or while the upload starts, is refused
  * (O_NOFOLLOW), never followed out of the share.
  */
-import { closeSync } from "node:fs";
+import { closeSync, constants, openSync } from "node:fs";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { directoryIo, type OpenFolder } from "../platform/directory-io.js";
 import type { Share } from "../serve/share.js";
@@ -19,8 +19,7 @@ const FOLDER_MODE = 0o777;
  * writes nothing) it is undefined.
  */
 export function openUploadFolder(share: Share, remote: string, make = true): OpenFolder | undefined {
-  // The share's own descriptor of its root (O_PATH where it can be): a fresh one to write beneath.
-  let folder = openFolder({ fd: share.rootFd, path: share.root }, ".", remote);
+  let folder = openShareRoot(share);
   try {
     for (const name of remote === "" ? [] : remote.split("/")) {
       const next = make ? openOrMake(folder, name, remote) : openIfThere(folder, name, remote);
@@ -33,6 +32,18 @@ export function openUploadFolder(share: Share, remote: string, make = true): Ope
     closeSync(folder.fd);
     throw err;
   }
+}
+
+/**
+ * A descriptor of its own of the share's root, reached through the share's (O_PATH where it can
+ * be): openat(".") with the addon, else the descriptor's /proc link (followed: it is the open
+ * folder, not a name), and the root's path only where there is no /proc.
+ */
+function openShareRoot(share: Share): OpenFolder {
+  const held = { fd: share.rootFd, path: share.root };
+  if (directoryIo.kind === "native") return directoryIo.openFolder(held, ".");
+  const path = directoryIo.kind === "proc" ? `/proc/self/fd/${share.rootFd}` : share.root;
+  return { fd: openSync(path, constants.O_RDONLY | constants.O_DIRECTORY), path: share.root };
 }
 
 function openOrMake(folder: OpenFolder, name: string, remote: string): OpenFolder {
