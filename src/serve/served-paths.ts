@@ -1,0 +1,75 @@
+/**
+ * What a share serves, in one place: every name, or for a share of one file (`host FILE`) that
+ * name only; and never the host's own state folder (TELEPORT_HOME, store/state-folder.ts) nor
+ * anything in it, wherever it lies in the share and by whatever name. What is not served is
+ * NOT_FOUND, as a name that does not exist: a client cannot tell it is there.
+ */
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { FolderHandle } from "../platform/open-beneath.js";
+import { type Identity, realPathOf, type StateFolder } from "../store/state-folder.js";
+import { isWithin } from "../wire/path.js";
+
+export class ServedPaths {
+  readonly #root: string;
+  readonly #only: string | undefined;
+  readonly #stateFolder: StateFolder | undefined;
+  /**
+   * The state folder's wire path where it lies inside the share, as it was when a request last
+   * named a path (refreshed by `refuseOpened`): what the opens that follow no symlink (chunk,
+   * range and delta reads, one per file) are checked against, without a system call each.
+   */
+  #stateFolderPath: string | undefined;
+
+  constructor(root: string, only: string | undefined, stateFolder: StateFolder | undefined) {
+    this.#root = root;
+    this.#only = only;
+    this.#stateFolder = stateFolder;
+    this.#stateFolderPath = this.#locateStateFolder();
+  }
+
+  /** Whether a wire path, reached through real folders only (no symlink), is served. */
+  serves(wirePath: string): boolean {
+    if (this.#stateFolderPath !== undefined && isWithin(wirePath, this.#stateFolderPath)) return false;
+    if (this.#only === undefined || wirePath === "") return true;
+    const slash = wirePath.indexOf("/");
+    return (slash < 0 ? wirePath : wirePath.slice(0, slash)) === this.#only;
+  }
+
+  /** Throws NOT_FOUND, as for a missing name, for a wire path not served. */
+  refuse(wirePath: string): void {
+    if (!this.serves(wirePath)) throw notFound(wirePath);
+  }
+
+  /** Whether a folder met in a walk is the state folder, by identity (another name for it too). */
+  isStateFolder(stats: Identity): boolean {
+    return this.#stateFolder?.is(stats) === true;
+  }
+
+  /**
+   * Throws NOT_FOUND where `opened`, the top of a request opened following symlinks inside the
+   * share, is the state folder or lies within it: by the kernel's path of what was opened, so a
+   * symlink or a renamed folder leading there is refused too.
+   */
+  refuseOpened(wirePath: string, opened: FolderHandle, stats: Identity): void {
+    if (this.#stateFolder === undefined) return;
+    this.#stateFolderPath = this.#locateStateFolder();
+    if (this.#stateFolder.is(stats) || this.#stateFolder.holds(realPathOf(opened))) throw notFound(wirePath);
+  }
+
+  /** The state folder's wire path now, where it lies inside the share (a watcher ignores it). */
+  stateFolderPath(): string | undefined {
+    this.#stateFolderPath = this.#locateStateFolder();
+    return this.#stateFolderPath;
+  }
+
+  /** The state folder's wire path now, where it lies inside the share. */
+  #locateStateFolder(): string | undefined {
+    const home = this.#stateFolder?.where();
+    if (home === undefined || !home.startsWith(`${this.#root}/`)) return undefined;
+    return home.slice(this.#root.length + 1);
+  }
+}
+
+function notFound(wirePath: string): TeleportError {
+  return new TeleportError(ErrorCode.NOT_FOUND, `"${wirePath}": no such file or directory`);
+}
