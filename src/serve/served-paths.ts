@@ -52,8 +52,10 @@ export class ServedPaths {
    */
   refuseOpened(wirePath: string, opened: FolderHandle, stats: Identity): void {
     if (this.#stateFolder === undefined) return;
-    this.#stateFolderPath = this.#locateStateFolder();
-    if (this.#stateFolder.is(stats) || this.#stateFolder.holds(realPathOf(opened))) throw notFound(wirePath);
+    const home = this.#stateFolder.where();
+    this.#stateFolderPath = this.#wirePathOf(home);
+    const real = realPathOf(opened);
+    if (this.#stateFolder.is(stats) || real === home || real.startsWith(`${home}/`)) throw notFound(wirePath);
   }
 
   /** The state folder's wire path now, where it lies inside the share (a watcher ignores it). */
@@ -64,9 +66,14 @@ export class ServedPaths {
 
   /** The state folder's wire path now, where it lies inside the share. */
   #locateStateFolder(): string | undefined {
-    const home = this.#stateFolder?.where();
-    if (home === undefined || !home.startsWith(`${this.#root}/`)) return undefined;
-    return home.slice(this.#root.length + 1);
+    return this.#wirePathOf(this.#stateFolder?.where());
+  }
+
+  /** The wire path of a real path inside the share; undefined for one outside. */
+  #wirePathOf(real: string | undefined): string | undefined {
+    const prefix = this.#root.endsWith("/") ? this.#root : `${this.#root}/`; // a share of "/"
+    if (real === undefined || !real.startsWith(prefix)) return undefined;
+    return real.slice(prefix.length);
   }
 }
 
