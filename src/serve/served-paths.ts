@@ -4,8 +4,10 @@
  * anything in it, wherever it lies in the share and by whatever name. What is not served is
  * NOT_FOUND, as a name that does not exist: a client cannot tell it is there.
  */
+import { join } from "node:path";
+import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, TeleportError } from "../errors.js";
-import type { FolderHandle } from "../platform/open-beneath.js";
+import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import { type Identity, realPathOf, type StateFolder } from "../store/state-folder.js";
 import { isWithin } from "../wire/path.js";
 
@@ -47,15 +49,38 @@ export class ServedPaths {
 
   /**
    * Throws NOT_FOUND where `opened`, the top of a request opened following symlinks inside the
-   * share, is the state folder or lies within it: by the kernel's path of what was opened, so a
-   * symlink or a renamed folder leading there is refused too.
+   * share, is the state folder or lies within it: by identity, and by the kernel's path of what
+   * was opened, so a symlink or a renamed folder leading there is refused too.
    */
   refuseOpened(wirePath: string, opened: FolderHandle, stats: Identity): void {
     if (this.#stateFolder === undefined) return;
-    const home = this.#stateFolder.where();
+    if (this.#stateFolder.is(stats)) throw notFound(wirePath);
+    this.#refuseWithin(wirePath, opened);
+  }
+
+  /**
+   * `fd`, opened at `wirePath` following no symlink by request; but without openat2 the ways that
+   * open beneath follow symlinks inside the share on the way (platform/open-beneath.ts), so there
+   * what was reached is checked as a request's top is. Refused: closed, and NOT_FOUND thrown.
+   */
+  checkReached(wirePath: string, fd: number): number {
+    if (this.#stateFolder === undefined || beneath.way === "openat2") return fd;
+    try {
+      this.#refuseWithin(wirePath, { fd, path: join(this.#root, wirePath) });
+    } catch (err) {
+      closeQuietly(fd);
+      throw err;
+    }
+    return fd;
+  }
+
+  /** Throws NOT_FOUND where what `opened` holds lies in the state folder, as it is now. */
+  #refuseWithin(wirePath: string, opened: FolderHandle): void {
+    const home = this.#stateFolder?.where();
+    if (home === undefined) return;
     this.#stateFolderPath = this.#wirePathOf(home);
     const real = realPathOf(opened);
-    if (this.#stateFolder.is(stats) || real === home || real.startsWith(`${home}/`)) throw notFound(wirePath);
+    if (real === home || real.startsWith(`${home}/`)) throw notFound(wirePath);
   }
 
   /** The state folder's wire path now, where it lies inside the share (a watcher ignores it). */

@@ -219,7 +219,7 @@ export class Share {
       if (isTeleportError(err, ErrorCode.NOT_FOUND)) refuseEscapeByName(this.root, wirePath);
       throw err;
     }
-    return regularFile(fd, wirePath);
+    return regularFile(this.#served.checkReached(wirePath, fd), wirePath);
   }
 
   /**
@@ -228,8 +228,8 @@ export class Share {
    */
   openFolder(relPath: string): FolderHandle {
     this.#served.refuse(relPath);
-    const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
-    return { fd, path: join(this.root, relPath) };
+    const opened = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
+    return { fd: this.#served.checkReached(relPath, opened), path: join(this.root, relPath) };
   }
 
   stat(wirePath: string): ShareEntry {
