@@ -1,7 +1,7 @@
 /**
  * The host's own state folder (TELEPORT_HOME: the identity's private key, the master secret, the
  * chunk index), known by its identity, not its name: a share holding it never serves it, an
- * upload never writes into it (README, "Security"). The folder is held open from the host's
+ * upload never writes into it (README, "Security model"). The folder is held open from the host's
  * start, so its device and inode, and where it is now, hold whatever it is renamed to, and
  * whatever symlink or other name inside the share leads to it.
  */
