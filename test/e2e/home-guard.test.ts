@@ -11,8 +11,15 @@ import { type TestContext, test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
 import { ErrorCode } from "../../src/errors.js";
 import type { TransportChoice } from "../../src/transport/transport.js";
-import { type CliEnv, type CliResult, runCli, STACK_TRACE_LINE, startHost } from "../helpers/cli.js";
-import { onCleanup } from "../helpers/context.js";
+import {
+  type CliEnv,
+  type CliResult,
+  runCli,
+  STACK_TRACE_LINE,
+  spawnCli,
+  startHost,
+} from "../helpers/cli.js";
+import { onCleanup, waitFor } from "../helpers/context.js";
 import { makeShare } from "../helpers/share.js";
 import { isAbsent } from "../helpers/tree.js";
 
@@ -113,6 +120,36 @@ test("a home nested deep in the share is never served, nor the folders above it 
   const listed = await runCli(["ls", fixture.link, "a/b"], fixture.env);
   assert.equal(listed.code, 0, listed.stderr);
   assert.doesNotMatch(listed.stdout, /state/);
+});
+
+test("pull --watch never hears of the host's home, nor syncs it, while it changes", async (t) => {
+  const fixture = await hostWithHomeInside(t, "home-watch", ".teleport");
+  const { base, share, home, link, env } = fixture;
+  await writeFile(join(home, "planted.txt"), "state\n"); // there before the watch: then edited
+  const dest = join(base, "dest");
+  const watch = spawnCli(["pull", link, dest, "--watch", "--json"], env);
+  onCleanup(t, async () => {
+    watch.process.kill("SIGKILL");
+    await watch.result.catch(() => {});
+  });
+  const lines = () =>
+    watch
+      .stdout()
+      .split("\n")
+      .filter((line) => line !== "");
+  await waitFor(() => lines().some((line) => line.includes('"sync"')) || undefined, {
+    what: "the first sync",
+    timeoutMs: 20_000,
+  });
+  await writeFile(join(home, "planted.txt"), "state, edited\n");
+  await writeFile(join(home, "identity", "another.pem"), "state\n");
+  await writeFile(join(share, "new.txt"), "shared\n");
+  await waitFor(async () => (await readFile(join(dest, "new.txt"), "utf8").catch(() => "")) === "shared\n", {
+    what: "new.txt in DEST",
+    timeoutMs: 20_000,
+  });
+  assert.ok(await isAbsent(join(dest, ".teleport")), "the watch synced the host's home");
+  assert.doesNotMatch(lines().join("\n"), /planted|another\.pem|\.teleport/);
 });
 
 test("an upload is never written into the host's home, by its name or inside a folder pushed", async (t) => {
