@@ -7,7 +7,7 @@
  * fetched over the connection and verified, each file committed by rename when complete.
  */
 import { mkdir, realpath, statfs } from "node:fs/promises";
-import { join, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import { CONTROL_WINDOW_BYTES } from "../client/pull/control-chunks.js";
 import { pull } from "../client/pull.js";
@@ -16,6 +16,7 @@ import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
 import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
+import type { StateFolder } from "../store/state-folder.js";
 import type { TransportStream } from "../transport/transport.js";
 import type { UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
@@ -33,20 +34,23 @@ export interface UploadOptions {
 
 /** The factory `Host.start` takes (HostOptions.uploads). */
 export function uploadReceiver(options: UploadOptions = {}): UploadReceiverFactory {
-  return ({ share, index }) => {
+  return ({ share, index, stateFolder }) => {
     if (options.indexShare !== false) indexShare(share, index, options.onNotice);
-    return new ShareUploads(share, index, options);
+    return new ShareUploads(share, index, stateFolder, options);
   };
 }
 
 class ShareUploads implements UploadReceiver {
   readonly #share: Share;
   readonly #index: ChunkIndex;
+  /** The host's own: no upload writes into it, at its top or anywhere beneath. */
+  readonly #stateFolder: StateFolder;
   readonly #options: UploadOptions;
 
-  constructor(share: Share, index: ChunkIndex, options: UploadOptions) {
+  constructor(share: Share, index: ChunkIndex, stateFolder: StateFolder, options: UploadOptions) {
     this.#share = share;
     this.#index = index;
+    this.#stateFolder = stateFolder;
     this.#options = options;
   }
 
@@ -73,17 +77,19 @@ class ShareUploads implements UploadReceiver {
 
   /**
    * The folder an upload goes into, made where missing, and checked to be inside the share once
-   * made: a name in it that is a symlink out of the share is refused. (The Destination then holds
-   * it open and writes every name beneath it relative to that.)
+   * made: a name in it that is a symlink out of the share is refused, and so is the host's state
+   * folder, before anything is made in it. (The Destination then holds it open and writes every
+   * name beneath it relative to that, never into the state folder.)
    */
   async #folder(path: string): Promise<string> {
     const remote = normalizeUserPath(path);
     const dest = join(this.#share.root, remote);
+    if (!this.#share.serves(remote) || this.#stateFolder.holds(await nearestReal(dest)))
+      throw leadsOut(remote);
     await mkdir(dest, { recursive: true });
     const real = await realpath(dest);
-    if (real !== this.#share.root && !real.startsWith(this.#share.root + sep)) {
-      throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${remote}" leads out of the share`);
-    }
+    if (real !== this.#share.root && !real.startsWith(this.#share.root + sep)) throw leadsOut(remote);
+    if (this.#stateFolder.holds(real)) throw leadsOut(remote);
     return real;
   }
 
@@ -97,6 +103,7 @@ class ShareUploads implements UploadReceiver {
         remotePath: source,
         index: this.#index,
         chunksOverControl: true,
+        stateFolder: this.#stateFolder,
         ...(this.#options.maxUploadBytes === undefined ? {} : { maxBytes: this.#options.maxUploadBytes }),
       });
       const result: PushSummary = pushSummary(summary);
@@ -107,6 +114,22 @@ class ShareUploads implements UploadReceiver {
       throw error;
     } finally {
       await client.close();
+    }
+  }
+}
+
+/** The same answer as for a symlink out of the share: an upload is told nothing more. */
+function leadsOut(remote: string): TeleportError {
+  return new TeleportError(ErrorCode.PATH_ESCAPE, `"${remote}" leads out of the share`);
+}
+
+/** The real path of `path`, or of the nearest folder above it that exists. */
+async function nearestReal(path: string): Promise<string> {
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      return await realpath(at);
+    } catch (err) {
+      if (at === dirname(at)) throw err;
     }
   }
 }

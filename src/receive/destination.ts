@@ -27,8 +27,10 @@ import { basename, dirname, join, relative, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { directoryIo, type NameStat, type OpenFolder } from "../platform/directory-io.js";
 import { platformIo } from "../platform/io.js";
+import type { StateFolder } from "../store/state-folder.js";
 import type { Entry, Xattr } from "../wire/messages.js";
 import { CommittedFiles } from "./committed-files.js";
+import { copyCommittedFile } from "./copy-file.js";
 import { modeFromHost, sameAttributes, setXattrs } from "./metadata.js";
 import { isRunning, partFileWriter, partNameFor } from "./part-names.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
@@ -98,6 +100,8 @@ export interface DestinationOptions {
   readonly isKeptDownload: (path: string) => boolean;
   /** Whether the host may send hard links (Feature.HARD_LINKS): committed files are then remembered. */
   readonly hardLinks: boolean;
+  /** A folder nothing is ever written into, under any name: a host's own, for an upload (PullOptions). */
+  readonly stateFolder?: StateFolder | undefined;
 }
 
 export class Destination {
@@ -110,11 +114,13 @@ export class Destination {
   /** Symlinks this pull made, which a later symlink's target may go through. */
   readonly #symlinks = new Set<string>();
   readonly #reservations = new ReservationBudget();
+  readonly #stateFolder: StateFolder | undefined;
 
   constructor(options: DestinationOptions) {
     this.#root = options.root;
     this.#isKeptDownload = options.isKeptDownload;
     this.#committed = options.hardLinks ? new CommittedFiles() : undefined;
+    this.#stateFolder = options.stateFolder;
   }
 
   /** Closes every folder still held open; idempotent. */
@@ -190,7 +196,7 @@ export class Destination {
     } catch (err) {
       const code = errorCode(err);
       if (code !== "EPERM" && code !== "EMLINK" && code !== "EXDEV" && code !== "ENOTSUP") throw err;
-      copyFile(source, identity, { folder, name: part });
+      copyCommittedFile(source, identity, { folder, name: part });
       this.#rename(folder, part, name, localPath);
       return;
     }
@@ -391,6 +397,7 @@ export class Destination {
     if (open !== undefined) return open;
     if (localPath === this.#root) {
       const root = { fd: openSync(this.#root, constants.O_RDONLY | constants.O_DIRECTORY), path: this.#root };
+      this.#refuseStateFolder(root);
       this.#folders.set(this.#root, root);
       return root;
     }
@@ -403,16 +410,14 @@ export class Destination {
   }
 
   #openFolder(parent: OpenFolder, name: string, localPath: string): OpenFolder {
-    try {
-      return directoryIo.openFolder(parent, name);
-    } catch (err) {
-      const code = errorCode(err);
-      if (code !== "ELOOP" && code !== "ENOTDIR") throw toTeleportError(err, `opening ${localPath}`);
-      throw new TeleportError(
-        ErrorCode.UNSAFE_NAME,
-        `${localPath} exists and is not a folder; not writing through it`,
-      );
-    }
+    return this.#refuseStateFolder(openFolderBeneath(parent, name, localPath));
+  }
+
+  /** Returns `folder`, unless it is the state folder: then it is closed, and refused as an escape. */
+  #refuseStateFolder(folder: OpenFolder): OpenFolder {
+    if (this.#stateFolder === undefined || !this.#stateFolder.is(fstatSync(folder.fd))) return folder;
+    closeSync(folder.fd);
+    throw new TeleportError(ErrorCode.PATH_ESCAPE, `${folder.path} is not a folder this host writes into`);
   }
 
   /** Closes the folder at `localPath` if it is held open. */
@@ -460,40 +465,25 @@ export class Destination {
   }
 }
 
-/**
- * Copies the committed file `source` (checked to be that file once open) to the new file
- * `target`, for a file system without hard links.
- */
-function copyFile(source: Place, identity: { dev: number; ino: number }, target: Place): void {
-  const flags = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
-  const input = directoryIo.openFile(source.folder, source.name, flags, 0);
-  try {
-    const stats = fstatSync(input);
-    if (!sameFile(stats, identity))
-      throw new TeleportError(ErrorCode.PATH_ESCAPE, `${source.name} changed before it was copied`);
-    const createFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW;
-    const output = directoryIo.openFile(target.folder, target.name, createFlags, 0o600);
-    try {
-      for (let done = 0; done < stats.size; ) {
-        const copied = platformIo.copyRange(input, done, output, done, stats.size - done);
-        if (copied === 0) break;
-        done += copied;
-      }
-      fchmodSync(output, stats.mode & 0o777);
-      futimesSync(output, stats.atime, stats.mtime);
-    } finally {
-      closeSync(output);
-    }
-  } finally {
-    closeSync(input);
-  }
-}
-
 /** Sets the times of the symlink at `place` itself (named `localPath` in errors). */
 function setSymlinkTime(place: Place, mtimeMs: number, localPath: string): void {
   try {
     directoryIo.setSymlinkTimes(place.folder, place.name, mtimeMs);
   } catch (err) {
     throw toTeleportError(err, `setting the time of symlink ${localPath}`);
+  }
+}
+
+/** A folder opened beneath `parent`, never through a symlink; a name that is no folder is refused. */
+function openFolderBeneath(parent: OpenFolder, name: string, localPath: string): OpenFolder {
+  try {
+    return directoryIo.openFolder(parent, name);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code !== "ELOOP" && code !== "ENOTDIR") throw toTeleportError(err, `opening ${localPath}`);
+    throw new TeleportError(
+      ErrorCode.UNSAFE_NAME,
+      `${localPath} exists and is not a folder; not writing through it`,
+    );
   }
 }

@@ -97,6 +97,7 @@ class Puller implements FileOpener {
       root: this.#dest,
       isKeptDownload: (path) => downloads?.isKept(path) ?? false,
       hardLinks: client.hostSendsHardLinks,
+      stateFolder: options.stateFolder,
     });
     this.#destination = destination;
     this.#delta = this.#deltaFetcher();

@@ -5,6 +5,7 @@
 import type { ErrorCode, TeleportError } from "../../errors.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
+import type { StateFolder } from "../../store/state-folder.js";
 import type { TransportKind } from "../../transport/transport.js";
 import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
@@ -62,6 +63,8 @@ export interface PullOptions {
    * upload cannot dial its pusher (push/upload-receiver.ts).
    */
   chunksOverControl?: boolean;
+  /** A folder the pull never writes into, by any name: the host's own state folder, for an upload. */
+  stateFolder?: StateFolder;
   /**
    * Fail with TELEPORT_ERR_QUOTA once the manifest has announced more file bytes than this: an
    * upload's limit (`host --max-upload-bytes`), which the pusher's own count cannot be trusted with.
