@@ -1,13 +1,13 @@
 /**
- * Removing names beneath a folder held open (`pull --delete`; a live mirror's removed paths; a
- * push's --delete): every component of a path is opened relative to the folder before it,
- * never through a symlink (directory-io.ts's openFolder refuses one), and the last is unlinked or
- * removed relative to its folder's descriptor. A folder swapped for a symlink to elsewhere mid-way
- * is refused, not followed, so nothing outside the root is ever removed; a symlink named for
- * removal is removed itself, never what it points to. A folder is emptied first, depth-first,
- * through descriptors, and what `protect` keeps inside it keeps the folder (as rsync, which
- * leaves "cannot delete non-empty directory"). A folder something is removed from keeps its
- * mtime: a mirror's folders keep the times the pull gave them from the source.
+ * Removing names beneath a folder held open, the one way anything is removed from a destination
+ * (`pull --delete`; what `pull --watch`'s host reports gone): every component of a path is opened
+ * relative to the folder before it, never through a symlink (directory-io.ts's openFolder refuses
+ * one), and the last is unlinked or removed relative to its folder's descriptor. A folder swapped
+ * for a symlink to elsewhere mid-way is refused, not followed, so nothing outside the root is ever
+ * removed; a symlink named for removal is removed itself, never what it points to. A folder is
+ * emptied first, depth-first, through descriptors, and what `protect` keeps inside it keeps the
+ * folder (as rsync, which leaves "cannot delete non-empty directory"). A folder something is
+ * removed from keeps its mtime: a mirror's folders keep the times the pull gave them from the source.
  */
 import { closeSync, constants, fstatSync, futimesSync, rmdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
