@@ -43,3 +43,11 @@ test("a host's change to a path that leaves the share is a protocol error", () =
     );
   }
 });
+
+test("a destination that is itself a symlink the user named is followed, as a pull's is", async (t) => {
+  const base = await tempDir(t, "dest-folders-link");
+  await mkdir(join(base, "real"));
+  await symlink(join(base, "real"), join(base, "dest"));
+  ensureFolders(join(base, "dest"), ["a", "b"]);
+  assert.deepEqual(await readdir(join(base, "real", "a")), ["b"]);
+});
