@@ -20,12 +20,11 @@ import {
   fstatSync,
   ftruncateSync,
   futimesSync,
-  openSync,
   unlinkSync,
 } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { directoryIo, type NameStat, type OpenFolder } from "../platform/directory-io.js";
+import { directoryIo, type NameStat, type OpenFolder, openTopFolder } from "../platform/directory-io.js";
 import { platformIo } from "../platform/io.js";
 import type { StateFolder } from "../store/state-folder.js";
 import type { Entry, Xattr } from "../wire/messages.js";
@@ -396,7 +395,7 @@ export class Destination {
     const open = this.#folders.get(localPath);
     if (open !== undefined) return open;
     if (localPath === this.#root) {
-      const root = { fd: openSync(this.#root, constants.O_RDONLY | constants.O_DIRECTORY), path: this.#root };
+      const root = openTopFolder(this.#root);
       this.#refuseStateFolder(root);
       this.#folders.set(this.#root, root);
       return root;

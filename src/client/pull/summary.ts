@@ -3,6 +3,7 @@
  * it reports at the end (PullSummary), with the Tally that counts into the summary.
  */
 import type { ErrorCode, TeleportError } from "../../errors.js";
+import type { RemovalFailure } from "../../platform/remove-beneath.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { StateFolder } from "../../store/state-folder.js";
@@ -252,7 +253,7 @@ export interface PullSummary {
   deleted: string[];
   deletedCount: number;
   /** With `delete`: what could not be removed, and why (the first 1,000); the pull is then partial. */
-  deleteFailures: { path: string; message: string }[];
+  deleteFailures: RemovalFailure[];
   deleteFailureCount: number;
 }
 
