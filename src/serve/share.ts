@@ -23,40 +23,22 @@ import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../errors.js";
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
 import type { StateFolder } from "../store/state-folder.js";
-import { type Entry, EntryKind, type SkipReason } from "../wire/messages.js";
+import { EntryKind, type SkipReason } from "../wire/messages.js";
 import { joinWirePath, splitWirePath } from "../wire/path.js";
-import type { FileIdentity } from "./recent-chunks.js";
 import { ServedPaths } from "./served-paths.js";
 import {
   describeEntry,
   describeFile,
+  type OpenedFile,
   quietly,
   refuseEscapeByName,
   regularFile,
+  type ShareEntry,
   sameIdentity,
   skipReasonOf,
 } from "./share-entry.js";
 
-/** A regular file of the share, open for reading. */
-export interface OpenedFile {
-  fd: number;
-  /** Device, inode, size and mtime when opened: which bytes the file held (see RecentChunks). */
-  identity: FileIdentity;
-  size: number;
-}
-
-export interface ShareEntry {
-  entry: Entry;
-  /** Absolute path on the host (inside the share): a name for messages. */
-  absolutePath: string;
-  /** For a file with more than one name (hard links): its device and inode, the same for all. */
-  inode?: string;
-  /**
-   * A file of a walk with `openFiles`: open beneath its folder as the walk met it (whoever takes
-   * the entry closes it), or why it could not be opened.
-   */
-  file?: OpenedFile | TeleportError;
-}
+export type { OpenedFile, ShareEntry };
 
 /** A folder beneath the top of a walk that could not be listed. */
 export interface WalkFailure {
