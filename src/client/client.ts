@@ -25,8 +25,6 @@ import {
   entryErrorCodec,
   entrySkippedCodec,
   Feature,
-  type FileBegin,
-  type FileEnd,
   type FilterRule,
   fileBeginCodec,
   fileEndCodec,

@@ -11,13 +11,15 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { withTopFolder } from "../platform/directory-io.js";
+import { removeBeneath } from "../platform/remove-beneath.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import { isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import { type Changes, ChangesFlag } from "../wire/watch-messages.js";
 import { TeleportClient } from "./client.js";
-import { ensureFolders, removeBeneath } from "./dest-tree.js";
+import { ensureFolders } from "./dest-folders.js";
 import { stopSpareStreamWorkers } from "./pool/stream-threads.js";
 import { type PullOptions, type PullSummary, pull, type RetryEvent } from "./pull.js";
 import { DEFAULT_RETRIES, retryWaitMs } from "./retry-policy.js";
@@ -58,6 +60,11 @@ const PATH_GONE: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.UNSUPPORTED_TYPE,
 ]);
 const PATH_CHANGING: ReadonlySet<ErrorCode> = new Set([ErrorCode.FILE_CHANGED, ErrorCode.CHUNK_CORRUPT]);
+/**
+ * Removals that are done already: a folder on the way is gone, or is no longer a folder (the host
+ * replaced it by a file or symlink, pulled before its old contents are removed).
+ */
+const REMOVAL_DONE: ReadonlySet<ErrorCode> = new Set([ErrorCode.NOT_FOUND, ErrorCode.UNSAFE_NAME]);
 
 /**
  * Watches `options.remotePath` of the share into `options.dest` until `options.signal` aborts
@@ -148,8 +155,7 @@ class WatchedMirror {
     for await (const entry of client.list(this.#remote, { recursive: true, signal: this.#options.signal }))
       known.add(this.#localNames(entry.path).join("/"));
     if (this.#remote !== "") known.add(this.#localNames(this.#remote).join("/"));
-    const gone = [...this.#known].filter((path) => !known.has(path)).sort();
-    for (const path of gone) removeBeneath(this.#options.dest, path.split("/"));
+    this.#removeLocal([...this.#known].filter((path) => !known.has(path)).sort());
     this.#known = known;
     this.#options.onBatch?.({
       kind: "sync",
@@ -169,11 +175,9 @@ class WatchedMirror {
       if (summary === "gone") removed.push(path);
       else if (summary !== "changing") summaries.push(summary);
     }
-    for (const path of removed) {
-      const names = this.#localNames(path);
-      removeBeneath(this.#options.dest, names);
-      this.#known.delete(names.join("/"));
-    }
+    const local = removed.map((path) => this.#localNames(path).join("/"));
+    this.#removeLocal(local);
+    for (const path of local) this.#known.delete(path);
     this.#options.onBatch?.({ kind: "changes", changed, removed, ...counts(summaries, started) });
   }
 
@@ -193,6 +197,20 @@ class WatchedMirror {
       if (PATH_CHANGING.has(error.code)) return "changing";
       throw error;
     }
+  }
+
+  /**
+   * Removes `paths` (destination-relative; "" is the destination, never removed) with what they
+   * hold, confined beneath the destination; fails on the first path the file system refuses.
+   */
+  #removeLocal(paths: string[]): void {
+    const { dest } = this.#options;
+    const beneath = paths.filter((path) => path !== "");
+    if (beneath.length === 0) return;
+    const report = withTopFolder(dest, (root) => removeBeneath(root, beneath));
+    const failure = report.failures.find(({ code }) => !REMOVAL_DONE.has(code));
+    if (failure !== undefined)
+      throw new TeleportError(failure.code, `removing ${failure.path} in ${dest}: ${failure.message}`);
   }
 
   #pullOptions(remotePath: string, dest: string): PullOptions {

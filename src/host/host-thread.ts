@@ -9,6 +9,7 @@ import { type TeleportError, toTeleportError } from "../errors.js";
 import { RecentChunks } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
+import { StateFolder } from "../store/state-folder.js";
 import { listenTls, tlsStream } from "../transport/tcp.js";
 import { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
@@ -68,8 +69,9 @@ function threadEvent(event: ClientEvent): ThreadClientEvent {
 
 async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
   const delays = new MainThreadDelays(port, data.authLockoutMs);
+  const stateFolder = StateFolder.adopt(data.stateFolderFd, data.home);
   const context = sessionContext({
-    share: Share.adopt(data.root, data.rootFd, data.only),
+    share: Share.adopt(data.root, data.rootFd, data.only, { stateFolder }),
     secret: Buffer.from(data.secret),
     index: ChunkIndex.open(data.home),
     transports: new Set(data.transports),
@@ -120,6 +122,7 @@ async function serve(port: MessagePort, data: HostThreadData): Promise<void> {
         clearInterval(report);
         context.index?.close();
         context.share.close();
+        stateFolder.close();
         await context.compression?.close();
         post(port, { op: "load", sessions: 0, sendBytesInUse: 0, compression: context.compression?.stats });
         post(port, { op: "closed" });

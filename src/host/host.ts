@@ -15,6 +15,7 @@ import type { HostInternals } from "../serve/faults.js";
 import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
+import { StateFolder } from "../store/state-folder.js";
 import { type HostIdentity, loadOrCreateIdentity, shareSecret, uploadSecret } from "../transport/identity.js";
 import { formatLink, type ShareLink } from "../transport/link.js";
 import { availableTransports, transportFor } from "../transport/registry.js";
@@ -45,6 +46,8 @@ export type UploadReceiverFactory = (host: {
   share: Share;
   index: ChunkIndex;
   home: string;
+  /** Where no upload may write (store/state-folder.ts). */
+  stateFolder: StateFolder;
 }) => UploadReceiver;
 
 /**
@@ -133,6 +136,7 @@ export interface HostOptions {
 /** What a Host holds once started. */
 interface HostParts {
   share: Share;
+  stateFolder: StateFolder;
   listeners: Listener[];
   link: ShareLink;
   writeLink: ShareLink | undefined;
@@ -146,6 +150,7 @@ export class Host {
   /** The link that may also upload (`host --allow-upload`); undefined on a read-only host. */
   readonly writeLink: ShareLink | undefined;
   readonly share: Share;
+  readonly #stateFolder: StateFolder;
   readonly #listeners: Listener[];
   readonly #sessions: Set<HostSession>;
   readonly #context: SessionContext;
@@ -154,6 +159,7 @@ export class Host {
 
   private constructor(parts: HostParts) {
     this.share = parts.share;
+    this.#stateFolder = parts.stateFolder;
     this.link = parts.link;
     this.writeLink = parts.writeLink;
     this.#listeners = parts.listeners;
@@ -164,15 +170,23 @@ export class Host {
 
   /** `internals`: for tests only (fault injection); not part of the library's API. */
   static async start(options: HostOptions, internals: HostInternals = {}): Promise<Host> {
-    // Uploads under way are part files in the share: listed to nobody, indexed as nothing.
-    const share = await Share.open(
-      options.root,
-      options.uploads === undefined ? {} : { leaveOut: isPartName },
-    );
     const identity = await loadOrCreateIdentity(options.home);
+    // The host's key and secret are never served, nor written by an upload (state-folder.ts).
+    const stateFolder = StateFolder.open(options.home);
+    let share: Share;
+    try {
+      // Uploads under way are part files in the share: listed to nobody, indexed as nothing.
+      share = await Share.open(options.root, {
+        stateFolder,
+        ...(options.uploads === undefined ? {} : { leaveOut: isPartName }),
+      });
+    } catch (err) {
+      stateFolder.close();
+      throw err;
+    }
     const secret = shareSecret(identity, share.source);
     const index = ChunkIndex.open(options.home);
-    const uploads = options.uploads?.({ share, index, home: options.home });
+    const uploads = options.uploads?.({ share, index, home: options.home, stateFolder });
     const writeSecret = uploads && uploadSecret(identity, share.root);
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();
@@ -223,7 +237,7 @@ export class Host {
       );
       for (const listener of listeners) transports.add(listener.transport);
       if (reserved !== undefined) {
-        const data = threadData(options, identity, context, reserved.server, recentChunks);
+        const data = threadData(options, identity, context, reserved.server, recentChunks, stateFolder);
         threads = await HostThreads.start(data, { authLimiter, ...ownerHooks(options) });
         // The threads' descriptors of the socket hold it open; closing the TCP listener stops them.
         await reserved.close();
@@ -233,6 +247,7 @@ export class Host {
     } catch (err) {
       await Promise.all(listeners.map((listener) => listener.close()));
       index.close();
+      stateFolder.close();
       await context.compression?.close();
       throw err;
     }
@@ -240,7 +255,7 @@ export class Host {
     const advertised = options.advertise ?? advertisedAddress(first.host);
     const link = { host: advertised, port: first.port, fingerprint: identity.fingerprint, secret };
     const writeLink = writeSecret && { ...link, secret: writeSecret, write: true };
-    return new Host({ share, listeners, link, writeLink, sessions, context, threads });
+    return new Host({ share, stateFolder, listeners, link, writeLink, sessions, context, threads });
   }
 
   /** The transports the host listens on. */
@@ -284,6 +299,7 @@ export class Host {
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
       this.#context.index?.close();
+      this.#stateFolder.close();
       await this.#context.compression?.close();
     })();
     return this.#closing;
@@ -294,6 +310,7 @@ export class Host {
     this.#threads?.destroy();
     for (const listener of this.#listeners) void listener.close();
     this.#context.index?.close();
+    this.#stateFolder.close();
     void this.#context.compression?.close();
   }
 }
@@ -383,12 +400,14 @@ function threadData(
   context: SessionContext,
   server: Server,
   recentChunks: RecentChunksMemory,
+  stateFolder: StateFolder,
 ): HostThreadData[] {
   const count = recentChunks.partitions - 1;
   return Array.from({ length: count }, (_, thread) => ({
     root: context.share.root,
     rootFd: duplicate(context.share.rootFd),
     only: context.share.only,
+    stateFolderFd: duplicate(stateFolder.fd),
     listenerFd: duplicate(server),
     home: options.home,
     keyPem: identity.keyPem,

@@ -5,12 +5,11 @@
  * per share per thread that every subscription of the thread shares: the watcher costs a
  * folder walk to start and memory per folder, not per client.
  */
-import { realpathSync } from "node:fs";
+import { join } from "node:path";
 import type { AsyncSubscription, Event } from "@parcel/watcher";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { SendFrame } from "../serve/manifest-stream.js";
 import type { Share } from "../serve/share.js";
-import { teleportHome } from "../store/teleport-home.js";
 import { EntryKind, MessageType } from "../wire/messages.js";
 import { isWithin, splitWirePath } from "../wire/path.js";
 import {
@@ -63,10 +62,10 @@ class ShareWatcher {
     }
     // The host's own state (the chunk index it writes as it serves) is never announced: shared
     // along with a home folder, each pull would otherwise announce a change to it, and so on.
-    const ignore = stateFolderWithin(this.#share.root);
+    const stateFolder = this.#share.stateFolderPath();
     try {
       return await watcher.subscribe(this.#share.root, (err, events) => this.#deliver(err, events), {
-        ignore: ignore === undefined ? [] : [ignore],
+        ignore: stateFolder === undefined ? [] : [join(this.#share.root, stateFolder)],
       });
     } catch (err) {
       this.#subscription = undefined;
@@ -84,21 +83,10 @@ class ShareWatcher {
       // Nothing outside the share is ever reported, nor a name the wire would refuse.
       if (!event.path.startsWith(prefix)) continue;
       const path = event.path.slice(prefix.length);
-      if (!isWirePath(path)) continue;
+      if (!isWirePath(path) || !this.#share.serves(path)) continue; // the state folder, renamed since
       for (const listener of this.#listeners) listener(path, event.type);
     }
   }
-}
-
-/** TELEPORT_HOME's real path, where it lies inside `root`. */
-function stateFolderWithin(root: string): string | undefined {
-  let home: string;
-  try {
-    home = realpathSync(teleportHome());
-  } catch {
-    return undefined; // not there: nothing of it to ignore
-  }
-  return home.startsWith(`${root}/`) ? home : undefined;
 }
 
 function isWirePath(path: string): boolean {

@@ -28,6 +28,8 @@ export interface HostThreadData {
   rootFd: number;
   /** A share of one file: its name in the root (Share.only). */
   only: string | undefined;
+  /** The thread's own descriptor of the host's state folder, which the share never serves. */
+  stateFolderFd: number;
   /** The thread's own descriptor of the listening TCP socket; it closes it when it stops. */
   listenerFd: number;
   home: string;

@@ -11,6 +11,7 @@
  *   then followed (README, "Security model").
  */
 import {
+  closeSync,
   constants,
   existsSync,
   linkSync,
@@ -25,6 +26,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import { join } from "node:path";
+import { toTeleportError } from "../errors.js";
 import { type NativeAddon, native } from "./native.js";
 
 /** A folder held open: `path` names it for messages (and for the fallback without /proc). */
@@ -71,6 +73,28 @@ export interface DirectoryIo {
 
 /** How a folder of the destination is opened: a real folder only, never through a symlink. */
 export const FOLDER_FLAGS = constants.O_RDONLY | (constants.O_DIRECTORY ?? 0) | (constants.O_NOFOLLOW ?? 0);
+
+/**
+ * A destination's top folder, opened as the root every name beneath it is relative to. Only the
+ * names beneath are refused as symlinks: the top itself is the path the user chose, followed.
+ */
+export function openTopFolder(path: string): OpenFolder {
+  try {
+    return { fd: openSync(path, constants.O_RDONLY | constants.O_DIRECTORY), path };
+  } catch (err) {
+    throw toTeleportError(err, path);
+  }
+}
+
+/** Runs `use` with the top folder `path` held open (openTopFolder), closing it after. */
+export function withTopFolder<T>(path: string, use: (top: OpenFolder) => T): T {
+  const top = openTopFolder(path);
+  try {
+    return use(top);
+  } finally {
+    closeSync(top.fd);
+  }
+}
 
 function nativeDirectoryIo(addon: NativeAddon): DirectoryIo {
   return {

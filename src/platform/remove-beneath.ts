@@ -1,17 +1,17 @@
 /**
- * Removing names beneath a folder held open (`pull --delete`; a live mirror's removed paths; a
- * push's --delete): every component of a path is opened relative to the folder before it,
- * never through a symlink (directory-io.ts's openFolder refuses one), and the last is unlinked or
- * removed relative to its folder's descriptor. A folder swapped for a symlink to elsewhere mid-way
- * is refused, not followed, so nothing outside the root is ever removed; a symlink named for
- * removal is removed itself, never what it points to. A folder is emptied first, depth-first,
- * through descriptors, and what `protect` keeps inside it keeps the folder (as rsync, which
- * leaves "cannot delete non-empty directory"). A folder something is removed from keeps its
- * mtime: a mirror's folders keep the times the pull gave them from the source.
+ * Removing names beneath a folder held open, the one way anything is removed from a destination
+ * (`pull --delete`; what `pull --watch`'s host reports gone): every component of a path is opened
+ * relative to the folder before it, never through a symlink (directory-io.ts's openFolder refuses
+ * one), and the last is unlinked or removed relative to its folder's descriptor. A folder swapped
+ * for a symlink to elsewhere mid-way is refused, not followed, so nothing outside the root is ever
+ * removed; a symlink named for removal is removed itself, never what it points to. A folder is
+ * emptied first, depth-first, through descriptors, and what `protect` keeps inside it keeps the
+ * folder (as rsync, which leaves "cannot delete non-empty directory"). A folder something is
+ * removed from keeps its mtime: a mirror's folders keep the times the pull gave them from the source.
  */
 import { closeSync, constants, fstatSync, futimesSync, rmdirSync, type Stats } from "node:fs";
 import { join } from "node:path";
-import { toTeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { directoryIo, type OpenFolder } from "./directory-io.js";
 
 /** Paths reported by name in a RemovalReport; the rest are counted. */
@@ -27,13 +27,24 @@ export interface RemovalOptions {
   dryRun?: boolean;
 }
 
+/** A path that could not be removed, and why. */
+export interface RemovalFailure {
+  path: string;
+  /**
+   * UNSAFE_NAME: a name on the way is not a real folder (a symlink, a file), so nothing beneath
+   * it is removed; NOT_FOUND: a folder on the way is gone; others as the file system said.
+   */
+  code: ErrorCode;
+  message: string;
+}
+
 /** What a removal did. */
 export interface RemovalReport {
   /** Entries removed, each folder's contents included (the first MAX_REPORTED_REMOVALS by path). */
   removed: string[];
   removedCount: number;
   /** Paths that could not be removed, and why (the first MAX_REPORTED_REMOVALS). */
-  failures: { path: string; message: string }[];
+  failures: RemovalFailure[];
   failureCount: number;
 }
 
@@ -68,21 +79,21 @@ class Remover {
     const names = path.split("/");
     const last = names.pop();
     if (last === undefined || [...names, last].some((name) => name === "" || name === "." || name === "..")) {
-      this.#failed(path, "not a path beneath the destination");
+      this.#failed(path, new TeleportError(ErrorCode.PATH_ESCAPE, "not a path beneath the destination"));
       return;
     }
     const opened: OpenFolder[] = [];
     try {
       let folder = root;
       for (const name of names) {
-        folder = directoryIo.openFolder(folder, name);
+        folder = openOnTheWay(folder, name);
         opened.push(folder);
       }
       const times = fstatSync(folder.fd);
       this.#removeName(folder, last, path);
       if (!this.#dryRun) restoreTimes(folder.fd, times);
     } catch (err) {
-      this.#failed(path, toTeleportError(err).detail);
+      this.#failed(path, toTeleportError(err));
     } finally {
       for (const folder of opened) closeFolder(folder);
     }
@@ -125,7 +136,7 @@ class Remover {
       try {
         if (!this.#removeName(folder, name, childPath)) empty = false;
       } catch (err) {
-        this.#failed(childPath, toTeleportError(err).detail);
+        this.#failed(childPath, toTeleportError(err));
         empty = false;
       }
     }
@@ -137,9 +148,24 @@ class Remover {
     this.#report.removedCount++;
   }
 
-  #failed(path: string, message: string): void {
-    if (this.#report.failures.length < MAX_REPORTED_REMOVALS) this.#report.failures.push({ path, message });
+  #failed(path: string, error: TeleportError): void {
+    if (this.#report.failures.length < MAX_REPORTED_REMOVALS)
+      this.#report.failures.push({ path, code: error.code, message: error.detail });
     this.#report.failureCount++;
+  }
+}
+
+/** The folder `name` on the way to a path; a symlink or file there is refused, never followed. */
+function openOnTheWay(folder: OpenFolder, name: string): OpenFolder {
+  try {
+    return directoryIo.openFolder(folder, name);
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    if (errno !== "ELOOP" && errno !== "ENOTDIR") throw err;
+    const path = join(folder.path, name);
+    throw new TeleportError(ErrorCode.UNSAFE_NAME, `${path} is not a folder: nothing beneath it is removed`, {
+      cause: err,
+    });
   }
 }
 

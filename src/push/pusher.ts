@@ -20,6 +20,7 @@ import { HostSession } from "../host/session.js";
 import { RecentChunks } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
+import { StateFolder } from "../store/state-folder.js";
 import { teleportHome } from "../store/teleport-home.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
@@ -95,9 +96,11 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
   if (options.delete === true && source.path !== "")
     throw new TeleportError(ErrorCode.USAGE, "--delete mirrors a folder: SRC is a file");
   const remote = normalizeUserPath(options.remotePath ?? (source.path === "" ? basename(source.root) : ""));
-  const share = await Share.open(source.root);
   const ownIndex = options.index === undefined ? ChunkIndex.open(teleportHome()) : undefined;
+  // The pusher serves SRC to the host: never its own key and index, should SRC hold them.
+  const stateFolder = StateFolder.openIfThere(teleportHome());
   try {
+    const share = await Share.open(source.root, { stateFolder });
     const client = await TeleportClient.connect(link, {
       clientName: "teleport push",
       upload: true,
@@ -130,6 +133,7 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
     return await serveUpload(stream, { share, source, secret: link.secret, index, options });
   } finally {
     ownIndex?.close();
+    stateFolder?.close();
   }
 }
 

@@ -5,27 +5,40 @@
  * twice. A folder on the way swapped for a symlink, before or while the upload starts, is refused
  * (O_NOFOLLOW), never followed out of the share.
  */
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { directoryIo, type OpenFolder } from "../platform/directory-io.js";
 import type { Share } from "../serve/share.js";
+import type { Identity } from "../store/state-folder.js";
 
 /** Folders an upload makes: what mkdir's default gives, less the umask. */
 const FOLDER_MODE = 0o777;
 
+export interface UploadFolderOptions {
+  /** Make folders missing on the way; else (a dry run, which writes nothing) undefined where one is. */
+  make: boolean;
+  /** Refuses a folder on the way, before anything is made in it: the host's state folder. */
+  refuse: (stats: Identity) => boolean;
+}
+
 /**
  * `remote` ("/"-separated, normalized; "" the share root) opened beneath the share's root; the
- * caller closes it. Folders missing on the way are made, or with `make` false (a dry run, which
- * writes nothing) it is undefined.
+ * caller closes it.
  */
-export function openUploadFolder(share: Share, remote: string, make = true): OpenFolder | undefined {
+export function openUploadFolder(
+  share: Share,
+  remote: string,
+  options: UploadFolderOptions,
+): OpenFolder | undefined {
   let folder = openShareRoot(share);
   try {
     for (const name of remote === "" ? [] : remote.split("/")) {
-      const next = make ? openOrMake(folder, name, remote) : openIfThere(folder, name, remote);
+      const next = options.make ? openOrMake(folder, name, remote) : openIfThere(folder, name, remote);
       closeSync(folder.fd);
       if (next === undefined) return undefined;
       folder = next;
+      if (options.refuse(fstatSync(folder.fd)))
+        throw new TeleportError(ErrorCode.PATH_ESCAPE, `"${remote}" leads out of the share`);
     }
     return folder;
   } catch (err) {

@@ -20,6 +20,7 @@ import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../h
 import { FOLDER_FLAGS, type OpenFolder } from "../platform/directory-io.js";
 import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
+import type { StateFolder } from "../store/state-folder.js";
 import type { TransportStream } from "../transport/transport.js";
 import { type FilterRule, UploadFlag, type UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
@@ -38,20 +39,23 @@ export interface UploadOptions {
 
 /** The factory `Host.start` takes (HostOptions.uploads). */
 export function uploadReceiver(options: UploadOptions = {}): UploadReceiverFactory {
-  return ({ share, index }) => {
+  return ({ share, index, stateFolder }) => {
     if (options.indexShare !== false) indexShare(share, index, options.onNotice);
-    return new ShareUploads(share, index, options);
+    return new ShareUploads(share, index, stateFolder, options);
   };
 }
 
 class ShareUploads implements UploadReceiver {
   readonly #share: Share;
   readonly #index: ChunkIndex;
+  /** The host's own: no upload writes into it, at its top or anywhere beneath. */
+  readonly #stateFolder: StateFolder;
   readonly #options: UploadOptions;
 
-  constructor(share: Share, index: ChunkIndex, options: UploadOptions) {
+  constructor(share: Share, index: ChunkIndex, stateFolder: StateFolder, options: UploadOptions) {
     this.#share = share;
     this.#index = index;
+    this.#stateFolder = stateFolder;
     this.#options = options;
   }
 
@@ -91,15 +95,23 @@ class ShareUploads implements UploadReceiver {
 
   /**
    * The folder an upload goes into, made where missing beneath the share root (not for a dry
-   * run), a symlink on the way refused (upload-folder.ts); its wire path and the path it has on
-   * the host. Opened again the same way when the upload starts: what this checked is never
-   * trusted by path.
+   * run), a symlink on the way refused, and the host's state folder, before anything is made in
+   * it (upload-folder.ts); its wire path and the path it has on the host. Opened again the same
+   * way when the upload starts: what this checked is never trusted by path.
    */
   #folder(path: string, make: boolean): { remote: string; dest: string } {
     const remote = normalizeUserPath(path);
-    const folder = openUploadFolder(this.#share, remote, make);
+    if (!this.#share.serves(remote)) throw leadsOut(remote);
+    const folder = this.#openFolder(remote, make);
     if (folder !== undefined) closeSync(folder.fd);
     return { remote, dest: join(this.#share.root, remote) };
+  }
+
+  #openFolder(remote: string, make: boolean): OpenFolder | undefined {
+    return openUploadFolder(this.#share, remote, {
+      make,
+      refuse: (stats) => this.#stateFolder.is(stats),
+    });
   }
 
   async #receive(stream: TransportStream, secret: Buffer, upload: Upload): Promise<void> {
@@ -108,13 +120,14 @@ class ShareUploads implements UploadReceiver {
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
     let destFolder: OpenFolder | undefined;
     try {
-      destFolder = openUploadFolder(this.#share, upload.remote, !upload.dryRun) ?? (await emptyFolder());
+      destFolder = this.#openFolder(upload.remote, !upload.dryRun) ?? (await emptyFolder());
       const options: PullOptions = {
         dest: upload.dest,
         destFolder,
         remotePath: upload.source,
         index: this.#index,
         chunksOverControl: true,
+        stateFolder: this.#stateFolder,
         delete: upload.delete,
         ...(upload.filters === undefined ? {} : { filters: upload.filters }),
         ...(this.#options.maxUploadBytes === undefined ? {} : { maxBytes: this.#options.maxUploadBytes }),
@@ -132,6 +145,11 @@ class ShareUploads implements UploadReceiver {
       await client.close();
     }
   }
+}
+
+/** The same answer as for a symlink out of the share: an upload is told nothing more. */
+function leadsOut(remote: string): TeleportError {
+  return new TeleportError(ErrorCode.PATH_ESCAPE, `"${remote}" leads out of the share`);
 }
 
 /** An upload taken: where it goes, what to pull from the pusher, and how. */

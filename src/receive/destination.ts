@@ -20,16 +20,16 @@ import {
   fstatSync,
   ftruncateSync,
   futimesSync,
-  openSync,
   unlinkSync,
 } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { directoryIo, type NameStat, type OpenFolder } from "../platform/directory-io.js";
+import { directoryIo, type NameStat, type OpenFolder, openTopFolder } from "../platform/directory-io.js";
 import { platformIo } from "../platform/io.js";
+import type { StateFolder } from "../store/state-folder.js";
 import type { Entry, Xattr } from "../wire/messages.js";
 import { CommittedFiles } from "./committed-files.js";
-import { copyCommittedFile } from "./copy-committed-file.js";
+import { copyCommittedFile } from "./copy-file.js";
 import { modeFromHost, sameAttributes, setXattrs } from "./metadata.js";
 import { isRunning, partFileWriter, partNameFor } from "./part-names.js";
 import { FileReservation, ReservationBudget } from "./reservation.js";
@@ -104,6 +104,8 @@ export interface DestinationOptions {
   readonly isKeptDownload: (path: string) => boolean;
   /** Whether the host may send hard links (Feature.HARD_LINKS): committed files are then remembered. */
   readonly hardLinks: boolean;
+  /** A folder nothing is ever written into, under any name: a host's own, for an upload (PullOptions). */
+  readonly stateFolder?: StateFolder | undefined;
 }
 
 export class Destination {
@@ -118,12 +120,14 @@ export class Destination {
   /** Symlinks this pull made, which a later symlink's target may go through. */
   readonly #symlinks = new Set<string>();
   readonly #reservations = new ReservationBudget();
+  readonly #stateFolder: StateFolder | undefined;
 
   constructor(options: DestinationOptions) {
     this.#root = options.root;
     this.#heldRoot = options.rootFolder;
     this.#isKeptDownload = options.isKeptDownload;
     this.#committed = options.hardLinks ? new CommittedFiles() : undefined;
+    this.#stateFolder = options.stateFolder;
   }
 
   /** Closes every folder still held open; idempotent. */
@@ -399,10 +403,8 @@ export class Destination {
     const open = this.#folders.get(localPath);
     if (open !== undefined) return open;
     if (localPath === this.#root) {
-      const root = this.#heldRoot ?? {
-        fd: openSync(this.#root, constants.O_RDONLY | constants.O_DIRECTORY),
-        path: this.#root,
-      };
+      // A held root is the caller's to check (and close): an upload's folder, push/upload-folder.ts.
+      const root = this.#heldRoot ?? this.#refuseStateFolder(openTopFolder(this.#root));
       this.#folders.set(this.#root, root);
       return root;
     }
@@ -415,16 +417,14 @@ export class Destination {
   }
 
   #openFolder(parent: OpenFolder, name: string, localPath: string): OpenFolder {
-    try {
-      return directoryIo.openFolder(parent, name);
-    } catch (err) {
-      const code = errorCode(err);
-      if (code !== "ELOOP" && code !== "ENOTDIR") throw toTeleportError(err, `opening ${localPath}`);
-      throw new TeleportError(
-        ErrorCode.UNSAFE_NAME,
-        `${localPath} exists and is not a folder; not writing through it`,
-      );
-    }
+    return this.#refuseStateFolder(openFolderBeneath(parent, name, localPath));
+  }
+
+  /** Returns `folder`, unless it is the state folder: then it is closed, and refused as an escape. */
+  #refuseStateFolder(folder: OpenFolder): OpenFolder {
+    if (this.#stateFolder === undefined || !this.#stateFolder.is(fstatSync(folder.fd))) return folder;
+    closeSync(folder.fd);
+    throw new TeleportError(ErrorCode.PATH_ESCAPE, `${folder.path} is not a folder this host writes into`);
   }
 
   /** Closes the folder at `localPath` if it is held open. */
@@ -478,5 +478,19 @@ function setSymlinkTime(place: Place, mtimeMs: number, localPath: string): void 
     directoryIo.setSymlinkTimes(place.folder, place.name, mtimeMs);
   } catch (err) {
     throw toTeleportError(err, `setting the time of symlink ${localPath}`);
+  }
+}
+
+/** A folder opened beneath `parent`, never through a symlink; a name that is no folder is refused. */
+function openFolderBeneath(parent: OpenFolder, name: string, localPath: string): OpenFolder {
+  try {
+    return directoryIo.openFolder(parent, name);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code !== "ELOOP" && code !== "ENOTDIR") throw toTeleportError(err, `opening ${localPath}`);
+    throw new TeleportError(
+      ErrorCode.UNSAFE_NAME,
+      `${localPath} exists and is not a folder; not writing through it`,
+    );
   }
 }

@@ -7,9 +7,8 @@
  * (an extra folder is one, whatever it holds). Nothing is removed here: the pull removes them
  * (platform/remove-beneath.ts) once it has succeeded, never after a failed or partial one.
  */
-import { closeSync, constants, openSync } from "node:fs";
-import { toTeleportError } from "../errors.js";
-import { directoryIo, type OpenFolder } from "../platform/directory-io.js";
+import { closeSync, constants } from "node:fs";
+import { directoryIo, type OpenFolder, openTopFolder } from "../platform/directory-io.js";
 import { type RemovalReport, removeBeneath } from "../platform/remove-beneath.js";
 import { partFileWriter } from "./part-names.js";
 
@@ -84,19 +83,7 @@ export class MirrorDeletions {
   }
 
   #openRoot(): OpenFolder {
-    if (this.#root !== undefined) return this.#root;
-    if (this.#options.destFolder !== undefined) {
-      this.#root = this.#options.destFolder;
-      return this.#root;
-    }
-    try {
-      this.#root = {
-        fd: openSync(this.#options.dest, constants.O_RDONLY | constants.O_DIRECTORY),
-        path: this.#options.dest,
-      };
-    } catch (err) {
-      throw toTeleportError(err, this.#options.dest);
-    }
+    this.#root ??= this.#options.destFolder ?? openTopFolder(this.#options.dest);
     return this.#root;
   }
 

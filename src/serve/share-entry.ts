@@ -7,10 +7,30 @@ import { closeSync, fstatSync, readlinkSync, realpathSync, type Stats, statSync 
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { NameStats } from "../platform/open-beneath.js";
-import { EntryKind, SkipReason } from "../wire/messages.js";
+import { type Entry, EntryKind, SkipReason } from "../wire/messages.js";
 import { checkLinkTarget, splitWirePath } from "../wire/path.js";
 import type { FileIdentity } from "./recent-chunks.js";
-import type { OpenedFile, ShareEntry } from "./share.js";
+
+/** A regular file of the share, open for reading. */
+export interface OpenedFile {
+  fd: number;
+  /** Device, inode, size and mtime when opened: which bytes the file held (see RecentChunks). */
+  identity: FileIdentity;
+  size: number;
+}
+
+export interface ShareEntry {
+  entry: Entry;
+  /** Absolute path on the host (inside the share): a name for messages. */
+  absolutePath: string;
+  /** For a file with more than one name (hard links): its device and inode, the same for all. */
+  inode?: string;
+  /**
+   * A file of a walk with `openFiles`: open beneath its folder as the walk met it (whoever takes
+   * the entry closes it), or why it could not be opened.
+   */
+  file?: OpenedFile | TeleportError;
+}
 
 /**
  * An Entry for a file, folder or inside-pointing symlink; null for anything not served. `at`

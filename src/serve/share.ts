@@ -22,39 +22,23 @@ import { basename, dirname, join } from "node:path";
 import { closeQuietly } from "../engine/file-io.js";
 import { ErrorCode, isTeleportError, TeleportError, toTeleportError } from "../errors.js";
 import { beneath, type FolderHandle } from "../platform/open-beneath.js";
-import { type Entry, EntryKind, type SkipReason } from "../wire/messages.js";
+import type { StateFolder } from "../store/state-folder.js";
+import { EntryKind, type SkipReason } from "../wire/messages.js";
 import { joinWirePath, splitWirePath } from "../wire/path.js";
-import type { FileIdentity } from "./recent-chunks.js";
+import { ServedPaths } from "./served-paths.js";
 import {
   describeEntry,
   describeFile,
+  type OpenedFile,
   quietly,
   refuseEscapeByName,
   regularFile,
+  type ShareEntry,
   sameIdentity,
   skipReasonOf,
 } from "./share-entry.js";
 
-/** A regular file of the share, open for reading. */
-export interface OpenedFile {
-  fd: number;
-  /** Device, inode, size and mtime when opened: which bytes the file held (see RecentChunks). */
-  identity: FileIdentity;
-  size: number;
-}
-
-export interface ShareEntry {
-  entry: Entry;
-  /** Absolute path on the host (inside the share): a name for messages. */
-  absolutePath: string;
-  /** For a file with more than one name (hard links): its device and inode, the same for all. */
-  inode?: string;
-  /**
-   * A file of a walk with `openFiles`: open beneath its folder as the walk met it (whoever takes
-   * the entry closes it), or why it could not be opened.
-   */
-  file?: OpenedFile | TeleportError;
-}
+export type { OpenedFile, ShareEntry };
 
 /** A folder beneath the top of a walk that could not be listed. */
 export interface WalkFailure {
@@ -99,6 +83,11 @@ export interface ShareOptions {
    * uploads under way, which no reader may see and no walk may index as finished files.
    */
   leaveOut?: (name: string) => boolean;
+  /**
+   * The host's own state folder: never served, wherever it lies in the share (ServedPaths); a
+   * share of it, or of anything inside it, is refused.
+   */
+  stateFolder?: StateFolder | undefined;
 }
 
 /** A folder held open and being listed. */
@@ -118,6 +107,8 @@ export class Share {
   readonly #rootFolder: FolderHandle;
   /** Names the share never lists (ShareOptions.leaveOut). */
   readonly #leaveOut: ((name: string) => boolean) | undefined;
+  /** Which paths are served: the one-file share's rule, and never the state folder. */
+  readonly #served: ServedPaths;
 
   private constructor(root: string, rootFd: number, only: string | undefined, options: ShareOptions = {}) {
     this.root = root;
@@ -125,6 +116,7 @@ export class Share {
     this.name = only ?? basename(root);
     this.#rootFolder = { fd: rootFd, path: root };
     this.#leaveOut = options.leaveOut;
+    this.#served = new ServedPaths(root, only, options.stateFolder);
   }
 
   /** The share of the folder or the one file at `path`. */
@@ -135,6 +127,7 @@ export class Share {
     } catch (err) {
       throw toTeleportError(err, `shared folder ${path}`);
     }
+    options.stateFolder?.refuseShareOf(real);
     try {
       return new Share(real, openSync(real, beneath.folderFlags), undefined, options);
     } catch (err) {
@@ -156,8 +149,8 @@ export class Share {
    * which the share now owns): a host thread serves the very folder the host opened, whatever
    * has been renamed since, and the same one name of it for a share of one file.
    */
-  static adopt(root: string, rootFd: number, only?: string): Share {
-    return new Share(root, rootFd, only);
+  static adopt(root: string, rootFd: number, only?: string, options: ShareOptions = {}): Share {
+    return new Share(root, rootFd, only, options);
   }
 
   /** What is shared, by its real path: the folder, or the one file. */
@@ -165,17 +158,17 @@ export class Share {
     return this.only === undefined ? this.root : join(this.root, this.only);
   }
 
-  /** Whether a wire path is one this share serves: all of them, or for one file, the root and that file. */
-  #serves(wirePath: string): boolean {
-    if (this.only === undefined || wirePath === "") return true;
-    const slash = wirePath.indexOf("/");
-    return (slash < 0 ? wirePath : wirePath.slice(0, slash)) === this.only;
+  /**
+   * Whether a wire path, through real folders (no symlink), names something served: false for a
+   * name a share of one file does not serve, and for the host's state folder and what it holds.
+   */
+  serves(wirePath: string): boolean {
+    return this.#served.serves(wirePath);
   }
 
-  /** Throws NOT_FOUND, as for a missing name, for a path a share of one file does not serve. */
-  #refuseUnserved(wirePath: string): void {
-    if (!this.#serves(wirePath))
-      throw new TeleportError(ErrorCode.NOT_FOUND, `"${wirePath}": no such file or directory`);
+  /** Where the host's state folder lies in the share now, as a wire path; undefined if not in it. */
+  stateFolderPath(): string | undefined {
+    return this.#served.stateFolderPath();
   }
 
   /** The root's descriptor, for a host thread to duplicate. */
@@ -198,7 +191,7 @@ export class Share {
    * way (GET_CHUNKS and READ_RANGE name files as the walk listed them, through real folders).
    */
   openFile(wirePath: string): OpenedFile {
-    this.#refuseUnserved(wirePath);
+    this.#served.refuse(wirePath);
     let fd: number;
     try {
       fd = beneath.open(this.#rootFolder, splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
@@ -208,7 +201,7 @@ export class Share {
       if (isTeleportError(err, ErrorCode.NOT_FOUND)) refuseEscapeByName(this.root, wirePath);
       throw err;
     }
-    return regularFile(fd, wirePath);
+    return regularFile(this.#served.checkReached(wirePath, fd), wirePath);
   }
 
   /**
@@ -216,9 +209,9 @@ export class Share {
    * symlink on the way, to look names up in (see FileLookup); the caller closes it.
    */
   openFolder(relPath: string): FolderHandle {
-    this.#refuseUnserved(relPath);
-    const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
-    return { fd, path: join(this.root, relPath) };
+    this.#served.refuse(relPath);
+    const opened = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
+    return { fd: this.#served.checkReached(relPath, opened), path: join(this.root, relPath) };
   }
 
   stat(wirePath: string): ShareEntry {
@@ -235,7 +228,7 @@ export class Share {
    * only while they stay inside, so a request may name a folder through an inside symlink.
    */
   #openTop(wirePath: string): FolderHandle {
-    this.#refuseUnserved(wirePath);
+    this.#served.refuse(wirePath);
     const relPath = splitWirePath(wirePath).join("/");
     try {
       const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
@@ -254,7 +247,9 @@ export class Share {
   }
 
   #describeTop(wirePath: string, top: FolderHandle): ShareEntry {
-    const found = describeEntry(this.root, wirePath, top.path, fstatSync(top.fd), beneath.pathAt(top, ""));
+    const stats = fstatSync(top.fd);
+    this.#served.refuseOpened(wirePath, top, stats); // the state folder, by a symlink or any name
+    const found = describeEntry(this.root, wirePath, top.path, stats, beneath.pathAt(top, ""));
     if (found === null)
       throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${wirePath}" is not a file, folder or symlink`);
     return found;
@@ -392,7 +387,7 @@ export class Share {
         const at = beneath.pathAt(handle, dirent.name);
         const absolutePath = join(folder.absolutePath, dirent.name);
         const wirePath = joinWirePath(folder.entry.path, dirent.name);
-        if (!this.#serves(wirePath)) continue;
+        if (!this.#served.serves(wirePath)) continue;
         if (options.exclude?.(wirePath, isFolder(dirent, at))) continue;
         if (options.openFiles && dirent.isFile()) {
           const opened = this.#openListedFile(handle, dirent.name, wirePath, absolutePath, at);
@@ -403,6 +398,7 @@ export class Share {
         }
         const stats = quietly(() => lstatSync(at));
         if (stats === undefined) continue; // removed while we were listing
+        if (this.#served.isStateFolder(stats)) continue; // under whatever name it has here
         const found = describeEntry(this.root, wirePath, absolutePath, stats, at);
         if (found === null) {
           if (options.reportSkipped) yield { path: wirePath, skipped: skipReasonOf(stats) };

@@ -17,6 +17,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
+import { ErrorCode } from "../../src/errors.js";
 import { removeBeneath } from "../../src/platform/remove-beneath.js";
 import { onCleanup, tempDir } from "../helpers/context.js";
 
@@ -59,6 +60,10 @@ describe("removeBeneath", () => {
     symlinkSync(outside, join(root, "sub"));
     const through = removeBeneath(folder, ["sub/victim", "sub/inner"]);
     assert.equal(through.failureCount, 2);
+    assert.deepEqual(
+      through.failures.map(({ code }) => code),
+      [ErrorCode.UNSAFE_NAME, ErrorCode.UNSAFE_NAME],
+    );
     assert.equal(through.removedCount, 0);
     const itself = removeBeneath(folder, ["sub"]);
     assert.deepEqual(itself.removed, ["sub"]);
@@ -66,6 +71,22 @@ describe("removeBeneath", () => {
     assert.deepEqual(readdirSync(root), ["keep.txt"]);
     assert.equal(removeBeneath(folder, ["../outside/victim", "/etc/passwd"]).failureCount, 2);
     assert.ok(existsSync(join(outside, "victim")));
+  });
+
+  it("names why a path beneath a file or a missing folder is not removed, and removes nothing else", async (t) => {
+    const { root, folder } = await rootWith(t, ["file", "d/x"]);
+    const report = removeBeneath(folder, ["file/x", "missing/x", "d/gone"]);
+    assert.deepEqual(
+      report.failures.map(({ path, code }) => [path, code]),
+      [
+        ["file/x", ErrorCode.UNSAFE_NAME],
+        ["missing/x", ErrorCode.NOT_FOUND],
+      ],
+      "a last name already gone is no failure",
+    );
+    assert.equal(report.removedCount, 0);
+    assert.deepEqual(readdirSync(root).sort(), ["d", "file"]);
+    assert.deepEqual(readdirSync(join(root, "d")), ["x"]);
   });
 
   it("keeps the mtime of the folder it removes from", async (t) => {

@@ -98,6 +98,7 @@ class Puller implements FileOpener {
       rootFolder: options.destFolder,
       isKeptDownload: (path) => downloads?.isKept(path) ?? false,
       hardLinks: client.hostSendsHardLinks,
+      stateFolder: options.stateFolder,
     });
     this.#destination = destination;
     this.#delta = this.#deltaFetcher();

@@ -4,8 +4,10 @@
  */
 import type { ErrorCode, TeleportError } from "../../errors.js";
 import type { OpenFolder } from "../../platform/directory-io.js";
+import type { RemovalFailure } from "../../platform/remove-beneath.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
+import type { StateFolder } from "../../store/state-folder.js";
 import type { TransportKind } from "../../transport/transport.js";
 import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
@@ -69,6 +71,8 @@ export interface PullOptions {
    * upload cannot dial its pusher (push/upload-receiver.ts).
    */
   chunksOverControl?: boolean;
+  /** A folder the pull never writes into, by any name: the host's own state folder, for an upload. */
+  stateFolder?: StateFolder;
   /**
    * Fail with TELEPORT_ERR_QUOTA once the manifest has announced more file bytes than this: an
    * upload's limit (`host --max-upload-bytes`), which the pusher's own count cannot be trusted with.
@@ -256,7 +260,7 @@ export interface PullSummary {
   deleted: string[];
   deletedCount: number;
   /** With `delete`: what could not be removed, and why (the first 1,000); the pull is then partial. */
-  deleteFailures: { path: string; message: string }[];
+  deleteFailures: RemovalFailure[];
   deleteFailureCount: number;
 }
 

@@ -1,16 +1,17 @@
 /**
- * The copy a hard link becomes where the file system has none (Destination.link): made from the
- * file this pull committed, checked to be that file once open, never through a symlink.
+ * A committed file copied to a new name, where the file system has no hard links (see
+ * Destination.link): the copy a hard link would have been.
  */
 import { closeSync, constants, fchmodSync, fstatSync, futimesSync } from "node:fs";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { directoryIo, type OpenFolder } from "../platform/directory-io.js";
 import { platformIo } from "../platform/io.js";
+import type { Identity } from "../store/state-folder.js";
 
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
-/** A name in a folder held open. */
-export interface FolderName {
+/** A name of the destination: the folder holding it, open, and the name in it. */
+interface Place {
   readonly folder: OpenFolder;
   readonly name: string;
 }
@@ -19,11 +20,7 @@ export interface FolderName {
  * Copies the committed file `source` (checked to be that file once open) to the new file
  * `target`, for a file system without hard links.
  */
-export function copyCommittedFile(
-  source: FolderName,
-  identity: { dev: number; ino: number },
-  target: FolderName,
-): void {
+export function copyCommittedFile(source: Place, identity: Identity, target: Place): void {
   const flags = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
   const input = directoryIo.openFile(source.folder, source.name, flags, 0);
   try {

@@ -1,12 +1,13 @@
 /**
- * What `pull --watch` does to the destination itself: folders made and paths removed beneath it,
- * never through a symlink, whatever path a host reports; and a host's paths checked first.
+ * What `pull --watch` does to the destination itself: folders made beneath it, never through a
+ * symlink, whatever path a host reports; and a host's paths checked first. (Its removals:
+ * remove-beneath.test.ts.)
  */
 import assert from "node:assert/strict";
-import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ensureFolders, removeBeneath } from "../../src/client/dest-tree.js";
+import { ensureFolders } from "../../src/client/dest-folders.js";
 import { checkedPaths } from "../../src/client/watch.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import { tempDir } from "../helpers/context.js";
@@ -22,22 +23,8 @@ async function destWithEscapes(base: string): Promise<{ dest: string; outside: s
   return { dest, outside };
 }
 
-test("removing beneath the destination never follows a symlink out of it", async (t) => {
-  const { dest, outside } = await destWithEscapes(await tempDir(t, "dest-tree-remove"));
-  removeBeneath(dest, ["escape", "precious.txt"]);
-  assert.equal(await readFile(join(outside, "precious.txt"), "utf8"), "keep me\n");
-  removeBeneath(dest, ["escape"]);
-  assert.deepEqual(await readdir(dest), ["photos"], "the symlink itself is removed");
-  assert.equal(await readFile(join(outside, "precious.txt"), "utf8"), "keep me\n");
-  removeBeneath(dest, ["photos"]);
-  assert.deepEqual(await readdir(dest), []);
-  removeBeneath(dest, ["not", "there"]);
-  removeBeneath(dest, []);
-  assert.deepEqual(await readdir(dest), [], "the destination itself stays");
-});
-
 test("folders for a new path replace a symlink in the way, never writing through it", async (t) => {
-  const { dest, outside } = await destWithEscapes(await tempDir(t, "dest-tree-folders"));
+  const { dest, outside } = await destWithEscapes(await tempDir(t, "dest-folders"));
   ensureFolders(dest, ["escape", "new"]);
   assert.deepEqual(await readdir(outside), ["precious.txt"]);
   assert.deepEqual(await readdir(join(dest, "escape")), ["new"]);
@@ -55,4 +42,12 @@ test("a host's change to a path that leaves the share is a protocol error", () =
       bad,
     );
   }
+});
+
+test("a destination that is itself a symlink the user named is followed, as a pull's is", async (t) => {
+  const base = await tempDir(t, "dest-folders-link");
+  await mkdir(join(base, "real"));
+  await symlink(join(base, "real"), join(base, "dest"));
+  ensureFolders(join(base, "dest"), ["a", "b"]);
+  assert.deepEqual(await readdir(join(base, "real", "a")), ["b"]);
 });
