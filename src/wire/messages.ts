@@ -4,7 +4,6 @@
  * (decoders ignore trailing bytes), and features are negotiated as bits in the handshake.
  */
 
-import { ErrorCode, TeleportError } from "../errors.js";
 import {
   array,
   bytes,
@@ -15,12 +14,13 @@ import {
   struct,
   trailing,
   uint8,
-  uint16,
   uint32,
   uint64,
   utf8,
 } from "./codec.js";
 import { deltaDataCodec, deltaRequestCodec } from "./delta-messages.js";
+import { type FilterRule, filterRuleCodec } from "./filter-rules.js";
+import { errorCodec, helloCodec, welcomeCodec } from "./handshake-messages.js";
 import {
   HASH_SIZE,
   MAX_CHUNK_SIZE,
@@ -31,8 +31,27 @@ import {
   MAX_PATTERN_BYTES,
 } from "./limits.js";
 import { MessageRegistry } from "./registry.js";
+import { uploadRequestCodec, uploadResultCodec } from "./upload-messages.js";
 import { changesCodec, watchRequestCodec } from "./watch-messages.js";
 
+export { FilterKind, type FilterRule, filterRuleCodec } from "./filter-rules.js";
+export {
+  CLIENT_ID_SIZE,
+  type ErrorMessage,
+  errorCodec,
+  type Hello,
+  helloCodec,
+  STREAM_KEY_ID_SIZE,
+  type Welcome,
+  welcomeCodec,
+} from "./handshake-messages.js";
+export {
+  UploadFlag,
+  type UploadRequest,
+  type UploadResult,
+  uploadRequestCodec,
+  uploadResultCodec,
+} from "./upload-messages.js";
 export {
   HASH_SIZE,
   MAX_CHUNK_SIZE,
@@ -180,76 +199,6 @@ export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
 const path = utf8(MAX_PATH_BYTES);
 const hash = fixedBytes(HASH_SIZE);
 
-export interface Hello {
-  magic: number;
-  minVersion: number;
-  maxVersion: number;
-  features: number;
-  /** HMAC-SHA256(secret, TLS exporter): proves the client holds the link's secret, bound to this TLS session. */
-  authProof: Buffer;
-  clientName: string;
-  /**
-   * Random, the same on every connection of one client (its control connection and its streams):
-   * the host shares its time between clients, not connections. Absent from clients before it.
-   */
-  clientId?: Buffer | undefined;
-  /** A plaintext stream with Feature.FRAME_MAC: the id of its control connection's stream key. */
-  streamKeyId?: Buffer | undefined;
-}
-export const CLIENT_ID_SIZE = 16;
-export const STREAM_KEY_ID_SIZE = 8;
-export const helloCodec: Codec<Hello> = struct<Hello>({
-  magic: uint32,
-  minVersion: uint16,
-  maxVersion: uint16,
-  features: uint32,
-  authProof: fixedBytes(32),
-  clientName: utf8(256),
-  clientId: trailing(fixedBytes(CLIENT_ID_SIZE)),
-  streamKeyId: trailing(fixedBytes(STREAM_KEY_ID_SIZE)),
-});
-
-export interface Welcome {
-  version: number;
-  features: number;
-  shareName: string;
-  maxChunkSize: number;
-  /**
-   * 1: the share is one file (`host FILE`), the only name in a root folder that stands for the
-   * file's own folder: a pull of the whole share gives DEST neither that folder's mode and mtime
-   * nor, with --delete, its other names to remove. Absent from hosts before it.
-   */
-  oneFile?: number | undefined;
-}
-export const welcomeCodec: Codec<Welcome> = struct<Welcome>({
-  version: uint16,
-  features: uint32,
-  shareName: utf8(MAX_NAME_BYTES * 4),
-  maxChunkSize: uint32,
-  oneFile: trailing(uint8),
-});
-
-export interface ErrorMessage {
-  code: string;
-  message: string;
-  /**
-   * An AUTH refusal the host delayed (host/auth-limiter.ts): how long this address must send no
-   * wrong secret before its refusals are quick again. Absent from hosts before it.
-   */
-  authDelayWindowMs?: number | undefined;
-  /**
-   * A HOST_BUSY refusal (to a client with Feature.HOST_BUSY): when to try again (ms). It follows
-   * authDelayWindowMs, which is then 0 (no delayed refusal).
-   */
-  retryAfterMs?: number | undefined;
-}
-export const errorCodec: Codec<ErrorMessage> = struct<ErrorMessage>({
-  code: utf8(64),
-  message: utf8(2048),
-  authDelayWindowMs: trailing(uint32),
-  retryAfterMs: trailing(uint32),
-});
-
 /** A file or folder of a manifest that could not be read, and why; the rest goes on. */
 export interface EntryError {
   path: string;
@@ -358,29 +307,6 @@ export interface StatRequest {
   path: string;
 }
 export const statRequestCodec: Codec<StatRequest> = struct<StatRequest>({ path });
-
-export const FilterKind = { INCLUDE: 1, EXCLUDE: 2 } as const;
-export type FilterKind = (typeof FilterKind)[keyof typeof FilterKind];
-
-/** One `--include` or `--exclude` pattern (src/filter reads it), in the order given. */
-export interface FilterRule {
-  kind: FilterKind;
-  pattern: string;
-}
-const filterKindCodec: Codec<FilterKind> = {
-  preencode: uint8.preencode,
-  encode: uint8.encode,
-  decode(state) {
-    const kind = uint8.decode(state);
-    if (kind !== FilterKind.INCLUDE && kind !== FilterKind.EXCLUDE)
-      throw new TeleportError(ErrorCode.PROTOCOL, `unknown filter kind ${kind}`);
-    return kind;
-  },
-};
-export const filterRuleCodec: Codec<FilterRule> = struct<FilterRule>({
-  kind: filterKindCodec,
-  pattern: utf8(MAX_PATTERN_BYTES),
-});
 
 export interface ManifestRequest {
   credit: number;
@@ -496,56 +422,6 @@ export interface RangeData extends RangeDataHeader {
   data: Buffer;
 }
 export const rangeDataCodec: Codec<RangeData> = struct<RangeData>({ offset: uint64, hash, data: rest });
-
-/**
- * UPLOAD: the folder of the share it goes into, what the host is to pull from the pusher once
- * they swap roles (a path in the pusher's share; "" its root), and the bytes and files that
- * holds (for the quota and the free-space check). Then, trailing (absent from a plain push):
- * what the host's pull does beyond copying (UploadFlag) and the pusher's `--include`/`--exclude`
- * rules, which the host sends back in its MANIFEST for the pusher to apply as it walks.
- */
-export interface UploadRequest {
-  path: string;
-  source: string;
-  bytes: number;
-  files: number;
-  /** UploadFlag bits; absent: none. Sent whenever `filters` is. */
-  flags?: number | undefined;
-  filters?: FilterRule[] | undefined;
-}
-/** `push --delete`: remove what the upload folder holds beyond SRC. `push --dry-run`: write nothing, report. */
-export const UploadFlag = { DELETE: 1, DRY_RUN: 2 } as const;
-const UPLOAD_FLAGS = UploadFlag.DELETE | UploadFlag.DRY_RUN;
-const uploadFlagsCodec: Codec<number> = {
-  preencode: uint8.preencode,
-  encode: uint8.encode,
-  decode(state) {
-    const flags = uint8.decode(state);
-    if ((flags & ~UPLOAD_FLAGS) !== 0)
-      throw new TeleportError(ErrorCode.PROTOCOL, `unknown upload flags ${flags}`);
-    return flags;
-  },
-};
-export const uploadRequestCodec: Codec<UploadRequest> = struct<UploadRequest>({
-  path,
-  source: path,
-  bytes: uint64,
-  files: uint64,
-  flags: trailing(uploadFlagsCodec),
-  filters: trailing(array(filterRuleCodec, MAX_FILTER_RULES)),
-});
-
-/** UPLOAD_RESULT: "" and the summary's JSON when the upload is complete, else the error's code and message. */
-export interface UploadResult {
-  code: string;
-  message: string;
-  summary: string;
-}
-export const uploadResultCodec: Codec<UploadResult> = struct<UploadResult>({
-  code: utf8(64),
-  message: utf8(2048),
-  summary: utf8(64 * 1024),
-});
 
 /**
  * Every message of the protocol, described once: its codec, who sends it, whether its body may
