@@ -110,7 +110,7 @@ export const MessageType = {
   DELTA_DATA: 41,
 
   // Uploads (Feature.UPLOAD): the pusher asks, the host agrees, then the two swap roles on the
-  // connection (push/, docs/decisions-push.md): the host pulls from the pusher.
+  // connection (push/, docs/decisions.md, "Push"): the host pulls from the pusher.
   /**
    * Pusher -> host: an upload into a folder of the share, and how much it holds. END answers it
    * taken (the pusher then sends UPLOAD_SWITCH and nothing more in its first role), ERROR refused.
