@@ -24,6 +24,7 @@ import type { StateFolder } from "../store/state-folder.js";
 import type { TransportStream } from "../transport/transport.js";
 import { type FilterRule, UploadFlag, type UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
+import { OfferedStreams, StreamOffers } from "./offered-streams.js";
 import { indexShare } from "./share-indexing.js";
 import { dryRunResult, pushSummary } from "./summary.js";
 import { openUploadFolder } from "./upload-folder.js";
@@ -51,6 +52,8 @@ class ShareUploads implements UploadReceiver {
   /** The host's own: no upload writes into it, at its top or anywhere beneath. */
   readonly #stateFolder: StateFolder;
   readonly #options: UploadOptions;
+  /** The data streams uploads' pulls have asked their pushers for. */
+  readonly #offers = new StreamOffers();
 
   constructor(share: Share, index: ChunkIndex, stateFolder: StateFolder, options: UploadOptions) {
     this.#share = share;
@@ -59,7 +62,7 @@ class ShareUploads implements UploadReceiver {
     this.#options = options;
   }
 
-  async accept(request: UploadRequest): Promise<AcceptedUpload> {
+  async accept(request: UploadRequest, pusher: string | undefined): Promise<AcceptedUpload> {
     const { maxUploadBytes } = this.#options;
     if (maxUploadBytes !== undefined && request.bytes > maxUploadBytes) {
       throw new TeleportError(
@@ -89,8 +92,13 @@ class ShareUploads implements UploadReceiver {
       delete: mirror,
       dryRun,
       filters: request.filters,
+      pusher,
     };
     return { receive: (stream, secret) => this.#receive(stream, secret, upload) };
+  }
+
+  takeStream(token: Buffer, pusher: string | undefined): AcceptedUpload {
+    return this.#offers.take(token, pusher);
   }
 
   /**
@@ -118,6 +126,11 @@ class ShareUploads implements UploadReceiver {
     // Keeps every buffer of a window of chunks and those being read: reused, not left to the GC.
     const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
+    // A pusher that dials data streams when asked (and named itself) moves the chunks over them.
+    const streams =
+      client.pusherOffersStreams && upload.pusher !== undefined
+        ? new OfferedStreams(client, this.#offers, upload.pusher)
+        : undefined;
     let destFolder: OpenFolder | undefined;
     try {
       destFolder = this.#openFolder(upload.remote, !upload.dryRun) ?? (await emptyFolder());
@@ -126,7 +139,8 @@ class ShareUploads implements UploadReceiver {
         destFolder,
         remotePath: upload.source,
         index: this.#index,
-        chunksOverControl: true,
+        chunksOverControl: streams === undefined,
+        ...(streams === undefined ? {} : { dataStreams: streams }),
         stateFolder: this.#stateFolder,
         delete: upload.delete,
         ...(upload.filters === undefined ? {} : { filters: upload.filters }),
@@ -161,6 +175,8 @@ interface Upload {
   delete: boolean;
   dryRun: boolean;
   filters: FilterRule[] | undefined;
+  /** The pusher's control connection (Hello.clientId, hex): its data streams give the same. */
+  pusher: string | undefined;
 }
 
 /**

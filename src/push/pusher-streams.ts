@@ -1,0 +1,92 @@
+/**
+ * The pusher's side of the data streams of an upload (push/offered-streams.ts has the host's):
+ * asked for one on the control connection (UPLOAD_STREAM_WANTED), the pusher dials the host as
+ * a pull's data stream does (the write secret proved in HELLO, its control connection's client
+ * id), gives the token back (UPLOAD_STREAM), and once the host has taken it, swaps roles on it:
+ * it serves SRC on that stream as on the control connection.
+ */
+import { setMaxListeners } from "node:events";
+import { unexpected } from "../client/host-connection.js";
+import type { DataStreamFactory } from "../client/pool/data-streams.js";
+import type { HostSession } from "../host/session.js";
+import type { TransportStream } from "../transport/transport.js";
+import { MessageType, uploadStreamCodec } from "../wire/messages.js";
+
+/** Streams dialed or served at once: the most a host's pool asks for (stream-tuner.ts MAX_STREAMS is the pull's own cap). */
+const MAX_OFFERED_STREAMS = 64;
+
+export class PusherStreams {
+  /** Dials the host as the control connection's client (TeleportClient.dataStreams, taken before the handover). */
+  readonly #factory: DataStreamFactory;
+  /** Serves SRC on a stream handed over. */
+  readonly #serve: (stream: TransportStream) => HostSession;
+  /** Streams served, and each one's bytes sent once it has closed. */
+  readonly #sessions = new Map<HostSession, TransportStream>();
+  #closedBytesSent = 0;
+  readonly #stop = new AbortController();
+  #dialing = 0;
+  /** Streams the host asked for and was given, for the summary. */
+  offered = 0;
+
+  constructor(factory: DataStreamFactory, serve: (stream: TransportStream) => HostSession) {
+    this.#factory = factory;
+    this.#serve = serve;
+    // One listener per stream being dialed.
+    setMaxListeners(MAX_OFFERED_STREAMS + 1, this.#stop.signal);
+  }
+
+  /** Bytes sent on the data streams so far. */
+  get bytesSent(): number {
+    let bytes = this.#closedBytesSent;
+    for (const stream of this.#sessions.values()) bytes += stream.stats().bytesSent;
+    return bytes;
+  }
+
+  /**
+   * The host wants a stream that gives `token` back. Asked past the bound, or once the upload
+   * has ended, it is not dialed: the host's wait for it times out, and its pull goes on with the
+   * streams it has.
+   */
+  offer(token: Buffer): void {
+    if (this.#stop.signal.aborted || this.#dialing + this.#sessions.size >= MAX_OFFERED_STREAMS) return;
+    this.#dialing++;
+    void this.#dial(token).finally(() => this.#dialing--);
+  }
+
+  async #dial(token: Buffer): Promise<void> {
+    const { signal } = this.#stop;
+    const connection = await this.#factory
+      .open(this.#factory.spec.transport, { signal })
+      .catch(() => undefined);
+    if (connection === undefined) return; // the host's pull replaces a stream that never came
+    try {
+      connection.stopPings();
+      for await (const frame of connection.channel.stream(MessageType.UPLOAD_STREAM, uploadStreamCodec, {
+        token,
+      })) {
+        throw unexpected(frame.type, "UPLOAD_STREAM");
+      }
+    } catch {
+      connection.destroy();
+      return;
+    }
+    const stream = connection.handOver();
+    if (signal.aborted) {
+      stream.stream.destroy();
+      return;
+    }
+    const session = this.#serve(stream);
+    this.offered++;
+    this.#sessions.set(session, stream);
+    void session.closed.then(() => {
+      this.#closedBytesSent += stream.stats().bytesSent;
+      this.#sessions.delete(session);
+    });
+  }
+
+  /** The upload has ended: no more streams, and those still open are ended. */
+  close(): void {
+    this.#stop.abort();
+    for (const session of this.#sessions.keys()) session.destroy();
+  }
+}
