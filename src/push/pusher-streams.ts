@@ -6,7 +6,7 @@
  * it serves SRC on that stream as on the control connection.
  */
 import { setMaxListeners } from "node:events";
-import { unexpected } from "../client/host-connection.js";
+import { type HostConnection, unexpected } from "../client/host-connection.js";
 import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import type { HostSession } from "../host/session.js";
 import type { TransportStream } from "../transport/transport.js";
@@ -50,27 +50,19 @@ export class PusherStreams {
   offer(token: Buffer): void {
     if (this.#stop.signal.aborted || this.#dialing + this.#sessions.size >= MAX_OFFERED_STREAMS) return;
     this.#dialing++;
-    void this.#dial(token).finally(() => this.#dialing--);
+    // A copy: the frame's body may be a view into a read buffer that is reused.
+    void this.#dial(Buffer.from(token)).finally(() => this.#dialing--);
   }
 
   async #dial(token: Buffer): Promise<void> {
     const { signal } = this.#stop;
-    const connection = await this.#factory
-      .open(this.#factory.spec.transport, { signal })
-      .catch(() => undefined);
-    if (connection === undefined) return; // the host's pull replaces a stream that never came
+    let stream: TransportStream;
     try {
-      connection.stopPings();
-      for await (const frame of connection.channel.stream(MessageType.UPLOAD_STREAM, uploadStreamCodec, {
-        token,
-      })) {
-        throw unexpected(frame.type, "UPLOAD_STREAM");
-      }
+      const connection = await this.#factory.open(this.#factory.spec.transport, { signal });
+      stream = await offerStream(connection, token);
     } catch {
-      connection.destroy();
-      return;
+      return; // the host's pull replaces a stream that never came
     }
-    const stream = connection.handOver();
     if (signal.aborted) {
       stream.stream.destroy();
       return;
@@ -89,4 +81,24 @@ export class PusherStreams {
     this.#stop.abort();
     for (const session of this.#sessions.keys()) session.destroy();
   }
+}
+
+/**
+ * Gives `token` back to the host over `connection`, a data stream dialed as the upload's client
+ * (UPLOAD_STREAM), and once the host has taken it (END), hands the stream over (UPLOAD_SWITCH):
+ * the pusher serves on it next. A refusal ends the connection.
+ */
+export async function offerStream(connection: HostConnection, token: Buffer): Promise<TransportStream> {
+  try {
+    connection.stopPings();
+    for await (const frame of connection.channel.stream(MessageType.UPLOAD_STREAM, uploadStreamCodec, {
+      token,
+    })) {
+      throw unexpected(frame.type, "UPLOAD_STREAM");
+    }
+  } catch (err) {
+    connection.destroy();
+    throw err;
+  }
+  return connection.handOver();
 }
