@@ -58,7 +58,8 @@ export class PusherStreams {
     const { signal } = this.#stop;
     let stream: TransportStream;
     try {
-      const connection = await this.#factory.open(this.#factory.spec.transport, { signal });
+      // UPLOAD_STREAM follows HELLO on the wire, a round trip sooner; a refused HELLO ends both.
+      const connection = await this.#factory.open(this.#factory.spec.transport, { signal, pipelined: true });
       stream = await offerStream(connection, token);
     } catch {
       return; // the host's pull replaces a stream that never came
