@@ -12,7 +12,7 @@ import type { HostSession } from "../host/session.js";
 import type { TransportStream } from "../transport/transport.js";
 import { MessageType, uploadStreamCodec } from "../wire/messages.js";
 
-/** Streams dialed or served at once: the most a host's pool asks for (stream-tuner.ts MAX_STREAMS is the pull's own cap). */
+/** Streams dialed or served at once: as many as a host lets one upload wait for (offered-streams.ts). */
 const MAX_OFFERED_STREAMS = 64;
 
 export class PusherStreams {
@@ -25,8 +25,6 @@ export class PusherStreams {
   #closedBytesSent = 0;
   readonly #stop = new AbortController();
   #dialing = 0;
-  /** Streams the host asked for and was given, for the summary. */
-  offered = 0;
 
   constructor(factory: DataStreamFactory, serve: (stream: TransportStream) => HostSession) {
     this.#factory = factory;
@@ -69,7 +67,6 @@ export class PusherStreams {
       return;
     }
     const session = this.#serve(stream);
-    this.offered++;
     this.#sessions.set(session, stream);
     void session.closed.then(() => {
       this.#closedBytesSent += stream.stats().bytesSent;
