@@ -132,6 +132,13 @@ export class OfferedStreams extends DataStreamFactory {
   readonly #client: TeleportClient;
   readonly #offers: StreamOffers;
   readonly #pusher: string;
+  /** Whether any stream asked for has come. */
+  #came = false;
+  /**
+   * An offer expired before any stream came: the pusher grants the feature but does not dial
+   * (or cannot reach the host again). Later offers fail at once, so the pool gives up soon.
+   */
+  #noneCome = false;
 
   /** Streams for `client`'s pull (a client made by `over` on the upload's connection from `pusher`). */
   constructor(client: TeleportClient, offers: StreamOffers, pusher: string) {
@@ -147,8 +154,20 @@ export class OfferedStreams extends DataStreamFactory {
 
   /** Asks the pusher for a stream (on whatever transport its control connection came over). */
   override async open(_transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
+    if (this.#noneCome) throw new TeleportError(ErrorCode.CONNECTION, "the pusher opens no data streams");
     const { token, stream } = this.#offers.want(this.#pusher, options.signal);
     this.#client.wantUploadStream(token);
-    return this.connectOver(await stream, options);
+    const offered = await stream.catch((err: unknown) => {
+      if (!this.#came && err instanceof TeleportError && err.code === ErrorCode.TIMEOUT)
+        this.#noneCome = true;
+      throw err;
+    });
+    this.#came = true;
+    return this.connectOver(offered, options);
+  }
+
+  /** Whether the pusher never opened a stream asked for: the pull is better off without them. */
+  get noneCame(): boolean {
+    return this.#noneCome;
   }
 }

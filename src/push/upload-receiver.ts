@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import { CONTROL_WINDOW_BYTES } from "../client/pull/control-chunks.js";
 import { dryRun } from "../client/pull/dry-run.js";
-import { type PullOptions, pull } from "../client/pull.js";
+import { type PullOptions, type PullSummary, pull } from "../client/pull.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
@@ -36,6 +36,8 @@ export interface UploadOptions {
   indexShare?: boolean | undefined;
   /** Told when the background indexing ends, or why it stopped. */
   onNotice?: ((message: string) => void) | undefined;
+  /** How long a pusher has to dial a data stream once asked (default OFFER_TIMEOUT_MS). */
+  offerTimeoutMs?: number | undefined;
 }
 
 /** The factory `Host.start` takes (HostOptions.uploads). */
@@ -53,13 +55,14 @@ class ShareUploads implements UploadReceiver {
   readonly #stateFolder: StateFolder;
   readonly #options: UploadOptions;
   /** The data streams uploads' pulls have asked their pushers for. */
-  readonly #offers = new StreamOffers();
+  readonly #offers: StreamOffers;
 
   constructor(share: Share, index: ChunkIndex, stateFolder: StateFolder, options: UploadOptions) {
     this.#share = share;
     this.#index = index;
     this.#stateFolder = stateFolder;
     this.#options = options;
+    this.#offers = new StreamOffers(options.offerTimeoutMs);
   }
 
   async accept(request: UploadRequest, pusher: string | undefined): Promise<AcceptedUpload> {
@@ -148,7 +151,7 @@ class ShareUploads implements UploadReceiver {
       };
       const result = upload.dryRun
         ? dryRunResult(await dryRun(client, options))
-        : pushSummary(await pull(client, options));
+        : pushSummary(await pullUpload(client, options, streams));
       client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(result) });
     } catch (err) {
       const error = toTeleportError(err);
@@ -158,6 +161,25 @@ class ShareUploads implements UploadReceiver {
       if (destFolder !== undefined) closeSync(destFolder.fd);
       await client.close();
     }
+  }
+}
+
+/**
+ * The upload's pull, over the pusher's data streams if it offers them. A pusher that grants
+ * them but never opens one (or cannot reach the host a second time) has its upload pulled again
+ * over the control connection, resuming what the first pull wrote.
+ */
+async function pullUpload(
+  client: TeleportClient,
+  options: PullOptions,
+  streams: OfferedStreams | undefined,
+): Promise<PullSummary> {
+  try {
+    return await pull(client, options);
+  } catch (err) {
+    if (streams?.noneCame !== true) throw err;
+    const { dataStreams: _, ...overControl } = options;
+    return pull(client, { ...overControl, chunksOverControl: true });
   }
 }
 

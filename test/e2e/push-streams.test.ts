@@ -18,6 +18,7 @@ import { AuthLimiter } from "../../src/host/auth-limiter.js";
 import { sessionContext } from "../../src/host/host-context.js";
 import { HostSession } from "../../src/host/session.js";
 import { offerStream, PusherStreams } from "../../src/push/pusher-streams.js";
+import { uploadReceiver } from "../../src/push/upload-receiver.js";
 import { RecentChunks } from "../../src/serve/recent-chunks.js";
 import { Share } from "../../src/serve/share.js";
 import { ChunkIndex } from "../../src/store/chunk-index.js";
@@ -26,7 +27,7 @@ import { HANDSHAKE_TIMEOUT_MS } from "../../src/transport/transport.js";
 import type { UploadResult } from "../../src/wire/messages.js";
 import { runCli } from "../helpers/cli.js";
 import { onCleanup, waitFor } from "../helpers/context.js";
-import { hostWithCli, makeShare } from "../helpers/share.js";
+import { hostInProcess, hostWithCli, makeShare } from "../helpers/share.js";
 import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 async function uploadHost(t: TestContext, label: string) {
@@ -60,7 +61,7 @@ test("a push moves its chunks over several data streams the pusher dials", async
  * A pusher made of the library's parts: it takes an upload of `src` and serves it on the
  * control connection as `push` does, and tells the test the tokens the host's pull asks for.
  */
-async function libraryPusher(t: TestContext, writeLink: string, src: string, home: string) {
+async function libraryPusher(t: TestContext, writeLink: string, src: string, home: string, dials = true) {
   const client = await TeleportClient.connect(writeLink, { upload: true, transport: "tcp" });
   const dataStreams = client.dataStreams({ encrypted: true });
   const stream = await client.upload({ path: "in", source: "", bytes: 8 * MiB, files: 1 });
@@ -85,10 +86,12 @@ async function libraryPusher(t: TestContext, writeLink: string, src: string, hom
     result = told;
   };
   const honest = new PusherStreams(dataStreams, (offered) => new HostSession(offered, context));
-  // The first token is held back for the test; every later one is answered as `push` would.
+  // The first token is held back for the test; every later one is answered as `push` would,
+  // unless this pusher never `dials`: then each is only counted.
+  const asked: Buffer[] = [];
   const firstToken = new Promise<Buffer>((resolve) => {
     context.onUploadStreamWanted = (token) => {
-      context.onUploadStreamWanted = (later) => honest.offer(later);
+      context.onUploadStreamWanted = (later) => (dials ? honest.offer(later) : asked.push(later));
       resolve(Buffer.from(token)); // the frame's body may be a view into a buffer that is reused
     };
   });
@@ -101,7 +104,7 @@ async function libraryPusher(t: TestContext, writeLink: string, src: string, hom
     honest.close();
     return result;
   });
-  return { dataStreams, token: await firstToken, context, ended };
+  return { dataStreams, token: await firstToken, context, ended, asked };
 }
 
 test("a stream offered with a token unknown, another client's, already used, or over a read link is refused", async (t) => {
@@ -134,5 +137,28 @@ test("a stream offered with a token unknown, another client's, already used, or 
 
   const result = await ended;
   assert.equal(result?.code, "", result?.message);
+  assert.deepEqual(await readFile(join(share, "in", "data.bin")), data);
+});
+
+test("a pusher that offers data streams and never opens one has its upload pulled over the control connection", async (t) => {
+  const { base, share } = await makeShare(t, "push-streams-none");
+  // A short wait for the streams that never come: the fallback, not the timeout, is under test.
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    transports: ["tcp"],
+    uploads: uploadReceiver({ indexShare: false, offerTimeoutMs: 300 }),
+  });
+  const src = join(base, "src");
+  await mkdir(src);
+  const data = pseudoRandomBytes(8 * MiB, "push-streams-none");
+  await writeFile(join(src, "data.bin"), data);
+  assert.ok(host.writeUrl !== undefined);
+  const { ended, asked } = await libraryPusher(t, host.writeUrl, src, join(base, "pusher-home"), false);
+
+  const result = await ended;
+  assert.equal(result?.code, "", result?.message);
+  assert.ok(asked.length >= 1, "the host asked for more than one data stream");
+  assert.equal((JSON.parse(result?.summary ?? "{}") as { streams?: number }).streams, 0);
   assert.deepEqual(await readFile(join(share, "in", "data.bin")), data);
 });
