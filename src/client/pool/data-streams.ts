@@ -3,7 +3,8 @@
  * belonging to the pull's control connection (its client id), and nothing more than a
  * HostConnection that fetches chunks. The pool runs them in stream runners (worker threads for
  * TCP, the main thread for QUIC), so what makes them is plain data (DataStreamSpec) that crosses
- * to each as it is.
+ * to each as it is; a factory whose streams are not dialed but offered (an upload's, from its
+ * pusher: push/offered-streams.ts) runs all of them in the main thread, as itself.
  */
 import type { BufferPool } from "../../engine/buffer-pool.js";
 import type { TeleportError } from "../../errors.js";

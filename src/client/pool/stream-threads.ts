@@ -203,7 +203,10 @@ export class StreamThreads {
     this.#events = events;
   }
 
-  /** The thread a new stream of `transport` goes on: the main thread for QUIC, else the worker with the fewest. */
+  /**
+   * The thread a new stream of `transport` goes on: the main thread for QUIC or a factory that
+   * runs there (DataStreamFactory.inMainThread), else the worker with the fewest.
+   */
   for(transport: TransportKind): StreamThread {
     if (transport === "quic" || this.#factory.inMainThread) {
       this.#main ??= this.#thread("main");
