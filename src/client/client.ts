@@ -39,6 +39,7 @@ import {
   type UploadResult,
   uploadRequestCodec,
   uploadResultCodec,
+  uploadStreamWantedCodec,
 } from "../wire/messages.js";
 import { type Changes, changesCodec, watchRequestCodec } from "../wire/watch-messages.js";
 import { type PendingRequest, type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
@@ -136,7 +137,8 @@ export class TeleportClient {
       secret,
       clientId: options.clientId ?? randomBytes(CLIENT_ID_SIZE),
       clientName: options.clientName ?? "teleport",
-      features: Feature.DELTA,
+      // UPLOAD here: the pusher is asked for data streams (it grants it if it offers them).
+      features: Feature.DELTA | Feature.UPLOAD,
       idleTimeoutMs: options.idleTimeoutMs,
       pool: options.pool,
       signal: options.signal,
@@ -160,6 +162,16 @@ export class TeleportClient {
       throw unexpected(frame.type, "UPLOAD");
     }
     return this.#connection.handOver();
+  }
+
+  /** Whether the pusher dials data streams when asked (a client made by `over`; Feature.UPLOAD). */
+  get pusherOffersStreams(): boolean {
+    return this.#connection.hasFeature(Feature.UPLOAD);
+  }
+
+  /** Asks the pusher for a data stream that gives `token` back (a client made by `over`). */
+  wantUploadStream(token: Buffer): void {
+    this.#control.connection.send(MessageType.UPLOAD_STREAM_WANTED, 0, uploadStreamWantedCodec, { token });
   }
 
   /** Tells the pusher how its upload ended (a client made by `over`). */

@@ -6,12 +6,14 @@ import { type Chunker, defaultChunker } from "../chunking/chunker.js";
 import { CompressionThreads } from "../compression/compression-threads.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ByteBudget } from "../engine/byte-budget.js";
+import { platformIo } from "../platform/io.js";
 import type { HostFaults } from "../serve/faults.js";
 import { FileStates } from "../serve/file-states.js";
 import type { RecentChunks } from "../serve/recent-chunks.js";
 import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { TransportKind } from "../transport/transport.js";
+import { Feature } from "../wire/messages.js";
 import type { Admission } from "./admission.js";
 import type { RefusalDelays } from "./auth-limiter.js";
 import { PlaintextClients } from "./plaintext-clients.js";
@@ -70,4 +72,23 @@ export function sessionContext(parts: ContextParts): SessionContext {
     uploadSecret: parts.uploadSecret,
     uploads: parts.uploads,
   };
+}
+
+/** The features a session of `context` grants, of those its client offers in HELLO. */
+export function grantableFeatures(context: SessionContext): number {
+  return (
+    Feature.ENTRY_ERRORS |
+    Feature.SKIPPED_ENTRIES |
+    Feature.HARD_LINKS |
+    Feature.HOST_BUSY |
+    Feature.DELTA |
+    Feature.FILTERS |
+    Feature.WATCH |
+    (platformIo.kind === "native" ? Feature.XATTRS : 0) |
+    (context.compression === undefined ? 0 : Feature.COMPRESSION) |
+    (context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
+    (context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0) |
+    // A pusher grants it to the host pulling from it: it dials data streams when asked.
+    (context.uploads === undefined && context.onUploadStreamWanted === undefined ? 0 : Feature.UPLOAD)
+  );
 }

@@ -64,6 +64,8 @@ export interface SessionContext {
   servedPath?: string | undefined;
   /** The pusher's side of an upload (push/pusher.ts): told how the host says it ended. */
   onUploadResult?: ((result: UploadResult) => void) | undefined;
+  /** The pusher's side of an upload: the host wants a data stream that gives `token` back. */
+  onUploadStreamWanted?: ((token: Buffer) => void) | undefined;
 }
 
 /** Where a connection comes from, as the host's log names it. */

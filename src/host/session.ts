@@ -8,7 +8,6 @@ import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { PathFilter } from "../filter/path-filter.js";
-import { platformIo } from "../platform/io.js";
 import { ChunkCompression } from "../serve/chunk-compression.js";
 import { ChunkSender } from "../serve/chunk-sender.js";
 import { FileLookup } from "../serve/file-lookup.js";
@@ -38,6 +37,7 @@ import {
 import { isWithin } from "../wire/path.js";
 import { MessageHandlers } from "../wire/registry.js";
 import { DeltaSender } from "./delta-sender.js";
+import { grantableFeatures } from "./host-context.js";
 import { sendListing } from "./listing.js";
 import {
   type AdmittedStream,
@@ -48,7 +48,7 @@ import {
 import { RangeSender } from "./range-sender.js";
 import type { ClientPeer, PathRequest, SessionContext } from "./session-context.js";
 import { watchShare } from "./share-watch.js";
-import type { AcceptedUpload } from "./upload-request.js";
+import type { AcceptedUpload, UploadReceiver } from "./upload-request.js";
 
 export type { ClientEvent, ClientPeer, PathRequest, SessionContext } from "./session-context.js";
 
@@ -115,8 +115,12 @@ export class HostSession {
     .on(Messages.UPLOAD, (session, requestId, request) =>
       session.#serve(requestId, Number.MAX_SAFE_INTEGER, () => session.#upload(request)),
     )
+    .on(Messages.UPLOAD_STREAM, (session, requestId, { token }) => session.#uploadStream(requestId, token))
     .on(Messages.UPLOAD_SWITCH, (session) => session.#swapRoles())
-    .on(Messages.UPLOAD_RESULT, (session, _requestId, result) => session.#context.onUploadResult?.(result));
+    .on(Messages.UPLOAD_RESULT, (session, _requestId, result) => session.#context.onUploadResult?.(result))
+    .on(Messages.UPLOAD_STREAM_WANTED, (session, _id, { token }) =>
+      session.#context.onUploadStreamWanted?.(token),
+    );
 
   readonly #context: SessionContext;
   readonly #connection: Connection;
@@ -314,7 +318,7 @@ export class HostSession {
     }
     this.#clientId = hello.clientId?.toString("hex");
     if (!this.#authenticate(hello.authProof)) return;
-    this.#features = hello.features & this.#supportedFeatures();
+    this.#features = hello.features & grantableFeatures(this.#context);
     if (this.#clientId !== undefined) this.#leases.setOwner(this.#clientId);
     this.#lendStreamKey(hello);
     this.#connection.send(MessageType.WELCOME, 0, welcomeCodec, {
@@ -387,23 +391,6 @@ export class HostSession {
     return false;
   }
 
-  #supportedFeatures(): number {
-    return (
-      Feature.ENTRY_ERRORS |
-      Feature.SKIPPED_ENTRIES |
-      Feature.HARD_LINKS |
-      Feature.HOST_BUSY |
-      Feature.DELTA |
-      Feature.FILTERS |
-      Feature.WATCH |
-      (platformIo.kind === "native" ? Feature.XATTRS : 0) |
-      (this.#context.compression === undefined ? 0 : Feature.COMPRESSION) |
-      (this.#context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
-      (this.#context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0) |
-      (this.#context.uploads === undefined ? 0 : Feature.UPLOAD)
-    );
-  }
-
   /** Runs one request to completion: END on success, ERROR on failure, nothing if cancelled. */
   #serve(requestId: number, credit: number, run: (open: OpenRequest) => Promise<void>): void {
     if (requestId === 0 || this.#requests.has(requestId)) {
@@ -461,13 +448,29 @@ export class HostSession {
 
   /** UPLOAD: taken only from a client that proved the write secret, once the receiver has checked it. */
   async #upload(request: UploadRequest): Promise<void> {
+    const uploads = this.#uploads();
+    this.#told("upload", request.path);
+    this.#acceptedUpload = await uploads.accept(request, this.#clientId);
+  }
+
+  /**
+   * UPLOAD_STREAM: a data stream the pusher dialed for the pull of its upload, if the token is
+   * one that pull wants; answered END, it is handed over at UPLOAD_SWITCH. A wrong token ends
+   * the connection.
+   */
+  #uploadStream(requestId: number, token: Buffer): void {
+    this.#acceptedUpload = this.#uploads().takeStream(token, this.#clientId);
+    this.#connection.send(MessageType.END, requestId, emptyCodec, {});
+  }
+
+  /** The receiver, for a client that proved the write secret and has no upload taken yet. */
+  #uploads(): UploadReceiver {
     const { uploads } = this.#context;
     if (uploads === undefined || this.#proved?.mayUpload !== true || this.#acceptedUpload !== undefined) {
       const why = uploads === undefined ? "this host takes no uploads" : "a read link may not upload";
       throw new TeleportError(ErrorCode.READ_ONLY, why);
     }
-    this.#told("upload", request.path);
-    this.#acceptedUpload = await uploads.accept(request);
+    return uploads;
   }
 
   /**

@@ -11,13 +11,18 @@ export interface UploadReceiver {
    * Checks an upload before anything is written (its place in the share, the quota, free space)
    * and throws to refuse it.
    */
-  accept(request: UploadRequest): Promise<AcceptedUpload>;
+  accept(request: UploadRequest, clientId: string | undefined): Promise<AcceptedUpload>;
+  /**
+   * A data stream the pusher dialed (UPLOAD_STREAM), if `token` is one an upload's pull asked
+   * the same client (Hello.clientId, hex) for and has not had; throws to refuse it.
+   */
+  takeStream(token: Buffer, clientId: string | undefined): AcceptedUpload;
 }
 
 export interface AcceptedUpload {
   /**
-   * Runs the upload over `stream`, on which the host is now the client, proving `secret` (the
-   * write secret the pusher proved); settles as it ends.
+   * Runs the upload (or one of its data streams) over `stream`, on which the host is now the
+   * client, proving `secret` (the write secret the pusher proved); settles as it ends.
    */
   receive(stream: TransportStream, secret: Buffer): Promise<void>;
 }

@@ -10,6 +10,7 @@
 import { lstat, readdir, realpath } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { TeleportClient } from "../client/client.js";
+import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import type { DryRunReport } from "../client/pull/dry-run.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -27,6 +28,7 @@ import type { TransportChoice } from "../transport/select.js";
 import { HANDSHAKE_TIMEOUT_MS, type TransportStream } from "../transport/transport.js";
 import { type FilterRule, UploadFlag, type UploadRequest, type UploadResult } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
+import { PusherStreams } from "./pusher-streams.js";
 import { type PushSummary, parseDryRunReport, parsePushSummary } from "./summary.js";
 
 export type { PushSummary } from "./summary.js";
@@ -109,6 +111,8 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
     let stream: TransportStream;
+    // How the data streams the host asks for reach it: as this client, on the transport it came over.
+    const dataStreams = client.dataStreams({ encrypted: true });
     try {
       const request: UploadRequest = {
         path: remote,
@@ -130,7 +134,7 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
     }
     const index = options.index ?? ownIndex;
     if (index === undefined) throw new TeleportError(ErrorCode.INTERNAL, "no chunk index");
-    return await serveUpload(stream, { share, source, secret: link.secret, index, options });
+    return await serveUpload(stream, { share, source, secret: link.secret, index, options, dataStreams });
   } finally {
     ownIndex?.close();
     stateFolder?.close();
@@ -143,6 +147,7 @@ interface UploadServing {
   secret: Buffer;
   index: ChunkIndex;
   options: PushOptions;
+  dataStreams: DataStreamFactory;
 }
 
 /**
@@ -150,7 +155,7 @@ interface UploadServing {
  * (UPLOAD_RESULT), then the host closes the connection.
  */
 function serveUpload(stream: TransportStream, serving: UploadServing): Promise<string> {
-  const { share, source, secret, index, options } = serving;
+  const { share, source, secret, index, options, dataStreams } = serving;
   let result: UploadResult | undefined;
   const context = sessionContext({
     share,
@@ -171,13 +176,20 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<s
     result ??= told;
   };
   const session = new HostSession(stream, context);
+  // The host's pull asks for data streams on this connection; the pusher dials them and serves SRC on each too.
+  const streams = new PusherStreams(dataStreams, (offered) => new HostSession(offered, context));
+  context.onUploadStreamWanted = (token) => streams.offer(token);
   const cancel = () => session.destroy();
   options.signal?.addEventListener("abort", cancel, { once: true });
   const { onProgress } = options;
   const progress =
     onProgress &&
-    setInterval(() => onProgress(stream.stats().bytesSent, source.bytes), PROGRESS_INTERVAL_MS).unref();
+    setInterval(
+      () => onProgress(stream.stats().bytesSent + streams.bytesSent, source.bytes),
+      PROGRESS_INTERVAL_MS,
+    ).unref();
   return session.closed.then(() => {
+    streams.close();
     clearInterval(progress);
     options.signal?.removeEventListener("abort", cancel);
     if (options.signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "push cancelled");

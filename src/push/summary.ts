@@ -31,6 +31,11 @@ export interface PushSummary {
   /** With `--delete`: what the upload folder held beyond SRC, removed (`deletedCount` in all, the first named). */
   deleted: string[];
   deletedCount: number;
+  /**
+   * Data streams the pusher opened that carried chunks; 0: all came over the control connection
+   * (a pusher or host without them). Absent from hosts before them.
+   */
+  streams?: number;
 }
 
 /** JSON bytes of the entries a summary names: it must fit UPLOAD_RESULT (64 KiB) whatever the paths. */
@@ -57,6 +62,7 @@ export function pushSummary(summary: PullSummary): PushSummary {
     failureCount: summary.failureCount,
     deleted: summary.deleted.filter(fits),
     deletedCount: summary.deletedCount,
+    streams: summary.streams.length,
   };
 }
 

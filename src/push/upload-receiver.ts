@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import { CONTROL_WINDOW_BYTES } from "../client/pull/control-chunks.js";
 import { dryRun } from "../client/pull/dry-run.js";
-import { type PullOptions, pull } from "../client/pull.js";
+import { type PullOptions, type PullSummary, pull } from "../client/pull.js";
 import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
@@ -24,6 +24,7 @@ import type { StateFolder } from "../store/state-folder.js";
 import type { TransportStream } from "../transport/transport.js";
 import { type FilterRule, UploadFlag, type UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
+import { OfferedStreams, StreamOffers } from "./offered-streams.js";
 import { indexShare } from "./share-indexing.js";
 import { dryRunResult, pushSummary } from "./summary.js";
 import { openUploadFolder } from "./upload-folder.js";
@@ -35,6 +36,8 @@ export interface UploadOptions {
   indexShare?: boolean | undefined;
   /** Told when the background indexing ends, or why it stopped. */
   onNotice?: ((message: string) => void) | undefined;
+  /** How long a pusher has to dial a data stream once asked (default OFFER_TIMEOUT_MS). */
+  offerTimeoutMs?: number | undefined;
 }
 
 /** The factory `Host.start` takes (HostOptions.uploads). */
@@ -51,15 +54,18 @@ class ShareUploads implements UploadReceiver {
   /** The host's own: no upload writes into it, at its top or anywhere beneath. */
   readonly #stateFolder: StateFolder;
   readonly #options: UploadOptions;
+  /** The data streams uploads' pulls have asked their pushers for. */
+  readonly #offers: StreamOffers;
 
   constructor(share: Share, index: ChunkIndex, stateFolder: StateFolder, options: UploadOptions) {
     this.#share = share;
     this.#index = index;
     this.#stateFolder = stateFolder;
     this.#options = options;
+    this.#offers = new StreamOffers(options.offerTimeoutMs);
   }
 
-  async accept(request: UploadRequest): Promise<AcceptedUpload> {
+  async accept(request: UploadRequest, pusher: string | undefined): Promise<AcceptedUpload> {
     const { maxUploadBytes } = this.#options;
     if (maxUploadBytes !== undefined && request.bytes > maxUploadBytes) {
       throw new TeleportError(
@@ -89,8 +95,13 @@ class ShareUploads implements UploadReceiver {
       delete: mirror,
       dryRun,
       filters: request.filters,
+      pusher,
     };
     return { receive: (stream, secret) => this.#receive(stream, secret, upload) };
+  }
+
+  takeStream(token: Buffer, pusher: string | undefined): AcceptedUpload {
+    return this.#offers.take(token, pusher);
   }
 
   /**
@@ -118,6 +129,11 @@ class ShareUploads implements UploadReceiver {
     // Keeps every buffer of a window of chunks and those being read: reused, not left to the GC.
     const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
+    // A pusher that dials data streams when asked (and named itself) moves the chunks over them.
+    const streams =
+      client.pusherOffersStreams && upload.pusher !== undefined
+        ? new OfferedStreams(client, this.#offers, upload.pusher)
+        : undefined;
     let destFolder: OpenFolder | undefined;
     try {
       destFolder = this.#openFolder(upload.remote, !upload.dryRun) ?? (await emptyFolder());
@@ -126,7 +142,8 @@ class ShareUploads implements UploadReceiver {
         destFolder,
         remotePath: upload.source,
         index: this.#index,
-        chunksOverControl: true,
+        chunksOverControl: streams === undefined,
+        ...(streams === undefined ? {} : { dataStreams: streams }),
         stateFolder: this.#stateFolder,
         delete: upload.delete,
         ...(upload.filters === undefined ? {} : { filters: upload.filters }),
@@ -134,7 +151,7 @@ class ShareUploads implements UploadReceiver {
       };
       const result = upload.dryRun
         ? dryRunResult(await dryRun(client, options))
-        : pushSummary(await pull(client, options));
+        : pushSummary(await pullUpload(client, options, streams));
       client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(result) });
     } catch (err) {
       const error = toTeleportError(err);
@@ -144,6 +161,25 @@ class ShareUploads implements UploadReceiver {
       if (destFolder !== undefined) closeSync(destFolder.fd);
       await client.close();
     }
+  }
+}
+
+/**
+ * The upload's pull, over the pusher's data streams if it offers them. A pusher that grants
+ * them but never opens one (or cannot reach the host a second time) has its upload pulled again
+ * over the control connection, resuming what the first pull wrote.
+ */
+async function pullUpload(
+  client: TeleportClient,
+  options: PullOptions,
+  streams: OfferedStreams | undefined,
+): Promise<PullSummary> {
+  try {
+    return await pull(client, options);
+  } catch (err) {
+    if (streams?.noneCame !== true) throw err;
+    const { dataStreams: _, ...overControl } = options;
+    return pull(client, { ...overControl, chunksOverControl: true });
   }
 }
 
@@ -161,6 +197,8 @@ interface Upload {
   delete: boolean;
   dryRun: boolean;
   filters: FilterRule[] | undefined;
+  /** The pusher's control connection (Hello.clientId, hex): its data streams give the same. */
+  pusher: string | undefined;
 }
 
 /**

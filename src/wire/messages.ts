@@ -31,7 +31,12 @@ import {
   MAX_PATTERN_BYTES,
 } from "./limits.js";
 import { MessageRegistry } from "./registry.js";
-import { uploadRequestCodec, uploadResultCodec } from "./upload-messages.js";
+import {
+  uploadRequestCodec,
+  uploadResultCodec,
+  uploadStreamCodec,
+  uploadStreamWantedCodec,
+} from "./upload-messages.js";
 import { changesCodec, watchRequestCodec } from "./watch-messages.js";
 
 export { FilterKind, type FilterRule, filterRuleCodec } from "./filter-rules.js";
@@ -46,11 +51,15 @@ export {
   welcomeCodec,
 } from "./handshake-messages.js";
 export {
+  UPLOAD_STREAM_TOKEN_SIZE,
   UploadFlag,
   type UploadRequest,
   type UploadResult,
+  type UploadStream,
   uploadRequestCodec,
   uploadResultCodec,
+  uploadStreamCodec,
+  uploadStreamWantedCodec,
 } from "./upload-messages.js";
 export {
   HASH_SIZE,
@@ -120,6 +129,13 @@ export const MessageType = {
   UPLOAD_SWITCH: 0x62,
   /** Host (now the client) -> pusher: how the upload ended, the pull's summary as JSON. */
   UPLOAD_RESULT: 0x63,
+  /** Host (now the client) -> pusher: dial a data stream for my pull, naming this one-time token. */
+  UPLOAD_STREAM_WANTED: 0x64,
+  /**
+   * Pusher -> host, first request on a connection it dialed: the stream the token asked for.
+   * END takes it, and the two swap roles on it as on the control connection (UPLOAD_SWITCH).
+   */
+  UPLOAD_STREAM: 0x65,
   // Live sync (Feature.WATCH): a subscription, answered by a stream of CHANGES until cancelled.
   WATCH: 0x70,
   CHANGES: 0x71,
@@ -472,6 +488,10 @@ export const Messages = {
   UPLOAD: protocol.define(MessageType.UPLOAD, uploadRequestCodec, { from: "client" }),
   UPLOAD_SWITCH: protocol.define(MessageType.UPLOAD_SWITCH, emptyCodec, { from: "client" }),
   UPLOAD_RESULT: protocol.define(MessageType.UPLOAD_RESULT, uploadResultCodec, { from: "client" }),
+  UPLOAD_STREAM_WANTED: protocol.define(MessageType.UPLOAD_STREAM_WANTED, uploadStreamWantedCodec, {
+    from: "client",
+  }),
+  UPLOAD_STREAM: protocol.define(MessageType.UPLOAD_STREAM, uploadStreamCodec, { from: "client" }),
   WATCH: protocol.define(MessageType.WATCH, watchRequestCodec, { from: "client" }),
   CHANGES: protocol.define(MessageType.CHANGES, changesCodec, { from: "host" }),
 } as const;

@@ -4,7 +4,7 @@
  * registers them.
  */
 import { ErrorCode, TeleportError } from "../errors.js";
-import { array, type Codec, struct, trailing, uint8, uint64, utf8 } from "./codec.js";
+import { array, type Codec, fixedBytes, struct, trailing, uint8, uint64, utf8 } from "./codec.js";
 import { type FilterRule, filterRuleCodec } from "./filter-rules.js";
 import { MAX_FILTER_RULES, MAX_PATH_BYTES } from "./limits.js";
 
@@ -59,3 +59,16 @@ export const uploadResultCodec: Codec<UploadResult> = struct<UploadResult>({
   message: utf8(2048),
   summary: utf8(64 * 1024),
 });
+
+/**
+ * UPLOAD_STREAM_WANTED and UPLOAD_STREAM: the one-time token the host names when it wants a data
+ * stream from the pusher, which the pusher gives back on the stream it dials.
+ */
+export interface UploadStream {
+  token: Buffer;
+}
+export const UPLOAD_STREAM_TOKEN_SIZE = 16;
+export const uploadStreamWantedCodec: Codec<UploadStream> = struct<UploadStream>({
+  token: fixedBytes(UPLOAD_STREAM_TOKEN_SIZE),
+});
+export const uploadStreamCodec: Codec<UploadStream> = uploadStreamWantedCodec;

@@ -48,6 +48,7 @@ interface PushJson {
   bytesFromNetwork: number;
   bytesReused: number;
   seconds: number;
+  streams?: number;
 }
 
 async function pushJson(args: string[], env: CliEnv): Promise<PushJson> {
@@ -225,6 +226,7 @@ test("a pusher killed with SIGKILL midway and run again sends only what the host
   assert.deepEqual(await readFile(join(share, "data.bin")), await readFile(file));
   assert.deepEqual(await findPartFiles(share), []);
   assert.ok(summary.bytesReused > 0, "the first run's chunks were kept");
+  assert.ok((summary.streams ?? 0) >= 1, "the rest came over the data streams the pusher dialed");
   assert.equal(summary.bytesFromNetwork + summary.bytesReused, KILL_SIZE);
   const sent = firstRun + summary.bytesFromNetwork;
   assert.ok(sent <= KILL_SIZE + IN_FLIGHT_BYTES, `${firstRun} + ${summary.bytesFromNetwork} bytes sent`);

@@ -3,14 +3,15 @@
  * belonging to the pull's control connection (its client id), and nothing more than a
  * HostConnection that fetches chunks. The pool runs them in stream runners (worker threads for
  * TCP, the main thread for QUIC), so what makes them is plain data (DataStreamSpec) that crosses
- * to each as it is.
+ * to each as it is; a factory whose streams are not dialed but offered (an upload's, from its
+ * pusher: push/offered-streams.ts) runs all of them in the main thread, as itself.
  */
 import type { BufferPool } from "../../engine/buffer-pool.js";
 import type { TeleportError } from "../../errors.js";
 import type { StreamKey } from "../../transport/frame-mac.js";
 import type { ShareLink } from "../../transport/link.js";
 import { transportFor } from "../../transport/registry.js";
-import type { TransportKind } from "../../transport/transport.js";
+import type { TransportKind, TransportStream } from "../../transport/transport.js";
 import { Feature } from "../../wire/messages.js";
 import { HostConnection, handshakeTimeoutMs } from "../host-connection.js";
 
@@ -63,6 +64,14 @@ export class DataStreamFactory {
     this.spec = spec;
   }
 
+  /**
+   * Whether its streams run in the thread that made it, whatever their transport: a factory
+   * whose streams are offered to it (push/offered-streams.ts) holds what cannot cross to a worker.
+   */
+  get inMainThread(): boolean {
+    return false;
+  }
+
   /** The factory `spec` describes, after a structured clone turned its Buffers into Uint8Arrays. */
   static revive(spec: DataStreamSpec): DataStreamFactory {
     const { link } = spec;
@@ -79,12 +88,18 @@ export class DataStreamFactory {
 
   /** Opens a data stream over `transport`, once the host has welcomed it (or, `pipelined`, greeted). */
   async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
-    const { link, clientId, encrypted, idleTimeoutMs, streamKey, hostFeatures } = this.spec;
-    const { pipelined, ...helloOptions } = options;
+    const { link, encrypted, idleTimeoutMs } = this.spec;
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),
     });
+    return this.connectOver(stream, options);
+  }
+
+  /** Says HELLO over `stream`, as a data stream of the spec's client. */
+  protected async connectOver(stream: TransportStream, options: DataStreamOptions): Promise<HostConnection> {
+    const { link, clientId, encrypted, idleTimeoutMs, streamKey, hostFeatures } = this.spec;
+    const { pipelined, ...helloOptions } = options;
     const hello = {
       secret: link.secret,
       clientId,

@@ -163,7 +163,7 @@ export class StreamPool {
       this.#trial = new TransportTrial(this.#transport, spec.alternative, performance.now());
     const receiveLimit =
       options.bytesPerSecond === undefined ? undefined : receiveLimitSpec(options.bytesPerSecond);
-    this.#threads = new StreamThreads(spec, receiveLimit, threadCount, {
+    this.#threads = new StreamThreads(streams, receiveLimit, threadCount, {
       onMessage: (message) => this.#onMessage(message),
       onExit: (error) => this.#onThreadExit(error),
     });

@@ -41,6 +41,8 @@ export interface RunnerOptions {
   shutdownQuic: boolean;
   /** Told of a message the runner cannot make sense of (a bug): the thread is then broken. */
   onFault: (error: Error) => void;
+  /** What opens the streams, in the main thread: revived from the thread's data when unset. */
+  factory?: DataStreamFactory | undefined;
 }
 
 /** What a stream needs of the runner it belongs to. */
@@ -66,7 +68,7 @@ export class StreamRunner implements StreamContext {
   constructor(port: RunnerPort, data: StreamThreadData, options: RunnerOptions) {
     this.#port = port;
     this.#options = options;
-    this.factory = DataStreamFactory.revive(data.streams);
+    this.factory = options.factory ?? DataStreamFactory.revive(data.streams);
     this.delivered = data.delivered;
     this.receiveLimit = data.receiveLimit && new ReceiveLimit(data.receiveLimit);
     port.on("message", (message) => {

@@ -10,7 +10,7 @@ import { availableParallelism } from "node:os";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { ErrorCode, TeleportError } from "../../errors.js";
 import { TRANSPORT_KINDS, type TransportCounts, type TransportKind } from "../../transport/transport.js";
-import type { DataStreamSpec } from "./data-streams.js";
+import type { DataStreamFactory } from "./data-streams.js";
 import type { ReceiveLimitSpec } from "./receive-limit.js";
 import {
   deliveredCounters,
@@ -65,12 +65,12 @@ export class StreamThread {
 
   constructor(
     place: ThreadPlace,
-    streams: DataStreamSpec,
+    streams: DataStreamFactory,
     receiveLimit: ReceiveLimitSpec | undefined,
     events: ThreadEvents,
   ) {
     this.place = place;
-    const data: StreamThreadData = { streams, delivered: this.#delivered, receiveLimit };
+    const data: StreamThreadData = { streams: streams.spec, delivered: this.#delivered, receiveLimit };
     const relay: ThreadEvents = {
       onMessage: (message) => {
         if (message.op === "closed") this.report = message;
@@ -78,7 +78,7 @@ export class StreamThread {
       },
       onExit: events.onExit,
     };
-    this.#link = place === "worker" ? inWorker(data, relay) : inMainThread(data, relay);
+    this.#link = place === "worker" ? inWorker(data, relay) : inMainThread(data, relay, streams);
     this.exited = this.#link.ended.then(() =>
       events.onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended")),
     );
@@ -156,11 +156,12 @@ function inWorker(data: StreamThreadData, events: ThreadEvents): RunnerLink {
  * A runner in this thread, over a MessageChannel: messages stay asynchronous and structured-cloned
  * as with a worker, and it has ended when its port closes.
  */
-function inMainThread(data: StreamThreadData, events: ThreadEvents): RunnerLink {
+function inMainThread(data: StreamThreadData, events: ThreadEvents, factory: DataStreamFactory): RunnerLink {
   const { port1, port2 } = new MessageChannel();
   const ended = new Promise<void>((resolve) => port1.once("close", () => resolve()));
   const runner = new StreamRunner(port2, data, {
     shutdownQuic: false, // the CLI shuts the main thread's QUIC down at exit (cli/bin.ts)
+    factory,
     onFault: (err) => {
       events.onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`));
       runner.terminate();
@@ -179,10 +180,11 @@ function inMainThread(data: StreamThreadData, events: ThreadEvents): RunnerLink 
 
 /**
  * The pool's threads, made when first needed: the worker threads at the first TCP stream, the
- * main-thread runner at the first QUIC stream, so a pull has only the threads its transports use.
+ * main-thread runner at the first QUIC stream (or the first of a factory whose streams all run
+ * there), so a pull has only the threads its transports use.
  */
 export class StreamThreads {
-  readonly #spec: DataStreamSpec;
+  readonly #factory: DataStreamFactory;
   readonly #receiveLimit: ReceiveLimitSpec | undefined;
   readonly #events: ThreadEvents;
   readonly #workerCount: number;
@@ -190,20 +192,23 @@ export class StreamThreads {
   #main: StreamThread | undefined;
 
   constructor(
-    spec: DataStreamSpec,
+    factory: DataStreamFactory,
     receiveLimit: ReceiveLimitSpec | undefined,
     workerCount: number,
     events: ThreadEvents,
   ) {
-    this.#spec = spec;
+    this.#factory = factory;
     this.#receiveLimit = receiveLimit;
     this.#workerCount = workerCount;
     this.#events = events;
   }
 
-  /** The thread a new stream of `transport` goes on: the main thread for QUIC, else the worker with the fewest. */
+  /**
+   * The thread a new stream of `transport` goes on: the main thread for QUIC or a factory that
+   * runs there (DataStreamFactory.inMainThread), else the worker with the fewest.
+   */
   for(transport: TransportKind): StreamThread {
-    if (transport === "quic") {
+    if (transport === "quic" || this.#factory.inMainThread) {
       this.#main ??= this.#thread("main");
       return this.#main;
     }
@@ -223,6 +228,6 @@ export class StreamThreads {
   }
 
   #thread(place: ThreadPlace): StreamThread {
-    return new StreamThread(place, this.#spec, this.#receiveLimit, this.#events);
+    return new StreamThread(place, this.#factory, this.#receiveLimit, this.#events);
   }
 }

@@ -353,7 +353,8 @@ class Puller implements FileOpener {
     const client = this.#client;
     const options = this.#options;
     const rttMs = this.#pool.rttMs;
-    return new StreamPool(client.dataStreams({ encrypted: this.#tally.summary.encrypted }), {
+    const streams = options.dataStreams ?? client.dataStreams({ encrypted: this.#tally.summary.encrypted });
+    return new StreamPool(streams, {
       windowBytes: this.#pool.windowBytes,
       ping: () => client.ping(),
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),

@@ -11,6 +11,7 @@ import type { StateFolder } from "../../store/state-folder.js";
 import type { TransportKind } from "../../transport/transport.js";
 import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
+import type { DataStreamFactory } from "../pool/data-streams.js";
 import type { PoolReport, StreamStats } from "../pool/stream-pool.js";
 
 export interface PullOptions {
@@ -71,6 +72,11 @@ export interface PullOptions {
    * upload cannot dial its pusher (push/upload-receiver.ts).
    */
   chunksOverControl?: boolean;
+  /**
+   * What the data streams are made by, instead of dialing the link's host: a host pulling an
+   * upload is offered them by its pusher (push/offered-streams.ts).
+   */
+  dataStreams?: DataStreamFactory;
   /** A folder the pull never writes into, by any name: the host's own state folder, for an upload. */
   stateFolder?: StateFolder;
   /**
