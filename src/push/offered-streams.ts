@@ -4,7 +4,7 @@
  * token goes to the pusher on the control connection (UPLOAD_STREAM_WANTED); the pusher dials
  * the host as any data stream does, proves the write secret, and gives the token back
  * (UPLOAD_STREAM); the two swap roles on that stream as on the control connection, and the
- * stream is handed to the pull that wanted it (docs/decisions-pushstreams.md).
+ * stream is handed to the pull that wanted it (docs/decisions.md, "Push").
  *
  * A token is bound to the upload's control connection (Hello.clientId), taken once, and
  * expires; tokens waiting are bounded per upload and per host, so a pusher cannot make the
