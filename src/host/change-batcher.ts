@@ -14,15 +14,17 @@ export const QUIET_MS = 200;
  * Quiet time added per further path, up to MAX_QUIET_MS. The watcher hands over the events of a
  * burst that goes on every 500 ms (@parcel/watcher's longest wait), so a batch of several paths
  * waits longer than that for more: a burst of a thousand files stays one batch, while a lone
- * edit is announced after QUIET_MS.
+ * edit is announced after QUIET_MS. Twice that wait, as a loaded machine hands events over late:
+ * at 600 ms the last file of a burst came in a batch of its own under load.
  */
 export const QUIET_MS_PER_PATH = 100;
-export const MAX_QUIET_MS = 600;
+export const MAX_QUIET_MS = 1000;
 /**
  * A new file is held while its folder changed more recently than this: names are still being
- * added there, and the watcher may be sitting on their events (it hands them over every 500 ms).
+ * added there, and the watcher may be sitting on their events (it hands them over every 500 ms,
+ * later on a loaded machine).
  */
-export const FOLDER_SETTLE_MS = 600;
+export const FOLDER_SETTLE_MS = 1000;
 /** How long a file must be left alone before it is announced. */
 export const SETTLE_MS = 250;
 /** The longest a batch stays open while events keep coming. */
