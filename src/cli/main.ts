@@ -3,7 +3,7 @@
  * Errors print as one line with their stable code (and a hint when there is one) and exit
  * non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
 import { MAX_STREAMS } from "../client/pool/stream-tuner.js";
 import { REUSE_SCOPES } from "../client/pull/summary.js";
@@ -211,14 +211,31 @@ function addHostCommand(program: Command): void {
     });
 }
 
+/**
+ * `--exclude` and `--include` for pull and push: one list, in the order typed (the first rule
+ * matching a path decides), which both options hold.
+ */
+function filterOptions(): { exclude: Option; include: Option } {
+  const rules: PullFilterFlag[] = [];
+  const add = (kind: PullFilterFlag["kind"]) => (pattern: string) => {
+    rules.push({ kind, pattern });
+    return rules;
+  };
+  return {
+    exclude: new Option(
+      "--exclude <pattern>",
+      "leave out what matches (rsync patterns: /anchored, dir/, *, **); repeatable, first match wins",
+    ).argParser(add("exclude")),
+    include: new Option(
+      "--include <pattern>",
+      "keep what matches, though a later --exclude matches it; repeatable",
+    ).argParser(add("include")),
+  };
+}
+
 /** `pull`: a share, or part of it, into a local folder. */
 function addPullCommand(program: Command): void {
-  // --exclude and --include share one list, in the order typed: the first rule matching decides.
-  const filters: PullFilterFlag[] = [];
-  const filter = (kind: PullFilterFlag["kind"]) => (pattern: string) => {
-    filters.push({ kind, pattern });
-    return filters;
-  };
+  const filters = filterOptions();
   program
     .command("pull")
     .description("pull the whole share, or one file or folder of it, into <dest>")
@@ -282,16 +299,8 @@ function addPullCommand(program: Command): void {
       `pin the zstd level (${MIN_LEVEL}-${MAX_LEVEL}); by default the host adapts it to its CPU and the link`,
       compressLevel,
     )
-    .option(
-      "--exclude <pattern>",
-      "leave out what matches (rsync patterns: /anchored, dir/, *, **); repeatable, first match wins",
-      filter("exclude"),
-    )
-    .option(
-      "--include <pattern>",
-      "keep what matches, though a later --exclude matches it; repeatable",
-      filter("include"),
-    )
+    .addOption(filters.exclude)
+    .addOption(filters.include)
     .option(
       "--delete",
       "remove what DEST holds inside the pulled folder that the share does not (not --exclude'd names)",
@@ -311,12 +320,7 @@ function addPullCommand(program: Command): void {
 
 /** `push`: a file or folder into a host started with --allow-upload. */
 function addPushCommand(program: Command): void {
-  // --exclude and --include share one list, in the order typed, as pull's do.
-  const filters: PullFilterFlag[] = [];
-  const filter = (kind: PullFilterFlag["kind"]) => (pattern: string) => {
-    filters.push({ kind, pattern });
-    return filters;
-  };
+  const filters = filterOptions();
   program
     .command("push")
     .description("upload a file or folder into a host's share (the host runs with --allow-upload)")
@@ -335,16 +339,8 @@ function addPushCommand(program: Command): void {
       oneOf(TRANSPORT_CHOICES),
       "auto",
     )
-    .option(
-      "--exclude <pattern>",
-      "leave out what matches (rsync patterns: /anchored, dir/, *, **); repeatable, first match wins",
-      filter("exclude"),
-    )
-    .option(
-      "--include <pattern>",
-      "keep what matches, though a later --exclude matches it; repeatable",
-      filter("include"),
-    )
+    .addOption(filters.exclude)
+    .addOption(filters.include)
     .option(
       "--delete",
       "remove what the host's folder (--path) holds that <src> does not (not --exclude'd names); nothing else",

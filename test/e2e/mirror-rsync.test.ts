@@ -6,18 +6,12 @@
  * Skipped, saying so, where rsync is not installed (.ci/run installs it).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { runCli } from "../helpers/cli.js";
+import { assertSameTree, RSYNC_SKIP, rsyncRun, writeTree } from "../helpers/rsync-compare.js";
 import { hostWithCli, makeShare, type ShareFolder } from "../helpers/share.js";
-import { snapshotTree, type TreeNode } from "../helpers/tree.js";
-
-const RSYNC_MISSING = spawnSync("rsync", ["--version"]).status !== 0;
-const SKIP = RSYNC_MISSING ? "rsync is not installed (apt-get install rsync)" : false;
-
-const OLD = new Date("2021-03-04T05:06:07Z");
 
 /** The source: nested folders, names the patterns pick out, a symlink and an empty folder. */
 const SOURCE: Record<string, string> = {
@@ -47,14 +41,6 @@ const DEST_BEFORE: Record<string, string> = {
   ".git/HEAD": "ref\n",
 };
 
-function writeTree(root: string, files: Record<string, string>): void {
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(join(root, path, ".."), { recursive: true });
-    writeFileSync(join(root, path), content);
-    utimesSync(join(root, path), OLD, OLD);
-  }
-}
-
 /** The share, and a DEST as it was before, for each side to copy. */
 function makeTrees(folder: ShareFolder): string {
   writeTree(folder.share, SOURCE);
@@ -65,52 +51,6 @@ function makeTrees(folder: ShareFolder): string {
   // One file already there as the source has it: neither side transfers it.
   cpSync(join(folder.share, "docs/readme.md"), join(before, "docs/readme.md"), { preserveTimestamps: true });
   return before;
-}
-
-/** Every entry but its mtime: rsync and teleport touch folders at different moments. */
-function shape(tree: Map<string, TreeNode>, root: string): Map<string, string> {
-  const shaped = new Map<string, string>();
-  for (const [path, node] of tree) {
-    const bytes = node.kind === "file" ? readFileSync(join(root, path), "utf8") : "";
-    shaped.set(path, `${node.kind} ${node.mode.toString(8)} ${node.target} ${bytes}`);
-  }
-  return shaped;
-}
-
-async function sameTree(expected: string, actual: string): Promise<void> {
-  const [want, got] = [
-    shape(await snapshotTree(expected), expected),
-    shape(await snapshotTree(actual), actual),
-  ];
-  assert.deepEqual(
-    [...got.keys()].sort(),
-    [...want.keys()].sort(),
-    `entries of ${actual} and rsync's ${expected}`,
-  );
-  for (const [path, node] of want) assert.equal(got.get(path), node, `"${path}" in ${actual}`);
-}
-
-/**
- * What rsync transferred and deleted (or with --dry-run would), from its itemized output. Its dry
- * run lists a folder as deleted that the real run keeps because of an excluded name inside
- * ("cannot delete non-empty directory"); teleport's dry run says what the real run does.
- */
-function rsyncRun(
-  flags: readonly string[],
-  source: string,
-  dest: string,
-): { copy: string[]; delete: string[] } {
-  const out = execFileSync("rsync", ["-a", "--itemize-changes", ...flags, source, `${dest}/`], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const copy: string[] = [];
-  const deleted: string[] = [];
-  for (const line of out.split("\n")) {
-    if (line.startsWith(">f")) copy.push(line.slice(12));
-    if (line.startsWith("*deleting")) deleted.push(line.slice(12).replace(/\/$/, ""));
-  }
-  return { copy: copy.sort(), delete: deleted.sort() };
 }
 
 /** `path`: pulled with --path, as rsync is given `share/path` (no trailing "/"): it lands as DEST/path. */
@@ -152,7 +92,7 @@ const CASES: { name: string; flags: string[]; path?: string }[] = [
   },
 ];
 
-describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, () => {
+describe("pull --delete/--exclude/--include give rsync's tree", { skip: RSYNC_SKIP }, () => {
   for (const { name, flags, path } of CASES) {
     it(name, async (t: TestContext) => {
       const folder = await makeShare(t, "mirror-rsync");
@@ -165,7 +105,7 @@ describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, 
 
       const source = path === undefined ? `${folder.share}/` : join(folder.share, path);
       const rsyncDry = rsyncRun(["--dry-run", ...flags], source, rsyncDest);
-      await sameTree(before, rsyncDest);
+      await assertSameTree(before, rsyncDest);
       const planned = rsyncRun(flags, source, rsyncDest);
       assert.deepEqual(rsyncDry.copy, planned.copy);
       // What rsync's dry run lists beyond its real run: folders the real run kept.
@@ -180,11 +120,11 @@ describe("pull --delete/--exclude/--include give rsync's tree", { skip: SKIP }, 
       const report = JSON.parse(dry.stdout) as { copy: string[]; reuse: string[]; delete: string[] };
       assert.deepEqual([...report.copy, ...report.reuse].sort(), planned.copy, "files to transfer");
       assert.deepEqual([...report.delete].sort(), planned.delete, "entries to delete");
-      await sameTree(before, teleportDest); // the dry run wrote nothing
+      await assertSameTree(before, teleportDest); // the dry run wrote nothing
 
       const pulled = await runCli(["pull", host.link, teleportDest, "--json", ...pulling], folder.env);
       assert.equal(pulled.code, 0, pulled.stderr);
-      await sameTree(rsyncDest, teleportDest);
+      await assertSameTree(rsyncDest, teleportDest);
       const summary = JSON.parse(pulled.stdout) as { deletedCount: number; deleted: string[] };
       assert.equal(summary.deletedCount, planned.delete.length, "entries deleted");
       assert.deepEqual([...summary.deleted].sort(), planned.delete);

@@ -6,19 +6,13 @@
  * upload folder is ever touched. The rsync comparison is skipped, saying so, without rsync.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it, type TestContext, test } from "node:test";
 import { runCli, STACK_TRACE_LINE } from "../helpers/cli.js";
 import { waitFor } from "../helpers/context.js";
+import { assertSameTree, RSYNC_SKIP, rsyncRun, treeShape, writeTree } from "../helpers/rsync-compare.js";
 import { hostWithCli, makeShare } from "../helpers/share.js";
-import { snapshotTree, type TreeNode } from "../helpers/tree.js";
-
-const RSYNC_MISSING = spawnSync("rsync", ["--version"]).status !== 0;
-const SKIP = RSYNC_MISSING ? "rsync is not installed (apt-get install rsync)" : false;
-
-const OLD = new Date("2021-03-04T05:06:07Z");
 
 /** What the pusher's SRC holds. */
 const SOURCE: Record<string, string> = {
@@ -45,49 +39,6 @@ const FOLDER_BEFORE: Record<string, string> = {
 
 /** Beside the upload folder in the share: never touched by a push into that folder. */
 const SIBLING: Record<string, string> = { "other/keep.txt": "the host's own\n", "other/a/x.o": "theirs\n" };
-
-function writeTree(root: string, files: Record<string, string>): void {
-  for (const [path, content] of Object.entries(files)) {
-    mkdirSync(join(root, path, ".."), { recursive: true });
-    writeFileSync(join(root, path), content);
-    utimesSync(join(root, path), OLD, OLD);
-  }
-}
-
-/** Every entry but its mtime, with a file's bytes. */
-async function shape(root: string, ignore: string[] = []): Promise<Map<string, string>> {
-  const shaped = new Map<string, string>();
-  for (const [path, node] of (await snapshotTree(root, { ignore })) as Map<string, TreeNode>) {
-    const bytes = node.kind === "file" ? readFileSync(join(root, path), "utf8") : "";
-    shaped.set(path, `${node.kind} ${node.mode.toString(8)} ${node.target} ${bytes}`);
-  }
-  return shaped;
-}
-
-async function sameTree(expected: string, actual: string): Promise<void> {
-  const [want, got] = [await shape(expected), await shape(actual)];
-  assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), `entries of ${actual} and ${expected}`);
-  for (const [path, node] of want) assert.equal(got.get(path), node, `"${path}" in ${actual}`);
-}
-
-/** What rsync transferred and deleted (or with --dry-run would), from its itemized output. */
-function rsyncRun(
-  flags: readonly string[],
-  source: string,
-  dest: string,
-): { copy: string[]; delete: string[] } {
-  const out = execFileSync("rsync", ["-a", "--itemize-changes", ...flags, `${source}/`, `${dest}/`], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const copy: string[] = [];
-  const deleted: string[] = [];
-  for (const line of out.split("\n")) {
-    if (line.startsWith(">f")) copy.push(line.slice(12));
-    if (line.startsWith("*deleting")) deleted.push(line.slice(12).replace(/\/$/, ""));
-  }
-  return { copy: copy.sort(), delete: deleted.sort() };
-}
 
 /** A share with the upload folder `inbox` as it was before and a sibling, hosted for uploads; and SRC. */
 async function pushFixture(t: TestContext, label: string) {
@@ -119,7 +70,7 @@ const CASES: { name: string; flags: string[] }[] = [
   { name: "no --delete, two excludes", flags: ["--exclude", "docs/", "--exclude", "*.txt"] },
 ];
 
-describe("push --delete/--exclude/--include/--dry-run give rsync's tree", { skip: SKIP }, () => {
+describe("push --delete/--exclude/--include/--dry-run give rsync's tree", { skip: RSYNC_SKIP }, () => {
   for (const { name, flags } of CASES) {
     it(name, async (t: TestContext) => {
       const fixture = await pushFixture(t, "push-mirror");
@@ -128,8 +79,8 @@ describe("push --delete/--exclude/--include/--dry-run give rsync's tree", { skip
       const before = join(fixture.base, "inbox-before");
       cpSync(inbox, rsyncDest, { recursive: true, preserveTimestamps: true });
       cpSync(inbox, before, { recursive: true, preserveTimestamps: true });
-      const sibling = await shape(fixture.share, ["inbox"]);
-      const planned = rsyncRun(flags, fixture.src, rsyncDest);
+      const sibling = await treeShape(fixture.share, ["inbox"]);
+      const planned = rsyncRun(flags, `${fixture.src}/`, rsyncDest);
 
       const pushing = ["push", fixture.src, fixture.writeLink, "--path", "inbox", ...flags];
       const dry = await runCli([...pushing, "--dry-run", "--json"], fixture.env);
@@ -143,22 +94,26 @@ describe("push --delete/--exclude/--include/--dry-run give rsync's tree", { skip
       assert.equal(report.dryRun, true);
       assert.deepEqual([...report.copy, ...report.reuse].sort(), planned.copy, "files to transfer");
       assert.deepEqual([...report.delete].sort(), planned.delete, "entries to delete");
-      await sameTree(before, inbox); // the dry run wrote nothing
+      await assertSameTree(before, inbox); // the dry run wrote nothing
 
       const pushed = await runCli([...pushing, "--json"], fixture.env);
       assert.equal(pushed.code, 0, pushed.stderr);
-      await sameTree(rsyncDest, inbox);
+      await assertSameTree(rsyncDest, inbox);
       const summary = JSON.parse(pushed.stdout) as { deletedCount: number; deleted: string[] };
       assert.equal(summary.deletedCount, planned.delete.length, "entries deleted");
       assert.deepEqual([...summary.deleted].sort(), planned.delete);
-      assert.deepEqual(await shape(fixture.share, ["inbox"]), sibling, "the share beside the upload folder");
+      assert.deepEqual(
+        await treeShape(fixture.share, ["inbox"]),
+        sibling,
+        "the share beside the upload folder",
+      );
     });
   }
 });
 
 test("push --dry-run into a folder the share lacks makes nothing, and prints what a push would copy", async (t) => {
   const fixture = await pushFixture(t, "push-dry-run");
-  const before = await shape(fixture.share);
+  const before = await treeShape(fixture.share);
   const dry = await runCli(
     ["push", fixture.src, fixture.writeLink, "--path", "new/inbox", "--dry-run"],
     fixture.env,
@@ -166,13 +121,13 @@ test("push --dry-run into a folder the share lacks makes nothing, and prints wha
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /^copy a\/x\.c$/m);
   assert.match(dry.stdout, /dry run: 8 files to copy, 0 to reuse, 0 unchanged, 0 to delete/);
-  assert.deepEqual(await shape(fixture.share), before);
+  assert.deepEqual(await treeShape(fixture.share), before);
   assert.ok(!existsSync(join(fixture.share, "new")));
 });
 
 test("push --delete of a file, or into the share's root, is refused and removes nothing", async (t) => {
   const fixture = await pushFixture(t, "push-delete-refused");
-  const before = await shape(fixture.share);
+  const before = await treeShape(fixture.share);
   const attempts = [
     ["push", join(fixture.src, "top.txt"), fixture.writeLink, "--path", "inbox", "--delete"],
     ["push", fixture.src, fixture.writeLink, "--path", "", "--delete"],
@@ -183,5 +138,5 @@ test("push --delete of a file, or into the share's root, is refused and removes 
     assert.match(result.stderr, /TELEPORT_ERR_USAGE/);
     assert.doesNotMatch(result.stderr, STACK_TRACE_LINE);
   }
-  assert.deepEqual(await shape(fixture.share), before);
+  assert.deepEqual(await treeShape(fixture.share), before);
 });
