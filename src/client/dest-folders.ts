@@ -7,24 +7,33 @@
  */
 import { closeSync, constants } from "node:fs";
 import { toTeleportError } from "../errors.js";
-import { directoryIo, type OpenFolder, withTopFolder } from "../platform/directory-io.js";
+import { directoryIo, type OpenFolder, openTopFolder } from "../platform/directory-io.js";
 
 /**
  * Makes `names` (folder names from the destination down) real folders: missing ones are made,
  * and a file or symlink in the way is removed, as the host has a folder there now.
  */
 export function ensureFolders(dest: string, names: string[]): void {
+  closeSync(openFolders(dest, names).fd);
+}
+
+/**
+ * As ensureFolders, and returns the last of them held open (the caller closes it), for a pull to
+ * write beneath without naming it by path again: another local user may swap a folder on the way
+ * for a symlink at any moment.
+ */
+export function openFolders(dest: string, names: string[]): OpenFolder {
+  let folder: OpenFolder | undefined;
   try {
-    withTopFolder(dest, (root) => {
-      let folder = root;
-      for (const name of names) {
-        const next = openOrMakeFolder(folder, name);
-        if (folder !== root) closeSync(folder.fd);
-        folder = next;
-      }
-      if (folder !== root) closeSync(folder.fd);
-    });
+    folder = openTopFolder(dest);
+    for (const name of names) {
+      const next: OpenFolder = openOrMakeFolder(folder, name);
+      closeSync(folder.fd);
+      folder = next;
+    }
+    return folder;
   } catch (err) {
+    if (folder !== undefined) closeSync(folder.fd);
     throw toTeleportError(err, `making ${names.join("/")} in ${dest}`);
   }
 }

@@ -8,6 +8,7 @@
  * watched path pulled again (moving only what changed) and what the host no longer has removed.
  * It reconnects by pull-link's retry policy, counting afresh after each sync.
  */
+import { closeSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
@@ -19,7 +20,7 @@ import type { TransportChoice } from "../transport/select.js";
 import { isWithin, normalizeUserPath, splitWirePath } from "../wire/path.js";
 import { type Changes, ChangesFlag } from "../wire/watch-messages.js";
 import { TeleportClient } from "./client.js";
-import { ensureFolders } from "./dest-folders.js";
+import { openFolders } from "./dest-folders.js";
 import { stopSpareStreamWorkers } from "./pool/stream-threads.js";
 import { type PullOptions, type PullSummary, pull, type RetryEvent } from "./pull.js";
 import { DEFAULT_RETRIES, retryWaitMs } from "./retry-policy.js";
@@ -186,10 +187,16 @@ class WatchedMirror {
     const names = this.#localNames(path);
     const parent = names.slice(0, -1);
     try {
-      ensureFolders(this.#options.dest, parent);
-      const summary = await pull(client, this.#pullOptions(path, join(this.#options.dest, ...parent)));
-      this.#known.add(names.join("/"));
-      return summary;
+      // Pulled beneath the folder just made, held open: never by its path again.
+      const folder = openFolders(this.#options.dest, parent);
+      try {
+        const options = this.#pullOptions(path, join(this.#options.dest, ...parent));
+        const summary = await pull(client, { ...options, destFolder: folder });
+        this.#known.add(names.join("/"));
+        return summary;
+      } finally {
+        closeSync(folder.fd);
+      }
     } catch (err) {
       const error = toTeleportError(err);
       if (PATH_GONE.has(error.code)) return "gone";
