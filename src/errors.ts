@@ -45,6 +45,8 @@ export const ErrorCode = {
   FILTERS_UNSUPPORTED: "TELEPORT_ERR_FILTERS_UNSUPPORTED",
   /** `pull --watch` of a host that does not offer live sync (an older teleport, or no watcher there). */
   WATCH_UNSUPPORTED: "TELEPORT_ERR_WATCH_UNSUPPORTED",
+  /** A relay refused a registration, a connection or a request (its reason is in the message). */
+  RELAY_REFUSED: "TELEPORT_ERR_RELAY_REFUSED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
