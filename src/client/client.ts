@@ -41,6 +41,12 @@ import {
   uploadResultCodec,
   uploadStreamWantedCodec,
 } from "../wire/messages.js";
+import {
+  type PunchReady,
+  type PunchRequest,
+  punchReadyCodec,
+  punchRequestCodec,
+} from "../wire/punch-messages.js";
 import { type Changes, changesCodec, watchRequestCodec } from "../wire/watch-messages.js";
 import { type PendingRequest, type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
 import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
@@ -314,6 +320,20 @@ export class TeleportClient {
       if (entry !== undefined) return entry;
     }
     throw new TeleportError(ErrorCode.PROTOCOL, "STAT answered with no entry");
+  }
+
+  /** Whether the host answers PUNCH (reach/client-punch.ts). */
+  get hostPunches(): boolean {
+    return this.#connection.hasFeature(Feature.PUNCH);
+  }
+
+  /** Asks the host to punch towards `request.client`: where its own QUIC socket is mapped. */
+  async punch(request: PunchRequest, signal?: AbortSignal): Promise<PunchReady> {
+    for await (const frame of this.#control.stream(MessageType.PUNCH, punchRequestCodec, request, signal)) {
+      if (frame.type !== MessageType.PUNCH_READY) throw unexpected(frame.type, "PUNCH");
+      return decodeMessage(punchReadyCodec, frame.body);
+    }
+    throw new TeleportError(ErrorCode.PROTOCOL, "PUNCH answered with no address");
   }
 
   /**

@@ -10,6 +10,7 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import { HostPuncher } from "../reach/host-punch.js";
 import { isPartName } from "../receive/part-names.js";
 import type { HostInternals } from "../serve/faults.js";
 import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
@@ -236,6 +237,7 @@ export class Host {
         transportFor(kind).listen(identity, bind, serve, listenOptions),
       );
       for (const listener of listeners) transports.add(listener.transport);
+      context.punch = HostPuncher.where(listeners.find((listener) => listener.transport === "quic")?.port);
       if (reserved !== undefined) {
         const data = threadData(options, identity, context, reserved.server, recentChunks, stateFolder);
         threads = await HostThreads.start(data, { authLimiter, ...ownerHooks(options) });

@@ -18,6 +18,7 @@
  */
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../../errors.js";
+import type { ShareLink } from "../../transport/link.js";
 import { transportFor } from "../../transport/registry.js";
 import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
 import { BatchQueue } from "./batch-queue.js";
@@ -83,6 +84,8 @@ export interface PoolReport {
   threads: Record<ThreadPlace, number>;
   /** The transport trials (under `auto`): when, what each delivered per stream, what was kept. */
   transportTrials: TrialStep[];
+  /** Chunk bytes delivered over a punched path (moveToPunchedPath), included in bytesByTransport.quic. */
+  bytesPunched: number;
 }
 
 /** Streams a tuned pull starts with on a short path: one per thread, as more cost CPU and no time (docs/decisions.md). */
@@ -139,6 +142,9 @@ export class StreamPool {
   readonly #onNotice: ((message: string) => void) | undefined;
   readonly #ticker: NodeJS.Timeout;
   readonly #delivered: TransportCounts = transportCounts();
+  readonly #factory: DataStreamFactory;
+  /** QUIC bytes delivered before the streams moved to a punched path; unset until they do. */
+  #quicBytesBeforePunch: number | undefined;
   #pinging = false;
   #lastPingAt = 0;
   #spares = SPARE_CONNECTIONS;
@@ -151,6 +157,7 @@ export class StreamPool {
     if (pinned !== undefined && (!Number.isInteger(pinned) || pinned < 1 || pinned > MAX_STREAMS))
       throw new RangeError(`stream count must be 1 to ${MAX_STREAMS}, got ${pinned}`);
     const { spec } = streams;
+    this.#factory = streams;
     this.#compression = options.compression ?? new CompressionPolicy("off");
     this.#loopback = isLoopbackHost(spec.link.host);
     this.#ping = options.ping;
@@ -274,6 +281,23 @@ export class StreamPool {
     if (active > this.#tuner.streams) this.#streams.drop(active - this.#tuner.streams, this.#transport);
   }
 
+  /**
+   * Moves the data streams to a punched path (reach/client-punch.ts) without restarting the pull:
+   * new streams are QUIC streams to `link`, the host's public address; the others (the relay's)
+   * are retired once the batches they hold are done.
+   */
+  moveToPunchedPath(link: ShareLink): void {
+    if (this.#closing !== undefined || this.#quicBytesBeforePunch !== undefined) return;
+    for (const thread of this.#threads.all) thread.takeDelivered(this.#delivered);
+    this.#quicBytesBeforePunch = this.#delivered.quic;
+    this.#factory.usePunchedPath(link);
+    const from = this.#transport;
+    this.#transport = "quic";
+    this.#resize();
+    if (from !== "quic") this.#streams.drop(Number.POSITIVE_INFINITY, from);
+    this.#dispatch();
+  }
+
   /** Carries out what the transport trial decided. */
   #act(action: TrialAction | undefined): void {
     if (action === undefined) return;
@@ -392,6 +416,8 @@ export class StreamPool {
       bytesByTransport: { ...this.#delivered },
       threads: this.#threads.counts(),
       transportTrials: this.#trial?.steps ?? [],
+      bytesPunched:
+        this.#quicBytesBeforePunch === undefined ? 0 : this.#delivered.quic - this.#quicBytesBeforePunch,
     };
   }
 }
