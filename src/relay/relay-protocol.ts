@@ -35,6 +35,27 @@ import {
 } from "../wire/codec.js";
 
 export const RELAY_PROTOCOL_VERSION = 1;
+
+/** Where a relay listens (TCP, and UDP for reflecting, on the same port number). */
+export interface RelayAddress {
+  host: string;
+  port: number;
+}
+
+/** `HOST:PORT`, an IPv6 host in brackets. */
+export function formatRelayAddress(address: RelayAddress): string {
+  return `${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}`;
+}
+
+/** Reads `HOST:PORT` (`[V6]:PORT`), or throws a USAGE error saying what it expected. */
+export function parseRelayAddress(text: string): RelayAddress {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (match === null || host === undefined || !Number.isInteger(port) || port <= 0 || port > 65535)
+    throw new TeleportError(ErrorCode.USAGE, `"${text}" is not a relay address (expected HOST:PORT)`);
+  return { host, port };
+}
 /** The longest frame (type byte and body): a certificate and a signature fit with room to spare. */
 export const MAX_RELAY_FRAME_BYTES = 4096;
 /** The most bytes a decoder keeps unread: one socket read beyond a whole frame. */
