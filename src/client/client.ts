@@ -113,6 +113,7 @@ export class TeleportClient {
       features:
         Feature.DELTA |
         Feature.WATCH |
+        Feature.PUNCH |
         (options.xattrs === true ? Feature.XATTRS : 0) |
         (options.plaintext === true ? Feature.PLAINTEXT : 0) |
         (options.upload === true ? Feature.UPLOAD : 0),
@@ -207,6 +208,11 @@ export class TeleportClient {
   /** The transport the connection got through on. */
   get transport(): TransportKind {
     return this.#connection.stream.transport;
+  }
+
+  /** The control connection's peer: the host, or the relay it went through. */
+  get remoteAddress(): string {
+    return this.#connection.stream.remoteAddress;
   }
 
   /**

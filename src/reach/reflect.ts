@@ -44,6 +44,7 @@ export async function reflectUdpPort(
 ): Promise<UdpEndpoint> {
   const ip = await relayIpv4(relay);
   const socket = connect({ host: ip, port: relay.port });
+  socket.unref(); // a punch tried beside a pull never holds the process open once the pull is done
   const timer = setTimeout(
     () =>
       socket.destroy(
@@ -54,6 +55,7 @@ export async function reflectUdpPort(
       ),
     timeoutMs,
   );
+  timer.unref();
   let resend: NodeJS.Timeout | undefined;
   try {
     const messages = relayMessages(socket);
@@ -64,6 +66,7 @@ export async function reflectUdpPort(
     const send = () => sendFromUdpPort(localPort, ip, udpPort, datagram);
     send();
     resend = setInterval(send, RESEND_MS);
+    resend.unref();
     const { address, port } = await expect(messages, RelayType.REFLECTED);
     if (!isIPv4(address)) throw new TeleportError(ErrorCode.PROTOCOL, `relay reflected a non-IPv4 address`);
     return { address, port };

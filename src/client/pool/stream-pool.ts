@@ -20,12 +20,18 @@ import { HEADROOM as POOL_HEADROOM_BYTES } from "../../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../../errors.js";
 import type { ShareLink } from "../../transport/link.js";
 import { transportFor } from "../../transport/registry.js";
-import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
+import {
+  type PathKind,
+  type TransportCounts,
+  type TransportKind,
+  transportCounts,
+} from "../../transport/transport.js";
 import { BatchQueue } from "./batch-queue.js";
 import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
 import type { DataStreamFactory } from "./data-streams.js";
 import { type PoolStream, PoolStreams } from "./pool-streams.js";
+import { bytesByPath } from "./punched-path.js";
 import { receiveLimitSpec } from "./receive-limit.js";
 import {
   type ChunkWrite,
@@ -84,8 +90,8 @@ export interface PoolReport {
   threads: Record<ThreadPlace, number>;
   /** The transport trials (under `auto`): when, what each delivered per stream, what was kept. */
   transportTrials: TrialStep[];
-  /** Chunk bytes delivered over a punched path (moveToPunchedPath), included in bytesByTransport.quic. */
-  bytesPunched: number;
+  /** Chunk bytes by the way they came: bytesByTransport with a punched path's QUIC bytes apart. */
+  bytesByPath: Record<PathKind, number>;
 }
 
 /** Streams a tuned pull starts with on a short path: one per thread, as more cost CPU and no time (docs/decisions.md). */
@@ -387,6 +393,8 @@ export class StreamPool {
       }, CLOSE_TIMEOUT_MS);
       await Promise.all(threads.map((thread) => thread.exited));
       clearTimeout(timer);
+      // What was delivered since the last tick (the counters outlive their threads).
+      for (const thread of threads) thread.takeDelivered(this.#delivered);
       this.#batches.breakWith(new TeleportError(ErrorCode.CANCELLED, "streams closed"));
       return this.#report();
     })();
@@ -416,8 +424,7 @@ export class StreamPool {
       bytesByTransport: { ...this.#delivered },
       threads: this.#threads.counts(),
       transportTrials: this.#trial?.steps ?? [],
-      bytesPunched:
-        this.#quicBytesBeforePunch === undefined ? 0 : this.#delivered.quic - this.#quicBytesBeforePunch,
+      bytesByPath: bytesByPath(this.#delivered, this.#quicBytesBeforePunch),
     };
   }
 }
