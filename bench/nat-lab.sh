@@ -3,13 +3,13 @@
 # client behind NAT B, each NAT cone, full-cone or symmetric, the routers' public links optionally
 # shaped (delay, rate, loss). test/helpers/nat-lab.ts drives it; it also runs by hand:
 #
-#   bench/nat-lab.sh up --id a1b2c3 --host-nat cone --client-nat symmetric [--delay-ms 12.5 --rate-mbit 100 --loss 0]
+#   bench/nat-lab.sh up --id a1b2c3 --host-nat cone --client-nat symmetric [--delay-ms 12.5 --rate-mbit 100 --loss 0] [--upnp]
 #   bench/nat-lab.sh exec a1b2c3 client -- curl ...      # roles: relay host client host-router client-router core
 #   bench/nat-lab.sh down --id a1b2c3                    # idempotent
 #
-#   relay 198.18.0.2 ──┐
-#                      core (routes 198.18.0.0/16, no NAT)
-#   host-router 198.18.1.2 ─┘ └─ client-router 198.18.2.2        (public side: the routers' addresses)
+#   relay P.0.2 ──┐
+#                 core (routes P.0.0/16, no NAT; P is --public-prefix, default 198.18)
+#   host-router P.1.2 ─┘ └─ client-router P.2.2                 (public side: the routers' addresses)
 #        │ NAT A                      │ NAT B
 #   host 10.0.1.2                client 10.0.2.2                 (private side)
 #
@@ -19,6 +19,10 @@
 #              only for flows conntrack already holds (address-and-port-dependent filtering).
 #   full-cone  the same, plus every new inbound TCP/UDP flow is DNATed to the host (an open port).
 #   symmetric  masquerade fully-random: each destination gets its own random public port.
+# --upnp runs miniupnpd (Debian package miniupnpd-nftables) on the host's router: NAT-PMP and
+# UPnP IGD, mapping ports of 10.0.1.0/24 only. miniupnpd refuses to serve from an address in a
+# reserved range (198.18.0.0/15 is one), so --upnp moves the public network to 11.88.0.0/16 unless
+# --public-prefix says otherwise: the lab's namespaces route nothing out, so no real 11.x is reached.
 # Every router drops new inbound flows in its input chain (as home routers do), so a punch that
 # arrives before the other side has sent leaves no conntrack entry that would steal the port.
 #
@@ -105,11 +109,11 @@ router_link() { # id side(a|b) — the router's public link to the core, shaped 
   core="$(ns_of "$id" core)"
   ifname="tp${id}w$side"
   if [ -n "$DELAY_MS" ]; then
-    shaped_link "$id" "$ns" "$core" "$ifname" "198.18.$net.2/24" "198.18.$net.1/24"
+    shaped_link "$id" "$ns" "$core" "$ifname" "$PUB.$net.2/24" "$PUB.$net.1/24"
   else
-    veth_link "$ns" "$ifname" "198.18.$net.2/24" "$core" "tp${id}c$side" "198.18.$net.1/24"
+    veth_link "$ns" "$ifname" "$PUB.$net.2/24" "$core" "tp${id}c$side" "$PUB.$net.1/24"
   fi
-  ip -n "$ns" route add default via "198.18.$net.1"
+  ip -n "$ns" route add default via "$PUB.$net.1"
   echo "$ifname"
 }
 
@@ -142,9 +146,41 @@ table inet tpfilter {
 EOF
 }
 
+start_miniupnpd() { # id public-if
+  local ns conf="$STATE_ROOT/$1/miniupnpd.conf"
+  ns="$(ns_of "$1" host-router)"
+  # The chains miniupnpd fills (its defaults: table inet filter, chain miniupnpd and the
+  # prerouting_/postrouting_miniupnpd NAT chains), hooked in ahead of the lab's own rules.
+  ip netns exec "$ns" nft -f - <<EOF
+table inet filter {
+  chain forward { type filter hook forward priority -10; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority -110; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 90; policy accept; jump postrouting_miniupnpd; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+EOF
+  cat >"$conf" <<EOF
+ext_ifname=$2
+listening_ip=tp$1la
+http_port=0
+enable_natpmp=yes
+enable_upnp=yes
+secure_mode=yes
+system_uptime=yes
+uuid=$(cat /proc/sys/kernel/random/uuid)
+allow 1024-65535 10.0.1.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+  ip netns exec "$ns" miniupnpd -f "$conf" -P "$STATE_ROOT/$1/miniupnpd.pid" -d >"$STATE_ROOT/$1/miniupnpd.log" 2>&1 &
+  for _ in $(seq 50); do grep -q "Listening for NAT-PMP" "$STATE_ROOT/$1/miniupnpd.log" && return 0; sleep 0.1; done
+  die "miniupnpd did not start: $(cat "$STATE_ROOT/$1/miniupnpd.log")"
+}
+
 cmd_up() {
-  local id="" host_nat=cone client_nat=cone
-  DELAY_MS="" RATE_MBIT=0 LOSS=0
+  local id="" host_nat=cone client_nat=cone upnp=""
+  DELAY_MS="" RATE_MBIT=0 LOSS=0 PUB=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --id) id="$2"; shift 2 ;;
@@ -153,12 +189,17 @@ cmd_up() {
       --delay-ms) DELAY_MS="$2"; shift 2 ;;
       --rate-mbit) RATE_MBIT="$2"; shift 2 ;;
       --loss) LOSS="$2"; shift 2 ;;
+      --public-prefix) PUB="$2"; shift 2 ;;
+      --upnp) upnp=1; shift ;;
       *) die "up: unknown option $1" ;;
     esac
   done
   [ -n "$id" ] || id="$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   check_id "$id"
+  [ -n "$PUB" ] || PUB="$([ -n "$upnp" ] && echo 11.88 || echo 198.18)"
+  [[ "$PUB" =~ ^[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "--public-prefix must be two octets, like 198.18"
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces, nftables)"
+  [ -z "$upnp" ] || command -v miniupnpd >/dev/null || die "--upnp needs miniupnpd (Debian package miniupnpd-nftables)"
   command -v nft >/dev/null || die "needs nft (Debian package nftables)"
   [ ! -e "$STATE_ROOT/$id" ] || die "lab $id exists; run: $0 down --id $id"
   mkdir -p "$STATE_ROOT/$id"
@@ -169,8 +210,8 @@ cmd_up() {
   netns_setup "$(ns_of "$id" client-router)" 1
   netns_setup "$(ns_of "$id" host)" 0
   netns_setup "$(ns_of "$id" client)" 0
-  veth_link "$(ns_of "$id" relay)" "tp${id}r" 198.18.0.2/24 "$(ns_of "$id" core)" "tp${id}cr" 198.18.0.1/24
-  ip -n "$(ns_of "$id" relay)" route add default via 198.18.0.1
+  veth_link "$(ns_of "$id" relay)" "tp${id}r" "$PUB.0.2/24" "$(ns_of "$id" core)" "tp${id}cr" "$PUB.0.1/24"
+  ip -n "$(ns_of "$id" relay)" route add default via "$PUB.0.1"
   local pub_a pub_b
   pub_a="$(router_link "$id" a 1)"
   pub_b="$(router_link "$id" b 2)"
@@ -180,12 +221,13 @@ cmd_up() {
   ip -n "$(ns_of "$id" client)" route add default via 10.0.2.1
   nat_rules "$(ns_of "$id" host-router)" "$pub_a" "$host_nat" 10.0.1.2
   nat_rules "$(ns_of "$id" client-router)" "$pub_b" "$client_nat" 10.0.2.2
+  [ -z "$upnp" ] || start_miniupnpd "$id" "$pub_a"
   trap - ERR
   echo "id=$id"
   for role in $ROLES; do echo "ns.$role=$(ns_of "$id" "$role")"; done
-  echo "addr.relay=198.18.0.2"
-  echo "addr.host-router=198.18.1.2"
-  echo "addr.client-router=198.18.2.2"
+  echo "addr.relay=$PUB.0.2"
+  echo "addr.host-router=$PUB.1.2"
+  echo "addr.client-router=$PUB.2.2"
   echo "addr.host=10.0.1.2"
   echo "addr.client=10.0.2.2"
 }

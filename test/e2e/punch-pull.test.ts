@@ -32,7 +32,11 @@ async function firstLine(running: RunningCli, what: string): Promise<string> {
   });
 }
 
-async function pullThroughRelay(lab: NatLab, scratch: string): Promise<PullOutcome> {
+async function pullThroughRelay(
+  lab: NatLab,
+  scratch: string,
+  clientEnv: Record<string, string>,
+): Promise<PullOutcome> {
   const share = join(scratch, "share");
   const dest = join(scratch, "dest");
   const linkFile = join(scratch, "link");
@@ -62,7 +66,7 @@ async function pullThroughRelay(lab: NatLab, scratch: string): Promise<PullOutco
     );
     const pull = spawnCli(
       ["pull", link, dest, "--json", "--verbose"],
-      { TELEPORT_HOME: join(scratch, "client-home") },
+      { TELEPORT_HOME: join(scratch, "client-home"), ...clientEnv },
       lab.wrapper("client"),
     );
     const result = await pull.result;
@@ -78,11 +82,15 @@ async function pullThroughRelay(lab: NatLab, scratch: string): Promise<PullOutco
   }
 }
 
-function pullIn(hostNat: NatKind, clientNat: NatKind): Promise<PullOutcome> {
+function pullIn(
+  hostNat: NatKind,
+  clientNat: NatKind,
+  clientEnv: Record<string, string> = {},
+): Promise<PullOutcome> {
   return withNatLab({ hostNat, clientNat }, async (lab) => {
     const scratch = await mkdtemp(join("/dev/shm", "punch-pull-"));
     try {
-      return await pullThroughRelay(lab, scratch);
+      return await pullThroughRelay(lab, scratch, clientEnv);
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
@@ -113,5 +121,13 @@ describe("pull through a relay, then a punched path", { skip: skip ?? false }, (
     assert.equal(bytesByPath.punched, 0);
     assert.equal(bytesByPath.relay, outcome.summary.bytes, `bytes by path: ${JSON.stringify(bytesByPath)}`);
     assert.match(outcome.stderr, /staying on the relay: no direct path punched/);
+  });
+
+  it("a client without the native addon (portable mode) stays on the relay, saying why", async () => {
+    const outcome = await pullIn("cone", "cone", { TELEPORT_NATIVE: "0" });
+    assert.equal(outcome.code, 0, outcome.stderr);
+    assert.ok(outcome.same, "the pulled file is byte-identical");
+    assert.equal(outcome.summary.streamPool.bytesByPath.punched, 0);
+    assert.match(outcome.stderr, /staying on the relay: .*native addon is not loaded/);
   });
 });

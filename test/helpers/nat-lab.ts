@@ -35,6 +35,8 @@ export interface NatLabOptions {
   hostNat: NatKind;
   clientNat: NatKind;
   shape?: NatLabShape;
+  /** miniupnpd (NAT-PMP, UPnP IGD) on the host's router; the public network is then 11.88.0.0/16. */
+  upnp?: boolean;
 }
 
 export interface NatLab {
@@ -53,7 +55,7 @@ export interface NatLab {
 }
 
 /** Why no lab can be built here, or null when one can. Tests skip with this message. */
-export function whyNoNatLab(options: { shaped?: boolean } = {}): string | null {
+export function whyNoNatLab(options: { shaped?: boolean; upnp?: boolean } = {}): string | null {
   if (process.platform !== "linux") return "the NAT lab needs Linux network namespaces";
   if (process.getuid?.() !== 0) return "the NAT lab needs root (network namespaces, nftables)";
   for (const tool of ["ip", "nft"]) {
@@ -61,6 +63,13 @@ export function whyNoNatLab(options: { shaped?: boolean } = {}): string | null {
       execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
     } catch {
       return `the NAT lab needs ${tool} (Debian packages iproute2, nftables)`;
+    }
+  }
+  if (options.upnp === true) {
+    try {
+      execFileSync("sh", ["-c", "command -v miniupnpd"], { stdio: "ignore" });
+    } catch {
+      return "a NAT lab with UPnP needs miniupnpd (Debian package miniupnpd-nftables)";
     }
   }
   if (options.shaped === true) {
@@ -98,6 +107,7 @@ function upArguments(id: string, options: NatLabOptions): string[] {
     const { delayMs, rateMbit, loss = 0 } = options.shape;
     args.push("--delay-ms", String(delayMs), "--rate-mbit", String(rateMbit), "--loss", String(loss));
   }
+  if (options.upnp === true) args.push("--upnp");
   return args;
 }
 
