@@ -31,11 +31,13 @@ const RUNS = Number(values.runs);
 const BYTES = Number(values.mib) * MiB;
 const SHAPE = { delayMs: Number(values["delay-ms"]), rateMbit: Number(values["rate-mbit"]) };
 
-type PathName = "punched" | "relay" | "direct";
-const PATHS: Record<PathName, { hostNat: NatKind; clientNat: NatKind }> = {
-  punched: { hostNat: "cone", clientNat: "cone" },
-  relay: { hostNat: "cone", clientNat: "symmetric" },
-  direct: { hostNat: "full-cone", clientNat: "cone" },
+type PathName = "punched" | "relay" | "direct" | "direct-quic";
+/** direct-quic (`--transport quic` to the full-cone host) tells QUIC's own rate from the punch's. */
+const PATHS: Record<PathName, { hostNat: NatKind; clientNat: NatKind; pullArgs: string[] }> = {
+  punched: { hostNat: "cone", clientNat: "cone", pullArgs: [] },
+  relay: { hostNat: "cone", clientNat: "symmetric", pullArgs: [] },
+  direct: { hostNat: "full-cone", clientNat: "cone", pullArgs: [] },
+  "direct-quic": { hostNat: "full-cone", clientNat: "cone", pullArgs: ["--transport", "quic"] },
 };
 
 interface Run {
@@ -73,7 +75,7 @@ async function servers(
   );
   const relayAddress = await firstLine(relay);
   const linkFile = join(scratch, "link");
-  const advertise = path === "direct" ? ["--advertise", lab.addresses["host-router"]] : [];
+  const advertise = path.startsWith("direct") ? ["--advertise", lab.addresses["host-router"]] : [];
   const host = spawnCli(
     ["host", share, "--port", "0", "--relay", relayAddress, "--link-file", linkFile, ...advertise],
     { TELEPORT_HOME: join(scratch, "host-home") },
@@ -94,6 +96,7 @@ async function servers(
 
 async function onePull(
   lab: NatLab,
+  path: PathName,
   link: string,
   scratch: string,
   payload: Buffer,
@@ -103,7 +106,7 @@ async function onePull(
   await mkdir(client);
   const started = performance.now();
   const pull = spawnCli(
-    ["pull", link, join(client, "dest"), "--json"],
+    ["pull", link, join(client, "dest"), "--json", ...PATHS[path].pullArgs],
     { TELEPORT_HOME: join(client, "home") },
     lab.wrapper("client"),
   );
@@ -146,14 +149,15 @@ async function main(): Promise<void> {
     const payload = await readFile(join(share, "payload.bin"));
     const runs: Run[] = [];
     for (const path of Object.keys(PATHS) as PathName[]) {
-      await withNatLab({ ...PATHS[path], shape: SHAPE }, async (lab) => {
+      const { hostNat, clientNat } = PATHS[path];
+      await withNatLab({ hostNat, clientNat, shape: SHAPE }, async (lab) => {
         const serving = await servers(lab, path, join(scratch, path), share);
         try {
           for (let run = 1; run <= RUNS; run++) {
             const measured = {
               path,
               run,
-              ...(await onePull(lab, serving.link, join(scratch, path), payload)),
+              ...(await onePull(lab, path, serving.link, join(scratch, path), payload)),
             };
             console.log(JSON.stringify(measured));
             runs.push(measured);
