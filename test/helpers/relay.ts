@@ -28,7 +28,8 @@ export async function startRelay(
   const args = ["relay", "--bind", "127.0.0.1", "--port", String(options.port ?? 0), ...(options.args ?? [])];
   const running = spawnCli(args, { TELEPORT_HOME: options.home, ...options.env });
   const kill = async () => {
-    if (running.process.exitCode === null && running.process.signalCode === null) running.process.kill("SIGKILL");
+    if (running.process.exitCode === null && running.process.signalCode === null)
+      running.process.kill("SIGKILL");
     await running.result;
   };
   onCleanup(t, kill);
@@ -67,7 +68,12 @@ export const loopbackRelayTransport: Transport = {
       bind: bind.host,
       faults: { fault: undefined, misroute: true, captureFile: undefined },
     });
-    const listener = await relayTransport.listen(identity, { host: bind.host, port: relay.port }, onStream, options);
+    const listener = await relayTransport.listen(
+      identity,
+      { host: bind.host, port: relay.port },
+      onStream,
+      options,
+    );
     return {
       ...listener,
       close: async () => {
@@ -76,5 +82,6 @@ export const loopbackRelayTransport: Transport = {
       },
     };
   },
-  dial: (link, options) => relayTransport.dial({ ...link, relays: [{ host: link.host, port: link.port }] }, options),
+  dial: (link, options) =>
+    relayTransport.dial({ ...link, relays: [{ host: link.host, port: link.port }] }, options),
 };
