@@ -10,6 +10,7 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import { HostPuncher } from "../reach/host-punch.js";
 import { isPartName } from "../receive/part-names.js";
 import type { RelayAddress } from "../relay/relay-protocol.js";
 import type { HostInternals } from "../serve/faults.js";
@@ -242,6 +243,7 @@ export class Host {
         transportFor(kind).listen(identity, bind, serve, listenOptions),
       );
       for (const listener of listeners) transports.add(listener.transport);
+      context.punch = HostPuncher.where(listeners.find((listener) => listener.transport === "quic")?.port);
       for (const relay of options.relays ?? [])
         listeners.push(
           await transportFor("relay").listen(identity, relay, serve, {

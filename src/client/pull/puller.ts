@@ -35,6 +35,7 @@ import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
 import { CompressionPolicy } from "../pool/compression-policy.js";
+import { tryPunchedPath } from "../pool/punched-path.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
 import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
@@ -360,7 +361,7 @@ class Puller implements FileOpener {
     const options = this.#options;
     const rttMs = this.#pool.rttMs;
     const streams = options.dataStreams ?? client.dataStreams({ encrypted: this.#tally.summary.encrypted });
-    return new StreamPool(streams, {
+    const pool = new StreamPool(streams, {
       windowBytes: this.#pool.windowBytes,
       ping: () => client.ping(),
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
@@ -369,6 +370,8 @@ class Puller implements FileOpener {
       ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
+    if (options.dataStreams === undefined) tryPunchedPath(pool, client, options);
+    return pool;
   }
 }
 

@@ -62,6 +62,8 @@ export interface PullOptions {
    * streams moved to the transport that delivers more.
    */
   onNotice?: (message: string) => void;
+  /** Told what is only detail (`--verbose`): why the pull stays on a relay. */
+  onDetail?: (message: string) => void;
   /**
    * Files get their `user.` extended attributes as on the host (`pull --xattrs`; the client
    * must have connected asking for them, as pullLink does). Needs the native addon on both sides.
