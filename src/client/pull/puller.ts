@@ -40,7 +40,7 @@ import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } fr
 import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
-import { bytesByPath, type PullOptions, type PullSummary, Tally } from "./summary.js";
+import { type PullOptions, type PullSummary, pathReport, Tally } from "./summary.js";
 
 /**
  * Files open at once, each holding its part file's descriptor while its chunks are fetched: it
@@ -258,10 +258,7 @@ class Puller implements FileOpener {
       const report = await this.#pool.close();
       if (report !== undefined) this.#reportStreams(report);
       this.#reportDeltas();
-      Object.assign(
-        summary,
-        bytesByPath(summary.transport, summary.bytesFromNetwork, report?.bytesByTransport),
-      );
+      Object.assign(summary, pathReport(summary.transport, summary.bytesFromNetwork, report?.bytesByPath));
       this.#downloads?.flushJournal();
       this.#downloads?.flushRecords();
       this.#removeExtras();
