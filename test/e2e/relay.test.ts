@@ -104,7 +104,9 @@ describe("relay", () => {
   }
 
   it("recovers from a relay that tampers with the first connections, resuming on new ones", async (t) => {
-    const { link, content, relay } = await relayedShare(t, { env: { TELEPORT_RELAY_FAULT: "alter:300000:2" } });
+    const { link, content, relay } = await relayedShare(t, {
+      env: { TELEPORT_RELAY_FAULT: "alter:300000:2" },
+    });
     const { dest, result, summary } = await pull(t, link);
     assert.equal(result.code, 0, result.stderr);
     assert.match(relay.stderr(), /injecting alter/);
