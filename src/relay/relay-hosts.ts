@@ -96,7 +96,9 @@ export class RelayHosts {
 
   /** A client's CONNECT: tells the host, and holds the client until the host's accept leg comes. */
   connect(client: RelayLink, fingerprint: Buffer): void {
-    const host = this.#hosts.get(fingerprint.toString("hex"));
+    const host =
+      this.#hosts.get(fingerprint.toString("hex")) ??
+      (this.#faults.misroute === true ? this.#hosts.values().next().value : undefined);
     const limits = this.#limits;
     if (host === undefined) {
       client.refuse(Reason.UNKNOWN_HOST, "no host with that fingerprint is registered here");
@@ -128,10 +130,12 @@ export class RelayHosts {
       stopWatching: () => {
         released.socket.off("close", onClose);
         released.socket.off("error", onError);
+        released.socket.off("end", onError);
       },
     };
     released.socket.once("close", onClose);
     released.socket.on("error", onError);
+    released.socket.on("end", onError);
     host.pending.set(key, pending);
     this.#pending.set(key, pending);
     host.control.send({

@@ -8,7 +8,7 @@ import type { RemovalFailure } from "../../platform/remove-beneath.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { StateFolder } from "../../store/state-folder.js";
-import type { TransportKind } from "../../transport/transport.js";
+import { PATH_KINDS, type PathKind, pathOf, type TransportKind } from "../../transport/transport.js";
 import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
 import type { DataStreamFactory } from "../pool/data-streams.js";
@@ -131,6 +131,8 @@ export interface BytesEvent {
   done: number;
   moved: number;
   reused: number;
+  /** The path the bytes come by now (`direct` unless a relay or a punched path carries them). */
+  path?: PathKind | undefined;
 }
 
 /** pullLink lost its connection mid-pull: it runs again after `waitMs`, resuming. */
@@ -241,6 +243,10 @@ export interface PullSummary {
    * other one: `streamPool.bytesByTransport` says what each carried.
    */
   transport: TransportKind;
+  /** The path that carried most of the bytes from the network (the control connection's when none did). */
+  path: PathKind;
+  /** Bytes from the network by the path they came: to the host's address, through a relay, punched. */
+  bytesByPath: Record<PathKind, number>;
   /** False when the data streams were plaintext (`--no-encryption`). */
   encrypted: boolean;
   /** What each data stream carried. */
@@ -286,6 +292,30 @@ export interface EntryFailure {
 
 export type { ByteSource };
 
+/**
+ * The pull's `path` and `bytesByPath`: what the data streams delivered on each path (the pool's
+ * count, a punched path's apart), and the rest of `bytesFromNetwork` (chunks over the control
+ * connection) on the control connection's path.
+ */
+export function pathReport(
+  control: TransportKind,
+  bytesFromNetwork: number,
+  streamed: Record<PathKind, number> | undefined,
+): { path: PathKind; bytesByPath: Record<PathKind, number> } {
+  const byPath: Record<PathKind, number> = { direct: 0, relay: 0, punched: 0 };
+  let total = 0;
+  for (const kind of PATH_KINDS) {
+    byPath[kind] += streamed?.[kind] ?? 0;
+    total += streamed?.[kind] ?? 0;
+  }
+  byPath[pathOf(control)] += Math.max(0, bytesFromNetwork - total);
+  const most = PATH_KINDS.reduce(
+    (best, kind) => (byPath[kind] > byPath[best] ? kind : best),
+    pathOf(control),
+  );
+  return { path: most, bytesByPath: byPath };
+}
+
 /** Entries the host could not read, or skipped, reported by name up to this many. */
 const MAX_REPORTED_ENTRIES = 1000;
 
@@ -306,6 +336,8 @@ export class Tally implements TransferTally {
     bytesInHoles: 0,
     seconds: 0,
     transport: "tcp",
+    path: "direct",
+    bytesByPath: { direct: 0, relay: 0, punched: 0 },
     encrypted: true,
     streams: [],
     delta: null,
