@@ -115,14 +115,14 @@ async function onePull(
   if (result.code !== 0) throw new Error(`pull failed: ${result.stderr}`);
   const summary = JSON.parse(result.stdout) as {
     seconds: number;
-    streamPool: { bytesByPath: Record<string, number> };
+    bytesByPath: Record<string, number>;
   };
   const same = Buffer.compare(payload, await readFile(join(client, "dest", "payload.bin"))) === 0;
   return {
     seconds,
     mbitPerSecond: (BYTES * 8) / seconds / 1e6,
     transferMbitPerSecond: (BYTES * 8) / summary.seconds / 1e6,
-    bytesByPath: summary.streamPool.bytesByPath,
+    bytesByPath: summary.bytesByPath,
     same,
   };
 }

@@ -21,7 +21,7 @@ const FILE_BYTES = 24 * MiB;
 interface PullOutcome {
   code: number | null;
   stderr: string;
-  summary: { bytes: number; streamPool: { bytesByPath: { direct: number; relay: number; punched: number } } };
+  summary: { bytes: number; path: string; bytesByPath: { direct: number; relay: number; punched: number } };
   same: boolean;
 }
 
@@ -107,7 +107,8 @@ describe("pull through a relay, then a punched path", { skip: skip ?? false }, (
     const outcome = await pullIn("cone", "cone");
     assert.equal(outcome.code, 0, outcome.stderr);
     assert.ok(outcome.same, "the pulled file is byte-identical");
-    const { bytesByPath } = outcome.summary.streamPool;
+    const { bytesByPath, path } = outcome.summary;
+    assert.equal(path, "punched", "the path that carried most bytes");
     assert.ok(bytesByPath.punched > FILE_BYTES / 2, `bytes by path: ${JSON.stringify(bytesByPath)}`);
     assert.equal(bytesByPath.direct, 0, "the host's own address was never reachable");
     assert.match(outcome.stderr, /punched a direct QUIC path to the host/);
@@ -117,7 +118,8 @@ describe("pull through a relay, then a punched path", { skip: skip ?? false }, (
     const outcome = await pullIn("cone", "symmetric");
     assert.equal(outcome.code, 0, outcome.stderr);
     assert.ok(outcome.same, "the pulled file is byte-identical");
-    const { bytesByPath } = outcome.summary.streamPool;
+    const { bytesByPath, path } = outcome.summary;
+    assert.equal(path, "relay");
     assert.equal(bytesByPath.punched, 0);
     assert.equal(bytesByPath.relay, outcome.summary.bytes, `bytes by path: ${JSON.stringify(bytesByPath)}`);
     assert.match(outcome.stderr, /staying on the relay: no direct path punched/);
@@ -127,7 +129,8 @@ describe("pull through a relay, then a punched path", { skip: skip ?? false }, (
     const outcome = await pullIn("cone", "cone", { TELEPORT_NATIVE: "0" });
     assert.equal(outcome.code, 0, outcome.stderr);
     assert.ok(outcome.same, "the pulled file is byte-identical");
-    assert.equal(outcome.summary.streamPool.bytesByPath.punched, 0);
+    assert.equal(outcome.summary.path, "relay");
+    assert.equal(outcome.summary.bytesByPath.punched, 0);
     assert.match(outcome.stderr, /staying on the relay: .*native addon is not loaded/);
   });
 });
