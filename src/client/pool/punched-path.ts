@@ -23,6 +23,8 @@ export interface PunchNotices {
   onNotice?: ((message: string) => void) | undefined;
   /** Told why the pull stays on the relay (`--verbose`). */
   onDetail?: ((message: string) => void) | undefined;
+  /** Told once the data streams have moved (the progress line then says so). */
+  onMoved?: (() => void) | undefined;
 }
 
 /** Starts a punch beside `pool`'s pull when its client came through a relay; never throws. */
@@ -41,6 +43,7 @@ export function tryPunchedPath(pool: StreamPool, client: PunchingClient, notices
       `punched a direct QUIC path to the host at ${host}:${port}; moving the data streams off the relay`,
     );
     pool.moveToPunchedPath(outcome.link);
+    notices.onMoved?.();
   });
 }
 

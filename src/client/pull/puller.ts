@@ -367,7 +367,10 @@ class Puller implements FileOpener {
       ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
-    if (options.dataStreams === undefined) tryPunchedPath(pool, client, options);
+    const onMoved = () => {
+      this.#tally.summary.path = "punched";
+    };
+    if (options.dataStreams === undefined) tryPunchedPath(pool, client, { ...options, onMoved });
     return pool;
   }
 }
