@@ -210,6 +210,11 @@ export class TeleportClient {
     return this.#connection.stream.transport;
   }
 
+  /** What the caller asked for (`--transport`): `auto` lets the pull find better paths. */
+  get transportChoice(): TransportChoice {
+    return this.#choice;
+  }
+
   /** The control connection's peer: the host, or the relay it went through. */
   get remoteAddress(): string {
     return this.#connection.stream.remoteAddress;

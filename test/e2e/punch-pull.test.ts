@@ -36,6 +36,7 @@ async function pullThroughRelay(
   lab: NatLab,
   scratch: string,
   clientEnv: Record<string, string>,
+  pullArgs: string[],
 ): Promise<PullOutcome> {
   const share = join(scratch, "share");
   const dest = join(scratch, "dest");
@@ -65,7 +66,7 @@ async function pullThroughRelay(
       },
     );
     const pull = spawnCli(
-      ["pull", link, dest, "--json", "--verbose"],
+      ["pull", link, dest, "--json", "--verbose", ...pullArgs],
       { TELEPORT_HOME: join(scratch, "client-home"), ...clientEnv },
       lab.wrapper("client"),
     );
@@ -86,11 +87,12 @@ function pullIn(
   hostNat: NatKind,
   clientNat: NatKind,
   clientEnv: Record<string, string> = {},
+  pullArgs: string[] = [],
 ): Promise<PullOutcome> {
   return withNatLab({ hostNat, clientNat }, async (lab) => {
     const scratch = await mkdtemp(join("/dev/shm", "punch-pull-"));
     try {
-      return await pullThroughRelay(lab, scratch, clientEnv);
+      return await pullThroughRelay(lab, scratch, clientEnv, pullArgs);
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
@@ -132,5 +134,13 @@ describe("pull through a relay, then a punched path", { skip: skip ?? false }, (
     assert.equal(outcome.summary.path, "relay");
     assert.equal(outcome.summary.bytesByPath.punched, 0);
     assert.match(outcome.stderr, /staying on the relay: .*native addon is not loaded/);
+  });
+
+  it("--transport relay is kept to: no punch", async () => {
+    const outcome = await pullIn("cone", "cone", {}, ["--transport", "relay"]);
+    assert.equal(outcome.code, 0, outcome.stderr);
+    assert.equal(outcome.summary.path, "relay");
+    assert.equal(outcome.summary.bytesByPath.punched, 0);
+    assert.doesNotMatch(outcome.stderr, /punched/);
   });
 });

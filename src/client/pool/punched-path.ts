@@ -3,7 +3,7 @@
  * through both NATs (reach/client-punch.ts), met at the relay the control connection went
  * through. Once the path works the pool moves its data streams there, without restarting the
  * pull; the control connection stays on the relay. When it does not, the pull stays on the relay
- * and says why to those who asked for detail (`--verbose`).
+ * and says why to those who asked for detail (`--verbose`). Only under `--transport auto`.
  */
 import { type PunchingPeer, punchDirectPath } from "../../reach/client-punch.js";
 import type { ShareLink } from "../../transport/link.js";
@@ -14,6 +14,8 @@ export interface PunchingClient extends PunchingPeer {
   readonly link: ShareLink;
   /** The control connection's transport ("relay" when it went through one). */
   readonly transport: string;
+  /** A transport the user chose (`--transport relay`) is kept to: only `auto` punches. */
+  readonly transportChoice: string;
   /** Where the control connection goes: the relay's address, when it went through one. */
   readonly remoteAddress: string;
 }
@@ -29,7 +31,7 @@ export interface PunchNotices {
 
 /** Starts a punch beside `pool`'s pull when its client came through a relay; never throws. */
 export function tryPunchedPath(pool: StreamPool, client: PunchingClient, notices: PunchNotices): void {
-  if (client.transport !== "relay") return;
+  if (client.transport !== "relay" || client.transportChoice !== "auto") return;
   const relays = client.link.relays ?? [];
   const relay = relays.find((r) => r.host === client.remoteAddress) ?? relays[0];
   if (relay === undefined) return;
