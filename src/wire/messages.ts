@@ -253,9 +253,7 @@ export const entrySkippedCodec: Codec<EntrySkipped> = struct<EntrySkipped>({
   reason: utf8(64),
 });
 
-export interface Credit {
-  bytes: number;
-}
+export type Credit = { bytes: number };
 export const creditCodec: Codec<Credit> = struct<Credit>({ bytes: uint32 });
 
 export interface Ping {
