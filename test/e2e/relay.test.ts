@@ -157,8 +157,9 @@ describe("relay", () => {
     await waitFor(() => /refused: full: the relay holds 1 hosts/.test(second.stderr()), {
       what: "the second host to be told the relay is full",
     });
-    const { result } = await pull(t, linkToPort(second.link, (await holdPort(t)).port), ["--retries", "0"]);
+    const { result, summary } = await pull(t, second.link, ["--transport", "relay", "--retries", "0"]);
     assert.equal(result.code, 1);
-    assert.match(result.stdout, /TELEPORT_ERR_RELAY_REFUSED|unknown-host/);
+    assert.equal(summary.error?.code, "TELEPORT_ERR_RELAY_REFUSED");
+    assert.match(summary.error?.message, /unknown-host/);
   });
 });
