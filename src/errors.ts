@@ -45,6 +45,8 @@ export const ErrorCode = {
   FILTERS_UNSUPPORTED: "TELEPORT_ERR_FILTERS_UNSUPPORTED",
   /** `pull --watch` of a host that does not offer live sync (an older teleport, or no watcher there). */
   WATCH_UNSUPPORTED: "TELEPORT_ERR_WATCH_UNSUPPORTED",
+  /** A relay refused a registration, a connection or a request (its reason is in the message). */
+  RELAY_REFUSED: "TELEPORT_ERR_RELAY_REFUSED",
   /** `receive CODE`: the code's confirmation failed (a wrong word or number); the offer is now closed. */
   CODE_WRONG: "TELEPORT_ERR_CODE_WRONG",
   /** `receive CODE`: the code was already used (claimed by a receiver); a code works once. */

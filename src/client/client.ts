@@ -217,6 +217,8 @@ export class TeleportClient {
    */
   get alternativeTransport(): TransportKind | undefined {
     if (this.#choice !== "auto" || !this.#connection.hasFeature(Feature.BOTH_TRANSPORTS)) return undefined;
+    // Through a relay, the streams stay there: the host's address did not answer (data-streams.ts).
+    if (this.transport === "relay") return undefined;
     return availableTransports().find((kind) => kind !== this.transport);
   }
 
