@@ -9,7 +9,7 @@ import { type JoinCode, parseJoinCode } from "./join-code.js";
 import { awaitSenderShare, receiveLink, receiverStart } from "./join-exchange.js";
 import { findOffer } from "./lan-discovery.js";
 import type { MailboxConnection } from "./mailbox-connection.js";
-import { dialMailbox, type MailboxAddress } from "./mailbox-dial.js";
+import { dialRelayMailbox, dialSenderMailbox, type MailboxAddress } from "./mailbox-dial.js";
 
 /** How long the LAN is searched: a sender there answers mDNS within a second or two. */
 export const LAN_SEARCH_MS = 5000;
@@ -47,7 +47,7 @@ export async function claimJoinCode(codeText: string, options: JoinClaimOptions)
     return { connection, senderShare };
   };
   const paths: Promise<AnsweredClaim>[] = [];
-  if (options.mailbox !== undefined) paths.push(dialMailbox(options.mailbox, losers.signal).then(claim));
+  if (options.mailbox !== undefined) paths.push(dialRelayMailbox(options.mailbox, losers.signal).then(claim));
   if (options.lan !== false) paths.push(searchLan(code, options, losers.signal).then(claim));
   if (paths.length === 0) throw new TeleportError(ErrorCode.USAGE, "receive: no way to look for the sender");
   let answered: AnsweredClaim;
@@ -84,7 +84,7 @@ async function searchLan(
       },
     );
   }
-  return dialMailbox(found, signal);
+  return dialSenderMailbox(found, signal);
 }
 
 /**

@@ -13,7 +13,7 @@ import { refusalError, sendLink } from "./join-exchange.js";
 import { advertiseOffer, type LanAdvertisement } from "./lan-discovery.js";
 import { refuse } from "./mailbox.js";
 import { MailboxConnection } from "./mailbox-connection.js";
-import { dialMailbox, type MailboxAddress } from "./mailbox-dial.js";
+import { dialRelayMailbox, type MailboxAddress } from "./mailbox-dial.js";
 
 /** Nameplates a sender picks for itself when no relay allocates one: short, and rarely the same on one LAN. */
 const LAN_NAMEPLATES = 999;
@@ -133,7 +133,7 @@ async function allocate(
   address: MailboxAddress,
   expireMs: number,
 ): Promise<{ nameplate: number; connection: MailboxConnection }> {
-  const connection = await dialMailbox(address);
+  const connection = await dialRelayMailbox(address);
   connection.send({ type: "allocate", expireSeconds: Math.ceil(expireMs / 1000) });
   const frame = await connection.next(ALLOCATE_MS).catch((err: unknown) => {
     connection.destroy();
@@ -169,7 +169,9 @@ async function offerOnLan(
   offer: JoinOffer,
   onNotice: ((message: string) => void) | undefined,
 ): Promise<{ close(): Promise<void> } | undefined> {
-  const server = createServer((socket) => claimOnLan(offer, new MailboxConnection(socket)));
+  const server = createServer((socket) =>
+    claimOnLan(offer, MailboxConnection.overSocket(socket, { relayHello: false })),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "0.0.0.0", () => resolve());

@@ -1,9 +1,11 @@
 /**
  * Dialing a mailbox: a relay's (HOST:PORT, as `--relay` names it) or a sender's own on the LAN.
  */
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { encodeRelayMessage, RelayType } from "../relay/relay-protocol.js";
 import { MailboxConnection } from "./mailbox-connection.js";
+import { MAILBOX_SERVICE } from "./mailbox-protocol.js";
 
 export interface MailboxAddress {
   host: string;
@@ -30,7 +32,28 @@ export function formatMailboxAddress({ host, port }: MailboxAddress): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export function dialMailbox(address: MailboxAddress, signal?: AbortSignal): Promise<MailboxConnection> {
+/**
+ * The mailbox mounted in a relay: SERVICE goes out at once, without waiting for the relay's
+ * HELLO (the reader skips it), so claiming costs no extra round trip.
+ */
+export async function dialRelayMailbox(
+  address: MailboxAddress,
+  signal?: AbortSignal,
+): Promise<MailboxConnection> {
+  const socket = await dial(address, signal);
+  socket.write(encodeRelayMessage({ type: RelayType.SERVICE, name: MAILBOX_SERVICE }));
+  return MailboxConnection.overSocket(socket, { relayHello: true });
+}
+
+/** A sender's own mailbox on the LAN. */
+export async function dialSenderMailbox(
+  address: MailboxAddress,
+  signal?: AbortSignal,
+): Promise<MailboxConnection> {
+  return MailboxConnection.overSocket(await dial(address, signal), { relayHello: false });
+}
+
+function dial(address: MailboxAddress, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: address.host, port: address.port });
     const fail = (err: unknown) => {
@@ -50,7 +73,7 @@ export function dialMailbox(address: MailboxAddress, signal?: AbortSignal): Prom
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       socket.removeListener("error", fail);
-      resolve(new MailboxConnection(socket));
+      resolve(socket);
     });
   });
 }

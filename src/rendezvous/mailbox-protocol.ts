@@ -1,28 +1,39 @@
 /**
  * The mailbox's wire: how a sender takes a nameplate, how a receiver claims it, and the few
  * messages the mailbox forwards between the two (SPAKE2 shares, confirmations, then the link and
- * "done" sealed under the PAKE's key). Every frame is a 2-byte length and a body of at most
- * MAX_MAILBOX_BODY bytes: type, then its fields. Nothing here is secret; what matters is sealed
- * end to end (join-exchange.ts), so the mailbox, whoever runs it, learns nothing it could use.
+ * "done" sealed under the PAKE's key). Frames are the relay's (`[u16 length][u8 type][body]`,
+ * relay-protocol.ts), of types in its range for mounted services, whether they cross a relay or
+ * go straight to a sender's own mailbox on the LAN. Nothing here is secret; what matters is
+ * sealed end to end (join-exchange.ts), so the mailbox, whoever runs it, learns nothing it could use.
  */
 import { ErrorCode, TeleportError } from "../errors.js";
+import {
+  decodeRelayMessage,
+  encodeRelayFrame,
+  isServiceType,
+  RelayFrameDecoder,
+  RelayType,
+} from "../relay/relay-protocol.js";
+
+/** The name the mailbox is mounted under in `teleport relay` (its SERVICE frame). */
+export const MAILBOX_SERVICE = "mailbox";
 
 /** The largest body: a sealed link with several relay addresses fits with room to spare. */
 export const MAX_MAILBOX_BODY = 2048;
 
 export const MailboxType = {
   /** Sender -> mailbox: give me a nameplate, for this many seconds. */
-  ALLOCATE: 0xa0,
+  ALLOCATE: 0x40,
   /** Mailbox -> sender: the nameplate, and the seconds it was granted. */
-  ALLOCATED: 0xa1,
+  ALLOCATED: 0x41,
   /** Receiver -> mailbox (or a sender's own LAN mailbox): put me through to this nameplate. */
-  CLAIM: 0xa2,
+  CLAIM: 0x42,
   /** Mailbox -> sender: a receiver claimed the nameplate; forwarded messages follow. */
-  CLAIMED: 0xa3,
+  CLAIMED: 0x43,
   /** Either side -> the other, through the mailbox: an opaque message. */
-  MESSAGE: 0xa4,
+  MESSAGE: 0x44,
   /** Mailbox -> either side: no, and why; the connection then closes. */
-  REFUSED: 0xa5,
+  REFUSED: 0x45,
 } as const;
 
 /** Why a mailbox refused: each is a stable byte on the wire. */
@@ -37,12 +48,10 @@ export type MailboxFrame =
   | { type: "message"; body: Buffer }
   | { type: "refused"; refusal: Refusal };
 
+/** A frame as the relay's framing carries it: its type byte, and its body after. */
 export function encodeMailboxFrame(frame: MailboxFrame): Buffer {
   const body = encodeBody(frame);
-  const out = Buffer.allocUnsafe(2 + body.length);
-  out.writeUInt16BE(body.length, 0);
-  body.copy(out, 2);
-  return out;
+  return encodeRelayFrame(body[0] as number, body.subarray(1));
 }
 
 function encodeBody(frame: MailboxFrame): Buffer {
@@ -73,9 +82,10 @@ function withUint32(type: number, values: number[]): Buffer {
   return out;
 }
 
-/** Decodes one body; anything malformed or of a length its type does not have is PROTOCOL. */
-export function decodeMailboxBody(body: Buffer): MailboxFrame {
-  const type = body[0];
+/** Decodes one frame; anything malformed or of a length its type does not have is PROTOCOL. */
+export function decodeMailboxFrame(type: number, fields: Buffer): MailboxFrame {
+  if (fields.length + 1 > MAX_MAILBOX_BODY) throw malformed(`a frame of ${fields.length + 1} bytes`);
+  const body = Buffer.concat([Buffer.from([type]), fields]);
   const fixed = (length: number) => {
     if (body.length !== length) throw malformed(`a frame of type ${type} has ${body.length} bytes`);
   };
@@ -106,23 +116,41 @@ export function decodeMailboxBody(body: Buffer): MailboxFrame {
 }
 
 /**
- * Cuts a byte stream into frame bodies, holding at most one partial frame: a peer that announces
- * more than MAX_MAILBOX_BODY is refused before its bytes are buffered.
+ * Cuts a byte stream into mailbox frames (the relay's decoder bounds what it holds, and refuses
+ * a length over its cap before buffering it).
  */
 export class MailboxFrameReader {
-  #pending: Buffer = Buffer.alloc(0);
+  readonly #decoder = new RelayFrameDecoder();
+  /** A relay opens with its HELLO, before the mailbox's frames. */
+  #helloDue: boolean;
+
+  constructor(options: { relayHello: boolean }) {
+    this.#helloDue = options.relayHello;
+  }
 
   push(chunk: Buffer): MailboxFrame[] {
-    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    this.#decoder.push(chunk);
     const frames: MailboxFrame[] = [];
-    while (this.#pending.length >= 2) {
-      const length = this.#pending.readUInt16BE(0);
-      if (length === 0 || length > MAX_MAILBOX_BODY) throw malformed(`a frame of ${length} bytes`);
-      if (this.#pending.length < 2 + length) break;
-      frames.push(decodeMailboxBody(this.#pending.subarray(2, 2 + length)));
-      this.#pending = this.#pending.subarray(2 + length);
+    for (let frame = this.#decoder.next(); frame !== undefined; frame = this.#decoder.next()) {
+      if (isServiceType(frame.type)) frames.push(decodeMailboxFrame(frame.type, frame.body));
+      else this.#relayFrame(frame.type, frame.body);
     }
     return frames;
+  }
+
+  /** The relay's own frames: its HELLO once, first; its REFUSED (no mailbox there, a bound hit). */
+  #relayFrame(type: number, body: Buffer): void {
+    const message = decodeRelayMessage({ type, body });
+    if (message.type === RelayType.HELLO && this.#helloDue) {
+      this.#helloDue = false;
+      return;
+    }
+    if (message.type === RelayType.REFUSED)
+      throw new TeleportError(
+        ErrorCode.RELAY_REFUSED,
+        `the relay refused the mailbox: ${message.reason} ${message.detail}`,
+      );
+    throw malformed(`relay frame of type ${type} among the mailbox's`);
   }
 }
 

@@ -17,6 +17,11 @@ export const MAX_MESSAGES_EACH_WAY = 8;
 export const DEFAULT_MAX_OFFERS = 10_000;
 /** The longest a nameplate is held, whatever a sender asks. */
 export const DEFAULT_MAX_EXPIRE_SECONDS = 24 * 3600;
+/**
+ * How long an ended offer's nameplate is remembered: a late receiver hears "used" or "expired",
+ * and no new offer takes the number while someone may still type the old code.
+ */
+const TOMBSTONE_MS = 10 * 60_000;
 /** How long a new connection has to say what it wants, and a claimed offer to finish. */
 const FIRST_FRAME_MS = 10_000;
 const EXCHANGE_MS = 60_000;
@@ -32,8 +37,8 @@ type Offer =
 
 export class Mailbox {
   readonly #offers = new Map<number, Offer>();
-  /** Nameplates claimed once, until their offer would have expired: a second claim is "used". */
-  readonly #used = new Map<number, number>();
+  /** Nameplates of ended offers, why they ended, and until when that is said. */
+  readonly #ended = new Map<number, { refusal: "used" | "expired"; until: number }>();
   readonly #maxOffers: number;
   readonly #maxExpireSeconds: number;
   #closed = false;
@@ -84,53 +89,59 @@ export class Mailbox {
     timer.unref();
     this.#offers.set(nameplate, { phase: "waiting", sender, expiresAt, timer });
     sender.send({ type: "allocated", nameplate, expireSeconds });
-    // A sender that leaves before anyone claims frees its nameplate at once.
+    // A sender that leaves before anyone claims ends its offer: its code is then expired.
     void sender.closed.then(() => {
       const offer = this.#offers.get(nameplate);
-      if (offer?.phase === "waiting" && offer.sender === sender) {
-        clearTimeout(offer.timer);
-        this.#offers.delete(nameplate);
-      }
+      if (offer?.phase === "waiting" && offer.sender === sender) this.#endOffer(nameplate, "expired");
     });
   }
 
   #claim(receiver: MailboxConnection, nameplate: number): void {
     const offer = this.#offers.get(nameplate);
     if (offer === undefined || offer.phase !== "waiting") {
-      refuse(receiver, offer !== undefined || this.#used.has(nameplate) ? "used" : "unknown");
+      const refusal = offer !== undefined ? "used" : (this.#ended.get(nameplate)?.refusal ?? "unknown");
+      refuse(receiver, refusal);
       return;
     }
     this.#offers.set(nameplate, { phase: "claimed", expiresAt: offer.expiresAt, timer: offer.timer });
-    this.#used.set(nameplate, offer.expiresAt);
     offer.sender.send({ type: "claimed" });
-    void forwardBetween(offer.sender, receiver).finally(() => {
-      const current = this.#offers.get(nameplate);
-      if (current?.phase === "claimed") {
-        clearTimeout(current.timer);
-        this.#offers.delete(nameplate);
-      }
-    });
+    void forwardBetween(offer.sender, receiver).finally(() => this.#endOffer(nameplate, "used"));
   }
 
   #expire(nameplate: number): void {
     const offer = this.#offers.get(nameplate);
+    if (offer === undefined) return;
+    this.#endOffer(nameplate, offer.phase === "waiting" ? "expired" : "used");
+    if (offer.phase === "waiting") refuse(offer.sender, "expired");
+  }
+
+  /** Forgets the offer and remembers its nameplate for a while (bounded: the oldest go first). */
+  #endOffer(nameplate: number, refusal: "used" | "expired"): void {
+    const offer = this.#offers.get(nameplate);
+    if (offer === undefined) return;
+    clearTimeout(offer.timer);
     this.#offers.delete(nameplate);
-    if (offer?.phase === "waiting") refuse(offer.sender, "expired");
+    this.#ended.delete(nameplate);
+    this.#ended.set(nameplate, { refusal, until: Date.now() + TOMBSTONE_MS });
+    for (const oldest of this.#ended.keys()) {
+      if (this.#ended.size <= this.#maxOffers) break;
+      this.#ended.delete(oldest);
+    }
   }
 
   /** A random free nameplate, from a range that grows with the offers held so one is quick to find. */
   #freeNameplate(): number {
-    const held = this.#offers.size + this.#used.size;
+    const held = this.#offers.size + this.#ended.size;
     const range = Math.min(MAX_NAMEPLATE, Math.max(99, held * 10));
     for (;;) {
       const candidate = 1 + randomInt(range);
-      if (!this.#offers.has(candidate) && !this.#used.has(candidate)) return candidate;
+      if (!this.#offers.has(candidate) && !this.#ended.has(candidate)) return candidate;
     }
   }
 
   #forgetExpired(): void {
     const now = Date.now();
-    for (const [nameplate, until] of this.#used) if (until <= now) this.#used.delete(nameplate);
+    for (const [nameplate, { until }] of this.#ended) if (until <= now) this.#ended.delete(nameplate);
   }
 }
 
