@@ -6,6 +6,8 @@
  * - `replay:OFFSET` sends the piece that crosses OFFSET twice;
  * - `reorder:OFFSET` sends the second half of the piece that crosses OFFSET before its first.
  * `:COUNT` after OFFSET does it to the first COUNT spliced connections only (default: all).
+ * `misroute` sends a CONNECT for a host it does not hold to one it does: a relay that lies about
+ * whom it splices the client to (the client's pinning of the host's certificate must refuse it).
  * TELEPORT_RELAY_CAPTURE=FILE appends every spliced byte, both ways, to FILE: what a relay sees.
  */
 import { appendFileSync } from "node:fs";
@@ -22,6 +24,7 @@ export interface RelayFaultSpec {
 /** The fault and capture the environment asks for, read once as the relay starts. */
 export interface RelayFaults {
   fault: RelayFaultSpec | undefined;
+  misroute?: boolean;
   captureFile: string | undefined;
 }
 
@@ -36,7 +39,7 @@ export function faultsFromEnvironment(env: NodeJS.ProcessEnv = process.env): Rel
           offset: Number(match[2]),
           remaining: match[3] === undefined ? Number.POSITIVE_INFINITY : Number(match[3]),
         };
-  return { fault, captureFile: env.TELEPORT_RELAY_CAPTURE };
+  return { fault, misroute: text === "misroute", captureFile: env.TELEPORT_RELAY_CAPTURE };
 }
 
 /** What one spliced connection's host-to-client bytes go through; undefined when nothing is faulted. */

@@ -96,7 +96,9 @@ export class RelayHosts {
 
   /** A client's CONNECT: tells the host, and holds the client until the host's accept leg comes. */
   connect(client: RelayLink, fingerprint: Buffer): void {
-    const host = this.#hosts.get(fingerprint.toString("hex"));
+    const host =
+      this.#hosts.get(fingerprint.toString("hex")) ??
+      (this.#faults.misroute === true ? this.#hosts.values().next().value : undefined);
     const limits = this.#limits;
     if (host === undefined) {
       client.refuse(Reason.UNKNOWN_HOST, "no host with that fingerprint is registered here");

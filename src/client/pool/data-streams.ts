@@ -57,6 +57,16 @@ export interface DataStreamOptions {
   pipelined?: boolean;
 }
 
+/**
+ * The transport a pull's data streams start on: the one its control connection got through on,
+ * so a pull that reached its host through a relay (transport/relay.ts) stays on the relay, and
+ * one that reached it directly never touches a relay. The seam for a better path found during
+ * the pull (a punched one): it says here which transport the pool's new streams use.
+ */
+export function streamTransport(spec: DataStreamSpec): TransportKind {
+  return spec.transport;
+}
+
 export class DataStreamFactory {
   readonly spec: DataStreamSpec;
 

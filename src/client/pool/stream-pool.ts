@@ -23,7 +23,7 @@ import { type TransportCounts, type TransportKind, transportCounts } from "../..
 import { BatchQueue } from "./batch-queue.js";
 import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
-import type { DataStreamFactory } from "./data-streams.js";
+import { type DataStreamFactory, streamTransport } from "./data-streams.js";
 import { type PoolStream, PoolStreams } from "./pool-streams.js";
 import { receiveLimitSpec } from "./receive-limit.js";
 import {
@@ -158,7 +158,7 @@ export class StreamPool {
     const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
     const initial = this.#initialStreams(options, threadCount);
     this.#tuner = newTuner(options, initial, threadCount * STREAMS_PER_THREAD);
-    this.#transport = spec.transport;
+    this.#transport = streamTransport(spec);
     if (spec.alternative !== undefined && spec.alternative !== this.#transport)
       this.#trial = new TransportTrial(this.#transport, spec.alternative, performance.now());
     const receiveLimit =
