@@ -47,6 +47,11 @@ export const ErrorCode = {
   WATCH_UNSUPPORTED: "TELEPORT_ERR_WATCH_UNSUPPORTED",
   /** A relay refused a registration, a connection or a request (its reason is in the message). */
   RELAY_REFUSED: "TELEPORT_ERR_RELAY_REFUSED",
+  /**
+   * An encrypted connection's bytes were altered, replayed or reordered on the way (its TLS
+   * records failed their check): nothing read from it after that was used.
+   */
+  TAMPERED: "TELEPORT_ERR_TAMPERED",
   /** `receive CODE`: the code's confirmation failed (a wrong word or number); the offer is now closed. */
   CODE_WRONG: "TELEPORT_ERR_CODE_WRONG",
   /** `receive CODE`: the code was already used (claimed by a receiver); a code works once. */
@@ -187,6 +192,17 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
       return new TeleportError(ErrorCode.CONNECTION, `${where}${sys.message}`, options());
     case "ETIMEDOUT":
       return new TeleportError(ErrorCode.TIMEOUT, `${where}${sys.message}`, options());
+    // OpenSSL's verdict on a TLS record that does not authenticate: someone on the path changed it.
+    case "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC":
+    case "ERR_SSL_BAD_RECORD_MAC":
+    case "ERR_SSL_RECORD_LAYER_FAILURE":
+      return new TeleportError(
+        ErrorCode.TAMPERED,
+        `${where}the connection's bytes were altered on the way (a TLS record failed its check)`,
+        options(
+          "something between the two ends (a relay, a proxy) changes the traffic; another attempt may take another path",
+        ),
+      );
     case "ABORT_ERR":
       return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, options());
     default:

@@ -42,6 +42,8 @@ export interface HostFlags {
   qr?: boolean;
   /** `--relay HOST:PORT`, each: relays to register with, named in the link. */
   relay?: string[];
+  /** `--map-port`: ask the router to forward the port (NAT-PMP, UPnP). */
+  mapPort?: boolean;
 }
 
 /** Why the host stopped serving. */
@@ -74,6 +76,7 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     onNotice: notice,
     ...(uploads === undefined ? {} : { uploads }),
     ...(relays.length === 0 ? {} : { relays }),
+    ...(flags.mapPort === true ? { mapPort: true } : {}),
     onClientEvent: (event: ClientEvent) => {
       clientLog.observe(event);
       once?.observe(event);

@@ -214,6 +214,10 @@ function addHostCommand(program: Command): void {
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
+    .option(
+      "--map-port",
+      "ask the router to forward the port (NAT-PMP, then UPnP) and name its address in the link",
+    )
     .action(async (dir: string, flags) => {
       const { ensureShareArgument } = await commandModule(() => import("./commands.js"));
       const { hostCommand } = await commandModule(() => import("./host-command.js"));

@@ -10,6 +10,8 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import { HostPuncher } from "../reach/host-punch.js";
+import { type MappedPort, mapHostPortTelling } from "../reach/port-mapping.js";
 import { isPartName } from "../receive/part-names.js";
 import type { RelayAddress } from "../relay/relay-protocol.js";
 import type { HostInternals } from "../serve/faults.js";
@@ -116,6 +118,8 @@ export interface HostOptions {
    * each and serves what it splices in the main thread; the link names them.
    */
   relays?: RelayAddress[];
+  /** Asks the router to forward the port (NAT-PMP, UPnP), and names its public address in the link. */
+  mapPort?: boolean;
   /**
    * Takes uploads from clients with the write link (`host --allow-upload`, Host.writeLink),
    * by the receiver this makes. Off by default: the host is read-only.
@@ -151,6 +155,7 @@ interface HostParts {
   sessions: Set<HostSession>;
   context: SessionContext;
   threads: HostThreads | undefined;
+  mapped?: MappedPort | undefined;
 }
 
 export class Host {
@@ -163,6 +168,7 @@ export class Host {
   readonly #sessions: Set<HostSession>;
   readonly #context: SessionContext;
   readonly #threads: HostThreads | undefined;
+  readonly #mapped: MappedPort | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(parts: HostParts) {
@@ -174,6 +180,7 @@ export class Host {
     this.#sessions = parts.sessions;
     this.#context = parts.context;
     this.#threads = parts.threads;
+    this.#mapped = parts.mapped;
   }
 
   /** `internals`: for tests only (fault injection); not part of the library's API. */
@@ -244,6 +251,7 @@ export class Host {
         transportFor(kind).listen(identity, bind, serve, listenOptions),
       );
       for (const listener of listeners) transports.add(listener.transport);
+      context.punch = HostPuncher.where(listeners.find((listener) => listener.transport === "quic")?.port);
       for (const relay of options.relays ?? [])
         listeners.push(
           await transportFor("relay").listen(identity, relay, serve, {
@@ -269,15 +277,17 @@ export class Host {
     const first = listeners[0] as Listener;
     const advertised = options.advertise ?? advertisedAddress(first.host);
     const relays = options.relays ?? [];
+    const mapped =
+      options.mapPort === true ? await mapHostPortTelling(first.port, options.onNotice) : undefined;
     const link = {
-      host: advertised,
-      port: first.port,
+      host: mapped?.host ?? advertised,
+      port: mapped?.port ?? first.port,
       fingerprint: identity.fingerprint,
       secret,
       ...(relays.length > 0 ? { relays } : {}),
     };
     const writeLink = writeSecret && { ...link, secret: writeSecret, write: true };
-    return new Host({ share, stateFolder, listeners, link, writeLink, sessions, context, threads });
+    return new Host({ share, stateFolder, listeners, link, writeLink, sessions, context, threads, mapped });
   }
 
   /** The transports the host listens on. */
@@ -323,6 +333,7 @@ export class Host {
       this.#context.index?.close();
       this.#stateFolder.close();
       await this.#context.compression?.close();
+      await this.#mapped?.release();
     })();
     return this.#closing;
   }

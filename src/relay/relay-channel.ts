@@ -216,7 +216,10 @@ function servicePeer(channel: RelayChannel): RelayPeer {
         channel.send({ type: RelayType.PONG });
         continue;
       }
-      if (frame.type === RelayType.REFUSED) throw refusal(channel.where, "refused", "by the relay");
+      if (frame.type === RelayType.REFUSED) {
+        const refused = decodeRelayMessage(frame);
+        if (refused.type === RelayType.REFUSED) throw refusal(channel.where, refused.reason, refused.detail);
+      }
       if (!isServiceType(frame.type)) throw new TeleportError(ErrorCode.PROTOCOL, "relay frame out of place");
       frameListener?.(frame.type, frame.body);
     }

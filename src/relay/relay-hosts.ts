@@ -130,10 +130,12 @@ export class RelayHosts {
       stopWatching: () => {
         released.socket.off("close", onClose);
         released.socket.off("error", onError);
+        released.socket.off("end", onError);
       },
     };
     released.socket.once("close", onClose);
     released.socket.on("error", onError);
+    released.socket.on("end", onError);
     host.pending.set(key, pending);
     this.#pending.set(key, pending);
     host.control.send({

@@ -55,6 +55,8 @@ export class RelayLink {
     socket.on("data", this.#onData);
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);
+    // The server allows half-open sockets (for splices): a peer that ends before, ends us too.
+    socket.on("end", this.#onError);
   }
 
   readonly #onError = () => this.socket.destroy();
@@ -107,6 +109,7 @@ export class RelayLink {
     this.socket.off("data", this.#onData);
     this.socket.off("close", this.#onClose);
     this.socket.off("error", this.#onError);
+    this.socket.off("end", this.#onError);
     this.socket.setTimeout(0);
     return { socket: this.socket, remainder: this.#decoder.remainder() };
   }

@@ -91,7 +91,7 @@ export class RelayRegistration {
       } catch (err) {
         if (this.#stop.signal.aborted) break;
         firstSettled();
-        if (!lost) this.#events.onNotice?.(`relay ${this.#where}: ${toTeleportError(err).detail}; retrying`);
+        if (!lost) this.#events.onNotice?.(`${toTeleportError(err).detail}; registering with it again`);
         lost = true;
       }
       await sleep(backoffMs * (0.75 + Math.random() / 2), this.#stop.signal);

@@ -47,6 +47,8 @@ const QUIC_FALLBACK_MS = 8000;
 export interface ChoiceOptions extends DialOptions {
   /** Told when `auto` used QUIC because TCP did not get through, and why. */
   onNotice?: (message: string) => void;
+  /** Told when TCP to the host's address failed (QUIC may still be tried): a relay starts then. */
+  onTcpFailed?: () => void;
 }
 
 /** A stream to the host of `link` over the chosen transport. */
@@ -96,7 +98,7 @@ function withRelay(link: ShareLink, options: ChoiceOptions): Promise<TransportSt
       (stream.transport === "relay" ? direct : relayed).abort();
       if (stream.transport === "relay")
         onNotice?.(
-          `${link.host}:${link.port} ${directError === undefined ? "did not answer in time" : `failed (${directError.detail})`}; through the relay`,
+          `${link.host}:${link.port} ${directError === undefined ? "did not answer directly" : `failed (${directError.detail})`}; through the relay`,
         );
       resolve(stream);
     };
@@ -123,6 +125,7 @@ function withRelay(link: ShareLink, options: ChoiceOptions): Promise<TransportSt
       ...dialOptions,
       signal: direct.signal,
       onConnected,
+      onTcpFailed: startRelay,
       ...(onNotice ? { onNotice } : {}),
     }).then(accept, (err: unknown) => {
       directError = toTeleportError(err);
@@ -143,7 +146,7 @@ function directAndRelayFailed(link: ShareLink, direct: TeleportError, relay: Tel
 }
 
 function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream> {
-  const { onNotice, ...dialOptions } = options;
+  const { onNotice, onTcpFailed, ...dialOptions } = options;
   const started = performance.now();
   return new Promise((resolve, reject) => {
     let winner: TransportStream | undefined;
@@ -217,6 +220,7 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
         return;
       }
       if (held !== undefined) accept(held);
+      onTcpFailed?.();
       startQuic();
       settle();
     });

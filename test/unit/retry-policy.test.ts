@@ -35,13 +35,14 @@ test("gives up after the allowed retries", () => {
   assert.equal(retryWaitMs(failure({ retries: 0 })), undefined);
 });
 
-test("lost connections, timeouts, files that changed and busy hosts are retried; nothing else is", () => {
+test("lost or tampered-with connections, timeouts, files that changed and busy hosts are retried; nothing else is", () => {
   const retried: ErrorCode[] = [
     ErrorCode.HOST_BUSY,
     ErrorCode.CONNECTION,
     ErrorCode.TIMEOUT,
     ErrorCode.FILE_CHANGED,
     ErrorCode.CHUNK_CORRUPT,
+    ErrorCode.TAMPERED,
   ];
   for (const code of Object.values(ErrorCode)) {
     const waitMs = retryWaitMs(failure({ code }));

@@ -69,6 +69,12 @@ export function streamTransport(spec: DataStreamSpec): TransportKind {
 
 export class DataStreamFactory {
   readonly spec: DataStreamSpec;
+  /**
+   * Where QUIC streams go once a hole is punched (reach/client-punch.ts): the host's public
+   * address as its NAT maps its QUIC socket, the link's fingerprint still pinned. QUIC streams run
+   * in the main thread, on this very factory, so setting it there is enough.
+   */
+  #punchedLink: ShareLink | undefined;
 
   constructor(spec: DataStreamSpec) {
     this.spec = spec;
@@ -96,9 +102,15 @@ export class DataStreamFactory {
     });
   }
 
+  /** From now on, QUIC streams go to `link` (the host's punched address). */
+  usePunchedPath(link: ShareLink): void {
+    this.#punchedLink = link;
+  }
+
   /** Opens a data stream over `transport`, once the host has welcomed it (or, `pipelined`, greeted). */
   async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
-    const { link, encrypted, idleTimeoutMs } = this.spec;
+    const { encrypted, idleTimeoutMs } = this.spec;
+    const link = (transport === "quic" ? this.#punchedLink : undefined) ?? this.spec.link;
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),

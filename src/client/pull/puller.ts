@@ -35,11 +35,12 @@ import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
 import { CompressionPolicy } from "../pool/compression-policy.js";
+import { tryPunchedPath } from "../pool/punched-path.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
 import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
-import { bytesByPath, type PullOptions, type PullSummary, Tally } from "./summary.js";
+import { type PullOptions, type PullSummary, pathReport, Tally } from "./summary.js";
 
 /**
  * Files open at once, each holding its part file's descriptor while its chunks are fetched: it
@@ -257,10 +258,7 @@ class Puller implements FileOpener {
       const report = await this.#pool.close();
       if (report !== undefined) this.#reportStreams(report);
       this.#reportDeltas();
-      Object.assign(
-        summary,
-        bytesByPath(summary.transport, summary.bytesFromNetwork, report?.bytesByTransport),
-      );
+      Object.assign(summary, pathReport(summary.transport, summary.bytesFromNetwork, report?.bytesByPath));
       this.#downloads?.flushJournal();
       this.#downloads?.flushRecords();
       this.#removeExtras();
@@ -360,7 +358,7 @@ class Puller implements FileOpener {
     const options = this.#options;
     const rttMs = this.#pool.rttMs;
     const streams = options.dataStreams ?? client.dataStreams({ encrypted: this.#tally.summary.encrypted });
-    return new StreamPool(streams, {
+    const pool = new StreamPool(streams, {
       windowBytes: this.#pool.windowBytes,
       ping: () => client.ping(),
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
@@ -369,6 +367,11 @@ class Puller implements FileOpener {
       ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
+    const onMoved = () => {
+      this.#tally.summary.path = "punched";
+    };
+    if (options.dataStreams === undefined) tryPunchedPath(pool, client, { ...options, onMoved });
+    return pool;
   }
 }
 

@@ -8,13 +8,7 @@ import type { RemovalFailure } from "../../platform/remove-beneath.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { StateFolder } from "../../store/state-folder.js";
-import {
-  PATH_KINDS,
-  type PathKind,
-  pathOf,
-  type TransportCounts,
-  type TransportKind,
-} from "../../transport/transport.js";
+import { PATH_KINDS, type PathKind, pathOf, type TransportKind } from "../../transport/transport.js";
 import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
 import type { DataStreamFactory } from "../pool/data-streams.js";
@@ -62,6 +56,8 @@ export interface PullOptions {
    * streams moved to the transport that delivers more.
    */
   onNotice?: (message: string) => void;
+  /** Told what is only detail (`--verbose`): why the pull stays on a relay. */
+  onDetail?: (message: string) => void;
   /**
    * Files get their `user.` extended attributes as on the host (`pull --xattrs`; the client
    * must have connected asking for them, as pullLink does). Needs the native addon on both sides.
@@ -297,21 +293,22 @@ export interface EntryFailure {
 export type { ByteSource };
 
 /**
- * Bytes by path: what each transport's data streams delivered, on its path, and the rest of
- * `bytesFromNetwork` (chunks over the control connection) on the control connection's path.
+ * The pull's `path` and `bytesByPath`: what the data streams delivered on each path (the pool's
+ * count, a punched path's apart), and the rest of `bytesFromNetwork` (chunks over the control
+ * connection) on the control connection's path.
  */
-export function bytesByPath(
+export function pathReport(
   control: TransportKind,
   bytesFromNetwork: number,
-  byTransport: TransportCounts | undefined,
+  streamed: Record<PathKind, number> | undefined,
 ): { path: PathKind; bytesByPath: Record<PathKind, number> } {
   const byPath: Record<PathKind, number> = { direct: 0, relay: 0, punched: 0 };
-  let streamed = 0;
-  for (const [kind, bytes] of Object.entries(byTransport ?? {}) as [TransportKind, number][]) {
-    byPath[pathOf(kind)] += bytes;
-    streamed += bytes;
+  let total = 0;
+  for (const kind of PATH_KINDS) {
+    byPath[kind] += streamed?.[kind] ?? 0;
+    total += streamed?.[kind] ?? 0;
   }
-  byPath[pathOf(control)] += Math.max(0, bytesFromNetwork - streamed);
+  byPath[pathOf(control)] += Math.max(0, bytesFromNetwork - total);
   const most = PATH_KINDS.reduce(
     (best, kind) => (byPath[kind] > byPath[best] ? kind : best),
     pathOf(control),
