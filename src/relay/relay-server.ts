@@ -57,8 +57,12 @@ export class RelayServer {
   readonly #connectRates = new Map<string, TokenBucket>();
   #closing: Promise<void> | undefined;
 
-  private constructor(server: net.Server, reflector: Reflector, options: RelayServerOptions) {
-    const address = server.address() as net.AddressInfo;
+  private constructor(
+    server: net.Server,
+    address: net.AddressInfo,
+    reflector: Reflector,
+    options: RelayServerOptions,
+  ) {
     this.host = address.address;
     this.port = address.port;
     this.#server = server;
@@ -82,15 +86,17 @@ export class RelayServer {
       );
       server.listen({ host: bind, port: options.port ?? 0 }, () => resolve());
     });
-    const port = (server.address() as net.AddressInfo).port;
+    const address = server.address();
     let reflector: Reflector;
     try {
-      reflector = await Reflector.bind(bind, port);
+      if (address === null || typeof address === "string")
+        throw new TeleportError(ErrorCode.INTERNAL, "the relay's listener has no TCP address");
+      reflector = await Reflector.bind(bind, address.port);
+      return new RelayServer(server, address, reflector, options);
     } catch (err) {
       server.close();
       throw err;
     }
-    return new RelayServer(server, reflector, options);
   }
 
   get stats(): RelayStats {

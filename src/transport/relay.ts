@@ -63,7 +63,9 @@ export const relayTransport: Transport = {
   async dial(link, options = {}) {
     const relays = link.relays ?? [];
     if (relays.length === 0)
-      throw new TeleportError(ErrorCode.CONNECTION, `the link to ${link.host}:${link.port} names no relay`);
+      throw new TeleportError(ErrorCode.USAGE, `the link to ${link.host}:${link.port} names no relay`, {
+        hint: "a link reaches a host through a relay when the host runs with --relay HOST:PORT",
+      });
     const failures: string[] = [];
     for (const relay of relays) {
       try {

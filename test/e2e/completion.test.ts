@@ -102,6 +102,7 @@ test("zsh: the completion function offers the commands after teleport, file name
     output.split("\n").filter((line) => line !== ""),
     [
       "host",
+      "relay",
       "pull",
       "push",
       "ls",

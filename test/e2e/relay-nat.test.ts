@@ -26,7 +26,9 @@ function startRelayIn(lab: NatLab, scratch: string, port: number): RunningCli {
 
 async function bytesIn(folder: string): Promise<number> {
   let bytes = 0;
-  for (const name of await readdir(folder).catch(() => [])) bytes += (await stat(join(folder, name))).size;
+  // A part file may be renamed into place between the listing and its stat.
+  for (const name of await readdir(folder).catch(() => []))
+    bytes += (await stat(join(folder, name)).catch(() => ({ size: 0 }))).size;
   return bytes;
 }
 
