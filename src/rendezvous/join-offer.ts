@@ -21,6 +21,10 @@ const LAN_NAMEPLATES = 999;
 const CLAIM_MS = 10_000;
 /** How long the relay's mailbox has to answer ALLOCATE. */
 const ALLOCATE_MS = 10_000;
+/** A waiting offer pings the relay's mailbox this often: a relay ends links silent for 60 s. */
+const KEEPALIVE_MS = 20_000;
+/** Connections the LAN mailbox holds at once: a claim takes one, strangers and scans the rest. */
+const MAX_LAN_CONNECTIONS = 32;
 
 export interface JoinOfferOptions {
   /** What the receiver gets once its code checks out (offer-payload.ts: the link, and a name). */
@@ -30,6 +34,8 @@ export interface JoinOfferOptions {
   /** Also offer on the LAN: a mailbox of our own, advertised by mDNS (default true). */
   lan?: boolean;
   expireMs: number;
+  /** How often a waiting offer pings the relay's mailbox (default 20 s). */
+  keepaliveMs?: number;
   signal: AbortSignal;
   /** Told the code once the offer is open. */
   onCode(code: string): void;
@@ -112,7 +118,8 @@ export async function offerJoinCode(options: JoinOfferOptions): Promise<void> {
       const lan = await offerOnLan(offer, options.onNotice);
       if (lan !== undefined) closers.push(() => lan.close());
     }
-    if (relay !== undefined) awaitRelayClaim(offer, relay.connection, options.expireMs);
+    if (relay !== undefined)
+      awaitRelayClaim(offer, relay.connection, options.expireMs, options.keepaliveMs ?? KEEPALIVE_MS);
     const expiry = setTimeout(
       () => offer.end(new TeleportError(ErrorCode.CODE_EXPIRED, "nobody used the code in time")),
       options.expireMs,
@@ -146,14 +153,25 @@ async function allocate(
 }
 
 /** The relay says CLAIMED when a receiver claims there; the mailbox closing first ends the offer. */
-function awaitRelayClaim(offer: JoinOffer, connection: MailboxConnection, expireMs: number): void {
+function awaitRelayClaim(
+  offer: JoinOffer,
+  connection: MailboxConnection,
+  expireMs: number,
+  keepaliveMs: number,
+): void {
+  const keepalive = setInterval(() => connection.send({ type: "ping" }), keepaliveMs);
+  void connection.closed.then(() => clearInterval(keepalive));
   connection.next(expireMs).then(
     (frame) => {
+      clearInterval(keepalive);
       if (frame.type === "claimed") return offer.take(connection);
       connection.destroy();
       offer.end(frame.type === "refused" ? refusalError(frame.refusal) : lostMailbox());
     },
-    () => offer.end(lostMailbox()),
+    () => {
+      clearInterval(keepalive);
+      offer.end(lostMailbox());
+    },
   );
 }
 
@@ -172,6 +190,7 @@ async function offerOnLan(
   const server = createServer((socket) =>
     claimOnLan(offer, MailboxConnection.overSocket(socket, { relayHello: false })),
   );
+  server.maxConnections = MAX_LAN_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "0.0.0.0", () => resolve());

@@ -137,6 +137,8 @@ export class MailboxConnection {
   }
 
   #deliver(frame: MailboxFrame): void {
+    // A ping has done its work by arriving: the relay saw the connection is not idle.
+    if (frame.type === "ping") return;
     const waiter = this.#waiter;
     if (waiter !== undefined) {
       this.#waiter = undefined;

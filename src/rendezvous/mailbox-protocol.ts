@@ -34,6 +34,8 @@ export const MailboxType = {
   MESSAGE: 0x44,
   /** Mailbox -> either side: no, and why; the connection then closes. */
   REFUSED: 0x45,
+  /** A waiting sender -> the mailbox: still here (a relay ends connections silent for a minute). */
+  PING: 0x46,
 } as const;
 
 /** Why a mailbox refused: each is a stable byte on the wire. */
@@ -46,7 +48,8 @@ export type MailboxFrame =
   | { type: "claim"; nameplate: number }
   | { type: "claimed" }
   | { type: "message"; body: Buffer }
-  | { type: "refused"; refusal: Refusal };
+  | { type: "refused"; refusal: Refusal }
+  | { type: "ping" };
 
 /** A frame as the relay's framing carries it: its type byte, and its body after. */
 export function encodeMailboxFrame(frame: MailboxFrame): Buffer {
@@ -70,6 +73,8 @@ function encodeBody(frame: MailboxFrame): Buffer {
       return Buffer.concat([Buffer.from([MailboxType.MESSAGE]), frame.body]);
     case "refused":
       return Buffer.from([MailboxType.REFUSED, REFUSALS.indexOf(frame.refusal)]);
+    case "ping":
+      return Buffer.from([MailboxType.PING]);
   }
 }
 
@@ -110,6 +115,9 @@ export function decodeMailboxFrame(type: number, fields: Buffer): MailboxFrame {
       if (refusal === undefined) throw malformed(`unknown refusal ${body[1]}`);
       return { type: "refused", refusal };
     }
+    case MailboxType.PING:
+      fixed(1);
+      return { type: "ping" };
     default:
       throw malformed(`unknown frame type ${type}`);
   }

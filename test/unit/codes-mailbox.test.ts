@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { isTeleportError } from "../../src/errors.js";
 import { RelayServer } from "../../src/relay/relay-server.js";
+import { claimJoinCode } from "../../src/rendezvous/join-claim.js";
 import { formatJoinCode, newJoinCode, parseJoinCode } from "../../src/rendezvous/join-code.js";
+import { offerJoinCode } from "../../src/rendezvous/join-offer.js";
 import { MAX_MESSAGES_EACH_WAY } from "../../src/rendezvous/mailbox.js";
 import type { MailboxConnection } from "../../src/rendezvous/mailbox-connection.js";
 import { dialRelayMailbox } from "../../src/rendezvous/mailbox-dial.js";
@@ -142,5 +144,43 @@ describe("the mailbox in a relay", () => {
     await assert.rejects(sender.next(5000), (err: unknown) =>
       isTeleportError(err, "TELEPORT_ERR_CONNECTION"),
     );
+  });
+});
+
+describe("a waiting offer at a relay that ends silent links", () => {
+  it("keeps its mailbox connection alive with pings, and the code still works after the relay's idle time", async () => {
+    const relay = await RelayServer.start({
+      bind: "127.0.0.1",
+      port: 0,
+      services: [mailboxService()],
+      limits: { idleTimeoutMs: 600 },
+    });
+    const address = { host: relay.host, port: relay.port };
+    const stop = new AbortController();
+    try {
+      let code = "";
+      const offered = offerJoinCode({
+        payload: "the link",
+        mailbox: address,
+        lan: false,
+        expireMs: 30_000,
+        keepaliveMs: 150,
+        signal: stop.signal,
+        onCode: (printed) => {
+          code = printed;
+        },
+      });
+      while (code === "") await new Promise((resolve) => setTimeout(resolve, 10));
+      // Three idle timeouts' worth of waiting: without its pings the relay would have cut the offer.
+      await new Promise((resolve) => setTimeout(resolve, 1800));
+      assert.equal(
+        await claimJoinCode(code, { mailbox: address, lan: false, signal: stop.signal }),
+        "the link",
+      );
+      await offered;
+    } finally {
+      stop.abort();
+      await relay.close();
+    }
   });
 });
