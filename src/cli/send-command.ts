@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { toTeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ClientEvent, Host } from "../host/host.js";
 import { parseRelayAddress } from "../relay/relay-protocol.js";
 import { offerJoinCode } from "../rendezvous/join-offer.js";
@@ -28,6 +28,8 @@ export interface SendFlags {
 
 /** The link's secret: 16 bytes, as a folder's own, but new for each send and kept nowhere. */
 const SEND_SECRET_BYTES = 16;
+/** How long a receiver that has the link may take to connect before send gives up on it. */
+const CONNECT_AFTER_CODE_MS = 60_000;
 
 export async function sendCommand(path: string, flags: SendFlags): Promise<void> {
   const source = await realpath(path).catch((err: unknown) => {
@@ -37,6 +39,7 @@ export async function sendCommand(path: string, flags: SendFlags): Promise<void>
   const notice = (message: string) => process.stderr.write(terminalLine(`teleport: ${message}`));
   const relay = flags.relay === undefined ? undefined : parseRelayAddress(flags.relay);
   const pulled = new FirstCompletePull();
+  let connected = false;
   const clientLog = new ClientLog((line) => process.stderr.write(line));
   const host = await Host.start({
     root: source,
@@ -48,6 +51,7 @@ export async function sendCommand(path: string, flags: SendFlags): Promise<void>
     onClientEvent: (event: ClientEvent) => {
       clientLog.observe(event);
       pulled.observe(event);
+      if (event.kind === "authenticated") connected = true;
     },
   });
   const stopSignals = new StopSignals();
@@ -66,7 +70,23 @@ export async function sendCommand(path: string, flags: SendFlags): Promise<void>
       onNotice: notice,
     });
     notice("the code checked out; the receiver is pulling");
-    await Promise.race([complete, aborted(stopSignals.signal)]);
+    let noShow: NodeJS.Timeout | undefined;
+    const receiverMissing = new Promise<never>((_resolve, reject) => {
+      noShow = setTimeout(() => {
+        if (!connected)
+          reject(
+            new TeleportError(
+              ErrorCode.CONNECTION,
+              "the receiver got the link but never connected to pull it",
+            ),
+          );
+      }, CONNECT_AFTER_CODE_MS);
+    });
+    try {
+      await Promise.race([complete, aborted(stopSignals.signal), receiverMissing]);
+    } finally {
+      clearTimeout(noShow);
+    }
     notice("sent: the receiver pulled everything");
   } catch (err) {
     throw stopSignals.explain(err, "send");
