@@ -195,7 +195,10 @@ async function offerOnLan(
     server.once("error", reject);
     server.listen(0, "0.0.0.0", () => resolve());
   });
-  const port = (server.address() as { port: number }).port;
+  const address = server.address();
+  if (address === null || typeof address === "string")
+    throw new TeleportError(ErrorCode.INTERNAL, "the LAN mailbox has no port");
+  const port = address.port;
   let advertisement: LanAdvertisement | undefined;
   try {
     advertisement = await advertiseOffer(offer.code.nameplate, port);

@@ -12,6 +12,7 @@ import {
   encodeMailboxFrame,
   type MailboxFrame,
   MailboxFrameReader,
+  mailboxFrameParts,
 } from "./mailbox-protocol.js";
 
 /** More unread frames than any exchange has: a peer past it is not following the protocol. */
@@ -86,8 +87,8 @@ export class MailboxConnection {
       return {
         remote: `${peer.remoteAddress}:${peer.remotePort}`,
         send: (frame) => {
-          const encoded = encodeMailboxFrame(frame);
-          peer.send(encoded[2] as number, encoded.subarray(3));
+          const { type, body } = mailboxFrameParts(frame);
+          peer.send(type, body);
         },
         close: () => peer.close(),
         destroy: () => peer.close(),

@@ -53,8 +53,14 @@ export type MailboxFrame =
 
 /** A frame as the relay's framing carries it: its type byte, and its body after. */
 export function encodeMailboxFrame(frame: MailboxFrame): Buffer {
-  const body = encodeBody(frame);
-  return encodeRelayFrame(body[0] as number, body.subarray(1));
+  const { type, body } = mailboxFrameParts(frame);
+  return encodeRelayFrame(type, body);
+}
+
+/** A frame's type and body apart, as a RelayPeer sends them. */
+export function mailboxFrameParts(frame: MailboxFrame): { type: number; body: Buffer } {
+  const encoded = encodeBody(frame);
+  return { type: encoded.readUInt8(0), body: encoded.subarray(1) };
 }
 
 function encodeBody(frame: MailboxFrame): Buffer {
