@@ -17,6 +17,7 @@ import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./com
 import { applyConfig, configPath, configShowCommand } from "./config.js";
 import { parseDuration } from "./duration.js";
 import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
+import { addJoinCodeCommands } from "./join-code-commands.js";
 import { readLinkArgument } from "./link-input.js";
 
 export { type CliOutput, EXIT_FAILURE, EXIT_USAGE } from "./error-report.js";
@@ -148,6 +149,7 @@ export function createProgram(output: CliOutput = processOutput): Command {
   addRelayCommand(program);
   addPullCommand(program);
   addPushCommand(program);
+  addJoinCodeCommands(program, commandModule);
   addBrowseCommands(program);
   addLocalCommands(program);
   addToolCommands(program);
@@ -204,6 +206,8 @@ function addHostCommand(program: Command): void {
       "refuse uploads holding more than this many bytes (10G, 500M)",
       byteRate,
     )
+    .option("--qr", "draw the link as a QR code on stderr (by default only when stderr is a terminal)")
+    .option("--no-qr", "never draw the link as a QR code")
     .option(
       "--relay <host:port>",
       "also be reachable through this relay (teleport relay), named in the link; repeatable",

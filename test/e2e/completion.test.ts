@@ -105,6 +105,8 @@ test("zsh: the completion function offers the commands after teleport, file name
       "relay",
       "pull",
       "push",
+      "send",
+      "receive",
       "ls",
       "cat",
       "manifest",
