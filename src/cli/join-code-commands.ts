@@ -2,29 +2,14 @@
  * `send` and `receive`: the commander side of join codes. Only commander and the flags' parsers
  * load here; each command's module loads when it runs (main.ts's commandModule).
  */
-import { type Command, InvalidArgumentError } from "commander";
-import { parseDuration } from "./duration.js";
+import type { Command } from "commander";
+import { duration, relayAddress } from "./option-values.js";
 
 /** How a command's module is loaded (main.ts: counted, so QUIC is shut down after). */
 export type CommandLoader = <T>(load: () => Promise<T>) => Promise<T>;
 
 /** An offer that nobody takes in 10 minutes is likely forgotten. */
 const DEFAULT_SEND_EXPIRE_MS = 10 * 60_000;
-/** Node's timers hold at most 2^31-1 ms. */
-const MAX_SEND_EXPIRE_MS = 24 * 86_400_000;
-
-function expireDuration(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms > MAX_SEND_EXPIRE_MS)
-    throw new InvalidArgumentError("expected a duration such as 45s, 10m or 1h30m (at most 24d)");
-  return ms;
-}
-
-function relayAddress(value: string): string {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):\d{1,5}$/.test(value))
-    throw new InvalidArgumentError("expected HOST:PORT, as `teleport relay` prints it");
-  return value;
-}
 
 export function addJoinCodeCommands(program: Command, commandModule: CommandLoader): void {
   program
@@ -42,7 +27,7 @@ export function addJoinCodeCommands(program: Command, commandModule: CommandLoad
     .option(
       "--expire <duration>",
       "give up if nobody uses the code within this long (45s, 10m, 1h30m; default 10m)",
-      expireDuration,
+      duration,
       DEFAULT_SEND_EXPIRE_MS,
     )
     .option("--no-lan", "do not offer the code on the LAN (mDNS)")

@@ -3,22 +3,33 @@
  * Errors print as one line with their stable code (and a hint when there is one) and exit
  * non-zero; stack traces are for TELEPORT_DEBUG=1 only.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { COMPRESS_MODES } from "../client/pool/compression-policy.js";
-import { MAX_STREAMS } from "../client/pool/stream-tuner.js";
 import { REUSE_SCOPES } from "../client/pull/summary.js";
 import { DEFAULT_RETRIES } from "../client/retry-policy.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../compression/levels.js";
 import { DEFAULT_CONGESTION } from "../host/congestion.js";
 import { TRANSPORT_CHOICES } from "../transport/transport.js";
-import { parseByteRate } from "./byte-rate.js";
 import type { PullFilterFlag } from "./commands.js";
 import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./completion.js";
 import { applyConfig, configPath, configShowCommand } from "./config.js";
-import { parseDuration } from "./duration.js";
 import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
 import { addJoinCodeCommands } from "./join-code-commands.js";
 import { readLinkArgument } from "./link-input.js";
+import {
+  byteRate,
+  compressLevel,
+  congestionName,
+  duration,
+  nonNegativeInteger,
+  oneOf,
+  port,
+  positiveInteger,
+  relayAddress,
+  seconds,
+  streamCount,
+  streamCounts,
+} from "./option-values.js";
 
 export { type CliOutput, EXIT_FAILURE, EXIT_USAGE } from "./error-report.js";
 
@@ -27,89 +38,8 @@ const processOutput: CliOutput = {
   stderr: (text) => process.stderr.write(text),
 };
 
-function nonNegativeInteger(value: string): number {
-  const parsed = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed))
-    throw new InvalidArgumentError("expected a whole number");
-  return parsed;
-}
-
-/** Seconds, fractions allowed, above 0. */
-function seconds(value: string): number {
-  const parsed = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !(parsed > 0) || parsed > 86_400)
-    throw new InvalidArgumentError("expected a number of seconds above 0, at most a day");
-  return parsed;
-}
-
-function positiveInteger(value: string): number {
-  const parsed = nonNegativeInteger(value);
-  if (parsed === 0) throw new InvalidArgumentError("expected a whole number above 0");
-  return parsed;
-}
-
-function streamCount(value: string): number {
-  const parsed = positiveInteger(value);
-  if (parsed > MAX_STREAMS) throw new InvalidArgumentError(`expected at most ${MAX_STREAMS} streams`);
-  return parsed;
-}
-
-function streamCounts(value: string): number[] {
-  return value.split(",").map((part) => streamCount(part.trim()));
-}
-
-/** A parser for an option that takes one of `choices`. */
-function oneOf<T extends string>(choices: readonly T[]): (value: string) => T {
-  return (value) => {
-    const choice = choices.find((candidate) => candidate === value);
-    if (choice === undefined) throw new InvalidArgumentError(`expected one of ${choices.join(", ")}`);
-    return choice;
-  };
-}
-
-function compressLevel(value: string): number {
-  const parsed = positiveInteger(value);
-  if (parsed < MIN_LEVEL || parsed > MAX_LEVEL)
-    throw new InvalidArgumentError(`expected a level from ${MIN_LEVEL} to ${MAX_LEVEL}`);
-  return parsed;
-}
-
-function port(value: string): number {
-  const parsed = nonNegativeInteger(value);
-  if (parsed > 65535) throw new InvalidArgumentError("expected a port from 0 to 65535");
-  return parsed;
-}
-
-/** Node's timers hold at most 2^31-1 ms; a link meant to live longer is better left unexpiring. */
-const MAX_EXPIRE_MS = 24 * 86_400_000;
-
-function duration(value: string): number {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms > MAX_EXPIRE_MS)
-    throw new InvalidArgumentError("expected a duration such as 45s, 10m, 1h30m or 7d (at most 24d)");
-  return ms;
-}
-
-function byteRate(value: string): number {
-  const bytesPerSecond = parseByteRate(value);
-  if (bytesPerSecond === undefined)
-    throw new InvalidArgumentError(
-      "expected bytes per second such as 500k, 10M, 1.5MiB or 2MB (k, M, G: 1024-based)",
-    );
-  return bytesPerSecond;
-}
-
 /** What a link argument's help says: `-` keeps the link out of `ps` and the shell's history. */
 const LINK_HELP = "share link printed by `teleport host`, or - to read it from stdin";
-
-/** A congestion control's name as the kernel spells them (TCP_CA_NAME_MAX is 16 with the NUL). */
-function congestionName(value: string): string {
-  if (!/^[a-z0-9_]{1,15}$/.test(value))
-    throw new InvalidArgumentError(
-      "expected a congestion control's name, such as bbr, cubic, reno or system",
-    );
-  return value;
-}
 
 /** Set once a command's module is loaded: it may have left QUIC state to shut down (bin.ts). */
 let commandsLoaded = false;
@@ -211,7 +141,7 @@ function addHostCommand(program: Command): void {
     .option(
       "--relay <host:port>",
       "also be reachable through this relay (teleport relay), named in the link; repeatable",
-      (value: string, previous: string[]) => [...previous, value],
+      (value: string, previous: string[]) => [...previous, relayAddress(value)],
       [] as string[],
     )
     .option(
