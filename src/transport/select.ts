@@ -30,10 +30,13 @@ export { TRANSPORT_CHOICES, type TransportChoice } from "./transport.js";
 const QUIC_HEAD_START_MS = 250;
 /**
  * How long the host's own address has before a relay is dialed as well: a direct path that
- * exists answers a TCP SYN within a round trip, and a host behind NAT never does (the SYN is
- * dropped, or refused at once, which starts the relay at once).
+ * exists answers a TCP SYN within a round trip (and, once it has, is waited for), and a host
+ * behind NAT never does (the SYN is dropped, or refused at once, which starts the relay at once).
+ * Just after QUIC's head start, so that a direct QUIC path (TCP blocked) is not beaten by the
+ * relay's longer handshake; every millisecond more is one before a NATed host's first byte
+ * (docs/decisions.md, "Path choice").
  */
-const RELAY_HEAD_START_MS = 1000;
+const RELAY_HEAD_START_MS = 300;
 /**
  * The longest a fallback QUIC handshake may take: the binding ignores ICMP, so a host that is
  * simply not running would otherwise hold every pull to it for the whole handshake timeout. A
