@@ -161,7 +161,9 @@ function awaitRelayClaim(
 ): void {
   const keepalive = setInterval(() => connection.send({ type: "ping" }), keepaliveMs);
   void connection.closed.then(() => clearInterval(keepalive));
-  connection.next(expireMs).then(
+  // The offer's own expiry ends it (CODE_EXPIRED); this wait only outlives it, so that the two
+  // timers racing never turn an expiry into a lost mailbox.
+  connection.next(expireMs + EXPIRY_GRACE_MS).then(
     (frame) => {
       clearInterval(keepalive);
       if (frame.type === "claimed") return offer.take(connection);
@@ -174,6 +176,9 @@ function awaitRelayClaim(
     },
   );
 }
+
+/** How much longer than the offer the wait for the relay's CLAIMED may last. */
+const EXPIRY_GRACE_MS = 5000;
 
 function lostMailbox(): TeleportError {
   return new TeleportError(ErrorCode.CONNECTION, "the relay's mailbox closed the offer");
