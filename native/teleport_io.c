@@ -28,6 +28,7 @@
 
 #include "at.h"
 #include "cdc.h"
+#include "udp.h"
 #include "fail.h"
 #include "beneath.h"
 #include "metadata.h"
@@ -520,6 +521,7 @@ static napi_value init(napi_env env, napi_value exports) {
   teleport_define_beneath(env, exports);
   teleport_define_metadata(env, exports);
   teleport_define_cdc(env, exports);
+  teleport_define_udp(env, exports);
   return exports;
 }
 

@@ -45,6 +45,13 @@ export const ErrorCode = {
   FILTERS_UNSUPPORTED: "TELEPORT_ERR_FILTERS_UNSUPPORTED",
   /** `pull --watch` of a host that does not offer live sync (an older teleport, or no watcher there). */
   WATCH_UNSUPPORTED: "TELEPORT_ERR_WATCH_UNSUPPORTED",
+  /** A relay refused a registration, a connection or a request (its reason is in the message). */
+  RELAY_REFUSED: "TELEPORT_ERR_RELAY_REFUSED",
+  /**
+   * An encrypted connection's bytes were altered, replayed or reordered on the way (its TLS
+   * records failed their check): nothing read from it after that was used.
+   */
+  TAMPERED: "TELEPORT_ERR_TAMPERED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -170,6 +177,17 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
       return new TeleportError(ErrorCode.CONNECTION, `${where}${sys.message}`, options());
     case "ETIMEDOUT":
       return new TeleportError(ErrorCode.TIMEOUT, `${where}${sys.message}`, options());
+    // OpenSSL's verdict on a TLS record that does not authenticate: someone on the path changed it.
+    case "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC":
+    case "ERR_SSL_BAD_RECORD_MAC":
+    case "ERR_SSL_RECORD_LAYER_FAILURE":
+      return new TeleportError(
+        ErrorCode.TAMPERED,
+        `${where}the connection's bytes were altered on the way (a TLS record failed its check)`,
+        options(
+          "something between the two ends (a relay, a proxy) changes the traffic; another attempt may take another path",
+        ),
+      );
     case "ABORT_ERR":
       return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, options());
     default:

@@ -127,6 +127,7 @@ export function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<Pull
     remotePath: flags.path ?? "",
     onProgress: (event) => output.onProgress(event),
     onNotice: (message) => output.notice(message),
+    ...(flags.verbose === true ? { onDetail: (message: string) => output.notice(message) } : {}),
     ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
     ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
     ...(flags.xattrs === true ? { xattrs: true } : {}),

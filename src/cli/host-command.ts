@@ -9,8 +9,10 @@ import { type NetworkInterfaceInfo, networkInterfaces } from "node:os";
 import type { CompressionStats } from "../compression/compression-threads.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { type ClientEvent, Host, type UploadReceiverFactory } from "../host/host.js";
+import { parseRelayAddress } from "../relay/relay-protocol.js";
 import { writePrivateFile } from "../store/private-file.js";
 import { rotateShareSecret } from "../transport/identity.js";
+import { MAX_LINK_RELAYS } from "../transport/link.js";
 import { teleportHome } from "./home.js";
 import { ClientLog } from "./host-log.js";
 import { terminalLine } from "./terminal-text.js";
@@ -36,6 +38,8 @@ export interface HostFlags {
   allowUpload?: boolean;
   /** Bytes one upload may hold. */
   maxUploadBytes?: number;
+  /** `--relay HOST:PORT`, each: relays to register with, named in the link. */
+  relay?: string[];
 }
 
 /** Why the host stopped serving. */
@@ -52,6 +56,9 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
   const advertise = flags.advertise === undefined ? undefined : interfaceAddress(flags.advertise);
   const notice = (message: string) => process.stderr.write(terminalLine(`teleport: ${message}`));
   const uploads = flags.allowUpload === true ? await uploadReceiverFor(flags, notice) : undefined;
+  const relays = (flags.relay ?? []).map(parseRelayAddress);
+  if (relays.length > MAX_LINK_RELAYS)
+    throw new TeleportError(ErrorCode.USAGE, `at most ${MAX_LINK_RELAYS} relays (--relay)`);
   const host = await Host.start({
     root: dir,
     home,
@@ -64,6 +71,7 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     allowPlaintext: flags.allowNoEncryption === true,
     onNotice: notice,
     ...(uploads === undefined ? {} : { uploads }),
+    ...(relays.length === 0 ? {} : { relays }),
     onClientEvent: (event: ClientEvent) => {
       clientLog.observe(event);
       once?.observe(event);

@@ -145,6 +145,7 @@ export function createProgram(output: CliOutput = processOutput): Command {
       outputError: (text, write) => write(`teleport: ${text.replace(/^error: /, "")}`),
     });
   addHostCommand(program);
+  addRelayCommand(program);
   addPullCommand(program);
   addPushCommand(program);
   addBrowseCommands(program);
@@ -203,11 +204,45 @@ function addHostCommand(program: Command): void {
       "refuse uploads holding more than this many bytes (10G, 500M)",
       byteRate,
     )
+    .option(
+      "--relay <host:port>",
+      "also be reachable through this relay (teleport relay), named in the link; repeatable",
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
     .action(async (dir: string, flags) => {
       const { ensureShareArgument } = await commandModule(() => import("./commands.js"));
       const { hostCommand } = await commandModule(() => import("./host-command.js"));
       await ensureShareArgument(dir);
       await hostCommand(dir, flags);
+    });
+}
+
+/** `relay`: meet hosts behind NAT and their clients, splicing their encrypted connections. */
+function addRelayCommand(program: Command): void {
+  program
+    .command("relay")
+    .description(
+      "run a relay for hosts behind NAT; prints its address (HOST:PORT) as the first line of stdout",
+    )
+    .option("--port <n>", "TCP and UDP port to listen on (0 picks a free one)", port, 0)
+    .option("--bind <addr>", "address to listen on", "0.0.0.0")
+    .option("--link-file <path>", "also write the address to this file once listening")
+    .option("--max-hosts <n>", "hosts registered at once", positiveInteger)
+    .option("--max-connections <n>", "connections held at once, spliced ones counted twice", positiveInteger)
+    .option(
+      "--host-rate <rate>",
+      "spliced bytes per second per host (500k, 10M; default unbounded)",
+      byteRate,
+    )
+    .option(
+      "--connection-rate <rate>",
+      "spliced bytes per second per connection (default unbounded)",
+      byteRate,
+    )
+    .action(async (flags) => {
+      const { relayCommand } = await commandModule(() => import("./relay-command.js"));
+      await relayCommand(flags);
     });
 }
 

@@ -57,6 +57,9 @@ export class PullStatus {
       `${this.#files} / ${listing.files}${more} files`,
     ];
     if (reused > 0) parts.push(`${formatBytes(reused)} reused`);
+    // The direct path goes without saying; a relay or a punched path is said.
+    const path = this.#bytes.path;
+    if (path !== undefined && path !== "direct") parts.push(`via ${path}`);
     if (!listing.complete) parts.push("listing…");
     return parts.join(" | ");
   }

@@ -41,6 +41,12 @@ import {
   uploadResultCodec,
   uploadStreamWantedCodec,
 } from "../wire/messages.js";
+import {
+  type PunchReady,
+  type PunchRequest,
+  punchReadyCodec,
+  punchRequestCodec,
+} from "../wire/punch-messages.js";
 import { type Changes, changesCodec, watchRequestCodec } from "../wire/watch-messages.js";
 import { type PendingRequest, type RequestChannel, STREAM_WINDOW_BYTES } from "./channel.js";
 import { type FetchOptions, HostConnection, handshakeTimeoutMs, unexpected } from "./host-connection.js";
@@ -107,6 +113,7 @@ export class TeleportClient {
       features:
         Feature.DELTA |
         Feature.WATCH |
+        Feature.PUNCH |
         (options.xattrs === true ? Feature.XATTRS : 0) |
         (options.plaintext === true ? Feature.PLAINTEXT : 0) |
         (options.upload === true ? Feature.UPLOAD : 0),
@@ -203,6 +210,11 @@ export class TeleportClient {
     return this.#connection.stream.transport;
   }
 
+  /** The control connection's peer: the host, or the relay it went through. */
+  get remoteAddress(): string {
+    return this.#connection.stream.remoteAddress;
+  }
+
   /**
    * The round trip the transport measured (TCP: its handshake, answered by the host's kernel,
    * so unlike a ping not delayed by a host too busy to run its event loop).
@@ -217,6 +229,8 @@ export class TeleportClient {
    */
   get alternativeTransport(): TransportKind | undefined {
     if (this.#choice !== "auto" || !this.#connection.hasFeature(Feature.BOTH_TRANSPORTS)) return undefined;
+    // Through a relay, the streams stay there: the host's address did not answer (data-streams.ts).
+    if (this.transport === "relay") return undefined;
     return availableTransports().find((kind) => kind !== this.transport);
   }
 
@@ -314,6 +328,20 @@ export class TeleportClient {
       if (entry !== undefined) return entry;
     }
     throw new TeleportError(ErrorCode.PROTOCOL, "STAT answered with no entry");
+  }
+
+  /** Whether the host answers PUNCH (reach/client-punch.ts). */
+  get hostPunches(): boolean {
+    return this.#connection.hasFeature(Feature.PUNCH);
+  }
+
+  /** Asks the host to punch towards `request.client`: where its own QUIC socket is mapped. */
+  async punch(request: PunchRequest, signal?: AbortSignal): Promise<PunchReady> {
+    for await (const frame of this.#control.stream(MessageType.PUNCH, punchRequestCodec, request, signal)) {
+      if (frame.type !== MessageType.PUNCH_READY) throw unexpected(frame.type, "PUNCH");
+      return decodeMessage(punchReadyCodec, frame.body);
+    }
+    throw new TeleportError(ErrorCode.PROTOCOL, "PUNCH answered with no address");
   }
 
   /**

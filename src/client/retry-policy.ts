@@ -13,7 +13,7 @@ const MAX_WAIT_MS = 8000;
 const MAX_BUSY_WAIT_MS = 60_000;
 
 /**
- * Errors another run may cure: a lost or silent connection, and a file that changed on the host
+ * Errors another run may cure: a lost, silent or tampered-with connection, and a file that changed on the host
  * while it was being pulled (its bytes no longer match the manifest's hashes, or it got shorter):
  * the next run lists it again and fetches what it is now. Nothing unverified is ever written,
  * so a file never ends up a mix of two versions.
@@ -23,6 +23,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.TIMEOUT,
   ErrorCode.FILE_CHANGED,
   ErrorCode.CHUNK_CORRUPT,
+  ErrorCode.TAMPERED,
 ]);
 
 export interface RunFailure {

@@ -87,6 +87,7 @@ export function grantableFeatures(context: SessionContext): number {
     (platformIo.kind === "native" ? Feature.XATTRS : 0) |
     (context.compression === undefined ? 0 : Feature.COMPRESSION) |
     (context.transports.size > 1 ? Feature.BOTH_TRANSPORTS : 0) |
+    (context.punch === undefined ? 0 : Feature.PUNCH) |
     (context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0) |
     // A pusher grants it to the host pulling from it: it dials data streams when asked.
     (context.uploads === undefined && context.onUploadStreamWanted === undefined ? 0 : Feature.UPLOAD)

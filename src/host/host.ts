@@ -10,7 +10,9 @@ import type { CompressionStats } from "../compression/compression-threads.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { platformIo } from "../platform/io.js";
+import { HostPuncher } from "../reach/host-punch.js";
 import { isPartName } from "../receive/part-names.js";
+import type { RelayAddress } from "../relay/relay-protocol.js";
 import type { HostInternals } from "../serve/faults.js";
 import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
@@ -110,6 +112,11 @@ export interface HostOptions {
   allowPlaintext?: boolean;
   /** Told of what the host could not do but works without (QUIC's port taken, say). */
   onNotice?: (message: string) => void;
+  /**
+   * Relays to be reachable through (`host --relay`, transport/relay.ts): the host registers with
+   * each and serves what it splices in the main thread; the link names them.
+   */
+  relays?: RelayAddress[];
   /**
    * Takes uploads from clients with the write link (`host --allow-upload`, Host.writeLink),
    * by the receiver this makes. Off by default: the host is read-only.
@@ -236,6 +243,14 @@ export class Host {
         transportFor(kind).listen(identity, bind, serve, listenOptions),
       );
       for (const listener of listeners) transports.add(listener.transport);
+      context.punch = HostPuncher.where(listeners.find((listener) => listener.transport === "quic")?.port);
+      for (const relay of options.relays ?? [])
+        listeners.push(
+          await transportFor("relay").listen(identity, relay, serve, {
+            ...listenOptions,
+            onNotice: options.onNotice,
+          }),
+        );
       if (reserved !== undefined) {
         const data = threadData(options, identity, context, reserved.server, recentChunks, stateFolder);
         threads = await HostThreads.start(data, { authLimiter, ...ownerHooks(options) });
@@ -253,7 +268,14 @@ export class Host {
     }
     const first = listeners[0] as Listener;
     const advertised = options.advertise ?? advertisedAddress(first.host);
-    const link = { host: advertised, port: first.port, fingerprint: identity.fingerprint, secret };
+    const relays = options.relays ?? [];
+    const link = {
+      host: advertised,
+      port: first.port,
+      fingerprint: identity.fingerprint,
+      secret,
+      ...(relays.length > 0 ? { relays } : {}),
+    };
     const writeLink = writeSecret && { ...link, secret: writeSecret, write: true };
     return new Host({ share, stateFolder, listeners, link, writeLink, sessions, context, threads });
   }

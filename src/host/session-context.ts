@@ -7,6 +7,7 @@ import type { CompressionThreads } from "../compression/compression-threads.js";
 import type { BufferPool } from "../engine/buffer-pool.js";
 import type { ByteBudget } from "../engine/byte-budget.js";
 import type { TeleportError } from "../errors.js";
+import type { HostPuncher } from "../reach/host-punch.js";
 import type { HostFaults } from "../serve/faults.js";
 import type { FileStates } from "../serve/file-states.js";
 import type { RecentChunks } from "../serve/recent-chunks.js";
@@ -66,6 +67,8 @@ export interface SessionContext {
   onUploadResult?: ((result: UploadResult) => void) | undefined;
   /** The pusher's side of an upload: the host wants a data stream that gives `token` back. */
   onUploadStreamWanted?: ((token: Buffer) => void) | undefined;
+  /** Answers PUNCH from the host's QUIC socket (reach/host-punch.ts); unset where it cannot. */
+  punch?: HostPuncher | undefined;
 }
 
 /** Where a connection comes from, as the host's log names it. */

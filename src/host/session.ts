@@ -8,6 +8,7 @@ import { Connection, encodeFrame } from "../engine/connection.js";
 import { CreditGate } from "../engine/credit.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import { PathFilter } from "../filter/path-filter.js";
+import { answerPunch } from "../reach/host-punch.js";
 import { ChunkCompression } from "../serve/chunk-compression.js";
 import { ChunkSender } from "../serve/chunk-sender.js";
 import { FileLookup } from "../serve/file-lookup.js";
@@ -35,6 +36,7 @@ import {
   welcomeCodec,
 } from "../wire/messages.js";
 import { isWithin } from "../wire/path.js";
+import { punchReadyCodec } from "../wire/punch-messages.js";
 import { MessageHandlers } from "../wire/registry.js";
 import { DeltaSender } from "./delta-sender.js";
 import { grantableFeatures } from "./host-context.js";
@@ -120,6 +122,12 @@ export class HostSession {
     .on(Messages.UPLOAD_RESULT, (session, _requestId, result) => session.#context.onUploadResult?.(result))
     .on(Messages.UPLOAD_STREAM_WANTED, (session, _id, { token }) =>
       session.#context.onUploadStreamWanted?.(token),
+    )
+    .on(Messages.PUNCH, (session, requestId, request) =>
+      session.#serve(requestId, Number.MAX_SAFE_INTEGER, async () => {
+        const ready = await answerPunch(session.#context.punch, request);
+        session.#connection.send(MessageType.PUNCH_READY, requestId, punchReadyCodec, ready);
+      }),
     );
 
   readonly #context: SessionContext;

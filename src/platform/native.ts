@@ -128,3 +128,21 @@ export interface NativeCdc {
 /** Checked for its function: an addon built from older sources has none, and the JS scan serves. */
 const cdcCuts = load<Partial<NativeCdc>>(ADDON_PATH)?.cdcCuts;
 export const nativeCdc: NativeCdc | undefined = cdcCuts === undefined ? undefined : { cdcCuts };
+
+/**
+ * `native/udp.c` (in the same addon): this process's UDP sockets by their local port, for a hole
+ * punch sent from the QUIC library's own socket (reach/udp-punch.ts), which JavaScript cannot reach.
+ */
+export interface NativeUdp {
+  /** The local port of each UDP socket this process holds. */
+  udpLocalPorts(): number[];
+  /** sendto from the UDP socket bound to `localPort`; throws ENOENT when there is none. */
+  udpSendFrom(localPort: number, ipv4: string, port: number, data: Buffer): number;
+}
+
+/** Checked for its functions: an addon built from older sources has none, and punching is off. */
+const udpAddon = load<Partial<NativeUdp>>(ADDON_PATH);
+export const nativeUdp: NativeUdp | undefined =
+  udpAddon?.udpLocalPorts === undefined || udpAddon.udpSendFrom === undefined
+    ? undefined
+    : { udpLocalPorts: udpAddon.udpLocalPorts, udpSendFrom: udpAddon.udpSendFrom };

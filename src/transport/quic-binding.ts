@@ -7,6 +7,7 @@
  */
 import { createRequire } from "node:module";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { nativeUdp } from "../platform/native.js";
 import type { Ed25519Key } from "./quic-identity.js";
 import { HANDSHAKE_TIMEOUT_MS } from "./transport.js";
 
@@ -177,14 +178,25 @@ function trackedClient(raw: QuinnClient): QuinnClient {
   };
 }
 
-/** This thread's QUIC endpoint for dialling, with a key of its own; made on first use. */
-let dialer: { client: QuinnClient; key: Ed25519Key } | undefined;
+/**
+ * This thread's QUIC endpoint for dialling, with a key of its own; made on first use. `localPort`
+ * is its UDP socket's, where the addon can tell (the socket new since just before it was made):
+ * a hole punch is sent from that socket (reach/).
+ */
+let dialer: { client: QuinnClient; key: Ed25519Key; localPort: number | undefined } | undefined;
 
-export function clientEndpoint(newKey: () => Ed25519Key): { client: QuinnClient; key: Ed25519Key } {
+export function clientEndpoint(newKey: () => Ed25519Key): {
+  client: QuinnClient;
+  key: Ed25519Key;
+  localPort: number | undefined;
+} {
   if (quinn === undefined) throw unavailable();
   if (dialer === undefined) {
     const key = newKey();
-    dialer = { client: trackedClient(new quinn.Client(quinnConfig(quinn, key), 0)), key };
+    const before = new Set(nativeUdp?.udpLocalPorts());
+    const client = trackedClient(new quinn.Client(quinnConfig(quinn, key), 0));
+    const made = nativeUdp?.udpLocalPorts().filter((port) => !before.has(port));
+    dialer = { client, key, localPort: made?.length === 1 ? made[0] : undefined };
   }
   return dialer;
 }

@@ -9,11 +9,17 @@
  *
  * A TCP connection that is up (the host's kernel answered) is not blocked, only slow to finish
  * TLS: a busy host. It is waited for until it succeeds or fails, and QUIC taken only then; a busy
- * host would be no faster over QUIC, and its transfer slower. */
+ * host would be no faster over QUIC, and its transfer slower.
+ *
+ * A link that names relays adds a third leg under `auto`: the relay is dialed once the direct
+ * race fails, or has not connected within RELAY_HEAD_START_MS; whichever stream is ready first
+ * is used (a direct one that connected in time is always waited for). `--transport relay` dials
+ * only the relays, `tcp` and `quic` only the host's address. */
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { ShareLink } from "./link.js";
 import { quicTransport } from "./quic.js";
 import { transportFor } from "./registry.js";
+import { relayTransport } from "./relay.js";
 import { tcpTransport } from "./tcp.js";
 import type { DialOptions, TransportChoice, TransportStream } from "./transport.js";
 
@@ -22,6 +28,12 @@ export { transportFor } from "./registry.js";
 export { TRANSPORT_CHOICES, type TransportChoice } from "./transport.js";
 
 const QUIC_HEAD_START_MS = 250;
+/**
+ * How long the host's own address has before a relay is dialed as well: a direct path that
+ * exists answers a TCP SYN within a round trip, and a host behind NAT never does (the SYN is
+ * dropped, or refused at once, which starts the relay at once).
+ */
+const RELAY_HEAD_START_MS = 1000;
 /**
  * The longest a fallback QUIC handshake may take: the binding ignores ICMP, so a host that is
  * simply not running would otherwise hold every pull to it for the whole handshake timeout. A
@@ -44,8 +56,90 @@ export function dialChoice(
   options: ChoiceOptions = {},
 ): Promise<TransportStream> {
   if (choice !== "auto") return transportFor(choice).dial(link, options);
+  if ((link.relays ?? []).length === 0) return dialDirect(link, options);
+  return withRelay(link, options);
+}
+
+/** The host's own address, TCP and QUIC raced where QUIC is available. */
+function dialDirect(link: ShareLink, options: ChoiceOptions): Promise<TransportStream> {
   if (!quicTransport.available) return tcpTransport.dial(link, options);
   return race(link, options);
+}
+
+/**
+ * The host's own address first, a relay once it fails or has not connected within
+ * RELAY_HEAD_START_MS; the first stream ready wins, the other is cancelled or dropped.
+ */
+function withRelay(link: ShareLink, options: ChoiceOptions): Promise<TransportStream> {
+  const { signal, onNotice, ...dialOptions } = options;
+  const direct = new AbortController();
+  const relayed = new AbortController();
+  const onAbort = () => {
+    direct.abort();
+    relayed.abort();
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  return new Promise<TransportStream>((resolve, reject) => {
+    let winner: TransportStream | undefined;
+    let directError: TeleportError | undefined;
+    let relayError: TeleportError | undefined;
+    let relayStarted = false;
+    let directConnected = false;
+    const accept = (stream: TransportStream) => {
+      if (winner !== undefined) {
+        stream.stream.destroy();
+        return;
+      }
+      winner = stream;
+      clearTimeout(headStart);
+      signal?.removeEventListener("abort", onAbort);
+      (stream.transport === "relay" ? direct : relayed).abort();
+      if (stream.transport === "relay")
+        onNotice?.(
+          `${link.host}:${link.port} ${directError === undefined ? "did not answer in time" : `failed (${directError.detail})`}; through the relay`,
+        );
+      resolve(stream);
+    };
+    const settle = () => {
+      if (winner !== undefined || directError === undefined || !relayStarted || relayError === undefined)
+        return;
+      signal?.removeEventListener("abort", onAbort);
+      reject(directAndRelayFailed(link, directError, relayError));
+    };
+    const startRelay = () => {
+      if (relayStarted || winner !== undefined) return;
+      relayStarted = true;
+      relayTransport.dial(link, { ...dialOptions, signal: relayed.signal }).then(accept, (err: unknown) => {
+        relayError = toTeleportError(err);
+        settle();
+      });
+    };
+    const headStart = setTimeout(() => directConnected || startRelay(), RELAY_HEAD_START_MS);
+    const onConnected = () => {
+      directConnected = true;
+      options.onConnected?.();
+    };
+    dialDirect(link, {
+      ...dialOptions,
+      signal: direct.signal,
+      onConnected,
+      ...(onNotice ? { onNotice } : {}),
+    }).then(accept, (err: unknown) => {
+      directError = toTeleportError(err);
+      if (signal?.aborted === true) relayed.abort();
+      startRelay();
+      settle();
+    });
+  });
+}
+
+function directAndRelayFailed(link: ShareLink, direct: TeleportError, relay: TeleportError): TeleportError {
+  if (direct.code === ErrorCode.CANCELLED) return direct;
+  const code = relay.code === ErrorCode.FINGERPRINT ? relay.code : direct.code;
+  return new TeleportError(
+    code,
+    `could not reach ${link.host}:${link.port} directly (${direct.detail}) nor through a relay (${relay.detail})`,
+  );
 }
 
 function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream> {
@@ -97,6 +191,7 @@ function race(link: ShareLink, options: ChoiceOptions): Promise<TransportStream>
     const onTcpConnected = () => {
       tcpConnected = true;
       clearTimeout(grace);
+      dialOptions.onConnected?.();
     };
     const startQuic = () => {
       if (quicStarted || winner !== undefined) return;

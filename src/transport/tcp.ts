@@ -45,6 +45,23 @@ export function listenTls(
   plaintext?: (stream: TransportStream) => void,
 ): ReturnType<typeof listenOn> {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const tlsServer = createTlsServer(identity, onSocket, handshakeTimeoutMs);
+  const server =
+    plaintext === undefined
+      ? tlsServer
+      : net.createServer((socket) => route(socket, tlsServer, handshakeTimeoutMs, plaintext));
+  return listenOn(server, bind, options);
+}
+
+/**
+ * The host's TLS server, listening on nothing: `listenTls` gives it its connections, and a relay
+ * its spliced ones (transport/relay.ts), by emitting "connection" with each socket.
+ */
+export function createTlsServer(
+  identity: Pick<HostIdentity, "keyPem" | "certPem">,
+  onSocket: (socket: tls.TLSSocket) => void,
+  handshakeTimeoutMs: number,
+): tls.Server {
   const tlsServer = tls.createServer(
     {
       key: identity.keyPem,
@@ -59,11 +76,7 @@ export function listenTls(
   );
   // Failed handshakes (scanners, wrong protocol, slow-loris) are the client's problem, not ours.
   tlsServer.on("tlsClientError", (_err, socket) => socket.destroy());
-  const server =
-    plaintext === undefined
-      ? tlsServer
-      : net.createServer((socket) => route(socket, tlsServer, handshakeTimeoutMs, plaintext));
-  return listenOn(server, bind, options);
+  return tlsServer;
 }
 
 /** Hands a connection to the TLS server, or to `plaintext` if its first byte is not TLS's. */
@@ -126,26 +139,62 @@ export function connectTls(
     const socket = tls.connect(connectOptions);
     reads.attach(socket);
     const where = `${link.host}:${link.port}`;
-    const { fail, settle } = watchDial(socket, where, { handshake: "TLS", timeoutMs, signal }, reject);
     socket.once("connect", () => {
       tcpRttMs = performance.now() - startedAt;
       onConnected?.();
     });
-    socket.once("secureConnect", () => {
-      const cert = socket.getPeerX509Certificate();
-      const actual = cert === undefined ? Buffer.alloc(0) : createHash("sha256").update(cert.raw).digest();
-      if (actual.length !== link.fingerprint.length || !timingSafeEqual(actual, link.fingerprint)) {
-        fail(
-          new TeleportError(
-            ErrorCode.FINGERPRINT,
-            `host ${where} presented a certificate that does not match the link`,
-          ),
-        );
-        return;
-      }
-      settle();
-      resolve({ socket, reads, tcpRttMs });
+    pinHost(socket, link, where, { timeoutMs, signal }, reject, () => resolve({ socket, reads, tcpRttMs }));
+  });
+}
+
+/**
+ * TLS over a connection already made (a relay's spliced socket, transport/relay.ts), the host
+ * pinned by the link's fingerprint as connectTls pins it; `where` names the path for errors.
+ */
+export function connectTlsOver(
+  socket: net.Socket,
+  link: ShareLink,
+  where: string,
+  options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined } = {},
+): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secured = tls.connect({
+      socket,
+      minVersion: "TLSv1.3",
+      ciphers: CIPHER_SUITES,
+      ALPNProtocols: [ALPN],
+      rejectUnauthorized: false,
+      ...(isIpAddress(link.host) ? {} : { servername: link.host }),
     });
+    const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    pinHost(secured, link, where, { timeoutMs, signal: options.signal }, reject, () => resolve(secured));
+  });
+}
+
+/** Watches a TLS dial to its end: the host's certificate must be the one the link pins. */
+function pinHost(
+  socket: tls.TLSSocket,
+  link: ShareLink,
+  where: string,
+  options: { timeoutMs: number; signal?: AbortSignal | undefined },
+  reject: (error: TeleportError) => void,
+  resolve: () => void,
+): void {
+  const { fail, settle } = watchDial(socket, where, { handshake: "TLS", ...options }, reject);
+  socket.once("secureConnect", () => {
+    const cert = socket.getPeerX509Certificate();
+    const actual = cert === undefined ? Buffer.alloc(0) : createHash("sha256").update(cert.raw).digest();
+    if (actual.length !== link.fingerprint.length || !timingSafeEqual(actual, link.fingerprint)) {
+      fail(
+        new TeleportError(
+          ErrorCode.FINGERPRINT,
+          `host ${where} presented a certificate that does not match the link`,
+        ),
+      );
+      return;
+    }
+    settle();
+    resolve();
   });
 }
 

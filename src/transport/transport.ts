@@ -19,12 +19,26 @@ import type { ShareLink } from "./link.js";
  * listens on them: TCP's port first, as the one more likely taken; UDP's then follows it. A new
  * transport is a name here, its file, its line in registry.ts and its compliance run; what is
  * counted per transport (TransportCounts, the pool's shared counters) follows from this list.
+ * `relay` is TLS over TCP through a relay the link names (relay.ts): a host listens there by
+ * registering (`host --relay`), not on its own port.
  */
-export const TRANSPORT_KINDS = ["tcp", "quic"] as const;
+export const TRANSPORT_KINDS = ["tcp", "quic", "relay"] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
 /** What `pull --transport` takes: a kind, or `auto` to race them. */
 export type TransportChoice = "auto" | TransportKind;
 export const TRANSPORT_CHOICES: readonly TransportChoice[] = ["auto", ...TRANSPORT_KINDS];
+
+/**
+ * Which way the bytes went, as `pull --json` says it: straight to the host (TCP or QUIC to the
+ * link's address), through a relay, or over a path punched through NAT.
+ */
+export type PathKind = "direct" | "relay" | "punched";
+export const PATH_KINDS: readonly PathKind[] = ["direct", "relay", "punched"];
+
+/** The path each transport's bytes take. */
+export function pathOf(kind: TransportKind): PathKind {
+  return kind === "relay" ? "relay" : "direct";
+}
 
 /** A number for each transport: bytes delivered, streams open. */
 export type TransportCounts = Record<TransportKind, number>;
@@ -97,6 +111,8 @@ export interface ListenOptions {
   tuneSocket?: (socket: Socket) => void;
   /** TCP: also accepts plaintext streams (`host --allow-no-encryption`, see plain.ts). */
   allowPlaintext?: boolean;
+  /** Relay: told when the registration is lost or refused, and when it is regained. */
+  onNotice?: ((message: string) => void) | undefined;
 }
 
 export interface Listener {

@@ -3,7 +3,6 @@
  * Evolution is additive: new message types get new numbers, new fields go at the end of a body
  * (decoders ignore trailing bytes), and features are negotiated as bits in the handshake.
  */
-
 import {
   array,
   bytes,
@@ -30,6 +29,7 @@ import {
   MAX_PATH_BYTES,
   MAX_PATTERN_BYTES,
 } from "./limits.js";
+import { punchReadyCodec, punchRequestCodec } from "./punch-messages.js";
 import { MessageRegistry } from "./registry.js";
 import {
   uploadRequestCodec,
@@ -139,6 +139,8 @@ export const MessageType = {
   // Live sync (Feature.WATCH): a subscription, answered by a stream of CHANGES until cancelled.
   WATCH: 0x70,
   CHANGES: 0x71,
+  PUNCH: 0x80, // Feature.PUNCH, hole punching: wire/punch-messages.ts
+  PUNCH_READY: 0x81,
 } as const;
 
 /** Bits of HELLO and WELCOME `features`: what the client offers, and what the host agrees to. */
@@ -196,6 +198,7 @@ export const Feature = {
    * --watch`; host/share-watch.ts, client/watch.ts).
    */
   WATCH: 2048,
+  PUNCH: 8192, // the host answers PUNCH: a direct QUIC path punched through NATs (reach/)
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -494,4 +497,6 @@ export const Messages = {
   UPLOAD_STREAM: protocol.define(MessageType.UPLOAD_STREAM, uploadStreamCodec, { from: "client" }),
   WATCH: protocol.define(MessageType.WATCH, watchRequestCodec, { from: "client" }),
   CHANGES: protocol.define(MessageType.CHANGES, changesCodec, { from: "host" }),
+  PUNCH: protocol.define(MessageType.PUNCH, punchRequestCodec, { from: "client" }),
+  PUNCH_READY: protocol.define(MessageType.PUNCH_READY, punchReadyCodec, { from: "host" }),
 } as const;

@@ -24,10 +24,10 @@ interface Path {
 function simulate(path: Path, seconds: number, start: TransportKind = "tcp") {
   const other: TransportKind = start === "tcp" ? "quic" : "tcp";
   const trial = new TransportTrial(start, other, 0);
-  const streams: TransportCounts = { tcp: 0, quic: 0 };
+  const streams: TransportCounts = { tcp: 0, quic: 0, relay: 0 };
   streams[start] = 16;
-  const connecting: TransportCounts = { tcp: 0, quic: 0 };
-  const delivered: TransportCounts = { tcp: 0, quic: 0 };
+  const connecting: TransportCounts = { tcp: 0, quic: 0, relay: 0 };
+  const delivered: TransportCounts = { tcp: 0, quic: 0, relay: 0 };
   const actions: TrialAction[] = [];
   for (let now = 50; now <= seconds * 1000; now += 50) {
     for (const kind of ["tcp", "quic"] as const) {
@@ -58,7 +58,10 @@ function simulate(path: Path, seconds: number, start: TransportKind = "tcp") {
 describe("TransportTrial", () => {
   it("moves the streams to QUIC where each QUIC stream delivers clearly more", () => {
     // TCP shaped to 1 MB/s per stream, QUIC not.
-    const { trial, actions, streams } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 4e6 } }, 5);
+    const { trial, actions, streams } = simulate(
+      { rttMs: 50, perStream: { tcp: 1e6, quic: 4e6, relay: 0 } },
+      5,
+    );
     assert.deepEqual(actions[0], { op: "try", transport: "quic", streams: 4 });
     assert.equal(actions[1]?.op, "switch");
     assert.equal(trial.current, "quic");
@@ -71,7 +74,7 @@ describe("TransportTrial", () => {
 
   it("keeps TCP where QUIC delivers about the same or less, and drops the trial's streams", () => {
     for (const quic of [0.5e6, 1e6, 1.2e6]) {
-      const { trial, actions, streams } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic } }, 5);
+      const { trial, actions, streams } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic, relay: 0 } }, 5);
       assert.equal(trial.current, "tcp", `QUIC at ${quic} B/s per stream`);
       assert.deepEqual(actions.at(-1), { op: "end", transport: "quic" });
       assert.equal(streams.quic, 0);
@@ -80,12 +83,15 @@ describe("TransportTrial", () => {
   });
 
   it("moves back to TCP when a later trial finds it better", () => {
-    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 3e6, quic: 1e6 } }, 5, "quic");
+    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 3e6, quic: 1e6, relay: 0 } }, 5, "quic");
     assert.equal(trial.current, "tcp");
   });
 
   it("waits for the pool to be steady (tuner settled, long path, work enough)", () => {
-    const { actions } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 4e6 }, steady: () => false }, 10);
+    const { actions } = simulate(
+      { rttMs: 50, perStream: { tcp: 1e6, quic: 4e6, relay: 0 }, steady: () => false },
+      10,
+    );
     assert.deepEqual(actions, []);
   });
 
@@ -93,7 +99,7 @@ describe("TransportTrial", () => {
     // Not steady from 2.5 s to 4 s (a pause in the manifest, the pull's tail): the trial that
     // started at 1 s is dropped, and the next one, 30 s later, decides.
     const steady = (ms: number) => ms < 2500 || ms >= 4000;
-    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 4e6 }, steady }, 40);
+    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 4e6, relay: 0 }, steady }, 40);
     assert.deepEqual(
       trial.steps.map((step) => step.reason),
       ["start", "trying", "inconclusive", "trying", "switched"],
@@ -102,21 +108,21 @@ describe("TransportTrial", () => {
 
   it("goes on with the trial streams that connected when one is slow to", () => {
     const trial = new TransportTrial("tcp", "quic", 0);
-    const base = { delivered: { tcp: 0, quic: 0 }, streams: 16, steady: true, minRttMs: 50 };
-    assert.deepEqual(trial.observe({ ...base, nowMs: 1000, ready: { tcp: 16, quic: 0 } }), {
+    const base = { delivered: { tcp: 0, quic: 0, relay: 0 }, streams: 16, steady: true, minRttMs: 50 };
+    assert.deepEqual(trial.observe({ ...base, nowMs: 1000, ready: { tcp: 16, quic: 0, relay: 0 } }), {
       op: "try",
       transport: "quic",
       streams: 4,
     });
-    trial.observe({ ...base, nowMs: 1100, ready: { tcp: 16, quic: 3 } });
-    trial.observe({ ...base, nowMs: 2200, ready: { tcp: 16, quic: 3 } });
+    trial.observe({ ...base, nowMs: 1100, ready: { tcp: 16, quic: 3, relay: 0 } });
+    trial.observe({ ...base, nowMs: 2200, ready: { tcp: 16, quic: 3, relay: 0 } });
     // Settled from 2.2 s, measured from 3.2 s, decided at 4.2 s: with 3 streams, not 4.
-    trial.observe({ ...base, nowMs: 3200, ready: { tcp: 16, quic: 3 } });
+    trial.observe({ ...base, nowMs: 3200, ready: { tcp: 16, quic: 3, relay: 0 } });
     const decision = trial.observe({
       ...base,
       nowMs: 4200,
-      delivered: { tcp: 16e6, quic: 12e6 },
-      ready: { tcp: 16, quic: 3 },
+      delivered: { tcp: 16e6, quic: 12e6, relay: 0 },
+      ready: { tcp: 16, quic: 3, relay: 0 },
     });
     assert.equal(decision?.op, "switch");
     assert.equal(trial.steps.at(-1)?.perStream?.quic, 4e6);
@@ -126,8 +132,8 @@ describe("TransportTrial", () => {
     const trial = new TransportTrial("tcp", "quic", 0);
     const action = trial.observe({
       nowMs: 1000,
-      delivered: { tcp: 0, quic: 0 },
-      ready: { tcp: 128, quic: 0 },
+      delivered: { tcp: 0, quic: 0, relay: 0 },
+      ready: { tcp: 128, quic: 0, relay: 0 },
       streams: 128,
       steady: true,
       minRttMs: 50,
@@ -136,7 +142,11 @@ describe("TransportTrial", () => {
   });
 
   it("gives up on a transport whose streams never connect, and does not try it again", () => {
-    const path: Path = { rttMs: 50, perStream: { tcp: 1e6, quic: 4e6 }, reachable: { tcp: 1, quic: 0 } };
+    const path: Path = {
+      rttMs: 50,
+      perStream: { tcp: 1e6, quic: 4e6, relay: 0 },
+      reachable: { tcp: 1, quic: 0, relay: 0 },
+    };
     const { trial, actions } = simulate(path, 120);
     assert.deepEqual(
       actions.map((action) => action.op),
@@ -147,7 +157,7 @@ describe("TransportTrial", () => {
   });
 
   it("tries again later, less and less often", () => {
-    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 1e6 } }, 100);
+    const { trial } = simulate({ rttMs: 50, perStream: { tcp: 1e6, quic: 1e6, relay: 0 } }, 100);
     const trials = trial.steps.filter((step) => step.reason === "trying").map((step) => step.atMs);
     // At 1 s, then ~30 s after the first decision, then ~60 s after the second.
     assert.equal(trials.length, 3);
@@ -156,9 +166,9 @@ describe("TransportTrial", () => {
 
   it("ends a trial whose stream was lost, and tries again later", () => {
     const trial = new TransportTrial("tcp", "quic", 0);
-    const base = { delivered: { tcp: 0, quic: 0 }, streams: 16, steady: true, minRttMs: 50 };
-    assert.equal(trial.observe({ ...base, nowMs: 1000, ready: { tcp: 16, quic: 0 } })?.op, "try");
-    trial.observe({ ...base, nowMs: 1050, ready: { tcp: 16, quic: 4 } });
+    const base = { delivered: { tcp: 0, quic: 0, relay: 0 }, streams: 16, steady: true, minRttMs: 50 };
+    assert.equal(trial.observe({ ...base, nowMs: 1000, ready: { tcp: 16, quic: 0, relay: 0 } })?.op, "try");
+    trial.observe({ ...base, nowMs: 1050, ready: { tcp: 16, quic: 4, relay: 0 } });
     assert.equal(trial.extraStreams, 4);
     assert.deepEqual(trial.lost(1100), { op: "end", transport: "quic" });
     assert.equal(trial.extraStreams, 0);

@@ -57,8 +57,24 @@ export interface DataStreamOptions {
   pipelined?: boolean;
 }
 
+/**
+ * The transport a pull's data streams start on: the one its control connection got through on,
+ * so a pull that reached its host through a relay (transport/relay.ts) stays on the relay, and
+ * one that reached it directly never touches a relay. The seam for a better path found during
+ * the pull (a punched one): it says here which transport the pool's new streams use.
+ */
+export function streamTransport(spec: DataStreamSpec): TransportKind {
+  return spec.transport;
+}
+
 export class DataStreamFactory {
   readonly spec: DataStreamSpec;
+  /**
+   * Where QUIC streams go once a hole is punched (reach/client-punch.ts): the host's public
+   * address as its NAT maps its QUIC socket, the link's fingerprint still pinned. QUIC streams run
+   * in the main thread, on this very factory, so setting it there is enough.
+   */
+  #punchedLink: ShareLink | undefined;
 
   constructor(spec: DataStreamSpec) {
     this.spec = spec;
@@ -86,9 +102,15 @@ export class DataStreamFactory {
     });
   }
 
+  /** From now on, QUIC streams go to `link` (the host's punched address). */
+  usePunchedPath(link: ShareLink): void {
+    this.#punchedLink = link;
+  }
+
   /** Opens a data stream over `transport`, once the host has welcomed it (or, `pipelined`, greeted). */
   async open(transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
-    const { link, encrypted, idleTimeoutMs } = this.spec;
+    const { encrypted, idleTimeoutMs } = this.spec;
+    const link = (transport === "quic" ? this.#punchedLink : undefined) ?? this.spec.link;
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),

@@ -18,13 +18,20 @@
  */
 import { HEADROOM as POOL_HEADROOM_BYTES } from "../../engine/buffer-pool.js";
 import { ErrorCode, TeleportError } from "../../errors.js";
+import type { ShareLink } from "../../transport/link.js";
 import { transportFor } from "../../transport/registry.js";
-import { type TransportCounts, type TransportKind, transportCounts } from "../../transport/transport.js";
+import {
+  type PathKind,
+  type TransportCounts,
+  type TransportKind,
+  transportCounts,
+} from "../../transport/transport.js";
 import { BatchQueue } from "./batch-queue.js";
 import { WRITE_SLICE_BYTES } from "./chunk-writer.js";
 import { CompressionPolicy, isLoopbackHost } from "./compression-policy.js";
-import type { DataStreamFactory } from "./data-streams.js";
+import { type DataStreamFactory, streamTransport } from "./data-streams.js";
 import { type PoolStream, PoolStreams } from "./pool-streams.js";
+import { bytesByPath } from "./punched-path.js";
 import { receiveLimitSpec } from "./receive-limit.js";
 import {
   type ChunkWrite,
@@ -83,6 +90,8 @@ export interface PoolReport {
   threads: Record<ThreadPlace, number>;
   /** The transport trials (under `auto`): when, what each delivered per stream, what was kept. */
   transportTrials: TrialStep[];
+  /** Chunk bytes by the way they came: bytesByTransport with a punched path's QUIC bytes apart. */
+  bytesByPath: Record<PathKind, number>;
 }
 
 /** Streams a tuned pull starts with on a short path: one per thread, as more cost CPU and no time (docs/decisions.md). */
@@ -139,6 +148,9 @@ export class StreamPool {
   readonly #onNotice: ((message: string) => void) | undefined;
   readonly #ticker: NodeJS.Timeout;
   readonly #delivered: TransportCounts = transportCounts();
+  readonly #factory: DataStreamFactory;
+  /** QUIC bytes delivered before the streams moved to a punched path; unset until they do. */
+  #quicBytesBeforePunch: number | undefined;
   #pinging = false;
   #lastPingAt = 0;
   #spares = SPARE_CONNECTIONS;
@@ -151,6 +163,7 @@ export class StreamPool {
     if (pinned !== undefined && (!Number.isInteger(pinned) || pinned < 1 || pinned > MAX_STREAMS))
       throw new RangeError(`stream count must be 1 to ${MAX_STREAMS}, got ${pinned}`);
     const { spec } = streams;
+    this.#factory = streams;
     this.#compression = options.compression ?? new CompressionPolicy("off");
     this.#loopback = isLoopbackHost(spec.link.host);
     this.#ping = options.ping;
@@ -158,7 +171,7 @@ export class StreamPool {
     const threadCount = Math.min(defaultThreadCount(), pinned ?? Number.POSITIVE_INFINITY);
     const initial = this.#initialStreams(options, threadCount);
     this.#tuner = newTuner(options, initial, threadCount * STREAMS_PER_THREAD);
-    this.#transport = spec.transport;
+    this.#transport = streamTransport(spec);
     if (spec.alternative !== undefined && spec.alternative !== this.#transport)
       this.#trial = new TransportTrial(this.#transport, spec.alternative, performance.now());
     const receiveLimit =
@@ -274,6 +287,23 @@ export class StreamPool {
     if (active > this.#tuner.streams) this.#streams.drop(active - this.#tuner.streams, this.#transport);
   }
 
+  /**
+   * Moves the data streams to a punched path (reach/client-punch.ts) without restarting the pull:
+   * new streams are QUIC streams to `link`, the host's public address; the others (the relay's)
+   * are retired once the batches they hold are done.
+   */
+  moveToPunchedPath(link: ShareLink): void {
+    if (this.#closing !== undefined || this.#quicBytesBeforePunch !== undefined) return;
+    for (const thread of this.#threads.all) thread.takeDelivered(this.#delivered);
+    this.#quicBytesBeforePunch = this.#delivered.quic;
+    this.#factory.usePunchedPath(link);
+    const from = this.#transport;
+    this.#transport = "quic";
+    this.#resize();
+    if (from !== "quic") this.#streams.drop(Number.POSITIVE_INFINITY, from);
+    this.#dispatch();
+  }
+
   /** Carries out what the transport trial decided. */
   #act(action: TrialAction | undefined): void {
     if (action === undefined) return;
@@ -363,6 +393,8 @@ export class StreamPool {
       }, CLOSE_TIMEOUT_MS);
       await Promise.all(threads.map((thread) => thread.exited));
       clearTimeout(timer);
+      // What was delivered since the last tick (the counters outlive their threads).
+      for (const thread of threads) thread.takeDelivered(this.#delivered);
       this.#batches.breakWith(new TeleportError(ErrorCode.CANCELLED, "streams closed"));
       return this.#report();
     })();
@@ -392,6 +424,7 @@ export class StreamPool {
       bytesByTransport: { ...this.#delivered },
       threads: this.#threads.counts(),
       transportTrials: this.#trial?.steps ?? [],
+      bytesByPath: bytesByPath(this.#delivered, this.#quicBytesBeforePunch),
     };
   }
 }

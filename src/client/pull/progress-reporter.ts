@@ -60,8 +60,8 @@ export class ProgressReporter implements ProgressSink {
     const counts = this.#counts;
     if (this.#countsChanged && counts !== undefined) {
       this.#countsChanged = false;
-      const { bytes: done, bytesFromNetwork: moved, bytesReused: reused } = counts;
-      onProgress({ type: "bytes", done, moved, reused });
+      const { bytes: done, bytesFromNetwork: moved, bytesReused: reused, path } = counts;
+      onProgress({ type: "bytes", done, moved, reused, path });
     }
   }
 

@@ -30,15 +30,17 @@ import { MirrorDeletions } from "../../receive/mirror-deletions.js";
 import { OldCopies } from "../../receive/old-copies.js";
 import { Work } from "../../receive/work.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
+import { pathOf } from "../../transport/transport.js";
 import { MAX_CHUNK_SIZE } from "../../wire/messages.js";
 import { normalizeUserPath } from "../../wire/path.js";
 import type { TeleportClient } from "../client.js";
 import { CompressionPolicy } from "../pool/compression-policy.js";
+import { tryPunchedPath } from "../pool/punched-path.js";
 import { type ChunkWrite, DEFAULT_WINDOW_BYTES, type PoolReport, StreamPool } from "../pool/stream-pool.js";
 import { ControlChunks } from "./control-chunks.js";
 import { DeltaFetcher } from "./delta-fetcher.js";
 import { ProgressReporter, singleAttemptTotals } from "./progress-reporter.js";
-import { type PullOptions, type PullSummary, Tally } from "./summary.js";
+import { bytesByPath, type PullOptions, type PullSummary, Tally } from "./summary.js";
 
 /**
  * Files open at once, each holding its part file's descriptor while its chunks are fetched: it
@@ -237,6 +239,7 @@ class Puller implements FileOpener {
       this.#measureRtt();
       if (this.#options.destFolder === undefined) await mkdir(this.#dest, { recursive: true });
       summary.transport = this.#client.transport;
+      summary.path = pathOf(summary.transport);
       // With the manifest read, the data streams may be all that is left waiting: a host gone
       // silent must fail the pull at its idle timeout, not after every stream has failed to
       // reconnect.
@@ -255,6 +258,10 @@ class Puller implements FileOpener {
       const report = await this.#pool.close();
       if (report !== undefined) this.#reportStreams(report);
       this.#reportDeltas();
+      Object.assign(
+        summary,
+        bytesByPath(summary.transport, summary.bytesFromNetwork, report?.bytesByTransport),
+      );
       this.#downloads?.flushJournal();
       this.#downloads?.flushRecords();
       this.#removeExtras();
@@ -354,7 +361,7 @@ class Puller implements FileOpener {
     const options = this.#options;
     const rttMs = this.#pool.rttMs;
     const streams = options.dataStreams ?? client.dataStreams({ encrypted: this.#tally.summary.encrypted });
-    return new StreamPool(streams, {
+    const pool = new StreamPool(streams, {
       windowBytes: this.#pool.windowBytes,
       ping: () => client.ping(),
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
@@ -363,6 +370,8 @@ class Puller implements FileOpener {
       ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
       compression: options.compression ?? new CompressionPolicy("auto"),
     });
+    if (options.dataStreams === undefined) tryPunchedPath(pool, client, options);
+    return pool;
   }
 }
 

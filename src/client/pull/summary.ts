@@ -8,7 +8,13 @@ import type { RemovalFailure } from "../../platform/remove-beneath.js";
 import type { ByteSource, TransferTally } from "../../receive/tally.js";
 import type { ChunkIndex } from "../../store/chunk-index.js";
 import type { StateFolder } from "../../store/state-folder.js";
-import type { TransportKind } from "../../transport/transport.js";
+import {
+  PATH_KINDS,
+  type PathKind,
+  pathOf,
+  type TransportCounts,
+  type TransportKind,
+} from "../../transport/transport.js";
 import type { FilterRule } from "../../wire/messages.js";
 import type { CompressionPolicy } from "../pool/compression-policy.js";
 import type { DataStreamFactory } from "../pool/data-streams.js";
@@ -56,6 +62,8 @@ export interface PullOptions {
    * streams moved to the transport that delivers more.
    */
   onNotice?: (message: string) => void;
+  /** Told what is only detail (`--verbose`): why the pull stays on a relay. */
+  onDetail?: (message: string) => void;
   /**
    * Files get their `user.` extended attributes as on the host (`pull --xattrs`; the client
    * must have connected asking for them, as pullLink does). Needs the native addon on both sides.
@@ -129,6 +137,8 @@ export interface BytesEvent {
   done: number;
   moved: number;
   reused: number;
+  /** The path the bytes come by now (`direct` unless a relay or a punched path carries them). */
+  path?: PathKind | undefined;
 }
 
 /** pullLink lost its connection mid-pull: it runs again after `waitMs`, resuming. */
@@ -239,6 +249,10 @@ export interface PullSummary {
    * other one: `streamPool.bytesByTransport` says what each carried.
    */
   transport: TransportKind;
+  /** The path that carried most of the bytes from the network (the control connection's when none did). */
+  path: PathKind;
+  /** Bytes from the network by the path they came: to the host's address, through a relay, punched. */
+  bytesByPath: Record<PathKind, number>;
   /** False when the data streams were plaintext (`--no-encryption`). */
   encrypted: boolean;
   /** What each data stream carried. */
@@ -284,6 +298,29 @@ export interface EntryFailure {
 
 export type { ByteSource };
 
+/**
+ * Bytes by path: what each transport's data streams delivered, on its path, and the rest of
+ * `bytesFromNetwork` (chunks over the control connection) on the control connection's path.
+ */
+export function bytesByPath(
+  control: TransportKind,
+  bytesFromNetwork: number,
+  byTransport: TransportCounts | undefined,
+): { path: PathKind; bytesByPath: Record<PathKind, number> } {
+  const byPath: Record<PathKind, number> = { direct: 0, relay: 0, punched: 0 };
+  let streamed = 0;
+  for (const [kind, bytes] of Object.entries(byTransport ?? {}) as [TransportKind, number][]) {
+    byPath[pathOf(kind)] += bytes;
+    streamed += bytes;
+  }
+  byPath[pathOf(control)] += Math.max(0, bytesFromNetwork - streamed);
+  const most = PATH_KINDS.reduce(
+    (best, kind) => (byPath[kind] > byPath[best] ? kind : best),
+    pathOf(control),
+  );
+  return { path: most, bytesByPath: byPath };
+}
+
 /** Entries the host could not read, or skipped, reported by name up to this many. */
 const MAX_REPORTED_ENTRIES = 1000;
 
@@ -304,6 +341,8 @@ export class Tally implements TransferTally {
     bytesInHoles: 0,
     seconds: 0,
     transport: "tcp",
+    path: "direct",
+    bytesByPath: { direct: 0, relay: 0, punched: 0 },
     encrypted: true,
     streams: [],
     delta: null,
