@@ -52,6 +52,14 @@ export const ErrorCode = {
    * records failed their check): nothing read from it after that was used.
    */
   TAMPERED: "TELEPORT_ERR_TAMPERED",
+  /** `receive CODE`: the code's confirmation failed (a wrong word or number); the offer is now closed. */
+  CODE_WRONG: "TELEPORT_ERR_CODE_WRONG",
+  /** `receive CODE`: the code was already used (claimed by a receiver); a code works once. */
+  CODE_USED: "TELEPORT_ERR_CODE_USED",
+  /** `send`'s offer ran out (--expire) before a receiver completed. */
+  CODE_EXPIRED: "TELEPORT_ERR_CODE_EXPIRED",
+  /** `receive CODE`: no sender under the code's number answered, on the LAN or at the relay. */
+  CODE_NOT_FOUND: "TELEPORT_ERR_CODE_NOT_FOUND",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -82,6 +90,13 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.FILTERS_UNSUPPORTED]:
     "the host runs a teleport without --include/--exclude: upgrade it, or pull without them",
   [ErrorCode.WATCH_UNSUPPORTED]: "run the same teleport release on the host, or pull without --watch",
+  [ErrorCode.CODE_WRONG]:
+    "the code did not match, and the offer is closed (one guess per code): ask the sender to run `teleport send` again",
+  [ErrorCode.CODE_USED]: "a code works once: ask the sender to run `teleport send` again for a new one",
+  [ErrorCode.CODE_EXPIRED]:
+    "the offer ran out: ask the sender to run `teleport send` again (--expire sets how long it waits)",
+  [ErrorCode.CODE_NOT_FOUND]:
+    "check the code; on another network than the sender's, both need the same relay (--relay HOST:PORT)",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 

@@ -32,6 +32,8 @@ const CONFIGURABLE: Readonly<Record<string, readonly string[]>> = {
     "progress",
   ],
   host: ["port", "bind", "advertise", "compress", "quic", "congestion", "expire"],
+  send: ["relay", "expire", "lan"],
+  receive: ["relay", "lan"],
 };
 
 /** One key of the file: the value as its flag parses it, and as written. */
@@ -210,6 +212,7 @@ const UNSET: Readonly<Record<string, string>> = {
   advertise: "the bind address or this machine's IPv4",
   expire: "never",
   congestion: "bbr where the kernel has it",
+  relay: "none",
 };
 
 function builtInDefault(option: Option): unknown {

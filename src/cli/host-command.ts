@@ -164,7 +164,7 @@ function stopRequested(
  * way (the losing attempt of a transport race, a healed data stream) ended with one. A connection
  * that never authenticated (a scan, a wrong link) does not count either.
  */
-class FirstCompletePull {
+export class FirstCompletePull {
   #open = 0;
   #closedCleanly = false;
   #complete: (() => void) | undefined;

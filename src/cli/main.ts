@@ -17,6 +17,7 @@ import { COMPLETION_SHELLS, type CompletionShell, completionScript } from "./com
 import { applyConfig, configPath, configShowCommand } from "./config.js";
 import { parseDuration } from "./duration.js";
 import { type CliOutput, EXIT_USAGE, reportFailure, usageErrorJson } from "./error-report.js";
+import { addJoinCodeCommands } from "./join-code-commands.js";
 import { readLinkArgument } from "./link-input.js";
 
 export { type CliOutput, EXIT_FAILURE, EXIT_USAGE } from "./error-report.js";
@@ -148,6 +149,7 @@ export function createProgram(output: CliOutput = processOutput): Command {
   addRelayCommand(program);
   addPullCommand(program);
   addPushCommand(program);
+  addJoinCodeCommands(program, commandModule);
   addBrowseCommands(program);
   addLocalCommands(program);
   addToolCommands(program);

@@ -126,6 +126,8 @@ export interface HostOptions {
   onSessionError?: (remote: string, error: TeleportError) => void;
   /** Told when a connection has proved the link's secret, and when it ends (`host --once`). */
   onClientEvent?: (event: ClientEvent) => void;
+  /** The link's secret, in place of the folder's own: `teleport send` hosts under a fresh one. */
+  secret?: Buffer;
   /**
    * Threads serving TCP connections, TLS and all (default: one per core); 0 serves every
    * connection in the calling thread. See servingThreads for when the calling thread serves
@@ -191,7 +193,7 @@ export class Host {
       stateFolder.close();
       throw err;
     }
-    const secret = shareSecret(identity, share.source);
+    const secret = options.secret ?? shareSecret(identity, share.source);
     const index = ChunkIndex.open(options.home);
     const uploads = options.uploads?.({ share, index, home: options.home, stateFolder });
     const writeSecret = uploads && uploadSecret(identity, share.root);

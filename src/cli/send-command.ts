@@ -1,0 +1,80 @@
+/**
+ * `teleport send PATH`: hosts PATH under a fresh secret, offers its link under a join code
+ * (printed alone on stdout's first line), and exits 0 once the one receiver whose code checked
+ * out has pulled it. A wrong code (CODE_WRONG), an offer nobody took in time (CODE_EXPIRED) or
+ * Ctrl-C end it non-zero; every way out retires the secret with the process.
+ */
+import { randomBytes } from "node:crypto";
+import { realpath, stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { toTeleportError } from "../errors.js";
+import { type ClientEvent, Host } from "../host/host.js";
+import { offerJoinCode } from "../rendezvous/join-offer.js";
+import { parseMailboxAddress } from "../rendezvous/mailbox-dial.js";
+import { encodeOfferPayload } from "../rendezvous/offer-payload.js";
+import { StopSignals } from "./error-report.js";
+import { teleportHome } from "./home.js";
+import { FirstCompletePull } from "./host-command.js";
+import { ClientLog } from "./host-log.js";
+import { terminalLine } from "./terminal-text.js";
+
+export interface SendFlags {
+  relay?: string;
+  /** Milliseconds the code may wait for its receiver. */
+  expire: number;
+  /** false with --no-lan. */
+  lan?: boolean;
+}
+
+/** The link's secret: 16 bytes, as a folder's own, but new for each send and kept nowhere. */
+const SEND_SECRET_BYTES = 16;
+
+export async function sendCommand(path: string, flags: SendFlags): Promise<void> {
+  const source = await realpath(path).catch((err: unknown) => {
+    throw toTeleportError(err, path);
+  });
+  const oneFile = (await stat(source)).isFile();
+  const notice = (message: string) => process.stderr.write(terminalLine(`teleport: ${message}`));
+  const pulled = new FirstCompletePull();
+  const clientLog = new ClientLog((line) => process.stderr.write(line));
+  const host = await Host.start({
+    root: source,
+    home: teleportHome(),
+    secret: randomBytes(SEND_SECRET_BYTES),
+    onNotice: notice,
+    onClientEvent: (event: ClientEvent) => {
+      clientLog.observe(event);
+      pulled.observe(event);
+    },
+  });
+  const stopSignals = new StopSignals();
+  const complete = new Promise<void>((resolve) => pulled.onComplete(resolve));
+  try {
+    await offerJoinCode({
+      payload: encodeOfferPayload({ link: host.url, name: basename(source), oneFile }),
+      mailbox: flags.relay === undefined ? undefined : parseMailboxAddress(flags.relay),
+      lan: flags.lan !== false,
+      expireMs: flags.expire,
+      signal: stopSignals.signal,
+      onCode: (code) => {
+        process.stdout.write(`${code}\n`);
+        notice(`sending ${source}; on the other machine: teleport receive ${code}`);
+      },
+      onNotice: notice,
+    });
+    notice("the code checked out; the receiver is pulling");
+    await Promise.race([complete, aborted(stopSignals.signal)]);
+    notice("sent: the receiver pulled everything");
+  } catch (err) {
+    throw stopSignals.explain(err, "send");
+  } finally {
+    stopSignals.stop();
+    await host.close().catch(() => {});
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
