@@ -45,7 +45,7 @@ async function orchestrate() {
   const relayNode = startRole(script, "relay", ["--bootstrap", String(bootstrapPort)]);
   const { relayKey } = await relayNode.line("relayKey");
   try {
-    for (const mode of ["direct", "relay", "hyperswarm"]) {
+    for (const mode of modes()) {
       const runs = [];
       const failures = [];
       for (let run = 0; run <= runCount(); run++) {
@@ -54,10 +54,9 @@ async function orchestrate() {
           mode === "hyperswarm"
             ? swarmRun(script, bootstrapPort)
             : oneRun(script, bootstrapPort, mode === "relay" ? relayKey : null);
-        const figures = await attempt().catch((error) => {
-          failures.push(`${mode} run ${run}: ${error.message}`);
-          return attempt(); // once more; the failure is reported
-        });
+        const figures = await withRetries(attempt, (error) =>
+          failures.push(`${mode} run ${run}: ${error.message}`),
+        );
         const relayCpu = processCpuSeconds(relayNode.child.pid) - relayCpuBefore;
         figures.relayCpuPerGib = relayCpu / (transferBytes() / 2 ** 30);
         console.error(`engines: hyperdht ${mode} run ${run}: ${figures.mbPerSecond.toFixed(1)} MB/s`);
@@ -73,6 +72,23 @@ async function orchestrate() {
   } finally {
     relayNode.stop();
     testnet.stop();
+  }
+}
+
+/** ENGINES_MODES (comma-separated) or all three. */
+function modes() {
+  return (process.env.ENGINES_MODES ?? "direct,relay,hyperswarm").split(",");
+}
+
+/** A run that failed (a connection that timed out, a relay channel closed) is tried again, up to 4 times. */
+async function withRetries(attempt, onFailure) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      onFailure(error);
+      if (tries === 4) throw error;
+    }
   }
 }
 
