@@ -38,6 +38,8 @@ export interface HostFlags {
   allowUpload?: boolean;
   /** Bytes one upload may hold. */
   maxUploadBytes?: number;
+  /** Draw the link as a QR code on stderr; by default only where stderr is a terminal. */
+  qr?: boolean;
   /** `--relay HOST:PORT`, each: relays to register with, named in the link. */
   relay?: string[];
 }
@@ -86,6 +88,11 @@ export async function hostCommand(dir: string, flags: HostFlags): Promise<void> 
     );
   }
   if (flags.linkFile !== undefined) await writePrivateFile(flags.linkFile, links);
+  // A terminal is a person looking (not a log, which must not hold the secret), or --qr asked.
+  if (flags.qr ?? process.stderr.isTTY) {
+    const { linkQrCode } = await import("./link-qr.js");
+    process.stderr.write(await linkQrCode(host.url));
+  }
   process.stderr.write(
     `teleport: sharing ${host.share.source} on port ${host.port} (${host.transports.join(" and ")}); Ctrl-C to stop\n`,
   );

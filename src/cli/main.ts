@@ -206,6 +206,8 @@ function addHostCommand(program: Command): void {
       "refuse uploads holding more than this many bytes (10G, 500M)",
       byteRate,
     )
+    .option("--qr", "draw the link as a QR code on stderr (by default only when stderr is a terminal)")
+    .option("--no-qr", "never draw the link as a QR code")
     .option(
       "--relay <host:port>",
       "also be reachable through this relay (teleport relay), named in the link; repeatable",

@@ -5,8 +5,8 @@
  */
 import { lstat } from "node:fs/promises";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { parseRelayAddress } from "../relay/relay-protocol.js";
 import { claimJoinCode } from "../rendezvous/join-claim.js";
-import { parseMailboxAddress } from "../rendezvous/mailbox-dial.js";
 import { decodeOfferPayload } from "../rendezvous/offer-payload.js";
 import { type PullFlags, pullCommand } from "./commands.js";
 import { StopSignals } from "./error-report.js";
@@ -27,7 +27,7 @@ export async function receiveCommand(
   let payload: string;
   try {
     payload = await claimJoinCode(code, {
-      mailbox: flags.relay === undefined ? undefined : parseMailboxAddress(flags.relay),
+      mailbox: flags.relay === undefined ? undefined : parseRelayAddress(flags.relay),
       lan: flags.lan !== false,
       signal: stopSignals.signal,
     });

@@ -24,7 +24,8 @@ export interface RelayFlags {
 
 /** The services `teleport relay` mounts (RelayService): the join-code mailbox goes here. */
 async function relayServices(): Promise<RelayService[]> {
-  return [];
+  const { mailboxService } = await import("../rendezvous/relay-mailbox.js");
+  return [mailboxService()];
 }
 
 export async function relayCommand(flags: RelayFlags): Promise<void> {

@@ -9,8 +9,8 @@ import { realpath, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { toTeleportError } from "../errors.js";
 import { type ClientEvent, Host } from "../host/host.js";
+import { parseRelayAddress } from "../relay/relay-protocol.js";
 import { offerJoinCode } from "../rendezvous/join-offer.js";
-import { parseMailboxAddress } from "../rendezvous/mailbox-dial.js";
 import { encodeOfferPayload } from "../rendezvous/offer-payload.js";
 import { StopSignals } from "./error-report.js";
 import { teleportHome } from "./home.js";
@@ -35,12 +35,15 @@ export async function sendCommand(path: string, flags: SendFlags): Promise<void>
   });
   const oneFile = (await stat(source)).isFile();
   const notice = (message: string) => process.stderr.write(terminalLine(`teleport: ${message}`));
+  const relay = flags.relay === undefined ? undefined : parseRelayAddress(flags.relay);
   const pulled = new FirstCompletePull();
   const clientLog = new ClientLog((line) => process.stderr.write(line));
   const host = await Host.start({
     root: source,
     home: teleportHome(),
     secret: randomBytes(SEND_SECRET_BYTES),
+    // The link names the relay too: a receiver that cannot reach us directly goes through it.
+    ...(relay === undefined ? {} : { relays: [relay] }),
     onNotice: notice,
     onClientEvent: (event: ClientEvent) => {
       clientLog.observe(event);
@@ -52,7 +55,7 @@ export async function sendCommand(path: string, flags: SendFlags): Promise<void>
   try {
     await offerJoinCode({
       payload: encodeOfferPayload({ link: host.url, name: basename(source), oneFile }),
-      mailbox: flags.relay === undefined ? undefined : parseMailboxAddress(flags.relay),
+      mailbox: relay,
       lan: flags.lan !== false,
       expireMs: flags.expire,
       signal: stopSignals.signal,

@@ -64,7 +64,8 @@ export class MailboxConnection {
         send: (frame) => {
           if (!socket.destroyed) socket.write(encodeMailboxFrame(frame));
         },
-        close: () => socket.end(),
+        // Not half-open: a peer (a relay) that keeps its side open must not keep this process alive.
+        close: () => socket.end(() => socket.destroy()),
         destroy: () => socket.destroy(),
       };
     });

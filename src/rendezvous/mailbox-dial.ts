@@ -3,34 +3,20 @@
  */
 import { connect, type Socket } from "node:net";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
-import { encodeRelayMessage, RelayType } from "../relay/relay-protocol.js";
+import {
+  encodeRelayMessage,
+  formatRelayAddress,
+  type RelayAddress,
+  RelayType,
+} from "../relay/relay-protocol.js";
 import { MailboxConnection } from "./mailbox-connection.js";
 import { MAILBOX_SERVICE } from "./mailbox-protocol.js";
 
-export interface MailboxAddress {
-  host: string;
-  port: number;
-}
+/** A mailbox is where a relay is, or where a sender's LAN mailbox answered from. */
+export type MailboxAddress = RelayAddress;
 
 /** How long a mailbox has to accept the connection. */
 const CONNECT_MS = 10_000;
-
-/** `HOST:PORT` or `[V6]:PORT`; USAGE when it is neither. */
-export function parseMailboxAddress(text: string): MailboxAddress {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text.trim());
-  const port = Number(match?.[3]);
-  const host = match?.[1] ?? match?.[2];
-  if (host === undefined || !(port > 0 && port <= 65535))
-    throw new TeleportError(
-      ErrorCode.USAGE,
-      `"${text}" is not HOST:PORT (a relay's address, as \`teleport relay\` prints it)`,
-    );
-  return { host, port };
-}
-
-export function formatMailboxAddress({ host, port }: MailboxAddress): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 /**
  * The mailbox mounted in a relay: SERVICE goes out at once, without waiting for the relay's
@@ -60,7 +46,7 @@ function dial(address: MailboxAddress, signal?: AbortSignal): Promise<Socket> {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       socket.destroy();
-      reject(toTeleportError(err, `mailbox ${formatMailboxAddress(address)}`));
+      reject(toTeleportError(err, `mailbox ${formatRelayAddress(address)}`));
     };
     const onAbort = () => fail(new TeleportError(ErrorCode.CANCELLED, "cancelled"));
     const timer = setTimeout(

@@ -1,5 +1,5 @@
 /**
- * Join codes through a relay's mailbox, by the real CLI: `send` prints a code and waits,
+ * Join codes through the mailbox of `teleport relay`, by the real CLI: `send` prints a code and waits,
  * `receive CODE` pulls; one use per code, a wrong code burns the offer, an expired code is
  * refused. The LAN is left out (--no-lan) so that these tests meet only at their own mailbox.
  */
@@ -9,15 +9,15 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { type CliEnv, type RunningCli, runCli, spawnCli } from "../helpers/cli.js";
-import { startMailboxRelay } from "../helpers/codes-relay.js";
-import { onCleanup, waitFor } from "../helpers/context.js";
+import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { startRelay } from "../helpers/relay.js";
 import { makeShare } from "../helpers/share.js";
 
 const CODE = /^([1-9]\d*)-([a-z]+)-([a-z]+)$/;
 
+/** `teleport relay` on loopback, whose mailbox the codes meet at. */
 async function relayFor(t: TestContext): Promise<string> {
-  const relay = await startMailboxRelay();
-  onCleanup(t, () => relay.close());
+  const relay = await startRelay(t, { home: join(await tempDir(t, "codes-relay-home"), "home") });
   return relay.address;
 }
 

@@ -23,6 +23,7 @@ const HEAVY_MODULES: readonly RegExp[] = [
   /node_modules\/@chainsafe\/libp2p-quic/,
   /node_modules\/cli-progress\//,
   /node_modules\/vega/,
+  /node_modules\/(@noble\/curves|multicast-dns|uqr)\//,
   /\/src\/transport\/(quic-binding|tcp|select)\.js$/,
   /\/src\/(client\/client|host\/host|store\/chunk-index|chunking\/hash)\.js$/,
 ];
