@@ -57,6 +57,7 @@ async function orchestrate() {
         const figures = await withRetries(attempt, (error) =>
           failures.push(`${mode} run ${run}: ${error.message}`),
         );
+        if (figures === null) continue; // four failures in a row: the run is left out, its failures reported
         const relayCpu = processCpuSeconds(relayNode.child.pid) - relayCpuBefore;
         figures.relayCpuPerGib = relayCpu / (transferBytes() / 2 ** 30);
         console.error(`engines: hyperdht ${mode} run ${run}: ${figures.mbPerSecond.toFixed(1)} MB/s`);
@@ -80,16 +81,19 @@ function modes() {
   return (process.env.ENGINES_MODES ?? "direct,relay,hyperswarm").split(",");
 }
 
-/** A run that failed (a connection that timed out, a relay channel closed) is tried again, up to 4 times. */
+/**
+ * A run that failed (a connection that timed out, a relay channel closed) is tried again, up to 4
+ * times; null after the fourth failure.
+ */
 async function withRetries(attempt, onFailure) {
-  for (let tries = 1; ; tries++) {
+  for (let tries = 1; tries <= 4; tries++) {
     try {
       return await attempt();
     } catch (error) {
       onFailure(error);
-      if (tries === 4) throw error;
     }
   }
+  return null;
 }
 
 async function oneRun(script, bootstrapPort, relayKey) {
