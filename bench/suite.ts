@@ -23,6 +23,7 @@ import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
 import { pushBenchmarks } from "./cases/push.js";
+import { reach } from "./cases/reach.js";
 import { realTreeBenchmarks } from "./cases/real-tree.js";
 import { startup } from "./cases/startup.js";
 import { transferBenchmarks } from "./cases/transfers.js";
@@ -46,6 +47,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   compressText,
   compressRandom,
   ...wanBenchmarks,
+  reach,
   microBenchmark,
   ...realTreeBenchmarks,
   giveUp,
