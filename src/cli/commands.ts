@@ -40,6 +40,8 @@ export interface PullFlags {
   compress?: CompressMode;
   compressLevel?: number;
   transport?: TransportChoice;
+  /** Not a flag: `receive` sets 0 when it met the sender at a relay (its LAN address is then out of reach). */
+  relayHeadStartMs?: number;
   xattrs?: boolean;
   /** false with --no-encryption. */
   encryption?: boolean;
@@ -130,6 +132,7 @@ export function pullLinkOptions(flags: PullFlags, output: PullOutput): Omit<Pull
     ...(flags.verbose === true ? { onDetail: (message: string) => output.notice(message) } : {}),
     ...(plaintext ? { plaintext, transport: "tcp" as const } : {}),
     ...(flags.transport === undefined || plaintext ? {} : { transport: flags.transport }),
+    ...(flags.relayHeadStartMs === undefined ? {} : { relayHeadStartMs: flags.relayHeadStartMs }),
     ...(flags.xattrs === true ? { xattrs: true } : {}),
     ...(flags.reuse === undefined ? {} : { reuse: flags.reuse }),
     ...(flags.streams === undefined ? {} : { streams: flags.streams }),

@@ -6,7 +6,7 @@
 import { lstat } from "node:fs/promises";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { parseRelayAddress } from "../relay/relay-protocol.js";
-import { claimJoinCode } from "../rendezvous/join-claim.js";
+import { type ClaimedOffer, claimJoinCode } from "../rendezvous/join-claim.js";
 import { decodeOfferPayload } from "../rendezvous/offer-payload.js";
 import { type PullFlags, pullCommand } from "./commands.js";
 import { StopSignals } from "./error-report.js";
@@ -24,9 +24,9 @@ export async function receiveCommand(
   flags: ReceiveFlags,
 ): Promise<void> {
   const stopSignals = new StopSignals();
-  let payload: string;
+  let claimed: ClaimedOffer;
   try {
-    payload = await claimJoinCode(code, {
+    claimed = await claimJoinCode(code, {
       mailbox: flags.relay === undefined ? undefined : parseRelayAddress(flags.relay),
       lan: flags.lan !== false,
       signal: stopSignals.signal,
@@ -36,12 +36,13 @@ export async function receiveCommand(
   } finally {
     stopSignals.stop();
   }
-  const offer = decodeOfferPayload(payload);
+  const offer = decodeOfferPayload(claimed.payload);
   const into = dest ?? (offer.oneFile ? "." : offer.name);
   if (dest === undefined) await refuseExisting(offer.name);
   if (flags.quiet !== true && flags.json !== true)
     process.stderr.write(terminalLine(`teleport: the code checked out; pulling ${offer.name} into ${into}`));
-  await pullCommand(offer.link, into, flags);
+  // A sender met at the relay is off this LAN: its link's own address is not waited for.
+  await pullCommand(offer.link, into, claimed.via === "relay" ? { ...flags, relayHeadStartMs: 0 } : flags);
 }
 
 /** The sender names what lands here: never over something already here, unless DEST says so. */

@@ -76,6 +76,8 @@ export interface ConnectOptions {
   onClose?: (error: TeleportError) => void;
   /** How to reach the host (default `auto`: see dialChoice). */
   transport?: TransportChoice;
+  /** How long the host's own address has before the link's relay is dialed (see dialChoice). */
+  relayHeadStartMs?: number;
   /** Told of choices made for the caller (QUIC used because TCP did not get through). */
   onNotice?: (message: string) => void;
   /** Ask for files' extended attributes (Feature.XATTRS, `pull --xattrs`). */
@@ -104,6 +106,7 @@ export class TeleportClient {
     const stream = await dialChoice(parsed, choice, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.onNotice === undefined ? {} : { onNotice: options.onNotice }),
+      ...(options.relayHeadStartMs === undefined ? {} : { relayHeadStartMs: options.relayHeadStartMs }),
       timeoutMs: handshakeTimeoutMs(options),
     });
     const connection = await HostConnection.open(stream, {

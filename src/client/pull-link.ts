@@ -39,6 +39,8 @@ export interface PullLinkOptions extends Omit<PullOptions, "index"> {
   index?: ChunkIndex | null;
   /** How to reach the host (default `auto`). */
   transport?: TransportChoice;
+  /** How long the host's own address has before the link's relay is dialed (see dialChoice). */
+  relayHeadStartMs?: number;
   /** Runs after the first fails with a RETRYABLE error mid-pull; default DEFAULT_RETRIES. */
   retries?: number;
 }

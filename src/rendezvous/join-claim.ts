@@ -29,26 +29,38 @@ export interface JoinClaimOptions {
 interface AnsweredClaim {
   connection: MailboxConnection;
   senderShare: Buffer;
+  via: ClaimedVia;
 }
 
-export async function claimJoinCode(codeText: string, options: JoinClaimOptions): Promise<string> {
+/** Where the sender answered: its own mailbox on the LAN, or the relay's. */
+export type ClaimedVia = "lan" | "relay";
+
+/** What a code yields: the sender's sealed payload (the link and what it names), and where it came from. */
+export interface ClaimedOffer {
+  payload: string;
+  via: ClaimedVia;
+}
+
+export async function claimJoinCode(codeText: string, options: JoinClaimOptions): Promise<ClaimedOffer> {
   const code = parseJoinCode(codeText);
   const { start, shareMessage } = receiverStart(code);
   const losers = new AbortController();
   const abortLosers = () => losers.abort();
   options.signal.addEventListener("abort", abortLosers, { once: true });
-  const claim = async (connection: MailboxConnection): Promise<AnsweredClaim> => {
+  const claim = async (connection: MailboxConnection, via: ClaimedVia): Promise<AnsweredClaim> => {
     const drop = () => connection.destroy();
     losers.signal.addEventListener("abort", drop, { once: true });
     connection.send({ type: "claim", nameplate: code.nameplate });
     connection.send({ type: "message", body: shareMessage });
     const senderShare = await awaitSenderShare(connection, SHARE_MS);
     losers.signal.removeEventListener("abort", drop);
-    return { connection, senderShare };
+    return { connection, senderShare, via };
   };
   const paths: Promise<AnsweredClaim>[] = [];
-  if (options.mailbox !== undefined) paths.push(dialRelayMailbox(options.mailbox, losers.signal).then(claim));
-  if (options.lan !== false) paths.push(searchLan(code, options, losers.signal).then(claim));
+  if (options.mailbox !== undefined)
+    paths.push(dialRelayMailbox(options.mailbox, losers.signal).then((at) => claim(at, "relay")));
+  if (options.lan !== false)
+    paths.push(searchLan(code, options, losers.signal).then((at) => claim(at, "lan")));
   if (paths.length === 0) throw new TeleportError(ErrorCode.USAGE, "receive: no way to look for the sender");
   let answered: AnsweredClaim;
   try {
@@ -58,7 +70,8 @@ export async function claimJoinCode(codeText: string, options: JoinClaimOptions)
     options.signal.removeEventListener("abort", abortLosers);
   }
   try {
-    return await receiveLink(answered.connection, start, answered.senderShare);
+    const payload = await receiveLink(answered.connection, start, answered.senderShare);
+    return { payload, via: answered.via };
   } finally {
     answered.connection.close();
   }

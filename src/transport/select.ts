@@ -52,6 +52,11 @@ export interface ChoiceOptions extends DialOptions {
   onNotice?: (message: string) => void;
   /** Told when TCP to the host's address failed (QUIC may still be tried): a relay starts then. */
   onTcpFailed?: () => void;
+  /**
+   * How long the host's own address has before a link's relay is dialed beside it (default
+   * RELAY_HEAD_START_MS); 0 where the caller already knows it met the host at a relay.
+   */
+  relayHeadStartMs?: number;
 }
 
 /** A stream to the host of `link` over the chosen transport. */
@@ -76,7 +81,7 @@ function dialDirect(link: ShareLink, options: ChoiceOptions): Promise<TransportS
  * RELAY_HEAD_START_MS; the first stream ready wins, the other is cancelled or dropped.
  */
 function withRelay(link: ShareLink, options: ChoiceOptions): Promise<TransportStream> {
-  const { signal, onNotice, ...dialOptions } = options;
+  const { signal, onNotice, relayHeadStartMs = RELAY_HEAD_START_MS, ...dialOptions } = options;
   const direct = new AbortController();
   const relayed = new AbortController();
   const onAbort = () => {
@@ -119,7 +124,7 @@ function withRelay(link: ShareLink, options: ChoiceOptions): Promise<TransportSt
         settle();
       });
     };
-    const headStart = setTimeout(() => directConnected || startRelay(), RELAY_HEAD_START_MS);
+    const headStart = setTimeout(() => directConnected || startRelay(), relayHeadStartMs);
     const onConnected = () => {
       directConnected = true;
       options.onConnected?.();

@@ -173,10 +173,10 @@ describe("a waiting offer at a relay that ends silent links", () => {
       while (code === "") await new Promise((resolve) => setTimeout(resolve, 10));
       // Three idle timeouts' worth of waiting: without its pings the relay would have cut the offer.
       await new Promise((resolve) => setTimeout(resolve, 1800));
-      assert.equal(
-        await claimJoinCode(code, { mailbox: address, lan: false, signal: stop.signal }),
-        "the link",
-      );
+      assert.deepEqual(await claimJoinCode(code, { mailbox: address, lan: false, signal: stop.signal }), {
+        payload: "the link",
+        via: "relay",
+      });
       await offered;
     } finally {
       stop.abort();
