@@ -1,6 +1,6 @@
 /**
  * A QR code of a share link, for a phone's camera: drawn with Unicode half blocks (two rows of
- * modules per line) on stderr. uqr is loaded only when one is drawn (docs/decisions-codes.md,
+ * modules per line) on stderr. uqr is loaded only when one is drawn (docs/decisions.md,
  * "QR codes: uqr").
  */
 

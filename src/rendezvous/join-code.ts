@@ -7,7 +7,7 @@ import { randomInt } from "node:crypto";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { EVEN_WORDS, ODD_WORDS } from "./pgp-words.js";
 
-/** Two words: 16 bits, and one guess per code (docs/decisions-codes.md, "Code words"). */
+/** Two words: 16 bits, and one guess per code (docs/decisions.md, "Code words"). */
 export const CODE_WORDS = 2;
 /** Nameplates a mailbox hands out are 1..MAX_NAMEPLATE; short numbers are quicker to read out. */
 export const MAX_NAMEPLATE = 999_999;

@@ -4,7 +4,7 @@
  * mailbox's port, and `receive CODE` asks for that name. The receiver dials the address the
  * answer came from, not one the answer names, so a record cannot point it anywhere else; and
  * whatever it reaches must still pass SPAKE2 with the code. multicast-dns is loaded only here
- * (docs/decisions-codes.md, "mDNS: multicast-dns").
+ * (docs/decisions.md, "mDNS: multicast-dns").
  */
 import type { RemoteInfo } from "node:dgram";
 import { ErrorCode, TeleportError } from "../errors.js";

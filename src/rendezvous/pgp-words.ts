@@ -2,7 +2,7 @@
  * The PGP word list (Juola and Zimmermann, 1995): 256 two-syllable "even" words and 256
  * three-syllable "odd" words, one of each per byte value, chosen to be told apart when read
  * aloud. A code alternates odd and even words, so a swapped or dropped word is a word from the
- * wrong list (docs/decisions-codes.md, "Code words: the PGP word list").
+ * wrong list (docs/decisions.md, "Code words: the PGP word list").
  */
 
 /** Byte value -> three-syllable word: the first word of a code, and every other after it. */

@@ -3,7 +3,7 @@
  * of the RFC's section 6, checked against its test vectors (test/unit/spake2.test.ts). Two sides
  * that share a low-entropy password agree on a strong key; whoever sees or even takes part in the
  * exchange learns at most whether one guess of the password was right. The curve arithmetic is
- * @noble/curves' (docs/decisions-codes.md, "SPAKE2 on @noble/curves").
+ * @noble/curves' (docs/decisions.md, "SPAKE2 on @noble/curves").
  */
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
