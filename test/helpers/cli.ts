@@ -2,10 +2,13 @@
  * The built CLI as child processes: one-shot commands (`runCli`), long-running ones (`spawnCli`)
  * and a real `teleport host` on a loopback port chosen by the kernel (`startHost`).
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { createProgram } from "../../src/cli/main.js";
 import { waitFor } from "./context.js";
 
 /** dist/src/cli/bin.js, next to this file's compiled form in dist/test/helpers. */
@@ -225,4 +228,20 @@ export function linkParam(link: string, name: "fp" | "key"): string {
   const value = new URL(link).searchParams.get(name);
   if (value === null) throw new Error(`link ${link} has no ${name}`);
   return value;
+}
+
+/** Parses `args` with every command's action replaced by a recorder; returns the options it got. */
+export async function parsedOptions(args: string[]): Promise<Record<string, unknown>> {
+  const program = createProgram({ stdout: () => {}, stderr: () => {} });
+  let received: Record<string, unknown> | undefined;
+  const record = (command: Command) => {
+    command.action(() => {
+      received = command.opts();
+    });
+    for (const sub of command.commands) record(sub);
+  };
+  for (const command of program.commands) record(command);
+  await program.parseAsync(args, { from: "user" });
+  assert.ok(received !== undefined, `no command ran for ${args.join(" ")}`);
+  return received;
 }

@@ -8,11 +8,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import type { Command } from "commander";
-import { type CliOutput, createProgram, EXIT_FAILURE, EXIT_USAGE, runCli } from "../../src/cli/main.js";
+import { type CliOutput, EXIT_FAILURE, EXIT_USAGE, runCli } from "../../src/cli/main.js";
 import { MAX_LEVEL, MIN_LEVEL } from "../../src/compression/zstd.js";
 import { ErrorCode } from "../../src/errors.js";
-import { STACK_TRACE_LINE } from "../helpers/cli.js";
+import { parsedOptions, STACK_TRACE_LINE } from "../helpers/cli.js";
 
 // A command that parses a value it should have refused runs for real: its state stays in here.
 const home = mkdtempSync(join(tmpdir(), "teleport-cli-options-"));
@@ -42,22 +41,6 @@ async function run(args: string[]): Promise<Run> {
   };
   const code = await runCli(args, output);
   return { code, stdout, stderr };
-}
-
-/** Parses `args` with every command's action replaced by a recorder; returns the options it got. */
-async function parsedOptions(args: string[]): Promise<Record<string, unknown>> {
-  const program = createProgram({ stdout: () => {}, stderr: () => {} });
-  let received: Record<string, unknown> | undefined;
-  const record = (command: Command) => {
-    command.action(() => {
-      received = command.opts();
-    });
-    for (const sub of command.commands) record(sub);
-  };
-  for (const command of program.commands) record(command);
-  await program.parseAsync(args, { from: "user" });
-  assert.ok(received !== undefined, `no command ran for ${args.join(" ")}`);
-  return received;
 }
 
 async function assertUsageError(args: string[], expected: RegExp): Promise<void> {

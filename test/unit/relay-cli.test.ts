@@ -5,26 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Command } from "commander";
-import { createProgram } from "../../src/cli/main.js";
 import { PullStatus } from "../../src/cli/pull-status.js";
 import { pathReport } from "../../src/client/pull/summary.js";
-
-/** Parses `args` with every command's action replaced by a recorder; returns the options it got. */
-async function parsedOptions(args: string[]): Promise<Record<string, unknown>> {
-  const program = createProgram({ stdout: () => {}, stderr: () => {} });
-  let received: Record<string, unknown> | undefined;
-  const record = (command: Command) => {
-    command.action(() => {
-      received = command.opts();
-    });
-    for (const sub of command.commands) record(sub);
-  };
-  for (const command of program.commands) record(command);
-  await program.parseAsync(args, { from: "user" });
-  assert.ok(received !== undefined, `no command ran for ${args.join(" ")}`);
-  return received;
-}
+import { parsedOptions } from "../helpers/cli.js";
 
 describe("relay on the command line", () => {
   it("relay takes a port, an address, a link file and its bounds", async () => {
