@@ -27,8 +27,9 @@ export const STOP_SIGNALS = Object.keys(SIGNAL_EXITS) as StopSignal[];
 export class Interrupted extends TeleportError {
   readonly exitCode: number;
 
-  constructor(signal: StopSignal, what: string, cause: unknown) {
-    super(ErrorCode.CANCELLED, `${what} interrupted (${signal})`, { cause });
+  /** `hint` in place of CANCELLED's (resume by running the same command again) where that is wrong. */
+  constructor(signal: StopSignal, what: string, cause: unknown, hint?: string) {
+    super(ErrorCode.CANCELLED, `${what} interrupted (${signal})`, { cause, hint });
     this.exitCode = SIGNAL_EXITS[signal];
   }
 }
@@ -91,8 +92,8 @@ export class StopSignals {
   }
 
   /** `err` as the user should see it: Interrupted if a signal stopped the command. */
-  explain(err: unknown, what: string): unknown {
-    return this.#received === undefined ? err : new Interrupted(this.#received, what, err);
+  explain(err: unknown, what: string, hint?: string): unknown {
+    return this.#received === undefined ? err : new Interrupted(this.#received, what, err, hint);
   }
 
   stop(): void {

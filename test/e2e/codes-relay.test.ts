@@ -1,11 +1,12 @@
 /**
  * Join codes through the mailbox of `teleport relay`, by the real CLI: `send` prints a code and waits,
  * `receive CODE` pulls; one use per code, a wrong code burns the offer, an expired code is
- * refused. The LAN is left out (--no-lan) so that these tests meet only at their own mailbox.
+ * refused, so is the code of a send stopped by Ctrl-C; without DEST a folder lands under its
+ * own name, never over one already there. The LAN is left out (--no-lan) so that these tests meet only at their own mailbox.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { type CliEnv, type RunningCli, runCli, spawnCli } from "../helpers/cli.js";
@@ -124,4 +125,43 @@ test("a malformed code is a usage error, before any network", async (t) => {
     assert.equal(result.code, 2, `${code}: ${result.stderr}`);
     assert.match(result.stderr, /not a join code/);
   }
+});
+
+test("receive without DEST lands the folder under its own name here, and never over one already here", async (t) => {
+  const { base, share, env } = await makeShare(t, "codes-no-dest", { "a.txt": "named" });
+  const relay = await relayFor(t);
+  const here = join(base, "here");
+  await mkdir(here);
+  const inHere = ["env", "-C", here];
+  const senderEnv = { TELEPORT_HOME: join(base, "sender-home") };
+  const first = await startSend(t, share, senderEnv, ["--relay", relay]);
+  const received = await spawnCli(["receive", first.code, "--relay", relay, "--no-lan"], env, inHere).result;
+  assert.equal(received.code, 0, received.stderr);
+  assert.equal(await readFile(join(here, "share", "a.txt"), "utf8"), "named");
+  assert.equal((await first.send.result).code, 0);
+
+  await writeFile(join(share, "a.txt"), "changed");
+  const second = await startSend(t, share, senderEnv, ["--relay", relay]);
+  const refused = await spawnCli(["receive", second.code, "--relay", relay, "--no-lan"], env, inHere).result;
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /TELEPORT_ERR_USAGE: share is already here: name a DEST/);
+  assert.equal(await readFile(join(here, "share", "a.txt"), "utf8"), "named");
+});
+
+test("send stopped by Ctrl-C exits 130, says the code no longer works, and the code is refused", async (t) => {
+  const { base, share, env } = await makeShare(t, "codes-interrupt", { "a.txt": "never" });
+  const relay = await relayFor(t);
+  const { send, code } = await startSend(t, share, { TELEPORT_HOME: join(base, "sender-home") }, [
+    "--relay",
+    relay,
+  ]);
+  send.process.kill("SIGINT");
+  const sent = await send.result;
+  assert.equal(sent.code, 130, sent.stderr);
+  assert.match(sent.stderr, /TELEPORT_ERR_CANCELLED: send interrupted \(SIGINT\)/);
+  assert.match(sent.stderr, /hint: the code no longer works: run `teleport send` again/);
+  const late = await runCli(["receive", code, join(base, "dest"), "--relay", relay, "--no-lan"], env);
+  assert.equal(late.code, 1);
+  assert.match(late.stderr, /TELEPORT_ERR_CODE_EXPIRED/);
+  await assert.rejects(readFile(join(base, "dest/a.txt")));
 });
