@@ -89,7 +89,11 @@ export async function sendCommand(path: string, flags: SendFlags): Promise<void>
     }
     notice("sent: the receiver pulled everything");
   } catch (err) {
-    throw stopSignals.explain(err, "send", "the code no longer works: run `teleport send` again for a new one");
+    throw stopSignals.explain(
+      err,
+      "send",
+      "the code no longer works: run `teleport send` again for a new one",
+    );
   } finally {
     stopSignals.stop();
     await host.close().catch(() => {});
