@@ -60,6 +60,8 @@ export const ErrorCode = {
   CODE_EXPIRED: "TELEPORT_ERR_CODE_EXPIRED",
   /** `receive CODE`: no sender under the code's number answered, on the LAN or at the relay. */
   CODE_NOT_FOUND: "TELEPORT_ERR_CODE_NOT_FOUND",
+  /** `mount`: this machine cannot mount (no /dev/fuse, or teleport's FUSE addon or libfuse3 missing). */
+  FUSE_UNAVAILABLE: "TELEPORT_ERR_FUSE_UNAVAILABLE",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -97,6 +99,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
     "the offer ran out: ask the sender to run `teleport send` again (--expire sets how long it waits)",
   [ErrorCode.CODE_NOT_FOUND]:
     "check the code; on another network than the sender's, both need the same relay (--relay HOST:PORT)",
+  [ErrorCode.FUSE_UNAVAILABLE]:
+    "install libfuse3 (apt-get install fuse3 libfuse3-dev) and load the fuse module (modprobe fuse); in a container pass --device /dev/fuse",
   [ErrorCode.PATH_ESCAPE]: "only what is inside the shared folder is served: `teleport ls LINK` lists it",
 };
 
