@@ -81,6 +81,7 @@ export function createProgram(output: CliOutput = processOutput): Command {
   addPushCommand(program);
   addJoinCodeCommands(program, commandModule);
   addBrowseCommands(program);
+  addMountCommands(program);
   addLocalCommands(program);
   addToolCommands(program);
   addConfigCommand(program);
@@ -349,6 +350,29 @@ function addBrowseCommands(program: Command): void {
     .action(async (link: string, path: string, flags) => {
       const { catCommand } = await commandModule(() => import("./browse-commands.js"));
       await catCommand(await readLinkArgument(link), path, flags);
+    });
+}
+
+/** `mount` and `umount`: the share as a read-only folder (FUSE). */
+function addMountCommands(program: Command): void {
+  program
+    .command("mount")
+    .description("mount the share as a read-only folder (FUSE); Ctrl-C unmounts")
+    .argument("<link>", LINK_HELP)
+    .argument("<mountpoint>", "empty local folder to mount on")
+    .option("--path <remote>", "folder of the share to mount (default: all of it)")
+    .action(async (link: string, mountpoint: string, flags) => {
+      const { mountCommand } = await commandModule(() => import("./mount-command.js"));
+      await mountCommand(await readLinkArgument(link), mountpoint, flags);
+    });
+
+  program
+    .command("umount")
+    .description("unmount a `teleport mount` (lazily: open files stay readable until closed)")
+    .argument("<mountpoint>", "where the share is mounted")
+    .action(async (mountpoint: string) => {
+      const { umountCommand } = await commandModule(() => import("./mount-command.js"));
+      await umountCommand(mountpoint);
     });
 }
 

@@ -1,0 +1,70 @@
+/**
+ * `teleport mount LINK MOUNTPOINT`: the share as a read-only folder (FUSE), listed once from the
+ * host, its bytes fetched by verified chunks as they are read; `teleport umount MOUNTPOINT`.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { TeleportClient } from "../client/client.js";
+import { ErrorCode, TeleportError } from "../errors.js";
+import { FuseSession } from "../mount/fuse-session.js";
+import { InodeTable } from "../mount/inode-table.js";
+import { DEFAULT_CACHE_BYTES, RemoteFiles } from "../mount/remote-files.js";
+import { type Entry, EntryKind } from "../wire/messages.js";
+import { normalizeUserPath } from "../wire/path.js";
+
+export interface MountFlags {
+  path?: string;
+  cacheSize?: number;
+}
+
+export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
+  const client = await TeleportClient.connect(link);
+  try {
+    const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
+    const files = new RemoteFiles(client, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
+    const session = FuseSession.mount(mountpoint, table, (node, offset, length, signal) =>
+      files.read(node, offset, length, signal),
+    );
+    const unmount = () => session.unmount();
+    process.once("SIGINT", unmount);
+    process.once("SIGTERM", unmount);
+    process.stderr.write(
+      `teleport: mounted at ${mountpoint} (read-only); Ctrl-C or \`teleport umount ${mountpoint}\` unmounts\n`,
+    );
+    try {
+      await session.closed;
+    } finally {
+      process.off("SIGINT", unmount);
+      process.off("SIGTERM", unmount);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+/** The folder at `path` and everything beneath it, as an inode table. */
+async function listShare(client: TeleportClient, path: string): Promise<InodeTable> {
+  const root = await client.stat(path);
+  if (root.kind !== EntryKind.DIRECTORY)
+    throw new TeleportError(ErrorCode.USAGE, `"${path}" is not a folder of the share`);
+  const entries: Entry[] = [];
+  for await (const entry of client.list(path, { recursive: true })) entries.push(entry);
+  return new InodeTable(root, entries);
+}
+
+/** Detaches a teleport mount; its `teleport mount` process then exits. */
+export async function umountCommand(mountpoint: string): Promise<void> {
+  const run = promisify(execFile);
+  try {
+    // fusermount3 lets a user unmount what they mounted; -z: lazily, as open files close.
+    await run("fusermount3", ["-u", "-z", mountpoint]);
+  } catch (fusermountError) {
+    try {
+      await run("umount", ["-l", mountpoint]);
+    } catch {
+      const reason =
+        fusermountError instanceof Error ? fusermountError.message.trim() : String(fusermountError);
+      throw new TeleportError(ErrorCode.IO, `could not unmount ${mountpoint}: ${reason}`);
+    }
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * File bytes for a mount, from the host: a file's chunk list comes from its MANIFEST (the hashes
+ * committed before any byte), and every chunk is fetched by hash and checked against it
+ * (fetchChunks). readRange is not used: its hash comes with the bytes, so a hostile host could
+ * send wrong bytes with a matching hash. Verified chunks are kept in a bounded in-memory cache.
+ */
+import type { TeleportClient } from "../client/client.js";
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { ChunkRef } from "../wire/messages.js";
+import type { Inode } from "./inode-table.js";
+
+/** Bytes of verified chunks kept in memory, least recently used dropped first. */
+export const DEFAULT_CACHE_BYTES = 256 << 20;
+
+export class RemoteFiles {
+  readonly #client: TeleportClient;
+  readonly #cacheBytes: number;
+  /** Chunk lists by inode; a failed one is dropped so the next read asks again. */
+  readonly #chunkLists = new Map<number, Promise<ChunkRef[]>>();
+  /** Verified chunks by hash (hex), in least-recently-used order. */
+  readonly #chunks = new Map<string, Buffer>();
+  /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
+  readonly #inFlight = new Map<string, Promise<Buffer>>();
+  #cachedBytes = 0;
+
+  constructor(client: TeleportClient, cacheBytes = DEFAULT_CACHE_BYTES) {
+    this.#client = client;
+    this.#cacheBytes = cacheBytes;
+  }
+
+  /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
+  async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+    const chunks = await this.#chunkList(node, signal);
+    const out = Buffer.allocUnsafe(length);
+    let filled = 0;
+    for (const ref of chunksCovering(chunks, offset, length)) {
+      const bytes = await this.#chunk(node.entry.path, ref, signal);
+      const from = Math.max(offset, ref.offset) - ref.offset;
+      const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
+      filled += bytes.copy(out, filled, from, to);
+    }
+    if (filled !== length)
+      throw new TeleportError(ErrorCode.PROTOCOL, `chunk list left ${length - filled} bytes`);
+    return out;
+  }
+
+  #chunkList(node: Inode, signal: AbortSignal): Promise<ChunkRef[]> {
+    let list = this.#chunkLists.get(node.ino);
+    if (list === undefined) {
+      list = this.#fetchChunkList(node, signal);
+      this.#chunkLists.set(node.ino, list);
+      list.catch(() => this.#chunkLists.delete(node.ino));
+    }
+    return list;
+  }
+
+  /** The file's chunks from its manifest, checked to tile exactly the size the listing gave. */
+  async #fetchChunkList(node: Inode, signal: AbortSignal): Promise<ChunkRef[]> {
+    const { path, size, mtimeMs } = node.entry;
+    const chunks: ChunkRef[] = [];
+    for await (const event of this.#client.manifest(path, signal)) {
+      if (event.kind === "file-begin" && (event.entry.size !== size || event.entry.mtimeMs !== mtimeMs))
+        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" changed on the host since it was listed`);
+      if (event.kind === "chunks") chunks.push(...event.chunks);
+      if (event.kind === "entry-error") throw new TeleportError(ErrorCode.IO, event.failure.message);
+    }
+    let end = 0;
+    for (const ref of chunks) {
+      if (ref.offset !== end || ref.size === 0)
+        throw new TeleportError(ErrorCode.PROTOCOL, `"${path}": chunk list out of order`);
+      end += ref.size;
+    }
+    if (end !== size)
+      throw new TeleportError(ErrorCode.PROTOCOL, `"${path}": chunks cover ${end} of ${size} bytes`);
+    return chunks;
+  }
+
+  async #chunk(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+    const key = ref.hash.toString("hex");
+    const cached = this.#chunks.get(key);
+    if (cached !== undefined) {
+      this.#chunks.delete(key);
+      this.#chunks.set(key, cached);
+      return cached;
+    }
+    let fetching = this.#inFlight.get(key);
+    if (fetching === undefined) {
+      fetching = this.#fetchChunk(path, ref, signal);
+      this.#inFlight.set(key, fetching);
+      const settled = () => this.#inFlight.delete(key);
+      fetching.then(settled, settled);
+    }
+    return fetching;
+  }
+
+  async #fetchChunk(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+    let received: Buffer | undefined;
+    const request = { hash: ref.hash, size: ref.size, path, offset: ref.offset };
+    // fetchChunks checks each chunk's BLAKE3 against request.hash before handing it over.
+    const onChunk = (_request: unknown, data: Buffer) => {
+      received = Buffer.from(data); // the cache keeps its own copy: the pooled buffer goes back
+      this.#client.pool.release(data);
+    };
+    await this.#client.fetchChunks([request], onChunk, { signal });
+    if (received === undefined || received.length !== ref.size)
+      throw new TeleportError(
+        ErrorCode.PROTOCOL,
+        `the host did not send the chunk at ${ref.offset} of "${path}"`,
+      );
+    this.#remember(ref.hash.toString("hex"), received);
+    return received;
+  }
+
+  #remember(key: string, bytes: Buffer): void {
+    if (bytes.length > this.#cacheBytes || this.#chunks.has(key)) return;
+    this.#chunks.set(key, bytes);
+    this.#cachedBytes += bytes.length;
+    for (const [oldest, old] of this.#chunks) {
+      if (this.#cachedBytes <= this.#cacheBytes) break;
+      this.#chunks.delete(oldest);
+      this.#cachedBytes -= old.length;
+    }
+  }
+}
+
+/** The chunks overlapping [offset, offset + length), found by binary search. */
+function chunksCovering(chunks: ChunkRef[], offset: number, length: number): ChunkRef[] {
+  let low = 0;
+  let high = chunks.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const ref = chunks[middle];
+    if (ref !== undefined && ref.offset + ref.size <= offset) low = middle + 1;
+    else high = middle;
+  }
+  const covering: ChunkRef[] = [];
+  for (let i = low; i < chunks.length; i++) {
+    const ref = chunks[i];
+    if (ref === undefined || ref.offset >= offset + length) break;
+    covering.push(ref);
+  }
+  return covering;
+}
