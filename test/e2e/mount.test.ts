@@ -5,7 +5,7 @@
  * Skips where this machine cannot mount (not root, no /dev/fuse, no FUSE addon).
  */
 import assert from "node:assert/strict";
-import { mkdir, open, readFile } from "node:fs/promises";
+import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { isTeleportError } from "../../src/errors.js";
@@ -106,4 +106,20 @@ test("--path mounts one folder of the share; SIGTERM unmounts and exits cleanly"
   const result = await mount.result;
   assert.equal(result.code, 0, result.stderr);
   assert.equal(await isMounted(mountpoint), false);
+});
+
+test("a file changed on the host since the mount listed it reads as EIO, never as other bytes", {
+  skip,
+}, async (t) => {
+  const { share, mountpoint } = await hostAndMount(t);
+  const path = FIXTURE.oneMiB;
+  const listed = await readFile(join(share, path));
+  await writeFile(join(share, path), pseudoRandomBytes(listed.length, "changed"));
+  await assert.rejects(readFile(join(mountpoint, path)), { code: "EIO" });
+  // The other files are untouched and still read.
+  assert.ok(
+    (await readFile(join(mountpoint, FIXTURE.manyChunks))).equals(
+      await readFile(join(share, FIXTURE.manyChunks)),
+    ),
+  );
 });
