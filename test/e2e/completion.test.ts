@@ -109,6 +109,8 @@ test("zsh: the completion function offers the commands after teleport, file name
       "receive",
       "ls",
       "cat",
+      "mount",
+      "umount",
       "manifest",
       "index",
       "store",
