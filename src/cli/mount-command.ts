@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { loadFuse } from "../mount/binding.js";
 import { FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
 import { DEFAULT_CACHE_BYTES, RemoteFiles } from "../mount/remote-files.js";
@@ -18,6 +19,7 @@ export interface MountFlags {
 }
 
 export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
+  loadFuse(); // a machine that cannot mount says so before connecting
   const client = await TeleportClient.connect(link);
   try {
     const table = await listShare(client, normalizeUserPath(flags.path ?? ""));

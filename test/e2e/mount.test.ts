@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
-import { isTeleportError } from "../../src/errors.js";
+import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import { loadFuse } from "../../src/mount/binding.js";
 import { type CliEnv, type RunningCli, runCli, spawnCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
@@ -122,4 +122,22 @@ test("a file changed on the host since the mount listed it reads as EIO, never a
       await readFile(join(share, FIXTURE.manyChunks)),
     ),
   );
+});
+
+test("without /dev/fuse, mount fails with FUSE_UNAVAILABLE and a hint, before connecting", {
+  skip,
+}, async (t) => {
+  const base = await tempDir(t, "mount-nofuse");
+  // A private mount namespace whose /dev is an empty tmpfs: this process alone has no /dev/fuse.
+  const wrapper = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /dev && exec "$0" "$@"'];
+  const link =
+    "teleport://127.0.0.1:9/?fp=2neAlZzH_PaHmLnKjFt8IA9i8I4Z6UrpbZl7zHb5G8E&key=9_Jc6QS6E5JjQt8XZQcb5g";
+  const running = spawnCli(["mount", link, base], { TELEPORT_HOME: join(base, "home") }, wrapper);
+  const result = await running.result;
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(`${ErrorCode.FUSE_UNAVAILABLE}: this machine has no usable /dev/fuse`),
+  );
+  assert.match(result.stderr, /hint: .*libfuse3/);
 });
