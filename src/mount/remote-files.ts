@@ -12,6 +12,10 @@ import type { Inode } from "./inode-table.js";
 /** Bytes of verified chunks kept in memory, least recently used dropped first. */
 export const DEFAULT_CACHE_BYTES = 256 << 20;
 
+/** How far ahead of a sequential reader chunks are fetched. */
+const READ_AHEAD_BYTES = 4 << 20;
+const READ_AHEAD_TIMEOUT_MS = 60_000;
+
 export class RemoteFiles {
   readonly #client: TeleportClient;
   readonly #cacheBytes: number;
@@ -22,6 +26,8 @@ export class RemoteFiles {
   /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
   readonly #inFlight = new Map<string, Promise<Buffer>>();
   #cachedBytes = 0;
+  /** Where each file's last read ended: a read starting there is sequential. */
+  readonly #lastEnd = new Map<number, number>();
 
   constructor(client: TeleportClient, cacheBytes = DEFAULT_CACHE_BYTES) {
     this.#client = client;
@@ -31,17 +37,32 @@ export class RemoteFiles {
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
     const chunks = await this.#chunkList(node, signal);
+    const covering = chunksCovering(chunks, offset, length);
+    const sequential = this.#lastEnd.get(node.ino) === offset;
+    this.#lastEnd.set(node.ino, offset + length);
+    if (sequential) this.#readAhead(node.entry.path, chunks, offset + length);
+    const fetched = await Promise.all(covering.map((ref) => this.#chunk(node.entry.path, ref, signal)));
     const out = Buffer.allocUnsafe(length);
     let filled = 0;
-    for (const ref of chunksCovering(chunks, offset, length)) {
-      const bytes = await this.#chunk(node.entry.path, ref, signal);
+    covering.forEach((ref, i) => {
       const from = Math.max(offset, ref.offset) - ref.offset;
       const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
-      filled += bytes.copy(out, filled, from, to);
-    }
+      filled += fetched[i]?.copy(out, filled, from, to) ?? 0;
+    });
     if (filled !== length)
       throw new TeleportError(ErrorCode.PROTOCOL, `chunk list left ${length - filled} bytes`);
     return out;
+  }
+
+  /**
+   * A sequential reader's next chunks, fetched before the kernel asks (errors dropped: the read
+   * that needs a chunk fetches it again and answers EIO if it fails).
+   */
+  #readAhead(path: string, chunks: ChunkRef[], from: number): void {
+    const signal = AbortSignal.timeout(READ_AHEAD_TIMEOUT_MS);
+    for (const ref of chunksCovering(chunks, from, READ_AHEAD_BYTES)) {
+      if (!this.#chunks.has(ref.hash.toString("hex"))) this.#chunk(path, ref, signal).catch(() => {});
+    }
   }
 
   #chunkList(node: Inode, signal: AbortSignal): Promise<ChunkRef[]> {
