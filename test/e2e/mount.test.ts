@@ -10,7 +10,14 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import { loadFuse } from "../../src/mount/binding.js";
-import { type CliEnv, type RunningCli, runCli, spawnCli, startHost } from "../helpers/cli.js";
+import {
+  type CliEnv,
+  type HostProcess,
+  type RunningCli,
+  runCli,
+  spawnCli,
+  startHost,
+} from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { compareTrees, FIXTURE, makeTree, pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -28,6 +35,7 @@ const skip = cannotMount();
 
 interface Mounted {
   share: string;
+  host: HostProcess;
   mountpoint: string;
   env: CliEnv;
   mount: RunningCli;
@@ -56,7 +64,7 @@ async function hostAndMount(t: TestContext, args: string[] = []): Promise<Mounte
     timeoutMs: 20_000,
   });
   assert.equal(mount.process.exitCode, null, `teleport mount exited: ${mount.stderr()}`);
-  return { share, mountpoint, env, mount };
+  return { share, host, mountpoint, env, mount };
 }
 
 async function isMounted(mountpoint: string): Promise<boolean> {
@@ -140,4 +148,15 @@ test("without /dev/fuse, mount fails with FUSE_UNAVAILABLE and a hint, before co
     new RegExp(`${ErrorCode.FUSE_UNAVAILABLE}: this machine has no usable /dev/fuse`),
   );
   assert.match(result.stderr, /hint: .*libfuse3/);
+});
+
+test("reads after the host is gone are EIO at once, pages already read stay readable", {
+  skip,
+}, async (t) => {
+  const { share, host, mountpoint } = await hostAndMount(t);
+  const before = await readFile(join(mountpoint, FIXTURE.spaces));
+  assert.ok(before.equals(await readFile(join(share, FIXTURE.spaces))));
+  await host.stop();
+  await assert.rejects(readFile(join(mountpoint, FIXTURE.manyChunks)), { code: "EIO" });
+  assert.ok((await readFile(join(mountpoint, FIXTURE.spaces))).equals(before));
 });
