@@ -25,7 +25,7 @@ enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_
        OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_STATFS, OP_INIT, OP_DESTROY };
 
 /* mount flags: what the C side answers itself, without a trip to JS */
-enum { MF_OPEN_IN_C = 1, MF_CACHE_READDIR = 2, MF_DIRECT_IO = 4, MF_ZERO_READS = 8 /* measurement only: reads answered in C with zeros */,
+enum { MF_OPEN_IN_C = 1, MF_CACHE_READDIR = 2, MF_DIRECT_IO = 4,
        MF_NO_OPEN = 16 /* open/opendir answered ENOSYS: the kernel stops sending open/release/opendir/releasedir and keeps caches (FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR) */ };
 
 typedef struct {
@@ -93,12 +93,6 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   enqueue(req, OP_OPEN, ino, fi, 0, 0, NULL);
 }
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  mount_t *m = fuse_req_userdata(req);
-  if (m->flags & MF_ZERO_READS) {
-    static char zeros[1 << 20];
-    fuse_reply_buf(req, zeros, size < sizeof zeros ? size : sizeof zeros); /* past EOF too: measurement only */
-    return;
-  }
   enqueue(req, OP_READ, ino, fi, off, size, NULL);
 }
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -311,8 +305,8 @@ static napi_value mount_fs(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-/* unmount(handle): detaches the mount (lazily: open files keep working until closed? no: the
- * connection ends, so their reads fail with ENOTCONN), stops the loop, joins its thread. */
+/* unmount(handle): detaches the mount and closes the connection (readers holding a file open get
+ * ENOTCONN); the loop's end then reaches JS as OP_DESTROY. `teleport umount` detaches lazily instead. */
 static napi_value unmount_fs(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   mount_t *m; CHECK(napi_get_value_external(env, argv[0], (void **)&m));
