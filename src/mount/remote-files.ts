@@ -6,6 +6,7 @@
  */
 import type { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { ChunkSequence } from "../receive/manifest-walker.js";
 import type { ChunkRef } from "../wire/messages.js";
 import type { Inode } from "./inode-table.js";
 
@@ -42,15 +43,12 @@ export class RemoteFiles {
     this.#lastEnd.set(node.ino, offset + length);
     if (sequential) this.#readAhead(node.entry.path, chunks, offset + length);
     const fetched = await Promise.all(covering.map((ref) => this.#chunk(node.entry.path, ref, signal)));
-    const out = Buffer.allocUnsafe(length);
-    let filled = 0;
+    const out = Buffer.alloc(length); // what no chunk covers is a hole: zeros
     covering.forEach((ref, i) => {
       const from = Math.max(offset, ref.offset) - ref.offset;
       const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
-      filled += fetched[i]?.copy(out, filled, from, to) ?? 0;
+      fetched[i]?.copy(out, ref.offset + from - offset, from, to);
     });
-    if (filled !== length)
-      throw new TeleportError(ErrorCode.PROTOCOL, `chunk list left ${length - filled} bytes`);
     return out;
   }
 
@@ -75,25 +73,28 @@ export class RemoteFiles {
     return list;
   }
 
-  /** The file's chunks from its manifest, checked to tile exactly the size the listing gave. */
+  /**
+   * The file's chunks from its manifest, checked as a pull checks them (ChunkSequence: in order,
+   * inside the file, covering it but for holes, with the file hash FILE_END announced).
+   */
   async #fetchChunkList(node: Inode, signal: AbortSignal): Promise<ChunkRef[]> {
     const { path, size, mtimeMs } = node.entry;
+    const sequence = new ChunkSequence(path, size);
     const chunks: ChunkRef[] = [];
     for await (const event of this.#client.manifest(path, signal)) {
       if (event.kind === "file-begin" && (event.entry.size !== size || event.entry.mtimeMs !== mtimeMs))
         throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" changed on the host since it was listed`);
-      if (event.kind === "chunks") chunks.push(...event.chunks);
+      if (event.kind === "chunks") {
+        sequence.accept(event.chunks);
+        chunks.push(...event.chunks);
+      }
+      if (event.kind === "file-end") {
+        sequence.end(event.digest);
+        return chunks;
+      }
       if (event.kind === "entry-error") throw new TeleportError(ErrorCode.IO, event.failure.message);
     }
-    let end = 0;
-    for (const ref of chunks) {
-      if (ref.offset !== end || ref.size === 0)
-        throw new TeleportError(ErrorCode.PROTOCOL, `"${path}": chunk list out of order`);
-      end += ref.size;
-    }
-    if (end !== size)
-      throw new TeleportError(ErrorCode.PROTOCOL, `"${path}": chunks cover ${end} of ${size} bytes`);
-    return chunks;
+    throw new TeleportError(ErrorCode.PROTOCOL, `the manifest of "${path}" ended without FILE_END`);
   }
 
   async #chunk(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {

@@ -49,6 +49,7 @@ async function hostAndMount(t: TestContext, args: string[] = []): Promise<Mounte
   await mkdir(share);
   await mkdir(mountpoint);
   await makeTree(share);
+  await writeSparseFile(join(share, SPARSE));
   const host = await startHost(share, { home: join(base, "host-home") });
   onCleanup(t, () => host.stop());
   const env = { TELEPORT_HOME: join(base, "client-home") };
@@ -65,6 +66,19 @@ async function hostAndMount(t: TestContext, args: string[] = []): Promise<Mounte
   });
   assert.equal(mount.process.exitCode, null, `teleport mount exited: ${mount.stderr()}`);
   return { share, host, mountpoint, env, mount };
+}
+
+/** A file with holes: the host's chunk list skips them, and the mount reads them as zeros. */
+const SPARSE = "sparse.bin";
+
+async function writeSparseFile(path: string): Promise<void> {
+  const file = await open(path, "w");
+  try {
+    await file.write(pseudoRandomBytes(100_000, "sparse-data"), 0, 100_000, 3 * 1024 * 1024);
+    await file.truncate(6 * 1024 * 1024);
+  } finally {
+    await file.close();
+  }
 }
 
 async function isMounted(mountpoint: string): Promise<boolean> {
