@@ -3,6 +3,7 @@
  * host, its bytes fetched by verified chunks as they are read; `teleport umount MOUNTPOINT`.
  */
 import { execFile } from "node:child_process";
+import { stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -19,7 +20,9 @@ export interface MountFlags {
 }
 
 export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
-  loadFuse(); // a machine that cannot mount says so before connecting
+  // What cannot mount says so before connecting: this machine, or the mountpoint.
+  loadFuse();
+  await requireFolder(mountpoint);
   const client = await TeleportClient.connect(link);
   try {
     const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
@@ -42,6 +45,15 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   } finally {
     await client.close();
   }
+}
+
+async function requireFolder(mountpoint: string): Promise<void> {
+  const info = await stat(mountpoint).catch(() => undefined);
+  if (info?.isDirectory() !== true)
+    throw new TeleportError(
+      ErrorCode.USAGE,
+      `${mountpoint} is not a folder: mount on an existing (empty) folder`,
+    );
 }
 
 /** The folder at `path` and everything beneath it, as an inode table. */

@@ -174,3 +174,12 @@ test("reads after the host is gone are EIO at once, pages already read stay read
   await assert.rejects(readFile(join(mountpoint, FIXTURE.manyChunks)), { code: "EIO" });
   assert.ok((await readFile(join(mountpoint, FIXTURE.spaces))).equals(before));
 });
+
+test("a mountpoint that is not a folder is a usage error, before connecting", { skip }, async (t) => {
+  const base = await tempDir(t, "mount-nofolder");
+  const link =
+    "teleport://127.0.0.1:9/?fp=2neAlZzH_PaHmLnKjFt8IA9i8I4Z6UrpbZl7zHb5G8E&key=9_Jc6QS6E5JjQt8XZQcb5g";
+  const result = await runCli(["mount", link, join(base, "missing")], { TELEPORT_HOME: join(base, "home") });
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, new RegExp(`${ErrorCode.USAGE}: .*missing is not a folder`));
+});
