@@ -2,6 +2,7 @@
  * A read-only mount: answers the kernel's requests from an InodeTable and a byte source, each
  * request exactly once and by a deadline (EIO past it), so no reader ever waits forever.
  */
+import { ErrorCode, TeleportError } from "../errors.js";
 import {
   ATTR_FIELDS,
   type FuseAddon,
@@ -75,14 +76,20 @@ export class FuseSession {
     // Content is immutable while mounted: keep page and directory caches (no open round trips).
     const flags = MountFlag.NO_OPEN | MountFlag.OPEN_IN_C | MountFlag.CACHE_READDIR;
     const dispatch = session.#dispatch.bind(session);
-    session.#handle = session.#fuse.mount(
-      mountpoint,
-      KERNEL_OPTIONS,
-      dispatch,
-      MAX_READ_BYTES,
-      MAX_READ_BYTES,
-      flags,
-    );
+    try {
+      session.#handle = session.#fuse.mount(
+        mountpoint,
+        KERNEL_OPTIONS,
+        dispatch,
+        MAX_READ_BYTES,
+        MAX_READ_BYTES,
+        flags,
+      );
+    } catch (cause) {
+      // libfuse has printed its own reason on stderr (a busy mountpoint, no permission to mount).
+      const detail = cause instanceof Error ? cause.message : String(cause);
+      throw new TeleportError(ErrorCode.IO, `could not mount on ${mountpoint}: ${detail}`, { cause });
+    }
     return session;
   }
 

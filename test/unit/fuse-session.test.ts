@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { isTeleportError } from "../../src/errors.js";
+import { ErrorCode, isTeleportError } from "../../src/errors.js";
 import { loadFuse } from "../../src/mount/binding.js";
 import { FuseSession } from "../../src/mount/fuse-session.js";
 import { type Inode, InodeTable } from "../../src/mount/inode-table.js";
@@ -70,4 +70,13 @@ test("an in-memory tree mounts, reads back byte for byte, and unmounts", { skip 
     await session.closed;
     await rm(mountpoint, { recursive: true });
   }
+});
+
+test("a mount that libfuse refuses is an IO error naming the mountpoint", { skip }, async () => {
+  const table = new InodeTable(entry(EntryKind.DIRECTORY, "", 0, 0o755), []);
+  const missing = join(tmpdir(), `teleport-fuse-missing-${process.pid}`);
+  assert.throws(
+    () => FuseSession.mount(missing, table, async () => new Uint8Array(0)),
+    (err: unknown) => isTeleportError(err, ErrorCode.IO) && err.detail.includes(missing),
+  );
 });
