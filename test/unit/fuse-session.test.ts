@@ -80,3 +80,21 @@ test("a mount that libfuse refuses is an IO error naming the mountpoint", { skip
     (err: unknown) => isTeleportError(err, ErrorCode.IO) && err.detail.includes(missing),
   );
 });
+
+test("a read its source never answers is EIO once the request deadline passes", { skip }, async () => {
+  const table = new InodeTable(entry(EntryKind.DIRECTORY, "", 0, 0o755), [
+    entry(EntryKind.FILE, "stuck", 10, 0o644),
+  ]);
+  const never = () => new Promise<Uint8Array>(() => {});
+  const mountpoint = await mkdtemp(join(tmpdir(), "teleport-fuse-"));
+  const session = FuseSession.mount(mountpoint, table, never, { requestTimeoutMs: 300 });
+  try {
+    const started = performance.now();
+    await assert.rejects(readFile(join(mountpoint, "stuck")), { code: "EIO" });
+    assert.ok(performance.now() - started >= 250, "answered before its deadline");
+  } finally {
+    session.unmount();
+    await session.closed;
+    await rm(mountpoint, { recursive: true });
+  }
+});
