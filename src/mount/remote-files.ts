@@ -8,6 +8,7 @@ import type { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { ChunkSequence } from "../receive/manifest-walker.js";
 import type { ChunkRef } from "../wire/messages.js";
+import { ChunkListing } from "./chunk-listing.js";
 import type { Inode } from "./inode-table.js";
 
 /** Bytes of verified chunks kept in memory, least recently used dropped first. */
@@ -16,12 +17,14 @@ export const DEFAULT_CACHE_BYTES = 256 << 20;
 /** How far ahead of a sequential reader chunks are fetched. */
 const READ_AHEAD_BYTES = 4 << 20;
 const READ_AHEAD_TIMEOUT_MS = 60_000;
+/** A manifest still streaming after this is abandoned; the next read asks again. */
+const LISTING_TIMEOUT_MS = 10 * 60_000;
 
 export class RemoteFiles {
   readonly #client: TeleportClient;
   readonly #cacheBytes: number;
-  /** Chunk lists by inode; a failed one is dropped so the next read asks again. */
-  readonly #chunkLists = new Map<number, Promise<ChunkRef[]>>();
+  /** Chunk lists by inode. */
+  readonly #listings = new Map<number, ChunkListing>();
   /** Verified chunks by hash (hex), in least-recently-used order. */
   readonly #chunks = new Map<string, Buffer>();
   /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
@@ -37,7 +40,9 @@ export class RemoteFiles {
 
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
-    const chunks = await this.#chunkList(node, signal);
+    const listing = this.#listing(node);
+    await listing.until(offset + length, signal);
+    const chunks = listing.chunks;
     const covering = chunksCovering(chunks, offset, length);
     const sequential = this.#lastEnd.get(node.ino) === offset;
     this.#lastEnd.set(node.ino, offset + length);
@@ -63,38 +68,46 @@ export class RemoteFiles {
     }
   }
 
-  #chunkList(node: Inode, signal: AbortSignal): Promise<ChunkRef[]> {
-    let list = this.#chunkLists.get(node.ino);
-    if (list === undefined) {
-      list = this.#fetchChunkList(node, signal);
-      this.#chunkLists.set(node.ino, list);
-      list.catch(() => this.#chunkLists.delete(node.ino));
+  /** The file's chunk list, streaming in or complete; a failed one is asked for again. */
+  #listing(node: Inode): ChunkListing {
+    let listing = this.#listings.get(node.ino);
+    if (listing === undefined || listing.failed) {
+      listing = new ChunkListing(node.entry.size);
+      this.#listings.set(node.ino, listing);
+      void this.#fill(node, listing);
     }
-    return list;
+    return listing;
   }
 
   /**
-   * The file's chunks from its manifest, checked as a pull checks them (ChunkSequence: in order,
-   * inside the file, covering it but for holes, with the file hash FILE_END announced).
+   * Streams the file's manifest into `listing`, checked as a pull checks it (ChunkSequence: in
+   * order, inside the file, and at FILE_END covering it but for holes, with the file hash).
    */
-  async #fetchChunkList(node: Inode, signal: AbortSignal): Promise<ChunkRef[]> {
+  async #fill(node: Inode, listing: ChunkListing): Promise<void> {
     const { path, size, mtimeMs } = node.entry;
     const sequence = new ChunkSequence(path, size);
-    const chunks: ChunkRef[] = [];
-    for await (const event of this.#client.manifest(path, signal)) {
-      if (event.kind === "file-begin" && (event.entry.size !== size || event.entry.mtimeMs !== mtimeMs))
-        throw new TeleportError(ErrorCode.FILE_CHANGED, `"${path}" changed on the host since it was listed`);
-      if (event.kind === "chunks") {
-        sequence.accept(event.chunks);
-        chunks.push(...event.chunks);
+    try {
+      for await (const event of this.#client.manifest(path, AbortSignal.timeout(LISTING_TIMEOUT_MS))) {
+        if (event.kind === "file-begin" && (event.entry.size !== size || event.entry.mtimeMs !== mtimeMs))
+          throw new TeleportError(
+            ErrorCode.FILE_CHANGED,
+            `"${path}" changed on the host since it was listed`,
+          );
+        if (event.kind === "chunks") {
+          sequence.accept(event.chunks);
+          listing.add(event.chunks);
+        }
+        if (event.kind === "file-end") {
+          sequence.end(event.digest);
+          listing.complete();
+          return;
+        }
+        if (event.kind === "entry-error") throw new TeleportError(ErrorCode.IO, event.failure.message);
       }
-      if (event.kind === "file-end") {
-        sequence.end(event.digest);
-        return chunks;
-      }
-      if (event.kind === "entry-error") throw new TeleportError(ErrorCode.IO, event.failure.message);
+      throw new TeleportError(ErrorCode.PROTOCOL, `the manifest of "${path}" ended without FILE_END`);
+    } catch (err) {
+      listing.fail(err);
     }
-    throw new TeleportError(ErrorCode.PROTOCOL, `the manifest of "${path}" ended without FILE_END`);
   }
 
   async #chunk(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
