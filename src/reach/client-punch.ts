@@ -8,12 +8,13 @@
  * link's fingerprint there as anywhere. Any failure leaves the pull on the relay, saying why.
  */
 import { toTeleportError } from "../errors.js";
+import type { RelayAddress } from "../relay/relay-protocol.js";
 import type { ShareLink } from "../transport/link.js";
 import { quicAvailable, quicTransport } from "../transport/quic.js";
 import { clientEndpoint } from "../transport/quic-binding.js";
 import { clientKey } from "../transport/quic-identity.js";
 import type { PunchReady, PunchRequest } from "../wire/punch-messages.js";
-import { type RelayAddress, reflectUdpPort } from "./reflect.js";
+import { reflectUdpPort } from "./reflect.js";
 import { punchTowards, whyNoPunching } from "./udp-punch.js";
 
 /**

@@ -7,13 +7,12 @@
  * RESEND_MS until the answer comes or the time is up.
  */
 import { lookup } from "node:dns/promises";
-import { connect, isIPv4, type Socket } from "node:net";
+import { isIPv4 } from "node:net";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { RelayChannel } from "../relay/relay-channel.js";
 import {
-  decodeRelayMessage,
   encodeReflectDatagram,
-  encodeRelayMessage,
-  RelayFrameDecoder,
+  type RelayAddress,
   type RelayMessage,
   RelayType,
 } from "../relay/relay-protocol.js";
@@ -23,11 +22,6 @@ import { sendFromUdpPort } from "./udp-punch.js";
 /** How long a reflection may take, connect to answer. */
 export const REFLECT_TIMEOUT_MS = 3000;
 const RESEND_MS = 200;
-
-export interface RelayAddress {
-  host: string;
-  port: number;
-}
 
 /** The relay's IPv4 address: the datagram must go where the TCP connection went. */
 async function relayIpv4(relay: RelayAddress): Promise<string> {
@@ -43,94 +37,31 @@ export async function reflectUdpPort(
   timeoutMs = REFLECT_TIMEOUT_MS,
 ): Promise<UdpEndpoint> {
   const ip = await relayIpv4(relay);
-  const socket = connect({ host: ip, port: relay.port });
-  socket.unref(); // a punch tried beside a pull never holds the process open once the pull is done
-  const timer = setTimeout(
-    () =>
-      socket.destroy(
-        new TeleportError(
-          ErrorCode.TIMEOUT,
-          `relay ${ip}:${relay.port} did not reflect within ${timeoutMs} ms`,
-        ),
-      ),
-    timeoutMs,
-  );
-  timer.unref();
+  const deadline = performance.now() + timeoutMs;
+  // Each step gets what is left of the whole reflection's time.
+  const step = () => ({ timeoutMs: Math.max(1, deadline - performance.now()) });
+  const channel = await RelayChannel.connect({ host: ip, port: relay.port }, step());
+  channel.socket.unref(); // a punch tried beside a pull never holds the process open once the pull is done
   let resend: NodeJS.Timeout | undefined;
   try {
-    const messages = relayMessages(socket);
-    await expect(messages, RelayType.HELLO);
-    socket.write(encodeRelayMessage({ type: RelayType.REFLECT }));
-    const { nonce, udpPort } = await expect(messages, RelayType.REFLECT_NONCE);
+    channel.send({ type: RelayType.REFLECT });
+    const { nonce, udpPort } = expect(await channel.next(step()), RelayType.REFLECT_NONCE);
     const datagram = encodeReflectDatagram(nonce);
     const send = () => sendFromUdpPort(localPort, ip, udpPort, datagram);
     send();
     resend = setInterval(send, RESEND_MS);
     resend.unref();
-    const { address, port } = await expect(messages, RelayType.REFLECTED);
+    const { address, port } = expect(await channel.next(step()), RelayType.REFLECTED);
     if (!isIPv4(address)) throw new TeleportError(ErrorCode.PROTOCOL, `relay reflected a non-IPv4 address`);
     return { address, port };
   } finally {
-    clearTimeout(timer);
     clearInterval(resend);
-    socket.destroy();
+    channel.close();
   }
 }
 
-type MessageReader = () => Promise<RelayMessage>;
-
-/** The relay's messages on `socket`, one per call; rejects when the socket ends or errs. */
-function relayMessages(socket: Socket): MessageReader {
-  const decoder = new RelayFrameDecoder();
-  const ready: RelayMessage[] = [];
-  let failure: Error | undefined;
-  let waiter: (() => void) | undefined;
-  const wake = () => {
-    const resume = waiter;
-    waiter = undefined;
-    resume?.();
-  };
-  socket.on("data", (data: Buffer) => {
-    try {
-      decoder.push(data);
-      for (let frame = decoder.next(); frame !== undefined; frame = decoder.next())
-        ready.push(decodeRelayMessage(frame));
-    } catch (err) {
-      socket.destroy(err instanceof Error ? err : new Error(String(err)));
-    }
-    wake();
-  });
-  socket.on("error", (err) => {
-    failure = err;
-    wake();
-  });
-  socket.on("close", () => {
-    failure ??= new TeleportError(ErrorCode.CONNECTION, "relay closed the connection");
-    wake();
-  });
-  return async () => {
-    for (;;) {
-      const message = ready.shift();
-      if (message !== undefined) return message;
-      if (failure !== undefined) throw failure;
-      await new Promise<void>((resolve) => {
-        waiter = resolve;
-      });
-    }
-  };
-}
-
-/** The next message, which must be of `type` (a REFUSED says why not). */
-async function expect<T extends RelayType>(
-  read: MessageReader,
-  type: T,
-): Promise<Extract<RelayMessage, { type: T }>> {
-  const message = await read();
+/** `message`, which must be of `type` (a REFUSED has already rejected, saying why). */
+function expect<T extends RelayType>(message: RelayMessage, type: T): Extract<RelayMessage, { type: T }> {
   if (message.type === type) return message as Extract<RelayMessage, { type: T }>;
-  if (message.type === RelayType.REFUSED)
-    throw new TeleportError(
-      ErrorCode.CONNECTION,
-      `relay refused to reflect: ${message.reason} ${message.detail}`,
-    );
   throw new TeleportError(ErrorCode.PROTOCOL, `relay sent message type ${message.type} during a reflect`);
 }

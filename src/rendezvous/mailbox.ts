@@ -159,7 +159,10 @@ async function forwardBetween(sender: MailboxConnection, receiver: MailboxConnec
       to.send(frame);
     }
   };
-  await Promise.race([pump(sender, receiver), pump(receiver, sender)]).catch(() => {});
+  // Either way ending ends both; the other way's pending read then fails too, and is caught
+  // with it, not left to reject unhandled once the race is over.
+  const ways = [pump(sender, receiver), pump(receiver, sender)].map((way) => way.catch(() => {}));
+  await Promise.race(ways);
   sender.close();
   receiver.close();
 }

@@ -40,11 +40,12 @@ export function tryPunchedPath(pool: StreamPool, client: PunchingClient, notices
       notices.onDetail?.(`staying on the relay: no direct path punched (${outcome.why})`);
       return;
     }
+    // A punch that lands after the pull's last chunk moves nothing, and says nothing.
+    if (!pool.moveToPunchedPath(outcome.link)) return;
     const { host, port } = outcome.link;
     notices.onNotice?.(
       `punched a direct QUIC path to the host at ${host}:${port}; moving the data streams off the relay`,
     );
-    pool.moveToPunchedPath(outcome.link);
     notices.onMoved?.();
   });
 }

@@ -290,10 +290,11 @@ export class StreamPool {
   /**
    * Moves the data streams to a punched path (reach/client-punch.ts) without restarting the pull:
    * new streams are QUIC streams to `link`, the host's public address; the others (the relay's)
-   * are retired once the batches they hold are done.
+   * are retired once the batches they hold are done. False when there is nothing to move: the
+   * pool is closing (the punch came after the pull's last chunk), or already moved.
    */
-  moveToPunchedPath(link: ShareLink): void {
-    if (this.#closing !== undefined || this.#quicBytesBeforePunch !== undefined) return;
+  moveToPunchedPath(link: ShareLink): boolean {
+    if (this.#closing !== undefined || this.#quicBytesBeforePunch !== undefined) return false;
     for (const thread of this.#threads.all) thread.takeDelivered(this.#delivered);
     this.#quicBytesBeforePunch = this.#delivered.quic;
     this.#factory.usePunchedPath(link);
@@ -302,6 +303,7 @@ export class StreamPool {
     this.#resize();
     if (from !== "quic") this.#streams.drop(Number.POSITIVE_INFINITY, from);
     this.#dispatch();
+    return true;
   }
 
   /** Carries out what the transport trial decided. */
