@@ -8,9 +8,11 @@ import { promisify } from "node:util";
 import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
+import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
 import { FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
-import { DEFAULT_CACHE_BYTES, RemoteFiles } from "../mount/remote-files.js";
+import { MountHost } from "../mount/mount-host.js";
+import { RemoteFiles } from "../mount/remote-files.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 
@@ -24,9 +26,11 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   loadFuse();
   await requireFolder(mountpoint);
   const client = await TeleportClient.connect(link);
+  const host = new MountHost(client);
   try {
     const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
-    const files = new RemoteFiles(client, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
+    const chunks = new ChunkSource(host, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
+    const files = new RemoteFiles(host, chunks);
     const session = FuseSession.mount(mountpoint, table, (node, offset, length, signal) =>
       files.read(node, offset, length, signal),
     );
@@ -43,7 +47,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       process.off("SIGTERM", unmount);
     }
   } finally {
-    await client.close();
+    await host.close();
   }
 }
 

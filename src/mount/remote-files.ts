@@ -1,18 +1,15 @@
 /**
- * File bytes for a mount, from the host: a file's chunk list comes from its MANIFEST (the hashes
- * committed before any byte), and every chunk is fetched by hash and checked against it
- * (fetchChunks). readRange is not used: its hash comes with the bytes, so a hostile host could
- * send wrong bytes with a matching hash. Verified chunks are kept in a bounded in-memory cache.
+ * File bytes for a mount: a file's chunk list comes from its MANIFEST (the hashes committed
+ * before any byte), and each read is put together from the chunks it covers, each verified
+ * against its hash (ChunkSource). A sequential reader's next chunks are fetched ahead of it.
  */
-import type { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { ChunkSequence } from "../receive/manifest-walker.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { ChunkListing } from "./chunk-listing.js";
+import type { ChunkSource } from "./chunk-source.js";
 import type { Inode } from "./inode-table.js";
-
-/** Bytes of verified chunks kept in memory, least recently used dropped first. */
-export const DEFAULT_CACHE_BYTES = 256 << 20;
+import type { MountHost } from "./mount-host.js";
 
 /** How far ahead of a sequential reader chunks are fetched. */
 const READ_AHEAD_BYTES = 4 << 20;
@@ -21,21 +18,16 @@ const READ_AHEAD_TIMEOUT_MS = 60_000;
 const LISTING_TIMEOUT_MS = 10 * 60_000;
 
 export class RemoteFiles {
-  readonly #client: TeleportClient;
-  readonly #cacheBytes: number;
+  readonly #host: MountHost;
+  readonly #chunks: ChunkSource;
   /** Chunk lists by inode. */
   readonly #listings = new Map<number, ChunkListing>();
-  /** Verified chunks by hash (hex), in least-recently-used order. */
-  readonly #chunks = new Map<string, Buffer>();
-  /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
-  readonly #inFlight = new Map<string, Promise<Buffer>>();
-  #cachedBytes = 0;
   /** Where each file's last read ended: a read starting there is sequential. */
   readonly #lastEnd = new Map<number, number>();
 
-  constructor(client: TeleportClient, cacheBytes = DEFAULT_CACHE_BYTES) {
-    this.#client = client;
-    this.#cacheBytes = cacheBytes;
+  constructor(host: MountHost, chunks: ChunkSource) {
+    this.#host = host;
+    this.#chunks = chunks;
   }
 
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
@@ -47,7 +39,7 @@ export class RemoteFiles {
     const sequential = this.#lastEnd.get(node.ino) === offset;
     this.#lastEnd.set(node.ino, offset + length);
     if (sequential) this.#readAhead(node.entry.path, chunks, offset + length);
-    const fetched = await Promise.all(covering.map((ref) => this.#chunk(node.entry.path, ref, signal)));
+    const fetched = await Promise.all(covering.map((ref) => this.#chunks.get(node.entry.path, ref, signal)));
     const out = Buffer.alloc(length); // what no chunk covers is a hole: zeros
     covering.forEach((ref, i) => {
       const from = Math.max(offset, ref.offset) - ref.offset;
@@ -64,7 +56,7 @@ export class RemoteFiles {
   #readAhead(path: string, chunks: ChunkRef[], from: number): void {
     const signal = AbortSignal.timeout(READ_AHEAD_TIMEOUT_MS);
     for (const ref of chunksCovering(chunks, from, READ_AHEAD_BYTES)) {
-      if (!this.#chunks.has(ref.hash.toString("hex"))) this.#chunk(path, ref, signal).catch(() => {});
+      if (!this.#chunks.has(ref)) this.#chunks.get(path, ref, signal).catch(() => {});
     }
   }
 
@@ -87,7 +79,9 @@ export class RemoteFiles {
     const { path, size, mtimeMs } = node.entry;
     const sequence = new ChunkSequence(path, size);
     try {
-      for await (const event of this.#client.manifest(path, AbortSignal.timeout(LISTING_TIMEOUT_MS))) {
+      const signal = AbortSignal.timeout(LISTING_TIMEOUT_MS);
+      const client = await this.#host.client(signal);
+      for await (const event of client.manifest(path, signal)) {
         if (event.kind === "file-begin" && (event.entry.size !== size || event.entry.mtimeMs !== mtimeMs))
           throw new TeleportError(
             ErrorCode.FILE_CHANGED,
@@ -107,53 +101,6 @@ export class RemoteFiles {
       throw new TeleportError(ErrorCode.PROTOCOL, `the manifest of "${path}" ended without FILE_END`);
     } catch (err) {
       listing.fail(err);
-    }
-  }
-
-  async #chunk(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
-    const key = ref.hash.toString("hex");
-    const cached = this.#chunks.get(key);
-    if (cached !== undefined) {
-      this.#chunks.delete(key);
-      this.#chunks.set(key, cached);
-      return cached;
-    }
-    let fetching = this.#inFlight.get(key);
-    if (fetching === undefined) {
-      fetching = this.#fetchChunk(path, ref, signal);
-      this.#inFlight.set(key, fetching);
-      const settled = () => this.#inFlight.delete(key);
-      fetching.then(settled, settled);
-    }
-    return fetching;
-  }
-
-  async #fetchChunk(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
-    let received: Buffer | undefined;
-    const request = { hash: ref.hash, size: ref.size, path, offset: ref.offset };
-    // fetchChunks checks each chunk's BLAKE3 against request.hash before handing it over.
-    const onChunk = (_request: unknown, data: Buffer) => {
-      received = Buffer.from(data); // the cache keeps its own copy: the pooled buffer goes back
-      this.#client.pool.release(data);
-    };
-    await this.#client.fetchChunks([request], onChunk, { signal });
-    if (received === undefined || received.length !== ref.size)
-      throw new TeleportError(
-        ErrorCode.PROTOCOL,
-        `the host did not send the chunk at ${ref.offset} of "${path}"`,
-      );
-    this.#remember(ref.hash.toString("hex"), received);
-    return received;
-  }
-
-  #remember(key: string, bytes: Buffer): void {
-    if (bytes.length > this.#cacheBytes || this.#chunks.has(key)) return;
-    this.#chunks.set(key, bytes);
-    this.#cachedBytes += bytes.length;
-    for (const [oldest, old] of this.#chunks) {
-      if (this.#cachedBytes <= this.#cacheBytes) break;
-      this.#chunks.delete(oldest);
-      this.#cachedBytes -= old.length;
     }
   }
 }
