@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
+import { controlFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
 import { FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
@@ -29,7 +30,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   const host = new MountHost(client);
   try {
     const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
-    const chunks = new ChunkSource(host, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
+    const chunks = new ChunkSource(controlFetcher(host), flags.cacheSize ?? DEFAULT_CACHE_BYTES);
     const files = new RemoteFiles(host, chunks);
     const session = FuseSession.mount(mountpoint, table, (node, offset, length, signal) =>
       files.read(node, offset, length, signal),

@@ -1,18 +1,23 @@
 /**
- * Verified chunks for a mount, by hash: from memory if held, else fetched from the host with
- * fetchChunks, which checks each chunk's BLAKE3 against the hash the manifest committed to (not
- * readRange: its hash comes with the bytes, so a hostile host could send wrong bytes with a
- * matching hash). Kept in a bounded in-memory cache; concurrent asks for one chunk share a fetch.
+ * Verified chunks for a mount, by hash: from memory if held, else fetched (ChunkFetcher checks
+ * each against the hash the manifest committed to). Kept in a bounded in-memory cache;
+ * concurrent asks for one chunk share one fetch.
  */
-import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
-import type { MountHost } from "./mount-host.js";
+import type { ChunkFetcher } from "./chunk-fetcher.js";
 
 /** Bytes of verified chunks kept in memory, least recently used dropped first. */
 export const DEFAULT_CACHE_BYTES = 256 << 20;
 
+interface PendingChunk {
+  readonly ref: ChunkRef;
+  readonly promise: Promise<Buffer>;
+  readonly resolve: (bytes: Buffer) => void;
+  readonly reject: (reason: unknown) => void;
+}
+
 export class ChunkSource {
-  readonly #host: MountHost;
+  readonly #fetch: ChunkFetcher;
   readonly #cacheBytes: number;
   /** Verified chunks by hash (hex), in least-recently-used order. */
   readonly #chunks = new Map<string, Buffer>();
@@ -20,8 +25,8 @@ export class ChunkSource {
   readonly #inFlight = new Map<string, Promise<Buffer>>();
   #cachedBytes = 0;
 
-  constructor(host: MountHost, cacheBytes = DEFAULT_CACHE_BYTES) {
-    this.#host = host;
+  constructor(fetch: ChunkFetcher, cacheBytes = DEFAULT_CACHE_BYTES) {
+    this.#fetch = fetch;
     this.#cacheBytes = cacheBytes;
   }
 
@@ -32,41 +37,66 @@ export class ChunkSource {
   }
 
   /** The chunk `ref` of the file at `path`, its bytes checked against `ref.hash`. */
-  async get(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+  get(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
     const key = ref.hash.toString("hex");
     const cached = this.#chunks.get(key);
     if (cached !== undefined) {
       this.#chunks.delete(key);
       this.#chunks.set(key, cached);
-      return cached;
+      return Promise.resolve(cached);
     }
-    let fetching = this.#inFlight.get(key);
-    if (fetching === undefined) {
-      fetching = this.#fetch(path, ref, signal);
-      this.#inFlight.set(key, fetching);
-      const settled = () => this.#inFlight.delete(key);
-      fetching.then(settled, settled);
-    }
-    return fetching;
+    const fetching = this.#inFlight.get(key);
+    if (fetching !== undefined) return fetching;
+    const pending = this.#pending(ref);
+    this.#fetchInto(path, new Map([[key, pending]]), signal);
+    return pending.promise;
   }
 
-  async #fetch(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
-    const client = await this.#host.client(signal);
-    let received: Buffer | undefined;
-    const request = { hash: ref.hash, size: ref.size, path, offset: ref.offset };
-    // fetchChunks checks each chunk's BLAKE3 against request.hash before handing it over.
-    const onChunk = (_request: unknown, data: Buffer) => {
-      received = Buffer.from(data); // the cache keeps its own copy: the pooled buffer goes back
-      client.pool.release(data);
+  /**
+   * Fetches, as one request, those of `refs` not at hand (read-ahead, prefetch); errors are
+   * dropped: a read that needs one of them asks again and answers EIO if that fails.
+   */
+  prefetch(path: string, refs: readonly ChunkRef[], signal: AbortSignal): void {
+    const missing = new Map<string, PendingChunk>();
+    for (const ref of refs) {
+      const key = ref.hash.toString("hex");
+      if (this.has(ref) || missing.has(key)) continue;
+      const pending = this.#pending(ref);
+      pending.promise.catch(() => {});
+      missing.set(key, pending);
+    }
+    if (missing.size > 0) this.#fetchInto(path, missing, signal);
+  }
+
+  /** A chunk about to be fetched, in flight (shared by other asks) until it settles. */
+  #pending(ref: ChunkRef): PendingChunk {
+    const key = ref.hash.toString("hex");
+    let settle: Pick<PendingChunk, "resolve" | "reject"> | undefined;
+    const promise = new Promise<Buffer>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    this.#inFlight.set(key, promise);
+    const settled = () => this.#inFlight.delete(key);
+    promise.then(settled, settled);
+    return { ref, promise, resolve: settle?.resolve ?? (() => {}), reject: settle?.reject ?? (() => {}) };
+  }
+
+  /** One fetch of the chunks `pending` (by hash); each settles as its bytes come or the fetch fails. */
+  #fetchInto(path: string, pending: Map<string, PendingChunk>, signal: AbortSignal): void {
+    const onChunk = (ref: ChunkRef, bytes: Buffer) => {
+      const key = ref.hash.toString("hex");
+      this.#remember(key, bytes);
+      pending.get(key)?.resolve(bytes);
+      pending.delete(key);
     };
-    await client.fetchChunks([request], onChunk, { signal });
-    if (received === undefined || received.length !== ref.size)
-      throw new TeleportError(
-        ErrorCode.PROTOCOL,
-        `the host did not send the chunk at ${ref.offset} of "${path}"`,
-      );
-    this.#remember(ref.hash.toString("hex"), received);
-    return received;
+    const refs = [...pending.values()].map((chunk) => chunk.ref);
+    const failAll = (reason: unknown) => {
+      for (const chunk of pending.values()) chunk.reject(reason);
+    };
+    this.#fetch(path, refs, onChunk, signal).then(
+      () => failAll(new Error(`a chunk of "${path}" was not fetched`)),
+      failAll,
+    );
   }
 
   #remember(key: string, bytes: Buffer): void {

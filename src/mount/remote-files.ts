@@ -55,9 +55,8 @@ export class RemoteFiles {
    */
   #readAhead(path: string, chunks: ChunkRef[], from: number): void {
     const signal = AbortSignal.timeout(READ_AHEAD_TIMEOUT_MS);
-    for (const ref of chunksCovering(chunks, from, READ_AHEAD_BYTES)) {
-      if (!this.#chunks.has(ref)) this.#chunks.get(path, ref, signal).catch(() => {});
-    }
+    for (const ref of chunksCovering(chunks, from, READ_AHEAD_BYTES))
+      this.#chunks.prefetch(path, [ref], signal);
   }
 
   /** The file's chunk list, streaming in or complete; a failed one is asked for again. */
