@@ -9,6 +9,11 @@
  *
  * Read-only: lookup, forget, getattr, readlink, open, read, release, opendir, readdir(plus),
  * releasedir, statfs. Inode numbers are the JS side's (never reused while mounted).
+ *
+ * Each request carries a sequence number; a FUSE_INTERRUPT for it (its reader got a signal) comes
+ * to JS as OP_INTERRUPT with that number, never with the fuse_req_t, which may be freed by then.
+ * Cache invalidations (notify_inval_entry/inode) run on a thread of their own: the kernel may
+ * hold them until a pending request on the same folder is answered, which only JS can do.
  */
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
@@ -19,10 +24,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/mount.h>
+#include <limits.h>
 #include <unistd.h>
 
 enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR,
-       OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_STATFS, OP_INIT, OP_DESTROY };
+       OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_STATFS, OP_INIT, OP_DESTROY, OP_INTERRUPT };
 
 /* mount flags: what the C side answers itself, without a trip to JS */
 enum { MF_OPEN_IN_C = 1, MF_CACHE_READDIR = 2, MF_DIRECT_IO = 4,
@@ -30,6 +36,7 @@ enum { MF_OPEN_IN_C = 1, MF_CACHE_READDIR = 2, MF_DIRECT_IO = 4,
 
 typedef struct {
   int op;
+  uint64_t seq;
   fuse_req_t req;
   fuse_ino_t ino;
   uint64_t fh;
@@ -48,9 +55,33 @@ typedef struct {
   unsigned max_write;
   int flags; /* MF_* */
   char *mountpoint;
+  uint64_t next_seq; /* loop thread only */
+  /* Invalidations waiting for the notify thread (a FIFO; stop ends the thread once drained). */
+  pthread_t notify_thread;
+  pthread_mutex_t notify_lock;
+  pthread_cond_t notify_ready;
+  struct notice *notices_head, *notices_tail;
+  int notify_stop;
 } mount_t;
 
+/* One cache invalidation: an entry (parent + name) or an inode's pages and attributes. */
+struct notice {
+  struct notice *next;
+  fuse_ino_t ino;
+  size_t namelen; /* 0: the inode itself */
+  char name[];
+};
+
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
+
+/* Called on the loop thread when the kernel interrupts request `data` (its sequence number). */
+static void on_interrupt(fuse_req_t req, void *data) {
+  mount_t *m = fuse_req_userdata(req);
+  request_t *r = calloc(1, sizeof(request_t));
+  if (!r) return;
+  r->op = OP_INTERRUPT; r->seq = (uint64_t)(uintptr_t)data;
+  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_nonblocking) != napi_ok) free(r);
+}
 
 static void enqueue(fuse_req_t req, int op, fuse_ino_t ino, struct fuse_file_info *fi, off_t off, size_t size,
                     const char *name) {
@@ -58,8 +89,11 @@ static void enqueue(fuse_req_t req, int op, fuse_ino_t ino, struct fuse_file_inf
   size_t len = name ? strlen(name) + 1 : 0;
   request_t *r = malloc(sizeof(request_t) + len);
   if (!r) { fuse_reply_err(req, ENOMEM); return; }
-  r->op = op; r->req = req; r->ino = ino; r->fh = fi ? fi->fh : 0; r->off = off; r->size = size;
+  r->op = op; r->seq = ++m->next_seq; r->req = req; r->ino = ino; r->fh = fi ? fi->fh : 0; r->off = off; r->size = size;
   if (name) memcpy(r->name, name, len);
+  /* Registered before JS can see (and answer, freeing) the request. An interrupt that came
+   * earlier is delivered now, ahead of the request itself: JS then ignores it. */
+  fuse_req_interrupt_func(req, on_interrupt, (void *)(uintptr_t)r->seq);
   if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
     free(r);
     fuse_reply_err(req, EIO);
@@ -128,11 +162,11 @@ static const struct fuse_lowlevel_ops ops = {
   .readdirplus = ll_readdirplus, .releasedir = ll_releasedir, .statfs = ll_statfs,
 };
 
-/* Called on the JS thread for each queued request: dispatcher(op, req, ino, fh, off, size, name). */
+/* Called on the JS thread for each queued request: dispatcher(op, req, ino, fh, off, size, name, seq). */
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   request_t *r = data;
   if (env == NULL) { if (r->req) fuse_reply_err(r->req, EIO); free(r); return; }
-  napi_value argv[7], undefined;
+  napi_value argv[8], undefined;
   napi_create_int32(env, r->op, &argv[0]);
   napi_create_double(env, (double)(uintptr_t)r->req, &argv[1]);
   napi_create_double(env, (double)r->ino, &argv[2]);
@@ -141,10 +175,11 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   napi_create_double(env, (double)r->size, &argv[5]);
   if (r->op == OP_LOOKUP) napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[6]);
   else napi_get_undefined(env, &argv[6]);
+  napi_create_double(env, (double)r->seq, &argv[7]);
   napi_get_undefined(env, &undefined);
   fuse_req_t req = r->req;
   free(r);
-  napi_status st = napi_call_function(env, undefined, js_cb, 7, argv, NULL);
+  napi_status st = napi_call_function(env, undefined, js_cb, 8, argv, NULL);
   if (st != napi_ok && req != NULL) {
     /* The dispatcher threw: the request must still get an answer, or the caller hangs. */
     napi_value exc; napi_get_and_clear_last_exception(env, &exc);
@@ -275,6 +310,70 @@ static napi_value reply_dir(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The notify thread: sends queued invalidations to the kernel, one at a time, until stopped. A
+ * notice for an inode or entry the kernel does not hold fails with ENOENT: nothing to drop. */
+static void *notify_thread(void *arg) {
+  mount_t *m = arg;
+  pthread_mutex_lock(&m->notify_lock);
+  for (;;) {
+    while (!m->notices_head && !m->notify_stop) pthread_cond_wait(&m->notify_ready, &m->notify_lock);
+    struct notice *n = m->notices_head;
+    if (!n) break; /* stopped and drained */
+    m->notices_head = n->next;
+    if (!m->notices_head) m->notices_tail = NULL;
+    pthread_mutex_unlock(&m->notify_lock);
+    if (!m->notify_stop) {
+      if (n->namelen) fuse_lowlevel_notify_inval_entry(m->se, n->ino, n->name, n->namelen);
+      else fuse_lowlevel_notify_inval_inode(m->se, n->ino, 0, 0);
+    }
+    free(n);
+    pthread_mutex_lock(&m->notify_lock);
+  }
+  pthread_mutex_unlock(&m->notify_lock);
+  return NULL;
+}
+
+static void queue_notice(mount_t *m, fuse_ino_t ino, const char *name, size_t namelen) {
+  struct notice *n = malloc(sizeof *n + namelen + 1);
+  if (!n) return;
+  n->next = NULL; n->ino = ino; n->namelen = namelen;
+  if (namelen) memcpy(n->name, name, namelen);
+  n->name[namelen] = '\0';
+  pthread_mutex_lock(&m->notify_lock);
+  if (m->notify_stop) { pthread_mutex_unlock(&m->notify_lock); free(n); return; }
+  if (m->notices_tail) m->notices_tail->next = n; else m->notices_head = n;
+  m->notices_tail = n;
+  pthread_cond_signal(&m->notify_ready);
+  pthread_mutex_unlock(&m->notify_lock);
+}
+
+static void stop_notify_thread(mount_t *m) {
+  pthread_mutex_lock(&m->notify_lock);
+  m->notify_stop = 1;
+  pthread_cond_signal(&m->notify_ready);
+  pthread_mutex_unlock(&m->notify_lock);
+  pthread_join(m->notify_thread, NULL);
+  pthread_mutex_destroy(&m->notify_lock);
+  pthread_cond_destroy(&m->notify_ready);
+}
+
+/* invalEntry(handle, parentIno, name): the kernel forgets the name (its next lookup asks us). */
+static napi_value inval_entry(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  mount_t *m; CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  char name[NAME_MAX + 1]; size_t len;
+  CHECK(napi_get_value_string_utf8(env, argv[2], name, sizeof name, &len));
+  if (m->se != NULL && len > 0) queue_notice(m, (fuse_ino_t)num(env, argv[1]), name, len);
+  return NULL;
+}
+/* invalInode(handle, ino): the kernel drops the inode's cached pages (a folder: its entries) and attributes. */
+static napi_value inval_inode(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  mount_t *m; CHECK(napi_get_value_external(env, argv[0], (void **)&m));
+  if (m->se != NULL) queue_notice(m, (fuse_ino_t)num(env, argv[1]), NULL, 0);
+  return NULL;
+}
+
 static void finalize_mount(napi_env env, void *data, void *hint) { /* freed by unmount */ }
 
 /* mount(mountpoint, optionsString, dispatcher, maxReadahead, maxWrite, flags) -> handle */
@@ -300,6 +399,9 @@ static napi_value mount_fs(napi_env env, napi_callback_info info) {
   napi_value name; napi_create_string_utf8(env, "teleport-fuse", NAPI_AUTO_LENGTH, &name);
   CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
   m->running = 1;
+  pthread_mutex_init(&m->notify_lock, NULL);
+  pthread_cond_init(&m->notify_ready, NULL);
+  pthread_create(&m->notify_thread, NULL, notify_thread, m);
   pthread_create(&m->thread, NULL, loop_thread, m);
   napi_value ext; napi_create_external(env, m, finalize_mount, NULL, &ext);
   return ext;
@@ -325,6 +427,8 @@ static napi_value destroy_fs(napi_env env, napi_callback_info info) {
   mount_t *m; CHECK(napi_get_value_external(env, argv[0], (void **)&m));
   if (m->se == NULL) return NULL;
   pthread_join(m->thread, NULL);
+  /* The connection is gone: a notice still queued or under way fails at once (ENODEV). */
+  stop_notify_thread(m);
   if (m->running) { m->running = 0; fuse_session_unmount(m->se); }
   /* An aborted connection (fusectl abort, kernel request timeout): libfuse's unmount sees POLLERR
    * on the fd and assumes the mount is gone, but it is still there ("Transport endpoint is not
@@ -341,7 +445,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("mount", mount_fs); EXPORT("unmount", unmount_fs); EXPORT("destroy", destroy_fs);
   EXPORT("replyErr", reply_err); EXPORT("replyEntry", reply_entry); EXPORT("replyAttr", reply_attr);
   EXPORT("replyOpen", reply_open); EXPORT("replyBuf", reply_buf); EXPORT("replyReadlink", reply_readlink);
-  EXPORT("replyDir", reply_dir);
+  EXPORT("replyDir", reply_dir); EXPORT("invalEntry", inval_entry); EXPORT("invalInode", inval_inode);
   return exports;
 }
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -5,14 +5,16 @@
 import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { promisify } from "node:util";
-import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
 import { controlFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
-import { FuseSession } from "../mount/fuse-session.js";
+import { ChangeFeed } from "../mount/change-feed.js";
+import { FolderListings } from "../mount/folder-listings.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
 import { MountHost } from "../mount/mount-host.js";
+import { abortConnection, findMount, TELEPORT_FSTYPE } from "../mount/mount-table.js";
 import { RemoteFiles } from "../mount/remote-files.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
@@ -20,35 +22,66 @@ import { normalizeUserPath } from "../wire/path.js";
 export interface MountFlags {
   path?: string;
   cacheSize?: number;
+  /** Seconds a read waits for the host before EIO. */
+  timeout?: number;
+  /** Seconds a listing is trusted when the host sends no changes. */
+  ttl?: number;
+  /** false: listings are refreshed by the TTL only (`--no-watch`). */
+  watch?: boolean;
 }
+
+const DEFAULT_TTL_SECONDS = 5;
 
 export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
   // What cannot mount says so before connecting: this machine, or the mountpoint.
   loadFuse();
   await requireFolder(mountpoint);
-  const client = await TeleportClient.connect(link);
-  const host = new MountHost(client);
+  const notice = (message: string) => process.stderr.write(`teleport: ${message}\n`);
+  const host = await MountHost.forLink(link, notice);
   try {
-    const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
+    const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
+    const path = normalizeUserPath(flags.path ?? "");
+    const table = new InodeTable(await mountedFolder(host, path, timeoutMs), []);
     const chunks = new ChunkSource(controlFetcher(host), flags.cacheSize ?? DEFAULT_CACHE_BYTES);
     const files = new RemoteFiles(host, chunks);
-    const session = FuseSession.mount(mountpoint, table, (node, offset, length, signal) =>
-      files.read(node, offset, length, signal),
-    );
-    const unmount = () => session.unmount();
-    process.once("SIGINT", unmount);
-    process.once("SIGTERM", unmount);
-    process.stderr.write(
-      `teleport: mounted at ${mountpoint} (read-only); Ctrl-C or \`teleport umount ${mountpoint}\` unmounts\n`,
-    );
-    try {
-      await session.closed;
-    } finally {
-      process.off("SIGINT", unmount);
-      process.off("SIGTERM", unmount);
+    const listings = new FolderListings(table, host, {
+      ttlMs: (flags.ttl ?? DEFAULT_TTL_SECONDS) * 1000,
+      forget: (ino) => files.forget(ino),
+    });
+    const feed = new ChangeFeed(listings, path, notice);
+    const watching = flags.watch !== false && (await feed.start(host));
+    if (!watching) {
+      feed.stop();
+      await listings.resync(await host.client(AbortSignal.timeout(timeoutMs)), AbortSignal.timeout(LIST_TIMEOUT_MS));
     }
+    const session = FuseSession.mount(
+      mountpoint,
+      table,
+      (node, offset, length, signal) => host.retrying(signal, () => files.read(node, offset, length, signal)),
+      { requestTimeoutMs: timeoutMs, listings },
+    );
+    await untilUnmounted(session, mountpoint);
+    feed.stop();
   } finally {
     await host.close();
+  }
+}
+
+/** The whole share listed at mount (see docs/decisions-consistency.md: memory against `find`). */
+const LIST_TIMEOUT_MS = 10 * 60_000;
+
+async function untilUnmounted(session: FuseSession, mountpoint: string): Promise<void> {
+  const unmount = () => session.unmount();
+  process.once("SIGINT", unmount);
+  process.once("SIGTERM", unmount);
+  process.stderr.write(
+    `teleport: mounted at ${mountpoint} (read-only); Ctrl-C or \`teleport umount ${mountpoint}\` unmounts\n`,
+  );
+  try {
+    await session.closed;
+  } finally {
+    process.off("SIGINT", unmount);
+    process.off("SIGTERM", unmount);
   }
 }
 
@@ -61,18 +94,33 @@ async function requireFolder(mountpoint: string): Promise<void> {
     );
 }
 
-/** The folder at `path` and everything beneath it, as an inode table. */
-async function listShare(client: TeleportClient, path: string): Promise<InodeTable> {
-  const root = await client.stat(path);
+/** The entry of the mounted folder, which must be a folder. */
+async function mountedFolder(host: MountHost, path: string, timeoutMs: number): Promise<Entry> {
+  const root = await (await host.client(AbortSignal.timeout(timeoutMs))).stat(path);
   if (root.kind !== EntryKind.DIRECTORY)
     throw new TeleportError(ErrorCode.USAGE, `"${path}" is not a folder of the share`);
-  const entries: Entry[] = [];
-  for await (const entry of client.list(path, { recursive: true })) entries.push(entry);
-  return new InodeTable(root, entries);
+  return root;
 }
 
-/** Detaches a teleport mount; its `teleport mount` process then exits. */
-export async function umountCommand(mountpoint: string): Promise<void> {
+export interface UmountFlags {
+  /** Abort the mount's connection first (a hung or dead `teleport mount`). */
+  force?: boolean;
+}
+
+/**
+ * Detaches a teleport mount, lazily: files open on it stay readable until closed, then its
+ * `teleport mount` process exits. A mount whose process died (ENOTCONN) is cleared the same way.
+ */
+export async function umountCommand(mountpoint: string, flags: UmountFlags = {}): Promise<void> {
+  const mount = await findMount(mountpoint);
+  if (mount === undefined) throw new TeleportError(ErrorCode.USAGE, `nothing is mounted on ${mountpoint}`);
+  if (mount.fstype !== TELEPORT_FSTYPE)
+    throw new TeleportError(ErrorCode.USAGE, `${mountpoint} is not a teleport mount (${mount.fstype})`);
+  if (flags.force === true) {
+    await abortConnection(mount).catch((cause: unknown) => {
+      throw new TeleportError(ErrorCode.IO, `could not abort the mount on ${mountpoint}: ${String(cause)}`);
+    });
+  }
   const run = promisify(execFile);
   try {
     // fusermount3 lets a user unmount what they mounted; -z: lazily, as open files close.

@@ -28,6 +28,8 @@ export const FuseOp = {
   INIT: 12,
   /** The kernel connection ended (unmounted or aborted): call destroy(handle). */
   DESTROY: 13,
+  /** The reader of request `seq` got a signal: answer it now (EINTR) if it is still pending. */
+  INTERRUPT: 14,
 } as const;
 
 /** What the addon answers itself, without a trip to JavaScript. */
@@ -43,7 +45,10 @@ export const MountFlag = {
 export type FuseRequest = number;
 export type MountHandle = object;
 
-/** One kernel request: (op, req, ino, fh, offset, size, name for LOOKUP). */
+/**
+ * One kernel request: (op, req, ino, fh, offset, size, name for LOOKUP, seq). `seq` numbers the
+ * requests of a mount; INTERRUPT names the interrupted one by it (req is 0 then).
+ */
 export type FuseDispatcher = (
   op: number,
   req: FuseRequest,
@@ -52,6 +57,7 @@ export type FuseDispatcher = (
   offset: number,
   size: number,
   name: string | undefined,
+  seq: number,
 ) => void;
 
 /** Attributes as the addon reads them: [ino, mode, nlink, size, mtimeMs, uid, gid] (7 per entry). */
@@ -86,6 +92,13 @@ export interface FuseAddon {
     entryTimeout: number,
     attrTimeout: number,
   ): number;
+  /**
+   * The kernel forgets `name` in folder `parent` (its next lookup asks again). Queued for the
+   * addon's notify thread: never blocks this one, even while a request on the folder is pending.
+   */
+  invalEntry(handle: MountHandle, parent: number, name: string): void;
+  /** The kernel drops the inode's cached pages (a folder's: its entries) and attributes; queued too. */
+  invalInode(handle: MountHandle, ino: number): void;
 }
 
 let loaded: FuseAddon | undefined;

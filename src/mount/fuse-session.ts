@@ -1,6 +1,8 @@
 /**
  * A read-only mount: answers the kernel's requests from an InodeTable and a byte source, each
- * request exactly once and by a deadline (EIO past it), so no reader ever waits forever.
+ * request exactly once and by a deadline (EIO past it; EINTR once its reader is interrupted), so
+ * no reader ever waits forever. With FolderListings, folders are listed again as they age or
+ * change on the host before they are answered, and the kernel's caches are told of differences.
  */
 import { ErrorCode, TeleportError } from "../errors.js";
 import {
@@ -12,12 +14,16 @@ import {
   MountFlag,
   type MountHandle,
 } from "./binding.js";
+import type { FolderListings, KernelCache } from "./folder-listings.js";
 import type { Inode, InodeTable } from "./inode-table.js";
 
 const ENOENT = 2;
 const EIO = 5;
+const EINTR = 4;
 const EINVAL = 22;
 const ENOSYS = 38;
+/** An inode the tree no longer holds (its file was replaced or removed on the host). */
+const ESTALE = 116;
 
 /** Reads `length` bytes of a file at `offset` (fewer only at its end); must never return wrong bytes. */
 export type ReadFile = (
@@ -28,27 +34,35 @@ export type ReadFile = (
 ) => Promise<Uint8Array>;
 
 export interface MountOptions {
-  /** How long the kernel may keep names and attributes without asking again (s). */
+  /** How long the kernel may keep names and attributes without asking again (s), without listings. */
   ttlSeconds?: number;
-  /** A read not answered by then gets EIO (ms). */
+  /** A request not answered by then gets EIO (ms). */
   requestTimeoutMs?: number;
+  /** Keeps the tree in step with the host; without, the tree is fixed. */
+  listings?: FolderListings;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
-const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Kernel reads up to 1 MiB (max_pages) and its readahead asks as much. */
 const MAX_READ_BYTES = 1 << 20;
 /** Directory entries handed to the addon per readdir reply (it packs what fits). */
 const DIR_BATCH = 512;
 const KERNEL_OPTIONS = "ro,default_permissions,fsname=teleport,subtype=teleport";
 
-export class FuseSession {
+/** Why a pending request was answered early. */
+class Interrupted extends Error {}
+
+export class FuseSession implements KernelCache {
   readonly #fuse: FuseAddon;
   readonly #table: InodeTable;
   readonly #read: ReadFile;
+  readonly #listings: FolderListings | undefined;
   readonly #ttl: number;
   readonly #timeoutMs: number;
   readonly #abort = new AbortController();
+  /** Requests being answered asynchronously, by sequence number: an INTERRUPT aborts one. */
+  readonly #pending = new Map<number, AbortController>();
   #handle: MountHandle | undefined;
   #resolveClosed: () => void = () => {};
   /** Settles once the kernel connection has ended and the session is destroyed. */
@@ -58,6 +72,7 @@ export class FuseSession {
     this.#fuse = loadFuse();
     this.#table = table;
     this.#read = read;
+    this.#listings = options.listings;
     this.#ttl = options.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.closed = new Promise((resolve) => {
@@ -73,7 +88,8 @@ export class FuseSession {
     options: MountOptions = {},
   ): FuseSession {
     const session = new FuseSession(table, read, options);
-    // Content is immutable while mounted: keep page and directory caches (no open round trips).
+    // Content is immutable per inode (a changed file gets a new one): keep page and directory
+    // caches, no open round trips; FolderListings invalidates what the host changed.
     const flags = MountFlag.NO_OPEN | MountFlag.OPEN_IN_C | MountFlag.CACHE_READDIR;
     const dispatch = session.#dispatch.bind(session);
     try {
@@ -90,6 +106,7 @@ export class FuseSession {
       const detail = cause instanceof Error ? cause.message : String(cause);
       throw new TeleportError(ErrorCode.IO, `could not mount on ${mountpoint}: ${detail}`, { cause });
     }
+    if (options.listings !== undefined) options.listings.kernel = session;
     return session;
   }
 
@@ -99,6 +116,18 @@ export class FuseSession {
     if (this.#handle !== undefined) this.#fuse.unmount(this.#handle);
   }
 
+  invalEntry(parent: number, name: string): void {
+    if (this.#handle !== undefined) this.#fuse.invalEntry(this.#handle, parent, name);
+  }
+
+  invalInode(ino: number): void {
+    if (this.#handle !== undefined) this.#fuse.invalInode(this.#handle, ino);
+  }
+
+  get #kernelTtl(): number {
+    return this.#listings?.kernelTtlSeconds ?? this.#ttl;
+  }
+
   #dispatch(
     op: number,
     req: FuseRequest,
@@ -106,32 +135,47 @@ export class FuseSession {
     _fh: number,
     offset: number,
     size: number,
-    name?: string,
+    name: string | undefined,
+    seq: number,
   ): void {
-    if (op === FuseOp.DESTROY) {
-      this.#destroy();
-      return;
-    }
+    if (op === FuseOp.DESTROY) return this.#destroy();
+    if (op === FuseOp.INTERRUPT) return this.#pending.get(seq)?.abort(new Interrupted());
     const node = this.#table.get(ino);
-    if (node === undefined) this.#fuse.replyErr(req, ENOENT);
-    else if (op === FuseOp.LOOKUP) this.#lookup(req, node, name ?? "");
-    else if (op === FuseOp.GETATTR) this.#fuse.replyAttr(req, this.#table.attr(node), this.#ttl);
+    if (node === undefined) this.#fuse.replyErr(req, op === FuseOp.READ ? EIO : ESTALE);
+    else if (op === FuseOp.LOOKUP) this.#afterListing(req, seq, [node], () => this.#lookup(req, ino, name ?? ""));
+    else if (op === FuseOp.GETATTR) this.#afterListing(req, seq, this.#holders(node), () => this.#getattr(req, ino));
     else if (op === FuseOp.READLINK) this.#fuse.replyReadlink(req, node.entry.linkTarget);
-    else if (op === FuseOp.READ) void this.#readInto(req, node, offset, size);
-    else if (op === FuseOp.READDIR || op === FuseOp.READDIRPLUS)
-      this.#readdir(req, node, offset, size, op === FuseOp.READDIRPLUS);
-    else this.#fuse.replyErr(req, ENOSYS);
+    else if (op === FuseOp.READ) void this.#readInto(req, seq, node, offset, size);
+    else if (op === FuseOp.READDIR || op === FuseOp.READDIRPLUS) {
+      const plus = op === FuseOp.READDIRPLUS;
+      this.#afterListing(req, seq, [node], () => this.#readdir(req, ino, offset, size, plus));
+    } else this.#fuse.replyErr(req, ENOSYS);
   }
 
-  #lookup(req: FuseRequest, parent: Inode, name: string): void {
-    const child = this.#table.lookup(parent.ino, name);
+  /** The folders whose listings say what `node` is: its parent's, and a folder's own (its entries). */
+  #holders(node: Inode): Inode[] {
+    const parent = this.#table.get(node.parentIno);
+    const holders = parent === undefined || parent === node ? [] : [parent];
+    if (node.children !== undefined) holders.push(node);
+    return holders;
+  }
+
+  #lookup(req: FuseRequest, parentIno: number, name: string): void {
+    const child = this.#table.lookup(parentIno, name);
     if (child === undefined) this.#fuse.replyErr(req, ENOENT);
-    else this.#fuse.replyEntry(req, this.#table.attr(child), this.#ttl, this.#ttl);
+    else this.#fuse.replyEntry(req, this.#table.attr(child), this.#kernelTtl, this.#kernelTtl);
   }
 
-  #readdir(req: FuseRequest, dir: Inode, offset: number, size: number, plus: boolean): void {
-    if (dir.children === undefined) {
-      this.#fuse.replyErr(req, EINVAL);
+  #getattr(req: FuseRequest, ino: number): void {
+    const node = this.#table.get(ino);
+    if (node === undefined) this.#fuse.replyErr(req, ESTALE);
+    else this.#fuse.replyAttr(req, this.#table.attr(node), this.#kernelTtl);
+  }
+
+  #readdir(req: FuseRequest, ino: number, offset: number, size: number, plus: boolean): void {
+    const dir = this.#table.get(ino);
+    if (dir?.children === undefined) {
+      this.#fuse.replyErr(req, dir === undefined ? ESTALE : EINVAL);
       return;
     }
     const parent = this.#table.get(dir.parentIno) ?? dir;
@@ -142,29 +186,68 @@ export class FuseSession {
       this.#table.attr(node, attrs, i * ATTR_FIELDS);
     });
     const names = batch.map(([entryName]) => entryName);
-    this.#fuse.replyDir(req, size, plus, names, attrs, offset, this.#ttl, this.#ttl);
+    const ttl = this.#kernelTtl;
+    this.#fuse.replyDir(req, size, plus, names, attrs, offset, ttl, ttl);
   }
 
-  async #readInto(req: FuseRequest, node: Inode, offset: number, size: number): Promise<void> {
+  /**
+   * Answers with `answer` (which reads the table afresh) once the stale ones of `folders` are
+   * listed again; at once when none is.
+   */
+  #afterListing(req: FuseRequest, seq: number, folders: Inode[], answer: () => void): void {
+    const listings = this.#listings;
+    const stale = listings === undefined ? [] : folders.filter((folder) => listings.stale(folder));
+    if (listings === undefined || stale.length === 0) {
+      answer();
+      return;
+    }
+    void this.#answerBy(req, seq, async (signal) => {
+      await Promise.all(stale.map((folder) => listings.list(folder, signal)));
+      return answer;
+    });
+  }
+
+  async #readInto(req: FuseRequest, seq: number, node: Inode, offset: number, size: number): Promise<void> {
     const length = Math.max(0, Math.min(size, node.entry.size - offset));
     if (length === 0) {
       this.#fuse.replyBuf(req, new Uint8Array(0));
       return;
     }
-    const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#timeoutMs)]);
-    try {
-      const bytes = await untilAborted(this.#read(node, offset, length, signal), signal);
+    await this.#answerBy(req, seq, async (signal) => {
+      const bytes = await this.#read(node, offset, length, signal);
       if (bytes.length !== length) throw new Error(`read ${bytes.length} bytes of ${length}`);
-      this.#reply((fuse) => fuse.replyBuf(req, bytes));
+      return () => this.#fuse.replyBuf(req, bytes);
+    });
+  }
+
+  /**
+   * Runs `work` for a request with a signal that aborts at its deadline, on an INTERRUPT or
+   * at unmount, then sends what it returns; a failure is EIO (never wrong bytes: the reader may
+   * retry), an interrupt EINTR.
+   */
+  async #answerBy(
+    req: FuseRequest,
+    seq: number,
+    work: (signal: AbortSignal) => Promise<() => void>,
+  ): Promise<void> {
+    const interrupt = new AbortController();
+    this.#pending.set(seq, interrupt);
+    const deadline = AbortSignal.timeout(this.#timeoutMs);
+    const signal = AbortSignal.any([this.#abort.signal, deadline, interrupt.signal]);
+    try {
+      const answer = await untilAborted(work(signal), signal);
+      this.#reply(answer);
     } catch {
-      // Never wrong bytes: a failed or late read is an I/O error the reader can retry.
-      this.#reply((fuse) => fuse.replyErr(req, EIO));
+      const errno = interrupt.signal.aborted && !deadline.aborted ? EINTR : EIO;
+      this.#reply(() => this.#fuse.replyErr(req, errno));
+    } finally {
+      this.#pending.delete(seq);
     }
   }
 
   /** A late answer after the session is destroyed would reach freed libfuse state: dropped. */
-  #reply(answer: (fuse: FuseAddon) => void): void {
-    if (this.#handle !== undefined) answer(this.#fuse);
+  #reply(answer: () => void): void {
+    if (this.#handle !== undefined) answer();
   }
 
   #destroy(): void {

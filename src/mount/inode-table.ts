@@ -1,6 +1,9 @@
 /**
- * The mounted tree: inode numbers for the entries of a listing (never reused while mounted) and
- * the attributes the kernel is answered with.
+ * The mounted tree: inode numbers for the entries of the host's listings, folder by folder, and
+ * the attributes the kernel is answered with. A path keeps its inode while its entry stays the
+ * same; a new path, or a file whose content changed (size, mtime, kind, link target), gets a
+ * new number, so pages the kernel holds for the old file are never taken for the new one.
+ * Numbers are never reused while mounted.
  */
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { ATTR_FIELDS } from "./binding.js";
@@ -13,40 +16,152 @@ const S_IFLNK = 0o120000;
 
 export interface Inode {
   readonly ino: number;
-  readonly entry: Entry;
+  /** The host's entry; replaced in place when only its mode or a folder's mtime changed. */
+  entry: Entry;
   /** The folder holding it (the root's is the root). */
   readonly parentIno: number;
   /** Names to children, for folders; undefined otherwise. */
   readonly children: Map<string, Inode> | undefined;
+  /**
+   * When the folder's children were listed (ms, the table's clock); undefined: never (no
+   * children known yet); -Infinity: known, but the host said they changed.
+   */
+  listedAt: number | undefined;
+}
+
+/** What one folder's new listing changed, for the kernel's caches and the file readers. */
+export interface TreeChanges {
+  /** Names whose kernel entries are wrong now (added, replaced, removed), by folder inode. */
+  names: { parent: number; name: string }[];
+  /** Inodes whose attributes or cached pages the kernel must drop (the folder itself among them). */
+  inodes: number[];
+  /** Inodes no longer in the tree (replaced or removed, with everything beneath them). */
+  dropped: number[];
+}
+
+export interface InodeTableOptions {
+  owner?: { uid: number; gid: number };
+  /** When `entries` were listed (ms, the clock listings are aged by); default Date.now(). */
+  listedAt?: number;
 }
 
 export class InodeTable {
-  readonly #byIno: Inode[] = [];
+  readonly #byIno = new Map<number, Inode>();
   readonly #byPath = new Map<string, Inode>();
   readonly #uid: number;
   readonly #gid: number;
+  #nextIno = ROOT_INO;
 
-  /** `root` is the mounted folder's entry; paths in `entries` are relative to the share. */
-  constructor(root: Entry, entries: Iterable<Entry>, owner = currentUser()) {
+  /**
+   * `root` is the mounted folder's entry; paths in `entries` are relative to the share. Folders
+   * whose children `entries` holds (the root, and every folder of a recursive listing) are
+   * listed as of `listedAt`; entries whose folder is missing are left out.
+   */
+  constructor(root: Entry, entries: Iterable<Entry>, options: InodeTableOptions = {}) {
+    const owner = options.owner ?? currentUser();
     this.#uid = owner.uid;
     this.#gid = owner.gid;
-    const rootNode = this.#add(root, undefined);
-    const sorted = [...entries].filter((entry) => entry.path !== root.path);
-    sorted.sort((a, b) => depth(a.path) - depth(b.path));
-    for (const entry of sorted) {
-      const parent = this.#byPath.get(parentPath(entry.path));
-      // Entries whose folder is missing from the listing are left out, not attached at the root.
-      if (parent?.children !== undefined) this.#add(entry, parent);
-    }
-    this.#byPath.set(root.path, rootNode);
+    const rootNode = this.#add(root, ROOT_INO);
+    this.merge(entries, options.listedAt ?? Date.now(), rootNode);
+  }
+
+  get root(): Inode {
+    const root = this.#byIno.get(ROOT_INO);
+    if (root === undefined) throw new Error("the inode table has no root");
+    return root;
   }
 
   get(ino: number): Inode | undefined {
-    return this.#byIno[ino];
+    return this.#byIno.get(ino);
+  }
+
+  /** The node at a share path, if the tree holds it. */
+  at(path: string): Inode | undefined {
+    return this.#byPath.get(path);
   }
 
   lookup(parent: number, name: string): Inode | undefined {
-    return this.#byIno[parent]?.children?.get(name);
+    return this.#byIno.get(parent)?.children?.get(name);
+  }
+
+  /** Inodes in the tree (memory is proportional to it). */
+  get size(): number {
+    return this.#byIno.size;
+  }
+
+  /** The folder's children are to be listed again before they are trusted. */
+  markStale(folder: Inode): void {
+    if (folder.children !== undefined && folder.listedAt !== undefined)
+      folder.listedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Every listed folder beneath `folder` (itself included) marked stale. */
+  markSubtreeStale(folder: Inode): void {
+    this.markStale(folder);
+    for (const child of folder.children?.values() ?? []) if (child.children) this.markSubtreeStale(child);
+  }
+
+  /**
+   * A recursive listing (paths beneath `top`, any order) merged folder by folder, parents first:
+   * each listed folder's children become exactly what `entries` holds for it.
+   */
+  merge(entries: Iterable<Entry>, listedAt: number, top: Inode = this.root): TreeChanges {
+    const byFolder = new Map<string, Entry[]>([[top.entry.path, []]]);
+    for (const entry of entries) {
+      if (entry.path === top.entry.path) continue;
+      // A recursive listing lists every folder in it, the empty ones too.
+      if (entry.kind === EntryKind.DIRECTORY && !byFolder.has(entry.path)) byFolder.set(entry.path, []);
+      const folder = parentPath(entry.path);
+      let group = byFolder.get(folder);
+      if (group === undefined) byFolder.set(folder, (group = []));
+      group.push(entry);
+    }
+    const folders = [...byFolder.keys()].sort((a, b) => depth(a) - depth(b));
+    const changes: TreeChanges = { names: [], inodes: [], dropped: [] };
+    for (const path of folders) {
+      const folder = this.#byPath.get(path);
+      if (folder?.children === undefined) continue;
+      const changed = this.replaceChildren(folder, byFolder.get(path) ?? [], listedAt);
+      changes.names.push(...changed.names);
+      changes.inodes.push(...changed.inodes);
+      changes.dropped.push(...changed.dropped);
+    }
+    return changes;
+  }
+
+  /** The folder's children become `entries` (its listing as of `listedAt`); says what changed. */
+  replaceChildren(folder: Inode, entries: readonly Entry[], listedAt: number): TreeChanges {
+    const children = folder.children;
+    const changes: TreeChanges = { names: [], inodes: [], dropped: [] };
+    if (children === undefined) return changes;
+    const path = folder.entry.path;
+    const listed = new Map<string, Entry>();
+    for (const entry of entries)
+      if (entry.path !== path && parentPath(entry.path) === path) listed.set(baseName(entry.path), entry);
+    const gone = new Set<string>();
+    for (const [name, node] of children) {
+      const entry = listed.get(name);
+      if (entry !== undefined && sameContent(node.entry, entry)) continue;
+      this.#drop(node, changes.dropped);
+      children.delete(name);
+      gone.add(name);
+      changes.names.push({ parent: folder.ino, name });
+      changes.inodes.push(node.ino);
+    }
+    for (const [name, entry] of listed) {
+      const kept = children.get(name);
+      if (kept === undefined) {
+        children.set(name, this.#add(entry, folder.ino));
+        if (!gone.has(name)) changes.names.push({ parent: folder.ino, name });
+      } else if (!sameAttributes(kept.entry, entry)) {
+        kept.entry = entry;
+        changes.inodes.push(kept.ino);
+        if (kept.children !== undefined) this.markStale(kept); // a folder's mtime moves as its names do
+      }
+    }
+    if (changes.names.length > 0) changes.inodes.push(folder.ino);
+    folder.listedAt = listedAt;
+    return changes;
   }
 
   /** [ino, mode, nlink, size, mtimeMs, uid, gid] as the addon reads it. */
@@ -57,16 +172,33 @@ export class InodeTable {
     return out;
   }
 
-  #add(entry: Entry, parent: Inode | undefined): Inode {
-    const ino = this.#byIno.length === 0 ? ROOT_INO : this.#byIno.length;
+  #add(entry: Entry, parentIno: number): Inode {
+    const ino = this.#nextIno++;
     const children = entry.kind === EntryKind.DIRECTORY ? new Map<string, Inode>() : undefined;
-    const node: Inode = { ino, entry, parentIno: parent?.ino ?? ROOT_INO, children };
-    if (this.#byIno.length === 0) this.#byIno.push(node); // index 0 is never an inode
-    this.#byIno[ino] = node;
+    const node: Inode = { ino, entry, parentIno, children, listedAt: undefined };
+    this.#byIno.set(ino, node);
     this.#byPath.set(entry.path, node);
-    parent?.children?.set(baseName(entry.path), node);
     return node;
   }
+
+  /** Forgets `node` and everything beneath it, collecting their numbers. */
+  #drop(node: Inode, dropped: number[]): void {
+    for (const child of node.children?.values() ?? []) this.#drop(child, dropped);
+    this.#byIno.delete(node.ino);
+    if (this.#byPath.get(node.entry.path) === node) this.#byPath.delete(node.entry.path);
+    dropped.push(node.ino);
+  }
+}
+
+/** The same file as far as its bytes go: a node is kept for it (and its cached pages stay valid). */
+function sameContent(old: Entry, listed: Entry): boolean {
+  if (old.kind !== listed.kind) return false;
+  if (old.kind === EntryKind.DIRECTORY) return true;
+  return old.size === listed.size && old.mtimeMs === listed.mtimeMs && old.linkTarget === listed.linkTarget;
+}
+
+function sameAttributes(old: Entry, listed: Entry): boolean {
+  return old.mode === listed.mode && old.mtimeMs === listed.mtimeMs && old.size === listed.size;
 }
 
 function currentUser(): { uid: number; gid: number } {
@@ -80,12 +212,13 @@ function modeOf(entry: Entry): number {
 }
 
 function depth(path: string): number {
-  let count = 0;
+  if (path === "") return 0;
+  let count = 1;
   for (const char of path) if (char === "/") count++;
   return count;
 }
 
-function parentPath(path: string): string {
+export function parentPath(path: string): string {
   const slash = path.lastIndexOf("/");
   return slash < 0 ? "" : path.slice(0, slash);
 }

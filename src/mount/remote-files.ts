@@ -30,6 +30,12 @@ export class RemoteFiles {
     this.#chunks = chunks;
   }
 
+  /** The inode left the tree (its file changed or went on the host): its chunk list goes too. */
+  forget(ino: number): void {
+    this.#listings.delete(ino);
+    this.#lastEnd.delete(ino);
+  }
+
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
     const listing = this.#listing(node);

@@ -1,0 +1,145 @@
+/**
+ * Keeps the mount's InodeTable in step with the host, folder by folder: a folder's listing is
+ * trusted for a TTL (forever while the host's change notifications are live), listed again when
+ * it is older or the host said it changed, and every difference is told to the kernel (its
+ * entry, attribute, page and directory caches) and to the file readers (chunk lists).
+ */
+import type { TeleportClient } from "../client/client.js";
+import { ErrorCode, isTeleportError } from "../errors.js";
+import type { Entry } from "../wire/messages.js";
+import type { Inode, InodeTable, TreeChanges } from "./inode-table.js";
+import { parentPath } from "./inode-table.js";
+import type { MountHost } from "./mount-host.js";
+
+/** The kernel's caches of the mount, as FuseSession drops them. */
+export interface KernelCache {
+  invalEntry(parent: number, name: string): void;
+  invalInode(ino: number): void;
+}
+
+/** Told of inodes no longer in the tree: what was kept for them (chunk lists) can go. */
+export type ForgetInode = (ino: number) => void;
+
+/** A folder listed on a change notification, by then. */
+const LIST_TIMEOUT_MS = 60_000;
+
+export interface FolderListingsOptions {
+  /** How long a listing is trusted without the host's change notifications (ms). */
+  ttlMs: number;
+  forget?: ForgetInode;
+  clock?: () => number;
+}
+
+export class FolderListings {
+  readonly #table: InodeTable;
+  readonly #host: MountHost;
+  readonly #ttlMs: number;
+  readonly #forget: ForgetInode;
+  readonly #clock: () => number;
+  /** Listings under way, by folder inode: concurrent asks share one LIST. */
+  readonly #listing = new Map<number, Promise<void>>();
+  #kernel: KernelCache | undefined;
+  /** The host's change notifications are live: listings stay trusted until one says otherwise. */
+  #watched = false;
+
+  constructor(table: InodeTable, host: MountHost, options: FolderListingsOptions) {
+    this.#table = table;
+    this.#host = host;
+    this.#ttlMs = options.ttlMs;
+    this.#forget = options.forget ?? (() => {});
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /** Where differences are told once mounted. */
+  set kernel(cache: KernelCache) {
+    this.#kernel = cache;
+  }
+
+  /** Whether the host's change notifications are live (false: listings age by the TTL). */
+  set watched(live: boolean) {
+    this.#watched = live;
+  }
+
+  get watched(): boolean {
+    return this.#watched;
+  }
+
+  /** How long the kernel may keep names and attributes without asking (s). */
+  get kernelTtlSeconds(): number {
+    return this.#watched ? 60 : this.#ttlMs / 1000;
+  }
+
+  /**
+   * Whether `folder`'s children must be listed before they are answered: never listed, or
+   * older than trusted. With the host unreachable, a folder listed before is answered as it was.
+   */
+  stale(folder: Inode): boolean {
+    const { listedAt } = folder;
+    if (folder.children === undefined) return false;
+    if (listedAt === undefined) return true;
+    const trusted = this.#watched ? Number.POSITIVE_INFINITY : this.#ttlMs;
+    return this.#clock() - listedAt >= trusted && this.#host.connected;
+  }
+
+  /** Lists `folder` again (concurrent asks share one LIST); the kernel hears of every difference. */
+  list(folder: Inode, signal: AbortSignal): Promise<void> {
+    let listing = this.#listing.get(folder.ino);
+    if (listing === undefined) {
+      listing = this.#relist(folder, signal).finally(() => this.#listing.delete(folder.ino));
+      this.#listing.set(folder.ino, listing);
+    }
+    return listing;
+  }
+
+  /** The host changed these paths (and what is beneath a changed folder): list their folders again. */
+  changed(paths: readonly string[]): void {
+    for (const path of paths) {
+      const node = this.#table.at(path);
+      if (node?.children !== undefined) this.#table.markSubtreeStale(node);
+      const parent = this.#table.at(parentPath(path));
+      if (parent !== undefined && path !== this.#table.root.entry.path) this.#table.markStale(parent);
+      // Ask again at once, so the kernel hears of it before anyone looks.
+      for (const folder of [node, parent]) {
+        if (folder?.children !== undefined && folder.listedAt !== undefined)
+          this.list(folder, AbortSignal.timeout(LIST_TIMEOUT_MS)).catch(() => {});
+      }
+    }
+  }
+
+  /** Everything listed again (a reconnection, or the host lost track of its changes). */
+  async resync(client: TeleportClient, signal: AbortSignal): Promise<void> {
+    const root = this.#table.root;
+    const listedAt = this.#clock();
+    const entries: Entry[] = [];
+    for await (const entry of client.list(root.entry.path, { recursive: true, signal })) entries.push(entry);
+    this.#apply(this.#table.merge(entries, listedAt));
+  }
+
+  async #relist(folder: Inode, signal: AbortSignal): Promise<void> {
+    const listedAt = this.#clock();
+    const entries = await this.#host.retrying(signal, async () => {
+      const client = await this.#host.client(signal);
+      const children: Entry[] = [];
+      try {
+        for await (const entry of client.list(folder.entry.path, { signal })) children.push(entry);
+      } catch (err) {
+        if (!isTeleportError(err, ErrorCode.NOT_FOUND)) throw err;
+        // Gone from the host: empty until its parent's listing drops it.
+        const parent = this.#table.get(folder.parentIno);
+        if (parent !== undefined && parent !== folder) this.#table.markStale(parent);
+      }
+      return children;
+    });
+    // The folder itself may have gone meanwhile (its parent listed again): nothing to apply.
+    if (this.#table.get(folder.ino) !== folder) return;
+    this.#apply(this.#table.replaceChildren(folder, entries, listedAt));
+  }
+
+  #apply(changes: TreeChanges): void {
+    for (const ino of changes.dropped) this.#forget(ino);
+    const kernel = this.#kernel;
+    if (kernel === undefined) return;
+    for (const { parent, name } of changes.names) kernel.invalEntry(parent, name);
+    for (const ino of changes.inodes) kernel.invalInode(ino);
+  }
+}
