@@ -361,8 +361,16 @@ function addMountCommands(program: Command): void {
     .argument("<link>", LINK_HELP)
     .argument("<mountpoint>", "empty local folder to mount on")
     .option("--path <remote>", "folder of the share to mount (default: all of it)")
-    .option("--timeout <seconds>", "a read waits this long for the host, then fails with EIO (default 30)", seconds)
-    .option("--ttl <seconds>", "how long listings are trusted when the host sends no changes (default 5)", seconds)
+    .option(
+      "--timeout <seconds>",
+      "a read waits this long for the host, then fails with EIO (default 30)",
+      seconds,
+    )
+    .option(
+      "--ttl <seconds>",
+      "how long listings are trusted when the host sends no changes (default 5)",
+      seconds,
+    )
     .option("--no-watch", "do not follow the host's changes: listings are refreshed by --ttl only")
     .action(async (link: string, mountpoint: string, flags) => {
       const { mountCommand } = await commandModule(() => import("./mount-command.js"));

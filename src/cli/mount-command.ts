@@ -7,9 +7,9 @@ import { stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
+import { ChangeFeed } from "../mount/change-feed.js";
 import { controlFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
-import { ChangeFeed } from "../mount/change-feed.js";
 import { FolderListings } from "../mount/folder-listings.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
@@ -52,7 +52,10 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
     const watching = flags.watch !== false && (await feed.start(host));
     if (!watching) {
       feed.stop();
-      await listings.resync(await host.client(AbortSignal.timeout(timeoutMs)), AbortSignal.timeout(LIST_TIMEOUT_MS));
+      await listings.resync(
+        await host.client(AbortSignal.timeout(timeoutMs)),
+        AbortSignal.timeout(LIST_TIMEOUT_MS),
+      );
     }
     const session = FuseSession.mount(
       mountpoint,

@@ -138,12 +138,28 @@ export class FuseSession implements KernelCache {
     name: string | undefined,
     seq: number,
   ): void {
-    if (op === FuseOp.DESTROY) return this.#destroy();
-    if (op === FuseOp.INTERRUPT) return this.#pending.get(seq)?.abort(new Interrupted());
-    const node = this.#table.get(ino);
-    if (node === undefined) this.#fuse.replyErr(req, op === FuseOp.READ ? EIO : ESTALE);
-    else if (op === FuseOp.LOOKUP) this.#afterListing(req, seq, [node], () => this.#lookup(req, ino, name ?? ""));
-    else if (op === FuseOp.GETATTR) this.#afterListing(req, seq, this.#holders(node), () => this.#getattr(req, ino));
+    if (op === FuseOp.DESTROY) this.#destroy();
+    else if (op === FuseOp.INTERRUPT) this.#pending.get(seq)?.abort(new Interrupted());
+    else {
+      const node = this.#table.get(ino);
+      if (node === undefined) this.#fuse.replyErr(req, op === FuseOp.READ ? EIO : ESTALE);
+      else this.#answer(op, req, seq, node, offset, size, name ?? "");
+    }
+  }
+
+  #answer(
+    op: number,
+    req: FuseRequest,
+    seq: number,
+    node: Inode,
+    offset: number,
+    size: number,
+    name: string,
+  ): void {
+    const { ino } = node;
+    if (op === FuseOp.LOOKUP) this.#afterListing(req, seq, [node], () => this.#lookup(req, ino, name));
+    else if (op === FuseOp.GETATTR)
+      this.#afterListing(req, seq, this.#holders(node), () => this.#getattr(req, ino));
     else if (op === FuseOp.READLINK) this.#fuse.replyReadlink(req, node.entry.linkTarget);
     else if (op === FuseOp.READ) void this.#readInto(req, seq, node, offset, size);
     else if (op === FuseOp.READDIR || op === FuseOp.READDIRPLUS) {

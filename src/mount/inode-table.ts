@@ -112,9 +112,9 @@ export class InodeTable {
       // A recursive listing lists every folder in it, the empty ones too.
       if (entry.kind === EntryKind.DIRECTORY && !byFolder.has(entry.path)) byFolder.set(entry.path, []);
       const folder = parentPath(entry.path);
-      let group = byFolder.get(folder);
-      if (group === undefined) byFolder.set(folder, (group = []));
-      group.push(entry);
+      const group = byFolder.get(folder);
+      if (group === undefined) byFolder.set(folder, [entry]);
+      else group.push(entry);
     }
     const folders = [...byFolder.keys()].sort((a, b) => depth(a) - depth(b));
     const changes: TreeChanges = { names: [], inodes: [], dropped: [] };
