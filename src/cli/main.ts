@@ -372,6 +372,11 @@ function addMountCommands(program: Command): void {
       seconds,
     )
     .option("--no-watch", "do not follow the host's changes: listings are refreshed by --ttl only")
+    .option(
+      "--listed-at-mount <entries>",
+      "entries listed when mounting (default 100000); folders beyond are listed as they are visited",
+      positiveInteger,
+    )
     .action(async (link: string, mountpoint: string, flags) => {
       const { mountCommand } = await commandModule(() => import("./mount-command.js"));
       await mountCommand(await readLinkArgument(link), mountpoint, flags);

@@ -28,6 +28,8 @@ export interface MountFlags {
   ttl?: number;
   /** false: listings are refreshed by the TTL only (`--no-watch`). */
   watch?: boolean;
+  /** Entries listed at mount (and on a resync); folders beyond are listed when visited. */
+  listedAtMount?: number;
 }
 
 const DEFAULT_TTL_SECONDS = 5;
@@ -47,6 +49,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
     const listings = new FolderListings(table, host, {
       ttlMs: (flags.ttl ?? DEFAULT_TTL_SECONDS) * 1000,
       forget: (ino) => files.forget(ino),
+      ...(flags.listedAtMount === undefined ? {} : { eagerEntries: flags.listedAtMount }),
     });
     const feed = new ChangeFeed(listings, path, notice);
     const watching = flags.watch !== false && (await feed.start(host));
@@ -70,7 +73,6 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   }
 }
 
-/** The whole share listed at mount (see docs/decisions-consistency.md: memory against `find`). */
 const LIST_TIMEOUT_MS = 10 * 60_000;
 
 async function untilUnmounted(session: FuseSession, mountpoint: string): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import type { TeleportClient } from "../client/client.js";
 import { ErrorCode, isTeleportError } from "../errors.js";
-import type { Entry } from "../wire/messages.js";
+import { type Entry, EntryKind } from "../wire/messages.js";
 import type { Inode, InodeTable, TreeChanges } from "./inode-table.js";
 import { parentPath } from "./inode-table.js";
 import type { MountHost } from "./mount-host.js";
@@ -23,9 +23,19 @@ export type ForgetInode = (ino: number) => void;
 /** A folder listed on a change notification, by then. */
 const LIST_TIMEOUT_MS = 60_000;
 
+/** Folders listed ahead of a reader at once (see docs/decisions-consistency.md). */
+const LIST_AHEAD_CONCURRENCY = 32;
+/** Entries listed at mount and on a resync unless told otherwise: about 60 MB of tree. */
+export const DEFAULT_EAGER_ENTRIES = 100_000;
+
 export interface FolderListingsOptions {
   /** How long a listing is trusted without the host's change notifications (ms). */
   ttlMs: number;
+  /**
+   * Entries a resync lists in one recursive LIST (the mount's first listing is one); folders
+   * beyond are listed as they are visited, their subfolders ahead of the reader.
+   */
+  eagerEntries?: number;
   forget?: ForgetInode;
   clock?: () => number;
 }
@@ -36,6 +46,10 @@ export class FolderListings {
   readonly #ttlMs: number;
   readonly #forget: ForgetInode;
   readonly #clock: () => number;
+  readonly #eagerEntries: number;
+  /** Folders to list ahead of a reader, and how many such listings are under way. */
+  readonly #ahead: Inode[] = [];
+  #aheadRunning = 0;
   /** Listings under way, by folder inode: concurrent asks share one LIST. */
   readonly #listing = new Map<number, Promise<void>>();
   #kernel: KernelCache | undefined;
@@ -48,6 +62,7 @@ export class FolderListings {
     this.#ttlMs = options.ttlMs;
     this.#forget = options.forget ?? (() => {});
     this.#clock = options.clock ?? Date.now;
+    this.#eagerEntries = options.eagerEntries ?? DEFAULT_EAGER_ENTRIES;
   }
 
   /** Where differences are told once mounted. */
@@ -106,13 +121,53 @@ export class FolderListings {
     }
   }
 
-  /** Everything listed again (a reconnection, or the host lost track of its changes). */
+  /**
+   * Everything listed again (at mount, on a reconnection, or when the host lost track of its
+   * changes): one recursive LIST, cut after `eagerEntries`; folders it did not finish are
+   * listed when visited.
+   */
   async resync(client: TeleportClient, signal: AbortSignal): Promise<void> {
     const root = this.#table.root;
     const listedAt = this.#clock();
+    this.#table.markSubtreeStale(root);
     const entries: Entry[] = [];
-    for await (const entry of client.list(root.entry.path, { recursive: true, signal })) entries.push(entry);
-    this.#apply(this.#table.merge(entries, listedAt));
+    for await (const entry of client.list(root.entry.path, { recursive: true, signal })) {
+      entries.push(entry);
+      if (entries.length >= this.#eagerEntries) break;
+    }
+    const last = entries.at(-1);
+    const partial = new Set<string>();
+    // The walk is depth first: only the folders on the way to where it stopped are unfinished.
+    if (entries.length >= this.#eagerEntries && last !== undefined) {
+      if (last.kind === EntryKind.DIRECTORY) partial.add(last.path);
+      for (let path = last.path; path !== root.entry.path && path !== ""; ) {
+        path = parentPath(path);
+        partial.add(path);
+      }
+    }
+    this.#apply(this.#table.merge(entries, listedAt, root, partial));
+  }
+
+  /** Lists `folder`'s never-listed subfolders ahead of a reader walking down (`find`, `ls -R`). */
+  #listAhead(folder: Inode): void {
+    for (const child of folder.children?.values() ?? [])
+      if (child.children !== undefined && child.listedAt === undefined) this.#ahead.push(child);
+    this.#pumpAhead();
+  }
+
+  #pumpAhead(): void {
+    while (this.#aheadRunning < LIST_AHEAD_CONCURRENCY) {
+      const next = this.#ahead.shift();
+      if (next === undefined) return;
+      if (this.#table.get(next.ino) !== next || next.listedAt !== undefined) continue;
+      this.#aheadRunning++;
+      this.list(next, AbortSignal.timeout(LIST_TIMEOUT_MS))
+        .catch(() => {})
+        .finally(() => {
+          this.#aheadRunning--;
+          this.#pumpAhead();
+        });
+    }
   }
 
   async #relist(folder: Inode, signal: AbortSignal): Promise<void> {
@@ -132,7 +187,9 @@ export class FolderListings {
     });
     // The folder itself may have gone meanwhile (its parent listed again): nothing to apply.
     if (this.#table.get(folder.ino) !== folder) return;
+    const first = folder.listedAt === undefined;
     this.#apply(this.#table.replaceChildren(folder, entries, listedAt));
+    if (first) this.#listAhead(folder);
   }
 
   #apply(changes: TreeChanges): void {

@@ -103,9 +103,15 @@ export class InodeTable {
 
   /**
    * A recursive listing (paths beneath `top`, any order) merged folder by folder, parents first:
-   * each listed folder's children become exactly what `entries` holds for it.
+   * each listed folder's children become exactly what `entries` holds for it. Folders named in
+   * `partial` (a listing cut short) get the children it holds but stay to be listed.
    */
-  merge(entries: Iterable<Entry>, listedAt: number, top: Inode = this.root): TreeChanges {
+  merge(
+    entries: Iterable<Entry>,
+    listedAt: number,
+    top: Inode = this.root,
+    partial: ReadonlySet<string> = new Set(),
+  ): TreeChanges {
     const byFolder = new Map<string, Entry[]>([[top.entry.path, []]]);
     for (const entry of entries) {
       if (entry.path === top.entry.path) continue;
@@ -122,6 +128,7 @@ export class InodeTable {
       const folder = this.#byPath.get(path);
       if (folder?.children === undefined) continue;
       const changed = this.replaceChildren(folder, byFolder.get(path) ?? [], listedAt);
+      if (partial.has(path)) folder.listedAt = undefined;
       changes.names.push(...changed.names);
       changes.inodes.push(...changed.inodes);
       changes.dropped.push(...changed.dropped);
