@@ -20,7 +20,8 @@ const skip = cannotMount();
 /** Resolves with the process's exit once it has ended; `what` names it for a timeout. */
 function exited(child: ReturnType<typeof spawn>): Promise<number | string> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? child.signalCode ?? "");
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve(child.exitCode ?? child.signalCode ?? "");
     child.once("exit", (code, signal) => resolve(code ?? signal ?? ""));
   });
 }
@@ -49,10 +50,11 @@ test("host killed: reads are EIO by --timeout, and read again once it is back on
   const back = await startHost(share, { home: hostHome, port: linkPort(host.link) });
   onCleanup(t, () => back.stop());
   assert.equal(back.link, host.link, "the restarted host keeps its link");
-  const read = await waitFor(
-    () => readFile(join(mountpoint, FIXTURE.manyChunks)).catch(() => undefined),
-    { what: "reads to resume once the host is back", timeoutMs: 30_000, intervalMs: 200 },
-  );
+  const read = await waitFor(() => readFile(join(mountpoint, FIXTURE.manyChunks)).catch(() => undefined), {
+    what: "reads to resume once the host is back",
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
   assert.ok(read.equals(expected));
 });
 
@@ -66,7 +68,9 @@ test("a reader killed while its request waits on a silent host is let go at once
   host.process.kill("SIGSTOP");
   onCleanup(t, () => host.process.kill("SIGCONT"));
   const path = join(mountpoint, FIXTURE.spaces);
-  const reader = spawn("sh", ["-c", `while :; do stat "$0" >/dev/null 2>&1; done`, path], { stdio: "ignore" });
+  const reader = spawn("sh", ["-c", `while :; do stat "$0" >/dev/null 2>&1; done`, path], {
+    stdio: "ignore",
+  });
   onCleanup(t, () => reader.kill("SIGKILL"));
   const pid = reader.pid ?? 0;
   // The loop's stat blocks once the TTL passes; find the stat, a child of the shell.
@@ -125,7 +129,9 @@ test("SIGINT unmounts and exits 0", { skip }, async (t) => {
   assert.equal(await isMounted(mountpoint), false);
 });
 
-test("a mount whose process was killed is ENOTCONN until `teleport umount` clears it", { skip }, async (t) => {
+test("a mount whose process was killed is ENOTCONN until `teleport umount` clears it", {
+  skip,
+}, async (t) => {
   const { mountpoint, env, mount } = await hostAndMount(t);
   mount.process.kill("SIGKILL");
   await mount.result;

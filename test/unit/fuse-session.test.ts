@@ -4,6 +4,8 @@
  * cannot mount (no /dev/fuse, no addon, not root).
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -95,6 +97,45 @@ test("a read its source never answers is EIO once the request deadline passes", 
   } finally {
     session.unmount();
     await session.closed;
+    await rm(mountpoint, { recursive: true });
+  }
+});
+
+test("a library's process exits by itself once its mount is unmounted (the addon holds nothing)", {
+  skip,
+}, async () => {
+  const mountpoint = await mkdtemp(join(tmpdir(), "teleport-fuse-"));
+  const here = new URL(".", import.meta.url).pathname;
+  const script = `
+    import { readFile } from "node:fs/promises";
+    import { FuseSession } from ${JSON.stringify(join(here, "../../src/mount/fuse-session.js"))};
+    import { InodeTable } from ${JSON.stringify(join(here, "../../src/mount/inode-table.js"))};
+    const file = { kind: ${EntryKind.FILE}, path: "f", size: 3, mode: 0o644, mtimeMs: 0, linkTarget: "" };
+    const root = { ...file, kind: ${EntryKind.DIRECTORY}, path: "", size: 0 };
+    const session = FuseSession.mount(${JSON.stringify(mountpoint)}, new InodeTable(root, [file]), async () => Buffer.from("abc"));
+    if ((await readFile(${JSON.stringify(join(mountpoint, "f"))}, "utf8")) !== "abc") throw new Error("bad bytes");
+    session.unmount();
+    await session.closed;
+    console.log("closed");
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  try {
+    const [code, signal] = await once(child, "exit");
+    assert.equal(signal, null, `the process was still alive after its mount ended: ${output}`);
+    assert.equal(code, 0, output);
+    assert.match(output, /closed/);
+  } finally {
+    clearTimeout(timer);
     await rm(mountpoint, { recursive: true });
   }
 });
