@@ -136,14 +136,22 @@ export class MountHost {
       await sleep(Math.min(FIRST_WAIT_MS * 2 ** attempt, MAX_WAIT_MS), undefined, { signal }).catch(() => {});
       if (signal.aborted) return;
       try {
-        const client = await this.#dial((error) => this.#lost(generation, error));
+        let lostEarly: TeleportError | undefined;
+        let up = false;
+        const client = await this.#dial((error) => {
+          if (up) this.#lost(generation, error);
+          else lostEarly = error;
+        });
         if (signal.aborted) {
           await client.close();
           return;
         }
+        up = true;
         this.#link = { phase: "connected", client, generation };
         this.#onNotice("reconnected to the host");
         for (const listener of this.#connectedListeners) listener(client);
+        // Lost again before it was up: dial once more (a fresh #reconnect).
+        if (lostEarly !== undefined) this.#lost(generation, lostEarly);
         return;
       } catch {
         // Not back yet: the next attempt waits longer.
