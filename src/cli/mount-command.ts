@@ -8,11 +8,13 @@ import { promisify } from "node:util";
 import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
-import { controlFetcher } from "../mount/chunk-fetcher.js";
+import { controlFetcher, routedFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
 import { FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
+import { raiseKernelReadAhead } from "../mount/kernel-readahead.js";
 import { MountHost } from "../mount/mount-host.js";
+import { POOL_FETCH_BYTES, PoolFetcher } from "../mount/pool-fetcher.js";
 import { RemoteFiles } from "../mount/remote-files.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
@@ -28,13 +30,19 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   await requireFolder(mountpoint);
   const client = await TeleportClient.connect(link);
   const host = new MountHost(client);
+  const pool = new PoolFetcher(host);
   try {
     const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
-    const chunks = new ChunkSource(controlFetcher(host), flags.cacheSize ?? DEFAULT_CACHE_BYTES);
-    const files = new RemoteFiles(host, chunks);
+    const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
+    const chunks = new ChunkSource(fetcher, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
+    const files = new RemoteFiles(host, chunks, {
+      pathWindowBytes: () => pool.windowBytes,
+      folderOf: (node) => table.get(node.parentIno),
+    });
     const session = FuseSession.mount(mountpoint, table, (node, offset, length, signal) =>
       files.read(node, offset, length, signal),
     );
+    await raiseKernelReadAhead(mountpoint);
     const unmount = () => session.unmount();
     process.once("SIGINT", unmount);
     process.once("SIGTERM", unmount);
@@ -48,6 +56,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       process.off("SIGTERM", unmount);
     }
   } finally {
+    await pool.close();
     await host.close();
   }
 }
