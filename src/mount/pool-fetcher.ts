@@ -62,7 +62,11 @@ export class PoolFetcher {
   readonly fetch: ChunkFetcher = async (path, refs, onChunk, signal) => {
     const running = await this.#start(signal);
     const batches = splitBatches(refs, running.pool.batchBytes);
-    await Promise.all(batches.map((batch) => this.#fetchBatch(running, path, batch, onChunk, signal)));
+    // A fetch given up on (its signal) lets its batches finish: their chunks still go to onChunk.
+    await untilAborted(
+      Promise.all(batches.map((batch) => this.#fetchBatch(running, path, batch, onChunk))),
+      signal,
+    );
   };
 
   /** Closes the pool (requests still open are cancelled); idempotent. */
@@ -76,7 +80,6 @@ export class PoolFetcher {
     path: string,
     refs: readonly ChunkRef[],
     onChunk: (ref: ChunkRef, bytes: Buffer) => void,
-    signal: AbortSignal,
   ): Promise<void> {
     const fd = this.#scratchFile();
     const writes: ChunkWrite[] = refs.map((ref) => ({
@@ -86,26 +89,24 @@ export class PoolFetcher {
       offset: ref.offset,
       fd,
     }));
-    const written = running.pool.fetch(writes);
-    let abandoned = false;
-    written.then(
-      () => {
-        if (abandoned) closeSync(fd);
-      },
-      () => {
-        if (running.stopped) closeSync(fd);
-        else running.lentFds.push(fd);
-        void this.#stop(running); // a pool that fails a batch is replaced by the next fetch
-      },
-    );
     try {
-      await untilAborted(written, signal);
+      await running.pool.fetch(writes);
     } catch (err) {
-      abandoned = true; // the batch goes on: its scratch file is closed when it settles
+      if (running.stopped) closeSync(fd);
+      else running.lentFds.push(fd);
+      void this.#stop(running); // a pool that fails a batch is replaced by the next fetch
       throw err;
     }
     try {
-      for (const ref of refs) onChunk(ref, readChunk(fd, ref));
+      for (const run of contiguousRuns(refs)) {
+        const first = run[0];
+        const last = run.at(-1);
+        if (first === undefined || last === undefined) continue;
+        // One read and one buffer per run of chunks back to back; each chunk a view of it.
+        const bytes = readRange(fd, first.offset, last.offset + last.size - first.offset);
+        for (const ref of run)
+          onChunk(ref, bytes.subarray(ref.offset - first.offset, ref.offset - first.offset + ref.size));
+      }
     } finally {
       closeSync(fd);
     }
@@ -118,16 +119,13 @@ export class PoolFetcher {
     const running = this.#running;
     if (running !== undefined && running.client === client && !running.stopped) return running;
     if (running !== undefined) void this.#stop(running);
-    const started: RunningPool = {
-      client,
-      pool: new StreamPool(client.dataStreams({ encrypted: true }), {
-        ping: () => client.ping(),
-        compression: new CompressionPolicy("auto"),
-      }),
-      lentFds: [],
-      closed: undefined,
-      stopped: false,
-    };
+    // No first round trip given: a pull's 16 streams for a long path did less here than the
+    // tuner growing from one per thread (docs/decisions-readahead.md).
+    const pool = new StreamPool(client.dataStreams({ encrypted: true }), {
+      ping: () => client.ping(),
+      compression: new CompressionPolicy("auto"),
+    });
+    const started: RunningPool = { client, pool, lentFds: [], closed: undefined, stopped: false };
     this.#running = started;
     return started;
   }
@@ -170,12 +168,28 @@ function splitBatches(refs: readonly ChunkRef[], batchBytes: number): ChunkRef[]
   return batches;
 }
 
-/** A chunk's verified bytes, back from the scratch file the pool wrote them into. */
-function readChunk(fd: number, ref: ChunkRef): Buffer {
-  const bytes = Buffer.allocUnsafe(ref.size);
-  for (let at = 0; at < ref.size; ) {
-    const read = readSync(fd, bytes, at, ref.size - at, ref.offset + at);
-    if (read <= 0) throw new TeleportError(ErrorCode.IO, `a fetched chunk at ${ref.offset} was not written`);
+/** `refs` cut where one chunk does not start where the one before ended. */
+function contiguousRuns(refs: readonly ChunkRef[]): ChunkRef[][] {
+  const runs: ChunkRef[][] = [];
+  let run: ChunkRef[] = [];
+  for (const ref of refs) {
+    const last = run.at(-1);
+    if (last !== undefined && last.offset + last.size !== ref.offset) {
+      runs.push(run);
+      run = [];
+    }
+    run.push(ref);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+/** Verified chunk bytes, back from the scratch file the pool wrote them into. */
+function readRange(fd: number, offset: number, length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; ) {
+    const read = readSync(fd, bytes, at, length - at, offset + at);
+    if (read <= 0) throw new TeleportError(ErrorCode.IO, `fetched chunks at ${offset} were not written`);
     at += read;
   }
   return bytes;

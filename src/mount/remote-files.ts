@@ -5,6 +5,7 @@
  * ahead of it (read-ahead.ts); the first read in a folder lists and fetches the small files
  * beside it (folder-prefetch.ts).
  */
+import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkSource } from "./chunk-source.js";
 import { FileListings } from "./file-listings.js";
 import { FolderPrefetch } from "./folder-prefetch.js";
@@ -54,7 +55,22 @@ export class RemoteFiles {
     const fetched = Promise.all(covering.map((ref) => this.#chunks.get(path, ref, signal)));
     this.#fetchAhead(node, offset, length);
     const chunks = await fetched;
-    const out = Buffer.alloc(length); // what no chunk covers is a hole: zeros
+    const first = covering[0];
+    const last = covering.at(-1);
+    if (
+      covering.length === 1 &&
+      first !== undefined &&
+      first.offset <= offset &&
+      first.offset + first.size >= offset + length
+    )
+      return (chunks[0] ?? Buffer.alloc(0)).subarray(offset - first.offset, offset - first.offset + length);
+    // What no chunk covers is a hole: zeros. Chunks tile the rest, so only holes need filling.
+    const tiled =
+      first !== undefined &&
+      last !== undefined &&
+      first.offset <= offset &&
+      last.offset + last.size >= offset + length;
+    const out = tiled && isTiled(covering) ? Buffer.allocUnsafe(length) : Buffer.alloc(length);
     covering.forEach((ref, i) => {
       const from = Math.max(offset, ref.offset) - ref.offset;
       const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
@@ -78,4 +94,15 @@ export class RemoteFiles {
     if (refs.length > 0)
       this.#chunks.prefetch(node.entry.path, refs, AbortSignal.timeout(READ_AHEAD_TIMEOUT_MS));
   }
+}
+
+/** Whether each chunk starts where the one before ended (no hole between them). */
+function isTiled(chunks: readonly ChunkRef[]): boolean {
+  for (let i = 1; i < chunks.length; i++) {
+    const before = chunks[i - 1];
+    const chunk = chunks[i];
+    if (before === undefined || chunk === undefined || before.offset + before.size !== chunk.offset)
+      return false;
+  }
+  return true;
 }
