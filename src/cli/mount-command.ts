@@ -8,13 +8,15 @@ import { promisify } from "node:util";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
 import { ChangeFeed } from "../mount/change-feed.js";
-import { controlFetcher } from "../mount/chunk-fetcher.js";
+import { controlFetcher, routedFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
 import { FolderListings } from "../mount/folder-listings.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
+import { raiseKernelReadAhead } from "../mount/kernel-readahead.js";
 import { MountHost } from "../mount/mount-host.js";
 import { abortConnection, findMount, TELEPORT_FSTYPE } from "../mount/mount-table.js";
+import { POOL_FETCH_BYTES, PoolFetcher } from "../mount/pool-fetcher.js";
 import { RemoteFiles } from "../mount/remote-files.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
@@ -40,12 +42,17 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   await requireFolder(mountpoint);
   const notice = (message: string) => process.stderr.write(`teleport: ${message}\n`);
   const host = await MountHost.forLink(link, notice);
+  const pool = new PoolFetcher(host);
   try {
     const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
     const path = normalizeUserPath(flags.path ?? "");
     const table = new InodeTable(await mountedFolder(host, path, timeoutMs), []);
-    const chunks = new ChunkSource(controlFetcher(host), flags.cacheSize ?? DEFAULT_CACHE_BYTES);
-    const files = new RemoteFiles(host, chunks);
+    const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
+    const chunks = new ChunkSource(fetcher, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
+    const files = new RemoteFiles(host, chunks, {
+      pathWindowBytes: () => pool.windowBytes,
+      folderOf: (node) => table.get(node.parentIno),
+    });
     const listings = new FolderListings(table, host, {
       ttlMs: (flags.ttl ?? DEFAULT_TTL_SECONDS) * 1000,
       forget: (ino) => files.forget(ino),
@@ -66,9 +73,11 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       (node, offset, length, signal) => host.retrying(signal, () => files.read(node, offset, length, signal)),
       { requestTimeoutMs: timeoutMs, listings },
     );
+    await raiseKernelReadAhead(mountpoint);
     await untilUnmounted(session, mountpoint);
     feed.stop();
   } finally {
+    await pool.close();
     await host.close();
   }
 }

@@ -3,7 +3,7 @@
  * hash the manifest committed to before it is handed over.
  */
 import { ErrorCode, TeleportError } from "../errors.js";
-import type { ChunkRef } from "../wire/messages.js";
+import { type ChunkRef, type ChunkRequest, MAX_CHUNKS_PER_REQUEST } from "../wire/messages.js";
 import type { MountHost } from "./mount-host.js";
 
 /**
@@ -17,27 +17,102 @@ export type ChunkFetcher = (
   signal: AbortSignal,
 ) => Promise<void>;
 
+/** A merged request left without callers still ends by then. */
+const MERGED_REQUEST_TIMEOUT_MS = 60_000;
+
+/** One caller's fetch inside a merged request. */
+interface Ask {
+  readonly refs: readonly ChunkRef[];
+  readonly onChunk: (ref: ChunkRef, bytes: Buffer) => void;
+  readonly signal: AbortSignal;
+  received: number;
+  readonly resolve: () => void;
+  readonly reject: (reason: unknown) => void;
+}
+
+interface AskedChunk extends ChunkRequest {
+  readonly ref: ChunkRef;
+  readonly ask: Ask;
+}
+
 /**
- * One GET_CHUNKS on the control connection. fetchChunks checks each chunk's BLAKE3 against the
+ * GET_CHUNKS on the control connection. fetchChunks checks each chunk's BLAKE3 against the
  * requested hash; readRange is not used, as its hash comes with the bytes (a hostile host could
- * send wrong bytes with a matching hash).
+ * send wrong bytes with a matching hash). Fetches asked in one turn of the event loop (a folder's
+ * small files, prefetched file by file) go as one request: one round trip, not one per file.
  */
 export function controlFetcher(host: MountHost): ChunkFetcher {
-  return async (path, refs, onChunk, signal) => {
+  let queued: { path: string; ask: Ask }[] = [];
+  return (path, refs, onChunk, signal) =>
+    new Promise<void>((resolve, reject) => {
+      queued.push({ path, ask: { refs, onChunk, signal, received: 0, resolve, reject } });
+      if (queued.length > 1) return;
+      queueMicrotask(() => {
+        const asks = queued;
+        queued = [];
+        for (let at = 0; at < asks.length; ) {
+          const group = [];
+          for (let chunks = 0; at < asks.length; at++) {
+            const next = asks[at];
+            if (
+              next === undefined ||
+              (group.length > 0 && chunks + next.ask.refs.length > MAX_CHUNKS_PER_REQUEST)
+            )
+              break;
+            chunks += next.ask.refs.length;
+            group.push(next);
+          }
+          void fetchMerged(host, group);
+        }
+      });
+    });
+}
+
+/** One GET_CHUNKS for the chunks of `asks`; each ask settles on its own (its signal, its chunks). */
+async function fetchMerged(host: MountHost, asks: { path: string; ask: Ask }[]): Promise<void> {
+  const only = asks.length === 1 ? asks[0] : undefined;
+  const signal = only?.ask.signal ?? AbortSignal.timeout(MERGED_REQUEST_TIMEOUT_MS);
+  for (const { ask } of asks) {
+    if (ask.signal.aborted) ask.reject(ask.signal.reason);
+    else ask.signal.addEventListener("abort", () => ask.reject(ask.signal.reason), { once: true });
+  }
+  const requests: AskedChunk[] = asks.flatMap(({ path, ask }) =>
+    ask.refs.map((ref) => ({ hash: ref.hash, size: ref.size, path, offset: ref.offset, ref, ask })),
+  );
+  try {
     const client = await host.client(signal);
-    const requests = refs.map((ref) => ({ hash: ref.hash, size: ref.size, path, offset: ref.offset, ref }));
-    let received = 0;
     await client.fetchChunks(
       requests,
       (request, data) => {
         const bytes = Buffer.from(data); // the caller keeps its own copy: the pooled buffer goes back
         client.pool.release(data);
-        received++;
-        onChunk(request.ref, bytes);
+        request.ask.received++;
+        request.ask.onChunk(request.ref, bytes);
       },
       { signal },
     );
-    if (received !== refs.length)
-      throw new TeleportError(ErrorCode.PROTOCOL, `the host did not send every chunk asked of "${path}"`);
+    for (const { path, ask } of asks) {
+      if (ask.received === ask.refs.length) ask.resolve();
+      else
+        ask.reject(
+          new TeleportError(ErrorCode.PROTOCOL, `the host did not send every chunk asked of "${path}"`),
+        );
+    }
+  } catch (err) {
+    for (const { ask } of asks) ask.reject(err);
+  }
+}
+
+/**
+ * Fetches of more than `batchBytes` (read-ahead) through `batch`, the stream pool; smaller ones,
+ * a read waiting on its chunk or a folder's small files, through `single`, the control
+ * connection: one round trip, never queued behind the pool's batches, and no pool started for
+ * a mount that only reads a little.
+ */
+export function routedFetcher(single: ChunkFetcher, batch: ChunkFetcher, batchBytes: number): ChunkFetcher {
+  return (path, refs, onChunk, signal) => {
+    let bytes = 0;
+    for (const ref of refs) bytes += ref.size;
+    return (bytes > batchBytes ? batch : single)(path, refs, onChunk, signal);
   };
 }

@@ -1,130 +1,114 @@
 /**
  * File bytes for a mount: a file's chunk list comes from its MANIFEST (the hashes committed
- * before any byte), and each read is put together from the chunks it covers, each verified
- * against its hash (ChunkSource). A sequential reader's next chunks are fetched ahead of it.
+ * before any byte, file-listings.ts), and each read is put together from the chunks it covers,
+ * each verified against its hash (ChunkSource). A sequential reader's next chunks are fetched
+ * ahead of it (read-ahead.ts); the first read in a folder lists and fetches the small files
+ * beside it (folder-prefetch.ts).
  */
-import { ErrorCode, TeleportError } from "../errors.js";
-import { ChunkSequence } from "../receive/manifest-walker.js";
 import type { ChunkRef } from "../wire/messages.js";
-import { ChunkListing } from "./chunk-listing.js";
 import type { ChunkSource } from "./chunk-source.js";
+import { FileListings } from "./file-listings.js";
+import { FolderPrefetch } from "./folder-prefetch.js";
 import type { Inode } from "./inode-table.js";
 import type { MountHost } from "./mount-host.js";
+import { ReadAhead } from "./read-ahead.js";
 
-/** How far ahead of a sequential reader chunks are fetched. */
-const READ_AHEAD_BYTES = 4 << 20;
+/** A fetch ahead still running after this is given up; a read that needs its chunks asks again. */
 const READ_AHEAD_TIMEOUT_MS = 60_000;
-/** A manifest still streaming after this is abandoned; the next read asks again. */
-const LISTING_TIMEOUT_MS = 10 * 60_000;
+/** The most a sequential reader is fetched ahead of, whatever the path allows (memory). */
+const MAX_READ_AHEAD_BYTES = 64 << 20;
+
+export interface RemoteFilesOptions {
+  /**
+   * The bytes in flight the path allows (the stream pool's tuned window): a sequential reader's
+   * read-ahead grows to twice that, so the pool always has a window's worth to fetch.
+   */
+  pathWindowBytes?: () => number;
+  /** The folder holding a file, for prefetching its small files; none without it. */
+  folderOf?: (node: Inode) => Inode | undefined;
+}
 
 export class RemoteFiles {
-  readonly #host: MountHost;
   readonly #chunks: ChunkSource;
-  /** Chunk lists by inode. */
-  readonly #listings = new Map<number, ChunkListing>();
-  /** Where each file's last read ended: a read starting there is sequential. */
-  readonly #lastEnd = new Map<number, number>();
+  readonly #listings: FileListings;
+  readonly #readAhead = new ReadAhead();
+  readonly #folders: FolderPrefetch;
+  readonly #options: RemoteFilesOptions;
 
-  constructor(host: MountHost, chunks: ChunkSource) {
-    this.#host = host;
+  constructor(host: MountHost, chunks: ChunkSource, options: RemoteFilesOptions = {}) {
     this.#chunks = chunks;
+    this.#listings = new FileListings(host);
+    this.#folders = new FolderPrefetch(host, this.#listings, chunks);
+    this.#options = options;
   }
 
   /** The inode left the tree (its file changed or went on the host): its chunk list goes too. */
   forget(ino: number): void {
-    this.#listings.delete(ino);
-    this.#lastEnd.delete(ino);
+    this.#listings.forget(ino);
+    this.#readAhead.forget(ino);
   }
 
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
-    const listing = this.#listing(node);
+    if (!this.#listings.has(node)) {
+      const folder = this.#options.folderOf?.(node);
+      if (folder !== undefined) this.#folders.folder(folder);
+    }
+    const listing = this.#listings.get(node);
     await listing.until(offset + length, signal);
-    const chunks = listing.chunks;
-    const covering = chunksCovering(chunks, offset, length);
-    const sequential = this.#lastEnd.get(node.ino) === offset;
-    this.#lastEnd.set(node.ino, offset + length);
-    if (sequential) this.#readAhead(node.entry.path, chunks, offset + length);
-    const fetched = await Promise.all(covering.map((ref) => this.#chunks.get(node.entry.path, ref, signal)));
-    const out = Buffer.alloc(length); // what no chunk covers is a hole: zeros
+    const covering = listing.covering(offset, length);
+    const path = node.entry.path;
+    const fetched = Promise.all(covering.map((ref) => this.#chunks.get(path, ref, signal)));
+    this.#fetchAhead(node, offset, length);
+    const chunks = await fetched;
+    const first = covering[0];
+    const last = covering.at(-1);
+    if (
+      covering.length === 1 &&
+      first !== undefined &&
+      first.offset <= offset &&
+      first.offset + first.size >= offset + length
+    )
+      return (chunks[0] ?? Buffer.alloc(0)).subarray(offset - first.offset, offset - first.offset + length);
+    // What no chunk covers is a hole: zeros. Chunks tile the rest, so only holes need filling.
+    const tiled =
+      first !== undefined &&
+      last !== undefined &&
+      first.offset <= offset &&
+      last.offset + last.size >= offset + length;
+    const out = tiled && isTiled(covering) ? Buffer.allocUnsafe(length) : Buffer.alloc(length);
     covering.forEach((ref, i) => {
       const from = Math.max(offset, ref.offset) - ref.offset;
       const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
-      fetched[i]?.copy(out, ref.offset + from - offset, from, to);
+      chunks[i]?.copy(out, ref.offset + from - offset, from, to);
     });
     return out;
   }
 
   /**
-   * A sequential reader's next chunks, fetched before the kernel asks (errors dropped: the read
-   * that needs a chunk fetches it again and answers EIO if it fails).
+   * A sequential reader's next chunks, those the list already describes, fetched as one batch
+   * before the kernel asks (errors dropped: the read that needs a chunk fetches it again and
+   * answers EIO if that fails).
    */
-  #readAhead(path: string, chunks: ChunkRef[], from: number): void {
-    const signal = AbortSignal.timeout(READ_AHEAD_TIMEOUT_MS);
-    for (const ref of chunksCovering(chunks, from, READ_AHEAD_BYTES))
-      this.#chunks.prefetch(path, [ref], signal);
-  }
-
-  /** The file's chunk list, streaming in or complete; a failed one is asked for again. */
-  #listing(node: Inode): ChunkListing {
-    let listing = this.#listings.get(node.ino);
-    if (listing === undefined || listing.failed) {
-      listing = new ChunkListing(node.entry.size);
-      this.#listings.set(node.ino, listing);
-      void this.#fill(node, listing);
-    }
-    return listing;
-  }
-
-  /**
-   * Streams the file's manifest into `listing`, checked as a pull checks it (ChunkSequence: in
-   * order, inside the file, and at FILE_END covering it but for holes, with the file hash).
-   */
-  async #fill(node: Inode, listing: ChunkListing): Promise<void> {
-    const { path, size, mtimeMs } = node.entry;
-    const sequence = new ChunkSequence(path, size);
-    try {
-      const signal = AbortSignal.timeout(LISTING_TIMEOUT_MS);
-      const client = await this.#host.client(signal);
-      for await (const event of client.manifest(path, signal)) {
-        if (event.kind === "file-begin" && (event.entry.size !== size || event.entry.mtimeMs !== mtimeMs))
-          throw new TeleportError(
-            ErrorCode.FILE_CHANGED,
-            `"${path}" changed on the host since it was listed`,
-          );
-        if (event.kind === "chunks") {
-          sequence.accept(event.chunks);
-          listing.add(event.chunks);
-        }
-        if (event.kind === "file-end") {
-          sequence.end(event.digest);
-          listing.complete();
-          return;
-        }
-        if (event.kind === "entry-error") throw new TeleportError(ErrorCode.IO, event.failure.message);
-      }
-      throw new TeleportError(ErrorCode.PROTOCOL, `the manifest of "${path}" ended without FILE_END`);
-    } catch (err) {
-      listing.fail(err);
-    }
+  #fetchAhead(node: Inode, offset: number, length: number): void {
+    const window = Math.min(MAX_READ_AHEAD_BYTES, 2 * (this.#options.pathWindowBytes?.() ?? 0));
+    const ahead = this.#readAhead.read(node.ino, offset, length, window);
+    if (ahead === undefined) return;
+    const to = Math.min(ahead.to, node.entry.size);
+    if (to <= ahead.from) return;
+    const refs = this.#listings.get(node).covering(ahead.from, to - ahead.from);
+    if (refs.length > 0)
+      this.#chunks.prefetch(node.entry.path, refs, AbortSignal.timeout(READ_AHEAD_TIMEOUT_MS));
   }
 }
 
-/** The chunks overlapping [offset, offset + length), found by binary search. */
-function chunksCovering(chunks: ChunkRef[], offset: number, length: number): ChunkRef[] {
-  let low = 0;
-  let high = chunks.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    const ref = chunks[middle];
-    if (ref !== undefined && ref.offset + ref.size <= offset) low = middle + 1;
-    else high = middle;
+/** Whether each chunk starts where the one before ended (no hole between them). */
+function isTiled(chunks: readonly ChunkRef[]): boolean {
+  for (let i = 1; i < chunks.length; i++) {
+    const before = chunks[i - 1];
+    const chunk = chunks[i];
+    if (before === undefined || chunk === undefined || before.offset + before.size !== chunk.offset)
+      return false;
   }
-  const covering: ChunkRef[] = [];
-  for (let i = low; i < chunks.length; i++) {
-    const ref = chunks[i];
-    if (ref === undefined || ref.offset >= offset + length) break;
-    covering.push(ref);
-  }
-  return covering;
+  return true;
 }

@@ -1,0 +1,205 @@
+/**
+ * A mount's read-ahead fetched through the stream pool: several data connections, their count
+ * and the bytes in flight tuned to the path as a pull's are (client/pool/stream-tuner.ts), each
+ * chunk verified against its hash by the stream that receives it. The pool starts with the first
+ * batch asked of it (a mount that is only browsed never starts one) and closes with the mount.
+ *
+ * The pool writes chunks at their offsets into file descriptors it is lent; a mount wants them in
+ * memory. So each batch lends a scratch file, unlinked as soon as it is made and sparse (only the
+ * batch's chunks take room), and its chunks are read back once the batch is done. A batch that
+ * failed may still be written by a stream thread until its pool has closed (stream-protocol.ts),
+ * so its scratch file is closed only then: its descriptor number is never reused under a write.
+ */
+import { closeSync, existsSync, openSync, readSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TeleportClient } from "../client/client.js";
+import { CompressionPolicy } from "../client/pool/compression-policy.js";
+import { type ChunkWrite, DEFAULT_WINDOW_BYTES, StreamPool } from "../client/pool/stream-pool.js";
+import { ErrorCode, TeleportError } from "../errors.js";
+import type { ChunkRef } from "../wire/messages.js";
+import type { ChunkFetcher } from "./chunk-fetcher.js";
+import type { MountHost } from "./mount-host.js";
+
+/** Memory-backed where the machine has it: scratch bytes live for one batch only. */
+const SCRATCH_FOLDER = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+
+/**
+ * Fetches larger than this go through the pool (read-ahead batches); a read waiting on a chunk or
+ * two, and a folder's small files, take the control connection (chunk-fetcher.ts routedFetcher).
+ */
+export const POOL_FETCH_BYTES = 512 << 10;
+
+/** A pool and the scratch files of its failed batches, closed once it has closed. */
+interface RunningPool {
+  readonly client: TeleportClient;
+  readonly pool: StreamPool;
+  readonly lentFds: number[];
+  closed: Promise<void> | undefined;
+  stopped: boolean;
+}
+
+export class PoolFetcher {
+  readonly #host: MountHost;
+  #running: RunningPool | undefined;
+  #closed = false;
+  #nextScratch = 0;
+
+  constructor(host: MountHost) {
+    this.#host = host;
+  }
+
+  /** Bytes the pool's tuner keeps in flight: the bandwidth-delay product of the path, measured. */
+  get windowBytes(): number {
+    return this.#running?.pool.windowBytes ?? DEFAULT_WINDOW_BYTES;
+  }
+
+  /** Whether a pool has been started (and not closed since). */
+  get started(): boolean {
+    return this.#running !== undefined;
+  }
+
+  readonly fetch: ChunkFetcher = async (path, refs, onChunk, signal) => {
+    const running = await this.#start(signal);
+    const batches = splitBatches(refs, running.pool.batchBytes);
+    // A fetch given up on (its signal) lets its batches finish: their chunks still go to onChunk.
+    await untilAborted(
+      Promise.all(batches.map((batch) => this.#fetchBatch(running, path, batch, onChunk))),
+      signal,
+    );
+  };
+
+  /** Closes the pool (requests still open are cancelled); idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#running !== undefined) await this.#stop(this.#running);
+  }
+
+  async #fetchBatch(
+    running: RunningPool,
+    path: string,
+    refs: readonly ChunkRef[],
+    onChunk: (ref: ChunkRef, bytes: Buffer) => void,
+  ): Promise<void> {
+    const fd = this.#scratchFile();
+    const writes: ChunkWrite[] = refs.map((ref) => ({
+      hash: ref.hash,
+      size: ref.size,
+      path,
+      offset: ref.offset,
+      fd,
+    }));
+    try {
+      await running.pool.fetch(writes);
+    } catch (err) {
+      if (running.stopped) closeSync(fd);
+      else running.lentFds.push(fd);
+      void this.#stop(running); // a pool that fails a batch is replaced by the next fetch
+      throw err;
+    }
+    try {
+      for (const run of contiguousRuns(refs)) {
+        const first = run[0];
+        const last = run.at(-1);
+        if (first === undefined || last === undefined) continue;
+        // One read and one buffer per run of chunks back to back; each chunk a view of it.
+        const bytes = readRange(fd, first.offset, last.offset + last.size - first.offset);
+        for (const ref of run)
+          onChunk(ref, bytes.subarray(ref.offset - first.offset, ref.offset - first.offset + ref.size));
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The running pool for the host's current client, started on first use. */
+  async #start(signal: AbortSignal): Promise<RunningPool> {
+    if (this.#closed) throw new TeleportError(ErrorCode.CANCELLED, "the mount is closing");
+    const client = await this.#host.client(signal);
+    const running = this.#running;
+    if (running !== undefined && running.client === client && !running.stopped) return running;
+    if (running !== undefined) void this.#stop(running);
+    // No first round trip given: a pull's 16 streams for a long path did less here than the
+    // tuner growing from one per thread (docs/decisions-readahead.md).
+    const pool = new StreamPool(client.dataStreams({ encrypted: true }), {
+      ping: () => client.ping(),
+      compression: new CompressionPolicy("auto"),
+    });
+    const started: RunningPool = { client, pool, lentFds: [], closed: undefined, stopped: false };
+    this.#running = started;
+    return started;
+  }
+
+  #stop(running: RunningPool): Promise<void> {
+    if (this.#running === running) this.#running = undefined;
+    running.closed ??= running.pool
+      .close({ abort: true })
+      .catch(() => undefined)
+      .then(() => {
+        running.stopped = true;
+        for (const fd of running.lentFds.splice(0)) closeSync(fd);
+      });
+    return running.closed;
+  }
+
+  #scratchFile(): number {
+    const path = join(SCRATCH_FOLDER, `teleport-mount-${process.pid}-${this.#nextScratch++}`);
+    const fd = openSync(path, "wx+", 0o600);
+    unlinkSync(path);
+    return fd;
+  }
+}
+
+/** `refs` in batches of about `batchBytes` each (at least one chunk). */
+function splitBatches(refs: readonly ChunkRef[], batchBytes: number): ChunkRef[][] {
+  const batches: ChunkRef[][] = [];
+  let batch: ChunkRef[] = [];
+  let bytes = 0;
+  for (const ref of refs) {
+    if (batch.length > 0 && bytes + ref.size > batchBytes) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(ref);
+    bytes += ref.size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+/** `refs` cut where one chunk does not start where the one before ended. */
+function contiguousRuns(refs: readonly ChunkRef[]): ChunkRef[][] {
+  const runs: ChunkRef[][] = [];
+  let run: ChunkRef[] = [];
+  for (const ref of refs) {
+    const last = run.at(-1);
+    if (last !== undefined && last.offset + last.size !== ref.offset) {
+      runs.push(run);
+      run = [];
+    }
+    run.push(ref);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+/** Verified chunk bytes, back from the scratch file the pool wrote them into. */
+function readRange(fd: number, offset: number, length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; ) {
+    const read = readSync(fd, bytes, at, length - at, offset + at);
+    if (read <= 0) throw new TeleportError(ErrorCode.IO, `fetched chunks at ${offset} were not written`);
+    at += read;
+  }
+  return bytes;
+}
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
