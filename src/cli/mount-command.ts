@@ -9,9 +9,10 @@ import { TeleportClient } from "../client/client.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
 import { controlFetcher } from "../mount/chunk-fetcher.js";
-import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
+import { ChunkSource } from "../mount/chunk-source.js";
 import { FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
+import { describeCounts, MountCache } from "../mount/mount-cache.js";
 import { MountHost } from "../mount/mount-host.js";
 import { RemoteFiles } from "../mount/remote-files.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
@@ -19,18 +20,24 @@ import { normalizeUserPath } from "../wire/path.js";
 
 export interface MountFlags {
   path?: string;
+  /** Bound of the persistent chunk cache, in bytes. */
   cacheSize?: number;
+  cacheDir?: string;
 }
 
 export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
   // What cannot mount says so before connecting: this machine, or the mountpoint.
   loadFuse();
   await requireFolder(mountpoint);
-  const client = await TeleportClient.connect(link);
+  const cache = MountCache.open({ mountpoint, folder: flags.cacheDir, capacity: flags.cacheSize });
+  const client = await TeleportClient.connect(link).catch(async (err) => {
+    await cache.close();
+    throw err;
+  });
   const host = new MountHost(client);
+  const chunks = new ChunkSource(controlFetcher(host), { store: cache.store, local: cache.local });
   try {
     const table = await listShare(client, normalizeUserPath(flags.path ?? ""));
-    const chunks = new ChunkSource(controlFetcher(host), flags.cacheSize ?? DEFAULT_CACHE_BYTES);
     const files = new RemoteFiles(host, chunks);
     const session = FuseSession.mount(mountpoint, table, (node, offset, length, signal) =>
       files.read(node, offset, length, signal),
@@ -49,6 +56,8 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
     }
   } finally {
     await host.close();
+    await cache.close();
+    process.stderr.write(describeCounts(chunks.counts()));
   }
 }
 
