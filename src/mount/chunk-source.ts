@@ -20,6 +20,8 @@ export interface NearbyChunks {
 /** Where verified chunks are kept for later (the persistent store). */
 export interface KeptChunks extends NearbyChunks {
   write(ref: ChunkRef, bytes: Buffer): void;
+  /** Whether a file for the chunk is there (unverified: cheap, for prefetch to skip it). */
+  holds(ref: ChunkRef): boolean;
 }
 
 export interface ChunkSourceOptions {
@@ -109,7 +111,7 @@ export class ChunkSource {
     const missing = new Map<string, PendingChunk>();
     for (const ref of refs) {
       const key = ref.hash.toString("hex");
-      if (this.has(ref) || missing.has(key) || this.#nearby(key, ref) !== undefined) continue;
+      if (this.has(ref) || missing.has(key) || this.#store?.holds(ref) || this.#fromLocal(key, ref)) continue;
       const pending = this.#pending(ref);
       pending.promise.catch(() => {});
       missing.set(key, pending);
@@ -117,15 +119,23 @@ export class ChunkSource {
     if (missing.size > 0) this.#fetchInto(path, missing, signal);
   }
 
-  /** The chunk from the store or a local file, kept in memory, if either holds it. */
+  /**
+   * The chunk from the store or a local file, if either holds it. What the store gives is not
+   * kept in memory as well: it is read again faster than the garbage collector frees the copies
+   * a sequential reader churns through (docs/decisions-cache.md).
+   */
   #nearby(key: string, ref: ChunkRef): Buffer | undefined {
     const stored = this.#store?.read(ref);
     if (stored !== undefined) {
       this.#counts.storeChunks++;
       this.#counts.storeBytes += stored.length;
-      this.#remember(key, stored);
       return stored;
     }
+    return this.#fromLocal(key, ref);
+  }
+
+  /** The chunk from a local file holding it, kept in memory, if one does. */
+  #fromLocal(key: string, ref: ChunkRef): Buffer | undefined {
     const local = this.#local?.read(ref);
     if (local !== undefined) {
       this.#counts.localChunks++;

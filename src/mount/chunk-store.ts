@@ -19,6 +19,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fchmodSync,
   lstatSync,
   mkdirSync,
@@ -41,6 +42,10 @@ const SCHEMA_VERSION = 1;
 const TOUCH_INTERVAL_MS = 1000;
 /** Chunks evicted per query while making room. */
 const EVICT_BATCH = 64;
+/** Chunks last read, kept: a chunk that two reads of the kernel share is read from disk once. */
+const RECENT_CHUNKS = 8;
+/** Hashes known to have a file, so prefetch asking again and again costs no stat. */
+const KNOWN_CHUNKS = 1 << 16;
 
 /** A chunk the store was asked to keep, until its file is written. */
 interface Incoming {
@@ -68,6 +73,8 @@ export class ChunkStore {
   #touched = new Set<string>();
   readonly #touchTimer: NodeJS.Timeout;
   readonly #fanOut = new Set<string>();
+  readonly #recent = new Map<string, Buffer>();
+  readonly #known = new Set<string>();
   #lastUse = 0;
   #closed = false;
 
@@ -101,6 +108,8 @@ export class ChunkStore {
   read(ref: ChunkRef): Buffer | undefined {
     if (this.#closed) return undefined;
     const key = ref.hash.toString("hex");
+    const recent = this.#recent.get(key);
+    if (recent !== undefined) return recent;
     const path = this.#pathOf(key);
     let fd: number;
     try {
@@ -126,7 +135,26 @@ export class ChunkStore {
       return undefined;
     }
     this.#touched.add(key);
+    this.#remember(key, bytes);
     return bytes;
+  }
+
+  /** Whether a file for the chunk is there (not verified: read() does that). */
+  holds(ref: ChunkRef): boolean {
+    const key = ref.hash.toString("hex");
+    if (this.#known.has(key)) return true;
+    if (this.#closed || !existsSync(this.#pathOf(key))) return false;
+    if (this.#known.size >= KNOWN_CHUNKS) this.#known.clear();
+    this.#known.add(key);
+    return true;
+  }
+
+  #remember(key: string, bytes: Buffer): void {
+    this.#recent.set(key, bytes);
+    if (this.#recent.size > RECENT_CHUNKS) {
+      const oldest = this.#recent.keys().next().value;
+      if (oldest !== undefined) this.#recent.delete(oldest);
+    }
   }
 
   /** Keeps a verified chunk (written in the background; a failed write only loses the copy). */
@@ -233,6 +261,7 @@ export class ChunkStore {
         if (excess <= 0) break;
         const { size } = this.#statements.sizeOf.get(hash) as { size: number };
         // The file goes first: a process killed between leaves a row without a file (a miss).
+        this.#known.delete(hash.toString("hex"));
         removeQuietly(this.#pathOf(hash.toString("hex")));
         this.#statements.remove.run(hash);
         excess -= size;
@@ -242,6 +271,7 @@ export class ChunkStore {
 
   /** A chunk file that did not verify: removed with its row. */
   #drop(key: string): void {
+    this.#known.delete(key);
     removeQuietly(this.#pathOf(key));
     if (this.#db.open) this.#transaction(() => this.#statements.removeHeld.run(Buffer.from(key, "hex")));
   }
