@@ -18,6 +18,7 @@ import { addJoinCodeCommands } from "./join-code-commands.js";
 import { readLinkArgument } from "./link-input.js";
 import {
   byteRate,
+  byteSize,
   compressLevel,
   congestionName,
   duration,
@@ -361,6 +362,12 @@ function addMountCommands(program: Command): void {
     .argument("<link>", LINK_HELP)
     .argument("<mountpoint>", "empty local folder to mount on")
     .option("--path <remote>", "folder of the share to mount (default: all of it)")
+    .option(
+      "--cache-size <size>",
+      "bound of the verified chunk cache on disk (default: 10G, or half the free space if less)",
+      byteSize,
+    )
+    .option("--cache-dir <folder>", "where the chunk cache lives (default: TELEPORT_HOME/mount-cache)")
     .option(
       "--timeout <seconds>",
       "a read waits this long for the host, then fails with EIO (default 30)",

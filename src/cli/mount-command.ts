@@ -9,11 +9,12 @@ import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
 import { ChangeFeed } from "../mount/change-feed.js";
 import { controlFetcher, routedFetcher } from "../mount/chunk-fetcher.js";
-import { ChunkSource, DEFAULT_CACHE_BYTES } from "../mount/chunk-source.js";
+import { ChunkSource } from "../mount/chunk-source.js";
 import { FolderListings } from "../mount/folder-listings.js";
 import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
 import { raiseKernelReadAhead } from "../mount/kernel-readahead.js";
+import { describeCounts, MountCache } from "../mount/mount-cache.js";
 import { MountHost } from "../mount/mount-host.js";
 import { abortConnection, findMount, TELEPORT_FSTYPE } from "../mount/mount-table.js";
 import { POOL_FETCH_BYTES, PoolFetcher } from "../mount/pool-fetcher.js";
@@ -23,7 +24,9 @@ import { normalizeUserPath } from "../wire/path.js";
 
 export interface MountFlags {
   path?: string;
+  /** Bound of the persistent chunk cache, in bytes. */
   cacheSize?: number;
+  cacheDir?: string;
   /** Seconds a read waits for the host before EIO. */
   timeout?: number;
   /** Seconds a listing is trusted when the host sends no changes. */
@@ -41,14 +44,18 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   loadFuse();
   await requireFolder(mountpoint);
   const notice = (message: string) => process.stderr.write(`teleport: ${message}\n`);
-  const host = await MountHost.forLink(link, notice);
+  const cache = MountCache.open({ mountpoint, folder: flags.cacheDir, capacity: flags.cacheSize });
+  const host = await MountHost.forLink(link, notice).catch(async (err) => {
+    await cache.close();
+    throw err;
+  });
   const pool = new PoolFetcher(host);
+  const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
+  const chunks = new ChunkSource(fetcher, { store: cache.store, local: cache.local });
   try {
     const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
     const path = normalizeUserPath(flags.path ?? "");
     const table = new InodeTable(await mountedFolder(host, path, timeoutMs), []);
-    const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
-    const chunks = new ChunkSource(fetcher, flags.cacheSize ?? DEFAULT_CACHE_BYTES);
     const files = new RemoteFiles(host, chunks, {
       pathWindowBytes: () => pool.windowBytes,
       folderOf: (node) => table.get(node.parentIno),
@@ -58,15 +65,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       forget: (ino) => files.forget(ino),
       ...(flags.listedAtMount === undefined ? {} : { eagerEntries: flags.listedAtMount }),
     });
-    const feed = new ChangeFeed(listings, path, notice);
-    const watching = flags.watch !== false && (await feed.start(host));
-    if (!watching) {
-      feed.stop();
-      await listings.resync(
-        await host.client(AbortSignal.timeout(timeoutMs)),
-        AbortSignal.timeout(LIST_TIMEOUT_MS),
-      );
-    }
+    const feed = await followHost(listings, host, path, flags.watch !== false, notice);
     const session = FuseSession.mount(
       mountpoint,
       table,
@@ -79,7 +78,30 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   } finally {
     await pool.close();
     await host.close();
+    await cache.close();
+    process.stderr.write(describeCounts(chunks.counts()));
   }
+}
+
+/**
+ * Lists the tree and keeps it in step: through the host's change notifications where it has
+ * them (`watch`), else by the listings' TTL.
+ */
+async function followHost(
+  listings: FolderListings,
+  host: MountHost,
+  path: string,
+  watch: boolean,
+  notice: (message: string) => void,
+): Promise<ChangeFeed> {
+  const feed = new ChangeFeed(listings, path, notice);
+  if (watch && (await feed.start(host))) return feed;
+  feed.stop();
+  await host.retrying(AbortSignal.timeout(LIST_TIMEOUT_MS), async () => {
+    const signal = AbortSignal.timeout(LIST_TIMEOUT_MS);
+    await listings.resync(await host.client(signal), signal);
+  });
+  return feed;
 }
 
 const LIST_TIMEOUT_MS = 10 * 60_000;

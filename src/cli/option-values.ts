@@ -80,6 +80,14 @@ export function byteRate(value: string): number {
   return bytesPerSecond;
 }
 
+/** A size such as 10G, 512MiB or 2GB (k, M, G: 1024-based unless spelled kB, MB, GB), as rates are. */
+export function byteSize(value: string): number {
+  const bytes = /\/s$/.test(value.trim()) ? undefined : parseByteRate(value);
+  if (bytes === undefined)
+    throw new InvalidArgumentError("expected a size such as 512M, 10G, 1.5GiB or 2GB (k, M, G: 1024-based)");
+  return bytes;
+}
+
 /** A congestion control's name as the kernel spells them (TCP_CA_NAME_MAX is 16 with the NUL). */
 export function congestionName(value: string): string {
   if (!/^[a-z0-9_]{1,15}$/.test(value))

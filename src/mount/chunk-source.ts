@@ -1,13 +1,45 @@
 /**
- * Verified chunks for a mount, by hash: from memory if held, else fetched (ChunkFetcher checks
- * each against the hash the manifest committed to). Kept in a bounded in-memory cache;
- * concurrent asks for one chunk share one fetch.
+ * Verified chunks for a mount, by hash, from the nearest place that has them: memory (hot
+ * chunks), the persistent chunk store (ChunkStore), a local file holding the same bytes
+ * (LocalChunks), else the host (ChunkFetcher checks each against the hash the manifest committed
+ * to). What is fetched lands in memory and in the store; concurrent asks for one chunk share one
+ * fetch. The store and local files are read synchronously: a chunk from the page cache takes
+ * tens of microseconds, less than a hop to the thread pool and back.
  */
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkFetcher } from "./chunk-fetcher.js";
 
 /** Bytes of verified chunks kept in memory, least recently used dropped first. */
 export const DEFAULT_CACHE_BYTES = 256 << 20;
+
+/** A place on this machine that may hold a chunk: the bytes it returns are verified. */
+export interface NearbyChunks {
+  read(ref: ChunkRef): Buffer | undefined;
+}
+
+/** Where verified chunks are kept for later (the persistent store). */
+export interface KeptChunks extends NearbyChunks {
+  write(ref: ChunkRef, bytes: Buffer): void;
+  /** Whether a file for the chunk is there (unverified: cheap, for prefetch to skip it). */
+  holds(ref: ChunkRef): boolean;
+}
+
+export interface ChunkSourceOptions {
+  /** Bytes kept in memory (DEFAULT_CACHE_BYTES). */
+  memoryBytes?: number;
+  store?: KeptChunks;
+  local?: NearbyChunks;
+}
+
+/** Where the chunks a mount served came from, in chunks and bytes. */
+export interface ChunkCounts {
+  fetchedChunks: number;
+  fetchedBytes: number;
+  storeChunks: number;
+  storeBytes: number;
+  localChunks: number;
+  localBytes: number;
+}
 
 interface PendingChunk {
   readonly ref: ChunkRef;
@@ -19,15 +51,32 @@ interface PendingChunk {
 export class ChunkSource {
   readonly #fetch: ChunkFetcher;
   readonly #cacheBytes: number;
+  readonly #store: KeptChunks | undefined;
+  readonly #local: NearbyChunks | undefined;
+  readonly #counts: ChunkCounts = {
+    fetchedChunks: 0,
+    fetchedBytes: 0,
+    storeChunks: 0,
+    storeBytes: 0,
+    localChunks: 0,
+    localBytes: 0,
+  };
   /** Verified chunks by hash (hex), in least-recently-used order. */
   readonly #chunks = new Map<string, Buffer>();
   /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
   readonly #inFlight = new Map<string, Promise<Buffer>>();
   #cachedBytes = 0;
 
-  constructor(fetch: ChunkFetcher, cacheBytes = DEFAULT_CACHE_BYTES) {
+  constructor(fetch: ChunkFetcher, options: ChunkSourceOptions = {}) {
     this.#fetch = fetch;
-    this.#cacheBytes = cacheBytes;
+    this.#cacheBytes = options.memoryBytes ?? DEFAULT_CACHE_BYTES;
+    this.#store = options.store;
+    this.#local = options.local;
+  }
+
+  /** Where the chunks served so far came from (memory hits are not counted). */
+  counts(): ChunkCounts {
+    return { ...this.#counts };
   }
 
   /** Whether the chunk is at hand without a fetch (or already being fetched). */
@@ -47,6 +96,8 @@ export class ChunkSource {
     }
     const fetching = this.#inFlight.get(key);
     if (fetching !== undefined) return fetching;
+    const nearby = this.#nearby(key, ref);
+    if (nearby !== undefined) return Promise.resolve(nearby);
     const pending = this.#pending(ref);
     this.#fetchInto(path, new Map([[key, pending]]), signal);
     return pending.promise;
@@ -60,12 +111,38 @@ export class ChunkSource {
     const missing = new Map<string, PendingChunk>();
     for (const ref of refs) {
       const key = ref.hash.toString("hex");
-      if (this.has(ref) || missing.has(key)) continue;
+      if (this.has(ref) || missing.has(key) || this.#store?.holds(ref) || this.#fromLocal(key, ref)) continue;
       const pending = this.#pending(ref);
       pending.promise.catch(() => {});
       missing.set(key, pending);
     }
     if (missing.size > 0) this.#fetchInto(path, missing, signal);
+  }
+
+  /**
+   * The chunk from the store or a local file, if either holds it. What the store gives is not
+   * kept in memory as well: it is read again faster than the garbage collector frees the copies
+   * a sequential reader churns through (docs/decisions-cache.md).
+   */
+  #nearby(key: string, ref: ChunkRef): Buffer | undefined {
+    const stored = this.#store?.read(ref);
+    if (stored !== undefined) {
+      this.#counts.storeChunks++;
+      this.#counts.storeBytes += stored.length;
+      return stored;
+    }
+    return this.#fromLocal(key, ref);
+  }
+
+  /** The chunk from a local file holding it, kept in memory, if one does. */
+  #fromLocal(key: string, ref: ChunkRef): Buffer | undefined {
+    const local = this.#local?.read(ref);
+    if (local !== undefined) {
+      this.#counts.localChunks++;
+      this.#counts.localBytes += local.length;
+      this.#remember(key, local);
+    }
+    return local;
   }
 
   /** A chunk about to be fetched, in flight (shared by other asks) until it settles. */
@@ -85,7 +162,10 @@ export class ChunkSource {
   #fetchInto(path: string, pending: Map<string, PendingChunk>, signal: AbortSignal): void {
     const onChunk = (ref: ChunkRef, bytes: Buffer) => {
       const key = ref.hash.toString("hex");
+      this.#counts.fetchedChunks++;
+      this.#counts.fetchedBytes += bytes.length;
       this.#remember(key, bytes);
+      this.#store?.write(ref, bytes);
       pending.get(key)?.resolve(bytes);
       pending.delete(key);
     };

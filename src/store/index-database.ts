@@ -35,6 +35,17 @@ function sqlite(): typeof Database {
 }
 
 export function openDatabase(path: string): Database.Database {
+  return openPrivateDatabase(path, createSchema);
+}
+
+/**
+ * A SQLite database private to this user, in WAL mode, its schema made or checked by
+ * `createSchema` in one write transaction (the chunk index; a mount's chunk store).
+ */
+export function openPrivateDatabase(
+  path: string,
+  createSchema: (db: Database.Database) => void,
+): Database.Database {
   // The index names every file this user pulled or indexed: 0600, as are the -wal and -shm files
   // SQLite creates with the database's mode.
   ensurePrivateFile(path);

@@ -112,6 +112,8 @@ export interface HostileOptions {
   serveChunks?: boolean;
   /** What each WATCH gets (CHANGES frames, `hostile.changes`); the subscription then stays open. */
   watch?: ScriptStep[];
+  /** What LIST answers (default: an empty share); with it, STAT answers the share's root folder. */
+  listing?: Entry[];
 }
 
 export interface HostileHost {
@@ -240,7 +242,14 @@ function answer(
         if (typeof step === "function") connection.sendFrame(step(requestId));
       return;
     case MessageType.LIST:
-      connection.send(MessageType.END, requestId, emptyCodec, {}); // an empty share
+      if (options.listing !== undefined)
+        connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: options.listing });
+      connection.send(MessageType.END, requestId, emptyCodec, {}); // else an empty share
+      return;
+    case MessageType.STAT:
+      if (options.listing === undefined) return;
+      connection.send(MessageType.ENTRIES, requestId, entriesCodec, { entries: [dirEntry("")] });
+      connection.send(MessageType.END, requestId, emptyCodec, {});
       return;
     default:
       return; // PING, CREDIT, CANCEL: nothing to say

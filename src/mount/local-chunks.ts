@@ -1,0 +1,92 @@
+/**
+ * Chunks a file on this machine already holds, for a mount: the chunk index says where the bytes
+ * of a hash were when a file was hashed (a share this machine hosts, a pull's output, a seed);
+ * the file is read there only if it is unchanged since (its identity) and writable by this user
+ * alone, and the bytes are hashed again before use. A row that lies costs a fetch, never wrong
+ * bytes, and is dropped from the index.
+ */
+import { closeSync, constants, lstatSync, openSync, readSync, realpathSync } from "node:fs";
+import { resolve } from "node:path";
+import { hashBytes } from "../chunking/hash.js";
+import { type ChunkIndex, identityOf, inodeOf } from "../store/chunk-index.js";
+import { writableOnlyByUs } from "../store/private-file.js";
+import type { ChunkRef } from "../wire/messages.js";
+
+export class LocalChunks {
+  readonly #index: ChunkIndex;
+  /**
+   * The mount's own folder, as given and resolved: a file there is read through this very
+   * process, which would wait on itself.
+   */
+  readonly #excluded: string[];
+
+  constructor(index: ChunkIndex, mountpoint: string) {
+    this.#index = index;
+    this.#excluded = [resolve(mountpoint), realpathSync(mountpoint)].map(
+      (path) => `${path.replace(/\/+$/, "")}/`,
+    );
+  }
+
+  /** The chunk's verified bytes from a local file holding them, if one does. */
+  read(ref: ChunkRef): Buffer | undefined {
+    let sources: ReturnType<ChunkIndex["locate"]>;
+    try {
+      sources = this.#index.locate(ref.hash);
+    } catch {
+      return undefined; // the index is a cache: unreadable, the network serves
+    }
+    for (const source of sources) {
+      if (source.size !== ref.size || this.#excluded.some((folder) => source.path.startsWith(folder)))
+        continue;
+      if (!unchanged(source.path, source.inDownload ? source.inode : source.identity, source.inDownload))
+        continue;
+      const bytes = readAt(source.path, source.offset, ref.size);
+      if (bytes !== undefined && hashBytes(bytes).equals(ref.hash)) return bytes;
+      // A download in progress may be another pull's, still writing: only complete files are dropped.
+      if (!source.inDownload) this.#forget(source.fileId);
+    }
+    return undefined;
+  }
+
+  #forget(fileId: number): void {
+    try {
+      this.#index.forget(fileId);
+    } catch {
+      // a row kept is checked again before use
+    }
+  }
+}
+
+/** Whether the file at `path` is a regular file of this user still as it was indexed. */
+function unchanged(path: string, recorded: string, byInode: boolean): boolean {
+  try {
+    const stats = lstatSync(path, { bigint: true });
+    if (!stats.isFile() || !writableOnlyByUs(stats)) return false;
+    return (byInode ? inodeOf(stats) : identityOf(stats)) === recorded;
+  } catch {
+    return false;
+  }
+}
+
+function readAt(path: string, offset: number, size: number): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const bytes = Buffer.allocUnsafe(size);
+    let filled = 0;
+    while (filled < size) {
+      const n = readSync(fd, bytes, filled, size - filled, offset + filled);
+      if (n === 0) return undefined;
+      filled += n;
+    }
+    return bytes;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
