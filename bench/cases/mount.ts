@@ -80,7 +80,8 @@ async function measureMounts(
       runs,
       session.contenders,
       async (contender, round, label) => {
-        const sample = await measureContender(session, contender, answers, (line) =>
+        const walks = round === 0 ? null : answers;
+        const sample = await measureContender(session, contender, walks, (line) =>
           context.log(`${label}: ${line}`),
         );
         if (round > 0) samples.set(contender.name, [...(samples.get(contender.name) ?? []), sample]);

@@ -51,7 +51,10 @@ export async function treeAnswers(session: MountSession, tree: TreeUnderTest): P
   return { statList, grepCount: Number(grep.trim()) };
 }
 
-/** Every workload of one round on `contender`: metric -> value. */
+/**
+ * Every workload of one round on `contender`: metric -> value. `answers` null: the file workloads
+ * only (a warm-up: the tree is in memory on the server already, and walking it is the long part).
+ */
 export async function measureContender(
   session: MountSession,
   contender: MountContender,
