@@ -5,6 +5,8 @@
  * loopback, and with the servers in host b of a 50 ms netsim link (a folder of the tree there:
  * sshfs walks it one round trip per request). Reported as ratios against sshfs.
  */
+import { isTeleportError } from "../../src/errors.js";
+import { loadFuse } from "../../src/mount/binding.js";
 import { bringUpLink, describeLink, findNetsim, type NetsimLink, whyNoNetsim } from "../lib/netsim.js";
 import { figure } from "../lib/stats.js";
 import { errorMessage, runRounds } from "../lib/transfer.js";
@@ -71,6 +73,8 @@ async function measureMounts(
   link: NetsimLink | null,
   scale: MountScale,
 ): Promise<BenchOutcome> {
+  const cannot = whyCannotMount();
+  if (cannot !== null) return { status: "skipped", reason: cannot };
   const runs = context.quick ? { ...context, runs: 1 } : context;
   const session = await openMountSession(context, scale, link);
   try {
@@ -97,6 +101,17 @@ async function measureMounts(
     ]);
   } finally {
     await session.close();
+  }
+}
+
+/** Why this machine cannot mount (then the benchmark is skipped, saying so), or null. */
+function whyCannotMount(): string | null {
+  if (process.getuid?.() !== 0) return "mounting sshfs, rclone and teleport side by side needs root";
+  try {
+    loadFuse();
+    return null;
+  } catch (error) {
+    return `teleport mount cannot run here: ${isTeleportError(error) ? error.detail : errorMessage(error)}`;
   }
 }
 
