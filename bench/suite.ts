@@ -22,6 +22,7 @@ import { latencyBenchmarks } from "./cases/latency.js";
 import { load, streamFairness } from "./cases/load.js";
 import { memory } from "./cases/memory.js";
 import { microBenchmark } from "./cases/micro.js";
+import { mountBenchmarks } from "./cases/mount.js";
 import { pushBenchmarks } from "./cases/push.js";
 import { reach } from "./cases/reach.js";
 import { realTreeBenchmarks } from "./cases/real-tree.js";
@@ -50,6 +51,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   reach,
   microBenchmark,
   ...realTreeBenchmarks,
+  ...mountBenchmarks,
   giveUp,
   silentConnectionDrop,
   startup,

@@ -7,15 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  findFreePort,
-  LOOPBACK,
-  type ServerProcess,
-  type ServerSite,
-  startInTempDir,
-  startServer,
-  waitForPort,
-} from "./processes.js";
+import { LOOPBACK, type ServerProcess, type ServerSite, startInTempDir } from "./processes.js";
 
 /** Debian packages the peers and the measurements need. */
 export const PEER_PACKAGES = ["rsync", "openssh-server", "openssh-client", "time"] as const;
@@ -158,6 +150,12 @@ export function startRsyncDaemon(
 
 export interface SshServer {
   readonly server: ServerProcess;
+  /** Where clients reach it: the site's address and the port it listens on. */
+  readonly address: string;
+  readonly port: number;
+  /** The private key authorised for root, and the ssh options that use it (no host key check). */
+  readonly identityFile: string;
+  readonly sshOptions: readonly string[];
   /** Options for `scp`, to go before the source and destination. */
   readonly scpArgs: readonly string[];
   /** The value for `rsync -e`: ssh with the port, key and options of this server. */
@@ -171,28 +169,34 @@ export interface SshServer {
 }
 
 const SSHD = "/usr/sbin/sshd";
+/** The port sshd listens on where it has a host to itself. */
+const SSH_PORT = 22;
 
 /**
- * A private sshd on a free loopback port: its own host key, one client key authorised for
- * root, the default cipher. Login is checked before returning, so a broken setup surfaces here
- * and not as a failed transfer.
+ * A private sshd on a free loopback port (or on `site`): its own host key, one client key
+ * authorised for root, the default cipher. Login is checked before returning (from where
+ * `clientPrefix` runs ssh, e.g. a netns of the WAN), so a broken setup surfaces here and not as a
+ * failed transfer.
  */
-export function startSshServer(): Promise<SshServer> {
+export function startSshServer(
+  site: ServerSite = LOOPBACK,
+  clientPrefix: readonly string[] = [],
+): Promise<SshServer> {
   return startInTempDir("sshd", async (temp) => {
     const hostKey = generateKey(join(temp.path, "host_ed25519"));
     const clientKey = generateKey(join(temp.path, "client_ed25519"));
     writeFileSync(join(temp.path, "authorized_keys"), clientKey.publicKey);
-    const port = await findFreePort();
+    const port = await site.port(SSH_PORT);
     const configPath = join(temp.path, "sshd_config");
-    writeFileSync(configPath, sshdConfig(port, hostKey.path, temp.path));
+    writeFileSync(configPath, sshdConfig(port, site.address, hostKey.path, temp.path));
     // sshd refuses to start without its privilege separation directory, which only the
     // package's service unit creates.
     mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 
-    const server = await startServer("sshd", SSHD, ["-D", "-e", "-f", configPath], {
+    const server = await site.startServer("sshd", SSHD, ["-D", "-e", "-f", configPath], {
       logPath: join(temp.path, "sshd.log"),
     });
-    await waitForPort(port, { timeoutMs: 10_000, server });
+    await site.waitForListener(port, server);
 
     const identity = [
       "-F",
@@ -205,16 +209,26 @@ export function startSshServer(): Promise<SshServer> {
       "BatchMode=yes",
     ];
     const trustAnyHost = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"];
-    const negotiatedCipher = probeLogin(port, [...identity, ...trustAnyHost], server);
+    const negotiatedCipher = probeLogin(
+      site.address,
+      port,
+      [...identity, ...trustAnyHost],
+      server,
+      clientPrefix,
+    );
     // Quiet, so the "Permanently added" warning does not land in every run's output.
     const clientOptions = [...identity, ...trustAnyHost, "-o", "LogLevel=ERROR"];
     return {
       server,
+      address: site.address,
+      port,
+      identityFile: clientKey.path,
+      sshOptions: clientOptions,
       scpArgs: ["-P", String(port), ...clientOptions],
       rsyncRemoteShell: ["ssh", "-p", String(port), ...clientOptions].join(" "),
       negotiatedCipher,
       version: firstLine(runTool("ssh", ["-V"]).output),
-      remotePath: (path) => `127.0.0.1:${path}`,
+      remotePath: (path) => `${site.address}:${path}`,
       stop: async () => {
         await server.stop();
         temp.remove();
@@ -229,7 +243,7 @@ function generateKey(path: string): { path: string; publicKey: string } {
   return { path, publicKey: readFileSync(`${path}.pub`, "utf8") };
 }
 
-function sshdConfig(port: number, hostKeyPath: string, dir: string): string {
+function sshdConfig(port: number, address: string, hostKeyPath: string, dir: string): string {
   // Debian's sshd uses the external sftp-server, which modern scp speaks; internal-sftp is
   // the fallback when openssh-sftp-server is not installed.
   const sftpServer = existsSync("/usr/lib/openssh/sftp-server")
@@ -237,7 +251,7 @@ function sshdConfig(port: number, hostKeyPath: string, dir: string): string {
     : "internal-sftp";
   return [
     `Port ${port}`,
-    "ListenAddress 127.0.0.1",
+    `ListenAddress ${address}`,
     `HostKey ${hostKeyPath}`,
     `PidFile ${join(dir, "sshd.pid")}`,
     `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
@@ -254,8 +268,15 @@ function sshdConfig(port: number, hostKeyPath: string, dir: string): string {
 }
 
 /** Logs in once with `ssh -v true`; returns the negotiated cipher, throws if login fails. */
-function probeLogin(port: number, options: readonly string[], server: ServerProcess): string | null {
-  const probe = runTool("ssh", ["-v", "-p", String(port), ...options, "127.0.0.1", "true"], {}, 30_000);
+function probeLogin(
+  address: string,
+  port: number,
+  options: readonly string[],
+  server: ServerProcess,
+  clientPrefix: readonly string[],
+): string | null {
+  const ssh = [...clientPrefix, "ssh", "-v", "-p", String(port), ...options, address, "true"];
+  const probe = runTool(ssh[0] ?? "ssh", ssh.slice(1), {}, 30_000);
   if (!probe.ok) {
     const clientLog = probe.output.trimEnd().split("\n").slice(-5).join("\n");
     throw new Error(`ssh login to the private sshd failed:\n${clientLog}\nsshd log:\n${server.logTail()}`);
