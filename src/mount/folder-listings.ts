@@ -5,6 +5,7 @@
  * entry, attribute, page and directory caches) and to the file readers (chunk lists).
  */
 import type { TeleportClient } from "../client/client.js";
+import { topmost } from "../client/watch.js";
 import { ErrorCode, isTeleportError } from "../errors.js";
 import { type Entry, EntryKind } from "../wire/messages.js";
 import type { Inode, InodeTable, TreeChanges } from "./inode-table.js";
@@ -106,46 +107,63 @@ export class FolderListings {
     return listing;
   }
 
-  /** The host changed these paths (and what is beneath a changed folder): list their folders again. */
+  /**
+   * The host changed these paths (a folder: everything beneath it too): their folders are listed
+   * again at once, a changed folder with all beneath it, so the kernel hears of every
+   * difference before anyone looks (its caches last 60 s while changes are followed).
+   */
   changed(paths: readonly string[]): void {
-    for (const path of paths) {
+    const root = this.#table.root;
+    for (const path of topmost([...paths])) {
       const node = this.#table.at(path);
-      if (node?.children !== undefined) this.#table.markSubtreeStale(node);
-      const parent = this.#table.at(parentPath(path));
-      if (parent !== undefined && path !== this.#table.root.entry.path) this.#table.markStale(parent);
-      // Ask again at once, so the kernel hears of it before anyone looks.
-      for (const folder of [node, parent]) {
-        if (folder?.children !== undefined && folder.listedAt !== undefined)
-          this.list(folder, AbortSignal.timeout(LIST_TIMEOUT_MS)).catch(() => {});
+      const parent = path === root.entry.path ? undefined : this.#table.at(parentPath(path));
+      if (parent?.listedAt !== undefined) {
+        this.#table.markStale(parent);
+        this.list(parent, AbortSignal.timeout(LIST_TIMEOUT_MS)).catch(() => {});
+      }
+      if (node?.children !== undefined && node.listedAt !== undefined) {
+        this.#table.markSubtreeStale(node);
+        const signal = AbortSignal.timeout(LIST_TIMEOUT_MS);
+        this.#host
+          .retrying(signal, async () => this.#listTree(node, await this.#host.client(signal), signal))
+          .catch(() => {});
       }
     }
   }
 
   /**
    * Everything listed again (at mount, on a reconnection, or when the host lost track of its
-   * changes): one recursive LIST, cut after `eagerEntries`; folders it did not finish are
-   * listed when visited.
+   * changes).
    */
-  async resync(client: TeleportClient, signal: AbortSignal): Promise<void> {
+  resync(client: TeleportClient, signal: AbortSignal): Promise<void> {
     const root = this.#table.root;
-    const listedAt = this.#clock();
     this.#table.markSubtreeStale(root);
+    return this.#listTree(root, client, signal);
+  }
+
+  /**
+   * `top` and all beneath it in one recursive LIST, cut after `eagerEntries`: folders it did not
+   * finish are listed when visited.
+   */
+  async #listTree(top: Inode, client: TeleportClient, signal: AbortSignal): Promise<void> {
+    const listedAt = this.#clock();
     const entries: Entry[] = [];
-    for await (const entry of client.list(root.entry.path, { recursive: true, signal })) {
+    for await (const entry of client.list(top.entry.path, { recursive: true, signal })) {
       entries.push(entry);
       if (entries.length >= this.#eagerEntries) break;
     }
+    if (this.#table.get(top.ino) !== top) return; // gone meanwhile: its parent's listing dropped it
     const last = entries.at(-1);
     const partial = new Set<string>();
     // The walk is depth first: only the folders on the way to where it stopped are unfinished.
     if (entries.length >= this.#eagerEntries && last !== undefined) {
       if (last.kind === EntryKind.DIRECTORY) partial.add(last.path);
-      for (let path = last.path; path !== root.entry.path && path !== ""; ) {
+      for (let path = last.path; path !== top.entry.path && path !== ""; ) {
         path = parentPath(path);
         partial.add(path);
       }
     }
-    this.#apply(this.#table.merge(entries, listedAt, root, partial));
+    this.#apply(this.#table.merge(entries, listedAt, top, partial));
   }
 
   /** Lists `folder`'s never-listed subfolders ahead of a reader walking down (`find`, `ls -R`). */

@@ -142,7 +142,8 @@ export class FuseSession implements KernelCache {
     else if (op === FuseOp.INTERRUPT) this.#pending.get(seq)?.abort(new Interrupted());
     else {
       const node = this.#table.get(ino);
-      if (node === undefined) this.#fuse.replyErr(req, op === FuseOp.READ ? EIO : ESTALE);
+      if (node === undefined && op === FuseOp.GETATTR) this.#getattr(req, ino);
+      else if (node === undefined) this.#fuse.replyErr(req, op === FuseOp.READ ? EIO : ESTALE);
       else this.#answer(op, req, seq, node, offset, size, name ?? "");
     }
   }
@@ -183,7 +184,8 @@ export class FuseSession implements KernelCache {
   }
 
   #getattr(req: FuseRequest, ino: number): void {
-    const node = this.#table.get(ino);
+    // A file replaced on the host but still open here keeps its old attributes (reads are EIO).
+    const node = this.#table.get(ino) ?? this.#table.retired(ino);
     if (node === undefined) this.#fuse.replyErr(req, ESTALE);
     else this.#fuse.replyAttr(req, this.#table.attr(node), this.#kernelTtl);
   }

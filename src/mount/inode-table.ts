@@ -45,8 +45,13 @@ export interface InodeTableOptions {
   listedAt?: number;
 }
 
+/** Inodes that left the tree kept for the kernel's getattr on files still open (newest kept). */
+const RETIRED_INODES = 4096;
+
 export class InodeTable {
   readonly #byIno = new Map<number, Inode>();
+  /** Inodes no longer in the tree, by number, oldest first: an fstat on an open one still answers. */
+  readonly #retired = new Map<number, Inode>();
   readonly #byPath = new Map<string, Inode>();
   readonly #uid: number;
   readonly #gid: number;
@@ -73,6 +78,11 @@ export class InodeTable {
 
   get(ino: number): Inode | undefined {
     return this.#byIno.get(ino);
+  }
+
+  /** An inode that left the tree not long ago (its file changed or went on the host). */
+  retired(ino: number): Inode | undefined {
+    return this.#retired.get(ino);
   }
 
   /** The node at a share path, if the tree holds it. */
@@ -194,6 +204,11 @@ export class InodeTable {
     this.#byIno.delete(node.ino);
     if (this.#byPath.get(node.entry.path) === node) this.#byPath.delete(node.entry.path);
     dropped.push(node.ino);
+    this.#retired.set(node.ino, node);
+    for (const oldest of this.#retired.keys()) {
+      if (this.#retired.size <= RETIRED_INODES) break;
+      this.#retired.delete(oldest);
+    }
   }
 }
 

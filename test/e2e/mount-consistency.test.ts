@@ -5,7 +5,7 @@
  * its new ones, nor as a mix of both. Skips where this machine cannot mount.
  */
 import assert from "node:assert/strict";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { waitFor } from "../helpers/context.js";
@@ -76,6 +76,18 @@ test("files changed, added and removed on the host show in the mount through WAT
     intervalMs: 50,
   });
   assert.ok((await readFile(join(mountpoint, "added.bin"))).equals(added));
+
+  // A folder made with a tree in it: listed when first looked into.
+  await mkdir(join(share, "made/deeper"), { recursive: true });
+  await writeFile(join(share, "made/deeper/leaf.txt"), "leaf\n");
+  await waitFor(
+    async () => (await readThrough(join(mountpoint, "made/deeper/leaf.txt"))).toString() === "leaf\n",
+    {
+      what: "a file in a new folder to show",
+      timeoutMs: VISIBLE_WITHIN_MS,
+      intervalMs: 50,
+    },
+  );
 
   await rm(join(share, FIXTURE.manyChunks));
   await waitFor(async () => (await readThrough(join(mountpoint, FIXTURE.manyChunks))) === "ENOENT", {

@@ -54,6 +54,7 @@ test("unchanged paths keep their inode; a changed file gets a new one and the ol
   const edited = table.at("edited")?.ino ?? 0;
   assert.ok(edited > Math.max(...[...before.values()].map((ino) => ino ?? 0)), "a new number, never reused");
   assert.equal(table.get(before.get("edited") ?? 0), undefined);
+  assert.equal(table.retired(before.get("edited") ?? 0)?.entry.mtimeMs, 1000, "kept for an fstat on it");
   assert.deepEqual(changes.dropped, [before.get("edited")]);
   assert.deepEqual(changes.names.map(({ parent, name }) => [parent, name]).sort(), [
     [ROOT_INO, "edited"],
