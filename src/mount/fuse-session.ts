@@ -165,7 +165,9 @@ export class FuseSession implements KernelCache {
     else if (op === FuseOp.READ) void this.#readInto(req, seq, node, offset, size);
     else if (op === FuseOp.READDIR || op === FuseOp.READDIRPLUS) {
       const plus = op === FuseOp.READDIRPLUS;
-      this.#afterListing(req, seq, [node], () => this.#readdir(req, ino, offset, size, plus));
+      // Listed again only at the start: a listing changing under a reader's offsets skips names.
+      const folders = offset === 0 ? [node] : [];
+      this.#afterListing(req, seq, folders, () => this.#readdir(req, ino, offset, size, plus));
     } else this.#fuse.replyErr(req, ENOSYS);
   }
 
