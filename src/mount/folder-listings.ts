@@ -21,7 +21,7 @@ export interface KernelCache {
 /** Told of inodes no longer in the tree: what was kept for them (chunk lists) can go. */
 export type ForgetInode = (ino: number) => void;
 
-/** A folder listed on a change notification, by then. */
+/** A LIST of one folder still unanswered by then is given up (its askers have their own deadlines). */
 const LIST_TIMEOUT_MS = 60_000;
 
 /** Folders listed ahead of a reader at once (see docs/decisions-consistency.md). */
@@ -97,13 +97,28 @@ export class FolderListings {
     return this.#clock() - listedAt >= trusted && this.#host.connected;
   }
 
-  /** Lists `folder` again (concurrent asks share one LIST); the kernel hears of every difference. */
-  list(folder: Inode, signal: AbortSignal): Promise<void> {
-    let listing = this.#listing.get(folder.ino);
-    if (listing === undefined) {
-      listing = this.#relist(folder, signal).finally(() => this.#listing.delete(folder.ino));
-      this.#listing.set(folder.ino, listing);
-    }
+  /**
+   * Lists `folder` again; the kernel hears of every difference. Concurrent asks share one LIST,
+   * bounded by its own deadline (not an asker's: one reader interrupted fails no other); each
+   * asker waits for it only as long as its own request may.
+   */
+  list(folder: Inode): Promise<void> {
+    return this.#listing.get(folder.ino) ?? this.#startListing(folder, Promise.resolve());
+  }
+
+  /** A LIST of `folder` that starts after any under way: a change the host reported is in it. */
+  #listAfterChange(folder: Inode): Promise<void> {
+    const underway = this.#listing.get(folder.ino);
+    return this.#startListing(folder, underway?.catch(() => {}) ?? Promise.resolve());
+  }
+
+  #startListing(folder: Inode, after: Promise<void>): Promise<void> {
+    const listing = after.then(() => this.#relist(folder, AbortSignal.timeout(LIST_TIMEOUT_MS)));
+    this.#listing.set(folder.ino, listing);
+    const settled = () => {
+      if (this.#listing.get(folder.ino) === listing) this.#listing.delete(folder.ino);
+    };
+    listing.then(settled, settled);
     return listing;
   }
 
@@ -119,7 +134,7 @@ export class FolderListings {
       const parent = path === root.entry.path ? undefined : this.#table.at(parentPath(path));
       if (parent?.listedAt !== undefined) {
         this.#table.markStale(parent);
-        this.list(parent, AbortSignal.timeout(LIST_TIMEOUT_MS)).catch(() => {});
+        this.#listAfterChange(parent).catch(() => {});
       }
       if (node?.children !== undefined && node.listedAt !== undefined) {
         this.#table.markSubtreeStale(node);
@@ -179,7 +194,7 @@ export class FolderListings {
       if (next === undefined) return;
       if (this.#table.get(next.ino) !== next || next.listedAt !== undefined) continue;
       this.#aheadRunning++;
-      this.list(next, AbortSignal.timeout(LIST_TIMEOUT_MS))
+      this.list(next)
         .catch(() => {})
         .finally(() => {
           this.#aheadRunning--;

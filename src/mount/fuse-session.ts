@@ -221,8 +221,9 @@ export class FuseSession implements KernelCache {
       answer();
       return;
     }
-    void this.#answerBy(req, seq, async (signal) => {
-      await Promise.all(stale.map((folder) => listings.list(folder, signal)));
+    // The listings are shared and bounded by their own deadline; this request waits by its own.
+    void this.#answerBy(req, seq, async () => {
+      await Promise.all(stale.map((folder) => listings.list(folder)));
       return answer;
     });
   }
