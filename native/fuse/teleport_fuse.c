@@ -414,6 +414,10 @@ static napi_value unmount_fs(napi_env env, napi_callback_info info) {
   mount_t *m; CHECK(napi_get_value_external(env, argv[0], (void **)&m));
   if (!m->running) return NULL;
   m->running = 0;
+  /* No notice is sent from here on: the unmount closes the fd the notify thread writes to. */
+  pthread_mutex_lock(&m->notify_lock);
+  m->notify_stop = 1;
+  pthread_mutex_unlock(&m->notify_lock);
   fuse_session_exit(m->se);
   fuse_session_unmount(m->se); /* umount2(MNT_DETACH) as root, else fusermount3 -u -z */
   /* The loop thread sits in read(/dev/fuse): it returns (ENODEV) once the kernel lets the

@@ -151,9 +151,7 @@ export class FolderListings {
    * changes).
    */
   resync(client: TeleportClient, signal: AbortSignal): Promise<void> {
-    const root = this.#table.root;
-    this.#table.markSubtreeStale(root);
-    return this.#listTree(root, client, signal);
+    return this.#listTree(this.#table.root, client, signal);
   }
 
   /**
@@ -168,6 +166,8 @@ export class FolderListings {
       if (entries.length >= this.#eagerEntries) break;
     }
     if (this.#table.get(top.ino) !== top) return; // gone meanwhile: its parent's listing dropped it
+    // Folders beneath that this LIST does not reach (past its cut) are listed when visited.
+    this.#table.markSubtreeStale(top);
     const last = entries.at(-1);
     const partial = new Set<string>();
     // The walk is depth first: only the folders on the way to where it stopped are unfinished.
