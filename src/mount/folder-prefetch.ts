@@ -8,6 +8,7 @@
  * Triggered by a read, not by readdir: `find` or `ls -lR` read no file, and would otherwise fetch
  * every small file of the tree.
  */
+import { setMaxListeners } from "node:events";
 import { ErrorCode, isTeleportError } from "../errors.js";
 import { EntryKind, FilterKind, type FilterRule } from "../wire/messages.js";
 import type { ChunkListing } from "./chunk-listing.js";
@@ -33,6 +34,9 @@ export const DEFAULT_FOLDER_PREFETCH: FolderPrefetchOptions = {
   batchBytes: 16 << 20,
   folders: 16_384,
 };
+
+/** Listeners on a batch's signal besides one per file (the manifest's). */
+const LISTENERS_BESIDE_FILES = 10;
 
 /** Names a filter rule can hold as they are: no glob character to escape. */
 const PLAIN_NAME = /^[\w.,+=~%#@ -]+$/;
@@ -99,17 +103,24 @@ export class FolderPrefetch {
     const listed = files.map((node) => [node, this.#listings.adopt(node)] as const);
     const feed = new ListingFeed(listed);
     const signal = AbortSignal.timeout(LISTING_TIMEOUT_MS);
+    setMaxListeners(files.length + LISTENERS_BESIDE_FILES, signal); // each file's fetch listens to it
+    let fetched = false;
     try {
       const client = await this.#host.client(signal);
       const rules = filterRules(folder.entry.path, files);
-      for await (const event of client.manifest(folder.entry.path, signal, rules))
-        if (feed.accept(event)) break;
+      for await (const event of client.manifest(folder.entry.path, signal, rules)) {
+        if (!feed.accept(event)) continue;
+        // Every file listed: fetch now, not after the manifest's end is acknowledged.
+        fetched = true;
+        this.#fetch(listed, signal);
+        break;
+      }
     } catch (err) {
       if (isTeleportError(err, ErrorCode.FILTERS_UNSUPPORTED)) this.#unsupported = true;
     }
     // Files the manifest did not describe are asked for one by one when read.
     feed.fail(new Error("not listed by the folder's manifest"));
-    this.#fetch(listed, signal);
+    if (!fetched) this.#fetch(listed, signal);
   }
 
   /** All the listed files' chunks, asked in one turn: the control fetcher sends one request. */

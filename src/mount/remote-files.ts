@@ -5,6 +5,7 @@
  * ahead of it (read-ahead.ts); the first read in a folder lists and fetches the small files
  * beside it (folder-prefetch.ts).
  */
+import { setMaxListeners } from "node:events";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkSource } from "./chunk-source.js";
 import { FileListings } from "./file-listings.js";
@@ -15,6 +16,8 @@ import { ReadAhead } from "./read-ahead.js";
 
 /** A fetch ahead still running after this is given up; a read that needs its chunks asks again. */
 const READ_AHEAD_TIMEOUT_MS = 60_000;
+/** Listeners on a read's signal besides its chunks' (the session's deadline, the listing's wait). */
+const LISTENERS_BESIDE_CHUNKS = 10;
 /** The most a sequential reader is fetched ahead of, whatever the path allows (memory). */
 const MAX_READ_AHEAD_BYTES = 64 << 20;
 
@@ -52,6 +55,8 @@ export class RemoteFiles {
     await listing.until(offset + length, signal);
     const covering = listing.covering(offset, length);
     const path = node.entry.path;
+    // Each chunk's fetch listens to the read's signal: a 1 MiB read waits on ~16.
+    setMaxListeners(2 * covering.length + LISTENERS_BESIDE_CHUNKS, signal);
     const fetched = Promise.all(covering.map((ref) => this.#chunks.get(path, ref, signal)));
     this.#fetchAhead(node, offset, length);
     const chunks = await fetched;
