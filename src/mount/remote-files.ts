@@ -47,10 +47,8 @@ export class RemoteFiles {
 
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
-    if (!this.#listings.has(node)) {
-      const folder = this.#options.folderOf?.(node);
-      if (folder !== undefined) this.#folders.folder(folder);
-    }
+    const folder = this.#options.folderOf?.(node);
+    if (folder !== undefined) this.#folders.reached(folder, this.#options.folderOf?.(folder));
     const listing = this.#listings.get(node);
     await listing.until(offset + length, signal);
     const covering = listing.covering(offset, length);

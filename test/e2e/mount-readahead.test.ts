@@ -28,6 +28,8 @@ const BIG = "big.bin";
 const BIG_BYTES = 24 << 20;
 const SMALL_FOLDER = "src";
 const SMALL_FILES = 40;
+/** A tree walked as `grep -r` walks it: depth first, in readdir order (the host lists names sorted). */
+const TREE_FOLDERS = ["tree/a", "tree/a/sub", "tree/b", "tree/c"];
 
 interface Counted {
   calls: number;
@@ -55,6 +57,10 @@ async function makeShare(share: string): Promise<void> {
       pseudoRandomBytes(1000 + i * 300, `small-${i}`),
     );
   await writeFile(join(share, SMALL_FOLDER, "deeper", "not-beside.c"), "a file of a subfolder\n");
+  for (const folder of TREE_FOLDERS) {
+    await mkdir(join(share, folder), { recursive: true });
+    for (let i = 0; i < 5; i++) await writeFile(join(share, folder, `f${i}.h`), `${folder} ${i}\n`);
+  }
 }
 
 async function hostShare(t: TestContext): Promise<{ share: string; host: HostProcess }> {
@@ -177,6 +183,25 @@ test("the first read in a folder lists and fetches its small files in one reques
   const got = await files.read(deeper, 0, deeper.entry.size, signal());
   assert.equal(Buffer.from(got).toString(), "a file of a subfolder\n");
   assert.deepEqual(manifests.paths.slice(1), [`${SMALL_FOLDER}/deeper/not-beside.c`], "a lone file: its own");
+});
+
+test("a reader walking a tree has the next folders of the walk listed ahead of it", async (t) => {
+  const { share, host } = await hostShare(t);
+  const { files, table, manifests } = await reading(t, share, host);
+  const listedBeforeRead: string[] = [];
+  for (const folder of TREE_FOLDERS) {
+    if (manifests.paths.includes(folder)) listedBeforeRead.push(folder);
+    for (let i = 0; i < 5; i++) {
+      const path = `${folder}/f${i}.h`;
+      const node = nodeAt(table, path);
+      const got = await files.read(node, 0, node.entry.size, signal());
+      assert.equal(Buffer.from(got).toString(), `${folder} ${i}\n`, path);
+    }
+  }
+  // Reads in two folders make a tree walk: reaching tree/b lists tree/c, the next folder of the
+  // walk, before it is read. Each folder is listed once, never file by file.
+  assert.deepEqual(listedBeforeRead, ["tree/c"]);
+  assert.deepEqual([...manifests.paths].sort(), [...TREE_FOLDERS].sort());
 });
 
 function cannotMount(): string | undefined {
