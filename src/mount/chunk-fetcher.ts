@@ -72,10 +72,8 @@ export function controlFetcher(host: MountHost): ChunkFetcher {
 async function fetchMerged(host: MountHost, asks: { path: string; ask: Ask }[]): Promise<void> {
   const only = asks.length === 1 ? asks[0] : undefined;
   const signal = only?.ask.signal ?? AbortSignal.timeout(MERGED_REQUEST_TIMEOUT_MS);
-  for (const { ask } of asks) {
-    if (ask.signal.aborted) ask.reject(ask.signal.reason);
-    else ask.signal.addEventListener("abort", () => ask.reject(ask.signal.reason), { once: true });
-  }
+  // A lone ask ends with the request, which its signal aborts; merged ones each leave on their own.
+  const leave = only === undefined ? asks.map(({ ask }) => leaveOnAbort(ask)) : [];
   const requests: AskedChunk[] = asks.flatMap(({ path, ask }) =>
     ask.refs.map((ref) => ({ hash: ref.hash, size: ref.size, path, offset: ref.offset, ref, ask })),
   );
@@ -100,7 +98,17 @@ async function fetchMerged(host: MountHost, asks: { path: string; ask: Ask }[]):
     }
   } catch (err) {
     for (const { ask } of asks) ask.reject(err);
+  } finally {
+    for (const stopListening of leave) stopListening();
   }
+}
+
+/** Rejects `ask` when its signal aborts; returns what stops listening. */
+function leaveOnAbort(ask: Ask): () => void {
+  const onAbort = () => ask.reject(ask.signal.reason);
+  if (ask.signal.aborted) onAbort();
+  else ask.signal.addEventListener("abort", onAbort, { once: true });
+  return () => ask.signal.removeEventListener("abort", onAbort);
 }
 
 /**

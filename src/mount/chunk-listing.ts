@@ -37,9 +37,12 @@ export class ChunkListing {
   #complete = false;
   #failure: { reason: unknown } | undefined;
   readonly #waiters = new Set<() => void>();
+  /** Told how many bytes the list's memory grew or shrank by. */
+  readonly #onResize: (delta: number) => void;
 
-  constructor(size: number) {
+  constructor(size: number, onResize: (delta: number) => void = () => {}) {
     this.#size = size;
+    this.#onResize = onResize;
     this.#maxCount = maxChunkCount(size);
     const capacity = Math.min(INITIAL_CAPACITY, this.#maxCount);
     this.#hashes = Buffer.alloc(capacity * HASH_SIZE);
@@ -90,6 +93,7 @@ export class ChunkListing {
 
   /** FILE_END checked: what no chunk covers up to the size is a hole. */
   finish(): void {
+    if (this.#count < this.#offsets.length) this.#resize(this.#count); // no room kept for more
     this.#complete = true;
     this.#described = this.#size;
     this.#wake();
@@ -147,7 +151,11 @@ export class ChunkListing {
   }
 
   #grow(needed: number): void {
-    const capacity = Math.min(this.#maxCount, Math.max(needed, this.#offsets.length * 2));
+    this.#resize(Math.min(this.#maxCount, Math.max(needed, this.#offsets.length * 2)));
+  }
+
+  #resize(capacity: number): void {
+    const before = this.memoryBytes;
     const hashes = Buffer.alloc(capacity * HASH_SIZE);
     this.#hashes.copy(hashes, 0, 0, this.#count * HASH_SIZE);
     const offsets = new Float64Array(capacity);
@@ -157,6 +165,7 @@ export class ChunkListing {
     this.#hashes = hashes;
     this.#offsets = offsets;
     this.#sizes = sizes;
+    this.#onResize(this.memoryBytes - before);
   }
 
   #wake(): void {

@@ -70,12 +70,23 @@ export class FileListings {
 
   /** A new, empty list for the file, which the caller fills (a folder's manifest). */
   adopt(node: Inode): ChunkListing {
-    const listing = new ChunkListing(node.entry.size);
     const old = this.#kept.get(node.ino);
     if (old !== undefined) this.#bytes -= old.counted;
     this.#kept.delete(node.ino);
-    this.#touch(node.ino, { listing, counted: 0 });
-    return listing;
+    const kept: Kept = {
+      listing: new ChunkListing(node.entry.size, (delta) => this.#resized(node.ino, kept, delta)),
+      counted: 0,
+    };
+    this.#touch(node.ino, kept);
+    return kept.listing;
+  }
+
+  /** A list grew (streaming in) or shrank (complete): counted at once, so the bound holds meanwhile. */
+  #resized(ino: number, kept: Kept, delta: number): void {
+    if (this.#kept.get(ino) !== kept) return; // dropped already: no longer counted
+    kept.counted += delta;
+    this.#bytes += delta;
+    this.#dropOldest(ino);
   }
 
   /** Moves the list to the most recent end and drops the oldest past the bound. */
@@ -85,8 +96,13 @@ export class FileListings {
     const now = kept.listing.memoryBytes + LISTING_OVERHEAD_BYTES;
     this.#bytes += now - kept.counted;
     kept.counted = now;
+    this.#dropOldest(ino);
+  }
+
+  /** Drops the least recently read lists while past the bound, never `keep` (the one in use). */
+  #dropOldest(keep: number): void {
     for (const [oldest, old] of this.#kept) {
-      if (this.#bytes <= this.#maxBytes || oldest === ino) break;
+      if (this.#bytes <= this.#maxBytes || oldest === keep) break;
       // A list still streaming goes on for its readers; it is only no longer kept.
       this.#kept.delete(oldest);
       this.#bytes -= old.counted;

@@ -8,6 +8,7 @@
  * Triggered by a read, not by readdir: `find` or `ls -lR` read no file, and would otherwise fetch
  * every small file of the tree.
  */
+import { setMaxListeners } from "node:events";
 import { ErrorCode, isTeleportError } from "../errors.js";
 import { EntryKind, FilterKind, type FilterRule } from "../wire/messages.js";
 import type { ChunkListing } from "./chunk-listing.js";
@@ -25,6 +26,8 @@ export interface FolderPrefetchOptions {
   batchBytes: number;
   /** Folders remembered as prefetched; one forgotten is prefetched again when read again. */
   folders: number;
+  /** Folders of a tree walk prefetched ahead of the walker. */
+  lookaheadFolders: number;
 }
 
 export const DEFAULT_FOLDER_PREFETCH: FolderPrefetchOptions = {
@@ -32,7 +35,11 @@ export const DEFAULT_FOLDER_PREFETCH: FolderPrefetchOptions = {
   batchFiles: 255, // one rule per file and one excluding the rest: MAX_FILTER_RULES is 256
   batchBytes: 16 << 20,
   folders: 16_384,
+  lookaheadFolders: 8,
 };
+
+/** Listeners on a batch's signal besides one per file (the manifest's). */
+const LISTENERS_BESIDE_FILES = 10;
 
 /** Names a filter rule can hold as they are: no glob character to escape. */
 const PLAIN_NAME = /^[\w.,+=~%#@ -]+$/;
@@ -44,6 +51,8 @@ export class FolderPrefetch {
   readonly #options: FolderPrefetchOptions;
   /** Folders prefetched, by inode, least recent first. */
   readonly #done = new Set<number>();
+  /** Folders a read has reached, by inode, least recent first. */
+  readonly #reached = new Set<number>();
   /** The host cannot filter a manifest: nothing is prefetched. */
   #unsupported = false;
 
@@ -59,14 +68,30 @@ export class FolderPrefetch {
     this.#options = options;
   }
 
-  /** A file of `folder` is about to be read: lists and fetches its small files not listed yet. */
-  folder(folder: Inode): void {
-    if (this.#unsupported || folder.children === undefined || this.#done.has(folder.ino)) return;
-    this.#done.add(folder.ino);
-    if (this.#done.size > this.#options.folders) {
-      const oldest = this.#done.values().next();
-      if (oldest.done !== true) this.#done.delete(oldest.value);
+  /**
+   * A file of `folder` (in `parent`) is read. The first time, its small files are prefetched;
+   * and once reads have reached more than one folder (a tree walker: `grep -r`, `tar c`), the
+   * next folders of the walk too, in readdir order: its subfolders, then the folders after it
+   * in its parent, `lookaheadFolders` at most. Their round trips then overlap the walker's reads.
+   */
+  reached(folder: Inode, parent: Inode | undefined): void {
+    if (this.#unsupported || this.#reached.has(folder.ino)) return;
+    remember(this.#reached, folder.ino, this.#options.folders);
+    this.#prefetchFolder(folder);
+    if (this.#reached.size < 2) return;
+    let ahead = 0;
+    for (const next of walkAhead(folder, parent)) {
+      if (ahead >= this.#options.lookaheadFolders) break;
+      if (this.#done.has(next.ino)) continue;
+      this.#prefetchFolder(next);
+      ahead++;
     }
+  }
+
+  /** Lists and fetches the folder's small files not listed yet, once. */
+  #prefetchFolder(folder: Inode): void {
+    if (folder.children === undefined || this.#done.has(folder.ino)) return;
+    remember(this.#done, folder.ino, this.#options.folders);
     const name = folder.entry.path.slice(folder.entry.path.lastIndexOf("/") + 1);
     if (!PLAIN_NAME.test(name) && folder.entry.path !== "") return;
     for (const batch of this.#batches(folder.children)) void this.#prefetch(folder, batch);
@@ -99,17 +124,24 @@ export class FolderPrefetch {
     const listed = files.map((node) => [node, this.#listings.adopt(node)] as const);
     const feed = new ListingFeed(listed);
     const signal = AbortSignal.timeout(LISTING_TIMEOUT_MS);
+    setMaxListeners(files.length + LISTENERS_BESIDE_FILES, signal); // each file's fetch listens to it
+    let fetched = false;
     try {
       const client = await this.#host.client(signal);
       const rules = filterRules(folder.entry.path, files);
-      for await (const event of client.manifest(folder.entry.path, signal, rules))
-        if (feed.accept(event)) break;
+      for await (const event of client.manifest(folder.entry.path, signal, rules)) {
+        if (!feed.accept(event)) continue;
+        // Every file listed: fetch now, not after the manifest's end is acknowledged.
+        fetched = true;
+        this.#fetch(listed, signal);
+        break;
+      }
     } catch (err) {
       if (isTeleportError(err, ErrorCode.FILTERS_UNSUPPORTED)) this.#unsupported = true;
     }
     // Files the manifest did not describe are asked for one by one when read.
     feed.fail(new Error("not listed by the folder's manifest"));
-    this.#fetch(listed, signal);
+    if (!fetched) this.#fetch(listed, signal);
   }
 
   /** All the listed files' chunks, asked in one turn: the control fetcher sends one request. */
@@ -130,4 +162,23 @@ function filterRules(folder: string, files: readonly Inode[]): FilterRule[] {
   }));
   rules.push({ kind: FilterKind.EXCLUDE, pattern: `${prefix}*` });
   return rules;
+}
+
+/** `inode` added to `set` as its most recent, the least recent dropped past `bound`. */
+function remember(set: Set<number>, inode: number, bound: number): void {
+  set.add(inode);
+  if (set.size <= bound) return;
+  const oldest = set.values().next();
+  if (oldest.done !== true) set.delete(oldest.value);
+}
+
+/** The folders a depth-first walk reaches after `folder`: its subfolders, then its later siblings. */
+function* walkAhead(folder: Inode, parent: Inode | undefined): Generator<Inode> {
+  for (const child of folder.children?.values() ?? []) if (child.children !== undefined) yield child;
+  if (parent === undefined || parent === folder) return;
+  let after = false;
+  for (const sibling of parent.children?.values() ?? []) {
+    if (after && sibling.children !== undefined) yield sibling;
+    if (sibling === folder) after = true;
+  }
 }

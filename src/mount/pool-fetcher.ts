@@ -114,8 +114,8 @@ export class PoolFetcher {
 
   /** The running pool for the host's current client, started on first use. */
   async #start(signal: AbortSignal): Promise<RunningPool> {
-    if (this.#closed) throw new TeleportError(ErrorCode.CANCELLED, "the mount is closing");
     const client = await this.#host.client(signal);
+    if (this.#closed) throw new TeleportError(ErrorCode.CANCELLED, "the mount is closing");
     const running = this.#running;
     if (running !== undefined && running.client === client && !running.stopped) return running;
     if (running !== undefined) void this.#stop(running);

@@ -5,6 +5,7 @@
  * ahead of it (read-ahead.ts); the first read in a folder lists and fetches the small files
  * beside it (folder-prefetch.ts).
  */
+import { setMaxListeners } from "node:events";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkSource } from "./chunk-source.js";
 import { FileListings } from "./file-listings.js";
@@ -15,6 +16,8 @@ import { ReadAhead } from "./read-ahead.js";
 
 /** A fetch ahead still running after this is given up; a read that needs its chunks asks again. */
 const READ_AHEAD_TIMEOUT_MS = 60_000;
+/** Listeners on a read's signal besides its chunks' (the session's deadline, the listing's wait). */
+const LISTENERS_BESIDE_CHUNKS = 10;
 /** The most a sequential reader is fetched ahead of, whatever the path allows (memory). */
 const MAX_READ_AHEAD_BYTES = 64 << 20;
 
@@ -50,39 +53,17 @@ export class RemoteFiles {
 
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
-    if (!this.#listings.has(node)) {
-      const folder = this.#options.folderOf?.(node);
-      if (folder !== undefined) this.#folders.folder(folder);
-    }
+    const folder = this.#options.folderOf?.(node);
+    if (folder !== undefined) this.#folders.reached(folder, this.#options.folderOf?.(folder));
     const listing = this.#listings.get(node);
     await listing.until(offset + length, signal);
     const covering = listing.covering(offset, length);
     const path = node.entry.path;
+    // Each chunk's fetch listens to the read's signal: a 1 MiB read waits on ~16.
+    setMaxListeners(2 * covering.length + LISTENERS_BESIDE_CHUNKS, signal);
     const fetched = Promise.all(covering.map((ref) => this.#chunks.get(path, ref, signal)));
     this.#fetchAhead(node, offset, length);
-    const chunks = await fetched;
-    const first = covering[0];
-    const last = covering.at(-1);
-    if (
-      covering.length === 1 &&
-      first !== undefined &&
-      first.offset <= offset &&
-      first.offset + first.size >= offset + length
-    )
-      return (chunks[0] ?? Buffer.alloc(0)).subarray(offset - first.offset, offset - first.offset + length);
-    // What no chunk covers is a hole: zeros. Chunks tile the rest, so only holes need filling.
-    const tiled =
-      first !== undefined &&
-      last !== undefined &&
-      first.offset <= offset &&
-      last.offset + last.size >= offset + length;
-    const out = tiled && isTiled(covering) ? Buffer.allocUnsafe(length) : Buffer.alloc(length);
-    covering.forEach((ref, i) => {
-      const from = Math.max(offset, ref.offset) - ref.offset;
-      const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
-      chunks[i]?.copy(out, ref.offset + from - offset, from, to);
-    });
-    return out;
+    return assemble(covering, await fetched, offset, length);
   }
 
   /**
@@ -102,13 +83,35 @@ export class RemoteFiles {
   }
 }
 
-/** Whether each chunk starts where the one before ended (no hole between them). */
-function isTiled(chunks: readonly ChunkRef[]): boolean {
-  for (let i = 1; i < chunks.length; i++) {
-    const before = chunks[i - 1];
-    const chunk = chunks[i];
-    if (before === undefined || chunk === undefined || before.offset + before.size !== chunk.offset)
-      return false;
+/** The bytes [offset, offset + length) from the chunks covering them (and zeros for holes). */
+function assemble(
+  covering: readonly ChunkRef[],
+  chunks: readonly Buffer[],
+  offset: number,
+  length: number,
+): Buffer {
+  const [first] = covering;
+  const [only] = chunks;
+  const within =
+    first !== undefined && first.offset <= offset && first.offset + first.size >= offset + length;
+  if (covering.length === 1 && within && only !== undefined)
+    return only.subarray(offset - first.offset, offset - first.offset + length); // a view, no copy
+  // Zero-filled only where a hole may leave bytes unwritten.
+  const out = tiles(covering, offset, length) ? Buffer.allocUnsafe(length) : Buffer.alloc(length);
+  covering.forEach((ref, i) => {
+    const from = Math.max(offset, ref.offset) - ref.offset;
+    const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
+    chunks[i]?.copy(out, ref.offset + from - offset, from, to);
+  });
+  return out;
+}
+
+/** Whether the chunks cover [offset, offset + length) with no hole. */
+function tiles(chunks: readonly ChunkRef[], offset: number, length: number): boolean {
+  let reached = offset;
+  for (const chunk of chunks) {
+    if (chunk.offset > reached) return false;
+    reached = Math.max(reached, chunk.offset + chunk.size);
   }
-  return true;
+  return reached >= offset + length;
 }
