@@ -45,7 +45,7 @@ const TOUCH_INTERVAL_MS = 1000;
 /** Chunks evicted per query while making room. */
 const EVICT_BATCH = 64;
 /** Chunks last read, kept: a chunk that two reads of the kernel share is read from disk once. */
-const RECENT_CHUNKS = 8;
+const RECENT_CHUNKS = 32;
 /** Hashes known to have a file, so prefetch asking again and again costs no stat. */
 const KNOWN_CHUNKS = 1 << 16;
 
