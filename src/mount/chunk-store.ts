@@ -16,27 +16,21 @@
  * least recently used chunks it needs room for; so the files on disk never hold more than the
  * capacity (a file being written counts from the moment its row is).
  */
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fchmodSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type Database from "better-sqlite3";
 import { hashBytes } from "../chunking/hash.js";
-import { ErrorCode, TeleportError } from "../errors.js";
 import { openPrivateDatabase } from "../store/index-database.js";
-import { PRIVATE_MODE } from "../store/private-file.js";
 import type { ChunkRef } from "../wire/messages.js";
+import {
+  isAlive,
+  privateFolder,
+  readChunkFile,
+  removeQuietly,
+  tempPath,
+  writeChunkFile,
+} from "./chunk-files.js";
 
 const DATABASE_FILE = "chunks.db";
 const SCHEMA_VERSION = 1;
@@ -112,27 +106,8 @@ export class ChunkStore {
     const key = ref.hash.toString("hex");
     const recent = this.#recent.get(key);
     if (recent !== undefined) return recent;
-    const path = this.#pathOf(key);
-    let fd: number;
-    try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch {
-      return undefined;
-    }
-    const bytes = Buffer.allocUnsafe(ref.size);
-    let filled = 0;
-    try {
-      for (;;) {
-        const n = filled < ref.size ? readSync(fd, bytes, filled, ref.size - filled, filled) : 0;
-        if (n === 0) break;
-        filled += n;
-      }
-    } catch {
-      filled = -1;
-    } finally {
-      closeSync(fd);
-    }
-    if (filled !== ref.size || !hashBytes(bytes).equals(ref.hash)) {
+    const bytes = readChunkFile(this.#pathOf(key), ref.size);
+    if (bytes === undefined || !hashBytes(bytes).equals(ref.hash)) {
       this.#drop(key);
       return undefined;
     }
@@ -203,8 +178,8 @@ export class ChunkStore {
         return false;
       }),
     );
-    for (const { key } of incoming)
-      if (!admitted.some((chunk) => chunk.key === key)) this.#writing.delete(key);
+    const kept = new Set(admitted.map((chunk) => chunk.key));
+    for (const { key } of incoming) if (!kept.has(key)) this.#writing.delete(key);
     if (admitted.length === 0) return;
     const writing = this.#writeFiles(admitted);
     this.#writes.add(writing);
@@ -233,26 +208,12 @@ export class ChunkStore {
 
   /** Writes a chunk to a temporary name and renames it into place; false if that failed. */
   #writeFile(key: string, bytes: Buffer): boolean {
-    const path = this.#pathOf(key);
-    const temp = tempPath(path, process.pid);
     try {
       this.#ensureFanOut(key);
-      const fd = openSync(
-        temp,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-        PRIVATE_MODE,
-      );
-      try {
-        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, path);
-      return true;
     } catch {
-      removeQuietly(temp);
       return false;
     }
+    return writeChunkFile(this.#pathOf(key), process.pid, bytes);
   }
 
   /**
@@ -379,49 +340,4 @@ function prepareStatements(db: Database.Database): StoreStatements {
     pending: db.prepare("SELECT hash, owner FROM chunks WHERE owner IS NOT NULL"),
     totals: db.prepare("SELECT chunks, bytes FROM totals WHERE id = 0"),
   };
-}
-
-/**
- * Makes `folder` (and its parents) if needed and checks it is a real folder of this user, narrowed
- * to 0700: a folder another user could write to would let them plant chunks.
- */
-function privateFolder(folder: string): void {
-  mkdirSync(folder, { recursive: true, mode: 0o700 });
-  const stats = lstatSync(folder);
-  const euid = process.geteuid?.();
-  if (!stats.isDirectory() || (euid !== undefined && stats.uid !== euid))
-    throw new TeleportError(
-      ErrorCode.USAGE,
-      `the mount cache ${folder} is not a folder of this user; give --cache-dir another one`,
-    );
-  if ((stats.mode & 0o077) !== 0) {
-    const fd = openSync(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-    try {
-      // Through a descriptor of the folder just checked: a rename in between narrows it, not another.
-      fchmodSync(fd, 0o700);
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
-function tempPath(path: string, pid: number): string {
-  return `${path}.${pid}.tmp`;
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
