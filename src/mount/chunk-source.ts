@@ -79,10 +79,10 @@ export class ChunkSource {
     return { ...this.#counts };
   }
 
-  /** Whether the chunk is at hand without a fetch (or already being fetched). */
+  /** Whether the chunk is at hand without a fetch (in memory or the store) or already being fetched. */
   has(ref: ChunkRef): boolean {
     const key = ref.hash.toString("hex");
-    return this.#chunks.has(key) || this.#inFlight.has(key);
+    return this.#chunks.has(key) || this.#inFlight.has(key) || this.#store?.holds(ref) === true;
   }
 
   /** The chunk `ref` of the file at `path`, its bytes checked against `ref.hash`. */
@@ -111,7 +111,7 @@ export class ChunkSource {
     const missing = new Map<string, PendingChunk>();
     for (const ref of refs) {
       const key = ref.hash.toString("hex");
-      if (this.has(ref) || missing.has(key) || this.#store?.holds(ref) || this.#fromLocal(key, ref)) continue;
+      if (this.has(ref) || missing.has(key) || this.#fromLocal(key, ref) !== undefined) continue;
       const pending = this.#pending(ref);
       pending.promise.catch(() => {});
       missing.set(key, pending);

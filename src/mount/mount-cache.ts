@@ -4,7 +4,8 @@
  * copies. Opened before mounting, closed after: the chunks still being written are waited for.
  */
 import { statfsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { ErrorCode, TeleportError } from "../errors.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { teleportHome } from "../store/teleport-home.js";
 import type { ChunkCounts } from "./chunk-source.js";
@@ -37,7 +38,14 @@ export class MountCache {
   }
 
   static open(options: MountCacheOptions): MountCache {
-    const folder = options.folder ?? join(teleportHome(), "mount-cache");
+    const folder = resolve(options.folder ?? join(teleportHome(), "mount-cache"));
+    const mountpoint = resolve(options.mountpoint);
+    // The store's files would be written through the mount itself, which waits on this process.
+    if (folder === mountpoint || folder.startsWith(`${mountpoint}/`))
+      throw new TeleportError(
+        ErrorCode.USAGE,
+        `the mount cache ${folder} is inside the mountpoint; give --cache-dir another folder`,
+      );
     const store = ChunkStore.open(folder, options.capacity ?? defaultCapacity(folder));
     let index: ChunkIndex | undefined;
     try {

@@ -262,3 +262,29 @@ test("a mount killed mid-read leaves a cache that a remount reads correctly", { 
   );
   assert.deepEqual(leftovers, [], "the killed mount's half-written chunks were removed");
 });
+
+test("two mounts sharing one cache folder read at once, each correct, the cache whole", {
+  skip,
+}, async (t) => {
+  const data = pseudoRandomBytes(6 * MiB, "mount-cache shared");
+  const hosted = await hostFiles(t, { "a.bin": data });
+  const [first, second] = await Promise.all([mount(t, hosted), mount(t, hosted)]);
+  const [fromFirst, fromSecond] = await Promise.all([
+    readFile(join(first.mountpoint, "a.bin")),
+    readFile(join(second.mountpoint, "a.bin")),
+  ]);
+  assert.ok(fromFirst.equals(data) && fromSecond.equals(data));
+  await Promise.all([unmount(first.running), unmount(second.running)]);
+  await assertCacheVerifies(hosted.cacheDir);
+  const files = await cacheFiles(hosted.cacheDir);
+  assert.ok(!files.some((file) => file.name.endsWith(".tmp")), "no temp file left");
+  assert.equal(
+    files.reduce((sum, file) => sum + file.size, 0),
+    data.length,
+    "each chunk stored once, whichever mount wrote it",
+  );
+
+  const third = await mount(t, hosted);
+  assert.ok((await readFile(join(third.mountpoint, "a.bin"))).equals(data));
+  assert.equal((await unmount(third.running)).fetchedChunks, 0);
+});

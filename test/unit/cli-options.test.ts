@@ -208,6 +208,25 @@ describe("push and host --allow-upload", () => {
     await assertUsageError(["host", MISSING_DIR, "--max-upload-bytes", "lots"], /--max-upload-bytes/);
   });
 
+  it("mount takes --cache-size as a size and --cache-dir", async () => {
+    const options = await parsedOptions([
+      "mount",
+      NOT_A_LINK,
+      home,
+      "--cache-size",
+      "512M",
+      "--cache-dir",
+      home,
+    ]);
+    assert.equal(options.cacheSize, 512 * 1024 * 1024);
+    assert.equal(options.cacheDir, home);
+    for (const value of ["lots", "0", "10M/s"])
+      await assertUsageError(
+        ["mount", NOT_A_LINK, home, "--cache-size", value],
+        /--cache-size.*expected a size/,
+      );
+  });
+
   it("push with a link that is not a write link is refused before dialing, exit 1", async () => {
     const { code, stderr } = await run([
       "push",

@@ -1,0 +1,112 @@
+/**
+ * The files of a mount's chunk store, one per chunk: read whole, written under a temporary name
+ * then renamed into place (a killed writer leaves a temp file, never a torn chunk under its
+ * name), always without following a symlink, in a folder only this user can write to.
+ */
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { ErrorCode, TeleportError } from "../errors.js";
+import { PRIVATE_MODE } from "../store/private-file.js";
+
+/** The `size` bytes of the chunk file at `path` (unverified), or undefined if it has fewer or none. */
+export function readChunkFile(path: string, size: number): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const bytes = Buffer.allocUnsafe(size);
+    let filled = 0;
+    while (filled < size) {
+      const n = readSync(fd, bytes, filled, size - filled, filled);
+      if (n === 0) return undefined;
+      filled += n;
+    }
+    return bytes;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes `bytes` to tempPath(path, pid) (O_EXCL, 0600) and renames it to `path`; false if that failed. */
+export function writeChunkFile(path: string, pid: number, bytes: Buffer): boolean {
+  const temp = tempPath(path, pid);
+  try {
+    const fd = openSync(
+      temp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      PRIVATE_MODE,
+    );
+    try {
+      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+    return true;
+  } catch {
+    removeQuietly(temp);
+    return false;
+  }
+}
+
+/** Where the process `pid` writes the chunk file `path` before renaming it into place. */
+export function tempPath(path: string, pid: number): string {
+  return `${path}.${pid}.tmp`;
+}
+
+/**
+ * Makes `folder` (and its parents) if needed and checks it is a real folder of this user, narrowed
+ * to 0700: a folder another user could write to would let them plant chunks.
+ */
+export function privateFolder(folder: string): void {
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  const stats = lstatSync(folder);
+  const euid = process.geteuid?.();
+  if (!stats.isDirectory() || (euid !== undefined && stats.uid !== euid))
+    throw new TeleportError(
+      ErrorCode.USAGE,
+      `the mount cache ${folder} is not a folder of this user; give --cache-dir another one`,
+    );
+  if ((stats.mode & 0o077) !== 0) {
+    const fd = openSync(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      // Through a descriptor of the folder just checked: a rename in between narrows it, not another.
+      fchmodSync(fd, 0o700);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+export function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
+/** Whether the process `pid` still runs (a chunk it was writing may still come). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
