@@ -23,6 +23,8 @@ export interface MountedFolder {
   readonly path: string;
   /** From starting the mount process until the kernel listed the mount. */
   readonly mountSeconds: number;
+  /** The last lines the mount process wrote (complete once unmounted). */
+  logTail(lines?: number): string;
   unmount(): Promise<void>;
 }
 
@@ -167,6 +169,7 @@ async function mountWith(
   return {
     path: mountpoint,
     mountSeconds,
+    logTail: (lines) => server.logTail(lines),
     unmount: () => {
       unmounted ??= unmountAndStop(mountpoint, server, detach.run);
       return unmounted;
