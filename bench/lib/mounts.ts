@@ -23,6 +23,8 @@ export interface MountedFolder {
   readonly path: string;
   /** From starting the mount process until the kernel listed the mount. */
   readonly mountSeconds: number;
+  /** The last lines the mount process wrote (complete once unmounted). */
+  logTail(lines?: number): string;
   unmount(): Promise<void>;
 }
 
@@ -102,7 +104,8 @@ export function sshfsTool(
  * `rclone mount` of an sftp remote on the same sshd, read-only, its VFS cache off (the default):
  * rclone keeps nothing across remounts unless told to cache on disk. Hash checks off and no
  * remote shell: otherwise rclone runs md5sum over ssh on every file it opens (~200 ms a file
- * here), which no user of a mount would keep.
+ * here), which no user of a mount would keep. Symlinks skipped: rclone would serve each as a
+ * copy of its target (it has no symlinks without --links), and the tree would not match.
  */
 export function rcloneTool(
   ssh: SshServer,
@@ -127,6 +130,7 @@ export function rcloneTool(
         "--sftp-disable-hashcheck",
         "--sftp-shell-type",
         "none",
+        "--sftp-skip-links",
         remote,
         mountpoint,
       ]),
@@ -167,6 +171,7 @@ async function mountWith(
   return {
     path: mountpoint,
     mountSeconds,
+    logTail: (lines) => server.logTail(lines),
     unmount: () => {
       unmounted ??= unmountAndStop(mountpoint, server, detach.run);
       return unmounted;

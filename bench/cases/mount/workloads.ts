@@ -77,8 +77,10 @@ type Record = (key: MetricKey, value: number) => void;
 
 async function sequentialReads(session: MountSession, tool: MountTool, record: Record): Promise<void> {
   const file = session.file;
+  let lastMount: MountedFolder | undefined;
   const read = async (cache: CacheState) =>
     withMount(session, tool, cache, async (mounted) => {
+      lastMount = mounted;
       const started = performance.now();
       await run({ command: "dd", args: [`if=${join(mounted.path, file.name)}`, "of=/dev/null", "bs=1M"] });
       return file.bytes / 1e6 / ((performance.now() - started) / 1000);
@@ -87,6 +89,14 @@ async function sequentialReads(session: MountSession, tool: MountTool, record: R
   const notDropped = dropPageCache();
   if (notDropped !== null && !session.notes.includes(notDropped)) session.notes.push(notDropped);
   record("sequentialWarm", await read("kept"));
+  // Where the warm read's chunks came from, as teleport mount reports it on exit: the proof
+  // that "warm" crossed no network.
+  const counts = lastMount
+    ?.logTail(5)
+    .split("\n")
+    .find((line) => line.includes("chunks from"));
+  if (counts !== undefined)
+    session.notes.push(`${tool.tool} warm read: ${counts.replace(/^teleport: /, "")}`);
 }
 
 async function randomReads(session: MountSession, tool: MountTool, record: Record): Promise<void> {
