@@ -24,9 +24,10 @@ export interface Inode {
   readonly children: Map<string, Inode> | undefined;
   /**
    * When the folder's children were listed (ms, the table's clock); undefined: never (no
-   * children known yet); -Infinity: known, but the host said they changed.
+   * children known yet, as for a node made without it); -Infinity: known, but the host said
+   * they changed.
    */
-  listedAt: number | undefined;
+  listedAt?: number | undefined;
 }
 
 /** What one folder's new listing changed, for the kernel's caches and the file readers. */

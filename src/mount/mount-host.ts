@@ -25,29 +25,40 @@ const MAX_WAIT_MS = 8000;
 /** Errors after which a request is worth trying again on the next connection. */
 const CONNECTION_LOST: ReadonlySet<ErrorCode> = new Set([ErrorCode.CONNECTION, ErrorCode.TIMEOUT]);
 
+export interface MountHostOptions {
+  /** Dials the host again after a lost connection; without it the first client is the only one. */
+  dial?: HostDialer;
+  /** Told when the connection is lost and when it is back (the CLI prints it). */
+  onNotice?: (message: string) => void;
+}
+
 export class MountHost {
-  readonly #dial: HostDialer;
+  readonly #dial: HostDialer | undefined;
   readonly #closing = new AbortController();
   readonly #connectedListeners = new Set<(client: TeleportClient) => void>();
   readonly #onNotice: (message: string) => void;
   #link: HostLink;
   #closed: Promise<void> | undefined;
 
-  private constructor(dial: HostDialer, client: TeleportClient, onNotice: (message: string) => void) {
-    this.#dial = dial;
-    this.#onNotice = onNotice;
+  /**
+   * A MountHost over `client`; with `dial` (how `client` was made, its onClose wired to this
+   * host: see `connect`), a lost connection is dialed again, else it stays the one client.
+   */
+  constructor(client: TeleportClient, options: MountHostOptions = {}) {
+    this.#dial = options.dial;
+    this.#onNotice = options.onNotice ?? (() => {});
     this.#link = { phase: "connected", client, generation: 1 };
   }
 
   /** Connects once (failing as `connect` does: a host unreachable at the start is reported at once). */
-  static async connect(dial: HostDialer, onNotice: (message: string) => void = () => {}): Promise<MountHost> {
+  static async connect(dial: HostDialer, onNotice?: (message: string) => void): Promise<MountHost> {
     let host: MountHost | undefined;
     let lostEarly: TeleportError | undefined;
     const client = await dial((error) => {
       if (host === undefined) lostEarly = error;
       else host.#lost(1, error);
     });
-    host = new MountHost(dial, client, onNotice);
+    host = new MountHost(client, { dial, ...(onNotice === undefined ? {} : { onNotice }) });
     if (lostEarly !== undefined) host.#lost(1, lostEarly);
     return host;
   }
@@ -124,7 +135,7 @@ export class MountHost {
 
   #lost(generation: number, error: TeleportError): void {
     const link = this.#link;
-    if (link.phase !== "connected" || link.generation !== generation) return;
+    if (link.phase !== "connected" || link.generation !== generation || this.#dial === undefined) return;
     this.#onNotice(`lost the host (${error.message}); reconnecting`);
     this.#link = { phase: "reconnecting", generation, next: this.#reconnect(generation + 1) };
   }
@@ -132,13 +143,15 @@ export class MountHost {
   /** Dials until connected (or closed), waiting longer after each failure. */
   async #reconnect(generation: number): Promise<void> {
     const signal = this.#closing.signal;
+    const dial = this.#dial;
+    if (dial === undefined) return;
     for (let attempt = 0; !signal.aborted; attempt++) {
       await sleep(Math.min(FIRST_WAIT_MS * 2 ** attempt, MAX_WAIT_MS), undefined, { signal }).catch(() => {});
       if (signal.aborted) return;
       try {
         let lostEarly: TeleportError | undefined;
         let up = false;
-        const client = await this.#dial((error) => {
+        const client = await dial((error) => {
           if (up) this.#lost(generation, error);
           else lostEarly = error;
         });
