@@ -9,7 +9,13 @@ import { type MountTool, rcloneTool, sshfsTool, teleportMountTool } from "../../
 import type { NetsimLink } from "../../lib/netsim.js";
 import { ensureRandomFile, type Payload } from "../../lib/payload.js";
 import { type SshServer, startSshServer, whyUnavailable } from "../../lib/peers.js";
-import { LOOPBACK, makeTempDir, type TempDir, treeScratchParent } from "../../lib/processes.js";
+import {
+  LOOPBACK,
+  makeTempDir,
+  type ServerSite,
+  type TempDir,
+  treeScratchParent,
+} from "../../lib/processes.js";
 import { startTeleportHost, type TeleportHost, uncleanExit } from "../../lib/teleport.js";
 import { errorMessage } from "../../lib/transfer.js";
 import type { BenchContext } from "../../lib/types.js";
@@ -119,7 +125,7 @@ async function stopHost(host: TeleportHost, notes: string[]): Promise<void> {
 
 async function startSsh(
   context: BenchContext,
-  site: typeof LOOPBACK,
+  site: ServerSite,
   prefix: readonly string[],
   notes: string[],
 ): Promise<SshServer | null> {

@@ -95,8 +95,9 @@ async function sequentialReads(session: MountSession, tool: MountTool, record: R
     ?.logTail(5)
     .split("\n")
     .find((line) => line.includes("chunks from"));
-  if (counts !== undefined)
-    session.notes.push(`${tool.tool} warm read: ${counts.replace(/^teleport: /, "")}`);
+  const note =
+    counts === undefined ? undefined : `${tool.tool} warm read: ${counts.replace(/^teleport: /, "")}`;
+  if (note !== undefined && !session.notes.includes(note)) session.notes.push(note);
 }
 
 async function randomReads(session: MountSession, tool: MountTool, record: Record): Promise<void> {
