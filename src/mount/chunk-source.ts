@@ -122,7 +122,7 @@ export class ChunkSource {
   /**
    * The chunk from the store or a local file, if either holds it. What the store gives is not
    * kept in memory as well: it is read again faster than the garbage collector frees the copies
-   * a sequential reader churns through (docs/decisions-cache.md).
+   * a sequential reader churns through (docs/decisions.md, "Mount: the chunk cache").
    */
   #nearby(key: string, ref: ChunkRef): Buffer | undefined {
     const stored = this.#store?.read(ref);

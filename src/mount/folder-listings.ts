@@ -24,7 +24,7 @@ export type ForgetInode = (ino: number) => void;
 /** A LIST of one folder still unanswered by then is given up (its askers have their own deadlines). */
 const LIST_TIMEOUT_MS = 60_000;
 
-/** Folders listed ahead of a reader at once (see docs/decisions-consistency.md). */
+/** Folders listed ahead of a reader at once (docs/decisions.md, "Mount: listings"). */
 const LIST_AHEAD_CONCURRENCY = 32;
 /** Entries listed at mount and on a resync unless told otherwise: about 60 MB of tree. */
 export const DEFAULT_EAGER_ENTRIES = 100_000;

@@ -120,7 +120,7 @@ export class PoolFetcher {
     if (running !== undefined && running.client === client && !running.stopped) return running;
     if (running !== undefined) void this.#stop(running);
     // No first round trip given: a pull's 16 streams for a long path did less here than the
-    // tuner growing from one per thread (docs/decisions-readahead.md).
+    // tuner growing from one per thread (docs/decisions.md, "Mount: read-ahead").
     const pool = new StreamPool(client.dataStreams({ encrypted: true }), {
       ping: () => client.ping(),
       compression: new CompressionPolicy("auto"),
