@@ -14,8 +14,6 @@ import { type TestContext, test } from "node:test";
 import { promisify } from "node:util";
 import { DEFAULT_CDC_SIZES } from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
-import { isTeleportError } from "../../src/errors.js";
-import { loadFuse } from "../../src/mount/binding.js";
 import {
   type CliEnv,
   type HostProcess,
@@ -25,17 +23,8 @@ import {
   startHost,
 } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { cannotMount } from "../helpers/mount.js";
 import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
-
-function cannotMount(): string | undefined {
-  if (process.getuid?.() !== 0) return "mounting in tests needs root";
-  try {
-    loadFuse();
-    return undefined;
-  } catch (err) {
-    return isTeleportError(err) ? err.detail : String(err);
-  }
-}
 
 const skip = cannotMount();
 

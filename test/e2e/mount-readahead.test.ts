@@ -10,8 +10,6 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { TeleportClient } from "../../src/client/client.js";
-import { isTeleportError } from "../../src/errors.js";
-import { loadFuse } from "../../src/mount/binding.js";
 import { type ChunkFetcher, controlFetcher, routedFetcher } from "../../src/mount/chunk-fetcher.js";
 import { ChunkSource } from "../../src/mount/chunk-source.js";
 import { type Inode, InodeTable } from "../../src/mount/inode-table.js";
@@ -22,6 +20,7 @@ import { RemoteFiles } from "../../src/mount/remote-files.js";
 import type { Entry } from "../../src/wire/messages.js";
 import { type HostProcess, spawnCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { cannotMount } from "../helpers/mount.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 const BIG = "big.bin";
@@ -203,16 +202,6 @@ test("a reader walking a tree has the next folders of the walk listed ahead of i
   assert.deepEqual(listedBeforeRead, ["tree/c"]);
   assert.deepEqual([...manifests.paths].sort(), [...TREE_FOLDERS].sort());
 });
-
-function cannotMount(): string | undefined {
-  if (process.getuid?.() !== 0) return "mounting in tests needs root";
-  try {
-    loadFuse();
-    return undefined;
-  } catch (err) {
-    return isTeleportError(err) ? err.detail : String(err);
-  }
-}
 
 test("a mount raises the kernel's read-ahead, and a sequential read through it is the host's", {
   skip: cannotMount(),

@@ -13,23 +13,12 @@ import { mkdir, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { promisify } from "node:util";
-import { isTeleportError } from "../../src/errors.js";
-import { loadFuse } from "../../src/mount/binding.js";
 import { spawnCli, startHost } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
+import { cannotMount } from "../helpers/mount.js";
 import { compareTrees, FIXTURE, MiB, makeTree, pseudoRandomBytes, sourceText } from "../helpers/tree.js";
 
 const run = promisify(execFile);
-
-function cannotMount(): string | undefined {
-  if (process.getuid?.() !== 0) return "mounting in tests needs root";
-  try {
-    loadFuse();
-    return undefined;
-  } catch (err) {
-    return isTeleportError(err) ? err.detail : String(err);
-  }
-}
 
 function missingTool(command: string): string | undefined {
   const probe = spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" });

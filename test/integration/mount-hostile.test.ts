@@ -12,23 +12,12 @@ import { test } from "node:test";
 import { promisify } from "node:util";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { ChunkListHash } from "../../src/chunking/manifest.js";
-import { isTeleportError } from "../../src/errors.js";
-import { loadFuse } from "../../src/mount/binding.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 import { spawnCli } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { fileEntry, hostile, startHostileHost } from "../helpers/hostile-host.js";
+import { cannotMount } from "../helpers/mount.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
-
-function cannotMount(): string | undefined {
-  if (process.getuid?.() !== 0) return "mounting in tests needs root";
-  try {
-    loadFuse();
-    return undefined;
-  } catch (err) {
-    return isTeleportError(err) ? err.detail : String(err);
-  }
-}
 
 const CHUNK = 64 * 1024;
 

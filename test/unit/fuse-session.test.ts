@@ -11,20 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
-import { loadFuse } from "../../src/mount/binding.js";
 import { FuseSession } from "../../src/mount/fuse-session.js";
 import { type Inode, InodeTable } from "../../src/mount/inode-table.js";
 import { type Entry, EntryKind } from "../../src/wire/messages.js";
-
-function cannotMount(): string | undefined {
-  if (process.getuid?.() !== 0) return "mounting in tests needs root";
-  try {
-    loadFuse();
-    return undefined;
-  } catch (err) {
-    return isTeleportError(err) ? err.detail : String(err);
-  }
-}
+import { cannotMount } from "../helpers/mount.js";
 
 const skip = cannotMount();
 const MTIME = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
