@@ -30,6 +30,9 @@
 enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR,
        OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_STATFS, OP_INIT, OP_DESTROY, OP_INTERRUPT };
 
+/* Kernel requests in the background (read-ahead) at once. */
+#define MAX_BACKGROUND 64
+
 /* mount flags: what the C side answers itself, without a trip to JS */
 enum { MF_OPEN_IN_C = 1, MF_CACHE_READDIR = 2, MF_DIRECT_IO = 4,
        MF_NO_OPEN = 16 /* open/opendir answered ENOSYS: the kernel stops sending open/release/opendir/releasedir and keeps caches (FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR) */ };
@@ -105,6 +108,10 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (m->max_readahead) conn->max_readahead = m->max_readahead;
   if (m->max_write) conn->max_write = m->max_write; /* also sets max_pages: reads up to this size */
   conn->want |= FUSE_CAP_ASYNC_READ;
+  /* Read-ahead requests are background requests: room for the eight 1 MiB reads of an 8 MiB
+   * read-ahead (kernel-readahead.ts) and more, before the kernel holds back (default 12 / 9). */
+  conn->max_background = MAX_BACKGROUND;
+  conn->congestion_threshold = MAX_BACKGROUND * 3 / 4;
   if ((m->flags & MF_NO_OPEN) && !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) m->flags &= ~MF_NO_OPEN;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 }

@@ -4,12 +4,15 @@
  * name), always without following a symlink, in a folder only this user can write to.
  */
 import {
+  close,
   closeSync,
   constants,
   fchmodSync,
   lstatSync,
   mkdirSync,
+  open,
   openSync,
+  read,
   readSync,
   renameSync,
   unlinkSync,
@@ -40,6 +43,34 @@ export function readChunkFile(path: string, size: number): Buffer | undefined {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * readChunkFile through the thread pool: several run at once, the disk's queue kept busy.
+ * Callbacks, not fs/promises: no FileHandle and fewer promises per chunk for the collector.
+ */
+export function readChunkFileAsync(path: string, size: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    open(path, constants.O_RDONLY | constants.O_NOFOLLOW, (openError, fd) => {
+      if (openError !== null) {
+        resolve(undefined);
+        return;
+      }
+      const bytes = Buffer.allocUnsafe(size);
+      const finish = (result: Buffer | undefined) => close(fd, () => resolve(result));
+      const readFrom = (filled: number): void => {
+        if (filled === size) {
+          finish(bytes);
+          return;
+        }
+        read(fd, bytes, filled, size - filled, filled, (readError, bytesRead) => {
+          if (readError !== null || bytesRead === 0) finish(undefined);
+          else readFrom(filled + bytesRead);
+        });
+      };
+      readFrom(0);
+    });
+  });
 }
 
 /** Writes `bytes` to tempPath(path, pid) (O_EXCL, 0600) and renames it to `path`; false if that failed. */

@@ -27,6 +27,7 @@ import {
   isAlive,
   privateFolder,
   readChunkFile,
+  readChunkFileAsync,
   removeQuietly,
   tempPath,
   writeChunkFile,
@@ -40,6 +41,11 @@ const TOUCH_INTERVAL_MS = 1000;
 const EVICT_BATCH = 64;
 /** Chunks last read, kept: a chunk that two reads of the kernel share is read from disk once. */
 const RECENT_CHUNKS = 32;
+/**
+ * Bytes of chunks read ahead of a reader and not yet dropped: the read-ahead window (at most
+ * 64 MiB, remote-files.ts) and what the kernel's requests still share.
+ */
+const PRELOAD_BYTES = 96 << 20;
 /** Hashes known to have a file, so prefetch asking again and again costs no stat. */
 const KNOWN_CHUNKS = 1 << 16;
 
@@ -71,6 +77,9 @@ export class ChunkStore {
   readonly #fanOut = new Set<string>();
   readonly #recent = new Map<string, Buffer>();
   readonly #known = new Set<string>();
+  /** Chunks read ahead (verified, or undefined for a miss), oldest first, and their bytes. */
+  readonly #preloads = new Map<string, { size: number; bytes: Promise<Buffer | undefined> }>();
+  #preloadBytes = 0;
   #lastUse = 0;
   #closed = false;
 
@@ -114,6 +123,36 @@ export class ChunkStore {
     this.#touched.add(key);
     this.#remember(key, bytes);
     return bytes;
+  }
+
+  /**
+   * Starts reading a held chunk ahead of its reader, through the thread pool: after a remount the
+   * chunk files are on disk, and reading them one at a time on the main thread leaves it waiting
+   * on each. preloaded() then hands the verified bytes over.
+   */
+  preload(ref: ChunkRef): void {
+    const key = ref.hash.toString("hex");
+    if (this.#closed || this.#recent.has(key) || this.#preloads.has(key)) return;
+    const bytes = readChunkFileAsync(this.#pathOf(key), ref.size).then((read) => {
+      if (read !== undefined && hashBytes(read).equals(ref.hash)) {
+        this.#touched.add(key);
+        return read;
+      }
+      if (!this.#closed) this.#drop(key);
+      return undefined;
+    });
+    this.#preloads.set(key, { size: ref.size, bytes });
+    this.#preloadBytes += ref.size;
+    for (const [oldest, { size }] of this.#preloads) {
+      if (this.#preloadBytes <= PRELOAD_BYTES) break;
+      this.#preloads.delete(oldest);
+      this.#preloadBytes -= size;
+    }
+  }
+
+  /** The verified bytes of a chunk preload() read or is reading (undefined inside: not held). */
+  preloaded(ref: ChunkRef): Promise<Buffer | undefined> | undefined {
+    return this.#preloads.get(ref.hash.toString("hex"))?.bytes;
   }
 
   /** Whether a file for the chunk is there (not verified: read() does that). */
