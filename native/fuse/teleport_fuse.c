@@ -263,6 +263,30 @@ static napi_value reply_buf(napi_env env, napi_callback_info info) {
   fuse_reply_buf(req_arg(env, argv[0]), data, len);
   return NULL;
 }
+/* replyIov(req, pieces[]): the Uint8Arrays written to /dev/fuse back to back (one writev), before
+ * this returns: a read is answered from its chunks' bytes as they are, never assembled first. */
+static napi_value reply_iov(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fuse_req_t req = req_arg(env, argv[0]);
+  uint32_t n; CHECK(napi_get_array_length(env, argv[1], &n));
+  struct iovec few[64];
+  struct iovec *iov = n <= 64 ? few : malloc(n * sizeof *iov);
+  if (!iov) { fuse_reply_err(req, ENOMEM); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value piece; napi_typedarray_type t; size_t len; void *data; napi_value ab; size_t bo;
+    if (napi_get_element(env, argv[1], i, &piece) != napi_ok ||
+        napi_get_typedarray_info(env, piece, &t, &len, &data, &ab, &bo) != napi_ok || t != napi_uint8_array) {
+      if (iov != few) free(iov);
+      fuse_reply_err(req, EIO);
+      napi_throw_error(env, NULL, "replyIov: pieces must be Uint8Arrays");
+      return NULL;
+    }
+    iov[i].iov_base = data; iov[i].iov_len = len; /* data is already past the view's byte offset */
+  }
+  fuse_reply_iov(req, iov, (int)n);
+  if (iov != few) free(iov);
+  return NULL;
+}
 static napi_value reply_readlink(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char buf[4097]; size_t len; CHECK(napi_get_value_string_utf8(env, argv[1], buf, sizeof buf, &len));
@@ -455,7 +479,7 @@ static napi_value destroy_fs(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   EXPORT("mount", mount_fs); EXPORT("unmount", unmount_fs); EXPORT("destroy", destroy_fs);
   EXPORT("replyErr", reply_err); EXPORT("replyEntry", reply_entry); EXPORT("replyAttr", reply_attr);
-  EXPORT("replyOpen", reply_open); EXPORT("replyBuf", reply_buf); EXPORT("replyReadlink", reply_readlink);
+  EXPORT("replyOpen", reply_open); EXPORT("replyBuf", reply_buf); EXPORT("replyIov", reply_iov); EXPORT("replyReadlink", reply_readlink);
   EXPORT("replyDir", reply_dir); EXPORT("invalEntry", inval_entry); EXPORT("invalInode", inval_inode);
   return exports;
 }

@@ -16,7 +16,7 @@
  * least recently used chunks it needs room for; so the files on disk never hold more than the
  * capacity (a file being written counts from the moment its row is).
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type Database from "better-sqlite3";
@@ -155,11 +155,15 @@ export class ChunkStore {
     return this.#preloads.get(ref.hash.toString("hex"))?.bytes;
   }
 
-  /** Whether a file for the chunk is there (not verified: read() does that). */
+  /**
+   * Whether the store has the chunk (not verified: read() does that). Its row says so, not a stat
+   * of its file: after a remount the rows are in a few pages of the database, the files' inodes
+   * each on disk. A row whose file is gone (a crash between the two) reads as a miss.
+   */
   holds(ref: ChunkRef): boolean {
     const key = ref.hash.toString("hex");
     if (this.#known.has(key)) return true;
-    if (this.#closed || !existsSync(this.#pathOf(key))) return false;
+    if (this.#closed || this.#statements.isHeld.get(ref.hash) === undefined) return false;
     if (this.#known.size >= KNOWN_CHUNKS) this.#known.clear();
     this.#known.add(key);
     return true;
@@ -342,6 +346,7 @@ interface StoreStatements {
   removeHeld: Database.Statement;
   pending: Database.Statement;
   totals: Database.Statement;
+  isHeld: Database.Statement;
 }
 
 function createSchema(db: Database.Database): void {
@@ -378,5 +383,6 @@ function prepareStatements(db: Database.Database): StoreStatements {
     removeHeld: db.prepare("DELETE FROM chunks WHERE hash = ? AND owner IS NULL"),
     pending: db.prepare("SELECT hash, owner FROM chunks WHERE owner IS NOT NULL"),
     totals: db.prepare("SELECT chunks, bytes FROM totals WHERE id = 0"),
+    isHeld: db.prepare("SELECT 1 FROM chunks WHERE hash = ? AND owner IS NULL"),
   };
 }
