@@ -46,17 +46,21 @@ export function readChunkFile(path: string, size: number): Buffer | undefined {
 }
 
 /**
- * readChunkFile through the thread pool: several run at once, the disk's queue kept busy.
+ * readChunkFile through the thread pool, into `bytes` (`size` long): several run at once, the
+ * disk's queue kept busy.
  * Callbacks, not fs/promises: no FileHandle and fewer promises per chunk for the collector.
  */
-export function readChunkFileAsync(path: string, size: number): Promise<Buffer | undefined> {
+export function readChunkFileAsync(
+  path: string,
+  size: number,
+  bytes: Buffer = Buffer.allocUnsafe(size),
+): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     open(path, constants.O_RDONLY | constants.O_NOFOLLOW, (openError, fd) => {
       if (openError !== null) {
         resolve(undefined);
         return;
       }
-      const bytes = Buffer.allocUnsafe(size);
       const finish = (result: Buffer | undefined) => close(fd, () => resolve(result));
       const readFrom = (filled: number): void => {
         if (filled === size) {

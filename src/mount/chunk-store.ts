@@ -46,6 +46,11 @@ const RECENT_CHUNKS = 32;
  * 64 MiB, remote-files.ts) and what the kernel's requests still share.
  */
 const PRELOAD_BYTES = 96 << 20;
+/**
+ * Preloaded chunks are cut from buffers this large, one allocation for ~16 chunks: a fresh
+ * 64 KiB buffer per chunk kept the garbage collector busy (17 % of a warm read).
+ */
+const PRELOAD_SLAB_BYTES = 1 << 20;
 /** Hashes known to have a file, so prefetch asking again and again costs no stat. */
 const KNOWN_CHUNKS = 1 << 16;
 
@@ -80,6 +85,8 @@ export class ChunkStore {
   /** Chunks read ahead (verified, or undefined for a miss), oldest first, and their bytes. */
   readonly #preloads = new Map<string, { size: number; bytes: Promise<Buffer | undefined> }>();
   #preloadBytes = 0;
+  #slab: Buffer = Buffer.alloc(0);
+  #slabUsed = 0;
   #lastUse = 0;
   #closed = false;
 
@@ -133,7 +140,7 @@ export class ChunkStore {
   preload(ref: ChunkRef): void {
     const key = ref.hash.toString("hex");
     if (this.#closed || this.#recent.has(key) || this.#preloads.has(key)) return;
-    const bytes = readChunkFileAsync(this.#pathOf(key), ref.size).then((read) => {
+    const bytes = readChunkFileAsync(this.#pathOf(key), ref.size, this.#cut(ref.size)).then((read) => {
       if (read !== undefined && hashBytes(read).equals(ref.hash)) {
         this.#touched.add(key);
         return read;
@@ -148,6 +155,16 @@ export class ChunkStore {
       this.#preloads.delete(oldest);
       this.#preloadBytes -= size;
     }
+  }
+
+  /** `size` bytes of the current slab (a new one when it has not that many left). */
+  #cut(size: number): Buffer {
+    if (this.#slab.length - this.#slabUsed < size) {
+      this.#slab = Buffer.allocUnsafe(Math.max(size, PRELOAD_SLAB_BYTES));
+      this.#slabUsed = 0;
+    }
+    this.#slabUsed += size;
+    return this.#slab.subarray(this.#slabUsed - size, this.#slabUsed);
   }
 
   /** The verified bytes of a chunk preload() read or is reading (undefined inside: not held). */
