@@ -93,7 +93,7 @@ export class RemoteFiles {
 }
 
 /** The bytes [offset, offset + length) as views of the chunks covering them, zeros for holes. */
-function pieces(
+export function pieces(
   covering: readonly ChunkRef[],
   chunks: readonly Buffer[],
   offset: number,
