@@ -14,9 +14,10 @@ import {
   openSync,
   read,
   readSync,
-  renameSync,
+  rename,
+  unlink,
   unlinkSync,
-  writeSync,
+  write,
 } from "node:fs";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { PRIVATE_MODE } from "../store/private-file.js";
@@ -77,26 +78,36 @@ export function readChunkFileAsync(
   });
 }
 
-/** Writes `bytes` to tempPath(path, pid) (O_EXCL, 0600) and renames it to `path`; false if that failed. */
-export function writeChunkFile(path: string, pid: number, bytes: Buffer): boolean {
+/**
+ * Writes `bytes` to tempPath(path, pid) (O_EXCL, 0600) and renames it to `path`; false if that
+ * failed. Through the thread pool: the main thread only posts the four steps.
+ */
+export function writeChunkFileAsync(path: string, pid: number, bytes: Buffer): Promise<boolean> {
   const temp = tempPath(path, pid);
-  try {
-    const fd = openSync(
-      temp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      PRIVATE_MODE,
-    );
-    try {
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, path);
-    return true;
-  } catch {
-    removeQuietly(temp);
-    return false;
-  }
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  return new Promise((resolve) => {
+    const fail = () => unlink(temp, () => resolve(false));
+    open(temp, flags, PRIVATE_MODE, (openError, fd) => {
+      if (openError !== null) {
+        resolve(false);
+        return;
+      }
+      const writeFrom = (at: number): void => {
+        if (at === bytes.length) {
+          close(fd, (closeError) => {
+            if (closeError !== null) fail();
+            else rename(temp, path, (renameError) => (renameError === null ? resolve(true) : fail()));
+          });
+          return;
+        }
+        write(fd, bytes, at, bytes.length - at, null, (writeError, written) => {
+          if (writeError === null) writeFrom(at + written);
+          else close(fd, fail);
+        });
+      };
+      writeFrom(0);
+    });
+  });
 }
 
 /** Where the process `pid` writes the chunk file `path` before renaming it into place. */
