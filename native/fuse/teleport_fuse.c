@@ -30,6 +30,9 @@
 enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR,
        OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_STATFS, OP_INIT, OP_DESTROY, OP_INTERRUPT };
 
+/* Kernel requests in the background (read-ahead) at once. */
+#define MAX_BACKGROUND 64
+
 /* mount flags: what the C side answers itself, without a trip to JS */
 enum { MF_OPEN_IN_C = 1, MF_CACHE_READDIR = 2, MF_DIRECT_IO = 4,
        MF_NO_OPEN = 16 /* open/opendir answered ENOSYS: the kernel stops sending open/release/opendir/releasedir and keeps caches (FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR) */ };
@@ -105,6 +108,10 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn) {
   if (m->max_readahead) conn->max_readahead = m->max_readahead;
   if (m->max_write) conn->max_write = m->max_write; /* also sets max_pages: reads up to this size */
   conn->want |= FUSE_CAP_ASYNC_READ;
+  /* Read-ahead requests are background requests: room for the eight 1 MiB reads of an 8 MiB
+   * read-ahead (kernel-readahead.ts) and more, before the kernel holds back (default 12 / 9). */
+  conn->max_background = MAX_BACKGROUND;
+  conn->congestion_threshold = MAX_BACKGROUND * 3 / 4;
   if ((m->flags & MF_NO_OPEN) && !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) m->flags &= ~MF_NO_OPEN;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
 }
@@ -254,6 +261,30 @@ static napi_value reply_buf(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *data; size_t len; CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
   fuse_reply_buf(req_arg(env, argv[0]), data, len);
+  return NULL;
+}
+/* replyIov(req, pieces[]): the Uint8Arrays written to /dev/fuse back to back (one writev), before
+ * this returns: a read is answered from its chunks' bytes as they are, never assembled first. */
+static napi_value reply_iov(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fuse_req_t req = req_arg(env, argv[0]);
+  uint32_t n; CHECK(napi_get_array_length(env, argv[1], &n));
+  struct iovec few[64];
+  struct iovec *iov = n <= 64 ? few : malloc(n * sizeof *iov);
+  if (!iov) { fuse_reply_err(req, ENOMEM); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value piece; napi_typedarray_type t; size_t len; void *data; napi_value ab; size_t bo;
+    if (napi_get_element(env, argv[1], i, &piece) != napi_ok ||
+        napi_get_typedarray_info(env, piece, &t, &len, &data, &ab, &bo) != napi_ok || t != napi_uint8_array) {
+      if (iov != few) free(iov);
+      fuse_reply_err(req, EIO);
+      napi_throw_error(env, NULL, "replyIov: pieces must be Uint8Arrays");
+      return NULL;
+    }
+    iov[i].iov_base = data; iov[i].iov_len = len; /* data is already past the view's byte offset */
+  }
+  fuse_reply_iov(req, iov, (int)n);
+  if (iov != few) free(iov);
   return NULL;
 }
 static napi_value reply_readlink(napi_env env, napi_callback_info info) {
@@ -448,7 +479,7 @@ static napi_value destroy_fs(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   EXPORT("mount", mount_fs); EXPORT("unmount", unmount_fs); EXPORT("destroy", destroy_fs);
   EXPORT("replyErr", reply_err); EXPORT("replyEntry", reply_entry); EXPORT("replyAttr", reply_attr);
-  EXPORT("replyOpen", reply_open); EXPORT("replyBuf", reply_buf); EXPORT("replyReadlink", reply_readlink);
+  EXPORT("replyOpen", reply_open); EXPORT("replyBuf", reply_buf); EXPORT("replyIov", reply_iov); EXPORT("replyReadlink", reply_readlink);
   EXPORT("replyDir", reply_dir); EXPORT("invalEntry", inval_entry); EXPORT("invalInode", inval_inode);
   return exports;
 }

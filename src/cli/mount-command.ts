@@ -69,7 +69,8 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
     const session = FuseSession.mount(
       mountpoint,
       table,
-      (node, offset, length, signal) => host.retrying(signal, () => files.read(node, offset, length, signal)),
+      (node, offset, length, signal) =>
+        host.retrying(signal, () => files.readPieces(node, offset, length, signal)),
       { requestTimeoutMs: timeoutMs, listings },
     );
     await raiseKernelReadAhead(mountpoint);

@@ -80,6 +80,8 @@ export interface FuseAddon {
   replyAttr(req: FuseRequest, attr: Float64Array, attrTimeout: number): void;
   replyOpen(req: FuseRequest, fh: number, flags: number): void;
   replyBuf(req: FuseRequest, bytes: Uint8Array): void;
+  /** Answers with `pieces` back to back (one write to the kernel, no copy made first). */
+  replyIov(req: FuseRequest, pieces: readonly Uint8Array[]): void;
   replyReadlink(req: FuseRequest, target: string): void;
   /** Packs entries until `size` bytes are full; returns how many were packed. */
   replyDir(

@@ -22,6 +22,10 @@ export interface KeptChunks extends NearbyChunks {
   write(ref: ChunkRef, bytes: Buffer): void;
   /** Whether a file for the chunk is there (unverified: cheap, for prefetch to skip it). */
   holds(ref: ChunkRef): boolean;
+  /** Starts reading a held chunk ahead of its reader. */
+  preload?(ref: ChunkRef): void;
+  /** The verified bytes preload() read or is reading; undefined inside if the store did not hold them. */
+  preloaded?(ref: ChunkRef): Promise<Buffer | undefined> | undefined;
 }
 
 export interface ChunkSourceOptions {
@@ -96,6 +100,18 @@ export class ChunkSource {
     }
     const fetching = this.#inFlight.get(key);
     if (fetching !== undefined) return fetching;
+    const preloaded = this.#store?.preloaded?.(ref);
+    if (preloaded !== undefined)
+      return preloaded.then((bytes) => {
+        if (bytes === undefined) return this.#beyondMemory(path, key, ref, signal);
+        this.#counted(bytes);
+        return bytes;
+      });
+    return this.#beyondMemory(path, key, ref, signal);
+  }
+
+  /** The chunk from the store, a local file or else the host. */
+  #beyondMemory(path: string, key: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
     const nearby = this.#nearby(key, ref);
     if (nearby !== undefined) return Promise.resolve(nearby);
     const pending = this.#pending(ref);
@@ -111,7 +127,12 @@ export class ChunkSource {
     const missing = new Map<string, PendingChunk>();
     for (const ref of refs) {
       const key = ref.hash.toString("hex");
-      if (this.has(ref) || missing.has(key) || this.#fromLocal(key, ref) !== undefined) continue;
+      if (this.#chunks.has(key) || this.#inFlight.has(key) || missing.has(key)) continue;
+      if (this.#store?.holds(ref) === true) {
+        this.#store.preload?.(ref);
+        continue;
+      }
+      if (this.#fromLocal(key, ref) !== undefined) continue;
       const pending = this.#pending(ref);
       pending.promise.catch(() => {});
       missing.set(key, pending);
@@ -127,11 +148,15 @@ export class ChunkSource {
   #nearby(key: string, ref: ChunkRef): Buffer | undefined {
     const stored = this.#store?.read(ref);
     if (stored !== undefined) {
-      this.#counts.storeChunks++;
-      this.#counts.storeBytes += stored.length;
+      this.#counted(stored);
       return stored;
     }
     return this.#fromLocal(key, ref);
+  }
+
+  #counted(stored: Buffer): void {
+    this.#counts.storeChunks++;
+    this.#counts.storeBytes += stored.length;
   }
 
   /** The chunk from a local file holding it, kept in memory, if one does. */

@@ -25,13 +25,16 @@ const ENOSYS = 38;
 /** An inode the tree no longer holds (its file was replaced or removed on the host). */
 const ESTALE = 116;
 
-/** Reads `length` bytes of a file at `offset` (fewer only at its end); must never return wrong bytes. */
+/**
+ * Reads `length` bytes of a file at `offset` (fewer only at its end), as one array or as pieces
+ * to be sent back to back; must never return wrong bytes.
+ */
 export type ReadFile = (
   node: Inode,
   offset: number,
   length: number,
   signal: AbortSignal,
-) => Promise<Uint8Array>;
+) => Promise<Uint8Array | readonly Uint8Array[]>;
 
 export interface MountOptions {
   /** How long the kernel may keep names and attributes without asking again (s), without listings. */
@@ -236,8 +239,13 @@ export class FuseSession implements KernelCache {
     }
     await this.#answerBy(req, seq, async (signal) => {
       const bytes = await this.#read(node, offset, length, signal);
-      if (bytes.length !== length) throw new Error(`read ${bytes.length} bytes of ${length}`);
-      return () => this.#fuse.replyBuf(req, bytes);
+      if (bytes instanceof Uint8Array) {
+        if (bytes.length !== length) throw new Error(`read ${bytes.length} bytes of ${length}`);
+        return () => this.#fuse.replyBuf(req, bytes);
+      }
+      const read = bytes.reduce((sum, piece) => sum + piece.length, 0);
+      if (read !== length) throw new Error(`read ${read} bytes of ${length}`);
+      return () => this.#fuse.replyIov(req, bytes);
     });
   }
 

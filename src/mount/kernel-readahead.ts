@@ -6,8 +6,11 @@
  */
 import { stat, writeFile } from "node:fs/promises";
 
-/** As large as a FUSE read may be (max_pages 256). */
-export const KERNEL_READ_AHEAD_KIB = 1024;
+/**
+ * Eight FUSE reads of 1 MiB (max_pages 256): the kernel splits its read-ahead into reads of at
+ * most that, so a sequential reader keeps up to eight in flight instead of one or two.
+ */
+export const KERNEL_READ_AHEAD_KIB = 8192;
 
 /**
  * Sets the read-ahead of the mount at `mountpoint` (its bdi is 0:<minor of st_dev>); false where

@@ -53,6 +53,15 @@ export class RemoteFiles {
 
   /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
   async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
+    const pieces = await this.readPieces(node, offset, length, signal);
+    return pieces.length === 1 && pieces[0] !== undefined ? pieces[0] : Buffer.concat(pieces, length);
+  }
+
+  /**
+   * The same bytes as pieces to send back to back: views of the chunks (zeros for holes), so a
+   * kernel read is answered without a buffer assembled and copied for it.
+   */
+  async readPieces(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Buffer[]> {
     const folder = this.#options.folderOf?.(node);
     if (folder !== undefined) this.#folders.reached(folder, this.#options.folderOf?.(folder));
     const listing = this.#listings.get(node);
@@ -63,7 +72,7 @@ export class RemoteFiles {
     setMaxListeners(2 * covering.length + LISTENERS_BESIDE_CHUNKS, signal);
     const fetched = Promise.all(covering.map((ref) => this.#chunks.get(path, ref, signal)));
     this.#fetchAhead(node, offset, length);
-    return assemble(covering, await fetched, offset, length);
+    return pieces(covering, await fetched, offset, length);
   }
 
   /**
@@ -83,35 +92,31 @@ export class RemoteFiles {
   }
 }
 
-/** The bytes [offset, offset + length) from the chunks covering them (and zeros for holes). */
-function assemble(
+/** The bytes [offset, offset + length) as views of the chunks covering them, zeros for holes. */
+export function pieces(
   covering: readonly ChunkRef[],
   chunks: readonly Buffer[],
   offset: number,
   length: number,
-): Buffer {
-  const [first] = covering;
-  const [only] = chunks;
-  const within =
-    first !== undefined && first.offset <= offset && first.offset + first.size >= offset + length;
-  if (covering.length === 1 && within && only !== undefined)
-    return only.subarray(offset - first.offset, offset - first.offset + length); // a view, no copy
-  // Zero-filled only where a hole may leave bytes unwritten.
-  const out = tiles(covering, offset, length) ? Buffer.allocUnsafe(length) : Buffer.alloc(length);
+): Buffer[] {
+  const out: Buffer[] = [];
+  let reached = offset;
+  const end = offset + length;
   covering.forEach((ref, i) => {
-    const from = Math.max(offset, ref.offset) - ref.offset;
-    const to = Math.min(offset + length, ref.offset + ref.size) - ref.offset;
-    chunks[i]?.copy(out, ref.offset + from - offset, from, to);
+    const chunk = chunks[i];
+    const from = Math.max(reached, ref.offset);
+    const to = Math.min(end, ref.offset + ref.size);
+    if (chunk === undefined || to <= from) return;
+    if (from > reached) out.push(zeros(from - reached));
+    out.push(chunk.subarray(from - ref.offset, to - ref.offset));
+    reached = to;
   });
+  if (reached < end) out.push(zeros(end - reached));
   return out;
 }
 
-/** Whether the chunks cover [offset, offset + length) with no hole. */
-function tiles(chunks: readonly ChunkRef[], offset: number, length: number): boolean {
-  let reached = offset;
-  for (const chunk of chunks) {
-    if (chunk.offset > reached) return false;
-    reached = Math.max(reached, chunk.offset + chunk.size);
-  }
-  return reached >= offset + length;
+/** A hole's bytes: views of one shared zeroed buffer where it is large enough (never written). */
+const ZEROS = Buffer.alloc(1 << 20);
+function zeros(length: number): Buffer {
+  return length <= ZEROS.length ? ZEROS.subarray(0, length) : Buffer.alloc(length);
 }

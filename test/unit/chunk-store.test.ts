@@ -1,7 +1,7 @@
 /**
  * The mount's persistent chunk store on its own: chunks survive a reopen and are shared by two
  * stores on one folder; the LRU bound holds after every batch (and evicts the least recently
- * used); a damaged chunk file is a miss and is removed; a writer killed mid-write leaves nothing
+ * used); a damaged chunk file is a miss and is removed, also when read ahead; a writer killed mid-write leaves nothing
  * that is served or counted.
  */
 import assert from "node:assert/strict";
@@ -125,6 +125,32 @@ test("a damaged chunk file is a miss, removed, never served", async (t) => {
   reopened.write(ref, bytes); // fetched again, kept again
   await reopened.close();
   assert.ok((await readFile(path)).equals(bytes));
+});
+
+test("chunks read ahead are handed over verified; a damaged one is a miss, removed", async (t) => {
+  const folder = await tempDir(t, "chunk-store-preload");
+  const good = chunk("preload good");
+  const bad = chunk("preload bad");
+  const store = ChunkStore.open(folder, 1 << 20);
+  store.write(good.ref, good.bytes);
+  store.write(bad.ref, bad.bytes);
+  await store.close();
+  const badKey = bad.ref.hash.toString("hex");
+  const badPath = join(folder, badKey.slice(0, 2), badKey);
+  const damaged = Buffer.from(await readFile(badPath));
+  damaged[7] = (damaged[7] ?? 0) ^ 1;
+  await writeFile(badPath, damaged);
+  const reopened = ChunkStore.open(folder, 1 << 20);
+  assert.ok(reopened.holds(good.ref) && reopened.holds(bad.ref), "both rows are there");
+  assert.equal(reopened.holds(chunk("never written").ref), false);
+  assert.equal(reopened.preloaded(good.ref), undefined, "nothing before preload()");
+  reopened.preload(good.ref);
+  reopened.preload(bad.ref);
+  assert.ok((await reopened.preloaded(good.ref))?.equals(good.bytes));
+  assert.equal(await reopened.preloaded(bad.ref), undefined, "a damaged file is never handed over");
+  await assert.rejects(stat(badPath), { code: "ENOENT" });
+  assert.equal(reopened.stats().chunks, 1);
+  await reopened.close();
 });
 
 test("a chunk whose writer was killed mid-write is removed at the next open", async (t) => {
