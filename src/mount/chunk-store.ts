@@ -251,7 +251,7 @@ export class ChunkStore {
   async #writeFiles(chunks: Incoming[]): Promise<void> {
     const written: boolean[] = [];
     // Through the thread pool, a few at once: on a disk file system creating and renaming each
-    // chunk file costs the main thread more than the read it serves (docs: decisions-mountperf).
+    // chunk file costs the main thread more than the read it serves (docs/decisions.md, "Mount: sequential read speed").
     for (let at = 0; at < chunks.length; at += WRITES_AT_ONCE) {
       const group = chunks.slice(at, at + WRITES_AT_ONCE);
       written.push(...(await Promise.all(group.map(({ key, bytes }) => this.#writeFile(key, bytes)))));
