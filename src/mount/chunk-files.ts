@@ -30,11 +30,19 @@ export function readChunkFile(path: string, size: number): Buffer | undefined {
   } catch {
     return undefined;
   }
+  return readWholeAndClose(fd, 0, size);
+}
+
+/**
+ * The `size` bytes at `position` of the open file `fd`, or undefined if it has fewer or a read
+ * fails; `fd` is closed either way.
+ */
+export function readWholeAndClose(fd: number, position: number, size: number): Buffer | undefined {
   try {
     const bytes = Buffer.allocUnsafe(size);
     let filled = 0;
     while (filled < size) {
-      const n = readSync(fd, bytes, filled, size - filled, filled);
+      const n = readSync(fd, bytes, filled, size - filled, position + filled);
       if (n === 0) return undefined;
       filled += n;
     }

@@ -16,6 +16,7 @@ import {
 } from "./binding.js";
 import type { FolderListings, KernelCache } from "./folder-listings.js";
 import type { Inode, InodeTable } from "./inode-table.js";
+import { untilAborted } from "./until-aborted.js";
 
 const ENOENT = 2;
 const EIO = 5;
@@ -285,13 +286,4 @@ export class FuseSession implements KernelCache {
     this.#handle = undefined;
     this.#resolveClosed();
   }
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

@@ -5,12 +5,14 @@
  * alone, and the bytes are hashed again before use. A row that lies costs a fetch, never wrong
  * bytes, and is dropped from the index.
  */
-import { closeSync, constants, lstatSync, openSync, readSync, realpathSync } from "node:fs";
+
+import { constants, lstatSync, openSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { hashBytes } from "../chunking/hash.js";
 import { type ChunkIndex, identityOf, inodeOf } from "../store/chunk-index.js";
 import { writableOnlyByUs } from "../store/private-file.js";
 import type { ChunkRef } from "../wire/messages.js";
+import { readWholeAndClose } from "./chunk-files.js";
 
 export class LocalChunks {
   readonly #index: ChunkIndex;
@@ -75,18 +77,5 @@ function readAt(path: string, offset: number, size: number): Buffer | undefined 
   } catch {
     return undefined;
   }
-  try {
-    const bytes = Buffer.allocUnsafe(size);
-    let filled = 0;
-    while (filled < size) {
-      const n = readSync(fd, bytes, filled, size - filled, offset + filled);
-      if (n === 0) return undefined;
-      filled += n;
-    }
-    return bytes;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
+  return readWholeAndClose(fd, offset, size);
 }

@@ -20,6 +20,7 @@ import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkFetcher } from "./chunk-fetcher.js";
 import type { MountHost } from "./mount-host.js";
+import { untilAborted } from "./until-aborted.js";
 
 /** Memory-backed where the machine has it: scratch bytes live for one batch only. */
 const SCRATCH_FOLDER = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
@@ -193,13 +194,4 @@ function readRange(fd: number, offset: number, length: number): Buffer {
     at += read;
   }
   return bytes;
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

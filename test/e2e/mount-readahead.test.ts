@@ -18,9 +18,9 @@ import { MountHost } from "../../src/mount/mount-host.js";
 import { POOL_FETCH_BYTES, PoolFetcher } from "../../src/mount/pool-fetcher.js";
 import { RemoteFiles } from "../../src/mount/remote-files.js";
 import type { Entry } from "../../src/wire/messages.js";
-import { type HostProcess, spawnCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
-import { cannotMount } from "../helpers/mount.js";
+import { type HostProcess, startHost } from "../helpers/cli.js";
+import { onCleanup, tempDir } from "../helpers/context.js";
+import { cannotMount, startMount } from "../helpers/mount.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 const BIG = "big.bin";
@@ -210,17 +210,7 @@ test("a mount raises the kernel's read-ahead, and a sequential read through it i
   const base = await tempDir(t, "mount-readahead-kernel");
   const mountpoint = join(base, "mnt");
   await mkdir(mountpoint);
-  const mount = spawnCli(["mount", host.link, mountpoint], { TELEPORT_HOME: join(base, "home") });
-  onCleanup(t, async () => {
-    if (mount.process.exitCode === null && mount.process.signalCode === null) {
-      mount.process.kill("SIGTERM");
-      await mount.result;
-    }
-  });
-  await waitFor(() => mount.stderr().includes("mounted at") || mount.process.exitCode !== null, {
-    what: "teleport mount to mount",
-    timeoutMs: 20_000,
-  });
+  const mount = await startMount(t, host.link, mountpoint, { TELEPORT_HOME: join(base, "home") });
   const { dev } = await stat(mountpoint);
   const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
   const readAhead = await readFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, "utf8");

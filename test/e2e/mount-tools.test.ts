@@ -13,9 +13,9 @@ import { mkdir, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { promisify } from "node:util";
-import { spawnCli, startHost } from "../helpers/cli.js";
-import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
-import { cannotMount } from "../helpers/mount.js";
+import { startHost } from "../helpers/cli.js";
+import { onCleanup, tempDir } from "../helpers/context.js";
+import { cannotMount, startMount } from "../helpers/mount.js";
 import { compareTrees, FIXTURE, MiB, makeTree, pseudoRandomBytes, sourceText } from "../helpers/tree.js";
 
 const run = promisify(execFile);
@@ -71,18 +71,7 @@ async function hostAndMount(t: TestContext): Promise<Mounted> {
   await makeShare(share, missingTool("git") === undefined);
   const host = await startHost(share, { home: join(base, "host-home") });
   onCleanup(t, () => host.stop());
-  const mount = spawnCli(["mount", host.link, mountpoint], { TELEPORT_HOME: join(base, "client-home") });
-  onCleanup(t, async () => {
-    if (mount.process.exitCode === null && mount.process.signalCode === null) {
-      mount.process.kill("SIGTERM");
-      await mount.result;
-    }
-  });
-  await waitFor(() => mount.stderr().includes("mounted at") || mount.process.exitCode !== null, {
-    what: "teleport mount to mount",
-    timeoutMs: 20_000,
-  });
-  assert.equal(mount.process.exitCode, null, `teleport mount exited: ${mount.stderr()}`);
+  await startMount(t, host.link, mountpoint, { TELEPORT_HOME: join(base, "client-home") });
   return { share, mountpoint, scratch };
 }
 

@@ -49,13 +49,27 @@ export async function hostAndMount(t: TestContext, args: string[] = []): Promise
   const host = await startHost(share, { home: hostHome });
   onCleanup(t, () => host.stop());
   const env = { TELEPORT_HOME: join(base, "client-home") };
-  const mount = spawnCli(["mount", host.link, mountpoint, ...args], env);
+  const mount = await startMount(t, host.link, mountpoint, env, args);
+  return { share, host, hostHome, mountpoint, env, mount };
+}
+
+/**
+ * `teleport mount LINK MOUNTPOINT ...args`, once it says it is mounted; at the test's end the
+ * process is killed if still running and the mountpoint freed whatever the test left.
+ */
+export async function startMount(
+  t: TestContext,
+  link: string,
+  mountpoint: string,
+  env: CliEnv,
+  args: string[] = [],
+): Promise<RunningCli> {
+  const mount = spawnCli(["mount", link, mountpoint, ...args], env);
   onCleanup(t, async () => {
     if (mount.process.exitCode === null && mount.process.signalCode === null) {
       mount.process.kill("SIGKILL");
       await mount.result;
     }
-    // Whatever the test left (a killed or stopped mount process), the mountpoint is freed.
     if (await isMounted(mountpoint)) await spawnCli(["umount", "--force", mountpoint], env).result;
   });
   await waitFor(() => mount.stderr().includes("mounted at") || mount.process.exitCode !== null, {
@@ -63,7 +77,7 @@ export async function hostAndMount(t: TestContext, args: string[] = []): Promise
     timeoutMs: 20_000,
   });
   assert.equal(mount.process.exitCode, null, `teleport mount exited: ${mount.stderr()}`);
-  return { share, host, hostHome, mountpoint, env, mount };
+  return mount;
 }
 
 async function writeSparseFile(path: string): Promise<void> {

@@ -16,7 +16,7 @@ import type { ChunkRef } from "../../src/wire/messages.js";
 import { spawnCli } from "../helpers/cli.js";
 import { onCleanup, tempDir, waitFor } from "../helpers/context.js";
 import { fileEntry, hostile, startHostileHost } from "../helpers/hostile-host.js";
-import { cannotMount } from "../helpers/mount.js";
+import { cannotMount, readAt } from "../helpers/mount.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 const CHUNK = 64 * 1024;
@@ -39,17 +39,6 @@ function manifestOf(
     hostile.fileEnd(data.length, refs.length, fileHash.digest()),
   ];
   return { refs, frames };
-}
-
-async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
-  const file = await open(path, "r");
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await file.read(buffer, 0, length, offset);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await file.close();
-  }
 }
 
 async function readToEnd(path: string): Promise<Buffer> {
