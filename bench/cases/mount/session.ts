@@ -5,6 +5,7 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import type { CommandSpec } from "../../lib/measure.js";
 import { type MountTool, rcloneTool, sshfsTool, teleportMountTool } from "../../lib/mounts.js";
 import type { NetsimLink } from "../../lib/netsim.js";
 import { ensureRandomFile, type Payload } from "../../lib/payload.js";
@@ -16,7 +17,12 @@ import {
   type TempDir,
   treeScratchParent,
 } from "../../lib/processes.js";
-import { startTeleportHost, type TeleportHost, uncleanExit } from "../../lib/teleport.js";
+import {
+  startTeleportHost,
+  type TeleportHost,
+  teleportPullCommand,
+  uncleanExit,
+} from "../../lib/teleport.js";
 import { errorMessage } from "../../lib/transfer.js";
 import type { BenchContext } from "../../lib/types.js";
 import { realTree } from "../real-tree/trees.js";
@@ -38,6 +44,16 @@ export interface MountContender {
   file: MountTool;
   /** Null where the tree could not be had (the tree workloads are then skipped). */
   tree: MountTool | null;
+  /** Measured in this contender's rounds (teleport's): what its figures are judged against. */
+  limits: PhysicalLimits | null;
+}
+
+/** The physical limits of the sequential reads, measured in the same run. */
+export interface PhysicalLimits {
+  /** A random file of the measured file's size on the file system of the mount's cache. */
+  diskFile: string;
+  /** A cold `teleport pull --json` of the same file from the same host into `destDir`. */
+  pull(destDir: string, home: string): CommandSpec;
 }
 
 /** The tree measured: its path on the server and what a correct walk of it finds. */
@@ -88,6 +104,8 @@ export async function openMountSession(
     closers.push(async () => fileDir.remove());
     const file = await ensureRandomFile(join(fileDir.path, "share", "big.bin"), scale.fileBytes);
     const tree = await treeUnderTest(context, scale, notes);
+    // Beside the mounts' caches (scratch is on disk): what the disk gives a read of as many bytes.
+    const diskFile = await ensureRandomFile(join(scratchDir.path, "disk", "same-size.bin"), scale.fileBytes);
 
     const fileHost = await startTeleportHost(context.cli, file.root, { site });
     closers.push(() => stopHost(fileHost, notes));
@@ -104,6 +122,11 @@ export async function openMountSession(
           tree === null || treeHost === null
             ? null
             : teleportMountTool(context.cli, treeHost.link, tree.test.sharePath, scratch, prefix),
+        limits: {
+          diskFile: diskFile.path,
+          pull: (destDir, home) =>
+            prefixed(prefix, teleportPullCommand(context.cli, fileHost.link, destDir, home)),
+        },
       },
     ];
     const ssh = await startSsh(context, site, prefix, notes);
@@ -116,6 +139,12 @@ export async function openMountSession(
     await close();
     throw error;
   }
+}
+
+/** `spec` run through `prefix` (where the mount clients run). */
+function prefixed(prefix: readonly string[], spec: CommandSpec): CommandSpec {
+  const [command, ...args] = prefix;
+  return command === undefined ? spec : { ...spec, command, args: [...args, spec.command, ...spec.args] };
 }
 
 async function stopHost(host: TeleportHost, notes: string[]): Promise<void> {
@@ -159,6 +188,7 @@ function sshContenders(
       failure: null,
       file: sshfsTool(ssh, file.root, prefix),
       tree: tree === null ? null : sshfsTool(ssh, tree.serverPath, prefix),
+      limits: null,
     });
   } else notes.push(`sshfs skipped: ${sshfs}`);
   const rclone = whyUnavailable(context.unavailable, ["rclone"]);
@@ -168,6 +198,7 @@ function sshContenders(
       failure: null,
       file: rcloneTool(ssh, file.root, scratch, prefix),
       tree: tree === null ? null : rcloneTool(ssh, tree.serverPath, scratch, prefix),
+      limits: null,
     });
   } else notes.push(`rclone mount skipped: ${rclone}`);
   return contenders;
