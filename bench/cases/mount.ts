@@ -182,6 +182,7 @@ interface LimitRatio {
 const LIMIT_RATIOS: readonly LimitRatio[] = [
   { ours: "sequentialWarm", limit: "diskRead", label: "disk read of the same bytes" },
   { ours: "sequentialCold", limit: "pullCold", label: "teleport pull of the same file" },
+  { ours: "sequentialWarm", limit: "cacheFilesRead", label: "the cache's own files read back" },
 ];
 
 function limitName({ ours, label }: LimitRatio): string {

@@ -54,6 +54,11 @@ const MOUNT_TIMEOUT_MS = 120_000;
  */
 const EXIT_AFTER_UNMOUNT_MS = 60_000;
 
+export interface TeleportMountTool extends MountTool {
+  /** The chunk cache of the last mount (TELEPORT_HOME/mount-cache), or null before the first. */
+  cacheFolder(): string | null;
+}
+
 /**
  * `teleport mount LINK` (of the share's folder `path`, "" for all of it). Each mount's cache
  * lives in its own TELEPORT_HOME under `scratch`: "empty" makes a fresh one, "kept" reuses the
@@ -65,9 +70,10 @@ export function teleportMountTool(
   path: string,
   scratch: string,
   clientPrefix: readonly string[] = [],
-): MountTool {
+): TeleportMountTool {
   let home: string | null = null;
   return {
+    cacheFolder: () => (home === null ? null : join(home, "mount-cache")),
     tool: "teleport",
     role: "subject",
     mount: (mountpoint, cache) => {

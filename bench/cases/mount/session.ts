@@ -52,6 +52,8 @@ export interface MountContender {
 export interface PhysicalLimits {
   /** A random file of the measured file's size on the file system of the mount's cache. */
   diskFile: string;
+  /** The mount's chunk cache (its files read back are the limit of the cache's layout). */
+  cacheFolder(): string | null;
   /** A cold `teleport pull --json` of the same file from the same host into `destDir`. */
   pull(destDir: string, home: string): CommandSpec;
 }
@@ -113,17 +115,19 @@ export async function openMountSession(
     if (treeHost !== null) closers.push(() => stopHost(treeHost, notes));
 
     const scratch = scratchDir.path;
+    const teleportFile = teleportMountTool(context.cli, fileHost.link, "", scratch, prefix);
     const contenders: MountContender[] = [
       {
         name: "teleport",
         failure: null,
-        file: teleportMountTool(context.cli, fileHost.link, "", scratch, prefix),
+        file: teleportFile,
         tree:
           tree === null || treeHost === null
             ? null
             : teleportMountTool(context.cli, treeHost.link, tree.test.sharePath, scratch, prefix),
         limits: {
           diskFile: diskFile.path,
+          cacheFolder: () => teleportFile.cacheFolder(),
           pull: (destDir, home) =>
             prefixed(prefix, teleportPullCommand(context.cli, fileHost.link, destDir, home)),
         },

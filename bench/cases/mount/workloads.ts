@@ -39,6 +39,7 @@ export const METRICS: Record<
   | "warmCacheInMemory"
   | "sequentialWarm"
   | "diskRead"
+  | "cacheFilesRead"
   | "pullCold"
   | "firstByte"
   | "randomP50"
@@ -70,6 +71,12 @@ export const METRICS: Record<
     unit: "MB/s",
     better: "higher",
     tool: "dd (limit)",
+  },
+  cacheFilesRead: {
+    name: "the cache's own files read back, 8 at a time, page cache dropped",
+    unit: "MB/s",
+    better: "higher",
+    tool: "cat of the cache (limit)",
   },
   pullCold: {
     name: "teleport pull of the same file (cold)",
@@ -138,7 +145,8 @@ type RecordValue = (key: MetricKey, value: number) => void;
  * kernel's page cache, which teleport keeps across opens and sshfs drops at open); after a
  * remount with the cache kept while its files are still in memory (a recent read); and after a
  * remount with the page cache dropped (the cache on disk). Beside them, for teleport, the
- * physical limits of the same run: the disk's read of as many bytes, and `teleport pull`.
+ * physical limits of the same run: the disk's read of as many bytes in one file and of the
+ * cache's own files, and `teleport pull`.
  */
 async function sequentialReads(
   session: MountSession,
@@ -161,7 +169,14 @@ async function sequentialReads(
   const onDisk = await useMount(session, tool, "kept", async (mounted) => {
     record("sequentialWarm", await readWhole(mounted));
   });
-  if (limits !== null) record("pullCold", await pullRate(session, limits));
+  if (limits !== null) {
+    const cache = limits.cacheFolder();
+    if (cache !== null) {
+      dropPageCacheNoting(session);
+      record("cacheFilesRead", await filesReadRate(cache));
+    }
+    record("pullCold", await pullRate(session, limits));
+  }
   note(
     [
       `cold: ${describeUnmount(cold.unmounted, false)}`,
@@ -175,6 +190,21 @@ async function sequentialReads(
 async function ddRate(path: string, bytes: number): Promise<number> {
   const started = performance.now();
   await run({ command: "dd", args: [`if=${path}`, "of=/dev/null", "bs=1M"] });
+  return bytes / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/**
+ * MB/s of reading every file under `folder` to /dev/null, 8 at a time: what the disk gives the
+ * cache's layout (many files, not one), whatever reads it.
+ */
+async function filesReadRate(folder: string): Promise<number> {
+  const script = 'find "$1" -type f -printf "%s\\n" | awk "{ s += \\$1 } END { print s }"';
+  const bytes = Number((await run({ command: "bash", args: ["-c", script, "size", folder] })).trim());
+  const started = performance.now();
+  await run({
+    command: "bash",
+    args: ["-c", 'find "$1" -type f -print0 | xargs -0 -P 8 -n 64 cat > /dev/null', "read", folder],
+  });
   return bytes / 1e6 / ((performance.now() - started) / 1000);
 }
 
