@@ -55,7 +55,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   try {
     const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
     const path = normalizeUserPath(flags.path ?? "");
-    const table = new InodeTable(await mountedFolder(host, path, timeoutMs), []);
+    const table = await listedRoot(host, path, timeoutMs);
     const files = new RemoteFiles(host, chunks, {
       pathWindowBytes: () => pool.windowBytes,
       folderOf: (node) => table.get(node.parentIno),
@@ -65,7 +65,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       forget: (ino) => files.forget(ino),
       ...(flags.listedAtMount === undefined ? {} : { eagerEntries: flags.listedAtMount }),
     });
-    const feed = await followHost(listings, host, path, flags.watch !== false, notice);
+    const feed = followHost(listings, host, path, flags.watch !== false, notice);
     const session = FuseSession.mount(
       mountpoint,
       table,
@@ -85,23 +85,33 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
 }
 
 /**
- * Lists the tree and keeps it in step: through the host's change notifications where it has
- * them (`watch`), else by the listings' TTL.
+ * Lists the tree in the background, once the host's change notifications are live where it has
+ * them (`watch`), and keeps it in step: through those notifications, else by the listings' TTL.
+ * Folders a listing that failed did not reach are listed as they are visited.
  */
-async function followHost(
+function followHost(
   listings: FolderListings,
   host: MountHost,
   path: string,
   watch: boolean,
   notice: (message: string) => void,
-): Promise<ChangeFeed> {
+): ChangeFeed {
   const feed = new ChangeFeed(listings, path, notice);
-  if (watch && (await feed.start(host))) return feed;
-  feed.stop();
-  await host.retrying(AbortSignal.timeout(LIST_TIMEOUT_MS), async () => {
-    const signal = AbortSignal.timeout(LIST_TIMEOUT_MS);
-    await listings.resync(await host.client(signal), signal);
-  });
+  listings.expectResync();
+  const watching = watch ? feed.start(host) : Promise.resolve(false);
+  watching
+    .then(async (live) => {
+      if (live) return;
+      feed.stop();
+      await host.retrying(AbortSignal.timeout(LIST_TIMEOUT_MS), async () => {
+        const signal = AbortSignal.timeout(LIST_TIMEOUT_MS);
+        await listings.resync(await host.client(signal), signal);
+      });
+    })
+    .catch((err: unknown) => {
+      const reason = err instanceof Error ? err.message : String(err);
+      notice(`could not list the share at once (${reason}); folders are listed as they are visited`);
+    });
   return feed;
 }
 
@@ -131,12 +141,30 @@ async function requireFolder(mountpoint: string): Promise<void> {
     );
 }
 
-/** The entry of the mounted folder, which must be a folder. */
-async function mountedFolder(host: MountHost, path: string, timeoutMs: number): Promise<Entry> {
-  const root = await (await host.client(AbortSignal.timeout(timeoutMs))).stat(path);
+/**
+ * The tree with the mounted folder (which must be a folder) and its entries listed: the mount
+ * needs no more to appear. Its entry and its listing are asked at once: one round trip.
+ */
+async function listedRoot(host: MountHost, path: string, timeoutMs: number): Promise<InodeTable> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const client = await host.client(signal);
+  const listedAt = Date.now();
+  const stat = client.stat(path, signal);
+  const listing = entriesOf(client.list(path, { signal }));
+  listing.catch(() => {}); // a file or a missing path: the stat says so
+  const root = await stat;
   if (root.kind !== EntryKind.DIRECTORY)
     throw new TeleportError(ErrorCode.USAGE, `"${path}" is not a folder of the share`);
-  return root;
+  const table = new InodeTable(root, [], { listedAt });
+  // Its own entries only: the folders among them are still to be listed.
+  table.replaceChildren(table.root, await listing, listedAt);
+  return table;
+}
+
+async function entriesOf(listing: AsyncIterable<Entry>): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  for await (const entry of listing) entries.push(entry);
+  return entries;
 }
 
 export interface UmountFlags {

@@ -112,6 +112,13 @@ export class InodeTable {
     for (const child of folder.children?.values() ?? []) if (child.children) this.markSubtreeStale(child);
   }
 
+  /** Every folder beneath `folder` (itself included) listed before `time` marked stale. */
+  markStaleListedBefore(folder: Inode, time: number): void {
+    if (folder.listedAt !== undefined && folder.listedAt < time) this.markStale(folder);
+    for (const child of folder.children?.values() ?? [])
+      if (child.children) this.markStaleListedBefore(child, time);
+  }
+
   /**
    * A recursive listing (paths beneath `top`, any order) merged folder by folder, parents first:
    * each listed folder's children become exactly what `entries` holds for it. Folders named in
