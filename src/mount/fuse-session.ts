@@ -50,8 +50,13 @@ const DEFAULT_TTL_SECONDS = 60;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Kernel reads up to 1 MiB (max_pages) and its readahead asks as much. */
 const MAX_READ_BYTES = 1 << 20;
-/** Directory entries handed to the addon per readdir reply (it packs what fits). */
-const DIR_BATCH = 512;
+/**
+ * Bytes a directory entry takes in a readdir reply, before its name (struct fuse_dirent; with
+ * readdirplus, the fuse_entry_out before it): entries are handed to the addon only as many as
+ * fit, as each reply fills one kernel page of a folder that may hold thousands.
+ */
+const DIRENT_BYTES = 24;
+const DIRENTPLUS_BYTES = 152;
 const KERNEL_OPTIONS = "ro,default_permissions,fsname=teleport,subtype=teleport";
 
 /** Why a pending request was answered early. */
@@ -65,6 +70,12 @@ export class FuseSession implements KernelCache {
   readonly #ttl: number;
   readonly #timeoutMs: number;
   readonly #abort = new AbortController();
+  /**
+   * A folder's entries as its readdir from offset 0 listed them, by folder inode: the later
+   * offsets of that read come from the same list (names changing under a reader's offsets would
+   * skip or repeat some), without copying the folder at every page.
+   */
+  readonly #dirLists = new Map<number, readonly (readonly [string, Inode])[]>();
   /** Requests being answered asynchronously, by sequence number: an INTERRUPT aborts one. */
   readonly #pending = new Map<number, AbortController>();
   #handle: MountHandle | undefined;
@@ -202,9 +213,14 @@ export class FuseSession implements KernelCache {
       this.#fuse.replyErr(req, dir === undefined ? ESTALE : EINVAL);
       return;
     }
-    const parent = this.#table.get(dir.parentIno) ?? dir;
-    const all: [string, Inode][] = [[".", dir], ["..", parent], ...dir.children];
-    const batch = all.slice(offset, offset + DIR_BATCH);
+    let all = offset === 0 ? undefined : this.#dirLists.get(ino);
+    if (all === undefined) {
+      const parent = this.#table.get(dir.parentIno) ?? dir;
+      all = [[".", dir], ["..", parent], ...dir.children];
+      this.#dirLists.set(ino, all);
+    }
+    const batch = all.slice(offset, offset + fitting(all, offset, size, plus));
+    if (offset + batch.length >= all.length) this.#dirLists.delete(ino);
     const attrs = new Float64Array(batch.length * ATTR_FIELDS);
     batch.forEach(([, node], i) => {
       this.#table.attr(node, attrs, i * ATTR_FIELDS);
@@ -286,4 +302,21 @@ export class FuseSession implements KernelCache {
     this.#handle = undefined;
     this.#resolveClosed();
   }
+}
+
+/** How many of `entries` from `offset` fill a readdir reply of `size` bytes (one more: the addon stops where they do). */
+function fitting(
+  entries: readonly (readonly [string, Inode])[],
+  offset: number,
+  size: number,
+  plus: boolean,
+): number {
+  const header = plus ? DIRENTPLUS_BYTES : DIRENT_BYTES;
+  let used = 0;
+  let count = 0;
+  for (let i = offset; i < entries.length && used <= size; i++, count++) {
+    // A name's UTF-8 bytes are at least its UTF-16 length: an estimate that errs towards one more.
+    used += (header + (entries[i]?.[0].length ?? 0) + 7) & ~7;
+  }
+  return count + 1;
 }
