@@ -3,7 +3,7 @@
  * host, its bytes fetched by verified chunks as they are read; `teleport umount MOUNTPOINT`.
  */
 import { execFile } from "node:child_process";
-import { stat } from "node:fs/promises";
+import { closeSync } from "node:fs";
 import { promisify } from "node:util";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
@@ -11,7 +11,7 @@ import { ChangeFeed } from "../mount/change-feed.js";
 import { controlFetcher, routedFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource } from "../mount/chunk-source.js";
 import { FolderListings } from "../mount/folder-listings.js";
-import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession } from "../mount/fuse-session.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession, openMountpoint } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
 import { raiseKernelReadAhead } from "../mount/kernel-readahead.js";
 import { describeCounts, MountCache } from "../mount/mount-cache.js";
@@ -42,7 +42,20 @@ const DEFAULT_TTL_SECONDS = 5;
 export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
   // What cannot mount says so before connecting: this machine, or the mountpoint.
   loadFuse();
-  await requireFolder(mountpoint);
+  const mountpointFd = openMountpoint(mountpoint);
+  try {
+    await mountOn(link, mountpoint, mountpointFd, flags);
+  } finally {
+    closeSync(mountpointFd);
+  }
+}
+
+async function mountOn(
+  link: string,
+  mountpoint: string,
+  mountpointFd: number,
+  flags: MountFlags,
+): Promise<void> {
   const notice = (message: string) => process.stderr.write(`teleport: ${message}\n`);
   const cache = MountCache.open({ mountpoint, folder: flags.cacheDir, capacity: flags.cacheSize });
   const host = await MountHost.forLink(link, notice).catch(async (err) => {
@@ -71,7 +84,7 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       table,
       (node, offset, length, signal) =>
         host.retrying(signal, () => files.readPieces(node, offset, length, signal)),
-      { requestTimeoutMs: timeoutMs, listings },
+      { requestTimeoutMs: timeoutMs, listings, mountpointFd },
     );
     await raiseKernelReadAhead(mountpoint);
     await untilUnmounted(session, mountpoint);
@@ -130,15 +143,6 @@ async function untilUnmounted(session: FuseSession, mountpoint: string): Promise
     process.off("SIGINT", unmount);
     process.off("SIGTERM", unmount);
   }
-}
-
-async function requireFolder(mountpoint: string): Promise<void> {
-  const info = await stat(mountpoint).catch(() => undefined);
-  if (info?.isDirectory() !== true)
-    throw new TeleportError(
-      ErrorCode.USAGE,
-      `${mountpoint} is not a folder: mount on an existing (empty) folder`,
-    );
 }
 
 /**

@@ -4,6 +4,8 @@
  * no reader ever waits forever. With FolderListings, folders are listed again as they age or
  * change on the host before they are answered, and the kernel's caches are told of differences.
  */
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
+import { resolve } from "node:path";
 import { ErrorCode, TeleportError } from "../errors.js";
 import {
   ATTR_FIELDS,
@@ -44,6 +46,8 @@ export interface MountOptions {
   requestTimeoutMs?: number;
   /** Keeps the tree in step with the host; without, the tree is fixed. */
   listings?: FolderListings;
+  /** The mountpoint as openMountpoint opened it (closed by the caller); else it is opened here. */
+  mountpointFd?: number;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
@@ -58,6 +62,33 @@ const MAX_READ_BYTES = 1 << 20;
 const DIRENT_BYTES = 24;
 const DIRENTPLUS_BYTES = 152;
 const KERNEL_OPTIONS = "ro,default_permissions,fsname=teleport,subtype=teleport";
+
+/**
+ * The mountpoint opened as the folder it is now, never through a symlink: the mount lands on
+ * this very folder (FuseAddon.mount), so what is checked is what is mounted on, whatever another
+ * local user puts at its path meanwhile. A symlink, a file or nothing there is a usage error.
+ */
+export function openMountpoint(mountpoint: string): number {
+  let fd: number;
+  try {
+    fd = openSync(mountpoint, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why =
+      code === "ELOOP"
+        ? "is a symbolic link: mount on the folder itself"
+        : "is not a folder: mount on an existing (empty) folder";
+    throw new TeleportError(ErrorCode.USAGE, `${mountpoint} ${why}`, { cause });
+  }
+  if (!fstatSync(fd).isDirectory()) {
+    closeSync(fd);
+    throw new TeleportError(
+      ErrorCode.USAGE,
+      `${mountpoint} is not a folder: mount on an existing (empty) folder`,
+    );
+  }
+  return fd;
+}
 
 /** Why a pending request was answered early. */
 class Interrupted extends Error {}
@@ -107,19 +138,23 @@ export class FuseSession implements KernelCache {
     // caches, no open round trips; FolderListings invalidates what the host changed.
     const flags = MountFlag.NO_OPEN | MountFlag.OPEN_IN_C | MountFlag.CACHE_READDIR;
     const dispatch = session.#dispatch.bind(session);
+    const folderFd = options.mountpointFd ?? openMountpoint(mountpoint);
     try {
       session.#handle = session.#fuse.mount(
-        mountpoint,
+        resolve(mountpoint),
         KERNEL_OPTIONS,
         dispatch,
         MAX_READ_BYTES,
         MAX_READ_BYTES,
         flags,
+        folderFd,
       );
     } catch (cause) {
       // libfuse has printed its own reason on stderr (a busy mountpoint, no permission to mount).
       const detail = cause instanceof Error ? cause.message : String(cause);
       throw new TeleportError(ErrorCode.IO, `could not mount on ${mountpoint}: ${detail}`, { cause });
+    } finally {
+      if (options.mountpointFd === undefined) closeSync(folderFd);
     }
     if (options.listings !== undefined) options.listings.kernel = session;
     return session;
