@@ -4,7 +4,7 @@
  * no reader ever waits forever. With FolderListings, folders are listed again as they age or
  * change on the host before they are answered, and the kernel's caches are told of differences.
  */
-import { closeSync, constants, fstatSync, openSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync } from "node:fs";
 import { resolve } from "node:path";
 import { ErrorCode, TeleportError } from "../errors.js";
 import {
@@ -73,11 +73,10 @@ export function openMountpoint(mountpoint: string): number {
   try {
     fd = openSync(mountpoint, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why =
-      code === "ELOOP"
-        ? "is a symbolic link: mount on the folder itself"
-        : "is not a folder: mount on an existing (empty) folder";
+    // O_NOFOLLOW|O_DIRECTORY on a symlink fails ENOTDIR (or ELOOP): which it was, for the message only.
+    const why = isSymlink(mountpoint)
+      ? "is a symbolic link: mount on the folder itself"
+      : "is not a folder: mount on an existing (empty) folder";
     throw new TeleportError(ErrorCode.USAGE, `${mountpoint} ${why}`, { cause });
   }
   if (!fstatSync(fd).isDirectory()) {
@@ -88,6 +87,14 @@ export function openMountpoint(mountpoint: string): number {
     );
   }
   return fd;
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** Why a pending request was answered early. */
