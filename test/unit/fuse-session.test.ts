@@ -170,3 +170,26 @@ test("a library's process exits by itself once its mount is unmounted (the addon
     await rm(mountpoint, { recursive: true });
   }
 });
+
+test("a folder of thousands of names, long and short, readdirs whole, each name once", { skip }, async () => {
+  const names = Array.from({ length: 3000 }, (_, i) => `${"n".repeat(1 + (i % 200))}-${i}`);
+  const table = new InodeTable(
+    entry(EntryKind.DIRECTORY, "", 0, 0o755),
+    names.map((name) => entry(EntryKind.FILE, name, 1, 0o644)),
+  );
+  const mountpoint = await mkdtemp(join(tmpdir(), "teleport-fuse-many-"));
+  const session = FuseSession.mount(mountpoint, table, async () => new Uint8Array(1));
+  try {
+    // Twice: the second read comes from the kernel's cache of the first, page by page.
+    for (let pass = 0; pass < 2; pass++) {
+      const listed = await readdir(mountpoint);
+      assert.equal(listed.length, names.length);
+      assert.deepEqual([...listed].sort(), [...names].sort());
+    }
+    assert.equal((await stat(join(mountpoint, names[2999] ?? ""))).size, 1, "its attributes came with it");
+  } finally {
+    session.unmount();
+    await session.closed;
+    await rm(mountpoint, { recursive: true });
+  }
+});
