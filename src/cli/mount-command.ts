@@ -65,6 +65,7 @@ async function mountOn(
   const pool = new PoolFetcher(host);
   const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
   const chunks = new ChunkSource(fetcher, { store: cache.store, local: cache.local });
+  const unmounted = new AbortController();
   try {
     const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
     const path = normalizeUserPath(flags.path ?? "");
@@ -78,7 +79,6 @@ async function mountOn(
       forget: (ino) => files.forget(ino),
       ...(flags.listedAtMount === undefined ? {} : { eagerEntries: flags.listedAtMount }),
     });
-    const feed = followHost(listings, host, path, flags.watch !== false, notice);
     const session = FuseSession.mount(
       mountpoint,
       table,
@@ -86,10 +86,19 @@ async function mountOn(
         host.retrying(signal, () => files.readPieces(node, offset, length, signal)),
       { requestTimeoutMs: timeoutMs, listings, mountpointFd },
     );
+    // Before any request reaches JS (they come through the event loop): a walker finds the
+    // listing expected.
+    const feed = followHost(
+      listings,
+      host,
+      { path, watch: flags.watch !== false, unmounted: unmounted.signal },
+      notice,
+    );
     await raiseKernelReadAhead(mountpoint);
     await untilUnmounted(session, mountpoint);
     feed.stop();
   } finally {
+    unmounted.abort();
     await pool.close();
     await host.close();
     await cache.close();
@@ -105,8 +114,7 @@ async function mountOn(
 function followHost(
   listings: FolderListings,
   host: MountHost,
-  path: string,
-  watch: boolean,
+  { path, watch, unmounted }: { path: string; watch: boolean; unmounted: AbortSignal },
   notice: (message: string) => void,
 ): ChangeFeed {
   const feed = new ChangeFeed(listings, path, notice);
@@ -116,12 +124,11 @@ function followHost(
     .then(async (live) => {
       if (live) return;
       feed.stop();
-      await host.retrying(AbortSignal.timeout(LIST_TIMEOUT_MS), async () => {
-        const signal = AbortSignal.timeout(LIST_TIMEOUT_MS);
-        await listings.resync(await host.client(signal), signal);
-      });
+      const signal = AbortSignal.any([AbortSignal.timeout(LIST_TIMEOUT_MS), unmounted]);
+      await host.retrying(signal, async () => listings.resync(await host.client(signal), signal));
     })
     .catch((err: unknown) => {
+      if (unmounted.aborted) return;
       const reason = err instanceof Error ? err.message : String(err);
       notice(`could not list the share at once (${reason}); folders are listed as they are visited`);
     });

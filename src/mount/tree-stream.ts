@@ -29,6 +29,11 @@ interface LeftFolder {
  * "Mount: listing in the background").
  */
 export const REACH_WAIT_MS = 100;
+/**
+ * How long such a walker waits for a stream that has yet to start (the mount's first waits for
+ * the host's change notifications to be live): a walker starts at the top, before the stream.
+ */
+export const START_WAIT_MS = 1000;
 
 export class TreeStream {
   readonly top: Inode;
@@ -42,6 +47,11 @@ export class TreeStream {
   readonly #entering = new Map<string, (() => void)[]>();
   #listedAt = Number.NEGATIVE_INFINITY;
   #ended = false;
+  #running = false;
+  #start: () => void = () => {};
+  readonly #started = new Promise<void>((resolve) => {
+    this.#start = resolve;
+  });
 
   constructor(table: InodeTable, top: Inode, apply: (changes: TreeChanges) => void) {
     this.#table = table;
@@ -58,6 +68,8 @@ export class TreeStream {
    */
   async run(entries: AsyncIterable<Entry>, listedAt: number, cap: number): Promise<void> {
     this.#listedAt = listedAt;
+    this.#running = true;
+    this.#start();
     try {
       let count = 0;
       let cut = false;
@@ -93,14 +105,19 @@ export class TreeStream {
     }
     if (this.#open.some((open) => open.path === path)) return this.#waitFor(this.#leaving, path);
     if (!this.#open.some((open) => open.path === parentPath(path))) return undefined;
-    const entered = this.#waitFor(this.#entering, path);
+    if (!this.#running) return this.#within(this.#started, START_WAIT_MS, folder);
+    return this.#within(this.#waitFor(this.#entering, path), REACH_WAIT_MS, folder);
+  }
+
+  /** Once `event` comes, what `passing` says then; settled after `ms` if it has not come. */
+  #within(event: Promise<void>, ms: number, folder: Inode): Promise<void> {
     return new Promise<void>((resolve) => {
       let waited = false;
       const timer = setTimeout(() => {
         waited = true;
         resolve();
-      }, REACH_WAIT_MS);
-      void entered.then(() => {
+      }, ms);
+      void event.then(() => {
         clearTimeout(timer);
         if (!waited) resolve(this.passing(folder));
       });
@@ -152,6 +169,7 @@ export class TreeStream {
   /** Every ask let go (they list what they wait for themselves); what was not applied dropped. */
   #end(): void {
     this.#ended = true;
+    this.#start();
     this.#left.clear();
     for (const waiters of [...this.#leaving.values(), ...this.#entering.values()])
       for (const wake of waiters) wake();

@@ -4,7 +4,8 @@
  * is inside is answered once the stream leaves it (never from what it holds so far, never by a
  * LIST of its own); a host failing mid-stream leaves the folder it was inside to a LIST of its
  * own, which fails as EIO would and is tried again by the next ask; a stream cut at its bound
- * leaves the folders it was inside to be listed when visited.
+ * leaves the folders it was inside to be listed when visited; a folder asked for before the
+ * stream starts waits for it.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -13,6 +14,7 @@ import { ErrorCode, TeleportError } from "../../src/errors.js";
 import { FolderListings } from "../../src/mount/folder-listings.js";
 import { InodeTable, parentPath } from "../../src/mount/inode-table.js";
 import { MountHost } from "../../src/mount/mount-host.js";
+import { REACH_WAIT_MS } from "../../src/mount/tree-stream.js";
 import { type Entry, EntryKind } from "../../src/wire/messages.js";
 
 function file(path: string): Entry {
@@ -178,5 +180,20 @@ test("a folder the stream has yet to reach is listed on its own once it does not
   share.open();
   await streaming;
   assert.equal(table.at("b"), folderB, "the stream's later listing of it kept its inode");
+  await host.close();
+});
+
+test("a walker asking before the stream starts waits for it rather than listing folders one by one", async () => {
+  const share = new WalkingShare();
+  const { host, table, listings, resync } = await setUp(share);
+  const folderA = table.at("a");
+  assert.ok(folderA);
+  const asked = listings.list(folderA);
+  // The mount's first stream starts once WATCH is live: later than a stream under way is waited for.
+  await new Promise((resolve) => setTimeout(resolve, REACH_WAIT_MS * 3));
+  await resync();
+  await asked;
+  assert.deepEqual(namesIn(table, "a"), ["1", "deep", "2"]);
+  assert.deepEqual(share.lists, [], "no LIST of its own");
   await host.close();
 });
