@@ -453,14 +453,16 @@ static napi_value mount_fs(napi_env env, napi_callback_info info) {
   m->se = fuse_session_new(&args, &ops, sizeof ops, m);
   if (!m->se) { free(m->mountpoint); free(m); napi_throw_error(env, "EFUSE_OPTIONS", "fuse_session_new failed (bad options?)"); return NULL; }
   int folder_fd = argc > 6 ? (int)num(env, argv[6]) : -1;
-  char session_path[64];
+  char session_path[64] = "";
   const char *mount_path = mp;
-  if (folder_fd >= 0 && geteuid() == 0) {
-    if (mount_on_folder_fd(folder_fd, session_path, sizeof session_path) != 0) {
-      fuse_session_destroy(m->se); free(m->mountpoint); free(m);
-      napi_throw_error(env, "EFUSE_MOUNT", strerror(errno));
-      return NULL;
-    }
+  /* EPERM: root without CAP_SYS_ADMIN (a container): libfuse goes through fusermount3 by path. */
+  if (folder_fd >= 0 && geteuid() == 0 && mount_on_folder_fd(folder_fd, session_path, sizeof session_path) != 0 &&
+      errno != EPERM) {
+    fuse_session_destroy(m->se); free(m->mountpoint); free(m);
+    napi_throw_error(env, "EFUSE_MOUNT", strerror(errno));
+    return NULL;
+  }
+  if (session_path[0] != 0) {
     m->mounted_by_fd = 1;
     mount_path = session_path;
     /* Unmounted by the path it has now (a mountpoint cannot be renamed), not the one given. */
