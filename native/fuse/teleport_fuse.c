@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <sys/mount.h>
 #include <limits.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 enum { OP_LOOKUP = 1, OP_GETATTR, OP_READLINK, OP_OPEN, OP_READ, OP_RELEASE, OP_OPENDIR,
@@ -58,6 +60,7 @@ typedef struct {
   unsigned max_write;
   int flags; /* MF_* */
   char *mountpoint;
+  int mounted_by_fd; /* mount_on_folder_fd: libfuse neither mounted nor unmounts it */
   uint64_t next_seq; /* loop thread only */
   /* Invalidations waiting for the notify thread (a FIFO; stop ends the thread once drained). */
   pthread_t notify_thread;
@@ -407,9 +410,36 @@ static napi_value inval_inode(napi_env env, napi_callback_info info) {
 
 static void finalize_mount(napi_env env, void *data, void *hint) { /* freed by unmount */ }
 
-/* mount(mountpoint, optionsString, dispatcher, maxReadahead, maxWrite, flags) -> handle */
+/* As root, mounts on the folder open as `folder_fd`: mount(2) on /proc/self/fd/N lands on exactly
+ * the folder the caller opened and checked, whatever its path names by now (a symlink swapped in
+ * by another user). The options mirror the ones libfuse makes of fuse-session.ts's KERNEL_OPTIONS
+ * (ro, nosuid, nodev, default_permissions, fsname and subtype teleport). Writes "/dev/fd/N" of the
+ * connection into `session_path`: fuse_session_mount then takes the connection as it is. */
+static int mount_on_folder_fd(int folder_fd, char *session_path, size_t len) {
+  int fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fuse_fd < 0) return -1;
+  char target[64], data[160];
+  snprintf(target, sizeof target, "/proc/self/fd/%d", folder_fd);
+  snprintf(data, sizeof data, "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions", fuse_fd,
+           (unsigned)getuid(), (unsigned)getgid());
+  if (mount("teleport", target, "fuse.teleport", MS_NOSUID | MS_NODEV | MS_RDONLY, data) != 0) {
+    int err = errno; close(fuse_fd); errno = err;
+    return -1;
+  }
+  snprintf(session_path, len, "/dev/fd/%d", fuse_fd);
+  return 0;
+}
+
+/* Detaches a mount libfuse did not make (mounted_by_fd); by path, not following a symlink. */
+static void detach_by_path(mount_t *m) {
+  if (m->mounted_by_fd) umount2(m->mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW);
+}
+
+/* mount(mountpoint, optionsString, dispatcher, maxReadahead, maxWrite, flags, folderFd) -> handle;
+ * folderFd (-1: none) is the mountpoint open, mounted on by it as root, else by path (fusermount3,
+ * setuid, makes its own checks there). */
 static napi_value mount_fs(napi_env env, napi_callback_info info) {
-  size_t argc = 6; napi_value argv[6]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t argc = 7; napi_value argv[7]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char mp[4096], opts[4096]; size_t l;
   CHECK(napi_get_value_string_utf8(env, argv[0], mp, sizeof mp, &l));
   CHECK(napi_get_value_string_utf8(env, argv[1], opts, sizeof opts, &l));
@@ -422,7 +452,27 @@ static napi_value mount_fs(napi_env env, napi_callback_info info) {
   struct fuse_args args = FUSE_ARGS_INIT(3, args_v);
   m->se = fuse_session_new(&args, &ops, sizeof ops, m);
   if (!m->se) { free(m->mountpoint); free(m); napi_throw_error(env, "EFUSE_OPTIONS", "fuse_session_new failed (bad options?)"); return NULL; }
-  if (fuse_session_mount(m->se, mp) != 0) {
+  int folder_fd = argc > 6 ? (int)num(env, argv[6]) : -1;
+  char session_path[64] = "";
+  const char *mount_path = mp;
+  /* EPERM: root without CAP_SYS_ADMIN (a container): libfuse goes through fusermount3 by path. */
+  if (folder_fd >= 0 && geteuid() == 0 && mount_on_folder_fd(folder_fd, session_path, sizeof session_path) != 0 &&
+      errno != EPERM) {
+    fuse_session_destroy(m->se); free(m->mountpoint); free(m);
+    napi_throw_error(env, "EFUSE_MOUNT", strerror(errno));
+    return NULL;
+  }
+  if (session_path[0] != 0) {
+    m->mounted_by_fd = 1;
+    mount_path = session_path;
+    /* Unmounted by the path it has now (a mountpoint cannot be renamed), not the one given. */
+    char target[64], real[PATH_MAX];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", folder_fd);
+    ssize_t n = readlink(target, real, sizeof real - 1);
+    if (n > 0) { real[n] = 0; free(m->mountpoint); m->mountpoint = strdup(real); }
+  }
+  if (fuse_session_mount(m->se, mount_path) != 0) {
+    if (m->mounted_by_fd) detach_by_path(m);
     fuse_session_destroy(m->se); free(m->mountpoint); free(m);
     napi_throw_error(env, "EFUSE_MOUNT", "fuse_session_mount failed (is /dev/fuse there, the mountpoint a folder, and may this user mount?)");
     return NULL;
@@ -451,6 +501,7 @@ static napi_value unmount_fs(napi_env env, napi_callback_info info) {
   pthread_mutex_unlock(&m->notify_lock);
   fuse_session_exit(m->se);
   fuse_session_unmount(m->se); /* umount2(MNT_DETACH) as root, else fusermount3 -u -z */
+  detach_by_path(m);
   /* The loop thread sits in read(/dev/fuse): it returns (ENODEV) once the kernel lets the
    * superblock go, which a lazy unmount delays until the last open file is closed. JS keeps
    * answering meanwhile; the loop's end comes to the dispatcher as OP_DESTROY -> destroy(). */

@@ -3,7 +3,7 @@
  * host, its bytes fetched by verified chunks as they are read; `teleport umount MOUNTPOINT`.
  */
 import { execFile } from "node:child_process";
-import { stat } from "node:fs/promises";
+import { closeSync } from "node:fs";
 import { promisify } from "node:util";
 import { ErrorCode, TeleportError } from "../errors.js";
 import { loadFuse } from "../mount/binding.js";
@@ -11,7 +11,7 @@ import { ChangeFeed } from "../mount/change-feed.js";
 import { controlFetcher, routedFetcher } from "../mount/chunk-fetcher.js";
 import { ChunkSource } from "../mount/chunk-source.js";
 import { FolderListings } from "../mount/folder-listings.js";
-import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession } from "../mount/fuse-session.js";
+import { DEFAULT_REQUEST_TIMEOUT_MS, FuseSession, openMountpoint } from "../mount/fuse-session.js";
 import { InodeTable } from "../mount/inode-table.js";
 import { raiseKernelReadAhead } from "../mount/kernel-readahead.js";
 import { describeCounts, MountCache } from "../mount/mount-cache.js";
@@ -42,7 +42,20 @@ const DEFAULT_TTL_SECONDS = 5;
 export async function mountCommand(link: string, mountpoint: string, flags: MountFlags): Promise<void> {
   // What cannot mount says so before connecting: this machine, or the mountpoint.
   loadFuse();
-  await requireFolder(mountpoint);
+  const mountpointFd = openMountpoint(mountpoint);
+  try {
+    await mountOn(link, mountpoint, mountpointFd, flags);
+  } finally {
+    closeSync(mountpointFd);
+  }
+}
+
+async function mountOn(
+  link: string,
+  mountpoint: string,
+  mountpointFd: number,
+  flags: MountFlags,
+): Promise<void> {
   const notice = (message: string) => process.stderr.write(`teleport: ${message}\n`);
   const cache = MountCache.open({ mountpoint, folder: flags.cacheDir, capacity: flags.cacheSize });
   const host = await MountHost.forLink(link, notice).catch(async (err) => {
@@ -52,10 +65,11 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
   const pool = new PoolFetcher(host);
   const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
   const chunks = new ChunkSource(fetcher, { store: cache.store, local: cache.local });
+  const unmounted = new AbortController();
   try {
     const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
     const path = normalizeUserPath(flags.path ?? "");
-    const table = new InodeTable(await mountedFolder(host, path, timeoutMs), []);
+    const table = await listedRoot(host, path, timeoutMs);
     const files = new RemoteFiles(host, chunks, {
       pathWindowBytes: () => pool.windowBytes,
       folderOf: (node) => table.get(node.parentIno),
@@ -65,18 +79,26 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
       forget: (ino) => files.forget(ino),
       ...(flags.listedAtMount === undefined ? {} : { eagerEntries: flags.listedAtMount }),
     });
-    const feed = await followHost(listings, host, path, flags.watch !== false, notice);
     const session = FuseSession.mount(
       mountpoint,
       table,
       (node, offset, length, signal) =>
         host.retrying(signal, () => files.readPieces(node, offset, length, signal)),
-      { requestTimeoutMs: timeoutMs, listings },
+      { requestTimeoutMs: timeoutMs, listings, mountpointFd },
+    );
+    // Before any request reaches JS (they come through the event loop): a walker finds the
+    // listing expected.
+    const feed = followHost(
+      listings,
+      host,
+      { path, watch: flags.watch !== false, unmounted: unmounted.signal },
+      notice,
     );
     await raiseKernelReadAhead(mountpoint);
     await untilUnmounted(session, mountpoint);
     feed.stop();
   } finally {
+    unmounted.abort();
     await pool.close();
     await host.close();
     await cache.close();
@@ -85,23 +107,31 @@ export async function mountCommand(link: string, mountpoint: string, flags: Moun
 }
 
 /**
- * Lists the tree and keeps it in step: through the host's change notifications where it has
- * them (`watch`), else by the listings' TTL.
+ * Lists the tree in the background, once the host's change notifications are live where it has
+ * them (`watch`), and keeps it in step: through those notifications, else by the listings' TTL.
+ * Folders a listing that failed did not reach are listed as they are visited.
  */
-async function followHost(
+function followHost(
   listings: FolderListings,
   host: MountHost,
-  path: string,
-  watch: boolean,
+  { path, watch, unmounted }: { path: string; watch: boolean; unmounted: AbortSignal },
   notice: (message: string) => void,
-): Promise<ChangeFeed> {
+): ChangeFeed {
   const feed = new ChangeFeed(listings, path, notice);
-  if (watch && (await feed.start(host))) return feed;
-  feed.stop();
-  await host.retrying(AbortSignal.timeout(LIST_TIMEOUT_MS), async () => {
-    const signal = AbortSignal.timeout(LIST_TIMEOUT_MS);
-    await listings.resync(await host.client(signal), signal);
-  });
+  listings.expectResync();
+  const watching = watch ? feed.start(host) : Promise.resolve(false);
+  watching
+    .then(async (live) => {
+      if (live) return;
+      feed.stop();
+      const signal = AbortSignal.any([AbortSignal.timeout(LIST_TIMEOUT_MS), unmounted]);
+      await host.retrying(signal, async () => listings.resync(await host.client(signal), signal));
+    })
+    .catch((err: unknown) => {
+      if (unmounted.aborted) return;
+      const reason = err instanceof Error ? err.message : String(err);
+      notice(`could not list the share at once (${reason}); folders are listed as they are visited`);
+    });
   return feed;
 }
 
@@ -122,21 +152,30 @@ async function untilUnmounted(session: FuseSession, mountpoint: string): Promise
   }
 }
 
-async function requireFolder(mountpoint: string): Promise<void> {
-  const info = await stat(mountpoint).catch(() => undefined);
-  if (info?.isDirectory() !== true)
-    throw new TeleportError(
-      ErrorCode.USAGE,
-      `${mountpoint} is not a folder: mount on an existing (empty) folder`,
-    );
-}
-
-/** The entry of the mounted folder, which must be a folder. */
-async function mountedFolder(host: MountHost, path: string, timeoutMs: number): Promise<Entry> {
-  const root = await (await host.client(AbortSignal.timeout(timeoutMs))).stat(path);
+/**
+ * The tree with the mounted folder (which must be a folder) and its entries listed: the mount
+ * needs no more to appear. Its entry and its listing are asked at once: one round trip.
+ */
+async function listedRoot(host: MountHost, path: string, timeoutMs: number): Promise<InodeTable> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const client = await host.client(signal);
+  const listedAt = Date.now();
+  const stat = client.stat(path, signal);
+  const listing = entriesOf(client.list(path, { signal }));
+  listing.catch(() => {}); // a file or a missing path: the stat says so
+  const root = await stat;
   if (root.kind !== EntryKind.DIRECTORY)
     throw new TeleportError(ErrorCode.USAGE, `"${path}" is not a folder of the share`);
-  return root;
+  const table = new InodeTable(root, [], { listedAt });
+  // Its own entries only: the folders among them are still to be listed.
+  table.replaceChildren(table.root, await listing, listedAt);
+  return table;
+}
+
+async function entriesOf(listing: AsyncIterable<Entry>): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  for await (const entry of listing) entries.push(entry);
+  return entries;
 }
 
 export interface UmountFlags {

@@ -71,6 +71,8 @@ export interface FuseAddon {
     maxReadahead: number,
     maxWrite: number,
     flags: number,
+    /** The mountpoint open (O_DIRECTORY|O_NOFOLLOW): as root the mount lands on it, not on its path. */
+    folderFd: number,
   ): MountHandle;
   /** Detaches the mount; the loop's end then arrives as FuseOp.DESTROY. */
   unmount(handle: MountHandle): void;

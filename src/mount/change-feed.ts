@@ -30,8 +30,9 @@ export class ChangeFeed {
 
   /**
    * Subscribes on every connection `host` makes from now on, the current one first; resolves
-   * true once the first subscription is live and everything listed, false if the host has no
-   * WATCH or the subscription failed (the caller lists, and listings age by their TTL).
+   * true once the first subscription is live (everything is listed again from then on, in the
+   * background), false if the host has no WATCH or the subscription failed (the caller lists,
+   * and listings age by their TTL).
    */
   start(host: MountHost): Promise<boolean> {
     const started = new Promise<boolean>((resolve) => {
@@ -57,10 +58,11 @@ export class ChangeFeed {
         const gap = frame.sequence !== expected;
         expected = frame.sequence + 1;
         if (frame.sequence === 1) {
-          // The host watches from here on: listed now, the tree misses no change.
-          await this.#resync(client);
+          // The host watches from here on: listed now, the tree misses no change. Changes
+          // reported meanwhile wait for the listing (the loop reads no frame until it is done).
           this.#listings.watched = true;
           this.#resolveStarted(true);
+          await this.#resync(client);
         } else if (gap || (frame.flags & ChangesFlag.RESYNC) !== 0) {
           await this.#resync(client);
         } else {

@@ -7,10 +7,11 @@
 import type { TeleportClient } from "../client/client.js";
 import { topmost } from "../client/watch.js";
 import { ErrorCode, isTeleportError } from "../errors.js";
-import { type Entry, EntryKind } from "../wire/messages.js";
+import type { Entry } from "../wire/messages.js";
 import type { Inode, InodeTable, TreeChanges } from "./inode-table.js";
 import { parentPath } from "./inode-table.js";
 import type { MountHost } from "./mount-host.js";
+import { TreeStream } from "./tree-stream.js";
 
 /** The kernel's caches of the mount, as FuseSession drops them. */
 export interface KernelCache {
@@ -53,6 +54,9 @@ export class FolderListings {
   #aheadRunning = 0;
   /** Listings under way, by folder inode: concurrent asks share one LIST. */
   readonly #listing = new Map<number, Promise<void>>();
+  /** Recursive LISTs being applied, and the mount's first one before it starts. */
+  readonly #streams = new Set<TreeStream>();
+  #expected: TreeStream | undefined;
   #kernel: KernelCache | undefined;
   /** The host's change notifications are live: listings stay trusted until one says otherwise. */
   #watched = false;
@@ -100,20 +104,42 @@ export class FolderListings {
   /**
    * Lists `folder` again; the kernel hears of every difference. Concurrent asks share one LIST,
    * bounded by its own deadline (not an asker's: one reader interrupted fails no other); each
-   * asker waits for it only as long as its own request may.
+   * asker waits for it only as long as its own request may. A folder never listed that a
+   * recursive LIST under way is inside (or about to enter) waits for that LIST instead.
    */
   list(folder: Inode): Promise<void> {
-    return this.#listing.get(folder.ino) ?? this.#startListing(folder, Promise.resolve());
+    return this.#listing.get(folder.ino) ?? this.#startListing(folder, () => this.#listFolder(folder));
+  }
+
+  async #listFolder(folder: Inode): Promise<void> {
+    const passing = folder.listedAt === undefined ? this.#streamPassing(folder) : undefined;
+    if (passing !== undefined) {
+      await settledWithin(passing, LIST_TIMEOUT_MS);
+      if (!this.stale(folder)) return;
+      // The stream failed, was cut, or was not there in time: listed on its own.
+    }
+    await this.#relist(folder, AbortSignal.timeout(LIST_TIMEOUT_MS));
+  }
+
+  #streamPassing(folder: Inode): Promise<void> | undefined {
+    for (const stream of this.#streams) {
+      const passing = stream.passing(folder);
+      if (passing !== undefined) return passing;
+    }
+    return this.#expected?.passing(folder);
   }
 
   /** A LIST of `folder` that starts after any under way: a change the host reported is in it. */
   #listAfterChange(folder: Inode): Promise<void> {
     const underway = this.#listing.get(folder.ino);
-    return this.#startListing(folder, underway?.catch(() => {}) ?? Promise.resolve());
+    return this.#startListing(folder, async () => {
+      await underway?.catch(() => {});
+      await this.#relist(folder, AbortSignal.timeout(LIST_TIMEOUT_MS));
+    });
   }
 
-  #startListing(folder: Inode, after: Promise<void>): Promise<void> {
-    const listing = after.then(() => this.#relist(folder, AbortSignal.timeout(LIST_TIMEOUT_MS)));
+  #startListing(folder: Inode, work: () => Promise<void>): Promise<void> {
+    const listing = work();
     this.#listing.set(folder.ino, listing);
     const settled = () => {
       if (this.#listing.get(folder.ino) === listing) this.#listing.delete(folder.ino);
@@ -148,10 +174,23 @@ export class FolderListings {
 
   /**
    * Everything listed again (at mount, on a reconnection, or when the host lost track of its
-   * changes).
+   * changes), applied folder by folder as the LIST streams in; resolves when it has.
    */
   resync(client: TeleportClient, signal: AbortSignal): Promise<void> {
     return this.#listTree(this.#table.root, client, signal);
+  }
+
+  /**
+   * A resync is about to start (the mount's first, once the host's change notifications are
+   * live): until it does, a walker asking for a folder waits for it briefly, as it would for a
+   * LIST under way, rather than have folders listed one by one ahead of it.
+   */
+  expectResync(): void {
+    this.#expected ??= this.#newStream(this.#table.root);
+  }
+
+  #newStream(top: Inode): TreeStream {
+    return new TreeStream(this.#table, top, (changes) => this.#apply(changes));
   }
 
   /**
@@ -159,26 +198,16 @@ export class FolderListings {
    * finish are listed when visited.
    */
   async #listTree(top: Inode, client: TeleportClient, signal: AbortSignal): Promise<void> {
-    const listedAt = this.#clock();
-    const entries: Entry[] = [];
-    for await (const entry of client.list(top.entry.path, { recursive: true, signal })) {
-      entries.push(entry);
-      if (entries.length >= this.#eagerEntries) break;
+    const expected = this.#expected;
+    const stream = top === this.#table.root && expected !== undefined ? expected : this.#newStream(top);
+    if (stream === expected) this.#expected = undefined;
+    this.#streams.add(stream);
+    try {
+      const entries = client.list(top.entry.path, { recursive: true, signal });
+      await stream.run(entries, this.#clock(), this.#eagerEntries);
+    } finally {
+      this.#streams.delete(stream);
     }
-    if (this.#table.get(top.ino) !== top) return; // gone meanwhile: its parent's listing dropped it
-    // Folders beneath that this LIST does not reach (past its cut) are listed when visited.
-    this.#table.markSubtreeStale(top);
-    const last = entries.at(-1);
-    const partial = new Set<string>();
-    // The walk is depth first: only the folders on the way to where it stopped are unfinished.
-    if (entries.length >= this.#eagerEntries && last !== undefined) {
-      if (last.kind === EntryKind.DIRECTORY) partial.add(last.path);
-      for (let path = last.path; path !== top.entry.path && path !== ""; ) {
-        path = parentPath(path);
-        partial.add(path);
-      }
-    }
-    this.#apply(this.#table.merge(entries, listedAt, top, partial));
   }
 
   /** Lists `folder`'s never-listed subfolders ahead of a reader walking down (`find`, `ls -R`). */
@@ -222,7 +251,8 @@ export class FolderListings {
     if (this.#table.get(folder.ino) !== folder) return;
     const first = folder.listedAt === undefined;
     this.#apply(this.#table.replaceChildren(folder, entries, listedAt));
-    if (first) this.#listAhead(folder);
+    // A recursive LIST under way lists what is beneath; listings ahead would race it.
+    if (first && this.#streams.size === 0 && this.#expected === undefined) this.#listAhead(folder);
   }
 
   #apply(changes: TreeChanges): void {
@@ -232,4 +262,15 @@ export class FolderListings {
     for (const { parent, name } of changes.names) kernel.invalEntry(parent, name);
     for (const ino of changes.inodes) kernel.invalInode(ino);
   }
+}
+
+/** Resolves when `work` does, or after `ms` (`work` never rejects). */
+function settledWithin(work: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void work.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

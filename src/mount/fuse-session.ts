@@ -4,6 +4,8 @@
  * no reader ever waits forever. With FolderListings, folders are listed again as they age or
  * change on the host before they are answered, and the kernel's caches are told of differences.
  */
+import { closeSync, constants, fstatSync, lstatSync, openSync } from "node:fs";
+import { resolve } from "node:path";
 import { ErrorCode, TeleportError } from "../errors.js";
 import {
   ATTR_FIELDS,
@@ -44,15 +46,56 @@ export interface MountOptions {
   requestTimeoutMs?: number;
   /** Keeps the tree in step with the host; without, the tree is fixed. */
   listings?: FolderListings;
+  /** The mountpoint as openMountpoint opened it (closed by the caller); else it is opened here. */
+  mountpointFd?: number;
 }
 
 const DEFAULT_TTL_SECONDS = 60;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Kernel reads up to 1 MiB (max_pages) and its readahead asks as much. */
 const MAX_READ_BYTES = 1 << 20;
-/** Directory entries handed to the addon per readdir reply (it packs what fits). */
-const DIR_BATCH = 512;
+/**
+ * Bytes a directory entry takes in a readdir reply, before its name (struct fuse_dirent; with
+ * readdirplus, the fuse_entry_out before it): entries are handed to the addon only as many as
+ * fit, as each reply fills one kernel page of a folder that may hold thousands.
+ */
+const DIRENT_BYTES = 24;
+const DIRENTPLUS_BYTES = 152;
 const KERNEL_OPTIONS = "ro,default_permissions,fsname=teleport,subtype=teleport";
+
+/**
+ * The mountpoint opened as the folder it is now, never through a symlink: the mount lands on
+ * this very folder (FuseAddon.mount), so what is checked is what is mounted on, whatever another
+ * local user puts at its path meanwhile. A symlink, a file or nothing there is a usage error.
+ */
+export function openMountpoint(mountpoint: string): number {
+  let fd: number;
+  try {
+    fd = openSync(mountpoint, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (cause) {
+    // O_NOFOLLOW|O_DIRECTORY on a symlink fails ENOTDIR (or ELOOP): which it was, for the message only.
+    const why = isSymlink(mountpoint)
+      ? "is a symbolic link: mount on the folder itself"
+      : "is not a folder: mount on an existing (empty) folder";
+    throw new TeleportError(ErrorCode.USAGE, `${mountpoint} ${why}`, { cause });
+  }
+  if (!fstatSync(fd).isDirectory()) {
+    closeSync(fd);
+    throw new TeleportError(
+      ErrorCode.USAGE,
+      `${mountpoint} is not a folder: mount on an existing (empty) folder`,
+    );
+  }
+  return fd;
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
 
 /** Why a pending request was answered early. */
 class Interrupted extends Error {}
@@ -65,6 +108,12 @@ export class FuseSession implements KernelCache {
   readonly #ttl: number;
   readonly #timeoutMs: number;
   readonly #abort = new AbortController();
+  /**
+   * A folder's entries as its readdir from offset 0 listed them, by folder inode: the later
+   * offsets of that read come from the same list (names changing under a reader's offsets would
+   * skip or repeat some), without copying the folder at every page.
+   */
+  readonly #dirLists = new Map<number, readonly (readonly [string, Inode])[]>();
   /** Requests being answered asynchronously, by sequence number: an INTERRUPT aborts one. */
   readonly #pending = new Map<number, AbortController>();
   #handle: MountHandle | undefined;
@@ -96,19 +145,23 @@ export class FuseSession implements KernelCache {
     // caches, no open round trips; FolderListings invalidates what the host changed.
     const flags = MountFlag.NO_OPEN | MountFlag.OPEN_IN_C | MountFlag.CACHE_READDIR;
     const dispatch = session.#dispatch.bind(session);
+    const folderFd = options.mountpointFd ?? openMountpoint(mountpoint);
     try {
       session.#handle = session.#fuse.mount(
-        mountpoint,
+        resolve(mountpoint),
         KERNEL_OPTIONS,
         dispatch,
         MAX_READ_BYTES,
         MAX_READ_BYTES,
         flags,
+        folderFd,
       );
     } catch (cause) {
       // libfuse has printed its own reason on stderr (a busy mountpoint, no permission to mount).
       const detail = cause instanceof Error ? cause.message : String(cause);
       throw new TeleportError(ErrorCode.IO, `could not mount on ${mountpoint}: ${detail}`, { cause });
+    } finally {
+      if (options.mountpointFd === undefined) closeSync(folderFd);
     }
     if (options.listings !== undefined) options.listings.kernel = session;
     return session;
@@ -202,9 +255,14 @@ export class FuseSession implements KernelCache {
       this.#fuse.replyErr(req, dir === undefined ? ESTALE : EINVAL);
       return;
     }
-    const parent = this.#table.get(dir.parentIno) ?? dir;
-    const all: [string, Inode][] = [[".", dir], ["..", parent], ...dir.children];
-    const batch = all.slice(offset, offset + DIR_BATCH);
+    let all = offset === 0 ? undefined : this.#dirLists.get(ino);
+    if (all === undefined) {
+      const parent = this.#table.get(dir.parentIno) ?? dir;
+      all = [[".", dir], ["..", parent], ...dir.children];
+      this.#dirLists.set(ino, all);
+    }
+    const batch = all.slice(offset, offset + fitting(all, offset, size, plus));
+    if (offset + batch.length >= all.length) this.#dirLists.delete(ino);
     const attrs = new Float64Array(batch.length * ATTR_FIELDS);
     batch.forEach(([, node], i) => {
       this.#table.attr(node, attrs, i * ATTR_FIELDS);
@@ -286,4 +344,21 @@ export class FuseSession implements KernelCache {
     this.#handle = undefined;
     this.#resolveClosed();
   }
+}
+
+/** How many of `entries` from `offset` fill a readdir reply of `size` bytes (one more: the addon stops where they do). */
+function fitting(
+  entries: readonly (readonly [string, Inode])[],
+  offset: number,
+  size: number,
+  plus: boolean,
+): number {
+  const header = plus ? DIRENTPLUS_BYTES : DIRENT_BYTES;
+  let used = 0;
+  let count = 0;
+  for (let i = offset; i < entries.length && used <= size; i++, count++) {
+    // A name's UTF-8 bytes are at least its UTF-16 length: an estimate that errs towards one more.
+    used += (header + (entries[i]?.[0].length ?? 0) + 7) & ~7;
+  }
+  return count + 1;
 }

@@ -112,6 +112,13 @@ export class InodeTable {
     for (const child of folder.children?.values() ?? []) if (child.children) this.markSubtreeStale(child);
   }
 
+  /** Every folder beneath `folder` (itself included) listed before `time` marked stale. */
+  markStaleListedBefore(folder: Inode, time: number): void {
+    if (folder.listedAt !== undefined && folder.listedAt < time) this.markStale(folder);
+    for (const child of folder.children?.values() ?? [])
+      if (child.children) this.markStaleListedBefore(child, time);
+  }
+
   /**
    * A recursive listing (paths beneath `top`, any order) merged folder by folder, parents first:
    * each listed folder's children become exactly what `entries` holds for it. Folders named in
@@ -153,6 +160,8 @@ export class InodeTable {
     const changes: TreeChanges = { names: [], inodes: [], dropped: [] };
     if (children === undefined) return changes;
     const path = folder.entry.path;
+    // The kernel has seen nothing of a folder never listed (it waits for the listing): nothing to drop.
+    const seen = folder.listedAt !== undefined;
     const listed = new Map<string, Entry>();
     for (const entry of entries)
       if (entry.path !== path && parentPath(entry.path) === path) listed.set(baseName(entry.path), entry);
@@ -163,6 +172,7 @@ export class InodeTable {
       this.#drop(node, changes.dropped);
       children.delete(name);
       gone.add(name);
+      if (!seen) continue;
       changes.names.push({ parent: folder.ino, name });
       changes.inodes.push(node.ino);
     }
@@ -170,10 +180,10 @@ export class InodeTable {
       const kept = children.get(name);
       if (kept === undefined) {
         children.set(name, this.#add(entry, folder.ino));
-        if (!gone.has(name)) changes.names.push({ parent: folder.ino, name });
+        if (seen && !gone.has(name)) changes.names.push({ parent: folder.ino, name });
       } else if (!sameAttributes(kept.entry, entry)) {
         kept.entry = entry;
-        changes.inodes.push(kept.ino);
+        if (seen) changes.inodes.push(kept.ino);
         if (kept.children !== undefined) this.markStale(kept); // a folder's mtime moves as its names do
       }
     }

@@ -6,7 +6,7 @@
  * bytes, and is dropped from the index.
  */
 
-import { constants, lstatSync, openSync, realpathSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { hashBytes } from "../chunking/hash.js";
 import { type ChunkIndex, identityOf, inodeOf } from "../store/chunk-index.js";
@@ -14,15 +14,18 @@ import { writableOnlyByUs } from "../store/private-file.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { readWholeAndClose } from "./chunk-files.js";
 
+/** What LocalChunks asks of the chunk index. */
+export type LocalChunkIndex = Pick<ChunkIndex, "locate" | "forget">;
+
 export class LocalChunks {
-  readonly #index: ChunkIndex;
+  readonly #index: LocalChunkIndex;
   /**
    * The mount's own folder, as given and resolved: a file there is read through this very
    * process, which would wait on itself.
    */
   readonly #excluded: string[];
 
-  constructor(index: ChunkIndex, mountpoint: string) {
+  constructor(index: LocalChunkIndex, mountpoint: string) {
     this.#index = index;
     this.#excluded = [resolve(mountpoint), realpathSync(mountpoint)].map(
       (path) => `${path.replace(/\/+$/, "")}/`,
@@ -40,9 +43,13 @@ export class LocalChunks {
     for (const source of sources) {
       if (source.size !== ref.size || this.#excluded.some((folder) => source.path.startsWith(folder)))
         continue;
-      if (!unchanged(source.path, source.inDownload ? source.inode : source.identity, source.inDownload))
-        continue;
-      const bytes = readAt(source.path, source.offset, ref.size);
+      const fd = openUnchanged(
+        source.path,
+        source.inDownload ? source.inode : source.identity,
+        source.inDownload,
+      );
+      if (fd === undefined) continue;
+      const bytes = readWholeAndClose(fd, source.offset, ref.size);
       if (bytes !== undefined && hashBytes(bytes).equals(ref.hash)) return bytes;
       // A download in progress may be another pull's, still writing: only complete files are dropped.
       if (!source.inDownload) this.#forget(source.fileId);
@@ -59,23 +66,29 @@ export class LocalChunks {
   }
 }
 
-/** Whether the file at `path` is a regular file of this user still as it was indexed. */
-function unchanged(path: string, recorded: string, byInode: boolean): boolean {
-  try {
-    const stats = lstatSync(path, { bigint: true });
-    if (!stats.isFile() || !writableOnlyByUs(stats)) return false;
-    return (byInode ? inodeOf(stats) : identityOf(stats)) === recorded;
-  } catch {
-    return false;
-  }
-}
-
-function readAt(path: string, offset: number, size: number): Buffer | undefined {
+/**
+ * The file at `path` opened for reading if it is a regular file of this user still as it was
+ * indexed: checked through the descriptor, so the file checked is the file read (a symlink or
+ * another file swapped in by name is refused, not followed).
+ */
+function openUnchanged(path: string, recorded: string, byInode: boolean): number | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
-  return readWholeAndClose(fd, offset, size);
+  try {
+    const stats = fstatSync(fd, { bigint: true });
+    if (
+      stats.isFile() &&
+      writableOnlyByUs(stats) &&
+      (byInode ? inodeOf(stats) : identityOf(stats)) === recorded
+    )
+      return fd;
+  } catch {
+    // unreadable: as if changed
+  }
+  closeSync(fd);
+  return undefined;
 }

@@ -1,11 +1,12 @@
 /**
  * `teleport mount` end to end: a real host serving the fixture tree, a real mount process, the
  * kernel's view of the mount compared with the host's files (entries, kinds, modes, sizes,
- * mtimes, bytes, random ranges), then `teleport umount` and SIGTERM each ending the mount.
+ * mtimes, bytes, random ranges), then `teleport umount` and SIGTERM each ending the mount; a
+ * mountpoint that is a symlink or a file is refused before connecting.
  * Skips where this machine cannot mount (not root, no /dev/fuse, no FUSE addon).
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ErrorCode } from "../../src/errors.js";
@@ -73,4 +74,23 @@ test("a mountpoint that is not a folder is a usage error, before connecting", { 
   const result = await runCli(["mount", link, join(base, "missing")], { TELEPORT_HOME: join(base, "home") });
   assert.notEqual(result.code, 0);
   assert.match(result.stderr, new RegExp(`${ErrorCode.USAGE}: .*missing is not a folder`));
+});
+
+test("a mountpoint that is a symlink, even to a folder, or a file is refused, before connecting", {
+  skip,
+}, async (t) => {
+  const base = await tempDir(t, "mount-symlink");
+  await mkdir(join(base, "folder"));
+  await symlink(join(base, "folder"), join(base, "link"));
+  await writeFile(join(base, "file"), "not a folder");
+  const link =
+    "teleport://127.0.0.1:9/?fp=2neAlZzH_PaHmLnKjFt8IA9i8I4Z6UrpbZl7zHb5G8E&key=9_Jc6QS6E5JjQt8XZQcb5g";
+  const env = { TELEPORT_HOME: join(base, "home") };
+  const viaLink = await runCli(["mount", link, join(base, "link")], env);
+  assert.notEqual(viaLink.code, 0);
+  assert.match(viaLink.stderr, new RegExp(`${ErrorCode.USAGE}: .*link is a symbolic link`));
+  const onFile = await runCli(["mount", link, join(base, "file")], env);
+  assert.notEqual(onFile.code, 0);
+  assert.match(onFile.stderr, new RegExp(`${ErrorCode.USAGE}: .*file is not a folder`));
+  assert.equal(await isMounted(join(base, "folder")), false, "nothing was mounted where the link pointed");
 });

@@ -6,12 +6,24 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
+import { closeSync } from "node:fs";
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
-import { FuseSession } from "../../src/mount/fuse-session.js";
+import { FuseSession, openMountpoint } from "../../src/mount/fuse-session.js";
 import { type Inode, InodeTable } from "../../src/mount/inode-table.js";
 import { type Entry, EntryKind } from "../../src/wire/messages.js";
 import { cannotMount } from "../helpers/mount.js";
@@ -64,13 +76,42 @@ test("an in-memory tree mounts, reads back byte for byte, and unmounts", { skip 
   }
 });
 
-test("a mount that libfuse refuses is an IO error naming the mountpoint", { skip }, async () => {
+test("a mountpoint that cannot be opened as a folder is a usage error naming it", { skip }, async () => {
   const table = new InodeTable(entry(EntryKind.DIRECTORY, "", 0, 0o755), []);
   const missing = join(tmpdir(), `teleport-fuse-missing-${process.pid}`);
   assert.throws(
     () => FuseSession.mount(missing, table, async () => new Uint8Array(0)),
-    (err: unknown) => isTeleportError(err, ErrorCode.IO) && err.detail.includes(missing),
+    (err: unknown) => isTeleportError(err, ErrorCode.USAGE) && err.detail.includes(missing),
   );
+});
+
+test("the mount lands on the folder opened and checked, not on a symlink swapped in at its path", {
+  skip,
+}, async () => {
+  const table = new InodeTable(entry(EntryKind.DIRECTORY, "", 0, 0o755), [
+    entry(EntryKind.FILE, "inside", 0, 0o644),
+  ]);
+  const base = await mkdtemp(join(tmpdir(), "teleport-fuse-swap-"));
+  const checked = join(base, "mnt");
+  const moved = join(base, "mnt-moved");
+  const elsewhere = join(base, "elsewhere");
+  await mkdir(checked);
+  await mkdir(elsewhere);
+  const fd = openMountpoint(checked);
+  // Another user swaps the checked folder for a symlink between the check and the mount.
+  await rename(checked, moved);
+  await symlink(elsewhere, checked);
+  const session = FuseSession.mount(checked, table, async () => new Uint8Array(0), { mountpointFd: fd });
+  closeSync(fd);
+  try {
+    assert.deepEqual(await readdir(moved), ["inside"], "mounted on the folder that was checked");
+    assert.deepEqual(await readdir(elsewhere), [], "not where the symlink points");
+  } finally {
+    session.unmount();
+    await session.closed;
+  }
+  assert.deepEqual(await readdir(moved), [], "unmounted from where it landed");
+  await rm(base, { recursive: true });
 });
 
 test("a read its source never answers is EIO once the request deadline passes", { skip }, async () => {
@@ -126,6 +167,29 @@ test("a library's process exits by itself once its mount is unmounted (the addon
     assert.match(output, /closed/);
   } finally {
     clearTimeout(timer);
+    await rm(mountpoint, { recursive: true });
+  }
+});
+
+test("a folder of thousands of names, long and short, readdirs whole, each name once", { skip }, async () => {
+  const names = Array.from({ length: 3000 }, (_, i) => `${"n".repeat(1 + (i % 200))}-${i}`);
+  const table = new InodeTable(
+    entry(EntryKind.DIRECTORY, "", 0, 0o755),
+    names.map((name) => entry(EntryKind.FILE, name, 1, 0o644)),
+  );
+  const mountpoint = await mkdtemp(join(tmpdir(), "teleport-fuse-many-"));
+  const session = FuseSession.mount(mountpoint, table, async () => new Uint8Array(1));
+  try {
+    // Twice: the second read comes from the kernel's cache of the first, page by page.
+    for (let pass = 0; pass < 2; pass++) {
+      const listed = await readdir(mountpoint);
+      assert.equal(listed.length, names.length);
+      assert.deepEqual([...listed].sort(), [...names].sort());
+    }
+    assert.equal((await stat(join(mountpoint, names[2999] ?? ""))).size, 1, "its attributes came with it");
+  } finally {
+    session.unmount();
+    await session.closed;
     await rm(mountpoint, { recursive: true });
   }
 });

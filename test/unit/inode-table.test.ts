@@ -113,3 +113,19 @@ test("an entry listed with its own folder is not taken as a child of itself", ()
   table.replaceChildren(d, [folder("d"), file("d/f"), file("elsewhere/g")], 4);
   assert.deepEqual([...(d.children?.keys() ?? [])], ["f"]);
 });
+
+test("a folder's first listing names nothing for the kernel (it has seen nothing of it); a later one does", () => {
+  const table = new InodeTable(ROOT, [], { listedAt: 1 });
+  table.replaceChildren(table.root, [folder("a")], 1);
+  const a = table.at("a");
+  assert.ok(a);
+  assert.equal(a.listedAt, undefined);
+  const first = table.replaceChildren(a, [file("a/x"), file("a/y")], 2);
+  assert.deepEqual(first.names, []);
+  assert.deepEqual(first.inodes, []);
+  const oldY = table.at("a/y")?.ino;
+  const later = table.replaceChildren(a, [file("a/x"), file("a/y", 11), file("a/z")], 3);
+  assert.deepEqual(later.names.map(({ name }) => name).sort(), ["y", "z"]);
+  assert.ok(oldY !== undefined && later.inodes.includes(oldY) && later.inodes.includes(a.ino));
+  assert.deepEqual(later.dropped, [oldY]);
+});
