@@ -66,6 +66,7 @@ async function mountOn(
   const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
   const chunks = new ChunkSource(fetcher, { store: cache.store, local: cache.local });
   const unmounted = new AbortController();
+  let stopSignals: (() => void) | undefined;
   try {
     const timeoutMs = (flags.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS / 1000) * 1000;
     const path = normalizeUserPath(flags.path ?? "");
@@ -95,13 +96,18 @@ async function mountOn(
       notice,
     );
     await raiseKernelReadAhead(mountpoint);
-    await untilUnmounted(session, mountpoint);
+    stopSignals = onStopSignals(() => session.unmount(), notice);
+    process.stderr.write(
+      `teleport: mounted at ${mountpoint} (read-only); Ctrl-C or \`teleport umount ${mountpoint}\` unmounts\n`,
+    );
+    await session.closed;
     feed.stop();
   } finally {
     unmounted.abort();
     await pool.close();
     await host.close();
     await cache.close();
+    stopSignals?.();
     process.stderr.write(describeCounts(chunks.counts()));
   }
 }
@@ -137,19 +143,27 @@ function followHost(
 
 const LIST_TIMEOUT_MS = 10 * 60_000;
 
-async function untilUnmounted(session: FuseSession, mountpoint: string): Promise<void> {
-  const unmount = () => session.unmount();
-  process.once("SIGINT", unmount);
-  process.once("SIGTERM", unmount);
-  process.stderr.write(
-    `teleport: mounted at ${mountpoint} (read-only); Ctrl-C or \`teleport umount ${mountpoint}\` unmounts\n`,
-  );
-  try {
-    await session.closed;
-  } finally {
-    process.off("SIGINT", unmount);
-    process.off("SIGTERM", unmount);
-  }
+/**
+ * SIGINT and SIGTERM unmount. They stay handled until the cache is closed: a signal that comes
+ * while the mount finishes (a second Ctrl-C, a service manager's stop after `teleport umount`)
+ * must not end the process before the chunks it read are recorded. A third signal ends it at
+ * once (the cache is crash-safe: it loses only what was still being written). Returns the
+ * function that stops handling them.
+ */
+function onStopSignals(unmount: () => void, notice: (message: string) => void): () => void {
+  let signals = 0;
+  const stop = () => {
+    signals += 1;
+    if (signals === 1) unmount();
+    else if (signals === 2) notice("finishing: recording the chunk cache (again to quit at once)");
+    else process.exit(130);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  return () => {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  };
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * A mount stays alive and never hangs its readers: with the host gone reads fail with EIO by
  * --timeout and succeed again once the host is back on the same port; a reader killed while its
- * request waits is let go at once (FUSE_INTERRUPT); SIGINT unmounts; `teleport umount` works
+ * request waits is let go at once (FUSE_INTERRUPT); SIGINT unmounts, and a signal while it
+ * finishes does not cut its cache short; `teleport umount` works
  * with a file still open (the mount process exits once it is closed), after the mount process
  * was killed, and with --force on a hung mount. Skips where this machine cannot mount.
  */
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { runCli, startHost } from "../helpers/cli.js";
 import { NO_HANG_TIMEOUT_MS, onCleanup, waitFor } from "../helpers/context.js";
-import { cannotMount, hostAndMount, isMounted, linkPort, readAt } from "../helpers/mount.js";
+import { cannotMount, hostAndMount, isMounted, linkPort, readAt, startMount } from "../helpers/mount.js";
 import { FIXTURE } from "../helpers/tree.js";
 
 const skip = cannotMount();
@@ -127,6 +128,28 @@ test("SIGINT unmounts and exits 0", { skip }, async (t) => {
   const result = await mount.result;
   assert.equal(result.code, 0, result.stderr);
   assert.equal(await isMounted(mountpoint), false);
+});
+
+test("a SIGTERM while the mount finishes is not the end of it: what it cached is kept", {
+  skip,
+}, async (t) => {
+  const { share, host, mountpoint, env, mount } = await hostAndMount(t);
+  const expected = await readFile(join(share, FIXTURE.manyChunks));
+  assert.ok((await readFile(join(mountpoint, FIXTURE.manyChunks))).equals(expected));
+  mount.process.kill("SIGTERM");
+  // The kernel has let go: the process is closing its pool, its connection and its cache.
+  await waitFor(async () => !(await isMounted(mountpoint)), { what: "the unmount", intervalMs: 5 });
+  if (mount.process.exitCode === null) mount.process.kill("SIGTERM");
+  const first = await mount.result;
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /chunks from the host: [1-9]/);
+
+  const again = await startMount(t, host.link, mountpoint, env);
+  assert.ok((await readFile(join(mountpoint, FIXTURE.manyChunks))).equals(expected));
+  again.process.kill("SIGTERM");
+  const second = await again.result;
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /chunks from the host: 0 /, "the remount reads the cache");
 });
 
 test("a mount whose process was killed is ENOTCONN until `teleport umount` clears it", {
