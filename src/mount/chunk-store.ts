@@ -26,7 +26,8 @@ import { join } from "node:path";
 import { hashBytes } from "../chunking/hash.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { isAlive, privateFolder } from "./chunk-files.js";
-import { ChunkRows } from "./chunk-rows.js";
+import { type ChunkRow, ChunkRows } from "./chunk-rows.js";
+import { PackBatch } from "./pack-batch.js";
 import { footprint, PackFiles, type PackLocation, type PunchHole } from "./pack-files.js";
 import { PackPreloads } from "./pack-preloads.js";
 import { PackWriter } from "./pack-writer.js";
@@ -152,6 +153,31 @@ export class ChunkStore {
     this.#writer.write(key, ref.hash, bytes);
   }
 
+  /**
+   * A region of this process's pack for a read-ahead batch the stream pool writes straight into
+   * (pack-batch.ts); undefined when the store cannot take it (closed, or the bound too small).
+   */
+  reserveBatch(refs: readonly ChunkRef[]): PackBatch | undefined {
+    if (this.#closed || refs.length === 0) return undefined;
+    const places = this.#rows.transaction(() => this.#writer.reserveRegion(refs));
+    const pack = places?.[0]?.pack;
+    if (places === undefined || pack === undefined) return undefined;
+    const fd = this.#packs.acquire(pack);
+    const hooks = {
+      now: () => this.#now(),
+      written: (key: string, at: PackLocation) => this.#know(key, at),
+      removeIfEmpty: (id: number) => this.#removeIfEmpty(id),
+    };
+    if (fd === undefined) {
+      this.#rows.transaction(() => {
+        for (const [i, place] of places.entries())
+          if (place.reserved) this.#rows.remove(refs[i]?.hash ?? Buffer.alloc(0));
+      });
+      return undefined;
+    }
+    return new PackBatch(refs, places, fd, { rows: this.#rows, packs: this.#packs, hooks });
+  }
+
   stats(): ChunkStoreStats {
     return { ...this.#rows.totals(), capacity: this.capacity };
   }
@@ -164,6 +190,8 @@ export class ChunkStore {
       clearInterval(this.#touchTimer);
       this.#writeUses();
       this.#rows.transaction(() => {
+        // A batch still reserved (its pool never finished) is not kept.
+        for (const row of this.#rows.reserved()) if (row.owner === process.pid) this.#removeReserved(row);
         const sealed = this.#writer.seal();
         if (sealed !== undefined) this.#removeIfEmpty(sealed);
       });
@@ -245,16 +273,17 @@ export class ChunkStore {
   #removeAbandoned(): void {
     const files = this.#packs.list(); // listed before the rows are read: a new pack's row comes first
     this.#rows.transaction(() => {
-      for (const row of this.#rows.reserved()) {
-        if (isAlive(row.owner)) continue;
-        this.#packs.punch(row);
-        this.#rows.remove(row.hash);
-      }
+      for (const row of this.#rows.reserved()) if (!isAlive(row.owner)) this.#removeReserved(row);
       for (const { id, owner } of this.#rows.appendedPacks()) if (!isAlive(owner)) this.#rows.sealPack(id);
       for (const pack of this.#rows.removablePacks()) this.#removeIfEmpty(pack);
       const packs = this.#rows.packIds();
       for (const id of files) if (!packs.has(id)) this.#packs.remove(id);
     });
+  }
+
+  #removeReserved(row: ChunkRow): void {
+    this.#packs.punch(row);
+    this.#rows.remove(row.hash);
   }
 
   #writeUses(): void {

@@ -8,7 +8,9 @@
  * ones are not kept. It is a cache: a chunk not kept is fetched again if read again, whereas
  * holding the reader back until a slow disk caught up would slow every read of the mount.
  */
+import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkRows } from "./chunk-rows.js";
+import { type RegionPlace, regionBytes } from "./pack-batch.js";
 import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
 
 /** A pack rolls to a new one at this size: packs few enough to keep open, small enough to empty. */
@@ -101,6 +103,35 @@ export class PackWriter {
     this.#appending = undefined;
     if (pack !== undefined) this.#rows.sealPack(pack.id);
     return pack?.id;
+  }
+
+  /**
+   * Places `refs` back to back in the appending pack, each with a reserved row (room made for
+   * all), for a batch written by the stream pool (pack-batch.ts); undefined if they do not fit
+   * the bound. A chunk whose row exists (held, or being written by another) gets a place but no
+   * row. Within a transaction.
+   */
+  reserveRegion(refs: readonly ChunkRef[]): RegionPlace[] | undefined {
+    const bytes = regionBytes(refs);
+    if (bytes > this.#capacity) return undefined;
+    const region = this.#place(bytes);
+    if (region === undefined) return undefined;
+    const places: RegionPlace[] = [];
+    let position = region.position;
+    for (const ref of refs) {
+      const at = { pack: region.pack, position, size: ref.size };
+      places.push({ ...at, reserved: this.#rows.reserve(ref.hash, at, this.#hooks.now(), process.pid) });
+      position += footprint(ref.size);
+    }
+    if (!this.#hooks.makeRoom()) {
+      for (const [i, place] of places.entries()) {
+        const ref = refs[i];
+        if (place.reserved && ref !== undefined) this.#rows.remove(ref.hash);
+      }
+      return undefined;
+    }
+    if (this.#appending !== undefined) this.#appending.tail = position;
+    return places;
   }
 
   /** Rows for the incoming chunks (room made for each), then their bytes, in the background. */
