@@ -85,9 +85,12 @@ export class ChunkRows {
     return this.#statements.reserve.run(hash, at.pack, at.position, at.size, used, owner).changes > 0;
   }
 
-  /** The chunk's bytes are written: its row is live. */
-  commit(hash: Buffer, used: number): void {
-    this.#statements.commit.run(used, hash);
+  /**
+   * The chunk's bytes are written: its row is live. Its last use stays the time it was reserved:
+   * chunks given together age in the order given, whichever write finished first.
+   */
+  commit(hash: Buffer): void {
+    this.#statements.commit.run(hash);
   }
 
   remove(hash: Buffer): void {
@@ -195,7 +198,7 @@ function prepareStatements(db: Database.Database): RowStatements {
     reserve: db.prepare(
       "INSERT OR IGNORE INTO chunks (hash, pack, position, size, used, owner) VALUES (?, ?, ?, ?, ?, ?)",
     ),
-    commit: db.prepare("UPDATE chunks SET used = ?, owner = NULL WHERE hash = ?"),
+    commit: db.prepare("UPDATE chunks SET owner = NULL WHERE hash = ?"),
     remove: db.prepare("DELETE FROM chunks WHERE hash = ?"),
     removeLive: db.prepare(
       "DELETE FROM chunks WHERE hash = ? AND pack = ? AND position = ? AND owner IS NULL",

@@ -164,7 +164,6 @@ export class ChunkStore {
     if (places === undefined || pack === undefined) return undefined;
     const fd = this.#packs.acquire(pack);
     const hooks = {
-      now: () => this.#now(),
       written: (key: string, at: PackLocation) => this.#know(key, at),
       removeIfEmpty: (id: number) => this.#removeIfEmpty(id),
     };

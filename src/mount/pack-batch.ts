@@ -23,7 +23,6 @@ export interface RegionPlace extends PackLocation {
 
 /** What a batch needs of its store, called within the store's transactions where they change rows. */
 export interface PackBatchHooks {
-  now(): number;
   /** The chunk's row is live, at `at`. */
   written(key: string, at: PackLocation): void;
   removeIfEmpty(pack: number): void;
@@ -75,7 +74,7 @@ export class PackBatch {
         for (const [i, place] of this.#places.entries()) {
           const ref = this.#refs[i];
           if (ref === undefined) continue;
-          if (place.reserved) this.#rows.commit(ref.hash, this.#hooks.now());
+          if (place.reserved) this.#rows.commit(ref.hash);
           else this.#packs.punch(place); // another process keeps this chunk: the copy here goes
         }
       });

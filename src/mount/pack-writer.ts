@@ -199,7 +199,7 @@ export class PackWriter {
     if (this.#rows.open)
       this.#rows.transaction(() => {
         for (const chunk of run) {
-          if (written) this.#rows.commit(chunk.hash, this.#hooks.now());
+          if (written) this.#rows.commit(chunk.hash);
           else {
             this.#rows.remove(chunk.hash);
             this.#packs.punch(chunk.at);
