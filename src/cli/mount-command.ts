@@ -62,7 +62,7 @@ async function mountOn(
     await cache.close();
     throw err;
   });
-  const pool = new PoolFetcher(host);
+  const pool = new PoolFetcher(host, cache.store);
   const fetcher = routedFetcher(controlFetcher(host), pool.fetch, POOL_FETCH_BYTES);
   const chunks = new ChunkSource(fetcher, { store: cache.store, local: cache.local });
   const unmounted = new AbortController();

@@ -1,37 +1,9 @@
 /**
- * The files of a mount's chunk store, one per chunk: read whole, written under a temporary name
- * then renamed into place (a killed writer leaves a temp file, never a torn chunk under its
- * name), always without following a symlink, in a folder only this user can write to.
+ * Files for a mount's chunk store and local copies: a range read whole from an open file, the
+ * store's folder made private to this user, and whether a process that wrote there still runs.
  */
-import {
-  close,
-  closeSync,
-  constants,
-  fchmodSync,
-  lstatSync,
-  mkdirSync,
-  open,
-  openSync,
-  read,
-  readSync,
-  rename,
-  unlink,
-  unlinkSync,
-  write,
-} from "node:fs";
+import { closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readSync } from "node:fs";
 import { ErrorCode, TeleportError } from "../errors.js";
-import { PRIVATE_MODE } from "../store/private-file.js";
-
-/** The `size` bytes of the chunk file at `path` (unverified), or undefined if it has fewer or none. */
-export function readChunkFile(path: string, size: number): Buffer | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch {
-    return undefined;
-  }
-  return readWholeAndClose(fd, 0, size);
-}
 
 /**
  * The `size` bytes at `position` of the open file `fd`, or undefined if it has fewer or a read
@@ -55,75 +27,6 @@ export function readWholeAndClose(fd: number, position: number, size: number): B
 }
 
 /**
- * readChunkFile through the thread pool, into `bytes` (`size` long): several run at once, the
- * disk's queue kept busy.
- * Callbacks, not fs/promises: no FileHandle and fewer promises per chunk for the collector.
- */
-export function readChunkFileAsync(
-  path: string,
-  size: number,
-  bytes: Buffer = Buffer.allocUnsafe(size),
-): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    open(path, constants.O_RDONLY | constants.O_NOFOLLOW, (openError, fd) => {
-      if (openError !== null) {
-        resolve(undefined);
-        return;
-      }
-      const finish = (result: Buffer | undefined) => close(fd, () => resolve(result));
-      const readFrom = (filled: number): void => {
-        if (filled === size) {
-          finish(bytes);
-          return;
-        }
-        read(fd, bytes, filled, size - filled, filled, (readError, bytesRead) => {
-          if (readError !== null || bytesRead === 0) finish(undefined);
-          else readFrom(filled + bytesRead);
-        });
-      };
-      readFrom(0);
-    });
-  });
-}
-
-/**
- * Writes `bytes` to tempPath(path, pid) (O_EXCL, 0600) and renames it to `path`; false if that
- * failed. Through the thread pool: the main thread only posts the four steps.
- */
-export function writeChunkFileAsync(path: string, pid: number, bytes: Buffer): Promise<boolean> {
-  const temp = tempPath(path, pid);
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  return new Promise((resolve) => {
-    const fail = () => unlink(temp, () => resolve(false));
-    open(temp, flags, PRIVATE_MODE, (openError, fd) => {
-      if (openError !== null) {
-        resolve(false);
-        return;
-      }
-      const writeFrom = (at: number): void => {
-        if (at === bytes.length) {
-          close(fd, (closeError) => {
-            if (closeError !== null) fail();
-            else rename(temp, path, (renameError) => (renameError === null ? resolve(true) : fail()));
-          });
-          return;
-        }
-        write(fd, bytes, at, bytes.length - at, null, (writeError, written) => {
-          if (writeError === null) writeFrom(at + written);
-          else close(fd, fail);
-        });
-      };
-      writeFrom(0);
-    });
-  });
-}
-
-/** Where the process `pid` writes the chunk file `path` before renaming it into place. */
-export function tempPath(path: string, pid: number): string {
-  return `${path}.${pid}.tmp`;
-}
-
-/**
  * Makes `folder` (and its parents) if needed and checks it is a real folder of this user, narrowed
  * to 0700: a folder another user could write to would let them plant chunks.
  */
@@ -144,14 +47,6 @@ export function privateFolder(folder: string): void {
     } finally {
       closeSync(fd);
     }
-  }
-}
-
-export function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
   }
 }
 

@@ -4,11 +4,14 @@
  * chunk verified against its hash by the stream that receives it. The pool starts with the first
  * batch asked of it (a mount that is only browsed never starts one) and closes with the mount.
  *
- * The pool writes chunks at their offsets into file descriptors it is lent; a mount wants them in
- * memory. So each batch lends a scratch file, unlinked as soon as it is made and sparse (only the
- * batch's chunks take room), and its chunks are read back once the batch is done. A batch that
- * failed may still be written by a stream thread until its pool has closed (stream-protocol.ts),
- * so its scratch file is closed only then: its descriptor number is never reused under a write.
+ * The pool writes chunks into file descriptors it is lent, and a mount keeps them in its chunk
+ * store: each batch is given a region of the store's pack (ChunkStore.reserveBatch, pack-batch.ts),
+ * so its chunks are written once, where the cache keeps them, and handed over from one read of the
+ * region. Where the store cannot take a batch (a --cache-size smaller than it), the batch lends a
+ * scratch file instead, unlinked as soon as it is made and sparse, its chunks read back once the
+ * batch is done. A batch that failed may still be written by a stream thread until its pool has
+ * closed (stream-protocol.ts), so its pack region or scratch file is let go only then: a
+ * descriptor number is never reused under a write, and a range is never punched under one.
  */
 import { closeSync, existsSync, openSync, readSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +23,7 @@ import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkFetcher } from "./chunk-fetcher.js";
 import type { MountHost } from "./mount-host.js";
+import type { PackBatch } from "./pack-batch.js";
 import { untilAborted } from "./until-aborted.js";
 
 /** Memory-backed where the machine has it: scratch bytes live for one batch only. */
@@ -31,23 +35,30 @@ const SCRATCH_FOLDER = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
  */
 export const POOL_FETCH_BYTES = 512 << 10;
 
-/** A pool and the scratch files of its failed batches, closed once it has closed. */
+/** Where a batch's chunks can be written: a region of the store's pack. */
+export interface BatchRegions {
+  reserveBatch(refs: readonly ChunkRef[]): PackBatch | undefined;
+}
+
+/** A pool, and what its failed batches were lent: let go once it has closed. */
 interface RunningPool {
   readonly client: TeleportClient;
   readonly pool: StreamPool;
-  readonly lentFds: number[];
+  readonly afterClose: Array<() => void>;
   closed: Promise<void> | undefined;
   stopped: boolean;
 }
 
 export class PoolFetcher {
   readonly #host: MountHost;
+  readonly #regions: BatchRegions | undefined;
   #running: RunningPool | undefined;
   #closed = false;
   #nextScratch = 0;
 
-  constructor(host: MountHost) {
+  constructor(host: MountHost, regions?: BatchRegions) {
     this.#host = host;
+    this.#regions = regions;
   }
 
   /** Bytes the pool's tuner keeps in flight: the bandwidth-delay product of the path, measured. */
@@ -82,6 +93,33 @@ export class PoolFetcher {
     refs: readonly ChunkRef[],
     onChunk: (ref: ChunkRef, bytes: Buffer) => void,
   ): Promise<void> {
+    const batch = this.#regions?.reserveBatch(refs);
+    if (batch === undefined) return this.#fetchThroughScratch(running, path, refs, onChunk);
+    const writes: ChunkWrite[] = refs.map((ref, i) => ({
+      hash: ref.hash,
+      size: ref.size,
+      path,
+      offset: ref.offset,
+      fd: batch.fd,
+      at: batch.positions[i] ?? -1,
+    }));
+    await this.#lend(running, writes, () => batch.abandon());
+    const chunks = batch.commit();
+    if (chunks === undefined)
+      throw new TeleportError(ErrorCode.IO, `fetched chunks of "${path}" were not written`);
+    for (const [i, ref] of refs.entries()) {
+      const bytes = chunks[i];
+      if (bytes !== undefined) onChunk(ref, bytes);
+    }
+  }
+
+  /** A batch through a scratch file: the store cannot take it. */
+  async #fetchThroughScratch(
+    running: RunningPool,
+    path: string,
+    refs: readonly ChunkRef[],
+    onChunk: (ref: ChunkRef, bytes: Buffer) => void,
+  ): Promise<void> {
     const fd = this.#scratchFile();
     const writes: ChunkWrite[] = refs.map((ref) => ({
       hash: ref.hash,
@@ -90,14 +128,7 @@ export class PoolFetcher {
       offset: ref.offset,
       fd,
     }));
-    try {
-      await running.pool.fetch(writes);
-    } catch (err) {
-      if (running.stopped) closeSync(fd);
-      else running.lentFds.push(fd);
-      void this.#stop(running); // a pool that fails a batch is replaced by the next fetch
-      throw err;
-    }
+    await this.#lend(running, writes, () => closeSync(fd));
     try {
       for (const run of contiguousRuns(refs)) {
         const first = run[0];
@@ -110,6 +141,21 @@ export class PoolFetcher {
       }
     } finally {
       closeSync(fd);
+    }
+  }
+
+  /**
+   * Fetches `writes` through the pool. If that fails, what they were lent is let go (`letGo`) once
+   * the pool has closed, and the pool is stopped: the next fetch starts another.
+   */
+  async #lend(running: RunningPool, writes: ChunkWrite[], letGo: () => void): Promise<void> {
+    try {
+      await running.pool.fetch(writes);
+    } catch (err) {
+      if (running.stopped) letGo();
+      else running.afterClose.push(letGo);
+      void this.#stop(running);
+      throw err;
     }
   }
 
@@ -126,7 +172,7 @@ export class PoolFetcher {
       ping: () => client.ping(),
       compression: new CompressionPolicy("auto"),
     });
-    const started: RunningPool = { client, pool, lentFds: [], closed: undefined, stopped: false };
+    const started: RunningPool = { client, pool, afterClose: [], closed: undefined, stopped: false };
     this.#running = started;
     return started;
   }
@@ -138,7 +184,7 @@ export class PoolFetcher {
       .catch(() => undefined)
       .then(() => {
         running.stopped = true;
-        for (const fd of running.lentFds.splice(0)) closeSync(fd);
+        for (const letGo of running.afterClose.splice(0)) letGo();
       });
     return running.closed;
   }

@@ -77,6 +77,11 @@ export interface PlatformIo {
    */
   zeroRange(fd: number, offset: number, length: number): void;
   /**
+   * Deallocates `length` bytes from `offset` (they then read as zeros), the file's size kept;
+   * false where it cannot (portable, or a file system without holes): the blocks stay.
+   */
+  punchHole(fd: number, offset: number, length: number): boolean;
+  /**
    * The data ranges of a file of `size` bytes from `offset`, as [start, end) pairs: holes are
    * what lies between them. Portable: the whole file is data.
    */
@@ -164,6 +169,7 @@ export const portableIo: PlatformIo = {
   copyRange: copyThroughBuffer,
   preallocate: () => false,
   zeroRange: writeZeros,
+  punchHole: () => false,
   *dataRanges(_fd, size) {
     if (size > 0) yield [0, size];
   },
@@ -236,6 +242,16 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
       } catch (err) {
         if (!notHere(err)) throw err;
         writeZeros(fd, offset, length);
+      }
+    },
+    punchHole(fd, offset, length) {
+      if (length === 0) return true;
+      try {
+        addon.punchHole(fd, offset, length);
+        return true;
+      } catch (err) {
+        if (notHere(err)) return false;
+        throw err;
       }
     },
     *dataRanges(fd, size) {

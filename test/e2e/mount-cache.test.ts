@@ -8,12 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { promisify } from "node:util";
 import { DEFAULT_CDC_SIZES } from "../../src/chunking/chunker.js";
 import { hashBytes } from "../../src/chunking/hash.js";
+import { allocatedBytes, chunkPlaces, openRows, packFiles } from "../helpers/chunk-packs.js";
 import {
   type CliEnv,
   type HostProcess,
@@ -117,25 +118,30 @@ async function detach(mountpoint: string): Promise<void> {
   if (mounted) await promisify(execFile)("umount", ["-l", mountpoint]).catch(() => {});
 }
 
-/** The chunk files of a cache folder: path, name and size (temp files included). */
-async function cacheFiles(cacheDir: string): Promise<Array<{ path: string; name: string; size: number }>> {
-  const files: Array<{ path: string; name: string; size: number }> = [];
-  for (const fan of await readdir(cacheDir).catch(() => [])) {
-    if (!/^[0-9a-f]{2}$/.test(fan)) continue;
-    for (const name of await readdir(join(cacheDir, fan)).catch(() => [])) {
-      const path = join(cacheDir, fan, name);
-      const info = await stat(path).catch(() => undefined); // renamed or evicted meanwhile
-      if (info !== undefined) files.push({ path, name, size: info.size });
+/** Every live chunk of the cache holds, where its row says, the bytes its hash names. */
+async function assertCacheVerifies(cacheDir: string): Promise<void> {
+  for (const place of chunkPlaces(cacheDir)) {
+    const file = await open(place.path, "r");
+    try {
+      const bytes = Buffer.alloc(place.size);
+      await file.read(bytes, 0, place.size, place.position);
+      assert.ok(
+        hashBytes(bytes).equals(place.hash),
+        `the chunk at ${place.position} of ${place.path} verifies`,
+      );
+    } finally {
+      await file.close();
     }
   }
-  return files;
 }
 
-/** Every chunk file holds the bytes its name (their BLAKE3) says. */
-async function assertCacheVerifies(cacheDir: string): Promise<void> {
-  for (const file of await cacheFiles(cacheDir)) {
-    if (file.name.endsWith(".tmp")) continue;
-    assert.equal(hashBytes(await readFile(file.path)).toString("hex"), file.name, `${file.path} verifies`);
+/** Rows of chunks still being written (by any process). */
+function reservations(cacheDir: string): number {
+  const db = openRows(cacheDir);
+  try {
+    return (db.prepare("SELECT count(*) AS n FROM chunks WHERE owner IS NOT NULL").get() as { n: number }).n;
+  } finally {
+    db.close();
   }
 }
 
@@ -179,8 +185,7 @@ test("the cache folder stays within --cache-size while more than that is read", 
   let reading = true;
   const sampling = (async () => {
     while (reading) {
-      const bytes = (await cacheFiles(hosted.cacheDir)).reduce((sum, file) => sum + file.size, 0);
-      largest = Math.max(largest, bytes);
+      largest = Math.max(largest, await allocatedBytes(hosted.cacheDir));
       await new Promise((resolve) => setImmediate(resolve));
     }
   })();
@@ -201,7 +206,7 @@ test("the cache folder stays within --cache-size while more than that is read", 
   }
   const served = await unmount(running);
   assert.ok(served.fetchedBytes >= data.length, "more than the bound went through the cache");
-  const after = (await cacheFiles(hosted.cacheDir)).reduce((sum, file) => sum + file.size, 0);
+  const after = await allocatedBytes(hosted.cacheDir);
   assert.ok(after > 0 && after <= bound, `cache holds ${after} bytes after the mount`);
   assert.ok(largest > 0, "the cache was sampled while it filled");
   assert.ok(largest <= bound + DEFAULT_CDC_SIZES.max, `cache held ${largest} bytes at most while reading`);
@@ -213,11 +218,18 @@ test("a damaged cache file is fetched again, never served", { skip }, async (t) 
   const first = await mount(t, hosted);
   assert.ok((await readFile(join(first.mountpoint, "a.bin"))).equals(data));
   await unmount(first.running);
-  const [victim] = await cacheFiles(hosted.cacheDir);
+  const [victim] = chunkPlaces(hosted.cacheDir);
   assert.ok(victim !== undefined, "the first mount cached chunks");
-  const damaged = await readFile(victim.path);
-  damaged[damaged.length >> 1] = (damaged[damaged.length >> 1] ?? 0) ^ 0x40;
-  await writeFile(victim.path, damaged);
+  const pack = await open(victim.path, "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    const at = victim.position + (victim.size >> 1);
+    await pack.read(byte, 0, 1, at);
+    byte[0] = (byte[0] ?? 0) ^ 0x40;
+    await pack.write(byte, 0, 1, at);
+  } finally {
+    await pack.close();
+  }
 
   const second = await mount(t, hosted);
   assert.ok((await readFile(join(second.mountpoint, "a.bin"))).equals(data));
@@ -231,11 +243,13 @@ test("a mount killed mid-read leaves a cache that a remount reads correctly", { 
   const hosted = await hostFiles(t, { "big.bin": data });
   const first = await mount(t, hosted);
   const reading = readFile(join(first.mountpoint, "big.bin")).catch((err: NodeJS.ErrnoException) => err);
-  await waitFor(async () => (await cacheFiles(hosted.cacheDir)).length >= 4, {
-    what: "chunks in the cache",
-    timeoutMs: 30_000,
-  });
-  const killedPid = first.running.process.pid;
+  await waitFor(
+    async () => (await packFiles(hosted.cacheDir)).length > 0 && chunkPlaces(hosted.cacheDir).length >= 4,
+    {
+      what: "chunks in the cache",
+      timeoutMs: 30_000,
+    },
+  );
   first.running.process.kill("SIGKILL");
   await first.running.result;
   const outcome = await reading;
@@ -246,10 +260,7 @@ test("a mount killed mid-read leaves a cache that a remount reads correctly", { 
   assert.ok((await readFile(join(second.mountpoint, "big.bin"))).equals(data));
   await unmount(second.running);
   await assertCacheVerifies(hosted.cacheDir);
-  const leftovers = (await cacheFiles(hosted.cacheDir)).filter((file) =>
-    file.name.endsWith(`.${killedPid}.tmp`),
-  );
-  assert.deepEqual(leftovers, [], "the killed mount's half-written chunks were removed");
+  assert.equal(reservations(hosted.cacheDir), 0, "the killed mount's half-written chunks were removed");
 });
 
 test("two mounts sharing one cache folder read at once, each correct, the cache whole", {
@@ -265,10 +276,9 @@ test("two mounts sharing one cache folder read at once, each correct, the cache 
   assert.ok(fromFirst.equals(data) && fromSecond.equals(data));
   await Promise.all([unmount(first.running), unmount(second.running)]);
   await assertCacheVerifies(hosted.cacheDir);
-  const files = await cacheFiles(hosted.cacheDir);
-  assert.ok(!files.some((file) => file.name.endsWith(".tmp")), "no temp file left");
+  assert.equal(reservations(hosted.cacheDir), 0, "no chunk left half-written");
   assert.equal(
-    files.reduce((sum, file) => sum + file.size, 0),
+    chunkPlaces(hosted.cacheDir).reduce((sum, place) => sum + place.size, 0),
     data.length,
     "each chunk stored once, whichever mount wrote it",
   );

@@ -1,19 +1,19 @@
 /**
  * The mount's persistent chunk store on its own: chunks survive a reopen and are shared by two
- * stores on one folder; the LRU bound holds after every batch (and evicts the least recently
- * used); a damaged chunk file is a miss and is removed, also when read ahead; a writer killed mid-write leaves nothing
- * that is served or counted.
+ * stores on one folder; the LRU bound holds on disk after every batch (and evicts the least
+ * recently used); damaged bytes in a pack are a miss, their row dropped, also when read ahead;
+ * what a writer killed mid-write leaves is neither served nor counted. Packs: see
+ * chunk-store-packs.test.ts.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { open, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import type Database from "better-sqlite3";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { ChunkStore } from "../../src/mount/chunk-store.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
+import { allocatedBytes, chunkPlaces, openRows, packFiles } from "../helpers/chunk-packs.js";
 import { tempDir } from "../helpers/context.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -24,18 +24,19 @@ function chunk(seed: string, size = CHUNK): { ref: ChunkRef; bytes: Buffer } {
   return { ref: { offset: 0, size, hash: hashBytes(bytes) }, bytes };
 }
 
-/**
- * Bytes of chunk files (and files being written) in the store's folder. A temp file renamed
- * between the listing and its stat is missed: a bound that held while listing the other names.
- */
-async function chunkFileBytes(folder: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(folder)) {
-    if (!/^[0-9a-f]{2}$/.test(name)) continue;
-    for (const file of await readdir(join(folder, name)))
-      total += (await stat(join(folder, name, file)).catch(() => ({ size: 0 }))).size; // renamed meanwhile: counted under its new name
+/** Flips one bit of the chunk `hash` where it lies in its pack. */
+async function damage(folder: string, hash: Buffer, at: number): Promise<void> {
+  const place = chunkPlaces(folder).find((row) => row.hash.equals(hash));
+  assert.ok(place !== undefined, "the chunk has a row");
+  const file = await open(place.path, "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, place.position + at);
+    byte[0] = (byte[0] ?? 0) ^ 1;
+    await file.write(byte, 0, 1, place.position + at);
+  } finally {
+    await file.close();
   }
-  return total;
 }
 
 test("chunks survive a reopen and are shared by two stores on one folder", async (t) => {
@@ -55,7 +56,7 @@ test("chunks survive a reopen and are shared by two stores on one folder", async
   assert.equal((await stat(folder)).mode & 0o777, 0o700);
 });
 
-test("the bound holds after every batch, and the least recently used chunk goes first", async (t) => {
+test("the bound holds on disk after every batch, and the least recently used chunk goes first", async (t) => {
   const folder = await tempDir(t, "chunk-store-lru");
   const capacity = 4 * CHUNK;
   const chunks = Array.from({ length: 12 }, (_, i) => chunk(`lru ${i}`));
@@ -65,7 +66,7 @@ test("the bound holds after every batch, and the least recently used chunk goes 
     if (i > 0) assert.ok(store.read(chunks[0]?.ref as ChunkRef), `chunk 0 still held before chunk ${i}`);
     store.write(ref, bytes);
     await store.close();
-    assert.ok((await chunkFileBytes(folder)) <= capacity, `bound after chunk ${i}`);
+    assert.ok((await allocatedBytes(folder)) <= capacity, `bound after chunk ${i}`);
   }
   const store = ChunkStore.open(folder, capacity);
   const held = chunks.map(({ ref }) => store.read(ref) !== undefined);
@@ -83,13 +84,14 @@ test("many chunks written at once by two stores never exceed the bound", async (
     stores[i % 2]?.write(ref, bytes);
     if (i % 5 === 4) {
       await new Promise((resolve) => setImmediate(resolve));
-      assert.ok((await chunkFileBytes(folder)) <= capacity, `bound after ${i + 1} chunks`);
+      assert.ok((await allocatedBytes(folder)) <= capacity, `bound after ${i + 1} chunks`);
     }
   }
   await Promise.all(stores.map((store) => store.close()));
-  assert.ok((await chunkFileBytes(folder)) <= capacity);
   const reopened = ChunkStore.open(folder, capacity);
-  assert.equal(reopened.stats().bytes, await chunkFileBytes(folder), "the rows count the files");
+  const { bytes } = reopened.stats();
+  assert.ok(bytes <= capacity && bytes > capacity - CHUNK, `the rows count ${bytes} bytes`);
+  assert.ok((await allocatedBytes(folder)) <= bytes, "the packs take no more than the rows count");
   await reopened.close();
 });
 
@@ -101,30 +103,32 @@ test("a smaller bound than last time evicts at open", async (t) => {
     store.write(ref, bytes);
   }
   await store.close();
-  assert.equal(await chunkFileBytes(folder), 8 * CHUNK);
+  assert.equal(await allocatedBytes(folder), 8 * CHUNK);
   const smaller = ChunkStore.open(folder, 3 * CHUNK);
-  assert.equal(await chunkFileBytes(folder), 3 * CHUNK);
+  assert.ok((await allocatedBytes(folder)) <= 3 * CHUNK);
+  assert.equal(smaller.stats().chunks, 3);
   await smaller.close();
 });
 
-test("a damaged chunk file is a miss, removed, never served", async (t) => {
+test("damaged bytes in a pack are a miss, their row dropped, never served", async (t) => {
   const folder = await tempDir(t, "chunk-store-damaged");
   const { ref, bytes } = chunk("damaged");
+  const neighbour = chunk("damaged's neighbour");
   const store = ChunkStore.open(folder, 1 << 20);
   store.write(ref, bytes);
+  store.write(neighbour.ref, neighbour.bytes);
   await store.close();
-  const key = ref.hash.toString("hex");
-  const path = join(folder, key.slice(0, 2), key);
-  const damaged = Buffer.from(await readFile(path));
-  damaged[1000] = (damaged[1000] ?? 0) ^ 1;
-  await writeFile(path, damaged);
+  await damage(folder, ref.hash, 1000);
   const reopened = ChunkStore.open(folder, 1 << 20);
   assert.equal(reopened.read(ref), undefined);
-  await assert.rejects(stat(path), { code: "ENOENT" });
-  assert.equal(reopened.stats().chunks, 0);
+  assert.ok(reopened.read(neighbour.ref)?.equals(neighbour.bytes), "the chunk beside it is served");
+  assert.equal(reopened.stats().chunks, 1);
+  assert.equal(reopened.holds(ref), false);
   reopened.write(ref, bytes); // fetched again, kept again
   await reopened.close();
-  assert.ok((await readFile(path)).equals(bytes));
+  const again = ChunkStore.open(folder, 1 << 20);
+  assert.ok(again.read(ref)?.equals(bytes));
+  await again.close();
 });
 
 test("chunks read ahead are handed over verified; a damaged one is a miss, removed", async (t) => {
@@ -135,11 +139,7 @@ test("chunks read ahead are handed over verified; a damaged one is a miss, remov
   store.write(good.ref, good.bytes);
   store.write(bad.ref, bad.bytes);
   await store.close();
-  const badKey = bad.ref.hash.toString("hex");
-  const badPath = join(folder, badKey.slice(0, 2), badKey);
-  const damaged = Buffer.from(await readFile(badPath));
-  damaged[7] = (damaged[7] ?? 0) ^ 1;
-  await writeFile(badPath, damaged);
+  await damage(folder, bad.ref.hash, 7);
   const reopened = ChunkStore.open(folder, 1 << 20);
   assert.ok(reopened.holds(good.ref) && reopened.holds(bad.ref), "both rows are there");
   assert.equal(reopened.holds(chunk("never written").ref), false);
@@ -147,30 +147,55 @@ test("chunks read ahead are handed over verified; a damaged one is a miss, remov
   reopened.preload(good.ref);
   reopened.preload(bad.ref);
   assert.ok((await reopened.preloaded(good.ref))?.equals(good.bytes));
-  assert.equal(await reopened.preloaded(bad.ref), undefined, "a damaged file is never handed over");
-  await assert.rejects(stat(badPath), { code: "ENOENT" });
+  assert.equal(await reopened.preloaded(bad.ref), undefined, "damaged bytes are never handed over");
   assert.equal(reopened.stats().chunks, 1);
+  assert.equal(reopened.holds(bad.ref), false);
   await reopened.close();
 });
 
-test("a chunk whose writer was killed mid-write is removed at the next open", async (t) => {
-  const folder = await tempDir(t, "chunk-store-abandoned");
-  await ChunkStore.open(folder, 1 << 20).close();
-  const { ref, bytes } = chunk("abandoned");
-  const key = ref.hash.toString("hex");
-  const dead = spawnSync("true").pid; // a process that has ended: its pid is free
-  // What a writer killed between its row and its rename leaves: a row it owns and a temp file.
-  const db = new (createRequire(import.meta.url)("better-sqlite3"))(
-    join(folder, "chunks.db"),
-  ) as Database.Database;
-  db.prepare("INSERT INTO chunks (hash, size, used, owner) VALUES (?, ?, 0, ?)").run(ref.hash, CHUNK, dead);
-  db.close();
-  const temp = join(folder, key.slice(0, 2), `${key}.${dead}.tmp`);
-  await mkdir(join(folder, key.slice(0, 2)), { recursive: true });
-  await writeFile(temp, bytes.subarray(0, 1000));
+test("a pack replaced by a symlink is not followed", async (t) => {
+  const folder = await tempDir(t, "chunk-store-symlink");
+  const { ref, bytes } = chunk("symlinked");
   const store = ChunkStore.open(folder, 1 << 20);
-  assert.deepEqual(store.stats(), { chunks: 0, bytes: 0, capacity: 1 << 20 });
-  await assert.rejects(stat(temp), { code: "ENOENT" });
+  store.write(ref, bytes);
+  await store.close();
+  const [pack] = await packFiles(folder);
+  assert.ok(pack !== undefined);
+  const elsewhere = join(folder, "elsewhere");
+  await writeFile(elsewhere, bytes); // the right bytes at position 0, where the row says
+  await unlink(pack.path);
+  await symlink(elsewhere, pack.path);
+  const reopened = ChunkStore.open(folder, 1 << 20);
+  assert.equal(reopened.read(ref), undefined, "read through a symlink");
+  await reopened.close();
+});
+
+test("what a writer killed mid-write left is removed at the next open", async (t) => {
+  const folder = await tempDir(t, "chunk-store-abandoned");
+  const kept = chunk("kept");
+  const first = ChunkStore.open(folder, 1 << 20);
+  first.write(kept.ref, kept.bytes);
+  await first.close();
+  const { ref, bytes } = chunk("abandoned");
+  const dead = spawnSync("true").pid; // a process that has ended: its pid is free
+  // What a writer killed between its row and its commit leaves: a pack it appended to, a
+  // reservation it owns, and some of the bytes.
+  const db = openRows(folder);
+  const pack = Number(db.prepare("INSERT INTO packs (owner) VALUES (?)").run(dead).lastInsertRowid);
+  db.prepare("INSERT INTO chunks (hash, pack, position, size, used, owner) VALUES (?, ?, 0, ?, 0, ?)").run(
+    ref.hash,
+    pack,
+    CHUNK,
+    dead,
+  );
+  db.close();
+  await writeFile(join(folder, `${pack}.pack`), bytes.subarray(0, 5000));
+  await writeFile(join(folder, "999999.pack"), bytes); // a pack whose row was never committed
+  const store = ChunkStore.open(folder, 1 << 20);
+  assert.deepEqual(store.stats(), { chunks: 1, bytes: CHUNK, capacity: 1 << 20 });
   assert.equal(store.read(ref), undefined);
+  assert.ok(store.read(kept.ref)?.equals(kept.bytes));
+  const packs = (await packFiles(folder)).map((file) => file.id);
+  assert.ok(!packs.includes(pack) && !packs.includes(999999), `packs left: ${packs}`);
   await store.close();
 });

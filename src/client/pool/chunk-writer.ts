@@ -37,11 +37,12 @@ export class GatheredWrites {
   }
 
   add(request: ChunkWrite, data: Buffer): void {
-    const follows = request.fd === this.#fd && request.offset === this.#position + this.#bytes;
+    const position = request.at ?? request.offset;
+    const follows = request.fd === this.#fd && position === this.#position + this.#bytes;
     if (!follows || this.#bytes + data.length > WRITE_SLICE_BYTES) this.flush();
     if (this.#buffers.length === 0) {
       this.#fd = request.fd;
-      this.#position = request.offset;
+      this.#position = position;
       this.#path = request.path;
     }
     this.#buffers.push(data);

@@ -88,6 +88,8 @@ export function deserializeError({ code, message }: SerializedError): TeleportEr
 export interface PackedBatch {
   hashes: Uint8Array;
   offsets: Float64Array;
+  /** Where each chunk goes in its fd (ChunkWrite.at, else its offset). */
+  positions: Float64Array;
   sizes: Uint32Array;
   fds: Int32Array;
   /** Index into `paths` per chunk. */
@@ -100,6 +102,7 @@ export function packBatch(chunks: readonly ChunkWrite[]): PackedBatch {
   const batch: PackedBatch = {
     hashes: new Uint8Array(count * HASH_SIZE),
     offsets: new Float64Array(count),
+    positions: new Float64Array(count),
     sizes: new Uint32Array(count),
     fds: new Int32Array(count),
     pathIndexes: new Uint32Array(count),
@@ -109,6 +112,7 @@ export function packBatch(chunks: readonly ChunkWrite[]): PackedBatch {
   chunks.forEach((chunk, i) => {
     batch.hashes.set(chunk.hash, i * HASH_SIZE);
     batch.offsets[i] = chunk.offset;
+    batch.positions[i] = chunk.at ?? chunk.offset;
     batch.sizes[i] = chunk.size;
     batch.fds[i] = chunk.fd;
     if (chunk.path !== lastPath) {
@@ -126,6 +130,7 @@ export function unpackBatch(batch: PackedBatch): ChunkWrite[] {
     hash: hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE),
     size,
     offset: batch.offsets[i] as number,
+    at: batch.positions[i] as number,
     fd: batch.fds[i] as number,
     path: batch.paths[batch.pathIndexes[i] as number] as string,
   }));

@@ -1,0 +1,144 @@
+/**
+ * A read-ahead batch fetched straight into the chunk store: the stream pool writes each verified
+ * chunk at its reserved place in this process's pack (ChunkWrite.at), so a fetched chunk is
+ * written once, where the cache keeps it, instead of into a scratch file, read back and written
+ * again into the store.
+ *
+ * The region's rows are reserved before the pool is lent the pack's descriptor (counted in the
+ * bound, owned by this process: a crash leaves reservations the next open removes). A batch that
+ * completes makes them live and hands the chunks over from one read of the region (the page
+ * cache: the pool has just written it). A failed batch may still be written by a stream thread
+ * until its pool has closed (stream-protocol.ts), so it is abandoned (rows dropped, range
+ * punched) and the descriptor released only then.
+ */
+import { readSync } from "node:fs";
+import type { ChunkRef } from "../wire/messages.js";
+import type { ChunkRows } from "./chunk-rows.js";
+import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
+
+/** A chunk's place in the region, and whether its row is this batch's (else another has the chunk). */
+export interface RegionPlace extends PackLocation {
+  readonly reserved: boolean;
+}
+
+/** What a batch needs of its store, called within the store's transactions where they change rows. */
+export interface PackBatchHooks {
+  /** The chunk's row is live, at `at`. */
+  written(key: string, at: PackLocation): void;
+  removeIfEmpty(pack: number): void;
+}
+
+export class PackBatch {
+  /** The pack's descriptor, pinned until the batch is committed or abandoned. */
+  readonly fd: number;
+  /** Where each chunk goes in `fd`, in the order asked. */
+  readonly positions: readonly number[];
+  readonly #refs: readonly ChunkRef[];
+  readonly #places: readonly RegionPlace[];
+  readonly #rows: ChunkRows;
+  readonly #packs: PackFiles;
+  readonly #hooks: PackBatchHooks;
+  #settled = false;
+
+  constructor(
+    refs: readonly ChunkRef[],
+    places: readonly RegionPlace[],
+    fd: number,
+    store: { rows: ChunkRows; packs: PackFiles; hooks: PackBatchHooks },
+  ) {
+    this.#refs = refs;
+    this.#places = places;
+    this.fd = fd;
+    this.positions = places.map((place) => place.position);
+    this.#rows = store.rows;
+    this.#packs = store.packs;
+    this.#hooks = store.hooks;
+  }
+
+  /**
+   * The pool wrote every chunk: their rows go live, and their bytes (verified by the pool) come
+   * back as views of one read of the region, in the order asked; undefined if that read fails
+   * (the batch is then abandoned).
+   */
+  commit(): Buffer[] | undefined {
+    if (this.#settled) return undefined;
+    const region = this.#readRegion();
+    if (region === undefined) {
+      this.abandon();
+      return undefined;
+    }
+    this.#settled = true;
+    const start = this.#start();
+    if (this.#rows.open)
+      this.#rows.transaction(() => {
+        for (const [i, place] of this.#places.entries()) {
+          const ref = this.#refs[i];
+          if (ref === undefined) continue;
+          if (place.reserved) this.#rows.commit(ref.hash);
+          else this.#packs.punch(place); // another process keeps this chunk: the copy here goes
+        }
+      });
+    this.#places.forEach((place, i) => {
+      const ref = this.#refs[i];
+      if (place.reserved && ref !== undefined) this.#hooks.written(ref.hash.toString("hex"), place);
+    });
+    this.#release();
+    return this.#places.map((place) =>
+      region.subarray(place.position - start, place.position - start + place.size),
+    );
+  }
+
+  /** Nothing writes into the region any longer and its chunks are not kept: rows dropped, range punched. */
+  abandon(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#rows.open)
+      this.#rows.transaction(() => {
+        this.#places.forEach((place, i) => {
+          const ref = this.#refs[i];
+          if (place.reserved && ref !== undefined) this.#rows.remove(ref.hash);
+        });
+        this.#packs.punch(this.#region());
+        this.#hooks.removeIfEmpty(this.#region().pack);
+      });
+    this.#release();
+  }
+
+  #readRegion(): Buffer | undefined {
+    const { position, size } = this.#region();
+    const bytes = Buffer.allocUnsafe(size);
+    try {
+      for (let filled = 0; filled < size; ) {
+        const n = readSync(this.fd, bytes, filled, size - filled, position + filled);
+        if (n === 0) return undefined;
+        filled += n;
+      }
+      return bytes;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The range the batch's chunks take, from the first one's start to the last one's end. */
+  #region(): PackLocation {
+    const first = this.#places[0];
+    const last = this.#places.at(-1);
+    if (first === undefined || last === undefined) return { pack: 0, position: 0, size: 0 };
+    return { pack: first.pack, position: first.position, size: last.position + last.size - first.position };
+  }
+
+  #start(): number {
+    return this.#places[0]?.position ?? 0;
+  }
+
+  #release(): void {
+    this.#packs.release(this.#region().pack, this.fd);
+  }
+}
+
+/** Bytes the chunks `refs` take placed back to back in a pack. */
+export function regionBytes(refs: readonly ChunkRef[]): number {
+  let bytes = 0;
+  for (const ref of refs) bytes += footprint(ref.size);
+  return bytes;
+}

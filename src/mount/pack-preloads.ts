@@ -1,0 +1,120 @@
+/**
+ * Chunks read from the packs ahead of their reader, through the thread pool, each verified
+ * (BLAKE3) when it arrives. Chunks asked for in one turn that lie back to back in a pack (a file
+ * read sequentially was written so) are read with one pread: a warm sequential read becomes a
+ * few large reads of a few files instead of one small read per chunk.
+ */
+import { hashBytes } from "../chunking/hash.js";
+import type { ChunkRef } from "../wire/messages.js";
+import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
+
+/**
+ * Bytes of chunks read ahead of a reader and not yet dropped: the read-ahead window (at most
+ * 64 MiB, remote-files.ts) and what the kernel's requests still share.
+ */
+const PRELOAD_BYTES = 96 << 20;
+/** The most one pread of adjacent chunks covers: large enough for the disk, small enough to hand chunks over soon. */
+export const PRELOAD_READ_BYTES = 2 << 20;
+
+/** What the store does with a chunk once read: touched if it verified, dropped if not. */
+export interface PreloadOutcome {
+  verified(key: string): void;
+  damaged(key: string, at: PackLocation): void;
+}
+
+interface QueuedChunk {
+  readonly key: string;
+  readonly hash: Buffer;
+  readonly at: PackLocation;
+  readonly resolve: (bytes: Buffer | undefined) => void;
+}
+
+export class PackPreloads {
+  readonly #packs: PackFiles;
+  readonly #outcome: PreloadOutcome;
+  /** Chunks read ahead (verified, or undefined for a miss), oldest first, and their sizes. */
+  readonly #preloads = new Map<string, { size: number; bytes: Promise<Buffer | undefined> }>();
+  #bytes = 0;
+  /** Asked for in this turn, read together at its end. */
+  #queued: QueuedChunk[] = [];
+
+  constructor(packs: PackFiles, outcome: PreloadOutcome) {
+    this.#packs = packs;
+    this.#outcome = outcome;
+  }
+
+  has(key: string): boolean {
+    return this.#preloads.has(key);
+  }
+
+  /** The verified bytes of a chunk read ahead (undefined inside: not held after all). */
+  get(key: string): Promise<Buffer | undefined> | undefined {
+    return this.#preloads.get(key)?.bytes;
+  }
+
+  /** Starts reading the chunk `ref`, which lies at `at`. */
+  add(key: string, ref: ChunkRef, at: PackLocation): void {
+    let resolve: (bytes: Buffer | undefined) => void = () => {};
+    const bytes = new Promise<Buffer | undefined>((settle) => {
+      resolve = settle;
+    });
+    if (this.#queued.length === 0) queueMicrotask(() => this.#readQueued());
+    this.#queued.push({ key, hash: ref.hash, at, resolve });
+    this.#preloads.set(key, { size: ref.size, bytes });
+    this.#bytes += ref.size;
+    for (const [oldest, { size }] of this.#preloads) {
+      if (this.#bytes <= PRELOAD_BYTES) break;
+      this.#preloads.delete(oldest);
+      this.#bytes -= size;
+    }
+  }
+
+  #readQueued(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    for (const run of adjacentRuns(queued)) void this.#readRun(run);
+  }
+
+  /** One read for chunks back to back in a pack; each chunk a view of it, verified. */
+  async #readRun(run: QueuedChunk[]): Promise<void> {
+    const first = run[0];
+    const last = run.at(-1);
+    if (first === undefined || last === undefined) return;
+    const start = first.at.position;
+    const slab = Buffer.allocUnsafe(last.at.position + last.at.size - start);
+    const read = await this.#packs.readAsync(first.at.pack, start, slab);
+    for (const { key, hash, at, resolve } of run) {
+      const bytes = slab.subarray(at.position - start, at.position - start + at.size);
+      if (read && hashBytes(bytes).equals(hash)) {
+        this.#outcome.verified(key);
+        resolve(bytes);
+      } else {
+        this.#outcome.damaged(key, at);
+        resolve(undefined);
+      }
+    }
+  }
+}
+
+/** `chunks` cut where one does not follow the one before in its pack, or a read would grow too large. */
+function adjacentRuns(chunks: readonly QueuedChunk[]): QueuedChunk[][] {
+  const runs: QueuedChunk[][] = [];
+  let run: QueuedChunk[] = [];
+  let runStart = 0;
+  for (const chunk of chunks) {
+    const last = run.at(-1)?.at;
+    const follows =
+      last !== undefined &&
+      chunk.at.pack === last.pack &&
+      chunk.at.position === last.position + footprint(last.size) &&
+      chunk.at.position + chunk.at.size - runStart <= PRELOAD_READ_BYTES;
+    if (!follows) {
+      if (run.length > 0) runs.push(run);
+      run = [];
+      runStart = chunk.at.position;
+    }
+    run.push(chunk);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
