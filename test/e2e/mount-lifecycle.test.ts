@@ -141,7 +141,8 @@ test("a SIGTERM while the mount finishes is not the end of it: what it cached is
   await waitFor(async () => !(await isMounted(mountpoint)), { what: "the unmount", intervalMs: 5 });
   if (mount.process.exitCode === null) mount.process.kill("SIGTERM");
   const first = await mount.result;
-  assert.equal(first.code, 0, first.stderr);
+  // Its last line comes once the cache is closed: the signal did not cut the finish short. (A
+  // signal after that line, while the process exits, may still end it: nothing is left to lose.)
   assert.match(first.stderr, /chunks from the host: [1-9]/);
 
   const again = await startMount(t, host.link, mountpoint, env);
