@@ -11,7 +11,7 @@
  * until its pool has closed (stream-protocol.ts), so it is abandoned (rows dropped, range
  * punched) and the descriptor released only then.
  */
-import { readSync } from "node:fs";
+import { read } from "node:fs";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkRows } from "./chunk-rows.js";
 import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
@@ -58,11 +58,13 @@ export class PackBatch {
   /**
    * The pool wrote every chunk: their rows go live, and their bytes (verified by the pool) come
    * back as views of one read of the region, in the order asked; undefined if that read fails
-   * (the batch is then abandoned).
+   * (the batch is then abandoned). The region is read in the thread pool: a copy of every fetched
+   * byte on the main thread would take its time from the replies to the kernel's reads.
    */
-  commit(): Buffer[] | undefined {
+  async commit(): Promise<Buffer[] | undefined> {
     if (this.#settled) return undefined;
-    const region = this.#readRegion();
+    const region = await this.#readRegion();
+    if (this.#settled) return undefined;
     if (region === undefined) {
       this.abandon();
       return undefined;
@@ -104,12 +106,12 @@ export class PackBatch {
     this.#release();
   }
 
-  #readRegion(): Buffer | undefined {
+  async #readRegion(): Promise<Buffer | undefined> {
     const { position, size } = this.#region();
     const bytes = Buffer.allocUnsafe(size);
     try {
       for (let filled = 0; filled < size; ) {
-        const n = readSync(this.fd, bytes, filled, size - filled, position + filled);
+        const n = await readAt(this.fd, bytes, filled, size - filled, position + filled);
         if (n === 0) return undefined;
         filled += n;
       }
@@ -141,4 +143,13 @@ export function regionBytes(refs: readonly ChunkRef[]): number {
   let bytes = 0;
   for (const ref of refs) bytes += footprint(ref.size);
   return bytes;
+}
+
+/** fs.read as a promise: the descriptor is this store's own, not a FileHandle. */
+function readAt(fd: number, into: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, into, offset, length, position, (err, bytesRead) =>
+      err === null ? resolve(bytesRead) : reject(err),
+    );
+  });
 }

@@ -35,6 +35,15 @@ const SCRATCH_FOLDER = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
  */
 export const POOL_FETCH_BYTES = 512 << 10;
 
+/**
+ * The least the pool keeps in flight (a pull's floor is DEFAULT_WINDOW_BYTES). The mount's main
+ * thread also answers the kernel's reads, so it is late to hand a stream its next batch: with
+ * four times a pull's floor, each stream has batches queued while it waits, and batches are the
+ * largest the pool makes, halving the per-batch work (rows reserved and committed, posts to the
+ * stream threads). Read-ahead grows to twice this (remote-files.ts).
+ */
+export const MOUNT_WINDOW_BYTES = 4 * DEFAULT_WINDOW_BYTES;
+
 /** Where a batch's chunks can be written: a region of the store's pack. */
 export interface BatchRegions {
   reserveBatch(refs: readonly ChunkRef[]): PackBatch | undefined;
@@ -104,7 +113,7 @@ export class PoolFetcher {
       at: batch.positions[i] ?? -1,
     }));
     await this.#lend(running, writes, () => batch.abandon());
-    const chunks = batch.commit();
+    const chunks = await batch.commit();
     if (chunks === undefined)
       throw new TeleportError(ErrorCode.IO, `fetched chunks of "${path}" were not written`);
     for (const [i, ref] of refs.entries()) {
@@ -169,6 +178,7 @@ export class PoolFetcher {
     // No first round trip given: a pull's 16 streams for a long path did less here than the
     // tuner growing from one per thread (docs/decisions.md, "Mount: read-ahead").
     const pool = new StreamPool(client.dataStreams({ encrypted: true }), {
+      windowBytes: MOUNT_WINDOW_BYTES,
       ping: () => client.ping(),
       compression: new CompressionPolicy("auto"),
     });

@@ -34,7 +34,7 @@ test("a batch's chunks are counted when reserved, served once committed, handed 
   // What the stream pool does: each chunk at its place in the lent descriptor.
   for (const [i, { bytes }] of batchChunks.entries())
     writeSync(batch.fd, bytes, 0, bytes.length, batch.positions[i]);
-  const handed = batch.commit();
+  const handed = await batch.commit();
   assert.deepEqual(
     handed?.map((bytes) => hashBytes(bytes).toString("hex")),
     batchChunks.map(({ ref }) => ref.hash.toString("hex")),
@@ -59,7 +59,7 @@ test("an abandoned batch leaves nothing counted or allocated", async (t) => {
   batch.abandon();
   assert.deepEqual(store.stats(), { chunks: 0, bytes: 0, capacity: 1 << 20 });
   assert.equal(await allocatedBytes(folder), 0, "its range punched");
-  assert.equal(batch.commit(), undefined, "settled once");
+  assert.equal(await batch.commit(), undefined, "settled once");
   await store.close();
   assert.deepEqual(await packFiles(folder), [], "the empty pack removed once sealed");
 });
@@ -78,7 +78,7 @@ test("a batch larger than the bound is refused; a held chunk keeps its first cop
   assert.ok(batch !== undefined);
   writeSync(batch.fd, held.bytes, 0, held.bytes.length, batch.positions[0]);
   writeSync(batch.fd, fresh.bytes, 0, fresh.bytes.length, batch.positions[1]);
-  assert.ok(batch.commit()?.[0]?.equals(held.bytes), "handed over all the same");
+  assert.ok((await batch.commit())?.[0]?.equals(held.bytes), "handed over all the same");
   await reopened.close();
   assert.equal(chunkPlaces(folder).length, 2);
   assert.ok((await allocatedBytes(folder)) <= 2 * CHUNK, "the second copy's range punched");

@@ -15,6 +15,10 @@ import type { ChunkWrite } from "./stream-protocol.js";
  */
 export const WRITE_SLICE_BYTES = 256 * 1024;
 
+/** The block placed chunks start on (a mount's pack, pack-files.ts): a gap shorter is padded. */
+const PAD_BLOCK = 4096;
+const PAD_ZEROS = Buffer.alloc(PAD_BLOCK);
+
 /** Verified chunks that lie back to back in one file, not yet written. */
 export class GatheredWrites {
   readonly #pool: BufferPool;
@@ -23,6 +27,10 @@ export class GatheredWrites {
   #bytes = 0;
   #buffers: Buffer[] = [];
   #path = "";
+  /** Whether the gathered chunks were placed (`at`), not written at their offsets. */
+  #placed = false;
+  /** Of the gathered bytes, those padding placed chunks (not counted as written). */
+  #padBytes = 0;
   /** Bytes written so far. */
   written = 0;
   /**
@@ -38,9 +46,16 @@ export class GatheredWrites {
 
   add(request: ChunkWrite, data: Buffer): void {
     const position = request.at ?? request.offset;
+    const pad = this.#padBefore(request, position);
+    if (pad > 0) {
+      this.#buffers.push(PAD_ZEROS.subarray(0, pad));
+      this.#bytes += pad;
+      this.#padBytes += pad;
+    }
     const follows = request.fd === this.#fd && position === this.#position + this.#bytes;
     if (!follows || this.#bytes + data.length > WRITE_SLICE_BYTES) this.flush();
     if (this.#buffers.length === 0) {
+      this.#placed = request.at !== undefined;
       this.#fd = request.fd;
       this.#position = position;
       this.#path = request.path;
@@ -49,15 +64,27 @@ export class GatheredWrites {
     this.#bytes += data.length;
   }
 
+  /**
+   * Zeros that close the gap to a placed chunk (`at`, a mount's pack) starting at the next block
+   * after the gathered ones: the gap is the tail of the last chunk's block, so one writev still
+   * covers them. Chunks written at their offsets (a pull) are never padded.
+   */
+  #padBefore(request: ChunkWrite, position: number): number {
+    if (request.at === undefined || !this.#placed || request.fd !== this.#fd) return 0;
+    const gap = position - (this.#position + this.#bytes);
+    return gap > 0 && gap < PAD_BLOCK && position % PAD_BLOCK === 0 ? gap : 0;
+  }
+
   /** Writes what is gathered and gives its buffers back, even if the write fails. */
   flush(): void {
     const fd = this.#fd;
     const position = this.#position;
     const buffers = this.#buffers;
     const path = this.#path;
-    const bytes = this.#bytes;
+    const bytes = this.#bytes - this.#padBytes;
     this.#buffers = [];
     this.#bytes = 0;
+    this.#padBytes = 0;
     this.#fd = -1;
     try {
       const [only] = buffers;
@@ -76,6 +103,7 @@ export class GatheredWrites {
   discard(): void {
     for (const buffer of this.#buffers.splice(0)) this.#pool.release(buffer);
     this.#bytes = 0;
+    this.#padBytes = 0;
     this.#fd = -1;
   }
 }
