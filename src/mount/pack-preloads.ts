@@ -34,6 +34,7 @@ export class PackPreloads {
   readonly #packs: PackFiles;
   readonly #outcome: PreloadOutcome;
   readonly #thread = new PackReadThread();
+  #closed = false;
   /** Chunks read ahead (verified, or undefined for a miss), oldest first, and their sizes. */
   readonly #preloads = new Map<string, { size: number; bytes: Promise<Buffer | undefined> }>();
   #bytes = 0;
@@ -79,6 +80,7 @@ export class PackPreloads {
 
   /** Ends the read thread (runs still out are read no further: their chunks are misses). */
   close(): void {
+    this.#closed = true;
     this.#thread.close();
   }
 
@@ -89,8 +91,13 @@ export class PackPreloads {
     if (first === undefined || last === undefined) return;
     const start = first.at.position;
     const length = last.at.position + last.at.size - start;
-    const read =
-      (await this.#onThread(first.at.pack, start, length, run)) ?? (await this.#here(start, length, run));
+    const onThread = await this.#onThread(first.at.pack, start, length, run);
+    // Closed meanwhile: not read on this thread either (the packs' descriptors are closing).
+    if (onThread === undefined && this.#closed) {
+      for (const { resolve } of run) resolve(undefined);
+      return;
+    }
+    const read = onThread ?? (await this.#here(start, length, run));
     run.forEach(({ key, at, resolve }, i) => {
       if (read.verified[i] === 1) {
         this.#outcome.verified(key);
