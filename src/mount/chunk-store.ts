@@ -187,6 +187,7 @@ export class ChunkStore {
       await this.#writer.flush();
       this.#closed = true;
       clearInterval(this.#touchTimer);
+      this.#preloads.close();
       this.#writeUses();
       this.#rows.transaction(() => {
         // A batch still reserved (its pool never finished) is not kept.
