@@ -7,9 +7,9 @@ import { ErrorCode, TeleportError } from "../errors.js";
 
 /**
  * The `size` bytes at `position` of the open file `fd`, or undefined if it has fewer or a read
- * fails; `fd` is closed either way.
+ * fails. The caller keeps (and closes) `fd`.
  */
-export function readWholeAndClose(fd: number, position: number, size: number): Buffer | undefined {
+export function readWhole(fd: number, position: number, size: number): Buffer | undefined {
   try {
     const bytes = Buffer.allocUnsafe(size);
     let filled = 0;
@@ -21,6 +21,13 @@ export function readWholeAndClose(fd: number, position: number, size: number): B
     return bytes;
   } catch {
     return undefined;
+  }
+}
+
+/** `readWhole`, then `fd` closed either way. */
+export function readWholeAndClose(fd: number, position: number, size: number): Buffer | undefined {
+  try {
+    return readWhole(fd, position, size);
   } finally {
     closeSync(fd);
   }

@@ -8,10 +8,11 @@
  * operation uses them: a descriptor is closed only once nothing is reading or writing through
  * it, so its number is never reused under a write.
  */
-import { closeSync, constants, openSync, read, readdirSync, readSync, unlinkSync, writev } from "node:fs";
+import { closeSync, constants, openSync, read, readdirSync, unlinkSync, writev } from "node:fs";
 import { join } from "node:path";
 import { platformIo } from "../platform/io.js";
 import { PRIVATE_MODE } from "../store/private-file.js";
+import { readWhole } from "./chunk-files.js";
 
 /** Chunks start at multiples of this: an evicted chunk's blocks are freed whole, none shared. */
 export const PACK_BLOCK = 4096;
@@ -94,15 +95,7 @@ export class PackFiles {
     const fd = this.acquire(at.pack);
     if (fd === undefined) return undefined;
     try {
-      const bytes = Buffer.allocUnsafe(at.size);
-      for (let filled = 0; filled < at.size; ) {
-        const n = readSync(fd, bytes, filled, at.size - filled, at.position + filled);
-        if (n === 0) return undefined;
-        filled += n;
-      }
-      return bytes;
-    } catch {
-      return undefined;
+      return readWhole(fd, at.position, at.size);
     } finally {
       this.release(at.pack, fd);
     }
