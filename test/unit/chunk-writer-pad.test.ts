@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { GatheredWrites } from "../../src/client/pool/chunk-writer.js";
+import { packBatch, unpackBatch } from "../../src/client/pool/stream-protocol.js";
 import { BufferPool } from "../../src/engine/buffer-pool.js";
 import type { ChunkWrite } from "../../src/receive/chunk-write.js";
 
@@ -69,4 +70,13 @@ test("chunks at their offsets (a pull) and placed chunks off a block boundary ar
   assert.ok(bytes.subarray(2 * BLOCK + 100, 2 * BLOCK + 200).every((b) => b === 0xff));
   assert.ok(bytes.subarray(2 * BLOCK + 200, 2 * BLOCK + 300).every((b) => b === 4));
   assert.equal(gathered.written, 2200);
+});
+
+test("a pull's chunks cross to the stream threads without a place, so they are never padded", () => {
+  const pull = [write(3, 0, 1000), write(3, BLOCK, 1000)];
+  const placed = write(4, 0, 1000, 8 * BLOCK);
+  const [first, second, third] = unpackBatch(packBatch([...pull, placed]));
+  assert.equal(first?.at, undefined);
+  assert.equal(second?.at, undefined);
+  assert.equal(third?.at, 8 * BLOCK);
 });

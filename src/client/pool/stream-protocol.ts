@@ -126,12 +126,18 @@ export function packBatch(chunks: readonly ChunkWrite[]): PackedBatch {
 
 export function unpackBatch(batch: PackedBatch): ChunkWrite[] {
   const hashes = Buffer.from(batch.hashes.buffer, batch.hashes.byteOffset, batch.hashes.byteLength);
-  return Array.from(batch.sizes, (size, i) => ({
-    hash: hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE),
-    size,
-    offset: batch.offsets[i] as number,
-    at: batch.positions[i] as number,
-    fd: batch.fds[i] as number,
-    path: batch.paths[batch.pathIndexes[i] as number] as string,
-  }));
+  return Array.from(batch.sizes, (size, i) => {
+    const offset = batch.offsets[i] as number;
+    const position = batch.positions[i] as number;
+    return {
+      hash: hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE),
+      size,
+      offset,
+      // Only a chunk placed elsewhere gets `at`: a pull's chunk (at its offset) stays a pull's,
+      // which GatheredWrites never pads.
+      ...(position === offset ? {} : { at: position }),
+      fd: batch.fds[i] as number,
+      path: batch.paths[batch.pathIndexes[i] as number] as string,
+    };
+  });
 }
