@@ -2,7 +2,7 @@
  * Files for a mount's chunk store and local copies: a range read whole from an open file, the
  * store's folder made private to this user, and whether a process that wrote there still runs.
  */
-import { closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, read, readSync } from "node:fs";
 import { ErrorCode, TeleportError } from "../errors.js";
 
 /**
@@ -22,6 +22,27 @@ export function readWhole(fd: number, position: number, size: number): Buffer | 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Fills `into` from `position` of `fd` through the thread pool; `done(false)` at a short file or
+ * an error. Callbacks, not fs/promises: no FileHandle per read for the collector.
+ */
+export function readIntoAsync(
+  fd: number,
+  into: Buffer,
+  position: number,
+  done: (whole: boolean) => void,
+): void {
+  const readFrom = (filled: number): void => {
+    if (filled === into.length) done(true);
+    else
+      read(fd, into, filled, into.length - filled, position + filled, (error, n) => {
+        if (error === null && n > 0) readFrom(filled + n);
+        else done(false);
+      });
+  };
+  readFrom(0);
 }
 
 /** `readWhole`, then `fd` closed either way. */

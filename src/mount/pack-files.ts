@@ -8,11 +8,11 @@
  * operation uses them: a descriptor is closed only once nothing is reading or writing through
  * it, so its number is never reused under a write.
  */
-import { closeSync, constants, openSync, read, readdirSync, unlinkSync, writev } from "node:fs";
+import { closeSync, constants, openSync, readdirSync, unlinkSync, writev } from "node:fs";
 import { join } from "node:path";
 import { platformIo } from "../platform/io.js";
 import { PRIVATE_MODE } from "../store/private-file.js";
-import { readWhole } from "./chunk-files.js";
+import { readIntoAsync, readWhole } from "./chunk-files.js";
 
 /** Chunks start at multiples of this: an evicted chunk's blocks are freed whole, none shared. */
 export const PACK_BLOCK = 4096;
@@ -103,28 +103,17 @@ export class PackFiles {
 
   /**
    * `into.length` bytes from `position` of pack `pack` through the thread pool; false if they
-   * cannot all be read. Callbacks, not fs/promises: no FileHandle per read for the collector.
+   * cannot all be read.
    */
   readAsync(pack: number, position: number, into: Buffer): Promise<boolean> {
     const fd = this.acquire(pack);
     if (fd === undefined) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const readFrom = (filled: number): void => {
-        if (filled === into.length) {
-          this.release(pack, fd);
-          resolve(true);
-          return;
-        }
-        read(fd, into, filled, into.length - filled, position + filled, (error, n) => {
-          if (error === null && n > 0) readFrom(filled + n);
-          else {
-            this.release(pack, fd);
-            resolve(false);
-          }
-        });
-      };
-      readFrom(0);
-    });
+    return new Promise((resolve) =>
+      readIntoAsync(fd, into, position, (whole) => {
+        this.release(pack, fd);
+        resolve(whole);
+      }),
+    );
   }
 
   /** Writes `buffers` back to back from `position` of pack `pack`, through the thread pool. */
