@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -115,6 +116,19 @@ static napi_value punch_hole_js(napi_env env, napi_callback_info info) {
   if (fallocate((int)a[0], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a[1], a[2]) < 0)
     return teleport_fail(env, errno, "fallocate(PUNCH_HOLE)");
   return NULL;
+}
+
+/* flock(fd, operation): LOCK_SH, LOCK_EX or LOCK_UN, with LOCK_NB to not wait; false if the lock
+ * is held elsewhere (EWOULDBLOCK with LOCK_NB), true once taken or released. */
+static napi_value flock_js(napi_env env, napi_callback_info info) {
+  int64_t a[2];
+  if (!int_args(env, info, 2, a)) return NULL;
+  int res;
+  do res = flock((int)a[0], (int)a[1]); while (res < 0 && errno == EINTR);
+  if (res < 0 && errno != EWOULDBLOCK) return teleport_fail(env, errno, "flock");
+  napi_value out;
+  napi_get_boolean(env, res == 0, &out);
+  return out;
 }
 
 /* seek(fd, offset, whence): lseek with SEEK_DATA (3) or SEEK_HOLE (4); -1 past the last data. */
@@ -505,6 +519,7 @@ static napi_value init(napi_env env, napi_value exports) {
       EXPORT("cloneRange", clone_range_js),
       EXPORT("preallocate", preallocate_js),
       EXPORT("punchHole", punch_hole_js),
+      EXPORT("flock", flock_js),
       EXPORT("seek", seek_js),
       EXPORT("fadvise", fadvise_js),
       EXPORT("openSender", open_sender_js),

@@ -41,6 +41,13 @@ export const MountFlag = {
   NO_OPEN: 16,
 } as const;
 
+/** Bytes of a file this process holds open, sent to the kernel from the file (not through JS). */
+export interface FileRange {
+  readonly fd: number;
+  readonly position: number;
+  readonly length: number;
+}
+
 /** A request's handle (the fuse_req_t as a number); valid until its one reply. */
 export type FuseRequest = number;
 export type MountHandle = object;
@@ -82,8 +89,11 @@ export interface FuseAddon {
   replyAttr(req: FuseRequest, attr: Float64Array, attrTimeout: number): void;
   replyOpen(req: FuseRequest, fh: number, flags: number): void;
   replyBuf(req: FuseRequest, bytes: Uint8Array): void;
-  /** Answers with `pieces` back to back (one write to the kernel, no copy made first). */
-  replyIov(req: FuseRequest, pieces: readonly Uint8Array[]): void;
+  /**
+   * Answers with `pieces` back to back: arrays as they are (one write to the kernel, no copy made
+   * first), file ranges read into the reply by libfuse (kept within their files by the caller).
+   */
+  replyIov(req: FuseRequest, pieces: readonly (Uint8Array | FileRange)[]): void;
   replyReadlink(req: FuseRequest, target: string): void;
   /** Packs entries until `size` bytes are full; returns how many were packed. */
   replyDir(

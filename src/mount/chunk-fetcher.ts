@@ -5,15 +5,17 @@
 import { ErrorCode, TeleportError } from "../errors.js";
 import { type ChunkRef, type ChunkRequest, MAX_CHUNKS_PER_REQUEST } from "../wire/messages.js";
 import type { MountHost } from "./mount-host.js";
+import type { Chunk } from "./stored-chunk.js";
 
 /**
  * Fetches `refs` (chunks of the file at `path`), calling `onChunk` with each one's verified bytes
- * (the callee's own copy) as it arrives; rejects if any is missing or wrong.
+ * (the callee's own copy, or where the chunk store now holds them) as it arrives; rejects if any
+ * is missing or wrong.
  */
 export type ChunkFetcher = (
   path: string,
   refs: readonly ChunkRef[],
-  onChunk: (ref: ChunkRef, bytes: Buffer) => void,
+  onChunk: (ref: ChunkRef, chunk: Chunk) => void,
   signal: AbortSignal,
 ) => Promise<void>;
 
@@ -23,7 +25,7 @@ const MERGED_REQUEST_TIMEOUT_MS = 60_000;
 /** One caller's fetch inside a merged request. */
 interface Ask {
   readonly refs: readonly ChunkRef[];
-  readonly onChunk: (ref: ChunkRef, bytes: Buffer) => void;
+  readonly onChunk: (ref: ChunkRef, chunk: Chunk) => void;
   readonly signal: AbortSignal;
   received: number;
   readonly resolve: () => void;

@@ -6,12 +6,15 @@
  *
  * A row with an owner is a reservation: counted in the total, never served. It becomes live
  * (owner NULL) only once its bytes are written.
+ *
+ * Evicted ranges that could not be punched yet (a mount process was reading their pack) are kept
+ * in their own table until they are (pack-files.ts).
  */
 import type Database from "better-sqlite3";
 import { openPrivateDatabase } from "../store/index-database.js";
 import { PACK_BLOCK, type PackLocation } from "./pack-files.js";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** A chunk's row: its hash and where it lies. */
 export interface ChunkRow extends PackLocation {
@@ -76,8 +79,34 @@ export class ChunkRows {
     return new Set((this.#statements.packIds.all() as Array<{ id: number }>).map(({ id }) => id));
   }
 
+  /** Removes the pack's row, and the ranges of it still to punch (they go with its file). */
   deletePack(id: number): void {
     this.#statements.deletePack.run(id);
+    this.#statements.forgetPackPunches.run(id);
+  }
+
+  /** Ranges evicted but not yet punched: punched later (punches()). */
+  addPunch(at: PackLocation): void {
+    this.#statements.addPunch.run(at.pack, at.position, at.size);
+  }
+
+  /** The packs with evicted ranges still to punch. */
+  packsToPunch(): number[] {
+    return (this.#statements.packsToPunch.all() as Array<{ pack: number }>).map(({ pack }) => pack);
+  }
+
+  /** The evicted ranges of pack `pack` still to punch. */
+  punchesOf(pack: number): PackLocation[] {
+    return this.#statements.punchesOf.all(pack) as PackLocation[];
+  }
+
+  removePunch(at: PackLocation): void {
+    this.#statements.removePunch.run(at.pack, at.position);
+  }
+
+  /** Bytes of evicted ranges still to punch. */
+  unpunchedBytes(): number {
+    return (this.#statements.unpunchedBytes.get() as { bytes: number | null }).bytes ?? 0;
   }
 
   /** Reserves `at` for the chunk `hash` (false if a row for it exists: held or being written). */
@@ -138,6 +167,12 @@ interface RowStatements {
   removablePacks: Database.Statement;
   packIds: Database.Statement;
   deletePack: Database.Statement;
+  forgetPackPunches: Database.Statement;
+  addPunch: Database.Statement;
+  packsToPunch: Database.Statement;
+  punchesOf: Database.Statement;
+  removePunch: Database.Statement;
+  unpunchedBytes: Database.Statement;
   reserve: Database.Statement;
   commit: Database.Statement;
   remove: Database.Statement;
@@ -149,16 +184,19 @@ interface RowStatements {
   totals: Database.Statement;
 }
 
+/** A chunk's whole blocks in its pack, in SQL (pack-files.ts footprint). */
+const footprint = (size: string) => `((${size} + ${PACK_BLOCK - 1}) / ${PACK_BLOCK} * ${PACK_BLOCK})`;
+
 /** Makes the tables unless they are of this version; whether it made them. */
 function createSchema(db: Database.Database): boolean {
   if ((db.pragma("user_version", { simple: true }) as number) === SCHEMA_VERSION) return false;
   // owner: the process writing the chunk (or appending to the pack), null once done. The total
   // counts each chunk's whole blocks in its pack: what it takes on disk, so the bound is the disk's.
-  const footprint = (size: string) => `((${size} + ${PACK_BLOCK - 1}) / ${PACK_BLOCK} * ${PACK_BLOCK})`;
   db.exec(`
     DROP TABLE IF EXISTS chunks;
     DROP TABLE IF EXISTS totals;
     DROP TABLE IF EXISTS packs;
+    DROP TABLE IF EXISTS punches;
     CREATE TABLE packs (id INTEGER PRIMARY KEY AUTOINCREMENT, owner INTEGER);
     CREATE TABLE chunks (
       hash BLOB PRIMARY KEY,
@@ -170,6 +208,12 @@ function createSchema(db: Database.Database): boolean {
     ) WITHOUT ROWID;
     CREATE INDEX chunks_by_use ON chunks (used) WHERE owner IS NULL;
     CREATE INDEX chunks_by_pack ON chunks (pack);
+    CREATE TABLE punches (
+      pack INTEGER NOT NULL,
+      position INTEGER NOT NULL,
+      size INTEGER NOT NULL,
+      PRIMARY KEY (pack, position)
+    ) WITHOUT ROWID;
     CREATE TABLE totals (id INTEGER PRIMARY KEY CHECK (id = 0), chunks INTEGER NOT NULL, bytes INTEGER NOT NULL);
     INSERT INTO totals VALUES (0, 0, 0);
     CREATE TRIGGER chunk_added AFTER INSERT ON chunks
@@ -195,6 +239,12 @@ function prepareStatements(db: Database.Database): RowStatements {
     ),
     packIds: db.prepare("SELECT id FROM packs"),
     deletePack: db.prepare("DELETE FROM packs WHERE id = ?"),
+    forgetPackPunches: db.prepare("DELETE FROM punches WHERE pack = ?"),
+    addPunch: db.prepare("INSERT OR IGNORE INTO punches (pack, position, size) VALUES (?, ?, ?)"),
+    packsToPunch: db.prepare("SELECT DISTINCT pack FROM punches"),
+    punchesOf: db.prepare(`SELECT ${location} FROM punches WHERE pack = ?`),
+    removePunch: db.prepare("DELETE FROM punches WHERE pack = ? AND position = ?"),
+    unpunchedBytes: db.prepare(`SELECT sum(${footprint("size")}) AS bytes FROM punches`),
     reserve: db.prepare(
       "INSERT OR IGNORE INTO chunks (hash, pack, position, size, used, owner) VALUES (?, ?, ?, ?, ?, ?)",
     ),

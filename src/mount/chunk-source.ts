@@ -8,6 +8,7 @@
  */
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkFetcher } from "./chunk-fetcher.js";
+import { type Chunk, StoredChunk } from "./stored-chunk.js";
 
 /** Bytes of verified chunks kept in memory, least recently used dropped first. */
 export const DEFAULT_CACHE_BYTES = 256 << 20;
@@ -24,8 +25,8 @@ export interface KeptChunks extends NearbyChunks {
   holds(ref: ChunkRef): boolean;
   /** Starts reading a held chunk ahead of its reader. */
   preload?(ref: ChunkRef): void;
-  /** The verified bytes preload() read or is reading; undefined inside if the store did not hold them. */
-  preloaded?(ref: ChunkRef): Promise<Buffer | undefined> | undefined;
+  /** The verified chunk preload() read or is reading; undefined inside if the store did not hold it. */
+  preloaded?(ref: ChunkRef): Promise<Chunk | undefined> | undefined;
 }
 
 export interface ChunkSourceOptions {
@@ -47,8 +48,8 @@ export interface ChunkCounts {
 
 interface PendingChunk {
   readonly ref: ChunkRef;
-  readonly promise: Promise<Buffer>;
-  readonly resolve: (bytes: Buffer) => void;
+  readonly promise: Promise<Chunk>;
+  readonly resolve: (chunk: Chunk) => void;
   readonly reject: (reason: unknown) => void;
 }
 
@@ -68,7 +69,7 @@ export class ChunkSource {
   /** Verified chunks by hash (hex), in least-recently-used order. */
   readonly #chunks = new Map<string, Buffer>();
   /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
-  readonly #inFlight = new Map<string, Promise<Buffer>>();
+  readonly #inFlight = new Map<string, Promise<Chunk>>();
   #cachedBytes = 0;
 
   constructor(fetch: ChunkFetcher, options: ChunkSourceOptions = {}) {
@@ -89,8 +90,11 @@ export class ChunkSource {
     return this.#chunks.has(key) || this.#inFlight.has(key) || this.#store?.holds(ref) === true;
   }
 
-  /** The chunk `ref` of the file at `path`, its bytes checked against `ref.hash`. */
-  get(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+  /**
+   * The chunk `ref` of the file at `path`, its bytes checked against `ref.hash`: in memory, or
+   * where the store holds them (StoredChunk).
+   */
+  get(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Chunk> {
     const key = ref.hash.toString("hex");
     const cached = this.#chunks.get(key);
     if (cached !== undefined) {
@@ -102,16 +106,16 @@ export class ChunkSource {
     if (fetching !== undefined) return fetching;
     const preloaded = this.#store?.preloaded?.(ref);
     if (preloaded !== undefined)
-      return preloaded.then((bytes) => {
-        if (bytes === undefined) return this.#beyondMemory(path, key, ref, signal);
-        this.#counted(bytes);
-        return bytes;
+      return preloaded.then((chunk) => {
+        if (chunk === undefined) return this.#beyondMemory(path, key, ref, signal);
+        this.#counted(chunk);
+        return chunk;
       });
     return this.#beyondMemory(path, key, ref, signal);
   }
 
   /** The chunk from the store, a local file or else the host. */
-  #beyondMemory(path: string, key: string, ref: ChunkRef, signal: AbortSignal): Promise<Buffer> {
+  #beyondMemory(path: string, key: string, ref: ChunkRef, signal: AbortSignal): Promise<Chunk> {
     const nearby = this.#nearby(key, ref);
     if (nearby !== undefined) return Promise.resolve(nearby);
     const pending = this.#pending(ref);
@@ -154,9 +158,9 @@ export class ChunkSource {
     return this.#fromLocal(key, ref);
   }
 
-  #counted(stored: Buffer): void {
+  #counted(stored: Chunk): void {
     this.#counts.storeChunks++;
-    this.#counts.storeBytes += stored.length;
+    this.#counts.storeBytes += stored instanceof StoredChunk ? stored.size : stored.length;
   }
 
   /** The chunk from a local file holding it, kept in memory, if one does. */
@@ -174,7 +178,7 @@ export class ChunkSource {
   #pending(ref: ChunkRef): PendingChunk {
     const key = ref.hash.toString("hex");
     let settle: Pick<PendingChunk, "resolve" | "reject"> | undefined;
-    const promise = new Promise<Buffer>((resolve, reject) => {
+    const promise = new Promise<Chunk>((resolve, reject) => {
       settle = { resolve, reject };
     });
     this.#inFlight.set(key, promise);
@@ -185,13 +189,16 @@ export class ChunkSource {
 
   /** One fetch of the chunks `pending` (by hash); each settles as its bytes come or the fetch fails. */
   #fetchInto(path: string, pending: Map<string, PendingChunk>, signal: AbortSignal): void {
-    const onChunk = (ref: ChunkRef, bytes: Buffer) => {
+    const onChunk = (ref: ChunkRef, chunk: Chunk) => {
       const key = ref.hash.toString("hex");
       this.#counts.fetchedChunks++;
-      this.#counts.fetchedBytes += bytes.length;
-      this.#remember(key, bytes);
-      this.#store?.write(ref, bytes);
-      pending.get(key)?.resolve(bytes);
+      this.#counts.fetchedBytes += ref.size;
+      // A chunk fetched into the store is read from there; one in memory is kept for a while.
+      if (!(chunk instanceof StoredChunk)) {
+        this.#remember(key, chunk);
+        this.#store?.write(ref, chunk);
+      }
+      pending.get(key)?.resolve(chunk);
       pending.delete(key);
     };
     const refs = [...pending.values()].map((chunk) => chunk.ref);

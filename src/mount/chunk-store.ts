@@ -17,23 +17,30 @@
  *
  * The bound: a chunk's row, counted in the total, is written before its bytes, after evicting
  * the least recently used chunks it needs room for; an evicted chunk's range is deallocated (a
- * hole punched) and a pack left without chunks is removed. Where holes cannot be punched
- * (portable mode), evicted ranges stay allocated until their pack empties: packs then roll at an
- * eighth of the bound, so LRU order empties old ones whole.
+ * hole punched) and a pack left without chunks is removed. A range in a pack that a mount process
+ * (this one too) is reading is punched once none is (its bytes may be on their way to the kernel
+ * from the pack: pack-files.ts): recorded, and punched at the next sweep, within seconds. Where
+ * holes cannot be punched (portable mode), evicted ranges stay allocated until their pack empties:
+ * packs then roll at an eighth of the bound, so LRU order empties old ones whole.
  */
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { hashBytes } from "../chunking/hash.js";
+import { platformIo } from "../platform/io.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { isAlive, privateFolder } from "./chunk-files.js";
 import { type ChunkRow, ChunkRows } from "./chunk-rows.js";
 import { PackBatch } from "./pack-batch.js";
-import { footprint, PackFiles, type PackLocation, type PunchHole } from "./pack-files.js";
+import { footprint, LOCK_IDLE_MS, PackFiles, type PackLocation, type PunchHole } from "./pack-files.js";
 import { PackPreloads } from "./pack-preloads.js";
 import { PackWriter } from "./pack-writer.js";
+import type { Chunk } from "./stored-chunk.js";
 
 const DATABASE_FILE = "chunks.db";
-/** Last uses are written this often (one transaction), not at every read. */
+/**
+ * Last uses are written this often (one transaction), not at every read; idle pack locks are let
+ * go and waiting punches made as often.
+ */
 const TOUCH_INTERVAL_MS = 1000;
 /** Chunks last read, kept: a chunk that two reads of the kernel share is read from disk once. */
 const RECENT_CHUNKS = 32;
@@ -46,12 +53,19 @@ export interface ChunkStoreStats {
   chunks: number;
   /** What the chunks take in their packs (whole blocks each), live and being written. */
   bytes: number;
+  /** Evicted ranges not punched yet (their pack was being read), freed at a sweep soon after. */
+  unpunched: number;
   capacity: number;
 }
 
 export interface ChunkStoreOptions {
   /** How evicted ranges are deallocated (platformIo.punchHole by default; tests pass others). */
   punchHole?: PunchHole;
+  /**
+   * Whether packs are locked while read, so verified chunks are handed over where they lie
+   * (StoredChunk); by default where the platform has locks. Tests turn it off to see the other way.
+   */
+  locks?: boolean;
 }
 
 export class ChunkStore {
@@ -74,7 +88,8 @@ export class ChunkStore {
     this.folder = folder;
     this.capacity = capacity;
     this.#rows = new ChunkRows(join(folder, DATABASE_FILE));
-    this.#packs = new PackFiles(folder, options.punchHole);
+    const lockFile = options.locks === false ? undefined : platformIo.lockFile;
+    this.#packs = new PackFiles(folder, options.punchHole, lockFile);
     this.#writer = new PackWriter(this.#rows, this.#packs, capacity, {
       makeRoom: () => this.#makeRoom(),
       written: (key, at) => this.#know(key, at),
@@ -85,7 +100,7 @@ export class ChunkStore {
       verified: (key) => this.#touched.add(key),
       damaged: (key, at) => this.#drop(key, at),
     });
-    this.#touchTimer = setInterval(() => this.#writeUses(), TOUCH_INTERVAL_MS);
+    this.#touchTimer = setInterval(() => this.#tidy(), TOUCH_INTERVAL_MS);
     this.#touchTimer.unref();
   }
 
@@ -100,6 +115,7 @@ export class ChunkStore {
     if (store.#rows.created) removeOldLayout(folder);
     store.#removeAbandoned();
     store.#rows.transaction(() => store.#makeRoom());
+    store.#punchWaiting();
     return store;
   }
 
@@ -133,8 +149,8 @@ export class ChunkStore {
     if (at !== undefined) this.#preloads.add(key, ref, at);
   }
 
-  /** The verified bytes of a chunk preload() read or is reading (undefined inside: not held). */
-  preloaded(ref: ChunkRef): Promise<Buffer | undefined> | undefined {
+  /** The verified chunk preload() read or is reading (undefined inside: not held). */
+  preloaded(ref: ChunkRef): Promise<Chunk | undefined> | undefined {
     return this.#preloads.get(ref.hash.toString("hex"));
   }
 
@@ -163,8 +179,11 @@ export class ChunkStore {
     const pack = places?.[0]?.pack;
     if (places === undefined || pack === undefined) return undefined;
     const fd = this.#packs.acquire(pack);
+    // Locked before the pool writes: what it verifies is what is sent from the pack later.
+    const generation = this.#packs.lockForReading(pack);
     const hooks = {
       written: (key: string, at: PackLocation) => this.#know(key, at),
+      evicted: (at: PackLocation) => this.#evicted(at.pack, [at]),
       removeIfEmpty: (id: number) => this.#removeIfEmpty(id),
     };
     if (fd === undefined) {
@@ -174,11 +193,11 @@ export class ChunkStore {
       });
       return undefined;
     }
-    return new PackBatch(refs, places, fd, { rows: this.#rows, packs: this.#packs, hooks });
+    return new PackBatch(refs, places, fd, { rows: this.#rows, packs: this.#packs, hooks, generation });
   }
 
   stats(): ChunkStoreStats {
-    return { ...this.#rows.totals(), capacity: this.capacity };
+    return { ...this.#rows.totals(), unpunched: this.#rows.unpunchedBytes(), capacity: this.capacity };
   }
 
   /** Waits for the chunks being written, records last uses, closes the database; idempotent. */
@@ -195,7 +214,8 @@ export class ChunkStore {
         const sealed = this.#writer.seal();
         if (sealed !== undefined) this.#removeIfEmpty(sealed);
       });
-      this.#packs.close();
+      this.#packs.close(); // and this process's locks with them
+      this.#punchWaiting();
       this.#rows.close();
     })();
     return this.#closing;
@@ -234,17 +254,19 @@ export class ChunkStore {
       const oldest = this.#rows.oldest(EVICT_BATCH);
       if (oldest.length === 0) return false;
       let excess = bytes - this.capacity;
-      const touchedPacks = new Set<number>();
+      const evicted = new Map<number, ChunkRow[]>();
       for (const row of oldest) {
         if (excess <= 0) break;
-        // The range goes first: a process killed between leaves a row over zeros (a miss).
         this.#known.delete(row.hash.toString("hex"));
-        this.#packs.punch(row);
         this.#rows.remove(row.hash);
-        touchedPacks.add(row.pack);
+        evicted.set(row.pack, [...(evicted.get(row.pack) ?? []), row]);
         excess -= footprint(row.size);
       }
-      for (const pack of touchedPacks) this.#removeIfEmpty(pack);
+      // A process killed before the transaction commits leaves rows over zeros: misses, never served.
+      for (const [pack, rows] of evicted) {
+        this.#evicted(pack, rows);
+        this.#removeIfEmpty(pack);
+      }
     }
   }
 
@@ -254,7 +276,7 @@ export class ChunkStore {
     if (this.#closed || !this.#rows.open) return;
     this.#rows.transaction(() => {
       if (!this.#rows.removeLive(Buffer.from(key, "hex"), at)) return;
-      this.#packs.punch(at);
+      this.#evicted(at.pack, [at]);
       this.#removeIfEmpty(at.pack);
     });
   }
@@ -282,8 +304,35 @@ export class ChunkStore {
   }
 
   #removeReserved(row: ChunkRow): void {
-    this.#packs.punch(row);
+    this.#packs.punchUnread(row);
     this.#rows.remove(row.hash);
+  }
+
+  /**
+   * Ranges of pack `pack` that no row holds any longer: punched now, or, while a process reads
+   * the pack, recorded to be punched later (within a transaction).
+   */
+  #evicted(pack: number, ranges: readonly PackLocation[]): void {
+    if (this.#packs.punchEvicted(pack, ranges) === "busy") for (const at of ranges) this.#rows.addPunch(at);
+  }
+
+  /** Punches the recorded ranges of packs no process reads any longer. */
+  #punchWaiting(): void {
+    if (!this.#rows.open) return;
+    this.#rows.transaction(() => {
+      for (const pack of this.#rows.packsToPunch()) {
+        const ranges = this.#rows.punchesOf(pack);
+        if (this.#packs.punchEvicted(pack, ranges) === "busy") continue;
+        for (const at of ranges) this.#rows.removePunch(at);
+      }
+    });
+  }
+
+  /** Every second: last uses written, idle pack locks let go, waiting ranges punched. */
+  #tidy(): void {
+    this.#writeUses();
+    this.#packs.releaseIdleLocks(Date.now() - LOCK_IDLE_MS);
+    this.#punchWaiting();
   }
 
   #writeUses(): void {

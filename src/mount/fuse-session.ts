@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { ErrorCode, TeleportError } from "../errors.js";
 import {
   ATTR_FIELDS,
+  type FileRange,
   type FuseAddon,
   FuseOp,
   type FuseRequest,
@@ -29,6 +30,19 @@ const ENOSYS = 38;
 const ESTALE = 116;
 
 /**
+ * Bytes of a file this process holds, vouched for until they may have changed: opened only as
+ * the reply is sent, in the same turn, so nothing can change them in between.
+ */
+export interface HeldRange {
+  readonly length: number;
+  /** The range in its file now; undefined once its bytes are no longer vouched for. */
+  open(): FileRange | undefined;
+}
+
+/** A piece of a read's answer: bytes, or a range of a file they are sent from. */
+export type ReadPiece = Uint8Array | HeldRange;
+
+/**
  * Reads `length` bytes of a file at `offset` (fewer only at its end), as one array or as pieces
  * to be sent back to back; must never return wrong bytes.
  */
@@ -37,7 +51,7 @@ export type ReadFile = (
   offset: number,
   length: number,
   signal: AbortSignal,
-) => Promise<Uint8Array | readonly Uint8Array[]>;
+) => Promise<Uint8Array | readonly ReadPiece[]>;
 
 export interface MountOptions {
   /** How long the kernel may keep names and attributes without asking again (s), without listings. */
@@ -52,6 +66,11 @@ export interface MountOptions {
 
 const DEFAULT_TTL_SECONDS = 60;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * A read whose held ranges moved away before its reply (evicted meanwhile) is made again, at most
+ * this many times in all: then it fails (EIO) rather than chase a cache too small for it.
+ */
+const READ_ATTEMPTS = 3;
 /** Kernel reads up to 1 MiB (max_pages) and its readahead asks as much. */
 const MAX_READ_BYTES = 1 << 20;
 /**
@@ -304,38 +323,50 @@ export class FuseSession implements KernelCache {
       }
       const read = bytes.reduce((sum, piece) => sum + piece.length, 0);
       if (read !== length) throw new Error(`read ${read} bytes of ${length}`);
-      return () => this.#fuse.replyIov(req, bytes);
+      return () => this.#replyPieces(req, bytes);
     });
+  }
+
+  /** Sends `pieces`, held ranges opened now; false (nothing sent) if one is no longer held. */
+  #replyPieces(req: FuseRequest, pieces: readonly ReadPiece[]): boolean {
+    const sent: (Uint8Array | FileRange)[] = [];
+    for (const piece of pieces) {
+      const bytes = piece instanceof Uint8Array ? piece : piece.open();
+      if (bytes === undefined) return false;
+      sent.push(bytes);
+    }
+    this.#fuse.replyIov(req, sent);
+    return true;
   }
 
   /**
    * Runs `work` for a request with a signal that aborts at its deadline, on an INTERRUPT or
    * at unmount, then sends what it returns; a failure is EIO (never wrong bytes: the reader may
-   * retry), an interrupt EINTR.
+   * retry), an interrupt EINTR. An answer that says it could not be sent (false: the bytes it
+   * was to send moved away) has its work done again.
    */
   async #answerBy(
     req: FuseRequest,
     seq: number,
-    work: (signal: AbortSignal) => Promise<() => void>,
+    work: (signal: AbortSignal) => Promise<() => boolean | void>,
   ): Promise<void> {
     const interrupt = new AbortController();
     this.#pending.set(seq, interrupt);
     const deadline = AbortSignal.timeout(this.#timeoutMs);
     const signal = AbortSignal.any([this.#abort.signal, deadline, interrupt.signal]);
     try {
-      const answer = await untilAborted(work(signal), signal);
-      this.#reply(answer);
+      for (let attempt = 1; ; attempt++) {
+        const answer = await untilAborted(work(signal), signal);
+        // A late answer after the session is destroyed would reach freed libfuse state: dropped.
+        if (this.#handle === undefined || answer() !== false) break;
+        if (attempt === READ_ATTEMPTS) throw new Error("the bytes to send kept moving away");
+      }
     } catch {
       const errno = interrupt.signal.aborted && !deadline.aborted ? EINTR : EIO;
-      this.#reply(() => this.#fuse.replyErr(req, errno));
+      if (this.#handle !== undefined) this.#fuse.replyErr(req, errno);
     } finally {
       this.#pending.delete(seq);
     }
-  }
-
-  /** A late answer after the session is destroyed would reach freed libfuse state: dropped. */
-  #reply(answer: () => void): void {
-    if (this.#handle !== undefined) answer();
   }
 
   #destroy(): void {

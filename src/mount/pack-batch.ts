@@ -6,8 +6,10 @@
  *
  * The region's rows are reserved before the pool is lent the pack's descriptor (counted in the
  * bound, owned by this process: a crash leaves reservations the next open removes). A batch that
- * completes makes them live and hands the chunks over from one read of the region (the page
- * cache: the pool has just written it). A failed batch may still be written by a stream thread
+ * completes makes them live and hands the chunks over where they lie (StoredChunk: the pack is
+ * locked for reading from before the pool writes, so the bytes it verified are still the ones
+ * there), or, where packs cannot be locked, from one read of the region (the page cache: the
+ * pool has just written it). A failed batch may still be written by a stream thread
  * until its pool has closed (stream-protocol.ts), so it is abandoned (rows dropped, range
  * punched) and the descriptor released only then.
  */
@@ -15,6 +17,7 @@ import { read } from "node:fs";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkRows } from "./chunk-rows.js";
 import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
+import { type Chunk, StoredChunk } from "./stored-chunk.js";
 
 /** A chunk's place in the region, and whether its row is this batch's (else another has the chunk). */
 export interface RegionPlace extends PackLocation {
@@ -25,6 +28,8 @@ export interface RegionPlace extends PackLocation {
 export interface PackBatchHooks {
   /** The chunk's row is live, at `at`. */
   written(key: string, at: PackLocation): void;
+  /** A range no row holds any longer: punched once no process reads its pack. */
+  evicted(at: PackLocation): void;
   removeIfEmpty(pack: number): void;
 }
 
@@ -38,13 +43,15 @@ export class PackBatch {
   readonly #rows: ChunkRows;
   readonly #packs: PackFiles;
   readonly #hooks: PackBatchHooks;
+  /** The generation of the pack's lock taken before the pool writes; undefined: no locks here. */
+  readonly #generation: number | undefined;
   #settled = false;
 
   constructor(
     refs: readonly ChunkRef[],
     places: readonly RegionPlace[],
     fd: number,
-    store: { rows: ChunkRows; packs: PackFiles; hooks: PackBatchHooks },
+    store: { rows: ChunkRows; packs: PackFiles; hooks: PackBatchHooks; generation: number | undefined },
   ) {
     this.#refs = refs;
     this.#places = places;
@@ -53,19 +60,24 @@ export class PackBatch {
     this.#rows = store.rows;
     this.#packs = store.packs;
     this.#hooks = store.hooks;
+    this.#generation = store.generation;
   }
 
   /**
-   * The pool wrote every chunk: their rows go live, and their bytes (verified by the pool) come
-   * back as views of one read of the region, in the order asked; undefined if that read fails
-   * (the batch is then abandoned). The region is read in the thread pool: a copy of every fetched
-   * byte on the main thread would take its time from the replies to the kernel's reads.
+   * The pool wrote every chunk: their rows go live, and the chunks (verified by the pool) come
+   * back in the order asked, where they lie; undefined if they cannot be vouched for (the batch is
+   * then abandoned). Without locks they are views of one read of the region, read in the thread
+   * pool: a copy of every fetched byte on the main thread would take its time from the replies
+   * to the kernel's reads.
    */
-  async commit(): Promise<Buffer[] | undefined> {
+  async commit(): Promise<Chunk[] | undefined> {
     if (this.#settled) return undefined;
-    const region = await this.#readRegion();
+    const region = this.#generation === undefined ? await this.#readRegion() : undefined;
     if (this.#settled) return undefined;
-    if (region === undefined) {
+    const generation = this.#generation;
+    const stored =
+      generation === undefined || this.#packs.heldFd(this.#region().pack, generation) !== undefined;
+    if ((generation === undefined && region === undefined) || !stored) {
       this.abandon();
       return undefined;
     }
@@ -77,7 +89,9 @@ export class PackBatch {
           const ref = this.#refs[i];
           if (ref === undefined) continue;
           if (place.reserved) this.#rows.commit(ref.hash);
-          else this.#packs.punch(place); // another process keeps this chunk: the copy here goes
+          // Another process keeps this chunk: the copy here goes, once nothing reads it from here.
+          else if (region === undefined) this.#hooks.evicted(place);
+          else this.#packs.punchUnread(place);
         }
       });
     this.#places.forEach((place, i) => {
@@ -86,7 +100,9 @@ export class PackBatch {
     });
     this.#release();
     return this.#places.map((place) =>
-      region.subarray(place.position - start, place.position - start + place.size),
+      region === undefined
+        ? new StoredChunk(place, generation ?? 0, this.#packs)
+        : region.subarray(place.position - start, place.position - start + place.size),
     );
   }
 
@@ -100,7 +116,7 @@ export class PackBatch {
           const ref = this.#refs[i];
           if (place.reserved && ref !== undefined) this.#rows.remove(ref.hash);
         });
-        this.#packs.punch(this.#region());
+        this.#packs.punchUnread(this.#region());
         this.#hooks.removeIfEmpty(this.#region().pack);
       });
     this.#release();

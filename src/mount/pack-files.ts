@@ -7,10 +7,19 @@
  * Descriptors are kept open (a few packs are read again and again) and pinned while an
  * operation uses them: a descriptor is closed only once nothing is reading or writing through
  * it, so its number is never reused under a write.
+ *
+ * Bytes verified once are sent to the kernel straight from the pack afterwards (fuse-session.ts),
+ * so nothing may punch them meanwhile, in this process or another mount process sharing the
+ * store. A process reading a pack holds a shared lock (flock) on it; an evicted range is punched
+ * only under an exclusive lock taken without waiting, through a descriptor of its own, so while
+ * any process (this one too) reads the pack, its evicted ranges wait (ChunkStore records them and
+ * punches them later). A lock is let go once its pack has not been read for LOCK_IDLE_MS, so a
+ * mount left open holds none; each time a pack's lock is let go or its descriptor closed, its
+ * generation changes, and bytes verified under an older generation are no longer vouched for.
  */
 import { closeSync, constants, openSync, readdirSync, unlinkSync, writev } from "node:fs";
 import { join } from "node:path";
-import { platformIo } from "../platform/io.js";
+import { type FileLock, platformIo } from "../platform/io.js";
 import { PRIVATE_MODE } from "../store/private-file.js";
 import { readIntoAsync, readWhole } from "./chunk-files.js";
 
@@ -34,6 +43,14 @@ export function footprint(size: number): number {
 
 /** Deallocates a range of an open file; false where the file system or platform cannot. */
 export type PunchHole = (fd: number, offset: number, length: number) => boolean;
+/** flock on an open file (platform/io.ts); undefined where there are no locks. */
+export type LockFile = ((fd: number, kind: FileLock) => boolean) | undefined;
+
+/** A pack not read for this long lets go of its lock: another process may punch it again. */
+export const LOCK_IDLE_MS = 5000;
+
+/** What became of evicted ranges given to punchEvicted. */
+export type Punched = "punched" | "busy" | "kept";
 
 interface OpenPack {
   readonly fd: number;
@@ -41,19 +58,33 @@ interface OpenPack {
   users: number;
   /** Close once the last user is done (dropped from the open set meanwhile). */
   closing: boolean;
+  /** The generation of its lock, while this process holds it (shared); undefined while not. */
+  locked: number | undefined;
+  /** When it was last read, for letting go of an idle lock (ms). */
+  lastRead: number;
 }
+
+/** Lock generations, never reused within a process. */
+let nextGeneration = 1;
 
 export class PackFiles {
   readonly folder: string;
   readonly #punchHole: PunchHole;
+  readonly #lockFile: LockFile;
   /** Open packs by id, least recently used first. */
   readonly #open = new Map<number, OpenPack>();
   /** Packs dropped from the open set while in use, by descriptor: closed when released. */
   readonly #closing = new Map<number, OpenPack>();
 
-  constructor(folder: string, punchHole: PunchHole = platformIo.punchHole) {
+  constructor(folder: string, punchHole: PunchHole = platformIo.punchHole, lockFile?: LockFile) {
     this.folder = folder;
     this.#punchHole = punchHole;
+    this.#lockFile = lockFile;
+  }
+
+  /** Whether bytes verified here can be vouched for later (reads lock packs); not where there are no locks. */
+  get locks(): boolean {
+    return this.#lockFile !== undefined;
   }
 
   /** Creates the (new, empty) file of pack `id`, kept open. */
@@ -129,16 +160,87 @@ export class PackFiles {
     });
   }
 
-  /** Deallocates a chunk's range; false where it stays allocated (no hole punching here). */
-  punch(at: PackLocation): boolean {
+  /**
+   * Deallocates a range no process reads: one reserved and never made live. False where it stays
+   * allocated (no hole punching here).
+   */
+  punchUnread(at: PackLocation): boolean {
     const fd = this.acquire(at.pack);
     if (fd === undefined) return true; // the pack is gone, and its blocks with it
+    try {
+      return this.#punch(fd, at);
+    } finally {
+      this.release(at.pack, fd);
+    }
+  }
+
+  /**
+   * Deallocates evicted ranges of pack `pack`, unless a process (this one too) reads the pack
+   * now: "busy" then, and they stay until asked again. "kept" where holes cannot be punched.
+   */
+  punchEvicted(pack: number, ranges: readonly PackLocation[]): Punched {
+    if (this.#lockFile === undefined) return ranges.every((at) => this.punchUnread(at)) ? "punched" : "kept";
+    let fd: number;
+    try {
+      fd = openSync(this.#pathOf(pack), constants.O_RDWR | constants.O_NOFOLLOW);
+    } catch {
+      return "punched"; // the pack is gone, and its blocks with it
+    }
+    try {
+      // A descriptor of its own: this process's shared lock on the pack makes it wait too.
+      if (!this.#lockFile(fd, "exclusive")) return "busy";
+      return ranges.every((at) => this.#punch(fd, at)) ? "punched" : "kept";
+    } finally {
+      closeSync(fd); // and the exclusive lock with it
+    }
+  }
+
+  /**
+   * Locks pack `id` against punching while it is read (shared with other readers): the generation
+   * under which bytes read from it now can be vouched for, until heldFd says otherwise; undefined
+   * where there are no locks, or the pack is gone. Waits only while another process punches it.
+   */
+  lockForReading(id: number): number | undefined {
+    if (this.#lockFile === undefined) return undefined;
+    const fd = this.acquire(id);
+    if (fd === undefined) return undefined;
+    try {
+      const pack = this.#open.get(id);
+      if (pack === undefined || pack.fd !== fd) return undefined;
+      if (pack.locked === undefined && this.#lockFile(fd, "shared")) pack.locked = nextGeneration++;
+      pack.lastRead = Date.now();
+      return pack.locked;
+    } finally {
+      this.release(id, fd);
+    }
+  }
+
+  /**
+   * The descriptor of pack `id` if its lock is still the one of `generation` (nothing has punched
+   * it since): for use at once, within this turn of the event loop (it is not pinned).
+   */
+  heldFd(id: number, generation: number): number | undefined {
+    const pack = this.#open.get(id);
+    if (pack === undefined || pack.locked !== generation) return undefined;
+    pack.lastRead = Date.now();
+    return pack.fd;
+  }
+
+  /** Lets go of the locks of packs nothing has read since `before` (ms). */
+  releaseIdleLocks(before: number): void {
+    if (this.#lockFile === undefined) return;
+    for (const pack of this.#open.values())
+      if (pack.locked !== undefined && pack.users === 0 && pack.lastRead < before) {
+        pack.locked = undefined;
+        this.#lockFile(pack.fd, "unlock");
+      }
+  }
+
+  #punch(fd: number, at: PackLocation): boolean {
     try {
       return this.#punchHole(fd, at.position, footprint(at.size));
     } catch {
       return false;
-    } finally {
-      this.release(at.pack, fd);
     }
   }
 
@@ -169,7 +271,7 @@ export class PackFiles {
   }
 
   #keep(id: number, fd: number): OpenPack {
-    const pack: OpenPack = { fd, users: 0, closing: false };
+    const pack: OpenPack = { fd, users: 0, closing: false, locked: undefined, lastRead: 0 };
     this.#open.set(id, pack);
     for (const [oldest, old] of this.#open) {
       if (this.#open.size <= OPEN_PACKS) break;
@@ -181,6 +283,7 @@ export class PackFiles {
   #drop(id: number, pack: OpenPack): void {
     this.#open.delete(id);
     pack.closing = true;
+    pack.locked = undefined; // closing the descriptor lets go of the lock
     if (pack.users === 0) closeSync(pack.fd);
     else this.#closing.set(pack.fd, pack);
   }

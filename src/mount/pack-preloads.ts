@@ -1,13 +1,19 @@
 /**
  * Chunks read from the packs ahead of their reader, each verified (BLAKE3) as it is read, both
- * on a thread of their own (pack-read-thread.ts) so the main thread goes on answering the kernel. Chunks asked for in one turn that lie back to back in a pack (a file
- * read sequentially was written so) are read with one pread: a warm sequential read becomes a
- * few large reads of a few files instead of one small read per chunk.
+ * on a thread of their own (pack-read-thread.ts) so the main thread goes on answering the kernel.
+ * Chunks asked for in one turn that lie back to back in a pack (a file read sequentially was
+ * written so) are read with one pread: a warm sequential read becomes a few large reads of a few
+ * files instead of one small read per chunk.
+ *
+ * The pack is locked for reading first (pack-files.ts), so a verified chunk is handed over as
+ * where it lies (StoredChunk) and sent to the kernel from the pack: its bytes never cross into
+ * this thread. Where packs cannot be locked, the bytes come over and chunks are views of them.
  */
 import { hashBytes } from "../chunking/hash.js";
 import type { ChunkRef } from "../wire/messages.js";
 import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
 import { PackReadThread } from "./pack-read-thread.js";
+import { type Chunk, StoredChunk } from "./stored-chunk.js";
 
 /**
  * Bytes of chunks read ahead of a reader and not yet dropped: the read-ahead window (at most
@@ -30,7 +36,7 @@ interface QueuedChunk {
   readonly key: string;
   readonly hash: Buffer;
   readonly at: PackLocation;
-  readonly resolve: (bytes: Buffer | undefined) => void;
+  readonly resolve: (chunk: Chunk | undefined) => void;
 }
 
 export class PackPreloads {
@@ -39,7 +45,7 @@ export class PackPreloads {
   readonly #thread = new PackReadThread();
   #closed = false;
   /** Chunks read ahead (verified, or undefined for a miss), oldest first, and their sizes. */
-  readonly #preloads = new Map<string, { size: number; bytes: Promise<Buffer | undefined> }>();
+  readonly #preloads = new Map<string, { size: number; chunk: Promise<Chunk | undefined> }>();
   #bytes = 0;
   /** Asked for in this turn, read together at its end. */
   #queued: QueuedChunk[] = [];
@@ -53,20 +59,28 @@ export class PackPreloads {
     return this.#preloads.has(key);
   }
 
-  /** The verified bytes of a chunk read ahead (undefined inside: not held after all). */
-  get(key: string): Promise<Buffer | undefined> | undefined {
-    return this.#preloads.get(key)?.bytes;
+  /**
+   * The verified chunk read ahead (undefined inside: not held after all, or no longer vouched for:
+   * then it is read again).
+   */
+  get(key: string): Promise<Chunk | undefined> | undefined {
+    return this.#preloads.get(key)?.chunk.then((chunk) => {
+      if (!(chunk instanceof StoredChunk) || chunk.held) return chunk;
+      this.#preloads.delete(key);
+      this.#bytes -= chunk.size;
+      return undefined;
+    });
   }
 
   /** Starts reading the chunk `ref`, which lies at `at`. */
   add(key: string, ref: ChunkRef, at: PackLocation): void {
-    let resolve: (bytes: Buffer | undefined) => void = () => {};
-    const bytes = new Promise<Buffer | undefined>((settle) => {
+    let resolve: (chunk: Chunk | undefined) => void = () => {};
+    const chunk = new Promise<Chunk | undefined>((settle) => {
       resolve = settle;
     });
     if (this.#queued.length === 0) queueMicrotask(() => this.#readQueued());
     this.#queued.push({ key, hash: ref.hash, at, resolve });
-    this.#preloads.set(key, { size: ref.size, bytes });
+    this.#preloads.set(key, { size: ref.size, chunk });
     this.#bytes += ref.size;
     for (const [oldest, { size }] of this.#preloads) {
       if (this.#bytes <= PRELOAD_BYTES) break;
@@ -87,14 +101,15 @@ export class PackPreloads {
     this.#thread.close();
   }
 
-  /** One read for chunks back to back in a pack; each chunk a view of it, verified. */
+  /** One read for chunks back to back in a pack, each verified: where they lie, or views of the read. */
   async #readRun(run: QueuedChunk[]): Promise<void> {
     const first = run[0];
     const last = run.at(-1);
     if (first === undefined || last === undefined) return;
     const start = first.at.position;
     const length = last.at.position + last.at.size - start;
-    const onThread = await this.#onThread(first.at.pack, start, length, run);
+    const generation = this.#packs.lockForReading(first.at.pack);
+    const onThread = await this.#onThread(first.at.pack, start, length, run, generation === undefined);
     // Closed meanwhile: not read on this thread either (the packs' descriptors are closing).
     if (onThread === undefined && this.#closed) {
       for (const { resolve } of run) resolve(undefined);
@@ -102,36 +117,43 @@ export class PackPreloads {
     }
     const read = onThread ?? (await this.#here(start, length, run));
     run.forEach(({ key, at, resolve }, i) => {
-      if (read.verified[i] === 1) {
-        this.#outcome.verified(key);
-        resolve(read.run.subarray(at.position - start, at.position - start + at.size));
-      } else {
+      if (read.verified[i] !== 1) {
         this.#outcome.damaged(key, at);
         resolve(undefined);
+      } else {
+        this.#outcome.verified(key);
+        const offset = at.position - start;
+        resolve(
+          read.run === undefined
+            ? new StoredChunk(at, generation ?? 0, this.#packs)
+            : read.run.subarray(offset, offset + at.size),
+        );
       }
     });
   }
 
-  /** The run read and verified by the read thread; undefined if there is none. */
+  /** The run read and verified by the read thread (its bytes only if `keep`); undefined if there is none. */
   async #onThread(
     pack: number,
     start: number,
     length: number,
     run: QueuedChunk[],
+    keep: boolean,
   ): Promise<ReadRun | undefined> {
     const fd = this.#packs.acquire(pack);
     if (fd === undefined) return { run: Buffer.alloc(0), verified: new Uint8Array(run.length) };
     try {
       const chunks = run.map(({ hash, at }) => ({ offset: at.position - start, size: at.size, hash }));
-      const reply = await this.#thread.read(fd, start, length, chunks);
-      return reply === undefined ? undefined : { run: Buffer.from(reply.run), verified: reply.verified };
+      const reply = await this.#thread.read(fd, start, length, chunks, keep);
+      if (reply === undefined) return undefined;
+      return { run: reply.run === undefined ? undefined : Buffer.from(reply.run), verified: reply.verified };
     } finally {
       this.#packs.release(pack, fd);
     }
   }
 
   /** The run read through the thread pool and verified on this thread (no read thread). */
-  async #here(start: number, length: number, run: QueuedChunk[]): Promise<ReadRun> {
+  async #here(start: number, length: number, run: QueuedChunk[]): Promise<ReadRun & { run: Buffer }> {
     const bytes = Buffer.allocUnsafe(length);
     const pack = run[0]?.at.pack ?? 0;
     const read = await this.#packs.readAsync(pack, start, bytes);
@@ -144,9 +166,9 @@ export class PackPreloads {
   }
 }
 
-/** A run's bytes and, per chunk, 1 if it matched its hash. */
+/** A run's bytes (unless left in the pack) and, per chunk, 1 if it matched its hash. */
 interface ReadRun {
-  run: Buffer;
+  run: Buffer | undefined;
   verified: Uint8Array;
 }
 

@@ -1,7 +1,8 @@
 /**
  * A thread that reads runs of pack chunks and verifies them (pack-read-worker.ts): the pread and
  * the BLAKE3 of every chunk leave the main thread, which meanwhile answers the kernel. Runs go to
- * the thread in order; their bytes come back moved, not copied. Started at the first run and
+ * the thread in order; their bytes come back moved, not copied, when asked for (else only the
+ * verdicts: the bytes are sent to the kernel from the pack). Started at the first run and
  * ended by close(); if the thread cannot start or dies, read() says so (undefined) and the caller
  * reads on the main thread instead.
  */
@@ -18,12 +19,17 @@ export interface RunJob {
   sizes: Float64Array;
   /** The chunks' hashes back to back (copied: a view would carry its whole backing buffer). */
   hashes: Uint8Array;
+  /** Whether the run's bytes come back. */
+  keep: boolean;
 }
 
-/** The run's bytes, and 1 for each chunk that matched its hash (all 0 if the run was unreadable). */
+/**
+ * The run's bytes (if kept), and 1 for each chunk that matched its hash (all 0 if the run was
+ * unreadable).
+ */
 export interface RunReply {
   id: number;
-  run: ArrayBuffer;
+  run: ArrayBuffer | undefined;
   verified: Uint8Array;
 }
 
@@ -44,13 +50,14 @@ export class PackReadThread {
 
   /**
    * `length` bytes from `position` of the open pack `fd` (kept open until this settles), each of
-   * `chunks` verified; undefined when there is no thread to read them.
+   * `chunks` verified, the bytes handed back if `keep`; undefined when there is no thread to read them.
    */
   read(
     fd: number,
     position: number,
     length: number,
     chunks: readonly RunChunk[],
+    keep: boolean,
   ): Promise<RunReply | undefined> {
     const worker = this.#started();
     if (worker === undefined) return Promise.resolve(undefined);
@@ -62,6 +69,7 @@ export class PackReadThread {
       offsets: Float64Array.from(chunks, (chunk) => chunk.offset),
       sizes: Float64Array.from(chunks, (chunk) => chunk.size),
       hashes: new Uint8Array(chunks.length * HASH_SIZE),
+      keep,
     };
     for (const [i, chunk] of chunks.entries())
       job.hashes.set(chunk.hash.subarray(0, HASH_SIZE), i * HASH_SIZE);

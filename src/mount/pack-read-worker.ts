@@ -1,7 +1,7 @@
 /**
  * The pack read thread (pack-read-thread.ts): reads a run of adjacent chunks with one pread and
- * checks each against its BLAKE3 hash, then moves the bytes (transferred, not copied) and the
- * verdicts to the main thread. The preads go through the thread pool, several runs at once: a
+ * checks each against its BLAKE3 hash, then sends the verdicts to the main thread, and the bytes
+ * (moved, not copied) if it keeps them. The preads go through the thread pool, several runs at once: a
  * cold page cache is read at the disk's pace, not one run at a time.
  */
 import { parentPort } from "node:worker_threads";
@@ -25,7 +25,7 @@ port.on("message", (job: RunJob) => {
         const hash = job.hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE);
         verified[i] = hashBytes(chunk).equals(hash) ? 1 : 0;
       }
-    const reply: RunReply = { id: job.id, run: run.buffer, verified };
-    port.postMessage(reply, [run.buffer]);
+    if (!job.keep) port.postMessage({ id: job.id, run: undefined, verified } satisfies RunReply);
+    else port.postMessage({ id: job.id, run: run.buffer, verified } satisfies RunReply, [run.buffer]);
   });
 });

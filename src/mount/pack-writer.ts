@@ -202,7 +202,7 @@ export class PackWriter {
           if (written) this.#rows.commit(chunk.hash);
           else {
             this.#rows.remove(chunk.hash);
-            this.#packs.punch(chunk.at);
+            this.#packs.punchUnread(chunk.at);
           }
         }
         if (!written) this.#hooks.removeIfEmpty(first.at.pack);

@@ -24,6 +24,7 @@ import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkFetcher } from "./chunk-fetcher.js";
 import type { MountHost } from "./mount-host.js";
 import type { PackBatch } from "./pack-batch.js";
+import type { Chunk } from "./stored-chunk.js";
 import { untilAborted } from "./until-aborted.js";
 
 /** Memory-backed where the machine has it: scratch bytes live for one batch only. */
@@ -100,7 +101,7 @@ export class PoolFetcher {
     running: RunningPool,
     path: string,
     refs: readonly ChunkRef[],
-    onChunk: (ref: ChunkRef, bytes: Buffer) => void,
+    onChunk: (ref: ChunkRef, chunk: Chunk) => void,
   ): Promise<void> {
     const batch = this.#regions?.reserveBatch(refs);
     if (batch === undefined) return this.#fetchThroughScratch(running, path, refs, onChunk);
@@ -117,8 +118,8 @@ export class PoolFetcher {
     if (chunks === undefined)
       throw new TeleportError(ErrorCode.IO, `fetched chunks of "${path}" were not written`);
     for (const [i, ref] of refs.entries()) {
-      const bytes = chunks[i];
-      if (bytes !== undefined) onChunk(ref, bytes);
+      const chunk = chunks[i];
+      if (chunk !== undefined) onChunk(ref, chunk);
     }
   }
 
@@ -127,7 +128,7 @@ export class PoolFetcher {
     running: RunningPool,
     path: string,
     refs: readonly ChunkRef[],
-    onChunk: (ref: ChunkRef, bytes: Buffer) => void,
+    onChunk: (ref: ChunkRef, chunk: Chunk) => void,
   ): Promise<void> {
     const fd = this.#scratchFile();
     const writes: ChunkWrite[] = refs.map((ref) => ({

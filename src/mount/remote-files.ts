@@ -7,17 +7,22 @@
  */
 import { setMaxListeners } from "node:events";
 import type { ChunkRef } from "../wire/messages.js";
+import { readWhole } from "./chunk-files.js";
 import type { ChunkSource } from "./chunk-source.js";
 import { FileListings } from "./file-listings.js";
 import { FolderPrefetch } from "./folder-prefetch.js";
+import type { ReadPiece } from "./fuse-session.js";
 import type { Inode } from "./inode-table.js";
 import type { MountHost } from "./mount-host.js";
 import { ReadAhead } from "./read-ahead.js";
+import type { Chunk } from "./stored-chunk.js";
 
 /** A fetch ahead still running after this is given up; a read that needs its chunks asks again. */
 const READ_AHEAD_TIMEOUT_MS = 60_000;
 /** Listeners on a read's signal besides its chunks' (the session's deadline, the listing's wait). */
 const LISTENERS_BESIDE_CHUNKS = 10;
+/** A read whose stored chunks moved away (evicted) as it was copied out is made again this often. */
+const READ_ATTEMPTS = 3;
 /** The most a sequential reader is fetched ahead of, whatever the path allows (memory). */
 const MAX_READ_AHEAD_BYTES = 64 << 20;
 
@@ -51,17 +56,21 @@ export class RemoteFiles {
     this.#readAhead.forget(ino);
   }
 
-  /** `length` bytes of `node` at `offset` (the caller keeps the range within the file). */
-  async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Uint8Array> {
-    const pieces = await this.readPieces(node, offset, length, signal);
-    return pieces.length === 1 && pieces[0] !== undefined ? pieces[0] : Buffer.concat(pieces, length);
+  /** `length` bytes of `node` at `offset` (the caller keeps the range within the file), copied out. */
+  async read(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Buffer> {
+    for (let attempt = 1; ; attempt++) {
+      const bytes = copied(await this.readPieces(node, offset, length, signal));
+      if (bytes !== undefined) return bytes;
+      if (attempt === READ_ATTEMPTS) throw new Error(`the chunks of "${node.entry.path}" kept moving away`);
+    }
   }
 
   /**
-   * The same bytes as pieces to send back to back: views of the chunks (zeros for holes), so a
-   * kernel read is answered without a buffer assembled and copied for it.
+   * The same bytes as pieces to send back to back: views of the chunks in memory, ranges of those
+   * in the store (zeros for holes), so a kernel read is answered without a buffer assembled and
+   * copied for it.
    */
-  async readPieces(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<Buffer[]> {
+  async readPieces(node: Inode, offset: number, length: number, signal: AbortSignal): Promise<ReadPiece[]> {
     const folder = this.#options.folderOf?.(node);
     if (folder !== undefined) this.#folders.reached(folder, this.#options.folderOf?.(folder));
     const listing = this.#listings.get(node);
@@ -95,11 +104,11 @@ export class RemoteFiles {
 /** The bytes [offset, offset + length) as views of the chunks covering them, zeros for holes. */
 export function pieces(
   covering: readonly ChunkRef[],
-  chunks: readonly Buffer[],
+  chunks: readonly Chunk[],
   offset: number,
   length: number,
-): Buffer[] {
-  const out: Buffer[] = [];
+): ReadPiece[] {
+  const out: ReadPiece[] = [];
   let reached = offset;
   const end = offset + length;
   covering.forEach((ref, i) => {
@@ -108,11 +117,27 @@ export function pieces(
     const to = Math.min(end, ref.offset + ref.size);
     if (chunk === undefined || to <= from) return;
     if (from > reached) out.push(zeros(from - reached));
-    out.push(chunk.subarray(from - ref.offset, to - ref.offset));
+    const [start, stop] = [from - ref.offset, to - ref.offset];
+    out.push(Buffer.isBuffer(chunk) ? chunk.subarray(start, stop) : chunk.slice(start, stop));
     reached = to;
   });
   if (reached < end) out.push(zeros(end - reached));
   return out;
+}
+
+/** The pieces' bytes in one buffer; undefined if a stored range moved away. */
+function copied(pieces: readonly ReadPiece[]): Buffer | undefined {
+  const arrays: Uint8Array[] = [];
+  for (const piece of pieces) {
+    if (piece instanceof Uint8Array) arrays.push(piece);
+    else {
+      const range = piece.open();
+      const bytes = range === undefined ? undefined : readWhole(range.fd, range.position, range.length);
+      if (bytes === undefined) return undefined;
+      arrays.push(bytes);
+    }
+  }
+  return Buffer.concat(arrays);
 }
 
 /** A hole's bytes: views of one shared zeroed buffer where it is large enough (never written). */

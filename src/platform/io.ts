@@ -82,6 +82,12 @@ export interface PlatformIo {
    */
   punchHole(fd: number, offset: number, length: number): boolean;
   /**
+   * An advisory lock (flock) on the open file `fd`, shared by this open file and no other:
+   * "shared" waits while another holds it exclusively, "exclusive" never waits (false if another
+   * holds it either way), "unlock" lets go. Undefined where there are no such locks (portable).
+   */
+  readonly lockFile: ((fd: number, kind: FileLock) => boolean) | undefined;
+  /**
    * The data ranges of a file of `size` bytes from `offset`, as [start, end) pairs: holes are
    * what lies between them. Portable: the whole file is data.
    */
@@ -115,6 +121,19 @@ export interface PlatformIo {
    */
   writeXattrs(fd: number, xattrs: readonly Xattr[]): boolean;
 }
+
+export type FileLock = "shared" | "exclusive" | "unlock";
+
+/** flock(2)'s operations. */
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const FLOCK_OPERATIONS: Record<FileLock, number> = {
+  shared: LOCK_SH,
+  exclusive: LOCK_EX | LOCK_NB,
+  unlock: LOCK_UN,
+};
 
 /** Only this namespace is read and written: the others need privileges or are not the file's. */
 const XATTR_NAMESPACE = "user.";
@@ -170,6 +189,7 @@ export const portableIo: PlatformIo = {
   preallocate: () => false,
   zeroRange: writeZeros,
   punchHole: () => false,
+  lockFile: undefined,
   *dataRanges(_fd, size) {
     if (size > 0) yield [0, size];
   },
@@ -254,6 +274,10 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
         throw err;
       }
     },
+    lockFile:
+      addon.flock === undefined
+        ? undefined
+        : (fd, kind) => addon.flock?.(fd, FLOCK_OPERATIONS[kind]) === true,
     *dataRanges(fd, size) {
       let at = 0;
       while (at < size) {

@@ -17,6 +17,8 @@ export interface NativeAddon {
   ): void;
   preallocate(fd: number, offset: number, length: number): void;
   punchHole(fd: number, offset: number, length: number): void;
+  /** flock(fd, operation): false if LOCK_NB found the lock held elsewhere. Absent from older builds. */
+  flock?(fd: number, operation: number): boolean;
   /** lseek with SEEK_DATA or SEEK_HOLE: the offset found, or -1 past the last data. */
   seek(fd: number, offset: number, whence: typeof SEEK_DATA | typeof SEEK_HOLE): number;
   fadvise(fd: number, offset: number, length: number, advice: number): void;

@@ -6,6 +6,7 @@ import { readdir, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
+import type { Chunk } from "../../src/mount/stored-chunk.js";
 
 export interface PackFile {
   path: string;
@@ -62,4 +63,9 @@ export function chunkPlaces(folder: string): ChunkPlace[] {
   } finally {
     db.close();
   }
+}
+
+/** A chunk's bytes: in memory already, or copied out of the pack it lies in (undefined: gone). */
+export function chunkBytes(chunk: Chunk | undefined): Buffer | undefined {
+  return chunk === undefined || Buffer.isBuffer(chunk) ? chunk : chunk.bytes();
 }

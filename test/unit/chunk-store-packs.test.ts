@@ -12,10 +12,13 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { hashBytes } from "../../src/chunking/hash.js";
 import { ChunkStore } from "../../src/mount/chunk-store.js";
+import { PackFiles } from "../../src/mount/pack-files.js";
 import { PRELOAD_READ_BYTES } from "../../src/mount/pack-preloads.js";
 import { WAITING_BYTES } from "../../src/mount/pack-writer.js";
+import { StoredChunk } from "../../src/mount/stored-chunk.js";
+import { platformIo } from "../../src/platform/io.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
-import { allocatedBytes, chunkPlaces, openRows, packFiles } from "../helpers/chunk-packs.js";
+import { allocatedBytes, chunkBytes, chunkPlaces, openRows, packFiles } from "../helpers/chunk-packs.js";
 import { tempDir, waitFor } from "../helpers/context.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
@@ -28,7 +31,7 @@ function chunk(seed: string, size = CHUNK): { ref: ChunkRef; bytes: Buffer } {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-test("chunks written together lie back to back and are read ahead with one read per run", async (t) => {
+test("chunks written together lie back to back and are read ahead with one read per run (no locks)", async (t) => {
   const folder = await tempDir(t, "chunk-packs-runs");
   const perRun = PRELOAD_READ_BYTES / CHUNK;
   const chunks = Array.from({ length: perRun + 3 }, (_, i) => chunk(`run ${i}`));
@@ -41,16 +44,70 @@ test("chunks written together lie back to back and are read ahead with one read 
     chunks.map((_, i) => i * CHUNK),
     "one pack, in the order written",
   );
-  const reopened = ChunkStore.open(folder, 1 << 30);
+  // Without locks the bytes come over, views of one buffer per read.
+  const reopened = ChunkStore.open(folder, 1 << 30, { locks: false });
   for (const { ref } of chunks) reopened.preload(ref);
   const read = await Promise.all(chunks.map(({ ref }) => reopened.preloaded(ref)));
-  for (const [i, bytes] of read.entries())
-    assert.ok(bytes?.equals(chunks[i]?.bytes ?? Buffer.alloc(0)), `chunk ${i}`);
-  const slabs = new Set(read.map((bytes) => bytes?.buffer));
-  assert.equal(slabs.size, 2, "two reads: one of PRELOAD_READ_BYTES, one of the rest");
-  assert.equal(read[0]?.buffer, read[perRun - 1]?.buffer);
-  assert.notEqual(read[0]?.buffer, read[perRun]?.buffer);
+  for (const [i, bytes] of read.entries()) {
+    assert.ok(Buffer.isBuffer(bytes) && bytes.equals(chunks[i]?.bytes ?? Buffer.alloc(0)), `chunk ${i}`);
+  }
+  const slabs = read.map((bytes) => (Buffer.isBuffer(bytes) ? bytes.buffer : undefined));
+  assert.equal(new Set(slabs).size, 2, "two reads: one of PRELOAD_READ_BYTES, one of the rest");
+  assert.equal(slabs[0], slabs[perRun - 1]);
+  assert.notEqual(slabs[0], slabs[perRun]);
   await reopened.close();
+});
+
+test("chunks read ahead are handed over where they lie; another process's eviction waits for the reader", async (t) => {
+  const folder = await tempDir(t, "chunk-packs-held");
+  const chunks = Array.from({ length: 8 }, (_, i) => chunk(`held ${i}`));
+  const writing = ChunkStore.open(folder, 1 << 30);
+  for (const { ref, bytes } of chunks) writing.write(ref, bytes);
+  await writing.close();
+  const reading = ChunkStore.open(folder, 1 << 30);
+  for (const { ref } of chunks) reading.preload(ref);
+  const read = await Promise.all(chunks.map(({ ref }) => reading.preloaded(ref)));
+  assert.ok(
+    read.every((held) => held instanceof StoredChunk),
+    "verified where they lie",
+  );
+  // Another mount process opens the folder with a bound of one chunk: it evicts all but one.
+  const evicting = storeProcess(folder, CHUNK, "");
+  assert.equal(await evicting.exited, 0);
+  assert.ok(chunkPlaces(folder).length <= 1, "the rows are gone");
+  for (const [i, held] of read.entries()) {
+    assert.ok(held instanceof StoredChunk && held.held, `chunk ${i} still vouched for`);
+    assert.ok(chunkBytes(held)?.equals(chunks[i]?.bytes ?? Buffer.alloc(0)), `chunk ${i}'s bytes intact`);
+  }
+  assert.ok((await allocatedBytes(folder)) >= 8 * CHUNK, "nothing punched under the reader");
+  await reading.close(); // lets go of the lock, and punches what waited
+  assert.ok(
+    read.every((held) => held instanceof StoredChunk && !held.held),
+    "no longer vouched for",
+  );
+  assert.ok((await allocatedBytes(folder)) <= CHUNK, "the evicted ranges punched once the reader let go");
+});
+
+test("a pack's lock is let go when idle, and what was verified under it is no longer vouched for", async (t) => {
+  const folder = await tempDir(t, "chunk-packs-idle");
+  const packs = new PackFiles(folder, () => true, platformIo.lockFile);
+  packs.create(1);
+  const generation = packs.lockForReading(1);
+  assert.ok(generation !== undefined);
+  assert.ok(packs.heldFd(1, generation) !== undefined);
+  packs.releaseIdleLocks(Date.now() - 60_000);
+  assert.ok(packs.heldFd(1, generation) !== undefined, "read a minute ago: still locked");
+  packs.releaseIdleLocks(Date.now() + 1);
+  assert.equal(packs.heldFd(1, generation), undefined, "idle: let go");
+  const again = packs.lockForReading(1);
+  assert.ok(again !== undefined && again !== generation, "a new generation");
+  assert.equal(
+    packs.punchEvicted(1, [{ pack: 1, position: 0, size: 4096 }]),
+    "busy",
+    "this process reads it",
+  );
+  packs.close();
+  assert.equal(packs.punchEvicted(1, [{ pack: 1, position: 0, size: 4096 }]), "punched");
 });
 
 /**
@@ -133,6 +190,19 @@ test("chunks waiting for the disk are bounded: beyond that they are not kept", a
   assert.equal(reopened.stats().chunks, WAITING_BYTES / bytes.length);
   await reopened.close();
 });
+
+/** A process opening the store at `folder` with `capacity`, running `body` (with `store`), closing it. */
+function storeProcess(folder: string, capacity: number, body: string) {
+  const module = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+  const script = `
+    import { ChunkStore } from ${JSON.stringify(module("../../src/mount/chunk-store.js"))};
+    const store = ChunkStore.open(${JSON.stringify(folder)}, ${capacity});
+    ${body}
+    await store.close();
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: "inherit" });
+  return { exited: new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))) };
+}
 
 /** A process writing chunks into the store at `folder` until killed or `count` are written. */
 function writerProcess(folder: string, seed: string, count: number, capacity: number) {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { closeSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import {
   mkdir,
   mkdtemp,
@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
-import { FuseSession, openMountpoint } from "../../src/mount/fuse-session.js";
+import { FuseSession, type HeldRange, openMountpoint, type ReadPiece } from "../../src/mount/fuse-session.js";
 import { type Inode, InodeTable } from "../../src/mount/inode-table.js";
 import { type Entry, EntryKind } from "../../src/wire/messages.js";
 import { cannotMount } from "../helpers/mount.js";
@@ -73,6 +73,61 @@ test("an in-memory tree mounts, reads back byte for byte, and unmounts", { skip 
     session.unmount();
     await session.closed;
     await rm(mountpoint, { recursive: true });
+  }
+});
+
+test("reads answered from ranges of an open file; a range that moved away is read again", {
+  skip,
+}, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "teleport-fuse-ranges-"));
+  const backing = join(dir, "backing");
+  // The file's bytes lie in the backing file after a 4 KiB header, as a chunk lies in a pack.
+  const file = Buffer.alloc(3 << 20);
+  for (let i = 0; i < file.length; i += 4) file.writeUInt32LE(i, i);
+  await writeFile(backing, Buffer.concat([Buffer.alloc(4096, 0xee), file]));
+  const fd = openSync(backing, "r");
+  const mountpoint = join(dir, "mnt");
+  await mkdir(mountpoint);
+  t.after(async () => {
+    closeSync(fd);
+    await rm(dir, { recursive: true });
+  });
+  const entries = [
+    entry(EntryKind.FILE, "ranges.bin", file.length, 0o644),
+    entry(EntryKind.FILE, "moving.bin", 4096, 0o644),
+    entry(EntryKind.FILE, "gone.bin", 4096, 0o644),
+  ];
+  const table = new InodeTable(entry(EntryKind.DIRECTORY, "", 0, 0o755), entries);
+  let moves = 0;
+  const read = async (node: Inode, offset: number, length: number): Promise<ReadPiece[]> => {
+    const range = (from: number, to: number): HeldRange => ({
+      length: to - from,
+      open: () => ({ fd, position: 4096 + from, length: to - from }),
+    });
+    if (node.entry.path === "ranges.bin") {
+      // A memory piece between two ranges: the reply joins them in order.
+      const middle = Math.min(offset + length, offset + 100);
+      return [
+        range(offset, offset + 1),
+        file.subarray(offset + 1, middle),
+        range(middle, offset + length),
+      ].filter((piece) => piece.length > 0);
+    }
+    const gone = node.entry.path === "gone.bin";
+    // moving.bin's range moves away once, then holds; gone.bin's never holds.
+    return [
+      { length, open: () => (gone || moves++ === 0 ? undefined : range(offset, offset + length).open()) },
+    ];
+  };
+  const session = FuseSession.mount(mountpoint, table, read);
+  try {
+    assert.ok((await readFile(join(mountpoint, "ranges.bin"))).equals(file));
+    assert.ok((await readFile(join(mountpoint, "moving.bin"))).equals(file.subarray(0, 4096)));
+    assert.equal(moves, 2, "read again once the range had moved");
+    await assert.rejects(readFile(join(mountpoint, "gone.bin")), { code: "EIO" });
+  } finally {
+    session.unmount();
+    await session.closed;
   }
 });
 

@@ -28,12 +28,15 @@ test("a run's chunks are verified one by one on the read thread, then it closes"
     { offset: 0, size: first.length, hash: hashBytes(first) },
     { offset: first.length, size: second.length, hash: hashBytes(Buffer.from("not the second")) },
   ];
-  const reply = await thread.read(fd, 4096, first.length + second.length, chunks);
+  const reply = await thread.read(fd, 4096, first.length + second.length, chunks, true);
   assert.ok(reply !== undefined, "the thread read the run");
   assert.deepEqual([...reply.verified], [1, 0], "the changed chunk alone fails");
-  assert.ok(Buffer.from(reply.run, 0, first.length).equals(first));
-  const beyond = await thread.read(fd, 8192, first.length + second.length, chunks);
+  assert.ok(reply.run !== undefined && Buffer.from(reply.run, 0, first.length).equals(first));
+  const verdicts = await thread.read(fd, 4096, first.length + second.length, chunks, false);
+  assert.deepEqual([...(verdicts?.verified ?? [])], [1, 0], "the same verdicts without the bytes");
+  assert.equal(verdicts?.run, undefined, "the bytes stay in the thread");
+  const beyond = await thread.read(fd, 8192, first.length + second.length, chunks, true);
   assert.deepEqual([...(beyond?.verified ?? [])], [0, 0], "a short read fails every chunk");
   thread.close();
-  assert.equal(await thread.read(fd, 4096, first.length, chunks.slice(0, 1)), undefined);
+  assert.equal(await thread.read(fd, 4096, first.length, chunks.slice(0, 1), true), undefined);
 });
