@@ -348,7 +348,7 @@ export class FuseSession implements KernelCache {
   async #answerBy(
     req: FuseRequest,
     seq: number,
-    work: (signal: AbortSignal) => Promise<() => boolean | void>,
+    work: (signal: AbortSignal) => Promise<() => unknown>,
   ): Promise<void> {
     const interrupt = new AbortController();
     this.#pending.set(seq, interrupt);
