@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { MAX_CHUNK_SIZE } from "../wire/messages.js";
-import type { CompressJob, CompressReply } from "./compression-threads.js";
+import { type CompressJob, type CompressReply, THREAD_READY } from "./compression-threads.js";
 import { compressFrames } from "./frames.js";
 import { Compressor, compressBound } from "./zstd.js";
 
@@ -26,3 +26,4 @@ port.on("message", (job: CompressJob) => {
   }
   port.postMessage(reply);
 });
+port.postMessage(THREAD_READY);

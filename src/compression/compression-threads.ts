@@ -3,7 +3,6 @@
  * in the pooled buffer it was read into (a SharedArrayBuffer: nothing is copied either way),
  * while the main thread goes on serving. Jobs go to the thread with the fewest open.
  */
-import { once } from "node:events";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { ErrorCode, TeleportError } from "../errors.js";
@@ -20,6 +19,13 @@ export interface CompressJob {
 }
 
 export type CompressReply = { id: number; result: FramesCompressed } | { id: number; error: string };
+
+/**
+ * What a thread posts once it takes jobs: its modules loaded, zstd's binding among them. The
+ * worker's "online" comes before that (as soon as it runs any JavaScript), so a job handed over
+ * then waited tens of milliseconds for the load, hundreds under load.
+ */
+export const THREAD_READY = "ready";
 
 const WORKER_URL = new URL("./compress-worker.js", import.meta.url);
 
@@ -53,7 +59,7 @@ export class CompressionThreads {
   readonly stats: CompressionStats = { chunks: 0, bytesIn: 0, bytesOut: 0, bytesInByLevel: new Map() };
   #nextId = 1;
   #closed = false;
-  /** Settles once every thread has started (and at once before any is). */
+  /** Settles once every thread takes jobs (and at once before any is started). */
   #online: Promise<unknown> = Promise.resolve();
 
   /**
@@ -66,16 +72,25 @@ export class CompressionThreads {
 
   #started(): Thread[] {
     if (this.#threads.length > 0) return this.#threads;
+    const ready: Promise<void>[] = [];
     for (let i = 0; i < this.#count; i++) {
       const thread: Thread = { worker: new Worker(WORKER_URL), open: 0 };
       thread.worker.unref();
-      thread.worker.on("message", (reply: CompressReply) => this.#onReply(reply));
+      // Ready once it says so, or once it exits (a failed thread fails its jobs).
+      ready.push(
+        new Promise((resolve) => {
+          thread.worker.on("message", (message: CompressReply | typeof THREAD_READY) => {
+            if (message === THREAD_READY) resolve();
+            else this.#onReply(message);
+          });
+          thread.worker.once("exit", () => resolve());
+        }),
+      );
       thread.worker.on("error", (err) => this.#failAll(thread, err));
       thread.worker.on("exit", () => this.#failAll(thread, new Error("compression thread exited")));
       this.#threads.push(thread);
     }
-    const online = ({ worker }: Thread) => Promise.race([once(worker, "online"), once(worker, "exit")]);
-    this.#online = Promise.all(this.#threads.map(online)).catch(() => {}); // a failed thread fails its jobs
+    this.#online = Promise.all(ready);
     return this.#threads;
   }
 

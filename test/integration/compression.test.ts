@@ -7,11 +7,13 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { TeleportClient } from "../../src/client/client.js";
 import { CompressionPolicy } from "../../src/client/pool/compression-policy.js";
 import { type PullOptions, type PullSummary, pull } from "../../src/client/pull.js";
 import { ErrorCode, TeleportError } from "../../src/errors.js";
 import type { Host } from "../../src/host/host.js";
+import type { HostFaults } from "../../src/serve/faults.js";
 import { FRAME_HEADER_SIZE } from "../../src/wire/frame.js";
 import { CHUNK_DATA_HEADER_SIZE, MessageType } from "../../src/wire/messages.js";
 import { hostInProcess, makeShare, type TestHostOptions } from "../helpers/share.js";
@@ -114,25 +116,74 @@ test("a corrupt compressed chunk fails the pull with a clear error and leaves no
   assert.ok(await isAbsent(join(dest, "large.ts")));
 });
 
+/**
+ * A slow link for the host's chunk frames, paced by the compressor it stands behind so that the
+ * compressor idles most of the time however fast this machine is, and however loaded: once told
+ * to `hold`, one chunk crosses at a time, taking 12 ms or, if longer, four times as long as the
+ * compressor took for as many bytes in the group it last finished (from the group's last chunk
+ * crossing to its frames going out). It holds the transfer up until `done()` says so.
+ */
+class SlowLink {
+  #done: (() => boolean) | undefined;
+  /** Each held chunk's size, by hash, and when it crossed. */
+  readonly #crossed = new Map<string, { size: number; at: number }>();
+  #compressMsPerByte = 0;
+  #free: Promise<void> = Promise.resolve();
+
+  hold(done: () => boolean): void {
+    this.#done = done;
+  }
+
+  readonly faults: HostFaults = {
+    beforeChunk: async (request) => {
+      if (this.#done?.() !== false) {
+        this.#done = undefined;
+        return;
+      }
+      const crossing = this.#free.then(() => delay(Math.max(12, 4 * request.size * this.#compressMsPerByte)));
+      this.#free = crossing;
+      await crossing;
+      this.#crossed.set(request.hash.toString("hex"), { size: request.size, at: performance.now() });
+    },
+    beforeSend: (frames) => {
+      let bytes = 0;
+      let crossed = 0;
+      for (let at = 0; at < frames.length; at += 4 + frames.readUInt32LE(at)) {
+        const hash = at + FRAME_HEADER_SIZE;
+        const chunk = this.#crossed.get(frames.toString("hex", hash, hash + CHUNK_DATA_HEADER_SIZE));
+        if (chunk === undefined) return; // not held
+        bytes += chunk.size;
+        crossed = Math.max(crossed, chunk.at);
+      }
+      if (bytes > 0) this.#compressMsPerByte = (performance.now() - crossed) / bytes;
+    },
+  };
+}
+
 test("the host compresses harder while the link holds the transfer up, unless the level is pinned", async (t) => {
   const { base, share } = await makeShare(t, "compression-adaptive");
-  for (let i = 0; i < 8; i++) await writeFile(join(share, `part-${i}.ts`), compressibleText(MiB, `part${i}`));
-  // A slow link: every chunk waits before it goes, while the compressor has nothing to do (a
-  // group of 1 MiB takes ~4 ms to compress, ~40 ms on a loaded machine, and ~190 ms to "send").
-  const host = await hostInProcess(t, {
-    base,
-    share,
-    faults: { beforeChunk: () => new Promise((resolve) => setTimeout(resolve, 12)) },
-  });
+  for (let i = 0; i < 12; i++)
+    await writeFile(join(share, `part-${i}.ts`), compressibleText(MiB, `part${i}`));
+  const link = new SlowLink();
+  const host = await hostInProcess(t, { base, share, faults: link.faults });
   const stats = host.compressionStats;
   assert.ok(stats !== undefined);
+  // The compression threads start at the host's first compression: a first pull starts them, so
+  // that the link is paced by compressing, not by their start.
+  await pullWith(host, join(base, "warm-up"), new CompressionPolicy("on"), { remotePath: "part-0.ts" });
+  stats.bytesInByLevel.clear();
 
+  // The link holds the transfer up until a level past the one it starts at (3) has been used.
+  // The compressor idles all along, so the level rises at the first look (after 200 ms and two
+  // groups), or a later one if a load spike stretched a compression; if it never does, the whole
+  // pull goes at the link's pace and the check below fails.
+  const risen = () => [...stats.bytesInByLevel.keys()].some((level) => level > 3);
+  link.hold(risen);
   await pullWith(host, join(base, "adaptive"), new CompressionPolicy("on"), { streams: 1 });
   await compareTrees(share, join(base, "adaptive"));
-  const adaptiveLevels = [...stats.bytesInByLevel.keys()];
   assert.ok(
-    adaptiveLevels.some((level) => level > 3),
-    `levels used: ${adaptiveLevels.join(", ")}; the compressor idled, so the level should have risen`,
+    risen(),
+    `levels used: ${[...stats.bytesInByLevel.keys()].join(", ")}; the compressor idled, so the level should have risen`,
   );
 
   stats.bytesInByLevel.clear();
