@@ -267,60 +267,81 @@ static napi_value reply_buf(napi_env env, napi_callback_info info) {
   return NULL;
 }
 /* A piece of replyIov that is not a Uint8Array: `{ fd, position, length }`, bytes of a file this
- * process holds open (read by libfuse into the reply: the bytes never become a JS buffer). */
-static int file_piece(napi_env env, napi_value piece, struct fuse_buf *buf) {
+ * process holds open. */
+typedef struct { int fd; off_t position; size_t length; } file_piece_t;
+
+static int file_piece(napi_env env, napi_value piece, file_piece_t *out) {
   napi_value v; int64_t fd = -1, position = -1, length = -1;
   if (napi_get_named_property(env, piece, "fd", &v) != napi_ok || napi_get_value_int64(env, v, &fd) != napi_ok ||
       napi_get_named_property(env, piece, "position", &v) != napi_ok || napi_get_value_int64(env, v, &position) != napi_ok ||
       napi_get_named_property(env, piece, "length", &v) != napi_ok || napi_get_value_int64(env, v, &length) != napi_ok ||
       fd < 0 || position < 0 || length < 0)
     return 0;
-  buf->fd = (int)fd; buf->pos = position; buf->size = (size_t)length;
-  buf->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+  out->fd = (int)fd; out->position = position; out->length = (size_t)length;
   return 1;
 }
 
-/* replyIov(req, pieces[]): the pieces sent back to back as one reply, before this returns: a
- * Uint8Array as it is (never assembled first), a file range `{ fd, position, length }` read from
- * the file into the reply (the caller keeps the range within the file: it is never short). */
+/* Where file pieces are read before they are sent: kept and grown, never freed, as replies come
+ * from the JS thread alone. A buffer allocated per reply cost a fresh mapping (and its page
+ * faults) per MiB sent. */
+static char *scratch; static size_t scratch_size;
+
+static int read_whole(int fd, char *into, size_t length, off_t position) {
+  for (size_t done = 0; done < length;) {
+    ssize_t n = pread(fd, into + done, length - done, position + (off_t)done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;
+    done += (size_t)n;
+  }
+  return 1;
+}
+
+/* replyIov(req, pieces[]): the pieces sent back to back as one reply (one writev), before this
+ * returns: a Uint8Array as it is (never assembled first), a file range `{ fd, position, length }`
+ * read from the file (into the scratch buffer: its bytes never become a JS buffer). A range that
+ * cannot be read whole fails the request (EIO), never a short answer. */
 static napi_value reply_iov(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   fuse_req_t req = req_arg(env, argv[0]);
   uint32_t n; CHECK(napi_get_array_length(env, argv[1], &n));
-  struct fuse_bufvec *bufv = calloc(1, sizeof *bufv + (n > 0 ? n - 1 : 0) * sizeof(struct fuse_buf));
-  if (!bufv) { fuse_reply_err(req, ENOMEM); return NULL; }
-  bufv->count = n;
-  int files = 0;
+  struct iovec few_iov[64]; file_piece_t few_files[64];
+  struct iovec *iov = n <= 64 ? few_iov : malloc(n * sizeof *iov);
+  file_piece_t *files = n <= 64 ? few_files : malloc(n * sizeof *files);
+  const char *bad = NULL; int err = 0;
+  size_t file_bytes = 0;
+  if (!iov || !files) { err = ENOMEM; goto done; }
   for (uint32_t i = 0; i < n; i++) {
     napi_value piece; napi_typedarray_type t; size_t len; void *data; napi_value ab; size_t bo; bool typed = false;
-    struct fuse_buf *buf = &bufv->buf[i];
-    if (napi_get_element(env, argv[1], i, &piece) != napi_ok) goto bad;
+    files[i].fd = -1;
+    if (napi_get_element(env, argv[1], i, &piece) != napi_ok) { bad = "replyIov: pieces must be an array"; break; }
     if (napi_is_typedarray(env, piece, &typed) == napi_ok && typed) {
-      if (napi_get_typedarray_info(env, piece, &t, &len, &data, &ab, &bo) != napi_ok || t != napi_uint8_array) goto bad;
-      buf->mem = data; buf->size = len; /* data is already past the view's byte offset */
-    } else if (file_piece(env, piece, buf)) {
-      files++;
-    } else goto bad;
+      if (napi_get_typedarray_info(env, piece, &t, &len, &data, &ab, &bo) != napi_ok || t != napi_uint8_array) {
+        bad = "replyIov: a typed piece must be a Uint8Array"; break;
+      }
+      iov[i].iov_base = data; iov[i].iov_len = len; /* data is already past the view's byte offset */
+    } else if (file_piece(env, piece, &files[i])) {
+      file_bytes += files[i].length;
+    } else { bad = "replyIov: a piece must be a Uint8Array or { fd, position, length }"; break; }
   }
-  if (files == 0) {
-    /* Memory only: one writev of the pieces as they are. */
-    struct iovec few[64];
-    struct iovec *iov = n <= 64 ? few : malloc(n * sizeof *iov);
-    if (!iov) { free(bufv); fuse_reply_err(req, ENOMEM); return NULL; }
-    for (uint32_t i = 0; i < n; i++) { iov[i].iov_base = bufv->buf[i].mem; iov[i].iov_len = bufv->buf[i].size; }
-    fuse_reply_iov(req, iov, (int)n);
-    if (iov != few) free(iov);
-  } else {
-    /* libfuse reads the ranges into the reply (pread, retried while short) and answers the
-     * request itself with the errno if a read fails: the request is done either way. */
-    fuse_reply_data(req, bufv, 0);
+  if (bad) { err = EIO; goto done; }
+  if (file_bytes > scratch_size) {
+    char *grown = realloc(scratch, file_bytes);
+    if (!grown) { err = ENOMEM; goto done; }
+    scratch = grown; scratch_size = file_bytes;
   }
-  free(bufv);
-  return NULL;
-bad:
-  free(bufv);
-  fuse_reply_err(req, EIO);
-  napi_throw_error(env, NULL, "replyIov: a piece must be a Uint8Array or { fd, position, length }");
+  size_t at = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (files[i].fd < 0) continue;
+    if (!read_whole(files[i].fd, scratch + at, files[i].length, files[i].position)) { err = EIO; goto done; }
+    iov[i].iov_base = scratch + at; iov[i].iov_len = files[i].length;
+    at += files[i].length;
+  }
+  fuse_reply_iov(req, iov, (int)n);
+done:
+  if (err) fuse_reply_err(req, err);
+  if (iov && iov != few_iov) free(iov);
+  if (files && files != few_files) free(files);
+  if (bad) napi_throw_error(env, NULL, bad);
   return NULL;
 }
 static napi_value reply_readlink(napi_env env, napi_callback_info info) {

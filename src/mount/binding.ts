@@ -90,8 +90,9 @@ export interface FuseAddon {
   replyOpen(req: FuseRequest, fh: number, flags: number): void;
   replyBuf(req: FuseRequest, bytes: Uint8Array): void;
   /**
-   * Answers with `pieces` back to back: arrays as they are (one write to the kernel, no copy made
-   * first), file ranges read into the reply by libfuse (kept within their files by the caller).
+   * Answers with `pieces` back to back, one write to the kernel: arrays as they are (no copy made
+   * first), file ranges read by the addon into a buffer of its own (never a JS buffer); a range
+   * that cannot be read whole answers EIO.
    */
   replyIov(req: FuseRequest, pieces: readonly (Uint8Array | FileRange)[]): void;
   replyReadlink(req: FuseRequest, target: string): void;

@@ -50,6 +50,11 @@ export class ChunkRows {
     return this.#db.transaction(change).immediate();
   }
 
+  /** Reads within one transaction (deferred: a shared lock at the first read, held to the end). */
+  reading<T>(reads: () => T): T {
+    return this.#db.transaction(reads).deferred();
+  }
+
   /** A new pack appended by `owner`: its id, never used before. */
   createPack(owner: number): number {
     return Number(this.#statements.createPack.run(owner).lastInsertRowid);

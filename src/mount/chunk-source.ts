@@ -25,6 +25,8 @@ export interface KeptChunks extends NearbyChunks {
   holds(ref: ChunkRef): boolean;
   /** Starts reading a held chunk ahead of its reader. */
   preload?(ref: ChunkRef): void;
+  /** Runs `lookups` (holds, preload) as one read of the store's rows: one lock, not one per chunk. */
+  together?<T>(lookups: () => T): T;
   /** The verified chunk preload() read or is reading; undefined inside if the store did not hold it. */
   preloaded?(ref: ChunkRef): Promise<Chunk | undefined> | undefined;
 }
@@ -66,8 +68,11 @@ export class ChunkSource {
     localChunks: 0,
     localBytes: 0,
   };
-  /** Verified chunks by hash (hex), in least-recently-used order. */
-  readonly #chunks = new Map<string, Buffer>();
+  /**
+   * Verified chunks by hash (hex), in least-recently-used order: bytes, or where the store holds
+   * them (those weigh STORED_CHUNK_WEIGHT, and are dropped once no longer vouched for).
+   */
+  readonly #chunks = new Map<string, Chunk>();
   /** Chunks being fetched, by hash: concurrent reads of one chunk share one fetch. */
   readonly #inFlight = new Map<string, Promise<Chunk>>();
   #cachedBytes = 0;
@@ -99,8 +104,11 @@ export class ChunkSource {
     const cached = this.#chunks.get(key);
     if (cached !== undefined) {
       this.#chunks.delete(key);
-      this.#chunks.set(key, cached);
-      return Promise.resolve(cached);
+      if (!(cached instanceof StoredChunk) || cached.held) {
+        this.#chunks.set(key, cached);
+        return Promise.resolve(cached);
+      }
+      this.#cachedBytes -= weight(cached);
     }
     const fetching = this.#inFlight.get(key);
     if (fetching !== undefined) return fetching;
@@ -129,6 +137,14 @@ export class ChunkSource {
    */
   prefetch(path: string, refs: readonly ChunkRef[], signal: AbortSignal): void {
     const missing = new Map<string, PendingChunk>();
+    const sortOut = () => this.#sortOut(refs, missing);
+    if (this.#store?.together === undefined) sortOut();
+    else this.#store.together(sortOut);
+    if (missing.size > 0) this.#fetchInto(path, missing, signal);
+  }
+
+  /** Preloads those of `refs` the store holds; adds to `missing` those nothing here holds. */
+  #sortOut(refs: readonly ChunkRef[], missing: Map<string, PendingChunk>): void {
     for (const ref of refs) {
       const key = ref.hash.toString("hex");
       if (this.#chunks.has(key) || this.#inFlight.has(key) || missing.has(key)) continue;
@@ -141,7 +157,6 @@ export class ChunkSource {
       pending.promise.catch(() => {});
       missing.set(key, pending);
     }
-    if (missing.size > 0) this.#fetchInto(path, missing, signal);
   }
 
   /**
@@ -193,11 +208,8 @@ export class ChunkSource {
       const key = ref.hash.toString("hex");
       this.#counts.fetchedChunks++;
       this.#counts.fetchedBytes += ref.size;
-      // A chunk fetched into the store is read from there; one in memory is kept for a while.
-      if (!(chunk instanceof StoredChunk)) {
-        this.#remember(key, chunk);
-        this.#store?.write(ref, chunk);
-      }
+      this.#remember(key, chunk);
+      if (!(chunk instanceof StoredChunk)) this.#store?.write(ref, chunk);
       pending.get(key)?.resolve(chunk);
       pending.delete(key);
     };
@@ -211,14 +223,24 @@ export class ChunkSource {
     );
   }
 
-  #remember(key: string, bytes: Buffer): void {
-    if (bytes.length > this.#cacheBytes || this.#chunks.has(key)) return;
-    this.#chunks.set(key, bytes);
-    this.#cachedBytes += bytes.length;
+  #remember(key: string, chunk: Chunk): void {
+    if (weight(chunk) > this.#cacheBytes || this.#chunks.has(key)) return;
+    this.#chunks.set(key, chunk);
+    this.#cachedBytes += weight(chunk);
     for (const [oldest, old] of this.#chunks) {
       if (this.#cachedBytes <= this.#cacheBytes) break;
       this.#chunks.delete(oldest);
-      this.#cachedBytes -= old.length;
+      this.#cachedBytes -= weight(old);
     }
   }
+}
+
+/**
+ * What a chunk where the store holds it counts for against the memory bound: its place, not its
+ * bytes (a bound of 256 MiB then keeps where a quarter of a million such chunks lie).
+ */
+const STORED_CHUNK_WEIGHT = 1024;
+
+function weight(chunk: Chunk): number {
+  return chunk instanceof StoredChunk ? STORED_CHUNK_WEIGHT : chunk.length;
 }

@@ -154,6 +154,11 @@ export class ChunkStore {
     return this.#preloads.get(ref.hash.toString("hex"));
   }
 
+  /** Runs `lookups` (holds, preload) as one read of the rows: one database lock, not one per chunk. */
+  together<T>(lookups: () => T): T {
+    return this.#closed ? lookups() : this.#rows.reading(lookups);
+  }
+
   /** Whether the store has the chunk (its row says so; read() verifies its bytes). */
   holds(ref: ChunkRef): boolean {
     return !this.#closed && this.#locate(ref.hash.toString("hex"), ref) !== undefined;

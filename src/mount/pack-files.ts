@@ -82,11 +82,6 @@ export class PackFiles {
     this.#lockFile = lockFile;
   }
 
-  /** Whether bytes verified here can be vouched for later (reads lock packs); not where there are no locks. */
-  get locks(): boolean {
-    return this.#lockFile !== undefined;
-  }
-
   /** Creates the (new, empty) file of pack `id`, kept open. */
   create(id: number): void {
     const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
