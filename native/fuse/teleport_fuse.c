@@ -299,7 +299,8 @@ static int read_whole(int fd, char *into, size_t length, off_t position) {
 /* replyIov(req, pieces[]): the pieces sent back to back as one reply (one writev), before this
  * returns: a Uint8Array as it is (never assembled first), a file range `{ fd, position, length }`
  * read from the file (into the scratch buffer: its bytes never become a JS buffer). A range that
- * cannot be read whole fails the request (EIO), never a short answer. */
+ * cannot be read whole fails the request (EIO), never a short answer. Pieces of another kind
+ * throw and leave the request to the caller. */
 static napi_value reply_iov(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2]; CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   fuse_req_t req = req_arg(env, argv[0]);
@@ -323,7 +324,7 @@ static napi_value reply_iov(napi_env env, napi_callback_info info) {
       file_bytes += files[i].length;
     } else { bad = "replyIov: a piece must be a Uint8Array or { fd, position, length }"; break; }
   }
-  if (bad) { err = EIO; goto done; }
+  if (bad) goto done; /* thrown, not answered: the caller answers the request (EIO) */
   if (file_bytes > scratch_size) {
     char *grown = realloc(scratch, file_bytes);
     if (!grown) { err = ENOMEM; goto done; }

@@ -92,7 +92,7 @@ export class ChunkSource {
   /** Whether the chunk is at hand without a fetch (in memory or the store) or already being fetched. */
   has(ref: ChunkRef): boolean {
     const key = ref.hash.toString("hex");
-    return this.#chunks.has(key) || this.#inFlight.has(key) || this.#store?.holds(ref) === true;
+    return this.#held(key) !== undefined || this.#inFlight.has(key) || this.#store?.holds(ref) === true;
   }
 
   /**
@@ -101,14 +101,11 @@ export class ChunkSource {
    */
   get(path: string, ref: ChunkRef, signal: AbortSignal): Promise<Chunk> {
     const key = ref.hash.toString("hex");
-    const cached = this.#chunks.get(key);
+    const cached = this.#held(key);
     if (cached !== undefined) {
       this.#chunks.delete(key);
-      if (!(cached instanceof StoredChunk) || cached.held) {
-        this.#chunks.set(key, cached);
-        return Promise.resolve(cached);
-      }
-      this.#cachedBytes -= weight(cached);
+      this.#chunks.set(key, cached);
+      return Promise.resolve(cached);
     }
     const fetching = this.#inFlight.get(key);
     if (fetching !== undefined) return fetching;
@@ -147,7 +144,7 @@ export class ChunkSource {
   #sortOut(refs: readonly ChunkRef[], missing: Map<string, PendingChunk>): void {
     for (const ref of refs) {
       const key = ref.hash.toString("hex");
-      if (this.#chunks.has(key) || this.#inFlight.has(key) || missing.has(key)) continue;
+      if (this.#held(key) !== undefined || this.#inFlight.has(key) || missing.has(key)) continue;
       if (this.#store?.holds(ref) === true) {
         this.#store.preload?.(ref);
         continue;
@@ -221,6 +218,15 @@ export class ChunkSource {
       () => failAll(new Error(`a chunk of "${path}" was not fetched`)),
       failAll,
     );
+  }
+
+  /** The chunk in memory, unless it is where the store no longer vouches for it (then dropped). */
+  #held(key: string): Chunk | undefined {
+    const chunk = this.#chunks.get(key);
+    if (!(chunk instanceof StoredChunk) || chunk.held) return chunk;
+    this.#chunks.delete(key);
+    this.#cachedBytes -= weight(chunk);
+    return undefined;
   }
 
   #remember(key: string, chunk: Chunk): void {

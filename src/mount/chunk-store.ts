@@ -61,6 +61,8 @@ export interface ChunkStoreStats {
 export interface ChunkStoreOptions {
   /** How evicted ranges are deallocated (platformIo.punchHole by default; tests pass others). */
   punchHole?: PunchHole;
+  /** How long a pack not read keeps its lock (LOCK_IDLE_MS; tests make it longer). */
+  lockIdleMs?: number;
   /**
    * Whether packs are locked while read, so verified chunks are handed over where they lie
    * (StoredChunk); by default where the platform has locks. Tests turn it off to see the other way.
@@ -78,6 +80,7 @@ export class ChunkStore {
   /** Hashes read since the last uses were written. */
   #touched = new Set<string>();
   readonly #touchTimer: NodeJS.Timeout;
+  readonly #lockIdleMs: number;
   readonly #recent = new Map<string, Buffer>();
   readonly #known = new Map<string, PackLocation>();
   #lastUse = 0;
@@ -100,6 +103,7 @@ export class ChunkStore {
       verified: (key) => this.#touched.add(key),
       damaged: (key, at) => this.#drop(key, at),
     });
+    this.#lockIdleMs = options.lockIdleMs ?? LOCK_IDLE_MS;
     this.#touchTimer = setInterval(() => this.#tidy(), TOUCH_INTERVAL_MS);
     this.#touchTimer.unref();
   }
@@ -300,7 +304,13 @@ export class ChunkStore {
   #removeAbandoned(): void {
     const files = this.#packs.list(); // listed before the rows are read: a new pack's row comes first
     this.#rows.transaction(() => {
-      for (const row of this.#rows.reserved()) if (!isAlive(row.owner)) this.#removeReserved(row);
+      // Another process's, dead as far as can be seen from here (another PID namespace may say
+      // otherwise): its ranges are punched only where no process reads them.
+      for (const row of this.#rows.reserved())
+        if (!isAlive(row.owner)) {
+          this.#rows.remove(row.hash);
+          this.#evicted(row.pack, [row]);
+        }
       for (const { id, owner } of this.#rows.appendedPacks()) if (!isAlive(owner)) this.#rows.sealPack(id);
       for (const pack of this.#rows.removablePacks()) this.#removeIfEmpty(pack);
       const packs = this.#rows.packIds();
@@ -321,11 +331,15 @@ export class ChunkStore {
     if (this.#packs.punchEvicted(pack, ranges) === "busy") for (const at of ranges) this.#rows.addPunch(at);
   }
 
-  /** Punches the recorded ranges of packs no process reads any longer. */
+  /**
+   * Punches the recorded ranges of packs no process reads any longer; this process lets go of
+   * such a pack as soon as nothing of its own uses it (its chunks are then read again, verified).
+   */
   #punchWaiting(): void {
     if (!this.#rows.open) return;
     this.#rows.transaction(() => {
       for (const pack of this.#rows.packsToPunch()) {
+        this.#packs.letGo(pack);
         const ranges = this.#rows.punchesOf(pack);
         if (this.#packs.punchEvicted(pack, ranges) === "busy") continue;
         for (const at of ranges) this.#rows.removePunch(at);
@@ -333,10 +347,10 @@ export class ChunkStore {
     });
   }
 
-  /** Every second: last uses written, idle pack locks let go, waiting ranges punched. */
+  /** Every second: last uses written, idle packs closed (their locks let go), waiting ranges punched. */
   #tidy(): void {
     this.#writeUses();
-    this.#packs.releaseIdleLocks(Date.now() - LOCK_IDLE_MS);
+    this.#packs.closeIdle(Date.now() - this.#lockIdleMs);
     this.#punchWaiting();
   }
 

@@ -65,19 +65,22 @@ export class PackBatch {
 
   /**
    * The pool wrote every chunk: their rows go live, and the chunks (verified by the pool) come
-   * back in the order asked, where they lie; undefined if they cannot be vouched for (the batch is
-   * then abandoned). Without locks they are views of one read of the region, read in the thread
-   * pool: a copy of every fetched byte on the main thread would take its time from the replies
-   * to the kernel's reads.
+   * back in the order asked, where they lie. Where the pack's lock did not hold throughout (no
+   * locks here, or the pack was closed meanwhile) they are views of one read of the region
+   * instead, read in the thread pool (a copy of every fetched byte on the main thread would take
+   * its time from the replies to the kernel's reads); undefined if that read fails (the batch is
+   * then abandoned). The region's own rows are this process's reservations until now, which no
+   * other process evicts.
    */
   async commit(): Promise<Chunk[] | undefined> {
     if (this.#settled) return undefined;
-    const region = this.#generation === undefined ? await this.#readRegion() : undefined;
-    if (this.#settled) return undefined;
     const generation = this.#generation;
-    const stored =
-      generation === undefined || this.#packs.heldFd(this.#region().pack, generation) !== undefined;
-    if ((generation === undefined && region === undefined) || !stored) {
+    // Locked all along (this batch kept the pack open): the chunks are where the pool put them.
+    const held =
+      generation !== undefined && this.#packs.heldFd(this.#region().pack, generation) !== undefined;
+    const region = held ? undefined : await this.#readRegion();
+    if (this.#settled) return undefined;
+    if (!held && region === undefined) {
       this.abandon();
       return undefined;
     }

@@ -13,9 +13,11 @@
  * store. A process reading a pack holds a shared lock (flock) on it; an evicted range is punched
  * only under an exclusive lock taken without waiting, through a descriptor of its own, so while
  * any process (this one too) reads the pack, its evicted ranges wait (ChunkStore records them and
- * punches them later). A lock is let go once its pack has not been read for LOCK_IDLE_MS, so a
- * mount left open holds none; each time a pack's lock is let go or its descriptor closed, its
- * generation changes, and bytes verified under an older generation are no longer vouched for.
+ * punches them later). A pack not read for LOCK_IDLE_MS is closed, and its lock goes with it, so a
+ * mount left open holds none (nor the blocks of a pack removed meanwhile); a pack with ranges
+ * waiting is let go as soon as nothing uses it. Each time a pack's descriptor is closed its
+ * generation ends, and bytes verified under it are no longer vouched for. Without locks, evicted
+ * ranges are not punched at all (they go with their pack, as where holes cannot be punched).
  */
 import { closeSync, constants, openSync, readdirSync, unlinkSync, writev } from "node:fs";
 import { join } from "node:path";
@@ -46,7 +48,7 @@ export type PunchHole = (fd: number, offset: number, length: number) => boolean;
 /** flock on an open file (platform/io.ts); undefined where there are no locks. */
 export type LockFile = ((fd: number, kind: FileLock) => boolean) | undefined;
 
-/** A pack not read for this long lets go of its lock: another process may punch it again. */
+/** A pack not read for this long is closed, letting go of its lock: another process may punch it. */
 export const LOCK_IDLE_MS = 5000;
 
 /** What became of evicted ranges given to punchEvicted. */
@@ -174,7 +176,8 @@ export class PackFiles {
    * now: "busy" then, and they stay until asked again. "kept" where holes cannot be punched.
    */
   punchEvicted(pack: number, ranges: readonly PackLocation[]): Punched {
-    if (this.#lockFile === undefined) return ranges.every((at) => this.punchUnread(at)) ? "punched" : "kept";
+    // Without locks, nothing says whether another mount process sends these bytes from the pack.
+    if (this.#lockFile === undefined) return "kept";
     let fd: number;
     try {
       fd = openSync(this.#pathOf(pack), constants.O_RDWR | constants.O_NOFOLLOW);
@@ -221,14 +224,19 @@ export class PackFiles {
     return pack.fd;
   }
 
-  /** Lets go of the locks of packs nothing has read since `before` (ms). */
-  releaseIdleLocks(before: number): void {
-    if (this.#lockFile === undefined) return;
-    for (const pack of this.#open.values())
-      if (pack.locked !== undefined && pack.users === 0 && pack.lastRead < before) {
-        pack.locked = undefined;
-        this.#lockFile(pack.fd, "unlock");
-      }
+  /**
+   * Closes the packs this process locked and has not read since `before` (ms): their locks go,
+   * and so do the descriptors, which would keep an unlinked pack's blocks allocated.
+   */
+  closeIdle(before: number): void {
+    for (const [id, pack] of this.#open)
+      if (pack.locked !== undefined && pack.users === 0 && pack.lastRead < before) this.#drop(id, pack);
+  }
+
+  /** Closes pack `id` if nothing uses it now: another process may then punch it (its lock goes). */
+  letGo(id: number): void {
+    const pack = this.#open.get(id);
+    if (pack !== undefined && pack.users === 0) this.#drop(id, pack);
   }
 
   #punch(fd: number, at: PackLocation): boolean {

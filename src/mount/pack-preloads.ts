@@ -32,6 +32,13 @@ export interface PreloadOutcome {
   damaged(key: string, at: PackLocation): void;
 }
 
+interface Preload {
+  readonly size: number;
+  readonly chunk: Promise<Chunk | undefined>;
+  /** What `chunk` settled to, once it has. */
+  settled: Chunk | undefined;
+}
+
 interface QueuedChunk {
   readonly key: string;
   readonly hash: Buffer;
@@ -45,7 +52,7 @@ export class PackPreloads {
   readonly #thread = new PackReadThread();
   #closed = false;
   /** Chunks read ahead (verified, or undefined for a miss), oldest first, and their sizes. */
-  readonly #preloads = new Map<string, { size: number; chunk: Promise<Chunk | undefined> }>();
+  readonly #preloads = new Map<string, Preload>();
   #bytes = 0;
   /** Asked for in this turn, read together at its end. */
   #queued: QueuedChunk[] = [];
@@ -55,8 +62,9 @@ export class PackPreloads {
     this.#outcome = outcome;
   }
 
+  /** Whether the chunk is read ahead or being read, and still vouched for. */
   has(key: string): boolean {
-    return this.#preloads.has(key);
+    return this.#current(key) !== undefined;
   }
 
   /**
@@ -64,10 +72,10 @@ export class PackPreloads {
    * then it is read again).
    */
   get(key: string): Promise<Chunk | undefined> | undefined {
-    return this.#preloads.get(key)?.chunk.then((chunk) => {
+    const preload = this.#current(key);
+    return preload?.chunk.then((chunk) => {
       if (!(chunk instanceof StoredChunk) || chunk.held) return chunk;
-      this.#preloads.delete(key);
-      this.#bytes -= chunk.size;
+      this.#current(key); // drops it
       return undefined;
     });
   }
@@ -75,18 +83,41 @@ export class PackPreloads {
   /** Starts reading the chunk `ref`, which lies at `at`. */
   add(key: string, ref: ChunkRef, at: PackLocation): void {
     let resolve: (chunk: Chunk | undefined) => void = () => {};
-    const chunk = new Promise<Chunk | undefined>((settle) => {
-      resolve = settle;
+    const preload: Preload = {
+      size: ref.size,
+      chunk: new Promise<Chunk | undefined>((settle) => {
+        resolve = settle;
+      }),
+      settled: undefined,
+    };
+    void preload.chunk.then((chunk) => {
+      preload.settled = chunk;
     });
     if (this.#queued.length === 0) queueMicrotask(() => this.#readQueued());
     this.#queued.push({ key, hash: ref.hash, at, resolve });
-    this.#preloads.set(key, { size: ref.size, chunk });
+    this.#forget(key);
+    this.#preloads.set(key, preload);
     this.#bytes += ref.size;
-    for (const [oldest, { size }] of this.#preloads) {
+    for (const [oldest] of this.#preloads) {
       if (this.#bytes <= PRELOAD_BYTES) break;
-      this.#preloads.delete(oldest);
-      this.#bytes -= size;
+      this.#forget(oldest);
     }
+  }
+
+  /** The chunk's preload, unless it settled where the store no longer vouches for it (then dropped). */
+  #current(key: string): Preload | undefined {
+    const preload = this.#preloads.get(key);
+    const settled = preload?.settled;
+    if (!(settled instanceof StoredChunk) || settled.held) return preload;
+    this.#forget(key);
+    return undefined;
+  }
+
+  #forget(key: string): void {
+    const preload = this.#preloads.get(key);
+    if (preload === undefined) return;
+    this.#preloads.delete(key);
+    this.#bytes -= preload.size;
   }
 
   #readQueued(): void {

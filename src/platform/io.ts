@@ -84,7 +84,8 @@ export interface PlatformIo {
   /**
    * An advisory lock (flock) on the open file `fd`, shared by this open file and no other:
    * "shared" waits while another holds it exclusively, "exclusive" never waits (false if another
-   * holds it either way), "unlock" lets go. Undefined where there are no such locks (portable).
+   * holds it either way), "unlock" lets go. False too where the file system refuses locks.
+   * Undefined where there are no such locks (portable).
    */
   readonly lockFile: ((fd: number, kind: FileLock) => boolean) | undefined;
   /**
@@ -277,7 +278,13 @@ export function nativeIo(addon: NativeAddon): PlatformIo {
     lockFile:
       addon.flock === undefined
         ? undefined
-        : (fd, kind) => addon.flock?.(fd, FLOCK_OPERATIONS[kind]) === true,
+        : (fd, kind) => {
+            try {
+              return addon.flock?.(fd, FLOCK_OPERATIONS[kind]) === true;
+            } catch {
+              return false; // no lock to be had here (ENOLCK on a network file system): as if held
+            }
+          },
     *dataRanges(fd, size) {
       let at = 0;
       while (at < size) {
