@@ -16,6 +16,8 @@ export const DEFAULT_CACHE_BYTES = 256 << 20;
 /** A place on this machine that may hold a chunk: the bytes it returns are verified. */
 export interface NearbyChunks {
   read(ref: ChunkRef): Buffer | undefined;
+  /** Runs `lookups` (read, many times) as one read of its index: one lock, not one per chunk. */
+  together?<T>(lookups: () => T): T;
 }
 
 /** Where verified chunks are kept for later (the persistent store). */
@@ -25,8 +27,6 @@ export interface KeptChunks extends NearbyChunks {
   holds(ref: ChunkRef): boolean;
   /** Starts reading a held chunk ahead of its reader. */
   preload?(ref: ChunkRef): void;
-  /** Runs `lookups` (holds, preload) as one read of the store's rows: one lock, not one per chunk. */
-  together?<T>(lookups: () => T): T;
   /** The verified chunk preload() read or is reading; undefined inside if the store did not hold it. */
   preloaded?(ref: ChunkRef): Promise<Chunk | undefined> | undefined;
 }
@@ -113,7 +113,10 @@ export class ChunkSource {
     if (preloaded !== undefined)
       return preloaded.then((chunk) => {
         if (chunk === undefined) return this.#beyondMemory(path, key, ref, signal);
-        this.#counted(chunk);
+        // Where it lies is remembered (a kernel read sharing the chunk finds it in memory, and it
+        // is counted once); bytes are not (see #nearby).
+        if (!this.#chunks.has(key)) this.#counted(chunk);
+        if (chunk instanceof StoredChunk) this.#remember(key, chunk);
         return chunk;
       });
     return this.#beyondMemory(path, key, ref, signal);
@@ -134,9 +137,13 @@ export class ChunkSource {
    */
   prefetch(path: string, refs: readonly ChunkRef[], signal: AbortSignal): void {
     const missing = new Map<string, PendingChunk>();
+    // Every lookup of this step in one read of each database.
+    const store = this.#store;
+    const local = this.#local;
     const sortOut = () => this.#sortOut(refs, missing);
-    if (this.#store?.together === undefined) sortOut();
-    else this.#store.together(sortOut);
+    const inLocal = local?.together === undefined ? sortOut : () => local.together?.(sortOut);
+    if (store?.together === undefined) inLocal();
+    else store.together(inLocal);
     if (missing.size > 0) this.#fetchInto(path, missing, signal);
   }
 

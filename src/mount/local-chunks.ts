@@ -15,7 +15,7 @@ import type { ChunkRef } from "../wire/messages.js";
 import { readWholeAndClose } from "./chunk-files.js";
 
 /** What LocalChunks asks of the chunk index. */
-export type LocalChunkIndex = Pick<ChunkIndex, "locate" | "forget">;
+export type LocalChunkIndex = Pick<ChunkIndex, "locate" | "forget" | "reading">;
 
 export class LocalChunks {
   readonly #index: LocalChunkIndex;
@@ -30,6 +30,11 @@ export class LocalChunks {
     this.#excluded = [resolve(mountpoint), realpathSync(mountpoint)].map(
       (path) => `${path.replace(/\/+$/, "")}/`,
     );
+  }
+
+  /** Runs `lookups` (read, many times) with the index read once: one lock, not one per chunk. */
+  together<T>(lookups: () => T): T {
+    return this.#index.reading(lookups);
   }
 
   /** The chunk's verified bytes from a local file holding them, if one does. */

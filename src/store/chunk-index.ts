@@ -194,6 +194,15 @@ export class ChunkIndex {
     return row?.hash.equals(hash) === true;
   }
 
+  /**
+   * Runs `reads` (locate, many times) as one read transaction: one database lock for them all,
+   * not one per lookup. A write inside it (forget) may then fail with SQLITE_BUSY at once, where
+   * another process wrote meanwhile; its callers keep going without it.
+   */
+  reading<T>(reads: () => T): T {
+    return this.#db.transaction(reads).deferred();
+  }
+
   /** Places that held the chunk's bytes when indexed; the caller checks and verifies them. */
   locate(hash: Buffer): ChunkSource[] {
     if (!this.#filter.mayHold(hash)) return [];

@@ -1,17 +1,20 @@
 /**
  * ChunkSource in front of a ChunkStore and local copies, with a counting fetcher: what is fetched
  * lands in the store (a read or a prefetch), a second source on the same store fetches nothing,
- * prefetch skips what the store or a local file holds, and a local file's chunk is not fetched.
+ * prefetch skips what the store or a local file holds, and a local file's chunk is not fetched;
+ * chunks fetched into the store are served from there while its pack lock vouches for them.
  */
 import assert from "node:assert/strict";
+import { writeSync } from "node:fs";
 import { test } from "node:test";
 import { hashBytes } from "../../src/chunking/hash.js";
 import type { ChunkFetcher } from "../../src/mount/chunk-fetcher.js";
 import { ChunkSource } from "../../src/mount/chunk-source.js";
 import { ChunkStore } from "../../src/mount/chunk-store.js";
+import { StoredChunk } from "../../src/mount/stored-chunk.js";
 import type { ChunkRef } from "../../src/wire/messages.js";
 import { chunkBytes } from "../helpers/chunk-packs.js";
-import { tempDir } from "../helpers/context.js";
+import { tempDir, waitFor } from "../helpers/context.js";
 import { pseudoRandomBytes } from "../helpers/tree.js";
 
 const SIZE = 32 * 1024;
@@ -83,4 +86,40 @@ test("a chunk a local file holds is read from it, not fetched", async () => {
     "only the chunks no local file holds were fetched",
   );
   assert.equal(source.counts().localChunks, 1);
+});
+
+test("chunks fetched into the store are served from it, and read again once it no longer vouches for them", async (t) => {
+  const folder = await tempDir(t, "chunk-source-stored");
+  // Idle packs are closed at the first sweep (every second): their chunks stop being vouched for.
+  const store = ChunkStore.open(folder, 1 << 20, { lockIdleMs: 0 });
+  t.after(() => store.close());
+  const asked: ChunkRef[] = [];
+  // What the stream pool does for a read-ahead batch: the chunks written into a region of the pack.
+  const fetch: ChunkFetcher = async (_path, wanted, onChunk) => {
+    asked.push(...wanted);
+    const batch = store.reserveBatch(wanted);
+    assert.ok(batch !== undefined);
+    for (const [i, ref] of wanted.entries())
+      writeSync(batch.fd, bytesOf(ref), 0, ref.size, batch.positions[i] ?? -1);
+    const chunks = await batch.commit();
+    for (const [i, ref] of wanted.entries()) {
+      const chunk = chunks?.[i];
+      if (chunk !== undefined) onChunk(ref, chunk);
+    }
+  };
+  const source = new ChunkSource(fetch, { store });
+  const [a, b] = refs as [ChunkRef, ChunkRef];
+  source.prefetch("f", [a, b], signal);
+  const first = await source.get("f", a, signal);
+  assert.ok(first instanceof StoredChunk && first.held, "where the store holds it");
+  assert.ok(chunkBytes(first)?.equals(bytesOf(a)));
+  assert.equal(await source.get("f", a, signal), first, "remembered");
+  await waitFor(() => !first.held, { what: "the pack closed while idle", timeoutMs: 10_000 });
+  const again = await source.get("f", a, signal);
+  assert.notEqual(again, first, "not the stale one");
+  assert.ok(chunkBytes(again)?.equals(bytesOf(a)), "read again from the store, verified");
+  source.prefetch("f", [b], signal);
+  assert.ok(store.preloaded(b) !== undefined, "a stale chunk is preloaded again, not skipped");
+  assert.ok(chunkBytes(await source.get("f", b, signal))?.equals(bytesOf(b)));
+  assert.equal(asked.length, 2, "nothing fetched twice");
 });

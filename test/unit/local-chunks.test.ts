@@ -30,7 +30,12 @@ function indexOf(path: string): { index: LocalChunkIndex; forgotten: number[] } 
     inode: `${stats.dev}:${stats.ino}`,
   };
   const forgotten: number[] = [];
-  return { index: { locate: () => [source], forget: (id) => forgotten.push(id) }, forgotten };
+  const index = {
+    locate: () => [source],
+    forget: (id: number) => forgotten.push(id),
+    reading: <T>(reads: () => T) => reads(),
+  };
+  return { index, forgotten };
 }
 
 async function setUp(t: Parameters<typeof tempDir>[0]) {
