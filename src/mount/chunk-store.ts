@@ -268,7 +268,9 @@ export class ChunkStore {
         if (excess <= 0) break;
         this.#known.delete(row.hash.toString("hex"));
         this.#rows.remove(row.hash);
-        evicted.set(row.pack, [...(evicted.get(row.pack) ?? []), row]);
+        const ofPack = evicted.get(row.pack);
+        if (ofPack === undefined) evicted.set(row.pack, [row]);
+        else ofPack.push(row);
         excess -= footprint(row.size);
       }
       // A process killed before the transaction commits leaves rows over zeros: misses, never served.

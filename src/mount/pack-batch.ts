@@ -13,8 +13,8 @@
  * until its pool has closed (stream-protocol.ts), so it is abandoned (rows dropped, range
  * punched) and the descriptor released only then.
  */
-import { read } from "node:fs";
 import type { ChunkRef } from "../wire/messages.js";
+import { readIntoAsync } from "./chunk-files.js";
 import type { ChunkRows } from "./chunk-rows.js";
 import { footprint, type PackFiles, type PackLocation } from "./pack-files.js";
 import { type Chunk, StoredChunk } from "./stored-chunk.js";
@@ -125,19 +125,13 @@ export class PackBatch {
     this.#release();
   }
 
-  async #readRegion(): Promise<Buffer | undefined> {
+  /** The region's bytes, read through the thread pool; undefined if they cannot all be read. */
+  #readRegion(): Promise<Buffer | undefined> {
     const { position, size } = this.#region();
     const bytes = Buffer.allocUnsafe(size);
-    try {
-      for (let filled = 0; filled < size; ) {
-        const n = await readAt(this.fd, bytes, filled, size - filled, position + filled);
-        if (n === 0) return undefined;
-        filled += n;
-      }
-      return bytes;
-    } catch {
-      return undefined;
-    }
+    return new Promise((resolve) =>
+      readIntoAsync(this.fd, bytes, position, (whole) => resolve(whole ? bytes : undefined)),
+    );
   }
 
   /** The range the batch's chunks take, from the first one's start to the last one's end. */
@@ -162,13 +156,4 @@ export function regionBytes(refs: readonly ChunkRef[]): number {
   let bytes = 0;
   for (const ref of refs) bytes += footprint(ref.size);
   return bytes;
-}
-
-/** fs.read as a promise: the descriptor is this store's own, not a FileHandle. */
-function readAt(fd: number, into: Buffer, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, into, offset, length, position, (err, bytesRead) =>
-      err === null ? resolve(bytesRead) : reject(err),
-    );
-  });
 }

@@ -21,12 +21,12 @@
  */
 import { closeSync, constants, openSync, readdirSync, unlinkSync, writev } from "node:fs";
 import { join } from "node:path";
-import { type FileLock, platformIo } from "../platform/io.js";
+import { BLOCK_BYTES, type FileLock, platformIo } from "../platform/io.js";
 import { PRIVATE_MODE } from "../store/private-file.js";
 import { readIntoAsync, readWhole } from "./chunk-files.js";
 
 /** Chunks start at multiples of this: an evicted chunk's blocks are freed whole, none shared. */
-export const PACK_BLOCK = 4096;
+export const PACK_BLOCK = BLOCK_BYTES;
 /** Descriptors of packs kept open beyond those in use. */
 const OPEN_PACKS = 64;
 const PACK_NAME = /^(\d+)\.pack$/;

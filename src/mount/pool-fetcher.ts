@@ -13,7 +13,7 @@
  * closed (stream-protocol.ts), so its pack region or scratch file is let go only then: a
  * descriptor number is never reused under a write, and a range is never punched under one.
  */
-import { closeSync, existsSync, openSync, readSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, openSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TeleportClient } from "../client/client.js";
@@ -22,6 +22,7 @@ import { type ChunkWrite, DEFAULT_WINDOW_BYTES, StreamPool } from "../client/poo
 import { ErrorCode, TeleportError } from "../errors.js";
 import type { ChunkRef } from "../wire/messages.js";
 import type { ChunkFetcher } from "./chunk-fetcher.js";
+import { readWhole } from "./chunk-files.js";
 import type { MountHost } from "./mount-host.js";
 import type { PackBatch } from "./pack-batch.js";
 import type { Chunk } from "./stored-chunk.js";
@@ -244,11 +245,8 @@ function contiguousRuns(refs: readonly ChunkRef[]): ChunkRef[][] {
 
 /** Verified chunk bytes, back from the scratch file the pool wrote them into. */
 function readRange(fd: number, offset: number, length: number): Buffer {
-  const bytes = Buffer.allocUnsafe(length);
-  for (let at = 0; at < length; ) {
-    const read = readSync(fd, bytes, at, length - at, offset + at);
-    if (read <= 0) throw new TeleportError(ErrorCode.IO, `fetched chunks at ${offset} were not written`);
-    at += read;
-  }
+  const bytes = readWhole(fd, offset, length);
+  if (bytes === undefined)
+    throw new TeleportError(ErrorCode.IO, `fetched chunks at ${offset} were not written`);
   return bytes;
 }

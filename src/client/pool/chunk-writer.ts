@@ -6,6 +6,7 @@
 import { writeSync, writevSync } from "node:fs";
 import type { BufferPool } from "../../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
+import { BLOCK_BYTES } from "../../platform/io.js";
 import type { ChunkWrite } from "./stream-protocol.js";
 
 /**
@@ -15,8 +16,8 @@ import type { ChunkWrite } from "./stream-protocol.js";
  */
 export const WRITE_SLICE_BYTES = 256 * 1024;
 
-/** The block placed chunks start on (a mount's pack, pack-files.ts): a gap shorter is padded. */
-const PAD_BLOCK = 4096;
+/** The block placed chunks start on (a mount's pack, pack-files.ts PACK_BLOCK): a gap shorter is padded. */
+const PAD_BLOCK = BLOCK_BYTES;
 const PAD_ZEROS = Buffer.alloc(PAD_BLOCK);
 
 /** Verified chunks that lie back to back in one file, not yet written. */
