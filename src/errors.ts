@@ -200,13 +200,7 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
     case "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC":
     case "ERR_SSL_BAD_RECORD_MAC":
     case "ERR_SSL_RECORD_LAYER_FAILURE":
-      return new TeleportError(
-        ErrorCode.TAMPERED,
-        `${where}the connection's bytes were altered on the way (a TLS record failed its check)`,
-        options(
-          "something between the two ends (a relay, a proxy) changes the traffic; another attempt may take another path",
-        ),
-      );
+      return tamperedError(where, err);
     case "ABORT_ERR":
       return new TeleportError(ErrorCode.CANCELLED, `${where}operation cancelled`, options());
     default:
@@ -219,6 +213,28 @@ export function toTeleportError(err: unknown, context?: string): TeleportError {
         cause: err,
       });
   }
+}
+
+/**
+ * Maps an error on an established connection. Once the TLS handshake is done, any failure of
+ * OpenSSL's record layer (a record that fails its check, but also a record header that no longer
+ * parses, as when spliced bytes are reordered or dropped) means the bytes were changed on the way.
+ */
+export function toConnectionError(err: unknown): TeleportError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === "string" && code.startsWith("ERR_SSL_")) return tamperedError("connection: ", err);
+  return toTeleportError(err, "connection");
+}
+
+function tamperedError(where: string, cause: unknown): TeleportError {
+  return new TeleportError(
+    ErrorCode.TAMPERED,
+    `${where}the connection's bytes were altered on the way (a TLS record failed its check)`,
+    {
+      cause,
+      hint: "something between the two ends (a relay, a proxy) changes the traffic; another attempt may take another path",
+    },
+  );
 }
 
 /** What to do about a file-system error other than those with codes of their own. */

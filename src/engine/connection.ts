@@ -4,7 +4,7 @@
  * requests: the host session and the client build request handling on top of it.
  */
 import type { Duplex } from "node:stream";
-import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
+import { ErrorCode, TeleportError, toConnectionError, toTeleportError } from "../errors.js";
 import { type Codec, encodeWithHeadroom } from "../wire/codec.js";
 import { FRAME_HEADER_SIZE, FrameDecoder, writeFrameHeader } from "../wire/frame.js";
 import { type ErrorMessage, errorCodec, MAX_FRAME_BODY, MessageType } from "../wire/messages.js";
@@ -81,7 +81,7 @@ export class Connection {
         this.#lastReceived = performance.now();
         this.#onData(data);
       },
-      error: (err: Error) => this.destroy(toTeleportError(err, "connection")),
+      error: (err: Error) => this.destroy(toConnectionError(err)),
       end: () => {
         if (!this.#decoder.idle) {
           this.destroy(new TeleportError(ErrorCode.CONNECTION, "peer closed the connection mid-frame"));

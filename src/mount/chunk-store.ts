@@ -18,10 +18,12 @@
  * The bound: a chunk's row, counted in the total, is written before its bytes, after evicting
  * the least recently used chunks it needs room for; an evicted chunk's range is deallocated (a
  * hole punched) and a pack left without chunks is removed. A range in a pack that a mount process
- * (this one too) is reading is punched once none is (its bytes may be on their way to the kernel
- * from the pack: pack-files.ts): recorded, and punched at the next sweep, within seconds. Where
- * holes cannot be punched (portable mode), evicted ranges stay allocated until their pack empties:
- * packs then roll at an eighth of the bound, so LRU order empties old ones whole.
+ * is reading at that moment is punched once none is (its bytes may be on their way to the kernel
+ * from the pack: pack-files.ts): recorded, and punched at the next sweep, within seconds. Such
+ * waiting ranges count against the bound too: while they fill it, nothing more is kept, so the
+ * packs never take more than the bound on disk. Where holes cannot be punched (portable mode),
+ * evicted ranges stay allocated until their pack empties: packs then roll at an eighth of the
+ * bound, so LRU order empties old ones whole.
  */
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -94,7 +96,7 @@ export class ChunkStore {
     const lockFile = options.locks === false ? undefined : platformIo.lockFile;
     this.#packs = new PackFiles(folder, options.punchHole, lockFile);
     this.#writer = new PackWriter(this.#rows, this.#packs, capacity, {
-      makeRoom: () => this.#makeRoom(),
+      makeRoom: (uncounted) => this.#makeRoom(uncounted),
       written: (key, at) => this.#know(key, at),
       removeIfEmpty: (pack) => this.#removeIfEmpty(pack),
       now: () => this.#now(),
@@ -253,13 +255,16 @@ export class ChunkStore {
   }
 
   /**
-   * Evicts least recently used chunks until what the rows count fits the capacity (within a
-   * transaction); false if it cannot (the rest is being written).
+   * Evicts least recently used chunks until what the rows count, with `uncounted` bytes about to
+   * be written without a row, fits the capacity, and what is allocated with it (evicted ranges
+   * still waiting for their punch) too (within a transaction); false if it cannot: the rest is
+   * being written, or read where it lies, so nothing more is kept until the waiting ranges are
+   * punched.
    */
-  #makeRoom(): boolean {
+  #makeRoom(uncounted = 0): boolean {
     for (;;) {
-      const { bytes } = this.#rows.totals();
-      if (bytes <= this.capacity) return true;
+      const bytes = this.#rows.totals().bytes + uncounted;
+      if (bytes <= this.capacity) return this.#fitsWithWaiting(bytes);
       const oldest = this.#rows.oldest(EVICT_BATCH);
       if (oldest.length === 0) return false;
       let excess = bytes - this.capacity;
@@ -279,6 +284,17 @@ export class ChunkStore {
         this.#removeIfEmpty(pack);
       }
     }
+  }
+
+  /**
+   * Whether `live` bytes and the ranges waiting for their punch fit the capacity, once those that
+   * can be are punched: this process lets go of the packs it is not using at this moment (their
+   * chunks are read again, verified, when next asked for).
+   */
+  #fitsWithWaiting(live: number): boolean {
+    if (live + this.#rows.unpunchedBytes() <= this.capacity) return true;
+    this.#punchWaiting();
+    return live + this.#rows.unpunchedBytes() <= this.capacity;
   }
 
   /** Bytes that did not verify: their row is dropped (if still theirs) and their range punched. */

@@ -22,8 +22,8 @@ const ZEROS = Buffer.alloc(4096);
 
 /** What the writer needs of its store, called within the store's transactions. */
 export interface PackWriterHooks {
-  /** Evicts until the rows fit the bound; false if they cannot. */
-  makeRoom(): boolean;
+  /** Evicts until the rows, and `uncounted` bytes about to be written beside them, fit the bound; false if they cannot. */
+  makeRoom(uncounted?: number): boolean;
   /** The chunk's row is live, at `at`. */
   written(key: string, at: PackLocation): void;
   /** The pack lost rows: removed if it holds none and no process appends to it. */
@@ -118,12 +118,17 @@ export class PackWriter {
     if (region === undefined) return undefined;
     const places: RegionPlace[] = [];
     let position = region.position;
+    // Chunks held already get a place too (the pool writes the region whole) but no row: their
+    // bytes are allocated until the batch commits and punches them, so they count meanwhile.
+    let uncounted = 0;
     for (const ref of refs) {
       const at = { pack: region.pack, position, size: ref.size };
-      places.push({ ...at, reserved: this.#rows.reserve(ref.hash, at, this.#hooks.now(), process.pid) });
+      const reserved = this.#rows.reserve(ref.hash, at, this.#hooks.now(), process.pid);
+      if (!reserved) uncounted += footprint(ref.size);
+      places.push({ ...at, reserved });
       position += footprint(ref.size);
     }
-    if (!this.#hooks.makeRoom()) {
+    if (!this.#hooks.makeRoom(uncounted)) {
       for (const [i, place] of places.entries()) {
         const ref = refs[i];
         if (place.reserved && ref !== undefined) this.#rows.remove(ref.hash);

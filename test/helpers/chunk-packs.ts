@@ -28,9 +28,18 @@ export async function packFiles(folder: string): Promise<PackFile[]> {
   return packs.sort((a, b) => a.id - b.id);
 }
 
-/** Bytes the cache's packs take on disk. */
+/**
+ * Bytes the cache's packs take on disk. A store at work frees before it writes: evicted ranges
+ * (in older packs) are punched before new chunks land (in newer ones). The packs are looked at one
+ * by one, newest first, so that a pack seen before a punch and another seen after the write it made
+ * room for are never added up: a sum larger than the bound is one the store really allocated.
+ */
 export async function allocatedBytes(folder: string): Promise<number> {
-  return (await packFiles(folder)).reduce((sum, pack) => sum + pack.allocated, 0);
+  const packs = await packFiles(folder);
+  let bytes = 0;
+  for (const pack of packs.reverse())
+    bytes += (await stat(pack.path).catch(() => ({ blocks: 0 }))).blocks * 512;
+  return bytes;
 }
 
 /** The store's database, opened beside it (tests read rows, or leave what a crash would). */

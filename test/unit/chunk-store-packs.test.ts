@@ -121,6 +121,71 @@ test("a pack with ranges waiting is let go by its reader within a sweep, its chu
   await reading.close();
 });
 
+/** A store of 32 chunks (packs of 4) filled, then every chunk read ahead by `reading`: all packs locked. */
+async function filledAndRead(folder: string, seed: string, reading: (capacity: number) => ChunkStore) {
+  const capacity = 32 * CHUNK;
+  const chunks = Array.from({ length: 32 }, (_, i) => chunk(`${seed} ${i}`));
+  const writing = ChunkStore.open(folder, capacity);
+  for (const { ref, bytes } of chunks) writing.write(ref, bytes);
+  await writing.close();
+  const reader = reading(capacity);
+  for (const { ref } of chunks) reader.preload(ref);
+  const read = await Promise.all(chunks.map(({ ref }) => reader.preloaded(ref)));
+  assert.ok(
+    read.every((held) => held instanceof StoredChunk && held.held),
+    "read ahead where they lie",
+  );
+  return { capacity, chunks, reader, read: read as StoredChunk[] };
+}
+
+test("a chunk evicted from a pack this process reads is punched at once: the process lets go of that pack", async (t) => {
+  const folder = await tempDir(t, "chunk-packs-own-lock");
+  const { capacity, chunks, reader, read } = await filledAndRead(folder, "own lock", (capacity) =>
+    ChunkStore.open(folder, capacity, { lockIdleMs: 10 * 60_000 }),
+  );
+  const added = chunk("own lock added");
+  reader.write(added.ref, added.bytes);
+  await waitFor(() => reader.holds(added.ref), { what: "the added chunk written", intervalMs: 1 });
+  assert.equal(reader.stats().unpunched, 0, "nothing waits for a sweep");
+  assert.ok((await allocatedBytes(folder)) <= capacity, "within the bound at once");
+  const evicted = chunks.findIndex(({ ref }) => !reader.holds(ref));
+  const pack = read[evicted]?.at.pack;
+  assert.ok(pack !== undefined, "a chunk was evicted");
+  for (const held of read) {
+    if (held.at.pack === pack)
+      assert.ok(!held.held, "its pack was let go: its chunks are no longer vouched for");
+    else assert.ok(held.held, "the other packs are still locked");
+  }
+  await reader.close();
+});
+
+test("ranges waiting for another reader count against the bound: nothing more is kept until they are punched", async (t) => {
+  const folder = await tempDir(t, "chunk-packs-waiting-bound");
+  // Another mount process reading the packs (flock is per open file, so another store will do).
+  const { capacity, reader } = await filledAndRead(folder, "waiting bound", () =>
+    ChunkStore.open(folder, 1 << 30, { lockIdleMs: 10 * 60_000 }),
+  );
+  const added = chunk("waiting bound added");
+  const full = ChunkStore.open(folder, capacity);
+  full.write(added.ref, added.bytes);
+  await full.close();
+  const check = ChunkStore.open(folder, 1 << 30);
+  assert.equal(check.holds(added.ref), false, "not kept: the evicted range still waits");
+  assert.deepEqual(check.stats(), { chunks: 31, bytes: 31 * CHUNK, unpunched: CHUNK, capacity: 1 << 30 });
+  await check.close();
+  assert.ok((await allocatedBytes(folder)) <= capacity, "within the bound meanwhile");
+
+  await reader.close(); // lets go of the packs, and punches what waited
+  const again = ChunkStore.open(folder, capacity);
+  again.write(added.ref, added.bytes);
+  await again.close();
+  const after = ChunkStore.open(folder, 1 << 30);
+  assert.ok(after.holds(added.ref), "kept once the range was punched");
+  assert.equal(after.stats().unpunched, 0);
+  await after.close();
+  assert.ok((await allocatedBytes(folder)) <= capacity);
+});
+
 test("an idle pack is closed, and what was verified under its lock is no longer vouched for", async (t) => {
   const folder = await tempDir(t, "chunk-packs-idle");
   const packs = new PackFiles(folder, () => true, platformIo.lockFile);
