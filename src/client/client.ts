@@ -119,7 +119,7 @@ export class TeleportClient {
         Feature.PUNCH |
         (options.xattrs === true ? Feature.XATTRS : 0) |
         (options.plaintext === true ? Feature.PLAINTEXT : 0) |
-        (options.upload === true ? Feature.UPLOAD : 0),
+        (options.upload === true ? Feature.UPLOAD | Feature.ROUTED_STREAMS : 0),
       idleTimeoutMs: options.idleTimeoutMs,
       pool: options.pool,
       signal: options.signal,

@@ -90,6 +90,7 @@ export function grantableFeatures(context: SessionContext): number {
     (context.punch === undefined ? 0 : Feature.PUNCH) |
     (context.allowPlaintext ? Feature.PLAINTEXT | Feature.FRAME_MAC : 0) |
     // A pusher grants it to the host pulling from it: it dials data streams when asked.
-    (context.uploads === undefined && context.onUploadStreamWanted === undefined ? 0 : Feature.UPLOAD)
+    (context.uploads === undefined && context.onUploadStreamWanted === undefined ? 0 : Feature.UPLOAD) |
+    (context.uploads === undefined ? 0 : Feature.ROUTED_STREAMS)
   );
 }

@@ -243,6 +243,10 @@ export class Host {
       handshakeTimeoutMs: context.handshakeTimeoutMs,
       allowPlaintext: context.allowPlaintext,
       ...tuneSocketsFor(options.congestion, options.onNotice),
+      // An upload's data stream, told by its route, goes to the thread of the pull that wants it.
+      ...(uploads === undefined
+        ? {}
+        : { routeStream: (route, socket) => uploads.routeStream(route, socket) }),
     };
     const listeners: Listener[] = [];
     let threads: HostThreads | undefined;

@@ -458,7 +458,8 @@ export class HostSession {
   async #upload(request: UploadRequest): Promise<void> {
     const uploads = this.#uploads();
     this.#told("upload", request.path);
-    this.#acceptedUpload = await uploads.accept(request, this.#clientId);
+    const routed = (this.#features & Feature.ROUTED_STREAMS) !== 0;
+    this.#acceptedUpload = await uploads.accept(request, this.#clientId, routed);
   }
 
   /**

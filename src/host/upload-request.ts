@@ -3,15 +3,23 @@
  * the host (push/upload-receiver.ts), as it pulls from the pusher over the connection once the
  * two have swapped roles, with the client's machinery, which sits above host/.
  */
+import type { Socket } from "node:net";
 import type { TransportStream } from "../transport/transport.js";
 import type { UploadRequest } from "../wire/messages.js";
 
 export interface UploadReceiver {
   /**
    * Checks an upload before anything is written (its place in the share, the quota, free space)
-   * and throws to refuse it.
+   * and throws to refuse it. `routed`: the pusher sends its TCP data streams' tokens as routes
+   * (Feature.ROUTED_STREAMS).
    */
-  accept(request: UploadRequest, clientId: string | undefined): Promise<AcceptedUpload>;
+  accept(request: UploadRequest, clientId: string | undefined, routed: boolean): Promise<AcceptedUpload>;
+  /**
+   * A TCP connection that came with `route` before its TLS handshake (the listener's
+   * routeStream): taken if a data stream an upload's pull wants elsewhere has that token, else
+   * left to go through TLS here.
+   */
+  routeStream(route: Buffer, socket: Socket): boolean;
   /**
    * A data stream the pusher dialed (UPLOAD_STREAM), if `token` is one an upload's pull asked
    * the same client (Hello.clientId, hex) for and has not had; throws to refuse it.

@@ -106,10 +106,10 @@ export interface PlatformIo {
   /** A sender for a plaintext TCP socket; undefined where there is none (portable). */
   openSender(socket: Socket): SocketSender | undefined;
   /**
-   * A duplicate of a descriptor (or of a listening server's), for a worker thread to own;
-   * undefined where there is none (portable).
+   * A duplicate of a descriptor (or of a listening server's, or a TCP socket's), for a worker
+   * thread to own; undefined where there is none (portable).
    */
-  duplicate(of: number | Server): number | undefined;
+  duplicate(of: number | Server | Socket): number | undefined;
   /**
    * The `user.` extended attributes of the open file `fd`, up to MAX_XATTRS and MAX_XATTR_BYTES
    * in all; undefined where they cannot be read (portable, or a file system without them). By

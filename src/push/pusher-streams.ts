@@ -10,7 +10,7 @@ import { type HostConnection, unexpected } from "../client/host-connection.js";
 import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import type { HostSession } from "../host/session.js";
 import type { TransportStream } from "../transport/transport.js";
-import { MessageType, uploadStreamCodec } from "../wire/messages.js";
+import { Feature, MessageType, uploadStreamCodec } from "../wire/messages.js";
 
 /** Streams dialed or served at once: as many as a host lets one upload wait for (offered-streams.ts). */
 const MAX_OFFERED_STREAMS = 64;
@@ -57,7 +57,14 @@ export class PusherStreams {
     let stream: TransportStream;
     try {
       // UPLOAD_STREAM follows HELLO on the wire, a round trip sooner; a refused HELLO ends both.
-      const connection = await this.#factory.open(this.#factory.spec.transport, { signal, pipelined: true });
+      const { transport, hostFeatures = 0 } = this.#factory.spec;
+      // The token goes ahead as a route too, to a host that hands the stream to its pull's thread.
+      const routed = transport === "tcp" && (hostFeatures & Feature.ROUTED_STREAMS) !== 0;
+      const connection = await this.#factory.open(transport, {
+        signal,
+        pipelined: true,
+        route: routed ? token : undefined,
+      });
       stream = await offerStream(connection, token);
     } catch {
       return; // the host's pull replaces a stream that never came

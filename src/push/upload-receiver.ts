@@ -8,6 +8,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { mkdtemp, rmdir, statfs } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TeleportClient } from "../client/client.js";
@@ -65,7 +66,11 @@ class ShareUploads implements UploadReceiver {
     this.#offers = new StreamOffers(options.offerTimeoutMs);
   }
 
-  async accept(request: UploadRequest, pusher: string | undefined): Promise<AcceptedUpload> {
+  async accept(
+    request: UploadRequest,
+    pusher: string | undefined,
+    _routed: boolean,
+  ): Promise<AcceptedUpload> {
     const { maxUploadBytes } = this.#options;
     if (maxUploadBytes !== undefined && request.bytes > maxUploadBytes) {
       throw new TeleportError(
@@ -102,6 +107,10 @@ class ShareUploads implements UploadReceiver {
 
   takeStream(token: Buffer, pusher: string | undefined): AcceptedUpload {
     return this.#offers.take(token, pusher);
+  }
+
+  routeStream(_route: Buffer, _socket: Socket): boolean {
+    return false;
   }
 
   /**

@@ -19,6 +19,12 @@ export const NONCE_BYTES = 32;
 /** The plaintext client's first bytes; a TLS ClientHello's first is 0x16, this one's "t". */
 const PLAIN_MAGIC = Buffer.from("teleport-plain/1");
 const QUIC_MAGIC = Buffer.from("TPQ1");
+/** A routed TCP stream's first bytes (before its TLS ClientHello): "T", neither TLS's nor plaintext's. */
+const ROUTE_MAGIC = Buffer.from("TPR1");
+/** The first byte by which a host's listener tells a routed stream from a TLS or plaintext one. */
+export const ROUTED_STREAM_BYTE = ROUTE_MAGIC[0] as number;
+/** The bytes that name where a routed stream goes (an upload stream's one-time token). */
+export const ROUTE_BYTES = 16;
 /** The largest certificate or signature a host may send in its QUIC preamble. */
 const MAX_ENDORSEMENT_FIELD = 8192;
 
@@ -54,6 +60,21 @@ function afterMagic<T>(magic: Buffer, codec: Codec<T>, peer: string): Codec<T> {
 }
 
 const nonce = struct<NoncePreamble>({ nonce: fixedBytes(NONCE_BYTES) });
+
+/**
+ * A TCP stream routed before its TLS handshake: its magic and the route, in the clear, which say
+ * only which thread of the host takes the connection (push/offered-streams.ts). The stream then
+ * proves, inside TLS, everything it is let do by.
+ */
+export interface RoutePreamble {
+  route: Buffer;
+}
+export const routePreamble = afterMagic(
+  ROUTE_MAGIC,
+  struct<RoutePreamble>({ route: fixedBytes(ROUTE_BYTES) }),
+  "client",
+);
+export const ROUTE_PREAMBLE_BYTES = ROUTE_MAGIC.length + ROUTE_BYTES;
 
 /** Plaintext: the client's magic and nonce; the host answers with its nonce. */
 export const plainClientPreamble = afterMagic(PLAIN_MAGIC, nonce, "client");

@@ -14,8 +14,16 @@ import { DirectReads } from "./direct-reads.js";
 import type { HostIdentity } from "./identity.js";
 import type { ShareLink } from "./link.js";
 import { acceptPlain, TLS_HANDSHAKE_BYTE } from "./plain.js";
+import {
+  decodePreamble,
+  encodePreamble,
+  ROUTE_PREAMBLE_BYTES,
+  ROUTED_STREAM_BYTE,
+  routePreamble,
+} from "./preamble.js";
 import { type ListenAddress, listenOn, tcpStreamBase, watchDial } from "./tcp-socket.js";
 import {
+  type DialOptions,
   HANDSHAKE_TIMEOUT_MS,
   type ListenOptions,
   type Transport,
@@ -35,7 +43,8 @@ const CIPHER_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA2
 
 /**
  * Listens for TLS connections, and with `plaintext` for plaintext teleport streams on the same
- * port, told apart by their first byte (see plain.ts).
+ * port, and with `options.routeStream` for routed streams, told apart by their first byte (see
+ * plain.ts, preamble.ts).
  */
 export function listenTls(
   identity: Pick<HostIdentity, "keyPem" | "certPem">,
@@ -46,11 +55,48 @@ export function listenTls(
 ): ReturnType<typeof listenOn> {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const tlsServer = createTlsServer(identity, onSocket, handshakeTimeoutMs);
+  const { routeStream } = options;
   const server =
-    plaintext === undefined
+    plaintext === undefined && routeStream === undefined
       ? tlsServer
-      : net.createServer((socket) => route(socket, tlsServer, handshakeTimeoutMs, plaintext));
+      : net.createServer((socket) =>
+          route(socket, tlsServer, handshakeTimeoutMs, { plaintext, routeStream }),
+        );
   return listenOn(server, bind, options);
+}
+
+/**
+ * TLS on a TCP connection another thread accepted (its descriptor, and the bytes that thread read
+ * past the stream's route), as the host's listener would take it; resolves once the handshake is
+ * done.
+ */
+export function acceptTls(
+  identity: Pick<HostIdentity, "keyPem" | "certPem">,
+  fd: number,
+  head: Uint8Array,
+  timeoutMs = HANDSHAKE_TIMEOUT_MS,
+): Promise<TransportStream> {
+  const socket = new net.Socket({ fd, readable: true, writable: true });
+  socket.pause();
+  if (head.length > 0) socket.unshift(Buffer.from(head.buffer, head.byteOffset, head.byteLength));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    const failed = () => {
+      clearTimeout(timer);
+      reject(new TeleportError(ErrorCode.CONNECTION, "the routed stream ended before its TLS handshake"));
+    };
+    socket.once("close", failed);
+    const server = createTlsServer(
+      identity,
+      (secured) => {
+        clearTimeout(timer);
+        socket.off("close", failed);
+        resolve(tlsStream(secured, undefined));
+      },
+      timeoutMs,
+    );
+    server.emit("connection", socket);
+  });
 }
 
 /**
@@ -79,24 +125,62 @@ export function createTlsServer(
   return tlsServer;
 }
 
-/** Hands a connection to the TLS server, or to `plaintext` if its first byte is not TLS's. */
+/**
+ * Hands a connection to the TLS server, to `plaintext` if its first byte is not TLS's, or, if it
+ * starts with a route, to `routeStream` (and to the TLS server if that leaves it).
+ */
 function route(
   socket: net.Socket,
   tlsServer: tls.Server,
   timeoutMs: number,
-  plaintext: (stream: TransportStream) => void,
+  takers: {
+    plaintext?: ((stream: TransportStream) => void) | undefined;
+    routeStream?: ListenOptions["routeStream"];
+  },
 ): void {
+  const { plaintext, routeStream } = takers;
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const onError = () => socket.destroy();
   socket.once("error", onError);
-  socket.once("data", (first: Buffer) => {
+  let head: Buffer | undefined;
+  const onData = (data: Buffer) => {
+    const routed = routeStream !== undefined && (head ?? data)[0] === ROUTED_STREAM_BYTE;
+    // A read's buffer may be reused by the next: a route's bytes are copied while they gather.
+    head = head === undefined ? (routed ? Buffer.from(data) : data) : Buffer.concat([head, data]);
+    if (routed && head.length < ROUTE_PREAMBLE_BYTES) return;
     clearTimeout(timer);
+    socket.off("data", onData);
     socket.off("error", onError);
     socket.pause();
-    socket.unshift(first);
-    if (first[0] === TLS_HANDSHAKE_BYTE) tlsServer.emit("connection", socket);
-    else acceptPlain(socket, timeoutMs, plaintext);
-  });
+    if (routed) {
+      takeRouted(socket, head, tlsServer, routeStream);
+      return;
+    }
+    socket.unshift(head);
+    if (head[0] === TLS_HANDSHAKE_BYTE) tlsServer.emit("connection", socket);
+    else if (plaintext !== undefined) acceptPlain(socket, timeoutMs, plaintext);
+    else socket.destroy();
+  };
+  socket.on("data", onData);
+}
+
+/** A routed stream: to whoever takes its route, else through TLS as any other; a bad preamble ends it. */
+function takeRouted(
+  socket: net.Socket,
+  head: Buffer,
+  tlsServer: tls.Server,
+  routeStream: (route: Buffer, socket: net.Socket) => boolean,
+): void {
+  let route: Buffer;
+  try {
+    route = decodePreamble(routePreamble, head.subarray(0, ROUTE_PREAMBLE_BYTES)).route;
+  } catch {
+    socket.destroy();
+    return;
+  }
+  const rest = head.subarray(ROUTE_PREAMBLE_BYTES);
+  if (rest.length > 0) socket.unshift(rest);
+  if (!routeStream(route, socket)) tlsServer.emit("connection", socket);
 }
 
 export interface TlsConnection {
@@ -204,6 +288,7 @@ export const tcpTransport: Transport = {
   available: true,
   encrypted: true,
   async dial(link, options = {}) {
+    if (options.route !== undefined) return dialRouted(link, options.route, options);
     const { socket, reads, tcpRttMs } = await connectTls(
       link,
       options.signal,
@@ -223,6 +308,31 @@ export const tcpTransport: Transport = {
     return { transport: "tcp", host: listener.host, port: listener.port, close: listener.close };
   },
 };
+
+/**
+ * Connects, sends `route` (routePreamble) ahead of the TLS handshake, then pins the host as
+ * connectTls does. Its reads are the socket's own (a routed stream mostly sends).
+ */
+async function dialRouted(link: ShareLink, route: Buffer, options: DialOptions): Promise<TransportStream> {
+  const { signal, timeoutMs = HANDSHAKE_TIMEOUT_MS } = options;
+  const where = `${link.host}:${link.port}`;
+  const startedAt = performance.now();
+  const raw = await new Promise<{ socket: net.Socket; rttMs: number }>((resolve, reject) => {
+    const socket = net.connect({ host: link.host, port: link.port });
+    const { settle } = watchDial(socket, where, { handshake: "TCP", timeoutMs, signal }, reject);
+    socket.once("connect", () => {
+      const rttMs = performance.now() - startedAt;
+      options.onConnected?.();
+      socket.write(encodePreamble(routePreamble, { route }), () => {
+        settle();
+        resolve({ socket, rttMs });
+      });
+    });
+  });
+  const left = Math.max(1, timeoutMs - (performance.now() - startedAt));
+  const secured = await connectTlsOver(raw.socket, link, where, { signal, timeoutMs: left });
+  return tlsStream(secured, raw.rttMs);
+}
 
 /**
  * A TLS socket as a transport stream; `rttMs` is its TCP handshake's, where measured, and

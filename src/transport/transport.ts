@@ -99,6 +99,8 @@ export interface DialOptions {
   quicHandshakeTimeoutMs?: number;
   /** TCP: told when the connection is up, before its handshake (the host's kernel answered). */
   onConnected?: () => void;
+  /** TCP: the route to send before the TLS handshake (preamble.ts, routePreamble). */
+  route?: Buffer | undefined;
 }
 
 export interface ListenOptions {
@@ -113,6 +115,12 @@ export interface ListenOptions {
   allowPlaintext?: boolean;
   /** Relay: told when the registration is lost or refused, and when it is regained. */
   onNotice?: ((message: string) => void) | undefined;
+  /**
+   * TCP: takes the routed streams (preamble.ts, routePreamble) before their TLS handshake: given
+   * the route and the socket (paused, its bytes after the preamble still to be read), it answers
+   * whether it took the socket; one it leaves goes through TLS as any other.
+   */
+  routeStream?: ((route: Buffer, socket: Socket) => boolean) | undefined;
 }
 
 export interface Listener {

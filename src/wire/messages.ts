@@ -199,6 +199,12 @@ export const Feature = {
    */
   WATCH: 2048,
   PUNCH: 8192, // the host answers PUNCH: a direct QUIC path punched through NATs (reach/)
+  /**
+   * A pusher sends each TCP data stream's token as a route ahead of its TLS handshake
+   * (transport/preamble.ts), and the host, answering with it, hands such a stream to the thread
+   * of its pull that wants it before any TLS (push/offered-streams.ts).
+   */
+  ROUTED_STREAMS: 16384,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];

@@ -55,6 +55,8 @@ export interface DataStreamOptions {
    * round trip sooner (HostConnection.greet); a refusal then reaches `onClose`.
    */
   pipelined?: boolean;
+  /** TCP: the route sent ahead of the TLS handshake (an upload's data stream: its token). */
+  route?: Buffer | undefined;
 }
 
 /**
@@ -114,6 +116,7 @@ export class DataStreamFactory {
     const stream = await transportFor(transport, { encrypted }).dial(link, {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       timeoutMs: handshakeTimeoutMs({ idleTimeoutMs }),
+      route: options.route,
     });
     return this.connectOver(stream, options);
   }
@@ -121,7 +124,7 @@ export class DataStreamFactory {
   /** Says HELLO over `stream`, as a data stream of the spec's client. */
   protected async connectOver(stream: TransportStream, options: DataStreamOptions): Promise<HostConnection> {
     const { link, clientId, encrypted, idleTimeoutMs, streamKey, hostFeatures } = this.spec;
-    const { pipelined, ...helloOptions } = options;
+    const { pipelined, route: _, ...helloOptions } = options;
     const hello = {
       secret: link.secret,
       clientId,
