@@ -51,6 +51,8 @@ export type UploadReceiverFactory = (host: {
   home: string;
   /** Where no upload may write (store/state-folder.ts). */
   stateFolder: StateFolder;
+  /** The host's TLS identity: threads that take an upload's routed streams present it. */
+  identity: Pick<HostIdentity, "keyPem" | "certPem">;
 }) => UploadReceiver;
 
 /**
@@ -201,7 +203,7 @@ export class Host {
     }
     const secret = options.secret ?? shareSecret(identity, share.source);
     const index = ChunkIndex.open(options.home);
-    const uploads = options.uploads?.({ share, index, home: options.home, stateFolder });
+    const uploads = options.uploads?.({ share, index, home: options.home, stateFolder, identity });
     const writeSecret = uploads && uploadSecret(identity, share.root);
     /** Filled in as the listeners start, before any session does. */
     const transports = new Set<TransportKind>();

@@ -11,11 +11,16 @@
  * host hold more than its pulls asked for.
  */
 import { randomBytes } from "node:crypto";
+import { closeSync } from "node:fs";
+import type { Socket } from "node:net";
 import type { TeleportClient } from "../client/client.js";
 import type { HostConnection } from "../client/host-connection.js";
 import { DataStreamFactory, type DataStreamOptions } from "../client/pool/data-streams.js";
+import type { RoutedSocket, RoutedSockets, RoutedStreamsSpec } from "../client/pool/routed-streams.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import type { AcceptedUpload } from "../host/upload-request.js";
+import { platformIo } from "../platform/io.js";
+import type { HostIdentity } from "../transport/identity.js";
 import { HANDSHAKE_TIMEOUT_MS, type TransportKind, type TransportStream } from "../transport/transport.js";
 import { UPLOAD_STREAM_TOKEN_SIZE } from "../wire/messages.js";
 
@@ -26,30 +31,35 @@ const MAX_WANTED_PER_UPLOAD = 64;
 /** Streams all uploads together may be waiting for. */
 const MAX_WANTED = 1024;
 
-/** A stream an upload's pull asked for, until the pusher gives its token back or it expires. */
-class WantedStream {
+/**
+ * What an upload's pull asked for, until the pusher gives its token back or it expires: a stream
+ * (taken in this thread), or a routed socket (handed to a stream thread before its TLS).
+ */
+class Wanted<T> {
   /** The upload's control connection (Hello.clientId, hex): only its pusher's streams are taken. */
   readonly pusher: string;
-  readonly stream: Promise<TransportStream>;
-  #resolve!: (stream: TransportStream) => void;
+  readonly value: Promise<T>;
+  readonly #discard: (value: T) => void;
+  #resolve!: (value: T) => void;
   #reject!: (error: TeleportError) => void;
   /** The pull has its answer: the stream, or why there is none. */
   #settled = false;
   /** Forgets the token when it expires. */
   expiry: NodeJS.Timeout | undefined;
 
-  constructor(pusher: string) {
+  constructor(pusher: string, discard: (value: T) => void) {
     this.pusher = pusher;
-    this.stream = new Promise<TransportStream>((resolve, reject) => {
+    this.#discard = discard;
+    this.value = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
   }
 
   /** Hands the stream to the pull; one it no longer waits for is closed at once. */
-  give(stream: TransportStream): void {
-    if (this.#settled) stream.stream.destroy();
-    else this.#resolve(stream);
+  give(value: T): void {
+    if (this.#settled) this.#discard(value);
+    else this.#resolve(value);
     this.#settled = true;
   }
 
@@ -59,9 +69,13 @@ class WantedStream {
   }
 }
 
+type Waiting =
+  | { routed: false; wanted: Wanted<TransportStream> }
+  | { routed: true; wanted: Wanted<RoutedSocket> };
+
 /** The host's streams wanted from its pushers, by token (one per host: the bounds are the host's). */
 export class StreamOffers {
-  readonly #wanted = new Map<string, WantedStream>();
+  readonly #wanted = new Map<string, Waiting>();
   readonly #timeoutMs: number;
 
   constructor(timeoutMs = OFFER_TIMEOUT_MS) {
@@ -73,15 +87,29 @@ export class StreamOffers {
    * A token whose wait `signal` cancels stays valid until it expires: the pusher may be dialing
    * already, and its stream is then taken and closed, not refused as a wrong one.
    */
-  want(pusher: string, signal?: AbortSignal): { token: Buffer; stream: Promise<TransportStream> } {
-    let waiting = 0;
-    for (const wanted of this.#wanted.values()) if (wanted.pusher === pusher) waiting++;
-    if (waiting >= MAX_WANTED_PER_UPLOAD || this.#wanted.size >= MAX_WANTED)
+  want(pusher: string, signal?: AbortSignal): { token: Buffer; value: Promise<TransportStream> } {
+    const wanted = new Wanted<TransportStream>(pusher, (stream) => stream.stream.destroy());
+    return { token: this.#register({ routed: false, wanted }, signal), value: wanted.value };
+  }
+
+  /**
+   * As want, for a stream the pusher sends its token ahead of as a route: its socket, before any
+   * TLS, for a stream thread to take (client/pool/routed-streams.ts).
+   */
+  wantRouted(pusher: string, signal?: AbortSignal): { token: Buffer; value: Promise<RoutedSocket> } {
+    const wanted = new Wanted<RoutedSocket>(pusher, (socket) => closeSync(socket.fd));
+    return { token: this.#register({ routed: true, wanted }, signal), value: wanted.value };
+  }
+
+  #register(waiting: Waiting, signal: AbortSignal | undefined): Buffer {
+    const { wanted } = waiting;
+    let count = 0;
+    for (const other of this.#wanted.values()) if (other.wanted.pusher === wanted.pusher) count++;
+    if (count >= MAX_WANTED_PER_UPLOAD || this.#wanted.size >= MAX_WANTED)
       throw new TeleportError(ErrorCode.HOST_BUSY, "too many data streams asked for and not yet come");
     const token = randomBytes(UPLOAD_STREAM_TOKEN_SIZE);
     const key = token.toString("hex");
-    const wanted = new WantedStream(pusher);
-    this.#wanted.set(key, wanted);
+    this.#wanted.set(key, waiting);
     const cancel = () => wanted.fail(new TeleportError(ErrorCode.CANCELLED, "data stream no longer wanted"));
     const timer = setTimeout(() => {
       this.#wanted.delete(key);
@@ -92,23 +120,22 @@ export class StreamOffers {
     signal?.addEventListener("abort", cancel, { once: true });
     if (signal?.aborted === true) cancel();
     const settled = () => signal?.removeEventListener("abort", cancel);
-    wanted.stream.then(settled, settled);
-    return { token, stream: wanted.stream };
+    wanted.value.then(settled, settled);
+    return token;
   }
 
   /**
    * The stream that gives `token` back over a connection of `pusher` (UPLOAD_STREAM): handed to
-   * the pull that wanted it once the roles are swapped on it. A token unknown, used, expired or
-   * another client's is refused.
+   * the pull that wanted it once the roles are swapped on it. A token unknown, used, expired,
+   * another client's, or wanted routed is refused.
    */
   take(token: Buffer, pusher: string | undefined): AcceptedUpload {
-    const key = token.toString("hex");
-    const wanted = this.#wanted.get(key);
-    if (wanted === undefined || pusher === undefined || wanted.pusher !== pusher)
+    const waiting = this.#wanted.get(token.toString("hex"));
+    if (waiting === undefined || waiting.routed || pusher === undefined || waiting.wanted.pusher !== pusher)
       throw new TeleportError(ErrorCode.AUTH, "no data stream is wanted with this token");
     // Taken now: it cannot be given twice, though the stream is handed over only at UPLOAD_SWITCH.
-    this.#wanted.delete(key);
-    clearTimeout(wanted.expiry);
+    this.#takeWaiting(token);
+    const { wanted } = waiting;
     return {
       receive: (stream) => {
         const ended = new Promise<void>((resolve) => stream.stream.once("close", () => resolve()));
@@ -118,6 +145,37 @@ export class StreamOffers {
     };
   }
 
+  /**
+   * A connection that came with `route` before its TLS handshake: if a stream is wanted routed
+   * with that token, its descriptor goes to the pull's stream thread with the bytes read past the
+   * route, and this thread's socket is closed (the descriptor lives on in the thread's). That
+   * thread checks, inside TLS, that it is the pusher's and gives the token back. Any other is
+   * left to TLS here, where UPLOAD_STREAM refuses what nothing wants.
+   */
+  route(route: Buffer, socket: Socket): boolean {
+    const waiting = this.#wanted.get(route.toString("hex"));
+    if (waiting === undefined || !waiting.routed) return false;
+    this.#takeWaiting(route);
+    const fd = platformIo.duplicate(socket);
+    // In paused mode read() gives every byte read so far: the start of the TLS handshake.
+    const head = (socket.read() as Buffer | null) ?? Buffer.alloc(0);
+    socket.destroy();
+    if (fd === undefined)
+      waiting.wanted.fail(new TeleportError(ErrorCode.INTERNAL, "no descriptor to hand over"));
+    else waiting.wanted.give({ fd, head, token: Buffer.from(route) });
+    return true;
+  }
+
+  /** Takes the token's wait, once: it cannot be given twice. */
+  #takeWaiting(token: Buffer): Waiting | undefined {
+    const key = token.toString("hex");
+    const waiting = this.#wanted.get(key);
+    if (waiting === undefined) return undefined;
+    this.#wanted.delete(key);
+    clearTimeout(waiting.wanted.expiry);
+    return waiting;
+  }
+
   /** Tokens waiting, for tests. */
   get waiting(): number {
     return this.#wanted.size;
@@ -125,13 +183,16 @@ export class StreamOffers {
 }
 
 /**
- * The data streams of one upload's pull: each asked of the pusher and run in the host's main
- * thread, where the host accepted its socket.
+ * The data streams of one upload's pull, each asked of the pusher. Where the pusher routes them
+ * (`routed`: Feature.ROUTED_STREAMS, over TCP, with descriptors to hand over), the pool runs them
+ * in its worker threads, each taking its socket before any TLS (client/pool/routed-streams.ts);
+ * otherwise in the host's main thread, where the host accepted their sockets.
  */
 export class OfferedStreams extends DataStreamFactory {
   readonly #client: TeleportClient;
   readonly #offers: StreamOffers;
   readonly #pusher: string;
+  readonly #routed: RoutedStreamsSpec | undefined;
   /** Whether any stream asked for has come. */
   #came = false;
   /**
@@ -140,30 +201,53 @@ export class OfferedStreams extends DataStreamFactory {
    */
   #noneCome = false;
 
-  /** Streams for `client`'s pull (a client made by `over` on the upload's connection from `pusher`). */
-  constructor(client: TeleportClient, offers: StreamOffers, pusher: string) {
+  /**
+   * Streams for `client`'s pull (a client made by `over` on the upload's connection from
+   * `pusher`), routed to the pool's threads, which take them with the host's `identity`, where
+   * that is given.
+   */
+  constructor(
+    client: TeleportClient,
+    offers: StreamOffers,
+    pusher: string,
+    identity?: Pick<HostIdentity, "keyPem" | "certPem">,
+  ) {
     super(client.dataStreams({ encrypted: true }).spec);
     this.#client = client;
     this.#offers = offers;
     this.#pusher = pusher;
+    this.#routed = identity && { identity, pusher: Buffer.from(pusher, "hex") };
   }
 
   override get inMainThread(): boolean {
-    return true;
+    return this.#routed === undefined;
+  }
+
+  override get routed(): { spec: RoutedStreamsSpec; sockets: RoutedSockets } | undefined {
+    const spec = this.#routed;
+    if (spec === undefined) return undefined;
+    const next = (signal?: AbortSignal) => this.#ask(() => this.#offers.wantRouted(this.#pusher, signal));
+    return { spec, sockets: { next } };
   }
 
   /** Asks the pusher for a stream (on whatever transport its control connection came over). */
   override async open(_transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
+    const offered = await this.#ask(() => this.#offers.want(this.#pusher, options.signal));
+    return this.connectOver(offered, options);
+  }
+
+  /** What `want` waits for once its token has gone to the pusher (UPLOAD_STREAM_WANTED). */
+  async #ask<T>(want: () => { token: Buffer; value: Promise<T> }): Promise<T> {
     if (this.#noneCome) throw new TeleportError(ErrorCode.CONNECTION, "the pusher opens no data streams");
-    const { token, stream } = this.#offers.want(this.#pusher, options.signal);
+    const { token, value } = want();
     this.#client.wantUploadStream(token);
-    const offered = await stream.catch((err: unknown) => {
+    const came = await value.catch((err: unknown) => {
       if (!this.#came && err instanceof TeleportError && err.code === ErrorCode.TIMEOUT)
         this.#noneCome = true;
       throw err;
     });
     this.#came = true;
-    return this.connectOver(offered, options);
+    return came;
   }
 
   /** Whether the pusher never opened a stream asked for: the pull is better off without them. */

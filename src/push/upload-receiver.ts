@@ -19,9 +19,11 @@ import { BufferPool } from "../engine/buffer-pool.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../errors.js";
 import type { AcceptedUpload, UploadReceiver, UploadReceiverFactory } from "../host/host.js";
 import { FOLDER_FLAGS, type OpenFolder } from "../platform/directory-io.js";
+import { platformIo } from "../platform/io.js";
 import type { Share } from "../serve/share.js";
 import type { ChunkIndex } from "../store/chunk-index.js";
 import type { StateFolder } from "../store/state-folder.js";
+import type { HostIdentity } from "../transport/identity.js";
 import type { TransportStream } from "../transport/transport.js";
 import { type FilterRule, UploadFlag, type UploadRequest } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
@@ -43,9 +45,9 @@ export interface UploadOptions {
 
 /** The factory `Host.start` takes (HostOptions.uploads). */
 export function uploadReceiver(options: UploadOptions = {}): UploadReceiverFactory {
-  return ({ share, index, stateFolder }) => {
-    if (options.indexShare !== false) indexShare(share, index, options.onNotice);
-    return new ShareUploads(share, index, stateFolder, options);
+  return (host) => {
+    if (options.indexShare !== false) indexShare(host.share, host.index, options.onNotice);
+    return new ShareUploads(host, options);
   };
 }
 
@@ -54,23 +56,21 @@ class ShareUploads implements UploadReceiver {
   readonly #index: ChunkIndex;
   /** The host's own: no upload writes into it, at its top or anywhere beneath. */
   readonly #stateFolder: StateFolder;
+  readonly #identity: Pick<HostIdentity, "keyPem" | "certPem">;
   readonly #options: UploadOptions;
   /** The data streams uploads' pulls have asked their pushers for. */
   readonly #offers: StreamOffers;
 
-  constructor(share: Share, index: ChunkIndex, stateFolder: StateFolder, options: UploadOptions) {
-    this.#share = share;
-    this.#index = index;
-    this.#stateFolder = stateFolder;
+  constructor(host: Parameters<UploadReceiverFactory>[0], options: UploadOptions) {
+    this.#share = host.share;
+    this.#index = host.index;
+    this.#stateFolder = host.stateFolder;
+    this.#identity = host.identity;
     this.#options = options;
     this.#offers = new StreamOffers(options.offerTimeoutMs);
   }
 
-  async accept(
-    request: UploadRequest,
-    pusher: string | undefined,
-    _routed: boolean,
-  ): Promise<AcceptedUpload> {
+  async accept(request: UploadRequest, pusher: string | undefined, routed: boolean): Promise<AcceptedUpload> {
     const { maxUploadBytes } = this.#options;
     if (maxUploadBytes !== undefined && request.bytes > maxUploadBytes) {
       throw new TeleportError(
@@ -101,6 +101,8 @@ class ShareUploads implements UploadReceiver {
       dryRun,
       filters: request.filters,
       pusher,
+      // Its streams' sockets can go to the pull's threads: routed, and descriptors to hand over.
+      routed: routed && platformIo.kind === "native",
     };
     return { receive: (stream, secret) => this.#receive(stream, secret, upload) };
   }
@@ -109,8 +111,8 @@ class ShareUploads implements UploadReceiver {
     return this.#offers.take(token, pusher);
   }
 
-  routeStream(_route: Buffer, _socket: Socket): boolean {
-    return false;
+  routeStream(route: Buffer, socket: Socket): boolean {
+    return this.#offers.route(route, socket);
   }
 
   /**
@@ -139,9 +141,11 @@ class ShareUploads implements UploadReceiver {
     const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
     // A pusher that dials data streams when asked (and named itself) moves the chunks over them.
+    // Routed only over TCP, as the pusher routes them (its data streams take its connection's transport).
+    const identity = upload.routed && stream.transport === "tcp" ? this.#identity : undefined;
     const streams =
       client.pusherOffersStreams && upload.pusher !== undefined
-        ? new OfferedStreams(client, this.#offers, upload.pusher)
+        ? new OfferedStreams(client, this.#offers, upload.pusher, identity)
         : undefined;
     let destFolder: OpenFolder | undefined;
     try {
@@ -208,6 +212,8 @@ interface Upload {
   filters: FilterRule[] | undefined;
   /** The pusher's control connection (Hello.clientId, hex): its data streams give the same. */
   pusher: string | undefined;
+  /** The pusher sends its data streams' tokens as routes, and this host can hand them over. */
+  routed: boolean;
 }
 
 /**

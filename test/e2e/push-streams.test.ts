@@ -17,6 +17,7 @@ import { Admission } from "../../src/host/admission.js";
 import { AuthLimiter } from "../../src/host/auth-limiter.js";
 import { sessionContext } from "../../src/host/host-context.js";
 import { HostSession } from "../../src/host/session.js";
+import { platformIo } from "../../src/platform/io.js";
 import { offerStream, PusherStreams } from "../../src/push/pusher-streams.js";
 import { uploadReceiver } from "../../src/push/upload-receiver.js";
 import { RecentChunks } from "../../src/serve/recent-chunks.js";
@@ -107,7 +108,7 @@ async function libraryPusher(t: TestContext, writeLink: string, src: string, hom
   return { dataStreams, token: await firstToken, context, ended, asked };
 }
 
-test("a stream offered with a token unknown, another client's, already used, or over a read link is refused", async (t) => {
+test("a stream offered with a token unknown, another client's, already used, not routed, or over a read link is refused", async (t) => {
   const { base, share, host, writeLink } = await uploadHost(t, "push-streams-hostile");
   const src = join(base, "src");
   await mkdir(src);
@@ -119,7 +120,10 @@ test("a stream offered with a token unknown, another client's, already used, or 
     src,
     join(base, "pusher-home"),
   );
-  const dial = (factory: DataStreamFactory) => factory.open(factory.spec.transport);
+  const dial = (factory: DataStreamFactory, route?: Buffer) =>
+    factory.open(factory.spec.transport, { route });
+  // A host that can hand descriptors to its pull's threads wants the stream routed by its token.
+  const routed = platformIo.kind === "native";
 
   await assert.rejects(offerStream(await dial(dataStreams), randomBytes(token.length)), {
     code: ErrorCode.AUTH,
@@ -128,12 +132,20 @@ test("a stream offered with a token unknown, another client's, already used, or 
   await assert.rejects(offerStream(await dial(otherClient), token), { code: ErrorCode.AUTH });
   const reader = new DataStreamFactory({ ...dataStreams.spec, link: parseLink(host.link) });
   await assert.rejects(offerStream(await dial(reader), token), { code: ErrorCode.READ_ONLY });
+  if (routed) {
+    await assert.rejects(offerStream(await dial(dataStreams), token), {
+      code: ErrorCode.AUTH,
+      message: /no data stream is wanted/,
+    });
+  }
 
   // None of those used the token up: given back by its own client, the stream is taken.
-  const taken = await offerStream(await dial(dataStreams), token);
+  const taken = await offerStream(await dial(dataStreams, routed ? token : undefined), token);
   const served = new HostSession(taken, context);
   onCleanup(t, () => served.destroy());
-  await assert.rejects(offerStream(await dial(dataStreams), token), { code: ErrorCode.AUTH });
+  await assert.rejects(offerStream(await dial(dataStreams, routed ? token : undefined), token), {
+    code: ErrorCode.AUTH,
+  });
 
   const result = await ended;
   assert.equal(result?.code, "", result?.message);

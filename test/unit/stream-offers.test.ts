@@ -27,7 +27,7 @@ function fakeStream(): TransportStream & { destroyed: boolean } {
 describe("StreamOffers", () => {
   it("hands the stream that gives a token back to the pull that wanted it, once", async () => {
     const offers = new StreamOffers();
-    const { token, stream } = offers.want(PUSHER);
+    const { token, value: stream } = offers.want(PUSHER);
     const given = fakeStream();
     const ended = offers.take(token, PUSHER).receive(given, Buffer.alloc(0));
     assert.equal(await stream, given);
@@ -39,7 +39,7 @@ describe("StreamOffers", () => {
 
   it("refuses a token it never gave, and one given for another client without using it up", async () => {
     const offers = new StreamOffers();
-    const { token, stream } = offers.want(PUSHER);
+    const { token, value: stream } = offers.want(PUSHER);
     assert.throws(() => offers.take(Buffer.alloc(token.length, 7), PUSHER), { code: ErrorCode.AUTH });
     assert.throws(() => offers.take(token, "bb".repeat(16)), { code: ErrorCode.AUTH });
     assert.throws(() => offers.take(token, undefined), { code: ErrorCode.AUTH });
@@ -50,7 +50,7 @@ describe("StreamOffers", () => {
 
   it("forgets a token once it expires: the wait fails, and the token is refused", async () => {
     const offers = new StreamOffers(20);
-    const { token, stream } = offers.want(PUSHER);
+    const { token, value: stream } = offers.want(PUSHER);
     // The expiry timer does not hold a host's process open: this does, until it has fired.
     const keepAlive = setInterval(() => {}, 1000);
     await assert.rejects(stream, { code: ErrorCode.TIMEOUT }).finally(() => clearInterval(keepAlive));
@@ -61,7 +61,7 @@ describe("StreamOffers", () => {
   it("closes a stream that comes for a wait the pull cancelled", async () => {
     const offers = new StreamOffers();
     const cancel = new AbortController();
-    const { token, stream } = offers.want(PUSHER, cancel.signal);
+    const { token, value: stream } = offers.want(PUSHER, cancel.signal);
     cancel.abort();
     await assert.rejects(stream, { code: ErrorCode.CANCELLED });
     const late = fakeStream();
@@ -75,13 +75,13 @@ describe("StreamOffers", () => {
     const waits: Promise<TransportStream>[] = [];
     assert.throws(
       () => {
-        for (let i = 0; i < 1000; i++) waits.push(offers.want(PUSHER, cancel.signal).stream);
+        for (let i = 0; i < 1000; i++) waits.push(offers.want(PUSHER, cancel.signal).value);
       },
       { code: ErrorCode.HOST_BUSY },
     );
     assert.ok(waits.length >= 8 && waits.length < 1000, `${waits.length} waits taken`);
     // Another upload still gets its own.
-    waits.push(offers.want("bb".repeat(16), cancel.signal).stream);
+    waits.push(offers.want("bb".repeat(16), cancel.signal).value);
     for (const wait of waits) wait.catch(() => {});
     cancel.abort();
   });

@@ -14,6 +14,7 @@ import { transportFor } from "../../transport/registry.js";
 import type { TransportKind, TransportStream } from "../../transport/transport.js";
 import { Feature } from "../../wire/messages.js";
 import { HostConnection, handshakeTimeoutMs } from "../host-connection.js";
+import type { RoutedSockets, RoutedStreamsSpec } from "./routed-streams.js";
 
 export interface DataStreamSpec {
   link: ShareLink;
@@ -90,10 +91,24 @@ export class DataStreamFactory {
     return false;
   }
 
+  /**
+   * Where its streams come from when they are routed to the thread that runs them (an upload's:
+   * client/pool/routed-streams.ts), which the pool then runs in worker threads; undefined for
+   * streams the thread dials itself.
+   */
+  get routed(): { spec: RoutedStreamsSpec; sockets: RoutedSockets } | undefined {
+    return undefined;
+  }
+
   /** The factory `spec` describes, after a structured clone turned its Buffers into Uint8Arrays. */
   static revive(spec: DataStreamSpec): DataStreamFactory {
+    return new DataStreamFactory(DataStreamFactory.reviveSpec(spec));
+  }
+
+  /** `spec` after a structured clone, its Buffers made Buffers again. */
+  static reviveSpec(spec: DataStreamSpec): DataStreamSpec {
     const { link } = spec;
-    return new DataStreamFactory({
+    return {
       ...spec,
       link: { ...link, fingerprint: asBuffer(link.fingerprint), secret: asBuffer(link.secret) },
       clientId: asBuffer(spec.clientId),
@@ -101,7 +116,7 @@ export class DataStreamFactory {
         key: asBuffer(spec.streamKey.key),
         keyId: asBuffer(spec.streamKey.keyId),
       },
-    });
+    };
   }
 
   /** From now on, QUIC streams go to `link` (the host's punched address). */

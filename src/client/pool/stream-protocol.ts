@@ -10,12 +10,14 @@
  * StreamPool.close() has resolved: every thread has then finished its writes and exited.
  * Sockets are the threads' own: each opens and closes its streams.
  */
+import type { MessagePort } from "node:worker_threads";
 import { ErrorCode, isErrorCode, TeleportError } from "../../errors.js";
 import type { ChunkWrite } from "../../receive/chunk-write.js";
 import { TRANSPORT_KINDS, type TransportKind } from "../../transport/transport.js";
 import { HASH_SIZE } from "../../wire/messages.js";
 import type { DataStreamSpec } from "./data-streams.js";
 import type { ReceiveLimitSpec } from "./receive-limit.js";
+import type { RoutedStreamsSpec } from "./routed-streams.js";
 
 /** A chunk to fetch and where its bytes go: `fd`, lent to the pool's threads (see above). */
 export type { ChunkWrite };
@@ -37,6 +39,11 @@ export interface StreamThreadData {
   delivered: Int32Array;
   /** `pull --bwlimit`: the receive rate all the pool's streams share; unlimited when absent. */
   receiveLimit?: ReceiveLimitSpec | undefined;
+  /**
+   * Streams routed to the thread (an upload's): what it checks of each, and its channel to the
+   * main thread, which hands it their sockets (routed-streams.ts).
+   */
+  routed?: { spec: RoutedStreamsSpec; port: MessagePort } | undefined;
 }
 
 /** A delivered-bytes counter array with a slot for each transport. */

@@ -14,6 +14,7 @@ import type { HostConnection } from "../host-connection.js";
 import { GatheredWrites } from "./chunk-writer.js";
 import { DataStreamFactory } from "./data-streams.js";
 import { ReceiveLimit } from "./receive-limit.js";
+import { PortRoutedSockets, RoutedStreamFactory } from "./routed-streams.js";
 import {
   type ChunkWrite,
   deliveredSlot,
@@ -68,7 +69,7 @@ export class StreamRunner implements StreamContext {
   constructor(port: RunnerPort, data: StreamThreadData, options: RunnerOptions) {
     this.#port = port;
     this.#options = options;
-    this.factory = options.factory ?? DataStreamFactory.revive(data.streams);
+    this.factory = options.factory ?? revivedFactory(data);
     this.delivered = data.delivered;
     this.receiveLimit = data.receiveLimit && new ReceiveLimit(data.receiveLimit);
     port.on("message", (message) => {
@@ -239,4 +240,15 @@ class Stream {
   stats(): StreamStats {
     return { bytes: this.gathered.written, wireBytes: this.wireBytes };
   }
+}
+
+/** The factory a worker's data describes: its streams dialed, or routed to it. */
+function revivedFactory(data: StreamThreadData): DataStreamFactory {
+  if (data.routed === undefined) return DataStreamFactory.revive(data.streams);
+  const { spec, port } = data.routed;
+  return new RoutedStreamFactory(
+    DataStreamFactory.reviveSpec(data.streams),
+    spec,
+    new PortRoutedSockets(port),
+  );
 }

@@ -12,6 +12,7 @@ import { ErrorCode, TeleportError } from "../../errors.js";
 import { TRANSPORT_KINDS, type TransportCounts, type TransportKind } from "../../transport/transport.js";
 import type { DataStreamFactory } from "./data-streams.js";
 import type { ReceiveLimitSpec } from "./receive-limit.js";
+import { serveRoutedSockets } from "./routed-streams.js";
 import {
   deliveredCounters,
   deliveredSlot,
@@ -59,6 +60,8 @@ export class StreamThread {
   readonly #link: RunnerLink;
   readonly #delivered = deliveredCounters();
   readonly #lastDelivered: Int32Array = deliveredCounters();
+  /** Aborted once the thread has ended: its routed sockets are no longer asked for. */
+  readonly #stopped = new AbortController();
   /** Streams the pool has placed on this thread and not yet seen lost. */
   streams = 0;
   report: Extract<FromThread, { op: "closed" }> | undefined;
@@ -71,6 +74,12 @@ export class StreamThread {
   ) {
     this.place = place;
     const data: StreamThreadData = { streams: streams.spec, delivered: this.#delivered, receiveLimit };
+    const { routed } = streams;
+    if (place === "worker" && routed !== undefined) {
+      const { port1, port2 } = new MessageChannel();
+      serveRoutedSockets(port1, routed.sockets, this.#stopped.signal);
+      data.routed = { spec: routed.spec, port: port2 };
+    }
     const relay: ThreadEvents = {
       onMessage: (message) => {
         if (message.op === "closed") this.report = message;
@@ -79,9 +88,10 @@ export class StreamThread {
       onExit: events.onExit,
     };
     this.#link = place === "worker" ? inWorker(data, relay) : inMainThread(data, relay, streams);
-    this.exited = this.#link.ended.then(() =>
-      events.onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended")),
-    );
+    this.exited = this.#link.ended.then(() => {
+      this.#stopped.abort();
+      events.onExit(new TeleportError(ErrorCode.CONNECTION, "data stream thread ended"));
+    });
   }
 
   /** Adds the bytes received over each transport since the last call to `into` (the counters wrap at 2^32). */
@@ -140,7 +150,7 @@ function adoptWorker(): Worker {
 
 function inWorker(data: StreamThreadData, events: ThreadEvents): RunnerLink {
   const worker = adoptWorker();
-  worker.postMessage(data);
+  worker.postMessage(data, data.routed === undefined ? [] : [data.routed.port]);
   worker.on("message", events.onMessage);
   worker.on("error", (err) =>
     events.onExit(new TeleportError(ErrorCode.INTERNAL, `data stream failed: ${err.message}`)),
