@@ -18,6 +18,7 @@ import { medianOfKnown, runsFigure } from "../lib/stats.js";
 import { startTeleportHost } from "../lib/teleport.js";
 import { errorMessage, measuredCopy, runRounds, SSH_PACKAGES } from "../lib/transfer.js";
 import type { BenchContext, Benchmark, BenchOutcome, Check, Figure, Ratio } from "../lib/types.js";
+import { describeTree, realTree } from "./real-tree/trees.js";
 
 const MiB = 1024 * 1024;
 
@@ -269,4 +270,28 @@ export const pushDedup1GiB: Benchmark = {
   },
 };
 
-export const pushBenchmarks: readonly Benchmark[] = [pushBulk1GiB, pushManySmall, pushDedup1GiB];
+/** A real tree, mostly small files: the case push was never measured on before. */
+export const pushRealTree: Benchmark = {
+  name: "push_real_tree",
+  title: "cold push of a real tree, linux-source-6.1 (78,600 files, 1.3 GB; quick: postgresql-doc-15)",
+  target: "beside rsync to a daemon and scp, same run",
+  quick: false,
+  packages: ["rsync", ...SSH_PACKAGES],
+  run: async (context) => {
+    const tree = await realTree(context);
+    if ("unavailable" in tree) return { status: "skipped", reason: tree.unavailable };
+    const outcome = await comparePushes(context, tree.next).catch((error: unknown) => ({
+      status: "failed" as const,
+      reason: errorMessage(error),
+    }));
+    if (outcome.status === "ok") outcome.notes = [describeTree(tree, "next"), ...(outcome.notes ?? [])];
+    return outcome;
+  },
+};
+
+export const pushBenchmarks: readonly Benchmark[] = [
+  pushBulk1GiB,
+  pushManySmall,
+  pushDedup1GiB,
+  pushRealTree,
+];
