@@ -1,9 +1,11 @@
 /**
  * The pusher's stream threads: each dials, offers and serves the data streams it is given
  * (pusher-thread.ts), so that TLS and the file reads of chunk serving leave the main thread,
- * which keeps the control connection and its manifest walk (chunking, hashing). They start at
- * the first stream the host asks for, and the main thread gives each new stream to the thread
- * serving the fewest.
+ * which keeps the control connection and its manifest walk (chunking, hashing). They start as
+ * soon as the control connection is up, so that loading their code (a tenth of a second and
+ * more) overlaps the upload's request and the walk's start instead of delaying the first stream,
+ * as a pull's stream workers do; the main thread gives each stream the host asks for to the
+ * thread serving the fewest.
  *
  * Where a thread cannot serve as the main thread would, there are none (pusherThreadCount):
  * without the native addon there is no descriptor of SRC to give a thread; QUIC streams stay in
@@ -15,9 +17,10 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import { platformIo } from "../platform/io.js";
-import type { RecentChunksMemory } from "../serve/recent-chunks.js";
+import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
 import type { Share } from "../serve/share.js";
 import type { StateFolder } from "../store/state-folder.js";
+import { RECENT_CHUNK_BYTES } from "./pusher-context.js";
 import { MAX_OFFERED_STREAMS, type UploadStreams } from "./pusher-streams.js";
 import type { FromPusherThread, PusherThreadData, ToPusherThread } from "./pusher-thread-protocol.js";
 
@@ -31,15 +34,25 @@ const CLOSE_TIMEOUT_MS = 5000;
  * "The pusher's stream threads"): more than two help only where the walk costs less.
  */
 const MAX_THREADS = 2;
+/**
+ * A smaller push is served in the main thread: a thread takes 0.15-0.2 s to load its code, which
+ * the host's pull waits for, about what the main thread spends serving 64 MiB (docs/decisions.md).
+ */
+const MIN_THREADED_BYTES = 64 * 1024 * 1024;
 
 /**
- * How many threads serve a push's data streams: `wanted`, by default one per core beside the
- * main thread's (at least one, at most MAX_THREADS); none where a thread cannot serve.
+ * How many threads serve the data streams of a push of `bytes`: `wanted`, by default one per
+ * core beside the main thread's (at least one, at most MAX_THREADS) for a push of at least
+ * MIN_THREADED_BYTES; none where a thread cannot serve.
  */
-export function pusherThreadCount(streams: DataStreamFactory, wanted: number | undefined): number {
+export function pusherThreadCount(
+  streams: DataStreamFactory,
+  bytes: number,
+  wanted: number | undefined,
+): number {
   const possible = platformIo.kind === "native" && streams.spec.transport !== "quic" && !streams.inMainThread;
   const perCore = Math.max(1, Math.min(MAX_THREADS, availableParallelism() - 1));
-  return possible ? (wanted ?? perCore) : 0;
+  return possible ? (wanted ?? (bytes < MIN_THREADED_BYTES ? 0 : perCore)) : 0;
 }
 
 /** What every thread serves and dials with; each gets its own descriptors and recent-chunk partition. */
@@ -52,8 +65,6 @@ export interface PusherThreadsSetup {
   streams: DataStreamFactory;
   servedPath: string | undefined;
   idleTimeoutMs: number;
-  /** Allocated with a partition per thread after the main thread's (partition 0). */
-  recentChunks: RecentChunksMemory;
 }
 
 interface Thread {
@@ -66,23 +77,35 @@ interface Thread {
 }
 
 export class PusherThreads implements UploadStreams {
+  /**
+   * The recent-chunk memory: the main thread's walk writes partition 0 (the small files it reads
+   * for the manifest), which the threads' streams serve from; each thread owns one more.
+   */
+  readonly recentChunks: RecentChunksMemory;
   readonly #setup: PusherThreadsSetup;
-  readonly #count: number;
   readonly #threads: Thread[] = [];
   /** Each thread's bytes sent, stored by the thread at its index. */
   readonly #bytesSent: BigInt64Array;
   #served = 0;
   #closing: Promise<void> | undefined;
 
-  constructor(setup: PusherThreadsSetup, count: number) {
+  private constructor(setup: PusherThreadsSetup, count: number) {
     this.#setup = setup;
-    this.#count = count;
+    this.recentChunks = RecentChunks.allocate(RECENT_CHUNK_BYTES, count + 1);
     this.#bytesSent = new BigInt64Array(new SharedArrayBuffer(count * BigInt64Array.BYTES_PER_ELEMENT));
+  }
+
+  /** Starts `count` threads, which boot while the push goes on; they must be closed. */
+  static start(setup: PusherThreadsSetup, count: number): PusherThreads {
+    const threads = new PusherThreads(setup, count);
+    for (let slot = 0; slot < count; slot++) threads.#spawn(slot);
+    return threads;
   }
 
   get bytesSent(): number {
     let bytes = 0;
-    for (let slot = 0; slot < this.#count; slot++) bytes += Number(Atomics.load(this.#bytesSent, slot));
+    for (let slot = 0; slot < this.#bytesSent.length; slot++)
+      bytes += Number(Atomics.load(this.#bytesSent, slot));
     return bytes;
   }
 
@@ -92,7 +115,6 @@ export class PusherThreads implements UploadStreams {
 
   offer(token: Buffer): void {
     if (this.#closing !== undefined) return;
-    if (this.#threads.length === 0) for (let slot = 0; slot < this.#count; slot++) this.#spawn(slot);
     let open = 0;
     let fewest: Thread | undefined;
     for (const thread of this.#threads) {
@@ -109,7 +131,7 @@ export class PusherThreads implements UploadStreams {
   #spawn(slot: number): void {
     const descriptors = this.#descriptors();
     if (descriptors === undefined) return;
-    const { share, streams, servedPath, idleTimeoutMs, recentChunks } = this.#setup;
+    const { share, streams, servedPath, idleTimeoutMs } = this.#setup;
     const data: PusherThreadData = {
       root: share.root,
       ...descriptors,
@@ -117,7 +139,7 @@ export class PusherThreads implements UploadStreams {
       streams: streams.spec,
       servedPath,
       idleTimeoutMs,
-      recentChunks,
+      recentChunks: this.recentChunks,
       recentPartition: slot + 1,
       bytesSent: this.#bytesSent,
       bytesSentSlot: slot,

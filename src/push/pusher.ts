@@ -60,9 +60,9 @@ export interface PushOptions {
   /** `--exclude`/`--include`, in the order given (src/filter): applied by the pusher as it serves SRC. */
   filters?: FilterRule[] | undefined;
   /**
-   * Threads that serve the data streams the host asks for (pusher-threads.ts; default one per
-   * core beside the main thread's, 1 or 2); 0 serves them in the main thread, as a push in
-   * portable mode or over QUIC does.
+   * Threads that serve the data streams the host asks for (pusher-threads.ts; by default one per
+   * core beside the main thread's, 1 or 2, for a push of 64 MiB or more); 0 serves them in the
+   * main thread, as a push in portable mode or over QUIC does.
    */
   threads?: number | undefined;
 }
@@ -108,6 +108,7 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
   const ownIndex = options.index === undefined ? ChunkIndex.open(home) : undefined;
   // The pusher serves SRC to the host: never its own key and index, should SRC hold them.
   const stateFolder = StateFolder.openIfThere(home);
+  let threads: PusherThreads | undefined;
   try {
     const share = await Share.open(source.root, { stateFolder });
     const client = await TeleportClient.connect(link, {
@@ -120,44 +121,65 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
     let stream: TransportStream;
     // How the data streams the host asks for reach it: as this client, on the transport it came over.
     const dataStreams = client.dataStreams({ encrypted: true });
+    // Started now, the threads load their code while the host takes the upload (a dry run moves no chunks).
+    const threadCount = dryRun ? 0 : pusherThreadCount(dataStreams, source.bytes, options.threads);
+    const servedPath = source.path === "" ? undefined : source.path;
+    const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    threads =
+      threadCount > 0
+        ? PusherThreads.start(
+            { share, stateFolder, home, streams: dataStreams, servedPath, idleTimeoutMs },
+            threadCount,
+          )
+        : undefined;
     try {
-      const request: UploadRequest = {
-        path: remote,
-        source: source.path,
-        bytes: source.bytes,
-        files: source.files,
-      };
-      const flags = (options.delete === true ? UploadFlag.DELETE : 0) | (dryRun ? UploadFlag.DRY_RUN : 0);
-      const filters = options.filters?.length ? options.filters : undefined;
-      // A plain push sends UPLOAD as before these fields were added.
-      if (flags !== 0 || filters !== undefined) {
-        request.flags = flags;
-        request.filters = filters;
-      }
-      stream = await client.upload(request, options.signal);
+      stream = await client.upload(uploadRequest(source, remote, options, dryRun), options.signal);
     } catch (err) {
       await client.close();
       throw err;
     }
     const index = options.index ?? ownIndex;
     if (index === undefined) throw new TeleportError(ErrorCode.INTERNAL, "no chunk index");
-    const serving = { share, stateFolder, home, source, secret: link.secret, index, options, dataStreams };
+    const serving = { share, source, secret: link.secret, index, options, dataStreams, threads };
     return await serveUpload(stream, serving);
   } finally {
+    await threads?.close();
     ownIndex?.close();
     stateFolder?.close();
   }
 }
 
+function uploadRequest(
+  source: PushSource,
+  remote: string,
+  options: PushOptions,
+  dryRun: boolean,
+): UploadRequest {
+  const request: UploadRequest = {
+    path: remote,
+    source: source.path,
+    bytes: source.bytes,
+    files: source.files,
+  };
+  const flags = (options.delete === true ? UploadFlag.DELETE : 0) | (dryRun ? UploadFlag.DRY_RUN : 0);
+  const filters = options.filters?.length ? options.filters : undefined;
+  // A plain push sends UPLOAD as before these fields were added.
+  if (flags !== 0 || filters !== undefined) {
+    request.flags = flags;
+    request.filters = filters;
+  }
+  return request;
+}
+
 interface UploadServing {
   share: Share;
-  stateFolder: StateFolder | undefined;
-  home: string;
   source: PushSource;
   secret: Buffer;
   index: ChunkIndex;
   options: PushOptions;
   dataStreams: DataStreamFactory;
+  /** The stream threads, started with the connection; undefined: the main thread serves the data streams. */
+  threads: PusherThreads | undefined;
 }
 
 /**
@@ -165,21 +187,17 @@ interface UploadServing {
  * (UPLOAD_RESULT), then the host closes the connection.
  */
 function serveUpload(stream: TransportStream, serving: UploadServing): Promise<UploadServed> {
-  const { share, stateFolder, home, source, secret, index, options, dataStreams } = serving;
-  const threads = pusherThreadCount(dataStreams, options.threads);
-  // The small files the walk reads on this connection are served from the threads' streams too.
-  const recentChunks = RecentChunks.allocate(RECENT_CHUNK_BYTES, threads + 1);
-  const servedPath = source.path === "" ? undefined : source.path;
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const { share, source, secret, index, options, dataStreams, threads } = serving;
   let result: UploadResult | undefined;
   const context = pusherContext({
     share,
     secret,
     index,
     transport: stream.transport,
-    idleTimeoutMs,
-    recent: new RecentChunks(recentChunks, 0),
-    servedPath,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    // The small files the walk reads for the manifest, which the threads' streams serve too.
+    recent: threads ? new RecentChunks(threads.recentChunks, 0) : RecentChunks.standalone(RECENT_CHUNK_BYTES),
+    servedPath: source.path === "" ? undefined : source.path,
   });
   context.onUploadResult = (told) => {
     result ??= told;
@@ -187,12 +205,7 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<U
   const session = new HostSession(stream, context);
   // The host's pull asks for data streams on this connection; the pusher dials them and serves SRC on each too.
   const streams: UploadStreams =
-    threads > 0
-      ? new PusherThreads(
-          { share, stateFolder, home, streams: dataStreams, servedPath, idleTimeoutMs, recentChunks },
-          threads,
-        )
-      : new PusherStreams(dataStreams, (offered) => new HostSession(offered, context));
+    threads ?? new PusherStreams(dataStreams, (offered) => new HostSession(offered, context));
   context.onUploadStreamWanted = (token) => streams.offer(token);
   const cancel = () => session.destroy();
   options.signal?.addEventListener("abort", cancel, { once: true });
@@ -211,8 +224,7 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<U
     if (result === undefined)
       throw new TeleportError(ErrorCode.CONNECTION, "the host ended the upload without saying how it went");
     if (result.code !== "") throw hostRefusal(result);
-    const pusherStreams =
-      threads > 0 ? { worker: streams.served, main: 0 } : { worker: 0, main: streams.served };
+    const pusherStreams = threads ? { worker: streams.served, main: 0 } : { worker: 0, main: streams.served };
     return { result: result.summary, pusherStreams };
   });
 }

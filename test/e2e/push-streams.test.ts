@@ -19,7 +19,6 @@ import { sessionContext } from "../../src/host/host-context.js";
 import { HostSession } from "../../src/host/session.js";
 import { platformIo } from "../../src/platform/io.js";
 import { type PushSummary, push } from "../../src/push/pusher.js";
-import { RECENT_CHUNK_BYTES } from "../../src/push/pusher-context.js";
 import { offerStream, PusherStreams } from "../../src/push/pusher-streams.js";
 import { PusherThreads } from "../../src/push/pusher-threads.js";
 import { uploadReceiver } from "../../src/push/upload-receiver.js";
@@ -214,7 +213,17 @@ test("stream threads dial, offer and serve the data streams, count their bytes, 
   onCleanup(t, () => index.close());
   const shared = await Share.open(src);
   onCleanup(t, () => shared.close());
-  const recentChunks = RecentChunks.allocate(RECENT_CHUNK_BYTES, 3);
+  const threads = PusherThreads.start(
+    {
+      share: shared,
+      stateFolder: undefined,
+      home: join(base, "pusher-home"),
+      streams: dataStreams,
+      servedPath: undefined,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    },
+    2,
+  );
   const context = sessionContext({
     share: shared,
     secret: dataStreams.spec.link.secret,
@@ -227,20 +236,8 @@ test("stream threads dial, offer and serve the data streams, count their bytes, 
     allowPlaintext: false,
     compression: false,
     sendBudgetBytes: 32 * MiB,
-    recent: new RecentChunks(recentChunks, 0),
+    recent: new RecentChunks(threads.recentChunks, 0),
   });
-  const threads = new PusherThreads(
-    {
-      share: shared,
-      stateFolder: undefined,
-      home: join(base, "pusher-home"),
-      streams: dataStreams,
-      servedPath: undefined,
-      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
-      recentChunks,
-    },
-    2,
-  );
   let result: UploadResult | undefined;
   context.onUploadResult = (told) => {
     result = told;
