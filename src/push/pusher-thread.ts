@@ -35,7 +35,8 @@ function serve(port: MessagePort, data: PusherThreadData): void {
     recent: new RecentChunks(data.recentChunks, data.recentPartition),
     servedPath: data.servedPath,
   });
-  context.onUploadStreamWanted = (token) => post(port, { op: "wanted", token: Buffer.from(token) });
+  // Its own bytes: a view into the frame's read buffer would be cloned with all of that buffer.
+  context.onUploadStreamWanted = (token) => post(port, { op: "wanted", token: Uint8Array.from(token) });
   const reportBytes = () => Atomics.store(data.bytesSent, data.bytesSentSlot, BigInt(streams.bytesSent));
   const streams = new PusherStreams(
     factory,

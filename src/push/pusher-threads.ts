@@ -124,7 +124,7 @@ export class PusherThreads implements UploadStreams {
     // With no thread left, the stream is not dialed: the host's pull goes on with the others.
     if (fewest === undefined || open >= MAX_OFFERED_STREAMS) return;
     fewest.streams++;
-    // A copy: the frame's body may be a view into a read buffer that is reused.
+    // Its own bytes: a view into the frame's read buffer would be cloned with all of that buffer.
     this.#post(fewest, { op: "offer", token: Uint8Array.from(token) });
   }
 
