@@ -23,7 +23,8 @@ import type { UploadReceiver } from "./upload-request.js";
 export interface ContextParts {
   share: Share;
   secret: Buffer;
-  index: ChunkIndex;
+  /** The file-state cache of manifests; none where no manifest is walked (a pusher's stream threads). */
+  index?: ChunkIndex | undefined;
   /** Filled in as the listeners start, before any session does. */
   transports: ReadonlySet<TransportKind>;
   authLimiter: RefusalDelays;
@@ -61,7 +62,7 @@ export function sessionContext(parts: ContextParts): SessionContext {
     onSessionError: parts.onSessionError,
     onClientEvent: parts.onClientEvent,
     index: parts.index,
-    fileStates: new FileStates(parts.index, chunker.id),
+    fileStates: parts.index && new FileStates(parts.index, chunker.id),
     recent: parts.recent,
     transports: parts.transports,
     handshakeTimeoutMs: parts.handshakeTimeoutMs,

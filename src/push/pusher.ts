@@ -14,9 +14,6 @@ import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import type { DryRunReport } from "../client/pull/dry-run.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError } from "../errors.js";
-import { Admission } from "../host/admission.js";
-import { AuthLimiter } from "../host/auth-limiter.js";
-import { sessionContext } from "../host/host-context.js";
 import { HostSession } from "../host/session.js";
 import { RecentChunks } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
@@ -25,10 +22,12 @@ import { StateFolder } from "../store/state-folder.js";
 import { teleportHome } from "../store/teleport-home.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
-import { HANDSHAKE_TIMEOUT_MS, type TransportStream } from "../transport/transport.js";
+import type { TransportStream } from "../transport/transport.js";
 import { type FilterRule, UploadFlag, type UploadRequest, type UploadResult } from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
-import { PusherStreams } from "./pusher-streams.js";
+import { pusherContext, RECENT_CHUNK_BYTES } from "./pusher-context.js";
+import { PusherStreams, type UploadStreams } from "./pusher-streams.js";
+import { PusherThreads, pusherThreadCount } from "./pusher-threads.js";
 import { type PushSummary, parseDryRunReport, parsePushSummary } from "./summary.js";
 
 export type { PushSummary } from "./summary.js";
@@ -60,6 +59,12 @@ export interface PushOptions {
   delete?: boolean | undefined;
   /** `--exclude`/`--include`, in the order given (src/filter): applied by the pusher as it serves SRC. */
   filters?: FilterRule[] | undefined;
+  /**
+   * Threads that serve the data streams the host asks for (pusher-threads.ts; by default one per
+   * core beside the main thread's, 1 or 2, for a push of 64 MiB or more); 0 serves them in the
+   * main thread, as a push in portable mode or over QUIC does.
+   */
+  threads?: number | undefined;
 }
 
 const PROGRESS_INTERVAL_MS = 500;
@@ -72,23 +77,24 @@ interface PushSource {
   files: number;
 }
 
-/** Wrong secrets remembered per address: the peer is the host just dialed, so this only slows a wrong one. */
-const AUTH_LOCKOUT_MS = 60_000;
-/** Chunk bytes read and not yet sent, and the small files kept between manifest and GET_CHUNKS. */
-const SEND_BUDGET_BYTES = 32 * 1024 * 1024;
-const RECENT_CHUNK_BYTES = 16 * 1024 * 1024;
-
 export async function push(options: PushOptions): Promise<PushSummary> {
-  return parsePushSummary(await upload(options, false));
+  const { result, pusherStreams } = await upload(options, false);
+  return { ...parsePushSummary(result), pusherStreams };
 }
 
 /** `push --dry-run`: the host writes nothing, and says what the push would copy, reuse and delete. */
 export async function pushDryRun(options: PushOptions): Promise<DryRunReport> {
-  return parseDryRunReport(await upload(options, true));
+  return parseDryRunReport((await upload(options, true)).result);
 }
 
-/** The UPLOAD, then SRC served to the host's pull (or dry run); its UPLOAD_RESULT's JSON. */
-async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
+/** How an upload went: its UPLOAD_RESULT's JSON, and where the pusher served the data streams. */
+interface UploadServed {
+  result: string;
+  pusherStreams: NonNullable<PushSummary["pusherStreams"]>;
+}
+
+/** The UPLOAD, then SRC served to the host's pull (or dry run). */
+async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServed> {
   const link = typeof options.link === "string" ? parseLink(options.link) : options.link;
   if (link.write !== true) {
     throw new TeleportError(ErrorCode.READ_ONLY, "this is a read link: push needs the host's write link");
@@ -98,9 +104,11 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
   if (options.delete === true && source.path !== "")
     throw new TeleportError(ErrorCode.USAGE, "--delete mirrors a folder: SRC is a file");
   const remote = normalizeUserPath(options.remotePath ?? (source.path === "" ? basename(source.root) : ""));
-  const ownIndex = options.index === undefined ? ChunkIndex.open(teleportHome()) : undefined;
+  const home = teleportHome();
+  const ownIndex = options.index === undefined ? ChunkIndex.open(home) : undefined;
   // The pusher serves SRC to the host: never its own key and index, should SRC hold them.
-  const stateFolder = StateFolder.openIfThere(teleportHome());
+  const stateFolder = StateFolder.openIfThere(home);
+  let threads: PusherThreads | undefined;
   try {
     const share = await Share.open(source.root, { stateFolder });
     const client = await TeleportClient.connect(link, {
@@ -113,32 +121,54 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<string> {
     let stream: TransportStream;
     // How the data streams the host asks for reach it: as this client, on the transport it came over.
     const dataStreams = client.dataStreams({ encrypted: true });
+    // Started now, the threads load their code while the host takes the upload (a dry run moves no chunks).
+    const threadCount = dryRun ? 0 : pusherThreadCount(dataStreams, source.bytes, options.threads);
+    const servedPath = source.path === "" ? undefined : source.path;
+    const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    threads =
+      threadCount > 0
+        ? PusherThreads.start(
+            { share, stateFolder, home, streams: dataStreams, servedPath, idleTimeoutMs },
+            threadCount,
+          )
+        : undefined;
     try {
-      const request: UploadRequest = {
-        path: remote,
-        source: source.path,
-        bytes: source.bytes,
-        files: source.files,
-      };
-      const flags = (options.delete === true ? UploadFlag.DELETE : 0) | (dryRun ? UploadFlag.DRY_RUN : 0);
-      const filters = options.filters?.length ? options.filters : undefined;
-      // A plain push sends UPLOAD as before these fields were added.
-      if (flags !== 0 || filters !== undefined) {
-        request.flags = flags;
-        request.filters = filters;
-      }
-      stream = await client.upload(request, options.signal);
+      stream = await client.upload(uploadRequest(source, remote, options, dryRun), options.signal);
     } catch (err) {
       await client.close();
       throw err;
     }
     const index = options.index ?? ownIndex;
     if (index === undefined) throw new TeleportError(ErrorCode.INTERNAL, "no chunk index");
-    return await serveUpload(stream, { share, source, secret: link.secret, index, options, dataStreams });
+    const serving = { share, source, secret: link.secret, index, options, dataStreams, threads };
+    return await serveUpload(stream, serving);
   } finally {
+    await threads?.close();
     ownIndex?.close();
     stateFolder?.close();
   }
+}
+
+function uploadRequest(
+  source: PushSource,
+  remote: string,
+  options: PushOptions,
+  dryRun: boolean,
+): UploadRequest {
+  const request: UploadRequest = {
+    path: remote,
+    source: source.path,
+    bytes: source.bytes,
+    files: source.files,
+  };
+  const flags = (options.delete === true ? UploadFlag.DELETE : 0) | (dryRun ? UploadFlag.DRY_RUN : 0);
+  const filters = options.filters?.length ? options.filters : undefined;
+  // A plain push sends UPLOAD as before these fields were added.
+  if (flags !== 0 || filters !== undefined) {
+    request.flags = flags;
+    request.filters = filters;
+  }
+  return request;
 }
 
 interface UploadServing {
@@ -148,36 +178,34 @@ interface UploadServing {
   index: ChunkIndex;
   options: PushOptions;
   dataStreams: DataStreamFactory;
+  /** The stream threads, started with the connection; undefined: the main thread serves the data streams. */
+  threads: PusherThreads | undefined;
 }
 
 /**
  * Serves SRC on the handed-over stream until the host has pulled it and says how that went
  * (UPLOAD_RESULT), then the host closes the connection.
  */
-function serveUpload(stream: TransportStream, serving: UploadServing): Promise<string> {
-  const { share, source, secret, index, options, dataStreams } = serving;
+function serveUpload(stream: TransportStream, serving: UploadServing): Promise<UploadServed> {
+  const { share, source, secret, index, options, dataStreams, threads } = serving;
   let result: UploadResult | undefined;
-  const context = sessionContext({
+  const context = pusherContext({
     share,
     secret,
     index,
-    transports: new Set([stream.transport]),
-    authLimiter: new AuthLimiter(AUTH_LOCKOUT_MS),
-    admission: new Admission(1),
+    transport: stream.transport,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-    allowPlaintext: false,
-    compression: false,
-    sendBudgetBytes: SEND_BUDGET_BYTES,
-    recent: RecentChunks.standalone(RECENT_CHUNK_BYTES),
+    // The small files the walk reads for the manifest, which the threads' streams serve too.
+    recent: threads ? new RecentChunks(threads.recentChunks, 0) : RecentChunks.standalone(RECENT_CHUNK_BYTES),
+    servedPath: source.path === "" ? undefined : source.path,
   });
-  context.servedPath = source.path === "" ? undefined : source.path;
   context.onUploadResult = (told) => {
     result ??= told;
   };
   const session = new HostSession(stream, context);
   // The host's pull asks for data streams on this connection; the pusher dials them and serves SRC on each too.
-  const streams = new PusherStreams(dataStreams, (offered) => new HostSession(offered, context));
+  const streams: UploadStreams =
+    threads ?? new PusherStreams(dataStreams, (offered) => new HostSession(offered, context));
   context.onUploadStreamWanted = (token) => streams.offer(token);
   const cancel = () => session.destroy();
   options.signal?.addEventListener("abort", cancel, { once: true });
@@ -188,15 +216,16 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<s
       () => onProgress(stream.stats().bytesSent + streams.bytesSent, source.bytes),
       PROGRESS_INTERVAL_MS,
     ).unref();
-  return session.closed.then(() => {
-    streams.close();
+  return session.closed.then(async () => {
+    await streams.close();
     clearInterval(progress);
     options.signal?.removeEventListener("abort", cancel);
     if (options.signal?.aborted === true) throw new TeleportError(ErrorCode.CANCELLED, "push cancelled");
     if (result === undefined)
       throw new TeleportError(ErrorCode.CONNECTION, "the host ended the upload without saying how it went");
     if (result.code !== "") throw hostRefusal(result);
-    return result.summary;
+    const pusherStreams = threads ? { worker: streams.served, main: 0 } : { worker: 0, main: streams.served };
+    return { result: result.summary, pusherStreams };
   });
 }
 

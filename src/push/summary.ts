@@ -36,6 +36,11 @@ export interface PushSummary {
    * (a pusher or host without them). Absent from hosts before them.
    */
   streams?: number;
+  /**
+   * The pusher's own count, not the host's: the data streams it served, by where it served them,
+   * its stream threads (`worker`) or its main thread (`main`: portable mode, QUIC).
+   */
+  pusherStreams?: { worker: number; main: number };
 }
 
 /** JSON bytes of the entries a summary names: it must fit UPLOAD_RESULT (64 KiB) whatever the paths. */

@@ -18,7 +18,9 @@ import { AuthLimiter } from "../../src/host/auth-limiter.js";
 import { sessionContext } from "../../src/host/host-context.js";
 import { HostSession } from "../../src/host/session.js";
 import { platformIo } from "../../src/platform/io.js";
+import { type PushSummary, push } from "../../src/push/pusher.js";
 import { offerStream, PusherStreams } from "../../src/push/pusher-streams.js";
+import { PusherThreads } from "../../src/push/pusher-threads.js";
 import { uploadReceiver } from "../../src/push/upload-receiver.js";
 import { RecentChunks } from "../../src/serve/recent-chunks.js";
 import { Share } from "../../src/serve/share.js";
@@ -50,10 +52,17 @@ test("a push moves its chunks over several data streams the pusher dials", async
 
   const result = await runCli(["push", src, writeLink, "--json"], env, { timeoutMs: 60_000 });
   assert.equal(result.code, 0, result.stderr);
-  const summary = JSON.parse(result.stdout) as { streams?: number; bytesFromNetwork: number };
+  const summary = JSON.parse(result.stdout) as PushSummary;
 
   assert.ok((summary.streams ?? 0) > 1, `chunks came over ${summary.streams} data streams`);
   assert.ok(summary.bytesFromNetwork >= 64 * MiB);
+  // Served from the pusher's stream threads; in portable mode, with no descriptor of SRC to give
+  // a thread, from its main thread.
+  const [place, other] =
+    platformIo.kind === "native" ? (["worker", "main"] as const) : (["main", "worker"] as const);
+  const served = summary.pusherStreams ?? { worker: 0, main: 0 };
+  assert.ok(served[place] >= (summary.streams ?? 0), `served ${JSON.stringify(served)}`);
+  assert.equal(served[other], 0);
   assert.deepEqual(await readFile(join(share, "src", "big.bin")), await readFile(join(src, "big.bin")));
   assert.equal(await readFile(join(share, "src", "small-39.txt"), "utf8"), "small file 39\n");
 });
@@ -172,5 +181,96 @@ test("a pusher that offers data streams and never opens one has its upload pulle
   assert.equal(result?.code, "", result?.message);
   assert.ok(asked.length >= 1, "the host asked for more than one data stream");
   assert.equal((JSON.parse(result?.summary ?? "{}") as { streams?: number }).streams, 0);
+  assert.deepEqual(await readFile(join(share, "in", "data.bin")), data);
+});
+
+test("a push library caller may keep the data streams in the main thread (threads: 0)", async (t) => {
+  const { base, share } = await makeShare(t, "push-streams-main");
+  const host = await hostInProcess(t, {
+    base,
+    share,
+    transports: ["tcp"],
+    uploads: uploadReceiver({ indexShare: false }),
+  });
+  assert.ok(host.writeUrl !== undefined);
+  const index = ChunkIndex.open(join(base, "pusher-home"));
+  onCleanup(t, () => index.close());
+  const src = join(base, "src");
+  await mkdir(src);
+  const data = pseudoRandomBytes(32 * MiB, "push-streams-main");
+  await writeFile(join(src, "data.bin"), data);
+
+  const summary = await push({ src, link: host.writeUrl, remotePath: "in", index, threads: 0 });
+  assert.ok((summary.streams ?? 0) >= 1, "the host pulled over no data stream");
+  assert.equal(summary.pusherStreams?.worker, 0);
+  assert.ok((summary.pusherStreams?.main ?? 0) >= (summary.streams ?? 0));
+  assert.deepEqual(await readFile(join(share, "in", "data.bin")), data);
+});
+
+test("stream threads dial, offer and serve the data streams, count their bytes, and exit at close", async (t) => {
+  if (platformIo.kind !== "native") {
+    t.skip("stream threads need the native addon (a descriptor of SRC for each)");
+    return;
+  }
+  const { base, share, writeLink } = await uploadHost(t, "push-streams-threads");
+  const src = join(base, "src");
+  await mkdir(src);
+  const data = pseudoRandomBytes(32 * MiB, "push-streams-threads");
+  await writeFile(join(src, "data.bin"), data);
+  const client = await TeleportClient.connect(writeLink, { upload: true, transport: "tcp" });
+  const dataStreams = client.dataStreams({ encrypted: true });
+  const control = await client.upload({ path: "in", source: "", bytes: data.length, files: 1 });
+  const index = ChunkIndex.open(join(base, "pusher-home"));
+  onCleanup(t, () => index.close());
+  const shared = await Share.open(src);
+  onCleanup(t, () => shared.close());
+  const threads = PusherThreads.start(
+    {
+      share: shared,
+      stateFolder: undefined,
+      home: join(base, "pusher-home"),
+      streams: dataStreams,
+      servedPath: undefined,
+      idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    },
+    2,
+  );
+  const context = sessionContext({
+    share: shared,
+    secret: dataStreams.spec.link.secret,
+    index,
+    transports: new Set([control.transport]),
+    authLimiter: new AuthLimiter(60_000),
+    admission: new Admission(1),
+    idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+    allowPlaintext: false,
+    compression: false,
+    sendBudgetBytes: 32 * MiB,
+    recent: new RecentChunks(threads.recentChunks, 0),
+  });
+  let result: UploadResult | undefined;
+  context.onUploadResult = (told) => {
+    result = told;
+  };
+  context.onUploadStreamWanted = (token) => threads.offer(token);
+  const session = new HostSession(control, context);
+  onCleanup(t, () => {
+    session.destroy();
+    return threads.close();
+  });
+
+  await session.closed;
+  assert.equal(result?.code, "", result?.message);
+  const summary = JSON.parse(result?.summary ?? "{}") as PushSummary;
+  assert.ok((summary.streams ?? 0) >= 1, "the host pulled over no data stream");
+  // The threads' last counts are stored as they close, which ends (and awaits) every worker.
+  await threads.close();
+  assert.ok(threads.served >= (summary.streams ?? 0), `${threads.served} streams served`);
+  const sent = threads.bytesSent + control.stats().bytesSent;
+  assert.ok(
+    threads.bytesSent > 0 && sent >= summary.bytesFromNetwork,
+    `${threads.bytesSent} bytes sent by threads`,
+  );
   assert.deepEqual(await readFile(join(share, "in", "data.bin")), data);
 });
