@@ -106,7 +106,15 @@ export interface RsyncDaemon {
  */
 function writeRsyncdConfig(dir: string, moduleDir: string, writable: boolean): string {
   const configPath = join(dir, "rsyncd.conf");
-  const lines = ["use chroot = no", "uid = root", "gid = root", `log file = ${join(dir, "rsyncd.log")}`];
+  // Without a chroot a daemon rewrites the targets of symlinks it receives ("munge symlinks"):
+  // a pushed tree with symlinks (a real one) would not arrive as it was.
+  const lines = [
+    "use chroot = no",
+    "munge symlinks = no",
+    "uid = root",
+    "gid = root",
+    `log file = ${join(dir, "rsyncd.log")}`,
+  ];
   writeFileSync(
     configPath,
     [...lines, "[bench]", `  path = ${moduleDir}`, `  read only = ${writable ? "no" : "yes"}`, ""].join("\n"),
