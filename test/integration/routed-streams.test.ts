@@ -60,7 +60,7 @@ async function pusherStream(
   route: Buffer,
   secret: Buffer,
   token: Buffer,
-  clientId = PUSHER,
+  clientId: Buffer = PUSHER,
 ) {
   const stream = await tcpTransport.dial(link, { route });
   const connection = HostConnection.greet(stream, {
@@ -91,40 +91,39 @@ test("a routed stream reaches its taker before TLS, and after the opening the ho
   pusherSide.stream.destroy();
 });
 
-test("a routed stream that proves another secret is refused", async (t) => {
+/**
+ * A routed stream whose pusher opens it with `wrong` in place of what the host expects: the host's
+ * side of the opening refuses it (AUTH). Resolves with what the pusher's side came to.
+ */
+async function refusedOpening(
+  t: TestContext,
+  wrong: { secret?: Buffer; clientId?: Buffer; token?: Buffer },
+): Promise<unknown> {
   const { link, offers, identity } = await listening(t);
   const { token, value } = offers.wantRouted(PUSHER.toString("hex"));
-  const pushing = pusherStream(link, token, randomBytes(32), token).catch((err: unknown) => err);
+  const secret = wrong.secret ?? link.secret;
+  const pushing = pusherStream(link, token, secret, wrong.token ?? token, wrong.clientId ?? PUSHER).catch(
+    (err: unknown) => err,
+  );
   const socket = await value;
   const hostSide = await acceptTls(identity, socket.fd, socket.head);
   await assert.rejects(takeOfferedStream(hostSide, { secret: link.secret, pusher: PUSHER, token }), (err) =>
     isTeleportError(err, ErrorCode.AUTH),
   );
-  assert.ok(!((await pushing) as { stream?: unknown }).stream, "the pusher never gets to serve on it");
+  return pushing;
+}
+
+test("a routed stream that proves another secret is refused", async (t) => {
+  const pushed = await refusedOpening(t, { secret: randomBytes(32) });
+  assert.ok(!(pushed as { stream?: unknown }).stream, "the pusher never gets to serve on it");
 });
 
 test("a routed stream of another client than the upload's is refused", async (t) => {
-  const { link, offers, identity } = await listening(t);
-  const { token, value } = offers.wantRouted(PUSHER.toString("hex"));
-  const pushing = pusherStream(link, token, link.secret, token, randomBytes(16)).catch((err: unknown) => err);
-  const socket = await value;
-  const hostSide = await acceptTls(identity, socket.fd, socket.head);
-  await assert.rejects(takeOfferedStream(hostSide, { secret: link.secret, pusher: PUSHER, token }), (err) =>
-    isTeleportError(err, ErrorCode.AUTH),
-  );
-  await pushing;
+  await refusedOpening(t, { clientId: randomBytes(16) });
 });
 
 test("a routed stream that gives back another token than its route is refused", async (t) => {
-  const { link, offers, identity } = await listening(t);
-  const { token, value } = offers.wantRouted(PUSHER.toString("hex"));
-  const pushing = pusherStream(link, token, link.secret, randomBytes(16)).catch((err: unknown) => err);
-  const socket = await value;
-  const hostSide = await acceptTls(identity, socket.fd, socket.head);
-  await assert.rejects(takeOfferedStream(hostSide, { secret: link.secret, pusher: PUSHER, token }), (err) =>
-    isTeleportError(err, ErrorCode.AUTH),
-  );
-  await pushing;
+  await refusedOpening(t, { token: randomBytes(16) });
 });
 
 test("a route nothing wants goes through the listener's TLS; a malformed one is closed", async (t) => {

@@ -16,7 +16,12 @@ import { Connection } from "../../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
 import type { HostIdentity } from "../../transport/identity.js";
 import { acceptTls } from "../../transport/tcp.js";
-import { HANDSHAKE_TIMEOUT_MS, type TransportStream, verifyAuthProof } from "../../transport/transport.js";
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  type TransportKind,
+  type TransportStream,
+  verifyAuthProof,
+} from "../../transport/transport.js";
 import { MAX_CHUNK_SIZE } from "../../wire/limits.js";
 import {
   emptyCodec,
@@ -130,7 +135,7 @@ export class RoutedStreamFactory extends DataStreamFactory {
     this.#sockets = sockets;
   }
 
-  override async open(_transport: unknown, options: DataStreamOptions = {}): Promise<HostConnection> {
+  override async open(_transport: TransportKind, options: DataStreamOptions = {}): Promise<HostConnection> {
     const socket = await this.#sockets.next(options.signal);
     const stream = await acceptTls(this.#routed.identity, socket.fd, socket.head, HANDSHAKE_TIMEOUT_MS);
     try {
@@ -175,7 +180,11 @@ class OfferedStreamOpening {
   readonly #done: Settle;
   #phase: Phase = "hello";
 
-  constructor(stream: TransportStream, expected: Expected, done: Settle) {
+  static start(stream: TransportStream, expected: Expected, done: Settle): void {
+    new OfferedStreamOpening(stream, expected, done);
+  }
+
+  private constructor(stream: TransportStream, expected: Expected, done: Settle) {
     this.#stream = stream;
     this.#expected = expected;
     this.#done = done;
@@ -248,8 +257,6 @@ class OfferedStreamOpening {
  * swapped: the host is then the stream's client.
  */
 export function takeOfferedStream(stream: TransportStream, expected: Expected): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const opening = new OfferedStreamOpening(stream, expected, { resolve, reject });
-    void opening;
-  });
+  // The opening lives as long as its connection's handlers refer to it.
+  return new Promise((resolve, reject) => OfferedStreamOpening.start(stream, expected, { resolve, reject }));
 }
