@@ -344,7 +344,9 @@ export class Host {
     return this.#closing;
   }
 
+  /** Drops every connection at once and lets everything go; a later close() does nothing more. */
   destroy(): void {
+    this.#closing ??= this.#mapped?.release() ?? Promise.resolve();
     for (const session of this.#sessions) session.destroy();
     this.#threads?.destroy();
     for (const listener of this.#listeners) void listener.close();

@@ -105,6 +105,7 @@ export class Share {
    */
   readonly only: string | undefined;
   readonly #rootFolder: FolderHandle;
+  #closed = false;
   /** Names the share never lists (ShareOptions.leaveOut). */
   readonly #leaveOut: ((name: string) => boolean) | undefined;
   /** Which paths are served: the one-file share's rule, and never the state folder. */
@@ -176,9 +177,11 @@ export class Share {
     return this.#rootFolder.fd;
   }
 
-  /** Closes the root (a host thread's share, when the thread stops). */
+  /** Closes the root (a host thread's share, when the thread stops); later calls do nothing. */
   close(): void {
-    closeQuietly(this.#rootFolder.fd);
+    if (this.#closed) return;
+    this.#closed = true;
+    closeSync(this.#rootFolder.fd);
   }
 
   /** Where a wire path lies under the share root, without resolving symlinks (a name, not an access check). */

@@ -19,6 +19,7 @@ export interface Identity {
 export class StateFolder {
   readonly #folder: FolderHandle;
   readonly #identity: Identity;
+  #closed = false;
 
   private constructor(folder: FolderHandle) {
     this.#folder = folder;
@@ -92,12 +93,14 @@ export class StateFolder {
     }
   }
 
+  /**
+   * Lets the folder go; later calls do nothing. Its descriptor is closed exactly once: closed
+   * again, the number may by then be another thread's socket (a host destroyed and then closed).
+   */
   close(): void {
-    try {
-      closeSync(this.#folder.fd);
-    } catch {
-      // already closed
-    }
+    if (this.#closed) return;
+    this.#closed = true;
+    closeSync(this.#folder.fd);
   }
 }
 

@@ -1,5 +1,6 @@
 /** The package entry point (package.json "main") is enough to host and pull, as README promises. */
 import assert from "node:assert/strict";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -32,4 +33,23 @@ test("ping measures a round trip to the host, and fails once the connection is c
   for (const rtt of [first, second]) assert.ok(rtt > 0 && rtt < 5000, `round trip of ${rtt} ms`);
   await client.close();
   await assert.rejects(client.ping(), { code: "TELEPORT_ERR_CONNECTION" });
+});
+
+test("a host destroyed and then closed lets each of its descriptors go once", async (t) => {
+  const base = await tempDir(t, "destroy-close");
+  await mkdir(join(base, "share"));
+  const host = await Host.start({ root: join(base, "share"), home: join(base, "home"), bind: "127.0.0.1" });
+  const client = await TeleportClient.connect(host.url);
+  onCleanup(t, () => client.destroy());
+
+  host.destroy();
+  // The numbers destroy freed go to the next files opened (the lowest free number first), as they
+  // would go to another thread's sockets: a second close of any of them would close one of these.
+  const opened = Array.from({ length: 32 }, () => openSync(join(base, "share"), "r"));
+  onCleanup(t, () => {
+    for (const fd of opened) closeSync(fd);
+  });
+  await host.close();
+
+  for (const fd of opened) assert.doesNotThrow(() => fstatSync(fd), `descriptor ${fd} was closed under us`);
 });
