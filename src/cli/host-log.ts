@@ -1,7 +1,7 @@
 /**
  * What `teleport host` says about its clients on stderr: one line per client once all of its
- * connections have closed (its address, what it asked for, the bytes sent to it and how long it
- * stayed), and each connection's error, except a client's leaving between requests: QUIC reports
+ * connections have closed (its address, what it asked for, the bytes sent to it, or for a push
+ * the bytes it sent, and how long it stayed), and each connection's error, except a client's leaving between requests: QUIC reports
  * a connection the client closed as an error, and that is how every pull ends (and the losing
  * attempt of a transport race).
  */
@@ -27,7 +27,10 @@ interface ClientVisit {
   /** `pulled "docs"`, each once, at most MAX_NAMED_REQUESTS. */
   requests: string[];
   otherRequests: number;
+  /** Whether it pushed: its line gives the bytes received from it, not those sent to it. */
+  pushed: boolean;
   bytesSent: number;
+  bytesReceived: number;
 }
 
 export class ClientLog {
@@ -42,8 +45,7 @@ export class ClientLog {
 
   observe(event: ClientEvent): void {
     if (event.kind === "authenticated") this.#arrived(event.peer);
-    else if (event.kind === "request")
-      this.#asked(event.peer, `${VERBS[event.request]} "${event.path || "."}"`);
+    else if (event.kind === "request") this.#asked(event.peer, event.request, event.path);
     else this.#closed(event);
   }
 
@@ -55,16 +57,21 @@ export class ClientLog {
       startedMs: this.#now(),
       requests: [],
       otherRequests: 0,
+      pushed: false,
       bytesSent: 0,
+      bytesReceived: 0,
     };
     visit.openConnections += 1;
     this.#visits.set(key, visit);
   }
 
-  #asked(peer: ClientPeer, request: string): void {
+  #asked(peer: ClientPeer, request: PathRequest, path: string): void {
     const visit = this.#visits.get(visitKey(peer));
-    if (visit === undefined || visit.requests.includes(request)) return;
-    if (visit.requests.length < MAX_NAMED_REQUESTS) visit.requests.push(request);
+    if (visit === undefined) return;
+    if (request === "upload") visit.pushed = true;
+    const named = `${VERBS[request]} "${path || "."}"`;
+    if (visit.requests.includes(named)) return;
+    if (visit.requests.length < MAX_NAMED_REQUESTS) visit.requests.push(named);
     else visit.otherRequests += 1;
   }
 
@@ -78,6 +85,7 @@ export class ClientLog {
     const visit = this.#visits.get(key);
     if (!event.authenticated || visit === undefined) return;
     visit.bytesSent += event.bytesSent;
+    visit.bytesReceived += event.bytesReceived;
     visit.openConnections -= 1;
     if (visit.openConnections > 0) return;
     this.#visits.delete(key);
@@ -90,9 +98,10 @@ function visitKey(peer: ClientPeer): string {
   return peer.id ?? `${peer.address}:${peer.port}`;
 }
 
-/** `teleport: 10.0.0.7 pulled "docs": 12.3 MiB in 1.52 s` */
+/** `teleport: 10.0.0.7 pulled "docs": 12.3 MiB in 1.52 s`, `... pushed to "in": 1.0 GiB received in 6.20 s` */
 function describeVisit(visit: ClientVisit, seconds: number): string {
   const more = visit.otherRequests > 0 ? ` and ${visit.otherRequests} more` : "";
   const asked = visit.requests.length > 0 ? `${visit.requests.join(", ")}${more}` : "connected";
-  return `teleport: ${visit.address} ${asked}: ${formatBytes(visit.bytesSent)} in ${seconds.toFixed(2)} s`;
+  const bytes = visit.pushed ? `${formatBytes(visit.bytesReceived)} received` : formatBytes(visit.bytesSent);
+  return `teleport: ${visit.address} ${asked}: ${bytes} in ${seconds.toFixed(2)} s`;
 }

@@ -96,4 +96,6 @@ export type ClientEvent =
       error: TeleportError | undefined;
       idle: boolean;
       bytesSent: number;
+      /** What an upload took in over the pusher's connections (0 for a connection that was not one's). */
+      bytesReceived: number;
     };

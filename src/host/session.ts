@@ -216,7 +216,8 @@ export class HostSession {
     this.#connection.destroy();
   }
 
-  #onClose(error: TeleportError | undefined): void {
+  /** `bytesReceived`: what the upload this connection swapped roles for took in. */
+  #onClose(error: TeleportError | undefined, bytesReceived = 0): void {
     clearTimeout(this.#authTimer);
     clearTimeout(this.#refusalTimer);
     if (this.#admitted) this.#context.admission.release(this.#clientId);
@@ -230,6 +231,7 @@ export class HostSession {
       error,
       idle: this.#requests.size === 0,
       bytesSent: this.#stream.stats().bytesSent,
+      bytesReceived,
     });
     for (const request of this.#requests.values()) request.abort.abort();
     this.#requests.clear();
@@ -494,7 +496,7 @@ export class HostSession {
     this.#acceptedUpload = undefined;
     this.#connection.release();
     upload.receive(this.#stream, secret).then(
-      () => this.#onClose(undefined),
+      (bytesReceived) => this.#onClose(undefined, bytesReceived),
       (err: unknown) => this.#onClose(toTeleportError(err)),
     );
   }

@@ -30,7 +30,8 @@ export interface UploadReceiver {
 export interface AcceptedUpload {
   /**
    * Runs the upload (or one of its data streams) over `stream`, on which the host is now the
-   * client, proving `secret` (the write secret the pusher proved); settles as it ends.
+   * client, proving `secret` (the write secret the pusher proved); settles as it ends, with the
+   * bytes the upload took from the network (0 for a data stream: its upload counts them).
    */
-  receive(stream: TransportStream, secret: Buffer): Promise<void>;
+  receive(stream: TransportStream, secret: Buffer): Promise<number>;
 }

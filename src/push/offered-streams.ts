@@ -138,7 +138,7 @@ export class StreamOffers {
     const { wanted } = waiting;
     return {
       receive: (stream) => {
-        const ended = new Promise<void>((resolve) => stream.stream.once("close", () => resolve()));
+        const ended = new Promise<number>((resolve) => stream.stream.once("close", () => resolve(0)));
         wanted.give(stream);
         return ended;
       },

@@ -136,7 +136,7 @@ class ShareUploads implements UploadReceiver {
     });
   }
 
-  async #receive(stream: TransportStream, secret: Buffer, upload: Upload): Promise<void> {
+  async #receive(stream: TransportStream, secret: Buffer, upload: Upload): Promise<number> {
     // Keeps every buffer of a window of chunks and those being read: reused, not left to the GC.
     const pool = new BufferPool(2 * CONTROL_WINDOW_BYTES);
     const client = await TeleportClient.over(stream, secret, { clientName: "teleport host", pool });
@@ -162,10 +162,14 @@ class ShareUploads implements UploadReceiver {
         ...(upload.filters === undefined ? {} : { filters: upload.filters }),
         ...(this.#options.maxUploadBytes === undefined ? {} : { maxBytes: this.#options.maxUploadBytes }),
       };
-      const result = upload.dryRun
-        ? dryRunResult(await dryRun(client, options))
-        : pushSummary(await pullUpload(client, options, streams));
-      client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(result) });
+      if (upload.dryRun) {
+        const report = dryRunResult(await dryRun(client, options));
+        client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(report) });
+        return 0;
+      }
+      const summary = pushSummary(await pullUpload(client, options, streams));
+      client.sendUploadResult({ code: "", message: "", summary: JSON.stringify(summary) });
+      return summary.bytesFromNetwork;
     } catch (err) {
       const error = toTeleportError(err);
       client.sendUploadResult({ code: error.code, message: error.detail, summary: "" });

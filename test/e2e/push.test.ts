@@ -89,12 +89,16 @@ test("push of a folder reproduces its tree: bytes, modes, mtimes, symlinks, empt
 });
 
 test("push of a file puts it in the share's root, or in --path", async (t) => {
-  const { base, share, writeLink, env } = await uploadHost(t, "push-file");
+  const { base, share, host, writeLink, env } = await uploadHost(t, "push-file");
   await mkdir(join(base, "local"));
   const file = join(base, "local", "report.bin");
   await writeFile(file, pseudoRandomBytes(3 * MiB + 5, "report"));
   await writeFile(join(base, "local", "beside.txt"), "not pushed\n");
   await pushJson([file, writeLink], env);
+  // The host's log line for a push gives what it received.
+  await waitFor(async () => /pushed to "\.": 3\.0 MiB received in \d/.test(host.stderr()) || undefined, {
+    what: "the host's line for the push",
+  });
   await pushJson([file, writeLink, "--path", "inbox"], env);
   assert.deepEqual(await readFile(join(share, "report.bin")), await readFile(file));
   assert.deepEqual(await readFile(join(share, "inbox", "report.bin")), await readFile(file));

@@ -30,6 +30,7 @@ const closed = (
   error: undefined,
   idle: true,
   bytesSent,
+  bytesReceived: 0,
   ...changes,
 });
 
@@ -46,6 +47,18 @@ test("a pull over a control connection and two data streams is one line, once th
     log.observe(closed(peer(1), 0));
   });
   assert.deepEqual(lines, ['teleport: 10.0.0.7 pulled "docs": 4.0 MiB in 1.52 s\n']);
+});
+
+test("a push's line gives the bytes received from the pusher, not the requests sent to it", () => {
+  const lines = logged((log, clock) => {
+    log.observe({ kind: "authenticated", peer: peer(1) });
+    log.observe({ kind: "request", peer: peer(1), request: "upload", path: "inbox" });
+    log.observe({ kind: "authenticated", peer: peer(2) });
+    log.observe(closed(peer(2), 2048)); // a data stream: its bytes are counted by the upload
+    clock.ms = 6200;
+    log.observe(closed(peer(1), 955, { bytesReceived: 1024 * 1024 * 1024 }));
+  });
+  assert.deepEqual(lines, ['teleport: 10.0.0.7 pushed to "inbox": 1.0 GiB received in 6.20 s\n']);
 });
 
 test("a client closing between requests is not an error; a connection cut mid-request is", () => {
