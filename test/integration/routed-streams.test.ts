@@ -8,18 +8,25 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { connect } from "node:net";
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { type TestContext, test } from "node:test";
+import { MessageChannel } from "node:worker_threads";
 import { HostConnection } from "../../src/client/host-connection.js";
-import { takeOfferedStream } from "../../src/client/pool/routed-streams.js";
+import {
+  PortRoutedSockets,
+  serveRoutedSockets,
+  takeOfferedStream,
+} from "../../src/client/pool/routed-streams.js";
 import { ErrorCode, isTeleportError } from "../../src/errors.js";
+import { platformIo } from "../../src/platform/io.js";
 import { StreamOffers } from "../../src/push/offered-streams.js";
 import { offerStream } from "../../src/push/pusher-streams.js";
 import { certificateFingerprint, loadOrCreateIdentity } from "../../src/transport/identity.js";
 import type { ShareLink } from "../../src/transport/link.js";
 import { acceptTls, tcpTransport } from "../../src/transport/tcp.js";
 import type { TransportStream } from "../../src/transport/transport.js";
-import { tempDir } from "../helpers/context.js";
+import { tempDir, waitFor } from "../helpers/context.js";
 
 const PUSHER = randomBytes(16);
 
@@ -142,4 +149,45 @@ test("a route nothing wants goes through the listener's TLS; a malformed one is 
   });
   assert.equal(closed, "closed");
   assert.equal(tls.length, 1);
+});
+
+test("an ask a stream thread takes back is cancelled where the sockets are given; a socket given as it was taken back is closed", async (t) => {
+  const { port1, port2 } = new MessageChannel();
+  t.after(() => port1.close());
+  // The giving side hands out a real connection's descriptor even once asked to stop: the race
+  // of a socket already on its way when the thread takes its ask back.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const peer = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  const [accepted] = (await once(server, "connection")) as [Socket];
+  const asks: AbortSignal[] = [];
+  let give: (() => void) | undefined;
+  serveRoutedSockets(
+    port1,
+    {
+      next: (signal) => {
+        if (signal !== undefined) asks.push(signal);
+        return new Promise((resolve) => {
+          give = () =>
+            resolve({ fd: platformIo.duplicate(accepted) as number, head: new Uint8Array(), token: PUSHER });
+        });
+      },
+    },
+    new AbortController().signal,
+  );
+  const thread = new PortRoutedSockets(port2);
+  const dropped = new AbortController();
+  const asked = thread.next(dropped.signal);
+  await waitFor(() => asks.length === 1 || undefined, { what: "the ask to reach the giving side" });
+
+  dropped.abort();
+  await assert.rejects(asked, (err: unknown) => isTeleportError(err) && err.code === ErrorCode.CANCELLED);
+  await waitFor(() => asks[0]?.aborted || undefined, { what: "the ask to be cancelled where it was served" });
+
+  give?.();
+  accepted.destroy(); // the thread's descriptor is the only one left open
+  const ended = new Promise((resolve) => peer.once("close", resolve));
+  peer.resume();
+  await ended; // the thread closed the socket it was given too late
 });

@@ -11,6 +11,7 @@
  * is checked again inside TLS, with the proof, before anything is asked of the stream.
  */
 import { closeSync } from "node:fs";
+import { Socket } from "node:net";
 import type { MessagePort } from "node:worker_threads";
 import { Connection } from "../../engine/connection.js";
 import { ErrorCode, TeleportError, toTeleportError } from "../../errors.js";
@@ -59,29 +60,45 @@ export interface RoutedStreamsSpec {
   pusher: Uint8Array;
 }
 
-type Ask = { id: number };
+/** A thread asks for a socket, or takes back an ask it no longer waits for (its stream was dropped). */
+type Ask = { id: number; cancel?: true };
 type Answer = { id: number; socket: RoutedSocket } | { id: number; error: SerializedError };
 
 /**
  * The main thread's side of a thread's channel for routed sockets: each ask is answered with the
- * next socket `sockets` gives, or why there is none. A socket the thread can no longer take (its
- * channel closed) is closed here.
+ * next socket `sockets` gives, or why there is none. An ask the thread takes back, or all of them
+ * once `stopped`, is cancelled, so the pusher's stream, should it still come, is closed here,
+ * where it was accepted. A socket the thread can no longer take (its channel closed) is closed here.
  */
-export function serveRoutedSockets(port: MessagePort, sockets: RoutedSockets, signal: AbortSignal): void {
+export function serveRoutedSockets(port: MessagePort, sockets: RoutedSockets, stopped: AbortSignal): void {
   let open = true;
   port.once("close", () => {
     open = false;
   });
-  port.on("message", ({ id }: Ask) => {
-    sockets.next(signal).then(
-      (socket) => {
-        if (open) port.postMessage({ id, socket } satisfies Answer);
-        else closeSync(socket.fd);
-      },
-      (err: unknown) => {
-        if (open) port.postMessage({ id, error: serializeError(toTeleportError(err)) } satisfies Answer);
-      },
-    );
+  const asks = new Map<number, AbortController>();
+  stopped.addEventListener("abort", () => {
+    for (const ask of asks.values()) ask.abort();
+  });
+  port.on("message", ({ id, cancel }: Ask) => {
+    if (cancel === true) {
+      asks.get(id)?.abort();
+      return;
+    }
+    const ask = new AbortController();
+    if (stopped.aborted) ask.abort();
+    else asks.set(id, ask);
+    sockets
+      .next(ask.signal)
+      .then(
+        (socket) => {
+          if (open) port.postMessage({ id, socket } satisfies Answer);
+          else closeSync(socket.fd);
+        },
+        (err: unknown) => {
+          if (open) port.postMessage({ id, error: serializeError(toTeleportError(err)) } satisfies Answer);
+        },
+      )
+      .finally(() => asks.delete(id));
   });
 }
 
@@ -97,7 +114,9 @@ export class PortRoutedSockets implements RoutedSockets {
       const take = this.#waiting.get(answer.id);
       this.#waiting.delete(answer.id);
       if (take !== undefined) take(answer);
-      else if ("socket" in answer) closeSync(answer.socket.fd);
+      // Given as the ask was taken back: closed as the socket it is. libuv owns it then; an
+      // fs.close of a descriptor this thread did not open makes Node warn on the host's stderr.
+      else if ("socket" in answer) new Socket({ fd: answer.socket.fd }).destroy();
     });
     port.unref();
   }
@@ -107,6 +126,7 @@ export class PortRoutedSockets implements RoutedSockets {
     return new Promise((resolve, reject) => {
       const cancel = () => {
         this.#waiting.delete(id);
+        this.#port.postMessage({ id, cancel: true } satisfies Ask);
         reject(new TeleportError(ErrorCode.CANCELLED, "data stream no longer wanted"));
       };
       if (signal?.aborted === true) {
