@@ -7,7 +7,8 @@
  * has what a pull has: the manifest first, local copies of chunks the host holds, verification,
  * part files renamed into place, resume.
  */
-import { lstat, readdir, realpath } from "node:fs/promises";
+import { type Dir, lstatSync, opendirSync } from "node:fs";
+import { lstat, realpath } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import type { DataStreamFactory } from "../client/pool/data-streams.js";
@@ -243,12 +244,48 @@ async function pushSource(src: string): Promise<PushSource> {
   if (stats.isFile()) return { root: dirname(path), path: basename(path), bytes: stats.size, files: 1 };
   if (!stats.isDirectory())
     throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${src}" is not a file or folder`);
+  return { root: path, path: "", ...(await measureFolder(path)) };
+}
+
+/** Entries measured between two yields to the event loop (a signal, Ctrl-C): a few milliseconds. */
+const MEASURE_SLICE = 2000;
+
+/**
+ * The regular files under `root` and their bytes, for the UPLOAD's declaration (the host's quota
+ * and free-space checks, before the manifest). Symlinks are not followed, as the share's walk
+ * does not follow them. Synchronous calls in slices: an lstat here costs a microsecond or two,
+ * a thread-pool trip for each ten times that. Each folder is read as it is walked, holding the
+ * names of folders still to walk, never the tree's files; one that cannot be read counts for
+ * nothing here (the manifest's walk reports it).
+ */
+async function measureFolder(root: string): Promise<{ bytes: number; files: number }> {
   let bytes = 0;
   let files = 0;
-  for (const entry of await readdir(path, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    files++;
-    bytes += (await lstat(join(entry.parentPath ?? entry.path, entry.name))).size;
+  let slice = 0;
+  const folders = [root];
+  for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+    let dir: Dir;
+    try {
+      dir = opendirSync(folder);
+    } catch {
+      continue;
+    }
+    try {
+      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
+        const path = join(folder, entry.name);
+        if (entry.isDirectory()) folders.push(path);
+        else if (entry.isFile()) {
+          files++;
+          bytes += lstatSync(path, { throwIfNoEntry: false })?.size ?? 0;
+        }
+        if (++slice === MEASURE_SLICE) {
+          slice = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+    } finally {
+      dir.closeSync();
+    }
   }
-  return { root: path, path: "", bytes, files };
+  return { bytes, files };
 }

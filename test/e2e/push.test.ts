@@ -4,7 +4,7 @@
  * already held.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readdir, readFile, utimes, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { ErrorCode } from "../../src/errors.js";
@@ -173,9 +173,15 @@ test("an upload over --max-upload-bytes is refused, leaving nothing behind", asy
   const { base, share, writeLink, env } = await uploadHost(t, "push-quota", ["--max-upload-bytes", "1M"]);
   const src = join(base, "src");
   await mkdir(src);
+  await mkdir(join(src, "sub", "deeper"), { recursive: true });
   await writeFile(join(src, "small.bin"), pseudoRandomBytes(MiB / 2, "small"));
-  await writeFile(join(src, "big.bin"), pseudoRandomBytes(MiB, "big"));
-  assertRefused(await runCli(["push", src, writeLink], env), ErrorCode.QUOTA);
+  await writeFile(join(src, "sub", "deeper", "big.bin"), pseudoRandomBytes(MiB, "big"));
+  await symlink(join(src, "sub", "deeper", "big.bin"), join(src, "link-to-big"));
+  const refused = await runCli(["push", src, writeLink], env);
+  assertRefused(refused, ErrorCode.QUOTA);
+  // Refused on what the pusher declared, before the manifest: every file under SRC, a symlink's
+  // target not counted again.
+  assert.match(refused.stderr, new RegExp(`the upload holds ${MiB / 2 + MiB} bytes`));
   assert.deepEqual(await readdir(share), []);
   assert.ok(await isAbsent(join(share, "src")));
 });
