@@ -275,7 +275,9 @@ export class Host {
       }
     } catch (err) {
       await Promise.all(listeners.map((listener) => listener.close()));
+      uploads?.close();
       index.close();
+      share.close();
       stateFolder.close();
       await context.compression?.close();
       throw err;
@@ -336,7 +338,9 @@ export class Host {
       const stopped = Promise.all(this.#listeners.map((listener) => listener.close()));
       await Promise.all([...this.#sessions].map((session) => session.close()));
       await stopped;
+      this.#context.uploads?.close();
       this.#context.index?.close();
+      this.#context.share.close();
       this.#stateFolder.close();
       await this.#context.compression?.close();
       await this.#mapped?.release();
@@ -350,7 +354,9 @@ export class Host {
     for (const session of this.#sessions) session.destroy();
     this.#threads?.destroy();
     for (const listener of this.#listeners) void listener.close();
+    this.#context.uploads?.close();
     this.#context.index?.close();
+    this.#context.share.close();
     this.#stateFolder.close();
     void this.#context.compression?.close();
   }

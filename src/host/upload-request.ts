@@ -25,6 +25,8 @@ export interface UploadReceiver {
    * the same client (Hello.clientId, hex) for and has not had; throws to refuse it.
    */
   takeStream(token: Buffer, clientId: string | undefined): AcceptedUpload;
+  /** Stops what the receiver runs in the background (the share's indexing); the host closes it before the share. */
+  close(): void;
 }
 
 export interface AcceptedUpload {

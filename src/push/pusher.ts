@@ -110,8 +110,9 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
   // The pusher serves SRC to the host: never its own key and index, should SRC hold them.
   const stateFolder = StateFolder.openIfThere(home);
   let threads: PusherThreads | undefined;
+  let share: Share | undefined;
   try {
-    const share = await Share.open(source.root, { stateFolder });
+    share = await Share.open(source.root, { stateFolder });
     const client = await TeleportClient.connect(link, {
       clientName: "teleport push",
       upload: true,
@@ -145,6 +146,7 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
     return await serveUpload(stream, serving);
   } finally {
     await threads?.close();
+    share?.close();
     ownIndex?.close();
     stateFolder?.close();
   }

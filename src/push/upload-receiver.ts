@@ -46,8 +46,9 @@ export interface UploadOptions {
 /** The factory `Host.start` takes (HostOptions.uploads). */
 export function uploadReceiver(options: UploadOptions = {}): UploadReceiverFactory {
   return (host) => {
-    if (options.indexShare !== false) indexShare(host.share, host.index, options.onNotice);
-    return new ShareUploads(host, options);
+    const stopIndexing =
+      options.indexShare === false ? undefined : indexShare(host.share, host.index, options.onNotice);
+    return new ShareUploads(host, options, stopIndexing);
   };
 }
 
@@ -60,8 +61,14 @@ class ShareUploads implements UploadReceiver {
   readonly #options: UploadOptions;
   /** The data streams uploads' pulls have asked their pushers for. */
   readonly #offers: StreamOffers;
+  readonly #stopIndexing: (() => void) | undefined;
 
-  constructor(host: Parameters<UploadReceiverFactory>[0], options: UploadOptions) {
+  constructor(
+    host: Parameters<UploadReceiverFactory>[0],
+    options: UploadOptions,
+    stopIndexing: (() => void) | undefined,
+  ) {
+    this.#stopIndexing = stopIndexing;
     this.#share = host.share;
     this.#index = host.index;
     this.#stateFolder = host.stateFolder;
@@ -105,6 +112,10 @@ class ShareUploads implements UploadReceiver {
       routed: routed && platformIo.kind === "native",
     };
     return { receive: (stream, secret) => this.#receive(stream, secret, upload) };
+  }
+
+  close(): void {
+    this.#stopIndexing?.();
   }
 
   takeStream(token: Buffer, pusher: string | undefined): AcceptedUpload {

@@ -174,10 +174,19 @@ export class Share {
 
   /** The root's descriptor, for a host thread to duplicate. */
   get rootFd(): number {
-    return this.#rootFolder.fd;
+    return this.#root().fd;
   }
 
-  /** Closes the root (a host thread's share, when the thread stops); later calls do nothing. */
+  /**
+   * The root, while the share is open. A request still under way when its host closes fails here,
+   * never reaching a descriptor whose number may by then be another folder's.
+   */
+  #root(): FolderHandle {
+    if (this.#closed) throw new TeleportError(ErrorCode.CANCELLED, "the share is closed");
+    return this.#rootFolder;
+  }
+
+  /** Closes the root (when its host or pusher stops); later calls do nothing. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -197,7 +206,7 @@ export class Share {
     this.#served.refuse(wirePath);
     let fd: number;
     try {
-      fd = beneath.open(this.#rootFolder, splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
+      fd = beneath.open(this.#root(), splitWirePath(wirePath).join("/"), constants.O_RDONLY, {
         within: this.root,
       });
     } catch (err) {
@@ -213,7 +222,7 @@ export class Share {
    */
   openFolder(relPath: string): FolderHandle {
     this.#served.refuse(relPath);
-    const opened = beneath.open(this.#rootFolder, relPath, beneath.folderFlags, { within: this.root });
+    const opened = beneath.open(this.#root(), relPath, beneath.folderFlags, { within: this.root });
     return { fd: this.#served.checkReached(relPath, opened), path: join(this.root, relPath) };
   }
 
@@ -234,7 +243,7 @@ export class Share {
     this.#served.refuse(wirePath);
     const relPath = splitWirePath(wirePath).join("/");
     try {
-      const fd = beneath.open(this.#rootFolder, relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
+      const fd = beneath.open(this.#root(), relPath, beneath.folderFlags & ~constants.O_DIRECTORY, {
         within: this.root,
         // A share of one file: not even a symlink inside, put in the file's place, is followed
         // ("" is the root held open, which the portable way reaches through a /proc link).

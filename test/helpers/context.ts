@@ -3,7 +3,8 @@
  * (a host is stopped before the folder it shares is removed), and polling with a deadline in
  * place of sleeps.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { readlinkSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -72,3 +73,15 @@ export async function waitFor<T>(
  * bounds each whole file on Node 20, so such a test names its own, shorter bound.
  */
 export const NO_HANG_TIMEOUT_MS = 60_000;
+
+/** What this process holds open (its descriptors' targets) at or beneath any of `paths`. */
+export async function openBeneath(...paths: string[]): Promise<string[]> {
+  const targets = (await readdir("/proc/self/fd")).flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return []; // closed as it was listed
+    }
+  });
+  return targets.filter((target) => paths.some((path) => target === path || target.startsWith(`${path}/`)));
+}

@@ -4,8 +4,8 @@ import { closeSync, fstatSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Host, parseLink, pull, TeleportClient } from "../../src/index.js";
-import { onCleanup, tempDir } from "../helpers/context.js";
+import { Host, parseLink, pull, TeleportClient, uploadReceiver } from "../../src/index.js";
+import { onCleanup, openBeneath, tempDir } from "../helpers/context.js";
 
 test("the library entry point hosts a folder and pulls it", async (t) => {
   const base = await tempDir(t, "library");
@@ -52,4 +52,21 @@ test("a host destroyed and then closed lets each of its descriptors go once", as
   await host.close();
 
   for (const fd of opened) assert.doesNotThrow(() => fstatSync(fd), `descriptor ${fd} was closed under us`);
+});
+
+test("a host closed holds nothing open of its share or its home", async (t) => {
+  const base = await tempDir(t, "host-descriptors");
+  const share = join(base, "share");
+  await mkdir(share);
+  await writeFile(join(share, "a.txt"), "a\n");
+  const home = join(base, "home");
+  for (const end of ["close", "destroy"] as const) {
+    const host = await Host.start({ root: share, home, bind: "127.0.0.1", uploads: uploadReceiver() });
+    const client = await TeleportClient.connect(host.url);
+    await pull(client, { dest: join(base, `dest-${end}`) });
+    await client.close();
+    if (end === "close") await host.close();
+    else host.destroy();
+    assert.deepEqual(await openBeneath(share, home), [], `after ${end}`);
+  }
 });
