@@ -15,6 +15,7 @@ import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import type { DryRunReport } from "../client/pull/dry-run.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../engine/connection.js";
 import { ErrorCode, TeleportError } from "../errors.js";
+import { PathFilter } from "../filter/path-filter.js";
 import { HostSession } from "../host/session.js";
 import { RecentChunks } from "../serve/recent-chunks.js";
 import { Share } from "../serve/share.js";
@@ -100,7 +101,7 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
   if (link.write !== true) {
     throw new TeleportError(ErrorCode.READ_ONLY, "this is a read link: push needs the host's write link");
   }
-  const source = await pushSource(options.src);
+  const source = await pushSource(options.src, options.filters);
   // A file lands beside what the folder holds: there is no folder of SRC's to mirror.
   if (options.delete === true && source.path !== "")
     throw new TeleportError(ErrorCode.USAGE, "--delete mirrors a folder: SRC is a file");
@@ -238,7 +239,8 @@ function hostRefusal(result: UploadResult): TeleportError {
   return new TeleportError(code, `the host: ${result.message}`);
 }
 
-async function pushSource(src: string): Promise<PushSource> {
+/** SRC, and what of it the host's pull will take (`filters` apply to a folder's contents). */
+async function pushSource(src: string, filters: readonly FilterRule[] | undefined): Promise<PushSource> {
   const path = await realpath(src).catch(() => {
     throw new TeleportError(ErrorCode.NOT_FOUND, `"${src}" does not exist`);
   });
@@ -246,7 +248,8 @@ async function pushSource(src: string): Promise<PushSource> {
   if (stats.isFile()) return { root: dirname(path), path: basename(path), bytes: stats.size, files: 1 };
   if (!stats.isDirectory())
     throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${src}" is not a file or folder`);
-  return { root: path, path: "", ...(await measureFolder(path)) };
+  const filter = filters === undefined || filters.length === 0 ? undefined : PathFilter.compile(filters);
+  return { root: path, path: "", ...(await measureFolder(path, filter)) };
 }
 
 /** Entries measured between two yields to the event loop (a signal, Ctrl-C): a few milliseconds. */
@@ -254,35 +257,39 @@ const MEASURE_SLICE = 2000;
 
 /**
  * The regular files under `root` and their bytes, for the UPLOAD's declaration (the host's quota
- * and free-space checks, before the manifest). Symlinks are not followed, as the share's walk
- * does not follow them. Synchronous calls in slices: an lstat here costs a microsecond or two,
- * a thread-pool trip for each ten times that. Each folder is read as it is walked, holding the
- * names of folders still to walk, never the tree's files; one that cannot be read counts for
- * nothing here (the manifest's walk reports it).
+ * and free-space checks, before the manifest): what `filter` excludes is left out, as the host's
+ * pull will leave it (an excluded folder is not walked). Symlinks are not followed, as the
+ * share's walk does not follow them. Synchronous calls in slices: an lstat here costs a
+ * microsecond or two, a thread-pool trip for each ten times that. Each folder is read as it is
+ * walked, holding the names of folders still to walk, never the tree's files; one that cannot be
+ * read counts for nothing here (the manifest's walk reports it).
  */
-async function measureFolder(root: string): Promise<{ bytes: number; files: number }> {
+async function measureFolder(root: string, filter?: PathFilter): Promise<{ bytes: number; files: number }> {
   let bytes = 0;
   let files = 0;
   let slice = 0;
-  const folders = [root];
+  /** Folders to walk, by their path relative to `root` ("" root itself). */
+  const folders = [""];
   for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
     let dir: Dir;
     try {
-      dir = opendirSync(folder);
+      dir = opendirSync(join(root, folder));
     } catch {
       continue;
     }
     try {
       for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
-        const path = join(folder, entry.name);
-        if (entry.isDirectory()) folders.push(path);
-        else if (entry.isFile()) {
-          files++;
-          bytes += lstatSync(path, { throwIfNoEntry: false })?.size ?? 0;
-        }
         if (++slice === MEASURE_SLICE) {
           slice = 0;
           await new Promise((resolve) => setImmediate(resolve));
+        }
+        const path = folder === "" ? entry.name : `${folder}/${entry.name}`;
+        const isFolder = entry.isDirectory();
+        if (filter?.excludes(path, isFolder) === true) continue;
+        if (isFolder) folders.push(path);
+        else if (entry.isFile()) {
+          files++;
+          bytes += lstatSync(join(root, path), { throwIfNoEntry: false })?.size ?? 0;
         }
       }
     } finally {

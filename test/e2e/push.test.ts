@@ -186,6 +186,20 @@ test("an upload over --max-upload-bytes is refused, leaving nothing behind", asy
   assert.ok(await isAbsent(join(share, "src")));
 });
 
+test("what --exclude leaves out does not count against --max-upload-bytes", async (t) => {
+  const { base, share, writeLink, env } = await uploadHost(t, "push-quota-exclude", [
+    "--max-upload-bytes",
+    "1M",
+  ]);
+  const src = join(base, "src");
+  await mkdir(join(src, "build"), { recursive: true });
+  await writeFile(join(src, "small.bin"), pseudoRandomBytes(MiB / 2, "small"));
+  await writeFile(join(src, "build", "big.bin"), pseudoRandomBytes(MiB, "big"));
+  const summary = await pushJson([src, writeLink, "--exclude", "/build"], env);
+  assert.equal(summary.bytes, MiB / 2);
+  assert.deepEqual(await readdir(join(share, "src")), ["small.bin"]);
+});
+
 /** Bytes the process has written to any descriptor, its sockets included (/proc/PID/io's wchar). */
 async function bytesWritten(pid: number): Promise<number | undefined> {
   const io = await readFile(`/proc/${pid}/io`, "utf8").catch(() => undefined);
