@@ -1,9 +1,9 @@
 /**
  * What `teleport host` says about its clients on stderr: one line per client once all of its
- * connections have closed (its address, what it asked for, the bytes sent to it, or for a push
- * the bytes it sent, and how long it stayed), and each connection's error, except a client's leaving between requests: QUIC reports
- * a connection the client closed as an error, and that is how every pull ends (and the losing
- * attempt of a transport race).
+ * connections have closed (its address, what it asked for, the bytes sent to it or, for a push,
+ * received from it, and how long it stayed), and each connection's error, except a client's
+ * leaving between requests: QUIC reports a connection the client closed as an error, and that
+ * is how every pull ends (and the losing attempt of a transport race).
  */
 import { ErrorCode } from "../errors.js";
 import type { ClientEvent, ClientPeer, PathRequest } from "../host/host.js";

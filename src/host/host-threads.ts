@@ -6,8 +6,9 @@
  * client/pool/stream-threads.ts), and these exit when the host closes.
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { CompressionStats } from "../compression/compression-threads.js";
+import { startServingThread } from "../engine/serving-thread.js";
 import { ErrorCode, TeleportError } from "../errors.js";
 import type { AuthLimiter } from "./auth-limiter.js";
 import type { ClientEvent } from "./session.js";
@@ -20,12 +21,6 @@ import type {
 } from "./thread-protocol.js";
 
 const WORKER_URL = new URL("./host-thread.js", import.meta.url);
-/**
- * A small young generation, as the client's stream threads have (client/pool/stream-threads.ts):
- * a thread's garbage is mostly TLS and frame objects holding ArrayBuffers until a scavenge
- * (docs/decisions.md, "Host threads' memory").
- */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 
 /** One thread per core: the main thread is left QUIC and the log, little work. */
 export function defaultHostThreads(): number {
@@ -73,17 +68,11 @@ export class HostThreads {
   }
 
   #spawn(data: HostThreadData): Promise<void> {
-    // Untracked descriptors: most a thread closes come from openat2 (the addon) or another thread,
-    // and Node, tracking, builds a warning with its stack for each (a CPU-second per 80k files).
-    const worker = new Worker(WORKER_URL, {
-      workerData: data,
-      resourceLimits: WORKER_LIMITS,
-      trackUnmanagedFds: false,
-    });
+    const { worker, exited } = startServingThread(WORKER_URL, data);
     const thread: Thread = {
       worker,
       load: { sessions: 0, sendBytesInUse: 0, compression: undefined },
-      exited: new Promise((resolve) => worker.once("exit", () => resolve())),
+      exited,
     };
     this.#threads.push(thread);
     return new Promise((resolve, reject) => {

@@ -14,8 +14,9 @@
  */
 import { closeSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { DataStreamFactory } from "../client/pool/data-streams.js";
+import { startServingThread } from "../engine/serving-thread.js";
 import { platformIo } from "../platform/io.js";
 import { RecentChunks, type RecentChunksMemory } from "../serve/recent-chunks.js";
 import type { Share } from "../serve/share.js";
@@ -25,8 +26,6 @@ import { MAX_OFFERED_STREAMS, type UploadStreams } from "./pusher-streams.js";
 import type { FromPusherThread, PusherThreadData, ToPusherThread } from "./pusher-thread-protocol.js";
 
 const WORKER_URL = new URL("./pusher-thread.js", import.meta.url);
-/** A small young generation, as the host's threads have (host/host-threads.ts): TLS garbage holds ArrayBuffers. */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 /** How long a thread told to close may take before it is terminated. */
 const CLOSE_TIMEOUT_MS = 5000;
 /**
@@ -144,18 +143,8 @@ export class PusherThreads implements UploadStreams {
       bytesSent: this.#bytesSent,
       bytesSentSlot: slot,
     };
-    // Untracked descriptors, as the host's threads: most it closes come from openat2 (the addon).
-    const worker = new Worker(WORKER_URL, {
-      workerData: data,
-      resourceLimits: WORKER_LIMITS,
-      trackUnmanagedFds: false,
-    });
-    const thread: Thread = {
-      worker,
-      streams: 0,
-      gone: false,
-      exited: new Promise((resolve) => worker.once("exit", () => resolve())),
-    };
+    const { worker, exited } = startServingThread(WORKER_URL, data);
+    const thread: Thread = { worker, streams: 0, gone: false, exited };
     // A thread that failed took its streams with it; the host's pull replaces them.
     const gone = () => {
       thread.gone = true;

@@ -7,9 +7,8 @@
  * has what a pull has: the manifest first, local copies of chunks the host holds, verification,
  * part files renamed into place, resume.
  */
-import { type Dir, lstatSync, opendirSync } from "node:fs";
 import { lstat, realpath } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname } from "node:path";
 import { TeleportClient } from "../client/client.js";
 import type { DataStreamFactory } from "../client/pool/data-streams.js";
 import type { DryRunReport } from "../client/pull/dry-run.js";
@@ -18,14 +17,20 @@ import { ErrorCode, TeleportError } from "../errors.js";
 import { PathFilter } from "../filter/path-filter.js";
 import { HostSession } from "../host/session.js";
 import { RecentChunks } from "../serve/recent-chunks.js";
-import { Share } from "../serve/share.js";
+import { isWalkFailure, isWalkSkip, Share } from "../serve/share.js";
 import { ChunkIndex } from "../store/chunk-index.js";
 import { StateFolder } from "../store/state-folder.js";
 import { teleportHome } from "../store/teleport-home.js";
 import { parseLink, type ShareLink } from "../transport/link.js";
 import type { TransportChoice } from "../transport/select.js";
 import type { TransportStream } from "../transport/transport.js";
-import { type FilterRule, UploadFlag, type UploadRequest, type UploadResult } from "../wire/messages.js";
+import {
+  EntryKind,
+  type FilterRule,
+  UploadFlag,
+  type UploadRequest,
+  type UploadResult,
+} from "../wire/messages.js";
 import { normalizeUserPath } from "../wire/path.js";
 import { pusherContext, RECENT_CHUNK_BYTES } from "./pusher-context.js";
 import { PusherStreams, type UploadStreams } from "./pusher-streams.js";
@@ -72,9 +77,16 @@ export interface PushOptions {
 const PROGRESS_INTERVAL_MS = 500;
 
 /** What SRC is, as the pusher serves it: a share rooted at it (or at a file's folder), and the path to pull. */
-interface PushSource {
+/** SRC as a share: the folder served, and the one name in it served for a file ("" for a folder). */
+interface SourcePlace {
   root: string;
   path: string;
+  /** A file's size (a folder's contents are measured once its share is open). */
+  fileBytes: number | undefined;
+}
+
+/** SRC, and what of it the host's pull will take, declared in the UPLOAD. */
+interface PushSource extends SourcePlace {
   bytes: number;
   files: number;
 }
@@ -101,11 +113,11 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
   if (link.write !== true) {
     throw new TeleportError(ErrorCode.READ_ONLY, "this is a read link: push needs the host's write link");
   }
-  const source = await pushSource(options.src, options.filters);
+  const place = await sourcePlace(options.src);
   // A file lands beside what the folder holds: there is no folder of SRC's to mirror.
-  if (options.delete === true && source.path !== "")
+  if (options.delete === true && place.path !== "")
     throw new TeleportError(ErrorCode.USAGE, "--delete mirrors a folder: SRC is a file");
-  const remote = normalizeUserPath(options.remotePath ?? (source.path === "" ? basename(source.root) : ""));
+  const remote = normalizeUserPath(options.remotePath ?? (place.path === "" ? basename(place.root) : ""));
   const home = teleportHome();
   const ownIndex = options.index === undefined ? ChunkIndex.open(home) : undefined;
   // The pusher serves SRC to the host: never its own key and index, should SRC hold them.
@@ -113,7 +125,8 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
   let threads: PusherThreads | undefined;
   let share: Share | undefined;
   try {
-    share = await Share.open(source.root, { stateFolder });
+    share = await Share.open(place.root, { stateFolder });
+    const source = await measureSource(share, place, options);
     const client = await TeleportClient.connect(link, {
       clientName: "teleport push",
       upload: true,
@@ -126,7 +139,7 @@ async function upload(options: PushOptions, dryRun: boolean): Promise<UploadServ
     const dataStreams = client.dataStreams({ encrypted: true });
     // Started now, the threads load their code while the host takes the upload (a dry run moves no chunks).
     const threadCount = dryRun ? 0 : pusherThreadCount(dataStreams, source.bytes, options.threads);
-    const servedPath = source.path === "" ? undefined : source.path;
+    const servedPath = servedPathOf(source);
     const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     threads =
       threadCount > 0
@@ -201,7 +214,7 @@ function serveUpload(stream: TransportStream, serving: UploadServing): Promise<U
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     // The small files the walk reads for the manifest, which the threads' streams serve too.
     recent: threads ? new RecentChunks(threads.recentChunks, 0) : RecentChunks.standalone(RECENT_CHUNK_BYTES),
-    servedPath: source.path === "" ? undefined : source.path,
+    servedPath: servedPathOf(source),
   });
   context.onUploadResult = (told) => {
     result ??= told;
@@ -239,62 +252,47 @@ function hostRefusal(result: UploadResult): TeleportError {
   return new TeleportError(code, `the host: ${result.message}`);
 }
 
-/** SRC, and what of it the host's pull will take (`filters` apply to a folder's contents). */
-async function pushSource(src: string, filters: readonly FilterRule[] | undefined): Promise<PushSource> {
+async function sourcePlace(src: string): Promise<SourcePlace> {
   const path = await realpath(src).catch(() => {
     throw new TeleportError(ErrorCode.NOT_FOUND, `"${src}" does not exist`);
   });
   const stats = await lstat(path);
-  if (stats.isFile()) return { root: dirname(path), path: basename(path), bytes: stats.size, files: 1 };
+  if (stats.isFile()) return { root: dirname(path), path: basename(path), fileBytes: stats.size };
   if (!stats.isDirectory())
     throw new TeleportError(ErrorCode.UNSUPPORTED_TYPE, `"${src}" is not a file or folder`);
-  const filter = filters === undefined || filters.length === 0 ? undefined : PathFilter.compile(filters);
-  return { root: path, path: "", ...(await measureFolder(path, filter)) };
+  return { root: path, path: "", fileBytes: undefined };
 }
 
-/** Entries measured between two yields to the event loop (a signal, Ctrl-C): a few milliseconds. */
+/** For a push of one file, the one name served in its folder (SessionContext.servedPath). */
+function servedPathOf(place: SourcePlace): string | undefined {
+  return place.path === "" ? undefined : place.path;
+}
+
+/** Entries walked between two yields to the event loop (a signal, Ctrl-C): a few milliseconds. */
 const MEASURE_SLICE = 2000;
 
 /**
- * The regular files under `root` and their bytes, for the UPLOAD's declaration (the host's quota
- * and free-space checks, before the manifest): what `filter` excludes is left out, as the host's
- * pull will leave it (an excluded folder is not walked). Symlinks are not followed, as the
- * share's walk does not follow them. Synchronous calls in slices: an lstat here costs a
- * microsecond or two, a thread-pool trip for each ten times that. Each folder is read as it is
- * walked, holding the names of folders still to walk, never the tree's files; one that cannot be
- * read counts for nothing here (the manifest's walk reports it).
+ * What the host's pull will take of SRC, for the UPLOAD's declaration (the host's quota and
+ * free-space checks, before the manifest): a folder's files and bytes, walked as the manifest
+ * will walk them (Share.walk: beneath folder descriptors, symlinks not followed, the state folder
+ * and what the push's --exclude rules leave out not entered), a slice at a time. A folder that
+ * cannot be listed counts for nothing here; the manifest's walk reports it.
  */
-async function measureFolder(root: string, filter?: PathFilter): Promise<{ bytes: number; files: number }> {
+async function measureSource(share: Share, place: SourcePlace, options: PushOptions): Promise<PushSource> {
+  if (place.fileBytes !== undefined) return { ...place, bytes: place.fileBytes, files: 1 };
   let bytes = 0;
   let files = 0;
   let slice = 0;
-  /** Folders to walk, by their path relative to `root` ("" root itself). */
-  const folders = [""];
-  for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
-    let dir: Dir;
-    try {
-      dir = opendirSync(join(root, folder));
-    } catch {
-      continue;
+  const exclude = PathFilter.forRequest(options.filters, "");
+  for (const item of share.walk("", { exclude, signal: options.signal })) {
+    if (!isWalkFailure(item) && !isWalkSkip(item) && item.entry.kind === EntryKind.FILE) {
+      files++;
+      bytes += item.entry.size;
     }
-    try {
-      for (let entry = dir.readSync(); entry !== null; entry = dir.readSync()) {
-        if (++slice === MEASURE_SLICE) {
-          slice = 0;
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-        const path = folder === "" ? entry.name : `${folder}/${entry.name}`;
-        const isFolder = entry.isDirectory();
-        if (filter?.excludes(path, isFolder) === true) continue;
-        if (isFolder) folders.push(path);
-        else if (entry.isFile()) {
-          files++;
-          bytes += lstatSync(join(root, path), { throwIfNoEntry: false })?.size ?? 0;
-        }
-      }
-    } finally {
-      dir.closeSync();
+    if (++slice === MEASURE_SLICE) {
+      slice = 0;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
-  return { bytes, files };
+  return { ...place, bytes, files };
 }

@@ -13,12 +13,10 @@ import { TeleportClient } from "../../src/client/client.js";
 import { DataStreamFactory } from "../../src/client/pool/data-streams.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../../src/engine/connection.js";
 import { ErrorCode } from "../../src/errors.js";
-import { Admission } from "../../src/host/admission.js";
-import { AuthLimiter } from "../../src/host/auth-limiter.js";
-import { sessionContext } from "../../src/host/host-context.js";
 import { HostSession } from "../../src/host/session.js";
 import { platformIo } from "../../src/platform/io.js";
 import { type PushSummary, push } from "../../src/push/pusher.js";
+import { pusherContext } from "../../src/push/pusher-context.js";
 import { offerStream, PusherStreams } from "../../src/push/pusher-streams.js";
 import { PusherThreads } from "../../src/push/pusher-threads.js";
 import { uploadReceiver } from "../../src/push/upload-receiver.js";
@@ -26,7 +24,6 @@ import { RecentChunks } from "../../src/serve/recent-chunks.js";
 import { Share } from "../../src/serve/share.js";
 import { ChunkIndex } from "../../src/store/chunk-index.js";
 import { parseLink } from "../../src/transport/link.js";
-import { HANDSHAKE_TIMEOUT_MS } from "../../src/transport/transport.js";
 import type { UploadResult } from "../../src/wire/messages.js";
 import { runCli } from "../helpers/cli.js";
 import { onCleanup, waitFor } from "../helpers/context.js";
@@ -77,19 +74,16 @@ async function libraryPusher(t: TestContext, writeLink: string, src: string, hom
   const stream = await client.upload({ path: "in", source: "", bytes: 8 * MiB, files: 1 });
   const index = ChunkIndex.open(home);
   onCleanup(t, () => index.close());
-  const context = sessionContext({
-    share: await Share.open(src),
+  const share = await Share.open(src);
+  onCleanup(t, () => share.close());
+  const context = pusherContext({
+    share,
     secret: dataStreams.spec.link.secret,
     index,
-    transports: new Set([stream.transport]),
-    authLimiter: new AuthLimiter(60_000),
-    admission: new Admission(1),
+    transport: stream.transport,
     idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
-    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-    allowPlaintext: false,
-    compression: false,
-    sendBudgetBytes: 32 * MiB,
     recent: RecentChunks.standalone(MiB),
+    servedPath: undefined,
   });
   let result: UploadResult | undefined;
   context.onUploadResult = (told) => {
@@ -235,19 +229,14 @@ test("stream threads dial, offer and serve the data streams, count their bytes, 
     },
     2,
   );
-  const context = sessionContext({
+  const context = pusherContext({
     share: shared,
     secret: dataStreams.spec.link.secret,
     index,
-    transports: new Set([control.transport]),
-    authLimiter: new AuthLimiter(60_000),
-    admission: new Admission(1),
+    transport: control.transport,
     idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
-    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-    allowPlaintext: false,
-    compression: false,
-    sendBudgetBytes: 32 * MiB,
     recent: new RecentChunks(threads.recentChunks, 0),
+    servedPath: undefined,
   });
   let result: UploadResult | undefined;
   context.onUploadResult = (told) => {

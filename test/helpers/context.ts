@@ -75,7 +75,7 @@ export async function waitFor<T>(
 export const NO_HANG_TIMEOUT_MS = 60_000;
 
 /** What this process holds open (its descriptors' targets) at or beneath any of `paths`. */
-export async function openBeneath(...paths: string[]): Promise<string[]> {
+export async function heldOpenBeneath(...paths: string[]): Promise<string[]> {
   const targets = (await readdir("/proc/self/fd")).flatMap((fd) => {
     try {
       return [readlinkSync(`/proc/self/fd/${fd}`)];

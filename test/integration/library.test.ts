@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Host, parseLink, pull, TeleportClient, uploadReceiver } from "../../src/index.js";
-import { onCleanup, openBeneath, tempDir } from "../helpers/context.js";
+import { heldOpenBeneath, onCleanup, tempDir } from "../helpers/context.js";
 
 test("the library entry point hosts a folder and pulls it", async (t) => {
   const base = await tempDir(t, "library");
@@ -67,6 +67,6 @@ test("a host closed holds nothing open of its share or its home", async (t) => {
     await client.close();
     if (end === "close") await host.close();
     else host.destroy();
-    assert.deepEqual(await openBeneath(share, home), [], `after ${end}`);
+    assert.deepEqual(await heldOpenBeneath(share, home), [], `after ${end}`);
   }
 });

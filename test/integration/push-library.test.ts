@@ -4,7 +4,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ChunkIndex, ErrorCode, Host, isTeleportError, push, uploadReceiver } from "../../src/index.js";
-import { onCleanup, openBeneath, tempDir } from "../helpers/context.js";
+import { heldOpenBeneath, onCleanup, tempDir } from "../helpers/context.js";
 import { MiB, pseudoRandomBytes } from "../helpers/tree.js";
 
 test("push() uploads into a Host with an upload receiver, and a read link may not", async (t) => {
@@ -40,5 +40,5 @@ test("push() uploads into a Host with an upload receiver, and a read link may no
     isTeleportError(err, ErrorCode.QUOTA),
   );
   // Pushed or refused, nothing of SRC is left open.
-  assert.deepEqual(await openBeneath(src), []);
+  assert.deepEqual(await heldOpenBeneath(src), []);
 });
